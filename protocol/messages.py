@@ -1,0 +1,183 @@
+"""The switch's language as plain data: what each ISO 20022 message carries.
+
+The codec (`protocol.codec`) turns these into XML and back. Every other module works with
+these dataclasses only, so that a message version can change without touching the switch
+or the participants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class MessageType(StrEnum):
+    """Message definition identifiers (head.001 MsgDefIdr) switchlab speaks."""
+
+    CREDIT_TRANSFER = "pacs.008.001.08"
+    PAYMENT_STATUS = "pacs.002.001.10"
+    PAYMENT_RETURN = "pacs.004.001.09"
+    STATUS_REQUEST = "pacs.028.001.03"
+    STATEMENT = "camt.053.001.08"
+
+
+class TxStatus(StrEnum):
+    """ISO 20022 ExternalPaymentTransactionStatus1Code values the scheme uses."""
+
+    ACCEPTED_TECHNICAL = "ACTC"  # passed the switch's checks, not yet final
+    ACCEPTED = "ACCP"  # creditor agent accepts, awaiting settlement
+    SETTLED = "ACSC"  # settled: the creditor may credit its customer
+    REJECTED = "RJCT"
+    PENDING = "PDNG"
+    RECEIVED = "RCVD"
+
+
+@dataclass(frozen=True, slots=True)
+class AppHeader:
+    """head.001.001.02: who sends, to whom, which message."""
+
+    from_bic: str
+    to_bic: str
+    biz_msg_id: str
+    msg_def_id: str
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class CreditTransfer:
+    """One CdtTrfTxInf of a pacs.008: a transfer from a debtor to a creditor."""
+
+    end_to_end_id: str
+    tx_id: str
+    amount_vnd: int
+    debtor_name: str
+    debtor_account: str
+    debtor_agent_bic: str
+    creditor_name: str
+    creditor_account: str
+    creditor_agent_bic: str
+    creditor_citizen_id: str | None = None
+    remittance_info: str | None = None
+    currency: str = "VND"
+    amount_text: str = ""  # the amount as written, to tell "1.5" from "1" on the wire
+
+
+@dataclass(slots=True)
+class CreditTransferMessage:
+    """pacs.008.001.08: one or many credit transfers under one group header."""
+
+    msg_id: str
+    created_at: datetime
+    instructing_agent_bic: str
+    instructed_agent_bic: str
+    transactions: list[CreditTransfer]
+    declared_count: int | None = None  # NbOfTxs as received; None when building
+    declared_control_sum: str | None = None  # CtrlSum as received
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionStatus:
+    """One TxInfAndSts of a pacs.002: the status of one original transfer."""
+
+    original_end_to_end_id: str
+    original_tx_id: str
+    status: TxStatus
+    reason_code: str | None = None
+    reason_text: str | None = None
+    original_msg_id: str | None = None  # when a report covers several original messages
+
+
+@dataclass(slots=True)
+class PaymentStatusReport:
+    """pacs.002.001.10: statuses of transactions of one original message."""
+
+    msg_id: str
+    created_at: datetime
+    original_msg_id: str
+    original_msg_type: str
+    group_status: TxStatus | None = None
+    group_reason_code: str | None = None
+    transactions: list[TransactionStatus] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequestItem:
+    """One TxInf of a pacs.028: which transfer the sender asks about."""
+
+    original_end_to_end_id: str
+    original_tx_id: str | None = None
+    original_msg_id: str | None = None
+
+
+@dataclass(slots=True)
+class StatusRequest:
+    """pacs.028.001.03: a participant asks the switch for transfers' current status."""
+
+    msg_id: str
+    created_at: datetime
+    items: list[StatusRequestItem]
+
+
+@dataclass(slots=True)
+class PaymentReturnItem:
+    """One TxInf of a pacs.004: funds of a settled transfer going back to the debtor."""
+
+    return_id: str
+    original_end_to_end_id: str
+    original_tx_id: str
+    returned_amount_vnd: int
+    reason_code: str
+    original_msg_id: str | None = None
+    amount_text: str = ""
+
+
+@dataclass(slots=True)
+class PaymentReturn:
+    """pacs.004.001.09: the creditor agent returns funds of settled transfers."""
+
+    msg_id: str
+    created_at: datetime
+    instructing_agent_bic: str
+    instructed_agent_bic: str
+    items: list[PaymentReturnItem]
+
+
+@dataclass(frozen=True, slots=True)
+class StatementEntry:
+    """One Ntry of a camt.053: a settled movement on a participant's settlement account."""
+
+    entry_ref: str  # end-to-end id (or return id) of the transfer
+    amount_vnd: int
+    credit: bool
+    booked_at: datetime
+    counterparty_bic: str
+    kind: str  # "transfer" or "return"
+
+
+@dataclass(slots=True)
+class Statement:
+    """camt.053.001.08: a participant's settlement-account statement for one cycle."""
+
+    msg_id: str
+    created_at: datetime
+    participant_bic: str
+    cycle_id: int
+    opened_at: datetime
+    closed_at: datetime
+    opening_balance_vnd: int
+    closing_balance_vnd: int
+    entries: list[StatementEntry] = field(default_factory=list)
+
+
+Document = (
+    CreditTransferMessage | PaymentStatusReport | StatusRequest | PaymentReturn | Statement
+)
+
+
+@dataclass(slots=True)
+class BusinessMessage:
+    """What travels in one HTTP body: a head.001 header and the document it announces."""
+
+    header: AppHeader
+    document: Document

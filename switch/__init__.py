@@ -1,0 +1,1 @@
+"""The switch: a NAPAS-style scheme that authenticates, validates, routes, journals and settles."""

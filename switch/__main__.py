@@ -1,0 +1,49 @@
+"""Run the switch as a process of its own: `python -m switch --config switch.yaml`.
+
+Scenario runs and crash tests start the switch this way, so that a SIGKILL is a real crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from switch.app import create_app
+from switch.config import ConfigError, load_config
+from switchlab.servers import bind_loopback, serve
+
+
+async def run(config_path: Path, port: int | None) -> None:
+    config = load_config(config_path)
+    bound = bind_loopback(config.port if port is None else port)
+    runner = await serve(create_app(config), bound)
+    print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m switch", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="switch YAML configuration")
+    parser.add_argument("--port", type=int, help="override the configured port (0: any)")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        asyncio.run(run(args.config, args.port))
+    except ConfigError as error:
+        print(f"switch: bad configuration: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""switchlab: a payment-switch simulator and integration test harness (command line and wiring)."""

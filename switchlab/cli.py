@@ -1,0 +1,72 @@
+"""The `switchlab` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from switchlab.demo import DemoSettings, run_demo
+
+    settings = DemoSettings(
+        beneficiaries=args.beneficiaries,
+        seed=args.seed,
+        mode=args.mode,
+        bulk_size=args.bulk_size,
+        concurrency=args.concurrency,
+        output_dir=args.output,
+        progress=not args.no_progress,
+    )
+    return asyncio.run(run_demo(settings))
+
+
+def _switch(args: argparse.Namespace) -> int:
+    from switch.__main__ import main as switch_main
+
+    return switch_main(["--config", str(args.config), "--log-level", args.log_level])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchlab",
+        description="A NAPAS-style payment switch simulator and integration test harness.",
+    )
+    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="pay a generated payout table through the switch, all on 127.0.0.1",
+        description="Start the switch, three mock banks and two e-wallets in one process, "
+        "generate a payment table, pay it from the mock treasury and print a summary.",
+    )
+    demo.add_argument("--beneficiaries", type=int, default=10_000)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
+    demo.add_argument("--bulk-size", type=int, default=1_000,
+                      help="transactions per pacs.008 in bulk mode")
+    demo.add_argument("--concurrency", type=int, default=64,
+                      help="instant transfers in flight at once")
+    demo.add_argument("--output", type=Path, default=Path("runs/demo"),
+                      help="folder for the journal, payment table, results and cash list")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar (for CI logs)")
+    demo.set_defaults(handler=_demo)
+
+    switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
+    switch.add_argument("--config", type=Path, required=True)
+    switch.set_defaults(handler=_switch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

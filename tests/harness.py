@@ -1,0 +1,245 @@
+"""A real switch on loopback with participants whose every answer a test controls.
+
+The scripted creditor answers each transfer as the test says (accept, reject with a reason,
+answer late, answer asynchronously, or never), and records every confirmation it receives;
+the recording debtor collects what the switch pushes to it (bulk reports, returns).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from protocol.codec import new_id
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, read_signed, xml_response
+from protocol.messages import (
+    BusinessMessage,
+    CreditTransfer,
+    CreditTransferMessage,
+    MessageType,
+    PaymentReturn,
+    PaymentStatusReport,
+    TransactionStatus,
+    TxStatus,
+)
+from switch.app import SWITCH, Switch, create_app
+from switch.config import parse_config
+from switchlab.servers import BoundSocket, bind_loopback, serve
+
+SWITCH_BIC = "SWLBVNVX"
+SWITCH_SECRET = b"switch-secret-for-tests"
+TREASURY = "TRSYVNV1"
+BANK_A = "BFTVVNVX"
+BANK_B = "ICBVVNVX"
+SECRETS = {TREASURY: b"treasury-secret", BANK_A: b"bank-a-secret", BANK_B: b"bank-b-secret"}
+
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A creditor's answer to one transfer: ACCP, RJCT with a reason, or "never" (no answer).
+
+    delay_s and asynchronous default to the participant's own settings when None.
+    """
+
+    verdict: str = "ACCP"
+    reason: str | None = None
+    delay_s: float | None = None
+    asynchronous: bool | None = None
+
+
+@dataclass
+class ScriptedParticipant:
+    """A participant server whose answers follow `decide`, recording all it receives."""
+
+    bic: str
+    decide: Callable[[CreditTransfer], Answer] = lambda tx: Answer()
+    delay_s: float = 0.0
+    answer_async: bool = False
+    received: list[BusinessMessage] = field(default_factory=list)
+    confirmations: dict[str, list[TransactionStatus]] = field(default_factory=dict)
+    switch_peer: Peer | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024 * 1024)
+        app.router.add_post("/iso20022", self._inbound)
+        return app
+
+    async def _inbound(self, request: web.Request) -> web.Response:
+        _, message = await read_signed(request, {SWITCH_BIC: SWITCH_SECRET})
+        self.received.append(message)
+        document = message.document
+        if isinstance(document, CreditTransferMessage):
+            answers = [self.decide(tx) for tx in document.transactions]
+            delay_s = max((self.delay_s if a.delay_s is None else a.delay_s) for a in answers)
+            report = self.answer(document, answers)
+            if any(self.answer_async if a.asynchronous is None else a.asynchronous
+                   for a in answers):
+                task = asyncio.get_running_loop().create_task(self._answer_later(report, delay_s))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                return web.Response(status=202)
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            return xml_response(self.bic, SWITCH_BIC, report)
+        if isinstance(document, PaymentStatusReport):
+            for item in document.transactions:
+                self.confirmations.setdefault(item.original_end_to_end_id, []).append(item)
+        return web.Response(status=200)
+
+    def answer(
+        self, document: CreditTransferMessage, answers: list[Answer] | None = None
+    ) -> PaymentStatusReport:
+        """The pacs.002 this participant gives for a pacs.008 (skipping "never" answers)."""
+        answers = answers or [self.decide(tx) for tx in document.transactions]
+        items = [
+            TransactionStatus(
+                original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
+                status=TxStatus(answer.verdict), reason_code=answer.reason,
+            )
+            for tx, answer in zip(document.transactions, answers, strict=True)
+            if answer.verdict != "never"
+        ]
+        return PaymentStatusReport(
+            msg_id=new_id("CR"), created_at=datetime.now(UTC), original_msg_id=document.msg_id,
+            original_msg_type=MessageType.CREDIT_TRANSFER, transactions=items,
+        )
+
+    async def _answer_later(self, report: PaymentStatusReport, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        assert self.switch_peer is not None
+        if report.transactions:
+            await self.switch_peer.send(report)
+
+    def statuses(self, kind: type = PaymentStatusReport) -> list[TransactionStatus]:
+        return [item for m in self.received if isinstance(m.document, kind)
+                for item in getattr(m.document, "transactions", [])]
+
+    def returns(self) -> list[PaymentReturn]:
+        return [m.document for m in self.received if isinstance(m.document, PaymentReturn)]
+
+
+class SwitchLab:
+    """A switch and three scripted participants, all real servers on 127.0.0.1."""
+
+    def __init__(self, journal_path: Path, **switch_settings: object) -> None:
+        self.journal_path = journal_path
+        self.switch_settings = switch_settings
+        self.participants = {bic: ScriptedParticipant(bic) for bic in SECRETS}
+        self.runners: list[web.AppRunner] = []
+        self.session: aiohttp.ClientSession | None = None
+        self.switch_socket: BoundSocket | None = None
+        self.switch_runner: web.AppRunner | None = None
+
+    def config_data(self, participant_sockets: dict[str, BoundSocket]) -> dict[str, object]:
+        kinds = {TREASURY: "treasury", BANK_A: "bank", BANK_B: "ewallet"}
+        return {
+            "switch": {"bic": SWITCH_BIC, "secret": SWITCH_SECRET.decode(),
+                       "journal_path": str(self.journal_path), "admin_token": "t0ken",
+                       "creditor_timeout_s": 1.0} | self.switch_settings,
+            "participants": [
+                {"bic": bic, "kind": kinds[bic], "secret": SECRETS[bic].decode(),
+                 "inbound_url": f"{sock.base_url}/iso20022",
+                 "position_limit_vnd": 10**12}
+                for bic, sock in participant_sockets.items()
+            ],
+        }
+
+    async def start_participants(self) -> dict[str, BoundSocket]:
+        """Serve the scripted participants and reserve the switch's port."""
+        self.session = aiohttp.ClientSession()
+        sockets = {bic: bind_loopback() for bic in self.participants}
+        self.switch_socket = bind_loopback()
+        self.port = self.switch_socket.port
+        for bic, participant in self.participants.items():
+            participant.switch_peer = self.peer(bic)
+            self.runners.append(await serve(participant.app(), sockets[bic]))
+        return sockets
+
+    async def start(self) -> SwitchLab:
+        self.config = parse_config(self.config_data(await self.start_participants()))
+        await self.start_switch()
+        return self
+
+    async def start_switch(self) -> None:
+        if self.switch_socket is None:
+            self.switch_socket = bind_loopback(self.port)
+        self.app = create_app(self.config)
+        self.switch_runner = await serve(self.app, self.switch_socket)
+        self.switch_socket = None
+
+    async def restart_switch(self) -> None:
+        """A clean stop and a new switch process-state on the same journal and port."""
+        assert self.switch_runner is not None
+        await self.switch_runner.cleanup()
+        await self.start_switch()
+
+    @property
+    def switch(self) -> Switch:
+        return self.app[SWITCH]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def peer(self, bic: str, secret: bytes | None = None) -> Peer:
+        assert self.session is not None
+        return Peer(self.session, f"{self.url}{SWITCH_MESSAGES_PATH}", bic,
+                    secret or SECRETS[bic], SWITCH_BIC)
+
+    async def admin(self, method: str, path: str, **kwargs: object) -> tuple[int, object]:
+        assert self.session is not None
+        async with self.session.request(
+            method, f"{self.url}{path}", headers={"Authorization": "Bearer t0ken"}, **kwargs
+        ) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+
+    async def stop(self) -> None:
+        if self.switch_runner is not None:
+            await self.switch_runner.cleanup()
+        for runner in self.runners:
+            await runner.cleanup()
+        if self.session is not None:
+            await self.session.close()
+
+
+def transfer(
+    e2e: str, amount_vnd: int = 1_500_000, creditor: str = BANK_A, debtor: str = TREASURY,
+    **changes: object,
+) -> CreditTransfer:
+    values: dict[str, object] = dict(
+        end_to_end_id=e2e, tx_id=f"TX{e2e}"[:35], amount_vnd=amount_vnd,
+        amount_text=str(amount_vnd), debtor_name="Kho bạc Nhà nước",
+        debtor_account="KBNN0001", debtor_agent_bic=debtor, creditor_name="Nguyễn Thị Hồng Nhung",
+        creditor_account="0011004455667", creditor_agent_bic=creditor,
+        creditor_citizen_id="001190012345", remittance_info="tro_cap_xa_hoi",
+    )
+    values.update(changes)
+    return CreditTransfer(**values)  # type: ignore[arg-type]
+
+
+def credit_transfers(
+    transactions: list[CreditTransfer], sender: str = TREASURY, msg_id: str | None = None
+) -> CreditTransferMessage:
+    return CreditTransferMessage(
+        msg_id=msg_id or new_id("M"), created_at=datetime.now(UTC),
+        instructing_agent_bic=sender, instructed_agent_bic=SWITCH_BIC, transactions=transactions,
+    )
+
+
+async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for something the switch does in the background (a bound wait, not a timing test)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)

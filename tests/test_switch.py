@@ -1,0 +1,380 @@
+"""The switch against scripted participants: every transition and every refusal, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from protocol import codec, reasons, signing
+from protocol.codec import new_id
+from protocol.http import wrap
+from protocol.messages import (
+    PaymentReturn,
+    PaymentReturnItem,
+    StatusRequest,
+    StatusRequestItem,
+    TxStatus,
+)
+from tests.harness import (
+    BANK_A,
+    BANK_B,
+    SWITCH_BIC,
+    TREASURY,
+    Answer,
+    SwitchLab,
+    credit_transfers,
+    transfer,
+    until,
+)
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[SwitchLab]:
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    yield lab
+    await lab.stop()
+
+
+async def pay(lab: SwitchLab, *transactions, sender: str = TREASURY, msg_id: str | None = None):
+    reply = await lab.peer(sender).send(credit_transfers(list(transactions), sender, msg_id))
+    return reply
+
+
+def only_status(reply) -> tuple[TxStatus, str | None]:
+    assert reply.status == 200, reply.text
+    (item,) = reply.message.document.transactions
+    return item.status, item.reason_code
+
+
+async def journal_state(lab: SwitchLab, e2e: str) -> tuple[str, str | None]:
+    status, body = await lab.admin("GET", f"/v1/admin/transfers/{e2e}")
+    assert status == 200, body
+    return body["state"], body["reason_code"]
+
+
+async def test_instant_transfer_settles_and_creditor_is_confirmed(lab: SwitchLab) -> None:
+    reply = await pay(lab, transfer("E2E-OK-1"))
+    assert only_status(reply) == (TxStatus.SETTLED, None)
+    assert reply.message.header.from_bic == SWITCH_BIC
+    creditor = lab.participants[BANK_A]
+    await until(lambda: "E2E-OK-1" in creditor.confirmations)
+    assert [c.status for c in creditor.confirmations["E2E-OK-1"]] == [TxStatus.SETTLED]
+    assert await journal_state(lab, "E2E-OK-1") == ("SETTLED", None)
+    _, body = await lab.admin("GET", "/v1/admin/transfers/E2E-OK-1")
+    assert [(h["from"], h["to"]) for h in body["history"]] == [
+        (None, "PENDING"), ("PENDING", "SETTLED")
+    ]
+
+
+@pytest.mark.parametrize("reason", ["AC01", "AC04", "AC06", "BE01", "MD07"])
+async def test_creditor_rejection_is_relayed_with_its_reason(lab: SwitchLab, reason: str) -> None:
+    lab.participants[BANK_A].decide = lambda tx: Answer("RJCT", reason)
+    reply = await pay(lab, transfer(f"E2E-{reason}"))
+    assert only_status(reply) == (TxStatus.REJECTED, reason)
+    assert await journal_state(lab, f"E2E-{reason}") == ("REJECTED", reason)
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    treasury = next(p for p in participants if p["bic"] == TREASURY)
+    assert treasury["net_vnd"] == 0 and treasury["reserved_vnd"] == 0
+
+
+async def test_unknown_creditor_bic_is_rejected_rc01_without_forwarding(lab: SwitchLab) -> None:
+    reply = await pay(lab, transfer("E2E-RC01", creditor="NOBKVNVX"))
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.WRONG_BIC)
+    assert lab.participants[BANK_A].received == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"amount_vnd": 0, "amount_text": "0"}, reasons.INVALID_AMOUNT),
+        ({"amount_vnd": 1, "amount_text": "1.5"}, reasons.INVALID_AMOUNT),
+        ({"amount_vnd": -5, "amount_text": "-5"}, reasons.INVALID_AMOUNT),
+        ({"currency": "USD"}, reasons.NOT_ALLOWED_CURRENCY),
+    ],
+)
+async def test_bad_amounts_are_rejected_per_transaction(
+    lab: SwitchLab, changes: dict, reason: str
+) -> None:
+    reply = await pay(lab, transfer("E2E-AMT", **changes))
+    assert only_status(reply) == (TxStatus.REJECTED, reason)
+
+
+async def test_group_counts_must_match_content(lab: SwitchLab) -> None:
+    message = credit_transfers([transfer("E2E-G1"), transfer("E2E-G2")])
+    body = codec.encode(wrap(TREASURY, SWITCH_BIC, message))
+    tamperings = [(b"<NbOfTxs>2<", b"<NbOfTxs>3<"), (b"<CtrlSum>3000000<", b"<CtrlSum>3000001<")]
+    for wrong, forged in tamperings:
+        tampered = body.replace(wrong, forged)
+        assert tampered != body
+        reply = await lab.peer(TREASURY).post(tampered)
+        assert reply.status == 200
+        report = reply.message.document
+        assert report.group_status is TxStatus.REJECTED
+        assert report.group_reason_code == (
+            reasons.INVALID_NUMBER_OF_TRANSACTIONS if b"NbOfTxs" in wrong
+            else reasons.INVALID_CONTROL_SUM
+        )
+    status, _ = await lab.admin("GET", "/v1/admin/transfers/E2E-G1")
+    assert status == 404
+
+
+async def test_bad_or_missing_signature_is_401(lab: SwitchLab) -> None:
+    reply = await lab.peer(TREASURY, secret=b"wrong").send(credit_transfers([transfer("E2E-S1")]))
+    assert reply.status == 401 and "signature" in reply.text
+    assert lab.session is not None
+    async with lab.session.post(f"{lab.url}/v1/messages", data=b"<x/>") as response:
+        assert response.status == 401
+        assert "missing" in await response.text()
+
+
+async def test_no_participant_sends_as_another(lab: SwitchLab) -> None:
+    # Signed by BANK_B but the header and the message say the treasury sends.
+    body = codec.encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer("E2E-X1")])))
+    bank_b = lab.peer(BANK_B)
+    headers = signing.sign(BANK_B, b"bank-b-secret", "/v1/messages", body)
+    assert lab.session is not None
+    async with lab.session.post(bank_b.url, data=body, headers=headers) as response:
+        assert response.status == 403
+    # Header honest, but the debtor agent inside is someone else.
+    forged = credit_transfers([transfer("E2E-X2", debtor=TREASURY)], sender=BANK_B)
+    reply = await bank_b.send(forged)
+    assert reply.status == 403 and "no participant may send as another" in reply.text
+    for e2e in ("E2E-X1", "E2E-X2"):
+        status, _ = await lab.admin("GET", f"/v1/admin/transfers/{e2e}")
+        assert status == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"this is not xml",
+        b"<?xml version='1.0'?><Envelope xmlns='urn:switchlab:envelope:1'><AppHdr/>",
+        b"<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol 'lol'><!ENTITY lol2 "
+        b"'&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;'>]><lolz>&lol2;</lolz>",
+        b"<?xml version='1.0'?><!DOCTYPE r [<!ENTITY x SYSTEM 'file:///etc/passwd'>]><r>&x;</r>",
+    ],
+    ids=["not-xml", "truncated", "xml-bomb", "external-entity"],
+)
+async def test_malformed_input_gets_400_ff01(lab: SwitchLab, body: bytes) -> None:
+    reply = await lab.peer(TREASURY).post(body)
+    assert reply.status == 400
+    assert reply.text.startswith("FF01")
+    assert "root:" not in reply.text
+
+
+async def test_reused_end_to_end_id_is_dupl_and_resend_repeats_outcome(lab: SwitchLab) -> None:
+    first = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D1")
+    assert only_status(first) == (TxStatus.SETTLED, None)
+    again_same_message = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D1")
+    assert only_status(again_same_message) == (TxStatus.SETTLED, None)
+    other_message = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D2")
+    assert only_status(other_message) == (TxStatus.REJECTED, reasons.DUPLICATE)
+    forwarded = [m for m in lab.participants[BANK_A].received
+                 if type(m.document).__name__ == "CreditTransferMessage"]
+    assert len(forwarded) == 1
+    _, stats = await lab.admin("GET", "/v1/admin/stats")
+    assert stats["by_state"]["SETTLED"] == {"count": 1, "amount_vnd": 1_500_000}
+
+
+async def test_creditor_timeout_rejects_ab05_and_tells_creditor(lab: SwitchLab) -> None:
+    creditor = lab.participants[BANK_A]
+    creditor.delay_s = 1.5  # the deadline in these tests is 1 s
+    reply = await pay(lab, transfer("E2E-T1"))
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
+    await until(lambda: "E2E-T1" in creditor.confirmations)
+    assert [c.status for c in creditor.confirmations["E2E-T1"]] == [TxStatus.REJECTED]
+
+
+async def test_late_async_accp_is_refused_and_never_settles(lab: SwitchLab) -> None:
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, 1.3
+    reply = await pay(lab, transfer("E2E-L1"))
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
+    late = creditor.answer(credit_transfers([transfer("E2E-L1")]))
+    refused = await lab.peer(BANK_A).send(late)
+    assert refused.status == 409 and "late" in refused.text
+    assert await journal_state(lab, "E2E-L1") == ("REJECTED", reasons.TIMEOUT_CREDITOR_AGENT)
+
+
+async def test_async_answer_in_time_settles(lab: SwitchLab) -> None:
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, 0.05
+    reply = await pay(lab, transfer("E2E-A1"))
+    assert only_status(reply) == (TxStatus.SETTLED, None)
+
+
+async def test_answer_from_wrong_participant_is_refused(lab: SwitchLab) -> None:
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, 0.6
+    task = asyncio.ensure_future(pay(lab, transfer("E2E-W1")))
+    await until(lambda: "E2E-W1" in lab.switch.clearing.awaiting)
+    impostor = await lab.peer(BANK_B).send(creditor.answer(credit_transfers([transfer("E2E-W1")])))
+    assert impostor.status == 409
+    assert only_status(await task) == (TxStatus.SETTLED, None)
+
+
+async def test_status_inquiry_answers_from_the_journal(lab: SwitchLab) -> None:
+    await pay(lab, transfer("E2E-Q1"))
+    request = StatusRequest(msg_id=new_id("Q"), created_at=datetime.now(UTC), items=[
+        StatusRequestItem("E2E-Q1"), StatusRequestItem("E2E-NEVER"),
+    ])
+    reply = await lab.peer(TREASURY).send(request)
+    assert reply.status == 200
+    statuses = {i.original_end_to_end_id: (i.status, i.reason_code)
+                for i in reply.message.document.transactions}
+    assert statuses == {
+        "E2E-Q1": (TxStatus.SETTLED, None),
+        "E2E-NEVER": (TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED),
+    }
+    # Someone not party to the transfer learns nothing about it.
+    stranger = await lab.peer(BANK_B).send(request)
+    assert {i.reason_code for i in stranger.message.document.transactions} == {"AG09"}
+
+
+def return_of(e2e: str, amount_vnd: int, reason: str = "MD07") -> PaymentReturn:
+    return PaymentReturn(
+        msg_id=new_id("R"), created_at=datetime.now(UTC), instructing_agent_bic=BANK_A,
+        instructed_agent_bic=SWITCH_BIC, items=[PaymentReturnItem(
+            return_id=new_id("RT"), original_end_to_end_id=e2e, original_tx_id=f"TX{e2e}",
+            returned_amount_vnd=amount_vnd, reason_code=reason, amount_text=str(amount_vnd),
+        )],
+    )
+
+
+async def test_return_settles_once_and_reaches_the_debtor(lab: SwitchLab) -> None:
+    await pay(lab, transfer("E2E-R1", amount_vnd=2_000_000))
+    too_much = await lab.peer(BANK_A).send(return_of("E2E-R1", 2_000_001))
+    assert only_status(too_much) == (TxStatus.REJECTED, reasons.WRONG_AMOUNT)
+    ok = await lab.peer(BANK_A).send(return_of("E2E-R1", 2_000_000))
+    assert only_status(ok) == (TxStatus.SETTLED, None)
+    twice = await lab.peer(BANK_A).send(return_of("E2E-R1", 2_000_000))
+    assert only_status(twice) == (TxStatus.REJECTED, reasons.DUPLICATE)
+    unknown = await lab.peer(BANK_A).send(return_of("E2E-NONE", 1))
+    assert only_status(unknown) == (TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED)
+    treasury = lab.participants[TREASURY]
+    await until(lambda: treasury.returns())
+    assert treasury.returns()[0].items[0].original_end_to_end_id == "E2E-R1"
+    assert await journal_state(lab, "E2E-R1") == ("RETURNED", "MD07")
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["net_vnd"] for p in participants} == {TREASURY: 0, BANK_A: 0, BANK_B: 0}
+
+
+async def test_return_by_a_participant_that_was_not_the_creditor_is_refused(
+    lab: SwitchLab,
+) -> None:
+    await pay(lab, transfer("E2E-R2"))
+    message = return_of("E2E-R2", 1_500_000)
+    message.instructing_agent_bic = BANK_B
+    reply = await lab.peer(BANK_B).send(message)
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.TRANSACTION_FORBIDDEN)
+
+
+async def test_position_limit_rejects_am04_and_rejection_releases(lab: SwitchLab) -> None:
+    status, _ = await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                                json={"position_limit_vnd": 3_000_000})
+    assert status == 200
+    lab.participants[BANK_A].decide = lambda tx: (
+        Answer("RJCT", "AC01") if tx.end_to_end_id == "E2E-P1" else Answer()
+    )
+    assert only_status(await pay(lab, transfer("E2E-P1", 2_000_000)))[1] == "AC01"
+    assert only_status(await pay(lab, transfer("E2E-P2", 2_000_000)))[0] is TxStatus.SETTLED
+    assert only_status(await pay(lab, transfer("E2E-P3", 1_000_001))) == (
+        TxStatus.REJECTED, reasons.INSUFFICIENT_FUNDS)
+    assert only_status(await pay(lab, transfer("E2E-P4", 1_000_000)))[0] is TxStatus.SETTLED
+
+
+async def test_signed_off_creditor_is_refused_at_once(lab: SwitchLab) -> None:
+    status, _ = await lab.admin("POST", f"/v1/admin/participants/{BANK_A}/sign-off")
+    assert status == 200
+    reply = await pay(lab, transfer("E2E-O1"))
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.OFFLINE_CREDITOR_AGENT)
+    assert lab.participants[BANK_A].received == []
+    await lab.admin("POST", f"/v1/admin/participants/{BANK_A}/sign-on")
+    assert only_status(await pay(lab, transfer("E2E-O2")))[0] is TxStatus.SETTLED
+
+
+async def test_circuit_breaker_opens_on_an_unreachable_creditor_and_recovers(
+    tmp_path: Path,
+) -> None:
+    lab = await SwitchLab(tmp_path / "s.sqlite", breaker_failures=2,
+                          breaker_cooldown_s=0.2).start()
+    try:
+        bank_b_runner = lab.runners[2]  # BANK_B's server goes away: connection refused
+        await bank_b_runner.cleanup()
+        for n in range(2):
+            reply = await pay(lab, transfer(f"E2E-B{n}", creditor=BANK_B))
+            assert only_status(reply) == (TxStatus.REJECTED, reasons.OFFLINE_CREDITOR_AGENT)
+        _, participants = await lab.admin("GET", "/v1/admin/participants")
+        assert next(p for p in participants if p["bic"] == BANK_B)["breaker_open"] is True
+        refused_at_once = await pay(lab, transfer("E2E-B9", creditor=BANK_B))
+        assert only_status(refused_at_once)[1] == reasons.OFFLINE_CREDITOR_AGENT
+    finally:
+        await lab.stop()
+
+
+async def test_bulk_is_split_per_creditor_and_reported_to_the_debtor(lab: SwitchLab) -> None:
+    lab.participants[BANK_B].decide = lambda tx: Answer("RJCT", "AC04")
+    transactions = [transfer(f"E2E-BULK-{n}", creditor=(BANK_A, BANK_B)[n % 2], amount_vnd=n + 1)
+                    for n in range(10)]
+    transactions.append(transfer("E2E-BULK-X", creditor="NOBKVNVX"))
+    reply = await pay(lab, *transactions, msg_id="BULK-1")
+    assert reply.status == 202
+    assert reply.message.document.group_status is TxStatus.ACCEPTED_TECHNICAL
+    treasury = lab.participants[TREASURY]
+    await until(lambda: len(treasury.statuses()) >= 11)
+    outcome = {s.original_end_to_end_id: (s.status, s.reason_code) for s in treasury.statuses()}
+    assert len(outcome) == 11
+    assert outcome["E2E-BULK-X"] == (TxStatus.REJECTED, reasons.WRONG_BIC)
+    for n in range(10):
+        expected = (TxStatus.SETTLED, None) if n % 2 == 0 else (TxStatus.REJECTED, "AC04")
+        assert outcome[f"E2E-BULK-{n}"] == expected
+    forwarded = [m.document for m in lab.participants[BANK_A].received
+                 if type(m.document).__name__ == "CreditTransferMessage"]
+    assert [len(f.transactions) for f in forwarded] == [5]
+
+
+async def test_settlement_cycle_nets_to_zero_with_camt053_statements(lab: SwitchLab) -> None:
+    await pay(lab, transfer("E2E-C1", 1_000_000, creditor=BANK_A))
+    await pay(lab, transfer("E2E-C2", 3_000_000, creditor=BANK_B))
+    status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+    assert status == 200
+    assert summary["net_vnd"] == {TREASURY: -4_000_000, BANK_A: 1_000_000, BANK_B: 3_000_000}
+    assert summary["transfers"] == 2
+    assert lab.session is not None
+    async with lab.session.get(
+        f"{lab.url}/v1/admin/settlement/cycles/{summary['cycle_id']}/statements/{BANK_B}",
+        headers={"Authorization": "Bearer t0ken"},
+    ) as response:
+        assert response.status == 200
+        statement = codec.decode(await response.read()).document
+    assert statement.closing_balance_vnd == 3_000_000
+    assert [(e.entry_ref, e.credit) for e in statement.entries] == [("E2E-C2", True)]
+    # The next cycle starts from zero.
+    await pay(lab, transfer("E2E-C3", 5, creditor=BANK_A))
+    _, after = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["net_vnd"] for p in after} == {TREASURY: -5, BANK_A: 5, BANK_B: 0}
+
+
+async def test_admin_api_needs_the_token(lab: SwitchLab) -> None:
+    assert lab.session is not None
+    async with lab.session.get(f"{lab.url}/v1/admin/stats") as response:
+        assert response.status == 401
+        assert "Bearer" in await response.text()
+
+
+async def test_restarted_switch_keeps_its_journal(lab: SwitchLab) -> None:
+    await pay(lab, transfer("E2E-K1"))
+    await lab.restart_switch()
+    request = StatusRequest(msg_id=new_id("Q"), created_at=datetime.now(UTC),
+                            items=[StatusRequestItem("E2E-K1")])
+    reply = await lab.peer(TREASURY).send(request)
+    assert [(i.status, i.reason_code) for i in reply.message.document.transactions] == [
+        (TxStatus.SETTLED, None)]
+    again = await pay(lab, transfer("E2E-K1"), msg_id="OTHER")
+    assert only_status(again) == (TxStatus.REJECTED, reasons.DUPLICATE)
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["net_vnd"] for p in participants}[BANK_A] == 1_500_000
