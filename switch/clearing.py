@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 
 import aiohttp
 
@@ -140,11 +141,11 @@ class Clearing:
             return reasons.INVALID_NUMBER_OF_TRANSACTIONS
         if message.declared_control_sum is not None:
             try:
-                declared = float(message.declared_control_sum)
-            except ValueError:
+                declared = Decimal(message.declared_control_sum)
+                actual = sum(Decimal(tx.amount_text) for tx in message.transactions)
+            except InvalidOperation:
                 return reasons.INVALID_CONTROL_SUM
-            actual = sum(_amount_or_zero(tx.amount_text) for tx in message.transactions)
-            if abs(declared - actual) > 1e-6 * max(1.0, actual):
+            if declared != actual:
                 return reasons.INVALID_CONTROL_SUM
         return None
 
@@ -474,8 +475,9 @@ class Clearing:
             statuses.append(_return_status(item, TxStatus.SETTLED, None))
         if accepted:
             await self.journal.write([
-                ("UPDATE transfers SET state='RETURNED' WHERE end_to_end_id=? AND state='SETTLED'",
-                 [(t.end_to_end_id,) for _, t in accepted]),
+                ("UPDATE transfers SET state='RETURNED', reason_code=?"
+                 " WHERE end_to_end_id=? AND state='SETTLED'",
+                 [(i.reason_code, t.end_to_end_id) for i, t in accepted]),
                 ("INSERT INTO returns (return_id, end_to_end_id, creditor_bic, debtor_bic,"
                  " amount_vnd, reason_code, settled_at, cycle_id) VALUES (?,?,?,?,?,?,?,?)",
                  [(i.return_id, t.end_to_end_id, creditor_bic, t.debtor_bic,
@@ -592,13 +594,6 @@ class Clearing:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-
-
-def _amount_or_zero(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return 0.0
 
 
 def _return_status(item: PaymentReturnItem, status: TxStatus, reason: str | None) -> (

@@ -30,7 +30,6 @@ CREATE TABLE IF NOT EXISTS transfers (
     reason_code TEXT,
     bulk INTEGER NOT NULL,
     received_at REAL NOT NULL,
-    deadline_at REAL NOT NULL,
     final_at REAL,
     cycle_id INTEGER,
     creditor_notice INTEGER NOT NULL DEFAULT 0,
@@ -75,6 +74,10 @@ NOTICE_DUE = 1
 NOTICE_SENT = 2
 
 
+class JournalFailed(Exception):
+    """The journal could not write: the switch must stop taking transfers (fail-stop)."""
+
+
 @dataclass(slots=True)
 class _Write:
     statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]
@@ -107,6 +110,7 @@ class Journal:
         self._reader_connection = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
         self._writer_task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
         self.commits = 0
         self.rows_written = 0
 
@@ -125,6 +129,8 @@ class Journal:
 
     async def write(self, statements: Sequence[tuple[str, Sequence[Sequence[Any]]]]) -> None:
         """Run (sql, rows) pairs in one transaction with others queued; return once durable."""
+        if self.failure is not None:
+            raise JournalFailed(f"the journal stopped after an error: {self.failure}")
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Write(statements, future))
         await future
@@ -138,8 +144,10 @@ class Journal:
             try:
                 await loop.run_in_executor(self._writer_executor, self._commit, batch)
             except Exception as error:  # a journal that cannot write must stop the switch
-                for write in batch:
-                    write.future.set_exception(error)
+                self.failure = error
+                for write in [*batch, *self._drain()]:
+                    if not write.future.done():
+                        write.future.set_exception(JournalFailed(str(error)))
                 raise
             else:
                 for write in batch:
@@ -148,6 +156,13 @@ class Journal:
             finally:
                 for _ in batch:
                     self._queue.task_done()
+
+    def _drain(self) -> list[_Write]:
+        drained = []
+        while not self._queue.empty():
+            drained.append(self._queue.get_nowait())
+            self._queue.task_done()
+        return drained
 
     def _commit(self, batch: list[_Write]) -> None:
         connection = self._writer_connection
