@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
 from protocol import codec, signing
@@ -118,3 +119,20 @@ def xml_response(
     """An HTTP response carrying one ISO 20022 message."""
     body = codec.encode(wrap(from_bic, to_bic, document))
     return web.Response(body=body, status=status, content_type=XML_CONTENT_TYPE)
+
+
+def bearer_auth(path_prefix: str, token: str) -> Middleware:
+    """Require `Authorization: Bearer <token>` on every path under `path_prefix` (admin APIs)."""
+    expected = f"Bearer {token}"
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(path_prefix) and (
+            request.headers.get("Authorization") != expected
+        ):
+            raise web.HTTPUnauthorized(
+                text="401: the admin API needs 'Authorization: Bearer <token>'\n"
+            )
+        return await handler(request)
+
+    return check

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from protocol import codec
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, read_signed, xml_response
+from protocol.http import SWITCH_MESSAGES_PATH, bearer_auth, read_signed, xml_response
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -174,17 +174,6 @@ async def _clear_instant(
 # ---- admin API (JSON, bearer token) ------------------------------------------------------------
 
 
-@web.middleware
-async def admin_auth(request: web.Request, handler):
-    if request.path.startswith("/v1/admin/"):
-        expected = f"Bearer {request.app[SWITCH].config.admin_token}"
-        if request.headers.get("Authorization") != expected:
-            raise web.HTTPUnauthorized(
-                text="401: the admin API needs 'Authorization: Bearer <token>'\n"
-            )
-    return await handler(request)
-
-
 def _participant(request: web.Request) -> Participant:
     switch = request.app[SWITCH]
     bic = request.match_info["bic"]
@@ -313,7 +302,8 @@ async def health(request: web.Request) -> web.Response:
 
 def create_app(config: SwitchConfig) -> web.Application:
     """The switch's aiohttp application; the switch starts and stops with it."""
-    app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[admin_auth])
+    app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES,
+                          middlewares=[bearer_auth("/v1/admin/", config.admin_token)])
     switch = Switch(config)
     app[SWITCH] = switch
 

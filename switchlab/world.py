@@ -1,0 +1,117 @@
+"""A whole payout day's cast on 127.0.0.1: the switch, the participants and the treasury.
+
+Every party is a real aiohttp server on an OS-chosen port, and they know each other only by
+URL and credential, exactly as in production; only the process is shared.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
+from banks.behaviour import Behaviour
+from banks.population import PARTICIPANTS, TREASURY_BIC, Population
+from banks.treasury import Treasury, TreasuryConfig
+from switch.app import create_app
+from switch.config import parse_config
+from switchlab.servers import BoundSocket, bind_loopback, serve
+
+SWITCH_BIC = "SWLBVNVX"
+
+
+@dataclass
+class WorldSettings:
+    run_dir: Path
+    behaviours: dict[str, Behaviour]  # participant BIC -> its behaviour
+    switch_settings: dict[str, Any] = field(default_factory=dict)
+    treasury: dict[str, Any] = field(default_factory=dict)  # TreasuryConfig overrides
+    treasury_limit_vnd: int = 10**15
+    bank_limit_vnd: int = 10**13
+
+
+class World:
+    def __init__(self, settings: WorldSettings) -> None:
+        self.settings = settings
+        self.admin_token = secrets.token_hex(16)
+        self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
+        self.switch_secret = secrets.token_hex(16)
+        self.runners: list[web.AppRunner] = []
+        self.banks: dict[str, Bank] = {}
+        self.bank_urls: dict[str, str] = {}
+        self.session: aiohttp.ClientSession | None = None
+
+    def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
+        participants = [{
+            "bic": TREASURY_BIC, "name": "Kho bạc Nhà nước (mock)", "kind": "treasury",
+            "secret": self.secrets[TREASURY_BIC],
+            "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
+            "position_limit_vnd": self.settings.treasury_limit_vnd,
+        }]
+        participants += [{
+            "bic": bic, "name": PARTICIPANTS[bic][0], "kind": PARTICIPANTS[bic][1],
+            "secret": self.secrets[bic], "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "position_limit_vnd": self.settings.bank_limit_vnd,
+        } for bic in self.settings.behaviours]
+        return {
+            "switch": {"bic": SWITCH_BIC, "secret": self.switch_secret,
+                       "journal_path": str(self.settings.run_dir / "switch.sqlite"),
+                       "admin_token": self.admin_token} | self.settings.switch_settings,
+            "participants": participants,
+        }
+
+    async def start(self, population: Population) -> None:
+        run_dir = self.settings.run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "switch.sqlite").unlink(missing_ok=True)
+        sockets = {bic: bind_loopback() for bic in self.secrets}
+        switch_socket = bind_loopback()
+        self.switch_url = switch_socket.base_url
+        self.switch_app = create_app(parse_config(self._switch_config(sockets)))
+        self.runners.append(await serve(self.switch_app, switch_socket))
+        for bic, behaviour in self.settings.behaviours.items():
+            bank = Bank(BankConfig(
+                bic=bic, name=PARTICIPANTS[bic][0], kind=PARTICIPANTS[bic][1],
+                secret=self.secrets[bic].encode(), switch_url=self.switch_url,
+                switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
+                admin_token=self.admin_token, behaviour=behaviour,
+            ), population.accounts_for(bic))
+            self.banks[bic] = bank
+            self.bank_urls[bic] = sockets[bic].base_url
+            self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
+        self.treasury = Treasury(TreasuryConfig(
+            bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
+            switch_url=self.switch_url, switch_bic=SWITCH_BIC,
+            switch_secret=self.switch_secret.encode(), **self.settings.treasury,
+        ))
+        self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
+        self.session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.admin_token}"})
+
+    async def switch_admin(self, method: str, path: str) -> Any:
+        """Call the switch's admin API over HTTP, as an operator would."""
+        assert self.session is not None
+        async with self.session.request(method, f"{self.switch_url}{path}") as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def bank_totals(self) -> list[dict[str, int]]:
+        """Each participant's ledger totals, read over its admin API."""
+        assert self.session is not None
+        totals = []
+        for bic, url in self.bank_urls.items():
+            async with self.session.get(f"{url}/admin/ledger") as r:
+                r.raise_for_status()
+                totals.append(await r.json() | {"bic": bic})
+        return totals
+
+    async def stop(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        for runner in reversed(self.runners):
+            await runner.cleanup()
