@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from protocol import reasons
@@ -106,6 +106,8 @@ class Ledger:
         self._db.execute("COMMIT")
 
     def open_accounts(self, accounts: list[Account]) -> None:
+        """Open copies: the ledger's balances must not alias the caller's objects."""
+        accounts = [replace(account) for account in accounts]
         for account in accounts:
             self.accounts[account.account_id] = account
         self._persist([("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?)", [
