@@ -75,7 +75,9 @@ _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
 
 def _x(text: str) -> str:
-    return text.translate(_ESCAPES)
+    if "&" in text or "<" in text or ">" in text or '"' in text:
+        return text.translate(_ESCAPES)
+    return text
 
 
 def _dt(value: datetime) -> str:
@@ -123,9 +125,16 @@ class _Reader:
 
     def __init__(self, namespace: str) -> None:
         self.ns = f"{{{namespace}}}"
+        self._paths: dict[str, tuple[str, ...]] = {}
+
+    def _tags(self, path: str) -> tuple[str, ...]:
+        tags = self._paths.get(path)
+        if tags is None:
+            tags = self._paths[path] = tuple(self.ns + name for name in path.split("/"))
+        return tags
 
     def child(self, parent: etree._Element, name: str, where: str) -> etree._Element:
-        found = parent.find(self.ns + name)
+        found = next(parent.iterchildren(self.ns + name), None)
         if found is None:
             raise CodecError(f"{where}/{name} is missing")
         return found
@@ -137,9 +146,10 @@ class _Reader:
         return value
 
     def optional(self, parent: etree._Element, path: str) -> str | None:
-        element = parent
-        for name in path.split("/"):
-            element = element.find(self.ns + name)
+        element: etree._Element | None = parent
+        for tag in self._tags(path):
+            # iterchildren is C; find() goes through Python ElementPath, ~10x slower.
+            element = next(element.iterchildren(tag), None)  # type: ignore[union-attr]
             if element is None:
                 return None
         text = element.text
@@ -233,14 +243,7 @@ class CreditTransferV08(MessageCodec):
         count_text = read.text(header, "NbOfTxs", "GrpHdr")
         if not count_text.isdigit():
             raise CodecError(f"GrpHdr/NbOfTxs is not a number: {count_text!r}")
-        tag = read.ns + "CdtTrfTxInf"
-        transactions = []
-        for number, tx in enumerate(element.iterchildren(tag), start=1):
-            if number > MAX_TRANSACTIONS_PER_MESSAGE:
-                raise CodecError(
-                    f"more than {MAX_TRANSACTIONS_PER_MESSAGE} transactions in one message"
-                )
-            transactions.append(self._read_transaction(read, tx, f"CdtTrfTxInf[{number}]"))
+        transactions = _flatten_transactions(element)
         if not transactions:
             raise CodecError("the message has no CdtTrfTxInf")
         return CreditTransferMessage(
@@ -253,26 +256,60 @@ class CreditTransferV08(MessageCodec):
             declared_control_sum=read.optional(header, "CtrlSum"),
         )
 
-    @staticmethod
-    def _read_transaction(read: _Reader, tx: etree._Element, where: str) -> CreditTransfer:
-        amount = read.child(tx, "IntrBkSttlmAmt", where)
-        amount_text = (amount.text or "").strip()
-        creditor = read.child(tx, "Cdtr", where)
-        return CreditTransfer(
-            end_to_end_id=read.text(tx, "PmtId/EndToEndId", where),
-            tx_id=read.optional(tx, "PmtId/TxId") or read.text(tx, "PmtId/EndToEndId", where),
-            amount_vnd=_amount(amount_text),
-            amount_text=amount_text,
-            currency=amount.get("Ccy", ""),
-            debtor_name=read.optional(tx, "Dbtr/Nm") or "",
-            debtor_account=read.optional(tx, "DbtrAcct/Id/Othr/Id") or "",
-            debtor_agent_bic=read.bic(tx, "DbtrAgt", where),
-            creditor_agent_bic=read.bic(tx, "CdtrAgt", where),
-            creditor_name=read.optional(creditor, "Nm") or "",
-            creditor_citizen_id=read.optional(creditor, "Id/PrvtId/Othr/Id"),
-            creditor_account=read.optional(tx, "CdtrAcct/Id/Othr/Id") or "",
-            remittance_info=read.optional(tx, "RmtInf/Ustrd"),
-        )
+
+
+# Reading a transaction through lxml proxies costs ~4 µs per element touched; one XSLT pass
+# (libxslt, in C) flattens every transaction into a record instead, ~10 µs per transaction.
+# Fields and records are split by two private-use characters that no field may contain.
+_FIELD, _RECORD = "\ue000", "\ue001"
+_TX_FIELDS = (
+    ("end_to_end_id", "p:PmtId/p:EndToEndId"), ("tx_id", "p:PmtId/p:TxId"),
+    ("amount_text", "p:IntrBkSttlmAmt"), ("currency", "p:IntrBkSttlmAmt/@Ccy"),
+    ("debtor_name", "p:Dbtr/p:Nm"), ("debtor_account", "p:DbtrAcct/p:Id/p:Othr/p:Id"),
+    ("debtor_agent_bic", "p:DbtrAgt/p:FinInstnId/p:BICFI"),
+    ("creditor_agent_bic", "p:CdtrAgt/p:FinInstnId/p:BICFI"), ("creditor_name", "p:Cdtr/p:Nm"),
+    ("creditor_citizen_id", "p:Cdtr/p:Id/p:PrvtId/p:Othr/p:Id"),
+    ("creditor_account", "p:CdtrAcct/p:Id/p:Othr/p:Id"), ("remittance_info", "p:RmtInf/p:Ustrd"),
+)
+_REQUIRED = {"end_to_end_id": "PmtId/EndToEndId", "amount_text": "IntrBkSttlmAmt",
+             "debtor_agent_bic": "DbtrAgt/FinInstnId/BICFI",
+             "creditor_agent_bic": "CdtrAgt/FinInstnId/BICFI"}
+_FLATTEN = etree.XSLT(etree.XML(
+    '<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform" '
+    'xmlns:p="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">'
+    '<xsl:output method="text" encoding="UTF-8"/><xsl:template match="/">'
+    '<xsl:for-each select="p:FIToFICstmrCdtTrf/p:CdtTrfTxInf">'
+    + "&#xE000;".join(f'<xsl:value-of select="{path}"/>' for _, path in _TX_FIELDS)
+    + "&#xE001;</xsl:for-each></xsl:template></xsl:stylesheet>"
+), access_control=etree.XSLTAccessControl.DENY_ALL)
+
+
+def _flatten_transactions(root: etree._Element) -> list[CreditTransfer]:
+    records = str(_FLATTEN(etree.ElementTree(root))).split(_RECORD)[:-1]
+    if len(records) > MAX_TRANSACTIONS_PER_MESSAGE:
+        raise CodecError(f"more than {MAX_TRANSACTIONS_PER_MESSAGE} transactions in one message")
+    transactions = []
+    for number, record in enumerate(records, start=1):
+        values = record.split(_FIELD)
+        if len(values) != len(_TX_FIELDS):
+            raise CodecError(f"CdtTrfTxInf[{number}] holds reserved characters U+E000/U+E001")
+        found = dict(zip((name for name, _ in _TX_FIELDS), (v.strip() for v in values),
+                         strict=True))
+        for name, path in _REQUIRED.items():
+            if not found[name]:
+                raise CodecError(f"CdtTrfTxInf[{number}]/{path} is missing or empty")
+        amount_text = found["amount_text"]
+        transactions.append(CreditTransfer(
+            end_to_end_id=found["end_to_end_id"], tx_id=found["tx_id"] or found["end_to_end_id"],
+            amount_vnd=_amount(amount_text), amount_text=amount_text,
+            currency=found["currency"], debtor_name=found["debtor_name"],
+            debtor_account=found["debtor_account"], debtor_agent_bic=found["debtor_agent_bic"],
+            creditor_agent_bic=found["creditor_agent_bic"], creditor_name=found["creditor_name"],
+            creditor_citizen_id=found["creditor_citizen_id"] or None,
+            creditor_account=found["creditor_account"],
+            remittance_info=found["remittance_info"] or None,
+        ))
+    return transactions
 
 
 def _reason(tag: str, code: str | None, info: str | None) -> str:
