@@ -93,7 +93,10 @@ def every_message() -> dict[str, BusinessMessage]:
         "pacs.008-one": pacs008(1), "pacs.008-bulk": pacs008(50), "pacs.002": pacs002(10),
         "pacs.028": pacs028(), "pacs.004": pacs004(), "camt.053": camt053(),
     }
-    messages = {name: wrap("TRSYVNV1", "SWLBVNVX", doc) for name, doc in documents.items()}
+    route = {"pacs.002": ("SWLBVNVX", "TRSYVNV1"), "pacs.004": ("BFTVVNVX", "SWLBVNVX"),
+             "camt.053": ("SWLBVNVX", "BFTVVNVX")}
+    messages = {name: wrap(*route.get(name, ("TRSYVNV1", "SWLBVNVX")), doc)
+                for name, doc in documents.items()}
     for message in messages.values():
         object.__setattr__(message.header, "created_at", AT)
     return messages
