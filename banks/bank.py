@@ -16,7 +16,6 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,14 @@ from aiohttp import web
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
 from protocol.codec import MAX_MESSAGE_BYTES, new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, bearer_auth, read_signed, xml_response
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    Peer,
+    bearer_auth,
+    read_signed,
+    run_alongside,
+    xml_response,
+)
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -244,12 +250,7 @@ def create_bank_app(bank: Bank) -> web.Application:
                           middlewares=[bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
 
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        await bank.start()
-        yield
-        await bank.stop()
-
-    app.cleanup_ctx.append(lifecycle)
+    run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
     app.router.add_get("/health", health)
     app.router.add_get("/admin/ledger", ledger_totals)

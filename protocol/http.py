@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -136,3 +136,15 @@ def bearer_auth(path_prefix: str, token: str) -> Middleware:
         return await handler(request)
 
     return check
+
+
+def run_alongside(app: web.Application, start: Callable[[], Awaitable[None]],
+                  stop: Callable[[], Awaitable[None]]) -> None:
+    """Start a service when its application starts serving, and stop it on cleanup."""
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await start()
+        yield
+        await stop()
+
+    app.cleanup_ctx.append(lifecycle)

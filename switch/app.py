@@ -13,7 +13,13 @@ from aiohttp import web
 
 from protocol import codec
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, bearer_auth, read_signed, xml_response
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    bearer_auth,
+    read_signed,
+    run_alongside,
+    xml_response,
+)
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -307,12 +313,7 @@ def create_app(config: SwitchConfig) -> web.Application:
     switch = Switch(config)
     app[SWITCH] = switch
 
-    async def lifecycle(_: web.Application):
-        await switch.start()
-        yield
-        await switch.stop()
-
-    app.cleanup_ctx.append(lifecycle)
+    run_alongside(app, switch.start, switch.stop)
     app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/admin/participants", list_participants)

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 
 from banks.behaviour import Behaviour
-from banks.population import Mix, generate_population
-from banks.treasury import PaymentTableError, read_payment_table, reconcile
+from banks.population import Mix, Population, generate_population
+from banks.treasury import (
+    Payment,
+    PaymentTableError,
+    PayoutResult,
+    read_payment_table,
+    reconcile,
+)
 from switchlab.demo import DEMO_PARTICIPANTS, DemoSettings, run_demo
 from switchlab.world import World, WorldSettings
 
@@ -51,17 +57,10 @@ async def test_payout_pays_each_beneficiary_once_and_reconciles(tmp_path: Path,
                                                                 mode: str) -> None:
     population = generate_population(600, 11, Mix(participants=DEMO_PARTICIPANTS,
                                                    closed=0.05, name_mismatch=0.05))
-    population.write_payment_table(tmp_path / "table.csv")
-    payments = read_payment_table(tmp_path / "table.csv")
-    world = World(WorldSettings(tmp_path, {bic: Behaviour() for bic in DEMO_PARTICIPANTS},
-                                treasury={"mode": mode, "bulk_size": 100}))
-    await world.start(population)
-    try:
-        result = await world.treasury.run(payments)
-        stats = await world.switch_admin("GET", "/v1/admin/stats")
-        totals = await world.bank_totals()
-    finally:
-        await world.stop()
+    payments = _payments(population, tmp_path)
+    result, stats, totals = await pay_day(World(WorldSettings(
+        tmp_path, {bic: Behaviour() for bic in DEMO_PARTICIPANTS},
+        treasury={"mode": mode, "bulk_size": 100})), population, payments)
     expected_rejections = sum(1 for b in population.payable()
                               if b.status != "active" or b.ledger_name != b.full_name
                               or b.deceased)
@@ -74,26 +73,33 @@ async def test_payout_pays_each_beneficiary_once_and_reconciles(tmp_path: Path,
 
 async def test_lost_answers_lead_to_inquiry_not_double_payment(tmp_path: Path) -> None:
     population = generate_population(60, 3, Mix(participants={"BFTVVNVX": 1.0}))
-    payments = [p for p in _payments(population, tmp_path)]
+    payments = _payments(population, tmp_path)
     slow_bank = Behaviour(latency_ms_median=400, latency_ms_p99=400)
-    world = World(WorldSettings(tmp_path, {"BFTVVNVX": slow_bank}, treasury={
-        "mode": "instant", "request_timeout_s": 0.1, "quiet_period_s": 0.5}))
-    await world.start(population)
-    try:
-        result = await world.treasury.run(payments)
-        stats = await world.switch_admin("GET", "/v1/admin/stats")
-        totals = await world.bank_totals()
-    finally:
-        await world.stop()
+    result, stats, totals = await pay_day(World(WorldSettings(
+        tmp_path, {"BFTVVNVX": slow_bank}, treasury={
+            "mode": "instant", "request_timeout_s": 0.1, "quiet_period_s": 0.5})),
+        population, payments)
     assert result.inquiries > 0 and result.resends == 0
     assert result.by_status["unresolved"] == 0
     assert sum(v["count"] for v in stats["by_state"].values()) == len(payments)
     assert reconcile(result, stats, totals) == []
 
 
-def _payments(population, tmp_path: Path):
+def _payments(population: Population, tmp_path: Path) -> list[Payment]:
     population.write_payment_table(tmp_path / "table.csv")
     return read_payment_table(tmp_path / "table.csv")
+
+
+async def pay_day(world: World, population: Population, payments: list[Payment]
+                  ) -> tuple[PayoutResult, dict, list[dict]]:
+    """Run the payout and read the switch's and the banks' books over their admin APIs."""
+    await world.start(population)
+    try:
+        result = await world.treasury.run(payments)
+        return (result, await world.switch_admin("GET", "/v1/admin/stats"),
+                await world.bank_totals())
+    finally:
+        await world.stop()
 
 
 def test_reconcile_finds_a_one_dong_difference() -> None:
