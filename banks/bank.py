@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/iso20022"
 MAX_PENDING_REPLIES = 10_000
-REPLY_ATTEMPTS = 3
+REPLY_ATTEMPTS = 12  # with the capped backoff, about 40 s of trying
+MAX_BACKOFF_S = 5.0
 BANK = web.AppKey("bank", "Bank")
 
 
@@ -89,6 +90,7 @@ class Bank:
         self.answers_sent = 0
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._returning: set[str] = set()
 
     @property
     def switch(self) -> Peer:
@@ -116,18 +118,37 @@ class Bank:
 
     async def _send_later(self, delay_s: float, document: PaymentStatusReport | PaymentReturn
                           ) -> None:
+        """Deliver an answer or a return, retrying with capped backoff while the switch is
+        unreachable; a return is booked only for the items the switch settled (ACSC)."""
         await asyncio.sleep(delay_s)
+        backoff_s = 0.2
         for attempt in range(REPLY_ATTEMPTS):
             try:
                 reply = await self.switch.send(document)
-                self.answers_sent += 1
                 if reply.status >= 500:
                     raise aiohttp.ClientError(f"switch answered {reply.status}")
+                self.answers_sent += 1
+                if isinstance(document, PaymentReturn) and reply.message is not None:
+                    self._book_returns(document, reply.message.document)
                 return
             except (aiohttp.ClientError, OSError, TimeoutError) as error:
                 log.info("%s: sending to the switch failed (%s), attempt %d", self.config.bic,
                          error, attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
+
+    def _book_returns(self, sent: PaymentReturn, answer: object) -> None:
+        if not isinstance(answer, PaymentStatusReport):
+            return
+        settled = {i.original_end_to_end_id for i in answer.transactions
+                   if i.status is TxStatus.SETTLED}
+        for item in sent.items:
+            e2e = item.original_end_to_end_id
+            if e2e in settled and e2e not in self.ledger.returned:
+                self.ledger.accounts[self.ledger.credited_to[e2e]].balance_vnd -= (
+                    item.returned_amount_vnd)
+                self.ledger.returned[e2e] = item.returned_amount_vnd
+            self._returning.discard(e2e)
 
     # ---- as creditor agent ----------------------------------------------------------------
 
@@ -182,11 +203,11 @@ class Bank:
         items = []
         for e2e in credited:
             account = self.ledger.accounts[self.ledger.credited_to[e2e]]
-            if not account.dies_after_payment or e2e in self.ledger.returned:
+            if (not account.dies_after_payment or e2e in self.ledger.returned
+                    or e2e in self._returning):
                 continue
+            self._returning.add(e2e)
             amount = self.ledger.credits[e2e]
-            account.balance_vnd -= amount
-            self.ledger.returned[e2e] = amount
             items.append(PaymentReturnItem(
                 return_id=new_id("RT"), original_end_to_end_id=e2e, original_tx_id=e2e,
                 returned_amount_vnd=amount, reason_code="MD07", amount_text=str(amount)))

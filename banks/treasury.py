@@ -233,6 +233,8 @@ class Treasury:
         self.news = asyncio.Event()
         self.session: aiohttp.ClientSession | None = None
         self.submissions = self.inquiries = self.resends = 0
+        self.duplicates_refused = 0
+        self.latencies_ms: list[tuple[float, float]] = []  # (finished at, instant latency)
         self.elapsed_s = 0.0
         self._progress: Callable[[int, int], None] | None = None
         self._total = 0
@@ -257,6 +259,7 @@ class Treasury:
             if status.status not in (TxStatus.SETTLED, TxStatus.REJECTED):
                 continue
             if status.status is TxStatus.REJECTED and status.reason_code == reasons.DUPLICATE:
+                self.duplicates_refused += 1
                 continue
             self.final.setdefault(status.original_end_to_end_id, status)
         self.news.set()
@@ -284,10 +287,14 @@ class Treasury:
         """Send one message; a lost answer is left for the inquiry, never resent blindly."""
         async with slots:
             self.submissions += 1
+            sent_s = time.monotonic()
             try:
                 reply = await self.switch.send(self._message(payments))
             except (aiohttp.ClientError, OSError, TimeoutError):
                 return
+            if len(payments) == 1 and reply.status == 200:
+                now_s = time.monotonic()
+                self.latencies_ms.append((now_s, (now_s - sent_s) * 1000.0))
             report = reply.message.document if reply.message else None
             if not isinstance(report, PaymentStatusReport):
                 return

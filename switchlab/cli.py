@@ -24,6 +24,24 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(settings))
 
 
+def _run(args: argparse.Namespace) -> int:
+    from scenarios.report import terminal, write_reports
+    from scenarios.runner import run_scenario
+    from scenarios.spec import ScenarioError, load_scenario
+
+    try:
+        scenario = load_scenario(args.scenario)
+    except ScenarioError as error:
+        print(f"invalid scenario:\n{error}", file=sys.stderr)
+        return 2
+    out = args.output or Path("runs") / scenario.name
+    record = asyncio.run(run_scenario(scenario, out, ci=args.ci, progress=not args.no_progress))
+    paths = write_reports(record, out)
+    print(terminal(record))
+    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    return 0 if record.passed else 1
+
+
 def _switch(args: argparse.Namespace) -> int:
     from switch.__main__ import main as switch_main
 
@@ -55,6 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
                       help="folder for the journal, payment table, results and cash list")
     demo.add_argument("--no-progress", action="store_true", help="no progress bar (for CI logs)")
     demo.set_defaults(handler=_demo)
+
+    run = commands.add_parser(
+        "run", help="play a payout-day scenario and check its expectations",
+        description="Exit status: 0 when every invariant and expectation holds, 1 when one "
+        "fails, 2 when the scenario file is invalid.")
+    run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
+    run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
+    run.add_argument("--output", type=Path, help="report folder (default runs/<scenario>)")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(handler=_run)
 
     switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
     switch.add_argument("--config", type=Path, required=True)

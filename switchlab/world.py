@@ -6,12 +6,15 @@ URL and credential, exactly as in production; only the process is shared.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
@@ -23,6 +26,7 @@ from switch.config import parse_config
 from switchlab.servers import BoundSocket, bind_loopback, serve
 
 SWITCH_BIC = "SWLBVNVX"
+SWITCH_START_S = 30.0
 
 
 @dataclass
@@ -33,6 +37,7 @@ class WorldSettings:
     treasury: dict[str, Any] = field(default_factory=dict)  # TreasuryConfig overrides
     treasury_limit_vnd: int = 10**15
     bank_limit_vnd: int = 10**13
+    switch_process: bool = False  # run the switch as its own process, so it can be killed
 
 
 class World:
@@ -45,6 +50,7 @@ class World:
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
         self.session: aiohttp.ClientSession | None = None
+        self.switch_process: asyncio.subprocess.Process | None = None
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
@@ -72,8 +78,15 @@ class World:
         sockets = {bic: bind_loopback() for bic in self.secrets}
         switch_socket = bind_loopback()
         self.switch_url = switch_socket.base_url
-        self.switch_app = create_app(parse_config(self._switch_config(sockets)))
-        self.runners.append(await serve(self.switch_app, switch_socket))
+        config = self._switch_config(sockets)
+        if self.settings.switch_process:
+            config["switch"]["port"] = switch_socket.port
+            switch_socket.sock.close()
+            self._switch_config_path = run_dir / "switch.yaml"
+            self._switch_config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+            await self.start_switch_process()
+        else:
+            self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
         for bic, behaviour in self.settings.behaviours.items():
             bank = Bank(BankConfig(
                 bic=bic, name=PARTICIPANTS[bic][0], kind=PARTICIPANTS[bic][1],
@@ -92,6 +105,22 @@ class World:
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.admin_token}"})
+
+    async def start_switch_process(self) -> None:
+        """Start `python -m switch` on the configured port and wait until it listens."""
+        self.switch_process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switch", "--config", str(self._switch_config_path),
+            stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
+        assert self.switch_process.stdout is not None
+        line = await asyncio.wait_for(self.switch_process.stdout.readline(), SWITCH_START_S)
+        if b"listening on" not in line:
+            raise RuntimeError(f"the switch process did not start: {line!r}")
+
+    async def kill_switch(self) -> None:
+        """SIGKILL: a crash, not a shutdown."""
+        assert self.switch_process is not None
+        self.switch_process.kill()
+        await self.switch_process.wait()
 
     async def switch_admin(self, method: str, path: str) -> Any:
         """Call the switch's admin API over HTTP, as an operator would."""
@@ -113,5 +142,8 @@ class World:
     async def stop(self) -> None:
         if self.session is not None:
             await self.session.close()
+        if self.switch_process is not None and self.switch_process.returncode is None:
+            self.switch_process.terminate()
+            await asyncio.wait_for(self.switch_process.wait(), SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()
