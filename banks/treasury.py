@@ -276,7 +276,8 @@ class Treasury:
             creditor_citizen_id=payment.citizen_id, remittance_info=payment.programme,
         )
 
-    def _message(self, payments: list[Payment]) -> CreditTransferMessage:
+    def message(self, payments: list[Payment]) -> CreditTransferMessage:
+        """The pacs.008 the treasury sends for these payments."""
         return CreditTransferMessage(
             msg_id=new_id("KBNN"), created_at=datetime.now(UTC),
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
@@ -289,7 +290,7 @@ class Treasury:
             self.submissions += 1
             sent_s = time.monotonic()
             try:
-                reply = await self.switch.send(self._message(payments))
+                reply = await self.switch.send(self.message(payments))
             except (aiohttp.ClientError, OSError, TimeoutError):
                 return
             if len(payments) == 1 and reply.status == 200:

@@ -42,6 +42,15 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if record.passed else 1
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from switchlab.bench import run_bench, table
+
+    figures = asyncio.run(run_bench(args.instant_transfers, args.concurrency,
+                                    args.bulk_beneficiaries, args.output))
+    print(table(figures))
+    return 0
+
+
 def _switch(args: argparse.Namespace) -> int:
     from switch.__main__ import main as switch_main
 
@@ -83,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", type=Path, help="report folder (default runs/<scenario>)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=_run)
+
+    bench = commands.add_parser(
+        "bench", help="measure instant and bulk throughput against floors from the same run")
+    bench.add_argument("--instant-transfers", type=int, default=20_000)
+    bench.add_argument("--concurrency", type=int, default=64)
+    bench.add_argument("--bulk-beneficiaries", type=int, default=1_000_000,
+                       help="0 to skip the bulk payout")
+    bench.add_argument("--output", type=Path, default=Path("runs/bench"))
+    bench.set_defaults(handler=_bench)
 
     switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
     switch.add_argument("--config", type=Path, required=True)
