@@ -81,7 +81,8 @@ def _x(text: str) -> str:
 
 
 def _dt(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    utc = value if value.tzinfo is UTC else value.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def _parse_dt(text: str | None, where: str) -> datetime:
@@ -126,6 +127,19 @@ class _Reader:
     def __init__(self, namespace: str) -> None:
         self.ns = f"{{{namespace}}}"
         self._paths: dict[str, tuple[str, ...]] = {}
+        self._xpaths: dict[tuple[str, ...], etree.XPath] = {}
+
+    def values(self, element: etree._Element, paths: tuple[str, ...]) -> list[str]:
+        """Several leaves' text in one C-evaluated XPath: ~1 µs a field, against ~4 µs for
+        each separate lookup; "" where a leaf is missing."""
+        xpath = self._xpaths.get(paths)
+        if xpath is None:
+            steps = ["/".join(s if s.startswith("@") else f"p:{s}" for s in path.split("/"))
+                     for path in paths]
+            joined = ", '\ue000', ".join(steps)
+            xpath = self._xpaths[paths] = etree.XPath(
+                f"concat({joined}, '')", namespaces={"p": self.ns[1:-1]}, smart_strings=False)
+        return [value.strip() for value in xpath(element).split("\ue000")]
 
     def _tags(self, path: str) -> tuple[str, ...]:
         tags = self._paths.get(path)
@@ -187,9 +201,11 @@ class MessageCodec:
     def body(self, document: Document) -> str:
         raise NotImplementedError
 
+    def __init__(self) -> None:
+        self.reader = _Reader(self.namespace())  # caches its tag paths across messages
+
     def parse(self, root: etree._Element) -> Document:
-        read = _Reader(self.namespace())
-        return self.read(read, read.child(root, self.root, "Document"))
+        return self.read(self.reader, self.reader.child(root, self.root, "Document"))
 
     def read(self, read: _Reader, element: etree._Element) -> Document:
         raise NotImplementedError
@@ -262,6 +278,8 @@ class CreditTransferV08(MessageCodec):
 # (libxslt, in C) flattens every transaction into a record instead, ~10 µs per transaction.
 # Fields and records are split by two private-use characters that no field may contain.
 _FIELD, _RECORD = "\ue000", "\ue001"
+# A libxslt call costs ~150 µs whatever its size: below this, walking the tree is cheaper.
+FLATTEN_FROM_TRANSACTIONS = 8
 _TX_FIELDS = (
     ("end_to_end_id", "p:PmtId/p:EndToEndId"), ("tx_id", "p:PmtId/p:TxId"),
     ("amount_text", "p:IntrBkSttlmAmt"), ("currency", "p:IntrBkSttlmAmt/@Ccy"),
@@ -284,8 +302,26 @@ _FLATTEN = etree.XSLT(etree.XML(
 ), access_control=etree.XSLTAccessControl.DENY_ALL)
 
 
+_TX_READER = _Reader("urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08")
+
+
+def _walk_transactions(root: etree._Element) -> list[CreditTransfer]:
+    """The same records as the XSLT pass, read element by element (small messages)."""
+    read = _TX_READER
+    paths = tuple(path.replace("p:", "") for _, path in _TX_FIELDS)
+    return _records_to_transactions([
+        _FIELD.join(read.values(tx, paths))
+        for tx in root.iterchildren(read.ns + "CdtTrfTxInf")
+    ])
+
+
 def _flatten_transactions(root: etree._Element) -> list[CreditTransfer]:
-    records = str(_FLATTEN(etree.ElementTree(root))).split(_RECORD)[:-1]
+    if len(root) <= FLATTEN_FROM_TRANSACTIONS:
+        return _walk_transactions(root)
+    return _records_to_transactions(str(_FLATTEN(etree.ElementTree(root))).split(_RECORD)[:-1])
+
+
+def _records_to_transactions(records: list[str]) -> list[CreditTransfer]:
     if len(records) > MAX_TRANSACTIONS_PER_MESSAGE:
         raise CodecError(f"more than {MAX_TRANSACTIONS_PER_MESSAGE} transactions in one message")
     transactions = []
@@ -359,13 +395,13 @@ class PaymentStatusV10(MessageCodec):
         items = []
         for number, tx in enumerate(element.iterchildren(read.ns + "TxInfAndSts"), start=1):
             where = f"TxInfAndSts[{number}]"
+            e2e, tx_id, status, reason, text, original = read.values(tx, _STATUS_PATHS)
+            if not e2e:
+                raise CodecError(f"{where}/OrgnlEndToEndId is missing or empty")
             items.append(TransactionStatus(
-                original_end_to_end_id=read.text(tx, "OrgnlEndToEndId", where),
-                original_tx_id=read.optional(tx, "OrgnlTxId") or "",
-                status=_status(read.optional(tx, "TxSts"), f"{where}/TxSts"),
-                reason_code=read.optional(tx, "StsRsnInf/Rsn/Cd"),
-                reason_text=read.optional(tx, "StsRsnInf/AddtlInf"),
-                original_msg_id=read.optional(tx, "OrgnlGrpInf/OrgnlMsgId"),
+                original_end_to_end_id=e2e, original_tx_id=tx_id,
+                status=_status(status, f"{where}/TxSts"), reason_code=reason or None,
+                reason_text=text or None, original_msg_id=original or None,
             ))
         if len(items) > MAX_TRANSACTIONS_PER_MESSAGE:
             raise CodecError(f"more than {MAX_TRANSACTIONS_PER_MESSAGE} statuses in one message")
@@ -378,6 +414,10 @@ class PaymentStatusV10(MessageCodec):
             group_reason_code=read.optional(group, "StsRsnInf/Rsn/Cd"),
             transactions=items,
         )
+
+
+_STATUS_PATHS = ("OrgnlEndToEndId", "OrgnlTxId", "TxSts", "StsRsnInf/Rsn/Cd",
+                 "StsRsnInf/AddtlInf", "OrgnlGrpInf/OrgnlMsgId")
 
 
 class StatusRequestV03(MessageCodec):
@@ -574,6 +614,11 @@ def _header(header: AppHeader) -> str:
     )
 
 
+_HEAD_READER = _Reader(HEAD_NS)
+_HEADER_PATHS = ("Fr/FIId/FinInstnId/BICFI", "To/FIId/FinInstnId/BICFI", "BizMsgIdr",
+                 "MsgDefIdr", "CreDt")
+
+
 def encode(message: BusinessMessage) -> bytes:
     """The HTTP body for a message: an envelope with its head.001 header and its document."""
     codec = _BY_TYPE[type(message.document)]
@@ -609,14 +654,12 @@ def decode(body: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> BusinessMessage:
     app_header, document = children
     if app_header.tag != f"{{{HEAD_NS}}}AppHdr":
         raise CodecError(f"first element of Envelope is {app_header.tag}, expected head.001 AppHdr")
-    read = _Reader(HEAD_NS)
-    header = AppHeader(
-        from_bic=read.text(app_header, "Fr/FIId/FinInstnId/BICFI", "AppHdr"),
-        to_bic=read.text(app_header, "To/FIId/FinInstnId/BICFI", "AppHdr"),
-        biz_msg_id=read.text(app_header, "BizMsgIdr", "AppHdr"),
-        msg_def_id=read.text(app_header, "MsgDefIdr", "AppHdr"),
-        created_at=_parse_dt(read.optional(app_header, "CreDt"), "AppHdr/CreDt"),
-    )
+    values = _HEAD_READER.values(app_header, _HEADER_PATHS)
+    for path, value in zip(_HEADER_PATHS, values, strict=True):
+        if not value:
+            raise CodecError(f"AppHdr/{path} is missing or empty")
+    header = AppHeader(from_bic=values[0], to_bic=values[1], biz_msg_id=values[2],
+                       msg_def_id=values[3], created_at=_parse_dt(values[4], "AppHdr/CreDt"))
     namespace = etree.QName(document).namespace or ""
     codec = _BY_NAMESPACE.get(namespace)
     if codec is None or etree.QName(document).localname != "Document":
