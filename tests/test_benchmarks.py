@@ -1,0 +1,73 @@
+"""Hot paths under pytest-benchmark: `pytest tests/test_benchmarks.py --benchmark-enable`.
+
+In the ordinary suite each runs once, as a plain test of its result; timings are figures to
+read, never assertions. The bare lxml parse is the floor the codec is compared with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lxml import etree
+
+from protocol import signing
+from protocol.codec import decode, encode
+from protocol.http import wrap
+from switch.clearing import INSERT_TRANSFER
+from switch.journal import Journal
+from tests.samples import pacs002, pacs008
+
+BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", pacs008(1_000)))
+REPORT = encode(wrap("SWLBVNVX", "TRSYVNV1", pacs002(1_000)))
+
+
+def test_floor_bare_lxml_parse_of_a_1000_transaction_pacs008(benchmark) -> None:
+    root = benchmark(etree.fromstring, BULK)
+    assert len(root[1][0]) == 1_001  # the group header and 1,000 transactions
+
+
+def test_decode_1000_transaction_pacs008(benchmark) -> None:
+    message = benchmark(decode, BULK)
+    assert len(message.document.transactions) == 1_000
+
+
+def test_encode_1000_transaction_pacs008(benchmark) -> None:
+    message = decode(BULK)
+    assert benchmark(encode, message) == BULK
+
+
+def test_decode_1000_status_pacs002(benchmark) -> None:
+    assert len(benchmark(decode, REPORT).document.transactions) == 1_000
+
+
+def test_signature_check_of_a_bulk(benchmark) -> None:
+    headers = signing.sign("TRSYVNV1", b"secret", "/v1/messages", BULK)
+    signer = benchmark(signing.verify, headers, "/v1/messages", BULK, {"TRSYVNV1": b"secret"})
+    assert signer == "TRSYVNV1"
+
+
+def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
+    """Group commit: one durable write of 1,000 new transfers (per-transfer cost = /1000)."""
+    batches = iter(range(10**6))
+
+    async def write_batch(journal: Journal) -> None:
+        batch = next(batches)
+        rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None,
+                 1, 0.0, None, None, 0, 0) for n in range(1_000)]
+        await journal.write([(INSERT_TRANSFER, rows)])
+
+    loop = asyncio.new_event_loop()
+    journal = Journal(tmp_path / "journal.sqlite")
+
+    async def start() -> None:
+        journal.start()
+
+    loop.run_until_complete(start())
+    try:
+        benchmark(lambda: loop.run_until_complete(write_batch(journal)))
+        count = journal.read_now("SELECT count(*) FROM transfers")[0][0]
+        assert count % 1_000 == 0 and count >= 1_000
+    finally:
+        loop.run_until_complete(journal.close())
+        loop.close()
