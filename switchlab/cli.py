@@ -51,6 +51,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> int:
+    from loadtests.run import run_load
+
+    return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
+                    args.accounts)
+
+
 def _switch(args: argparse.Namespace) -> int:
     from switch.__main__ import main as switch_main
 
@@ -101,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="0 to skip the bulk payout")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"))
     bench.set_defaults(handler=_bench)
+
+    load = commands.add_parser(
+        "load", help="Locust, headless and bounded, against a switch started on 127.0.0.1")
+    load.add_argument("--seconds", type=int, default=30)
+    load.add_argument("--users", type=int, default=20)
+    load.add_argument("--spawn-rate", type=float, default=10.0)
+    load.add_argument("--shape", choices=("payout_morning", "spike", "step_ramp"))
+    load.add_argument("--accounts", type=int, default=20_000)
+    load.add_argument("--output", type=Path, default=Path("runs/load"))
+    load.set_defaults(handler=_load)
 
     switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
     switch.add_argument("--config", type=Path, required=True)
