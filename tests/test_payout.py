@@ -79,9 +79,12 @@ async def test_lost_answers_lead_to_inquiry_not_double_payment(tmp_path: Path) -
         tmp_path, {"BFTVVNVX": slow_bank}, treasury={
             "mode": "instant", "request_timeout_s": 0.1, "quiet_period_s": 0.5})),
         population, payments)
-    assert result.inquiries > 0 and result.resends == 0
+    # Answers were lost, so the treasury asked; it may resend only what the switch never got
+    # (AG09), and whatever it resent, each transfer exists once and is credited once.
+    assert result.inquiries > 0
     assert result.by_status["unresolved"] == 0
     assert sum(v["count"] for v in stats["by_state"].values()) == len(payments)
+    assert sum(t["credited"] for t in totals) == result.by_status["paid"]
     assert reconcile(result, stats, totals) == []
 
 
