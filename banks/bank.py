@@ -263,7 +263,9 @@ async def set_behaviour(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     bank = request.app[BANK]
     return web.json_response({"status": "ok", "bic": bank.config.bic,
-                              "accounts": len(bank.ledger.accounts)})
+                              "accounts": len(bank.ledger.accounts),
+                              "answers_sent": bank.answers_sent,
+                              "results_as_debtor": len(bank.debtor_results)})
 
 
 def create_bank_app(bank: Bank) -> web.Application:

@@ -389,6 +389,10 @@ class Treasury:
                     self._submit([by_id[e] for e in never_received[i:i + size]], slots)
                     for i in range(0, len(never_received), size)))
 
+    def forget_outcomes(self) -> None:
+        """Forget every final status, as an operator about to resubmit a file by mistake."""
+        self.final.clear()
+
     async def wait_for_returns(self, expected: int, timeout_s: float) -> int:
         """Returns arrive after settlement; wait (bounded) until `expected` have come."""
         deadline_s = time.monotonic() + timeout_s

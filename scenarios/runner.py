@@ -149,7 +149,7 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
         await world.treasury.run(payments, lambda done, _: bar.update(done - bar.n))
         bar.close()
         if run.get("resubmit_whole_file"):
-            world.treasury.final.clear()
+            world.treasury.forget_outcomes()
             await world.treasury.run(payments)
         expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
         await world.treasury.wait_for_returns(expected_returns, run.get("returns_wait_s", 10.0))

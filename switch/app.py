@@ -136,6 +136,12 @@ async def _credit_transfer(
         )
     if switch.participants[sender].signed_off:
         raise web.HTTPServiceUnavailable(text=f"503: {sender} is signed off from the scheme\n")
+    if not switch.clearing.has_room_for(len(message.transactions)):
+        raise web.HTTPServiceUnavailable(
+            text=f"503: {len(switch.clearing.pending):,} transfers in flight, the limit is "
+            f"{switch.config.max_transfers_in_flight:,}; retry later (nothing was taken)\n",
+            headers={"Retry-After": "1"},
+        )
     group_reason = switch.clearing.check_group(message)
     if group_reason is not None:
         return switch.reply(sender, PaymentStatusReport(

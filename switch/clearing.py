@@ -133,6 +133,10 @@ class Clearing:
 
     # ---- intake -------------------------------------------------------------------------
 
+    def has_room_for(self, transactions: int) -> bool:
+        """Whether taking this many more transfers keeps the in-flight set within its limit."""
+        return len(self.pending) + transactions <= self.config.max_transfers_in_flight
+
     def check_group(self, message: CreditTransferMessage) -> str | None:
         """A reason to refuse the whole message, or None: counts and sums must agree."""
         if message.declared_count is not None and message.declared_count != len(
@@ -196,8 +200,6 @@ class Clearing:
             self._advance(transfer, TransferState.REJECTED if reason else TransferState.PENDING,
                           reason)
             accepted.append(transfer)
-        if len(self.pending) > self.config.max_transfers_in_flight:
-            log.warning("%d transfers in flight, above the limit", len(self.pending))
         await self._journal_new(accepted, now_s)
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
         for transfer in accepted:

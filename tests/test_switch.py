@@ -378,3 +378,15 @@ async def test_restarted_switch_keeps_its_journal(lab: SwitchLab) -> None:
     assert only_status(again) == (TxStatus.REJECTED, reasons.DUPLICATE)
     _, participants = await lab.admin("GET", "/v1/admin/participants")
     assert {p["bic"]: p["net_vnd"] for p in participants}[BANK_A] == 1_500_000
+
+
+async def test_switch_refuses_more_than_its_in_flight_limit(tmp_path: Path) -> None:
+    lab = await SwitchLab(tmp_path / "s.sqlite", max_transfers_in_flight=5).start()
+    try:
+        reply = await pay(lab, *[transfer(f"E2E-LIM-{n}") for n in range(6)])
+        assert reply.status == 503 and "the limit is 5" in reply.text
+        status, _ = await lab.admin("GET", "/v1/admin/transfers/E2E-LIM-0")
+        assert status == 404
+        assert only_status(await pay(lab, transfer("E2E-LIM-OK")))[0] is TxStatus.SETTLED
+    finally:
+        await lab.stop()
