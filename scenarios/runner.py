@@ -108,22 +108,31 @@ async def _apply_timeline(world: World, timeline: list[dict[str, Any]], started_
                         "participant": bic, "note": event.get("note", "")})
 
 
-async def _sample(world: World, started_s: float, samples: list[dict[str, float]]) -> None:
-    """The switch's counts over time, for the throughput curve; gaps while it is down."""
+async def _sample(world: World, started_s: float, samples: list[dict[str, float]],
+                  bar: tqdm) -> None:
+    """The switch's counts over time, for the throughput curve and the live view; gaps while
+    it is down."""
     while True:
         try:
             stats = await world.switch_admin("GET", "/v1/admin/stats")
+            health = await world.switch_admin("GET", "/v1/admin/participants")
         except (aiohttp.ClientError, OSError):
+            bar.set_postfix_str("switch unreachable")
             stats = None
         if stats is not None:
             by_state = stats["by_state"]
-            samples.append({
+            sample = {
                 "t_s": round(time.monotonic() - started_s, 3),
                 "settled": by_state.get("SETTLED", {}).get("count", 0)
                 + by_state.get("RETURNED", {}).get("count", 0),
                 "rejected": by_state.get("REJECTED", {}).get("count", 0),
                 "in_flight": stats["in_flight"],
-            })
+            }
+            samples.append(sample)
+            down = [p["bic"] for p in health if p["signed_off"] or p["breaker_open"]]
+            bar.set_postfix_str(f"settled {sample['settled']:,} rejected {sample['rejected']:,}"
+                                f" in flight {sample['in_flight']:,}"
+                                f" down {','.join(down) or 'none'}")
         await asyncio.sleep(SAMPLE_EVERY_S)
 
 
@@ -139,13 +148,13 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     samples: list[dict[str, float]] = []
     await world.start(population)
     started_s = time.monotonic()
+    bar = tqdm(total=len(payments), unit="tx", disable=not progress, desc=scenario.name)
     background = [
         asyncio.ensure_future(_apply_timeline(world, scenario.data.get("timeline", []),
                                               started_s, faults)),
-        asyncio.ensure_future(_sample(world, started_s, samples)),
+        asyncio.ensure_future(_sample(world, started_s, samples, bar)),
     ]
     try:
-        bar = tqdm(total=len(payments), unit="tx", disable=not progress, desc=scenario.name)
         await world.treasury.run(payments, lambda done, _: bar.update(done - bar.n))
         bar.close()
         if run.get("resubmit_whole_file"):
