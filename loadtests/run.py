@@ -1,9 +1,14 @@
-"""`switchlab load`: start the target in its own process, run Locust headless against it for a
-bounded time, write Locust's CSV and HTML reports, stop the target, pass on Locust's exit code.
+"""`python -m loadtests.run` (also `switchlab load`): one bounded, headless load run.
+
+Starts the target (switch and mock participants) in its own process, waits for its
+participants file, runs Locust headless against it for a bounded time, writing Locust's CSV
+and HTML reports, stops the target, and passes on Locust's exit code (non-zero on any
+failure). Two processes because Locust's gevent patching must not touch the servers.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -11,41 +16,97 @@ import sys
 import time
 from pathlib import Path
 
+from loadtests.target import DEFAULT_ACCOUNTS
+
 REPO = Path(__file__).resolve().parents[1]
+LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
 TARGET_START_S = 60.0
+TARGET_STOP_S = 30.0
+STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
+LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of the run time
 MAX_RUN_S = 3_600
+# loadtests.shapes.SHAPES, named here because importing locust would gevent-patch this process
+SHAPES = ("payout_morning", "spike", "step_ramp")
 
 
-def run_load(out: Path, seconds: int, users: int, spawn_rate: float, shape: str | None,
-             accounts: int = 20_000) -> int:
+def _wait_for_target(target: subprocess.Popen[bytes], port_file: Path) -> None:
+    """Block until the target says it is ready, it dies, or TARGET_START_S pass."""
+    deadline = time.monotonic() + TARGET_START_S
+    while not port_file.exists():
+        if target.poll() is not None:
+            raise RuntimeError(f"the load target exited with {target.returncode} at start")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the load target was not ready within {TARGET_START_S:.0f} s")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=TARGET_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=TARGET_STOP_S)
+
+
+def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = None,
+             shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS) -> int:
+    """Run the load for `seconds` with up to `users` users; Locust's exit code."""
     if not 0 < seconds <= MAX_RUN_S:
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
+    if users < 1:
+        raise ValueError("users must be at least 1")
+    if shape is not None and shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    rate = spawn_rate if spawn_rate else float(users)
     out.mkdir(parents=True, exist_ok=True)
-    target_file = out / "target.json"
-    target_file.unlink(missing_ok=True)
+    participants_file, port_file = out / "target.json", out / "target.port"
+    participants_file.unlink(missing_ok=True)
+    port_file.unlink(missing_ok=True)
     target = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.target", "--target-file", str(target_file),
-         "--accounts", str(accounts), "--seconds", str(seconds + TARGET_START_S)], cwd=REPO)
+        [sys.executable, "-m", "loadtests.target", "--participants-file", str(participants_file),
+         "--port-file", str(port_file), "--accounts", str(accounts),
+         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)], cwd=REPO)
     try:
-        deadline = time.monotonic() + TARGET_START_S
-        while not target_file.exists():
-            if target.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the load target did not start")
-            time.sleep(0.1)
-        env = os.environ | {"SWITCHLAB_TARGET": str(target_file)}
-        command = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtests" / "locustfile.py"),
-                   "--headless", "--only-summary", "--csv", str(out / "locust"),
-                   "--html", str(out / "locust.html"), "--stop-timeout", "5"]
+        _wait_for_target(target, port_file)
+        env = os.environ | {"SWITCHLAB_TARGET": str(participants_file)}
+        env.pop("SWITCHLAB_SHAPE", None)
         if shape:
-            env |= {"SWITCHLAB_SHAPE": shape, "SWITCHLAB_SHAPE_SECONDS": str(seconds),
-                    "SWITCHLAB_SHAPE_USERS": str(users)}
-        else:
-            command += ["-u", str(users), "-r", str(spawn_rate), "-t", f"{seconds}s"]
-        return subprocess.run(command, cwd=REPO, env=env, timeout=seconds + 60,
-                              check=False).returncode
-    finally:
-        target.send_signal(signal.SIGTERM)
+            env["SWITCHLAB_SHAPE"] = shape
+        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                   "-u", str(users), "-r", str(rate), "-t", f"{seconds}s",
+                   "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
+                   "--only-summary", "--stop-timeout", str(STOP_TIMEOUT_S)]
         try:
-            target.wait(timeout=30)
+            return subprocess.run(command, cwd=REPO, env=env, check=False,
+                                  timeout=seconds + LOCUST_MARGIN_S).returncode
         except subprocess.TimeoutExpired:
-            target.kill()
+            print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
+                  file=sys.stderr)
+            return 124
+    finally:
+        _stop(target)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point: Locust's exit code."""
+    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
+    parser.add_argument("--shape", choices=sorted(SHAPES),
+                        help="load shape; without one, -u users at -r per second for -t")
+    parser.add_argument("--seconds", type=int, default=30, help="total run time")
+    parser.add_argument("--users", type=int, default=20, help="users (a shape's peak)")
+    parser.add_argument("--spawn-rate", type=float, help="users started per second")
+    parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS)
+    parser.add_argument("--out", type=Path, default=Path("runs/load"))
+    args = parser.parse_args(argv)
+    try:
+        return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts)
+    except (ValueError, RuntimeError) as error:
+        print(f"load run: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,55 +1,74 @@
 """Payout-day load shapes; each ends by itself (tick returns None), bounded in time.
 
-Durations are scaled by SWITCHLAB_SHAPE_SECONDS (default 60) and users by
-SWITCHLAB_SHAPE_USERS (default 50), so the same shape runs for seconds in CI and an hour on a
-bench machine.
+Each shape reads Locust's own `-u` (peak users) and `-t` (total time) when given
+(`use_common_options`), so the same shape runs for seconds in CI and an hour on a bench
+machine; without them, 50 users over 60 s. The locustfile imports a shape only when
+SWITCHLAB_SHAPE names it, because Locust uses any LoadTestShape it finds there.
 """
 
 from __future__ import annotations
 
-import os
-
 from locust import LoadTestShape
 
-SECONDS = float(os.environ.get("SWITCHLAB_SHAPE_SECONDS", "60"))
-USERS = int(os.environ.get("SWITCHLAB_SHAPE_USERS", "50"))
+DEFAULT_SECONDS = 60.0
+DEFAULT_USERS = 50
+MAX_SECONDS = 3_600.0
 
 
-class PayoutMorning(LoadTestShape):
-    """Opening: a steep ramp to the peak, a long plateau, then a tail as the day winds down."""
+class _Scaled(LoadTestShape):
+    """A shape drawn on [0, 1) of the run and scaled to the run's users and seconds."""
+
+    abstract = True
+    use_common_options = True
+
+    def _options(self) -> tuple[int, float]:
+        options = getattr(getattr(self.runner, "environment", None), "parsed_options", None)
+        users = int(getattr(options, "num_users", None) or DEFAULT_USERS)
+        seconds = float(getattr(options, "run_time", None) or DEFAULT_SECONDS)
+        return max(1, users), min(max(1.0, seconds), MAX_SECONDS)
 
     def tick(self) -> tuple[int, float] | None:
-        t = self.get_run_time() / SECONDS
+        users, seconds = self._options()
+        t = self.get_run_time() / seconds
         if t >= 1:
             return None
+        count, rate = self.at(t, users)
+        return max(1, count), max(1.0, rate)
+
+    def at(self, t: float, users: int) -> tuple[int, float]:
+        """Users and spawn rate at fraction `t` of the run, for a peak of `users`."""
+        raise NotImplementedError
+
+
+class PayoutMorning(_Scaled):
+    """Opening: a steep ramp to the peak in a tenth of the run, a plateau, then a tail."""
+
+    def at(self, t: float, users: int) -> tuple[int, float]:
         if t < 0.1:
-            return max(1, int(USERS * t / 0.1)), USERS
+            return int(users * t / 0.1) + 1, users
         if t < 0.7:
-            return USERS, USERS
-        return max(1, int(USERS * (1 - (t - 0.7) / 0.3))), USERS
+            return users, users
+        return int(users * (1 - (t - 0.7) / 0.3)) + 1, users
 
 
-class Spike(LoadTestShape):
-    """A quiet baseline, then five times the users at once for a fifth of the run."""
+class Spike(_Scaled):
+    """A quiet baseline (a fifth of the peak), then the whole peak at once for a fifth."""
 
-    def tick(self) -> tuple[int, float] | None:
-        t = self.get_run_time() / SECONDS
-        if t >= 1:
-            return None
-        baseline = max(1, USERS // 5)
-        return (USERS, USERS * 2) if 0.4 <= t < 0.6 else (baseline, USERS)
+    def at(self, t: float, users: int) -> tuple[int, float]:
+        if 0.4 <= t < 0.6:
+            return users, users * 2
+        return users // 5, users
 
 
-class StepRamp(LoadTestShape):
-    """Ten equal steps up to USERS: read the knee off the per-step p99 and failure rate."""
+class StepRamp(_Scaled):
+    """Ten equal steps up to the peak: read the knee off the per-step p99 and failures."""
 
     steps = 10
 
-    def tick(self) -> tuple[int, float] | None:
-        t = self.get_run_time() / SECONDS
-        if t >= 1:
-            return None
-        return max(1, int(USERS * (int(t * self.steps) + 1) / self.steps)), USERS
+    def at(self, t: float, users: int) -> tuple[int, float]:
+        return int(users * (int(t * self.steps) + 1) / self.steps), users
 
 
-SHAPES = {"payout_morning": PayoutMorning, "spike": Spike, "step_ramp": StepRamp}
+SHAPES: dict[str, type[LoadTestShape]] = {
+    "payout_morning": PayoutMorning, "spike": Spike, "step_ramp": StepRamp,
+}

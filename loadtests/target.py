@@ -1,63 +1,111 @@
 """The system under load, in a process of its own: `python -m loadtests.target`.
 
 Importing locust monkey-patches the whole process with gevent, so the switch and the mock
-banks must never share Locust's process. This starts them (switch, banks, treasury inbound on
-127.0.0.1), then writes a target file telling Locust users where the switch is, which
-credentials to sign with, and whom they may pay; it stops on SIGTERM or after --seconds.
+banks must never share Locust's process. This starts them (switch, the five demo participants,
+the treasury's inbound endpoint, all on 127.0.0.1), then writes the participants file telling
+Locust users where the switch is, which credentials to sign with and whom they may pay, and
+last the port file, which says the target is ready. It stops on SIGTERM or after --seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from banks.behaviour import Behaviour
-from banks.population import TREASURY_BIC, Mix, generate_population
+from banks.population import PARTICIPANTS, TREASURY_BIC, Population, generate_population
+from switchlab.demo import DEMO_PARTICIPANTS
 from switchlab.world import SWITCH_BIC, World, WorldSettings
 
-LOAD_PARTICIPANTS = {"BFTVVNVX": 0.5, "ICBVVNVX": 0.2, "BIDVVNVX": 0.15, "EWLAVNV1": 0.15}
-MAX_SECONDS = 3_600
+MAX_SECONDS = 3_600.0
+DEFAULT_ACCOUNTS = 20_000
+SEED = 2026
 
 
-async def serve_target(target_file: Path, accounts: int, seconds: float) -> None:
-    population = generate_population(accounts, 42, Mix(
-        participants=LOAD_PARTICIPANTS, no_account=0, closed=0, blocked=0, name_mismatch=0,
-        deceased=0, dies_after_payment=0))
+def valid_payees(population: Population) -> list[dict[str, str]]:
+    """Accounts a transfer to will be accepted: active, alive, named as the bank names them.
+
+    Closed, blocked, deceased and mismatched accounts are left out so that any rejection a
+    load test sees is the scheme's doing, not a beneficiary's.
+    """
+    return [
+        {"bic": b.participant_bic, "account_id": b.account_id, "holder_name": b.full_name,
+         "citizen_id": b.citizen_id}
+        for b in population.payable()
+        if b.participant_bic and b.account_id and b.status == "active" and not b.deceased
+        and not b.dies_after_payment and b.ledger_name == b.full_name
+    ]
+
+
+def describe(world: World, population: Population) -> dict[str, Any]:
+    """The participants file: everything a Locust user needs, nothing of switchlab's code."""
+    return {
+        "switch_url": world.switch_url,
+        "switch_bic": SWITCH_BIC,
+        "admin_token": world.admin_token,
+        "treasury": {"bic": TREASURY_BIC, "secret": world.secrets[TREASURY_BIC]},
+        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic][1], "secret": world.secrets[bic],
+                   "share": share} for bic, share in DEMO_PARTICIPANTS.items()],
+        "payees": valid_payees(population),
+    }
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers poll for the file: they must never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+async def serve_target(participants_file: Path, port_file: Path | None, accounts: int,
+                       seconds: float) -> None:
+    """Serve the world until SIGTERM/SIGINT or `seconds`, whichever comes first."""
+    population = generate_population(accounts, SEED)
     with tempfile.TemporaryDirectory(prefix="switchlab-load-") as run_dir:
-        world = World(WorldSettings(Path(run_dir), {b: Behaviour() for b in LOAD_PARTICIPANTS}))
-        await world.start(population)
-        target = {
-            "switch_url": world.switch_url, "switch_bic": SWITCH_BIC,
-            "admin_token": world.admin_token,
-            "participants": {bic: world.secrets[bic] for bic in
-                             [TREASURY_BIC, *LOAD_PARTICIPANTS]},
-            "treasury_bic": TREASURY_BIC,
-            "payees": [[b.participant_bic, b.account_id, b.full_name, b.citizen_id]
-                       for b in population.payable()],
-        }
-        target_file.write_text(json.dumps(target, ensure_ascii=False), encoding="utf-8")
+        world = World(WorldSettings(
+            run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEMO_PARTICIPANTS}))
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop.set)
+        await world.start(population)
         try:
-            await asyncio.wait_for(stop.wait(), min(seconds, MAX_SECONDS))
-        except TimeoutError:
-            pass
+            _write_atomically(participants_file,
+                              json.dumps(describe(world, population), ensure_ascii=False))
+            if port_file is not None:
+                _write_atomically(port_file, world.switch_url.rsplit(":", 1)[1] + "\n")
+            print(f"load target: switch {world.switch_url}, participants in {participants_file}",
+                  flush=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), min(seconds, MAX_SECONDS))
         finally:
-            await world.stop()
+            await asyncio.wait_for(world.stop(), 30)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; 0 once the world has stopped cleanly."""
     parser = argparse.ArgumentParser(prog="python -m loadtests.target", description=__doc__)
-    parser.add_argument("--target-file", type=Path, required=True)
-    parser.add_argument("--accounts", type=int, default=20_000)
-    parser.add_argument("--seconds", type=float, default=600)
+    parser.add_argument("--participants-file", "--target-file", type=Path, required=True,
+                        help="where to write the target JSON (SWITCHLAB_TARGET)")
+    parser.add_argument("--port-file", type=Path,
+                        help="written last, with the switch's port: the target is ready")
+    parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
+                        help="population size (beneficiaries with accounts at the banks)")
+    parser.add_argument("--seconds", type=float, default=600.0,
+                        help=f"stop after this long (at most {MAX_SECONDS:.0f})")
     args = parser.parse_args(argv)
-    asyncio.run(serve_target(args.target_file, args.accounts, args.seconds))
+    if args.seconds <= 0 or args.accounts <= 0:
+        parser.error("--seconds and --accounts must be positive")
+    asyncio.run(serve_target(args.participants_file, args.port_file, args.accounts,
+                             args.seconds))
     return 0
 
 
