@@ -1,10 +1,12 @@
 """A mock bank, e-wallet or mobile-money operator: one participant of the scheme, over HTTP.
 
 As creditor agent it checks each incoming transfer against its ledger and answers ACCP or
-RJCT (AC01, AC04, AC06, BE01, MD07), holds what it accepts, and credits only when the switch
-confirms settlement (ACSC), once per end-to-end id. Its faults come from `Behaviour`. It speaks
-to the switch only over HTTP, and can run as a process of its own (`python -m banks.bank`), so
-that a scenario can kill and restart it.
+RJCT (AC01, AC04, AC06, BE01, MD07), holds what it accepts, credits only when the switch
+confirms settlement (ACSC), once per end-to-end id, and releases what the switch rejects.
+Later it may return a payment (pacs.004, MD07) to a beneficiary who died after being paid.
+Its faults come from `Behaviour`. It knows the switch only by URL and credentials, exactly as
+a real bank would, and runs as a process of its own (`python -m banks.bank --config
+bank.json`) so that a scenario can kill and restart it; with a ledger file it loses nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import signal
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +28,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from banks.behaviour import Behaviour
-from banks.ledger import Account, Ledger
-from protocol.codec import MAX_MESSAGE_BYTES, new_id
+from banks.behaviour import ASYNC, Behaviour
+from banks.ledger import Account, Hold, Ledger
+from protocol import reasons
+from protocol.codec import MAX_MESSAGE_BYTES, CodecError, new_id
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
+    Reply,
     bearer_auth,
     read_signed,
     run_alongside,
@@ -48,260 +54,367 @@ from protocol.messages import (
 log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/iso20022"
-MAX_PENDING_REPLIES = 10_000
-REPLY_ATTEMPTS = 12  # with the capped backoff, about 40 s of trying
+KINDS = ("bank", "ewallet", "mobile_money")
+BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
+MAX_PENDING_SENDS = 10_000  # answers and returns scheduled for later; beyond, answer in line
+MAX_CONCURRENT_SENDS = 32  # requests to the switch at once
+MAX_ITEMS_PER_RETURN = 1_000  # pacs.004 items per message
+SEND_TIMEOUT_S = 10.0
+SEND_ATTEMPTS = 12  # with the capped backoff, about 40 s of trying
+FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
 BANK = web.AppKey("bank", "Bank")
 
 
 @dataclass
 class BankConfig:
+    """Who the participant is and how it reaches the switch; secrets as provisioned."""
+
     bic: str
     name: str
-    kind: str
-    secret: bytes
-    switch_url: str
+    kind: str  # bank, ewallet or mobile_money
+    secret: bytes  # signs what it sends the switch
+    switch_url: str  # base URL; messages go to {switch_url}/v1/messages
     switch_bic: str
-    switch_secret: bytes
-    admin_token: str = "admin-token"
-    ledger_path: Path | None = None
+    switch_secret: bytes  # checks what the switch sends it
+    admin_token: str  # bearer token of the /admin/ API
+    ledger_path: Path | None = None  # SQLite file; None keeps the ledger in memory
     behaviour: Behaviour = field(default_factory=Behaviour)
 
+    def __post_init__(self) -> None:
+        for name in ("bic", "switch_bic"):
+            if not BIC.fullmatch(getattr(self, name)):
+                raise ValueError(f"{name} {getattr(self, name)!r} is not a BIC")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if not self.secret or not self.switch_secret or not self.admin_token:
+            raise ValueError("secret, switch_secret and admin_token must not be empty")
+        if not self.switch_url.startswith(("http://", "https://")):
+            raise ValueError(f"switch_url {self.switch_url!r} is not an http(s) URL")
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BankConfig:
+    def from_dict(cls, data: Mapping[str, Any]) -> BankConfig:
+        """From a JSON configuration: secrets as text, behaviour as an object."""
+        unknown = set(data) - {f.name for f in fields(cls)}
+        missing = {f.name for f in fields(cls) if f.name not in data
+                   and f.default is MISSING and f.default_factory is MISSING}
+        if unknown or missing:
+            raise ValueError(f"bank configuration: unknown {sorted(unknown)}, "
+                             f"missing {sorted(missing)}")
         values = dict(data)
         for key in ("secret", "switch_secret"):
             values[key] = str(values[key]).encode()
         if values.get("ledger_path"):
             values["ledger_path"] = Path(values["ledger_path"])
-        values["behaviour"] = Behaviour.from_dict(values.get("behaviour", {}))
+        values["behaviour"] = Behaviour.from_dict(values.get("behaviour") or {})
         return cls(**values)
 
 
 class Bank:
-    def __init__(self, config: BankConfig, accounts: list[Account] | None = None) -> None:
+    """One participant's state: its ledger, its faults, and what it still has to send."""
+
+    def __init__(self, config: BankConfig, accounts: Iterable[Account] = ()) -> None:
         self.config = config
         self.behaviour = config.behaviour
-        self.ledger = Ledger(path=config.ledger_path)
-        if accounts:
-            self.ledger.open_accounts(accounts)
-        self.started_at_s = time.monotonic()
-        self.debtor_results: dict[str, TransactionStatus] = {}
-        self.answers_sent = 0
-        self.session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._returning: set[str] = set()
-
-    @property
-    def switch(self) -> Peer:
-        assert self.session is not None
-        return Peer(self.session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
-                    self.config.bic, self.config.secret, self.config.switch_bic)
+        self.ledger = Ledger(config.ledger_path)
+        self.ledger.open_accounts(accounts)
+        self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
+        self.messages_sent = 0
+        self.replies_lost = 0  # async answers deliberately never sent
+        self._started_at_s = time.monotonic()
+        self._switch: Peer | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._sending = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._returning: set[str] = set()  # end-to-end ids whose return is on its way
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession()
+        """Open the channel to the switch; resume returns a previous run had not finished."""
+        self._session = aiohttp.ClientSession()
+        self._switch = Peer(self._session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
+                            self.config.bic, self.config.secret, self.config.switch_bic,
+                            timeout_s=SEND_TIMEOUT_S)
+        self._started_at_s = time.monotonic()
+        self._schedule_returns(self.ledger.returns_due())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.session is not None:
-            await self.session.close()
+        if self._session is not None:
+            await self._session.close()
+        self.ledger.close()
 
-    def _later(self, delay_s: float, document: PaymentStatusReport | PaymentReturn) -> bool:
-        if len(self._tasks) >= MAX_PENDING_REPLIES:
-            return False
-        task = asyncio.get_running_loop().create_task(self._send_later(delay_s, document))
+    def uptime_s(self) -> float:
+        return time.monotonic() - self._started_at_s
+
+    # ---- sending to the switch ------------------------------------------------------------
+
+    def _room_for(self, count: int) -> bool:
+        return len(self._tasks) + count <= MAX_PENDING_SENDS
+
+    @property
+    def pending_sends(self) -> int:
+        return len(self._tasks)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return True
 
-    async def _send_later(self, delay_s: float, document: PaymentStatusReport | PaymentReturn
-                          ) -> None:
-        """Deliver an answer or a return, retrying with capped backoff while the switch is
-        unreachable; a return is booked only for the items the switch settled (ACSC)."""
+    async def _deliver(self, delay_s: float, document: PaymentStatusReport | PaymentReturn
+                       ) -> Reply | None:
+        """Send after `delay_s`, retrying with capped backoff while the switch is unreachable
+        or answers 5xx; None when it never took the message."""
         await asyncio.sleep(delay_s)
-        backoff_s = 0.2
-        for attempt in range(REPLY_ATTEMPTS):
+        assert self._switch is not None, "the bank is not started"
+        backoff_s = FIRST_BACKOFF_S
+        for attempt in range(1, SEND_ATTEMPTS + 1):
             try:
-                reply = await self.switch.send(document)
-                if reply.status >= 500:
-                    raise aiohttp.ClientError(f"switch answered {reply.status}")
-                self.answers_sent += 1
-                if isinstance(document, PaymentReturn) and reply.message is not None:
-                    self._book_returns(document, reply.message.document)
-                return
-            except (aiohttp.ClientError, OSError, TimeoutError) as error:
-                log.info("%s: sending to the switch failed (%s), attempt %d", self.config.bic,
-                         error, attempt + 1)
+                async with self._sending:
+                    reply = await self._switch.send(document)
+                if reply.status < 500:
+                    self.messages_sent += 1
+                    return reply
+                problem = f"HTTP {reply.status} {reply.text.strip()}"
+            except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
+                problem = repr(error)
+            log.info("%s: sending %s to the switch failed (attempt %d): %s", self.config.bic,
+                     document.msg_id, attempt, problem)
+            if attempt < SEND_ATTEMPTS:
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-
-    def _book_returns(self, sent: PaymentReturn, answer: object) -> None:
-        if not isinstance(answer, PaymentStatusReport):
-            return
-        settled = {i.original_end_to_end_id for i in answer.transactions
-                   if i.status is TxStatus.SETTLED}
-        for item in sent.items:
-            e2e = item.original_end_to_end_id
-            if e2e in settled and e2e not in self.ledger.returned:
-                self.ledger.accounts[self.ledger.credited_to[e2e]].balance_vnd -= (
-                    item.returned_amount_vnd)
-                self.ledger.returned[e2e] = item.returned_amount_vnd
-            self._returning.discard(e2e)
+        log.warning("%s: gave up sending %s to the switch", self.config.bic, document.msg_id)
+        return None
 
     # ---- as creditor agent ----------------------------------------------------------------
 
     def decide(self, message: CreditTransferMessage) -> PaymentStatusReport:
-        """Check every transaction, hold the accepted ones (or, with the bug, credit them)."""
-        items, accepted = [], []
+        """Check every transaction and book the accepted ones (held, or with the bug
+        credited) in one write, before any answer leaves."""
+        behaviour = self.behaviour
+        statuses, holds = [], []
         for tx in message.transactions:
             reason = self.ledger.check(tx.creditor_account, tx.creditor_name,
                                        tx.creditor_citizen_id)
+            if reason is None and behaviour.chance(behaviour.reject_rate):
+                reason = behaviour.reject_reason
             if reason is None:
-                accepted.append((tx.end_to_end_id, tx.creditor_account, tx.amount_vnd))
-            items.append(TransactionStatus(
+                holds.append(Hold(tx.end_to_end_id, tx.tx_id, tx.creditor_account, tx.amount_vnd))
+            statuses.append(TransactionStatus(
                 original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
                 status=TxStatus.REJECTED if reason else TxStatus.ACCEPTED, reason_code=reason,
+                reason_text=reasons.DESCRIPTIONS.get(reason or ""),
             ))
-        self.ledger.hold(accepted)
-        if self.behaviour.credit_before_confirmation:
-            self.ledger.credit([e2e for e2e, _, _ in accepted], early=True)
+        with self.ledger.batch():
+            self.ledger.hold(holds)
+            if behaviour.credit_before_confirmation:
+                self.ledger.settle([h.end_to_end_id for h in holds], before_confirmation=True)
         return PaymentStatusReport(
-            msg_id=new_id("BK"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
-            original_msg_type=MessageType.CREDIT_TRANSFER, transactions=items,
+            msg_id=new_id("BKA"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
+            original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
         )
 
-    async def on_credit_transfer(self, message: CreditTransferMessage) -> web.Response:
+    async def answer(self, message: CreditTransferMessage) -> web.Response:
+        """ACCP/RJCT per transaction, in the response or (async) posted to the switch."""
         behaviour = self.behaviour
         report = self.decide(message)
-        if behaviour.answer_mode == "async":
+        delay_s = behaviour.answer_delay_s()
+        if behaviour.answer_mode == ASYNC:
             if behaviour.chance(behaviour.lost_reply_rate):
-                return web.Response(status=202)
-            delay_s = behaviour.latency_s() + (
-                behaviour.late_by_s if behaviour.chance(behaviour.late_reply_rate) else 0.0)
+                self.replies_lost += 1
+                return web.Response(status=202, text="accepted for processing\n")
             copies = 2 if behaviour.chance(behaviour.duplicate_reply_rate) else 1
-            if all(self._later(delay_s, report) for _ in range(copies)):
-                return web.Response(status=202)
-        await asyncio.sleep(behaviour.latency_s())
+            if self._room_for(copies):
+                for _ in range(copies):
+                    self._spawn(self._deliver(delay_s, report))
+                return web.Response(status=202, text="accepted for processing\n")
+            log.warning("%s: %d sends pending; answering in the response", self.config.bic,
+                        self.pending_sends)
+        await asyncio.sleep(delay_s)
         return xml_response(self.config.bic, self.config.switch_bic, report)
 
-    def on_status_report(self, report: PaymentStatusReport) -> None:
-        settled, cancelled = [], []
+    def take_status_report(self, report: PaymentStatusReport) -> None:
+        """The switch's confirmations: ACSC credits, RJCT releases, in one write. Ids this
+        participant never accepted are results of transfers it sent as debtor agent."""
+        settled, rejected = [], []
         for item in report.transactions:
             e2e = item.original_end_to_end_id
-            if e2e in self.ledger.holds:
-                (settled if item.status is TxStatus.SETTLED else cancelled).append(e2e)
-            elif e2e not in self.ledger.credits:
+            if not self.ledger.knows(e2e):
                 self.debtor_results[e2e] = item
-        credited = self.ledger.credit(settled)
-        self.ledger.release(cancelled)
-        if self.behaviour.return_deceased_after_s is not None:
-            self._return_deceased(credited)
+            elif item.status is TxStatus.SETTLED:
+                settled.append(e2e)
+            elif item.status is TxStatus.REJECTED:
+                rejected.append(e2e)
+        with self.ledger.batch():
+            self.ledger.settle(settled)
+            self.ledger.release(rejected)
+        self._schedule_returns(self.ledger.returns_due(settled))
 
-    def _return_deceased(self, credited: list[str]) -> None:
-        items = []
-        for e2e in credited:
-            account = self.ledger.accounts[self.ledger.credited_to[e2e]]
-            if (not account.dies_after_payment or e2e in self.ledger.returned
-                    or e2e in self._returning):
-                continue
-            self._returning.add(e2e)
-            amount = self.ledger.credits[e2e]
-            items.append(PaymentReturnItem(
-                return_id=new_id("RT"), original_end_to_end_id=e2e, original_tx_id=e2e,
-                returned_amount_vnd=amount, reason_code="MD07", amount_text=str(amount)))
-        if items:
-            assert self.behaviour.return_deceased_after_s is not None
-            self._later(self.behaviour.return_deceased_after_s, PaymentReturn(
-                msg_id=new_id("BR"), created_at=datetime.now(UTC),
-                instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
-                items=items))
+    def _schedule_returns(self, due: list[Hold]) -> None:
+        delay_s = self.behaviour.return_deceased_after_s
+        if delay_s is None:
+            return
+        due = [h for h in due if h.end_to_end_id not in self._returning]
+        for start in range(0, len(due), MAX_ITEMS_PER_RETURN):
+            chunk = due[start:start + MAX_ITEMS_PER_RETURN]
+            if not self._room_for(1):
+                log.warning("%s: %d returns left for a later start: too many sends pending",
+                            self.config.bic, len(due) - start)
+                return
+            self._returning.update(h.end_to_end_id for h in chunk)
+            self._spawn(self._send_returns(delay_s, chunk))
+
+    async def _send_returns(self, delay_s: float, due: list[Hold]) -> None:
+        """Return the funds (pacs.004, MD07) and book what the switch settled. DUPL means it
+        settled an earlier copy whose answer was lost: only this bank can return its credits."""
+        ids = [h.end_to_end_id for h in due]
+        message = PaymentReturn(
+            msg_id=new_id("BKR"), created_at=datetime.now(UTC),
+            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
+            items=[PaymentReturnItem(
+                return_id=new_id("RT"), original_end_to_end_id=h.end_to_end_id,
+                original_tx_id=h.tx_id, returned_amount_vnd=h.amount_vnd,
+                reason_code=reasons.CREDITOR_DECEASED, amount_text=str(h.amount_vnd),
+            ) for h in due],
+        )
+        try:
+            reply = await self._deliver(delay_s, message)
+            answer = reply.message.document if reply is not None and reply.message else None
+            if not isinstance(answer, PaymentStatusReport):
+                return
+            amounts = {h.end_to_end_id: h.amount_vnd for h in due}
+            done = [i.original_end_to_end_id for i in answer.transactions
+                    if i.status is TxStatus.SETTLED or i.reason_code == reasons.DUPLICATE]
+            self.ledger.record_returns((e2e, amounts[e2e]) for e2e in done if e2e in amounts)
+        finally:
+            self._returning.difference_update(ids)
+
+    # ---- as debtor agent ------------------------------------------------------------------
+
+    def take_returns(self, message: PaymentReturn) -> None:
+        self.ledger.record_received_returns(
+            (i.original_end_to_end_id, i.returned_amount_vnd) for i in message.items)
+
+
+# ---- HTTP ---------------------------------------------------------------------------------
 
 
 async def inbound(request: web.Request) -> web.Response:
+    """What the switch posts: pacs.008 to answer, pacs.002 confirmations, pacs.004 returns."""
     bank = request.app[BANK]
-    behaviour = bank.behaviour
-    if behaviour.down(time.monotonic() - bank.started_at_s):
-        raise web.HTTPServiceUnavailable(text=f"503: {bank.config.bic} is offline\n")
+    config, behaviour = bank.config, bank.behaviour
+    if behaviour.down(bank.uptime_s()):
+        raise web.HTTPServiceUnavailable(text=f"503: {config.bic} is offline\n")
     if behaviour.chance(behaviour.error_rate):
-        raise web.HTTPInternalServerError(text=f"500: {bank.config.bic} injected error\n")
-    _, message = await read_signed(request, {bank.config.switch_bic: bank.config.switch_secret})
+        raise web.HTTPInternalServerError(text=f"500: {config.bic} injected error\n")
+    _, message = await read_signed(request, {config.switch_bic: config.switch_secret})
+    if message.header.to_bic != config.bic:
+        raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic}; "
+                                 f"this is {config.bic}\n")
     document = message.document
     if isinstance(document, CreditTransferMessage):
-        return await bank.on_credit_transfer(document)
+        return await bank.answer(document)
     if isinstance(document, PaymentStatusReport):
-        bank.on_status_report(document)
+        bank.take_status_report(document)
     elif isinstance(document, PaymentReturn):
-        for item in document.items:
-            bank.ledger.received_returns[item.original_end_to_end_id] = item.returned_amount_vnd
-    return web.Response(status=200, text="ok\n")
+        bank.take_returns(document)
+    else:
+        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002 and "
+                                 f"pacs.004, not {message.header.msg_def_id}\n")
+    return web.Response(text="ok\n")
 
 
 async def ledger_totals(request: web.Request) -> web.Response:
     bank = request.app[BANK]
-    return web.json_response({"bic": bank.config.bic} | bank.ledger.totals().as_dict())
+    return web.json_response({"bic": bank.config.bic, "kind": bank.config.kind}
+                             | bank.ledger.totals().as_dict())
 
 
 async def credits(request: web.Request) -> web.Response:
-    bank = request.app[BANK]
-    return web.json_response({"credits": bank.ledger.credits,
-                              "early": sorted(bank.ledger.early_credits),
-                              "returned": bank.ledger.returned})
+    """Line by line, for reconciliation: what was credited, early, and returned."""
+    ledger = request.app[BANK].ledger
+    bookings = ledger.bookings
+    return web.json_response({
+        "credits": ledger.credits(),
+        "credited_before_confirmation": sorted(e for e, b in bookings.items()
+                                               if b.credited_early),
+        "returned": {e: b.returned_vnd for e, b in bookings.items() if b.returned_vnd},
+    })
+
+
+async def get_behaviour(request: web.Request) -> web.Response:
+    return web.json_response(request.app[BANK].behaviour.as_dict())
 
 
 async def set_behaviour(request: web.Request) -> web.Response:
+    """Replace the faults; settings left out take their defaults ({} = well behaved)."""
     bank = request.app[BANK]
     try:
-        behaviour = Behaviour.from_dict(await request.json())
-    except (ValueError, TypeError) as error:
+        bank.behaviour = Behaviour.from_dict(await request.json())
+    except ValueError as error:  # JSONDecodeError included
         raise web.HTTPBadRequest(text=f"400: {error}\n") from None
-    bank.behaviour = behaviour
-    return web.json_response(behaviour.as_dict())
+    return web.json_response(bank.behaviour.as_dict())
 
 
 async def health(request: web.Request) -> web.Response:
     bank = request.app[BANK]
-    return web.json_response({"status": "ok", "bic": bank.config.bic,
-                              "accounts": len(bank.ledger.accounts),
-                              "answers_sent": bank.answers_sent,
-                              "results_as_debtor": len(bank.debtor_results)})
+    return web.json_response({
+        "status": "ok", "bic": bank.config.bic, "kind": bank.config.kind,
+        "down": bank.behaviour.down(bank.uptime_s()), "accounts": len(bank.ledger.accounts),
+        "pending_sends": bank.pending_sends, "messages_sent": bank.messages_sent,
+        "replies_lost": bank.replies_lost, "results_as_debtor": len(bank.debtor_results),
+    })
 
 
 def create_bank_app(bank: Bank) -> web.Application:
+    """The participant's HTTP face; starting the application starts the bank."""
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES,
                           middlewares=[bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
-
     run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
     app.router.add_get("/health", health)
     app.router.add_get("/admin/ledger", ledger_totals)
     app.router.add_get("/admin/credits", credits)
+    app.router.add_get("/admin/behaviour", get_behaviour)
     app.router.add_put("/admin/behaviour", set_behaviour)
     return app
 
 
-async def _serve(config: BankConfig, port: int) -> None:
-    from switchlab.servers import bind_loopback, serve
-
-    bound = bind_loopback(port)
-    runner = await serve(create_bank_app(Bank(config)), bound)
-    print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+    """Serve one participant until SIGTERM or SIGINT. The first line printed, "... listening
+    on URL", tells whoever started the process that it is ready and where."""
+    runner = web.AppRunner(create_bank_app(Bank(config)), access_log=None,
+                           handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        bound_port = runner.addresses[0][1]
+        print(f"bank {config.bic} listening on http://{host}:{bound_port}{INBOUND_PATH}",
+              flush=True)
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m banks.bank", description=__doc__)
-    parser.add_argument("--config", type=Path, required=True, help="bank JSON configuration")
-    parser.add_argument("--port", type=int, default=0)
+    parser = argparse.ArgumentParser(prog="python -m banks.bank", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, required=True,
+                        help="the bank's JSON configuration (BankConfig's fields)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: the OS chooses")
     args = parser.parse_args(argv)
-    config = BankConfig.from_dict(json.loads(args.config.read_text(encoding="utf-8")))
-    asyncio.run(_serve(config, args.port))
+    try:
+        config = BankConfig.from_dict(json.loads(args.config.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as error:
+        parser.error(f"{args.config}: {error}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    asyncio.run(run_bank(config, args.host, args.port))
     return 0
 
 

@@ -1,24 +1,32 @@
 """The mock world's people: beneficiaries, their citizen ids, linked accounts and entitlements.
 
-Everything comes from one seed, so the same seed always gives the same people, accounts,
-payment table and therefore the same outcome counts. Names are drawn from faker's vi_VN
-lists with a seeded Random rather than by calling faker per person: faker's name() costs
-tens of microseconds, which is most of a million-person population's generation time.
+Everything comes from one seed through one `random.Random`, so the same seed always gives the
+same people, accounts, payment table and therefore the same outcome counts. Names are drawn
+from faker's vi_VN name lists with that Random rather than by calling faker per person:
+faker's name() costs tens of microseconds (most of a million-person population's time), and
+no Faker instance means no global faker state to leak between runs.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
+import itertools
 import random
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 from faker.providers.person.vi_VN import Provider as VietnameseNames
 
-from banks.ledger import Account
+from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account, fold_name
 
-TREASURY_BIC = "TRSYVNV1"  # made up: the State Treasury's participant code in this lab
+TREASURY_BIC = "TRSYVNV1"  # made up: the State Treasury (Kho bạc Nhà nước) in this lab
+# BIC -> (name, kind). The four banks' BICs are real; the e-wallets' and the mobile-money
+# operator's codes are made up, as is the treasury's: no institution holds them.
 PARTICIPANTS: dict[str, tuple[str, str]] = {
     "BFTVVNVX": ("Vietcombank", "bank"),
     "ICBVVNVX": ("VietinBank", "bank"),
@@ -28,48 +36,99 @@ PARTICIPANTS: dict[str, tuple[str, str]] = {
     "EWLBVNV1": ("E-wallet B (made up)", "ewallet"),
     "MMONVNV1": ("Mobile money (made up)", "mobile_money"),
 }
-# Province codes of the CCCD (citizen id): the first three digits.
+# Digits of a bank account number at each bank (typical lengths, 10 to 14); e-wallet and
+# mobile-money accounts are the holder's 10-digit phone number, 09xxxxxxxx.
+BANK_ACCOUNT_DIGITS = {"BFTVVNVX": 13, "ICBVVNVX": 12, "BIDVVNVX": 14, "VBAAVNVX": 13}
+PHONE_PREFIX, PHONE_DIGITS = "09", 10
+BRANCH_DIGITS = 3  # a bank account number starts with its branch code
+# Province codes of the CCCD (citizen id): its first three digits. Hà Nội, TP HCM, Hải Phòng,
+# Đà Nẵng, Cần Thơ, Nam Định, Thanh Hóa, Nghệ An, Thừa Thiên Huế, Đồng Nai.
 PROVINCE_CODES = ("001", "079", "031", "048", "092", "036", "038", "040", "046", "075")
-# Amount model: a base level times a coefficient (Decree 20/2021 style social allowances).
-PROGRAMMES: dict[str, tuple[int, tuple[float, ...]]] = {
-    "luong_huu": (2_340_000, (1.0, 1.2, 1.5, 2.0, 2.5)),
-    "tro_cap_xa_hoi": (500_000, (1.0, 1.5, 2.0, 2.5, 3.0)),
-    "nguoi_co_cong": (2_055_000, (1.0, 1.5, 2.0)),
+DEFAULT_PAYOUT_DATE = date(2026, 11, 20)
+T = TypeVar("T")
+PAYMENT_TABLE_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "creditor_bic", "account_id",
+                         "programme", "end_to_end_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Programme:
+    """A social payment: base level times one of the coefficients, whole dong."""
+
+    base_vnd: int
+    coefficients: tuple[float, ...]
+    born_from: int  # birth years of its beneficiaries, inclusive
+    born_to: int
+
+
+PROGRAMMES: dict[str, Programme] = {
+    # pensions: the statutory base salary (lương cơ sở, 2,340,000 VND from July 2024)
+    "luong_huu": Programme(2_340_000, (1.0, 1.2, 1.5, 2.0, 2.5), 1935, 1966),
+    # social allowances: the social-assistance standard (Decree 20/2021), elderly, disabled,
+    # orphans: coefficients 1 to 3
+    "tro_cap_xa_hoi": Programme(500_000, (1.0, 1.5, 2.0, 2.5, 3.0), 1925, 2020),
+    # people with meritorious services and their relatives (Decree 55/2023 standard level)
+    "nguoi_co_cong": Programme(2_055_000, (1.0, 1.5, 2.0), 1925, 1975),
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Mix:
-    """Shares of the population; each fault share is drawn among those with an account."""
+    """Shares of the population. `no_account` is drawn over everyone; each account fault is
+    drawn, exclusively, among those with an account."""
 
-    participants: dict[str, float] = field(default_factory=lambda: {
+    participants: Mapping[str, float] = field(default_factory=lambda: {
         "BFTVVNVX": 0.30, "ICBVVNVX": 0.25, "BIDVVNVX": 0.20, "EWLAVNV1": 0.15,
         "EWLBVNV1": 0.10,
     })
-    programmes: dict[str, float] = field(default_factory=lambda: {
+    programmes: Mapping[str, float] = field(default_factory=lambda: {
         "luong_huu": 0.5, "tro_cap_xa_hoi": 0.4, "nguoi_co_cong": 0.1,
     })
-    no_account: float = 0.02
-    closed: float = 0.005
-    blocked: float = 0.003
-    name_mismatch: float = 0.004
-    deceased: float = 0.002
-    dies_after_payment: float = 0.001
+    no_account: float = 0.02  # paid in cash at the post office, not through the switch
+    closed: float = 0.005  # the bank refuses AC04
+    blocked: float = 0.003  # AC06
+    name_mismatch: float = 0.004  # the payment table's name is not the bank's: BE01
+    deceased: float = 0.002  # died before the payment: MD07
+    dies_after_payment: float = 0.001  # paid, then returned by the bank (pacs.004 MD07)
+
+    def __post_init__(self) -> None:
+        for name, weights, known in (("participants", self.participants, PARTICIPANTS),
+                                     ("programmes", self.programmes, PROGRAMMES)):
+            unknown = set(weights) - set(known)
+            if unknown:
+                raise ValueError(f"unknown {name} in the mix: {sorted(unknown)}")
+            if not weights or any(not w > 0 for w in weights.values()):
+                raise ValueError(f"{name} need at least one positive share")
+        faults = self.fault_shares()
+        if any(not 0 <= share <= 1 for share in (self.no_account, *faults.values())):
+            raise ValueError("every share must be from 0 to 1")
+        if sum(faults.values()) > 1:
+            raise ValueError("closed, blocked, name_mismatch, deceased and dies_after_payment "
+                             "together exceed 1")
+
+    def fault_shares(self) -> dict[str, float]:
+        return {"closed": self.closed, "blocked": self.blocked,
+                "name_mismatch": self.name_mismatch, "deceased": self.deceased,
+                "dies_after_payment": self.dies_after_payment}
 
 
 @dataclass(slots=True)
 class Beneficiary:
     citizen_id: str
-    full_name: str  # as the labour ministry's table has it
+    full_name: str  # as the labour ministry's payment table has it
     programme: str
     amount_vnd: int
     participant_bic: str | None  # None: no linked account, paid in cash
     account_id: str | None
-    ledger_name: str  # as the bank has it (differs on a name mismatch)
-    status: str = "active"
+    ledger_name: str  # as the participant's ledger has it (differs on a name mismatch)
+    end_to_end_id: str
+    status: str = ACTIVE
     deceased: bool = False
     dies_after_payment: bool = False
-    end_to_end_id: str = ""
+
+    def payment_row(self) -> tuple[str, str, int, str | None, str | None, str, str]:
+        """Its line of the payment table, in PAYMENT_TABLE_COLUMNS order."""
+        return (self.citizen_id, self.full_name, self.amount_vnd, self.participant_bic,
+                self.account_id, self.programme, self.end_to_end_id)
 
 
 @dataclass(slots=True)
@@ -78,32 +137,34 @@ class Population:
     beneficiaries: list[Beneficiary]
 
     def payable(self) -> Iterator[Beneficiary]:
+        """Those with a linked account: the rows of the payment table."""
         return (b for b in self.beneficiaries if b.participant_bic is not None)
 
     def cash_list(self) -> list[Beneficiary]:
-        """Those with no linked account: the post office pays them in cash."""
+        """Those with no linked account: the post office pays them in cash; they are not in
+        the payment table."""
         return [b for b in self.beneficiaries if b.participant_bic is None]
 
     def payment_rows(self) -> list[dict[str, object]]:
-        return [
-            {"citizen_id": b.citizen_id, "full_name": b.full_name, "amount_vnd": b.amount_vnd,
-             "creditor_bic": b.participant_bic, "account_id": b.account_id,
-             "programme": b.programme, "end_to_end_id": b.end_to_end_id}
-            for b in self.payable()
-        ]
+        """The payment table as dicts keyed by PAYMENT_TABLE_COLUMNS."""
+        return [dict(zip(PAYMENT_TABLE_COLUMNS, b.payment_row(), strict=True))
+                for b in self.payable()]
 
     def write_payment_table(self, path: Path) -> int:
         """The CSV the labour ministry sends the treasury; returns the number of rows."""
-        rows = self.payment_rows()
         path.parent.mkdir(parents=True, exist_ok=True)
+        count = 0
         with path.open("w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, fieldnames=list(PAYMENT_TABLE_COLUMNS))
-            writer.writeheader()
-            writer.writerows(rows)
-        return len(rows)
+            writer = csv.writer(file)
+            writer.writerow(PAYMENT_TABLE_COLUMNS)
+            for beneficiary in self.payable():
+                writer.writerow(beneficiary.payment_row())
+                count += 1
+        return count
 
     def accounts_for(self, bic: str) -> list[Account]:
-        """The ledger a participant holds for its part of the population."""
+        """The accounts a participant holds for its part of the population, to seed its
+        ledger."""
         return [
             Account(account_id=b.account_id or "", holder_name=b.ledger_name,
                     citizen_id=b.citizen_id, status=b.status, deceased=b.deceased,
@@ -112,82 +173,139 @@ class Population:
         ]
 
 
-PAYMENT_TABLE_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "creditor_bic", "account_id",
-                         "programme", "end_to_end_id")
+def _nfc(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(unicodedata.normalize("NFC", n) for n in names))
 
 
-def _name(rng: random.Random) -> str:
-    female = rng.random() < 0.5
-    first = rng.choice(VietnameseNames.first_names_female if female
-                       else VietnameseNames.first_names_male)
-    middle = "Thị" if female and rng.random() < 0.6 else rng.choice(VietnameseNames.middle_names)
-    return f"{rng.choice(VietnameseNames.last_names)} {middle} {first}"
+def _full_names(middles: tuple[str, ...], givens: tuple[str, ...]) -> tuple[str, ...]:
+    """Every family + middle + given name, the Vietnamese order: one draw per person."""
+    return tuple(f"{family} {middle} {given}" for family in _nfc(VietnameseNames.last_names)
+                 for middle in _nfc(middles) for given in _nfc(givens))
 
 
-def _citizen_id(rng: random.Random, used: set[str]) -> str:
-    while True:
-        century_gender = rng.choice("0123")  # 0/1: born 1900s male/female; 2/3: 2000s
-        birth_year = rng.randrange(30, 100) if century_gender in "01" else rng.randrange(0, 10)
-        candidate = (f"{rng.choice(PROVINCE_CODES)}{century_gender}{birth_year:02d}"
-                     f"{rng.randrange(1_000_000):06d}")
-        if candidate not in used:
-            used.add(candidate)
-            return candidate
+MALE_NAMES = _full_names(tuple(n for n in VietnameseNames.middle_names if n != "Thị"),
+                         VietnameseNames.first_names_male + VietnameseNames.first_names_unisex)
+_FEMALE_GIVEN = VietnameseNames.first_names_female + VietnameseNames.first_names_unisex
+FEMALE_THI_NAMES = _full_names(("Thị",), _FEMALE_GIVEN)  # most women's middle name is Thị
+FEMALE_OTHER_NAMES = _full_names(tuple(n for n in VietnameseNames.middle_names
+                                       if n not in ("Thị", "Văn")), _FEMALE_GIVEN)
+FEMALE_THI_SHARE = 0.6
 
 
-def _account_id(rng: random.Random, kind: str, serial: int) -> str:
-    if kind == "bank":
-        return f"{rng.randrange(10, 100)}{serial:010d}"
-    return f"09{rng.randrange(10_000_000, 100_000_000)}{serial % 10}"
+class _Draws:
+    """The population's draws, all from one seeded Random's random(): a float per draw is
+    about three times cheaper than Random.choice or randrange, which matters a million times."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = random.Random(seed).random
+
+    def below(self, n: int) -> int:
+        return int(self.random() * n)
+
+    def choice(self, items: Sequence[T]) -> T:
+        return items[int(self.random() * len(items))]
+
+    def weighted(self, chooser: tuple[list[str], list[float]]) -> str:
+        names, cumulative = chooser
+        return names[bisect.bisect(cumulative, self.random())]
+
+    def full_name(self, female: bool) -> str:
+        if not female:
+            return self.choice(MALE_NAMES)
+        return self.choice(FEMALE_THI_NAMES if self.random() < FEMALE_THI_SHARE
+                           else FEMALE_OTHER_NAMES)
+
+    def citizen_id(self, female: bool, birth_year: int, used: set[str]) -> str:
+        """CCCD: province (3 digits), gender and century (0/1: 1900s male/female, 2/3:
+        2000s), birth year (2), then 6 random digits; unique in the population."""
+        century_gender = 2 * (birth_year // 100 - 19) + female
+        prefix = f"{self.choice(PROVINCE_CODES)}{century_gender}{birth_year % 100:02d}"
+        while True:
+            candidate = f"{prefix}{self.below(1_000_000):06d}"
+            if candidate not in used:
+                used.add(candidate)
+                return candidate
 
 
-def generate_population(size: int, seed: int, mix: Mix | None = None,
-                        payout_id: str = "KBNN") -> Population:
-    """`size` beneficiaries drawn from `seed`; end-to-end ids are `payout_id` + sequence."""
+class _AccountNumbers:
+    """Account ids unique within each participant and random-looking: the beneficiary's
+    serial through a bijection of 0..10**k-1 (multiply by a unit, add an offset)."""
+
+    MULTIPLIER = 7_919_317_973  # odd, not a multiple of 5: a unit modulo every power of ten
+    PHONE = (False, PHONE_DIGITS - len(PHONE_PREFIX))
+
+    def __init__(self, draws: _Draws, size: int) -> None:
+        self.offset = draws.below(10**9)
+        self.formats = {bic: (True, digits - BRANCH_DIGITS)
+                        for bic, digits in BANK_ACCOUNT_DIGITS.items()}
+        for bic, (_, free) in (*self.formats.items(), ("phone", self.PHONE)):
+            if size > 10**free:
+                raise ValueError(f"{size:,} beneficiaries do not fit {bic}'s account numbers")
+
+    def make(self, draws: _Draws, bic: str, serial: int) -> str:
+        branch, digits = self.formats.get(bic, self.PHONE)
+        number = f"{(serial * self.MULTIPLIER + self.offset) % 10**digits:0{digits}d}"
+        if not branch:
+            return PHONE_PREFIX + number
+        return f"{draws.below(900) + 100}{number}"  # a branch code, 100 to 999
+
+
+def _chooser(weights: Mapping[str, float]) -> tuple[list[str], list[float]]:
+    """Names and cumulative shares, so that each weighted draw is one random() and a bisect.
+    The last share is exactly 1.0, and random() is below 1.0: the bisect stays in range."""
+    total = sum(weights.values())
+    cumulative = list(itertools.accumulate(w / total for w in weights.values()))
+    cumulative[-1] = 1.0
+    return list(weights), cumulative
+
+
+def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id: str = "KBNN",
+                        payout_date: date = DEFAULT_PAYOUT_DATE) -> Population:
+    """`size` beneficiaries drawn from `seed`. End-to-end ids are `payout_id`, the payout
+    date, the seed's last four digits and a sequence: unique within a run, at most 35 chars."""
     if size < 0:
         raise ValueError("size must be zero or more")
+    if not payout_id.isalnum() or len(payout_id) > 10:
+        raise ValueError("payout_id must be 1 to 10 letters or digits")
     mix = mix or Mix()
-    unknown = set(mix.participants) - set(PARTICIPANTS)
-    if unknown:
-        raise ValueError(f"unknown participants in the mix: {sorted(unknown)}")
-    rng = random.Random(seed)
-    bics, bic_weights = list(mix.participants), list(mix.participants.values())
-    programmes, programme_weights = list(mix.programmes), list(mix.programmes.values())
+    draws = _Draws(seed)
+    participants, programmes = _chooser(mix.participants), _chooser(mix.programmes)
+    faults = _chooser(mix.fault_shares() | {"": 1 - sum(mix.fault_shares().values())})
+    numbers = _AccountNumbers(draws, size)
+    id_prefix = f"{payout_id}{payout_date:%Y%m%d}{seed % 10_000:04d}"
     used_ids: set[str] = set()
     people = []
     for serial in range(size):
-        programme = rng.choices(programmes, programme_weights)[0]
-        base_vnd, coefficients = PROGRAMMES[programme]
-        name = _name(rng)
+        programme_name = draws.weighted(programmes)
+        programme = PROGRAMMES[programme_name]
+        female = draws.random() < 0.5
+        name = draws.full_name(female)
+        birth_year = programme.born_from + draws.below(programme.born_to + 1 - programme.born_from)
         person = Beneficiary(
-            citizen_id=_citizen_id(rng, used_ids), full_name=name, programme=programme,
-            amount_vnd=int(base_vnd * rng.choice(coefficients)), participant_bic=None,
-            account_id=None, ledger_name=name,
-            end_to_end_id=f"{payout_id[:8]}{seed % 10_000:04d}{serial:09d}",
+            citizen_id=draws.citizen_id(female, birth_year, used_ids), full_name=name,
+            programme=programme_name,
+            amount_vnd=round(programme.base_vnd * draws.choice(programme.coefficients)),
+            participant_bic=None, account_id=None, ledger_name=name,
+            end_to_end_id=f"{id_prefix}{serial:09d}",
         )
-        if rng.random() >= mix.no_account:
-            bic = rng.choices(bics, bic_weights)[0]
+        if draws.random() >= mix.no_account:
+            bic = draws.weighted(participants)
             person.participant_bic = bic
-            person.account_id = _account_id(rng, PARTICIPANTS[bic][1], serial)
-            _apply_faults(person, rng, mix)
+            person.account_id = numbers.make(draws, bic, serial)
+            _apply_fault(person, draws, draws.weighted(faults), female)
         people.append(person)
     return Population(seed=seed, beneficiaries=people)
 
 
-def _apply_faults(person: Beneficiary, rng: random.Random, mix: Mix) -> None:
-    draw = rng.random()
-    for share, fault in (
-        (mix.closed, "closed"), (mix.blocked, "blocked"), (mix.name_mismatch, "mismatch"),
-        (mix.deceased, "deceased"), (mix.dies_after_payment, "dies_after_payment"),
-    ):
-        if draw < share:
-            if fault in ("closed", "blocked"):
-                person.status = fault
-            elif fault == "mismatch":
-                person.ledger_name = _name(rng)
-            elif fault == "deceased":
-                person.deceased = True
-            else:
-                person.dies_after_payment = True
-            return
-        draw -= share
+def _apply_fault(person: Beneficiary, draws: _Draws, fault: str, female: bool) -> None:
+    if fault == "closed":
+        person.status = CLOSED
+    elif fault == "blocked":
+        person.status = BLOCKED
+    elif fault == "name_mismatch":
+        while fold_name(person.ledger_name) == fold_name(person.full_name):
+            person.ledger_name = draws.full_name(female)
+    elif fault == "deceased":
+        person.deceased = True
+    elif fault == "dies_after_payment":
+        person.dies_after_payment = True
