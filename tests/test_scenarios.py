@@ -74,3 +74,13 @@ def test_shipped_scenario_holds_or_fails_for_its_reason(
     else:
         assert code == 0, printed
         assert int(suite.get("failures")) == 0
+
+
+def test_every_bank_behaviour_setting_can_be_written_in_a_scenario() -> None:
+    from dataclasses import fields
+
+    from banks.behaviour import Behaviour
+    from scenarios.spec import SCHEMA
+
+    in_schema = set(SCHEMA["$defs"]["behaviour"]["properties"])
+    assert in_schema == {f.name for f in fields(Behaviour)}
