@@ -156,7 +156,7 @@ class Clearing:
     def _check_transaction(self, tx: CreditTransfer) -> str | None:
         if tx.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
-        if not tx.amount_text.isdigit() or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
+        if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
             return reasons.INVALID_AMOUNT
         creditor = self.participants.get(tx.creditor_agent_bic)
         if creditor is None or creditor.config.kind == "treasury":
@@ -510,7 +510,7 @@ class Clearing:
             return reasons.DUPLICATE
         if original.state is not TransferState.SETTLED:
             return reasons.TRANSACTION_FORBIDDEN
-        if not item.amount_text.isdigit() or not 0 < item.returned_amount_vnd <= (
+        if not _whole_dong(item.amount_text) or not 0 < item.returned_amount_vnd <= (
             original.amount_vnd
         ):
             return reasons.WRONG_AMOUNT
@@ -596,6 +596,11 @@ class Clearing:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
+
+
+def _whole_dong(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "١٢" and other scripts' digits."""
+    return text.isascii() and text.isdigit()
 
 
 def _return_status(item: PaymentReturnItem, status: TxStatus, reason: str | None) -> (

@@ -1,7 +1,8 @@
-"""Hot paths under pytest-benchmark: `pytest tests/test_benchmarks.py --benchmark-enable`.
+"""Hot paths beside the codec (tests/test_codec_bench.py has the codec and its lxml floor):
+`pytest tests/test_benchmarks.py tests/test_codec_bench.py --benchmark-enable`.
 
 In the ordinary suite each runs once, as a plain test of its result; timings are figures to
-read, never assertions. The bare lxml parse is the floor the codec is compared with.
+read, never assertions.
 """
 
 from __future__ import annotations
@@ -9,36 +10,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from lxml import etree
-
 from protocol import signing
-from protocol.codec import decode, encode
+from protocol.codec import encode
 from protocol.http import wrap
 from switch.clearing import INSERT_TRANSFER
 from switch.journal import Journal
-from tests.samples import pacs002, pacs008
+from tests.samples import pacs008
 
 BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", pacs008(1_000)))
-REPORT = encode(wrap("SWLBVNVX", "TRSYVNV1", pacs002(1_000)))
-
-
-def test_floor_bare_lxml_parse_of_a_1000_transaction_pacs008(benchmark) -> None:
-    root = benchmark(etree.fromstring, BULK)
-    assert len(root[1][0]) == 1_001  # the group header and 1,000 transactions
-
-
-def test_decode_1000_transaction_pacs008(benchmark) -> None:
-    message = benchmark(decode, BULK)
-    assert len(message.document.transactions) == 1_000
-
-
-def test_encode_1000_transaction_pacs008(benchmark) -> None:
-    message = decode(BULK)
-    assert benchmark(encode, message) == BULK
-
-
-def test_decode_1000_status_pacs002(benchmark) -> None:
-    assert len(benchmark(decode, REPORT).document.transactions) == 1_000
 
 
 def test_signature_check_of_a_bulk(benchmark) -> None:

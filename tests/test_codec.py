@@ -1,7 +1,11 @@
-"""The codec: what goes out comes back the same; what is malformed is refused with FF01."""
+"""The codec: what goes out comes back the same; what is malformed is refused with FF01, fast,
+without ever expanding an entity or reading a file."""
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,121 +13,265 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import codec
-from protocol.codec import CodecError, decode, encode, new_id
-from protocol.http import wrap
-from tests.samples import credit_transfer, every_message, pacs008
+from protocol.codec import (
+    MAX_TRANSACTIONS_PER_MESSAGE,
+    CodecError,
+    decode,
+    encode,
+    new_id,
+    register,
+)
+from protocol.codec.base import BY_NAMESPACE
+from protocol.codec.pacs008 import CreditTransferV08
+from protocol.messages import CreditTransferMessage
+from tests.factories import (
+    as_received,
+    credit_transfer,
+    credit_transfers,
+    every_message,
+    message,
+    status_report,
+)
+
+# ---- round trips ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", list(every_message()))
 def test_every_message_round_trips(name: str) -> None:
-    message = every_message()[name]
-    assert decode(encode(message)) == _as_decoded(message)
+    sent = every_message()[name]
+    assert decode(encode(sent)) == as_received(sent)
 
 
-def _as_decoded(message):
-    """What decoding adds: the counts and sums declared in a pacs.008 group header."""
-    document = message.document
-    if hasattr(document, "declared_count"):
-        document = replace(document, declared_count=len(document.transactions),
-                           declared_control_sum=str(sum(t.amount_vnd
-                                                        for t in document.transactions)))
-    return replace(message, document=document)
+@pytest.mark.parametrize("count", [1, 1_000])
+def test_credit_transfer_of_one_and_of_a_thousand(count: int) -> None:
+    sent = message(credit_transfers(count))
+    received = decode(encode(sent))
+    assert received == as_received(sent)
+    assert len(received.document.transactions) == count
 
 
-def test_bulk_of_a_thousand_keeps_every_transaction() -> None:
-    message = wrap("TRSYVNV1", "SWLBVNVX", pacs008(1_000))
-    decoded = decode(encode(message)).document
-    assert len(decoded.transactions) == 1_000
-    assert decoded.declared_control_sum == str(sum(t.amount_vnd for t in decoded.transactions))
-    assert decoded.transactions[1].creditor_name == "Trần Văn Đức & Con <Tèo>"
+def test_vietnamese_names_travel_as_utf8_and_xml_specials_are_escaped() -> None:
+    tx = credit_transfer(creditor_name="Nguyễn Thị Hồng Nhung",
+                         debtor_name='Kho bạc <Nhà nước> & "Con" \'Tèo\'',
+                         remittance_info="dòng 1\r\ndòng 2\tcột ]]>")
+    body = encode(message(credit_transfers(transactions=[tx])))
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
+    assert "Nguyễn Thị Hồng Nhung".encode() in body
+    assert "Kho bạc &lt;Nhà nước&gt; &amp; &quot;Con&quot; 'Tèo'".encode() in body
+    assert decode(body).document.transactions == [tx]
 
 
-def _body(**changes: object) -> bytes:
-    tx = replace(credit_transfer(1), **changes)
-    return encode(wrap("TRSYVNV1", "SWLBVNVX", replace(pacs008(0), transactions=[tx])))
+def test_names_longer_than_max140text_are_cut_to_140_characters() -> None:
+    name = "Tôn Nữ " * 30
+    body = encode(message(credit_transfers(transactions=[credit_transfer(creditor_name=name)])))
+    assert decode(body).document.transactions[0].creditor_name == name[:140]
+
+
+def test_text_holding_the_reader_separators_is_read_exactly_and_cannot_forge_records() -> None:
+    """The bulk reader splits text on U+E000 (field) and U+E001 (record). A creditor name (the
+    9th of 12 fields) crafted to close its record, add a whole one paid by another bank, and
+    open a 12-field record again must come back as that name, and nothing more."""
+    fake = ["E2E-FORGED", "T", "1", "VND", "X", "X", "EVILVNVX", "BFTVVNVX", "X", "", "1", ""]
+    forged = "\ue000".join(["A"] * 4) + "\ue001" + "\ue000".join(fake) + "\ue001" + "\ue000".join(
+        ["B"] * 9)
+    txs = [credit_transfer(0, creditor_name=forged), credit_transfer(1)]
+    received = decode(encode(message(credit_transfers(transactions=txs)))).document
+    assert received.transactions == txs
+
+
+def test_text_xml_cannot_carry_is_refused_when_encoding() -> None:
+    tx = credit_transfer(creditor_name="Nguyễn\x01Nhung")
+    with pytest.raises(CodecError, match="U\\+0001"):
+        encode(message(credit_transfers(transactions=[tx])))
+
+
+def test_header_naming_another_message_is_a_programming_error() -> None:
+    sent = message(credit_transfers())
+    wrong = replace(sent, header=replace(sent.header, msg_def_id="pacs.002.001.10"))
+    with pytest.raises(ValueError, match="MsgDefIdr"):
+        encode(wrong)
+
+
+def test_business_errors_are_left_for_the_switch_to_judge() -> None:
+    """Wrong counts, sums, amounts and currencies decode as sent, with amount_text raw."""
+    txs = [credit_transfer(0, amount_text="1.5", currency="USD"),
+           credit_transfer(1, amount_text="0"), credit_transfer(2, amount_text="-5"),
+           credit_transfer(3, amount_text="١٢")]
+    body = encode(message(credit_transfers(transactions=txs)))
+    body = body.replace(b"<NbOfTxs>4</NbOfTxs>", b"<NbOfTxs>7</NbOfTxs>")
+    body = re.sub(rb"<CtrlSum>[^<]*</CtrlSum>", b"<CtrlSum>12</CtrlSum>", body)
+    document = decode(body).document
+    assert (document.declared_count, document.declared_control_sum) == (7, "12")
+    assert [(tx.amount_text, tx.amount_vnd, tx.currency) for tx in document.transactions] == [
+        ("1.5", 1, "USD"), ("0", 0, "VND"), ("-5", -5, "VND"), ("١٢", 0, "VND")]
+
+
+def test_a_new_message_version_is_one_registered_class() -> None:
+    class CreditTransferV10(CreditTransferV08):
+        msg_def_id = "pacs.008.001.10"
+        default = False  # still read-only: encode keeps writing .08
+
+    register(CreditTransferV10)
+    try:
+        body = encode(message(credit_transfers(2))).replace(b"pacs.008.001.08", b"pacs.008.001.10")
+        received = decode(body)
+        assert received.header.msg_def_id == "pacs.008.001.10"
+        assert received.document.transactions == credit_transfers(2).transactions
+    finally:
+        del BY_NAMESPACE["urn:iso:std:iso:20022:tech:xsd:pacs.008.001.10"]
+
+
+# ---- malformed input -----------------------------------------------------------------------
+
+GOOD = encode(message(credit_transfers(2)))
+
+
+def _edit(old: bytes, new: bytes, body: bytes = GOOD) -> bytes:
+    assert old in body
+    return body.replace(old, new)
 
 
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        (b"not xml at all", "not well-formed"),
-        (_body()[:-40], "not well-formed"),
-        (b"<Other xmlns='urn:x'/>", "root element"),
-        (_body().replace(b"pacs.008.001.08</MsgDefIdr>", b"pacs.002.001.10</MsgDefIdr>"),
-         "MsgDefIdr"),
-        (_body().replace(b"<EndToEndId>KBNN20261120000000001</EndToEndId>", b""), "EndToEndId"),
-        (_body().replace(b"<CdtrAgt><FinInstnId><BICFI>BFTVVNVX</BICFI></FinInstnId></CdtrAgt>",
-                         b""), "CdtrAgt"),
+        (b"not xml at all", "not well-formed XML at line 1"),
+        (b"", "not well-formed XML"),
+        (GOOD[:-40], "not well-formed XML at line 1"),
+        (b"<Other xmlns='urn:x'/>", r"root element is \{urn:x\}Other"),
+        (_edit(b"<AppHdr", b"<Hdr").replace(b"</AppHdr>", b"</Hdr>"), "not head.001 AppHdr"),
+        (_edit(b"pacs.008.001.08</MsgDefIdr>", b"pacs.002.001.10</MsgDefIdr>"),
+         "MsgDefIdr says pacs.002.001.10 but the Document is pacs.008.001.08"),
+        (_edit(b"tech:xsd:pacs.008.001.08", b"tech:xsd:pacs.008.001.99"), "not a Document"),
+        (_edit(b"</Document>", b"</Document><Document/>"), "Envelope holds 3 elements"),
+        (_edit(b"<BizMsgIdr>KBNN-MSG-0001</BizMsgIdr>", b""), "AppHdr/BizMsgIdr is missing"),
+        (_edit(b"<MsgId>KBNN-MSG-0001</MsgId>", b""), "GrpHdr/MsgId is missing"),
+        (_edit(b"<NbOfTxs>2</NbOfTxs>", b"<NbOfTxs>two</NbOfTxs>"), "NbOfTxs is not a number"),
+        (_edit(b"<CreDtTm>2026-11-20T08:30:15.123Z", b"<CreDtTm>20/11/2026"),
+         "GrpHdr/CreDtTm is not an ISO date-time"),
+        (_edit(b"<EndToEndId>KBNN20261120000000001</EndToEndId>", b""),
+         r"CdtTrfTxInf\[2\]/PmtId/EndToEndId is missing"),
+        (_edit(b'Ccy="VND"', b""), r"CdtTrfTxInf\[1\]/IntrBkSttlmAmt/@Ccy is missing"),
+        (_edit(b"<CdtrAgt><FinInstnId><BICFI>BFTVVNVX</BICFI></FinInstnId></CdtrAgt>", b""),
+         "CdtrAgt/FinInstnId/BICFI is missing"),
+        (encode(message(credit_transfers(0))), "FIToFICstmrCdtTrf holds no CdtTrfTxInf"),
+        (_edit(b"<TxSts>RJCT</TxSts>", b"<TxSts>NOPE</TxSts>",
+               encode(message(status_report(1)))), r"TxInfAndSts\[1\]/TxSts is not a status"),
     ],
-    ids=["not-xml", "truncated", "wrong-root", "header-document-mismatch", "no-end-to-end-id",
-         "no-creditor-agent"],
+    ids=["not-xml", "empty", "truncated", "wrong-root", "no-app-header",
+         "header-document-mismatch", "unknown-document", "extra-element", "no-biz-msg-id",
+         "no-msg-id", "count-not-a-number", "bad-date", "no-end-to-end-id", "no-currency",
+         "no-creditor-agent", "no-transactions", "unknown-status"],
 )
-def test_malformed_messages_are_refused_ff01(body: bytes, says: str) -> None:
+def test_malformed_messages_are_refused_ff01_naming_the_element(body: bytes, says: str) -> None:
     with pytest.raises(CodecError, match=says) as refused:
         decode(body)
     assert refused.value.reason_code == "FF01"
 
 
-def test_xml_bomb_is_refused_before_any_expansion() -> None:
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-            + b"".join(b'<!ENTITY lol%d "%s">' % (n, b"&lol%d;" % (n - 1) * 10 if n > 1
-                                                  else b"&lol;" * 10) for n in range(1, 10))
-            + b"]><lolz>&lol9;</lolz>")
-    with pytest.raises(CodecError, match="DTDs and entities"):
-        decode(bomb)
+def test_too_large_is_refused_before_parsing() -> None:
+    with pytest.raises(CodecError, match=f"{len(GOOD)} bytes, over the limit") as refused:
+        decode(GOOD, max_bytes=len(GOOD) - 1)
+    assert refused.value.reason_code == "FF01"
 
 
-def test_external_entity_is_never_read(tmp_path: Path) -> None:
-    secret = tmp_path / "secret.txt"
-    secret.write_text("TOP-SECRET-LEDGER")
-    body = _body().replace(b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-                           f'<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM '
-                           f'"file://{secret}">]>'.encode()).replace(
-                               b"Kho b", b"&x;Kho b", 1)
+def test_too_many_transactions_are_refused_before_any_is_read() -> None:
+    one = encode(message(credit_transfers(1)))
+    start, end = one.index(b"<CdtTrfTxInf>"), one.index(b"</FIToFICstmrCdtTrf>")
+    limit = MAX_TRANSACTIONS_PER_MESSAGE
+    body = one[:start] + b"<CdtTrfTxInf/>" * (limit + 1) + one[end:]
+    with pytest.raises(CodecError, match=f"{limit + 1} CdtTrfTxInf in one message") as refused:
+        decode(body)
+    assert refused.value.reason_code == "FF01"
+
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + b"".join(b'<!ENTITY lol%d "%s">' % (n, b"&lol%d;" % (n - 1) * 10 if n > 1 else b"&lol;" * 10)
+               for n in range(1, 10))
+    + b"]><lolz>&lol9;</lolz>"
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_billion_laughs_is_refused_before_any_expansion(encoding: str) -> None:
+    body = BILLION_LAUGHS.decode().replace('"1.0"?>', f'"1.0" encoding="{encoding}"?>')
+    started = time.perf_counter()
     with pytest.raises(CodecError) as refused:
-        decode(body)
+        decode(body.encode(encoding))
+    assert time.perf_counter() - started < 0.5
+    assert refused.value.reason_code == "FF01"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("where", ["entity", "external-subset"])
+def test_external_entities_are_never_read(tmp_path: Path, encoding: str, where: str) -> None:
+    secret = tmp_path / "ledger.txt"
+    secret.write_text("TOP-SECRET-LEDGER")
+    long_ago = time.time() - 3 * 86_400
+    os.utime(secret, (long_ago, long_ago))  # a read would move the access time (relatime)
+    declaration = (f'<!DOCTYPE Envelope [<!ENTITY xxe SYSTEM "file://{secret}">]>'
+                   if where == "entity" else f'<!DOCTYPE Envelope SYSTEM "file://{secret}">')
+    text = GOOD.decode().replace('encoding="UTF-8"?>', f'encoding="{encoding}"?>{declaration}')
+    text = text.replace("Kho bạc", "&xxe;Kho bạc", 1) if where == "entity" else text
+    with pytest.raises(CodecError) as refused:
+        decode(text.encode(encoding))
+    assert refused.value.reason_code == "FF01"
     assert "TOP-SECRET" not in str(refused.value)
+    assert os.stat(secret).st_atime == long_ago, "the parser read the file"
 
 
-def test_utf16_dtd_cannot_sneak_past_the_byte_check() -> None:
-    body = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY a "b">]><r>&a;</r>'
-    with pytest.raises(CodecError, match=r"DTDs and entities|not well-formed"):
-        decode(body.encode("utf-16"))
-
-
-def test_size_and_count_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    body = encode(wrap("TRSYVNV1", "SWLBVNVX", pacs008(5)))
-    with pytest.raises(CodecError, match="exceeds the limit"):
-        decode(body, max_bytes=len(body) - 1)
-    monkeypatch.setattr(codec, "MAX_TRANSACTIONS_PER_MESSAGE", 4)
-    with pytest.raises(CodecError, match="more than 4 transactions"):
+def test_dtd_is_refused_with_a_clear_sentence() -> None:
+    body = _edit(b'encoding="UTF-8"?>', b'encoding="UTF-8"?><!DOCTYPE Envelope>')
+    with pytest.raises(CodecError, match="DTDs and entities are not accepted"):
         decode(body)
 
 
-def test_business_errors_are_left_for_the_switch_to_judge() -> None:
-    decoded = decode(_body(amount_text="1.5", currency="USD")).document
-    tx = decoded.transactions[0]
-    assert (tx.amount_text, tx.currency) == ("1.5", "USD")
+# ---- ids -----------------------------------------------------------------------------------
 
 
 def test_new_ids_are_unique_and_fit_max35() -> None:
-    ids = {new_id("KBNN") for _ in range(10_000)}
-    assert len(ids) == 10_000
+    ids = {new_id("SWITCHLAB-X") for _ in range(100_000)}
+    assert len(ids) == 100_000
     assert max(len(i) for i in ids) <= 35
+    assert all(i.startswith("SWITCHLAB-X") for i in ids)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    name=st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1,
-                 max_size=140).filter(lambda s: s.strip() == s and s.strip()),
-    amount_vnd=st.integers(1, 10**12),
-    e2e=st.from_regex(r"[A-Za-z0-9\-]{1,35}", fullmatch=True),
+def test_a_forked_worker_does_not_repeat_its_parents_ids() -> None:
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write_end, new_id("P").encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child = os.read(read_end, 64).decode()
+    os.close(read_end)
+    parent = new_id("P")
+    assert child[12:19] != parent[12:19]  # the per-process salt after P + 11 hex of time
+
+
+# ---- property ------------------------------------------------------------------------------
+
+XML_TEXT = st.characters(  # any character XML 1.0 can carry
+    codec="utf-8", exclude_categories=("Cs",),
+    exclude_characters="\ufffe\uffff" + "".join(chr(c) for c in range(32) if c not in (9, 10, 13)),
 )
-def test_credit_transfer_round_trips_any_text_and_amount(name: str, amount_vnd: int,
-                                                          e2e: str) -> None:
-    tx = replace(credit_transfer(3), creditor_name=name, amount_vnd=amount_vnd,
-                 amount_text=str(amount_vnd), end_to_end_id=e2e)
-    decoded = decode(encode(wrap("TRSYVNV1", "SWLBVNVX",
-                                 replace(pacs008(0), transactions=[tx])))).document
-    assert decoded.transactions == [tx]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    names=st.lists(st.text(XML_TEXT, min_size=1, max_size=140), min_size=1, max_size=5),
+    amounts=st.lists(st.integers(1, 10**15), min_size=5, max_size=5),
+    e2e=st.text(XML_TEXT, min_size=1, max_size=35),
+    remittance=st.none() | st.text(XML_TEXT, min_size=1, max_size=140),
+)
+def test_credit_transfers_round_trip_any_text_and_amount(
+        names: list[str], amounts: list[int], e2e: str, remittance: str | None) -> None:
+    txs = [credit_transfer(n, creditor_name=name, amount_vnd=amounts[n],
+                           amount_text=str(amounts[n]), end_to_end_id=f"{e2e}{n}"[-35:],
+                           remittance_info=remittance)
+           for n, name in enumerate(names)]
+    sent = message(credit_transfers(transactions=txs))
+    received = decode(encode(sent))
+    assert received == as_received(sent)
+    assert isinstance(received.document, CreditTransferMessage)

@@ -93,6 +93,7 @@ async def test_unknown_creditor_bic_is_rejected_rc01_without_forwarding(lab: Swi
         ({"amount_vnd": 0, "amount_text": "0"}, reasons.INVALID_AMOUNT),
         ({"amount_vnd": 1, "amount_text": "1.5"}, reasons.INVALID_AMOUNT),
         ({"amount_vnd": -5, "amount_text": "-5"}, reasons.INVALID_AMOUNT),
+        ({"amount_vnd": 12, "amount_text": "١٢"}, reasons.INVALID_AMOUNT),
         ({"currency": "USD"}, reasons.NOT_ALLOWED_CURRENCY),
     ],
 )
