@@ -14,7 +14,7 @@ from pathlib import Path
 
 from switch.app import create_app
 from switch.config import ConfigError, load_config
-from switchlab.servers import bind_loopback, serve
+from switchlab.servers import bind_loopback, run_event_loop, serve
 
 
 async def run(config_path: Path, port: int | None) -> None:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        asyncio.run(run(args.config, args.port))
+        run_event_loop(run(args.config, args.port))
     except ConfigError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2

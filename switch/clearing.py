@@ -130,6 +130,8 @@ class Clearing:
             lambda: asyncio.Semaphore(config.max_forwards_in_flight_per_creditor)
         )
         self._background: set[asyncio.Task[None]] = set()
+        self._lingering: dict[str, list[Transfer]] = {}  # creditor BIC -> instant transfers
+        self._linger_timers: dict[str, asyncio.TimerHandle] = {}
 
     # ---- intake -------------------------------------------------------------------------
 
@@ -264,12 +266,34 @@ class Clearing:
 
     def _forward(self, transfers: Iterable[Transfer]) -> None:
         by_creditor: dict[str, list[Transfer]] = defaultdict(list)
+        linger_s = self.config.forward_linger_ms / 1000
         for transfer in transfers:
-            by_creditor[transfer.creditor_bic].append(transfer)
+            if linger_s and not transfer.bulk:
+                self._linger(transfer, linger_s)
+            else:
+                by_creditor[transfer.creditor_bic].append(transfer)
         size = self.config.forward_batch_size
         for creditor_bic, group in by_creditor.items():
             for start in range(0, len(group), size):
                 self._spawn(self._forward_batch(creditor_bic, group[start:start + size]))
+
+    def _linger(self, transfer: Transfer, linger_s: float) -> None:
+        """Hold an instant transfer until the window closes or the batch is full, so that
+        transfers to the same creditor share one exchange."""
+        creditor_bic = transfer.creditor_bic
+        waiting = self._lingering.setdefault(creditor_bic, [])
+        waiting.append(transfer)
+        if len(waiting) >= self.config.forward_batch_size:
+            self._flush_lingering(creditor_bic)
+        elif len(waiting) == 1:
+            self._linger_timers[creditor_bic] = asyncio.get_running_loop().call_later(
+                linger_s, self._flush_lingering, creditor_bic)
+
+    def _flush_lingering(self, creditor_bic: str) -> None:
+        timer = self._linger_timers.pop(creditor_bic, None)
+        if timer is not None:
+            timer.cancel()
+        self._spawn(self._forward_batch(creditor_bic, self._lingering.pop(creditor_bic)))
 
     def _spawn(self, coroutine: object) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
@@ -593,6 +617,8 @@ class Clearing:
 
     async def drain(self) -> None:
         """Wait for the forwards under way, for a clean shutdown."""
+        for creditor_bic in list(self._lingering):
+            self._flush_lingering(creditor_bic)
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 

@@ -9,18 +9,22 @@ same run, so that the ratios mean something on any machine.
 - bulk: a whole payout of N beneficiaries from the treasury, with peak memory;
 - codec: our decode + encode per transaction against bare lxml parse + serialise.
 
-Everything runs in one process and one event loop, load generator included, so floor and
-switch share the same handicap; see docs/performance.md for what that leaves on the table.
+Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
+the load generator, the mock participants and the treasury share a second one. Throughput and
+latency come from the steady middle of each run (warm-up and drain trimmed, as Mojaloop's
+performance reports do), and a run counts only if every transfer reached a final state.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import multiprocessing
+import os
 import resource
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -42,7 +46,7 @@ from protocol.messages import (
     TxStatus,
 )
 from switchlab.demo import DEMO_PARTICIPANTS
-from switchlab.servers import bind_loopback, serve
+from switchlab.servers import bind_loopback, serve, start_process, stop_process
 from switchlab.world import SWITCH_BIC, World, WorldSettings
 
 INSTANT_BANK = "BFTVVNVX"
@@ -61,100 +65,110 @@ class Figure:
         return f"  {self.name:<44} {self.value:>12,.1f} {self.unit:<12} {floor} {ratio}"
 
 
+WARM_UP_AND_DRAIN = 0.1  # the share of completions trimmed at each end (Mojaloop's method)
+
+
 @dataclass(frozen=True, slots=True)
 class LoopResult:
-    transfers: int
-    elapsed_s: float
-    latencies_ms: list[float]
+    """A run's completions in order: (time done in s, latency in ms). Figures come from the
+    steady middle only: the first and last tenth (warm-up, drain) are trimmed."""
+
+    completions: list[tuple[float, float]]
+
+    @property
+    def transfers(self) -> int:
+        return len(self.completions)
+
+    def _steady(self) -> list[tuple[float, float]]:
+        done = sorted(self.completions)
+        trim = int(len(done) * WARM_UP_AND_DRAIN)
+        return done[trim:len(done) - trim] if len(done) > 2 * trim + 1 else done
 
     @property
     def per_s(self) -> float:
-        return self.transfers / self.elapsed_s
+        steady = self._steady()
+        return (len(steady) - 1) / (steady[-1][0] - steady[0][0])
 
     def percentile_ms(self, q: int) -> float:
-        return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
+        latencies = [latency_ms for _, latency_ms in self._steady()]
+        return statistics.quantiles(latencies, n=100, method="inclusive")[q - 1]
+
+
+async def _timed(send: Callable[[int], Awaitable[None]], number: int,
+                 completions: list[tuple[float, float]]) -> None:
+    started = time.perf_counter()
+    await send(number)
+    done = time.perf_counter()
+    completions.append((done, (done - started) * 1000))
 
 
 async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concurrency: int
                       ) -> LoopResult:
     """`concurrency` workers each sending the next transfer as soon as theirs is answered."""
-    latencies: list[float] = []
+    completions: list[tuple[float, float]] = []
     numbers = iter(range(count))
 
     async def worker() -> None:
         for number in numbers:
-            started = time.perf_counter()
-            await send(number)
-            latencies.append((time.perf_counter() - started) * 1000)
+            await _timed(send, number, completions)
 
-    started_s = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return LoopResult(count, time.perf_counter() - started_s, latencies)
+    return LoopResult(completions)
 
 
 async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate_per_s: float,
                     first: int) -> LoopResult:
     """Send at a fixed rate whatever the answers, so latency is not hidden by back-pressure."""
-    latencies: list[float] = []
-
-    async def one(number: int) -> None:
-        started = time.perf_counter()
-        await send(number)
-        latencies.append((time.perf_counter() - started) * 1000)
-
+    completions: list[tuple[float, float]] = []
     started_s = time.perf_counter()
     tasks = []
     for n in range(count):
         await asyncio.sleep(max(0.0, started_s + n / rate_per_s - time.perf_counter()))
-        tasks.append(asyncio.ensure_future(one(first + n)))
+        tasks.append(asyncio.ensure_future(_timed(send, first + n, completions)))
     await asyncio.gather(*tasks)
-    return LoopResult(count, time.perf_counter() - started_s, latencies)
+    return LoopResult(completions)
 
 
 async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int
-                          ) -> LoopResult:
-    """The same bytes over the same hops with nothing in between: the most aiohttp can do."""
+                          ) -> tuple[LoopResult, float | None]:
+    """The same bytes over the same hops with nothing in between: the most aiohttp can do.
+    The forwarder is a process of its own, as the switch is; the creditor shares this one."""
     async def creditor(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=answer, content_type="application/xml")
 
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
-    creditor_app, forwarder_app = web.Application(), web.Application()
+    creditor_app = web.Application()
     creditor_app.router.add_post("/iso20022", creditor)
-    creditor_socket, forwarder_socket = bind_loopback(), bind_loopback()
-    creditor_url = f"{creditor_socket.base_url}/iso20022"
-
-    async def forward(request: web.Request) -> web.Response:
-        async with session.post(creditor_url, data=await request.read()) as reply:
-            return web.Response(body=await reply.read(), content_type="application/xml")
-
-    forwarder_app.router.add_post("/v1/messages", forward)
-    runners = [await serve(creditor_app, creditor_socket),
-               await serve(forwarder_app, forwarder_socket)]
-    url = f"{forwarder_socket.base_url}/v1/messages"
+    creditor_socket = bind_loopback()
+    runner = await serve(creditor_app, creditor_socket)
+    forwarder, url = await start_process(
+        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022")
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def send(_: int) -> None:
         async with session.post(url, data=body) as reply:
             await reply.read()
 
     try:
-        return await closed_loop(send, count, concurrency)
+        return await cpu_us_per_transfer(forwarder.pid, closed_loop(send, count, concurrency))
     finally:
         await session.close()
-        for runner in runners:
-            await runner.cleanup()
+        await stop_process(forwarder)
+        await runner.cleanup()
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path
-                         ) -> tuple[LoopResult, LoopResult]:
-    """Signed instant transfers through the real switch and bank: throughput, then p99 at
-    half that rate."""
+                         ) -> tuple[LoopResult, float | None, LoopResult]:
+    """Signed instant transfers through the real switch (its own process) and bank: throughput
+    and the switch's CPU per transfer, then p99 at half that rate. A transfer's time ends at
+    its final status (the pacs.002 ACSC in the answer), and the run counts only if every
+    transfer is final and settled in the switch's journal."""
     population = generate_population(int(count * 1.6) + 10, 1, Mix(
         participants={INSTANT_BANK: 1.0}, no_account=0, closed=0, blocked=0, name_mismatch=0,
         deceased=0, dies_after_payment=0))
     population.write_payment_table(run_dir / "instant.csv")
     payments = read_payment_table(run_dir / "instant.csv")
-    world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}))
+    world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}, switch_process=True))
     await world.start(population)
     treasury = world.treasury
     treasury.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -162,10 +176,14 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path
 
     async def send(number: int) -> None:
         reply = await peer.send(treasury.message([payments[number]]))
-        assert reply.status == 200, reply.text
+        assert reply.status == 200 and reply.message is not None, reply.text
+        (final,) = reply.message.document.transactions  # type: ignore[union-attr]
+        assert final.status is TxStatus.SETTLED, final
 
+    assert world.switch_process is not None
     try:
-        full = await closed_loop(send, count, concurrency)
+        full, cpu_us = await cpu_us_per_transfer(world.switch_process.pid,
+                                                 closed_loop(send, count, concurrency))
         half = await open_loop(send, int(count * 0.5), full.per_s / 2, first=count)
         stats = await world.switch_admin("GET", "/v1/admin/stats")
         assert stats["in_flight"] == 0
@@ -173,28 +191,44 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path
     finally:
         await treasury.session.close()
         await world.stop()
-    return full, half
+    return full, cpu_us, half
 
 
-async def bulk_payout(beneficiaries: int, run_dir: Path) -> tuple[float, float, int]:
-    """A whole payout from the treasury in bulk files; returns (s, transfers/s, transfers)."""
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    elapsed_s: float
+    transfers_per_s: float
+    transfers: int
+    switch_peak_mib: float | None  # the switch process's own peak resident memory
+
+
+def _write_bulk_table(beneficiaries: int, path: str) -> int:
+    """In a child process: a million generated beneficiaries never share the run's memory."""
     population = generate_population(beneficiaries, 2026, Mix(participants=DEMO_PARTICIPANTS))
-    population.write_payment_table(run_dir / "bulk.csv")
-    payments = read_payment_table(run_dir / "bulk.csv")
-    del population
-    gc.collect()
+    return population.write_payment_table(Path(path))
+
+
+async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
+    """A whole payout from the treasury in bulk files, the switch in its own process."""
+    table = run_dir / "bulk.csv"
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        await asyncio.get_running_loop().run_in_executor(
+            pool, _write_bulk_table, beneficiaries, str(table))
+    payments = read_payment_table(table)
     world = World(WorldSettings(run_dir, {bic: Behaviour() for bic in DEMO_PARTICIPANTS},
                                 treasury={"bulk_size": 10_000, "files_in_flight": 4,
-                                          "final_timeout_s": 1_800}))
+                                          "final_timeout_s": 1_800}, switch_process=True))
     await world.start(Population(seed=0, beneficiaries=[]))
     try:
         for bic, bank in world.banks.items():
             bank.ledger.open_accounts(_accounts(payments, bic))
         result = await world.treasury.run(payments)
+        assert world.switch_process is not None
+        switch_peak_mib = peak_memory_of_mib(world.switch_process.pid)
     finally:
         await world.stop()
     assert result.by_status["unresolved"] == 0
-    return result.elapsed_s, result.transfers_per_s, len(payments)
+    return BulkResult(result.elapsed_s, result.transfers_per_s, len(payments), switch_peak_mib)
 
 
 def _accounts(payments: list[Payment], bic: str) -> list[Account]:
@@ -216,6 +250,37 @@ def codec_per_transaction(message: CreditTransferMessage) -> tuple[float, float]
         etree.tostring(etree.fromstring(body))
         bare = min(bare, (time.perf_counter() - started) / count * 1e6)
     return ours, bare
+
+
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU a live process has used so far, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_us_per_transfer(pid: int, run: Awaitable[LoopResult]) -> tuple[LoopResult,
+                                                                            float | None]:
+    """Run a loop and charge the CPU process `pid` used meanwhile to each transfer."""
+    before = cpu_s(pid)
+    result = await run
+    after = cpu_s(pid)
+    if before is None or after is None:
+        return result, None
+    return result, (after - before) / result.transfers * 1e6
+
+
+def peak_memory_of_mib(pid: int) -> float | None:
+    """A live process's peak resident memory (VmHWM, Linux); None elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")),
+               None)
+    return None if kib is None else int(kib) / 1024
 
 
 def peak_memory_mib() -> float:
@@ -250,9 +315,10 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     progress("codec: decode + encode of a 10,000-transaction pacs.008 …")
     ours_us, bare_us = codec_per_transaction(bulk_message)
     progress(f"floor: bare forwarder, {instant_transfers:,} transfers at {concurrency} in flight …")
-    floor = await floor_forwarder(one_body, one_answer, instant_transfers, concurrency)
+    floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
+                                                concurrency)
     progress(f"instant: {instant_transfers:,} transfers through the switch …")
-    full, half = await instant_switch(instant_transfers, concurrency, run_dir)
+    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir)
     figures = [
         Figure("codec µs per transaction (decode+encode)", ours_us, "µs/tx", bare_us),
         Figure("floor: bare forwarder", floor.per_s, "transfers/s"),
@@ -265,15 +331,22 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
         Figure(f"instant: p99 at half rate ({full.per_s / 2:,.0f}/s)", half.percentile_ms(99),
                "ms"),
     ]
+    if cpu_us is not None and floor_cpu_us is not None:
+        figures.append(Figure("instant: switch process CPU per transfer", cpu_us, "µs",
+                              floor_cpu_us))
     if bulk_beneficiaries:
         progress(f"bulk: payout of {bulk_beneficiaries:,} beneficiaries …")
-        elapsed_s, per_s, transfers = await bulk_payout(bulk_beneficiaries, run_dir)
+        bulk = await bulk_payout(bulk_beneficiaries, run_dir)
         figures += [
-            Figure(f"bulk: {transfers:,} transfers end to end", per_s, "transfers/s",
-                   floor.per_s),
-            Figure("bulk: time for the whole payout", elapsed_s, "s"),
+            Figure(f"bulk: {bulk.transfers:,} transfers end to end", bulk.transfers_per_s,
+                   "transfers/s", floor.per_s),
+            Figure("bulk: time for the whole payout", bulk.elapsed_s, "s"),
         ]
-    figures.append(Figure("peak memory of the whole run", peak_memory_mib(), "MiB"))
+        if bulk.switch_peak_mib is not None:
+            figures.append(Figure("bulk: peak memory of the switch process",
+                                  bulk.switch_peak_mib, "MiB"))
+    figures.append(Figure("peak memory of the participants' process", peak_memory_mib(),
+                          "MiB"))
     return figures
 
 

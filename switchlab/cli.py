@@ -8,6 +8,8 @@ import logging
 import sys
 from pathlib import Path
 
+from switchlab.servers import run_event_loop
+
 
 def _demo(args: argparse.Namespace) -> int:
     from switchlab.demo import DemoSettings, run_demo
@@ -21,7 +23,7 @@ def _demo(args: argparse.Namespace) -> int:
         output_dir=args.output,
         progress=not args.no_progress,
     )
-    return asyncio.run(run_demo(settings))
+    return run_event_loop(run_demo(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from switchlab.bench import run_bench, table
 
-    figures = asyncio.run(run_bench(args.instant_transfers, args.concurrency,
+    figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
                                     args.bulk_beneficiaries, args.output))
     print(table(figures))
     return 0

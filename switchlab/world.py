@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from banks.population import PARTICIPANTS, TREASURY_BIC, Population
 from banks.treasury import Treasury, TreasuryConfig
 from switch.app import create_app
 from switch.config import parse_config
-from switchlab.servers import BoundSocket, bind_loopback, serve
+from switchlab.servers import BoundSocket, bind_loopback, serve, start_process, stop_process
 
 SWITCH_BIC = "SWLBVNVX"
 SWITCH_START_S = 30.0
@@ -108,13 +107,9 @@ class World:
 
     async def start_switch_process(self) -> None:
         """Start `python -m switch` on the configured port and wait until it listens."""
-        self.switch_process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switch", "--config", str(self._switch_config_path),
-            stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1])
-        assert self.switch_process.stdout is not None
-        line = await asyncio.wait_for(self.switch_process.stdout.readline(), SWITCH_START_S)
-        if b"listening on" not in line:
-            raise RuntimeError(f"the switch process did not start: {line!r}")
+        self.switch_process, _ = await start_process(
+            "-m", "switch", "--config", str(self._switch_config_path),
+            start_timeout_s=SWITCH_START_S)
 
     async def kill_switch(self) -> None:
         """SIGKILL: a crash, not a shutdown."""
@@ -142,8 +137,7 @@ class World:
     async def stop(self) -> None:
         if self.session is not None:
             await self.session.close()
-        if self.switch_process is not None and self.switch_process.returncode is None:
-            self.switch_process.terminate()
-            await asyncio.wait_for(self.switch_process.wait(), SWITCH_START_S)
+        if self.switch_process is not None:
+            await stop_process(self.switch_process, SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()

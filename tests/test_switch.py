@@ -19,6 +19,7 @@ from protocol.messages import (
     StatusRequestItem,
     TxStatus,
 )
+from switch.config import ConfigError, parse_config
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -333,9 +334,37 @@ async def test_bulk_is_split_per_creditor_and_reported_to_the_debtor(lab: Switch
     for n in range(10):
         expected = (TxStatus.SETTLED, None) if n % 2 == 0 else (TxStatus.REJECTED, "AC04")
         assert outcome[f"E2E-BULK-{n}"] == expected
-    forwarded = [m.document for m in lab.participants[BANK_A].received
-                 if type(m.document).__name__ == "CreditTransferMessage"]
-    assert [len(f.transactions) for f in forwarded] == [5]
+    assert forwarded_sizes(lab, BANK_A) == [5]
+
+
+def forwarded_sizes(lab: SwitchLab, bic: str) -> list[int]:
+    return [len(m.document.transactions) for m in lab.participants[bic].received
+            if type(m.document).__name__ == "CreditTransferMessage"]
+
+
+async def test_instant_transfers_arriving_together_share_one_forward(tmp_path: Path) -> None:
+    lab = await SwitchLab(tmp_path / "switch.sqlite", forward_linger_ms=20).start()
+    try:
+        lab.participants[BANK_A].decide = lambda tx: (
+            Answer("RJCT", "AC04") if tx.end_to_end_id == "E2E-TOGETHER-3" else Answer("ACCP"))
+        replies = await asyncio.gather(*(pay(lab, transfer(f"E2E-TOGETHER-{n}"))
+                                         for n in range(6)))
+        assert [only_status(reply) for reply in replies] == [(TxStatus.SETTLED, None)] * 3 + [
+            (TxStatus.REJECTED, "AC04")] + [(TxStatus.SETTLED, None)] * 2
+        sizes = forwarded_sizes(lab, BANK_A)
+        assert sum(sizes) == 6 and len(sizes) < 6, sizes
+    finally:
+        await lab.stop()
+
+
+async def test_without_linger_each_instant_transfer_is_forwarded_alone(tmp_path: Path) -> None:
+    lab = await SwitchLab(tmp_path / "switch.sqlite", forward_linger_ms=0).start()
+    try:
+        replies = await asyncio.gather(*(pay(lab, transfer(f"E2E-ALONE-{n}")) for n in range(4)))
+        assert [only_status(reply) for reply in replies] == [(TxStatus.SETTLED, None)] * 4
+        assert forwarded_sizes(lab, BANK_A) == [1, 1, 1, 1]
+    finally:
+        await lab.stop()
 
 
 async def test_settlement_cycle_nets_to_zero_with_camt053_statements(lab: SwitchLab) -> None:
@@ -391,3 +420,13 @@ async def test_switch_refuses_more_than_its_in_flight_limit(tmp_path: Path) -> N
         assert only_status(await pay(lab, transfer("E2E-LIM-OK")))[0] is TxStatus.SETTLED
     finally:
         await lab.stop()
+
+
+@pytest.mark.parametrize(("settings", "named"), [
+    ({"forward_linger_ms": 500}, "forward_linger_ms"),
+    ({"forward_linger_ms": -1}, "forward_linger_ms"),
+    ({"no_such_setting": 1}, "no_such_setting"),
+])
+def test_bad_switch_settings_are_refused_by_name(settings: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        parse_config({"switch": settings})

@@ -1,0 +1,56 @@
+"""The benchmark's floor: a bare aiohttp forwarder, run as its own process like the switch.
+
+`python -m switchlab.forwarder --target URL` relays each POST body to URL and the answer back,
+with no parsing, no signature and no journal: the most one process of aiohttp can move over
+the hops a switch uses. It prints "forwarder listening on URL" when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+import aiohttp
+from aiohttp import web
+
+from switchlab.servers import bind_loopback, run_event_loop, serve
+
+FORWARD_TIMEOUT_S = 30.0
+
+
+async def run(target_url: str) -> None:
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
+
+    async def forward(request: web.Request) -> web.Response:
+        async with session.post(target_url, data=await request.read()) as reply:
+            return web.Response(status=reply.status, body=await reply.read(),
+                                content_type="application/xml")
+
+    app = web.Application()
+    app.router.add_post("/v1/messages", forward)
+    bound = bind_loopback()
+    runner = await serve(app, bound)
+    print(f"forwarder listening on {bound.base_url}/v1/messages", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m switchlab.forwarder", description=__doc__)
+    parser.add_argument("--target", required=True, help="URL every POST is relayed to")
+    run_event_loop(run(parser.parse_args(argv).target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""`switchlab bench`: how figures are taken from a run, and a small whole run end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchlab.bench import LoopResult, run_bench
+
+
+def test_throughput_and_latency_come_from_the_steady_middle() -> None:
+    # 100 completions: ten slow ones while warming up (1 s apart, 900 ms each), then one every
+    # 10 ms at 20 ms each, then ten stragglers of the drain.
+    warm_up = [(n * 1.0, 900.0) for n in range(10)]
+    steady = [(10 + n * 0.01, 20.0) for n in range(80)]
+    drain = [(12 + n * 1.0, 700.0) for n in range(10)]
+    result = LoopResult(drain + steady + warm_up)  # completion order does not matter
+    assert result.transfers == 100
+    assert result.per_s == pytest.approx(100.0)
+    assert result.percentile_ms(99) == pytest.approx(20.0)
+
+
+def test_a_short_run_is_kept_whole() -> None:
+    result = LoopResult([(0.0, 5.0), (0.5, 7.0), (1.0, 9.0)])
+    assert result.per_s == pytest.approx(2.0)
+
+
+@pytest.mark.slow
+async def test_bench_measures_every_figure_beside_its_floor(tmp_path: Path) -> None:
+    figures = {f.name: f for f in await run_bench(
+        instant_transfers=300, concurrency=8, bulk_beneficiaries=400, run_dir=tmp_path,
+        progress=lambda line: None)}
+    instant = figures["instant: end to end, durable journal"]
+    floor = figures["floor: bare forwarder"]
+    assert instant.floor == floor.value > 0 and instant.value > 0
+    bulk = next(f for name, f in figures.items() if name.startswith("bulk:") and
+                f.unit == "transfers/s")
+    assert bulk.name.startswith("bulk: 3") and bulk.value > 0  # ~98 % of 400 are payable
+    assert figures["bulk: peak memory of the switch process"].value > 0
+    assert figures["codec µs per transaction (decode+encode)"].floor > 0
