@@ -22,6 +22,7 @@ from typing import Any
 from banks.behaviour import Behaviour
 from banks.population import PARTICIPANTS, TREASURY_BIC, Population, generate_population
 from switchlab.demo import DEMO_PARTICIPANTS
+from switchlab.servers import run_event_loop
 from switchlab.world import SWITCH_BIC, World, WorldSettings
 
 MAX_SECONDS = 3_600.0
@@ -71,7 +72,8 @@ async def serve_target(participants_file: Path, port_file: Path | None, accounts
     population = generate_population(accounts, SEED)
     with tempfile.TemporaryDirectory(prefix="switchlab-load-") as run_dir:
         world = World(WorldSettings(
-            run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEMO_PARTICIPANTS}))
+            run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEMO_PARTICIPANTS},
+            switch_process=True))  # the switch gets a core of its own, as in the bench
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.seconds <= 0 or args.accounts <= 0:
         parser.error("--seconds and --accounts must be positive")
-    asyncio.run(serve_target(args.participants_file, args.port_file, args.accounts,
+    run_event_loop(serve_target(args.participants_file, args.port_file, args.accounts,
                              args.seconds))
     return 0
 
