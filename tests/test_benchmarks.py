@@ -15,9 +15,9 @@ from protocol.codec import encode
 from protocol.http import wrap
 from switch.clearing import INSERT_TRANSFER
 from switch.journal import Journal
-from tests.samples import pacs008
+from tests.factories import credit_transfers
 
-BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", pacs008(1_000)))
+BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(1_000)))
 
 
 def test_signature_check_of_a_bulk(benchmark) -> None:

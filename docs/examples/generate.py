@@ -14,7 +14,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from protocol.codec import encode
-from tests.samples import every_message
+from tests.factories import every_message
 
 HERE = Path(__file__).resolve().parent
 FILES = {
