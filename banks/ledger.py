@@ -217,8 +217,10 @@ class Ledger:
                      or self.bookings[h.end_to_end_id].state is BookingState.RELEASED)}
         self._write(("INSERT OR REPLACE INTO bookings VALUES (?,?,?,?,?,0,0)", [
             (*h, BookingState.HELD.value) for h in fresh.values()]))
-        for e2e, h in fresh.items():
-            self.bookings[e2e] = Booking(h.tx_id, h.account_id, h.amount_vnd, BookingState.HELD)
+        for e2e, h in fresh.items():  # keep the ledger's own strings, not the message's copies
+            tx_id = e2e if h.tx_id == e2e else h.tx_id
+            account_id = self.accounts[h.account_id].account_id
+            self.bookings[e2e] = Booking(tx_id, account_id, h.amount_vnd, BookingState.HELD)
 
     def _held(self, end_to_end_ids: Iterable[str]) -> list[str]:
         return [e2e for e2e in dict.fromkeys(end_to_end_ids)

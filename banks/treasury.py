@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import functools
 import json
 import re
 import sys
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp import web
@@ -178,6 +179,17 @@ def _row_problem(row: dict[str, Any], seen: set[str]) -> str | None:
 
 
 # ---- the outcome of a run ----------------------------------------------------------------------
+
+
+class Verdict(NamedTuple):
+    """A final status as the treasury keeps it, one per end-to-end id: a million of them share
+    a handful of objects instead of holding the decoded message's strings."""
+
+    status: TxStatus
+    reason_code: str | None = None
+
+
+_verdict = functools.lru_cache(maxsize=256)(Verdict)
 
 
 @dataclass(slots=True)
@@ -401,7 +413,7 @@ class Treasury:
 
     def __init__(self, config: TreasuryConfig) -> None:
         self.config = config
-        self.final: dict[str, TransactionStatus] = {}  # first final status per end-to-end id
+        self.final: dict[str, Verdict] = {}  # first final status per end-to-end id
         self.returned: dict[str, PaymentReturnItem] = {}  # first return per end-to-end id
         self.news = asyncio.Event()  # set whenever a status or return arrives
         self.session: aiohttp.ClientSession | None = None
@@ -454,26 +466,28 @@ class Treasury:
             if status.status == TxStatus.REJECTED and (
                     status.reason_code == reasons.PAYMENT_NOT_RECEIVED):
                 continue
-            if status.original_end_to_end_id not in self._known:
+            payment = self._known.get(status.original_end_to_end_id)
+            if payment is None:
                 self.ignored_statuses += 1
-            elif status.original_end_to_end_id not in self.final:
-                self._finish(status.original_end_to_end_id, status)
+            elif payment.end_to_end_id not in self.final:
+                self._finish(payment.end_to_end_id, _verdict(status.status, status.reason_code))
         self.news.set()
 
     def take_returns(self, items: Iterable[PaymentReturnItem]) -> None:
         """Returns after settlement: the first per end-to-end id counts, repeats change nothing."""
         for item in items:
-            e2e = item.original_end_to_end_id
-            if e2e not in self._known:
+            payment = self._known.get(item.original_end_to_end_id)
+            if payment is None:
                 self.ignored_statuses += 1
                 continue
+            e2e = payment.end_to_end_id
             self.returned.setdefault(e2e, item)
             if e2e not in self.final:  # a return proves the transfer had settled
-                self._finish(e2e, TransactionStatus(e2e, item.original_tx_id, TxStatus.SETTLED))
+                self._finish(e2e, _verdict(TxStatus.SETTLED))
         self.news.set()
 
-    def _finish(self, e2e: str, status: TransactionStatus) -> None:
-        self.final[e2e] = status
+    def _finish(self, e2e: str, verdict: Verdict) -> None:
+        self.final[e2e] = verdict
         if e2e in self._running:
             self._done += 1
             if self._progress is not None:
@@ -667,6 +681,7 @@ class Treasury:
             await self.session.close()
             self.session = None
             self._progress = None
+            self._running = {}  # a million ids, freed before the outcomes are made
             self.elapsed_s = time.monotonic() - started_s
         return self.result(payments)
 
