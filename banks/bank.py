@@ -92,6 +92,14 @@ class BankConfig:
         if not self.switch_url.startswith(("http://", "https://")):
             raise ValueError(f"switch_url {self.switch_url!r} is not an http(s) URL")
 
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON configuration `from_dict` reads back, for `python -m banks.bank`."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {
+            "secret": self.secret.decode(), "switch_secret": self.switch_secret.decode(),
+            "ledger_path": None if self.ledger_path is None else str(self.ledger_path),
+            "behaviour": self.behaviour.as_dict(),
+        }
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BankConfig:
         """From a JSON configuration: secrets as text, behaviour as an object."""

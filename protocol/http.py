@@ -74,16 +74,22 @@ class Peer:
 
     async def post(self, body: bytes, timeout_s: float | None = None) -> Reply:
         """Post already-encoded bytes, signed; raises aiohttp/asyncio errors on transport faults."""
+        status, content_type, payload = await self.exchange(body, timeout_s)
+        message = None
+        if payload and content_type == XML_CONTENT_TYPE:
+            message = codec.decode(payload)
+        return Reply(status, message, "" if message else payload.decode(errors="replace"))
+
+    async def exchange(self, body: bytes, timeout_s: float | None = None
+                       ) -> tuple[int, str, bytes]:
+        """Post signed bytes; the answer's HTTP status, content type and body, undecoded, for a
+        load generator that decodes once the clock has stopped."""
         headers = signing.sign(self.own_bic, self._secret, self._path, body)
         timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         async with self._session.post(
             self.url, data=body, headers=headers, timeout=timeout
         ) as response:
-            payload = await response.read()
-        message = None
-        if payload and response.content_type == XML_CONTENT_TYPE:
-            message = codec.decode(payload)
-        return Reply(response.status, message, "" if message else payload.decode(errors="replace"))
+            return response.status, response.content_type, await response.read()
 
 
 async def read_signed(

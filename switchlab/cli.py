@@ -6,9 +6,13 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from banks.treasury import MAX_CONCURRENCY, MAX_TABLE_ROWS
 from switchlab.servers import run_event_loop
+
+MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -42,6 +46,16 @@ def _run(args: argparse.Namespace) -> int:
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     return 0 if record.passed else 1
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`, or a readable error."""
+    def whole_number(text: str) -> int:
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value:,} is not from {low:,} to {high:,}")
+        return value
+    return whole_number
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -104,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser(
         "bench", help="measure instant and bulk throughput against floors from the same run")
-    bench.add_argument("--instant-transfers", type=int, default=20_000)
-    bench.add_argument("--concurrency", type=int, default=64)
-    bench.add_argument("--bulk-beneficiaries", type=int, default=1_000_000,
-                       help="0 to skip the bulk payout")
+    bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
+                       default=20_000, help="messages and answers are held in memory, ~3 KB each")
+    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64)
+    bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
+                       default=1_000_000, help="0 to skip the bulk payout")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"))
     bench.set_defaults(handler=_bench)
 

@@ -7,6 +7,7 @@ URL and credential, exactly as in production; only the process is shared.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ class WorldSettings:
     treasury_limit_vnd: int = 10**15
     bank_limit_vnd: int = 10**13
     switch_process: bool = False  # run the switch as its own process, so it can be killed
+    # A folder of participants' ledger files (<bic>.sqlite) with their accounts already open,
+    # as a bank's core system holds them: each participant then runs as its own process.
+    bank_ledgers: Path | None = None
 
 
 class World:
@@ -50,6 +54,7 @@ class World:
         self.bank_urls: dict[str, str] = {}
         self.session: aiohttp.ClientSession | None = None
         self.switch_process: asyncio.subprocess.Process | None = None
+        self.bank_processes: dict[str, asyncio.subprocess.Process] = {}
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
@@ -87,14 +92,18 @@ class World:
         else:
             self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
         for bic, behaviour in self.settings.behaviours.items():
-            bank = Bank(BankConfig(
+            bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic][0], kind=PARTICIPANTS[bic][1],
                 secret=self.secrets[bic].encode(), switch_url=self.switch_url,
                 switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
                 admin_token=self.admin_token, behaviour=behaviour,
-            ), population.accounts_for(bic))
-            self.banks[bic] = bank
+            )
             self.bank_urls[bic] = sockets[bic].base_url
+            if self.settings.bank_ledgers is not None:
+                await self._start_bank_process(bank_config, sockets[bic])
+                continue
+            bank = Bank(bank_config, population.accounts_for(bic))
+            self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
@@ -109,6 +118,18 @@ class World:
         """Start `python -m switch` on the configured port and wait until it listens."""
         self.switch_process, _ = await start_process(
             "-m", "switch", "--config", str(self._switch_config_path),
+            start_timeout_s=SWITCH_START_S)
+
+    async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
+        """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
+        assert self.settings.bank_ledgers is not None
+        config.ledger_path = self.settings.bank_ledgers / f"{config.bic}.sqlite"
+        config_path = self.settings.run_dir / f"bank-{config.bic}.json"
+        config_path.write_text(json.dumps(config.as_dict()), encoding="utf-8")
+        port = bound.port
+        bound.sock.close()
+        self.bank_processes[config.bic], _ = await start_process(
+            "-m", "banks.bank", "--config", str(config_path), "--port", str(port),
             start_timeout_s=SWITCH_START_S)
 
     async def kill_switch(self) -> None:
@@ -139,5 +160,7 @@ class World:
             await self.session.close()
         if self.switch_process is not None:
             await stop_process(self.switch_process, SWITCH_START_S)
+        for process in self.bank_processes.values():
+            await stop_process(process, SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()

@@ -38,4 +38,5 @@ async def test_bench_measures_every_figure_beside_its_floor(tmp_path: Path) -> N
                 f.unit == "transfers/s")
     assert bulk.name.startswith("bulk: 3") and bulk.value > 0  # ~98 % of 400 are payable
     assert figures["bulk: peak memory of the switch process"].value > 0
+    assert figures["bulk: peak memory, largest participant process"].value > 0
     assert figures["codec µs per transaction (decode+encode)"].floor > 0

@@ -1,0 +1,27 @@
+"""The `switchlab` command line: bad arguments get a readable error before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchlab.cli import build_parser
+
+
+@pytest.mark.parametrize(("argument", "value", "error"), [
+    ("--instant-transfers", "5", "5 is not from 100 to 500,000"),
+    ("--concurrency", "0", "0 is not from 1 to 10,000"),
+    ("--bulk-beneficiaries", "-1", "-1 is not from 0 to 10,000,000"),
+    ("--bulk-beneficiaries", "many", "invalid whole_number value: 'many'"),
+])
+def test_bench_refuses_counts_out_of_bounds(argument: str, value: str, error: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(["bench", argument, value])
+    assert exit_.value.code == 2
+    assert f"argument {argument}: {error}" in capsys.readouterr().err
+
+
+def test_bench_takes_counts_within_bounds() -> None:
+    args = build_parser().parse_args(["bench", "--instant-transfers", "500000",
+                                      "--bulk-beneficiaries", "0"])
+    assert (args.instant_transfers, args.bulk_beneficiaries, args.concurrency) == (500_000, 0, 64)
