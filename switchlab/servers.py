@@ -45,6 +45,13 @@ class BoundSocket:
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
 
+    def hand_over(self) -> int:
+        """Close the socket and return its port, for a child process to bind: the port was
+        held only so that every party could be told it before anything started."""
+        port = self.port
+        self.sock.close()
+        return port
+
 
 def bind_loopback(port: int = 0) -> BoundSocket:
     """A listening TCP socket on 127.0.0.1; port 0 lets the OS choose a free one."""

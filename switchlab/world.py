@@ -84,22 +84,23 @@ class World:
         self.switch_url = switch_socket.base_url
         config = self._switch_config(sockets)
         if self.settings.switch_process:
-            config["switch"]["port"] = switch_socket.port
-            switch_socket.sock.close()
+            config["switch"]["port"] = switch_socket.hand_over()
             self._switch_config_path = run_dir / "switch.yaml"
             self._switch_config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
             await self.start_switch_process()
         else:
             self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
+        ledgers = self.settings.bank_ledgers
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic][0], kind=PARTICIPANTS[bic][1],
                 secret=self.secrets[bic].encode(), switch_url=self.switch_url,
                 switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
                 admin_token=self.admin_token, behaviour=behaviour,
+                ledger_path=None if ledgers is None else ledgers / f"{bic}.sqlite",
             )
             self.bank_urls[bic] = sockets[bic].base_url
-            if self.settings.bank_ledgers is not None:
+            if ledgers is not None:
                 await self._start_bank_process(bank_config, sockets[bic])
                 continue
             bank = Bank(bank_config, population.accounts_for(bic))
@@ -122,14 +123,10 @@ class World:
 
     async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
         """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
-        assert self.settings.bank_ledgers is not None
-        config.ledger_path = self.settings.bank_ledgers / f"{config.bic}.sqlite"
         config_path = self.settings.run_dir / f"bank-{config.bic}.json"
         config_path.write_text(json.dumps(config.as_dict()), encoding="utf-8")
-        port = bound.port
-        bound.sock.close()
         self.bank_processes[config.bic], _ = await start_process(
-            "-m", "banks.bank", "--config", str(config_path), "--port", str(port),
+            "-m", "banks.bank", "--config", str(config_path), "--port", str(bound.hand_over()),
             start_timeout_s=SWITCH_START_S)
 
     async def kill_switch(self) -> None:

@@ -51,7 +51,7 @@ async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(tmp_path:
     lab = SwitchLab(tmp_path / "switch.sqlite")
     sockets = await lab.start_participants()
     assert lab.switch_socket is not None
-    lab.switch_socket.sock.close()  # the switch process binds this port itself
+    lab.switch_socket.hand_over()  # the switch process binds this port itself
     config = lab.config_data(sockets)
     config["switch"] |= {"port": lab.port, "creditor_timeout_s": 5.0}
     config_path = tmp_path / "switch.yaml"
