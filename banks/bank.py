@@ -50,6 +50,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import run_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         parser.error(f"{args.config}: {error}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(run_bank(config, args.host, args.port))
+    run_event_loop(run_bank(config, args.host, args.port))
     return 0
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from banks.behaviour import Behaviour
 from banks.population import PARTICIPANTS, TREASURY_BIC, Population, generate_population
+from protocol.runtime import run_event_loop
 from switchlab.demo import DEMO_PARTICIPANTS
-from switchlab.servers import run_event_loop
 from switchlab.world import SWITCH_BIC, World, WorldSettings
 
 MAX_SECONDS = 3_600.0

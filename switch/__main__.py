@@ -12,9 +12,10 @@ import signal
 import sys
 from pathlib import Path
 
+from protocol.runtime import run_event_loop
 from switch.app import create_app
 from switch.config import ConfigError, load_config
-from switchlab.servers import bind_loopback, run_event_loop, serve
+from switchlab.servers import bind_loopback, serve
 
 
 async def run(config_path: Path, port: int | None) -> None:

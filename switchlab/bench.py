@@ -7,7 +7,8 @@ same run, so that the ratios mean something on any machine.
 - instant: signed one-transfer pacs.008s through the real switch (durable journal) to a real
   mock bank, closed loop at a fixed concurrency; then open loop at half that rate for p99;
 - bulk: a whole payout of N beneficiaries from the treasury, with peak memory;
-- codec: our decode + encode per transaction against bare lxml parse + serialise.
+- codec: our decode + encode per transaction against bare lxml parse + serialise;
+- the machine itself this hour (switchlab/machine.py), since absolute figures move with it.
 
 Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
 the load generator, the mock participants and the treasury share a second one. Throughput and
@@ -46,6 +47,7 @@ from protocol.messages import (
     TxStatus,
 )
 from switchlab.demo import DEMO_PARTICIPANTS
+from switchlab.machine import probe
 from switchlab.servers import bind_loopback, serve, start_process, stop_process
 from switchlab.world import SWITCH_BIC, World, WorldSettings
 
@@ -65,7 +67,7 @@ class Figure:
     def row(self) -> str:
         ratio = f"{self.value / self.floor:6.2f}" if self.floor else "      "
         floor = f"{self.floor:>12,.1f}" if self.floor else " " * 12
-        return f"  {self.name:<44} {self.value:>12,.1f} {self.unit:<12} {floor} {ratio}"
+        return f"  {self.name:<48} {self.value:>12,.1f} {self.unit:<12} {floor} {ratio}"
 
 
 WARM_UP_AND_DRAIN = 0.1  # the share of completions trimmed at each end (Mojaloop's method)
@@ -334,6 +336,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
                     run_dir: Path, progress: Callable[[str], None] = print) -> list[Figure]:
     """Measure everything in order, reporting each stage as it starts."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    progress("machine: CPython, loopback between processes, durable commits …")
+    machine = probe(run_dir)
     bulk_message, one_body, one_answer = _samples(10_000, run_dir)
     progress("codec: decode + encode of a 10,000-transaction pacs.008 …")
     ours_us, bare_us = codec_per_transaction(bulk_message)
@@ -343,6 +347,10 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     progress(f"instant: {instant_transfers:,} transfers through the switch …")
     full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir)
     figures = [
+        Figure("machine: CPython loop, sum(range(1000))", machine.python_loop_us, "µs"),
+        Figure("machine: loopback round trip, two processes", machine.round_trip_us_p50, "µs"),
+        Figure("machine: SQLite commits (WAL, full sync)", machine.durable_commits_per_s,
+               "commits/s"),
         Figure("codec µs per transaction (decode+encode)", ours_us, "µs/tx", bare_us),
         Figure("floor: bare forwarder", floor.per_s, "transfers/s"),
         Figure("floor: bare forwarder p99", floor.percentile_ms(99), "ms"),
@@ -377,5 +385,5 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
 
 
 def table(figures: list[Figure]) -> str:
-    header = f"  {'measure':<44} {'value':>12} {'unit':<12} {'floor':>12} {'ratio':>6}"
+    header = f"  {'measure':<48} {'value':>12} {'unit':<12} {'floor':>12} {'ratio':>6}"
     return "\n".join([header, "  " + "-" * (len(header) - 2)] + [f.row() for f in figures])

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from banks.treasury import MAX_CONCURRENCY, MAX_TABLE_ROWS
-from switchlab.servers import run_event_loop
+from protocol.runtime import run_event_loop
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 

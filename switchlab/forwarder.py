@@ -15,7 +15,8 @@ import sys
 import aiohttp
 from aiohttp import web
 
-from switchlab.servers import bind_loopback, run_event_loop, serve
+from protocol.runtime import run_event_loop
+from switchlab.servers import bind_loopback, serve
 
 FORWARD_TIMEOUT_S = 30.0
 

@@ -10,27 +10,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from aiohttp import web
 
 LOOPBACK = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-T = TypeVar("T")
-
-
-def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
-    """asyncio.run on uvloop where it exists (not on Windows): the servers and the load
-    generator spend most of their time in the event loop and aiohttp's transport."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from switchlab.bench import LoopResult, run_bench
+from switchlab.machine import durable_commits_per_s, round_trip_us_p50
 
 
 def test_throughput_and_latency_come_from_the_steady_middle() -> None:
@@ -40,3 +41,14 @@ async def test_bench_measures_every_figure_beside_its_floor(tmp_path: Path) -> N
     assert figures["bulk: peak memory of the switch process"].value > 0
     assert figures["bulk: peak memory, largest participant process"].value > 0
     assert figures["codec µs per transaction (decode+encode)"].floor > 0
+    assert figures["machine: loopback round trip, two processes"].value > 0
+    assert figures["machine: SQLite commits (WAL, full sync)"].unit == "commits/s"
+
+
+def test_the_machine_probe_measures_a_real_round_trip_and_real_commits(tmp_path: Path) -> None:
+    # A round trip through another process cannot be faster than a microsecond on any machine,
+    # nor an fsync'ed commit faster than a million a second; a probe that did not really
+    # exchange or commit would read zero or infinity.
+    assert 1 < round_trip_us_p50(count=50) < 1_000_000
+    assert 0 < durable_commits_per_s(tmp_path, count=20) < 1_000_000
+    assert list(tmp_path.iterdir()) == []  # the probe's database is gone
