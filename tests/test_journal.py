@@ -12,6 +12,15 @@ from switch.journal import Journal, JournalFailed
 INSERT_CYCLE = "INSERT INTO cycles (cycle_id, opened_at) VALUES (?, ?)"
 
 
+async def cycles_after_reopening(path: Path) -> int:
+    """What a restarted switch would find in the journal file."""
+    reopened = Journal(path)
+    try:
+        return int(reopened.read_now("SELECT count(*) FROM cycles")[0][0])
+    finally:
+        await reopened.close()
+
+
 async def test_concurrent_writes_are_grouped_and_all_durable_on_return(tmp_path: Path) -> None:
     journal = Journal(tmp_path / "journal.sqlite", max_queued_writes=50, max_batch=16)
     journal.start()
@@ -24,11 +33,7 @@ async def test_concurrent_writes_are_grouped_and_all_durable_on_return(tmp_path:
         assert journal.commits < 200  # writes that queued together shared a commit
     finally:
         await journal.close()
-    reopened = Journal(tmp_path / "journal.sqlite")
-    try:
-        assert reopened.read_now("SELECT count(*) FROM cycles") == [(200,)]
-    finally:
-        await reopened.close()
+    assert await cycles_after_reopening(tmp_path / "journal.sqlite") == 200
 
 
 async def test_a_write_that_fails_stops_the_journal(tmp_path: Path) -> None:
@@ -53,8 +58,4 @@ async def test_close_waits_for_writes_already_taken(tmp_path: Path) -> None:
     await asyncio.sleep(0)  # every write is queued, none yet durable
     await journal.close()
     assert all(write.done() and write.exception() is None for write in writes)
-    reopened = Journal(tmp_path / "journal.sqlite")
-    try:
-        assert reopened.read_now("SELECT count(*) FROM cycles") == [(100,)]
-    finally:
-        await reopened.close()
+    assert await cycles_after_reopening(tmp_path / "journal.sqlite") == 100
