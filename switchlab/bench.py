@@ -11,7 +11,8 @@ same run, so that the ratios mean something on any machine.
 - the machine itself this hour (switchlab/machine.py), since absolute figures move with it.
 
 Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
-the load generator, the mock participants and the treasury share a second one. Throughput and
+in the instant runs the load generator and the creditor bank share a second one; in the bulk
+payout each participant is a process of its own and the treasury stays in this one. Throughput and
 latency come from the steady middle of each run (warm-up and drain trimmed, as Mojaloop's
 performance reports do), and a run counts only if every transfer reached a final state.
 """
@@ -245,8 +246,8 @@ async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
                                           "final_timeout_s": 1_800}, switch_process=True,
                                 bank_ledgers=run_dir / "ledgers"))
     await world.start(Population(seed=0, beneficiaries=[]))
-    for process in world.bank_processes.values():
-        if hasattr(os, "setpriority"):  # not on Windows
+    if hasattr(os, "setpriority"):  # not on Windows
+        for process in world.bank_processes.values():
             os.setpriority(os.PRIO_PROCESS, process.pid, PARTICIPANT_NICENESS)
     try:
         result = await world.treasury.run(payments)

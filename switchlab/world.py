@@ -1,7 +1,8 @@
 """A whole payout day's cast on 127.0.0.1: the switch, the participants and the treasury.
 
 Every party is a real aiohttp server on an OS-chosen port, and they know each other only by
-URL and credential, exactly as in production; only the process is shared.
+URL and credential, exactly as in production. By default they share one process; the switch
+(`switch_process`) and the participants (`bank_ledgers`) can each run in a process of their own.
 """
 
 from __future__ import annotations
