@@ -317,10 +317,8 @@ async def inbound(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(text=f"503: {config.bic} is offline\n")
     if behaviour.chance(behaviour.error_rate):
         raise web.HTTPInternalServerError(text=f"500: {config.bic} injected error\n")
-    _, message = await read_signed(request, {config.switch_bic: config.switch_secret})
-    if message.header.to_bic != config.bic:
-        raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic}; "
-                                 f"this is {config.bic}\n")
+    _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
+                                   config.bic)
     document = message.document
     if isinstance(document, CreditTransferMessage):
         return await bank.answer(document)

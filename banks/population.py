@@ -23,19 +23,8 @@ from typing import TypeVar
 from faker.providers.person.vi_VN import Provider as VietnameseNames
 
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account, fold_name
+from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 
-TREASURY_BIC = "TRSYVNV1"  # made up: the State Treasury (Kho bạc Nhà nước) in this lab
-# BIC -> (name, kind). The four banks' BICs are real; the e-wallets' and the mobile-money
-# operator's codes are made up, as is the treasury's: no institution holds them.
-PARTICIPANTS: dict[str, tuple[str, str]] = {
-    "BFTVVNVX": ("Vietcombank", "bank"),
-    "ICBVVNVX": ("VietinBank", "bank"),
-    "BIDVVNVX": ("BIDV", "bank"),
-    "VBAAVNVX": ("Agribank", "bank"),
-    "EWLAVNV1": ("E-wallet A (made up)", "ewallet"),
-    "EWLBVNV1": ("E-wallet B (made up)", "ewallet"),
-    "MMONVNV1": ("Mobile money (made up)", "mobile_money"),
-}
 # Digits of a bank account number at each bank (typical lengths, 10 to 14); e-wallet and
 # mobile-money accounts are the holder's 10-digit phone number, 09xxxxxxxx.
 BANK_ACCOUNT_DIGITS = {"BFTVVNVX": 13, "ICBVVNVX": 12, "BIDVVNVX": 14, "VBAAVNVX": 13}
@@ -76,10 +65,7 @@ class Mix:
     """Shares of the population. `no_account` is drawn over everyone; each account fault is
     drawn, exclusively, among those with an account."""
 
-    participants: Mapping[str, float] = field(default_factory=lambda: {
-        "BFTVVNVX": 0.30, "ICBVVNVX": 0.25, "BIDVVNVX": 0.20, "EWLAVNV1": 0.15,
-        "EWLBVNV1": 0.10,
-    })
+    participants: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
     programmes: Mapping[str, float] = field(default_factory=lambda: {
         "luong_huu": 0.5, "tro_cap_xa_hoi": 0.4, "nguoi_co_cong": 0.1,
     })

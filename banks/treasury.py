@@ -722,10 +722,7 @@ async def _inbound(request: web.Request) -> web.Response:
     treasury = request.app[TREASURY]
     config = treasury.config
     _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
-                                   INBOUND_MAX_BYTES)
-    if message.header.to_bic != config.bic:
-        raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic}; "
-                                 f"this is {config.bic}\n")
+                                   config.bic, INBOUND_MAX_BYTES)
     document = message.document
     if isinstance(document, PaymentStatusReport):
         treasury.record(document.transactions)

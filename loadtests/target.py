@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from banks.behaviour import Behaviour
-from banks.population import PARTICIPANTS, TREASURY_BIC, Population, generate_population
+from banks.population import Population, generate_population
+from banks.registry import DEFAULT_SHARES, PARTICIPANTS, SWITCH_BIC, TREASURY_BIC
 from protocol.runtime import run_event_loop
-from switchlab.demo import DEMO_PARTICIPANTS
-from switchlab.world import SWITCH_BIC, World, WorldSettings
+from switchlab.world import World, WorldSettings
 
 MAX_SECONDS = 3_600.0
 DEFAULT_ACCOUNTS = 20_000
@@ -52,8 +52,8 @@ def describe(world: World, population: Population) -> dict[str, Any]:
         "switch_bic": SWITCH_BIC,
         "admin_token": world.admin_token,
         "treasury": {"bic": TREASURY_BIC, "secret": world.secrets[TREASURY_BIC]},
-        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic][1], "secret": world.secrets[bic],
-                   "share": share} for bic, share in DEMO_PARTICIPANTS.items()],
+        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic].kind, "secret": world.secrets[bic],
+                   "share": share} for bic, share in DEFAULT_SHARES.items()],
         "payees": valid_payees(population),
     }
 
@@ -72,7 +72,7 @@ async def serve_target(participants_file: Path, port_file: Path | None, accounts
     population = generate_population(accounts, SEED)
     with tempfile.TemporaryDirectory(prefix="switchlab-load-") as run_dir:
         world = World(WorldSettings(
-            run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEMO_PARTICIPANTS},
+            run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEFAULT_SHARES},
             switch_process=True))  # the switch gets a core of its own, as in the bench
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -93,12 +93,14 @@ class Peer:
 
 
 async def read_signed(
-    request: web.Request, secrets: Mapping[str, bytes], max_bytes: int = codec.MAX_MESSAGE_BYTES
+    request: web.Request, secrets: Mapping[str, bytes], own_bic: str,
+    max_bytes: int = codec.MAX_MESSAGE_BYTES,
 ) -> tuple[str, BusinessMessage]:
     """Authenticate and decode an inbound request, or raise the HTTP error a sender should see.
 
     401 for a bad signature, 403 when the head.001 sender is not the signer, 400 for a body
-    that is not a well-formed ISO 20022 message, 413 when it is too large.
+    that is not a well-formed ISO 20022 message or whose head.001 names another receiver than
+    `own_bic`, 413 when it is too large.
     """
     if request.content_length is not None and request.content_length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=request.content_length)
@@ -116,6 +118,9 @@ async def read_signed(
             text=f"403 forbidden: head.001 names sender {message.header.from_bic} "
             f"but the request is signed by {signer}; no participant may send as another\n"
         )
+    if message.header.to_bic != own_bic:
+        raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic};"
+                                 f" this is {own_bic}\n")
     return signer, message
 
 

@@ -12,15 +12,14 @@ import signal
 import sys
 from pathlib import Path
 
-from protocol.runtime import run_event_loop
+from protocol.runtime import bind, run_event_loop, serve
 from switch.app import create_app
 from switch.config import ConfigError, load_config
-from switchlab.servers import bind_loopback, serve
 
 
 async def run(config_path: Path, port: int | None) -> None:
     config = load_config(config_path)
-    bound = bind_loopback(config.port if port is None else port)
+    bound = bind(config.host, config.port if port is None else port)
     runner = await serve(create_app(config), bound)
     print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
     stop = asyncio.Event()

@@ -93,12 +93,7 @@ class Switch:
 
 async def receive_message(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    sender, message = await read_signed(request, switch.secrets)
-    if message.header.to_bic != switch.config.bic:
-        raise web.HTTPBadRequest(
-            text=f"FF01: head.001 names receiver {message.header.to_bic}; "
-            f"the switch is {switch.config.bic}\n"
-        )
+    sender, message = await read_signed(request, switch.secrets, switch.config.bic)
     document = message.document
     if isinstance(document, CreditTransferMessage):
         return await _credit_transfer(switch, sender, document)

@@ -37,6 +37,7 @@ from lxml import etree
 from banks.behaviour import Behaviour
 from banks.ledger import Ledger
 from banks.population import Mix, Population, generate_population
+from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, read_payment_table
 from protocol.codec import decode, encode
 from protocol.http import wrap
@@ -47,10 +48,10 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from switchlab.demo import DEMO_PARTICIPANTS
+from protocol.runtime import bind, serve
 from switchlab.machine import probe
-from switchlab.servers import bind_loopback, serve, start_process, stop_process
-from switchlab.world import SWITCH_BIC, World, WorldSettings
+from switchlab.servers import start_process, stop_process
+from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = "BFTVVNVX"
 # The mock participants stand in for other banks' machines: on a 2-core box they yield the CPU
@@ -145,7 +146,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
 
     creditor_app = web.Application()
     creditor_app.router.add_post("/iso20022", creditor)
-    creditor_socket = bind_loopback()
+    creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
     forwarder, url = await start_process(
         "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022")
@@ -221,10 +222,10 @@ class BulkResult:
 def _write_bulk_table(beneficiaries: int, path: str) -> int:
     """In a child process, so that a million generated beneficiaries never share the run's
     memory: the payment table, and each participant's ledger file with its accounts open."""
-    population = generate_population(beneficiaries, 2026, Mix(participants=DEMO_PARTICIPANTS))
+    population = generate_population(beneficiaries, 2026, Mix(participants=DEFAULT_SHARES))
     ledgers = Path(path).parent / "ledgers"
     ledgers.mkdir(exist_ok=True)
-    for bic in DEMO_PARTICIPANTS:
+    for bic in DEFAULT_SHARES:
         for old in ledgers.glob(f"{bic}.sqlite*"):
             old.unlink()
         ledger = Ledger(ledgers / f"{bic}.sqlite")
@@ -241,7 +242,7 @@ async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
         await asyncio.get_running_loop().run_in_executor(
             pool, _write_bulk_table, beneficiaries, str(table))
     payments = read_payment_table(table)
-    world = World(WorldSettings(run_dir, {bic: Behaviour() for bic in DEMO_PARTICIPANTS},
+    world = World(WorldSettings(run_dir, {bic: Behaviour() for bic in DEFAULT_SHARES},
                                 treasury={"bulk_size": 1_000, "files_in_flight": 8,
                                           "final_timeout_s": 1_800}, switch_process=True,
                                 bank_ledgers=run_dir / "ledgers"))
@@ -264,7 +265,7 @@ async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
 
 def codec_per_transaction(message: CreditTransferMessage) -> tuple[float, float]:
     """(our decode + encode, bare lxml parse + serialise), µs per transaction, best of 3."""
-    body = encode(wrap("TRSYVNV1", SWITCH_BIC, message))
+    body = encode(wrap(TREASURY_BIC, SWITCH_BIC, message))
     count = len(message.transactions)
     ours = bare = float("inf")
     for _ in range(3):
@@ -314,7 +315,7 @@ def peak_memory_mib() -> float:
 
 
 def _treasury_for_messages() -> Treasury:
-    return Treasury(TreasuryConfig(bic="TRSYVNV1", secret=b"-", switch_url="http://127.0.0.1",
+    return Treasury(TreasuryConfig(bic=TREASURY_BIC, secret=b"-", switch_url="http://127.0.0.1",
                                    switch_bic=SWITCH_BIC, switch_secret=b"-"))
 
 
@@ -329,8 +330,8 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
         msg_id="SWI-1", created_at=one.created_at, original_msg_id=one.msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[TransactionStatus(
             one.transactions[0].end_to_end_id, one.transactions[0].tx_id, TxStatus.SETTLED)])
-    return (bulk, encode(wrap("TRSYVNV1", SWITCH_BIC, one)),
-            encode(wrap(SWITCH_BIC, "TRSYVNV1", answer)))
+    return (bulk, encode(wrap(TREASURY_BIC, SWITCH_BIC, one)),
+            encode(wrap(SWITCH_BIC, TREASURY_BIC, answer)))
 
 
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,

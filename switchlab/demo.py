@@ -15,11 +15,10 @@ from tqdm import tqdm
 
 from banks.behaviour import Behaviour
 from banks.population import Mix, generate_population
+from banks.registry import DEFAULT_SHARES
 from banks.treasury import read_payment_table, reconcile
 from switchlab.world import World, WorldSettings
 
-DEMO_PARTICIPANTS = {"BFTVVNVX": 0.30, "ICBVVNVX": 0.25, "BIDVVNVX": 0.20,
-                     "EWLAVNV1": 0.15, "EWLBVNV1": 0.10}
 RETURN_WAIT_S = 10.0
 
 
@@ -38,12 +37,12 @@ async def run_demo(settings: DemoSettings) -> int:
     """Run the day; 0 when every transfer is final and the books agree, 1 otherwise."""
     out = settings.output_dir
     population = generate_population(settings.beneficiaries, settings.seed,
-                                     Mix(participants=DEMO_PARTICIPANTS))
+                                     Mix(participants=DEFAULT_SHARES))
     table_path = out / "payment_table.csv"
     population.write_payment_table(table_path)
     payments = read_payment_table(table_path)
     behaviours = {bic: Behaviour(seed=settings.seed, return_deceased_after_s=0.2)
-                  for bic in DEMO_PARTICIPANTS}
+                  for bic in DEFAULT_SHARES}
     world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury={
         "mode": settings.mode, "bulk_size": settings.bulk_size,
         "concurrency": settings.concurrency}))

@@ -15,8 +15,7 @@ import sys
 import aiohttp
 from aiohttp import web
 
-from protocol.runtime import run_event_loop
-from switchlab.servers import bind_loopback, serve
+from protocol.runtime import bind, run_event_loop, serve
 
 FORWARD_TIMEOUT_S = 30.0
 
@@ -33,7 +32,7 @@ async def run(target_url: str) -> None:
 
     app = web.Application()
     app.router.add_post("/v1/messages", forward)
-    bound = bind_loopback()
+    bound = bind()
     runner = await serve(app, bound)
     print(f"forwarder listening on {bound.base_url}/v1/messages", flush=True)
     stop = asyncio.Event()

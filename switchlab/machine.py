@@ -26,7 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from switchlab.servers import LOOPBACK, bind_loopback
+from protocol.runtime import LOOPBACK, bind
 
 PROBE_TIMEOUT_S = 10.0
 PING_BYTES = b"x" * 64
@@ -63,7 +63,7 @@ def _receive_exactly(sock: socket.socket, size: int) -> None:
 def round_trip_us_p50(count: int = 2_000) -> float:
     """Median time for 64 bytes to go to another process over loopback TCP and come back."""
     assert 0 < count <= 100_000
-    listener = bind_loopback().sock
+    listener = bind().sock
     listener.settimeout(PROBE_TIMEOUT_S)
     samples_s = []
     with listener, ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:

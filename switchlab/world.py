@@ -20,13 +20,14 @@ from aiohttp import web
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
-from banks.population import PARTICIPANTS, TREASURY_BIC, Population
+from banks.population import Population
+from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig
+from protocol.runtime import BoundSocket, bind, serve
 from switch.app import create_app
 from switch.config import parse_config
-from switchlab.servers import BoundSocket, bind_loopback, serve, start_process, stop_process
+from switchlab.servers import start_process, stop_process
 
-SWITCH_BIC = "SWLBVNVX"
 SWITCH_START_S = 30.0
 
 
@@ -59,13 +60,13 @@ class World:
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
-            "bic": TREASURY_BIC, "name": "Kho bạc Nhà nước (mock)", "kind": "treasury",
+            "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
             "secret": self.secrets[TREASURY_BIC],
             "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
         }]
         participants += [{
-            "bic": bic, "name": PARTICIPANTS[bic][0], "kind": PARTICIPANTS[bic][1],
+            "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
             "secret": self.secrets[bic], "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
         } for bic in self.settings.behaviours]
@@ -80,8 +81,8 @@ class World:
         run_dir = self.settings.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "switch.sqlite").unlink(missing_ok=True)
-        sockets = {bic: bind_loopback() for bic in self.secrets}
-        switch_socket = bind_loopback()
+        sockets = {bic: bind() for bic in self.secrets}
+        switch_socket = bind()
         self.switch_url = switch_socket.base_url
         config = self._switch_config(sockets)
         if self.settings.switch_process:
@@ -94,7 +95,7 @@ class World:
         ledgers = self.settings.bank_ledgers
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
-                bic=bic, name=PARTICIPANTS[bic][0], kind=PARTICIPANTS[bic][1],
+                bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
                 secret=self.secrets[bic].encode(), switch_url=self.switch_url,
                 switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
                 admin_token=self.admin_token, behaviour=behaviour,

@@ -28,9 +28,9 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import BoundSocket, bind, serve
 from switch.app import SWITCH, Switch, create_app
 from switch.config import parse_config
-from switchlab.servers import BoundSocket, bind_loopback, serve
 
 SWITCH_BIC = "SWLBVNVX"
 SWITCH_SECRET = b"switch-secret-for-tests"
@@ -73,7 +73,7 @@ class ScriptedParticipant:
         return app
 
     async def _inbound(self, request: web.Request) -> web.Response:
-        _, message = await read_signed(request, {SWITCH_BIC: SWITCH_SECRET})
+        _, message = await read_signed(request, {SWITCH_BIC: SWITCH_SECRET}, self.bic)
         self.received.append(message)
         document = message.document
         if isinstance(document, CreditTransferMessage):
@@ -155,8 +155,8 @@ class SwitchLab:
     async def start_participants(self) -> dict[str, BoundSocket]:
         """Serve the scripted participants and reserve the switch's port."""
         self.session = aiohttp.ClientSession()
-        sockets = {bic: bind_loopback() for bic in self.participants}
-        self.switch_socket = bind_loopback()
+        sockets = {bic: bind() for bic in self.participants}
+        self.switch_socket = bind()
         self.port = self.switch_socket.port
         for bic, participant in self.participants.items():
             participant.switch_peer = self.peer(bic)
@@ -170,7 +170,7 @@ class SwitchLab:
 
     async def start_switch(self) -> None:
         if self.switch_socket is None:
-            self.switch_socket = bind_loopback(self.port)
+            self.switch_socket = bind(port=self.port)
         self.app = create_app(self.config)
         self.switch_runner = await serve(self.app, self.switch_socket)
         self.switch_socket = None

@@ -40,7 +40,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from switchlab.servers import bind_loopback, serve
+from protocol.runtime import bind, serve
 
 SWITCH_BIC, SWITCH_SECRET = "SWLBVNVX", b"switch-secret"
 BANK_BIC, BANK_SECRET, ADMIN_TOKEN = "BFTVVNVX", b"bank-secret", "admin-token"
@@ -66,7 +66,7 @@ class FakeSwitch:
     return_reason: str | None = None
 
     async def messages(self, request: web.Request) -> web.Response:
-        _, message = await read_signed(request, {BANK_BIC: BANK_SECRET})
+        _, message = await read_signed(request, {BANK_BIC: BANK_SECRET}, SWITCH_BIC)
         if self.refuse:
             self.refuse -= 1
             raise web.HTTPServiceUnavailable(text="503: switch busy\n")
@@ -153,7 +153,7 @@ async def fake_switch() -> AsyncIterator[FakeSwitch]:
     fake = FakeSwitch()
     app = web.Application()
     app.router.add_post(SWITCH_MESSAGES_PATH, fake.messages)
-    socket = bind_loopback()
+    socket = bind()
     runner = await serve(app, socket)
     fake.url = socket.base_url
     yield fake
@@ -171,7 +171,7 @@ def bank_config(fake: FakeSwitch, tmp_path: Path, **behaviour: object) -> BankCo
 async def open_lab(config: BankConfig, fake: FakeSwitch, session: aiohttp.ClientSession,
                    accounts: list[Account]) -> tuple[Lab, web.AppRunner]:
     bank = Bank(config, accounts)
-    socket = bind_loopback()
+    socket = bind()
     runner = await serve(create_bank_app(bank), socket)
     switch = Peer(session, f"{socket.base_url}{INBOUND_PATH}", SWITCH_BIC, SWITCH_SECRET,
                   BANK_BIC)

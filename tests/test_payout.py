@@ -8,6 +8,7 @@ import pytest
 
 from banks.behaviour import Behaviour
 from banks.population import Mix, Population, generate_population
+from banks.registry import DEFAULT_SHARES
 from banks.treasury import (
     Payment,
     PaymentTableError,
@@ -15,7 +16,7 @@ from banks.treasury import (
     read_payment_table,
     reconcile,
 )
-from switchlab.demo import DEMO_PARTICIPANTS, DemoSettings, run_demo
+from switchlab.demo import DemoSettings, run_demo
 from switchlab.world import World, WorldSettings
 
 
@@ -55,11 +56,11 @@ def test_payment_table_errors_name_the_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["bulk", "instant"])
 async def test_payout_pays_each_beneficiary_once_and_reconciles(tmp_path: Path,
                                                                 mode: str) -> None:
-    population = generate_population(600, 11, Mix(participants=DEMO_PARTICIPANTS,
+    population = generate_population(600, 11, Mix(participants=DEFAULT_SHARES,
                                                    closed=0.05, name_mismatch=0.05))
     payments = _payments(population, tmp_path)
     result, stats, totals = await pay_day(World(WorldSettings(
-        tmp_path, {bic: Behaviour() for bic in DEMO_PARTICIPANTS},
+        tmp_path, {bic: Behaviour() for bic in DEFAULT_SHARES},
         treasury={"mode": mode, "bulk_size": 100})), population, payments)
     expected_rejections = sum(1 for b in population.payable()
                               if b.status != "active" or b.ledger_name != b.full_name

@@ -116,7 +116,7 @@ def test_account_ids_look_like_each_participant_and_are_unique(population: Popul
     for bic, ids in by_participant.items():
         assert len(set(ids)) == len(ids), bic
         assert all(i.isdigit() for i in ids), bic
-        if PARTICIPANTS[bic][1] == "bank":
+        if PARTICIPANTS[bic].kind == "bank":
             assert {len(i) for i in ids} == {BANK_ACCOUNT_DIGITS[bic]}
             assert 10 <= BANK_ACCOUNT_DIGITS[bic] <= 14
         else:

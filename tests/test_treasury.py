@@ -102,7 +102,7 @@ class FakeSwitch:
         return app
 
     async def _receive(self, request: web.Request) -> web.StreamResponse:
-        _, message = await read_signed(request, {TREASURY_BIC: TREASURY_SECRET})
+        _, message = await read_signed(request, {TREASURY_BIC: TREASURY_SECRET}, SWITCH_BIC)
         document = message.document
         if isinstance(document, StatusRequest):
             ids = [item.original_end_to_end_id for item in document.items]
