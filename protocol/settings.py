@@ -1,0 +1,81 @@
+"""Reading a configuration file the one way the project validates configuration: YAML (or
+JSON, which is YAML) checked by a pydantic model.
+
+A configuration is reviewed and fixed in a pull request, not in a debugger, so every error
+names the file, the line and the field: `switch.yaml:7: switch.creditor_timeout_s: Input
+should be greater than 0`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+MAX_ERRORS_SHOWN = 10
+MAX_FILE_BYTES = 4 * 1024 * 1024  # a configuration, not a data set
+
+
+class SettingsError(Exception):
+    """The configuration is not usable; the message names file, line and field."""
+
+
+def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
+    """The parsed data and its node tree (for line numbers); raises SettingsError."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise SettingsError(f"{path}: {path.stat().st_size:,} bytes; a configuration is "
+                                f"at most {MAX_FILE_BYTES:,}")
+        text = path.read_text(encoding="utf-8-sig")
+        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise SettingsError(f"{path}: not UTF-8 text ({error.reason} at byte "
+                            f"{error.start})") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+
+
+def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int:
+    """The 1-based line of the YAML node at `location`, or of its nearest existing parent."""
+    if node is None:
+        return 1
+    for key in location:
+        match = None
+        if isinstance(node, yaml.MappingNode):
+            match = next((value for k, value in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and (
+                key < len(node.value)):
+            match = node.value[key]
+        if match is None:
+            break
+        node = match
+    return node.start_mark.line + 1
+
+
+def describe(path: Path, node: yaml.Node | None, error: pydantic.ValidationError,
+             prefix: Sequence[str | int] = ()) -> str:
+    """One line per problem: `file:line: field: message`, at most MAX_ERRORS_SHOWN."""
+    lines = []
+    for problem in error.errors()[:MAX_ERRORS_SHOWN]:
+        location = [*prefix, *problem["loc"]]
+        field = ".".join(str(part) for part in location) or "(top level)"
+        lines.append(f"{path}:{line_of(node, location)}: {field}: {problem['msg']}")
+    more = error.error_count() - MAX_ERRORS_SHOWN
+    if more > 0:
+        lines.append(f"… and {more} more")
+    return "\n".join(lines)
+
+
+def load(path: Path, model: type[M]) -> M:
+    """Read `path` and validate it as `model`; raises SettingsError naming line and field."""
+    data, node = read_yaml(path)
+    try:
+        return model.model_validate(data if data is not None else {})
+    except pydantic.ValidationError as error:
+        raise SettingsError(describe(path, node, error)) from None
