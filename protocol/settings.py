@@ -58,14 +58,16 @@ def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int:
     return node.start_mark.line + 1
 
 
-def describe(path: Path, node: yaml.Node | None, error: pydantic.ValidationError,
+def describe(path: Path | None, node: yaml.Node | None, error: pydantic.ValidationError,
              prefix: Sequence[str | int] = ()) -> str:
-    """One line per problem: `file:line: field: message`, at most MAX_ERRORS_SHOWN."""
+    """One line per problem: `file:line: field: message` (`field: message` without a file),
+    at most MAX_ERRORS_SHOWN."""
     lines = []
     for problem in error.errors()[:MAX_ERRORS_SHOWN]:
         location = [*prefix, *problem["loc"]]
         field = ".".join(str(part) for part in location) or "(top level)"
-        lines.append(f"{path}:{line_of(node, location)}: {field}: {problem['msg']}")
+        where = "" if path is None else f"{path}:{line_of(node, location)}: "
+        lines.append(f"{where}{field}: {problem['msg']}")
     more = error.error_count() - MAX_ERRORS_SHOWN
     if more > 0:
         lines.append(f"… and {more} more")

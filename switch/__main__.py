@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 from protocol.runtime import bind, run_event_loop, serve
+from protocol.settings import SettingsError
 from switch.app import create_app
-from switch.config import ConfigError, load_config
+from switch.config import load_config
 
 
 async def run(config_path: Path, port: int | None) -> None:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
         run_event_loop(run(args.config, args.port))
-    except ConfigError as error:
+    except SettingsError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
     return 0

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
 
-from protocol.codec import new_id
+from protocol.codec import CodecError, new_id
+from protocol.http import Reply
 from protocol.messages import (
     MessageType,
     PaymentReturn,
@@ -28,27 +30,25 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.reasons import DUPLICATE
+from protocol.retry import with_backoff
 from switch.config import SwitchConfig
-from switch.journal import NOTICE_DUE, NOTICE_SENT, Journal
+from switch.events import SwitchEvents
 from switch.participants import Participant
-from switch.states import WIRE_STATUS, TransferState
+from switch.store import NoticesDue, SettledReturn, Store
 
 log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_NOTICE = 1_000
 LINGER_S = 0.005
+FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 5.0
-
-MARK_CREDITOR = f"UPDATE transfers SET creditor_notice={NOTICE_SENT} WHERE end_to_end_id=?"
-MARK_DEBTOR = f"UPDATE transfers SET debtor_notice={NOTICE_SENT} WHERE end_to_end_id=?"
-MARK_RETURN = f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id=?"
 
 
 @dataclass(slots=True)
 class _Outbox:
     confirmations: deque[TransactionStatus] = field(default_factory=deque)
     reports: deque[TransactionStatus] = field(default_factory=deque)
-    returns: deque[PaymentReturnItem] = field(default_factory=deque)
+    returns: deque[SettledReturn] = field(default_factory=deque)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __len__(self) -> int:
@@ -56,12 +56,12 @@ class _Outbox:
 
 
 class Notifier:
-    def __init__(
-        self, config: SwitchConfig, participants: dict[str, Participant], journal: Journal
-    ) -> None:
+    def __init__(self, config: SwitchConfig, participants: dict[str, Participant], store: Store,
+                 events: SwitchEvents) -> None:
         self.config = config
         self.participants = participants
-        self.journal = journal
+        self.store = store
+        self.events = events
         self.outboxes = {bic: _Outbox() for bic in participants}
         self.delivered = 0
         self.failed_attempts = 0
@@ -79,43 +79,29 @@ class Notifier:
     def backlog(self) -> int:
         return sum(len(outbox) for outbox in self.outboxes.values())
 
-    def confirm_to_creditor(self, bic: str, statuses: list[TransactionStatus]) -> None:
-        self._queue(bic, self.outboxes[bic].confirmations, statuses)
+    def confirm_to_creditor(self, bic: str, statuses: Sequence[TransactionStatus]) -> None:
+        self._queue(self.outboxes[bic], self.outboxes[bic].confirmations, statuses)
 
-    def report_to_debtor(self, bic: str, statuses: list[TransactionStatus]) -> None:
-        self._queue(bic, self.outboxes[bic].reports, statuses)
+    def report_to_debtor(self, bic: str, statuses: Sequence[TransactionStatus]) -> None:
+        self._queue(self.outboxes[bic], self.outboxes[bic].reports, statuses)
 
-    def forward_returns(self, bic: str, items: list[PaymentReturnItem]) -> None:
-        self._queue(bic, self.outboxes[bic].returns, items)
+    def forward_returns(self, bic: str, returns: Sequence[SettledReturn]) -> None:
+        self._queue(self.outboxes[bic], self.outboxes[bic].returns, returns)
 
-    def _queue(self, bic: str, queue: deque, items: list) -> None:  # type: ignore[type-arg]
+    @staticmethod
+    def _queue(outbox: _Outbox, queue: deque, items: Sequence) -> None:  # type: ignore[type-arg]
         if items:
             queue.extend(items)
-            self.outboxes[bic].wake.set()
+            outbox.wake.set()
 
-    def reload(self, journal: Journal) -> None:
+    def reload(self, due: NoticesDue) -> None:
         """Queue again every notice the journal says is still due (after a restart)."""
-        columns = (
-            "end_to_end_id, tx_id, msg_id, state, reason_code, debtor_bic, creditor_bic"
-        )
-        for row in journal.read_now(
-            f"SELECT {columns} FROM transfers WHERE creditor_notice={NOTICE_DUE}"
-        ):
-            self.confirm_to_creditor(row[6], [_status(row)])
-        for row in journal.read_now(
-            f"SELECT {columns} FROM transfers WHERE debtor_notice={NOTICE_DUE}"
-        ):
-            self.report_to_debtor(row[5], [_status(row)])
-        for return_id, e2e, tx_id, msg_id, amount, reason, debtor in journal.read_now(
-            "SELECT r.return_id, r.end_to_end_id, t.tx_id, t.msg_id, r.amount_vnd,"
-            " r.reason_code, r.debtor_bic FROM returns r JOIN transfers t USING (end_to_end_id)"
-            f" WHERE r.debtor_notice={NOTICE_DUE}"
-        ):
-            self.forward_returns(debtor, [PaymentReturnItem(
-                return_id=return_id, original_end_to_end_id=e2e, original_tx_id=tx_id,
-                returned_amount_vnd=amount, reason_code=reason, original_msg_id=msg_id,
-                amount_text=str(amount),
-            )])
+        for transfer in due.to_creditors:
+            self.confirm_to_creditor(transfer.creditor_bic, [transfer.status()])
+        for transfer in due.to_debtors:
+            self.report_to_debtor(transfer.debtor_bic, [transfer.status()])
+        for settled in due.returns:
+            self.forward_returns(settled.original.debtor_bic, [settled])
 
     async def _deliver_loop(self, bic: str) -> None:
         outbox = self.outboxes[bic]
@@ -123,57 +109,71 @@ class Notifier:
             await outbox.wake.wait()
             outbox.wake.clear()
             await asyncio.sleep(LINGER_S)
-            while outbox.confirmations or outbox.reports or outbox.returns:
-                for queue, mark in (
-                    (outbox.confirmations, MARK_CREDITOR),
-                    (outbox.reports, MARK_DEBTOR),
-                    (outbox.returns, MARK_RETURN),
-                ):
+            while outbox:
+                for queue, kind in ((outbox.confirmations, "creditor"),
+                                    (outbox.reports, "debtor"), (outbox.returns, "return")):
                     if queue:
-                        items = [queue.popleft() for _ in range(min(len(queue),
-                                                                    MAX_ITEMS_PER_NOTICE))]
-                        await self._deliver(bic, items, mark)
+                        items = [queue.popleft()
+                                 for _ in range(min(len(queue), MAX_ITEMS_PER_NOTICE))]
+                        await self._deliver(bic, kind, items)
 
-    async def _deliver(self, bic: str, items: list, mark: str) -> None:  # type: ignore[type-arg]
-        peer = self.participants[bic].peer
-        if mark == MARK_RETURN:
+    def _document(self, bic: str, kind: str, items: list  # type: ignore[type-arg]
+                  ) -> tuple[PaymentReturn | PaymentStatusReport, list[str]]:
+        """The message to send and the journal keys it marks as told."""
+        if kind == "return":
+            returns: list[SettledReturn] = items
             document: PaymentReturn | PaymentStatusReport = PaymentReturn(
                 msg_id=new_id("SWN"), created_at=datetime.now(UTC),
-                instructing_agent_bic=self.config.bic, instructed_agent_bic=bic, items=items,
+                instructing_agent_bic=self.config.bic, instructed_agent_bic=bic,
+                items=[PaymentReturnItem(
+                    return_id=r.return_id, original_end_to_end_id=r.original.end_to_end_id,
+                    original_tx_id=r.original.tx_id, returned_amount_vnd=r.amount_vnd,
+                    reason_code=r.reason_code, original_msg_id=r.original.msg_id,
+                    amount_text=str(r.amount_vnd),
+                ) for r in returns],
             )
-            keys = [(item.return_id,) for item in items]
-        else:
-            original_ids = {item.original_msg_id for item in items}
-            document = PaymentStatusReport(
-                msg_id=new_id("SWN"), created_at=datetime.now(UTC),
-                original_msg_id=original_ids.pop() if len(original_ids) == 1 else "MULTIPLE",
-                original_msg_type=MessageType.CREDIT_TRANSFER, transactions=items,
-            )
-            # A DUPL refusal names the original's id: it must not mark the original as told.
-            keys = [(item.original_end_to_end_id,) for item in items
-                    if not (item.status is TxStatus.REJECTED and item.reason_code == DUPLICATE)]
-        backoff_s = 0.05
-        for _ in range(self.config.notice_max_attempts):
+            return document, [r.return_id for r in returns]
+        statuses: list[TransactionStatus] = items
+        original_ids = {item.original_msg_id for item in statuses}
+        document = PaymentStatusReport(
+            msg_id=new_id("SWN"), created_at=datetime.now(UTC),
+            original_msg_id=original_ids.pop() if len(original_ids) == 1 else "MULTIPLE",
+            original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
+        )
+        # A DUPL refusal names the original's id: it must not mark the original as told.
+        return document, [item.original_end_to_end_id for item in statuses
+                          if not (item.status is TxStatus.REJECTED
+                                  and item.reason_code == DUPLICATE)]
+
+    async def _deliver(self, bic: str, kind: str, items: list) -> None:  # type: ignore[type-arg]
+        peer = self.participants[bic].peer
+        document, keys = self._document(bic, kind, items)
+
+        async def attempt() -> Reply | None:
             try:
                 reply = await peer.send(document, timeout_s=self.config.notice_timeout_s)
-                if 200 <= reply.status < 300:
-                    break
-                log.info("notice to %s refused: HTTP %d %s", bic, reply.status, reply.text)
-            except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
                 log.info("notice to %s failed: %r", bic, error)
-            self.failed_attempts += 1
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-        else:
+                reply = None
+            else:
+                if not 200 <= reply.status < 300:
+                    log.info("notice to %s refused: HTTP %d %s", bic, reply.status, reply.text)
+            if reply is None or not 200 <= reply.status < 300:
+                self.failed_attempts += 1
+                self.events.notice_failed.fire(bic=bic, items=len(items))
+            return reply
+
+        reply = await with_backoff(
+            attempt, attempts=self.config.notice_max_attempts, first_backoff_s=FIRST_BACKOFF_S,
+            max_backoff_s=MAX_BACKOFF_S, done=lambda r: r is not None and 200 <= r.status < 300)
+        if reply is None or not 200 <= reply.status < 300:
             log.error("gave up telling %s about %d transfers; the journal keeps them due",
                       bic, len(items))
             return
         self.delivered += len(items)
-        await self.journal.write([(mark, keys)])
-
-
-def _status(row: tuple) -> TransactionStatus:  # type: ignore[type-arg]
-    return TransactionStatus(
-        original_end_to_end_id=row[0], original_tx_id=row[1],
-        status=WIRE_STATUS[TransferState(row[3])], reason_code=row[4], original_msg_id=row[2],
-    )
+        self.events.notice_delivered.fire(bic=bic, items=len(items))
+        if keys:
+            try:
+                await self.store.mark_sent(kind, keys)
+            except Exception as error:  # told already; a restart may tell again, harmlessly
+                log.error("could not journal notices to %s as sent: %s", bic, error)

@@ -14,6 +14,7 @@ import aiohttp
 
 from protocol.http import Peer
 from switch.config import ParticipantConfig, SwitchConfig
+from switch.events import SwitchEvents
 
 
 @dataclass(slots=True)
@@ -21,7 +22,7 @@ class Breaker:
     failures_to_open: int
     cooldown_s: float
     consecutive_failures: int = 0
-    open_until_s: float = 0.0
+    open_until_s: float = 0.0  # monotonic time
     probing: bool = False
 
     def allows(self, now_s: float) -> bool:
@@ -50,14 +51,14 @@ class Breaker:
 class Participant:
     """One admitted participant: its settings, its channel, its health."""
 
-    def __init__(
-        self, config: ParticipantConfig, switch: SwitchConfig, session: aiohttp.ClientSession
-    ) -> None:
+    def __init__(self, config: ParticipantConfig, switch: SwitchConfig,
+                 session: aiohttp.ClientSession, events: SwitchEvents) -> None:
         self.config = config
         self.bic = config.bic
         self.position_limit_vnd = config.position_limit_vnd
         self.signed_off = False
         self.breaker = Breaker(switch.breaker_failures, switch.breaker_cooldown_s)
+        self.events = events
         self.peer = Peer(
             session, config.inbound_url, switch.bic, switch.secret, config.bic,
             timeout_s=switch.creditor_timeout_s,
@@ -65,6 +66,28 @@ class Participant:
 
     def reachable(self) -> bool:
         return not self.signed_off and self.breaker.allows(time.monotonic())
+
+    def failed(self, now_s: float, why: str) -> None:
+        """A call to it failed; `now_s` is monotonic time. Opens the breaker after enough."""
+        was_open = self.breaker.is_open
+        self.breaker.failed(now_s)
+        if self.breaker.is_open and not was_open:
+            self.events.participant_down.fire(bic=self.bic, reason=why)
+
+    def succeeded(self) -> None:
+        was_open = self.breaker.is_open
+        self.breaker.succeeded()
+        if was_open and not self.signed_off:
+            self.events.participant_up.fire(bic=self.bic)
+
+    def sign(self, on: bool) -> None:
+        """The operator signs it on (its breaker closes) or off the scheme."""
+        self.signed_off = not on
+        if on:
+            self.breaker.succeeded()
+            self.events.participant_up.fire(bic=self.bic)
+        else:
+            self.events.participant_down.fire(bic=self.bic, reason="signed off")
 
     def health(self) -> dict[str, object]:
         return {

@@ -18,9 +18,10 @@ class PositionBook:
     def headroom_vnd(self, bic: str, limit_vnd: int) -> int:
         return limit_vnd + self.net_vnd[bic] - self.reserved_vnd[bic]
 
-    def reserve(self, bic: str, amount_vnd: int, limit_vnd: int) -> bool:
-        """Hold `amount_vnd` of the debtor's headroom; False when it would breach the limit."""
-        if amount_vnd > self.headroom_vnd(bic, limit_vnd):
+    def reserve(self, bic: str, amount_vnd: int, limit_vnd: int | None) -> bool:
+        """Hold `amount_vnd` of the debtor's headroom; False when it would breach the limit.
+        A limit of None holds without checking: a restarted switch restoring what was held."""
+        if limit_vnd is not None and amount_vnd > self.headroom_vnd(bic, limit_vnd):
             return False
         self.reserved_vnd[bic] += amount_vnd
         return True

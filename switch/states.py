@@ -35,9 +35,6 @@ ALLOWED: frozenset[tuple[TransferState | None, TransferState]] = frozenset(
         (TransferState.SETTLED, TransferState.RETURNED),
     }
 )
-FINAL: frozenset[TransferState] = frozenset(
-    {TransferState.SETTLED, TransferState.REJECTED, TransferState.RETURNED}
-)
 
 # What pacs.002 says of a transfer in each state; a returned transfer was settled, and the
 # return is a transfer of its own (reported with the return's id).

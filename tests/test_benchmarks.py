@@ -13,8 +13,7 @@ from pathlib import Path
 from protocol import signing
 from protocol.codec import encode
 from protocol.http import wrap
-from switch.clearing import INSERT_TRANSFER
-from switch.journal import Journal
+from switch.store import INSERT_TRANSFER, Store
 from tests.factories import credit_transfers
 
 BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(1_000)))
@@ -30,14 +29,14 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
     """Group commit: one durable write of 1,000 new transfers (per-transfer cost = /1000)."""
     batches = iter(range(10**6))
 
-    async def write_batch(journal: Journal) -> None:
+    async def write_batch(journal: Store) -> None:
         batch = next(batches)
         rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None,
                  1, 0.0, None, None, 0, 0) for n in range(1_000)]
         await journal.write([(INSERT_TRANSFER, rows)])
 
     loop = asyncio.new_event_loop()
-    journal = Journal(tmp_path / "journal.sqlite")
+    journal = Store(tmp_path / "journal.sqlite")
 
     async def start() -> None:
         journal.start()
@@ -45,7 +44,7 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
     loop.run_until_complete(start())
     try:
         benchmark(lambda: loop.run_until_complete(write_batch(journal)))
-        count = journal.read_now("SELECT count(*) FROM transfers")[0][0]
+        count = loop.run_until_complete(journal.read("SELECT count(*) FROM transfers"))[0][0]
         assert count % 1_000 == 0 and count >= 1_000
     finally:
         loop.run_until_complete(journal.close())

@@ -1,6 +1,6 @@
 """Property test: random interleavings of answers, timeouts, duplicates, inquiries and returns.
 
-After every round of concurrent operations the invariants of DESIGN.md must hold: nothing
+After every round of concurrent operations the invariants of docs/design.md must hold: nothing
 settled twice, no ACSC confirmation for a transfer that is not settled, positions that sum to
 zero and equal what the journal says moved, reservations equal to what is in flight; and at
 the end every transfer is final.
@@ -129,11 +129,11 @@ def check_invariants(lab: SwitchLab, journal: Path, all_final: bool) -> None:
         pending = connection.execute(
             "SELECT coalesce(sum(amount_vnd), 0) FROM transfers WHERE state='PENDING'"
         ).fetchone()[0]
-    clearing = lab.switch.clearing
-    book = clearing.positions
+    state = lab.switch.state
+    book = state.positions
     assert sum(book.net_vnd.values()) == 0
     assert {b: n for b, n in book.net_vnd.items() if n} == {b: n for b, n in moved.items() if n}
-    assert book.reserved_vnd[TREASURY] == sum(t.amount_vnd for t in clearing.pending.values())
+    assert book.reserved_vnd[TREASURY] == sum(t.amount_vnd for t in state.in_flight.values())
     for bic in (BANK_A, BANK_B):
         for e2e, items in lab.participants[bic].confirmations.items():
             if any(i.status is TxStatus.SETTLED for i in items):
@@ -153,8 +153,8 @@ async def play(rounds: list[list[tuple]]) -> None:
             for operations in rounds:
                 await asyncio.gather(*(run(lab, model, op) for op in operations))
                 check_invariants(lab, journal, all_final=False)
-            await until(lambda: not lab.switch.clearing.pending, timeout_s=5)
-            await until(lambda: lab.switch.notifier.backlog() == 0, timeout_s=5)
+            await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
+            await until(lambda: lab.switch.state.notifier.backlog() == 0, timeout_s=5)
             check_invariants(lab, journal, all_final=True)
         finally:
             await lab.stop()

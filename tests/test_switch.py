@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,9 @@ from protocol.messages import (
     StatusRequestItem,
     TxStatus,
 )
-from switch.config import ConfigError, parse_config
+from protocol.settings import SettingsError
+from switch.config import parse_config
+from switch.states import TransferState
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -213,7 +216,7 @@ async def test_answer_from_wrong_participant_is_refused(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
     creditor.answer_async, creditor.delay_s = True, 0.6
     task = asyncio.ensure_future(pay(lab, transfer("E2E-W1")))
-    await until(lambda: "E2E-W1" in lab.switch.clearing.awaiting)
+    await until(lambda: "E2E-W1" in lab.switch.forwarding.awaiting)
     impostor = await lab.peer(BANK_B).send(creditor.answer(credit_transfers([transfer("E2E-W1")])))
     assert impostor.status == 409
     assert only_status(await task) == (TxStatus.SETTLED, None)
@@ -428,5 +431,52 @@ async def test_switch_refuses_more_than_its_in_flight_limit(tmp_path: Path) -> N
     ({"no_such_setting": 1}, "no_such_setting"),
 ])
 def test_bad_switch_settings_are_refused_by_name(settings: dict, named: str) -> None:
-    with pytest.raises(ConfigError, match=named):
+    with pytest.raises(SettingsError, match=named):
         parse_config({"switch": settings})
+
+
+async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: SwitchLab) -> None:
+    """The answer's future exists before anything is forwarded: awaiting it after the
+    transfer is already final (any await in between) still gives the final status."""
+    message = credit_transfers([transfer("E2E-LATE-AWAIT")])
+    submission = await lab.switch.intake.submit(TREASURY, message, bulk=False)
+    (accepted,) = submission.accepted
+    await until(lambda: accepted.state is TransferState.SETTLED)
+    assert accepted.outcome is not None and accepted.outcome.done()
+    await accepted.outcome
+    assert accepted.status().status is TxStatus.SETTLED
+
+
+async def test_memory_moves_only_once_the_final_state_is_durable(
+    lab: SwitchLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the settlement is being written, everyone still sees PENDING: a pacs.028 answers
+    PDNG, the money stays reserved, the creditor has no ACSC. Then all at once."""
+    store = lab.switch.state.store
+    writing, release = threading.Event(), threading.Event()
+    commit = store._transaction
+
+    def held_final_write(writes: list) -> None:
+        if any(sql.startswith("UPDATE transfers SET state=") for write in writes
+               for sql, _ in write.statements):
+            writing.set()
+            release.wait(10)
+        commit(writes)
+
+    monkeypatch.setattr(store, "_transaction", held_final_write)
+    payment = asyncio.ensure_future(pay(lab, transfer("E2E-HELD")))
+    await until(writing.is_set)
+    inquiry = await lab.peer(TREASURY).send(StatusRequest(
+        msg_id=new_id("Q"), created_at=datetime.now(UTC), items=[StatusRequestItem("E2E-HELD")]))
+    assert [i.status for i in inquiry.message.document.transactions] == [TxStatus.PENDING]
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    by_bic = {p["bic"]: p for p in participants}
+    assert by_bic[TREASURY]["reserved_vnd"] == 1_500_000
+    assert by_bic[BANK_A]["net_vnd"] == 0
+    assert "E2E-HELD" not in lab.participants[BANK_A].confirmations
+    assert not payment.done()
+    release.set()
+    assert only_status(await payment) == (TxStatus.SETTLED, None)
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    by_bic = {p["bic"]: p for p in participants}
+    assert (by_bic[TREASURY]["reserved_vnd"], by_bic[BANK_A]["net_vnd"]) == (0, 1_500_000)

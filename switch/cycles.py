@@ -1,0 +1,122 @@
+"""Settlement cycles: closing one, and what each participant owes or is owed for it.
+
+Each participant gets a camt.053 statement of its settlement account for the cycle (camt.053
+rather than camt.052/054 because a closed cycle is a statement: opening balance, every booked
+entry, closing balance); the operator gets a summary of net positions, which sum to zero.
+
+Which cycle a settlement counts in is decided with the journal write's place in the journal's
+order: the close is taken by the journal and the open cycle switches in the same synchronous
+step, so every settlement written before the close counts in the closed cycle and every one
+after in the next, whatever finishes first.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from protocol.codec import new_id
+from protocol.messages import Statement, StatementEntry
+from switch.state import SwitchState
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSummary:
+    cycle_id: int
+    opened_at: float  # unix time, s
+    closed_at: float | None
+    net_vnd: dict[str, int]  # per participant: credits minus debits settled in the cycle
+    transfers: int
+    transfers_vnd: int
+    returns: int
+    returns_vnd: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "cycle_id": self.cycle_id,
+            "opened_at": _iso(self.opened_at),
+            "closed_at": _iso(self.closed_at) if self.closed_at else None,
+            "net_vnd": self.net_vnd,
+            "transfers": self.transfers,
+            "transfers_vnd": self.transfers_vnd,
+            "returns": self.returns,
+            "returns_vnd": self.returns_vnd,
+        }
+
+    def text(self) -> str:
+        lines = [
+            f"Settlement cycle {self.cycle_id}  {_iso(self.opened_at)} → "
+            f"{_iso(self.closed_at) if self.closed_at else 'open'}",
+            f"  transfers settled: {self.transfers:,}  ({self.transfers_vnd:,} VND)",
+            f"  returns settled:   {self.returns:,}  ({self.returns_vnd:,} VND)",
+            "  net positions (credit + / debit -):",
+        ]
+        lines += [f"    {bic:<11} {net:>+22,} VND" for bic, net in sorted(self.net_vnd.items())]
+        lines.append(f"    {'sum':<11} {sum(self.net_vnd.values()):>+22,} VND")
+        return "\n".join(lines)
+
+
+def _iso(timestamp_s: float) -> str:
+    return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="seconds")
+
+
+class Cycles:
+    def __init__(self, state: SwitchState) -> None:
+        self.state = state
+
+    async def close(self) -> int:
+        """Close the open cycle and open the next; returns the closed cycle's id once the
+        journal holds the close."""
+        state = self.state
+        closed_id = state.cycle_id
+        written = state.store.close_cycle(closed_id, time.time())
+        state.cycle_id = closed_id + 1
+        state.positions.close_cycle()
+        await written
+        state.events.cycle_closed.fire(cycle_id=closed_id)
+        return closed_id
+
+    async def summarize(self, cycle_id: int) -> CycleSummary | None:
+        """Net positions and totals of a cycle, from the journal; None for an unknown cycle."""
+        flows = await self.state.store.cycle_flows(cycle_id)
+        if flows is None:
+            return None
+        net: dict[str, int] = {}
+        for payer, payee, _, amount in flows.transfers + flows.returns:
+            net[payer] = net.get(payer, 0) - amount
+            net[payee] = net.get(payee, 0) + amount
+        assert sum(net.values()) == 0, f"cycle {cycle_id} does not balance: {net}"
+        return CycleSummary(
+            cycle_id=cycle_id, opened_at=flows.opened_at, closed_at=flows.closed_at,
+            net_vnd={bic: amount for bic, amount in net.items() if amount},
+            transfers=sum(row[2] for row in flows.transfers),
+            transfers_vnd=sum(row[3] for row in flows.transfers),
+            returns=sum(row[2] for row in flows.returns),
+            returns_vnd=sum(row[3] for row in flows.returns),
+        )
+
+    async def statement(self, cycle_id: int, bic: str) -> Statement | None:
+        """The participant's camt.053 for the cycle: every settled transfer and return it took
+        part in, booked on its settlement account, from a zero opening balance (cycles settle
+        to zero); None for an unknown cycle."""
+        summary = await self.summarize(cycle_id)
+        if summary is None:
+            return None
+        entries = [
+            StatementEntry(entry_ref=ref, amount_vnd=amount, credit=credit,
+                           booked_at=datetime.fromtimestamp(at, UTC), counterparty_bic=other,
+                           kind=kind)
+            for ref, amount, credit, at, other, kind
+            in await self.state.store.statement_entries(cycle_id, bic)
+        ]
+        closing = sum(e.amount_vnd if e.credit else -e.amount_vnd for e in entries)
+        assert closing == summary.net_vnd.get(bic, 0), f"{bic} statement disagrees with its net"
+        now = datetime.now(UTC)
+        return Statement(
+            msg_id=new_id("SWC"), created_at=now, participant_bic=bic, cycle_id=cycle_id,
+            opened_at=datetime.fromtimestamp(summary.opened_at, UTC),
+            closed_at=datetime.fromtimestamp(summary.closed_at, UTC) if summary.closed_at
+            else now,
+            opening_balance_vnd=0, closing_balance_vnd=closing, entries=entries,
+        )

@@ -1,0 +1,80 @@
+"""What happens in the switch, as events an observer can hang on (in the spirit of Locust's
+`Events`): metrics, live views, the scenario runner and the bench observe the switch through
+these, never through its internals.
+
+Events fire after the fact is durable: `settled` fires once the journal holds the transfer as
+settled, never before. Payloads are batches (a list of transfers), because a bulk file settles
+a thousand transfers at once and one call per batch keeps the hot path cheap. A listener runs
+on the switch's event loop, inline: it must be quick and must not raise (an exception in a
+listener is logged and swallowed, so an observer can never stop the scheme).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[..., None]
+
+
+class EventHook:
+    """One kind of event: listeners are called with the event's keyword arguments."""
+
+    __slots__ = ("_listeners", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._listeners: list[Listener] = []
+
+    def add_listener(self, listener: Listener) -> Listener:
+        """Register `listener`; returns it, so that this works as a decorator."""
+        self._listeners.append(listener)
+        return listener
+
+    def remove_listener(self, listener: Listener) -> None:
+        self._listeners.remove(listener)
+
+    def fire(self, **kwargs: Any) -> None:
+        for listener in self._listeners:
+            try:
+                listener(**kwargs)
+            except Exception:
+                log.exception("a listener of %s failed; the switch goes on", self.name)
+
+
+class SwitchEvents:
+    """Every event the switch fires, with its keyword arguments.
+
+    - received(debtor_bic, transfers, bulk): transfers journaled as PENDING or REJECTED.
+    - refused(debtor_bic, statuses): refusals that were not journaled (a resent id, DUPL).
+    - forwarded(creditor_bic, transfers): a pacs.008 sent to the creditor.
+    - answered(creditor_bic, taken, refused): a creditor's pacs.002 items, counted.
+    - settled(transfers, now_s): durable as SETTLED.
+    - rejected(transfers, now_s): durable as REJECTED (by a creditor, a timeout, recovery).
+    - returned(returns, now_s): pacs.004 items durable as settled returns;
+      `returns` holds (original transfer, returned amount in VND, reason code).
+    - participant_down(bic, reason) / participant_up(bic): breaker or sign-off changes.
+    - cycle_closed(cycle_id): a settlement cycle closed, its net positions final.
+    - notice_delivered(bic, items) / notice_failed(bic, items): pushes to participants.
+    - journal_committed(writes, seconds): one group commit and what it cost.
+    - journal_failed(error): the journal stopped on a storage failure.
+    """
+
+    def __init__(self) -> None:
+        self.received = EventHook("received")
+        self.refused = EventHook("refused")
+        self.forwarded = EventHook("forwarded")
+        self.answered = EventHook("answered")
+        self.settled = EventHook("settled")
+        self.rejected = EventHook("rejected")
+        self.returned = EventHook("returned")
+        self.participant_down = EventHook("participant_down")
+        self.participant_up = EventHook("participant_up")
+        self.cycle_closed = EventHook("cycle_closed")
+        self.notice_delivered = EventHook("notice_delivered")
+        self.notice_failed = EventHook("notice_failed")
+        self.journal_committed = EventHook("journal_committed")
+        self.journal_failed = EventHook("journal_failed")

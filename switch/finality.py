@@ -1,0 +1,99 @@
+"""Making transfers final: the journal first, then memory, then the participants.
+
+Between the journal write and its durability a transfer is still PENDING to everyone (a
+pacs.028 answers PDNG, its money stays reserved); the moment the write is durable, memory
+moves in one synchronous step (state, positions, the in-flight set, the instant answer) and the
+notices go out. So nothing a participant can observe is ever ahead of the journal, and a crash
+anywhere leaves the journal's word standing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+
+from protocol.messages import TransactionStatus
+from switch.state import SwitchState
+from switch.states import TransferState
+from switch.store import Final
+from switch.transfer import Transfer
+
+log = logging.getLogger(__name__)
+
+
+class Finality:
+    def __init__(self, state: SwitchState) -> None:
+        self.state = state
+
+    async def finish(
+        self, outcomes: Sequence[tuple[Transfer, TransferState, str | None, bool]]
+    ) -> None:
+        """Make PENDING transfers final: (transfer, SETTLED or REJECTED, reason code, whether
+        the creditor must be told). Returns once durable and applied.
+
+        Raises JournalFailed or WriteRefused when the journal did not take the write; the
+        transfers then stay PENDING (a restarted switch resolves them) and an instant
+        transfer's waiting debtor is told so.
+        """
+        if not outcomes:
+            return
+        state = self.state
+        cycle_id = state.cycle_id  # decided with the write's place in the journal's order
+        finals = [Final(transfer, target, reason, cycle_id if target is
+                        TransferState.SETTLED else None, tell)
+                  for transfer, target, reason, tell in outcomes]
+        now_s = time.time()
+        try:
+            await state.store.record_final(finals, now_s)
+        except Exception as error:
+            log.error("%d transfers stay PENDING: the journal did not take their final state:"
+                      " %s", len(finals), error)
+            for final in finals:
+                outcome = final.transfer.outcome
+                if outcome is not None and not outcome.done():
+                    outcome.set_exception(error)
+            raise
+        self._apply(finals, now_s)
+
+    def _apply(self, finals: list[Final], now_s: float) -> None:
+        """After the write is durable: memory, answers, notices, events; no await here."""
+        state = self.state
+        positions = state.positions
+        current_cycle = state.cycle_id
+        to_creditors: dict[str, list[TransactionStatus]] = defaultdict(list)
+        to_debtors: dict[str, list[TransactionStatus]] = defaultdict(list)
+        settled: list[Transfer] = []
+        rejected: list[Transfer] = []
+        for final in finals:
+            transfer = final.transfer
+            positions.release(transfer.debtor_bic, transfer.amount_vnd)
+            if final.state is TransferState.SETTLED:
+                # A cycle closed while this was being written: it counts in the closed one,
+                # whose figures come from the journal; the new cycle starts without it.
+                if final.cycle_id == current_cycle:
+                    positions.move(transfer.debtor_bic, transfer.creditor_bic,
+                                   transfer.amount_vnd)
+                settled.append(transfer)
+            else:
+                rejected.append(transfer)
+            transfer.advance(final.state, final.reason_code)
+            state.in_flight.pop(transfer.end_to_end_id, None)
+            status = transfer.status()
+            if final.tell_creditor:
+                to_creditors[transfer.creditor_bic].append(status)
+            if transfer.bulk:
+                to_debtors[transfer.debtor_bic].append(status)
+            elif transfer.outcome is not None and not transfer.outcome.done():
+                transfer.outcome.set_result(None)
+            transfer.source = None
+        notifier = state.notifier
+        for bic, statuses in to_creditors.items():
+            notifier.confirm_to_creditor(bic, statuses)
+        for bic, statuses in to_debtors.items():
+            notifier.report_to_debtor(bic, statuses)
+        if settled:
+            state.events.settled.fire(transfers=settled, now_s=now_s)
+        if rejected:
+            state.events.rejected.fire(transfers=rejected, now_s=now_s)

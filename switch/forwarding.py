@@ -1,0 +1,191 @@
+"""Forwarding: from journaled PENDING transfers to the creditor and back, within its deadline.
+
+Bulk transfers are split per creditor into pacs.008s of up to `forward_batch_size`; instant
+transfers to one creditor arriving within `forward_linger_ms` share one pacs.008 (as Kafka's
+linger.ms), each keeping its own answer. The creditor answers ACCP or RJCT per transaction in
+the HTTP answer or later by its own pacs.002; whatever has no answer at the deadline is
+rejected AB05, and an unreachable creditor AB08 (its breaker then opens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from protocol import reasons
+from protocol.codec import CodecError, new_id
+from protocol.messages import CreditTransferMessage, PaymentStatusReport, TxStatus
+from switch.finality import Finality
+from switch.participants import Participant
+from switch.state import SwitchState
+from switch.states import TransferState
+from switch.transfer import Transfer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, eq=False)
+class ForwardedBatch:
+    """A pacs.008 the switch sent a creditor, and the answers it has had so far."""
+
+    msg_id: str
+    creditor_bic: str
+    transfers: dict[str, Transfer]
+    answers: dict[str, tuple[TxStatus, str | None]] = field(default_factory=dict)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Forwarding:
+    def __init__(self, state: SwitchState, finality: Finality) -> None:
+        self.state = state
+        self.finality = finality
+        self.awaiting: dict[str, ForwardedBatch] = {}  # end-to-end id -> its batch
+        self.refused_answers = 0
+        config = state.config
+        self._forward_slots: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(config.max_forwards_in_flight_per_creditor))
+        self._background: set[asyncio.Task[None]] = set()
+        self._lingering: dict[str, list[Transfer]] = {}  # creditor BIC -> instant transfers
+        self._linger_timers: dict[str, asyncio.TimerHandle] = {}
+
+    def forward(self, transfers: Iterable[Transfer]) -> None:
+        """Send journaled PENDING transfers on their way (in the background)."""
+        by_creditor: dict[str, list[Transfer]] = defaultdict(list)
+        linger_s = self.state.config.forward_linger_ms / 1000
+        for transfer in transfers:
+            if linger_s and not transfer.bulk:
+                self._linger(transfer, linger_s)
+            else:
+                by_creditor[transfer.creditor_bic].append(transfer)
+        size = self.state.config.forward_batch_size
+        for creditor_bic, group in by_creditor.items():
+            for start in range(0, len(group), size):
+                self._spawn(self._forward_batch(creditor_bic, group[start:start + size]))
+
+    def _linger(self, transfer: Transfer, linger_s: float) -> None:
+        """Hold an instant transfer until the window closes or the batch is full, so that
+        transfers to the same creditor share one exchange."""
+        creditor_bic = transfer.creditor_bic
+        waiting = self._lingering.setdefault(creditor_bic, [])
+        waiting.append(transfer)
+        if len(waiting) >= self.state.config.forward_batch_size:
+            self._flush_lingering(creditor_bic)
+        elif len(waiting) == 1:
+            self._linger_timers[creditor_bic] = asyncio.get_running_loop().call_later(
+                linger_s, self._flush_lingering, creditor_bic)
+
+    def _flush_lingering(self, creditor_bic: str) -> None:
+        timer = self._linger_timers.pop(creditor_bic, None)
+        if timer is not None:
+            timer.cancel()
+        self._spawn(self._forward_batch(creditor_bic, self._lingering.pop(creditor_bic)))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for the forwards under way, for a clean shutdown."""
+        for creditor_bic in list(self._lingering):
+            self._flush_lingering(creditor_bic)
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _forward_batch(self, creditor_bic: str, transfers: list[Transfer]) -> None:
+        state = self.state
+        creditor = state.participants[creditor_bic]
+        batch = ForwardedBatch(msg_id=new_id("SWF"), creditor_bic=creditor_bic,
+                               transfers={t.end_to_end_id: t for t in transfers})
+        failure_reason = reasons.TIMEOUT_INSTRUCTED_AGENT
+        try:
+            async with self._forward_slots[creditor_bic]:
+                for transfer in transfers:
+                    self.awaiting[transfer.end_to_end_id] = batch
+                state.events.forwarded.fire(creditor_bic=creditor_bic, transfers=transfers)
+                failure_reason = await self._exchange(creditor, batch)
+        except Exception:  # never leave transfers PENDING because of a bug or a strange reply
+            log.exception("forwarding %s to %s failed", batch.msg_id, creditor_bic)
+        finally:
+            for e2e in batch.transfers:
+                self.awaiting.pop(e2e, None)  # from here on, a late answer is refused
+        outcomes = []
+        for e2e, transfer in batch.transfers.items():
+            status, reason = batch.answers.get(e2e, (TxStatus.REJECTED, failure_reason))
+            if status is TxStatus.ACCEPTED:
+                outcomes.append((transfer, TransferState.SETTLED, None, True))
+            else:  # the creditor rejected it itself, or may be holding it: tell it only then
+                outcomes.append((transfer, TransferState.REJECTED, reason,
+                                 e2e not in batch.answers))
+        with contextlib.suppress(Exception):  # logged by finish; recovery resolves the rest
+            await self.finality.finish(outcomes)
+
+    async def _exchange(self, creditor: Participant, batch: ForwardedBatch) -> str:
+        """Send the batch and wait for answers until the deadline; the reason for the rest."""
+        config = self.state.config
+        deadline_s = time.monotonic() + config.creditor_timeout_s
+        message = CreditTransferMessage(
+            msg_id=batch.msg_id,
+            created_at=datetime.now(UTC),
+            instructing_agent_bic=config.bic,
+            instructed_agent_bic=creditor.bic,
+            transactions=[t.source for t in batch.transfers.values() if t.source is not None],
+        )
+        try:
+            reply = await creditor.peer.send(message, timeout_s=config.creditor_timeout_s)
+        except TimeoutError:
+            creditor.failed(time.monotonic(), "no answer within the deadline")
+            return reasons.TIMEOUT_CREDITOR_AGENT
+        except (aiohttp.ClientError, OSError, ValueError, CodecError) as error:
+            log.info("forward to %s failed: %s", creditor.bic, error)
+            creditor.failed(time.monotonic(), f"unreachable or unreadable: {error}")
+            return reasons.OFFLINE_CREDITOR_AGENT
+        document = reply.message.document if reply.message is not None else None
+        if reply.status == 200 and isinstance(document, PaymentStatusReport):
+            self.take_answers(creditor.bic, document)
+        elif reply.status != 202:
+            log.info("creditor %s answered HTTP %d: %s", creditor.bic, reply.status, reply.text)
+            creditor.failed(time.monotonic(), f"answered HTTP {reply.status}")
+            return reasons.OFFLINE_CREDITOR_AGENT
+        creditor.succeeded()
+        remaining_s = deadline_s - time.monotonic()
+        if len(batch.answers) < len(batch.transfers) and remaining_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(batch.answered.wait(), remaining_s)
+        return reasons.TIMEOUT_CREDITOR_AGENT
+
+    def take_answers(self, creditor_bic: str, report: PaymentStatusReport) -> tuple[int, int]:
+        """Record a creditor's ACCP/RJCT items; returns (taken, refused).
+
+        An item is refused when the switch is not waiting for it from this creditor: late
+        (the transfer already timed out), duplicate, or about a transfer it never received.
+        """
+        taken = refused = 0
+        for item in report.transactions:
+            batch = self.awaiting.get(item.original_end_to_end_id)
+            if (
+                batch is None
+                or batch.creditor_bic != creditor_bic
+                or item.original_end_to_end_id in batch.answers
+                or item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED)
+            ):
+                refused += 1
+                continue
+            reason = item.reason_code or reasons.NOT_SPECIFIED
+            batch.answers[item.original_end_to_end_id] = (
+                item.status, None if item.status is TxStatus.ACCEPTED else reason)
+            taken += 1
+            if len(batch.answers) == len(batch.transfers):
+                batch.answered.set()
+        self.refused_answers += refused
+        self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken, refused=refused)
+        return taken, refused

@@ -1,0 +1,194 @@
+"""Intake: a debtor's pacs.008 checked, deduplicated, reserved and journaled, then forwarded.
+
+Per transaction: check (µs), reserve the debtor's position, and the whole message's
+transactions journaled in one group-committed write, PENDING (to be forwarded) or REJECTED
+(refused at intake with its reason). Only then are they in flight and on their way.
+An instant transfer's answer is a future created with the transfer, before anything is
+journaled or forwarded, so its final status can never be missed whatever the awaits between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from protocol import reasons
+from protocol.messages import (
+    CreditTransfer,
+    CreditTransferMessage,
+    TransactionStatus,
+    TxStatus,
+)
+from switch.forwarding import Forwarding
+from switch.inquiry import lookup
+from switch.state import SwitchState
+from switch.states import TransferState
+from switch.transfer import Transfer
+
+log = logging.getLogger(__name__)
+
+MAX_AMOUNT_VND = 10**13  # ten trillion dong: far above any single social payment
+ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes and the reply
+
+
+@dataclass(slots=True)
+class Submission:
+    """What the switch made of one pacs.008: the journaled transfers and immediate refusals."""
+
+    accepted: list[Transfer]
+    refused: list[TransactionStatus]  # resent ids: not journaled, the original stands
+
+
+def _whole_dong(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "١٢" and other scripts' digits."""
+    return text.isascii() and text.isdigit()
+
+
+class Intake:
+    def __init__(self, state: SwitchState, forwarding: Forwarding) -> None:
+        self.state = state
+        self.forwarding = forwarding
+
+    def has_room_for(self, transactions: int) -> bool:
+        """Whether taking this many more transfers keeps the in-flight set within its limit."""
+        return len(self.state.in_flight) + transactions <= (
+            self.state.config.max_transfers_in_flight)
+
+    def check_group(self, message: CreditTransferMessage) -> str | None:
+        """A reason to refuse the whole message, or None: counts and sums must agree."""
+        if message.declared_count is not None and message.declared_count != len(
+            message.transactions
+        ):
+            return reasons.INVALID_NUMBER_OF_TRANSACTIONS
+        if message.declared_control_sum is not None:
+            try:
+                declared = Decimal(message.declared_control_sum)
+                actual = sum(Decimal(tx.amount_text) for tx in message.transactions)
+            except InvalidOperation:
+                return reasons.INVALID_CONTROL_SUM
+            if declared != actual:
+                return reasons.INVALID_CONTROL_SUM
+        return None
+
+    def _check_transaction(self, tx: CreditTransfer) -> str | None:
+        if tx.currency != "VND":
+            return reasons.NOT_ALLOWED_CURRENCY
+        if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
+            return reasons.INVALID_AMOUNT
+        creditor = self.state.participants.get(tx.creditor_agent_bic)
+        if creditor is None or creditor.config.kind == "treasury":
+            return reasons.WRONG_BIC
+        if not creditor.reachable():
+            return reasons.OFFLINE_CREDITOR_AGENT
+        return None
+
+    async def submit(
+        self, debtor_bic: str, message: CreditTransferMessage, bulk: bool
+    ) -> Submission:
+        """Check, deduplicate, reserve and journal every transaction; then forward them.
+
+        Returns once every accepted transaction is durable as PENDING or REJECTED. Raises
+        JournalFailed, JournalBusy or WriteRefused when the journal did not take them: then
+        nothing of the message was taken.
+        """
+        state = self.state
+        positions = state.positions
+        known_ids = state.known_ids
+        limit_vnd = state.participants[debtor_bic].position_limit_vnd
+        loop = asyncio.get_running_loop()
+        now_s = time.time()
+        accepted: list[Transfer] = []
+        duplicates: list[CreditTransfer] = []
+        for tx in message.transactions:
+            if tx.end_to_end_id in known_ids:
+                duplicates.append(tx)
+                continue
+            known_ids.add(tx.end_to_end_id)
+            transfer = Transfer(
+                end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
+                debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
+                amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
+            )
+            reason = self._check_transaction(tx)
+            if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
+                reason = reasons.INSUFFICIENT_FUNDS
+            if reason is None:
+                transfer.advance(TransferState.PENDING)
+                if not bulk:
+                    transfer.outcome = loop.create_future()
+            else:
+                transfer.advance(TransferState.REJECTED, reason)
+            accepted.append(transfer)
+        if accepted:
+            try:
+                await state.store.record_new(accepted, now_s)
+            except Exception:
+                self._untake(accepted)
+                raise
+        refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
+        pending = [t for t in accepted if t.state is TransferState.PENDING]
+        for transfer in pending:
+            state.in_flight[transfer.end_to_end_id] = transfer
+        if accepted:
+            state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
+        if refused:
+            state.events.refused.fire(debtor_bic=debtor_bic, statuses=refused)
+        self.forwarding.forward(pending)
+        if bulk:
+            state.notifier.report_to_debtor(
+                debtor_bic,
+                [t.status() for t in accepted if t.state is TransferState.REJECTED] + refused,
+            )
+        return Submission(accepted, refused)
+
+    def _untake(self, transfers: list[Transfer]) -> None:
+        """The journal did not take them: forget them, give back what they held."""
+        for transfer in transfers:
+            self.state.known_ids.discard(transfer.end_to_end_id)
+            if transfer.state is TransferState.PENDING:
+                self.state.positions.release(transfer.debtor_bic, transfer.amount_vnd)
+
+    async def _duplicate_statuses(
+        self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str
+    ) -> list[TransactionStatus]:
+        """A re-sent message (same MsgId, same debtor) gets the known outcome; any other reuse
+        of an end-to-end id is refused DUPL and leaves the original untouched."""
+        if not duplicates:
+            return []
+        known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates])
+        statuses = []
+        for tx in duplicates:
+            original = known.get(tx.end_to_end_id)
+            if original is not None and original.msg_id == msg_id and (
+                original.debtor_bic == debtor_bic
+            ):
+                statuses.append(original.status())
+                continue
+            statuses.append(TransactionStatus(
+                original_end_to_end_id=tx.end_to_end_id,
+                original_tx_id=tx.tx_id,
+                status=TxStatus.REJECTED,
+                reason_code=reasons.DUPLICATE,
+                reason_text=reasons.DESCRIPTIONS[reasons.DUPLICATE],
+                original_msg_id=msg_id,
+            ))
+        return statuses
+
+    async def clear_instant(self, debtor_bic: str, message: CreditTransferMessage
+                            ) -> TransactionStatus:
+        """One transfer to its final status, bounded by the creditor deadline plus a margin;
+        PDNG when it is not final by then (the debtor asks later with pacs.028)."""
+        submission = await self.submit(debtor_bic, message, bulk=False)
+        if submission.refused:
+            return submission.refused[0]
+        transfer = submission.accepted[0]
+        if transfer.outcome is not None:
+            try:
+                await asyncio.wait_for(transfer.outcome, self.state.config.creditor_timeout_s
+                                       + ANSWER_MARGIN_S)
+            except TimeoutError:
+                log.warning("instant transfer %s not final in time", transfer.end_to_end_id)
+        return transfer.status()

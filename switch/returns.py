@@ -1,0 +1,117 @@
+"""Returns: a creditor's pacs.004 sends funds of settled transfers back to their debtors.
+
+Each item is checked against its original (settled, by this creditor, not already returned, an
+amount within the original's); the creditor's headroom is reserved, the accepted items are
+journaled with the original now RETURNED, and only then do positions move and the debtors hear.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from protocol import reasons
+from protocol.codec import new_id
+from protocol.messages import (
+    MessageType,
+    PaymentReturn,
+    PaymentReturnItem,
+    PaymentStatusReport,
+    TransactionStatus,
+    TxStatus,
+)
+from switch.inquiry import lookup
+from switch.state import SwitchState
+from switch.states import TransferState
+from switch.store import SettledReturn
+from switch.transfer import Transfer
+
+
+def _status(item: PaymentReturnItem, status: TxStatus, reason: str | None) -> TransactionStatus:
+    return TransactionStatus(
+        original_end_to_end_id=item.original_end_to_end_id,
+        original_tx_id=item.return_id,
+        status=status,
+        reason_code=reason,
+        reason_text=reasons.DESCRIPTIONS.get(reason or ""),
+        original_msg_id=item.original_msg_id,
+    )
+
+
+class Returns:
+    def __init__(self, state: SwitchState) -> None:
+        self.state = state
+
+    def _refusal(self, creditor_bic: str, item: PaymentReturnItem, original: Transfer | None
+                 ) -> str | None:
+        if original is None:
+            return reasons.PAYMENT_NOT_RECEIVED
+        if original.creditor_bic != creditor_bic:
+            return reasons.TRANSACTION_FORBIDDEN
+        if original.state is TransferState.RETURNED or (
+                original.end_to_end_id in self.state.returning):
+            return reasons.DUPLICATE
+        if original.state is not TransferState.SETTLED:
+            return reasons.TRANSACTION_FORBIDDEN
+        if not (item.amount_text.isascii() and item.amount_text.isdigit()) or not (
+                0 < item.returned_amount_vnd <= original.amount_vnd):
+            return reasons.WRONG_AMOUNT
+        return None
+
+    async def take(self, creditor_bic: str, message: PaymentReturn) -> PaymentStatusReport:
+        """Settle what can be returned, refuse the rest per item; the pacs.002 answer.
+
+        Raises JournalFailed, JournalBusy or WriteRefused when the journal did not take the
+        accepted items: then none of them was taken.
+        """
+        state = self.state
+        positions = state.positions
+        limit_vnd = state.participants[creditor_bic].position_limit_vnd
+        known = await lookup(state, [item.original_end_to_end_id for item in message.items])
+        statuses: list[TransactionStatus] = []
+        accepted: list[SettledReturn] = []
+        for item in message.items:
+            original = known.get(item.original_end_to_end_id)
+            reason = self._refusal(creditor_bic, item, original)
+            if reason is None and not positions.reserve(creditor_bic, item.returned_amount_vnd,
+                                                        limit_vnd):
+                reason = reasons.INSUFFICIENT_FUNDS
+            if reason is not None:
+                statuses.append(_status(item, TxStatus.REJECTED, reason))
+                continue
+            assert original is not None
+            state.returning.add(original.end_to_end_id)
+            accepted.append(SettledReturn(item.return_id, original, item.returned_amount_vnd,
+                                          item.reason_code))
+            statuses.append(_status(item, TxStatus.SETTLED, None))
+        if accepted:
+            await self._settle(creditor_bic, accepted)
+        return PaymentStatusReport(
+            msg_id=new_id("SWR"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
+            original_msg_type=MessageType.PAYMENT_RETURN, transactions=statuses,
+        )
+
+    async def _settle(self, creditor_bic: str, accepted: list[SettledReturn]) -> None:
+        state = self.state
+        positions = state.positions
+        cycle_id = state.cycle_id
+        now_s = time.time()
+        try:
+            await state.store.record_returns(accepted, creditor_bic, cycle_id, now_s)
+        except Exception:
+            for settled in accepted:
+                state.returning.discard(settled.original.end_to_end_id)
+                positions.release(creditor_bic, settled.amount_vnd)
+            raise
+        by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
+        for settled in accepted:
+            original = settled.original
+            positions.release(creditor_bic, settled.amount_vnd)
+            if cycle_id == state.cycle_id:
+                positions.move(creditor_bic, original.debtor_bic, settled.amount_vnd)
+            original.advance(TransferState.RETURNED, settled.reason_code)
+            by_debtor[original.debtor_bic].append(settled)
+        for debtor_bic, returns in by_debtor.items():
+            state.notifier.forward_returns(debtor_bic, returns)
+        state.events.returned.fire(returns=accepted, now_s=now_s)

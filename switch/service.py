@@ -1,0 +1,82 @@
+"""The running switch: its parts wired together, started and stopped as one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+
+from switch.config import SwitchConfig
+from switch.cycles import Cycles
+from switch.events import SwitchEvents
+from switch.finality import Finality
+from switch.forwarding import Forwarding
+from switch.intake import Intake
+from switch.notices import Notifier
+from switch.participants import Participant
+from switch.recovery import recover
+from switch.returns import Returns
+from switch.state import SwitchState
+from switch.store import Store
+
+log = logging.getLogger(__name__)
+MAX_CONNECTIONS_PER_CREDITOR = 256
+
+
+class Switch:
+    """The scheme as one object: configuration, journal, participants and the parts that
+    move transfers. `events` is where observers hang; nothing else is for them."""
+
+    def __init__(self, config: SwitchConfig, events: SwitchEvents | None = None) -> None:
+        self.config = config
+        self.events = events or SwitchEvents()
+        self.secrets = {bic: p.secret for bic, p in config.participants.items()}
+        self.started_at_s = time.time()
+        self.recovery: dict[str, int] = {}
+        self.journal_commits = 0
+        self.events.journal_committed.add_listener(self._count_commit)
+        self._session: aiohttp.ClientSession | None = None
+        self._cycle_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the journal, recover from it, and start delivering notices."""
+        config = self.config
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
+        participants = {bic: Participant(p, config, self._session, self.events)
+                        for bic, p in config.participants.items()}
+        store = Store(config.journal_path, self.events)
+        store.start()
+        self.state = SwitchState(config=config, store=store, events=self.events,
+                                 participants=participants,
+                                 notifier=Notifier(config, participants, store, self.events))
+        self.finality = Finality(self.state)
+        self.forwarding = Forwarding(self.state, self.finality)
+        self.intake = Intake(self.state, self.forwarding)
+        self.returns = Returns(self.state)
+        self.cycles = Cycles(self.state)
+        self.recovery = await recover(self.state, self.finality)
+        self.state.notifier.start()
+        if config.settlement_cycle_s:
+            self._cycle_task = asyncio.get_running_loop().create_task(self._close_cycles())
+        log.info("switch %s recovered %s", config.bic, self.recovery)
+
+    async def stop(self) -> None:
+        if self._cycle_task is not None:
+            self._cycle_task.cancel()
+        await self.forwarding.drain()
+        await self.state.notifier.stop()
+        await self.state.store.close()
+        if self._session is not None:
+            await self._session.close()
+
+    def _count_commit(self, writes: int, seconds: float) -> None:
+        self.journal_commits += 1
+
+    async def _close_cycles(self) -> None:
+        assert self.config.settlement_cycle_s is not None
+        while True:
+            await asyncio.sleep(self.config.settlement_cycle_s)
+            await self.cycles.close()

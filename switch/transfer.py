@@ -1,0 +1,51 @@
+"""A transfer as the switch holds it in memory while it is in flight, and as the store reads it
+back from the journal."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from protocol import reasons
+from protocol.messages import CreditTransfer, TransactionStatus
+from switch.states import WIRE_STATUS, TransferState, check_transition
+
+
+@dataclass(slots=True, eq=False)
+class Transfer:
+    """One end-to-end id through the scheme: debtor, creditor, amount and state.
+
+    `source` is the debtor's transaction, kept only until the creditor has been sent it;
+    `outcome` is set, for an instant transfer, when its final state is durable.
+    """
+
+    end_to_end_id: str
+    tx_id: str
+    msg_id: str
+    debtor_bic: str
+    creditor_bic: str
+    amount_vnd: int
+    bulk: bool
+    received_at: float  # unix time, s
+    state: TransferState | None = None
+    reason_code: str | None = None
+    source: CreditTransfer | None = None
+    outcome: asyncio.Future[None] | None = None
+
+    def advance(self, target: TransferState, reason_code: str | None = None) -> None:
+        """Move to `target` (the state machine of states.py decides if it may)."""
+        check_transition(self.state, target)
+        self.state = target
+        self.reason_code = reason_code
+
+    def status(self) -> TransactionStatus:
+        """The pacs.002 TxInfAndSts that tells a participant where this transfer stands."""
+        assert self.state is not None
+        return TransactionStatus(
+            original_end_to_end_id=self.end_to_end_id,
+            original_tx_id=self.tx_id,
+            status=WIRE_STATUS[self.state],
+            reason_code=self.reason_code,
+            reason_text=reasons.DESCRIPTIONS.get(self.reason_code or ""),
+            original_msg_id=self.msg_id,
+        )
