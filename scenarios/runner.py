@@ -1,6 +1,6 @@
 """Plays a scenario: a whole payout day with its faults, then says whether it held.
 
-The invariants of DESIGN.md are checked on every run (nothing lost, nothing doubled, money
+The invariants of docs/design.md are checked on every run (nothing lost, nothing doubled, money
 conserved, no credit before confirmation, positions net to zero); the scenario's own
 expectations come on top. Faults come from the participants' behaviour and from the timeline,
 which the runner applies at the second it names: over the admin APIs, or by killing and
@@ -185,7 +185,7 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
 
 def invariants(result: PayoutResult, stats: dict[str, Any], totals: list[dict[str, Any]],
                settlement: dict[str, Any]) -> list[Check]:
-    """DESIGN.md's invariants, checked on every run whatever the scenario says."""
+    """docs/design.md's invariants, checked on every run whatever the scenario says."""
     unresolved = result.by_status["unresolved"]
     settled = sum(stats["by_state"].get(s, {}).get("count", 0) for s in ("SETTLED", "RETURNED"))
     credited = sum(t["credited"] for t in totals)
