@@ -86,6 +86,9 @@ class TransactionStatus:
     reason_code: str | None = None
     reason_text: str | None = None
     original_msg_id: str | None = None  # when a report covers several original messages
+    # StsRsnInf/Orgtr: who gave the reason (the creditor agent, or the switch itself), so
+    # that a switch's refusal of a resent id is never read as the transfer's final status.
+    reason_originator_bic: str | None = None
 
 
 @dataclass(slots=True)
@@ -130,6 +133,7 @@ class PaymentReturnItem:
     reason_code: str
     original_msg_id: str | None = None
     amount_text: str = ""
+    currency: str = "VND"
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ a write is answered here, once, for every route: 503 with the reason, nothing ta
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -63,7 +64,8 @@ async def receive_message(request: web.Request) -> web.Response:
     sender, message = await read_signed(request, switch.secrets, switch.config.bic)
     document = message.document
     if isinstance(document, CreditTransferMessage):
-        return await _credit_transfer(switch, sender, document)
+        body_sha256 = hashlib.sha256(await request.read()).digest()  # read once, kept by aiohttp
+        return await _credit_transfer(switch, sender, document, body_sha256)
     if isinstance(document, StatusRequest):
         return _reply(switch, sender, await inquiry.status_report(switch.state, sender, document))
     if isinstance(document, PaymentReturn):
@@ -83,8 +85,17 @@ async def receive_message(request: web.Request) -> web.Response:
     raise web.HTTPBadRequest(text=f"FF01: the switch does not accept {message.header.msg_def_id}\n")
 
 
+def _group_status(switch: Switch, sender: str, message: CreditTransferMessage,
+                  status: TxStatus, reason_code: str | None = None) -> web.Response:
+    return _reply(switch, sender, PaymentStatusReport(
+        msg_id=new_id("SWG"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
+        original_msg_type=MessageType.CREDIT_TRANSFER, group_status=status,
+        group_reason_code=reason_code,
+    ), status=202 if status is TxStatus.ACCEPTED_TECHNICAL else 200)
+
+
 async def _credit_transfer(
-    switch: Switch, sender: str, message: CreditTransferMessage
+    switch: Switch, sender: str, message: CreditTransferMessage, body_sha256: bytes
 ) -> web.Response:
     impostors = {
         tx.debtor_agent_bic for tx in message.transactions if tx.debtor_agent_bic != sender
@@ -107,19 +118,14 @@ async def _credit_transfer(
         )
     group_reason = intake.check_group(message)
     if group_reason is not None:
-        return _reply(switch, sender, PaymentStatusReport(
-            msg_id=new_id("SWG"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
-            original_msg_type=MessageType.CREDIT_TRANSFER, group_status=TxStatus.REJECTED,
-            group_reason_code=group_reason,
-        ))
+        return _group_status(switch, sender, message, TxStatus.REJECTED, group_reason)
     if len(message.transactions) > 1:
-        await intake.submit(sender, message, bulk=True)
-        return _reply(switch, sender, PaymentStatusReport(
-            msg_id=new_id("SWG"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
-            original_msg_type=MessageType.CREDIT_TRANSFER,
-            group_status=TxStatus.ACCEPTED_TECHNICAL,
-        ), status=202)
-    status = await intake.clear_instant(sender, message)
+        submission = await intake.submit(sender, message, True, body_sha256)
+        if submission.group_reason is not None:
+            return _group_status(switch, sender, message, TxStatus.REJECTED,
+                                 submission.group_reason)
+        return _group_status(switch, sender, message, TxStatus.ACCEPTED_TECHNICAL)
+    status = await intake.clear_instant(sender, message, body_sha256)
     return _reply(switch, sender, PaymentStatusReport(
         msg_id=new_id("SWI"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[status],

@@ -82,6 +82,10 @@ class SwitchSettings(BaseModel):
     forward_linger_ms: float = Field(1.0, ge=0, le=MAX_FORWARD_LINGER_MS)
     max_forwards_in_flight_per_creditor: int = Field(64, ge=1, le=4_096)
     max_transfers_in_flight: int = Field(200_000, ge=1, le=10_000_000)
+    # The scheme's cap on one transaction (AM02 above it): Vietnam's instant interbank service
+    # caps one transfer at 500,000,000 VND; the treasury's bulk payouts have none by default.
+    max_instant_amount_vnd: int | None = Field(500_000_000, ge=1, le=MAX_POSITION_LIMIT_VND)
+    max_bulk_amount_vnd: int | None = Field(None, ge=1, le=MAX_POSITION_LIMIT_VND)
     breaker_failures: int = Field(5, ge=1, le=1_000)
     breaker_cooldown_s: float = Field(2.0, gt=0, le=3_600)
     settlement_cycle_s: float | None = Field(None, gt=0)  # None: close only on command

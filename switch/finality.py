@@ -28,10 +28,10 @@ class Finality:
         self.state = state
 
     async def finish(
-        self, outcomes: Sequence[tuple[Transfer, TransferState, str | None, bool]]
+        self, outcomes: Sequence[tuple[Transfer, TransferState, str | None, str | None, bool]]
     ) -> None:
-        """Make PENDING transfers final: (transfer, SETTLED or REJECTED, reason code, whether
-        the creditor must be told). Returns once durable and applied.
+        """Make PENDING transfers final: (transfer, SETTLED or REJECTED, reason code, BIC of
+        who gave it, whether the creditor must be told). Returns once durable and applied.
 
         Raises JournalFailed or WriteRefused when the journal did not take the write; the
         transfers then stay PENDING (a restarted switch resolves them) and an instant
@@ -41,9 +41,9 @@ class Finality:
             return
         state = self.state
         cycle_id = state.cycle_id  # decided with the write's place in the journal's order
-        finals = [Final(transfer, target, reason, cycle_id if target is
+        finals = [Final(transfer, target, reason, by, cycle_id if target is
                         TransferState.SETTLED else None, tell)
-                  for transfer, target, reason, tell in outcomes]
+                  for transfer, target, reason, by, tell in outcomes]
         now_s = time.time()
         try:
             await state.store.record_final(finals, now_s)
@@ -78,7 +78,7 @@ class Finality:
                 settled.append(transfer)
             else:
                 rejected.append(transfer)
-            transfer.advance(final.state, final.reason_code)
+            transfer.advance(final.state, final.reason_code, final.reason_by)
             state.in_flight.pop(transfer.end_to_end_id, None)
             status = transfer.status()
             if final.tell_creditor:

@@ -119,13 +119,17 @@ class Forwarding:
             for e2e in batch.transfers:
                 self.awaiting.pop(e2e, None)  # from here on, a late answer is refused
         outcomes = []
+        switch_bic = state.config.bic
         for e2e, transfer in batch.transfers.items():
-            status, reason = batch.answers.get(e2e, (TxStatus.REJECTED, failure_reason))
-            if status is TxStatus.ACCEPTED:
-                outcomes.append((transfer, TransferState.SETTLED, None, True))
-            else:  # the creditor rejected it itself, or may be holding it: tell it only then
-                outcomes.append((transfer, TransferState.REJECTED, reason,
-                                 e2e not in batch.answers))
+            answer = batch.answers.get(e2e)
+            if answer is None:  # the creditor may be holding it: tell it
+                outcomes.append((transfer, TransferState.REJECTED, failure_reason, switch_bic,
+                                 True))
+            elif answer[0] is TxStatus.ACCEPTED:
+                outcomes.append((transfer, TransferState.SETTLED, None, None, True))
+            else:  # rejected by the creditor itself, whatever its reason code
+                outcomes.append((transfer, TransferState.REJECTED, answer[1], creditor_bic,
+                                 False))
         with contextlib.suppress(Exception):  # logged by finish; recovery resolves the rest
             await self.finality.finish(outcomes)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass, field
+from decimal import Decimal
 
 from protocol import reasons
 from protocol.messages import (
@@ -26,20 +27,26 @@ from switch.forwarding import Forwarding
 from switch.inquiry import lookup
 from switch.state import SwitchState
 from switch.states import TransferState
+from switch.store import WriteRefused
 from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
 MAX_AMOUNT_VND = 10**13  # ten trillion dong: far above any single social payment
 ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes and the reply
+# An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
+# that no text can cost more than a few microseconds of arithmetic.
+_DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
 
 
 @dataclass(slots=True)
 class Submission:
-    """What the switch made of one pacs.008: the journaled transfers and immediate refusals."""
+    """What the switch made of one pacs.008: the journaled transfers and immediate refusals,
+    or a reason to refuse the whole message (nothing of it taken)."""
 
-    accepted: list[Transfer]
-    refused: list[TransactionStatus]  # resent ids: not journaled, the original stands
+    accepted: list[Transfer] = field(default_factory=list)
+    refused: list[TransactionStatus] = field(default_factory=list)  # resent ids, not journaled
+    group_reason: str | None = None
 
 
 def _whole_dong(text: str) -> bool:
@@ -58,26 +65,31 @@ class Intake:
             self.state.config.max_transfers_in_flight)
 
     def check_group(self, message: CreditTransferMessage) -> str | None:
-        """A reason to refuse the whole message, or None: counts and sums must agree."""
-        if message.declared_count is not None and message.declared_count != len(
-            message.transactions
-        ):
+        """A reason to refuse the whole message, or None: counts and sums must agree, and
+        each EndToEndId appear once (DU04)."""
+        transactions = message.transactions
+        if message.declared_count is not None and message.declared_count != len(transactions):
             return reasons.INVALID_NUMBER_OF_TRANSACTIONS
-        if message.declared_control_sum is not None:
-            try:
-                declared = Decimal(message.declared_control_sum)
-                actual = sum(Decimal(tx.amount_text) for tx in message.transactions)
-            except InvalidOperation:
+        if len(transactions) > 1 and len({tx.end_to_end_id for tx in transactions}) != len(
+                transactions):
+            return reasons.DUPLICATE_END_TO_END_ID
+        declared = message.declared_control_sum
+        if declared is not None:
+            if not _DECIMAL.fullmatch(declared):
                 return reasons.INVALID_CONTROL_SUM
-            if declared != actual:
+            actual = sum(Decimal(tx.amount_text) for tx in transactions
+                         if _DECIMAL.fullmatch(tx.amount_text))
+            if Decimal(declared) != actual:
                 return reasons.INVALID_CONTROL_SUM
         return None
 
-    def _check_transaction(self, tx: CreditTransfer) -> str | None:
+    def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
         if tx.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
         if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
             return reasons.INVALID_AMOUNT
+        if max_amount_vnd is not None and tx.amount_vnd > max_amount_vnd:
+            return reasons.NOT_ALLOWED_AMOUNT
         creditor = self.state.participants.get(tx.creditor_agent_bic)
         if creditor is None or creditor.config.kind == "treasury":
             return reasons.WRONG_BIC
@@ -85,46 +97,32 @@ class Intake:
             return reasons.OFFLINE_CREDITOR_AGENT
         return None
 
-    async def submit(
-        self, debtor_bic: str, message: CreditTransferMessage, bulk: bool
-    ) -> Submission:
+    async def submit(self, debtor_bic: str, message: CreditTransferMessage, bulk: bool,
+                     body_sha256: bytes) -> Submission:
         """Check, deduplicate, reserve and journal every transaction; then forward them.
 
-        Returns once every accepted transaction is durable as PENDING or REJECTED. Raises
-        JournalFailed, JournalBusy or WriteRefused when the journal did not take them: then
-        nothing of the message was taken.
+        `body_sha256` is the digest of the message as received: a MsgId the debtor used before
+        gets the known outcomes when the body is byte for byte the same, and refuses the whole
+        message (DU01) otherwise. Returns once every accepted transaction is durable as
+        PENDING or REJECTED. Raises JournalFailed or JournalBusy when the journal did not take
+        them: then nothing of the message was taken.
         """
         state = self.state
-        positions = state.positions
-        known_ids = state.known_ids
-        limit_vnd = state.participants[debtor_bic].position_limit_vnd
-        loop = asyncio.get_running_loop()
-        now_s = time.time()
-        accepted: list[Transfer] = []
-        duplicates: list[CreditTransfer] = []
-        for tx in message.transactions:
-            if tx.end_to_end_id in known_ids:
-                duplicates.append(tx)
-                continue
-            known_ids.add(tx.end_to_end_id)
-            transfer = Transfer(
-                end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
-                debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
-                amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
-            )
-            reason = self._check_transaction(tx)
-            if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
-                reason = reasons.INSUFFICIENT_FUNDS
-            if reason is None:
-                transfer.advance(TransferState.PENDING)
-                if not bulk:
-                    transfer.outcome = loop.create_future()
-            else:
-                transfer.advance(TransferState.REJECTED, reason)
-            accepted.append(transfer)
+        if any(tx.end_to_end_id in state.known_ids for tx in message.transactions):
+            resent = await self._resent(debtor_bic, message, body_sha256)
+            if resent is not None:
+                return resent
+        accepted, duplicates = self._take(debtor_bic, message, bulk)
         if accepted:
             try:
-                await state.store.record_new(accepted, now_s)
+                await state.store.record_new(debtor_bic, message.msg_id, body_sha256, accepted,
+                                             accepted[0].received_at)
+            except WriteRefused:
+                self._untake(accepted)
+                resent = await self._resent(debtor_bic, message, body_sha256)
+                if resent is None:
+                    raise
+                return resent
             except Exception:
                 self._untake(accepted)
                 raise
@@ -143,6 +141,54 @@ class Intake:
                 [t.status() for t in accepted if t.state is TransferState.REJECTED] + refused,
             )
         return Submission(accepted, refused)
+
+    def _take(self, debtor_bic: str, message: CreditTransferMessage, bulk: bool
+              ) -> tuple[list[Transfer], list[CreditTransfer]]:
+        """Each new id checked and its amount reserved, in one synchronous step (no await):
+        the new transfers, and the transactions whose id is known already."""
+        state = self.state
+        positions = state.positions
+        known_ids = state.known_ids
+        config = state.config
+        limit_vnd = state.participants[debtor_bic].position_limit_vnd
+        max_amount_vnd = config.max_bulk_amount_vnd if bulk else config.max_instant_amount_vnd
+        loop = asyncio.get_running_loop()
+        now_s = time.time()
+        accepted: list[Transfer] = []
+        duplicates: list[CreditTransfer] = []
+        for tx in message.transactions:
+            if tx.end_to_end_id in known_ids:
+                duplicates.append(tx)
+                continue
+            known_ids.add(tx.end_to_end_id)
+            transfer = Transfer(
+                end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
+                debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
+                amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
+            )
+            reason = self._check_transaction(tx, max_amount_vnd)
+            if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
+                reason = reasons.INSUFFICIENT_FUNDS
+            if reason is None:
+                transfer.advance(TransferState.PENDING)
+                if not bulk:
+                    transfer.outcome = loop.create_future()
+            else:
+                transfer.advance(TransferState.REJECTED, reason, config.bic)
+            accepted.append(transfer)
+        return accepted, duplicates
+
+    async def _resent(self, debtor_bic: str, message: CreditTransferMessage,
+                      body_sha256: bytes) -> Submission | None:
+        """A MsgId the debtor used before: the known outcomes for the very same bytes, the
+        whole message refused DU01 for anything else; None for a MsgId never seen."""
+        digest = await self.state.store.message_digest(debtor_bic, message.msg_id)
+        if digest is None:
+            return None
+        if digest != body_sha256:
+            return Submission(group_reason=reasons.DUPLICATE_MESSAGE_ID)
+        return Submission(refused=await self._duplicate_statuses(
+            message.transactions, message.msg_id, debtor_bic))
 
     def _untake(self, transfers: list[Transfer]) -> None:
         """The journal did not take them: forget them, give back what they held."""
@@ -174,14 +220,22 @@ class Intake:
                 reason_code=reasons.DUPLICATE,
                 reason_text=reasons.DESCRIPTIONS[reasons.DUPLICATE],
                 original_msg_id=msg_id,
+                reason_originator_bic=self.state.config.bic,
             ))
         return statuses
 
-    async def clear_instant(self, debtor_bic: str, message: CreditTransferMessage
-                            ) -> TransactionStatus:
+    async def clear_instant(self, debtor_bic: str, message: CreditTransferMessage,
+                            body_sha256: bytes) -> TransactionStatus:
         """One transfer to its final status, bounded by the creditor deadline plus a margin;
         PDNG when it is not final by then (the debtor asks later with pacs.028)."""
-        submission = await self.submit(debtor_bic, message, bulk=False)
+        submission = await self.submit(debtor_bic, message, False, body_sha256)
+        if submission.group_reason is not None:
+            (tx,) = message.transactions
+            return TransactionStatus(
+                original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
+                status=TxStatus.REJECTED, reason_code=submission.group_reason,
+                reason_text=reasons.DESCRIPTIONS[submission.group_reason],
+                original_msg_id=message.msg_id, reason_originator_bic=self.state.config.bic)
         if submission.refused:
             return submission.refused[0]
         transfer = submission.accepted[0]

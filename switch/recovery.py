@@ -42,5 +42,5 @@ async def recover(state: SwitchState, finality: Finality) -> dict[str, int]:
         state.positions.reserve(transfer.debtor_bic, transfer.amount_vnd, None)
         state.in_flight[transfer.end_to_end_id] = transfer
     await finality.finish([(transfer, TransferState.REJECTED, reasons.TIMEOUT_INSTRUCTED_AGENT,
-                            True) for transfer in in_flight])
+                            state.config.bic, True) for transfer in in_flight])
     return {"known_transfers": len(state.known_ids), "resolved_in_flight": len(in_flight)}

@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS transfers (
     amount_vnd INTEGER NOT NULL,
     state TEXT NOT NULL,
     reason_code TEXT,
+    reason_by TEXT,
     bulk INTEGER NOT NULL,
     received_at REAL NOT NULL,
     final_at REAL,
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS returns (
-    return_id TEXT PRIMARY KEY,
+    return_id TEXT NOT NULL,
     end_to_end_id TEXT NOT NULL UNIQUE,
     creditor_bic TEXT NOT NULL,
     debtor_bic TEXT NOT NULL,
@@ -66,7 +67,15 @@ CREATE TABLE IF NOT EXISTS returns (
     reason_code TEXT NOT NULL,
     settled_at REAL NOT NULL,
     cycle_id INTEGER NOT NULL,
-    debtor_notice INTEGER NOT NULL DEFAULT 1
+    debtor_notice INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (creditor_bic, return_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    sender_bic TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    body_sha256 BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (sender_bic, msg_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cycles (
     cycle_id INTEGER PRIMARY KEY,
@@ -86,15 +95,18 @@ NOTICE_DUE = 1
 NOTICE_SENT = 2
 
 _TRANSFER_COLUMNS = ("end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd, bulk,"
-                     " received_at, state, reason_code")
+                     " received_at, state, reason_code, reason_by")
 INSERT_TRANSFER = (
     "INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd,"
-    " state, reason_code, bulk, received_at, final_at, cycle_id, creditor_notice, debtor_notice)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " state, reason_code, reason_by, bulk, received_at, final_at, cycle_id, creditor_notice,"
+    " debtor_notice) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (sender_bic, msg_id, body_sha256, received_at) VALUES (?,?,?,?)"
 )
 _FINISH_TRANSFER = (
-    "UPDATE transfers SET state=?, reason_code=?, final_at=?, cycle_id=?, creditor_notice=?,"
-    " debtor_notice=? WHERE end_to_end_id=? AND state='PENDING'"
+    "UPDATE transfers SET state=?, reason_code=?, reason_by=?, final_at=?, cycle_id=?,"
+    " creditor_notice=?, debtor_notice=? WHERE end_to_end_id=? AND state='PENDING'"
 )
 _RETURN_TRANSFER = (
     "UPDATE transfers SET state='RETURNED', reason_code=? WHERE end_to_end_id=? AND"
@@ -148,6 +160,7 @@ class Final:
     transfer: Transfer
     state: TransferState
     reason_code: str | None
+    reason_by: str | None  # the BIC that gave the reason: the creditor, or the switch
     cycle_id: int | None  # the cycle it settles in; None when rejected
     tell_creditor: bool  # the creditor may be holding it: confirm or reject to it
 
@@ -202,7 +215,7 @@ def _transfer(row: Sequence[Any]) -> Transfer:
     return Transfer(
         end_to_end_id=row[0], tx_id=row[1], msg_id=row[2], debtor_bic=row[3],
         creditor_bic=row[4], amount_vnd=row[5], bulk=bool(row[6]), received_at=row[7],
-        state=TransferState(row[8]), reason_code=row[9],
+        state=TransferState(row[8]), reason_code=row[9], reason_by=row[10],
     )
 
 
@@ -278,7 +291,8 @@ class Store:
             batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
             started_s = time.perf_counter()
             try:
-                refusals = await loop.run_in_executor(self._writer_executor, self._commit, batch)
+                refusals = await loop.run_in_executor(self._writer_executor, self._transaction,
+                                                      batch)
             except Exception as error:  # the storage itself failed: stop taking anything
                 self.failure = error
                 failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
@@ -298,50 +312,49 @@ class Store:
             self.events.journal_committed.fire(writes=len(batch),
                                                seconds=time.perf_counter() - started_s)
 
-    def _commit(self, batch: list[_Write]) -> list[BaseException | None]:
-        """All writes in one transaction; if the database refuses one, each in its own."""
-        try:
-            self._transaction(batch)
-            return [None] * len(batch)
-        except _REFUSED as error:
-            if len(batch) == 1:
-                return [error]
-        refusals: list[BaseException | None] = []
-        for write in batch:
-            try:
-                self._transaction([write])
-                refusals.append(None)
-            except _REFUSED as error:
-                refusals.append(error)
-        return refusals
-
-    def _transaction(self, writes: list[_Write]) -> None:
+    def _transaction(self, writes: list[_Write]) -> list[BaseException | None]:
+        """One transaction, one fsync; each write in a savepoint of its own, so that rows the
+        database refuses undo that write alone. Any other error undoes all and is raised."""
         connection = self._writer_connection
+        refusals: list[BaseException | None] = []
         connection.execute("BEGIN IMMEDIATE")
         try:
             for write in writes:
-                for sql, rows in write.statements:
-                    connection.executemany(sql, rows)
+                connection.execute("SAVEPOINT write")
+                try:
+                    for sql, rows in write.statements:
+                        connection.executemany(sql, rows)
+                except _REFUSED as error:
+                    connection.execute("ROLLBACK TO write")
+                    refusals.append(error)
+                else:
+                    refusals.append(None)
+                connection.execute("RELEASE write")
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
             raise
+        return refusals
 
     # ---- what the switch writes ---------------------------------------------------------
 
-    def record_new(self, transfers: Sequence[Transfer], now_s: float) -> asyncio.Future[None]:
-        """Transfers just received: PENDING (about to be forwarded) or REJECTED at intake."""
+    def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
+                   transfers: Sequence[Transfer], now_s: float) -> asyncio.Future[None]:
+        """A message and the transfers it brought: PENDING (about to be forwarded) or
+        REJECTED at intake. Refused (WriteRefused) when the sender used the MsgId before."""
         rows = []
         transitions = []
         for t in transfers:
             rejected = t.state is TransferState.REJECTED
             rows.append((
                 t.end_to_end_id, t.tx_id, t.msg_id, t.debtor_bic, t.creditor_bic, t.amount_vnd,
-                t.state, t.reason_code, int(t.bulk), now_s, now_s if rejected else None, None,
-                NOTICE_NONE, NOTICE_DUE if rejected and t.bulk else NOTICE_NONE,
+                t.state, t.reason_code, t.reason_by, int(t.bulk), now_s,
+                now_s if rejected else None, None, NOTICE_NONE,
+                NOTICE_DUE if rejected and t.bulk else NOTICE_NONE,
             ))
             transitions.append((t.end_to_end_id, None, t.state, t.reason_code, now_s))
-        return self.submit([(INSERT_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
+        return self.submit([(_INSERT_MESSAGE, [(sender_bic, msg_id, body_sha256, now_s)]),
+                            (INSERT_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
 
     def record_final(self, finals: Sequence[Final], now_s: float) -> asyncio.Future[None]:
         """PENDING transfers made final, with the notices now due (durable flags)."""
@@ -350,7 +363,7 @@ class Store:
         for f in finals:
             t = f.transfer
             rows.append((
-                f.state, f.reason_code, now_s, f.cycle_id,
+                f.state, f.reason_code, f.reason_by, now_s, f.cycle_id,
                 NOTICE_DUE if f.tell_creditor else NOTICE_NONE,
                 NOTICE_DUE if t.bulk else NOTICE_NONE, t.end_to_end_id,
             ))
@@ -407,6 +420,24 @@ class Store:
                 f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE end_to_end_id IN"
                 f" ({','.join('?' * len(chunk))})", chunk)
             found.update((row[0], _transfer(row)) for row in rows)
+        return found
+
+    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
+        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
+        rows = await self.read("SELECT body_sha256 FROM messages WHERE sender_bic=? AND"
+                               " msg_id=?", (sender_bic, msg_id))
+        return bytes(rows[0][0]) if rows else None
+
+    async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
+                            ) -> dict[str, tuple[str, int]]:
+        """Returns the creditor already made under these RtrIds: id -> (end-to-end id, VND)."""
+        found: dict[str, tuple[str, int]] = {}
+        for start in range(0, len(return_ids), MAX_IDS_PER_QUERY):
+            chunk = return_ids[start:start + MAX_IDS_PER_QUERY]
+            rows = await self.read(
+                "SELECT return_id, end_to_end_id, amount_vnd FROM returns WHERE creditor_bic=?"
+                f" AND return_id IN ({','.join('?' * len(chunk))})", [creditor_bic, *chunk])
+            found.update((row[0], (row[1], row[2])) for row in rows)
         return found
 
     async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:

@@ -29,14 +29,18 @@ class Transfer:
     received_at: float  # unix time, s
     state: TransferState | None = None
     reason_code: str | None = None
+    reason_by: str | None = None  # BIC of who gave the reason: the creditor or the switch
     source: CreditTransfer | None = None
     outcome: asyncio.Future[None] | None = None
 
-    def advance(self, target: TransferState, reason_code: str | None = None) -> None:
-        """Move to `target` (the state machine of states.py decides if it may)."""
+    def advance(self, target: TransferState, reason_code: str | None = None,
+                reason_by: str | None = None) -> None:
+        """Move to `target` (the state machine of states.py decides if it may); `reason_by`
+        is the BIC of whoever gave the reason code."""
         check_transition(self.state, target)
         self.state = target
         self.reason_code = reason_code
+        self.reason_by = reason_by if reason_code else None
 
     def status(self) -> TransactionStatus:
         """The pacs.002 TxInfAndSts that tells a participant where this transfer stands."""
@@ -48,4 +52,5 @@ class Transfer:
             reason_code=self.reason_code,
             reason_text=reasons.DESCRIPTIONS.get(self.reason_code or ""),
             original_msg_id=self.msg_id,
+            reason_originator_bic=self.reason_by,
         )

@@ -172,12 +172,15 @@ async def test_malformed_input_gets_400_ff01(lab: SwitchLab, body: bytes) -> Non
 
 
 async def test_reused_end_to_end_id_is_dupl_and_resend_repeats_outcome(lab: SwitchLab) -> None:
-    first = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D1")
+    body = codec.encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer("E2E-D1")],
+                                                                    msg_id="MSG-D1")))
+    first = await lab.peer(TREASURY).post(body)
     assert only_status(first) == (TxStatus.SETTLED, None)
-    again_same_message = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D1")
-    assert only_status(again_same_message) == (TxStatus.SETTLED, None)
+    again_same_bytes = await lab.peer(TREASURY).post(body)
+    assert only_status(again_same_bytes) == (TxStatus.SETTLED, None)
     other_message = await pay(lab, transfer("E2E-D1"), msg_id="MSG-D2")
     assert only_status(other_message) == (TxStatus.REJECTED, reasons.DUPLICATE)
+    assert other_message.message.document.transactions[0].reason_originator_bic == SWITCH_BIC
     forwarded = [m for m in lab.participants[BANK_A].received
                  if type(m.document).__name__ == "CreditTransferMessage"]
     assert len(forwarded) == 1
@@ -439,7 +442,7 @@ async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: Switc
     """The answer's future exists before anything is forwarded: awaiting it after the
     transfer is already final (any await in between) still gives the final status."""
     message = credit_transfers([transfer("E2E-LATE-AWAIT")])
-    submission = await lab.switch.intake.submit(TREASURY, message, bulk=False)
+    submission = await lab.switch.intake.submit(TREASURY, message, False, b"digest")
     (accepted,) = submission.accepted
     await until(lambda: accepted.state is TransferState.SETTLED)
     assert accepted.outcome is not None and accepted.outcome.done()
@@ -456,12 +459,12 @@ async def test_memory_moves_only_once_the_final_state_is_durable(
     writing, release = threading.Event(), threading.Event()
     commit = store._transaction
 
-    def held_final_write(writes: list) -> None:
+    def held_final_write(writes: list) -> list:
         if any(sql.startswith("UPDATE transfers SET state=") for write in writes
                for sql, _ in write.statements):
             writing.set()
             release.wait(10)
-        commit(writes)
+        return commit(writes)
 
     monkeypatch.setattr(store, "_transaction", held_final_write)
     payment = asyncio.ensure_future(pay(lab, transfer("E2E-HELD")))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -87,12 +86,16 @@ def original_group(msg_id: str | None, msg_type: str) -> str:
             f"<OrgnlMsgNmId>{msg_type}</OrgnlMsgNmId></OrgnlGrpInf>")
 
 
-def reason(tag: str, code: str | None, text: str | None) -> str:
-    """StsRsnInf/RtrRsnInf with an ISO reason code and, optionally, its explanation."""
+def reason(tag: str, code: str | None, text: str | None, originator_bic: str | None = None
+           ) -> str:
+    """StsRsnInf/RtrRsnInf with an ISO reason code and, optionally, who gave it (Orgtr, by
+    BIC) and its explanation."""
     if not code:
         return ""
+    by = (f"<Orgtr><Id><OrgId><AnyBIC>{esc(originator_bic)}</AnyBIC></OrgId></Id></Orgtr>"
+          if originator_bic else "")
     info = f"<AddtlInf>{esc(text[:MAX_INFO_CHARS])}</AddtlInf>" if text else ""
-    return f"<{tag}><Rsn><Cd>{esc(code)}</Cd></Rsn>{info}</{tag}>"
+    return f"<{tag}>{by}<Rsn><Cd>{esc(code)}</Cd></Rsn>{info}</{tag}>"
 
 
 # ---- reading scalars -----------------------------------------------------------------------
@@ -107,26 +110,63 @@ def parse_timestamp(text: str, where: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+_WHOLE_AMOUNT = re.compile(r"[0-9]{1,18}")  # totalDigits 18 of ActiveCurrencyAndAmount
+
+
 def whole(text: str) -> int:
-    """Best-effort whole dong for an amount as written; the switch judges the text itself
-    ("1.5", "0", "-5"). Non-ASCII digits give 0: int() would read "١٢" as 12."""
-    if not text.isascii():
-        return 0
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return int(Decimal(text))
-        except (ArithmeticError, InvalidOperation, ValueError):
-            return 0
+    """The whole dong an amount as written stands for, or 0 when it is not 1 to 18 ASCII
+    digits ("1.5", "-5", "1E+6", "١٢"): the switch then judges the text itself. No
+    arithmetic on the text, so no input can make it slow."""
+    return int(text) if _WHOLE_AMOUNT.fullmatch(text) else 0
+
+
+MAX_NUMBER_DIGITS = 15  # Max15NumericText: NbOfTxs, ElctrncSeqNb
 
 
 def number(text: str, where: str) -> int:
-    """A count or sequence number ([0-9]+), which the codec itself relies on."""
+    """A count or sequence number (Max15NumericText), which the codec itself relies on."""
     text = text.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise CodecError(f"{where} is not a number: {text!r}")
+    if not (text.isascii() and text.isdigit()) or len(text) > MAX_NUMBER_DIGITS:
+        raise CodecError(f"{where} is not a number of 1 to {MAX_NUMBER_DIGITS} digits: "
+                         f"{text[:40]!r}")
     return int(text)
+
+
+# ---- what the schemas allow in each text element -------------------------------------------
+
+# Maximum characters by element name, as the ISO 20022 schemas type them (Max35Text ids,
+# Max34Text account ids, Max140Text names, Max105Text AddtlInf, ExternalCode of 1-4).
+MAX_CHARS_BY_ELEMENT = {
+    "MsgId": 35, "BizMsgIdr": 35, "MsgDefIdr": 35, "EndToEndId": 35, "TxId": 35, "RtrId": 35,
+    "OrgnlMsgId": 35, "OrgnlEndToEndId": 35, "OrgnlTxId": 35, "NtryRef": 35, "OrgnlMsgNmId": 35,
+    "Nm": 140, "Ustrd": 140, "AddtlInf": 105, "Cd": 4, "TxSts": 4, "GrpSts": 4,
+}
+_BIC_ELEMENTS = ("BICFI", "AnyBIC")
+_BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")  # BICFIDec2014Identifier
+
+
+def _rules(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """(field index, maximum characters) for each path whose element the schema bounds;
+    a BICFI's bound is its pattern, marked -1."""
+    rules = []
+    for index, path in enumerate(paths):
+        element = path.split("/")[-1].split("[")[0]
+        if element in _BIC_ELEMENTS:
+            rules.append((index, -1))
+        elif element in MAX_CHARS_BY_ELEMENT:
+            rules.append((index, MAX_CHARS_BY_ELEMENT[element]))
+    return tuple(rules)
+
+
+def _broken_rule(values: list[str], rules: tuple[tuple[int, int], ...]) -> tuple[int, str] | None:
+    for index, limit in rules:
+        value = values[index]
+        if limit < 0:
+            if value and not _BIC.fullmatch(value):
+                return index, f"{value[:40]!r} is not a BIC"
+        elif len(value) > limit:
+            return index, f"is {len(value):,} characters; the schema allows {limit}"
+    return None
 
 
 # ---- one message definition ----------------------------------------------------------------
@@ -189,6 +229,9 @@ class MessageCodec(Generic[D]):
         self._group_paths, self._group_required = _fields(self.group_fields)
         self._item_paths, self._item_required = _fields(self.item_fields)
         self._required_values = _getter(self._item_required)
+        self._header_rules = _rules(HEADER_FIELDS)
+        self._group_rules = _rules(self._group_paths)
+        self._item_rules = _rules(self._item_paths)
         self._flatten = self._stylesheet()
         self._slow_readers: tuple[list[etree.XPath], ...] | None = None
 
@@ -241,21 +284,33 @@ class MessageCodec(Generic[D]):
         return header, group, [record.split(_FIELD) for record in records]
 
     def check(self, header: list[str], group: list[str], items: list[list[str]]) -> None:
-        """Refuse (FF01) the first required field that is missing or empty."""
+        """Refuse (FF01) the first required field that is missing or empty, and the first
+        text the schema does not allow there (too long, a BIC that is none)."""
         for value, path in zip(header, HEADER_FIELDS, strict=True):
             if not value:
                 raise CodecError(f"AppHdr/{path} is missing or empty")
+        broken = _broken_rule(header, self._header_rules)
+        if broken:
+            raise CodecError(f"AppHdr/{HEADER_FIELDS[broken[0]]} {broken[1]}")
         for i in self._group_required:
             if not group[i]:
                 raise CodecError(f"{self.root}/{self._group_paths[i]} is missing or empty")
+        broken = _broken_rule(group, self._group_rules)
+        if broken:
+            raise CodecError(f"{self.root}/{self._group_paths[broken[0]]} {broken[1]}")
         if len(items) < self.min_items:
             raise CodecError(f"{self.root} holds no {self.items}")
         required = self._required_values
+        rules = self._item_rules
         for position, values in enumerate(items, start=1):
             if not all(required(values)):
                 i = next(i for i in self._item_required if not values[i])
                 raise CodecError(f"{self.items}[{position}]/{self._item_paths[i]} is missing "
                                  "or empty")
+            broken = _broken_rule(values, rules)
+            if broken:
+                raise CodecError(f"{self.items}[{position}]/{self._item_paths[broken[0]]} "
+                                 f"{broken[1]}")
 
     def _stylesheet(self) -> etree.XSLT:
         def values(paths: tuple[str, ...], prefix: str) -> str:

@@ -36,7 +36,7 @@ class PaymentStatusV10(MessageCodec[PaymentStatusReport]):
     )
     items = "TxInfAndSts"
     item_fields = ("OrgnlGrpInf/OrgnlMsgId", "!OrgnlEndToEndId", "OrgnlTxId", "!TxSts",
-                   "StsRsnInf/Rsn/Cd", "StsRsnInf/AddtlInf")
+                   "StsRsnInf/Rsn/Cd", "StsRsnInf/AddtlInf", "StsRsnInf/Orgtr/Id/OrgId/AnyBIC")
 
     def body(self, document: PaymentStatusReport) -> str:
         group_status = f"<GrpSts>{document.group_status}</GrpSts>" if document.group_status else ""
@@ -53,7 +53,8 @@ class PaymentStatusV10(MessageCodec[PaymentStatusReport]):
             f"<OrgnlEndToEndId>{esc(item.original_end_to_end_id)}</OrgnlEndToEndId>"
             + (f"<OrgnlTxId>{esc(item.original_tx_id)}</OrgnlTxId>" if item.original_tx_id else "")
             + f"<TxSts>{item.status}</TxSts>"
-            f"{reason('StsRsnInf', item.reason_code, item.reason_text)}</TxInfAndSts>"
+            + reason("StsRsnInf", item.reason_code, item.reason_text,
+                     item.reason_originator_bic) + "</TxInfAndSts>"
             for item in document.transactions
         )
         return "".join(parts)
@@ -62,12 +63,13 @@ class PaymentStatusV10(MessageCodec[PaymentStatusReport]):
         msg_id, created_at, original_msg_id, original_msg_type, group_status, group_reason = group
         statuses = _STATUSES
         transactions = []
-        for number, (original, e2e, tx_id, code, reason_code, text) in enumerate(items, 1):
+        for number, (original, e2e, tx_id, code, reason_code, text, originator) in enumerate(
+                items, 1):
             status = statuses.get(code) or _status(code, f"TxInfAndSts[{number}]/TxSts")
             transactions.append(TransactionStatus(
                 original_end_to_end_id=e2e, original_tx_id=tx_id, status=status,
                 reason_code=reason_code.strip() or None, reason_text=text or None,
-                original_msg_id=original or None,
+                original_msg_id=original or None, reason_originator_bic=originator or None,
             ))
         return PaymentStatusReport(
             msg_id=msg_id, created_at=parse_timestamp(created_at, "GrpHdr/CreDtTm"),

@@ -26,7 +26,7 @@ class PaymentReturnV09(MessageCodec[PaymentReturn]):
     items = "TxInf"
     min_items = 1
     item_fields = ("!RtrId", "OrgnlGrpInf/OrgnlMsgId", "!OrgnlEndToEndId", "OrgnlTxId",
-                   "!RtrdIntrBkSttlmAmt", "!RtrRsnInf/Rsn/Cd")
+                   "!RtrdIntrBkSttlmAmt", "!RtrRsnInf/Rsn/Cd", "!RtrdIntrBkSttlmAmt/@Ccy")
 
     def body(self, document: PaymentReturn) -> str:
         credit_transfer = MessageType.CREDIT_TRANSFER.value
@@ -42,7 +42,7 @@ class PaymentReturnV09(MessageCodec[PaymentReturn]):
             f"{original_group(item.original_msg_id, credit_transfer)}"
             f"<OrgnlEndToEndId>{esc(item.original_end_to_end_id)}</OrgnlEndToEndId>"
             + (f"<OrgnlTxId>{esc(item.original_tx_id)}</OrgnlTxId>" if item.original_tx_id else "")
-            + '<RtrdIntrBkSttlmAmt Ccy="VND">'
+            + f'<RtrdIntrBkSttlmAmt Ccy="{esc(item.currency)}">'
             f"{esc(item.amount_text) if item.amount_text else item.returned_amount_vnd}"
             f"</RtrdIntrBkSttlmAmt>{reason('RtrRsnInf', item.reason_code, None)}</TxInf>"
             for item in document.items
@@ -53,12 +53,13 @@ class PaymentReturnV09(MessageCodec[PaymentReturn]):
         """Amounts are kept as written, for the switch to judge (as in pacs.008)."""
         msg_id, created_at, instructing, instructed = group
         returns = []
-        for return_id, original, e2e, tx_id, amount, reason_code in items:
+        for return_id, original, e2e, tx_id, amount, reason_code, currency in items:
             amount = amount.strip()
             returns.append(PaymentReturnItem(
                 return_id=return_id, original_end_to_end_id=e2e, original_tx_id=tx_id,
                 returned_amount_vnd=whole(amount), reason_code=reason_code.strip(),
                 original_msg_id=original or None, amount_text=amount,
+                currency=currency.strip(),
             ))
         return PaymentReturn(
             msg_id=msg_id, created_at=parse_timestamp(created_at, "GrpHdr/CreDtTm"),
