@@ -20,8 +20,10 @@ import aiohttp
 from tqdm import tqdm
 
 from banks.behaviour import Behaviour
+from banks.payment_table import read_payment_table
+from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
-from banks.treasury import PayoutResult, read_payment_table, reconcile
+from banks.reconcile import Balance, SwitchTotals, reconcile
 from scenarios.spec import Scenario
 from switchlab.world import World, WorldSettings
 
@@ -114,19 +116,17 @@ async def _sample(world: World, started_s: float, samples: list[dict[str, float]
     it is down."""
     while True:
         try:
-            stats = await world.switch_admin("GET", "/v1/admin/stats")
+            totals: SwitchTotals | None = await world.switch_totals()
             health = await world.switch_admin("GET", "/v1/admin/participants")
         except (aiohttp.ClientError, OSError):
             bar.set_postfix_str("switch unreachable")
-            stats = None
-        if stats is not None:
-            by_state = stats["by_state"]
+            totals = None
+        if totals is not None:
             sample = {
                 "t_s": round(time.monotonic() - started_s, 3),
-                "settled": by_state.get("SETTLED", {}).get("count", 0)
-                + by_state.get("RETURNED", {}).get("count", 0),
-                "rejected": by_state.get("REJECTED", {}).get("count", 0),
-                "in_flight": stats["in_flight"],
+                "settled": totals.settled.count,
+                "rejected": totals.rejected.count,
+                "in_flight": totals.in_flight,
             }
             samples.append(sample)
             down = [p["bic"] for p in health if p["signed_off"] or p["breaker_open"]]
@@ -164,7 +164,7 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
         await world.treasury.wait_for_returns(expected_returns, run.get("returns_wait_s", 10.0))
         await background[0]
         settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
-        stats = await world.switch_admin("GET", "/v1/admin/stats")
+        switch_totals = await world.switch_totals()
         totals = await world.bank_totals()
     finally:
         for task in background:
@@ -172,7 +172,7 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
         await asyncio.gather(*background, return_exceptions=True)
         await world.stop()
     result = world.treasury.result(payments)
-    checks = invariants(result, stats, totals, settlement) + expectations(
+    checks = invariants(result, switch_totals, totals, settlement) + expectations(
         scenario.section("expect"), result, world.treasury.latencies_ms,
         world.treasury.duplicates_refused)
     return RunRecord(
@@ -183,19 +183,21 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     )
 
 
-def invariants(result: PayoutResult, stats: dict[str, Any], totals: list[dict[str, Any]],
+def invariants(result: PayoutResult, switch: SwitchTotals, totals: list[dict[str, Any]],
                settlement: dict[str, Any]) -> list[Check]:
     """DESIGN.md's invariants, checked on every run whatever the scenario says."""
     unresolved = result.by_status["unresolved"]
-    settled = sum(stats["by_state"].get(s, {}).get("count", 0) for s in ("SETTLED", "RETURNED"))
+    settled = switch.settled.count
     credited = sum(t["credited"] for t in totals)
     early = {t["bic"]: t["credited_before_confirmation"] for t in totals
              if t["credited_before_confirmation"]}
-    mismatches = [p for p in reconcile(result, stats, totals) if "before the switch" not in p]
+    # Early credits are an invariant of their own, below.
+    mismatches = [m for m in reconcile(result, switch, totals)
+                  if m.check is not Balance.CREDITED_EARLY]
     net_sum = sum(settlement.get("net_vnd", {}).values())
     return [
-        Check("nothing lost", unresolved == 0 and stats["in_flight"] == 0,
-              f"{unresolved} transfers without a final status, {stats['in_flight']} in flight",
+        Check("nothing lost", unresolved == 0 and switch.in_flight == 0,
+              f"{unresolved} transfers without a final status, {switch.in_flight} in flight",
               invariant=True),
         Check("nothing doubled", credited == settled,
               f"banks credited {credited:,} transfers; the switch settled {settled:,}",

@@ -36,9 +36,10 @@ from lxml import etree
 
 from banks.behaviour import Behaviour
 from banks.ledger import Ledger
+from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
-from banks.treasury import Treasury, TreasuryConfig, read_payment_table
+from banks.treasury import Treasury, TreasuryConfig
 from protocol.codec import decode, encode
 from protocol.http import wrap
 from protocol.messages import (

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from banks.treasury import MAX_CONCURRENCY, MAX_TABLE_ROWS
+from banks.payment_table import MAX_TABLE_ROWS
+from banks.treasury import MAX_CONCURRENCY
 from protocol.runtime import run_event_loop
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory

@@ -14,9 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from banks.behaviour import Behaviour
+from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
+from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
-from banks.treasury import read_payment_table, reconcile
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -61,8 +62,7 @@ async def run_demo(settings: DemoSettings) -> int:
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
         result = world.treasury.result(payments)
         cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
-        stats = await world.switch_admin("GET", "/v1/admin/stats")
-        problems = reconcile(result, stats, await world.bank_totals())
+        problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
     finally:
         await world.stop()
     result.write(out / "results.csv")

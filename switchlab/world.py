@@ -21,6 +21,7 @@ from aiohttp import web
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
 from banks.population import Population
+from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig
 from protocol.runtime import BoundSocket, bind, serve
@@ -143,6 +144,10 @@ class World:
         async with self.session.request(method, f"{self.switch_url}{path}") as response:
             response.raise_for_status()
             return await response.json()
+
+    async def switch_totals(self) -> SwitchTotals:
+        """The switch's books (`GET /v1/admin/stats`), read once into a typed value."""
+        return SwitchTotals.from_stats(await self.switch_admin("GET", "/v1/admin/stats"))
 
     async def bank_totals(self) -> list[dict[str, int]]:
         """Each participant's ledger totals, read over its admin API."""
