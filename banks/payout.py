@@ -96,8 +96,13 @@ class PayoutResult:
 
     @property
     def paid_vnd(self) -> int:
-        """Settled into accounts, before returns: what the treasury was debited."""
-        return self.amount_vnd(PayoutStatus.PAID) + self.amount_vnd(PayoutStatus.RETURNED)
+        """What beneficiaries kept: settled into their accounts and not returned."""
+        return self.amount_vnd(PayoutStatus.PAID)
+
+    @property
+    def settled_vnd(self) -> int:
+        """What the treasury was debited: every settled transfer, returned since or not."""
+        return self.paid_vnd + self.returned_vnd
 
     @property
     def rejected_vnd(self) -> int:
@@ -110,11 +115,6 @@ class PayoutResult:
     @property
     def unresolved_vnd(self) -> int:
         return self.amount_vnd(PayoutStatus.UNRESOLVED)
-
-    @property
-    def net_paid_vnd(self) -> int:
-        """What beneficiaries kept: paid minus returned."""
-        return self.amount_vnd(PayoutStatus.PAID)
 
     @property
     def transfers_per_s(self) -> float:
@@ -130,9 +130,9 @@ class PayoutResult:
             "transfers": len(self.outcomes), "elapsed_s": round(self.elapsed_s, 3),
             "transfers_per_s": round(self.transfers_per_s, 1),
             "by_status": dict(self.by_status), "by_reason": dict(self.by_reason),
-            "submitted_vnd": self.submitted_vnd, "paid_vnd": self.paid_vnd,
-            "rejected_vnd": self.rejected_vnd, "returned_vnd": self.returned_vnd,
-            "unresolved_vnd": self.unresolved_vnd, "net_paid_vnd": self.net_paid_vnd,
+            "submitted_vnd": self.submitted_vnd, "settled_vnd": self.settled_vnd,
+            "paid_vnd": self.paid_vnd, "rejected_vnd": self.rejected_vnd,
+            "returned_vnd": self.returned_vnd, "unresolved_vnd": self.unresolved_vnd,
             "submissions": self.submissions, "inquiries": self.inquiries,
             "resends": self.resends,
         }
@@ -187,8 +187,7 @@ class PayoutResult:
                 lines += [f"      {code}  {count:>9,}  "
                           f"{reasons.DESCRIPTIONS.get(code, 'reason not described')}"
                           for code, count in sorted(self.reasons_for(status).items())]
-        lines += [line("settled (debited)", "", self.paid_vnd),
-                  line("net paid", "", self.net_paid_vnd),
+        lines += [line("settled (debited)", "", self.settled_vnd),
                   f"  messages: {self.submissions:,} pacs.008, {self.inquiries:,} pacs.028; "
                   f"{self.resends:,} transfers resent after AG09"]
         return "\n".join(lines)

@@ -119,7 +119,7 @@ def reconcile(result: PayoutResult, switch: SwitchTotals | None = None,
     """
     if switch is None and bank_totals is None:
         raise ValueError("reconcile needs the switch's totals, the banks' totals, or both")
-    treasury_debited_vnd = result.paid_vnd
+    treasury_debited_vnd = result.settled_vnd
     treasury_returned_vnd = result.returned_vnd
     pairs: list[tuple[Balance, int, int]] = []
     mismatches: list[Mismatch] = []  # those that are not a pair of figures

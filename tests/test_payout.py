@@ -103,7 +103,7 @@ async def pay_day(world: World, population: Population, payments: list[Payment]
 
 def test_reconcile_finds_a_one_dong_difference() -> None:
     class Result:
-        paid_vnd, returned_vnd = 1_000_000, 0  # what the treasury was debited, and got back
+        settled_vnd, returned_vnd = 1_000_000, 0  # what the treasury was debited, and got back
 
     stats = {"by_state": {"SETTLED": {"amount_vnd": 1_000_000}}, "returns": {"amount_vnd": 0}}
     banks = [{"bic": "BFTVVNVX", "credited_vnd": 999_999, "returned_vnd": 0,

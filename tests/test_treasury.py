@@ -259,9 +259,9 @@ def assert_correct(result: PayoutResult, payments: list[Payment]) -> None:
     returned_vnd = sum(expected_returned_vnd(p) for p in payments)
     assert result.submitted_vnd == sum(p.amount_vnd for p in payments)
     assert result.rejected_vnd == sum(p.amount_vnd for p in rejected)
-    assert result.paid_vnd == result.submitted_vnd - result.rejected_vnd
+    assert result.settled_vnd == result.submitted_vnd - result.rejected_vnd
     assert result.returned_vnd == returned_vnd
-    assert result.net_paid_vnd == result.paid_vnd - returned_vnd
+    assert result.paid_vnd == result.settled_vnd - returned_vnd
     assert result.by_status == Counter({"paid": 15, "rejected": 3, "returned": 2})
     assert result.by_reason == Counter({"AC04": 1, "BE01": 1, "RC01": 1, "MD07": 2})
 
