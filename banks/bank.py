@@ -50,6 +50,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.retry import with_backoff
 from protocol.runtime import run_event_loop
 
 log = logging.getLogger(__name__)
@@ -176,12 +177,16 @@ class Bank:
         """Send after `delay_s`, retrying with capped backoff while the switch is unreachable
         or answers 5xx; None when it never took the message."""
         await asyncio.sleep(delay_s)
-        assert self._switch is not None, "the bank is not started"
-        backoff_s = FIRST_BACKOFF_S
-        for attempt in range(1, SEND_ATTEMPTS + 1):
+        switch = self._switch
+        assert switch is not None, "the bank is not started"
+        attempts = 0
+
+        async def send() -> Reply | None:
+            nonlocal attempts
+            attempts += 1
             try:
                 async with self._sending:
-                    reply = await self._switch.send(document)
+                    reply = await switch.send(document)
                 if reply.status < 500:
                     self.messages_sent += 1
                     return reply
@@ -189,12 +194,15 @@ class Bank:
             except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
                 problem = repr(error)
             log.info("%s: sending %s to the switch failed (attempt %d): %s", self.config.bic,
-                     document.msg_id, attempt, problem)
-            if attempt < SEND_ATTEMPTS:
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-        log.warning("%s: gave up sending %s to the switch", self.config.bic, document.msg_id)
-        return None
+                     document.msg_id, attempts, problem)
+            return None
+
+        reply = await with_backoff(send, attempts=SEND_ATTEMPTS, first_backoff_s=FIRST_BACKOFF_S,
+                                   max_backoff_s=MAX_BACKOFF_S, done=lambda r: r is not None)
+        if reply is None:
+            log.warning("%s: gave up sending %s to the switch", self.config.bic,
+                        document.msg_id)
+        return reply
 
     # ---- as creditor agent ----------------------------------------------------------------
 

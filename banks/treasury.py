@@ -38,6 +38,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.retry import with_backoff
 
 INBOUND_PATH = "/iso20022"
 INBOUND_MAX_BYTES = 16 * 1024 * 1024  # the switch's reports carry at most 1,000 transactions
@@ -98,6 +99,8 @@ class TreasuryConfig:
         if min(self.request_timeout_s, self.quiet_period_s, self.final_timeout_s,
                self.retry_backoff_s) <= 0:
             raise ValueError("timeouts, quiet period and backoff must be positive")
+        if self.retry_backoff_s > MAX_BACKOFF_S:
+            raise ValueError(f"retry_backoff_s must be at most {MAX_BACKOFF_S} s")
 
 
 class Treasury:
@@ -285,18 +288,33 @@ class Treasury:
         At most max_retries rounds, backing off, none past the deadline; what stays unknown
         is left to the final poll, and reported unresolved if it stays so.
         """
-        unsure = await self._submit(payments)
-        backoff_s = self.config.retry_backoff_s
-        for _ in range(self.config.max_retries):
+        first_backoff_s = self.config.retry_backoff_s
+        rounds = 0
+        unsure: list[str] = []
+
+        async def deliver_round() -> list[str]:
+            """The submission first; then an inquiry, and a resend of what never arrived."""
+            nonlocal rounds, unsure
+            rounds += 1
+            if rounds == 1:
+                unsure = await self._submit(payments)
+            else:
+                never_received, unsure = await self._inquire(unsure)
+                if never_received:
+                    self.resends += len(never_received)
+                    unsure += await self._submit([self._known[e2e] for e2e in never_received])
             unsure = [e2e for e2e in unsure if e2e not in self.final]
-            if not unsure or time.monotonic() + backoff_s >= deadline_s:
-                return
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-            never_received, unsure = await self._inquire(unsure)
-            if never_received:
-                self.resends += len(never_received)
-                unsure += await self._submit([self._known[e2e] for e2e in never_received])
+            return unsure
+
+        def settled_or_out_of_time(still_unsure: list[str]) -> bool:
+            """Nothing left to ask about, or the next pause (as with_backoff waits: doubling
+            from the first, capped) would end past the deadline."""
+            next_backoff_s = min(first_backoff_s * 2 ** (rounds - 1), MAX_BACKOFF_S)
+            return not still_unsure or time.monotonic() + next_backoff_s >= deadline_s
+
+        await with_backoff(deliver_round, attempts=1 + self.config.max_retries,
+                           first_backoff_s=first_backoff_s, max_backoff_s=MAX_BACKOFF_S,
+                           done=settled_or_out_of_time)
 
     async def _pay(self, payments: list[Payment], deadline_s: float) -> None:
         """Submit in messages of bulk_size (one each when instant), a bounded number in flight."""
