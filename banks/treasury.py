@@ -16,16 +16,18 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
 
-from banks.payment_table import Payment
+from banks.config_types import Bic, HttpUrl, Secret
+from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
 from banks.payout import Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
 from protocol import reasons
-from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
+from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, read_signed
 from protocol.messages import (
     CreditTransfer,
@@ -47,6 +49,8 @@ MAX_CONCURRENCY = 10_000
 MAX_FILES_IN_FLIGHT = 64
 MAX_RETRIES = 20
 MAX_BACKOFF_S = 5.0
+MAX_WAIT_S = 3_600.0  # a request or a quiet period
+MAX_RUN_S = 86_400.0  # a payout day
 MAX_LATENCY_SAMPLES = 1_000_000  # about 100 MB at most; enough for any percentile
 REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
@@ -59,48 +63,47 @@ class TreasuryError(Exception):
     """The switch refuses the treasury itself (credentials): no retry can help."""
 
 
-@dataclass
-class TreasuryConfig:
-    """Who the treasury is, where the switch is, and how hard it may push and wait.
+# A scenario's run section is made of these same settings (scenarios/spec.py), so the limits
+# a scenario file is checked against are the treasury's own.
+RunTimeS = Annotated[float, Field(gt=0, le=MAX_RUN_S)]
+WaitS = Annotated[float, Field(gt=0, le=MAX_WAIT_S)]
+
+
+class TreasurySettings(BaseModel):
+    """How hard the treasury may push and how long it waits: what an operator tunes.
 
     `concurrency` bounds instant requests in flight, `files_in_flight` bulk files in flight.
+    Validating raises pydantic.ValidationError (a ValueError) naming each bad field.
     """
 
-    bic: str
-    secret: bytes
-    switch_url: str
-    switch_bic: str
-    switch_secret: bytes
-    name: str = "Kho bạc Nhà nước"
-    account_id: str = "KBNN-TW-0001"  # the debtor account
-    inbound_host: str = "127.0.0.1"
-    inbound_port: int = 0  # 0: the OS chooses
-    mode: str = "bulk"  # or "instant"
-    bulk_size: int = 1_000  # transactions per pacs.008
-    concurrency: int = 64
-    files_in_flight: int = 4
-    request_timeout_s: float = 30.0
-    quiet_period_s: float = 2.0  # no news for this long: ask about the stragglers
-    final_timeout_s: float = 300.0  # the whole run, submission to last final status
-    max_retries: int = 5  # inquiry-and-resend rounds per message, and final-poll resends
-    retry_backoff_s: float = 0.1  # first pause after a lost answer; doubles up to 5 s
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.mode not in ("bulk", "instant"):
-            raise ValueError("mode must be 'bulk' or 'instant'")
-        if not 1 <= self.bulk_size <= MAX_TRANSACTIONS_PER_MESSAGE:
-            raise ValueError(f"bulk_size must be 1 to {MAX_TRANSACTIONS_PER_MESSAGE:,}")
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise ValueError(f"concurrency must be 1 to {MAX_CONCURRENCY:,}")
-        if not 1 <= self.files_in_flight <= MAX_FILES_IN_FLIGHT:
-            raise ValueError(f"files_in_flight must be 1 to {MAX_FILES_IN_FLIGHT}")
-        if not 0 <= self.max_retries <= MAX_RETRIES:
-            raise ValueError(f"max_retries must be 0 to {MAX_RETRIES}")
-        if min(self.request_timeout_s, self.quiet_period_s, self.final_timeout_s,
-               self.retry_backoff_s) <= 0:
-            raise ValueError("timeouts, quiet period and backoff must be positive")
-        if self.retry_backoff_s > MAX_BACKOFF_S:
-            raise ValueError(f"retry_backoff_s must be at most {MAX_BACKOFF_S} s")
+    mode: Literal["bulk", "instant"] = "bulk"
+    bulk_size: int = Field(1_000, ge=1, le=MAX_TRANSACTIONS_PER_MESSAGE)  # per pacs.008
+    concurrency: int = Field(64, ge=1, le=MAX_CONCURRENCY)
+    files_in_flight: int = Field(4, ge=1, le=MAX_FILES_IN_FLIGHT)
+    request_timeout_s: WaitS = 30.0
+    quiet_period_s: WaitS = 2.0  # no news for this long: ask about the stragglers
+    final_timeout_s: RunTimeS = 300.0  # the whole run, submission to last final status
+    # inquiry-and-resend rounds per message, and final-poll resends
+    max_retries: int = Field(5, ge=0, le=MAX_RETRIES)
+    # the first pause after a lost answer; it doubles up to MAX_BACKOFF_S
+    retry_backoff_s: float = Field(0.1, gt=0, le=MAX_BACKOFF_S)
+
+
+class TreasuryConfig(TreasurySettings):
+    """Who the treasury is and where the switch is, with its settings."""
+
+    bic: Bic
+    secret: Secret
+    switch_url: HttpUrl
+    switch_bic: Bic
+    switch_secret: Secret
+    name: str = Field("Kho bạc Nhà nước", min_length=1, max_length=MAX_NAME_CHARS)
+    # the debtor account
+    account_id: str = Field("KBNN-TW-0001", min_length=1, max_length=MAX_ACCOUNT_CHARS)
+    inbound_host: str = "127.0.0.1"
+    inbound_port: int = Field(0, ge=0, le=65_535)  # 0: the OS chooses
 
 
 class Treasury:

@@ -24,6 +24,7 @@ from banks.payment_table import read_payment_table
 from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
 from banks.reconcile import Balance, SwitchTotals, reconcile
+from banks.treasury import TreasurySettings
 from scenarios.spec import Scenario
 from switchlab.world import World, WorldSettings
 
@@ -75,7 +76,7 @@ def _world(scenario: Scenario, population: Population, run_dir: Path) -> World:
     overrides = scenario.section("participants")
     bics = {b.participant_bic for b in population.beneficiaries if b.participant_bic}
     bics |= set(overrides)
-    behaviours = {bic: Behaviour.from_dict({"seed": seed} | overrides.get(bic, {}))
+    behaviours = {bic: Behaviour.model_validate({"seed": seed} | overrides.get(bic, {}))
                   for bic in sorted(bics)}
     switch = scenario.section("switch")
     run = scenario.section("run")
@@ -84,7 +85,7 @@ def _world(scenario: Scenario, population: Population, run_dir: Path) -> World:
     if "time_limit_s" in run:
         treasury["final_timeout_s"] = run["time_limit_s"]
     return World(WorldSettings(
-        run_dir=run_dir, behaviours=behaviours, treasury=treasury,
+        run_dir=run_dir, behaviours=behaviours, treasury=TreasurySettings(**treasury),
         switch_process=bool(switch.pop("process", False)), switch_settings=switch,
     ))
 

@@ -39,7 +39,7 @@ from banks.ledger import Ledger
 from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
-from banks.treasury import Treasury, TreasuryConfig
+from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.codec import decode, encode
 from protocol.http import wrap
 from protocol.messages import (
@@ -244,8 +244,9 @@ async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
             pool, _write_bulk_table, beneficiaries, str(table))
     payments = read_payment_table(table)
     world = World(WorldSettings(run_dir, {bic: Behaviour() for bic in DEFAULT_SHARES},
-                                treasury={"bulk_size": 1_000, "files_in_flight": 8,
-                                          "final_timeout_s": 1_800}, switch_process=True,
+                                treasury=TreasurySettings(bulk_size=1_000, files_in_flight=8,
+                                                           final_timeout_s=1_800),
+                                switch_process=True,
                                 bank_ledgers=run_dir / "ledgers"))
     await world.start(Population(seed=0, beneficiaries=[]))
     if hasattr(os, "setpriority"):  # not on Windows

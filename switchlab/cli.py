@@ -9,8 +9,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pydantic
+
 from banks.payment_table import MAX_TABLE_ROWS
-from banks.treasury import MAX_CONCURRENCY
+from banks.treasury import MAX_CONCURRENCY, TreasurySettings
 from protocol.runtime import run_event_loop
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
@@ -19,15 +21,14 @@ MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer i
 def _demo(args: argparse.Namespace) -> int:
     from switchlab.demo import DemoSettings, run_demo
 
-    settings = DemoSettings(
-        beneficiaries=args.beneficiaries,
-        seed=args.seed,
-        mode=args.mode,
-        bulk_size=args.bulk_size,
-        concurrency=args.concurrency,
-        output_dir=args.output,
-        progress=not args.no_progress,
-    )
+    try:
+        treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
+                                    concurrency=args.concurrency)
+    except pydantic.ValidationError as error:
+        print(f"switchlab demo: {error}", file=sys.stderr)
+        return 2
+    settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
+                            output_dir=args.output, progress=not args.no_progress)
     return run_event_loop(run_demo(settings))
 
 

@@ -12,6 +12,7 @@ from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
 from banks.reconcile import SwitchTotals, reconcile
 from banks.registry import DEFAULT_SHARES
+from banks.treasury import TreasurySettings
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.world import World, WorldSettings
 
@@ -57,7 +58,7 @@ async def test_payout_pays_each_beneficiary_once_and_reconciles(tmp_path: Path,
     payments = _payments(population, tmp_path)
     result, stats, totals = await pay_day(World(WorldSettings(
         tmp_path, {bic: Behaviour() for bic in DEFAULT_SHARES},
-        treasury={"mode": mode, "bulk_size": 100})), population, payments)
+        treasury=TreasurySettings(mode=mode, bulk_size=100))), population, payments)
     expected_rejections = sum(1 for b in population.payable()
                               if b.status != "active" or b.ledger_name != b.full_name
                               or b.deceased)
@@ -73,8 +74,8 @@ async def test_lost_answers_lead_to_inquiry_not_double_payment(tmp_path: Path) -
     payments = _payments(population, tmp_path)
     slow_bank = Behaviour(latency_ms_median=400, latency_ms_p99=400)
     result, stats, totals = await pay_day(World(WorldSettings(
-        tmp_path, {"BFTVVNVX": slow_bank}, treasury={
-            "mode": "instant", "request_timeout_s": 0.1, "quiet_period_s": 0.5})),
+        tmp_path, {"BFTVVNVX": slow_bank}, treasury=TreasurySettings(
+            mode="instant", request_timeout_s=0.1, quiet_period_s=0.5))),
         population, payments)
     # Answers were lost, so the treasury asked; it may resend only what the switch never got
     # (AG09), and whatever it resent, each transfer exists once and is credited once.
@@ -115,7 +116,8 @@ def test_reconcile_finds_a_one_dong_difference() -> None:
 
 async def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
     code = await run_demo(DemoSettings(beneficiaries=800, seed=5, output_dir=tmp_path,
-                                       progress=False, bulk_size=200))
+                                       progress=False,
+                                       treasury=TreasurySettings(bulk_size=200)))
     assert code == 0
     results = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(results) - 1 == len(read_payment_table(tmp_path / "payment_table.csv"))
