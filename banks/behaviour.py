@@ -34,6 +34,7 @@ Rate = Annotated[float, Field(ge=0, le=1, strict=True)]
 DelayS = Annotated[float, Field(ge=0, le=MAX_DELAY_S, strict=True)]
 DelayMs = Annotated[float, Field(ge=0, le=MAX_DELAY_S * 1000, strict=True)]
 SinceStartS = Annotated[float, Field(ge=0, strict=True)]
+Seed = Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)]  # of a random.Random
 ReasonCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{4}$")]  # ISO 20022 ExternalStatusReason
 
 
@@ -60,7 +61,7 @@ class Behaviour(BaseModel):
     late_by_s: DelayS = 10.0
     credit_before_confirmation: StrictBool = False  # the protocol bug: credit on ACCP, not ACSC
     return_deceased_after_s: DelayS | None = None  # return credits to dies_after_payment accounts
-    seed: Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)] = 0
+    seed: Seed = 0
     _rng: random.Random = PrivateAttr()
 
     # Checks across settings are made on the later one, so that an error names its line.

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from banks.registry import PARTICIPANTS
 from protocol.ids import is_bic
 
 MAX_SECRET_BYTES = 1_024
@@ -19,7 +20,15 @@ def _bic(text: str) -> str:
     return text
 
 
+def _lab_participant(text: str) -> str:
+    if text not in PARTICIPANTS:
+        raise ValueError(f"{text!r} is not one of the lab's participants "
+                         f"({', '.join(PARTICIPANTS)})")
+    return text
+
+
 Bic = Annotated[str, AfterValidator(_bic)]
+LabParticipantBic = Annotated[str, AfterValidator(_lab_participant)]  # banks/registry.py's cast
 # Secrets are bytes in code and text in files: pydantic encodes text as UTF-8, and dumps it back
 # as text in JSON mode.
 Secret = Annotated[bytes, Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)]

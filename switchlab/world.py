@@ -144,6 +144,15 @@ class World:
             response.raise_for_status()
             return await response.json()
 
+    async def set_behaviour(self, bic: str, behaviour: Behaviour) -> None:
+        """Replace a participant's faults over its admin API; settings the behaviour was not
+        given take their defaults, as `PUT /admin/behaviour` says."""
+        assert self.session is not None
+        async with self.session.put(f"{self.bank_urls[bic]}/admin/behaviour",
+                                    json=behaviour.model_dump(mode="json", exclude_unset=True)
+                                    ) as response:
+            response.raise_for_status()
+
     async def switch_totals(self) -> SwitchTotals:
         """The switch's books (`GET /v1/admin/stats`), read once into a typed value."""
         return SwitchTotals.from_stats(await self.switch_admin("GET", "/v1/admin/stats"))
