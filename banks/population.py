@@ -33,9 +33,10 @@ from pydantic import (
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account, fold_name
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 
-# Digits of a bank account number at each bank (typical lengths, 10 to 14); e-wallet and
-# mobile-money accounts are the holder's 10-digit phone number, 09xxxxxxxx.
-BANK_ACCOUNT_DIGITS = {"BFTVVNVX": 13, "ICBVVNVX": 12, "BIDVVNVX": 14, "VBAAVNVX": 13}
+# Digits of a bank account number at each bank (the registry's); e-wallet and mobile-money
+# accounts are the holder's 10-digit phone number, 09xxxxxxxx.
+BANK_ACCOUNT_DIGITS = {bic: p.account_digits for bic, p in PARTICIPANTS.items()
+                       if p.account_digits is not None}
 PHONE_PREFIX, PHONE_DIGITS = "09", 10
 BRANCH_DIGITS = 3  # a bank account number starts with its branch code
 # Province codes of the CCCD (citizen id): its first three digits. Hà Nội, TP HCM, Hải Phòng,
