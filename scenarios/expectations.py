@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from banks.behaviour import ReasonCode
 from banks.payout import PayoutResult, PayoutStatus
 from banks.population import Share
+from scenarios.named import Registry
 
 MAX_COUNT = 10_000_000  # a payout day's transfers
 MAX_REASONS = 50
@@ -57,15 +58,13 @@ class Expectation:
     judge: Judge
 
 
-EXPECTATIONS: dict[str, Expectation] = {}
+EXPECTATIONS: Registry[Expectation] = Registry("expectation")
 
 
 def expectation(name: str, value_type: Any) -> Callable[[Judge], Judge]:
     """Register an expectation under `name`; raises ValueError if the name is taken."""
     def register(judge: Judge) -> Judge:
-        if name in EXPECTATIONS:
-            raise ValueError(f"expectation {name!r} is registered twice")
-        EXPECTATIONS[name] = Expectation(name, value_type, judge)
+        EXPECTATIONS.add(name, Expectation(name, value_type, judge))
         return judge
     return register
 

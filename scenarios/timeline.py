@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from banks.behaviour import Behaviour
 from banks.config_types import LabParticipantBic
 from banks.treasury import MAX_RUN_S
+from scenarios.named import Registry
 from switchlab.world import World
 
 MAX_NOTE_CHARS = 500
@@ -29,15 +30,13 @@ class Action:
     needs_participant: bool
 
 
-ACTIONS: dict[str, Action] = {}
+ACTIONS: Registry[Action] = Registry("timeline action")
 
 
 def action(name: str, *, needs_participant: bool = False) -> Callable[[Handler], Handler]:
     """Register a timeline action under `name`; raises ValueError if the name is taken."""
     def register(perform: Handler) -> Handler:
-        if name in ACTIONS:
-            raise ValueError(f"timeline action {name!r} is registered twice")
-        ACTIONS[name] = Action(name, perform, needs_participant)
+        ACTIONS.add(name, Action(name, perform, needs_participant))
         return perform
     return register
 
