@@ -56,9 +56,6 @@ REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
 
-# ---- the treasury as a participant -------------------------------------------------------------
-
-
 class TreasuryError(Exception):
     """The switch refuses the treasury itself (credentials): no retry can help."""
 
