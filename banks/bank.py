@@ -13,25 +13,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
-import re
 import signal
 import sys
 import time
-from collections.abc import Coroutine, Iterable, Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from banks.behaviour import ASYNC, Behaviour
+from banks.config_types import MAX_SECRET_BYTES, Bic, HttpUrl, Secret
 from banks.ledger import Account, Hold, Ledger
-from protocol import reasons
-from protocol.codec import MAX_MESSAGE_BYTES, CodecError, new_id
+from protocol import reasons, settings
+from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
@@ -50,16 +49,17 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.retry import with_backoff
 from protocol.runtime import run_event_loop
+from protocol.settings import SettingsError
 
 log = logging.getLogger(__name__)
 
 INBOUND_PATH = "/iso20022"
-KINDS = ("bank", "ewallet", "mobile_money")
-BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 MAX_PENDING_SENDS = 10_000  # answers and returns scheduled for later; beyond, answer in line
 MAX_CONCURRENT_SENDS = 32  # requests to the switch at once
 MAX_ITEMS_PER_RETURN = 1_000  # pacs.004 items per message
+MAX_PROBLEMS_SHOWN = 10
 SEND_TIMEOUT_S = 10.0
 SEND_ATTEMPTS = 12  # with the capped backoff, about 40 s of trying
 FIRST_BACKOFF_S = 0.2
@@ -67,56 +67,26 @@ MAX_BACKOFF_S = 5.0
 BANK = web.AppKey("bank", "Bank")
 
 
-@dataclass
-class BankConfig:
-    """Who the participant is and how it reaches the switch; secrets as provisioned."""
+class BankConfig(BaseModel):
+    """Who the participant is and how it reaches the switch; secrets as provisioned.
 
-    bic: str
-    name: str
-    kind: str  # bank, ewallet or mobile_money
-    secret: bytes  # signs what it sends the switch
-    switch_url: str  # base URL; messages go to {switch_url}/v1/messages
-    switch_bic: str
-    switch_secret: bytes  # checks what the switch sends it
-    admin_token: str  # bearer token of the /admin/ API
+    Validating raises pydantic.ValidationError (a ValueError) naming each bad field;
+    `model_dump(mode="json")` is the JSON configuration `python -m banks.bank` reads back.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bic: Bic
+    name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    kind: Literal["bank", "ewallet", "mobile_money"]
+    secret: Secret  # signs what it sends the switch
+    switch_url: HttpUrl  # base URL; messages go to {switch_url}/v1/messages
+    switch_bic: Bic
+    switch_secret: Secret  # checks what the switch sends it
+    # the bearer token of the /admin/ API
+    admin_token: str = Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)
     ledger_path: Path | None = None  # SQLite file; None keeps the ledger in memory
-    behaviour: Behaviour = field(default_factory=Behaviour)
-
-    def __post_init__(self) -> None:
-        for name in ("bic", "switch_bic"):
-            if not BIC.fullmatch(getattr(self, name)):
-                raise ValueError(f"{name} {getattr(self, name)!r} is not a BIC")
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if not self.secret or not self.switch_secret or not self.admin_token:
-            raise ValueError("secret, switch_secret and admin_token must not be empty")
-        if not self.switch_url.startswith(("http://", "https://")):
-            raise ValueError(f"switch_url {self.switch_url!r} is not an http(s) URL")
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON configuration `from_dict` reads back, for `python -m banks.bank`."""
-        return {f.name: getattr(self, f.name) for f in fields(self)} | {
-            "secret": self.secret.decode(), "switch_secret": self.switch_secret.decode(),
-            "ledger_path": None if self.ledger_path is None else str(self.ledger_path),
-            "behaviour": self.behaviour.as_dict(),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BankConfig:
-        """From a JSON configuration: secrets as text, behaviour as an object."""
-        unknown = set(data) - {f.name for f in fields(cls)}
-        missing = {f.name for f in fields(cls) if f.name not in data
-                   and f.default is MISSING and f.default_factory is MISSING}
-        if unknown or missing:
-            raise ValueError(f"bank configuration: unknown {sorted(unknown)}, "
-                             f"missing {sorted(missing)}")
-        values = dict(data)
-        for key in ("secret", "switch_secret"):
-            values[key] = str(values[key]).encode()
-        if values.get("ledger_path"):
-            values["ledger_path"] = Path(values["ledger_path"])
-        values["behaviour"] = Behaviour.from_dict(values.get("behaviour") or {})
-        return cls(**values)
+    behaviour: Behaviour = Field(default_factory=Behaviour)
 
 
 class Bank:
@@ -176,12 +146,16 @@ class Bank:
         """Send after `delay_s`, retrying with capped backoff while the switch is unreachable
         or answers 5xx; None when it never took the message."""
         await asyncio.sleep(delay_s)
-        assert self._switch is not None, "the bank is not started"
-        backoff_s = FIRST_BACKOFF_S
-        for attempt in range(1, SEND_ATTEMPTS + 1):
+        switch = self._switch
+        assert switch is not None, "the bank is not started"
+        attempts = 0
+
+        async def send() -> Reply | None:
+            nonlocal attempts
+            attempts += 1
             try:
                 async with self._sending:
-                    reply = await self._switch.send(document)
+                    reply = await switch.send(document)
                 if reply.status < 500:
                     self.messages_sent += 1
                     return reply
@@ -189,12 +163,15 @@ class Bank:
             except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
                 problem = repr(error)
             log.info("%s: sending %s to the switch failed (attempt %d): %s", self.config.bic,
-                     document.msg_id, attempt, problem)
-            if attempt < SEND_ATTEMPTS:
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, MAX_BACKOFF_S)
-        log.warning("%s: gave up sending %s to the switch", self.config.bic, document.msg_id)
-        return None
+                     document.msg_id, attempts, problem)
+            return None
+
+        reply = await with_backoff(send, attempts=SEND_ATTEMPTS, first_backoff_s=FIRST_BACKOFF_S,
+                                   max_backoff_s=MAX_BACKOFF_S, done=lambda r: r is not None)
+        if reply is None:
+            log.warning("%s: gave up sending %s to the switch", self.config.bic,
+                        document.msg_id)
+        return reply
 
     # ---- as creditor agent ----------------------------------------------------------------
 
@@ -351,17 +328,21 @@ async def credits(request: web.Request) -> web.Response:
 
 
 async def get_behaviour(request: web.Request) -> web.Response:
-    return web.json_response(request.app[BANK].behaviour.as_dict())
+    return web.json_response(request.app[BANK].behaviour.model_dump(mode="json"))
 
 
 async def set_behaviour(request: web.Request) -> web.Response:
     """Replace the faults; settings left out take their defaults ({} = well behaved)."""
     bank = request.app[BANK]
     try:
-        bank.behaviour = Behaviour.from_dict(await request.json())
-    except ValueError as error:  # JSONDecodeError included
+        bank.behaviour = Behaviour.model_validate(await request.json())
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'behaviour'}: {p['msg']}"
+                             for p in error.errors()[:MAX_PROBLEMS_SHOWN])
+        raise web.HTTPBadRequest(text=f"400: {problems}\n") from None
+    except ValueError as error:  # not JSON
         raise web.HTTPBadRequest(text=f"400: {error}\n") from None
-    return web.json_response(bank.behaviour.as_dict())
+    return web.json_response(bank.behaviour.model_dump(mode="json"))
 
 
 async def health(request: web.Request) -> web.Response:
@@ -412,14 +393,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m banks.bank", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True,
-                        help="the bank's JSON configuration (BankConfig's fields)")
+                        help="the bank's JSON or YAML configuration (BankConfig's fields)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: the OS chooses")
     args = parser.parse_args(argv)
     try:
-        config = BankConfig.from_dict(json.loads(args.config.read_text(encoding="utf-8")))
-    except (OSError, ValueError) as error:
-        parser.error(f"{args.config}: {error}")
+        config = settings.load(args.config, BankConfig)
+    except SettingsError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     run_event_loop(run_bank(config, args.host, args.port))
     return 0

@@ -15,25 +15,35 @@ import itertools
 import random
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from faker.providers.person.vi_VN import Provider as VietnameseNames
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account, fold_name
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 
-# Digits of a bank account number at each bank (typical lengths, 10 to 14); e-wallet and
-# mobile-money accounts are the holder's 10-digit phone number, 09xxxxxxxx.
-BANK_ACCOUNT_DIGITS = {"BFTVVNVX": 13, "ICBVVNVX": 12, "BIDVVNVX": 14, "VBAAVNVX": 13}
+# Digits of a bank account number at each bank (the registry's); e-wallet and mobile-money
+# accounts are the holder's 10-digit phone number, 09xxxxxxxx.
+BANK_ACCOUNT_DIGITS = {bic: p.account_digits for bic, p in PARTICIPANTS.items()
+                       if p.account_digits is not None}
 PHONE_PREFIX, PHONE_DIGITS = "09", 10
 BRANCH_DIGITS = 3  # a bank account number starts with its branch code
 # Province codes of the CCCD (citizen id): its first three digits. Hà Nội, TP HCM, Hải Phòng,
 # Đà Nẵng, Cần Thơ, Nam Định, Thanh Hóa, Nghệ An, Thừa Thiên Huế, Đồng Nai.
 PROVINCE_CODES = ("001", "079", "031", "048", "092", "036", "038", "040", "046", "075")
 DEFAULT_PAYOUT_DATE = date(2026, 11, 20)
+MAX_WEIGHT = 1_000_000.0
 T = TypeVar("T")
 PAYMENT_TABLE_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "creditor_bic", "account_id",
                          "programme", "end_to_end_id")
@@ -60,36 +70,48 @@ PROGRAMMES: dict[str, Programme] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Mix:
-    """Shares of the population. `no_account` is drawn over everyone; each account fault is
-    drawn, exclusively, among those with an account."""
+# Strict: `true` or "0.1" in a scenario file is a mistake, not a share.
+Share = Annotated[float, Field(ge=0, le=1, strict=True)]
+Weight = Annotated[float, Field(gt=0, le=MAX_WEIGHT, strict=True)]  # relative to the others
 
-    participants: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
-    programmes: Mapping[str, float] = field(default_factory=lambda: {
+
+class Mix(BaseModel):
+    """Shares of the population. `no_account` is drawn over everyone; each account fault is
+    drawn, exclusively, among those with an account. Participants' and programmes' weights
+    are relative. Validating raises pydantic.ValidationError (a ValueError) naming the field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participants: dict[str, Weight] = Field(default_factory=lambda: dict(DEFAULT_SHARES))
+    programmes: dict[str, Weight] = Field(default_factory=lambda: {
         "luong_huu": 0.5, "tro_cap_xa_hoi": 0.4, "nguoi_co_cong": 0.1,
     })
-    no_account: float = 0.02  # paid in cash at the post office, not through the switch
-    closed: float = 0.005  # the bank refuses AC04
-    blocked: float = 0.003  # AC06
-    name_mismatch: float = 0.004  # the payment table's name is not the bank's: BE01
-    deceased: float = 0.002  # died before the payment: MD07
-    dies_after_payment: float = 0.001  # paid, then returned by the bank (pacs.004 MD07)
+    no_account: Share = 0.02  # paid in cash at the post office, not through the switch
+    closed: Share = 0.005  # the bank refuses AC04
+    blocked: Share = 0.003  # AC06
+    name_mismatch: Share = 0.004  # the payment table's name is not the bank's: BE01
+    deceased: Share = 0.002  # died before the payment: MD07
+    dies_after_payment: Share = 0.001  # paid, then returned by the bank (pacs.004 MD07)
 
-    def __post_init__(self) -> None:
-        for name, weights, known in (("participants", self.participants, PARTICIPANTS),
-                                     ("programmes", self.programmes, PROGRAMMES)):
-            unknown = set(weights) - set(known)
-            if unknown:
-                raise ValueError(f"unknown {name} in the mix: {sorted(unknown)}")
-            if not weights or any(not w > 0 for w in weights.values()):
-                raise ValueError(f"{name} need at least one positive share")
-        faults = self.fault_shares()
-        if any(not 0 <= share <= 1 for share in (self.no_account, *faults.values())):
-            raise ValueError("every share must be from 0 to 1")
-        if sum(faults.values()) > 1:
+    @field_validator("participants", "programmes")
+    @classmethod
+    def _known_and_not_empty(cls, weights: dict[str, float], info: ValidationInfo
+                             ) -> dict[str, float]:
+        known = PARTICIPANTS if info.field_name == "participants" else PROGRAMMES
+        unknown = set(weights) - set(known)
+        if unknown:
+            raise ValueError(f"unknown {info.field_name} in the mix: {sorted(unknown)}; "
+                             f"known: {', '.join(known)}")
+        if not weights:
+            raise ValueError(f"{info.field_name} need at least one positive share")
+        return weights
+
+    @model_validator(mode="after")
+    def _faults_fit(self) -> Mix:
+        if sum(self.fault_shares().values()) > 1:
             raise ValueError("closed, blocked, name_mismatch, deceased and dies_after_payment "
                              "together exceed 1")
+        return self
 
     def fault_shares(self) -> dict[str, float]:
         return {"closed": self.closed, "blocked": self.blocked,

@@ -18,16 +18,18 @@ class LabParticipant:
     name: str
     kind: str  # bank, ewallet, mobile_money or treasury
     share: float  # of the beneficiaries in the default payout; 0 for those with none
+    account_digits: int | None = None  # of an account number; None: the holder's phone number
 
 
 SWITCH_BIC: Final = "SWLBVNVX"
 TREASURY: Final = LabParticipant("TRSYVNV1", "Kho bạc Nhà nước (mock)", "treasury", 0.0)
 TREASURY_BIC: Final = TREASURY.bic
 PARTICIPANTS: Final[dict[str, LabParticipant]] = {p.bic: p for p in (
-    LabParticipant("BFTVVNVX", "Vietcombank", "bank", 0.30),
-    LabParticipant("ICBVVNVX", "VietinBank", "bank", 0.25),
-    LabParticipant("BIDVVNVX", "BIDV", "bank", 0.20),
-    LabParticipant("VBAAVNVX", "Agribank", "bank", 0.0),
+    # Account numbers: typical lengths at each bank, 10 to 14 digits.
+    LabParticipant("BFTVVNVX", "Vietcombank", "bank", 0.30, account_digits=13),
+    LabParticipant("ICBVVNVX", "VietinBank", "bank", 0.25, account_digits=12),
+    LabParticipant("BIDVVNVX", "BIDV", "bank", 0.20, account_digits=14),
+    LabParticipant("VBAAVNVX", "Agribank", "bank", 0.0, account_digits=13),
     LabParticipant("EWLAVNV1", "E-wallet A (made up)", "ewallet", 0.15),
     LabParticipant("EWLBVNV1", "E-wallet B (made up)", "ewallet", 0.10),
     LabParticipant("MMONVNV1", "Mobile money (made up)", "mobile_money", 0.0),

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,8 +26,6 @@ TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
 LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of the run time
 MAX_RUN_S = 3_600
-# loadtests.shapes.SHAPES, named here because importing locust would gevent-patch this process
-SHAPES = ("payout_morning", "spike", "step_ramp")
 
 
 def _wait_for_target(target: subprocess.Popen[bytes], port_file: Path) -> None:
@@ -57,8 +56,8 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
     if users < 1:
         raise ValueError("users must be at least 1")
-    if shape is not None and shape not in SHAPES:
-        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPES)}")
+    if shape is not None and shape not in SHAPE_NAMES:
+        raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
@@ -92,7 +91,7 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: Locust's exit code."""
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
-    parser.add_argument("--shape", choices=sorted(SHAPES),
+    parser.add_argument("--shape", choices=SHAPE_NAMES,
                         help="load shape; without one, -u users at -r per second for -t")
     parser.add_argument("--seconds", type=int, default=30, help="total run time")
     parser.add_argument("--users", type=int, default=20, help="users (a shape's peak)")

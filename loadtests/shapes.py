@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from locust import LoadTestShape
 
+from loadtests.shape_names import SHAPE_NAMES
+
 DEFAULT_SECONDS = 60.0
 DEFAULT_USERS = 50
 MAX_SECONDS = 3_600.0
@@ -72,3 +74,6 @@ class StepRamp(_Scaled):
 SHAPES: dict[str, type[LoadTestShape]] = {
     "payout_morning": PayoutMorning, "spike": Spike, "step_ramp": StepRamp,
 }
+if tuple(SHAPES) != SHAPE_NAMES:  # the names the CLI offers must be the shapes there are
+    raise RuntimeError(f"loadtests/shape_names.py names {SHAPE_NAMES}; shapes.py has "
+                       f"{tuple(SHAPES)}")

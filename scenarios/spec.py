@@ -1,54 +1,107 @@
-"""Scenario files: YAML checked against scenarios/schema.json, with `extends` for composition.
+"""Scenario files: YAML checked by pydantic models built from the models the code itself uses,
+with `extends` for composition.
 
-An error names the file, the line and the field, because a scenario is reviewed and fixed in a
-pull request, not in a debugger.
+The population section is a `Mix`, each participant's faults a `Behaviour`, the run section
+the treasury's own `TreasurySettings`, the timeline's actions and the expectations come from
+their registries: a scenario file and the code cannot disagree on a name or a limit. Errors
+name the file, the line and the field (`bad.yaml:4: run.bulk_size: ...`), because a scenario
+is reviewed and fixed in a pull request, not in a debugger. The JSON Schema for editors is
+generated from the same models: `switchlab scenarios --schema`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import jsonschema
+import pydantic
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from typing_extensions import TypedDict
 
-SCHEMA = json.loads((Path(__file__).with_name("schema.json")).read_text(encoding="utf-8"))
+from banks.behaviour import Behaviour, Seed
+from banks.config_types import LabParticipantBic
+from banks.payment_table import MAX_TABLE_ROWS
+from banks.population import Mix
+from banks.treasury import RunTimeS, TreasurySettings
+from protocol.settings import SettingsError, describe, read_yaml
+from scenarios.expectations import Expect
+from scenarios.timeline import Event
+
 MAX_EXTENDS_DEPTH = 8
+MAX_TIMELINE_EVENTS = 1_000
+MAX_CI_SIZE = 200_000
+MAX_TEXT_CHARS = 10_000
+DEFAULT_SEED = 2026
+DEFAULT_SIZE = 10_000
+DEFAULT_CI_SIZE = 2_000
 
 
-class ScenarioError(Exception):
-    """The scenario file is invalid; the message says where and why."""
+class ScenarioError(SettingsError):
+    """The scenario file is invalid; the message names file, line and field."""
 
 
-@dataclass(frozen=True)
-class Scenario:
-    path: Path
-    data: dict[str, Any]
+class PopulationSection(Mix):
+    """Who is paid: the population's mix, and how many people at full and at CI size."""
 
-    @property
-    def name(self) -> str:
-        return str(self.data["name"])
-
-    def section(self, key: str) -> dict[str, Any]:
-        return dict(self.data.get(key, {}))
+    size: int = Field(DEFAULT_SIZE, ge=1, le=MAX_TABLE_ROWS)
+    ci_size: int = Field(DEFAULT_CI_SIZE, ge=1, le=MAX_CI_SIZE)
 
 
-def _line_of(node: yaml.Node, path: list[str | int]) -> int:
-    """The 1-based line of the YAML node at `path`, or of its nearest existing parent."""
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            match = next((value for k, value in node.value if k.value == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(
-                node.value):
-            match = node.value[key]
-        else:
-            match = None
-        if match is None:
-            break
-        node = match
-    return node.start_mark.line + 1
+class SwitchSection(TypedDict, total=False):
+    """Switch settings for the run, handed to the switch's configuration as they are."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+
+    creditor_timeout_s: Annotated[float, Field(gt=0, le=60)]
+    breaker_failures: Annotated[int, Field(ge=1, le=10_000)]
+    breaker_cooldown_s: Annotated[float, Field(gt=0, le=3_600)]
+    settlement_cycle_s: Annotated[float, Field(gt=0, le=86_400)]
+    forward_batch_size: Annotated[int, Field(ge=1, le=100_000)]
+    process: StrictBool  # run the switch as its own process, so that it can be killed
+
+
+class RunSection(TreasurySettings):
+    """The treasury's settings for the run (its own names and limits), and the scenario's."""
+
+    # The treasury's final_timeout_s, as scenario files have always named it.
+    final_timeout_s: RunTimeS = Field(TreasurySettings.model_fields["final_timeout_s"].default,
+                                      alias="time_limit_s")
+    resubmit_whole_file: StrictBool = False  # an operator sends the whole file again
+    returns_wait_s: float = Field(10.0, ge=0, le=600)  # for late returns after the run
+
+    def treasury(self) -> TreasurySettings:
+        return TreasurySettings.model_validate(
+            self.model_dump(include=set(TreasurySettings.model_fields)))
+
+
+class Scenario(BaseModel):
+    """A payout day: who is paid, how the participants misbehave, what happens when, and
+    what must hold at the end."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
+    description: str = Field("", max_length=MAX_TEXT_CHARS)
+    extends: str | None = Field(None, max_length=1_000)  # a file beside this one
+    seed: Seed = DEFAULT_SEED
+    population: PopulationSection = PopulationSection()
+    participants: dict[LabParticipantBic, Behaviour] = Field(default_factory=dict)
+    switch: SwitchSection = Field(default_factory=lambda: SwitchSection())
+    run: RunSection = RunSection()
+    timeline: list[Event] = Field(default_factory=list, max_length=MAX_TIMELINE_EVENTS)
+    expect: Expect = Field(default_factory=Expect)  # type: ignore[valid-type]
+
+    def behaviour_of(self, bic: str) -> Behaviour:
+        """The participant's faults, seeded from the scenario unless it names its own seed."""
+        override = self.participants.get(bic, Behaviour())
+        return Behaviour.model_validate(
+            {"seed": self.seed} | override.model_dump(exclude_unset=True))
+
+    def switch_settings(self) -> dict[str, Any]:
+        """The switch's configuration overrides, without the runner's `process`."""
+        return {key: value for key, value in self.switch.items() if key != "process"}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -61,40 +114,59 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read(path: Path) -> tuple[dict[str, Any], yaml.Node]:
+def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> Scenario:
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except OSError as error:
-        raise ScenarioError(f"{path}: cannot read: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict) or node is None:
-        raise ScenarioError(f"{path}:1: a scenario is a mapping with at least a name")
-    return data, node
+        scenario = Scenario.model_validate(data)
+    except pydantic.ValidationError as error:
+        raise ScenarioError(describe(path, node, error)) from None
+    _check_timeline_participants(path, node, scenario)
+    return scenario
 
 
-def _validate(path: Path, data: dict[str, Any], node: yaml.Node) -> None:
-    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data),
-                    key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        lines = []
-        for error in errors[:10]:
-            field = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-            lines.append(f"{path}:{_line_of(node, list(error.absolute_path))}: {field}: "
-                         f"{error.message}")
-        raise ScenarioError("\n".join(lines))
+def _check_timeline_participants(path: Path, node: yaml.Node | None,
+                                 scenario: Scenario) -> None:
+    """An action aimed at a participant the run does not start would fail mid-run."""
+    present = set(scenario.population.participants) | set(scenario.participants)
+    problems = [InitErrorDetails(
+        type=PydanticCustomError("absent_participant", "{bic} takes no part in this run "
+                                 "(not in population.participants nor in participants)",
+                                 {"bic": event.participant}),
+        loc=("timeline", index, "participant"), input=event.participant)
+        for index, event in enumerate(scenario.timeline)
+        if event.participant is not None and event.participant not in present]
+    if problems:
+        raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
+            "Scenario", problems)))
 
 
-def load_scenario(path: Path, _depth: int = 0) -> Scenario:
-    """Read, resolve `extends` (deep merge, this file wins) and validate a scenario."""
-    if _depth > MAX_EXTENDS_DEPTH:
+def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
+    """The file's data with what it extends merged under it (this file wins), each file
+    checked alone first so that an error names the file and line it is on."""
+    if depth > MAX_EXTENDS_DEPTH:
         raise ScenarioError(f"{path}: extends is nested more than {MAX_EXTENDS_DEPTH} deep")
-    data, node = _read(path)
-    _validate(path, data, node)
+    try:
+        data, node = read_yaml(path)
+    except SettingsError as error:
+        raise ScenarioError(str(error)) from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}:1: a scenario is a mapping with at least a name")
+    _validate(path, node, data)
     parent = data.pop("extends", None)
-    if parent is not None:
-        base = load_scenario((path.parent / parent).resolve(), _depth + 1).data
-        data = _merge(base, data)
-    return Scenario(path=path, data=data)
+    if parent is None:
+        return data, node
+    base, _ = _resolve((path.parent / parent).resolve(), depth + 1)
+    return _merge(base, data), node
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read, resolve `extends` (deep merge, this file wins; at most MAX_EXTENDS_DEPTH deep)
+    and validate a scenario; raises ScenarioError naming file, line and field."""
+    data, node = _resolve(path, 0)
+    return _validate(path, node, data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The scenario language as JSON Schema, for editors and other tools."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema"} | (
+        Scenario.model_json_schema() | {"title": "switchlab payout-day scenario"})
+

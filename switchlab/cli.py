@@ -4,37 +4,44 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from banks.treasury import MAX_CONCURRENCY, MAX_TABLE_ROWS
+import pydantic
+
+from banks.payment_table import MAX_TABLE_ROWS
+from banks.treasury import MAX_CONCURRENCY, TreasurySettings
+from loadtests.run import run_load
+from loadtests.shape_names import SHAPE_NAMES
 from protocol.runtime import run_event_loop
+from scenarios.report import terminal, write_reports
+from scenarios.runner import run_scenario
+from scenarios.spec import ScenarioError, json_schema, load_scenario
+from switch.__main__ import main as switch_main
+from switchlab.bench import run_bench, table
+from switchlab.demo import DemoSettings, run_demo
+
+LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from switchlab.demo import DemoSettings, run_demo
-
-    settings = DemoSettings(
-        beneficiaries=args.beneficiaries,
-        seed=args.seed,
-        mode=args.mode,
-        bulk_size=args.bulk_size,
-        concurrency=args.concurrency,
-        output_dir=args.output,
-        progress=not args.no_progress,
-    )
+    try:
+        treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
+                                    concurrency=args.concurrency)
+    except pydantic.ValidationError as error:
+        print(f"switchlab demo: {error}", file=sys.stderr)
+        return 2
+    settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
+                            output_dir=args.output, progress=not args.no_progress)
     return run_event_loop(run_demo(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from scenarios.report import terminal, write_reports
-    from scenarios.runner import run_scenario
-    from scenarios.spec import ScenarioError, load_scenario
-
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
@@ -58,9 +65,16 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
     return whole_number
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from switchlab.bench import run_bench, table
+def _scenarios(args: argparse.Namespace) -> int:
+    if args.schema:
+        print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
+        return 0
+    for path in sorted(LIBRARY.glob("*.yaml")):
+        print(path)
+    return 0
 
+
+def _bench(args: argparse.Namespace) -> int:
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
                                     args.bulk_beneficiaries, args.output))
     print(table(figures))
@@ -68,15 +82,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    from loadtests.run import run_load
-
     return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
                     args.accounts)
 
 
 def _switch(args: argparse.Namespace) -> int:
-    from switch.__main__ import main as switch_main
-
     return switch_main(["--config", str(args.config), "--log-level", args.log_level])
 
 
@@ -116,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=_run)
 
+    scenarios = commands.add_parser(
+        "scenarios", help="list the shipped scenarios, or print the scenario JSON Schema")
+    scenarios.add_argument("--schema", action="store_true",
+                           help="print the JSON Schema of scenario files (for editors)")
+    scenarios.set_defaults(handler=_scenarios)
+
     bench = commands.add_parser(
         "bench", help="measure instant and bulk throughput against floors from the same run")
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
@@ -131,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--seconds", type=int, default=30)
     load.add_argument("--users", type=int, default=20)
     load.add_argument("--spawn-rate", type=float, default=10.0)
-    load.add_argument("--shape", choices=("payout_morning", "spike", "step_ramp"))
+    load.add_argument("--shape", choices=SHAPE_NAMES)
     load.add_argument("--accounts", type=int, default=20_000)
     load.add_argument("--output", type=Path, default=Path("runs/load"))
     load.set_defaults(handler=_load)

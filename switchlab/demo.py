@@ -8,15 +8,17 @@ treasury's, the switch's and the banks' figures to the dong, and says whether th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from banks.behaviour import Behaviour
+from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
+from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
-from banks.treasury import read_payment_table, reconcile
+from banks.treasury import TreasurySettings
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -26,9 +28,7 @@ RETURN_WAIT_S = 10.0
 class DemoSettings:
     beneficiaries: int = 10_000
     seed: int = 2026
-    mode: str = "bulk"
-    bulk_size: int = 1_000
-    concurrency: int = 64
+    treasury: TreasurySettings = field(default_factory=TreasurySettings)  # mode, bulk size…
     output_dir: Path = Path("runs/demo")
     progress: bool = True
 
@@ -43,11 +43,10 @@ async def run_demo(settings: DemoSettings) -> int:
     payments = read_payment_table(table_path)
     behaviours = {bic: Behaviour(seed=settings.seed, return_deceased_after_s=0.2)
                   for bic in DEFAULT_SHARES}
-    world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury={
-        "mode": settings.mode, "bulk_size": settings.bulk_size,
-        "concurrency": settings.concurrency}))
+    world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury=settings.treasury))
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
-          f"({len(payments):,} with a linked account), {settings.mode} mode, seed {settings.seed}")
+          f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
+          f"seed {settings.seed}")
     await world.start(population)
     try:
         bar = tqdm(total=len(payments), unit="tx", disable=not settings.progress)
@@ -61,8 +60,7 @@ async def run_demo(settings: DemoSettings) -> int:
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
         result = world.treasury.result(payments)
         cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
-        stats = await world.switch_admin("GET", "/v1/admin/stats")
-        problems = reconcile(result, stats, await world.bank_totals())
+        problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
     finally:
         await world.stop()
     result.write(out / "results.csv")

@@ -8,7 +8,6 @@ URL and credential, exactly as in production. By default they share one process;
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +20,9 @@ from aiohttp import web
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
 from banks.population import Population
+from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
-from banks.treasury import Treasury, TreasuryConfig
+from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.runtime import BoundSocket, bind, serve
 from switch.app import create_app
 from switch.config import parse_config
@@ -36,7 +36,7 @@ class WorldSettings:
     run_dir: Path
     behaviours: dict[str, Behaviour]  # participant BIC -> its behaviour
     switch_settings: dict[str, Any] = field(default_factory=dict)
-    treasury: dict[str, Any] = field(default_factory=dict)  # TreasuryConfig overrides
+    treasury: TreasurySettings = field(default_factory=TreasurySettings)
     treasury_limit_vnd: int = 10**15
     bank_limit_vnd: int = 10**13
     switch_process: bool = False  # run the switch as its own process, so it can be killed
@@ -111,7 +111,7 @@ class World:
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
             switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            switch_secret=self.switch_secret.encode(), **self.settings.treasury,
+            switch_secret=self.switch_secret.encode(), **self.settings.treasury.model_dump(),
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
@@ -126,7 +126,7 @@ class World:
     async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
         """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
         config_path = self.settings.run_dir / f"bank-{config.bic}.json"
-        config_path.write_text(json.dumps(config.as_dict()), encoding="utf-8")
+        config_path.write_text(config.model_dump_json(), encoding="utf-8")
         self.bank_processes[config.bic], _ = await start_process(
             "-m", "banks.bank", "--config", str(config_path), "--port", str(bound.hand_over()),
             start_timeout_s=SWITCH_START_S)
@@ -143,6 +143,19 @@ class World:
         async with self.session.request(method, f"{self.switch_url}{path}") as response:
             response.raise_for_status()
             return await response.json()
+
+    async def set_behaviour(self, bic: str, behaviour: Behaviour) -> None:
+        """Replace a participant's faults over its admin API; settings the behaviour was not
+        given take their defaults, as `PUT /admin/behaviour` says."""
+        assert self.session is not None
+        async with self.session.put(f"{self.bank_urls[bic]}/admin/behaviour",
+                                    json=behaviour.model_dump(mode="json", exclude_unset=True)
+                                    ) as response:
+            response.raise_for_status()
+
+    async def switch_totals(self) -> SwitchTotals:
+        """The switch's books (`GET /v1/admin/stats`), read once into a typed value."""
+        return SwitchTotals.from_stats(await self.switch_admin("GET", "/v1/admin/stats"))
 
     async def bank_totals(self) -> list[dict[str, int]]:
         """Each participant's ledger totals, read over its admin API."""

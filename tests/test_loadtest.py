@@ -27,7 +27,9 @@ def test_short_headless_locust_run_completes_without_failures(tmp_path: Path) ->
 
 
 def test_the_runner_names_the_shapes_the_locustfile_can_load() -> None:
-    """run.py names the shapes without importing locust (gevent would patch it)."""
-    code = ("from loadtests.run import SHAPES as names; from loadtests.shapes import SHAPES; "
+    """The CLI and run.py name the shapes without importing locust (gevent would patch them)."""
+    code = ("import sys, switchlab.cli, loadtests.run; assert 'locust' not in sys.modules; "
+            "from loadtests.shape_names import SHAPE_NAMES as names; "
+            "from loadtests.shapes import SHAPES; "
             "assert tuple(SHAPES) == names, (names, tuple(SHAPES))")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=30)

@@ -7,15 +7,12 @@ from pathlib import Path
 import pytest
 
 from banks.behaviour import Behaviour
+from banks.payment_table import Payment, PaymentTableError, read_payment_table
+from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
+from banks.reconcile import SwitchTotals, reconcile
 from banks.registry import DEFAULT_SHARES
-from banks.treasury import (
-    Payment,
-    PaymentTableError,
-    PayoutResult,
-    read_payment_table,
-    reconcile,
-)
+from banks.treasury import TreasurySettings
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.world import World, WorldSettings
 
@@ -61,7 +58,7 @@ async def test_payout_pays_each_beneficiary_once_and_reconciles(tmp_path: Path,
     payments = _payments(population, tmp_path)
     result, stats, totals = await pay_day(World(WorldSettings(
         tmp_path, {bic: Behaviour() for bic in DEFAULT_SHARES},
-        treasury={"mode": mode, "bulk_size": 100})), population, payments)
+        treasury=TreasurySettings(mode=mode, bulk_size=100))), population, payments)
     expected_rejections = sum(1 for b in population.payable()
                               if b.status != "active" or b.ledger_name != b.full_name
                               or b.deceased)
@@ -77,14 +74,14 @@ async def test_lost_answers_lead_to_inquiry_not_double_payment(tmp_path: Path) -
     payments = _payments(population, tmp_path)
     slow_bank = Behaviour(latency_ms_median=400, latency_ms_p99=400)
     result, stats, totals = await pay_day(World(WorldSettings(
-        tmp_path, {"BFTVVNVX": slow_bank}, treasury={
-            "mode": "instant", "request_timeout_s": 0.1, "quiet_period_s": 0.5})),
+        tmp_path, {"BFTVVNVX": slow_bank}, treasury=TreasurySettings(
+            mode="instant", request_timeout_s=0.1, quiet_period_s=0.5))),
         population, payments)
     # Answers were lost, so the treasury asked; it may resend only what the switch never got
     # (AG09), and whatever it resent, each transfer exists once and is credited once.
     assert result.inquiries > 0
     assert result.by_status["unresolved"] == 0
-    assert sum(v["count"] for v in stats["by_state"].values()) == len(payments)
+    assert sum(v.count for v in stats.by_state.values()) == len(payments)
     assert sum(t["credited"] for t in totals) == result.by_status["paid"]
     assert reconcile(result, stats, totals) == []
 
@@ -95,33 +92,32 @@ def _payments(population: Population, tmp_path: Path) -> list[Payment]:
 
 
 async def pay_day(world: World, population: Population, payments: list[Payment]
-                  ) -> tuple[PayoutResult, dict, list[dict]]:
+                  ) -> tuple[PayoutResult, SwitchTotals, list[dict]]:
     """Run the payout and read the switch's and the banks' books over their admin APIs."""
     await world.start(population)
     try:
         result = await world.treasury.run(payments)
-        return (result, await world.switch_admin("GET", "/v1/admin/stats"),
-                await world.bank_totals())
+        return result, await world.switch_totals(), await world.bank_totals()
     finally:
         await world.stop()
 
 
 def test_reconcile_finds_a_one_dong_difference() -> None:
     class Result:
-        def amount_vnd(self, status: str) -> int:
-            return {"paid": 1_000_000, "returned": 0}[status]
+        settled_vnd, returned_vnd = 1_000_000, 0  # what the treasury was debited, and got back
 
     stats = {"by_state": {"SETTLED": {"amount_vnd": 1_000_000}}, "returns": {"amount_vnd": 0}}
     banks = [{"bic": "BFTVVNVX", "credited_vnd": 999_999, "returned_vnd": 0,
               "credited_before_confirmation": 0}]
-    problems = reconcile(Result(), stats, banks)  # type: ignore[arg-type]
+    problems = reconcile(Result(), SwitchTotals.from_stats(stats), banks)  # type: ignore[arg-type]
     assert problems == ["switch settlements vs bank credits: 1,000,000 VND ≠ 999,999 VND "
                         "(off by +1)"]
 
 
 async def test_demo_runs_and_writes_its_files(tmp_path: Path) -> None:
     code = await run_demo(DemoSettings(beneficiaries=800, seed=5, output_dir=tmp_path,
-                                       progress=False, bulk_size=200))
+                                       progress=False,
+                                       treasury=TreasurySettings(bulk_size=200)))
     assert code == 0
     results = (tmp_path / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(results) - 1 == len(read_payment_table(tmp_path / "payment_table.csv"))

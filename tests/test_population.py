@@ -180,9 +180,9 @@ def test_each_participant_ledger_answers_as_the_population_says(population: Popu
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"participants": {"XXXXVNVX": 1.0}}, "unknown participants"),
-    ({"programmes": {"luong_huu": 0.0}}, "positive share"),
+    ({"programmes": {"luong_huu": 0.0}}, "programmes.luong_huu\n  Input should be greater than 0"),
     ({"closed": 0.6, "blocked": 0.6}, "exceed 1"),
-    ({"no_account": 1.5}, "from 0 to 1"),
+    ({"no_account": 1.5}, "no_account\n  Input should be less than or equal to 1"),
 ])
 def test_a_nonsensical_mix_is_refused(changes: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):

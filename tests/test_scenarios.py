@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from scenarios.runner import run_scenario
-from scenarios.spec import Scenario, ScenarioError, load_scenario
+from scenarios.spec import ScenarioError, load_scenario
 from switchlab.cli import main
 
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
@@ -23,15 +23,15 @@ def test_invalid_file_names_the_line_and_the_field(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as error:
         load_scenario(bad)
     message = str(error.value)
-    assert f"{bad}:4: run.bulk_size: 'many' is not of type 'integer'" in message
-    assert f"{bad}:6: expect: Additional properties are not allowed ('paid_share'" in message
+    assert f"{bad}:4: run.bulk_size: Input should be a valid integer" in message
+    assert f"{bad}:6: expect.paid_share: Extra inputs are not permitted" in message
 
 
 def test_invalid_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: Not A Slug\n", encoding="utf-8")
     assert main(["run", str(bad)]) == 2
-    assert "name: 'Not A Slug' does not match" in capsys.readouterr().err
+    assert f"{bad}:1: name: String should match pattern" in capsys.readouterr().err
 
 
 def test_extends_merges_and_the_child_wins(tmp_path: Path) -> None:
@@ -41,14 +41,15 @@ def test_extends_merges_and_the_child_wins(tmp_path: Path) -> None:
         "name: child\nextends: base.yaml\nrun: {bulk_size: 20}\n", encoding="utf-8")
     scenario = load_scenario(tmp_path / "child.yaml")
     assert scenario.name == "child"
-    assert scenario.data["run"] == {"mode": "bulk", "bulk_size": 20}
-    assert scenario.data["seed"] == 1
+    assert (scenario.run.mode, scenario.run.bulk_size) == ("bulk", 20)
+    assert scenario.run.model_fields_set == {"mode", "bulk_size"}
+    assert scenario.seed == 1
 
 
 async def test_same_seed_gives_the_same_outcome(tmp_path: Path) -> None:
-    data = load_scenario(LIBRARY / "name-mismatch-fraud.yaml").data
-    data["population"]["ci_size"] = 400
-    scenario = Scenario(path=LIBRARY / "x.yaml", data=data)
+    scenario = load_scenario(LIBRARY / "name-mismatch-fraud.yaml")
+    scenario = scenario.model_copy(update={
+        "population": scenario.population.model_copy(update={"ci_size": 400})})
     first = await run_scenario(scenario, tmp_path / "a", ci=True, progress=False)
     second = await run_scenario(scenario, tmp_path / "b", ci=True, progress=False)
     assert first.result.by_reason == second.result.by_reason
@@ -76,11 +77,47 @@ def test_shipped_scenario_holds_or_fails_for_its_reason(
         assert int(suite.get("failures")) == 0
 
 
-def test_every_bank_behaviour_setting_can_be_written_in_a_scenario() -> None:
-    from dataclasses import fields
+@pytest.mark.parametrize(("text", "where"), [
+    # An unknown participant: found in the file, not as a KeyError or a 404 mid-run.
+    ("participants:\n  XXXXVNVX: {offline: true}\n",
+     ":4: participants.XXXXVNVX.[key]: Value error, 'XXXXVNVX' is not one of the lab's"),
+    ("timeline:\n  - {at_s: 1, action: sign_off, participant: XXXXVNVX}\n",
+     ":4: timeline.0.participant: Value error, 'XXXXVNVX' is not one of the lab's"),
+    ("population:\n  participants: {BFTVVNVX: 1.0}\n"
+     "timeline:\n  - {at_s: 1, action: sign_off, participant: VBAAVNVX}\n",
+     ":6: timeline.0.participant: VBAAVNVX takes no part in this run"),
+    ("timeline:\n  - {at_s: 1, action: sign_of, participant: VBAAVNVX}\n",
+     ":4: timeline.0.action: Input should be 'sign_off', 'sign_on'"),
+    ("population:\n  closed: 0.6\n  blocked: 0.6\n",
+     ":4: population: Value error, closed, blocked, name_mismatch, deceased and "
+     "dies_after_payment together exceed 1"),
+    ("participants:\n  BFTVVNVX:\n    latency_ms_median: 10\n    latency_ms_p99: 5\n",
+     ":6: participants.BFTVVNVX.latency_ms_p99: Value error, latency_ms_p99 must be at least"),
+])
+def test_mistakes_are_found_before_the_run_with_file_line_and_field(
+        tmp_path: Path, text: str, where: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad-one\nseed: 1\n" + text, encoding="utf-8")
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(bad)
+    assert f"{bad}{where}" in str(error.value)
 
-    from banks.behaviour import Behaviour
-    from scenarios.spec import SCHEMA
 
-    in_schema = set(SCHEMA["$defs"]["behaviour"]["properties"])
-    assert in_schema == {f.name for f in fields(Behaviour)}
+def test_a_mistake_made_by_the_merge_names_the_child_file(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("name: base\npopulation: {closed: 0.6}\n",
+                                        encoding="utf-8")
+    child = tmp_path / "child.yaml"
+    child.write_text("name: child\nextends: base.yaml\npopulation: {blocked: 0.6}\n",
+                     encoding="utf-8")
+    with pytest.raises(ScenarioError, match=f"{child}:3: population: .* exceed 1"):
+        load_scenario(child)
+
+
+def test_the_json_schema_is_generated_from_the_models(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    assert main(["scenarios", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["properties"]["run"]["$ref"] == "#/$defs/RunSection"
+    behaviour = schema["$defs"]["Behaviour"]["properties"]
+    assert behaviour["error_rate"]["maximum"] == 1 and "reject_reason" in behaviour
+    assert "time_limit_s" in schema["$defs"]["RunSection"]["properties"]

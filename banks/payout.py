@@ -1,0 +1,206 @@
+"""Where each beneficiary's payment ended, and the files and figures made from it: the
+per-beneficiary results, the post office's cash list, and the run's summary.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import NamedTuple
+
+from banks.payment_table import Payment
+from protocol import reasons
+from protocol.messages import TxStatus
+
+
+class PayoutStatus(StrEnum):
+    """Where a beneficiary's payment ended."""
+
+    PAID = "paid"  # settled into the account
+    REJECTED = "rejected"  # refused by the switch or the bank; no money moved
+    RETURNED = "returned"  # settled, then sent back by the bank (pacs.004)
+    UNRESOLVED = "unresolved"  # no final status within the deadline: investigate, never pay cash
+
+
+class Verdict(NamedTuple):
+    """A final status as the treasury keeps it, one per end-to-end id: a million of them share
+    a handful of objects instead of holding the decoded message's strings."""
+
+    status: TxStatus
+    reason_code: str | None = None
+
+
+# The few distinct verdicts, each made once: a million final statuses share them.
+shared_verdict = functools.lru_cache(maxsize=256)(Verdict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One beneficiary's final status; `returned_vnd` is what came back (returns may be partial)."""
+
+    payment: Payment
+    status: PayoutStatus
+    reason_code: str | None = None
+    returned_vnd: int = 0
+
+
+RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor_bic", "status",
+                  "reason_code")
+CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "end_to_end_id",
+                     "status", "reason_code", "reason")
+
+
+@dataclass
+class PayoutResult:
+    """Every beneficiary's outcome, with counts and amounts for the report and reconciliation."""
+
+    outcomes: list[Outcome]
+    elapsed_s: float
+    submissions: int = 0  # pacs.008 messages sent, resends included
+    inquiries: int = 0  # pacs.028 messages sent
+    resends: int = 0  # transfers sent again after the switch answered AG09
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_reason: Counter[str] = field(default_factory=Counter)  # rejections and returns
+
+    def __post_init__(self) -> None:
+        for outcome in self.outcomes:
+            self.by_status[outcome.status] += 1
+            if outcome.reason_code:
+                self.by_reason[outcome.reason_code] += 1
+
+    def amount_vnd(self, status: str | None = None) -> int:
+        """Money by where it ended: "paid" is what beneficiaries kept, "returned" what came back,
+        "rejected" what never left, "unresolved" what is unknown; None is everything submitted.
+
+        So a partly returned transfer counts its kept part as paid and the rest as returned,
+        and the four always add up to the submitted total.
+        """
+        if status is None:
+            return sum(o.payment.amount_vnd for o in self.outcomes)
+        if status == PayoutStatus.PAID:
+            return sum(o.payment.amount_vnd - o.returned_vnd for o in self.outcomes
+                       if o.status in (PayoutStatus.PAID, PayoutStatus.RETURNED))
+        if status == PayoutStatus.RETURNED:
+            return sum(o.returned_vnd for o in self.outcomes)
+        return sum(o.payment.amount_vnd for o in self.outcomes if o.status == status)
+
+    @property
+    def submitted_vnd(self) -> int:
+        return self.amount_vnd()
+
+    @property
+    def paid_vnd(self) -> int:
+        """What beneficiaries kept: settled into their accounts and not returned."""
+        return self.amount_vnd(PayoutStatus.PAID)
+
+    @property
+    def settled_vnd(self) -> int:
+        """What the treasury was debited: every settled transfer, returned since or not."""
+        return self.paid_vnd + self.returned_vnd
+
+    @property
+    def rejected_vnd(self) -> int:
+        return self.amount_vnd(PayoutStatus.REJECTED)
+
+    @property
+    def returned_vnd(self) -> int:
+        return self.amount_vnd(PayoutStatus.RETURNED)
+
+    @property
+    def unresolved_vnd(self) -> int:
+        return self.amount_vnd(PayoutStatus.UNRESOLVED)
+
+    @property
+    def transfers_per_s(self) -> float:
+        return len(self.outcomes) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def reasons_for(self, status: PayoutStatus) -> Counter[str]:
+        """Reason codes of the outcomes in one status (rejections and returns differ)."""
+        return Counter(o.reason_code or reasons.NOT_SPECIFIED for o in self.outcomes
+                       if o.status == status)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "transfers": len(self.outcomes), "elapsed_s": round(self.elapsed_s, 3),
+            "transfers_per_s": round(self.transfers_per_s, 1),
+            "by_status": dict(self.by_status), "by_reason": dict(self.by_reason),
+            "submitted_vnd": self.submitted_vnd, "settled_vnd": self.settled_vnd,
+            "paid_vnd": self.paid_vnd, "rejected_vnd": self.rejected_vnd,
+            "returned_vnd": self.returned_vnd, "unresolved_vnd": self.unresolved_vnd,
+            "submissions": self.submissions, "inquiries": self.inquiries,
+            "resends": self.resends,
+        }
+
+    def write(self, path: Path) -> None:
+        """One row per beneficiary, as JSON for a .json path and CSV otherwise."""
+        _write_rows(path, RESULT_COLUMNS, ({
+            "end_to_end_id": o.payment.end_to_end_id, "citizen_id": o.payment.citizen_id,
+            "name": o.payment.full_name, "amount_vnd": o.payment.amount_vnd,
+            "creditor_bic": o.payment.creditor_bic, "status": str(o.status),
+            "reason_code": o.reason_code or "",
+        } for o in self.outcomes))
+
+    def write_cash_list(self, path: Path,
+                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
+        """Everyone the post office must pay in cash, with why; returns how many.
+
+        That is whoever has no linked account (`without_account`: rows with citizen_id,
+        full_name, amount_vnd, programme), was rejected, or was returned (for the amount that
+        came back). Unresolved transfers are left out on purpose: they may have settled, and
+        paying them in cash could pay twice; they are investigated first.
+        """
+        rows: list[Mapping[str, object]] = [
+            {**row, "status": "no_account", "reason": "no linked account"}
+            for row in without_account]
+        for o in self.outcomes:
+            if o.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+                continue
+            code = o.reason_code or reasons.NOT_SPECIFIED
+            rows.append({
+                "citizen_id": o.payment.citizen_id, "full_name": o.payment.full_name,
+                "amount_vnd": o.returned_vnd or o.payment.amount_vnd,
+                "programme": o.payment.programme, "end_to_end_id": o.payment.end_to_end_id,
+                "status": str(o.status), "reason_code": code,
+                "reason": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
+            })
+        _write_rows(path, CASH_LIST_COLUMNS, rows)
+        return len(rows)
+
+    def summary(self) -> str:
+        """The run for a terminal: counts and amounts by status, reasons described, speed."""
+        def line(label: str, count: int | str, amount_vnd: int) -> str:
+            text = f"{count:,}" if isinstance(count, int) else count
+            return f"  {label:<22}{text:>11}  {amount_vnd:>22,} VND"
+
+        lines = [f"Payout of {len(self.outcomes):,} transfers in {self.elapsed_s:,.2f} s "
+                 f"({self.transfers_per_s:,.0f} transfers/s)",
+                 line("submitted", len(self.outcomes), self.submitted_vnd)]
+        for status in PayoutStatus:
+            lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))
+            if status in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+                lines += [f"      {code}  {count:>9,}  "
+                          f"{reasons.DESCRIPTIONS.get(code, 'reason not described')}"
+                          for code, count in sorted(self.reasons_for(status).items())]
+        lines += [line("settled (debited)", "", self.settled_vnd),
+                  f"  messages: {self.submissions:,} pacs.008, {self.inquiries:,} pacs.028; "
+                  f"{self.resends:,} transfers resent after AG09"]
+        return "\n".join(lines)
+
+
+def _write_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str, object]]
+                ) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".json":
+        listed = [{column: row.get(column, "") for column in columns} for row in rows]
+        path.write_text(json.dumps(listed, ensure_ascii=False, indent=1), encoding="utf-8")
+        return
+    with path.open("w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

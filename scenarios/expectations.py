@@ -1,0 +1,143 @@
+"""A scenario's own expectations, on top of the invariants every run is held to.
+
+Each expectation is registered by name with `@expectation`, with the type of the value a
+scenario file gives it; the file's `expect:` section is a model made from the registry, so
+what a file may expect is exactly what is written here.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from banks.behaviour import ReasonCode
+from banks.payout import PayoutResult, PayoutStatus
+from banks.population import Share
+from scenarios.named import Registry
+
+MAX_COUNT = 10_000_000  # a payout day's transfers
+MAX_REASONS = 50
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One pass-or-fail line of a run's verdict; invariants hold on every run."""
+
+    name: str
+    passed: bool
+    detail: str
+    invariant: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What a run produced that expectations look at."""
+
+    result: PayoutResult
+    latencies_ms: list[tuple[float, float]]  # (finished at, instant transfer latency)
+    duplicates_refused: int
+
+    @property
+    def paid_share(self) -> float:
+        """Beneficiaries with an account who were paid (and kept it), 0 to 1."""
+        return self.result.by_status[PayoutStatus.PAID] / (len(self.result.outcomes) or 1)
+
+
+Judge = Callable[[Any, Observed], list[Check]]
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    name: str
+    value_type: Any  # what the scenario file writes after the name
+    judge: Judge
+
+
+EXPECTATIONS: Registry[Expectation] = Registry("expectation")
+
+
+def expectation(name: str, value_type: Any) -> Callable[[Judge], Judge]:
+    """Register an expectation under `name`; raises ValueError if the name is taken."""
+    def register(judge: Judge) -> Judge:
+        EXPECTATIONS.add(name, Expectation(name, value_type, judge))
+        return judge
+    return register
+
+
+@expectation("paid_by_account_min", Share)
+def paid_by_account_min(want: float, run: Observed) -> list[Check]:
+    """At least this share of beneficiaries with an account paid (0 to 1)."""
+    return [Check("paid by account at least", run.paid_share >= want,
+                  f"{run.paid_share:.2%} paid (want ≥ {want:.2%})")]
+
+
+@expectation("paid_by_account_max", Share)
+def paid_by_account_max(want: float, run: Observed) -> list[Check]:
+    """At most this share of beneficiaries with an account paid (0 to 1)."""
+    return [Check("paid by account at most", run.paid_share <= want,
+                  f"{run.paid_share:.2%} paid (want ≤ {want:.2%})")]
+
+
+def _p99(values: list[float]) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[98]
+
+
+@expectation("latency_ms_p99_max", Annotated[float, Field(gt=0, le=3_600_000)])
+def latency_ms_p99_max(want: float, run: Observed) -> list[Check]:
+    """The 99th percentile of instant transfers' end-to-end latency, in ms, at most this."""
+    p99 = _p99([ms for _, ms in run.latencies_ms])
+    return [Check("p99 end-to-end latency", bool(run.latencies_ms) and p99 <= want,
+                  f"p99 {p99:.1f} ms over {len(run.latencies_ms):,} instant transfers "
+                  f"(want ≤ {want} ms)")]
+
+
+@expectation("max_unresolved", Count)
+def max_unresolved(want: int, run: Observed) -> list[Check]:
+    """At most this many transfers without a final status."""
+    unresolved = run.result.by_status[PayoutStatus.UNRESOLVED]
+    return [Check("unresolved at most", unresolved <= want, f"{unresolved} unresolved")]
+
+
+@expectation("reasons_present", Annotated[list[ReasonCode], Field(max_length=MAX_REASONS)])
+def reasons_present(want: list[str], run: Observed) -> list[Check]:
+    """Each of these ISO 20022 reason codes seen on at least one transfer."""
+    return [Check(f"reason {code} seen", run.result.by_reason[code] > 0,
+                  f"{run.result.by_reason[code]} transfers with {code}") for code in want]
+
+
+@expectation("returns_min", Count)
+def returns_min(want: int, run: Observed) -> list[Check]:
+    """At least this many transfers returned (pacs.004)."""
+    returned = run.result.by_status[PayoutStatus.RETURNED]
+    return [Check("returns at least", returned >= want, f"{returned} returned")]
+
+
+@expectation("duplicates_refused_min", Count)
+def duplicates_refused_min(want: int, run: Observed) -> list[Check]:
+    """At least this many resubmitted transfers refused as duplicates (DUPL)."""
+    return [Check("duplicates refused", run.duplicates_refused >= want,
+                  f"{run.duplicates_refused:,} resubmitted transfers refused DUPL")]
+
+
+# The `expect:` section of a scenario file: one optional field per registered expectation.
+Expect: type[BaseModel] = create_model(
+    "Expect", __config__=ConfigDict(extra="forbid", frozen=True),
+    **{name: (e.value_type | None, Field(None, description=e.judge.__doc__))
+       for name, e in EXPECTATIONS.items()})
+
+
+def judge(expect: BaseModel, run: Observed) -> list[Check]:
+    """The checks of every expectation the scenario names, in the registry's order."""
+    checks = []
+    for name, entry in EXPECTATIONS.items():
+        want = getattr(expect, name)
+        if want is not None:
+            checks += entry.judge(want, run)
+    return checks

@@ -1,0 +1,94 @@
+"""Timeline actions: what a scenario can do to the running world at the second it names.
+
+Each action is registered by name with `@action`, as the codec registers message versions;
+the scenario file's allowed actions are the registry's names, so an action cannot be written
+in a file before it is written here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from banks.behaviour import Behaviour
+from banks.config_types import LabParticipantBic
+from banks.treasury import MAX_RUN_S
+from scenarios.named import Registry
+from switchlab.world import World
+
+MAX_NOTE_CHARS = 500
+Handler = Callable[[World, "Event"], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    name: str
+    perform: Handler
+    needs_participant: bool
+
+
+ACTIONS: Registry[Action] = Registry("timeline action")
+
+
+def action(name: str, *, needs_participant: bool = False) -> Callable[[Handler], Handler]:
+    """Register a timeline action under `name`; raises ValueError if the name is taken."""
+    def register(perform: Handler) -> Handler:
+        ACTIONS.add(name, Action(name, perform, needs_participant))
+        return perform
+    return register
+
+
+@action("sign_off", needs_participant=True)
+async def sign_off(world: World, event: Event) -> None:
+    """The participant is signed off at the switch (maintenance): refused at once, AB08."""
+    await world.switch_admin("POST", f"/v1/admin/participants/{event.participant}/sign-off")
+
+
+@action("sign_on", needs_participant=True)
+async def sign_on(world: World, event: Event) -> None:
+    await world.switch_admin("POST", f"/v1/admin/participants/{event.participant}/sign-on")
+
+
+@action("kill_switch")
+async def kill_switch(world: World, event: Event) -> None:
+    """SIGKILL of the switch process (needs `switch: {process: true}`)."""
+    await world.kill_switch()
+
+
+@action("restart_switch")
+async def restart_switch(world: World, event: Event) -> None:
+    """The switch process again, from its journal."""
+    await world.start_switch_process()
+
+
+@action("set_behaviour", needs_participant=True)
+async def set_behaviour(world: World, event: Event) -> None:
+    """The participant's faults replaced; settings left out take their defaults."""
+    assert event.participant is not None
+    await world.set_behaviour(event.participant, event.behaviour or Behaviour())
+
+
+class Event(BaseModel):
+    """One line of the timeline: at `at_s` seconds from the start, do `action`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at_s: Annotated[float, Field(ge=0, le=MAX_RUN_S)]
+    action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]  # the registry's names
+    participant: LabParticipantBic | None = None
+    behaviour: Behaviour | None = None  # set_behaviour: the new faults
+    note: str = Field("", max_length=MAX_NOTE_CHARS)
+
+    @model_validator(mode="after")
+    def _participant_when_needed(self) -> Event:
+        if ACTIONS[self.action].needs_participant and self.participant is None:
+            raise ValueError(f"{self.action} needs a participant")
+        return self
+
+
+async def perform(world: World, event: Event) -> None:
+    """Do what the event says to the world."""
+    await ACTIONS[event.action].perform(world, event)
