@@ -24,6 +24,18 @@ class SettingsError(Exception):
     """The configuration is not usable; the message names file, line and field."""
 
 
+class _NoAliases(yaml.SafeLoader):
+    """YAML without anchors' aliases: a few lines of `*a` can stand for billions of nodes
+    ("billion laughs"), and a configuration has `extends` for sharing."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted",
+                                              mark)
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
+
+
 def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """The parsed data and its node tree (for line numbers); raises SettingsError."""
     try:
@@ -31,7 +43,8 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
             raise SettingsError(f"{path}: {path.stat().st_size:,} bytes; a configuration is "
                                 f"at most {MAX_FILE_BYTES:,}")
         text = path.read_text(encoding="utf-8-sig")
-        return yaml.safe_load(text), yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_NoAliases)
+        return yaml.load(text, Loader=_NoAliases), node
     except OSError as error:
         raise SettingsError(f"{path}: cannot read: {error.strerror or error}") from None
     except UnicodeDecodeError as error:

@@ -134,7 +134,8 @@ _OPEN_CYCLE = "INSERT INTO cycles (cycle_id, opened_at) VALUES (?, ?)"
 _CLOSE_CYCLE = "UPDATE cycles SET closed_at=? WHERE cycle_id=?"
 MAX_IDS_PER_QUERY = 500  # under SQLite's limit on bound parameters
 # A value the database refuses is that write's fault, never the storage's.
-_REFUSED = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError,
+_REFUSED = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
+            sqlite3.ProgrammingError, OverflowError,
             ValueError, TypeError)
 
 Statements = Sequence[tuple[str, Sequence[Sequence[Any]]]]

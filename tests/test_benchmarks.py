@@ -31,7 +31,7 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
 
     async def write_batch(journal: Store) -> None:
         batch = next(batches)
-        rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None,
+        rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None, None,
                  1, 0.0, None, None, 0, 0) for n in range(1_000)]
         await journal.write([(INSERT_TRANSFER, rows)])
 
