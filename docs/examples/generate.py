@@ -1,6 +1,6 @@
 """Regenerate the worked examples from switchlab's own codec: `python docs/examples/generate.py`.
 
-tests/test_docs_examples.py checks that the files here are what the codec produces and that
+tests/unit/test_docs_examples.py checks that the files here are what the codec produces and that
 each validates against the official schema, so the documentation cannot drift from the code.
 """
 

@@ -406,8 +406,8 @@ async def test_the_bank_runs_as_its_own_process(fake_switch: FakeSwitch, tmp_pat
     }), encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "banks.bank", "--config", str(config_path),
-        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
-        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), WAIT_S)).decode()

@@ -1,4 +1,5 @@
-"""Codec hot paths under pytest-benchmark: `pytest tests/test_codec_bench.py --benchmark-enable`.
+"""Codec hot paths under pytest-benchmark:
+`pytest tests/unit/test_codec_bench.py --benchmark-enable`.
 
 Without --benchmark-enable each runs once, as a plain test of its result; timings are figures
 to read, never assertions. The bare lxml parse of the same bytes is the floor the codec's

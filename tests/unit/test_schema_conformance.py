@@ -15,7 +15,7 @@ from xsdata.formats.dataclass.serializers import XmlSerializer
 from protocol.codec import decode, encode
 from tests.factories import every_message
 
-XSD_DIR = Path(__file__).resolve().parents[2] / "shared" / "iso20022-xsd"
+XSD_DIR = Path(__file__).resolve().parents[3] / "shared" / "iso20022-xsd"
 pytestmark = pytest.mark.skipif(
     not XSD_DIR.is_dir(),
     reason="../shared/iso20022-xsd not found: schema conformance needs the official ISO 20022 "

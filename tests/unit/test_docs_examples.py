@@ -9,7 +9,7 @@ import pytest
 
 from protocol.codec import decode
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 spec = importlib.util.spec_from_file_location("generate", EXAMPLES / "generate.py")
 assert spec is not None and spec.loader is not None
 generate = importlib.util.module_from_spec(spec)

@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import yaml
 
 from protocol.codec import new_id
@@ -33,7 +34,9 @@ from tests.harness import (
     until,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 async def start_switch_process(config_path: Path) -> subprocess.Popen[bytes]:

@@ -9,6 +9,8 @@ import pytest
 from switchlab.bench import LoopResult, run_bench
 from switchlab.machine import durable_commits_per_s, round_trip_us_p50
 
+pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
+
 
 def test_throughput_and_latency_come_from_the_steady_middle() -> None:
     # 100 completions: ten slow ones while warming up (1 s apart, 900 ms each), then one every
@@ -27,7 +29,6 @@ def test_a_short_run_is_kept_whole() -> None:
     assert result.per_s == pytest.approx(2.0)
 
 
-@pytest.mark.slow
 async def test_bench_measures_every_figure_beside_its_floor(tmp_path: Path) -> None:
     figures = {f.name: f for f in await run_bench(
         instant_transfers=300, concurrency=8, bulk_beneficiaries=400, run_dir=tmp_path,

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("protocol", "switch", "banks", "scenarios", "loadtests", "switchlab")
 # What each package may import from the project, besides itself.
 ALLOWED = {

@@ -1,5 +1,5 @@
-"""Hot paths beside the codec (tests/test_codec_bench.py has the codec and its lxml floor):
-`pytest tests/test_benchmarks.py tests/test_codec_bench.py --benchmark-enable`.
+"""Hot paths beside the codec (tests/unit/test_codec_bench.py has the codec and its lxml floor):
+`pytest tests/unit/test_benchmarks.py tests/unit/test_codec_bench.py --benchmark-enable`.
 
 In the ordinary suite each runs once, as a plain test of its result; timings are figures to
 read, never assertions.
@@ -31,8 +31,8 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
 
     async def write_batch(journal: Store) -> None:
         batch = next(batches)
-        rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None, None,
-                 1, 0.0, None, None, 0, 0) for n in range(1_000)]
+        rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None,
+                 None, 1, 0.0, None, None, 0, 0) for n in range(1_000)]
         await journal.write([(INSERT_TRANSFER, rows)])
 
     loop = asyncio.new_event_loop()

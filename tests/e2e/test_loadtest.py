@@ -8,7 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import pytest
+
+pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_short_headless_locust_run_completes_without_failures(tmp_path: Path) -> None:
