@@ -148,17 +148,20 @@ class Treasury:
     def record(self, statuses: Iterable[TransactionStatus]) -> None:
         """Keep the first final status per end-to-end id; repeats and strangers change nothing.
 
-        A DUPL refusal says nothing about the original transfer (the switch keeps it), and
-        AG09 only answers an inquiry: neither is a transfer's final status.
+        The switch's own DUPL (it refused a resent id; the original stands) and AG09 (it never
+        received the id, in answer to an inquiry) say nothing final about a transfer. A
+        creditor's RJCT is final whatever its code, DUPL and AG09 included: the switch names
+        who gave a reason (pacs.002 StsRsnInf/Orgtr).
         """
+        switch_bic = self.config.switch_bic
         for status in statuses:
             if status.status not in (TxStatus.SETTLED, TxStatus.REJECTED):
                 continue
-            if status.status == TxStatus.REJECTED and status.reason_code == reasons.DUPLICATE:
+            by_switch = status.reason_originator_bic in (None, switch_bic)
+            if by_switch and status.reason_code == reasons.DUPLICATE:
                 self.duplicates_refused += 1
                 continue
-            if status.status == TxStatus.REJECTED and (
-                    status.reason_code == reasons.PAYMENT_NOT_RECEIVED):
+            if by_switch and status.reason_code == reasons.PAYMENT_NOT_RECEIVED:
                 continue
             payment = self._known.get(status.original_end_to_end_id)
             if payment is not None and payment.end_to_end_id not in self.final:
@@ -278,6 +281,7 @@ class Treasury:
             answered = {s.original_end_to_end_id for s in report.transactions} & asked
             never_received += [s.original_end_to_end_id for s in report.transactions
                                if s.reason_code == reasons.PAYMENT_NOT_RECEIVED
+                               and s.original_end_to_end_id not in self.final
                                and s.original_end_to_end_id in asked]
             unanswered += [e2e for e2e in chunk if e2e not in answered]
         return never_received, unanswered

@@ -44,6 +44,7 @@ async def status_report(state: SwitchState, requester_bic: str, request: StatusR
                 status=TxStatus.REJECTED,
                 reason_code=reasons.PAYMENT_NOT_RECEIVED,
                 reason_text=reasons.DESCRIPTIONS[reasons.PAYMENT_NOT_RECEIVED],
+                reason_originator_bic=state.config.bic,
             ))
         else:
             statuses.append(transfer.status())

@@ -114,6 +114,8 @@ class Intake:
                 return resent
         accepted, duplicates = self._take(debtor_bic, message, bulk)
         if accepted:
+            taking = state.taking
+            taking.update((t.end_to_end_id, t) for t in accepted)
             try:
                 await state.store.record_new(debtor_bic, message.msg_id, body_sha256, accepted,
                                              accepted[0].received_at)
@@ -126,6 +128,9 @@ class Intake:
             except Exception:
                 self._untake(accepted)
                 raise
+            finally:
+                for transfer in accepted:
+                    taking.pop(transfer.end_to_end_id, None)
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
         pending = [t for t in accepted if t.state is TransferState.PENDING]
         for transfer in pending:
@@ -204,10 +209,12 @@ class Intake:
         of an end-to-end id is refused DUPL and leaves the original untouched."""
         if not duplicates:
             return []
-        known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates])
+        taking = self.state.taking
+        known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates
+                                          if tx.end_to_end_id not in taking])
         statuses = []
         for tx in duplicates:
-            original = known.get(tx.end_to_end_id)
+            original = taking.get(tx.end_to_end_id) or known.get(tx.end_to_end_id)
             if original is not None and original.msg_id == msg_id and (
                 original.debtor_bic == debtor_bic
             ):

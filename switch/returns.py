@@ -28,7 +28,8 @@ from switch.store import SettledReturn
 from switch.transfer import Transfer
 
 
-def _status(item: PaymentReturnItem, status: TxStatus, reason: str | None) -> TransactionStatus:
+def _status(item: PaymentReturnItem, status: TxStatus, reason: str | None,
+            switch_bic: str) -> TransactionStatus:
     return TransactionStatus(
         original_end_to_end_id=item.original_end_to_end_id,
         original_tx_id=item.return_id,
@@ -36,6 +37,7 @@ def _status(item: PaymentReturnItem, status: TxStatus, reason: str | None) -> Tr
         reason_code=reason,
         reason_text=reasons.DESCRIPTIONS.get(reason or ""),
         original_msg_id=item.original_msg_id,
+        reason_originator_bic=switch_bic if reason else None,
     )
 
 
@@ -45,6 +47,8 @@ class Returns:
 
     def _refusal(self, creditor_bic: str, item: PaymentReturnItem, original: Transfer | None
                  ) -> str | None:
+        if item.currency != "VND":
+            return reasons.NOT_ALLOWED_CURRENCY
         if original is None:
             return reasons.PAYMENT_NOT_RECEIVED
         if original.creditor_bic != creditor_bic:
@@ -69,28 +73,45 @@ class Returns:
         positions = state.positions
         limit_vnd = state.participants[creditor_bic].position_limit_vnd
         known = await lookup(state, [item.original_end_to_end_id for item in message.items])
+        earlier = await state.store.returns_by_id(creditor_bic,
+                                                  [item.return_id for item in message.items])
         statuses: list[TransactionStatus] = []
         accepted: list[SettledReturn] = []
+        return_ids: set[str] = set()
         for item in message.items:
+            if item.return_id in earlier or item.return_id in return_ids:
+                statuses.append(self._again(item, earlier.get(item.return_id)))
+                continue
+            return_ids.add(item.return_id)
             original = known.get(item.original_end_to_end_id)
             reason = self._refusal(creditor_bic, item, original)
             if reason is None and not positions.reserve(creditor_bic, item.returned_amount_vnd,
                                                         limit_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS
             if reason is not None:
-                statuses.append(_status(item, TxStatus.REJECTED, reason))
+                statuses.append(_status(item, TxStatus.REJECTED, reason, state.config.bic))
                 continue
             assert original is not None
             state.returning.add(original.end_to_end_id)
             accepted.append(SettledReturn(item.return_id, original, item.returned_amount_vnd,
                                           item.reason_code))
-            statuses.append(_status(item, TxStatus.SETTLED, None))
+            statuses.append(_status(item, TxStatus.SETTLED, None, self.state.config.bic))
         if accepted:
             await self._settle(creditor_bic, accepted)
         return PaymentStatusReport(
             msg_id=new_id("SWR"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
             original_msg_type=MessageType.PAYMENT_RETURN, transactions=statuses,
         )
+
+    def _again(self, item: PaymentReturnItem, earlier: tuple[str, int] | None
+               ) -> TransactionStatus:
+        """A RtrId this creditor used before: the same return resent gets its settled status
+        again; anything else under that id (or the id twice in one message) is refused DU05.
+        RtrIds are unique per sender, not scheme-wide: two banks may use the same."""
+        if earlier == (item.original_end_to_end_id, item.returned_amount_vnd):
+            return _status(item, TxStatus.SETTLED, None, self.state.config.bic)
+        return _status(item, TxStatus.REJECTED, reasons.DUPLICATE_INSTRUCTION_ID,
+                       self.state.config.bic)
 
     async def _settle(self, creditor_bic: str, accepted: list[SettledReturn]) -> None:
         state = self.state

@@ -32,4 +32,6 @@ class SwitchState:
     cycle_id: int = 0  # the open settlement cycle: what settles now settles in it
     known_ids: set[str] = field(default_factory=set)  # every end-to-end id ever taken
     in_flight: dict[str, Transfer] = field(default_factory=dict)  # PENDING, by end-to-end id
+    # Taken from a message, their journal write not yet durable: for a resend meanwhile.
+    taking: dict[str, Transfer] = field(default_factory=dict)
     returning: set[str] = field(default_factory=set)  # end-to-end ids returned or returning

@@ -17,13 +17,14 @@ import aiohttp
 from aiohttp import web
 
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, read_signed, xml_response
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, read_signed, xml_response
 from protocol.messages import (
     BusinessMessage,
     CreditTransfer,
     CreditTransferMessage,
     MessageType,
     PaymentReturn,
+    PaymentReturnItem,
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
@@ -62,6 +63,7 @@ class ScriptedParticipant:
     decide: Callable[[CreditTransfer], Answer] = lambda tx: Answer()
     delay_s: float = 0.0
     answer_async: bool = False
+    raw_answer: bytes | None = None  # answer every pacs.008 with these bytes (HTTP 200, XML)
     received: list[BusinessMessage] = field(default_factory=list)
     confirmations: dict[str, list[TransactionStatus]] = field(default_factory=dict)
     switch_peer: Peer | None = None
@@ -77,6 +79,8 @@ class ScriptedParticipant:
         self.received.append(message)
         document = message.document
         if isinstance(document, CreditTransferMessage):
+            if self.raw_answer is not None:
+                return web.Response(body=self.raw_answer, content_type="application/xml")
             answers = [self.decide(tx) for tx in document.transactions]
             delay_s = max((self.delay_s if a.delay_s is None else a.delay_s) for a in answers)
             report = self.answer(document, answers)
@@ -243,3 +247,37 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.01)
+
+
+async def pay(lab: SwitchLab, *transactions: CreditTransfer, sender: str = TREASURY,
+              msg_id: str | None = None) -> Reply:
+    """Send the transactions in one pacs.008, signed by `sender`; the switch's answer."""
+    return await lab.peer(sender).send(credit_transfers(list(transactions), sender, msg_id))
+
+
+def only_status(reply: Reply) -> tuple[TxStatus, str | None]:
+    """The one transaction status of an instant answer."""
+    assert reply.status == 200, reply.text
+    assert reply.message is not None and isinstance(reply.message.document, PaymentStatusReport)
+    (item,) = reply.message.document.transactions
+    return item.status, item.reason_code
+
+
+async def journal_state(lab: SwitchLab, e2e: str) -> tuple[str, str | None]:
+    """A transfer's state and reason code as the switch's journal holds them."""
+    status, body = await lab.admin("GET", f"/v1/admin/transfers/{e2e}")
+    assert status == 200 and isinstance(body, dict), body
+    return body["state"], body["reason_code"]
+
+
+def return_of(e2e: str, amount_vnd: int, reason: str = "MD07", creditor: str = BANK_A,
+              return_id: str | None = None) -> PaymentReturn:
+    """A pacs.004 from `creditor` returning `amount_vnd` of the transfer `e2e`."""
+    return PaymentReturn(
+        msg_id=new_id("R"), created_at=datetime.now(UTC), instructing_agent_bic=creditor,
+        instructed_agent_bic=SWITCH_BIC, items=[PaymentReturnItem(
+            return_id=return_id or new_id("RT"), original_end_to_end_id=e2e,
+            original_tx_id=f"TX{e2e}", returned_amount_vnd=amount_vnd, reason_code=reason,
+            amount_text=str(amount_vnd),
+        )],
+    )

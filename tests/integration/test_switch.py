@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,8 +13,6 @@ from protocol import codec, reasons, signing
 from protocol.codec import new_id
 from protocol.http import wrap
 from protocol.messages import (
-    PaymentReturn,
-    PaymentReturnItem,
     StatusRequest,
     StatusRequestItem,
     TxStatus,
@@ -31,33 +28,13 @@ from tests.harness import (
     Answer,
     SwitchLab,
     credit_transfers,
+    journal_state,
+    only_status,
+    pay,
+    return_of,
     transfer,
     until,
 )
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[SwitchLab]:
-    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
-    yield lab
-    await lab.stop()
-
-
-async def pay(lab: SwitchLab, *transactions, sender: str = TREASURY, msg_id: str | None = None):
-    reply = await lab.peer(sender).send(credit_transfers(list(transactions), sender, msg_id))
-    return reply
-
-
-def only_status(reply) -> tuple[TxStatus, str | None]:
-    assert reply.status == 200, reply.text
-    (item,) = reply.message.document.transactions
-    return item.status, item.reason_code
-
-
-async def journal_state(lab: SwitchLab, e2e: str) -> tuple[str, str | None]:
-    status, body = await lab.admin("GET", f"/v1/admin/transfers/{e2e}")
-    assert status == 200, body
-    return body["state"], body["reason_code"]
 
 
 async def test_instant_transfer_settles_and_creditor_is_confirmed(lab: SwitchLab) -> None:
@@ -243,14 +220,6 @@ async def test_status_inquiry_answers_from_the_journal(lab: SwitchLab) -> None:
     assert {i.reason_code for i in stranger.message.document.transactions} == {"AG09"}
 
 
-def return_of(e2e: str, amount_vnd: int, reason: str = "MD07") -> PaymentReturn:
-    return PaymentReturn(
-        msg_id=new_id("R"), created_at=datetime.now(UTC), instructing_agent_bic=BANK_A,
-        instructed_agent_bic=SWITCH_BIC, items=[PaymentReturnItem(
-            return_id=new_id("RT"), original_end_to_end_id=e2e, original_tx_id=f"TX{e2e}",
-            returned_amount_vnd=amount_vnd, reason_code=reason, amount_text=str(amount_vnd),
-        )],
-    )
 
 
 async def test_return_settles_once_and_reaches_the_debtor(lab: SwitchLab) -> None:
