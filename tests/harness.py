@@ -8,6 +8,8 @@ the recording debtor collects what the switch pushes to it (bulk reports, return
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -281,3 +283,39 @@ def return_of(e2e: str, amount_vnd: int, reason: str = "MD07", creditor: str = B
             amount_text=str(amount_vnd),
         )],
     )
+
+
+def check_invariants(lab: SwitchLab, journal: Path, all_final: bool) -> None:
+    """docs/design.md's invariants, from the journal file and the switch's memory: nothing
+    settled twice, no ACSC for what is not settled, positions equal to what moved, sum zero,
+    reservations equal to what is in flight; with `all_final`, nothing PENDING."""
+    with sqlite3.connect(journal) as connection:
+        doubled = connection.execute(
+            "SELECT end_to_end_id FROM transitions WHERE to_state='SETTLED'"
+            " GROUP BY end_to_end_id HAVING count(*) > 1").fetchall()
+        assert doubled == []
+        states = dict(connection.execute("SELECT end_to_end_id, state FROM transfers"))
+        moved: dict[str, int] = defaultdict(int)
+        for debtor, creditor, amount in connection.execute(
+                "SELECT debtor_bic, creditor_bic, amount_vnd FROM transfers"
+                " WHERE state IN ('SETTLED', 'RETURNED')"):
+            moved[debtor] -= amount
+            moved[creditor] += amount
+        for debtor, creditor, amount in connection.execute(
+                "SELECT debtor_bic, creditor_bic, amount_vnd FROM returns"):
+            moved[creditor] -= amount
+            moved[debtor] += amount
+        pending = connection.execute(
+            "SELECT coalesce(sum(amount_vnd), 0) FROM transfers WHERE state='PENDING'"
+        ).fetchone()[0]
+    state = lab.switch.state
+    book = state.positions
+    assert sum(book.net_vnd.values()) == 0
+    assert {b: n for b, n in book.net_vnd.items() if n} == {b: n for b, n in moved.items() if n}
+    assert book.reserved_vnd[TREASURY] == sum(t.amount_vnd for t in state.in_flight.values())
+    for bic in (BANK_A, BANK_B):
+        for e2e, items in lab.participants[bic].confirmations.items():
+            if any(i.status is TxStatus.SETTLED for i in items):
+                assert states[e2e] in ("SETTLED", "RETURNED"), (e2e, states[e2e])
+    if all_final:
+        assert pending == 0 and "PENDING" not in states.values()

@@ -9,9 +9,7 @@ the end every transfer is final.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from protocol.messages import (
     PaymentReturnItem,
     StatusRequest,
     StatusRequestItem,
-    TxStatus,
 )
 from tests.harness import (
     BANK_A,
@@ -33,6 +30,7 @@ from tests.harness import (
     TREASURY,
     Answer,
     SwitchLab,
+    check_invariants,
     credit_transfers,
     transfer,
     until,
@@ -107,39 +105,6 @@ async def run(lab: SwitchLab, model: Model, operation: tuple) -> None:
             credit_transfers([transfer(e2e, amount, creditor=creditor)]), [Answer()])
         reply = await lab.peer(creditor).send(stray)
         assert reply.status in (202, 409)
-
-
-def check_invariants(lab: SwitchLab, journal: Path, all_final: bool) -> None:
-    with sqlite3.connect(journal) as connection:
-        doubled = connection.execute(
-            "SELECT end_to_end_id FROM transitions WHERE to_state='SETTLED'"
-            " GROUP BY end_to_end_id HAVING count(*) > 1").fetchall()
-        assert doubled == []
-        states = dict(connection.execute("SELECT end_to_end_id, state FROM transfers"))
-        moved: dict[str, int] = defaultdict(int)
-        for debtor, creditor, amount in connection.execute(
-                "SELECT debtor_bic, creditor_bic, amount_vnd FROM transfers"
-                " WHERE state IN ('SETTLED', 'RETURNED')"):
-            moved[debtor] -= amount
-            moved[creditor] += amount
-        for debtor, creditor, amount in connection.execute(
-                "SELECT debtor_bic, creditor_bic, amount_vnd FROM returns"):
-            moved[creditor] -= amount
-            moved[debtor] += amount
-        pending = connection.execute(
-            "SELECT coalesce(sum(amount_vnd), 0) FROM transfers WHERE state='PENDING'"
-        ).fetchone()[0]
-    state = lab.switch.state
-    book = state.positions
-    assert sum(book.net_vnd.values()) == 0
-    assert {b: n for b, n in book.net_vnd.items() if n} == {b: n for b, n in moved.items() if n}
-    assert book.reserved_vnd[TREASURY] == sum(t.amount_vnd for t in state.in_flight.values())
-    for bic in (BANK_A, BANK_B):
-        for e2e, items in lab.participants[bic].confirmations.items():
-            if any(i.status is TxStatus.SETTLED for i in items):
-                assert states[e2e] in ("SETTLED", "RETURNED"), (e2e, states[e2e])
-    if all_final:
-        assert pending == 0 and "PENDING" not in states.values()
 
 
 async def play(rounds: list[list[tuple]]) -> None:
