@@ -61,6 +61,9 @@ def _reply(switch: Switch, to_bic: str, document: object, status: int = 200) -> 
 
 async def receive_message(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
+    if switch.state.store.failure is not None:
+        raise JournalFailed(f"the journal stopped after a storage failure: "
+                            f"{switch.state.store.failure}")
     sender, message = await read_signed(request, switch.secrets, switch.config.bic)
     document = message.document
     if isinstance(document, CreditTransferMessage):

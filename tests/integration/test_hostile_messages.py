@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -245,3 +246,33 @@ async def test_concurrent_resends_of_one_message_take_it_once(lab: SwitchLab) ->
     forwarded = [m for m in lab.participants[BANK_A].received
                  if type(m.document).__name__ == "CreditTransferMessage"]
     assert sum(len(m.document.transactions) for m in forwarded) == 1
+
+
+async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
+        lab: SwitchLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a real storage failure stops the journal: then every message gets 503 with the
+    reason, nothing is half-applied, and a restarted switch resolves what was in flight."""
+    store = lab.switch.state.store
+    commit = store._transaction
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, 0.3
+    in_flight = asyncio.ensure_future(pay(lab, transfer("E2E-DISK-1")))
+    await until(lambda: "E2E-DISK-1" in lab.switch.state.in_flight)
+
+    def disk_gone(writes: list) -> list:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_transaction", disk_gone)
+    refused = await pay(lab, transfer("E2E-DISK-2", creditor=BANK_B))
+    assert refused.status == 503 and "disk I/O error" in refused.text
+    later = await pay(lab, transfer("E2E-DISK-3", creditor=BANK_B))
+    assert later.status == 503 and "storage failure" in later.text
+    assert (await in_flight).status == 503
+    assert (await lab.admin("GET", "/v1/admin/transfers/E2E-DISK-2"))[0] == 404
+    monkeypatch.setattr(store, "_transaction", commit)
+    creditor.answer_async = False
+    await lab.restart_switch()
+    assert await journal_state(lab, "E2E-DISK-1") == (
+        "REJECTED", reasons.TIMEOUT_INSTRUCTED_AGENT)
+    await still_serving(lab, "E2E-AFTER-DISK")
+    assert await reserved_vnd(lab) == 0
