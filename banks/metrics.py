@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -22,47 +23,41 @@ RESPONSE, POSTED = "response", "posted"
 class BankMetrics:
     def __init__(self, pending_sends: Callable[[], int]) -> None:
         """`pending_sends` counts the answers and returns scheduled and not yet done."""
-        self.registry = registry = CollectorRegistry()
-        self.accepted = Counter(
+        self.registry = CollectorRegistry()
+        counter = partial(Counter, registry=self.registry)
+        self.accepted = counter(
             "switchlab_bank_transfers_accepted", "Transfers accepted (ACCP) and held until the "
-            "switch confirms", registry=registry)
-        self.rejected = Counter(
+            "switch confirms")
+        self.rejected = counter(
             "switchlab_bank_transfers_rejected", "Transfers refused (RJCT), by ISO 20022 reason "
-            "code", ["reason"], registry=registry)
-        self.credits = Counter(
-            "switchlab_bank_credits", "Transfers credited to a customer, once per end-to-end id",
-            registry=registry)
-        self.credited_vnd = Counter(
-            "switchlab_bank_credited_vnd", "Amount credited to customers, in VND",
-            registry=registry)
-        self.credits_before_confirmation = Counter(
+            "code", ["reason"])
+        self.credits = counter(
+            "switchlab_bank_credits", "Transfers credited to a customer, once per end-to-end id")
+        self.credited_vnd = counter(
+            "switchlab_bank_credited_vnd", "Amount credited to customers, in VND")
+        self.credits_before_confirmation = counter(
             "switchlab_bank_credits_before_confirmation", "Credits made on ACCP, before the "
-            "switch confirmed settlement: a protocol bug (counted in credits too)",
-            registry=registry)
-        self.releases = Counter(
-            "switchlab_bank_releases", "Holds released because the switch rejected the transfer",
-            registry=registry)
-        self.answers = Counter(
+            "switch confirmed settlement: a protocol bug (counted in credits too)")
+        self.releases = counter(
+            "switchlab_bank_releases", "Holds released because the switch rejected the transfer")
+        self.answers = counter(
             "switchlab_bank_answers_sent", "pacs.002 answers to the switch's pacs.008: in the "
-            "HTTP response, or posted to the switch later", ["channel"], registry=registry)
-        self.answers_lost = Counter(
-            "switchlab_bank_answers_lost", "Asynchronous answers never sent (an injected fault)",
-            registry=registry)
-        self.returns = Counter(
+            "HTTP response, or posted to the switch later", ["channel"])
+        self.answers_lost = counter(
+            "switchlab_bank_answers_lost", "Asynchronous answers never sent (an injected fault)")
+        self.returns = counter(
             "switchlab_bank_returns", "Returns (pacs.004 items) of its credits the switch "
-            "settled", registry=registry)
-        self.returned_vnd = Counter(
-            "switchlab_bank_returned_vnd", "Amount sent back by settled returns, in VND",
-            registry=registry)
-        self.returns_received = Counter(
-            "switchlab_bank_returns_received", "Returns of transfers it sent as debtor agent",
-            registry=registry)
-        self.send_failures = Counter(
+            "settled")
+        self.returned_vnd = counter(
+            "switchlab_bank_returned_vnd", "Amount sent back by settled returns, in VND")
+        self.returns_received = counter(
+            "switchlab_bank_returns_received", "Returns of transfers it sent as debtor agent")
+        self.send_failures = counter(
             "switchlab_bank_send_failures", "Failed attempts to post to the switch (retried with "
-            "backoff)", registry=registry)
+            "backoff)")
         self.pending_sends = Gauge(
             "switchlab_bank_pending_sends", "Answers and returns scheduled for the switch and "
-            "not yet done", registry=registry)
+            "not yet done", registry=self.registry)
         self.pending_sends.set_function(pending_sends)
         for channel in (RESPONSE, POSTED):
             self.answers.labels(channel)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -54,77 +55,72 @@ class SwitchMetrics:
     def __init__(self, events: SwitchEvents, participants: Iterable[str]) -> None:
         self.registry = CollectorRegistry()
         self._bics = frozenset(participants)
-        registry = self.registry
-        self.transfers = Counter(
+        counter = partial(Counter, registry=self.registry)
+        gauge = partial(Gauge, registry=self.registry)
+        histogram = partial(Histogram, registry=self.registry)
+        self.transfers = counter(
             "switchlab_transfers", "Transfers that became final (SETTLED or REJECTED, at intake "
             "or later) or were RETURNED, by state, mode and ISO 20022 reason code",
-            ["state", "mode", "reason"], registry=registry)
-        self.settled_vnd = Counter(
-            "switchlab_settled_vnd", "Amount of the transfers settled, in VND", registry=registry)
-        self.returned_vnd = Counter(
-            "switchlab_returned_vnd", "Amount sent back by settled returns (pacs.004), in VND",
-            registry=registry)
-        self.received = Counter(
+            ["state", "mode", "reason"])
+        self.settled_vnd = counter(
+            "switchlab_settled_vnd", "Amount of the transfers settled, in VND")
+        self.returned_vnd = counter(
+            "switchlab_returned_vnd", "Amount sent back by settled returns (pacs.004), in VND")
+        self.received = counter(
             "switchlab_transfers_received", "Transactions journaled at intake (PENDING or "
-            "REJECTED), by debtor and mode", ["bic", "mode"], registry=registry)
-        self.duplicates = Counter(
+            "REJECTED), by debtor and mode", ["bic", "mode"])
+        self.duplicates = counter(
             "switchlab_duplicates", "Transactions with an end-to-end id the switch already "
             "held, answered without journaling: DUPL, or resent (the same message again, "
-            "answered with the known outcome)", ["bic", "kind"], registry=registry)
-        self.forwards = Counter(
-            "switchlab_forwards", "pacs.008 messages sent to a creditor", ["bic"],
-            registry=registry)
-        self.forwarded = Counter(
-            "switchlab_transfers_forwarded", "Transfers sent to a creditor", ["bic"],
-            registry=registry)
-        self.answers = Counter(
+            "answered with the known outcome)", ["bic", "kind"])
+        self.forwards = counter(
+            "switchlab_forwards", "pacs.008 messages sent to a creditor", ["bic"])
+        self.forwarded = counter(
+            "switchlab_transfers_forwarded", "Transfers sent to a creditor", ["bic"])
+        self.answers = counter(
             "switchlab_creditor_answers", "A creditor's pacs.002 items: taken, or refused "
-            "(late, duplicate, unknown id or another's transfer)", ["bic", "outcome"],
-            registry=registry)
+            "(late, duplicate, unknown id or another's transfer)", ["bic", "outcome"])
         latency = "Seconds from intake to the durable final status of transfers that were " \
                   "forwarded, by final state"
-        self.instant_latency = Histogram(
+        self.instant_latency = histogram(
             "switchlab_instant_latency_seconds", f"{latency}: instant", ["state"],
-            buckets=INSTANT_LATENCY_BUCKETS_S, registry=registry)
-        self.bulk_latency = Histogram(
+            buckets=INSTANT_LATENCY_BUCKETS_S)
+        self.bulk_latency = histogram(
             "switchlab_bulk_latency_seconds", f"{latency}: bulk", ["state"],
-            buckets=BULK_LATENCY_BUCKETS_S, registry=registry)
-        self.in_flight = Gauge(
-            "switchlab_transfers_in_flight", "Transfers journaled PENDING, not yet final",
-            registry=registry)
-        self.net_position = Gauge(
+            buckets=BULK_LATENCY_BUCKETS_S)
+        self.in_flight = gauge(
+            "switchlab_transfers_in_flight", "Transfers journaled PENDING, not yet final")
+        self.net_position = gauge(
             "switchlab_net_position_vnd", "Net position in the open settlement cycle: "
-            "credits minus debits settled, in VND", ["bic"], registry=registry)
-        self.reserved_position = Gauge(
+            "credits minus debits settled, in VND", ["bic"])
+        self.reserved_position = gauge(
             "switchlab_reserved_position_vnd", "Amount of the participant's transfers in "
-            "flight as debtor, held against its position limit, in VND", ["bic"],
-            registry=registry)
-        self.cycle = Gauge(
-            "switchlab_settlement_cycle", "Id of the open settlement cycle", registry=registry)
-        self.cycles_closed = Counter(
-            "switchlab_settlement_cycles_closed", "Settlement cycles closed",
-            registry=registry)
-        self.participant_up = Gauge(
+            "flight as debtor, held against its position limit, in VND", ["bic"])
+        self.cycle = gauge(
+            "switchlab_settlement_cycle", "Id of the open settlement cycle")
+        self.cycles_closed = counter(
+            "switchlab_settlement_cycles_closed", "Settlement cycles closed")
+        self.participant_up = gauge(
             "switchlab_participant_up", "1 when the switch forwards to the participant, 0 when "
-            "it is signed off or its circuit breaker is open", ["bic"], registry=registry)
-        self.participant_downs = Counter(
+            "it is signed off or its circuit breaker is open", ["bic"])
+        self.participant_downs = counter(
             "switchlab_participant_downs", "Times the participant was signed off or its "
-            "breaker opened", ["bic"], registry=registry)
-        self.notices_delivered = Counter(
+            "breaker opened", ["bic"])
+        self.notices_delivered = counter(
             "switchlab_notices_delivered", "Items (confirmations, reports, returns) delivered "
-            "to the participant", ["bic"], registry=registry)
-        self.notice_failures = Counter(
+            "to the participant", ["bic"])
+        self.notice_failures = counter(
             "switchlab_notice_failures", "Failed attempts to deliver a notice message to the "
-            "participant (each is retried)", ["bic"], registry=registry)
-        self.commit_seconds = Histogram(
+            "participant (each is retried)", ["bic"])
+        self.commit_seconds = histogram(
             "switchlab_journal_commit_seconds", "Duration of one journal group commit",
-            buckets=COMMIT_BUCKETS_S, registry=registry)
-        self.commit_writes = Histogram(
+            buckets=COMMIT_BUCKETS_S)
+        self.commit_writes = histogram(
             "switchlab_journal_commit_writes", "Writes committed together in one group commit",
-            buckets=COMMIT_WRITES_BUCKETS, registry=registry)
-        self.journal_failed = Gauge(
+            buckets=COMMIT_WRITES_BUCKETS)
+        self.journal_failed = gauge(
             "switchlab_journal_failed", "1 once the journal stopped on a storage failure: the "
-            "switch takes nothing until restarted", registry=registry)
+            "switch takes nothing until restarted")
 
         # Positions, the cycle and the in-flight count are plain numbers the listeners keep;
         # the gauges read them when scraped, so an event costs no gauge update.

@@ -239,30 +239,27 @@ def iso_utc(timestamp_s: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class JournalTransfer:
-    """One transfer as the journal holds it, for whoever looks into the journal."""
+    """A transfer as the journal holds it, with when it became final (unix s) and the
+    settlement cycle it settled in, for whoever looks into the journal."""
 
-    end_to_end_id: str
-    tx_id: str
-    msg_id: str
-    debtor_bic: str
-    creditor_bic: str
-    amount_vnd: int
-    bulk: bool
-    received_at: float  # unix time, s
-    state: str
-    reason_code: str | None
-    reason_by: str | None  # the BIC that gave the reason: the creditor, or the switch
+    transfer: Transfer
     final_at: float | None
-    cycle_id: int | None  # the settlement cycle it settled in
+    cycle_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> JournalTransfer:
+        """A row of _LISTED_COLUMNS."""
+        return cls(_transfer(row), row[-2], row[-1])
 
     def as_dict(self) -> dict[str, Any]:
         """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC."""
+        t = self.transfer
         return {
-            "end_to_end_id": self.end_to_end_id, "tx_id": self.tx_id, "msg_id": self.msg_id,
-            "debtor_bic": self.debtor_bic, "creditor_bic": self.creditor_bic,
-            "amount_vnd": self.amount_vnd, "mode": "bulk" if self.bulk else "instant",
-            "state": self.state, "reason_code": self.reason_code, "reason_by": self.reason_by,
-            "received_at": iso_utc(self.received_at),
+            "end_to_end_id": t.end_to_end_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
+            "debtor_bic": t.debtor_bic, "creditor_bic": t.creditor_bic,
+            "amount_vnd": t.amount_vnd, "mode": "bulk" if t.bulk else "instant",
+            "state": str(t.state), "reason_code": t.reason_code, "reason_by": t.reason_by,
+            "received_at": iso_utc(t.received_at),
             "final_at": iso_utc(self.final_at) if self.final_at is not None else None,
             "cycle_id": self.cycle_id,
         }
@@ -313,11 +310,6 @@ class JournalReader:
         except sqlite3.Error as error:
             raise NotAJournal(f"{self.path}: cannot read it: {error}") from None
 
-    @staticmethod
-    def _transfer(row: Sequence[Any]) -> JournalTransfer:
-        """A row of _LISTED_COLUMNS, whose order JournalTransfer's fields follow."""
-        return JournalTransfer(*row[:6], bool(row[6]), *row[7:])  # type: ignore[arg-type]
-
     def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
         """The transfer (JournalTransfer.as_dict), its transitions in order (`history`: from,
         to, reason_code, at) and its return (`return`, or None); None for an unknown id."""
@@ -334,7 +326,7 @@ class JournalReader:
                     for return_id, amount, reason, at, cycle in self._rows(
                         "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id"
                         " FROM returns WHERE end_to_end_id=?", (end_to_end_id,))]
-        return self._transfer(rows[0]).as_dict() | {
+        return JournalTransfer.from_row(rows[0]).as_dict() | {
             "history": history, "return": returned[0] if returned else None}
 
     def transfers(self, state: str | None = None, participant: str | None = None,
@@ -366,7 +358,7 @@ class JournalReader:
             f"SELECT {_LISTED_COLUMNS} FROM transfers WHERE {' AND '.join(where)}"
             f" ORDER BY received_at {order}, end_to_end_id {order} LIMIT ?",
             [*params, limit + 1])
-        found = [self._transfer(row) for row in rows[:limit]]
+        found = [JournalTransfer.from_row(row) for row in rows[:limit]]
         if not oldest_first:
             found.reverse()
         return found, len(rows) > limit

@@ -263,36 +263,32 @@ def _show(source: Source, args: argparse.Namespace) -> int:
 def _in_flight(source: Source, args: argparse.Namespace) -> int:
     listing = source.transfers(str(TransferState.PENDING), args.participant, None, args.last,
                                True)
-    if args.json:
-        print(json.dumps(listing, indent=1, ensure_ascii=False))
-        return 0
-    transfers = listing["transfers"]
     who = f" with {args.participant}" if args.participant else ""
-    if not transfers:
-        print(f"nothing in flight{who}")
-        return 0
-    count = f"more than {len(transfers):,}" if listing["more"] else f"{len(transfers):,}"
-    print(f"{count} in flight{who}, oldest first")
-    print(table(transfers))
-    return 0
+    shown = f"more than {args.last:,}" if listing["more"] else f"{len(listing['transfers']):,}"
+    return _list(listing, args, f"nothing in flight{who}",
+                 f"{shown} in flight{who}, oldest first")
 
 
 def _participant(source: Source, args: argparse.Namespace) -> int:
     listing = source.transfers(args.state, args.bic, args.since, args.last, False)
-    if args.json:
-        print(json.dumps(listing, indent=1, ensure_ascii=False))
-        return 0
-    transfers = listing["transfers"]
     what = " ".join(filter(None, [
         args.state, f"transfers of {args.bic}",
         f"since {datetime.fromtimestamp(args.since, UTC).isoformat(timespec='seconds')}"
         if args.since is not None else ""]))
-    if not transfers:
-        print(f"no {what} in the journal")
-        return 0
-    shown = f"the last {len(transfers):,}" if listing["more"] else f"all {len(transfers):,}"
-    print(f"{what}: {shown}, in the order received")
-    print(table(transfers))
+    count = len(listing["transfers"])
+    shown = f"the last {count:,}" if listing["more"] else f"all {count:,}"
+    return _list(listing, args, f"no {what} in the journal",
+                 f"{what}: {shown}, in the order received")
+
+
+def _list(listing: dict[str, Any], args: argparse.Namespace, empty: str, title: str) -> int:
+    """A listing as JSON, or as a title and a table (a sentence when it is empty)."""
+    if args.json:
+        print(json.dumps(listing, indent=1, ensure_ascii=False))
+    elif listing["transfers"]:
+        print(f"{title}\n{table(listing['transfers'])}")
+    else:
+        print(empty)
     return 0
 
 
