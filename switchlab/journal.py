@@ -266,7 +266,7 @@ def _in_flight(source: Source, args: argparse.Namespace) -> int:
     who = f" with {args.participant}" if args.participant else ""
     shown = f"more than {args.last:,}" if listing["more"] else f"{len(listing['transfers']):,}"
     return _list(listing, args, f"nothing in flight{who}",
-                 f"{shown} in flight{who}, oldest first")
+                 f"{shown} in flight{who}, oldest first", waiting_at_s=time.time())
 
 
 def _participant(source: Source, args: argparse.Namespace) -> int:
@@ -281,12 +281,13 @@ def _participant(source: Source, args: argparse.Namespace) -> int:
                  f"{what}: {shown}, in the order received")
 
 
-def _list(listing: dict[str, Any], args: argparse.Namespace, empty: str, title: str) -> int:
+def _list(listing: dict[str, Any], args: argparse.Namespace, empty: str, title: str,
+          waiting_at_s: float | None = None) -> int:
     """A listing as JSON, or as a title and a table (a sentence when it is empty)."""
     if args.json:
         print(json.dumps(listing, indent=1, ensure_ascii=False))
     elif listing["transfers"]:
-        print(f"{title}\n{table(listing['transfers'])}")
+        print(f"{title}\n{table(listing['transfers'], waiting_at_s)}")
     else:
         print(empty)
     return 0
@@ -307,19 +308,33 @@ def _reason(code: str | None, by: str | None = None) -> str:
     return f"{text} (given by {_printable(by)})" if by else text
 
 
+def _unix(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
+
+
 def vnd(amount_vnd: int) -> str:
     return f"{amount_vnd:,} VND"
 
 
-def table(transfers: Sequence[dict[str, Any]]) -> str:
-    """Aligned columns: times in ISO UTC, amounts in VND with thousands separators."""
-    header = ("received (UTC)", "end-to-end id", "debtor", "creditor", "amount", "mode",
-              "state", "reason", "final (UTC)")
+def table(transfers: Sequence[dict[str, Any]], waiting_at_s: float | None = None) -> str:
+    """Aligned columns: times in ISO UTC, amounts in VND with thousands separators. With
+    `waiting_at_s` (transfers in flight), how long each has waited by then instead of its
+    state, reason and final time."""
+    header: tuple[str, ...] = ("received (UTC)", "end-to-end id", "debtor", "creditor",
+                               "amount", "mode")
     rows = [(t["received_at"], _printable(t["end_to_end_id"]), t["debtor_bic"],
-             _printable(t["creditor_bic"]), vnd(t["amount_vnd"]), t["mode"], t["state"],
-             _printable(t["reason_code"] or ""), t["final_at"] or "") for t in transfers]
+             _printable(t["creditor_bic"]), vnd(t["amount_vnd"]), t["mode"]) for t in transfers]
+    if waiting_at_s is None:
+        header += ("state", "reason", "final (UTC)")
+        rows = [(*row, t["state"], _printable(t["reason_code"] or ""), t["final_at"] or "")
+                for row, t in zip(rows, transfers, strict=True)]
+    else:
+        header += ("waiting",)
+        rows = [(*row, f"{waiting_at_s - _unix(t['received_at']):,.1f} s")
+                for row, t in zip(rows, transfers, strict=True)]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    right = {header.index("amount")}
+    right = {header.index("amount"), len(header) - 1} if waiting_at_s else {
+        header.index("amount")}
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(cell.rjust(width) if i in right else cell.ljust(width)

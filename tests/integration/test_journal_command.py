@@ -167,6 +167,8 @@ async def test_the_tables_a_person_reads(lab: SwitchLab, capsys: pytest.CaptureF
 
     status, out, _ = await journal(capsys, "in-flight", "--switch", lab.url, "--token", TOKEN)
     assert (status, out.splitlines()[0]) == (0, "1 in flight, oldest first")
+    assert out.splitlines()[1].endswith("mode     waiting")
+    assert re.search(r"^\S+Z  E2E-SLOW  .*  3,000 VND  instant  +\d+\.\d s$", out, re.MULTILINE)
 
 
 @pytest.mark.parametrize(("argv", "error"), [
