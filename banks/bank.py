@@ -29,8 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from banks.behaviour import ASYNC, Behaviour
 from banks.config_types import MAX_SECRET_BYTES, Bic, HttpUrl, Secret
 from banks.ledger import Account, Hold, Ledger
+from banks.metrics import POSTED, RESPONSE, BankMetrics
 from protocol import reasons, settings
 from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
+from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
@@ -106,6 +108,7 @@ class Bank:
         self._sending = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._returning: set[str] = set()  # end-to-end ids whose return is on its way
+        self.metrics = BankMetrics(lambda: self.pending_sends)
 
     async def start(self) -> None:
         """Open the channel to the switch; resume returns a previous run had not finished."""
@@ -158,10 +161,13 @@ class Bank:
                     reply = await switch.send(document)
                 if reply.status < 500:
                     self.messages_sent += 1
+                    if isinstance(document, PaymentStatusReport):
+                        self.metrics.answers.labels(POSTED).inc()
                     return reply
                 problem = f"HTTP {reply.status} {reply.text.strip()}"
             except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
                 problem = repr(error)
+            self.metrics.send_failures.inc()
             log.info("%s: sending %s to the switch failed (attempt %d): %s", self.config.bic,
                      document.msg_id, attempts, problem)
             return None
@@ -192,10 +198,15 @@ class Bank:
                 status=TxStatus.REJECTED if reason else TxStatus.ACCEPTED, reason_code=reason,
                 reason_text=reasons.DESCRIPTIONS.get(reason or ""),
             ))
+        early: list[str] = []
         with self.ledger.batch():
             self.ledger.hold(holds)
             if behaviour.credit_before_confirmation:
-                self.ledger.settle([h.end_to_end_id for h in holds], before_confirmation=True)
+                early = self.ledger.settle([h.end_to_end_id for h in holds],
+                                           before_confirmation=True)
+        self.metrics.decided(len(holds), [s.reason_code for s in statuses if s.reason_code])
+        self.metrics.credited((self.ledger.bookings[e2e].amount_vnd for e2e in early),
+                              before_confirmation=True)
         return PaymentStatusReport(
             msg_id=new_id("BKA"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
@@ -209,6 +220,7 @@ class Bank:
         if behaviour.answer_mode == ASYNC:
             if behaviour.chance(behaviour.lost_reply_rate):
                 self.replies_lost += 1
+                self.metrics.answers_lost.inc()
                 return web.Response(status=202, text="accepted for processing\n")
             copies = 2 if behaviour.chance(behaviour.duplicate_reply_rate) else 1
             if self._room_for(copies):
@@ -218,6 +230,7 @@ class Bank:
             log.warning("%s: %d sends pending; answering in the response", self.config.bic,
                         self.pending_sends)
         await asyncio.sleep(delay_s)
+        self.metrics.answers.labels(RESPONSE).inc()
         return xml_response(self.config.bic, self.config.switch_bic, report)
 
     def take_status_report(self, report: PaymentStatusReport) -> None:
@@ -233,8 +246,10 @@ class Bank:
             elif item.status is TxStatus.REJECTED:
                 rejected.append(e2e)
         with self.ledger.batch():
-            self.ledger.settle(settled)
-            self.ledger.release(rejected)
+            credited = self.ledger.settle(settled)
+            released = self.ledger.release(rejected)
+        self.metrics.credited(self.ledger.bookings[e2e].amount_vnd for e2e in credited)
+        self.metrics.releases.inc(len(released))
         self._schedule_returns(self.ledger.returns_due(settled))
 
     def _schedule_returns(self, due: list[Hold]) -> None:
@@ -272,15 +287,18 @@ class Bank:
             amounts = {h.end_to_end_id: h.amount_vnd for h in due}
             done = [i.original_end_to_end_id for i in answer.transactions
                     if i.status is TxStatus.SETTLED or i.reason_code == reasons.DUPLICATE]
-            self.ledger.record_returns((e2e, amounts[e2e]) for e2e in done if e2e in amounts)
+            booked = self.ledger.record_returns(
+                (e2e, amounts[e2e]) for e2e in done if e2e in amounts)
+            self.metrics.returned(amounts[e2e] for e2e in booked)
         finally:
             self._returning.difference_update(ids)
 
     # ---- as debtor agent ------------------------------------------------------------------
 
     def take_returns(self, message: PaymentReturn) -> None:
-        self.ledger.record_received_returns(
+        booked = self.ledger.record_received_returns(
             (i.original_end_to_end_id, i.returned_amount_vnd) for i in message.items)
+        self.metrics.returns_received.inc(len(booked))
 
 
 # ---- HTTP ---------------------------------------------------------------------------------
@@ -345,6 +363,12 @@ async def set_behaviour(request: web.Request) -> web.Response:
     return web.json_response(bank.behaviour.model_dump(mode="json"))
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (banks/metrics.py), behind the admin token."""
+    bank = request.app[BANK]
+    return metrics_response(request, bank.metrics.registry, bank.config.admin_token)
+
+
 async def health(request: web.Request) -> web.Response:
     bank = request.app[BANK]
     return web.json_response({
@@ -363,6 +387,7 @@ def create_bank_app(bank: Bank) -> web.Application:
     run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
     app.router.add_get("/health", health)
+    app.router.add_get(METRICS_PATH, metrics)
     app.router.add_get("/admin/ledger", ledger_totals)
     app.router.add_get("/admin/credits", credits)
     app.router.add_get("/admin/behaviour", get_behaviour)

@@ -15,6 +15,7 @@ from aiohttp.typedefs import Handler
 
 from protocol import codec
 from protocol.codec import new_id
+from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     bearer_auth,
@@ -143,6 +144,15 @@ async def health(request: web.Request) -> web.Response:
     })
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (switch/metrics.py), behind the metrics token: it shows every
+    participant's positions and health."""
+    switch = request.app[SWITCH]
+    config = switch.config
+    return metrics_response(request, switch.metrics.registry,
+                            config.metrics_token or config.admin_token)
+
+
 def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.Application:
     """The switch's aiohttp application; the switch starts and stops with it. Observers hang
     on `events` (a fresh hub when None)."""
@@ -153,5 +163,6 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     run_alongside(app, switch.start, switch.stop)
     app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)
     app.router.add_get("/v1/health", health)
+    app.router.add_get(METRICS_PATH, metrics)
     admin.add_routes(app)
     return app

@@ -73,6 +73,9 @@ class SwitchSettings(BaseModel):
     port: int = Field(0, ge=0, le=65_535)  # 0: the OS chooses
     journal_path: Path = Path("runs/switch.sqlite")
     admin_token: str = Field("admin-token", min_length=1, repr=False)
+    # What a Prometheus scraper presents at GET /metrics: read-only, so that the scraper's
+    # configuration holds no credential that can sign a bank off. None: the admin token.
+    metrics_token: str | None = Field(None, min_length=1, repr=False)
     creditor_timeout_s: float = Field(DEFAULT_CREDITOR_TIMEOUT_S, gt=0, le=60)
     notice_timeout_s: float = Field(10.0, gt=0, le=300)
     notice_max_attempts: int = Field(1_000, ge=1, le=100_000)  # ~3 hours at the capped backoff

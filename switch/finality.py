@@ -55,9 +55,9 @@ class Finality:
                 if outcome is not None and not outcome.done():
                     outcome.set_exception(error)
             raise
-        self._apply(finals, now_s)
+        self._apply(finals, now_s, cycle_id)
 
-    def _apply(self, finals: list[Final], now_s: float) -> None:
+    def _apply(self, finals: list[Final], now_s: float, cycle_id: int) -> None:
         """After the write is durable: memory, answers, notices, events; no await here."""
         state = self.state
         positions = state.positions
@@ -94,6 +94,6 @@ class Finality:
         for bic, statuses in to_debtors.items():
             notifier.report_to_debtor(bic, statuses)
         if settled:
-            state.events.settled.fire(transfers=settled, now_s=now_s)
+            state.events.settled.fire(transfers=settled, now_s=now_s, cycle_id=cycle_id)
         if rejected:
             state.events.rejected.fire(transfers=rejected, now_s=now_s)

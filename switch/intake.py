@@ -192,8 +192,10 @@ class Intake:
             return None
         if digest != body_sha256:
             return Submission(group_reason=reasons.DUPLICATE_MESSAGE_ID)
-        return Submission(refused=await self._duplicate_statuses(
-            message.transactions, message.msg_id, debtor_bic))
+        statuses = await self._duplicate_statuses(message.transactions, message.msg_id,
+                                                  debtor_bic)
+        self.state.events.refused.fire(debtor_bic=debtor_bic, statuses=statuses)
+        return Submission(refused=statuses)
 
     def _untake(self, transfers: list[Transfer]) -> None:
         """The journal did not take them: forget them, give back what they held."""

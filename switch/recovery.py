@@ -35,12 +35,15 @@ async def recover(state: SwitchState, finality: Finality) -> dict[str, int]:
         if participant is not None:
             if limit_vnd is not None:
                 participant.position_limit_vnd = limit_vnd
-            participant.signed_off = signed_off
+            if signed_off:
+                participant.sign(on=False)
     state.notifier.reload(store.notices_due_now())  # before resolving: those queue themselves
     in_flight = store.in_flight_now()
     for transfer in in_flight:  # held when the switch died: hold again, then resolve
         state.positions.reserve(transfer.debtor_bic, transfer.amount_vnd, None)
         state.in_flight[transfer.end_to_end_id] = transfer
+    state.events.recovered.fire(cycle_id=state.cycle_id, net_vnd=dict(state.positions.net_vnd),
+                                in_flight=in_flight)
     await finality.finish([(transfer, TransferState.REJECTED, reasons.TIMEOUT_INSTRUCTED_AGENT,
                             state.config.bic, True) for transfer in in_flight])
     return {"known_transfers": len(state.known_ids), "resolved_in_flight": len(in_flight)}

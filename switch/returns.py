@@ -135,4 +135,4 @@ class Returns:
             by_debtor[original.debtor_bic].append(settled)
         for debtor_bic, returns in by_debtor.items():
             state.notifier.forward_returns(debtor_bic, returns)
-        state.events.returned.fire(returns=accepted, now_s=now_s)
+        state.events.returned.fire(returns=accepted, now_s=now_s, cycle_id=cycle_id)

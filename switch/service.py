@@ -14,6 +14,7 @@ from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.intake import Intake
+from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Participant
 from switch.recovery import recover
@@ -37,6 +38,7 @@ class Switch:
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0
         self.events.journal_committed.add_listener(self._count_commit)
+        self.metrics = SwitchMetrics(self.events, config.participants)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
 

@@ -20,11 +20,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from switch.events import SwitchEvents
 from switch.states import TransferState
@@ -139,6 +140,12 @@ _REFUSED = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
             ValueError, TypeError)
 
 Statements = Sequence[tuple[str, Sequence[Sequence[Any]]]]
+T = TypeVar("T")
+MAX_LISTED_TRANSFERS = 1_000  # a listing of the journal, for a person or a tool looking in
+_JOURNAL_COLUMNS = frozenset({"end_to_end_id", "tx_id", "msg_id", "debtor_bic", "creditor_bic",
+                              "amount_vnd", "state", "reason_code", "reason_by", "bulk",
+                              "received_at", "final_at", "cycle_id"})
+_LISTED_COLUMNS = (f"{_TRANSFER_COLUMNS}, final_at, cycle_id")
 
 
 class JournalFailed(Exception):
@@ -152,6 +159,10 @@ class JournalBusy(Exception):
 class WriteRefused(Exception):
     """The database refused this write (a constraint, a value out of range); nothing of it
     was stored, and the journal goes on."""
+
+
+class NotAJournal(Exception):
+    """The file is missing, unreadable, or not a switch journal; the message says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +231,139 @@ def _transfer(row: Sequence[Any]) -> Transfer:
     )
 
 
+def iso_utc(timestamp_s: float) -> str:
+    """Unix time as ISO 8601 in UTC, to the millisecond: 2026-11-20T08:30:15.123Z."""
+    return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="milliseconds"
+                                                              ).replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalTransfer:
+    """A transfer as the journal holds it, with when it became final (unix s) and the
+    settlement cycle it settled in, for whoever looks into the journal."""
+
+    transfer: Transfer
+    final_at: float | None
+    cycle_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> JournalTransfer:
+        """A row of _LISTED_COLUMNS."""
+        return cls(_transfer(row), row[-2], row[-1])
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC."""
+        t = self.transfer
+        return {
+            "end_to_end_id": t.end_to_end_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
+            "debtor_bic": t.debtor_bic, "creditor_bic": t.creditor_bic,
+            "amount_vnd": t.amount_vnd, "mode": "bulk" if t.bulk else "instant",
+            "state": str(t.state), "reason_code": t.reason_code, "reason_by": t.reason_by,
+            "received_at": iso_utc(t.received_at),
+            "final_at": iso_utc(self.final_at) if self.final_at is not None else None,
+            "cycle_id": self.cycle_id,
+        }
+
+
+class JournalReader:
+    """A journal opened read-only, to look into it: a transfer's history, what is in flight,
+    a participant's transfers. It never creates, migrates or writes the file, and reads
+    beside a running switch (WAL: a reader sees the last commit and blocks no writer).
+
+    Raises NotAJournal, with a sentence naming the file, when the file is missing, is not
+    a SQLite database, or has no journal tables.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise NotAJournal(f"{path}: no such file")
+        if not path.is_file():
+            raise NotAJournal(f"{path} is not a file")
+        try:
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False)
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{path}: cannot open it read-only: {error}") from None
+        try:
+            self._db.execute("PRAGMA query_only=1")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            tables = {name for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(transfers)")}
+        except sqlite3.Error as error:
+            self._db.close()
+            raise NotAJournal(f"{path} is not a switch journal: {error}") from None
+        missing = ({"transfers", "transitions", "returns"} - tables) or (
+            _JOURNAL_COLUMNS - columns)
+        if missing:
+            self._db.close()
+            raise NotAJournal(f"{path} is a SQLite database but not a switch journal "
+                              f"(no {', '.join(sorted(missing))})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{self.path}: cannot read it: {error}") from None
+
+    def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        """The transfer (JournalTransfer.as_dict), its transitions in order (`history`: from,
+        to, reason_code, at) and its return (`return`, or None); None for an unknown id."""
+        rows = self._rows(f"SELECT {_LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=?",
+                          (end_to_end_id,))
+        if not rows:
+            return None
+        history = [{"from": old, "to": new, "reason_code": reason, "at": iso_utc(at)}
+                   for old, new, reason, at in self._rows(
+                       "SELECT from_state, to_state, reason_code, at FROM transitions"
+                       " WHERE end_to_end_id=? ORDER BY seq", (end_to_end_id,))]
+        returned = [{"return_id": return_id, "amount_vnd": amount, "reason_code": reason,
+                     "settled_at": iso_utc(at), "cycle_id": cycle}
+                    for return_id, amount, reason, at, cycle in self._rows(
+                        "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id"
+                        " FROM returns WHERE end_to_end_id=?", (end_to_end_id,))]
+        return JournalTransfer.from_row(rows[0]).as_dict() | {
+            "history": history, "return": returned[0] if returned else None}
+
+    def transfers(self, state: str | None = None, participant: str | None = None,
+                  since_s: float | None = None, limit: int = 100, oldest_first: bool = False
+                  ) -> tuple[list[JournalTransfer], bool]:
+        """Transfers received at or after `since_s` (unix s), in `state`, with `participant`
+        as debtor or creditor (each None: any): the `limit` newest, or oldest, in the order
+        received; and whether more matched. Raises ValueError for a limit outside 1 to
+        MAX_LISTED_TRANSFERS.
+
+        Cost: by state (PENDING is what is in flight) an index finds them; by participant or
+        time alone the whole table is read: on this project's machine 0.5 s per million
+        transfers for a participant, 2.3 s to sort a million without any filter.
+        """
+        if not 1 <= limit <= MAX_LISTED_TRANSFERS:
+            raise ValueError(f"limit {limit} is not from 1 to {MAX_LISTED_TRANSFERS:,}")
+        where, params = ["1"], []
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if participant is not None:
+            where.append("(debtor_bic = ? OR creditor_bic = ?)")
+            params += [participant, participant]
+        if since_s is not None:
+            where.append("received_at >= ?")
+            params.append(since_s)
+        order = "ASC" if oldest_first else "DESC"
+        rows = self._rows(
+            f"SELECT {_LISTED_COLUMNS} FROM transfers WHERE {' AND '.join(where)}"
+            f" ORDER BY received_at {order}, end_to_end_id {order} LIMIT ?",
+            [*params, limit + 1])
+        found = [JournalTransfer.from_row(row) for row in rows[:limit]]
+        if not oldest_first:
+            found.reverse()
+        return found, len(rows) > limit
+
+
 class Store:
     """The switch's durable state: batched durable writes, off-loop reads."""
 
@@ -240,6 +384,10 @@ class Store:
         self._writer_connection = _connect(path)
         self._reader_connection = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
+        # What an operator asks (the admin API) reads on a connection and thread of its own,
+        # so that a long listing never holds up the switch's own reads.
+        self._looking = JournalReader(path)
+        self._looking_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-looking")
         self._writer_task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
 
@@ -257,8 +405,10 @@ class Store:
             self._writer_task = None
         self._writer_executor.shutdown(wait=True)
         self._reader_executor.shutdown(wait=True)
+        self._looking_executor.shutdown(wait=True)
         self._writer_connection.close()
         self._reader_connection.close()
+        self._looking.close()
 
     def submit(self, statements: Statements) -> asyncio.Future[None]:
         """Take (sql, rows) pairs to commit in one transaction with others queued; the future
@@ -441,11 +591,11 @@ class Store:
             found.update((row[0], (row[1], row[2])) for row in rows)
         return found
 
-    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:
-        """A transfer's transitions in order: from, to, reason code, at (unix s)."""
-        rows = await self.read("SELECT from_state, to_state, reason_code, at FROM transitions"
-                               " WHERE end_to_end_id=? ORDER BY seq", (end_to_end_id,))
-        return [dict(zip(("from", "to", "reason_code", "at"), row, strict=True)) for row in rows]
+    async def look(self, query: Callable[[JournalReader], T]) -> T:
+        """`query` on the operators' read-only reader, off the event loop and off the
+        switch's own reader (a listing may read the whole table)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._looking_executor, query, self._looking)
 
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
         """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""

@@ -21,6 +21,7 @@ from scenarios.report import terminal, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
+from switchlab import journal
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 
@@ -151,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--accounts", type=int, default=20_000)
     load.add_argument("--output", type=Path, default=Path("runs/load"))
     load.set_defaults(handler=_load)
+
+    journal.add_parser(commands)
 
     switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
     switch.add_argument("--config", type=Path, required=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from switchlab.cli import build_parser
+from switchlab.journal import since
 
 
 @pytest.mark.parametrize(("argument", "value", "error"), [
@@ -25,3 +28,15 @@ def test_bench_takes_counts_within_bounds() -> None:
     args = build_parser().parse_args(["bench", "--instant-transfers", "500000",
                                       "--bulk-beneficiaries", "0"])
     assert (args.instant_transfers, args.bulk_beneficiaries, args.concurrency) == (500_000, 0, 64)
+
+
+@pytest.mark.parametrize(("text", "seconds_before_now"), [
+    ("90s", 90), ("15m", 900), ("2h", 7_200), ("1d", 86_400)])
+def test_journal_since_takes_a_duration_before_now(text: str, seconds_before_now: int) -> None:
+    assert since(text, now_s=1_800_000_000.0) == 1_800_000_000.0 - seconds_before_now
+
+
+@pytest.mark.parametrize("text", ["2026-11-20T08:00:00Z", "2026-11-20T08:00:00",
+                                  "2026-11-20T15:00:00+07:00"])
+def test_journal_since_takes_an_iso_time_in_utc_unless_it_says_otherwise(text: str) -> None:
+    assert since(text) == datetime(2026, 11, 20, 8, tzinfo=UTC).timestamp()
