@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from switch.config import SwitchConfig
+from switch.directory import Directory
 from switch.events import SwitchEvents
 from switch.notices import Notifier
 from switch.participants import Participant
@@ -33,3 +34,4 @@ class SwitchState:
     known_ids: set[str] = field(default_factory=set)  # every end-to-end id ever taken
     in_flight: dict[str, Transfer] = field(default_factory=dict)  # PENDING, by end-to-end id
     returning: set[str] = field(default_factory=set)  # end-to-end ids returned or returning
+    directory: Directory = field(default_factory=Directory)  # citizen id -> payout account
