@@ -7,8 +7,10 @@ Who may write what, and why:
   enforced twice: an entry names the signer as the account's participant (no participant can
   point a citizen at another's accounts), and before an entry becomes active the switch asks
   that participant, with an acmt.023 over its message channel, whether the account belongs to
-  the person with this citizen id and name; only an answer of yes activates it. That second
-  step catches a registration that its own core system does not back (a front-end bug, a
+  the person with this citizen id and name; only an answer that it does activates it (yes,
+  or AC04/AC06/MD07, which a participant gives only after the citizen id and name matched:
+  whether the account can take a payment today is the payout's question, not the link's).
+  That second step catches a registration that its own core system does not back (a front-end bug, a
   compromised API client, a typo in a number), from the system of record. A participant that
   lies in both is outside what a switch can check; the payout's own verification and the
   creditor's check of every transfer (BE01) remain.
@@ -36,6 +38,10 @@ from switch.store import DirectoryChange, DirectoryEntry, Store
 
 LINK, UPDATE, UNLINK = "link", "update", "unlink"
 REGISTRY = "registry"  # who, for entries the operator imported from the national registry
+# acmt.024 answers that confirm the account is this person's (citizen id and name checked
+# first, then whether it can take a payment today, which is the payout's question).
+OWNERSHIP_CONFIRMED = frozenset({reasons.CLOSED_ACCOUNT, reasons.BLOCKED_ACCOUNT,
+                                 reasons.CREDITOR_DECEASED})
 Verifier = Callable[[str, list[VerificationItem]], Awaitable[dict[str, VerificationResult]]]
 
 
@@ -193,7 +199,8 @@ class Registrations:
         confirmed = []
         for index, entry, action in candidates:
             answer = answers.get(str(index))
-            if answer is not None and answer.verified:
+            if answer is not None and (answer.verified
+                                       or answer.reason_code in OWNERSHIP_CONFIRMED):
                 confirmed.append((index, entry, action))
                 continue
             code = answer.reason_code if answer is not None else reasons.NOT_SPECIFIED
