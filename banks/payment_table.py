@@ -176,7 +176,7 @@ def _citizen_id_problem(text: str) -> str | None:
     if problem is None:
         return None
     hint = ""
-    if len(text) == 11 and text.isdigit():
+    if len(text) < 12 and text.isdigit():
         hint = " (did a spreadsheet drop its leading zero? format the column as text)"
     elif "e+" in text.casefold():
         hint = " (a spreadsheet wrote it as a number: format the column as text)"
@@ -222,13 +222,15 @@ def _repeated(rows: list[tuple[int, Payment]]) -> list[tuple[int, str]]:
         by_key[(p.citizen_id, p.programme, p.period, p.arrears)].append(line)
         by_id[p.end_to_end_id].append(line)
     problems = []
+    repeated: set[int] = set()
     for (citizen_id, programme, period, _), lines in by_key.items():
         if len(lines) > 1:
+            repeated.update(lines)
             where = f"programme {programme!r}" + (f", period {period!r}" if period else "")
             problems += [(line, f"citizen_id {citizen_id} is paid {len(lines)} times in "
                           f"{where} (lines {', '.join(map(str, lines))}): say why in a period "
                           "or arrears column, or remove the extra rows") for line in lines]
     for e2e, lines in by_id.items():
         problems += [(line, f"end_to_end_id {e2e} appears twice (line {lines[0]})")
-                     for line in lines[1:]]
+                     for line in lines[1:] if line not in repeated]
     return problems

@@ -146,17 +146,19 @@ class World:
                     "citizen_id": b.citizen_id, "account_id": b.account_id,
                     "holder_name": b.ledger_name})
         for bic, entries in registered.items():
-            await self.register_links(bic, entries)
+            _refused(await self.register_links(bic, entries))
         await self.import_links(imported)
 
-    async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]) -> None:
-        """Register links as participant `bic` does, over its signed API; raises LinkRefused
-        naming the first entry the switch refused."""
+    async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]
+                             ) -> list[dict[str, str]]:
+        """Register links as participant `bic` does, over its signed API (citizen_id,
+        account_id, holder_name each); the switch's verdict per entry."""
         assert self.session is not None
         client = DirectoryClient(self.session, self.switch_url, bic, self.secrets[bic].encode())
+        verdicts = []
         for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
-            verdicts = await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])
-            _refused(verdicts)
+            verdicts += await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])
+        return verdicts
 
     async def import_links(self, entries: Sequence[Mapping[str, str]]) -> None:
         """Import links from the national registry over the admin API (citizen_id,
