@@ -152,14 +152,17 @@ class Registrations:
         verdicts: dict[int, Verdict] = {}
         candidates: list[tuple[int, DirectoryEntry, str]] = []
         claimed: list[object] = []
-        seen: set[str] = set()
+        seen: set[object] = set()
         try:
             for index, entry in enumerate(entries):
                 keys = (entry.citizen_id, (entry.participant_bic, entry.account_id))
                 current = self.directory.by_citizen.get(entry.citizen_id)
-                problem = (f"citizen id {entry.citizen_id} appears twice in the request"
-                           if entry.citizen_id in seen else self._problem(entry, by))
-                seen.add(entry.citizen_id)
+                twice = next((k for k in keys if k in seen), None)
+                problem = (f"{'citizen id' if twice == keys[0] else 'account'} "
+                           f"{entry.citizen_id if twice == keys[0] else entry.account_id} "
+                           "appears twice in the request" if twice is not None
+                           else self._problem(entry, by))
+                seen.update(keys)
                 if problem is None and current is not None and (
                         current.participant_bic, current.account_id, current.holder_name) == (
                         entry.participant_bic, entry.account_id, entry.holder_name):
