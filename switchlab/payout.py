@@ -23,7 +23,7 @@ import csv
 import json
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,17 @@ from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from banks.verification import UNANSWERED
+from protocol.messages import TxStatus
 from switchlab.world import World, WorldSettings
 
-TABLE_SHA256, LAB_READY, STARTED = "table_sha256", "lab_ready", "started"
+TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
+# A row rejected because its transfer could not reach a final word from the creditor (AB05
+# no answer in time, AB06 in flight when the switch stopped, AB08 creditor offline) moved no
+# money and is final at the switch: it is sent again under a new end-to-end id, at most this
+# many times in all, while the run is not finished. Never after: by then the row may be on a
+# cash list the post office pays.
+MAX_ATTEMPTS = 3
 
 
 class PayoutRefused(Exception):
@@ -173,6 +181,32 @@ async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
         return SwitchTotals.from_stats(await response.json())
 
 
+def _attempt_id(e2e: str, attempt: int) -> str:
+    """The end-to-end id of a row's n-th attempt: stable, so a resumed run finds it again."""
+    return e2e if attempt == 0 else f"{e2e[:32]}R{attempt}"
+
+
+def _transient(treasury: Treasury, e2e: str) -> bool:
+    verdict = treasury.final.get(e2e)
+    return (verdict is not None and verdict.status == TxStatus.REJECTED
+            and verdict.reason_code in UNANSWERED)
+
+
+def _current(payments: list[Payment], treasury: Treasury, more: bool) -> list[Payment]:
+    """Each row as its latest attempt: the next one after a transient rejection while
+    `more` attempts may be made."""
+    current = []
+    for payment in payments:
+        attempt = 0
+        while _transient(treasury, _attempt_id(payment.end_to_end_id, attempt)) and (
+                attempt + 1 < MAX_ATTEMPTS) and (
+                more or _attempt_id(payment.end_to_end_id, attempt + 1) in treasury.final):
+            attempt += 1
+        current.append(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
+                                                                  attempt)))
+    return current
+
+
 async def pay_table(settings: PayoutSettings) -> Report:
     """Check, verify, pay, wait and reconcile; raises PayoutRefused when nothing can be paid,
     OSError when the table cannot be opened."""
@@ -193,19 +227,25 @@ async def pay_table(settings: PayoutSettings) -> Report:
         else:
             treasury = remote = await _remote_treasury(settings)
         resumed_final = state.restore(treasury)
+        finished = state.get(FINISHED) is not None
+        current = _current(table.payments, treasury, not finished)
         if state.get(STARTED) is not None:
-            treasury.maybe_sent = {p.end_to_end_id for p in table.payments} - set(
-                treasury.final)
+            treasury.maybe_sent = {p.end_to_end_id for p in current} - set(treasury.final)
         state.set(STARTED, "1")
-        bar = tqdm(total=len(table.payments), unit="tx", disable=not settings.progress)
-        try:
-            await treasury.run(table.payments, lambda done, _: bar.update(done - bar.n))
-        finally:
-            bar.close()
+        for _ in range(MAX_ATTEMPTS):
+            bar = tqdm(total=len(current), unit="tx", disable=not settings.progress)
+            try:
+                await treasury.run(current, lambda done, _, bar=bar: bar.update(done - bar.n))
+            finally:
+                bar.close()
+            again = _current(table.payments, treasury, not finished)
+            if again == current:
+                break
+            current = again
         if settings.returns_wait_s:
-            await treasury.wait_for_returns(len(table.payments), settings.returns_wait_s)
+            await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
-        result = treasury.result(table.payments)
+        result = treasury.result(current)
         if world is not None:
             mismatches = reconcile(result, await world.switch_totals(), await world.bank_totals())
             reconciled_with = "the switch's settlement and the banks' ledgers"
@@ -220,8 +260,12 @@ async def pay_table(settings: PayoutSettings) -> Report:
         if remote is not None:
             await remote.stop_inbound()
         state.close()
-    return Report(result, mismatches, write_files(settings.output, result, table, mismatches),
-                  table, resumed_final, reconciled_with)
+    files = write_files(settings.output, result, table, mismatches)
+    if not result.by_status[PayoutStatus.UNRESOLVED]:
+        finished_state = PayoutState(settings.output / "run.sqlite")
+        finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
+        finished_state.close()
+    return Report(result, mismatches, files, table, resumed_final, reconciled_with)
 
 
 def write_files(out: Path, result: PayoutResult, table: CheckedTable,
