@@ -125,3 +125,10 @@ def test_a_table_that_is_not_utf8_is_refused_whole(tmp_path: Path) -> None:
     path.write_bytes((HEADER + "\r\n" + RA + "\r\n").encode("cp1258", errors="replace"))
     with pytest.raises(PaymentTableError, match="not UTF-8"):
         check_payment_table(path)
+
+
+def test_the_documented_example_is_a_clean_table() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "payment-table.csv"
+    assert example.read_bytes().startswith(b"\xef\xbb\xbf")  # as Excel saves it
+    checked = check_payment_table(example)
+    assert checked.problems == [] and len(checked.payments) == 7
