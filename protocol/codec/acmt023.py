@@ -17,6 +17,10 @@ from protocol.codec.base import (
 from protocol.messages import MessageType, VerificationItem, VerificationRequest
 
 NATIONAL_ID_SCHEME = "NIDN"  # ExternalPersonIdentification1Code: national identity number
+# Assgnmt as both messages start: who asks whom (acmt.024's assigner is the one answering).
+ASSIGNMENT_FIELDS = ("!Assgnmt/MsgId", "!Assgnmt/CreDtTm",
+                     "!Assgnmt/Assgnr/Agt/FinInstnId/BICFI",
+                     "!Assgnmt/Assgne/Agt/FinInstnId/BICFI")
 
 
 def assignment(msg_id: str, created_at_text: str, assigner_bic: str, assignee_bic: str) -> str:
@@ -44,8 +48,7 @@ class VerificationRequestV04(MessageCodec[VerificationRequest]):
     msg_def_id = MessageType.VERIFICATION_REQUEST.value
     document_type = VerificationRequest
     root = "IdVrfctnReq"
-    group_fields = ("!Assgnmt/MsgId", "!Assgnmt/CreDtTm", "!Assgnmt/Assgnr/Agt/FinInstnId/BICFI",
-                    "!Assgnmt/Assgne/Agt/FinInstnId/BICFI")
+    group_fields = ASSIGNMENT_FIELDS
     items = "Vrfctn"
     min_items = 1
     item_fields = (

@@ -4,7 +4,7 @@ name in full: UpdtdPtyAndAcctId holds at most the masked name."""
 
 from __future__ import annotations
 
-from protocol.codec.acmt023 import assignment, party_and_account
+from protocol.codec.acmt023 import ASSIGNMENT_FIELDS, assignment, party_and_account
 from protocol.codec.base import (
     CodecError,
     MessageCodec,
@@ -23,8 +23,7 @@ class VerificationReportV04(MessageCodec[VerificationReport]):
     msg_def_id = MessageType.VERIFICATION_REPORT.value
     document_type = VerificationReport
     root = "IdVrfctnRpt"
-    group_fields = ("!Assgnmt/MsgId", "!Assgnmt/CreDtTm", "!Assgnmt/Assgnr/Agt/FinInstnId/BICFI",
-                    "!Assgnmt/Assgne/Agt/FinInstnId/BICFI", "OrgnlAssgnmt/MsgId")
+    group_fields = (*ASSIGNMENT_FIELDS, "OrgnlAssgnmt/MsgId")
     items = "Rpt"
     min_items = 1
     item_fields = ("!OrgnlId", "!Vrfctn", "Rsn/Cd", "UpdtdPtyAndAcctId/Pty/Nm")
