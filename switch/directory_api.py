@@ -98,7 +98,7 @@ def _account_holder(switch: Switch, bic: str) -> None:
 
 def _whole(request: web.Request, name: str, default: int, high: int) -> int:
     text = request.query.get(name, str(default))
-    if not (text.isascii() and text.isdigit()) or not 0 <= int(text[:12]) <= high:
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not 0 <= int(text) <= high:
         raise web.HTTPBadRequest(text=f"400: {name} must be a whole number from 0 to {high}\n")
     return int(text)
 

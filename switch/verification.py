@@ -78,15 +78,16 @@ class Verification:
 
     def _route(self, item: VerificationItem) -> VerificationItem | VerificationResult:
         """The question as the holding participant is to be asked it, or the answer when the
-        switch knows it already: BE23 for a citizen id with no linked account, RC01 for an
-        agent that is not a participant holding accounts."""
+        switch knows it already: BE23 for a citizen id with no linked account; RC01 for an
+        account whose agent is missing, the switch itself, or not a participant that holds
+        accounts."""
         state = self.state
-        if not item.account_id or item.agent_bic in (None, state.config.bic):
+        if not item.account_id:
             entry = state.directory.by_citizen.get(item.citizen_id or "")
             if entry is None:
                 return VerificationResult(item.verification_id, False,
                                           reasons.NO_LINKED_ACCOUNT)
-            return VerificationItem(item.verification_id, item.name, item.citizen_id,
+            item = VerificationItem(item.verification_id, item.name, item.citizen_id,
                                     entry.account_id, entry.participant_bic)
         holder = state.participants.get(item.agent_bic or "")
         if holder is None or holder.config.kind == "treasury":

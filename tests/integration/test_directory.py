@@ -166,6 +166,9 @@ async def test_unlink_and_every_change_is_journaled_with_who_and_when(world: Wor
     assert await wallet.changes() == []
     _, listed = await admin(world, "GET", f"/v1/admin/directory/changes?participant={BANK}")
     assert len(listed["changes"]) == 2
+    for query in ("after_seq=-1", "limit=1001", "after_seq=" + "9" * 5_000, "limit=x"):
+        status, text = await admin(world, "GET", f"/v1/admin/directory/changes?{query}")
+        assert status == 400 and "must be a whole number" in text
 
 
 async def test_directory_requests_are_signed_bounded_and_checked(world: World) -> None:
@@ -257,6 +260,8 @@ async def test_verification_answers_match_or_why_not_and_masks_names(world: Worl
         ask("by-citizen-id", "Nguyen Thi Ra", RA[0]),
         ask("not-linked", DUC[1], DUC[0]),
         ask("unknown-agent", RA[1], RA[0], RA[3], "NOPEVNVX"),
+        ask("account-without-agent", RA[1], RA[0], RA[3]),
+        ask("the-switch-as-agent", RA[1], RA[0], RA[3], SWITCH_BIC),
     )
     answers = {r.original_id: (r.verified, r.reason_code, r.masked_name) for r in results}
     assert answers == {
@@ -265,7 +270,8 @@ async def test_verification_answers_match_or_why_not_and_masks_names(world: Worl
         "other-person": (False, "BE17", None),  # nothing about a stranger's account
         "no-account": (False, "AC01", None), "closed": (False, "AC04", None),
         "by-citizen-id": (True, None, None), "not-linked": (False, "BE23", None),
-        "unknown-agent": (False, "RC01", None),
+        "unknown-agent": (False, "RC01", None), "account-without-agent": (False, "RC01", None),
+        "the-switch-as-agent": (False, "RC01", None),
     }
     assert [r.original_id for r in results] == list(answers)  # in the asker's order
 
