@@ -50,6 +50,8 @@ from protocol.messages import (
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
+    VerificationReport,
+    VerificationRequest,
 )
 from protocol.retry import with_backoff
 from protocol.runtime import run_event_loop
@@ -293,6 +295,13 @@ class Bank:
         finally:
             self._returning.difference_update(ids)
 
+    def verification_report(self, request: VerificationRequest) -> VerificationReport:
+        """acmt.024 from the ledger: whether each asked account is the named person's."""
+        return VerificationReport(
+            msg_id=new_id("BKV"), created_at=datetime.now(UTC), assigner_bic=self.config.bic,
+            assignee_bic=request.assigner_bic, original_msg_id=request.msg_id,
+            results=[self.ledger.verify(item) for item in request.items])
+
     # ---- as debtor agent ------------------------------------------------------------------
 
     def take_returns(self, message: PaymentReturn) -> None:
@@ -317,13 +326,15 @@ async def inbound(request: web.Request) -> web.Response:
     document = message.document
     if isinstance(document, CreditTransferMessage):
         return await bank.answer(document)
+    if isinstance(document, VerificationRequest):
+        return xml_response(config.bic, config.switch_bic, bank.verification_report(document))
     if isinstance(document, PaymentStatusReport):
         bank.take_status_report(document)
     elif isinstance(document, PaymentReturn):
         bank.take_returns(document)
     else:
-        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002 and "
-                                 f"pacs.004, not {message.header.msg_def_id}\n")
+        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002, pacs.004 "
+                                 f"and acmt.023, not {message.header.msg_def_id}\n")
     return web.Response(text="ok\n")
 
 

@@ -25,6 +25,7 @@ class PayoutStatus(StrEnum):
     PAID = "paid"  # settled into the account
     REJECTED = "rejected"  # refused by the switch or the bank; no money moved
     RETURNED = "returned"  # settled, then sent back by the bank (pacs.004)
+    STOPPED = "stopped"  # verification (acmt.024) said no: never sent, paid in cash instead
     UNRESOLVED = "unresolved"  # no final status within the deadline: investigate, never pay cash
 
 
@@ -52,8 +53,13 @@ class Outcome:
 
 RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor_bic", "status",
                   "reason_code")
-CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "end_to_end_id",
-                     "status", "reason_code", "reason")
+CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "period", "commune",
+                     "address", "end_to_end_id", "status", "reason_code", "reason_vi",
+                     "reason_en")
+# Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
+# "Nguyễn Thị Rà" as mojibake.
+EXCEL_ENCODING = "utf-8-sig"
+NO_ACCOUNT_VI, NO_ACCOUNT_EN = "chưa có tài khoản liên kết", "no linked account"
 
 
 @dataclass
@@ -146,29 +152,58 @@ class PayoutResult:
             "reason_code": o.reason_code or "",
         } for o in self.outcomes))
 
-    def write_cash_list(self, path: Path,
-                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
-        """Everyone the post office must pay in cash, with why; returns how many.
-
-        That is whoever has no linked account (`without_account`: rows with citizen_id,
-        full_name, amount_vnd, programme), was rejected, or was returned (for the amount that
-        came back). Unresolved transfers are left out on purpose: they may have settled, and
-        paying them in cash could pay twice; they are investigated first.
-        """
-        rows: list[Mapping[str, object]] = [
-            {**row, "status": "no_account", "reason": "no linked account"}
-            for row in without_account]
+    def _unpaid_rows(self, deceased: bool) -> list[dict[str, object]]:
+        """Rejected, returned (for the amount that came back) and stopped payments, those
+        reported deceased (MD07) or the others, as rows of CASH_LIST_COLUMNS."""
+        rows = []
         for o in self.outcomes:
-            if o.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+            if o.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED,
+                                PayoutStatus.STOPPED):
                 continue
             code = o.reason_code or reasons.NOT_SPECIFIED
+            if (code == reasons.CREDITOR_DECEASED) != deceased:
+                continue
+            p = o.payment
             rows.append({
-                "citizen_id": o.payment.citizen_id, "full_name": o.payment.full_name,
-                "amount_vnd": o.returned_vnd or o.payment.amount_vnd,
-                "programme": o.payment.programme, "end_to_end_id": o.payment.end_to_end_id,
-                "status": str(o.status), "reason_code": code,
-                "reason": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
+                "citizen_id": p.citizen_id, "full_name": p.full_name,
+                "amount_vnd": o.returned_vnd or p.amount_vnd, "programme": p.programme,
+                "period": p.period, "commune": p.commune, "address": p.address,
+                "end_to_end_id": p.end_to_end_id, "status": str(o.status), "reason_code": code,
+                "reason_vi": reasons.DESCRIPTIONS_VI.get(code, "lý do chưa được mô tả"),
+                "reason_en": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
             })
+        return rows
+
+    def cash_list_rows(self, without_account: Iterable[Mapping[str, object]] = ()
+                       ) -> list[dict[str, object]]:
+        """Everyone the post office must pay in cash, with why (in Vietnamese and English).
+
+        That is whoever has no linked account (`without_account`: rows with citizen_id,
+        full_name, amount_vnd, programme and the optional columns), was rejected, was
+        returned (for the amount that came back), or was stopped by verification.
+        Unresolved transfers are left out on purpose: they may have settled, and paying them
+        in cash could pay twice; they are investigated first. Beneficiaries reported
+        deceased (MD07) are left out too: they go back to the ministry (`deceased_rows`).
+        """
+        return [{**row, "status": "no_account", "reason_code": "",
+                 "reason_vi": NO_ACCOUNT_VI, "reason_en": NO_ACCOUNT_EN}
+                for row in without_account] + self._unpaid_rows(deceased=False)
+
+    def deceased_rows(self) -> list[dict[str, object]]:
+        """Beneficiaries a participant reported deceased (MD07), rejected, returned or
+        stopped: the list back to the labour ministry, never paid in cash."""
+        return self._unpaid_rows(deceased=True)
+
+    def write_cash_list(self, path: Path,
+                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
+        """`cash_list_rows` as a file people open in Excel; returns how many."""
+        rows = self.cash_list_rows(without_account)
+        _write_rows(path, CASH_LIST_COLUMNS, rows)
+        return len(rows)
+
+    def write_deceased_list(self, path: Path) -> int:
+        """`deceased_rows` as a file for the ministry; returns how many."""
+        rows = self.deceased_rows()
         _write_rows(path, CASH_LIST_COLUMNS, rows)
         return len(rows)
 
@@ -183,7 +218,7 @@ class PayoutResult:
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
             lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))
-            if status in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+            if status in (PayoutStatus.REJECTED, PayoutStatus.RETURNED, PayoutStatus.STOPPED):
                 lines += [f"      {code}  {count:>9,}  "
                           f"{reasons.DESCRIPTIONS.get(code, 'reason not described')}"
                           for code, count in sorted(self.reasons_for(status).items())]
@@ -200,7 +235,7 @@ def _write_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str
         listed = [{column: row.get(column, "") for column in columns} for row in rows]
         path.write_text(json.dumps(listed, ensure_ascii=False, indent=1), encoding="utf-8")
         return
-    with path.open("w", newline="", encoding="utf-8") as file:
+    with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
         writer = csv.DictWriter(file, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -23,6 +23,8 @@ _TYPE_OF = {
     "PaymentReturn": MessageType.PAYMENT_RETURN,
     "StatusRequest": MessageType.STATUS_REQUEST,
     "Statement": MessageType.STATEMENT,
+    "VerificationRequest": MessageType.VERIFICATION_REQUEST,
+    "VerificationReport": MessageType.VERIFICATION_REPORT,
 }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from banks.behaviour import ReasonCode
 from banks.payout import PayoutResult, PayoutStatus
@@ -41,6 +41,9 @@ class Observed:
     result: PayoutResult
     latencies_ms: list[tuple[float, float]]  # (finished at, instant transfer latency)
     duplicates_refused: int
+    # End-to-end ids of payments aimed at an account someone else holds (the population's
+    # ground truth, which the scheme itself never sees).
+    wrong_holders: frozenset[str] = frozenset()
 
     @property
     def paid_share(self) -> float:
@@ -124,6 +127,28 @@ def duplicates_refused_min(want: int, run: Observed) -> list[Check]:
     """At least this many resubmitted transfers refused as duplicates (DUPL)."""
     return [Check("duplicates refused", run.duplicates_refused >= want,
                   f"{run.duplicates_refused:,} resubmitted transfers refused DUPL")]
+
+
+@expectation("wrong_holders_stopped", StrictBool)
+def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
+    """Every payment aimed at an account whose holder is someone else is stopped by
+    verification (acmt.023), none is paid, and each is on the cash list with its reason."""
+    if not want:
+        return []
+    outcomes = [o for o in run.result.outcomes if o.payment.end_to_end_id in run.wrong_holders]
+    paid = [o for o in outcomes if o.status in (PayoutStatus.PAID, PayoutStatus.RETURNED)]
+    stopped = [o for o in outcomes if o.status == PayoutStatus.STOPPED]
+    listed = {row["end_to_end_id"] for row in run.result.cash_list_rows()
+              if row["reason_vi"] and row["reason_en"] and row["reason_code"]}
+    unlisted = [o for o in outcomes if o.payment.end_to_end_id not in listed]
+    return [
+        Check("none paid to someone else's account", bool(outcomes) and not paid,
+              f"{len(paid)} of {len(outcomes)} payments to another holder's account paid"),
+        Check("verification stopped every one", len(stopped) == len(outcomes),
+              f"{len(stopped)} of {len(outcomes)} stopped before paying"),
+        Check("each on the cash list with its reason", bool(outcomes) and not unlisted,
+              f"{len(outcomes) - len(unlisted)} of {len(outcomes)} listed with a reason"),
+    ]
 
 
 # The `expect:` section of a scenario file: one optional field per registered expectation.

@@ -137,7 +137,8 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     result = world.treasury.result(payments)
     checks = invariants(result, switch_totals, totals, settlement) + judge(
         scenario.expect, Observed(result, world.treasury.latencies_ms,
-                                  world.treasury.duplicates_refused))
+                                  world.treasury.duplicates_refused,
+                                  population.wrong_holder_ids()))
     return RunRecord(
         scenario=scenario.name, description=scenario.description,
         size=len(population.beneficiaries), result=result, checks=checks, samples=samples,

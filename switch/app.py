@@ -30,13 +30,15 @@ from protocol.messages import (
     PaymentStatusReport,
     StatusRequest,
     TxStatus,
+    VerificationRequest,
 )
-from switch import admin, inquiry
+from switch import admin, directory_api, inquiry
 from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.service import Switch
 from switch.store import JournalBusy, JournalFailed, WriteRefused
+from switch.verification import RequestRefused
 
 
 @web.middleware
@@ -86,7 +88,21 @@ async def receive_message(request: web.Request) -> web.Response:
                 "a refused ACCP never leads to a credit\n"
             )
         return web.Response(status=202, text=f"{taken} answers taken\n")
+    if isinstance(document, VerificationRequest):
+        return await _verification(switch, sender, document)
     raise web.HTTPBadRequest(text=f"FF01: the switch does not accept {message.header.msg_def_id}\n")
+
+
+async def _verification(switch: Switch, sender: str, request: VerificationRequest
+                        ) -> web.Response:
+    """acmt.023 -> acmt.024 in the answer; only for oneself as assigner (403 otherwise)."""
+    if request.assigner_bic != sender:
+        raise web.HTTPForbidden(text=f"403 forbidden: Assgnr {request.assigner_bic} is not the "
+                                f"sender {sender}\n")
+    try:
+        return _reply(switch, sender, await switch.verification.answer(sender, request))
+    except RequestRefused as error:
+        raise web.HTTPBadRequest(text=f"FF01: {error}\n") from None
 
 
 def _group_status(switch: Switch, sender: str, message: CreditTransferMessage,
@@ -165,4 +181,5 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     app.router.add_get("/v1/health", health)
     app.router.add_get(METRICS_PATH, metrics)
     admin.add_routes(app)
+    directory_api.add_routes(app)
     return app

@@ -71,6 +71,8 @@ class SwitchEvents:
     - notice_delivered(bic, items) / notice_failed(bic, items): pushes to participants.
     - journal_committed(writes, seconds): one group commit and what it cost.
     - journal_failed(error): the journal stopped on a storage failure.
+    - directory_changed(changes): directory entries linked, updated or unlinked, durable.
+    - verified(asker_bic, results): an acmt.023 answered; `results` are the acmt.024 items.
     """
 
     def __init__(self) -> None:
@@ -89,3 +91,5 @@ class SwitchEvents:
         self.notice_failed = EventHook("notice_failed")
         self.journal_committed = EventHook("journal_committed")
         self.journal_failed = EventHook("journal_failed")
+        self.directory_changed = EventHook("directory_changed")
+        self.verified = EventHook("verified")

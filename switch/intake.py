@@ -166,12 +166,13 @@ class Intake:
                 duplicates.append(tx)
                 continue
             known_ids.add(tx.end_to_end_id)
+            refusal = self._resolve(tx)
             transfer = Transfer(
                 end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
                 debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
                 amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
             )
-            reason = self._check_transaction(tx, max_amount_vnd)
+            reason = refusal or self._check_transaction(tx, max_amount_vnd)
             if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS
             if reason is None:
@@ -182,6 +183,13 @@ class Intake:
                 transfer.advance(TransferState.REJECTED, reason, config.bic)
             accepted.append(transfer)
         return accepted, duplicates
+
+    def _resolve(self, tx: CreditTransfer) -> str | None:
+        """A transfer naming its creditor by citizen id alone (CdtrAgt is the switch itself)
+        pointed at the linked account, before anything is reserved; why not, otherwise."""
+        if tx.creditor_agent_bic != self.state.config.bic:
+            return None
+        return self.state.directory.resolve(tx)
 
     async def _resent(self, debtor_bic: str, message: CreditTransferMessage,
                       body_sha256: bytes) -> Submission | None:

@@ -17,8 +17,9 @@ from switch.states import TransferState
 
 
 async def recover(state: SwitchState, finality: Finality) -> dict[str, int]:
-    """Rebuild cycle, positions, known ids, returns, settings and due notices; reject what
-    was in flight. Returns counts for the operator: known transfers, in flight resolved."""
+    """Rebuild cycle, positions, known ids, returns, directory, settings and due notices;
+    reject what was in flight. Returns counts for the operator: known transfers, in flight
+    resolved."""
     store = state.store
     open_id, last_id = store.open_cycle_now()
     if open_id is None:
@@ -30,6 +31,7 @@ async def recover(state: SwitchState, finality: Finality) -> dict[str, int]:
     for payer_bic, payee_bic, amount_vnd in store.cycle_moves_now(state.cycle_id):
         state.positions.move(payer_bic, payee_bic, amount_vnd)
     state.returning = store.returned_ids_now()
+    state.directory.load(store.directory_now())
     for bic, limit_vnd, signed_off in store.settings_now():
         participant = state.participants.get(bic)
         if participant is not None:

@@ -10,6 +10,7 @@ import aiohttp
 
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
+from switch.directory import Registrations
 from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
@@ -21,6 +22,7 @@ from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
 from switch.store import Store
+from switch.verification import Verification
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS_PER_CREDITOR = 256
@@ -59,6 +61,9 @@ class Switch:
         self.intake = Intake(self.state, self.forwarding)
         self.returns = Returns(self.state)
         self.cycles = Cycles(self.state)
+        self.verification = Verification(self.state)
+        self.registrations = Registrations(self.state.directory, store, self.events,
+                                           self.verification.ask)
         self.recovery = await recover(self.state, self.finality)
         self.state.notifier.start()
         if config.settlement_cycle_s:

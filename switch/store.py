@@ -88,6 +88,26 @@ CREATE TABLE IF NOT EXISTS participant_settings (
     position_limit_vnd INTEGER,
     signed_off INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS directory (
+    citizen_id TEXT PRIMARY KEY,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    updated_by TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS directory_by_account ON directory(participant_bic, account_id);
+CREATE TABLE IF NOT EXISTS directory_changes (
+    seq INTEGER PRIMARY KEY,
+    citizen_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes(citizen_id);
 """
 
 # Notice flags on a transfer or a return: whether a participant still has to be told.
@@ -131,6 +151,19 @@ _SAVE_SETTINGS = (
     " ON CONFLICT(bic) DO UPDATE SET position_limit_vnd=excluded.position_limit_vnd,"
     " signed_off=excluded.signed_off"
 )
+_LINK = (
+    "INSERT INTO directory (citizen_id, participant_bic, account_id, holder_name, updated_at,"
+    " updated_by) VALUES (?,?,?,?,?,?) ON CONFLICT(citizen_id) DO UPDATE SET"
+    " participant_bic=excluded.participant_bic, account_id=excluded.account_id,"
+    " holder_name=excluded.holder_name, updated_at=excluded.updated_at,"
+    " updated_by=excluded.updated_by"
+)
+_UNLINK = "DELETE FROM directory WHERE citizen_id=? AND participant_bic=? AND account_id=?"
+_INSERT_DIRECTORY_CHANGE = (
+    "INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,"
+    " holder_name, changed_by, at) VALUES (?,?,?,?,?,?,?)"
+)
+_DIRECTORY_COLUMNS = "citizen_id, participant_bic, account_id, holder_name, updated_at, updated_by"
 _OPEN_CYCLE = "INSERT INTO cycles (cycle_id, opened_at) VALUES (?, ?)"
 _CLOSE_CYCLE = "UPDATE cycles SET closed_at=? WHERE cycle_id=?"
 MAX_IDS_PER_QUERY = 500  # under SQLite's limit on bound parameters
@@ -204,6 +237,33 @@ class CycleFlows:
     closed_at: float | None
     transfers: list[tuple[str, str, int, int]]
     returns: list[tuple[str, str, int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One active link: the citizen id's payout account, as the directory holds it."""
+
+    citizen_id: str
+    participant_bic: str
+    account_id: str
+    holder_name: str
+    updated_at: float = 0.0  # unix s
+    updated_by: str = ""  # the participant's BIC, or "registry" for the operator's import
+
+    def as_dict(self) -> dict[str, object]:
+        return {"citizen_id": self.citizen_id, "participant_bic": self.participant_bic,
+                "account_id": self.account_id, "holder_name": self.holder_name,
+                "updated_at": self.updated_at, "updated_by": self.updated_by}
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryChange:
+    """A change to the directory as it is journaled: link, update or unlink, by whom, when."""
+
+    action: str
+    entry: DirectoryEntry
+    changed_by: str
+    at: float  # unix s
 
 
 @dataclass(slots=True)
@@ -543,6 +603,17 @@ class Store:
                       ) -> asyncio.Future[None]:
         return self.submit([(_SAVE_SETTINGS, [(bic, position_limit_vnd, int(signed_off))])])
 
+    def record_directory(self, changes: Sequence[DirectoryChange]) -> asyncio.Future[None]:
+        """Directory entries linked, updated or unlinked, each with its journal line, in one
+        write. Refused (WriteRefused) when it would link one account to two citizen ids."""
+        kept = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id,
+                 c.entry.holder_name, c.at, c.changed_by) for c in changes if c.action != "unlink"]
+        removed = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id)
+                   for c in changes if c.action == "unlink"]
+        return self.submit([(_UNLINK, removed), (_LINK, kept), (_INSERT_DIRECTORY_CHANGE, [
+            (c.entry.citizen_id, c.action, c.entry.participant_bic, c.entry.account_id,
+             c.entry.holder_name, c.changed_by, c.at) for c in changes])])
+
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         return self.submit([(_OPEN_CYCLE, [(cycle_id, now_s)])])
 
@@ -634,7 +705,29 @@ class Store:
         return [(ref, amount, bool(credit), at, other, kind)
                 for ref, amount, credit, at, other, kind in rows]
 
+    async def directory_changes(self, citizen_id: str | None = None,
+                                participant_bic: str | None = None, after_seq: int = 0,
+                                limit: int = 1_000) -> list[dict[str, Any]]:
+        """Journaled directory changes after `after_seq`, oldest first, of one citizen id
+        and/or of one participant's entries (made by it or by the registry) when given."""
+        rows = await self.read(
+            "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name,"
+            " changed_by, at FROM directory_changes WHERE seq > ?"
+            " AND (? IS NULL OR citizen_id = ?) AND (? IS NULL OR participant_bic = ?)"
+            " ORDER BY seq LIMIT ?",
+            (after_seq, citizen_id, citizen_id, participant_bic, participant_bic, limit))
+        keys = ("seq", "citizen_id", "action", "participant_bic", "account_id", "holder_name",
+                "changed_by", "at")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     # ---- what a restarted switch reads, before it serves anyone ----------------------------
+
+    def directory_now(self) -> Iterator[DirectoryEntry]:
+        """Every active directory entry, streamed."""
+        with self._read_lock:
+            for row in self._reader_connection.execute(
+                    f"SELECT {_DIRECTORY_COLUMNS} FROM directory"):
+                yield DirectoryEntry(*row)
 
     def open_cycle_now(self) -> tuple[int | None, int]:
         """The open cycle's id (None if none is open) and the highest id ever used."""

@@ -67,6 +67,7 @@ async def run_demo(settings: DemoSettings) -> int:
     cash = result.write_cash_list(out / "cash_list.csv", (
         {"citizen_id": b.citizen_id, "full_name": b.full_name, "amount_vnd": b.amount_vnd,
          "programme": b.programme} for b in population.cash_list()))
+    deceased = result.write_deceased_list(out / "deceased.csv")
     (out / "summary.json").write_text(json.dumps(
         result.as_dict() | {"settlement": cycle, "reconciliation": problems}, indent=1,
         ensure_ascii=False), encoding="utf-8")
@@ -75,6 +76,7 @@ async def run_demo(settings: DemoSettings) -> int:
           f"{cycle['transfers_vnd']:,} VND; net positions "
           + ", ".join(f"{bic} {net:+,}" for bic, net in sorted(cycle["net_vnd"].items())))
     print(f"Cash list for the post office: {cash:,} beneficiaries ({out / 'cash_list.csv'})")
+    print(f"Reported deceased, back to the ministry: {deceased:,} ({out / 'deceased.csv'})")
     if problems:
         print("RECONCILIATION FAILED:\n  " + "\n  ".join(problems))
         return 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from banks.population import Population
 from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
 from protocol.runtime import BoundSocket, bind, serve
 from switch.app import create_app
 from switch.config import parse_config
@@ -43,6 +46,14 @@ class WorldSettings:
     # A folder of participants' ledger files (<bic>.sqlite) with their accounts already open,
     # as a bank's core system holds them: each participant then runs as its own process.
     bank_ledgers: Path | None = None
+    # In-process participants whose ledgers are files in this folder, and a journal that is
+    # kept across starts: a lab that survives a crash of its process (`switchlab payout`).
+    ledger_dir: Path | None = None
+    keep_journal: bool = False
+
+
+class LinkRefused(RuntimeError):
+    """The switch refused a directory link the lab meant to make."""
 
 
 class World:
@@ -80,7 +91,8 @@ class World:
     async def start(self, population: Population) -> None:
         run_dir = self.settings.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "switch.sqlite").unlink(missing_ok=True)
+        if not self.settings.keep_journal:
+            (run_dir / "switch.sqlite").unlink(missing_ok=True)
         sockets = {bic: bind() for bic in self.secrets}
         switch_socket = bind()
         self.switch_url = switch_socket.base_url
@@ -93,13 +105,14 @@ class World:
         else:
             self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
         ledgers = self.settings.bank_ledgers
+        ledger_folder = ledgers or self.settings.ledger_dir
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
                 secret=self.secrets[bic].encode(), switch_url=self.switch_url,
                 switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
                 admin_token=self.admin_token, behaviour=behaviour,
-                ledger_path=None if ledgers is None else ledgers / f"{bic}.sqlite",
+                ledger_path=None if ledger_folder is None else ledger_folder / f"{bic}.sqlite",
             )
             self.bank_urls[bic] = sockets[bic].base_url
             if ledgers is not None:
@@ -116,6 +129,49 @@ class World:
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.admin_token}"})
+        await self._link_directory(population)
+
+    async def _link_directory(self, population: Population) -> None:
+        """The links of those paid by citizen id: registered by their participant, except
+        impostor links, which come from the national registry (the operator's import)."""
+        registered: dict[str, list[dict[str, str]]] = defaultdict(list)
+        imported: list[dict[str, str]] = []
+        for b in population.directory_links():
+            assert b.participant_bic is not None and b.account_id is not None
+            if b.ledger_citizen_id is not None:
+                imported.append({"citizen_id": b.citizen_id, "participant_bic": b.participant_bic,
+                                 "account_id": b.account_id, "holder_name": b.full_name})
+            else:
+                registered[b.participant_bic].append({
+                    "citizen_id": b.citizen_id, "account_id": b.account_id,
+                    "holder_name": b.ledger_name})
+        for bic, entries in registered.items():
+            _refused(await self.register_links(bic, entries))
+        await self.import_links(imported)
+
+    async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]
+                             ) -> list[dict[str, str]]:
+        """Register links as participant `bic` does, over its signed API (citizen_id,
+        account_id, holder_name each); the switch's verdict per entry."""
+        assert self.session is not None
+        client = DirectoryClient(self.session, self.switch_url, bic, self.secrets[bic].encode())
+        verdicts = []
+        for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
+            verdicts += await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])
+        return verdicts
+
+    async def import_links(self, entries: Sequence[Mapping[str, str]]) -> None:
+        """Import links from the national registry over the admin API (citizen_id,
+        participant_bic, account_id, holder_name each)."""
+        assert self.session is not None
+        for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
+            async with self.session.post(
+                    f"{self.switch_url}/v1/admin/directory/entries",
+                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])}
+            ) as response:
+                if response.status != 200:
+                    raise LinkRefused(f"HTTP {response.status}: {await response.text()}")
+                _refused((await response.json())["results"])
 
     async def start_switch_process(self) -> None:
         """Start `python -m switch` on the configured port and wait until it listens."""
@@ -176,3 +232,10 @@ class World:
             await stop_process(process, SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()
+
+
+def _refused(verdicts: Sequence[Mapping[str, str]]) -> None:
+    refused = [v for v in verdicts if v["status"] == "refused"]
+    if refused:
+        raise LinkRefused(f"{len(refused)} links refused, first {refused[0]['citizen_id']}: "
+                          f"{refused[0]['reason']}")

@@ -14,7 +14,7 @@ from lxml import etree
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from protocol.codec import encode
-from tests.factories import every_message
+from tests.factories import every_message, verification_messages
 
 HERE = Path(__file__).resolve().parent
 FILES = {
@@ -23,6 +23,8 @@ FILES = {
     "pacs.028": "03-pacs028-status-request.xml",
     "pacs.004": "04-pacs004-return.xml",
     "camt.053": "05-camt053-statement.xml",
+    "acmt.023": "06-acmt023-verification-request.xml",
+    "acmt.024": "07-acmt024-verification-report.xml",
 }
 
 
@@ -33,7 +35,7 @@ def pretty(body: bytes) -> bytes:
 
 
 def examples() -> dict[str, bytes]:
-    messages = every_message()
+    messages = every_message() | verification_messages()
     return {name: pretty(encode(messages[key])) for key, name in FILES.items()}
 
 

@@ -232,7 +232,7 @@ async def lab() -> AsyncIterator[Lab]:
 
 
 def payment(number: int, account: str = "ACC", bic: str = BANK) -> Payment:
-    return Payment(citizen_id=f"{number:012d}", full_name=f"Nguyễn Văn {number}",
+    return Payment(citizen_id=f"0010900{number:05d}", full_name=f"Nguyễn Văn {number}",
                    amount_vnd=1_000_000 + number, creditor_bic=bic,
                    account_id=f"{account}{number:04d}", programme="Lương hưu tháng 11",
                    end_to_end_id=f"KB-E2E-{number:06d}")
@@ -321,7 +321,7 @@ def test_a_table_without_a_column_is_refused_at_line_1(tmp_path: Path) -> None:
     path.write_text("citizen_id,full_name,amount_vnd\n000000000001,A,1\n", encoding="utf-8")
     with pytest.raises(PaymentTableError) as error:
         read_payment_table(path)
-    assert error.value.problems[0][0] == 1 and "creditor_bic" in error.value.problems[0][1]
+    assert error.value.problems[0][0] == 1 and "programme" in error.value.problems[0][1]
 
 
 # ---- runs ------------------------------------------------------------------------------------
@@ -418,7 +418,7 @@ async def test_result_file_and_cash_list(lab: Lab, tmp_path: Path) -> None:
     result = treasury.result(payments)
     result.write(tmp_path / "results.csv")
     result.write(tmp_path / "results.json")
-    with (tmp_path / "results.csv").open(encoding="utf-8", newline="") as file:
+    with (tmp_path / "results.csv").open(encoding="utf-8-sig", newline="") as file:
         rows = list(csv.DictReader(file))
     assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8")) == [
         r | {"amount_vnd": int(r["amount_vnd"])} for r in rows]
@@ -429,21 +429,31 @@ async def test_result_file_and_cash_list(lab: Lab, tmp_path: Path) -> None:
 
     no_account = {"citizen_id": "079000000999", "full_name": "Trần Thị Mai",
                   "amount_vnd": 1_500_000, "programme": "Trợ cấp xã hội"}
-    assert result.write_cash_list(tmp_path / "cash.csv", [no_account]) == 6
-    with (tmp_path / "cash.csv").open(encoding="utf-8", newline="") as file:
+    # The returned beneficiaries died (MD07): on the ministry's list, not the cash list.
+    assert result.write_cash_list(tmp_path / "cash.csv", [no_account]) == 4
+    assert result.write_deceased_list(tmp_path / "deceased.csv") == 2
+    raw = (tmp_path / "cash.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and "Trần Thị Mai".encode() in raw  # for Excel
+    with (tmp_path / "cash.csv").open(encoding="utf-8-sig", newline="") as file:
         cash = {r["citizen_id"]: r for r in csv.DictReader(file)}
+    with (tmp_path / "deceased.csv").open(encoding="utf-8-sig", newline="") as file:
+        deceased = {r["citizen_id"]: r for r in csv.DictReader(file)}
     by_citizen = {p.citizen_id: p for p in payments}
     assert set(cash) == {"079000000999"} | {
-        p.citizen_id for p in payments if p.account_id[:4] in ("CLOS", "NAME", "DIES")
+        p.citizen_id for p in payments if p.account_id[:4] in ("CLOS", "NAME")
         or p.creditor_bic not in MEMBERS}
-    assert cash["079000000999"]["reason"] == "no linked account"
-    closed = by_citizen[f"{14:012d}"]
-    assert (cash[closed.citizen_id]["reason_code"], cash[closed.citizen_id]["reason"]) == (
-        "AC04", "closed account")
+    assert set(deceased) == {p.citizen_id for p in payments if p.account_id[:4] == "DIES"}
+    assert (cash["079000000999"]["reason_en"], cash["079000000999"]["reason_vi"]) == (
+        "no linked account", "chưa có tài khoản liên kết")
+    closed = by_citizen[f"0010900{14:05d}"]
+    assert (cash[closed.citizen_id]["reason_code"], cash[closed.citizen_id]["reason_en"],
+            cash[closed.citizen_id]["reason_vi"]) == ("AC04", "closed account",
+                                                      "tài khoản đã đóng")
     assert int(cash[closed.citizen_id]["amount_vnd"]) == closed.amount_vnd
-    half = by_citizen[f"{18:012d}"]
-    assert cash[half.citizen_id]["status"] == "returned"
-    assert int(cash[half.citizen_id]["amount_vnd"]) == expected_returned_vnd(half)
+    half = by_citizen[f"0010900{18:05d}"]
+    assert deceased[half.citizen_id]["status"] == "returned"
+    assert deceased[half.citizen_id]["reason_code"] == "MD07"
+    assert int(deceased[half.citizen_id]["amount_vnd"]) == expected_returned_vnd(half)
 
 
 def test_summary_shows_reasons_amounts_and_speed() -> None:

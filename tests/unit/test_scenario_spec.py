@@ -53,8 +53,8 @@ def test_extends_merges_and_the_child_wins(tmp_path: Path) -> None:
     ("timeline:\n  - {at_s: 1, action: sign_of, participant: VBAAVNVX}\n",
      ":4: timeline.0.action: Input should be 'sign_off', 'sign_on'"),
     ("population:\n  closed: 0.6\n  blocked: 0.6\n",
-     ":4: population: Value error, closed, blocked, name_mismatch, deceased and "
-     "dies_after_payment together exceed 1"),
+     ":4: population: Value error, closed, blocked, name_mismatch, deceased, "
+     "dies_after_payment and impostor_link together exceed 1"),
     ("participants:\n  BFTVVNVX:\n    latency_ms_median: 10\n    latency_ms_p99: 5\n",
      ":6: participants.BFTVVNVX.latency_ms_p99: Value error, latency_ms_p99 must be at least"),
 ])
