@@ -9,7 +9,6 @@ failure). Two processes because Locust's gevent patching must not touch the serv
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys
@@ -18,9 +17,9 @@ from pathlib import Path
 
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
+from switchlab.servers import child_environment
 
-REPO = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 TARGET_START_S = 60.0
 TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
@@ -59,6 +58,7 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     if shape is not None and shape not in SHAPE_NAMES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
+    out = out.resolve()  # both children start in it, wherever the caller is
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
     participants_file.unlink(missing_ok=True)
@@ -66,10 +66,11 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     target = subprocess.Popen(
         [sys.executable, "-m", "loadtests.target", "--participants-file", str(participants_file),
          "--port-file", str(port_file), "--accounts", str(accounts),
-         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)], cwd=REPO)
+         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)],
+        cwd=out, env=child_environment())
     try:
         _wait_for_target(target, port_file)
-        env = os.environ | {"SWITCHLAB_TARGET": str(participants_file)}
+        env = child_environment() | {"SWITCHLAB_TARGET": str(participants_file)}
         env.pop("SWITCHLAB_SHAPE", None)
         if shape:
             env["SWITCHLAB_SHAPE"] = shape
@@ -78,7 +79,7 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
                    "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
                    "--only-summary", "--stop-timeout", str(STOP_TIMEOUT_S)]
         try:
-            return subprocess.run(command, cwd=REPO, env=env, check=False,
+            return subprocess.run(command, cwd=out, env=env, check=False,
                                   timeout=seconds + LOCUST_MARGIN_S).returncode
         except subprocess.TimeoutExpired:
             print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",

@@ -137,8 +137,8 @@ async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate_per
     return LoopResult(completions)
 
 
-async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int
-                          ) -> tuple[LoopResult, float | None]:
+async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int,
+                          run_dir: Path) -> tuple[LoopResult, float | None]:
     """The same bytes over the same hops with nothing in between: the most aiohttp can do.
     The forwarder is a process of its own, as the switch is; the creditor shares this one."""
     async def creditor(request: web.Request) -> web.Response:
@@ -150,7 +150,8 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
     forwarder, url = await start_process(
-        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022")
+        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022",
+        cwd=run_dir)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def send(_: int) -> None:
@@ -339,6 +340,7 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,
                     run_dir: Path, progress: Callable[[str], None] = print) -> list[Figure]:
     """Measure everything in order, reporting each stage as it starts."""
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     progress("machine: CPython, loopback between processes, durable commits …")
     machine = probe(run_dir)
@@ -347,7 +349,7 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     ours_us, bare_us = codec_per_transaction(bulk_message)
     progress(f"floor: bare forwarder, {instant_transfers:,} transfers at {concurrency} in flight …")
     floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
-                                                concurrency)
+                                                concurrency, run_dir)
     progress(f"instant: {instant_transfers:,} transfers through the switch …")
     full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir)
     figures = [
