@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
+from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
 from protocol.runtime import run_event_loop
-from scenarios.report import terminal, write_reports
+from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
@@ -27,6 +28,8 @@ from switchlab.demo import DemoSettings, run_demo
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
+MAX_USERS = 10_000  # Locust users on one machine
+HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the run broke
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -35,9 +38,10 @@ def _demo(args: argparse.Namespace) -> int:
                                     concurrency=args.concurrency)
     except pydantic.ValidationError as error:
         print(f"switchlab demo: {error}", file=sys.stderr)
-        return 2
+        return INVALID
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
-                            output_dir=args.output, progress=not args.no_progress)
+                            output_dir=args.output, progress=not args.no_progress,
+                            live_port=None if args.no_live else args.live_port)
     return run_event_loop(run_demo(settings))
 
 
@@ -46,13 +50,22 @@ def _run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
-        return 2
+        return INVALID
     out = args.output or Path("runs") / scenario.name
-    record = asyncio.run(run_scenario(scenario, out, ci=args.ci, progress=not args.no_progress))
+    try:
+        record = run_event_loop(run_scenario(
+            scenario, out, ci=args.ci, progress=not args.no_progress,
+            live_port=None if args.no_live else args.live_port))
+    except Exception as error:  # the run broke: CI must still see why, in junit.xml
+        paths = write_crash_reports(scenario.name, error, out)
+        logging.getLogger("switchlab").exception("the run of %s crashed", scenario.name)
+        print(f"Scenario {scenario.name}: the run CRASHED ({type(error).__name__}: {error})\n"
+              "reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+        return CRASH_EXIT_STATUS
     paths = write_reports(record, out)
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
-    return 0 if record.passed else 1
+    return HELD if record.passed else FAILED
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -65,101 +78,171 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
     return whole_number
 
 
+def _positive(high: float) -> Callable[[str], float]:
+    """An argparse type: a number above 0 and at most `high`."""
+    def positive_number(text: str) -> float:
+        value = float(text)
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"{value:g} is not above 0 and at most {high:g}")
+        return value
+    return positive_number
+
+
 def _scenarios(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
-        return 0
+        return HELD
+    print(f"Shipped scenarios ({LIBRARY}); play one with "
+          "`switchlab run <file> [--ci]`:")
     for path in sorted(LIBRARY.glob("*.yaml")):
-        print(path)
-    return 0
+        scenario = load_scenario(path)
+        first = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
+        print(f"  {path.name:<34} {first[:110]}")
+    return HELD
 
 
 def _bench(args: argparse.Namespace) -> int:
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
-                                    args.bulk_beneficiaries, args.output))
+                                       args.bulk_beneficiaries, args.output,
+                                       show_progress=not args.no_progress))
     print(table(figures))
-    return 0
+    return HELD
 
 
 def _load(args: argparse.Namespace) -> int:
-    return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
-                    args.accounts)
+    try:
+        return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts, progress=not args.no_progress)
+    except RuntimeError as error:  # the target did not start
+        print(f"switchlab load: {error}", file=sys.stderr)
+        return CRASH_EXIT_STATUS
 
 
 def _switch(args: argparse.Namespace) -> int:
-    return switch_main(["--config", str(args.config), "--log-level", args.log_level])
+    return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level])
+
+
+def _command(commands: Any, name: str, summary: str, description: str
+             ) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows every option's default."""
+    return commands.add_parser(name, help=summary, description=description,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def _watching(command: argparse.ArgumentParser) -> None:
+    """The progress and live-page options of the commands that play a payout day."""
+    command.add_argument("--no-progress", action="store_true",
+                         help="no progress bar (for CI logs)")
+    command.add_argument("--live-port", type=_whole_number(0, 65_535), default=0,
+                         help="port of the live page on 127.0.0.1 (0: one the OS chooses)")
+    command.add_argument("--no-live", action="store_true", help="serve no live page")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchlab",
-        description="A NAPAS-style payment switch simulator and integration test harness.",
+        description="A NAPAS-style payment switch simulator and integration test harness. "
+        f"Exit status: {HELD} held, {FAILED} a check failed, {INVALID} the input is invalid, "
+        f"{CRASH_EXIT_STATUS} the run itself crashed.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="WARNING",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Python logging level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo",
-        help="pay a generated payout table through the switch, all on 127.0.0.1",
-        description="Start the switch, three mock banks and two e-wallets in one process, "
-        "generate a payment table, pay it from the mock treasury and print a summary.",
-    )
-    demo.add_argument("--beneficiaries", type=int, default=10_000)
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
+    demo = _command(
+        commands, "demo", "pay a generated payout table through the switch, all on 127.0.0.1",
+        "Start the switch, three mock banks and two e-wallets in one process, generate a "
+        "payment table, pay it from the mock treasury, reconcile and print a summary. "
+        "Exit status 0 when the books agree to the dong, 1 otherwise.")
+    demo.add_argument("--beneficiaries", type=_whole_number(1, MAX_TABLE_ROWS), default=10_000,
+                      help="people in the generated population (about 98 %% have an account)")
+    demo.add_argument("--seed", type=int, default=2026, help="the population's and faults' seed")
+    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk",
+                      help="bulk pacs.008 files, or one instant transfer at a time")
     demo.add_argument("--bulk-size", type=int, default=1_000,
                       help="transactions per pacs.008 in bulk mode")
     demo.add_argument("--concurrency", type=int, default=64,
                       help="instant transfers in flight at once")
     demo.add_argument("--output", type=Path, default=Path("runs/demo"),
                       help="folder for the journal, payment table, results and cash list")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar (for CI logs)")
+    _watching(demo)
     demo.set_defaults(handler=_demo)
 
-    run = commands.add_parser(
-        "run", help="play a payout-day scenario and check its expectations",
-        description="Exit status: 0 when every invariant and expectation holds, 1 when one "
-        "fails, 2 when the scenario file is invalid.")
+    run = _command(
+        commands, "run", "play a payout-day scenario and check its expectations",
+        f"Exit status: {HELD} when every invariant and expectation holds, {FAILED} when one "
+        f"fails, {INVALID} when the scenario file is invalid (the error names file, line and "
+        f"field), {CRASH_EXIT_STATUS} when the run itself crashed (junit.xml then holds the "
+        "error as a test case). `switchlab scenarios` lists the shipped ones.")
     run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
     run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
-    run.add_argument("--output", type=Path, help="report folder (default runs/<scenario>)")
-    run.add_argument("--no-progress", action="store_true")
+    run.add_argument("--output", type=Path,
+                     help="folder for the journal and the reports (default: runs/<scenario>)")
+    _watching(run)
     run.set_defaults(handler=_run)
 
-    scenarios = commands.add_parser(
-        "scenarios", help="list the shipped scenarios, or print the scenario JSON Schema")
+    scenarios = _command(
+        commands, "scenarios", "list the shipped scenarios, or print the scenario JSON Schema",
+        "One line per scenario of the shipped library; with --schema, the JSON Schema of "
+        "scenario files (for editors).")
     scenarios.add_argument("--schema", action="store_true",
-                           help="print the JSON Schema of scenario files (for editors)")
+                           help="print the JSON Schema of scenario files")
     scenarios.set_defaults(handler=_scenarios)
 
-    bench = commands.add_parser(
-        "bench", help="measure instant and bulk throughput against floors from the same run")
+    bench = _command(
+        commands, "bench", "measure instant and bulk throughput against floors from the same run",
+        "Probe the machine, then measure the codec, a bare forwarder (the floor), instant "
+        "transfers through the switch and a bulk payout; print each figure beside its floor. "
+        "Takes both cores for minutes at the default sizes.")
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
-                       default=20_000, help="messages and answers are held in memory, ~3 KB each")
-    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64)
+                       default=20_000,
+                       help="instant transfers (held in memory with their answers, ~3 KB each)")
+    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
+                       help="instant transfers in flight at once")
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
-                       default=1_000_000, help="0 to skip the bulk payout")
-    bench.add_argument("--output", type=Path, default=Path("runs/bench"))
+                       default=1_000_000, help="people in the bulk payout; 0 skips it")
+    bench.add_argument("--output", type=Path, default=Path("runs/bench"),
+                       help="folder for the journals, ledgers and tables")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
     bench.set_defaults(handler=_bench)
 
-    load = commands.add_parser(
-        "load", help="Locust, headless and bounded, against a switch started on 127.0.0.1")
-    load.add_argument("--seconds", type=int, default=30)
-    load.add_argument("--users", type=int, default=20)
-    load.add_argument("--spawn-rate", type=float, default=10.0)
-    load.add_argument("--shape", choices=SHAPE_NAMES)
-    load.add_argument("--accounts", type=int, default=20_000)
-    load.add_argument("--output", type=Path, default=Path("runs/load"))
+    load = _command(
+        commands, "load", "Locust, headless and bounded, against a switch started on 127.0.0.1",
+        "Start the switch and five participants in a process of their own, run Locust "
+        "headless against them for a bounded time, write Locust's CSV and HTML reports, and "
+        "exit with Locust's status (non-zero on any failure).")
+    load.add_argument("--seconds", type=_whole_number(1, MAX_LOAD_S), default=30,
+                      help="how long the load runs")
+    load.add_argument("--users", type=_whole_number(1, MAX_USERS), default=20,
+                      help="Locust users (a shape's peak)")
+    load.add_argument("--spawn-rate", type=_positive(MAX_USERS), default=10.0,
+                      help="users started per second")
+    load.add_argument("--shape", choices=SHAPE_NAMES,
+                      help="payout-day load shape; without one, a constant --users")
+    load.add_argument("--accounts", type=_whole_number(100, MAX_TABLE_ROWS), default=20_000,
+                      help="beneficiaries with accounts at the mock banks")
+    load.add_argument("--output", type=Path, default=Path("runs/load"),
+                      help="folder for Locust's reports and the target's files")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
     load.set_defaults(handler=_load)
 
-    switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
-    switch.add_argument("--config", type=Path, required=True)
+    switch = _command(commands, "switch", "run the switch alone from a YAML config",
+                      "Serve the switch from a configuration file (README: Running the switch "
+                      "alone) until SIGTERM or Ctrl-C; a relative journal_path is taken from "
+                      "the current folder. Exit status 2 on a bad configuration.")
+    switch.add_argument("--config", type=Path, required=True,
+                        help="the switch's YAML configuration")
     switch.set_defaults(handler=_switch)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The `switchlab` command; returns its exit status (argparse's 2 on bad arguments)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad argument (2, the error printed)
+        return int(exit_.code or 0)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     return int(args.handler(args))
 

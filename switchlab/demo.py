@@ -7,11 +7,10 @@ treasury's, the switch's and the banks' figures to the dong, and says whether th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm import tqdm
 
 from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
@@ -19,6 +18,8 @@ from banks.population import Mix, generate_population
 from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from switchlab.live import LiveView, Monitor, where_to_look
+from switchlab.progress import Progress
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -31,6 +32,7 @@ class DemoSettings:
     treasury: TreasurySettings = field(default_factory=TreasurySettings)  # mode, bulk size…
     output_dir: Path = Path("runs/demo")
     progress: bool = True
+    live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
 
 
 async def run_demo(settings: DemoSettings) -> int:
@@ -48,13 +50,17 @@ async def run_demo(settings: DemoSettings) -> int:
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
     await world.start(population)
+    monitor = Monitor(world, len(payments))
+    live = LiveView(monitor, settings.live_port) if settings.live_port is not None else None
+    bar = monitor.progress = Progress("payout", total=len(payments), enabled=False)
+    sampling = asyncio.ensure_future(asyncio.sleep(0))
     try:
-        bar = tqdm(total=len(payments), unit="tx", disable=not settings.progress)
-
-        def progress(done: int, _total: int) -> None:
-            bar.update(done - bar.n)
-
-        await world.treasury.run(payments, progress)
+        print(where_to_look(world, await live.start() if live else None), flush=True)
+        bar = monitor.progress = Progress("payout", total=len(payments),
+                                          enabled=settings.progress)
+        sampling = asyncio.ensure_future(monitor.run())
+        await world.treasury.run(payments)
+        await monitor.sample()
         bar.close()
         expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
@@ -62,6 +68,11 @@ async def run_demo(settings: DemoSettings) -> int:
         cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
         problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
     finally:
+        bar.close()
+        sampling.cancel()
+        await asyncio.gather(sampling, return_exceptions=True)
+        if live is not None:
+            await live.stop()
         await world.stop()
     result.write(out / "results.csv")
     cash = result.write_cash_list(out / "cash_list.csv", (

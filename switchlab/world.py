@@ -29,6 +29,7 @@ from switch.config import parse_config
 from switchlab.servers import start_process, stop_process
 
 SWITCH_START_S = 30.0
+ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
 
 
 @dataclass
@@ -119,7 +120,8 @@ class World:
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.admin_token}"})
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
 
     async def start_switch_process(self) -> None:
         """Start `python -m switch` on the configured port and wait until it listens."""
