@@ -246,8 +246,14 @@ def throughput_chart(record: RunRecord, rates: list[dict[str, float]], span_s: f
     axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     _time_axis(axes, span_s)
     _faults(axes, record.faults)
-    axes.legend(loc="upper right", frameon=False, fontsize=9)
+    _legend(axes)
     return _svg(figure)
+
+
+def _legend(axes: Any) -> None:
+    """Below the time axis, where it hides no data."""
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False,
+                fontsize=9)
 
 
 def latency_chart(record: RunRecord, span_s: float) -> str:
@@ -266,7 +272,7 @@ def latency_chart(record: RunRecord, span_s: float) -> str:
     axes.yaxis.set_minor_formatter(NullFormatter())
     _time_axis(axes, span_s)
     _faults(axes, record.faults)
-    axes.legend(loc="upper right", frameon=False, fontsize=9)
+    _legend(axes)
     return _svg(figure)
 
 
@@ -294,17 +300,23 @@ def _reason_rows(reasons: dict[str, dict[str, dict[str, int]]]) -> str:
     return "".join(rows) or "<tr><td class=text colspan=5>none</td></tr>"
 
 
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def _participant_rows(lines: list[dict[str, Any]]) -> str:
-    def by_reason(counts: dict[str, int]) -> str:
-        return ", ".join(f"{code} {n:,}" for code, n in counts.items()) or "–"
+    def count_by_reason(count: int, counts: dict[str, int]) -> str:
+        reasons = "".join(f"<br><small>{html.escape(code)} {n:,}</small>"
+                          for code, n in counts.items())
+        return f"{count:,}{reasons}"
 
     return "".join(
-        f"<tr><td>{html.escape(p['bic'])}</td><td class=text>{html.escape(p['name'])}</td>"
-        f"<td>{p['transfers']:,}</td><td>{p['submitted_vnd']:,}</td><td>{p['paid']:,}</td>"
-        f"<td>{p['paid_vnd']:,}</td><td>{p['rejected']:,}</td>"
-        f"<td class=text>{by_reason(p['rejected_by_reason'])}</td><td>{p['returned']:,}</td>"
-        f"<td class=text>{by_reason(p['returned_by_reason'])}</td><td>{p['unresolved']:,}</td>"
-        f"<td>{p['latency_ms_p50']:,.1f}</td><td>{p['latency_ms_p99']:,.1f}</td></tr>"
+        f"<tr><td class=text>{html.escape(p['bic'])}<br><small>{html.escape(p['name'])}</small>"
+        f"</td><td>{p['transfers']:,}</td><td>{p['submitted_vnd']:,}</td><td>{p['paid']:,}</td>"
+        f"<td>{p['paid_vnd']:,}</td><td>{count_by_reason(p['rejected'], p['rejected_by_reason'])}"
+        f"</td><td>{count_by_reason(p['returned'], p['returned_by_reason'])}</td>"
+        f"<td>{p['unresolved']:,}</td><td>{_ms(p['latency_ms_p50'])}</td>"
+        f"<td>{_ms(p['latency_ms_p99'])}</td></tr>"
         for p in lines)
 
 
@@ -316,7 +328,7 @@ th{background:#f5f7fa}td.text,th.text{text-align:left}
 .pass td:first-child{color:#1e8449}.fail td:first-child{color:#c0392b;font-weight:bold}
 .verdict-held{color:#1e8449}.verdict-failed{color:#c0392b}
 .summary td:first-child{text-align:left}svg{max-width:100%;height:auto}
-svg text{font-family:system-ui,sans-serif}td{white-space:nowrap}td.text{white-space:normal}"""
+svg text{font-family:system-ui,sans-serif}td{white-space:nowrap}small{color:#5b6576}"""
 
 
 def html_report(record: RunRecord) -> str:
@@ -353,7 +365,7 @@ def html_report(record: RunRecord) -> str:
 <p>{html.escape(record.description)}</p>
 <p>{record.size:,} beneficiaries; {len(outcome.outcomes):,} transfers in
 {outcome.elapsed_s:,.2f} s ({outcome.transfers_per_s:,.0f} per second); latency from submission
-to final status p50 {percentile(values, 50):,.1f} ms, p99 {percentile(values, 99):,.1f} ms over
+to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms over
 {len(values):,} transfers. The treasury was debited {outcome.settled_vnd:,} VND.</p>
 <table class=summary><tr><th class=text>outcome</th><th>transfers</th><th>VND</th></tr>
 {summary}</table>
@@ -366,10 +378,12 @@ to final status p50 {percentile(values, 50):,.1f} ms, p99 {percentile(values, 99
 <table><tr><th class=text>outcome</th><th class=text>reason</th><th>transfers</th><th>VND</th>
 <th class=text>meaning</th></tr>{_reason_rows(reasons)}</table>
 <h2>Per participant (creditor)</h2>
-<table><tr><th class=text>BIC</th><th class=text>name</th><th>transfers</th><th>submitted VND</th>
-<th>paid</th><th>paid VND</th><th>rejected</th><th class=text>rejected by reason</th>
-<th>returned</th><th class=text>returned by reason</th><th>unresolved</th><th>p50 ms</th>
-<th>p99 ms</th></tr>{_participant_rows(participants(record))}</table>
+<p>Paid: settled and kept; paid VND is what the beneficiaries kept. Latency: from the
+treasury's submission to the final status it received, in ms.</p>
+<table><tr><th class=text>participant</th><th>transfers</th><th>submitted VND</th>
+<th>paid</th><th>paid VND</th><th>rejected, by reason</th><th>returned, by reason</th>
+<th>unresolved</th><th>p50 ms</th><th>p99 ms</th></tr>
+{_participant_rows(participants(record))}</table>
 <h2>Injected faults</h2><table><tr><th>at s</th><th class=text>trigger</th>
 <th class=text>action</th><th class=text>participant</th><th class=text>note</th></tr>
 {faults}</table></html>
