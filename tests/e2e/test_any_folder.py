@@ -62,7 +62,8 @@ def test_run_with_a_relative_path_and_the_switch_in_its_own_process(own_folder: 
     relative = os.path.relpath(LIBRARY / "switch-crash-mid-run.yaml", own_folder / "out")
     (own_folder / "out").mkdir()
     (own_folder / "out" / "small.yaml").write_text(
-        f"name: small-crash\nextends: {relative}\npopulation: {{ci_size: 800}}\n",
+        f"name: small-crash\nextends: {relative}\npopulation: {{ci_size: 800}}\n"
+        "expect: {paid_by_account_min: 0.8}\n",  # 64 in flight at the kill: 8 % of 800
         encoding="utf-8")
     done = switchlab(own_folder, "run", "out/small.yaml", "--ci", "--no-progress",
                      "--output", "out/run")

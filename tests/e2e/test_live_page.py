@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import aiohttp
 import pytest
 from lxml import html
 
@@ -24,8 +25,22 @@ LIBRARY = Path(__file__).resolve().parents[2] / "scenarios" / "library"
 BROWSER_TIMEOUT_S = 60
 
 
+async def _once_under_way(url: str) -> None:
+    """Until live.json says transfers have settled: then the page has something to show."""
+    async with aiohttp.ClientSession() as session:
+        for _ in range(BROWSER_TIMEOUT_S * 10):
+            async with session.get(f"{url}live.json") as reply:
+                samples = (await reply.json())["samples"]
+            if samples and samples[-1]["settled"] > 0:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("nothing settled while the page was up")
+
+
 async def _rendered(url: str) -> str:
-    """The page's DOM after its script has run and polled live.json a few times."""
+    """The page's DOM after its script has run and polled live.json a few times, once the
+    run is under way."""
+    await _once_under_way(url)
     with tempfile.TemporaryDirectory() as profile:
         browser = await asyncio.create_subprocess_exec(
             CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
