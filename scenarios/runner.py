@@ -22,6 +22,7 @@ from banks.payment_table import read_payment_table
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus
 from banks.population import Population, generate_population
 from banks.reconcile import Balance, SwitchTotals, reconcile
+from protocol.messages import TxStatus
 from scenarios.expectations import Bug, Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
@@ -101,12 +102,13 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     population.write_payment_table(payments_path)
     payments = read_payment_table(payments_path)
     missed: list[str] = []
-    await world.start(population)
-    monitor = Monitor(world, len(payments))
-    live = LiveView(monitor, live_port) if live_port is not None else None
-    bar = monitor.progress = Progress(scenario.name, total=len(payments), enabled=False)
+    live: LiveView | None = None
+    bar: Progress | None = None
     background: list[asyncio.Future[None]] = []
     try:
+        await world.start(population)  # inside: a party that fails to start is stopped too
+        monitor = Monitor(world, len(payments))
+        live = LiveView(monitor, live_port) if live_port is not None else None
         announce(where_to_look(world, await live.start() if live else None))
         bar = monitor.progress = Progress(scenario.name, total=len(payments), enabled=progress)
         background.append(asyncio.ensure_future(monitor.run()))
@@ -117,7 +119,11 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
             world.treasury.forget_outcomes()
             await world.treasury.run(payments)
         await monitor.finish()
-        expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
+        # Returns come for those who die after a payment that settled; waiting for one whose
+        # payment was rejected would wait out returns_wait_s for nothing.
+        final = world.treasury.final
+        expected_returns = sum(1 for b in population.payable() if b.dies_after_payment and (
+            b.end_to_end_id in final and final[b.end_to_end_id].status == TxStatus.SETTLED))
         await world.treasury.wait_for_returns(expected_returns, run.returns_wait_s)
         await background[1]
         settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
@@ -125,7 +131,8 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
         totals = await world.bank_totals()
         await monitor.sample()
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -17,6 +17,7 @@ from banks.treasury import MAX_CONCURRENCY, TreasurySettings
 from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
+from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
 from protocol.runtime import run_event_loop
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
@@ -33,6 +34,11 @@ HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """pay a generated payout table through the switch, all on 127.0.0.1
+
+    Start the switch, three mock banks and two e-wallets in one process, generate a payment
+    table, pay it from the mock treasury, reconcile and print a summary. Exit status 0 when
+    the books agree to the dong, 1 otherwise, 2 on a bad argument."""
     try:
         treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
                                     concurrency=args.concurrency)
@@ -46,6 +52,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """play a payout-day scenario and check its expectations
+
+    Exit status: 0 when every invariant and expectation holds, 1 when one fails, 2 when the
+    scenario file is invalid (the error names file, line and field), 3 when the run itself
+    crashed (junit.xml then holds the error as a test case). `switchlab scenarios` lists the
+    shipped ones."""
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
@@ -89,6 +101,10 @@ def _positive(high: float) -> Callable[[str], float]:
 
 
 def _scenarios(args: argparse.Namespace) -> int:
+    """list the shipped scenarios, or print the scenario JSON Schema
+
+    One line per scenario of the shipped library; with --schema, the JSON Schema of scenario
+    files (for editors)."""
     if args.schema:
         print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
         return HELD
@@ -102,6 +118,11 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    """measure instant and bulk throughput against floors from the same run
+
+    Probe the machine, then measure the codec, a bare forwarder (the floor), instant transfers
+    through the switch and a bulk payout; print each figure beside its floor. Takes both cores
+    for minutes at the default sizes."""
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
                                        args.bulk_beneficiaries, args.output,
                                        show_progress=not args.no_progress))
@@ -110,6 +131,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
+    """Locust, headless and bounded, against a switch started on 127.0.0.1
+
+    Start the switch and five participants in a process of their own, run Locust headless
+    against them for a bounded time, write Locust's CSV and HTML reports, and exit with
+    Locust's status (non-zero on any failure; 3 if the target did not start)."""
     try:
         return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
                         args.accounts, progress=not args.no_progress)
@@ -119,14 +145,34 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _switch(args: argparse.Namespace) -> int:
+    """run the switch alone from a YAML config
+
+    Serve the switch from a configuration file (README: Running the switch alone) until
+    SIGTERM or Ctrl-C; a relative journal_path is taken from the current folder. Exit status
+    2 on a bad configuration."""
     return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level])
 
 
-def _command(commands: Any, name: str, summary: str, description: str
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where there is none to show (a flag that
+    is off, an option with no default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], int]
              ) -> argparse.ArgumentParser:
-    """A subcommand whose --help shows every option's default."""
-    return commands.add_parser(name, help=summary, description=description,
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    """A subcommand run by `handler`, described by its docstring (first line: the summary in
+    the command list; the rest: the description), whose --help shows every default."""
+    summary, _, description = (handler.__doc__ or "").partition("\n")
+    command = commands.add_parser(
+        name, help=summary, description=" ".join(description.split()),
+        formatter_class=_DefaultsShown)
+    command.set_defaults(handler=handler)
+    return command
 
 
 def _watching(command: argparse.ArgumentParser) -> None:
@@ -144,57 +190,39 @@ def build_parser() -> argparse.ArgumentParser:
         description="A NAPAS-style payment switch simulator and integration test harness. "
         f"Exit status: {HELD} held, {FAILED} a check failed, {INVALID} the input is invalid, "
         f"{CRASH_EXIT_STATUS} the run itself crashed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsShown,
     )
     parser.add_argument("--log-level", default="WARNING",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Python logging level")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = _command(
-        commands, "demo", "pay a generated payout table through the switch, all on 127.0.0.1",
-        "Start the switch, three mock banks and two e-wallets in one process, generate a "
-        "payment table, pay it from the mock treasury, reconcile and print a summary. "
-        "Exit status 0 when the books agree to the dong, 1 otherwise.")
+    demo = _command(commands, "demo", _demo)
     demo.add_argument("--beneficiaries", type=_whole_number(1, MAX_TABLE_ROWS), default=10_000,
                       help="people in the generated population (about 98 %% have an account)")
     demo.add_argument("--seed", type=int, default=2026, help="the population's and faults' seed")
     demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk",
                       help="bulk pacs.008 files, or one instant transfer at a time")
-    demo.add_argument("--bulk-size", type=int, default=1_000,
-                      help="transactions per pacs.008 in bulk mode")
-    demo.add_argument("--concurrency", type=int, default=64,
-                      help="instant transfers in flight at once")
+    for flag, high, default, what in (
+            ("--bulk-size", MAX_TRANSACTIONS_PER_MESSAGE, 1_000, "transactions per pacs.008 in "
+             "bulk mode"),
+            ("--concurrency", MAX_CONCURRENCY, 64, "instant transfers in flight at once")):
+        demo.add_argument(flag, type=_whole_number(1, high), default=default, help=what)
     demo.add_argument("--output", type=Path, default=Path("runs/demo"),
                       help="folder for the journal, payment table, results and cash list")
     _watching(demo)
-    demo.set_defaults(handler=_demo)
 
-    run = _command(
-        commands, "run", "play a payout-day scenario and check its expectations",
-        f"Exit status: {HELD} when every invariant and expectation holds, {FAILED} when one "
-        f"fails, {INVALID} when the scenario file is invalid (the error names file, line and "
-        f"field), {CRASH_EXIT_STATUS} when the run itself crashed (junit.xml then holds the "
-        "error as a test case). `switchlab scenarios` lists the shipped ones.")
+    run = _command(commands, "run", _run)
     run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
     run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
     run.add_argument("--output", type=Path,
                      help="folder for the journal and the reports (default: runs/<scenario>)")
     _watching(run)
-    run.set_defaults(handler=_run)
 
-    scenarios = _command(
-        commands, "scenarios", "list the shipped scenarios, or print the scenario JSON Schema",
-        "One line per scenario of the shipped library; with --schema, the JSON Schema of "
-        "scenario files (for editors).")
+    scenarios = _command(commands, "scenarios", _scenarios)
     scenarios.add_argument("--schema", action="store_true",
                            help="print the JSON Schema of scenario files")
-    scenarios.set_defaults(handler=_scenarios)
 
-    bench = _command(
-        commands, "bench", "measure instant and bulk throughput against floors from the same run",
-        "Probe the machine, then measure the codec, a bare forwarder (the floor), instant "
-        "transfers through the switch and a bulk payout; print each figure beside its floor. "
-        "Takes both cores for minutes at the default sizes.")
+    bench = _command(commands, "bench", _bench)
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
                        default=20_000,
                        help="instant transfers (held in memory with their answers, ~3 KB each)")
@@ -205,13 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, default=Path("runs/bench"),
                        help="folder for the journals, ledgers and tables")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
-    bench.set_defaults(handler=_bench)
 
-    load = _command(
-        commands, "load", "Locust, headless and bounded, against a switch started on 127.0.0.1",
-        "Start the switch and five participants in a process of their own, run Locust "
-        "headless against them for a bounded time, write Locust's CSV and HTML reports, and "
-        "exit with Locust's status (non-zero on any failure).")
+    load = _command(commands, "load", _load)
     load.add_argument("--seconds", type=_whole_number(1, MAX_LOAD_S), default=30,
                       help="how long the load runs")
     load.add_argument("--users", type=_whole_number(1, MAX_USERS), default=20,
@@ -225,15 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--output", type=Path, default=Path("runs/load"),
                       help="folder for Locust's reports and the target's files")
     load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
-    load.set_defaults(handler=_load)
 
-    switch = _command(commands, "switch", "run the switch alone from a YAML config",
-                      "Serve the switch from a configuration file (README: Running the switch "
-                      "alone) until SIGTERM or Ctrl-C; a relative journal_path is taken from "
-                      "the current folder. Exit status 2 on a bad configuration.")
+    switch = _command(commands, "switch", _switch)
     switch.add_argument("--config", type=Path, required=True,
                         help="the switch's YAML configuration")
-    switch.set_defaults(handler=_switch)
     return parser
 
 

@@ -49,16 +49,17 @@ async def run_demo(settings: DemoSettings) -> int:
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
-    await world.start(population)
-    monitor = Monitor(world, len(payments))
-    live = LiveView(monitor, settings.live_port) if settings.live_port is not None else None
-    bar = monitor.progress = Progress("payout", total=len(payments), enabled=False)
-    sampling = asyncio.ensure_future(asyncio.sleep(0))
+    live: LiveView | None = None
+    bar: Progress | None = None
+    sampling: list[asyncio.Future[None]] = []
     try:
+        await world.start(population)  # inside: a party that fails to start is stopped too
+        monitor = Monitor(world, len(payments))
+        live = LiveView(monitor, settings.live_port) if settings.live_port is not None else None
         print(where_to_look(world, await live.start() if live else None), flush=True)
         bar = monitor.progress = Progress("payout", total=len(payments),
                                           enabled=settings.progress)
-        sampling = asyncio.ensure_future(monitor.run())
+        sampling.append(asyncio.ensure_future(monitor.run()))
         await world.treasury.run(payments)
         await monitor.sample()
         bar.close()
@@ -68,9 +69,11 @@ async def run_demo(settings: DemoSettings) -> int:
         cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
         problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
     finally:
-        bar.close()
-        sampling.cancel()
-        await asyncio.gather(sampling, return_exceptions=True)
+        if bar is not None:
+            bar.close()
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
         if live is not None:
             await live.stop()
         await world.stop()
