@@ -26,8 +26,7 @@ from protocol.messages import TxStatus
 from scenarios.expectations import Bug, Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
-from switchlab.live import LiveView, Monitor, where_to_look
-from switchlab.progress import Progress
+from switchlab.live import Monitor, watching
 from switchlab.world import World, WorldSettings
 
 
@@ -90,6 +89,14 @@ async def _apply_timeline(world: World, timeline: list[Event], monitor: Monitor,
         monitor.fault(at_s, event.action, event.participant, event.note, event.trigger())
 
 
+def _returns_due(population: Population, world: World) -> int:
+    """Returns come for those who die after a payment that settled; waiting for one whose
+    payment was rejected would wait out returns_wait_s for nothing."""
+    final = world.treasury.final
+    return sum(1 for b in population.payable() if b.dies_after_payment and (
+        b.end_to_end_id in final and final[b.end_to_end_id].status == TxStatus.SETTLED))
+
+
 async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
                        progress: bool = True, live_port: int | None = 0,
                        announce: Callable[[str], None] = print) -> RunRecord:
@@ -102,42 +109,29 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     population.write_payment_table(payments_path)
     payments = read_payment_table(payments_path)
     missed: list[str] = []
-    live: LiveView | None = None
-    bar: Progress | None = None
-    background: list[asyncio.Future[None]] = []
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
-        monitor = Monitor(world, len(payments))
-        live = LiveView(monitor, live_port) if live_port is not None else None
-        announce(where_to_look(world, await live.start() if live else None))
-        bar = monitor.progress = Progress(scenario.name, total=len(payments), enabled=progress)
-        background.append(asyncio.ensure_future(monitor.run()))
-        background.append(asyncio.ensure_future(
-            _apply_timeline(world, scenario.timeline, monitor, missed)))
-        await world.treasury.run(payments)
-        if run.resubmit_whole_file:
-            world.treasury.forget_outcomes()
-            await world.treasury.run(payments)
-        await monitor.finish()
-        # Returns come for those who die after a payment that settled; waiting for one whose
-        # payment was rejected would wait out returns_wait_s for nothing.
-        final = world.treasury.final
-        expected_returns = sum(1 for b in population.payable() if b.dies_after_payment and (
-            b.end_to_end_id in final and final[b.end_to_end_id].status == TxStatus.SETTLED))
-        await world.treasury.wait_for_returns(expected_returns, run.returns_wait_s)
-        await background[1]
-        settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
-        switch_totals = await world.switch_totals()
-        totals = await world.bank_totals()
-        await monitor.sample()
+        async with watching(world, len(payments), scenario.name, progress, live_port,
+                            announce) as monitor:
+            timeline = asyncio.ensure_future(
+                _apply_timeline(world, scenario.timeline, monitor, missed))
+            try:
+                await world.treasury.run(payments)
+                if run.resubmit_whole_file:
+                    world.treasury.forget_outcomes()
+                    await world.treasury.run(payments)
+                await monitor.finish()
+                await world.treasury.wait_for_returns(_returns_due(population, world),
+                                                      run.returns_wait_s)
+                await timeline
+            finally:
+                timeline.cancel()
+                await asyncio.gather(timeline, return_exceptions=True)
+            settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
+            switch_totals = await world.switch_totals()
+            totals = await world.bank_totals()
+            await monitor.sample()
     finally:
-        if bar is not None:
-            bar.close()
-        for task in background:
-            task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
-        if live is not None:
-            await live.stop()
         await world.stop()
     result = world.treasury.result(payments)
     expected_bugs = list(getattr(scenario.expect, "bugs_found", None) or [])

@@ -7,7 +7,6 @@ treasury's, the switch's and the banks' figures to the dong, and says whether th
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,7 @@ from banks.population import Mix, generate_population
 from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
-from switchlab.live import LiveView, Monitor, where_to_look
-from switchlab.progress import Progress
+from switchlab.live import watching
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -49,33 +47,18 @@ async def run_demo(settings: DemoSettings) -> int:
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
-    live: LiveView | None = None
-    bar: Progress | None = None
-    sampling: list[asyncio.Future[None]] = []
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
-        monitor = Monitor(world, len(payments))
-        live = LiveView(monitor, settings.live_port) if settings.live_port is not None else None
-        print(where_to_look(world, await live.start() if live else None), flush=True)
-        bar = monitor.progress = Progress("payout", total=len(payments),
-                                          enabled=settings.progress)
-        sampling.append(asyncio.ensure_future(monitor.run()))
-        await world.treasury.run(payments)
-        await monitor.sample()
-        bar.close()
+        async with watching(world, len(payments), "payout", settings.progress,
+                            settings.live_port) as monitor:
+            await world.treasury.run(payments)
+            await monitor.sample()
         expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
         result = world.treasury.result(payments)
         cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
         problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
     finally:
-        if bar is not None:
-            bar.close()
-        for task in sampling:
-            task.cancel()
-        await asyncio.gather(*sampling, return_exceptions=True)
-        if live is not None:
-            await live.stop()
         await world.stop()
     result.write(out / "results.csv")
     cash = result.write_cash_list(out / "cash_list.csv", (

@@ -13,9 +13,10 @@ The live page is one self-contained HTML file (`live.html`, no external JS or CS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +201,30 @@ class LiveView:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+@contextlib.asynccontextmanager
+async def watching(world: World, total: int, what: str, progress: bool, live_port: int | None,
+                   announce: Callable[[str], None] = print) -> AsyncIterator[Monitor]:
+    """Watch a started world's payout of `total` transfers: announce where the switch, its
+    admin API and (with `live_port` not None) the live page are, then sample the switch for
+    the bar, the page and the report until the block ends."""
+    monitor = Monitor(world, total)
+    live = LiveView(monitor, live_port) if live_port is not None else None
+    sampling: list[asyncio.Future[None]] = []
+    try:
+        announce(where_to_look(world, await live.start() if live else None))
+        monitor.progress = Progress(what, total, enabled=progress)
+        sampling.append(asyncio.ensure_future(monitor.run()))
+        yield monitor
+    finally:
+        if monitor.progress is not None:
+            monitor.progress.close()
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
+        if live is not None:
+            await live.stop()
 
 
 def where_to_look(world: World, live_url: str | None) -> str:
