@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import statistics
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +51,74 @@ class Outcome:
     status: PayoutStatus
     reason_code: str | None = None
     returned_vnd: int = 0
+
+
+MAX_LATENCY_SAMPLES = 1_000_000  # 17 bytes each: 17 MB at most; enough for any percentile
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1 to 99) of `values`, inclusive method; 0.0 when empty."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+class LatencyLog:
+    """Each transfer's time from its first submission to its final status at the treasury,
+    with when it became final, whether it settled, and its creditor: what the report and the
+    live view plot.
+
+    Kept in compact arrays (18 bytes a transfer) because a payout day has millions; past
+    `limit` samples new ones are dropped and counted in `dropped`.
+    """
+
+    def __init__(self, limit: int = MAX_LATENCY_SAMPLES) -> None:
+        self.limit = limit
+        self.finished_s = array("d")  # time.monotonic() when final
+        self.latency_ms = array("d")
+        self.settled = array("B")  # 1 settled, 0 rejected
+        self._creditor = array("B")  # index into self.creditors
+        self.creditors: list[str] = []
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.latency_ms)
+
+    def add(self, finished_s: float, latency_ms: float, creditor_bic: str,
+            settled: bool = True) -> None:
+        if len(self.latency_ms) >= self.limit:
+            self.dropped += 1
+            return
+        if creditor_bic not in self.creditors:
+            if len(self.creditors) >= 255:  # the index is one byte: beyond, not attributed
+                creditor_bic = self.creditors[-1]
+            else:
+                self.creditors.append(creditor_bic)
+        self.finished_s.append(finished_s)
+        self.latency_ms.append(latency_ms)
+        self.settled.append(settled)
+        self._creditor.append(self.creditors.index(creditor_bic))
+
+    def by_creditor(self) -> dict[str, list[float]]:
+        """Latencies in ms per creditor BIC, in one pass."""
+        grouped: dict[str, list[float]] = {bic: [] for bic in self.creditors}
+        for ms, who in zip(self.latency_ms, self._creditor, strict=True):
+            grouped[self.creditors[who]].append(ms)
+        return grouped
+
+    def over_time(self, started_s: float, buckets: int = 60) -> list[dict[str, float]]:
+        """p50 and p99 per time bucket, times in s from `started_s`: [{t_s, p50, p99, count}]
+        at each bucket's end, empty buckets left out; at most `buckets` of them."""
+        if not self.latency_ms:
+            return []
+        span_s = max(max(self.finished_s) - started_s, 1e-3)
+        width_s = span_s / buckets
+        grouped: dict[int, list[float]] = {}
+        for at, ms in zip(self.finished_s, self.latency_ms, strict=True):
+            grouped.setdefault(min(int((at - started_s) / width_s), buckets - 1), []).append(ms)
+        return [{"t_s": round((index + 1) * width_s, 3), "p50": round(percentile(v, 50), 2),
+                 "p99": round(percentile(v, 99), 2), "count": len(v)}
+                for index, v in sorted(grouped.items())]
 
 
 RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor_bic", "status",
@@ -135,7 +205,9 @@ class PayoutResult:
         return {
             "transfers": len(self.outcomes), "elapsed_s": round(self.elapsed_s, 3),
             "transfers_per_s": round(self.transfers_per_s, 1),
-            "by_status": dict(self.by_status), "by_reason": dict(self.by_reason),
+            "by_status": dict(self.by_status),
+            "rejected_by_reason": dict(self.reasons_for(PayoutStatus.REJECTED)),
+            "returned_by_reason": dict(self.reasons_for(PayoutStatus.RETURNED)),
             "submitted_vnd": self.submitted_vnd, "settled_vnd": self.settled_vnd,
             "paid_vnd": self.paid_vnd, "rejected_vnd": self.rejected_vnd,
             "returned_vnd": self.returned_vnd, "unresolved_vnd": self.unresolved_vnd,

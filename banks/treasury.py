@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from banks.config_types import Bic, HttpUrl, Secret
 from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
-from banks.payout import Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
+from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
 from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
@@ -55,7 +55,6 @@ MAX_BACKOFF_S = 5.0
 MAX_WAIT_S = 3_600.0  # a request or a quiet period
 MAX_RUN_S = 86_400.0  # a payout day
 MAX_RATE_PER_S = 1_000_000.0
-MAX_LATENCY_SAMPLES = 1_000_000  # about 100 MB at most; enough for any percentile
 REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
@@ -130,10 +129,12 @@ class Treasury:
         self.session: aiohttp.ClientSession | None = None
         self.submissions = self.inquiries = self.resends = 0
         self.duplicates_refused = 0
-        self.latencies_ms: list[tuple[float, float]] = []  # (finished at, instant latency)
+        # submission to final status, per transfer, bulk and instant alike
+        self.latencies = LatencyLog()
         self.elapsed_s = 0.0
         self._known: dict[str, Payment] = {}  # every payment ever run, for inbound news
-        self._running: dict[str, None] = {}  # the current run's ids, in table order
+        # The current run's ids in table order, with when each was first submitted.
+        self._running: dict[str, float | None] = {}
         self._done = 0
         self._progress: Callable[[int, int], None] | None = None
         self._runner: web.AppRunner | None = None
@@ -208,6 +209,12 @@ class Treasury:
         if self.keeper is not None:
             self._unkept.add(e2e)
         if e2e in self._running:
+            sent_s = self._running[e2e]
+            if sent_s is not None:
+                now_s = time.monotonic()
+                self.latencies.add(now_s, (now_s - sent_s) * 1000.0,
+                                   self._known[e2e].creditor_bic,
+                                   verdict.status == TxStatus.SETTLED)
             self._done += 1
             if self._progress is not None:
                 self._progress(self._done, len(self._running))
@@ -255,6 +262,10 @@ class Treasury:
         self.submissions += 1
         sent_s = time.monotonic()
         ids = [p.end_to_end_id for p in payments]
+        running = self._running
+        for e2e in ids:  # latency runs from the first submission, resends included
+            if e2e in running and running[e2e] is None:
+                running[e2e] = sent_s
         try:
             reply = await self.switch.send(self.message(payments))
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
@@ -268,10 +279,6 @@ class Treasury:
         report = reply.message.document if reply.message else None
         if not 200 <= reply.status < 300 or not isinstance(report, PaymentStatusReport):
             return ids
-        if len(payments) == 1 and reply.status == 200 and (
-                len(self.latencies_ms) < MAX_LATENCY_SAMPLES):
-            now_s = time.monotonic()
-            self.latencies_ms.append((now_s, (now_s - sent_s) * 1000.0))
         if report.group_status == TxStatus.REJECTED:
             code = report.group_reason_code or reasons.NOT_SPECIFIED
             self.record(TransactionStatus(e2e, e2e, TxStatus.REJECTED, code) for e2e in ids)

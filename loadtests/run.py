@@ -9,23 +9,28 @@ failure). Two processes because Locust's gevent patching must not touch the serv
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
+from switchlab.progress import Progress
+from switchlab.servers import child_environment
 
-REPO = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 TARGET_START_S = 60.0
 TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
 LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of the run time
 MAX_RUN_S = 3_600
+PROGRESS_EVERY_S = 1.0
+ADMIN_TIMEOUT_S = 2.0
+MAX_STATS_BYTES = 1024 * 1024
 
 
 def _wait_for_target(target: subprocess.Popen[bytes], port_file: Path) -> None:
@@ -49,9 +54,49 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=TARGET_STOP_S)
 
 
+def _switch_figures(participants_file: Path) -> dict[str, object]:
+    """The switch's counts from its admin API (where the target file says it is); empty if
+    it does not answer within ADMIN_TIMEOUT_S."""
+    try:
+        target = json.loads(participants_file.read_text(encoding="utf-8"))
+        request = urllib.request.Request(f"{target['switch_url']}/v1/admin/stats", headers={
+            "Authorization": f"Bearer {target['admin_token']}"})
+        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S) as reply:
+            stats = json.loads(reply.read(MAX_STATS_BYTES))
+    except (OSError, ValueError, KeyError):
+        return {}
+    by_state = stats.get("by_state", {})
+    return {"settled": by_state.get("SETTLED", {}).get("count", 0),
+            "rejected": by_state.get("REJECTED", {}).get("count", 0),
+            "in_flight": stats.get("in_flight", 0)}
+
+
+def _watch(locust: subprocess.Popen[bytes], seconds: int, participants_file: Path,
+           bar: Progress) -> int:
+    """Wait for Locust (at most `seconds` + LOCUST_MARGIN_S), showing the seconds done and
+    the switch's counts; its exit code, or 124 if it had to be stopped."""
+    started_s = time.monotonic()
+    deadline_s = started_s + seconds + LOCUST_MARGIN_S
+    while locust.poll() is None:
+        if time.monotonic() > deadline_s:
+            _stop(locust)
+            print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
+                  file=sys.stderr)
+            return 124
+        bar.update_to(min(int(time.monotonic() - started_s), seconds))
+        if bar.enabled:
+            bar.figures(**_switch_figures(participants_file))
+        time.sleep(PROGRESS_EVERY_S)
+    bar.update_to(seconds)
+    return locust.returncode
+
+
 def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = None,
-             shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS) -> int:
-    """Run the load for `seconds` with up to `users` users; Locust's exit code."""
+             shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS,
+             progress: bool = False) -> int:
+    """Run the load for `seconds` with up to `users` users; Locust's exit code. With
+    `progress`, a bar of the seconds done and the switch's settled, rejected and in-flight
+    counts beside it."""
     if not 0 < seconds <= MAX_RUN_S:
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
     if users < 1:
@@ -59,6 +104,7 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     if shape is not None and shape not in SHAPE_NAMES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
+    out = out.resolve()  # both children start in it, wherever the caller is
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
     participants_file.unlink(missing_ok=True)
@@ -66,10 +112,11 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     target = subprocess.Popen(
         [sys.executable, "-m", "loadtests.target", "--participants-file", str(participants_file),
          "--port-file", str(port_file), "--accounts", str(accounts),
-         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)], cwd=REPO)
+         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)],
+        cwd=out, env=child_environment())
     try:
         _wait_for_target(target, port_file)
-        env = os.environ | {"SWITCHLAB_TARGET": str(participants_file)}
+        env = child_environment() | {"SWITCHLAB_TARGET": str(participants_file)}
         env.pop("SWITCHLAB_SHAPE", None)
         if shape:
             env["SWITCHLAB_SHAPE"] = shape
@@ -77,13 +124,9 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
                    "-u", str(users), "-r", str(rate), "-t", f"{seconds}s",
                    "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
                    "--only-summary", "--stop-timeout", str(STOP_TIMEOUT_S)]
-        try:
-            return subprocess.run(command, cwd=REPO, env=env, check=False,
-                                  timeout=seconds + LOCUST_MARGIN_S).returncode
-        except subprocess.TimeoutExpired:
-            print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
-                  file=sys.stderr)
-            return 124
+        with Progress("load", seconds, unit="s", enabled=progress) as bar:
+            return _watch(subprocess.Popen(command, cwd=out, env=env), seconds,
+                          participants_file, bar)
     finally:
         _stop(target)
 
@@ -98,10 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawn-rate", type=float, help="users started per second")
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS)
     parser.add_argument("--out", type=Path, default=Path("runs/load"))
+    parser.add_argument("--progress", action="store_true",
+                        help="a bar of the seconds done, with the switch's counts")
     args = parser.parse_args(argv)
     try:
         return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts)
+                        args.accounts, args.progress)
     except (ValueError, RuntimeError) as error:
         print(f"load run: {error}", file=sys.stderr)
         return 2

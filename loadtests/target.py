@@ -70,7 +70,8 @@ async def serve_target(participants_file: Path, port_file: Path | None, accounts
                        seconds: float) -> None:
     """Serve the world until SIGTERM/SIGINT or `seconds`, whichever comes first."""
     population = generate_population(accounts, SEED)
-    with tempfile.TemporaryDirectory(prefix="switchlab-load-") as run_dir:
+    # In the current folder (the load run's output folder), removed at the end.
+    with tempfile.TemporaryDirectory(prefix="switchlab-load-", dir=Path.cwd()) as run_dir:
         world = World(WorldSettings(
             run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEFAULT_SHARES},
             switch_process=True))  # the switch gets a core of its own, as in the bench

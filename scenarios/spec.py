@@ -119,24 +119,54 @@ def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> Scena
         scenario = Scenario.model_validate(data)
     except pydantic.ValidationError as error:
         raise ScenarioError(describe(path, node, error)) from None
-    _check_timeline_participants(path, node, scenario)
+    problems = _run_rules(scenario)
+    if problems:
+        raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
+            "Scenario", [InitErrorDetails(
+                type=PydanticCustomError("scenario_rule", message), loc=loc, input=None)
+                for loc, message in problems])))
     return scenario
 
 
-def _check_timeline_participants(path: Path, node: yaml.Node | None,
-                                 scenario: Scenario) -> None:
-    """An action aimed at a participant the run does not start would fail mid-run."""
+def _run_rules(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Mistakes that span sections, found before the run rather than as a failure mid-run:
+    (where, what) for each."""
     present = set(scenario.population.participants) | set(scenario.participants)
-    problems = [InitErrorDetails(
-        type=PydanticCustomError("absent_participant", "{bic} takes no part in this run "
-                                 "(not in population.participants nor in participants)",
-                                 {"bic": event.participant}),
-        loc=("timeline", index, "participant"), input=event.participant)
-        for index, event in enumerate(scenario.timeline)
-        if event.participant is not None and event.participant not in present]
-    if problems:
-        raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
-            "Scenario", problems)))
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+
+    def absent(bic: str) -> str:
+        return (f"{bic} takes no part in this run (not in population.participants nor in "
+                "participants)")
+
+    switch_up, last_at_s = True, 0.0
+    for index, event in enumerate(scenario.timeline):
+        where = ("timeline", index)
+        if event.participant is not None and event.participant not in present:
+            problems.append(((*where, "participant"), absent(event.participant)))
+        if event.action in ("kill_switch", "restart_switch"):
+            if not scenario.switch.get("process", False):
+                problems.append(((*where, "action"), f"{event.action} needs the switch in a "
+                                 "process of its own (switch: {process: true})"))
+            elif (event.action == "kill_switch") != switch_up:
+                problems.append(((*where, "action"), f"{event.action} when the switch is "
+                                 f"already {'down' if not switch_up else 'up'}"))
+            switch_up = event.action == "restart_switch"
+        if event.at_s is not None:
+            if event.at_s < last_at_s:
+                problems.append(((*where, "at_s"), f"{event.at_s:g} s comes before an earlier "
+                                 f"event's {last_at_s:g} s; events happen in the order written"))
+            last_at_s = max(last_at_s, event.at_s)
+            if event.at_s + event.delay_s > scenario.run.final_timeout_s:
+                problems.append(((*where, "at_s"), f"{event.at_s + event.delay_s:g} s is past "
+                                 f"the run's time limit (run.time_limit_s "
+                                 f"{scenario.run.final_timeout_s:g})"))
+    if not switch_up:
+        problems.append((("timeline",), "the switch is killed and never restarted"))
+    for index, bug in enumerate(scenario.expect.bugs_found or []):  # type: ignore[attr-defined]
+        if bug.participant not in present:
+            problems.append((("expect", "bugs_found", index, "participant"),
+                             absent(bug.participant)))
+    return problems
 
 
 def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:

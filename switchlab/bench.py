@@ -20,12 +20,13 @@ performance reports do), and a run counts only if every transfer reached a final
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import resource
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ from protocol.messages import (
 )
 from protocol.runtime import bind, serve
 from switchlab.machine import probe
+from switchlab.progress import Progress, stage
 from switchlab.servers import start_process, stop_process
 from switchlab.world import World, WorldSettings
 
@@ -102,6 +104,33 @@ class LoopResult:
         return statistics.quantiles(latencies, n=100, method="inclusive")[q - 1]
 
 
+PROGRESS_EVERY_S = 0.5
+
+
+@contextlib.asynccontextmanager
+async def _counting(bar: Progress | None, completions: list[tuple[float, float]]
+                    ) -> AsyncIterator[None]:
+    """Show the completions on `bar` every PROGRESS_EVERY_S, from outside the timed loop so
+    that the bar costs the measured transfers nothing."""
+    if bar is None:
+        yield
+        return
+
+    async def watch() -> None:
+        while True:
+            bar.update_to(len(completions))
+            await asyncio.sleep(PROGRESS_EVERY_S)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        bar.update_to(len(completions))
+        bar.close()
+
+
 async def _timed(send: Callable[[int], Awaitable[None]], number: int,
                  completions: list[tuple[float, float]]) -> None:
     started = time.perf_counter()
@@ -110,9 +139,10 @@ async def _timed(send: Callable[[int], Awaitable[None]], number: int,
     completions.append((done, (done - started) * 1000))
 
 
-async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concurrency: int
-                      ) -> LoopResult:
-    """`concurrency` workers each sending the next transfer as soon as theirs is answered."""
+async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concurrency: int,
+                      bar: Progress | None = None) -> LoopResult:
+    """`concurrency` workers each sending the next transfer as soon as theirs is answered;
+    `bar` counts the answered ones."""
     completions: list[tuple[float, float]] = []
     numbers = iter(range(count))
 
@@ -120,24 +150,28 @@ async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concur
         for number in numbers:
             await _timed(send, number, completions)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    async with _counting(bar, completions):
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     return LoopResult(completions)
 
 
 async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate_per_s: float,
-                    first: int) -> LoopResult:
-    """Send at a fixed rate whatever the answers, so latency is not hidden by back-pressure."""
+                    first: int, bar: Progress | None = None) -> LoopResult:
+    """Send at a fixed rate whatever the answers, so latency is not hidden by back-pressure;
+    `bar` counts the answered ones."""
     completions: list[tuple[float, float]] = []
     started_s = time.perf_counter()
     tasks = []
-    for n in range(count):
-        await asyncio.sleep(max(0.0, started_s + n / rate_per_s - time.perf_counter()))
-        tasks.append(asyncio.ensure_future(_timed(send, first + n, completions)))
-    await asyncio.gather(*tasks)
+    async with _counting(bar, completions):
+        for n in range(count):
+            await asyncio.sleep(max(0.0, started_s + n / rate_per_s - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(_timed(send, first + n, completions)))
+        await asyncio.gather(*tasks)
     return LoopResult(completions)
 
 
-async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int
+async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int,
+                          run_dir: Path, show_progress: bool = False
                           ) -> tuple[LoopResult, float | None]:
     """The same bytes over the same hops with nothing in between: the most aiohttp can do.
     The forwarder is a process of its own, as the switch is; the creditor shares this one."""
@@ -150,7 +184,8 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
     forwarder, url = await start_process(
-        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022")
+        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022",
+        cwd=run_dir)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def send(_: int) -> None:
@@ -158,14 +193,16 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
             await reply.read()
 
     try:
-        return await cpu_us_per_transfer(forwarder.pid, closed_loop(send, count, concurrency))
+        return await cpu_us_per_transfer(forwarder.pid, closed_loop(
+            send, count, concurrency, _bar("floor", count, show_progress)))
     finally:
         await session.close()
         await stop_process(forwarder)
         await runner.cleanup()
 
 
-async def instant_switch(count: int, concurrency: int, run_dir: Path
+async def instant_switch(count: int, concurrency: int, run_dir: Path,
+                         show_progress: bool = False
                          ) -> tuple[LoopResult, float | None, LoopResult]:
     """Signed instant transfers through the real switch (its own process) and bank: throughput
     and the switch's CPU per transfer, then p99 at half that rate. A transfer's time ends at
@@ -196,9 +233,10 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path
 
     assert world.switch_process is not None
     try:
-        full, cpu_us = await cpu_us_per_transfer(world.switch_process.pid,
-                                                 closed_loop(send, count, concurrency))
-        half = await open_loop(send, half_count, full.per_s / 2, first=count)
+        full, cpu_us = await cpu_us_per_transfer(world.switch_process.pid, closed_loop(
+            send, count, concurrency, _bar("instant", count, show_progress)))
+        half = await open_loop(send, half_count, full.per_s / 2, first=count,
+                               bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
     finally:
         await treasury.session.close()
@@ -235,9 +273,16 @@ def _write_bulk_table(beneficiaries: int, path: str) -> int:
     return population.write_payment_table(Path(path))
 
 
-async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
+def _bar(what: str, total: int, enabled: bool) -> Progress | None:
+    return Progress(what, total) if enabled else None
+
+
+async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = False
+                      ) -> BulkResult:
     """A whole payout from the treasury in bulk files; the switch and each participant in a
-    process of its own, the participants on durable ledgers."""
+    process of its own, the participants on durable ledgers. The bar counts the statuses
+    final at the treasury, from its own callback: polling the switch would tax what is
+    measured."""
     table = run_dir / "bulk.csv"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         await asyncio.get_running_loop().run_in_executor(
@@ -252,8 +297,10 @@ async def bulk_payout(beneficiaries: int, run_dir: Path) -> BulkResult:
     if hasattr(os, "setpriority"):  # not on Windows
         for process in world.bank_processes.values():
             os.setpriority(os.PRIO_PROCESS, process.pid, PARTICIPANT_NICENESS)
+    bar = Progress("bulk", len(payments), enabled=show_progress)
     try:
-        result = await world.treasury.run(payments)
+        result = await world.treasury.run(payments, lambda done, _: bar.update_to(done))
+        bar.close()
         assert world.switch_process is not None
         switch_peak_mib = peak_memory_of_mib(world.switch_process.pid)
         participant_peaks_mib = [peak_memory_of_mib(p.pid) for p in world.bank_processes.values()]
@@ -337,19 +384,30 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
 
 
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,
-                    run_dir: Path, progress: Callable[[str], None] = print) -> list[Figure]:
-    """Measure everything in order, reporting each stage as it starts."""
+                    run_dir: Path, progress: Callable[[str], None] = stage,
+                    show_progress: bool = False) -> list[Figure]:
+    """Measure everything in order, reporting each stage as it starts (`progress`) and, with
+    `show_progress`, a bar of the transfers done in each and the figures as they come."""
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     progress("machine: CPython, loopback between processes, durable commits …")
     machine = probe(run_dir)
+    progress(f"  machine: loop {machine.python_loop_us:,.1f} µs, round trip "
+             f"{machine.round_trip_us_p50:,.0f} µs, {machine.durable_commits_per_s:,.0f} "
+             "durable commits/s")
     bulk_message, one_body, one_answer = _samples(10_000, run_dir)
     progress("codec: decode + encode of a 10,000-transaction pacs.008 …")
     ours_us, bare_us = codec_per_transaction(bulk_message)
+    progress(f"  codec: {ours_us:,.2f} µs a transaction, bare lxml {bare_us:,.2f} µs")
     progress(f"floor: bare forwarder, {instant_transfers:,} transfers at {concurrency} in flight …")
     floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
-                                                concurrency)
+                                                concurrency, run_dir, show_progress)
+    progress(f"  floor: {floor.per_s:,.0f} transfers/s, p99 {floor.percentile_ms(99):,.1f} ms")
     progress(f"instant: {instant_transfers:,} transfers through the switch …")
-    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir)
+    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir,
+                                              show_progress)
+    progress(f"  instant: {full.per_s:,.0f} transfers/s, p99 {full.percentile_ms(99):,.1f} ms"
+             f"; at half rate p99 {half.percentile_ms(99):,.1f} ms")
     figures = [
         Figure("machine: CPython loop, sum(range(1000))", machine.python_loop_us, "µs"),
         Figure("machine: loopback round trip, two processes", machine.round_trip_us_p50, "µs"),
@@ -371,7 +429,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
                               floor_cpu_us))
     if bulk_beneficiaries:
         progress(f"bulk: payout of {bulk_beneficiaries:,} beneficiaries …")
-        bulk = await bulk_payout(bulk_beneficiaries, run_dir)
+        bulk = await bulk_payout(bulk_beneficiaries, run_dir, show_progress)
+        progress(f"  bulk: {bulk.transfers_per_s:,.0f} transfers/s, {bulk.elapsed_s:,.1f} s")
         figures += [
             Figure(f"bulk: {bulk.transfers:,} transfers end to end", bulk.transfers_per_s,
                    "transfers/s", floor.per_s),

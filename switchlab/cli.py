@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
+from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
+from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
 from protocol.runtime import run_event_loop
-from scenarios.report import terminal, write_reports
+from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
@@ -30,32 +32,55 @@ from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, descri
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
+MAX_USERS = 10_000  # Locust users on one machine
+HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the run broke
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """pay a generated payout table through the switch, all on 127.0.0.1
+
+    Start the switch, three mock banks and two e-wallets in one process, generate a payment
+    table, pay it from the mock treasury, reconcile and print a summary. Exit status 0 when
+    the books agree to the dong, 1 otherwise, 2 on a bad argument."""
     try:
         treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
                                     concurrency=args.concurrency)
     except pydantic.ValidationError as error:
         print(f"switchlab demo: {error}", file=sys.stderr)
-        return 2
+        return INVALID
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
-                            output_dir=args.output, progress=not args.no_progress)
+                            output_dir=args.output, progress=not args.no_progress,
+                            live_port=None if args.no_live else args.live_port)
     return run_event_loop(run_demo(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
+    """play a payout-day scenario and check its expectations
+
+    Exit status: 0 when every invariant and expectation holds, 1 when one fails, 2 when the
+    scenario file is invalid (the error names file, line and field), 3 when the run itself
+    crashed (junit.xml then holds the error as a test case). `switchlab scenarios` lists the
+    shipped ones."""
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
-        return 2
+        return INVALID
     out = args.output or Path("runs") / scenario.name
-    record = asyncio.run(run_scenario(scenario, out, ci=args.ci, progress=not args.no_progress))
+    try:
+        record = run_event_loop(run_scenario(
+            scenario, out, ci=args.ci, progress=not args.no_progress,
+            live_port=None if args.no_live else args.live_port))
+    except Exception as error:  # the run broke: CI must still see why, in junit.xml
+        paths = write_crash_reports(scenario.name, error, out)
+        logging.getLogger("switchlab").exception("the run of %s crashed", scenario.name)
+        print(f"Scenario {scenario.name}: the run CRASHED ({type(error).__name__}: {error})\n"
+              "reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+        return CRASH_EXIT_STATUS
     paths = write_reports(record, out)
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
-    return 0 if record.passed else 1
+    return HELD if record.passed else FAILED
 
 
 def _read_key(path: Path | None, option: str) -> bytes:
@@ -93,6 +118,15 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
 
 
 def _payout(args: argparse.Namespace) -> int:
+    """pay your own payment table (CSV), resumably, and report
+
+    Check the table, verify each account against the row's citizen id and name (acmt.023),
+    pay it through the switch, and write the results, the post office's cash list and the
+    list of deceased for the ministry. By default in an embedded lab on 127.0.0.1; with
+    --switch, against a running switch. Killed or interrupted, the same command finishes the
+    run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
+    reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
+    format: docs/payment-table.md."""
     try:
         settings = _payout_settings(args)
         report = run_event_loop(pay_table(settings))
@@ -117,104 +151,167 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
     return whole_number
 
 
+def _positive(high: float) -> Callable[[str], float]:
+    """An argparse type: a number above 0 and at most `high`."""
+    def positive_number(text: str) -> float:
+        value = float(text)
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"{value:g} is not above 0 and at most {high:g}")
+        return value
+    return positive_number
+
+
 def _scenarios(args: argparse.Namespace) -> int:
+    """list the shipped scenarios, or print the scenario JSON Schema
+
+    One line per scenario of the shipped library; with --schema, the JSON Schema of scenario
+    files (for editors)."""
     if args.schema:
         print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
-        return 0
+        return HELD
+    print(f"Shipped scenarios ({LIBRARY}); play one with "
+          "`switchlab run <file> [--ci]`:")
     for path in sorted(LIBRARY.glob("*.yaml")):
-        print(path)
-    return 0
+        scenario = load_scenario(path)
+        first = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
+        print(f"  {path.name:<34} {first[:110]}")
+    return HELD
 
 
 def _bench(args: argparse.Namespace) -> int:
+    """measure instant and bulk throughput against floors from the same run
+
+    Probe the machine, then measure the codec, a bare forwarder (the floor), instant transfers
+    through the switch and a bulk payout; print each figure beside its floor. Takes both cores
+    for minutes at the default sizes."""
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
-                                    args.bulk_beneficiaries, args.output))
+                                       args.bulk_beneficiaries, args.output,
+                                       show_progress=not args.no_progress))
     print(table(figures))
-    return 0
+    return HELD
 
 
 def _load(args: argparse.Namespace) -> int:
-    return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
-                    args.accounts)
+    """Locust, headless and bounded, against a switch started on 127.0.0.1
+
+    Start the switch and five participants in a process of their own, run Locust headless
+    against them for a bounded time, write Locust's CSV and HTML reports, and exit with
+    Locust's status (non-zero on any failure; 3 if the target did not start)."""
+    try:
+        return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts, progress=not args.no_progress)
+    except RuntimeError as error:  # the target did not start
+        print(f"switchlab load: {error}", file=sys.stderr)
+        return CRASH_EXIT_STATUS
 
 
 def _switch(args: argparse.Namespace) -> int:
-    return switch_main(["--config", str(args.config), "--log-level", args.log_level])
+    """run the switch alone from a YAML config
+
+    Serve the switch from a configuration file (README: Running the switch alone) until
+    SIGTERM or Ctrl-C; a relative journal_path is taken from the current folder. Exit status
+    2 on a bad configuration."""
+    return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level])
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where there is none to show (a flag that
+    is off, an option with no default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], int]
+             ) -> argparse.ArgumentParser:
+    """A subcommand run by `handler`, described by its docstring (first line: the summary in
+    the command list; the rest: the description), whose --help shows every default."""
+    summary, _, description = (handler.__doc__ or "").partition("\n")
+    command = commands.add_parser(
+        name, help=summary, description=" ".join(description.split()),
+        formatter_class=_DefaultsShown)
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _watching(command: argparse.ArgumentParser) -> None:
+    """The progress and live-page options of the commands that play a payout day."""
+    command.add_argument("--no-progress", action="store_true",
+                         help="no progress bar (for CI logs)")
+    command.add_argument("--live-port", type=_whole_number(0, 65_535), default=0,
+                         help="port of the live page on 127.0.0.1 (0: one the OS chooses)")
+    command.add_argument("--no-live", action="store_true", help="serve no live page")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchlab",
-        description="A NAPAS-style payment switch simulator and integration test harness.",
+        description="A NAPAS-style payment switch simulator and integration test harness. "
+        f"Exit status: {HELD} held, {FAILED} a check failed, {INVALID} the input is invalid, "
+        f"{CRASH_EXIT_STATUS} the run itself crashed.",
+        formatter_class=_DefaultsShown,
     )
-    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="WARNING",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Python logging level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo",
-        help="pay a generated payout table through the switch, all on 127.0.0.1",
-        description="Start the switch, three mock banks and two e-wallets in one process, "
-        "generate a payment table, pay it from the mock treasury and print a summary.",
-    )
-    demo.add_argument("--beneficiaries", type=int, default=10_000)
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
-    demo.add_argument("--bulk-size", type=int, default=1_000,
-                      help="transactions per pacs.008 in bulk mode")
-    demo.add_argument("--concurrency", type=int, default=64,
-                      help="instant transfers in flight at once")
+    demo = _command(commands, "demo", _demo)
+    demo.add_argument("--beneficiaries", type=_whole_number(1, MAX_TABLE_ROWS), default=10_000,
+                      help="people in the generated population (about 98 %% have an account)")
+    demo.add_argument("--seed", type=int, default=2026, help="the population's and faults' seed")
+    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk",
+                      help="bulk pacs.008 files, or one instant transfer at a time")
+    for flag, high, default, what in (
+            ("--bulk-size", MAX_TRANSACTIONS_PER_MESSAGE, 1_000, "transactions per pacs.008 in "
+             "bulk mode"),
+            ("--concurrency", MAX_CONCURRENCY, 64, "instant transfers in flight at once")):
+        demo.add_argument(flag, type=_whole_number(1, high), default=default, help=what)
     demo.add_argument("--output", type=Path, default=Path("runs/demo"),
                       help="folder for the journal, payment table, results and cash list")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar (for CI logs)")
-    demo.set_defaults(handler=_demo)
+    _watching(demo)
 
-    run = commands.add_parser(
-        "run", help="play a payout-day scenario and check its expectations",
-        description="Exit status: 0 when every invariant and expectation holds, 1 when one "
-        "fails, 2 when the scenario file is invalid.")
+    run = _command(commands, "run", _run)
     run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
     run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
-    run.add_argument("--output", type=Path, help="report folder (default runs/<scenario>)")
-    run.add_argument("--no-progress", action="store_true")
-    run.set_defaults(handler=_run)
+    run.add_argument("--output", type=Path,
+                     help="folder for the journal and the reports (default: runs/<scenario>)")
+    _watching(run)
 
-    scenarios = commands.add_parser(
-        "scenarios", help="list the shipped scenarios, or print the scenario JSON Schema")
+    scenarios = _command(commands, "scenarios", _scenarios)
     scenarios.add_argument("--schema", action="store_true",
-                           help="print the JSON Schema of scenario files (for editors)")
-    scenarios.set_defaults(handler=_scenarios)
+                           help="print the JSON Schema of scenario files")
 
-    bench = commands.add_parser(
-        "bench", help="measure instant and bulk throughput against floors from the same run")
+    bench = _command(commands, "bench", _bench)
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
-                       default=20_000, help="messages and answers are held in memory, ~3 KB each")
-    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64)
+                       default=20_000,
+                       help="instant transfers (held in memory with their answers, ~3 KB each)")
+    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
+                       help="instant transfers in flight at once")
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
-                       default=1_000_000, help="0 to skip the bulk payout")
-    bench.add_argument("--output", type=Path, default=Path("runs/bench"))
-    bench.set_defaults(handler=_bench)
+                       default=1_000_000, help="people in the bulk payout; 0 skips it")
+    bench.add_argument("--output", type=Path, default=Path("runs/bench"),
+                       help="folder for the journals, ledgers and tables")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
 
-    load = commands.add_parser(
-        "load", help="Locust, headless and bounded, against a switch started on 127.0.0.1")
-    load.add_argument("--seconds", type=int, default=30)
-    load.add_argument("--users", type=int, default=20)
-    load.add_argument("--spawn-rate", type=float, default=10.0)
-    load.add_argument("--shape", choices=SHAPE_NAMES)
-    load.add_argument("--accounts", type=int, default=20_000)
-    load.add_argument("--output", type=Path, default=Path("runs/load"))
-    load.set_defaults(handler=_load)
+    load = _command(commands, "load", _load)
+    load.add_argument("--seconds", type=_whole_number(1, MAX_LOAD_S), default=30,
+                      help="how long the load runs")
+    load.add_argument("--users", type=_whole_number(1, MAX_USERS), default=20,
+                      help="Locust users (a shape's peak)")
+    load.add_argument("--spawn-rate", type=_positive(MAX_USERS), default=10.0,
+                      help="users started per second")
+    load.add_argument("--shape", choices=SHAPE_NAMES,
+                      help="payout-day load shape; without one, a constant --users")
+    load.add_argument("--accounts", type=_whole_number(100, MAX_TABLE_ROWS), default=20_000,
+                      help="beneficiaries with accounts at the mock banks")
+    load.add_argument("--output", type=Path, default=Path("runs/load"),
+                      help="folder for Locust's reports and the target's files")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
 
     journal.add_parser(commands)
-    payout = commands.add_parser(
-        "payout", help="pay your own payment table (CSV), resumably, and report",
-        description="Check the table, verify each account against the row's citizen id and "
-        "name (acmt.023), pay it through the switch, and write the results, the post "
-        "office's cash list and the list of deceased for the ministry. By default in an "
-        "embedded lab on 127.0.0.1; with --switch, against a running switch. Killed or "
-        "interrupted, the same command finishes the run without paying anyone twice. "
-        "Exit status: 0 every good row paid or listed, 1 a reconciliation mismatch or an "
-        "unresolved row, 2 a bad table or bad arguments. The table's format: "
-        "docs/payment-table.md.")
+    payout = _command(commands, "payout", _payout)
     payout.add_argument("table", type=Path, help="the payment table, CSV in UTF-8")
     payout.add_argument("--output", type=Path,
                         help="folder for the run's state, results and lists "
@@ -244,17 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
                         help="the switch's admin token, to reconcile with its books (--switch)")
-    payout.add_argument("--no-progress", action="store_true")
-    payout.set_defaults(handler=_payout)
+    payout.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (for CI logs)")
 
-    switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
-    switch.add_argument("--config", type=Path, required=True)
-    switch.set_defaults(handler=_switch)
+    switch = _command(commands, "switch", _switch)
+    switch.add_argument("--config", type=Path, required=True,
+                        help="the switch's YAML configuration")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The `switchlab` command; returns its exit status (argparse's 2 on bad arguments)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad argument (2, the error printed)
+        return int(exit_.code or 0)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     return int(args.handler(args))
 

@@ -11,14 +11,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
 from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from switchlab.live import watching
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -31,6 +30,7 @@ class DemoSettings:
     treasury: TreasurySettings = field(default_factory=TreasurySettings)  # mode, bulk size…
     output_dir: Path = Path("runs/demo")
     progress: bool = True
+    live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
 
 
 async def run_demo(settings: DemoSettings) -> int:
@@ -47,15 +47,12 @@ async def run_demo(settings: DemoSettings) -> int:
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
-    await world.start(population)
     try:
-        bar = tqdm(total=len(payments), unit="tx", disable=not settings.progress)
-
-        def progress(done: int, _total: int) -> None:
-            bar.update(done - bar.n)
-
-        await world.treasury.run(payments, progress)
-        bar.close()
+        await world.start(population)  # inside: a party that fails to start is stopped too
+        async with watching(world, len(payments), "payout", settings.progress,
+                            settings.live_port) as monitor:
+            await world.treasury.run(payments)
+            await monitor.sample()
         expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
         result = world.treasury.result(payments)

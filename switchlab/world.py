@@ -32,6 +32,7 @@ from switch.config import parse_config
 from switchlab.servers import start_process, stop_process
 
 SWITCH_START_S = 30.0
+ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
 
 
 @dataclass
@@ -59,6 +60,9 @@ class LinkRefused(RuntimeError):
 class World:
     def __init__(self, settings: WorldSettings) -> None:
         self.settings = settings
+        # Children start in this folder and are handed absolute paths: the caller may be
+        # anywhere, with a relative run folder.
+        self.run_dir = settings.run_dir.resolve()
         self.admin_token = secrets.token_hex(16)
         self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
         self.switch_secret = secrets.token_hex(16)
@@ -83,13 +87,13 @@ class World:
         } for bic in self.settings.behaviours]
         return {
             "switch": {"bic": SWITCH_BIC, "secret": self.switch_secret,
-                       "journal_path": str(self.settings.run_dir / "switch.sqlite"),
+                       "journal_path": str(self.run_dir / "switch.sqlite"),
                        "admin_token": self.admin_token} | self.settings.switch_settings,
             "participants": participants,
         }
 
     async def start(self, population: Population) -> None:
-        run_dir = self.settings.run_dir
+        run_dir = self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         if not self.settings.keep_journal:
             (run_dir / "switch.sqlite").unlink(missing_ok=True)
@@ -104,8 +108,10 @@ class World:
             await self.start_switch_process()
         else:
             self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
-        ledgers = self.settings.bank_ledgers
-        ledger_folder = ledgers or self.settings.ledger_dir
+        ledgers = None if self.settings.bank_ledgers is None else (
+            self.settings.bank_ledgers.resolve())
+        ledger_folder = ledgers or (None if self.settings.ledger_dir is None
+                                    else self.settings.ledger_dir.resolve())
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
@@ -128,7 +134,8 @@ class World:
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.admin_token}"})
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
         await self._link_directory(population)
 
     async def _link_directory(self, population: Population) -> None:
@@ -176,16 +183,16 @@ class World:
     async def start_switch_process(self) -> None:
         """Start `python -m switch` on the configured port and wait until it listens."""
         self.switch_process, _ = await start_process(
-            "-m", "switch", "--config", str(self._switch_config_path),
+            "-m", "switch", "--config", str(self._switch_config_path), cwd=self.run_dir,
             start_timeout_s=SWITCH_START_S)
 
     async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
         """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
-        config_path = self.settings.run_dir / f"bank-{config.bic}.json"
+        config_path = self.run_dir / f"bank-{config.bic}.json"
         config_path.write_text(config.model_dump_json(), encoding="utf-8")
         self.bank_processes[config.bic], _ = await start_process(
             "-m", "banks.bank", "--config", str(config_path), "--port", str(bound.hand_over()),
-            start_timeout_s=SWITCH_START_S)
+            cwd=self.run_dir, start_timeout_s=SWITCH_START_S)
 
     async def kill_switch(self) -> None:
         """SIGKILL: a crash, not a shutdown."""

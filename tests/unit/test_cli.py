@@ -3,12 +3,17 @@ anything starts (exit status 2, never a traceback)."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
-from switchlab.cli import build_parser, main
+from scenarios.report import CRASH_EXIT_STATUS
+from switchlab import cli
+from switchlab.cli import LIBRARY, build_parser, main
 from switchlab.journal import since
 
 
@@ -76,3 +81,52 @@ def test_payout_refuses_a_bad_table_or_arguments_with_a_reason_and_no_traceback(
     assert code == 2
     assert says in err and "Traceback" not in err + out
     assert not (tmp_path / "payout-table" / "lab").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "scenarios", "bench", "load", "switch"])
+def test_every_option_is_described_with_its_default(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert sub.description, f"{command} has no description"
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, f"{command} {action.option_strings} has no description"
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            assert f"(default: {action.default})" in " ".join(text.split()), (
+                f"{command} {action.option_strings[0]} does not show its default")
+
+
+def test_scenarios_lists_the_shipped_library_one_line_each(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shipped = sorted(p.name for p in LIBRARY.glob("*.yaml"))
+    listed = [line.split()[0] for line in lines[1:]]
+    assert listed == shipped
+    assert all(len(line.split()) > 3 for line in lines[1:]), "a scenario without its summary"
+
+
+def test_a_bad_argument_exits_2_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", "--seconds", "0"]) == 2
+    assert "argument --seconds: 0 is not from 1 to 3,600" in capsys.readouterr().err
+
+
+def test_a_run_that_crashes_writes_junit_with_the_error_and_exits_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("-m switch did not start: ''")
+
+    monkeypatch.setattr(cli, "run_scenario", broken)
+    code = main(["run", str(LIBRARY / "normal-payout-day.yaml"), "--output", str(tmp_path)])
+    assert code == CRASH_EXIT_STATUS == 3
+    suite = etree.parse(str(tmp_path / "junit.xml")).getroot()
+    assert (suite.get("tests"), suite.get("errors")) == ("1", "1")
+    error = suite.find("testcase/error")
+    assert error is not None and "did not start" in error.get("message")
+    assert json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))["passed"] is False
+    assert "CRASHED" in capsys.readouterr().err
