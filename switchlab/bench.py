@@ -318,7 +318,7 @@ def peak_memory_mib() -> float:
 
 def _treasury_for_messages() -> Treasury:
     return Treasury(TreasuryConfig(bic=TREASURY_BIC, secret=b"-", switch_url="http://127.0.0.1",
-                                   switch_bic=SWITCH_BIC, switch_secret=b"-"))
+                                   switch_bic=SWITCH_BIC))
 
 
 def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, bytes]:

@@ -23,7 +23,9 @@ from banks.population import Population
 from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from protocol.keys import Signing, private_key_text, public_key_text
 from protocol.runtime import BoundSocket, bind, serve
+from protocol.signing import Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
 from switchlab.servers import start_process, stop_process
@@ -45,12 +47,41 @@ class WorldSettings:
     bank_ledgers: Path | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The lab's keys, made as a scheme operator provisions them (docs/participants.md).
+
+    `switch`: the key settings of the switch's own section; `registered`: each participant's
+    key as the switch's participant list holds it; `handed`: the SwitchKeys fields each
+    participant is given. hmac: one secret per participant, no switch secret at all; ed25519:
+    a key pair per party, the public halves exchanged."""
+
+    switch: dict[str, str]
+    registered: dict[str, dict[str, str]]
+    handed: dict[str, dict[str, str]]
+
+
+def provision(signing: Signing, bics: list[str]) -> Keys:
+    if signing == "hmac":
+        shared = {bic: secrets.token_hex(32) for bic in bics}
+        return Keys({"signing": "hmac"}, {bic: {"secret": s} for bic, s in shared.items()},
+                    {bic: {"signing": "hmac", "secret": s} for bic, s in shared.items()})
+    switch_key = Ed25519SigningKey.generate()
+    own = {bic: Ed25519SigningKey.generate() for bic in bics}
+    switch_public = public_key_text(switch_key.verify_key())
+    return Keys(
+        {"signing": "ed25519", "private_key": private_key_text(switch_key)},
+        {bic: {"public_key": public_key_text(key.verify_key())} for bic, key in own.items()},
+        {bic: {"signing": "ed25519", "private_key": private_key_text(key),
+               "switch_public_key": switch_public} for bic, key in own.items()})
+
+
 class World:
     def __init__(self, settings: WorldSettings) -> None:
         self.settings = settings
         self.admin_token = secrets.token_hex(16)
-        self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
-        self.switch_secret = secrets.token_hex(16)
+        self.keys = provision(settings.switch_settings.get("signing", "hmac"),
+                              [TREASURY_BIC, *settings.behaviours])
         self.runners: list[web.AppRunner] = []
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
@@ -61,19 +92,19 @@ class World:
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
             "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
-            "secret": self.secrets[TREASURY_BIC],
             "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
-        }]
+        } | self.keys.registered[TREASURY_BIC]]
         participants += [{
             "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
-            "secret": self.secrets[bic], "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
-        } for bic in self.settings.behaviours]
+        } | self.keys.registered[bic] for bic in self.settings.behaviours]
         return {
-            "switch": {"bic": SWITCH_BIC, "secret": self.switch_secret,
-                       "journal_path": str(self.settings.run_dir / "switch.sqlite"),
-                       "admin_token": self.admin_token} | self.settings.switch_settings,
+            "switch": {"bic": SWITCH_BIC, "journal_path": str(self.settings.run_dir
+                                                              / "switch.sqlite"),
+                       "admin_token": self.admin_token} | self.settings.switch_settings
+                      | self.keys.switch,
             "participants": participants,
         }
 
@@ -81,7 +112,7 @@ class World:
         run_dir = self.settings.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "switch.sqlite").unlink(missing_ok=True)
-        sockets = {bic: bind() for bic in self.secrets}
+        sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
         self.switch_url = switch_socket.base_url
         config = self._switch_config(sockets)
@@ -96,8 +127,7 @@ class World:
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
-                secret=self.secrets[bic].encode(), switch_url=self.switch_url,
-                switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
+                switch_url=self.switch_url, switch_bic=SWITCH_BIC, **self.keys.handed[bic],
                 admin_token=self.admin_token, behaviour=behaviour,
                 ledger_path=None if ledgers is None else ledgers / f"{bic}.sqlite",
             )
@@ -109,9 +139,8 @@ class World:
             self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
         self.treasury = Treasury(TreasuryConfig(
-            bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
-            switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            switch_secret=self.switch_secret.encode(), **self.settings.treasury.model_dump(),
+            bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
+            **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
