@@ -136,8 +136,8 @@ class SignedMessage:
 
 
 def _refuse(error: type[web.HTTPException], text: str, **kwargs: object) -> web.HTTPException:
-    """A refusal made before the body is read: the connection closes after it (aiohttp drains
-    what is in flight for at most the head timeout), so nothing more is read from it."""
+    """A refusal made before the body is read: the connection closes after it (aiohttp drops
+    what is still in flight for at most transport.MAX_LINGERING_S), so no body is kept."""
     refusal = error(text=text, **kwargs)  # type: ignore[arg-type]
     refusal.force_close()
     return refusal

@@ -36,6 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from protocol.codec import MAX_MESSAGE_BYTES
 
 MIB = 1024 * 1024
+# After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
+# client sees the answer, not a reset) even once the client has gone: this long at most.
+MAX_LINGERING_S = 1.0
 
 
 class ServerLimits(BaseModel):
@@ -245,11 +248,9 @@ class GuardedRunner(web.AppRunner):
 
     def __init__(self, app: web.Application) -> None:
         limits = app.get(SERVER_LIMITS) or ServerLimits()
-        # Lingering (reading and dropping a body nobody read, so that the client sees the
-        # answer rather than a reset) is bounded like a head.
         self._handler_kwargs: dict[str, Any] = {
-            "keepalive_timeout": limits.idle_timeout_s, "lingering_time": limits.head_timeout_s,
-            "access_log": None}
+            "keepalive_timeout": limits.idle_timeout_s, "access_log": None,
+            "lingering_time": min(limits.head_timeout_s, MAX_LINGERING_S)}
         super().__init__(app, handle_signals=False, **self._handler_kwargs)
         self.guard = Guard(limits)
 
