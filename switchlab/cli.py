@@ -76,7 +76,7 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
-                                    args.bulk_beneficiaries, args.output))
+                                    args.bulk_beneficiaries, args.output, mode=args.signing))
     print(table(figures))
     return 0
 
@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
                        default=20_000, help="messages and answers are held in memory, ~3 KB each")
     bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64)
+    bench.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                       help="the signing mode of the instant runs (the signing rows measure "
+                            "both)")
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
                        default=1_000_000, help="0 to skip the bulk payout")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"))
