@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Literal, TypeVar
 
 import pydantic
 from cryptography.hazmat.primitives import serialization
@@ -24,6 +26,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from protocol.signing import Credentials, Ed25519SigningKey, Ed25519VerifyKey
 
+K = TypeVar("K")
 Signing = Literal["hmac", "ed25519"]
 MAX_SECRET_BYTES = 1_024
 MAX_KEY_CHARS = 1_024
@@ -41,35 +44,34 @@ def _raw(text: str, what: str) -> bytes:
     return raw
 
 
+def _read(text: str, what: str, pem_format: str, load_pem: Callable[[bytes], object],
+          key_type: type[K], from_raw: Callable[[bytes], K]) -> K:
+    text = text.strip()
+    if not text.startswith(PEM_BEGIN):
+        return from_raw(_raw(text, what))
+    try:
+        key = load_pem(text.encode())
+    except (ValueError, TypeError):
+        raise ValueError(f"{what} is not {pem_format}") from None
+    if not isinstance(key, key_type):
+        raise ValueError(f"{what} is not an Ed25519 key")
+    return key
+
+
 def read_private_key(text: str) -> Ed25519SigningKey:
     """An Ed25519 private key from PEM (PKCS#8) or base64 text; ValueError saying why not,
     never quoting the text."""
-    text = text.strip()
-    if text.startswith(PEM_BEGIN):
-        try:
-            key = serialization.load_pem_private_key(text.encode(), password=None)
-        except (ValueError, TypeError):
-            raise ValueError("the private key is not an unencrypted PKCS#8 PEM key") from None
-        if not isinstance(key, ed25519.Ed25519PrivateKey):
-            raise ValueError("the private key is not an Ed25519 key")
-        return Ed25519SigningKey(key)
-    return Ed25519SigningKey(
-        ed25519.Ed25519PrivateKey.from_private_bytes(_raw(text, "the private key")))
+    return Ed25519SigningKey(_read(
+        text, "the private key", "an unencrypted PKCS#8 PEM key",
+        partial(serialization.load_pem_private_key, password=None),
+        ed25519.Ed25519PrivateKey, ed25519.Ed25519PrivateKey.from_private_bytes))
 
 
 def read_public_key(text: str) -> Ed25519VerifyKey:
     """An Ed25519 public key from PEM (SubjectPublicKeyInfo) or base64 text; ValueError."""
-    text = text.strip()
-    if text.startswith(PEM_BEGIN):
-        try:
-            key = serialization.load_pem_public_key(text.encode())
-        except (ValueError, TypeError):
-            raise ValueError("the public key is not a PEM public key") from None
-        if not isinstance(key, ed25519.Ed25519PublicKey):
-            raise ValueError("the public key is not an Ed25519 key")
-        return Ed25519VerifyKey(key)
-    return Ed25519VerifyKey(
-        ed25519.Ed25519PublicKey.from_public_bytes(_raw(text, "the public key")))
+    return Ed25519VerifyKey(_read(
+        text, "the public key", "a PEM public key", serialization.load_pem_public_key,
+        ed25519.Ed25519PublicKey, ed25519.Ed25519PublicKey.from_public_bytes))
 
 
 def private_key_text(key: Ed25519SigningKey) -> str:

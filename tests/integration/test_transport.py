@@ -187,39 +187,35 @@ async def test_a_bank_sends_at_most_1000_transfers_in_one_message(lab: SwitchLab
 # ---- slow connections -----------------------------------------------------------------------
 
 
-async def test_a_slow_head_is_dropped_at_the_head_deadline(lab: SwitchLab) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
-    writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: s\r\n")
+async def dropped_while_trickling(port: int, start: bytes, pieces: list[bytes]) -> bool:
+    """Send `start`, then one piece every 50 ms: whether the switch closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(start)
 
     async def trickle() -> None:
         with contextlib.suppress(ConnectionError):
-            for n in range(1_000):  # one header every 50 ms: never a whole head
-                writer.write(f"X-Slow-{n}: 1\r\n".encode())
+            for piece in pieces:
+                writer.write(piece)
                 await writer.drain()
                 await asyncio.sleep(0.05)
 
     slow = asyncio.ensure_future(trickle())
-    assert await closed_by_the_switch(reader)
+    closed = await closed_by_the_switch(reader)
     slow.cancel()
     writer.close()
+    return closed
+
+
+async def test_a_slow_head_is_dropped_at_the_head_deadline(lab: SwitchLab) -> None:
+    headers = [f"X-Slow-{n}: 1\r\n".encode() for n in range(1_000)]  # never a whole head
+    assert await dropped_while_trickling(lab.port, b"POST /v1/messages HTTP/1.1\r\nHost: s\r\n",
+                                         headers)
 
 
 async def test_a_slow_body_is_dropped_at_the_body_deadline(lab: SwitchLab) -> None:
     body, headers = signed_body(lab, TREASURY, credit_transfers([transfer("E2E-SLOW")]))
-    reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
-    writer.write(head(lab.port, headers))
-
-    async def trickle() -> None:
-        with contextlib.suppress(ConnectionError):
-            for byte in body:
-                writer.write(bytes([byte]))
-                await writer.drain()
-                await asyncio.sleep(0.05)
-
-    slow = asyncio.ensure_future(trickle())
-    assert await closed_by_the_switch(reader)
-    slow.cancel()
-    writer.close()
+    assert await dropped_while_trickling(lab.port, head(lab.port, headers),
+                                         [bytes([byte]) for byte in body])
     assert (await lab.admin("GET", "/v1/admin/transfers/E2E-SLOW"))[0] == 404
 
 
