@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,9 @@ def provision(signing: Signing, bics: list[str]) -> Keys:
 
 class World:
     def __init__(self, settings: WorldSettings) -> None:
-        self.settings = settings
+        # Child processes run from the project's root: every path they are given is absolute.
+        self.settings = replace(settings, run_dir=settings.run_dir.resolve(), bank_ledgers=(
+            None if settings.bank_ledgers is None else settings.bank_ledgers.resolve()))
         self.admin_token = secrets.token_hex(16)
         self.keys = provision(settings.switch_settings.get("signing", "hmac"),
                               [TREASURY_BIC, *settings.behaviours])
