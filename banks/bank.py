@@ -24,10 +24,10 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from banks.behaviour import ASYNC, Behaviour
-from banks.config_types import MAX_SECRET_BYTES, Bic, HttpUrl, Secret
+from banks.config_types import Bic, HttpUrl
 from banks.ledger import Account, Hold, Ledger
 from banks.metrics import POSTED, RESPONSE, BankMetrics
 from protocol import reasons, settings
@@ -37,11 +37,14 @@ from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
     Reply,
+    Sender,
     bearer_auth,
     read_signed,
     run_alongside,
+    sign_answers,
     xml_response,
 )
+from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -54,7 +57,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import run_event_loop
+from protocol.runtime import bind, run_event_loop, serve
 from protocol.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -71,8 +74,9 @@ MAX_BACKOFF_S = 5.0
 BANK = web.AppKey("bank", "Bank")
 
 
-class BankConfig(BaseModel):
-    """Who the participant is and how it reaches the switch; secrets as provisioned.
+class BankConfig(SwitchKeys):
+    """Who the participant is and how it reaches the switch; keys as provisioned (SwitchKeys:
+    `signing`, then `secret`, or `private_key` and `switch_public_key`).
 
     Validating raises pydantic.ValidationError (a ValueError) naming each bad field;
     `model_dump(mode="json")` is the JSON configuration `python -m banks.bank` reads back.
@@ -83,10 +87,8 @@ class BankConfig(BaseModel):
     bic: Bic
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     kind: Literal["bank", "ewallet", "mobile_money"]
-    secret: Secret  # signs what it sends the switch
     switch_url: HttpUrl  # base URL; messages go to {switch_url}/v1/messages
     switch_bic: Bic
-    switch_secret: Secret  # checks what the switch sends it
     # the bearer token of the /admin/ API
     admin_token: str = Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)
     ledger_path: Path | None = None  # SQLite file; None keeps the ledger in memory
@@ -101,6 +103,9 @@ class Bank:
         self.behaviour = config.behaviour
         self.ledger = Ledger(config.ledger_path)
         self.ledger.open_accounts(accounts)
+        # The switch is the one party that posts to a participant: any message size the codec
+        # reads, since a forward may be as large as the switch's forward_batch_size allows.
+        self.senders = {config.switch_bic: Sender(config.credentials(), MAX_MESSAGE_BYTES)}
         self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
         self.messages_sent = 0
         self.replies_lost = 0  # async answers deliberately never sent
@@ -116,7 +121,8 @@ class Bank:
         """Open the channel to the switch; resume returns a previous run had not finished."""
         self._session = aiohttp.ClientSession()
         self._switch = Peer(self._session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
-                            self.config.bic, self.config.secret, self.config.switch_bic,
+                            self.config.bic, self.senders[self.config.switch_bic].credentials,
+                            self.config.switch_bic,
                             timeout_s=SEND_TIMEOUT_S)
         self._started_at_s = time.monotonic()
         self._schedule_returns(self.ledger.returns_due())
@@ -321,8 +327,7 @@ async def inbound(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(text=f"503: {config.bic} is offline\n")
     if behaviour.chance(behaviour.error_rate):
         raise web.HTTPInternalServerError(text=f"500: {config.bic} injected error\n")
-    _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
-                                   config.bic)
+    message = (await read_signed(request, bank.senders, config.bic)).message
     document = message.document
     if isinstance(document, CreditTransferMessage):
         return await bank.answer(document)
@@ -392,8 +397,9 @@ async def health(request: web.Request) -> web.Response:
 
 def create_bank_app(bank: Bank) -> web.Application:
     """The participant's HTTP face; starting the application starts the bank."""
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES,
-                          middlewares=[bearer_auth("/admin/", bank.config.admin_token)])
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[
+        sign_answers(bank.config.bic, bank.senders),
+        bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
     run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
@@ -409,14 +415,10 @@ def create_bank_app(bank: Bank) -> web.Application:
 async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -> None:
     """Serve one participant until SIGTERM or SIGINT. The first line printed, "... listening
     on URL", tells whoever started the process that it is ready and where."""
-    runner = web.AppRunner(create_bank_app(Bank(config)), access_log=None,
-                           handle_signals=False)
-    await runner.setup()
+    bound = bind(host, port)
+    runner = await serve(create_bank_app(Bank(config)), bound)
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
-        bound_port = runner.addresses[0][1]
-        print(f"bank {config.bic} listening on http://{host}:{bound_port}{INBOUND_PATH}",
-              flush=True)
+        print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

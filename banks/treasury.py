@@ -24,13 +24,14 @@ from aiohttp import web
 from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
-from banks.config_types import Bic, HttpUrl, Secret
+from banks.config_types import Bic, HttpUrl
 from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
 from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
 from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, read_signed
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
+from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -44,6 +45,7 @@ from protocol.messages import (
     VerificationResult,
 )
 from protocol.retry import with_backoff
+from protocol.runtime import bind, serve
 
 INBOUND_PATH = "/iso20022"
 INBOUND_MAX_BYTES = 16 * 1024 * 1024  # the switch's reports carry at most 1,000 transactions
@@ -103,14 +105,13 @@ class TreasurySettings(BaseModel):
     rate_per_s: float | None = Field(None, gt=0, le=MAX_RATE_PER_S)  # transfers a second
 
 
-class TreasuryConfig(TreasurySettings):
-    """Who the treasury is and where the switch is, with its settings."""
+class TreasuryConfig(TreasurySettings, SwitchKeys):
+    """Who the treasury is, where the switch is and the keys between them (SwitchKeys), with
+    its settings."""
 
     bic: Bic
-    secret: Secret
     switch_url: HttpUrl
     switch_bic: Bic
-    switch_secret: Secret
     name: str = Field("Kho bạc Nhà nước", min_length=1, max_length=MAX_NAME_CHARS)
     # the debtor account
     account_id: str = Field("KBNN-TW-0001", min_length=1, max_length=MAX_ACCOUNT_CHARS)
@@ -142,24 +143,23 @@ class Treasury:
         self.keeper: Keeper | None = None
         self._unkept: set[str] = set()  # ids learnt about since the keeper last kept
         self.maybe_sent: set[str] = set()  # an earlier run may have sent them: ask first
+        self.senders = {config.switch_bic: Sender(config.credentials(), INBOUND_MAX_BYTES)}
 
     # ---- inbound: what the switch pushes ------------------------------------------------------
 
     def app(self) -> web.Application:
         """The inbound endpoint where the switch pushes bulk reports and returns."""
-        app = web.Application(client_max_size=INBOUND_MAX_BYTES)
+        app = web.Application(client_max_size=INBOUND_MAX_BYTES,
+                              middlewares=[sign_answers(self.config.bic, self.senders)])
         app[TREASURY] = self
         app.router.add_post(INBOUND_PATH, _inbound)
         return app
 
     async def start_inbound(self) -> str:
         """Serve the inbound endpoint on the configured host and port; returns its URL."""
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, self.config.inbound_host, self.config.inbound_port).start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}{INBOUND_PATH}"
+        bound = bind(self.config.inbound_host, self.config.inbound_port)
+        self._runner = await serve(self.app(), bound)
+        return f"{bound.base_url}{INBOUND_PATH}"
 
     async def stop_inbound(self) -> None:
         if self._runner is not None:
@@ -225,7 +225,8 @@ class Treasury:
     def switch(self) -> Peer:
         assert self.session is not None, "the session exists only during run()"
         return Peer(self.session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
-                    self.config.bic, self.config.secret, self.config.switch_bic,
+                    self.config.bic, self.senders[self.config.switch_bic].credentials,
+                    self.config.switch_bic,
                     timeout_s=self.config.request_timeout_s)
 
     def _transaction(self, payment: Payment) -> CreditTransfer:
@@ -520,8 +521,7 @@ class Treasury:
 async def _inbound(request: web.Request) -> web.Response:
     treasury = request.app[TREASURY]
     config = treasury.config
-    _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
-                                   config.bic, INBOUND_MAX_BYTES)
+    message = (await read_signed(request, treasury.senders, config.bic)).message
     document = message.document
     if isinstance(document, PaymentStatusReport):
         treasury.record(document.transactions)

@@ -51,8 +51,8 @@ def describe(world: World, population: Population) -> dict[str, Any]:
         "switch_url": world.switch_url,
         "switch_bic": SWITCH_BIC,
         "admin_token": world.admin_token,
-        "treasury": {"bic": TREASURY_BIC, "secret": world.secrets[TREASURY_BIC]},
-        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic].kind, "secret": world.secrets[bic],
+        "treasury": {"bic": TREASURY_BIC, "keys": world.keys.handed[TREASURY_BIC]},
+        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic].kind, "keys": world.keys.handed[bic],
                    "share": share} for bic, share in DEFAULT_SHARES.items()],
         "payees": valid_payees(population),
     }

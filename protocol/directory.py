@@ -2,15 +2,18 @@
 
 A participant registers, updates and unlinks the links between its customers' citizen ids and
 their payout accounts with JSON requests signed exactly as ISO 20022 messages are
-(`protocol.signing`: X-Switchlab-Participant, -Timestamp, -Signature over timestamp, path with
-its query, and body). The switch's side reads them with `read_signed_json`; `DirectoryClient`
-is a participant's side, used by the lab and usable by any bank.
+(`protocol.signing`: the request text over the path with its query and the body's SHA-256),
+and the switch signs its answers as it signs every answer. The switch's side reads them with
+`read_signed_json`; `DirectoryClient` is a participant's side, used by the lab and usable by
+any bank.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -18,6 +21,7 @@ from aiohttp import web
 from yarl import URL
 
 from protocol import signing
+from protocol.http import SIGNED_REQUEST, Sender
 
 ENTRIES_PATH = "/v1/directory/entries"
 CHANGES_PATH = "/v1/directory/changes"
@@ -55,40 +59,59 @@ def parse_json(body: bytes) -> Any:
         raise web.HTTPBadRequest(text=f"400: the body is not JSON: {error}\n") from None
 
 
-async def read_signed_json(request: web.Request, secrets: Mapping[str, bytes],
+async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
                            max_bytes: int = MAX_BODY_BYTES) -> tuple[str, Any]:
     """The signer and the JSON body (None when empty) of a signed request, or the HTTP error
-    a sender should see: 413 too large, 401 unsigned or badly signed, 400 not JSON."""
-    body = await read_body(request, max_bytes)
+    a sender should see: 401 unsigned, unknown or stale (from the headers, before the body is
+    read) or badly signed, 413 too large, 400 not JSON. The answer to it is then signed
+    (`protocol.http.sign_answers`)."""
     try:
-        signer = signing.verify(request.headers, request.raw_path, body, secrets)
+        claimed = signing.claim(request.headers, senders)
     except signing.SignatureError as error:
         raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
-    return signer, parse_json(body)
+    body = await read_body(request, max_bytes)
+    try:
+        signing.check(claimed, senders[claimed.signer].credentials.peer, request.raw_path,
+                      hashlib.sha256(body).digest())
+    except signing.SignatureError as error:
+        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+    request[SIGNED_REQUEST] = claimed
+    return claimed.signer, parse_json(body)
 
 
 class DirectoryClient:
     """A participant's signed channel to the switch's directory API."""
 
     def __init__(self, session: aiohttp.ClientSession, switch_url: str, own_bic: str,
-                 secret: bytes, timeout_s: float = 30.0) -> None:
+                 credentials: signing.Credentials, switch_bic: str,
+                 timeout_s: float = 30.0) -> None:
         self._session = session
         self._base = switch_url.rstrip("/")
         self.own_bic = own_bic
-        self._secret = secret
+        self._credentials = credentials
+        self._switch_bic = switch_bic
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def _call(self, method: str, path: str, payload: object = None,
                     ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         url = URL(self._base + path)
-        headers = signing.sign(self.own_bic, self._secret, url.raw_path_qs, body)
+        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body)
         headers["Content-Type"] = JSON_CONTENT_TYPE
         async with self._session.request(method, url, data=body, headers=headers,
                                          timeout=self._timeout) as response:
+            answer = await response.read()
+            if response.status != HTTPStatus.UNAUTHORIZED:
+                try:
+                    signing.verify_answer(response.headers, self._switch_bic,
+                                          self._credentials.peer, response.status,
+                                          headers[signing.SIGNATURE_HEADER], answer)
+                except signing.SignatureError as error:
+                    raise DirectoryError(response.status, f"an answer the switch did not sign"
+                                         f" ({error})") from None
             if response.status not in ok:
-                raise DirectoryError(response.status, await response.text())
-            return response.status, await response.json()
+                raise DirectoryError(response.status, answer.decode(errors="replace"))
+            return response.status, json.loads(answer)
 
     async def register(self, entries: list[Mapping[str, str]]) -> list[dict[str, str]]:
         """Link or update entries (citizen_id, account_id, holder_name), at most

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from protocol.transport import GuardedRunner
+
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 LISTEN_BACKLOG = 1024
@@ -64,9 +66,10 @@ def bind(host: str = LOOPBACK, port: int = 0) -> BoundSocket:
     return BoundSocket(sock)
 
 
-async def serve(app: web.Application, bound: BoundSocket) -> web.AppRunner:
-    """Start `app` on an already bound socket; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(app: web.Application, bound: BoundSocket) -> GuardedRunner:
+    """Start `app` on an already bound socket, under its SERVER_LIMITS (protocol/transport.py);
+    the caller cleans the runner up."""
+    runner = GuardedRunner(app)
     await runner.setup()
     await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG).start()
     return runner

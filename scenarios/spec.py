@@ -25,6 +25,7 @@ from banks.config_types import LabParticipantBic
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.population import Mix
 from banks.treasury import RunTimeS, TreasurySettings
+from protocol.keys import Signing
 from protocol.settings import SettingsError, describe, read_yaml
 from scenarios.expectations import Expect
 from scenarios.timeline import Event
@@ -59,6 +60,7 @@ class SwitchSection(TypedDict, total=False):
     breaker_cooldown_s: Annotated[float, Field(gt=0, le=3_600)]
     settlement_cycle_s: Annotated[float, Field(gt=0, le=86_400)]
     forward_batch_size: Annotated[int, Field(ge=1, le=100_000)]
+    signing: Signing  # the scheme's signing mode; the lab provisions the keys it needs
     process: StrictBool  # run the switch as its own process, so that it can be killed
 
 

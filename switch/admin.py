@@ -46,6 +46,17 @@ async def list_participants(request: web.Request) -> web.Response:
     ])
 
 
+async def health(request: web.Request) -> web.Response:
+    """The operator's view: the journal and every participant's kind, limit and breaker."""
+    switch = request.app[SWITCH]
+    failure = switch.state.store.failure
+    return web.json_response({
+        "status": "ok" if failure is None else "stopped", "bic": switch.config.bic,
+        "journal_failure": None if failure is None else str(failure),
+        "participants": [p.health() for p in switch.state.participants.values()],
+    }, status=200 if failure is None else 503)
+
+
 async def set_limit(request: web.Request) -> web.Response:
     participant = _participant(request)
     try:
@@ -182,6 +193,7 @@ async def stats(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/health", health)
     app.router.add_get("/v1/admin/participants", list_participants)
     app.router.add_put("/v1/admin/participants/{bic}/limit", set_limit)
     app.router.add_post("/v1/admin/participants/{bic}/{action:sign-off|sign-on}", sign_off)

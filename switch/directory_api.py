@@ -112,7 +112,7 @@ def _not_found(citizen_id: str) -> web.Response:
 
 async def register(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    signer, data = await read_signed_json(request, switch.secrets)
+    signer, data = await read_signed_json(request, switch.senders)
     _account_holder(switch, signer)
     body = _parse(RegistrationIn, data)
     verdicts = await switch.registrations.register(signer, [
@@ -123,7 +123,7 @@ async def register(request: web.Request) -> web.Response:
 
 async def unlink(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    signer, _ = await read_signed_json(request, switch.secrets)
+    signer, _ = await read_signed_json(request, switch.senders)
     citizen_id = request.match_info["citizen_id"]
     if not await switch.registrations.unlink(signer, citizen_id):
         return _not_found(citizen_id)
@@ -132,7 +132,7 @@ async def unlink(request: web.Request) -> web.Response:
 
 async def own_entry(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    signer, _ = await read_signed_json(request, switch.secrets)
+    signer, _ = await read_signed_json(request, switch.senders)
     citizen_id = request.match_info["citizen_id"]
     entry = switch.state.directory.by_citizen.get(citizen_id)
     if entry is None or entry.participant_bic != signer:
@@ -142,7 +142,7 @@ async def own_entry(request: web.Request) -> web.Response:
 
 async def own_changes(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    signer, _ = await read_signed_json(request, switch.secrets)
+    signer, _ = await read_signed_json(request, switch.senders)
     changes = await switch.state.store.directory_changes(
         participant_bic=signer, after_seq=_whole(request, "after_seq", 0, 2**62),
         limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))

@@ -14,6 +14,7 @@ from switch.directory import Registrations
 from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
+from switch.gate import senders
 from switch.intake import Intake
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
@@ -35,7 +36,7 @@ class Switch:
     def __init__(self, config: SwitchConfig, events: SwitchEvents | None = None) -> None:
         self.config = config
         self.events = events or SwitchEvents()
-        self.secrets = {bic: p.secret for bic, p in config.participants.items()}
+        self.senders = senders(config)
         self.started_at_s = time.time()
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0
@@ -49,7 +50,8 @@ class Switch:
         config = self.config
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
             limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
-        participants = {bic: Participant(p, config, self._session, self.events)
+        participants = {bic: Participant(p, config, self._session, self.events,
+                                         self.senders[bic].credentials)
                         for bic, p in config.participants.items()}
         store = Store(config.journal_path, self.events)
         store.start()

@@ -8,6 +8,8 @@ same run, so that the ratios mean something on any machine.
   mock bank, closed loop at a fixed concurrency; then open loop at half that rate for p99;
 - bulk: a whole payout of N beneficiaries from the treasury, with peak memory;
 - codec: our decode + encode per transaction against bare lxml parse + serialise;
+- signing: what signing and checking one message costs in each signing mode (hmac and
+  ed25519), the instant runs themselves using the mode `signing` chooses;
 - the machine itself this hour (switchlab/machine.py), since absolute figures move with it.
 
 Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
@@ -41,8 +43,10 @@ from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from protocol import signing
 from protocol.codec import decode, encode
 from protocol.http import wrap
+from protocol.keys import Signing
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -201,7 +205,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
         await runner.cleanup()
 
 
-async def instant_switch(count: int, concurrency: int, run_dir: Path,
+async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
                          show_progress: bool = False
                          ) -> tuple[LoopResult, float | None, LoopResult]:
     """Signed instant transfers through the real switch (its own process) and bank: throughput
@@ -218,7 +222,8 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path,
         deceased=0, dies_after_payment=0))
     population.write_payment_table(run_dir / "instant.csv")
     payments = read_payment_table(run_dir / "instant.csv")
-    world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}, switch_process=True))
+    world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}, switch_process=True,
+                                switch_settings={"signing": mode}))
     await world.start(population)
     treasury = world.treasury
     treasury.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -328,6 +333,29 @@ def codec_per_transaction(message: CreditTransferMessage) -> tuple[float, float]
     return ours, bare
 
 
+SIGNING_ROUNDS, SIGNINGS_PER_ROUND = 5, 200
+
+
+def signing_us(body: bytes) -> dict[Signing, float]:
+    """µs to sign one message and check it (what a sender and its receiver each spend, added
+    up), per mode, best of SIGNING_ROUNDS rounds: a micro-measure, as the switch does this
+    for every message in and every answer and forward out."""
+    key = signing.Ed25519SigningKey.generate()
+    keys = {"hmac": signing.Credentials.shared(b"a-32-byte-secret-for-the-bench.."),
+            "ed25519": signing.Credentials(key, key.verify_key())}
+    costs: dict[Signing, float] = {}
+    for mode, credentials in keys.items():
+        best_s = float("inf")
+        for _ in range(SIGNING_ROUNDS):
+            started = time.perf_counter()
+            for _ in range(SIGNINGS_PER_ROUND):
+                headers = signing.sign(TREASURY_BIC, credentials.own, "/v1/messages", body)
+                signing.verify(headers, "/v1/messages", body, {TREASURY_BIC: credentials.peer})
+            best_s = min(best_s, time.perf_counter() - started)
+        costs[mode] = best_s / SIGNINGS_PER_ROUND * 1e6  # type: ignore[index]
+    return costs
+
+
 def cpu_s(pid: int) -> float | None:
     """User + system CPU a live process has used so far, from /proc (Linux); None elsewhere."""
     try:
@@ -365,7 +393,7 @@ def peak_memory_mib() -> float:
 
 def _treasury_for_messages() -> Treasury:
     return Treasury(TreasuryConfig(bic=TREASURY_BIC, secret=b"-", switch_url="http://127.0.0.1",
-                                   switch_bic=SWITCH_BIC, switch_secret=b"-"))
+                                   switch_bic=SWITCH_BIC))
 
 
 def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, bytes]:
@@ -385,9 +413,10 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
 
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,
                     run_dir: Path, progress: Callable[[str], None] = stage,
-                    show_progress: bool = False) -> list[Figure]:
+                    show_progress: bool = False, mode: Signing = "hmac") -> list[Figure]:
     """Measure everything in order, reporting each stage as it starts (`progress`) and, with
-    `show_progress`, a bar of the transfers done in each and the figures as they come."""
+    `show_progress`, a bar of the transfers done in each and the figures as they come; the
+    instant runs sign in `mode`."""
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     progress("machine: CPython, loopback between processes, durable commits …")
@@ -399,12 +428,14 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     progress("codec: decode + encode of a 10,000-transaction pacs.008 …")
     ours_us, bare_us = codec_per_transaction(bulk_message)
     progress(f"  codec: {ours_us:,.2f} µs a transaction, bare lxml {bare_us:,.2f} µs")
+    progress("signing: sign + check one instant pacs.008, hmac and ed25519 …")
+    signing_cost_us = signing_us(one_body)
     progress(f"floor: bare forwarder, {instant_transfers:,} transfers at {concurrency} in flight …")
     floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
                                                 concurrency, run_dir, show_progress)
     progress(f"  floor: {floor.per_s:,.0f} transfers/s, p99 {floor.percentile_ms(99):,.1f} ms")
-    progress(f"instant: {instant_transfers:,} transfers through the switch …")
-    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir,
+    progress(f"instant: {instant_transfers:,} transfers through the switch ({mode}) …")
+    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir, mode,
                                               show_progress)
     progress(f"  instant: {full.per_s:,.0f} transfers/s, p99 {full.percentile_ms(99):,.1f} ms"
              f"; at half rate p99 {half.percentile_ms(99):,.1f} ms")
@@ -414,9 +445,13 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
         Figure("machine: SQLite commits (WAL, full sync)", machine.durable_commits_per_s,
                "commits/s"),
         Figure("codec µs per transaction (decode+encode)", ours_us, "µs/tx", bare_us),
+        Figure("signing: hmac, sign + check one message", signing_cost_us["hmac"], "µs"),
+        Figure("signing: ed25519, sign + check one message", signing_cost_us["ed25519"], "µs",
+               signing_cost_us["hmac"]),
         Figure("floor: bare forwarder", floor.per_s, "transfers/s"),
         Figure("floor: bare forwarder p99", floor.percentile_ms(99), "ms"),
-        Figure("instant: end to end, durable journal", full.per_s, "transfers/s", floor.per_s),
+        Figure("instant: end to end, durable journal" + ("" if mode == "hmac" else f", {mode}"),
+               full.per_s, "transfers/s", floor.per_s),
         Figure("instant: p50 at full load", full.percentile_ms(50), "ms",
                floor.percentile_ms(50)),
         Figure("instant: p99 at full load", full.percentile_ms(99), "ms",

@@ -19,6 +19,7 @@ from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
+from protocol.keys import SwitchKeys
 from protocol.runtime import run_event_loop
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
@@ -83,14 +84,25 @@ def _run(args: argparse.Namespace) -> int:
     return HELD if record.passed else FAILED
 
 
-def _read_key(path: Path | None, option: str) -> bytes:
+def _read_key(path: Path | None, option: str) -> str:
     """A key from its file (never from the command line, where `ps` shows it)."""
     if path is None:
         raise ValueError(f"--switch needs {option}")
-    key = path.read_bytes().strip()
+    key = path.read_text(encoding="utf-8").strip()
     if not key:
         raise ValueError(f"{option} {path} is empty")
     return key
+
+
+def _remote_keys(args: argparse.Namespace) -> SwitchKeys:
+    """The treasury's keys towards a running switch, in the scheme's signing mode: hmac, the
+    secret the operator provisioned (--key-file); ed25519, the treasury's private key
+    (--key-file) and the switch's public key (--switch-key-file)."""
+    key = _read_key(args.key_file, "--key-file")
+    if args.signing == "hmac":
+        return SwitchKeys(signing="hmac", secret=key.encode())
+    return SwitchKeys(signing="ed25519", private_key=key,
+                      switch_public_key=_read_key(args.switch_key_file, "--switch-key-file"))
 
 
 def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
@@ -108,9 +120,7 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
         token = (args.admin_token_file.read_text(encoding="utf-8").strip()
                  if args.admin_token_file else None)
         remote = RemoteSwitch(
-            url=args.switch, bic=args.bic, secret=_read_key(args.key_file, "--key-file"),
-            switch_bic=args.switch_bic,
-            switch_secret=_read_key(args.switch_key_file, "--switch-key-file"),
+            url=args.switch, bic=args.bic, keys=_remote_keys(args), switch_bic=args.switch_bic,
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
@@ -186,7 +196,8 @@ def _bench(args: argparse.Namespace) -> int:
     for minutes at the default sizes."""
     figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
                                        args.bulk_beneficiaries, args.output,
-                                       show_progress=not args.no_progress))
+                                       show_progress=not args.no_progress,
+                                       mode=args.signing))
     print(table(figures))
     return HELD
 
@@ -289,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="instant transfers (held in memory with their answers, ~3 KB each)")
     bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
                        help="instant transfers in flight at once")
+    bench.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                       help="the signing mode of the instant runs (the signing rows measure "
+                            "both)")
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
                        default=1_000_000, help="people in the bulk payout; 0 skips it")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"),
@@ -332,10 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     payout.add_argument("--switch", metavar="URL", help="a running switch, e.g. "
                         "http://127.0.0.1:8080 (default: an embedded lab)")
     payout.add_argument("--bic", default=TREASURY_BIC, help="the treasury's BIC (--switch)")
-    payout.add_argument("--key-file", type=Path, help="the treasury's key (--switch)")
+    payout.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                        help="the running switch's signing mode (--switch)")
+    payout.add_argument("--key-file", type=Path,
+                        help="the treasury's key as the operator provisioned it: the secret "
+                        "(hmac) or the private key (ed25519) (--switch)")
     payout.add_argument("--switch-bic", default=SWITCH_BIC)
     payout.add_argument("--switch-key-file", type=Path,
-                        help="the switch's key, to check what it sends (--switch)")
+                        help="the switch's public key, to check what it sends (--switch, "
+                        "ed25519)")
     payout.add_argument("--inbound-host", default="127.0.0.1")
     payout.add_argument("--inbound-port", type=_whole_number(1, 65_535),
                         help="where the switch pushes reports and returns (--switch)")

@@ -40,6 +40,7 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED
+from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from switchlab.world import World, WorldSettings
 
@@ -63,9 +64,8 @@ class RemoteSwitch:
 
     url: str
     bic: str
-    secret: bytes
+    keys: SwitchKeys  # the treasury's key towards the switch, in the scheme's signing mode
     switch_bic: str
-    switch_secret: bytes
     inbound_host: str
     inbound_port: int
     admin_token: str | None = None  # to reconcile against the switch's books
@@ -165,8 +165,8 @@ async def _remote_treasury(settings: PayoutSettings) -> Treasury:
     remote = settings.remote
     assert remote is not None
     treasury = Treasury(TreasuryConfig(
-        bic=remote.bic, secret=remote.secret, switch_url=remote.url.rstrip("/"),
-        switch_bic=remote.switch_bic, switch_secret=remote.switch_secret,
+        bic=remote.bic, **remote.keys.model_dump(exclude_none=True),
+        switch_url=remote.url.rstrip("/"), switch_bic=remote.switch_bic,
         inbound_host=remote.inbound_host, inbound_port=remote.inbound_port,
         **settings.treasury.model_dump()))
     await treasury.start_inbound()

@@ -11,7 +11,7 @@ import asyncio
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
+from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
 from protocol.runtime import BoundSocket, bind, serve
+from protocol.signing import Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
 from switchlab.servers import start_process, stop_process
@@ -57,15 +59,45 @@ class LinkRefused(RuntimeError):
     """The switch refused a directory link the lab meant to make."""
 
 
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The lab's keys, made as a scheme operator provisions them (docs/participants.md).
+
+    `switch`: the key settings of the switch's own section; `registered`: each participant's
+    key as the switch's participant list holds it; `handed`: the SwitchKeys fields each
+    participant is given. hmac: one secret per participant, no switch secret at all; ed25519:
+    a key pair per party, the public halves exchanged."""
+
+    switch: dict[str, str]
+    registered: dict[str, dict[str, str]]
+    handed: dict[str, dict[str, str]]
+
+
+def provision(signing: Signing, bics: list[str]) -> Keys:
+    if signing == "hmac":
+        shared = {bic: secrets.token_hex(32) for bic in bics}
+        return Keys({"signing": "hmac"}, {bic: {"secret": s} for bic, s in shared.items()},
+                    {bic: {"signing": "hmac", "secret": s} for bic, s in shared.items()})
+    switch_key = Ed25519SigningKey.generate()
+    own = {bic: Ed25519SigningKey.generate() for bic in bics}
+    switch_public = public_key_text(switch_key.verify_key())
+    return Keys(
+        {"signing": "ed25519", "private_key": private_key_text(switch_key)},
+        {bic: {"public_key": public_key_text(key.verify_key())} for bic, key in own.items()},
+        {bic: {"signing": "ed25519", "private_key": private_key_text(key),
+               "switch_public_key": switch_public} for bic, key in own.items()})
+
+
 class World:
     def __init__(self, settings: WorldSettings) -> None:
-        self.settings = settings
-        # Children start in this folder and are handed absolute paths: the caller may be
-        # anywhere, with a relative run folder.
-        self.run_dir = settings.run_dir.resolve()
+        # Children start in the run folder and are handed absolute paths: the caller may
+        # be anywhere, with a relative run folder.
+        self.settings = replace(settings, run_dir=settings.run_dir.resolve(), bank_ledgers=(
+            None if settings.bank_ledgers is None else settings.bank_ledgers.resolve()))
+        self.run_dir = self.settings.run_dir
         self.admin_token = secrets.token_hex(16)
-        self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
-        self.switch_secret = secrets.token_hex(16)
+        self.keys = provision(settings.switch_settings.get("signing", "hmac"),
+                              [TREASURY_BIC, *settings.behaviours])
         self.runners: list[web.AppRunner] = []
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
@@ -76,19 +108,18 @@ class World:
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
             "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
-            "secret": self.secrets[TREASURY_BIC],
             "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
-        }]
+        } | self.keys.registered[TREASURY_BIC]]
         participants += [{
             "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
-            "secret": self.secrets[bic], "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
-        } for bic in self.settings.behaviours]
+        } | self.keys.registered[bic] for bic in self.settings.behaviours]
         return {
-            "switch": {"bic": SWITCH_BIC, "secret": self.switch_secret,
-                       "journal_path": str(self.run_dir / "switch.sqlite"),
-                       "admin_token": self.admin_token} | self.settings.switch_settings,
+            "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
+                       "admin_token": self.admin_token} | self.settings.switch_settings
+                      | self.keys.switch,
             "participants": participants,
         }
 
@@ -97,7 +128,7 @@ class World:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not self.settings.keep_journal:
             (run_dir / "switch.sqlite").unlink(missing_ok=True)
-        sockets = {bic: bind() for bic in self.secrets}
+        sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
         self.switch_url = switch_socket.base_url
         config = self._switch_config(sockets)
@@ -115,8 +146,7 @@ class World:
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
-                secret=self.secrets[bic].encode(), switch_url=self.switch_url,
-                switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
+                switch_url=self.switch_url, switch_bic=SWITCH_BIC, **self.keys.handed[bic],
                 admin_token=self.admin_token, behaviour=behaviour,
                 ledger_path=None if ledger_folder is None else ledger_folder / f"{bic}.sqlite",
             )
@@ -128,9 +158,8 @@ class World:
             self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
         self.treasury = Treasury(TreasuryConfig(
-            bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
-            switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            switch_secret=self.switch_secret.encode(), **self.settings.treasury.model_dump(),
+            bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
+            **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
@@ -161,7 +190,8 @@ class World:
         """Register links as participant `bic` does, over its signed API (citizen_id,
         account_id, holder_name each); the switch's verdict per entry."""
         assert self.session is not None
-        client = DirectoryClient(self.session, self.switch_url, bic, self.secrets[bic].encode())
+        client = DirectoryClient(self.session, self.switch_url, bic,
+                                 SwitchKeys(**self.keys.handed[bic]).credentials(), SWITCH_BIC)
         verdicts = []
         for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
             verdicts += await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])

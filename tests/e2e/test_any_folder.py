@@ -101,7 +101,7 @@ def test_switch_serves_from_a_relative_config(own_folder: Path) -> None:
     listens, and keeps its journal under the folder it was given."""
     (own_folder / "out").mkdir()
     (own_folder / "out" / "switch.yaml").write_text(
-        "switch: {port: 0, journal_path: out/journal.sqlite, secret: s, admin_token: t}\n"
+        "switch: {port: 0, journal_path: out/journal.sqlite, admin_token: t}\n"
         "participants:\n  - {bic: TRSYVNV1, kind: treasury, secret: s1,"
         " inbound_url: 'http://127.0.0.1:9/iso20022'}\n", encoding="utf-8")
     process = subprocess.Popen([*COMMAND, "switch", "--config", "out/switch.yaml"],

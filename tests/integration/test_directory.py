@@ -19,6 +19,7 @@ from protocol import signing
 from protocol.codec import encode, new_id
 from protocol.directory import ENTRIES_PATH, DirectoryClient, DirectoryError
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
+from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -29,6 +30,7 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from protocol.signing import Credentials
 from switchlab.world import World, WorldSettings
 from tests.harness import until
 
@@ -58,9 +60,15 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     await lab.stop()
 
 
+def credentials(world: World, bic: str) -> Credentials:
+    """What `bic` holds towards the switch, as the lab provisioned it."""
+    return SwitchKeys(**world.keys.handed[bic]).credentials()
+
+
 def directory(world: World, bic: str) -> DirectoryClient:
     assert world.session is not None
-    return DirectoryClient(world.session, world.switch_url, bic, world.secrets[bic].encode())
+    return DirectoryClient(world.session, world.switch_url, bic, credentials(world, bic),
+                           SWITCH_BIC)
 
 
 def entry(citizen_id: str, name: str, _bic: str, account: str) -> dict[str, str]:
@@ -70,7 +78,7 @@ def entry(citizen_id: str, name: str, _bic: str, account: str) -> dict[str, str]
 def treasury(world: World) -> Peer:
     assert world.session is not None
     return Peer(world.session, f"{world.switch_url}{SWITCH_MESSAGES_PATH}", TREASURY_BIC,
-                world.secrets[TREASURY_BIC].encode(), SWITCH_BIC)
+                credentials(world, TREASURY_BIC), SWITCH_BIC)
 
 
 async def admin(world: World, method: str, path: str, body: object = None
@@ -175,7 +183,8 @@ async def test_directory_requests_are_signed_bounded_and_checked(world: World) -
     with pytest.raises(DirectoryError) as refused:
         await directory(world, TREASURY_BIC).register([entry(*RA)])
     assert refused.value.status == 403  # a treasury holds no customers' accounts
-    forged = DirectoryClient(world.session, world.switch_url, BANK, b"guessed")  # type: ignore[arg-type]
+    forged = DirectoryClient(world.session, world.switch_url, BANK,
+                             Credentials.shared(b"guessed"), SWITCH_BIC)
     with pytest.raises(DirectoryError, match="HTTP 401"):
         await forged.register([entry(*RA)])
     bank = directory(world, BANK)
@@ -193,7 +202,7 @@ async def test_directory_requests_are_signed_bounded_and_checked(world: World) -
     assert bad_id[0]["status"] == "refused" and "no province code" in bad_id[0]["reason"]
     assert world.session is not None
     body = b"{not json"
-    headers = signing.sign(BANK, world.secrets[BANK].encode(), ENTRIES_PATH, body)
+    headers = signing.sign(BANK, credentials(world, BANK).own, ENTRIES_PATH, body)
     async with world.session.post(f"{world.switch_url}{ENTRIES_PATH}", data=body,
                                   headers=headers) as response:
         assert response.status == 400 and "not JSON" in await response.text()

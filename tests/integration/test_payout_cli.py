@@ -11,6 +11,7 @@ from banks.behaviour import Behaviour
 from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import TreasurySettings
+from protocol.keys import SwitchKeys
 from switchlab.cli import main
 from switchlab.payout import PayoutSettings, RemoteSwitch, pay_table
 from switchlab.world import World, WorldSettings
@@ -59,8 +60,8 @@ async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: 
             treasury=TreasurySettings(verify=True, bulk_size=2),
             remote=RemoteSwitch(
                 url=world.switch_url, bic=TREASURY_BIC,
-                secret=world.secrets[TREASURY_BIC].encode(), switch_bic=SWITCH_BIC,
-                switch_secret=world.switch_secret.encode(), inbound_host="127.0.0.1",
+                keys=SwitchKeys(**world.keys.handed[TREASURY_BIC]), switch_bic=SWITCH_BIC,
+                inbound_host="127.0.0.1",
                 inbound_port=port, admin_token=world.admin_token)))
     finally:
         await world.stop()

@@ -18,6 +18,7 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.settings import SettingsError
+from protocol.signing import Credentials
 from switch.config import parse_config
 from switch.states import TransferState
 from tests.harness import (
@@ -105,7 +106,8 @@ async def test_group_counts_must_match_content(lab: SwitchLab) -> None:
 
 
 async def test_bad_or_missing_signature_is_401(lab: SwitchLab) -> None:
-    reply = await lab.peer(TREASURY, secret=b"wrong").send(credit_transfers([transfer("E2E-S1")]))
+    wrong = Credentials.shared(b"wrong")
+    reply = await lab.peer(TREASURY, wrong).send(credit_transfers([transfer("E2E-S1")]))
     assert reply.status == 401 and "signature" in reply.text
     assert lab.session is not None
     async with lab.session.post(f"{lab.url}/v1/messages", data=b"<x/>") as response:
@@ -117,7 +119,8 @@ async def test_no_participant_sends_as_another(lab: SwitchLab) -> None:
     # Signed by BANK_B but the header and the message say the treasury sends.
     body = codec.encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer("E2E-X1")])))
     bank_b = lab.peer(BANK_B)
-    headers = signing.sign(BANK_B, b"bank-b-secret", "/v1/messages", body)
+    headers = signing.sign(BANK_B, lab.participants[BANK_B].credentials.own, "/v1/messages",
+                           body)
     assert lab.session is not None
     async with lab.session.post(bank_b.url, data=body, headers=headers) as response:
         assert response.status == 403

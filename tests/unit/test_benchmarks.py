@@ -16,6 +16,7 @@ import pytest
 from protocol import signing
 from protocol.codec import encode
 from protocol.http import wrap
+from protocol.signing import Credentials, Ed25519SigningKey
 from switch.events import SwitchEvents
 from switch.metrics import SwitchMetrics
 from switch.states import TransferState
@@ -23,13 +24,33 @@ from switch.store import INSERT_TRANSFER, Store
 from switch.transfer import Transfer
 from tests.factories import credit_transfers
 
-BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(1_000)))
+MESSAGES = {size: encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(size)))
+            for size in (1, 1_000)}
 
 
-def test_signature_check_of_a_bulk(benchmark) -> None:
-    headers = signing.sign("TRSYVNV1", b"secret", "/v1/messages", BULK)
-    signer = benchmark(signing.verify, headers, "/v1/messages", BULK, {"TRSYVNV1": b"secret"})
-    assert signer == "TRSYVNV1"
+def credentials(mode: str, secret: bytes = b"a-32-byte-secret-of-the-treasury") -> Credentials:
+    """The treasury's keys towards the switch, as each mode provisions them."""
+    if mode == "hmac":
+        return Credentials.shared(secret)
+    key = Ed25519SigningKey.generate()
+    return Credentials(key, key.verify_key())
+
+
+@pytest.mark.parametrize("mode", ["hmac", "ed25519"])
+@pytest.mark.parametrize("transactions", [1, 1_000])
+def test_sign_and_verify_a_message(benchmark, mode: str, transactions: int) -> None:
+    """What signing costs each side per message: the sender signs, the receiver verifies."""
+    keys, body = credentials(mode), MESSAGES[transactions]
+
+    def sign_and_verify() -> str:
+        headers = signing.sign("TRSYVNV1", keys.own, "/v1/messages", body)
+        return signing.verify(headers, "/v1/messages", body, {"TRSYVNV1": keys.peer})
+
+    assert benchmark(sign_and_verify) == "TRSYVNV1"
+    forged = signing.sign("TRSYVNV1", credentials(mode, b"someone else's").own, "/v1/messages",
+                          body)
+    with pytest.raises(signing.SignatureError):
+        signing.verify(forged, "/v1/messages", body, {"TRSYVNV1": keys.peer})
 
 
 def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
