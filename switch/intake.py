@@ -37,6 +37,7 @@ ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes an
 # An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
 # that no text can cost more than a few microseconds of arithmetic.
 _DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
+MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
 
 
 @dataclass(slots=True)
@@ -74,14 +75,17 @@ class Intake:
                 transactions):
             return reasons.DUPLICATE_END_TO_END_ID
         declared = message.declared_control_sum
-        if declared is not None:
-            if not _DECIMAL.fullmatch(declared):
-                return reasons.INVALID_CONTROL_SUM
-            actual = sum(Decimal(tx.amount_text) for tx in transactions
-                         if _DECIMAL.fullmatch(tx.amount_text))
-            if Decimal(declared) != actual:
-                return reasons.INVALID_CONTROL_SUM
-        return None
+        if declared is None:
+            return None
+        if declared.isascii() and declared.isdigit() and len(declared) <= MAX_SUM_DIGITS and (
+                all(tx.amount_vnd for tx in transactions)):  # whole dong only: int arithmetic
+            whole_sum = sum(tx.amount_vnd for tx in transactions)
+            return None if int(declared) == whole_sum else reasons.INVALID_CONTROL_SUM
+        if not _DECIMAL.fullmatch(declared):
+            return reasons.INVALID_CONTROL_SUM
+        actual = sum(Decimal(tx.amount_text) for tx in transactions
+                     if _DECIMAL.fullmatch(tx.amount_text))
+        return None if Decimal(declared) == actual else reasons.INVALID_CONTROL_SUM
 
     def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
         if tx.currency != "VND":

@@ -524,8 +524,26 @@ class Store:
                                                seconds=time.perf_counter() - started_s)
 
     def _transaction(self, writes: list[_Write]) -> list[BaseException | None]:
-        """One transaction, one fsync; each write in a savepoint of its own, so that rows the
-        database refuses undo that write alone. Any other error undoes all and is raised."""
+        """One transaction, one fsync. Rows the database refuses undo their own write alone:
+        then the batch is done again with a savepoint per write (the common batch pays for no
+        savepoint; a refused one costs one more transaction). Any other error undoes all and
+        is raised."""
+        connection = self._writer_connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for write in writes:
+                for sql, rows in write.statements:
+                    connection.executemany(sql, rows)
+        except _REFUSED:
+            connection.execute("ROLLBACK")
+            return self._transaction_each_alone(writes)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return [None] * len(writes)
+
+    def _transaction_each_alone(self, writes: list[_Write]) -> list[BaseException | None]:
         connection = self._writer_connection
         refusals: list[BaseException | None] = []
         connection.execute("BEGIN IMMEDIATE")
