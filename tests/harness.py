@@ -50,6 +50,9 @@ SWITCH_BIC = "SWLBVNVX"
 TREASURY = "TRSYVNV1"
 BANK_A = "BFTVVNVX"
 BANK_B = "ICBVVNVX"
+# The creditor deadline of these tests: short, so that a timeout costs a fraction of a second,
+# yet far above an answer on loopback (a few milliseconds).
+DEADLINE_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ class SwitchLab:
         kinds = {TREASURY: "treasury", BANK_A: "bank", BANK_B: "ewallet"}
         return {
             "switch": {"bic": SWITCH_BIC, "journal_path": str(self.journal_path),
-                       "admin_token": "t0ken", "creditor_timeout_s": 1.0}
+                       "admin_token": "t0ken", "creditor_timeout_s": DEADLINE_S}
                       | self.keys.switch | self.switch_settings,
             "participants": [
                 {"bic": bic, "kind": kinds[bic], "inbound_url": f"{sock.base_url}/iso20022",

@@ -24,6 +24,7 @@ from switch.states import TransferState
 from tests.harness import (
     BANK_A,
     BANK_B,
+    DEADLINE_S,
     SWITCH_BIC,
     TREASURY,
     Answer,
@@ -170,7 +171,7 @@ async def test_reused_end_to_end_id_is_dupl_and_resend_repeats_outcome(lab: Swit
 
 async def test_creditor_timeout_rejects_ab05_and_tells_creditor(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.delay_s = 1.5  # the deadline in these tests is 1 s
+    creditor.delay_s = DEADLINE_S * 1.5
     reply = await pay(lab, transfer("E2E-T1"))
     assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
     await until(lambda: "E2E-T1" in creditor.confirmations)
@@ -179,7 +180,7 @@ async def test_creditor_timeout_rejects_ab05_and_tells_creditor(lab: SwitchLab) 
 
 async def test_late_async_accp_is_refused_and_never_settles(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.answer_async, creditor.delay_s = True, 1.3
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 1.3
     reply = await pay(lab, transfer("E2E-L1"))
     assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
     late = creditor.answer(credit_transfers([transfer("E2E-L1")]))
@@ -197,7 +198,7 @@ async def test_async_answer_in_time_settles(lab: SwitchLab) -> None:
 
 async def test_answer_from_wrong_participant_is_refused(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.answer_async, creditor.delay_s = True, 0.6
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 0.6
     task = asyncio.ensure_future(pay(lab, transfer("E2E-W1")))
     await until(lambda: "E2E-W1" in lab.switch.forwarding.awaiting)
     impostor = await lab.peer(BANK_B).send(creditor.answer(credit_transfers([transfer("E2E-W1")])))
