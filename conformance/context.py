@@ -157,8 +157,11 @@ class Context:
 
     async def expect_not_credited(self, account: TestAccount, e2e: str, before: Balance,
                                   why: str) -> None:
+        """Nothing was credited since `before`: the balance is the same and `e2e` is not
+        newly among the credits."""
         now = await self.balance(account)
-        if e2e in now.credited or now.balance_vnd != before.balance_vnd:
+        newly = e2e in now.credited and e2e not in before.credited
+        if newly or now.balance_vnd != before.balance_vnd:
             raise CaseFailed(f"the bank credited {account.account_id} "
                              f"({now.balance_vnd - before.balance_vnd:+,} VND) {why}")
         self.note(f"{account.account_id} was not credited {why}")
