@@ -71,10 +71,11 @@ def add_options(command: argparse.ArgumentParser,
 
 def list_cases() -> str:
     width = max(len(name) for name in CASES) + 2
-    lines = [f"{'case':<{width}}{'':<11}{'tags':<34}what the bank must do"]
+    tags = max(len(", ".join(case.tags)) for case in CASES.values()) + 2
+    lines = [f"{'case':<{width}}{'':<11}{'tags':<{tags}}what the bank must do"]
     for case in CASES.values():
         lines.append(f"{case.name:<{width}}{'mandatory' if case.mandatory else 'optional':<11}"
-                     f"{', '.join(case.tags):<34}{case.title}")
+                     f"{', '.join(case.tags):<{tags}}{case.title}")
     return "\n".join(lines)
 
 

@@ -71,6 +71,8 @@ def terminal(result: RunResult) -> str:
     settings = result.settings
     lines = [f"switchlab conformance: {settings.bic} at {settings.participant_url}, "
              f"{settings.keys.signing} signing", ""]
+    if result.stopped_because is not None:
+        return "\n".join([*lines, _verdict_line(result)])
     width = max((len(r.case.name) for r in result.results), default=10) + 2
     for r in result.results:
         optional = "" if r.case.mandatory else " (optional)"
