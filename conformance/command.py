@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or Path(f"conformance-{args.bic}")
     settings = SuiteSettings(
         participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
-        cases=cases, run_dir=out, schemas=Schemas(args.schemas), burst=args.burst,
+        cases=cases, run_dir=out / "switch", schemas=Schemas(args.schemas), burst=args.burst,
         switch_host=args.switch_host, switch_port=args.switch_port)
     print(f"Running {len(cases)} of {len(CASES)} cases against {args.bic} at "
           f"{args.participant_url} …", flush=True)

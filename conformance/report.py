@@ -13,6 +13,8 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -20,7 +22,15 @@ from xml.sax.saxutils import quoteattr
 from lxml import etree
 
 from conformance.relay import Exchange
+from conformance.rules import decoded_or_none
 from conformance.runner import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, CaseResult, RunResult
+from protocol.messages import (
+    CreditTransferMessage,
+    PaymentReturn,
+    PaymentStatusReport,
+    VerificationReport,
+    VerificationRequest,
+)
 
 MAX_SHOWN_CHARS = 40_000  # of one body in the page and the JSON; the file holds all of it
 LABELS = {PASSED: "PASSED", FAILED: "FAILED", NOT_APPLICABLE: "NOT APPLICABLE",
@@ -49,6 +59,34 @@ def pretty(body: bytes) -> str:
     return text
 
 
+def what(body: bytes) -> str:
+    """What a body is, in a few words: "pacs.002.001.10 RJCT AC01", "pacs.008.001.08 (1,000
+    transactions)", "JSON", "not well-formed XML"."""
+    if not body:
+        return ""
+    if not body.lstrip().startswith(b"<"):
+        return "JSON" if body.lstrip().startswith((b"{", b"[")) else repr(
+            " ".join(body[:40].decode(errors="replace").split()))
+    message = decoded_or_none(body)
+    if message is None:
+        return "not a readable ISO 20022 message"
+    document = message.document
+    if isinstance(document, PaymentStatusReport):
+        counted = Counter(f"{i.status}{' ' + i.reason_code if i.reason_code else ''}"
+                          for i in document.transactions)
+        detail = ", ".join(f"{n:,} × {s}" if n > 1 else s for s, n in counted.items())
+        detail = detail or f"group {document.group_status} {document.group_reason_code or ''}"
+    elif isinstance(document, VerificationReport):
+        detail = ", ".join("true" if r.verified else f"false {r.reason_code}"
+                           for r in document.results[:6])
+    else:
+        items = getattr(document, "transactions", None) or getattr(document, "items", None)
+        noun = {CreditTransferMessage: "transaction", PaymentReturn: "return",
+                VerificationRequest: "question"}.get(type(document), "item")
+        detail = f"({len(items):,} {noun}{'' if len(items) == 1 else 's'})" if items else ""
+    return f"{message.header.msg_def_id} {detail}".strip()
+
+
 def _shown(text: str, file: str) -> str:
     if len(text) <= MAX_SHOWN_CHARS:
         return text
@@ -73,12 +111,10 @@ def terminal(result: RunResult) -> str:
              f"{settings.keys.signing} signing", ""]
     if result.stopped_because is not None:
         return "\n".join([*lines, _verdict_line(result)])
-    width = max((len(r.case.name) for r in result.results), default=10) + 2
-    for r in result.results:
-        optional = "" if r.case.mandatory else " (optional)"
-        why = f"  {r.wrong}" if r.wrong else ""
-        lines.append(f"  {LABELS[r.verdict]:<15}{r.case.name + optional:<{width + 11}}"
-                     f"{r.case.title if not why else why.strip()}")
+    names = [r.case.name + ("" if r.case.mandatory else " (optional)") for r in result.results]
+    width = max(map(len, names), default=10) + 2
+    for name, r in zip(names, result.results, strict=True):
+        lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{r.wrong or r.case.title}")
     lines += ["", f"Schema validation: {_schemas_line(result)}", _verdict_line(result)]
     return "\n".join(lines)
 
@@ -103,6 +139,7 @@ def _exchange_json(exchange: Exchange, case: str, number: int) -> dict[str, Any]
     return {
         "number": number, "from": exchange.sender, "to": exchange.receiver,
         "method": exchange.method, "path": exchange.path,
+        "summary": f"{what(exchange.request_body)} → {what(exchange.response_body)}",
         "started_at": exchange.started_s,
         "duration_ms": None if exchange.duration_s is None else round(exchange.duration_s
                                                                       * 1000, 1),
@@ -151,8 +188,9 @@ def junit(result: RunResult) -> str:
             body = f"<skipped message={quoteattr(f'{r.verdict}: {r.wrong}')}/>"
         else:
             body = ""
-        out = "\n".join(f"{n}. {e.sender} → {e.receiver} {e.method} {e.path} → "
-                        f"{e.status or e.error}" for n, e in enumerate(r.exchanges, start=1))
+        out = "\n".join(f"{n}. {e.sender} → {e.receiver} {e.method} {e.path} "
+                        f"{what(e.request_body)} → {e.status or e.error} "
+                        f"{what(e.response_body)}" for n, e in enumerate(r.exchanges, start=1))
         cases.append(f"  <testcase classname={classname} name={name} "
                      f'time="{r.duration_s:.3f}">{body}<system-out>{html.escape(out)}'
                      "</system-out></testcase>")
@@ -167,6 +205,7 @@ def junit(result: RunResult) -> str:
 def write_reports(result: RunResult, out: Path) -> dict[str, Path]:
     """report.json, junit.xml, report.html and every body's exact bytes under messages/."""
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "messages", ignore_errors=True)  # a previous run's: not this one's
     for case, exchanges in [*((r.case.name, r.exchanges) for r in result.results),
                             ("setup", result.setup)]:
         for number, exchange in enumerate(exchanges, start=1):
@@ -241,9 +280,11 @@ def _exchange_html(exchange: Exchange, case: str, number: int, open_: bool) -> s
               f"<div class=label>answer: HTTP {exchange.status}{took}</div>"
               f"{_headers(exchange.response_headers)}"
               f"{_body_html(exchange.response_body, _body_file(case, number, 'answer'))}")
+    asked, said = what(exchange.request_body), what(exchange.response_body)
     return (f'<details class="exchange"{" open" if open_ else ""}><summary>{number}. '
             f"<span class=dir>{exchange.sender} → {exchange.receiver}</span> "
-            f"{html.escape(exchange.method)} {html.escape(exchange.path)} → {status}{took}"
+            f"{html.escape(exchange.method)} {html.escape(exchange.path)} "
+            f"<b>{html.escape(asked)}</b> → {status} <b>{html.escape(said)}</b>{took}"
             f"</summary><div class=label>request</div>{_headers(exchange.request_headers)}"
             f"{_body_html(exchange.request_body, _body_file(case, number, 'request'))}"
             f"{answer}</details>")
@@ -301,7 +342,7 @@ run {result.started_at:%Y-%m-%d %H:%M:%S} UTC · {result.duration_s:.1f} s ·
 the bank reached the switch at {html.escape(result.switch_url_for_bank or '-')}</p>
 <p class=verdict>{html.escape(_verdict_line(result))}</p>
 <p class=meta>Schema validation: {html.escape(_schemas_line(result))}.</p>
-<table><tr><th>verdict</th><th>case</th><th></th><th>what it checks, or what was wrong</th></tr>
+<table><tr><th>verdict</th><th>case</th><th>kind</th><th>what it checks, or what was wrong</th></tr>
 {rows}</table>
 <h2>Cases</h2>
 {"".join(_case_html(r) for r in result.results)}

@@ -136,7 +136,7 @@ class Rules:
                                       self.bank_key, status, request_signature,
                                       exchange.response_body)
             except signing.SignatureError as error:
-                found.append(f"the bank's answer (HTTP {status}) breaks the signing rule: {error}")
+                found.append(f"the bank's answer breaks the signing rule: {error}")
         body = exchange.response_body
         if 200 <= status < 300 and body.strip().startswith(b"<"):
             found += self._message(body, decoded_or_none(exchange.request_body),
