@@ -90,9 +90,14 @@ def other_bank(bic: str) -> str:
       (5 s), with the right head.001 and ids, signed; the switch's ACSC confirmation is
       acknowledged with 2xx; the account is then credited once, by the amount.""")
 async def accept(ctx: Context) -> None:
-    account = ctx.accounts.need(OPEN)
+    await settled_credit(ctx, ctx.accounts.need(OPEN), 100_000)
+
+
+async def settled_credit(ctx: Context, account: TestAccount, amount_vnd: int) -> str:
+    """Pay the account through the switch and see the transfer settled, confirmed and
+    credited once; its end-to-end id."""
     before = await ctx.balance(account)
-    e2e, status = await ctx.pay(account.account_id, account.holder_name, 100_000,
+    e2e, status = await ctx.pay(account.account_id, account.holder_name, amount_vnd,
                                 account.citizen_id)
     if status.status is not TxStatus.SETTLED:
         raise CaseFailed(f"the transfer to the open account {account.account_id} ended "
@@ -101,7 +106,8 @@ async def accept(ctx: Context) -> None:
     if forward is not None and forward.duration_s is not None:
         ctx.note(f"the bank answered the forward in {forward.duration_s * 1000:.0f} ms")
     await ctx.confirmation(e2e)
-    await ctx.expect_credited_once(account, e2e, before, 100_000)
+    await ctx.expect_credited_once(account, e2e, before, amount_vnd)
+    return e2e
 
 
 def _rejection(name: str, what: str, code: str, status: str | None,
@@ -332,15 +338,7 @@ async def wrong_receiver(ctx: Context) -> None:
       id and transaction id, an amount not above it, the reason asked; the switch settles it
       (ACSC).""")
 async def make_return(ctx: Context) -> None:
-    account = ctx.accounts.need(OPEN)
-    before = await ctx.balance(account)
-    e2e, status = await ctx.pay(account.account_id, account.holder_name, 270_000,
-                                account.citizen_id)
-    if status.status is not TxStatus.SETTLED:
-        raise CaseFailed(f"the transfer to return ended {status_text(status)}: "
-                         f"{ctx.diagnose(e2e, status)}")
-    await ctx.confirmation(e2e)
-    await ctx.expect_credited_once(account, e2e, before, 270_000)
+    e2e = await settled_credit(ctx, ctx.accounts.need(OPEN), 270_000)
     asked_at_s = time.time()
     answer = await ctx.lab.hook("POST", RETURNS_PATH, {"end_to_end_id": e2e,
                                                        "reason_code": reasons.CREDITOR_DECEASED})

@@ -100,7 +100,12 @@ def _verdict_line(result: RunResult) -> str:
     if result.stopped_because is not None:
         return f"NOT TESTED: {result.stopped_because}"
     failed_optional = sum(r.verdict == FAILED and not r.case.mandatory for r in result.results)
-    overall = "every mandatory case passed" if result.passed else "a mandatory case FAILED"
+    if result.passed:
+        overall = "every mandatory case chosen passed"
+    elif any(r.verdict == FAILED and r.case.mandatory for r in result.results):
+        overall = "a mandatory case FAILED"
+    else:
+        overall = "a mandatory case could NOT RUN"
     return (f"{said}: {overall}"
             + (f" ({failed_optional} optional case failed)" if failed_optional else ""))
 
@@ -110,7 +115,7 @@ def terminal(result: RunResult) -> str:
     lines = [f"switchlab conformance: {settings.bic} at {settings.participant_url}, "
              f"{settings.keys.signing} signing", ""]
     if result.stopped_because is not None:
-        return "\n".join([*lines, _verdict_line(result)])
+        return "\n".join([*lines, "NOT TESTED: the bank cannot be tested (below)"])
     names = [r.case.name + ("" if r.case.mandatory else " (optional)") for r in result.results]
     width = max(map(len, names), default=10) + 2
     for name, r in zip(names, result.results, strict=True):

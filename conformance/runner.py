@@ -43,6 +43,7 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
     exchanges: list[Exchange] = field(default_factory=list)
     duration_s: float = 0.0
+    chosen: bool = True  # by --case and --tag (all when neither is given)
 
 
 @dataclass
@@ -71,9 +72,11 @@ class RunResult:
 
     @property
     def passed(self) -> bool:
-        """Every mandatory case that was chosen passed (or does not apply)."""
+        """Every mandatory case that was chosen passed (or does not apply): one not run for
+        want of an account does not pass."""
         return self.stopped_because is None and all(
-            r.verdict in (PASSED, NOT_APPLICABLE) for r in self.results if r.case.mandatory)
+            r.verdict in (PASSED, NOT_APPLICABLE) for r in self.results
+            if r.case.mandatory and r.chosen)
 
     def counts(self) -> dict[str, int]:
         return {verdict: sum(r.verdict == verdict for r in self.results)
@@ -114,7 +117,7 @@ async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = Non
                     result.results.append(await _run_case(lab, roles, settings, rules, case))
                 else:
                     result.results.append(CaseResult(case, NOT_RUN, "not chosen (--case, "
-                                                     "--tag)"))
+                                                     "--tag)", chosen=False))
     finally:
         await lab.stop()
         result.duration_s = time.monotonic() - clock_s
