@@ -333,7 +333,7 @@ def page(result: RunResult) -> str:
     rows = "".join(
         f"<tr><td>{_badge(r.verdict)}</td><td><a href='#{_anchor(r.case.name)}'>"
         f"{html.escape(r.case.name)}</a></td><td>{'mandatory' if r.case.mandatory else 'optional'}"
-        f"</td><td>{html.escape(r.wrong if r.verdict == FAILED and r.wrong else r.case.title)}"
+        f"</td><td>{html.escape(r.wrong if r.verdict != PASSED and r.wrong else r.case.title)}"
         "</td></tr>" for r in result.results)
     setup = "".join(_exchange_html(e, "setup", n, False)
                     for n, e in enumerate(result.setup, start=1))
