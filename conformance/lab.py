@@ -57,7 +57,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from protocol.runtime import bind, serve
+from protocol.runtime import BoundSocket, bind, serve
 from protocol.signing import Credentials, Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
@@ -153,6 +153,8 @@ class LabSettings:
     run_dir: Path
     switch_host: str = "127.0.0.1"
     switch_port: int = 0  # where the bank posts to the switch (the "bank" relay); 0: any
+    # or that socket already bound, so that no other process can take its port meanwhile
+    switch_socket: BoundSocket | None = None
     creditor_timeout_s: float = 5.0
 
 
@@ -177,7 +179,8 @@ class Lab:
         """Raises LabError when the switch's relay port is taken or a part will not start."""
         settings = self.settings
         try:
-            bank_side = bind(settings.switch_host, settings.switch_port)
+            bank_side = settings.switch_socket or bind(settings.switch_host,
+                                                       settings.switch_port)
         except OSError as error:
             raise LabError(f"cannot listen on {settings.switch_host}:{settings.switch_port} "
                            f"for the bank's messages to the switch: {error.strerror or error}"

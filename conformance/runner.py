@@ -27,6 +27,7 @@ from conformance.rules import Rules, Schemas
 from protocol.codec import new_id
 from protocol.keys import read_private_key
 from protocol.messages import VerificationItem, VerificationRequest
+from protocol.runtime import BoundSocket
 
 PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", "not run"
 CASE_TIMEOUT_S = 180.0  # the bulk case's deadline and its confirmations fit well inside
@@ -58,6 +59,7 @@ class SuiteSettings:
     burst: int = 20
     switch_host: str = "127.0.0.1"
     switch_port: int = 0
+    switch_socket: BoundSocket | None = None  # bound already (LabSettings)
 
 
 @dataclass
@@ -98,7 +100,8 @@ async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = Non
     start."""
     result = RunResult(settings, datetime.now(UTC))
     lab = Lab(LabSettings(settings.participant_url, settings.bic, settings.keys,
-                          settings.run_dir, settings.switch_host, settings.switch_port))
+                          settings.run_dir, settings.switch_host, settings.switch_port,
+                          settings.switch_socket))
     clock_s = time.monotonic()
     try:
         await lab.start()

@@ -67,24 +67,24 @@ async def conformance_run(folder: Path, behaviour: dict[str, Any], signing: str 
     credentials.create(keys_folder, signing)  # type: ignore[arg-type]
     keys = credentials.load(keys_folder, signing)  # type: ignore[arg-type]
     (folder / "accounts.csv").write_text(ACCOUNTS, encoding="utf-8")
-    switch_port, bank_port = bind().hand_over(), bind().hand_over()
+    switch_side = bind()  # held until the lab serves on it: no other run can take the port
     bank_keys = ({"secret": (keys_folder / "secret.txt").read_text().strip()}
                  if signing == "hmac" else
                  {"private_key": (keys_folder / "bank.pem").read_text(),
                   "switch_public_key": (keys_folder / "switch.pub").read_text()})
     (folder / "bank.json").write_text(json.dumps({
         "bic": BIC, "name": "Bank under test", "kind": "bank",
-        "switch_url": f"http://127.0.0.1:{switch_port}", "switch_bic": "SWLBVNVX",
+        "switch_url": switch_side.base_url, "switch_bic": "SWLBVNVX",
         "admin_token": "local", "signing": signing, "accounts_file": "accounts.csv",
         "behaviour": behaviour} | bank_keys), encoding="utf-8")
     bank, url = await start_process("-m", "banks.bank", "--config", str(folder / "bank.json"),
-                                    "--port", str(bank_port), cwd=folder)
+                                    cwd=folder)  # on a port the OS chooses; it says which
     try:
         return await run_suite(SuiteSettings(
             participant_url=url, bic=BIC, keys=keys,
             accounts=read_accounts(folder / "accounts.csv"), cases=list(CASES.values()),
             run_dir=folder / "run", schemas=Schemas(DEFAULT_SCHEMAS), burst=BURST,
-            switch_port=switch_port))
+            switch_socket=switch_side))
     finally:
         await stop_process(bank)
 
@@ -126,9 +126,13 @@ async def test_each_faulty_bank_fails_the_case_for_its_defect_and_no_other(tmp_p
             return await conformance_run(folder, behaviour)
 
     results = await asyncio.gather(*(run(n, behaviour)
-                                     for n, (behaviour, _) in enumerate(DEFECTS.values())))
-    wrong = {}
+                                     for n, (behaviour, _) in enumerate(DEFECTS.values())),
+                                   return_exceptions=True)  # no run is left behind running
+    wrong: dict[str, object] = {}
     for (defect, (_, case)), result in zip(DEFECTS.items(), results, strict=True):
+        if isinstance(result, BaseException):
+            wrong[defect] = repr(result)
+            continue
         failed = {name: why for name, (verdict, why) in verdicts(result).items()
                   if verdict == FAILED}
         if list(failed) != [case] or result.passed or "\n" in (failed[case] or "\n"):
