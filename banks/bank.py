@@ -7,6 +7,9 @@ Later it may return a payment (pacs.004, MD07) to a beneficiary who died after b
 Its faults come from `Behaviour`. It knows the switch only by URL and credentials, exactly as
 a real bank would, and runs as a process of its own (`python -m banks.bank --config
 bank.json`) so that a scenario can kill and restart it; with a ledger file it loses nothing.
+For `switchlab conformance` it reads its test accounts from a file (`accounts_file`) and serves
+the signed test hooks of protocol/hooks.py (banks/hooks.py); it passes every case, and each
+conformance defect of `Behaviour` fails one.
 """
 
 from __future__ import annotations

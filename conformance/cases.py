@@ -483,7 +483,8 @@ async def burst(ctx: Context) -> None:
       ("debtor", "hook"), f"""Asked through POST {TRANSFERS_PATH}, the bank sends the switch an
       instant pacs.008 that is schema-valid, signed, and names itself (head.001 Fr, InstgAgt,
       DbtrAgt); one to the counterpart's account settles (ACSC), one to an account the
-      counterpart does not hold is rejected (RJCT AC01); the bank sends each once.""",
+      counterpart does not hold is rejected (RJCT AC01); the bank sends each once; the
+      pacs.004 by which the counterpart then returns the settled one is acknowledged 2xx.""",
       mandatory=False)
 async def debtor_transfer(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
@@ -525,6 +526,25 @@ async def debtor_transfer(ctx: Context) -> None:
         if len(copies) > 1:
             raise CaseFailed(f"the bank sent {e2e} {len(copies)} times: a lost answer is a "
                              "question for pacs.028, never a blind resend")
+    await _returned_to_debtor(ctx, next(iter(orders)))
+
+
+async def _returned_to_debtor(ctx: Context, e2e: str) -> None:
+    """The counterpart returns the bank's settled transfer; the switch's pacs.004 to the bank
+    must be acknowledged 2xx."""
+    status = await ctx.lab.counterpart_returns(e2e, 50_000)
+    ctx.note(f"the counterpart returned {e2e} (AC04): the switch answered it {status}")
+    assert ctx.lab.to_bank is not None
+    posted = await ctx.lab.to_bank.wait_for(
+        lambda e: e.sender == "switch" and ctx.carries(e, e2e, PaymentReturn), 10.0)
+    if posted is None:
+        raise CaseFailed(f"the switch's pacs.004 returning {e2e} did not pass the relay within "
+                         "10 s")
+    if posted.status is None or not 200 <= posted.status < 300:
+        raise CaseFailed(f"the bank answered the pacs.004 returning its transfer {e2e} with "
+                         f"HTTP {posted.status or posted.error}, not 2xx: the switch will post "
+                         "it again")
+    ctx.note(f"the switch posted the bank the return; the bank acknowledged HTTP {posted.status}")
 
 
 def selected(names: list[str], tags: list[str]) -> list[Case]:

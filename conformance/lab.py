@@ -53,6 +53,8 @@ from protocol.messages import (
     CreditTransferMessage,
     Document,
     MessageType,
+    PaymentReturn,
+    PaymentReturnItem,
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
@@ -225,6 +227,9 @@ class Lab:
         self.treasury_peer = Peer(self.session, f"{self.switch_url}{SWITCH_MESSAGES_PATH}",
                                   TREASURY_BIC, treasury_credentials, SWITCH_BIC,
                                   timeout_s=settings.creditor_timeout_s + 30)
+        self.counterpart_peer = Peer(self.session, f"{self.switch_url}{SWITCH_MESSAGES_PATH}",
+                                     COUNTERPART_BIC, counterpart_credentials, SWITCH_BIC,
+                                     timeout_s=ADMIN_TIMEOUT_S)
         self.credentials = settings.keys.credentials()
 
     async def stop(self) -> None:
@@ -352,6 +357,29 @@ class Lab:
         while time.monotonic() < deadline_s and not all(e in finals for e in end_to_end_ids):
             await asyncio.sleep(0.1)
         return {e: finals[e] for e in end_to_end_ids if e in finals}
+
+    async def counterpart_returns(self, end_to_end_id: str, amount_vnd: int) -> TxStatus | None:
+        """The counterpart sends back a transfer the bank paid it (pacs.004, AC04); the
+        switch's status for the return."""
+        reply = await self.counterpart_peer.send(PaymentReturn(
+            msg_id=new_id("CPR"), created_at=datetime.now(UTC),
+            instructing_agent_bic=COUNTERPART_BIC, instructed_agent_bic=SWITCH_BIC,
+            items=[PaymentReturnItem(
+                return_id=new_id("CPRT"), original_end_to_end_id=end_to_end_id,
+                original_tx_id=self._tx_id_received(end_to_end_id),
+                returned_amount_vnd=amount_vnd,
+                reason_code=reasons.CLOSED_ACCOUNT, amount_text=str(amount_vnd))]))
+        document = reply.message.document if reply.message is not None else None
+        if not isinstance(document, PaymentStatusReport) or not document.transactions:
+            return None
+        return document.transactions[0].status
+
+    def _tx_id_received(self, end_to_end_id: str) -> str:
+        """The TxId the bank gave the transfer the counterpart received."""
+        return next((tx.tx_id for message in self.counterpart.received
+                     if isinstance(message.document, CreditTransferMessage)
+                     for tx in message.document.transactions
+                     if tx.end_to_end_id == end_to_end_id), end_to_end_id)
 
     def bank_said(self, found: Callable[[Exchange], bool]) -> list[Exchange]:
         return [e for e in self.exchanges() if found(e)]
