@@ -7,6 +7,9 @@ Later it may return a payment (pacs.004, MD07) to a beneficiary who died after b
 Its faults come from `Behaviour`. It knows the switch only by URL and credentials, exactly as
 a real bank would, and runs as a process of its own (`python -m banks.bank --config
 bank.json`) so that a scenario can kill and restart it; with a ledger file it loses nothing.
+For `switchlab conformance` it reads its test accounts from a file (`accounts_file`) and serves
+the signed test hooks of protocol/hooks.py (banks/hooks.py); it passes every case, and each
+conformance defect of `Behaviour` fails one.
 """
 
 from __future__ import annotations
@@ -24,15 +27,20 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import ConfigDict, Field, ValidationError
 
-from banks.behaviour import ASYNC, Behaviour
+from banks import hooks
+from banks.accounts_file import read_accounts
+from banks.behaviour import ASYNC, Behaviour, FaultyAnswers
 from banks.config_types import Bic, HttpUrl
-from banks.ledger import Account, Hold, Ledger
+from banks.ledger import Account, BookingState, Hold, Ledger
 from banks.metrics import POSTED, RESPONSE, BankMetrics
+from banks.registry import PARTICIPANTS
 from protocol import reasons, settings
 from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
 from protocol.exposition import METRICS_PATH, metrics_response
+from protocol.hooks import TransferOrder
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
@@ -46,11 +54,13 @@ from protocol.http import (
 )
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
+    CreditTransfer,
     CreditTransferMessage,
     MessageType,
     PaymentReturn,
     PaymentReturnItem,
     PaymentStatusReport,
+    Statement,
     TransactionStatus,
     TxStatus,
     VerificationReport,
@@ -59,6 +69,7 @@ from protocol.messages import (
 from protocol.retry import with_backoff
 from protocol.runtime import bind, run_event_loop, serve
 from protocol.settings import SettingsError
+from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +82,10 @@ SEND_TIMEOUT_S = 10.0
 SEND_ATTEMPTS = 12  # with the capped backoff, about 40 s of trying
 FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 5.0
+MAX_STATEMENTS_KEPT = 10
 BANK = web.AppKey("bank", "Bank")
+# the behaviour's message_fault to do to this answer's signature (spoil_signature)
+SPOILED_SIGNATURE = web.RequestKey("spoiled_signature", str)
 
 
 class BankConfig(SwitchKeys):
@@ -92,6 +106,9 @@ class BankConfig(SwitchKeys):
     # the bearer token of the /admin/ API
     admin_token: str = Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)
     ledger_path: Path | None = None  # SQLite file; None keeps the ledger in memory
+    # Test accounts to open at start (banks/accounts_file.py): the file a conformance run
+    # is given; accounts the ledger already holds keep their balances.
+    accounts_file: Path | None = None
     behaviour: Behaviour = Field(default_factory=Behaviour)
 
 
@@ -103,10 +120,17 @@ class Bank:
         self.behaviour = config.behaviour
         self.ledger = Ledger(config.ledger_path)
         self.ledger.open_accounts(accounts)
+        if config.accounts_file is not None:
+            self.ledger.open_accounts(
+                row.ledger_account() for row in read_accounts(config.accounts_file)
+                if row.account_id not in self.ledger.accounts)
         # The switch is the one party that posts to a participant: any message size the codec
         # reads, since a forward may be as large as the switch's forward_batch_size allows.
         self.senders = {config.switch_bic: Sender(config.credentials(), MAX_MESSAGE_BYTES)}
         self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
+        self.statements: dict[int, Statement] = {}  # camt.053 by cycle, the last few
+        self._answering = asyncio.Lock()  # held by each answer when behaviour.serial_answers
+        self._redelivered: set[str] = set()  # behaviour.double_credit_on_redelivery's victims
         self.messages_sent = 0
         self.replies_lost = 0  # async answers deliberately never sent
         self._started_at_s = time.monotonic()
@@ -152,7 +176,8 @@ class Bank:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, delay_s: float, document: PaymentStatusReport | PaymentReturn
+    async def _deliver(self, delay_s: float,
+                       document: PaymentStatusReport | PaymentReturn | CreditTransferMessage
                        ) -> Reply | None:
         """Send after `delay_s`, retrying with capped backoff while the switch is unreachable
         or answers 5xx; None when it never took the message."""
@@ -199,6 +224,10 @@ class Bank:
                                        tx.creditor_citizen_id)
             if reason is None and behaviour.chance(behaviour.reject_rate):
                 reason = behaviour.reject_reason
+            reason = behaviour.wrong_reason_codes.get(reason or "", reason)
+            if reason is None and behaviour.double_credit_on_redelivery and self.ledger.knows(
+                    tx.end_to_end_id):
+                self._redelivered.add(tx.end_to_end_id)
             if reason is None:
                 holds.append(Hold(tx.end_to_end_id, tx.tx_id, tx.creditor_account, tx.amount_vnd))
             statuses.append(TransactionStatus(
@@ -220,8 +249,17 @@ class Bank:
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
         )
 
-    async def answer(self, message: CreditTransferMessage) -> web.Response:
-        """ACCP/RJCT per transaction, in the response or (async) posted to the switch."""
+    async def answer(self, message: CreditTransferMessage, request: web.Request
+                     ) -> web.Response:
+        """ACCP/RJCT per transaction, in the response or (async) posted to the switch; one
+        message at a time when the behaviour says so."""
+        if not self.behaviour.serial_answers:
+            return await self._answer(message, request)
+        async with self._answering:
+            return await self._answer(message, request)
+
+    async def _answer(self, message: CreditTransferMessage, request: web.Request
+                      ) -> web.Response:
         behaviour = self.behaviour
         report = self.decide(message)
         delay_s = behaviour.answer_delay_s()
@@ -239,7 +277,26 @@ class Bank:
                         self.pending_sends)
         await asyncio.sleep(delay_s)
         self.metrics.answers.labels(RESPONSE).inc()
-        return xml_response(self.config.bic, self.config.switch_bic, report)
+        return self.xml_answer(request, report,
+                               "bulk_answer" if len(message.transactions) > 1 else None)
+
+    def xml_answer(self, request: web.Request, document: PaymentStatusReport |
+                   VerificationReport, answers: FaultyAnswers | None) -> web.Response:
+        """The answer in the HTTP response, spoiled by the behaviour's message_fault when it
+        is one of the answers the fault hits."""
+        behaviour = self.behaviour
+        fault = behaviour.message_fault if answers == behaviour.message_fault_on else None
+        sender, receiver = self.config.bic, self.config.switch_bic
+        if fault == "wrong_sender":
+            sender = next(bic for bic in PARTICIPANTS if bic != self.config.bic)
+        elif fault == "wrong_receiver":
+            receiver = next(bic for bic in PARTICIPANTS if bic != self.config.bic)
+        response = xml_response(sender, receiver, document)
+        if fault == "malformed" and isinstance(response.body, bytes):
+            response.body = response.body[:len(response.body) // 2]
+        elif fault in ("unsigned", "bad_signature"):
+            request[SPOILED_SIGNATURE] = fault
+        return response
 
     def take_status_report(self, report: PaymentStatusReport) -> None:
         """The switch's confirmations: ACSC credits, RJCT releases, in one write. Ids this
@@ -256,12 +313,16 @@ class Bank:
         with self.ledger.batch():
             credited = self.ledger.settle(settled)
             released = self.ledger.release(rejected)
+            self.ledger.credit_again(e2e for e2e in credited if e2e in self._redelivered)
         self.metrics.credited(self.ledger.bookings[e2e].amount_vnd for e2e in credited)
         self.metrics.releases.inc(len(released))
         self._schedule_returns(self.ledger.returns_due(settled))
 
-    def _schedule_returns(self, due: list[Hold]) -> None:
-        delay_s = self.behaviour.return_deceased_after_s
+    def _schedule_returns(self, due: list[Hold], reason_code: str = reasons.CREDITOR_DECEASED,
+                          delay_s: float | None = None) -> None:
+        """Return these credits (pacs.004) after `delay_s`, the behaviour's
+        return_deceased_after_s when None; nothing when both are None."""
+        delay_s = self.behaviour.return_deceased_after_s if delay_s is None else delay_s
         if delay_s is None:
             return
         due = [h for h in due if h.end_to_end_id not in self._returning]
@@ -272,9 +333,22 @@ class Bank:
                             self.config.bic, len(due) - start)
                 return
             self._returning.update(h.end_to_end_id for h in chunk)
-            self._spawn(self._send_returns(delay_s, chunk))
+            self._spawn(self._send_returns(delay_s, chunk, reason_code))
 
-    async def _send_returns(self, delay_s: float, due: list[Hold]) -> None:
+    def return_credit(self, end_to_end_id: str, reason_code: str) -> str | None:
+        """Send back one credit now (the conformance hook); why not, or None once on its way."""
+        booking = self.ledger.bookings.get(end_to_end_id)
+        if booking is None or booking.state is not BookingState.CREDITED:
+            return f"{end_to_end_id} is not a credit of {self.config.bic}"
+        if booking.returned_vnd or end_to_end_id in self._returning:
+            return f"{end_to_end_id} is already returned"
+        if not self._room_for(1):
+            return f"{self.pending_sends:,} sends pending; try later"
+        self._schedule_returns([Hold(end_to_end_id, booking.tx_id, booking.account_id,
+                                     booking.amount_vnd)], reason_code, delay_s=0.0)
+        return None
+
+    async def _send_returns(self, delay_s: float, due: list[Hold], reason_code: str) -> None:
         """Return the funds (pacs.004, MD07) and book what the switch settled. DUPL means it
         settled an earlier copy whose answer was lost: only this bank can return its credits."""
         ids = [h.end_to_end_id for h in due]
@@ -282,9 +356,10 @@ class Bank:
             msg_id=new_id("BKR"), created_at=datetime.now(UTC),
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
             items=[PaymentReturnItem(
-                return_id=new_id("RT"), original_end_to_end_id=h.end_to_end_id,
+                return_id=new_id("RT"), original_end_to_end_id=(
+                    new_id("OR") if self.behaviour.return_wrong_original else h.end_to_end_id),
                 original_tx_id=h.tx_id, returned_amount_vnd=h.amount_vnd,
-                reason_code=reasons.CREDITOR_DECEASED, amount_text=str(h.amount_vnd),
+                reason_code=reason_code, amount_text=str(h.amount_vnd),
             ) for h in due],
         )
         try:
@@ -308,7 +383,52 @@ class Bank:
             assignee_bic=request.assigner_bic, original_msg_id=request.msg_id,
             results=[self.ledger.verify(item) for item in request.items])
 
+    def take_statement(self, statement: Statement) -> None:
+        """A closed cycle's camt.053: kept for the last few cycles."""
+        self.statements[statement.cycle_id] = statement
+        for cycle_id in sorted(self.statements)[:-MAX_STATEMENTS_KEPT]:
+            del self.statements[cycle_id]
+
     # ---- as debtor agent ------------------------------------------------------------------
+
+    def send_transfer(self, order: TransferOrder) -> str | None:
+        """Send one instant pacs.008 to the switch (the conformance hook); why not, or None
+        once it is on its way. Sent once: a lost answer is a question for pacs.028, never a
+        blind resend."""
+        account = self.ledger.accounts.get(order.debtor_account)
+        if account is None:
+            return f"{self.config.bic} holds no account {order.debtor_account}"
+        if not self._room_for(1):
+            return f"{self.pending_sends:,} sends pending; try later"
+        message = CreditTransferMessage(
+            msg_id=new_id("BKT"), created_at=datetime.now(UTC),
+            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
+            transactions=[CreditTransfer(
+                end_to_end_id=order.end_to_end_id, tx_id=order.end_to_end_id,
+                amount_vnd=order.amount_vnd, debtor_name=account.holder_name,
+                debtor_account=account.account_id, debtor_agent_bic=self.config.bic,
+                creditor_name=order.creditor_name, creditor_account=order.creditor_account,
+                creditor_agent_bic=order.creditor_agent_bic, amount_text=str(order.amount_vnd),
+            )])
+        self._spawn(self._send_transfer(message))
+        return None
+
+    async def _send_transfer(self, message: CreditTransferMessage) -> None:
+        switch = self._switch
+        assert switch is not None, "the bank is not started"
+        try:
+            async with self._sending:
+                reply = await switch.send(message)
+        except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
+            self.metrics.send_failures.inc()
+            log.warning("%s: sending %s failed: %r; ask with pacs.028 before any resend",
+                        self.config.bic, message.msg_id, error)
+            return
+        self.messages_sent += 1
+        answer = reply.message.document if reply.message is not None else None
+        if isinstance(answer, PaymentStatusReport):
+            for item in answer.transactions:
+                self.debtor_results[item.original_end_to_end_id] = item
 
     def take_returns(self, message: PaymentReturn) -> None:
         booked = self.ledger.record_received_returns(
@@ -330,16 +450,19 @@ async def inbound(request: web.Request) -> web.Response:
     message = (await read_signed(request, bank.senders, config.bic)).message
     document = message.document
     if isinstance(document, CreditTransferMessage):
-        return await bank.answer(document)
+        return await bank.answer(document, request)
     if isinstance(document, VerificationRequest):
-        return xml_response(config.bic, config.switch_bic, bank.verification_report(document))
+        return bank.xml_answer(request, bank.verification_report(document),
+                               "verification_answer")
     if isinstance(document, PaymentStatusReport):
         bank.take_status_report(document)
     elif isinstance(document, PaymentReturn):
         bank.take_returns(document)
+    elif isinstance(document, Statement):
+        bank.take_statement(document)
     else:
-        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002, pacs.004 "
-                                 f"and acmt.023, not {message.header.msg_def_id}\n")
+        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002, pacs.004, "
+                                 f"camt.053 and acmt.023, not {message.header.msg_def_id}\n")
     return web.Response(text="ok\n")
 
 
@@ -395,10 +518,24 @@ async def health(request: web.Request) -> web.Response:
     })
 
 
+@web.middleware
+async def spoil_signature(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The behaviour's unsigned or badly signed answers: undone after sign_answers signed."""
+    response = await handler(request)
+    fault = request.get(SPOILED_SIGNATURE)
+    if fault == "unsigned":
+        for header in (PARTICIPANT_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+            response.headers.popall(header, None)
+    elif fault == "bad_signature" and SIGNATURE_HEADER in response.headers:
+        signature = response.headers[SIGNATURE_HEADER]
+        response.headers[SIGNATURE_HEADER] = ("1" if signature[0] == "0" else "0") + signature[1:]
+    return response
+
+
 def create_bank_app(bank: Bank) -> web.Application:
     """The participant's HTTP face; starting the application starts the bank."""
     app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[
-        sign_answers(bank.config.bic, bank.senders),
+        spoil_signature, sign_answers(bank.config.bic, bank.senders),
         bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
     run_alongside(app, bank.start, bank.stop)
@@ -409,6 +546,7 @@ def create_bank_app(bank: Bank) -> web.Application:
     app.router.add_get("/admin/credits", credits)
     app.router.add_get("/admin/behaviour", get_behaviour)
     app.router.add_put("/admin/behaviour", set_behaviour)
+    hooks.add_routes(app, BANK)
     return app
 
 

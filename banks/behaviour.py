@@ -1,5 +1,6 @@
 """How a mock participant misbehaves: latency, errors, outages, random rejections, lost, late
-and duplicate replies, and the protocol bug of crediting before the switch confirms.
+and duplicate replies, the protocol bug of crediting before the switch confirms, and the
+defects a conformance run must catch (docs/conformance.md, "The faulty banks").
 
 Set at start and replaced at run time over the bank's admin API (PUT /admin/behaviour), so a
 scenario can open an outage window at the second it names. All randomness comes from one
@@ -36,6 +37,12 @@ DelayMs = Annotated[float, Field(ge=0, le=MAX_DELAY_S * 1000, strict=True)]
 SinceStartS = Annotated[float, Field(ge=0, strict=True)]
 Seed = Annotated[int, Field(strict=True, ge=-(2**63), lt=2**63)]  # of a random.Random
 ReasonCode = Annotated[str, Field(pattern=r"^[A-Z0-9]{4}$")]  # ISO 20022 ExternalStatusReason
+MAX_REMAPPED_CODES = 50
+# What a message fault does to one answer, and which answers it hits: one kind of message, so
+# that a conformance run shows the one case that covers it.
+MessageFault = Literal["malformed", "unsigned", "bad_signature", "wrong_sender",
+                       "wrong_receiver"]
+FaultyAnswers = Literal["bulk_answer", "verification_answer"]
 
 
 class Behaviour(BaseModel):
@@ -61,6 +68,15 @@ class Behaviour(BaseModel):
     late_by_s: DelayS = 10.0
     credit_before_confirmation: StrictBool = False  # the protocol bug: credit on ACCP, not ACSC
     return_deceased_after_s: DelayS | None = None  # return credits to dies_after_payment accounts
+    # Defects for the conformance suite's proof. Answer the second code where the ledger says
+    # the first ({"AC04": "AC01"}: a closed account reported as unknown).
+    wrong_reason_codes: dict[ReasonCode, ReasonCode] = Field(
+        default_factory=dict, max_length=MAX_REMAPPED_CODES)
+    double_credit_on_redelivery: StrictBool = False  # a pacs.008 delivered twice: two credits
+    serial_answers: StrictBool = False  # one pacs.008 at a time, as a core with one session
+    message_fault: MessageFault | None = None  # done to every answer of `message_fault_on`
+    message_fault_on: FaultyAnswers = "bulk_answer"  # bulk: a pacs.008 of several transfers
+    return_wrong_original: StrictBool = False  # a return names an end-to-end id never paid
     seed: Seed = 0
     _rng: random.Random = PrivateAttr()
 

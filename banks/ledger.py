@@ -264,6 +264,15 @@ class Ledger:
             self.accounts[booking.account_id].balance_vnd += booking.amount_vnd
         return due
 
+    def credit_again(self, end_to_end_ids: Iterable[str]) -> None:
+        """The defect of a bank that books a redelivered transfer twice (banks/behaviour.py,
+        double_credit_on_redelivery): the amount goes onto the balance a second time."""
+        again = [(self.bookings[e2e].amount_vnd, self.bookings[e2e].account_id)
+                 for e2e in end_to_end_ids]
+        self._write((ADD_TO_BALANCE, again))
+        for amount_vnd, account_id in again:
+            self.accounts[account_id].balance_vnd += amount_vnd
+
     def release(self, end_to_end_ids: Iterable[str]) -> list[str]:
         """Drop the holds of transfers the switch rejected after acceptance; returns their ids.
         A transfer already credited (early, by the bug) is not taken back."""

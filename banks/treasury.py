@@ -38,6 +38,7 @@ from protocol.messages import (
     PaymentReturn,
     PaymentReturnItem,
     PaymentStatusReport,
+    Statement,
     StatusRequest,
     StatusRequestItem,
     TransactionStatus,
@@ -527,8 +528,8 @@ async def _inbound(request: web.Request) -> web.Response:
         treasury.record(document.transactions)
     elif isinstance(document, PaymentReturn):
         treasury.take_returns(document.items)
-    else:
-        raise web.HTTPBadRequest(text=f"FF01: the treasury takes pacs.002 and pacs.004, not "
-                                 f"{message.header.msg_def_id}\n")
+    elif not isinstance(document, Statement):  # a closed cycle's camt.053: acknowledged
+        raise web.HTTPBadRequest(text=f"FF01: the treasury takes pacs.002, pacs.004 and "
+                                 f"camt.053, not {message.header.msg_def_id}\n")
     treasury.flush()  # kept before the switch hears "ok" and stops resending it
     return web.Response(text="ok\n")

@@ -33,7 +33,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.transport import SERVER_LIMITS
-from switch import admin, directory_api, gate, inquiry
+from switch import admin, directory_api, gate, inquiry, statements
 from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
@@ -188,4 +188,5 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     app.router.add_get(METRICS_PATH, metrics)
     admin.add_routes(app)
     directory_api.add_routes(app)
+    statements.add_routes(app)
     return app

@@ -2,7 +2,9 @@
 
 Each participant gets a camt.053 statement of its settlement account for the cycle (camt.053
 rather than camt.052/054 because a closed cycle is a statement: opening balance, every booked
-entry, closing balance); the operator gets a summary of net positions, which sum to zero.
+entry, closing balance), pushed to its inbound URL when the cycle closes and served to it on a
+signed request (switch/statements.py); the operator gets a summary of net positions, which
+sum to zero.
 
 Which cycle a settlement counts in is decided with the journal write's place in the journal's
 order: the close is taken by the journal and the open cycle switches in the same synchronous
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
@@ -75,6 +78,7 @@ class Cycles:
         state.positions.close_cycle()
         await written
         state.events.cycle_closed.fire(cycle_id=closed_id)
+        state.notifier.push_statements(partial(self.statement, closed_id))
         return closed_id
 
     async def summarize(self, cycle_id: int) -> CycleSummary | None:

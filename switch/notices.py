@@ -1,4 +1,5 @@
-"""Telling participants what became of their transfers, reliably and in batches.
+"""Telling participants what became of their transfers, reliably and in batches, and sending
+each its statement when a settlement cycle closes.
 
 Every notice is first made durable as a flag on the transfer (creditor_notice, debtor_notice,
 or the return's debtor_notice) in the same journal write as the final state, then sent from
@@ -6,6 +7,12 @@ memory. Delivery is retried with capped backoff; a restarted switch reloads the 
 due, so a participant is told at least once, and participants key by end-to-end id, so being
 told twice is harmless. Batching matters: a 100,000-transfer payout is confirmed in about a
 hundred pacs.002 messages, and instant confirmations coalesce for a few milliseconds.
+
+A delivery is done when the participant answers 2xx, signed; anything else (no answer, a
+timeout, another status, an answer that does not check) is retried from FIRST_BACKOFF_S
+doubling to MAX_BACKOFF_S, up to `notice_max_attempts` attempts of `notice_timeout_s` each.
+Statements (camt.053) are pushed the same way but are no durable flag: a participant that
+missed one fetches it with a signed request (switch/statements.py).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -26,6 +33,7 @@ from protocol.messages import (
     PaymentReturn,
     PaymentReturnItem,
     PaymentStatusReport,
+    Statement,
     TransactionStatus,
     TxStatus,
 )
@@ -66,15 +74,35 @@ class Notifier:
         self.delivered = 0
         self.failed_attempts = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._pushes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._deliver_loop(bic)) for bic in self.outboxes]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._pushes]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def push_statements(self, statement_of: Callable[[str], Awaitable[Statement | None]]
+                        ) -> None:
+        """Send every participant its statement (`statement_of(bic)`) in the background, each
+        on its own so that one unreachable participant delays no other."""
+        loop = asyncio.get_running_loop()
+        for bic in self.outboxes:
+            task = loop.create_task(self._push_statement(bic, statement_of))
+            self._pushes.add(task)
+            task.add_done_callback(self._pushes.discard)
+
+    async def _push_statement(self, bic: str,
+                              statement_of: Callable[[str], Awaitable[Statement | None]]
+                              ) -> None:
+        statement = await statement_of(bic)
+        if statement is not None and not await self._send(bic, statement, 1):
+            log.error("gave up sending %s its statement of cycle %d; it can fetch it", bic,
+                      statement.cycle_id)
 
     def backlog(self) -> int:
         return sum(len(outbox) for outbox in self.outboxes.values())
@@ -146,8 +174,24 @@ class Notifier:
                                   and item.reason_code == DUPLICATE)]
 
     async def _deliver(self, bic: str, kind: str, items: list) -> None:  # type: ignore[type-arg]
-        peer = self.participants[bic].peer
         document, keys = self._document(bic, kind, items)
+        if not await self._send(bic, document, len(items)):
+            log.error("gave up telling %s about %d transfers; the journal keeps them due",
+                      bic, len(items))
+            return
+        self.delivered += len(items)
+        self.events.notice_delivered.fire(bic=bic, items=len(items))
+        if keys:
+            try:
+                await self.store.mark_sent(kind, keys)
+            except Exception as error:  # told already; a restart may tell again, harmlessly
+                log.error("could not journal notices to %s as sent: %s", bic, error)
+
+    async def _send(self, bic: str, document: PaymentReturn | PaymentStatusReport | Statement,
+                    items: int) -> bool:
+        """Post until the participant answers 2xx (signed) or the attempts run out; whether
+        it took the message."""
+        peer = self.participants[bic].peer
 
         async def attempt() -> Reply | None:
             try:
@@ -160,20 +204,10 @@ class Notifier:
                     log.info("notice to %s refused: HTTP %d %s", bic, reply.status, reply.text)
             if reply is None or not 200 <= reply.status < 300:
                 self.failed_attempts += 1
-                self.events.notice_failed.fire(bic=bic, items=len(items))
+                self.events.notice_failed.fire(bic=bic, items=items)
             return reply
 
         reply = await with_backoff(
             attempt, attempts=self.config.notice_max_attempts, first_backoff_s=FIRST_BACKOFF_S,
             max_backoff_s=MAX_BACKOFF_S, done=lambda r: r is not None and 200 <= r.status < 300)
-        if reply is None or not 200 <= reply.status < 300:
-            log.error("gave up telling %s about %d transfers; the journal keeps them due",
-                      bic, len(items))
-            return
-        self.delivered += len(items)
-        self.events.notice_delivered.fire(bic=bic, items=len(items))
-        if keys:
-            try:
-                await self.store.mark_sent(kind, keys)
-            except Exception as error:  # told already; a restart may tell again, harmlessly
-                log.error("could not journal notices to %s as sent: %s", bic, error)
+        return reply is not None and 200 <= reply.status < 300

@@ -15,6 +15,7 @@ import pydantic
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
+from conformance import command as conformance_command
 from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
@@ -216,6 +217,18 @@ def _load(args: argparse.Namespace) -> int:
         return CRASH_EXIT_STATUS
 
 
+def _conformance(args: argparse.Namespace) -> int:
+    """run the conformance suite against your bank's own endpoint
+
+    Start a switch and the participants it needs on this machine, admit your bank with the
+    credentials printed (or given), run the cases against its inbound URL through recording
+    relays, and write the verdicts with every message exchanged: terminal, report.json,
+    junit.xml, report.html. Exit status: 0 every mandatory case passed, 1 one failed, 2 bad
+    arguments or a bank that cannot be tested (unreachable, refusing the switch's
+    signature). How to prepare the bank: docs/conformance.md."""
+    return conformance_command.run(args)
+
+
 def _switch(args: argparse.Namespace) -> int:
     """run the switch alone from a YAML config
 
@@ -362,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the switch's admin token, to reconcile with its books (--switch)")
     payout.add_argument("--no-progress", action="store_true",
                         help="no progress bar (for CI logs)")
+
+    conformance = _command(commands, "conformance", _conformance)
+    conformance_command.add_options(conformance, _whole_number)
 
     switch = _command(commands, "switch", _switch)
     switch.add_argument("--config", type=Path, required=True,

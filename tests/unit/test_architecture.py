@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocol", "switch", "banks", "scenarios", "loadtests", "switchlab")
+PACKAGES = ("protocol", "switch", "banks", "scenarios", "loadtests", "switchlab", "conformance")
 # What each package may import from the project, besides itself.
 ALLOWED = {
     "protocol": set(),
@@ -61,6 +61,15 @@ def test_each_package_imports_only_what_lies_below_it() -> None:
             continue
         outside = {m for m in imports if m.split(".")[0] not in ALLOWED[package] | {package}}
         assert not outside, f"{module} imports {sorted(outside)}"
+
+
+def test_only_the_command_line_imports_the_conformance_suite() -> None:
+    """conformance/ sits at the lab's level: the switch, the banks and the lab it starts
+    (world, servers) know nothing of it."""
+    importers = {module for module, imports in _graph().items()
+                 if not module.startswith("conformance")
+                 and any(m.split(".")[0] == "conformance" for m in imports)}
+    assert importers == {"switchlab.cli"}, importers
 
 
 def test_no_import_hides_inside_a_function() -> None:

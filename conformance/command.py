@@ -1,0 +1,143 @@
+"""`switchlab conformance`: its options, and the run from the arguments to the exit status.
+
+Exit status: 0 every mandatory case chosen passed, 1 one failed, 2 bad arguments, a bad
+accounts or key file, a port in use, or a bank that cannot be tested at all (unreachable, or
+refusing the switch's signature), each said in one sentence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from yarl import URL
+
+from banks.accounts_file import read_accounts
+from banks.registry import SWITCH_BIC
+from conformance import credentials
+from conformance.cases import CASES, selected
+from conformance.context import UNKNOWN_ACCOUNT
+from conformance.lab import LabError
+from conformance.report import terminal, write_reports
+from conformance.rules import DEFAULT_SCHEMAS, Schemas
+from conformance.runner import SuiteSettings, run_suite
+from protocol.ids import is_bic
+from protocol.runtime import run_event_loop
+
+PASSED_EXIT, FAILED_EXIT, INVALID_EXIT = 0, 1, 2
+MAX_BURST = 1_000
+DEFAULT_SWITCH_PORT = 8480
+
+
+def add_options(command: argparse.ArgumentParser,
+                whole_number: Callable[[int, int], Callable[[str], int]]) -> None:
+    command.add_argument("--participant-url", metavar="URL",
+                         help="the bank's inbound URL, where the switch posts to it, e.g. "
+                         "http://127.0.0.1:8101/iso20022")
+    command.add_argument("--bic", help="the bank's BIC, e.g. BANKVNVX")
+    command.add_argument("--accounts", type=Path, metavar="CSV",
+                         help="the bank's test accounts (docs/conformance.md)")
+    command.add_argument("--case", action="append", default=[], metavar="NAME",
+                         help="run this case (repeat for more); see --list")
+    command.add_argument("--tag", action="append", default=[],
+                         help="run the cases with this tag (repeat for more)")
+    command.add_argument("--list", action="store_true", help="list the cases and exit")
+    command.add_argument("--burst", type=whole_number(1, MAX_BURST), default=20,
+                         help="concurrent instant transfers in creditor.burst")
+    command.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                         help="the scheme's signing mode")
+    command.add_argument("--credentials", type=Path, default=Path("conformance-credentials"),
+                         help="folder of the keys between the switch and the bank: made on "
+                         "the first run, reused after")
+    command.add_argument("--secret-file", type=Path,
+                         help="hmac: the shared secret (instead of the folder's)")
+    command.add_argument("--bank-public-key-file", type=Path,
+                         help="ed25519: the bank's public key, PEM (instead of the folder's)")
+    command.add_argument("--switch-private-key-file", type=Path,
+                         help="ed25519: the switch's private key, PEM (instead of the "
+                         "folder's); the bank holds its public half")
+    command.add_argument("--switch-host", default="127.0.0.1",
+                         help="address the bank posts to the switch at")
+    command.add_argument("--switch-port", type=whole_number(1, 65_535),
+                         default=DEFAULT_SWITCH_PORT, help="port the bank posts to the switch at")
+    command.add_argument("--schemas", type=Path, default=DEFAULT_SCHEMAS,
+                         help="folder of the ISO 20022 schemas (XSD); without it schema "
+                         "validation is reported as not run")
+    command.add_argument("--output", type=Path,
+                         help="folder for the reports (default conformance-<BIC>)")
+
+
+def list_cases() -> str:
+    width = max(len(name) for name in CASES) + 2
+    tags = max(len(", ".join(case.tags)) for case in CASES.values()) + 2
+    lines = [f"{'case':<{width}}{'':<11}{'tags':<{tags}}what the bank must do"]
+    for case in CASES.values():
+        lines.append(f"{case.name:<{width}}{'mandatory' if case.mandatory else 'optional':<11}"
+                     f"{', '.join(case.tags):<{tags}}{case.title}")
+    return "\n".join(lines)
+
+
+def _problem(args: argparse.Namespace) -> str | None:
+    missing = [flag for flag, value in (("--participant-url", args.participant_url),
+                                        ("--bic", args.bic), ("--accounts", args.accounts))
+               if not value]
+    if missing:
+        return f"{', '.join(missing)} needed (or --list)"
+    url = URL(args.participant_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"--participant-url {args.participant_url!r} is not an http(s) URL with a host"
+    if not is_bic(args.bic):
+        return f"--bic {args.bic!r} is not a BIC (8 or 11 capital letters and digits)"
+    if args.bic == SWITCH_BIC:
+        return f"--bic {args.bic} is the switch's own BIC"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """The command's body; returns the exit status."""
+    if args.list:
+        print(list_cases())
+        return PASSED_EXIT
+    problem = _problem(args)
+    try:
+        if problem is not None:
+            raise ValueError(problem)
+        cases = selected(args.case, args.tag)
+        accounts = read_accounts(args.accounts)
+        if any(a.account_id == UNKNOWN_ACCOUNT for a in accounts):
+            raise ValueError(f"{args.accounts}: {UNKNOWN_ACCOUNT} is the account the suite "
+                             "uses as one the bank does not hold; rename it")
+        if not any(a.status == "open" for a in accounts):
+            raise ValueError(f"{args.accounts}: at least one open account is needed")
+        flags = (args.secret_file, args.bank_public_key_file, args.switch_private_key_file)
+        made = [] if any(flags) else credentials.create(args.credentials, args.signing)
+        keys = credentials.load(args.credentials, args.signing, *flags)
+    except (ValueError, OSError) as error:  # AccountsFileError, CredentialsError too
+        print(f"switchlab conformance: {error}", file=sys.stderr)
+        return INVALID_EXIT
+    if made:
+        print("New credentials made: " + ", ".join(str(p) for p in made))
+    print(credentials.describe(args.credentials, keys,
+                               f"http://{args.switch_host}:{args.switch_port}", SWITCH_BIC))
+    out = args.output or Path(f"conformance-{args.bic}")
+    settings = SuiteSettings(
+        participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
+        cases=cases, run_dir=out / "switch", schemas=Schemas(args.schemas), burst=args.burst,
+        switch_host=args.switch_host, switch_port=args.switch_port)
+    print(f"Running {len(cases)} of {len(CASES)} cases against {args.bic} at "
+          f"{args.participant_url} …", flush=True)
+    try:
+        result = run_event_loop(run_suite(settings))
+    except LabError as error:
+        print(f"switchlab conformance: {error}", file=sys.stderr)
+        return INVALID_EXIT
+    paths = write_reports(result, out)
+    print(terminal(result))
+    print("reports: " + ", ".join(str(p) for p in paths.values()))
+    if result.stopped_because is not None:
+        print(f"switchlab conformance: {result.stopped_because}", file=sys.stderr)
+        return INVALID_EXIT
+    return PASSED_EXIT if result.passed else FAILED_EXIT
+

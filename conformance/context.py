@@ -1,0 +1,304 @@
+"""What a case works with: the lab, the bank's test accounts by role, and the steps every case
+repeats (pay through the switch, speak as the scheme, read the bank's balance, wait for the
+switch's confirmation), each failing the case with one sentence that says what was wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pydantic
+
+from banks.accounts_file import TestAccount
+from banks.registry import SWITCH_BIC, TREASURY_BIC
+from conformance.lab import Answer, Lab
+from conformance.relay import Exchange
+from conformance.rules import decoded_or_none
+from protocol import reasons
+from protocol.codec import new_id
+from protocol.hooks import BALANCES_PATH, Balance
+from protocol.messages import (
+    BusinessMessage,
+    CreditTransfer,
+    CreditTransferMessage,
+    MessageType,
+    PaymentStatusReport,
+    TransactionStatus,
+    TxStatus,
+)
+
+CREDIT_WAIT_S = 5.0  # a bank may book a confirmation a little after acknowledging it
+CONFIRMATION_WAIT_S = 10.0
+SETTLE_PAUSE_S = 0.5  # before looking again for a second credit
+UNKNOWN_ACCOUNT = "CNF-NO-SUCH-ACCOUNT"  # never in an accounts file (the suite checks)
+TEXT_SHOWN = 160  # characters of a refusal's text quoted in a sentence
+RUN_TOKEN = secrets.token_hex(4).upper()  # end-to-end ids of this run: CNF<token><sequence>
+_SEQUENCE = itertools.count(1)
+
+
+class CaseFailed(Exception):
+    """The bank did something the case does not allow: the text says what, in one sentence."""
+
+
+class NotApplicable(Exception):
+    """The case does not apply to this scheme or this bank: the text says why."""
+
+
+class NotRun(Exception):
+    """The case could not be run (an account role the file lacks, a hook the bank does not
+    expose): the text says what is missing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """The first account of each status in the accounts file."""
+
+    by_status: dict[str, TestAccount]
+
+    @classmethod
+    def of(cls, accounts: list[TestAccount]) -> Roles:
+        roles: dict[str, TestAccount] = {}
+        for account in accounts:
+            roles.setdefault(account.status, account)
+        return cls(roles)
+
+    def need(self, status: str) -> TestAccount:
+        account = self.by_status.get(status)
+        if account is None:
+            raise NotRun(f"the accounts file has no {status} account")
+        return account
+
+
+@dataclass
+class Context:
+    lab: Lab
+    accounts: Roles
+    burst: int
+    notes: list[str] = field(default_factory=list)
+    _decoded: dict[tuple[int, str, bool], BusinessMessage | None] = field(default_factory=dict)
+
+    def note(self, text: str) -> None:
+        """A step of the case, in the order it happened (shown in the report)."""
+        self.notes.append(text)
+
+    def new_id(self) -> str:
+        """An end-to-end id no other case and no other run uses (Max35Text)."""
+        return f"CNF{RUN_TOKEN}{next(_SEQUENCE):06d}"
+
+    @property
+    def deadline_s(self) -> float:
+        return self.lab.settings.creditor_timeout_s
+
+    # ---- reading what passed the relays ---------------------------------------------------
+
+    def message_of(self, exchange: Exchange, answer: bool = False) -> BusinessMessage | None:
+        key = (exchange.seq, exchange.receiver, answer)
+        if key not in self._decoded:
+            self._decoded[key] = decoded_or_none(exchange.response_body if answer
+                                                 else exchange.request_body)
+        return self._decoded[key]
+
+    def carries(self, exchange: Exchange, e2e: str, kind: type, answer: bool = False) -> bool:
+        message = self.message_of(exchange, answer)
+        if message is None or not isinstance(message.document, kind):
+            return False
+        document = message.document
+        items = getattr(document, "transactions", None) or getattr(document, "items", [])
+        return any(getattr(i, "end_to_end_id", None) == e2e
+                   or getattr(i, "original_end_to_end_id", None) == e2e for i in items)
+
+    def forward_of(self, e2e: str) -> Exchange | None:
+        """The switch's pacs.008 to the bank that carried this transfer."""
+        found = self.lab.bank_said(lambda e: e.sender == "switch"
+                                   and self.carries(e, e2e, CreditTransferMessage))
+        return found[0] if found else None
+
+    # ---- the bank's test hooks ------------------------------------------------------------
+
+    async def balance(self, account: TestAccount) -> Balance:
+        answer = await self.lab.hook("GET", f"{BALANCES_PATH}/{account.account_id}")
+        if answer.status == 404 and not answer.body.lstrip().startswith(b"{"):
+            raise CaseFailed(f"the balance query GET {BALANCES_PATH}/{account.account_id} "
+                             f"answered 404: the bank must expose it (docs/conformance.md)")
+        if answer.status != 200:
+            raise CaseFailed(f"the balance query for {account.account_id} answered HTTP "
+                             f"{answer.status}: {_quote(answer.body)}")
+        try:
+            return Balance.model_validate_json(answer.body)
+        except pydantic.ValidationError as error:
+            raise CaseFailed(f"the balance query's answer is not the documented JSON: "
+                             f"{error.errors()[0]['loc']}: {error.errors()[0]['msg']}") from None
+
+    async def expect_credited_once(self, account: TestAccount, e2e: str, before: Balance,
+                                   amount_vnd: int, times: int = 1) -> None:
+        """The bank credits `e2e` (waiting up to CREDIT_WAIT_S for it), and by exactly
+        `amount_vnd` × `times` however long one looks."""
+        deadline_s = time.monotonic() + CREDIT_WAIT_S
+        now = await self.balance(account)
+        while e2e not in now.credited and time.monotonic() < deadline_s:
+            await asyncio.sleep(0.2)
+            now = await self.balance(account)
+        if e2e not in now.credited:
+            raise CaseFailed(f"the bank did not credit {e2e} within {CREDIT_WAIT_S:g} s of the "
+                             "switch's ACSC (its balance query does not list it)")
+        await asyncio.sleep(SETTLE_PAUSE_S)
+        now = await self.balance(account)
+        expected = amount_vnd * times
+        moved = now.balance_vnd - before.balance_vnd
+        if moved != expected:
+            credits = moved / amount_vnd if amount_vnd else 0
+            raise CaseFailed(f"the balance of {account.account_id} moved by {moved:,} VND, not "
+                             f"{expected:,}: the transfer was credited {credits:g} times")
+        self.note(f"{account.account_id} was credited {expected:,} VND, once per end-to-end id")
+
+    async def expect_not_credited(self, account: TestAccount, e2e: str, before: Balance,
+                                  why: str) -> None:
+        """Nothing was credited since `before`: the balance is the same and `e2e` is not
+        newly among the credits."""
+        now = await self.balance(account)
+        newly = e2e in now.credited and e2e not in before.credited
+        if newly or now.balance_vnd != before.balance_vnd:
+            raise CaseFailed(f"the bank credited {account.account_id} "
+                             f"({now.balance_vnd - before.balance_vnd:+,} VND) {why}")
+        self.note(f"{account.account_id} was not credited {why}")
+
+    # ---- through the switch ---------------------------------------------------------------
+
+    async def pay(self, account_id: str, name: str, amount_vnd: int,
+                  citizen_id: str | None = None) -> tuple[str, TransactionStatus]:
+        """One instant transfer from the treasury through the switch; its final status."""
+        e2e = self.new_id()
+        report = await self.lab.pay([self.lab.treasury_transfer(e2e, account_id, name,
+                                                               amount_vnd, citizen_id)])
+        status = report.transactions[0]
+        self.note(f"the treasury paid {amount_vnd:,} VND to {account_id} ({name}) through the "
+                  f"switch as {e2e}: the switch answered {status_text(status)}")
+        return e2e, status
+
+    def diagnose(self, e2e: str, status: TransactionStatus) -> str:
+        """Why the switch gave this transfer this status, from what passed the relay."""
+        forward = self.forward_of(e2e)
+        reason = status.reason_code
+        if status.reason_originator_bic == self.lab.bic:
+            return f"the bank answered RJCT {reason}"
+        if forward is None:
+            return f"the switch refused it {reason} before forwarding it (the bank's breaker?)"
+        if forward.error:
+            return f"the switch could not reach the bank: {forward.error}"
+        if reason == reasons.TIMEOUT_CREDITOR_AGENT:
+            if forward.status == 202:
+                return (f"the bank answered 202 but its pacs.002 did not reach the switch "
+                        f"within the {self.deadline_s:g} s deadline")
+            took = forward.duration_s or 0.0
+            return f"the bank answered after {took:.1f} s, past the {self.deadline_s:g} s deadline"
+        if forward.status not in (200, 202):
+            return f"the bank answered HTTP {forward.status}: {_quote(forward.response_body)}"
+        return (f"the switch could not take the bank's answer ({status_text(status)}): not a "
+                "signed, well-formed pacs.002")
+
+    async def confirmation(self, e2e: str, status: TxStatus = TxStatus.SETTLED) -> Exchange:
+        """The switch's confirmation of `e2e` to the bank, acknowledged 2xx as documented."""
+        assert self.lab.to_bank is not None
+        exchange = await self.lab.to_bank.wait_for(
+            lambda e: e.sender == "switch" and self.carries(e, e2e, PaymentStatusReport),
+            CONFIRMATION_WAIT_S)
+        if exchange is None:
+            raise CaseFailed(f"the switch's {status} confirmation of {e2e} did not pass the relay "
+                             f"within {CONFIRMATION_WAIT_S:g} s")
+        if exchange.status is None or not 200 <= exchange.status < 300:
+            raise CaseFailed(f"the bank answered the switch's {status} confirmation with "
+                             f"{_answered(exchange)}, not 2xx: the switch will post it again")
+        self.note(f"the switch confirmed {e2e} {status}; the bank acknowledged HTTP "
+                  f"{exchange.status}")
+        return exchange
+
+    # ---- as the scheme --------------------------------------------------------------------
+
+    def transfer(self, account: TestAccount, amount_vnd: int, name: str | None = None
+                 ) -> tuple[CreditTransfer, CreditTransferMessage]:
+        """A pacs.008 as the switch forwards one, for this account."""
+        tx = self.lab.treasury_transfer(self.new_id(), account.account_id,
+                                        name or account.holder_name, amount_vnd,
+                                        account.citizen_id)
+        return tx, self.lab.credit_transfer([tx])
+
+    async def bank_verdicts(self, answer: Answer, message: CreditTransferMessage
+                            ) -> dict[str, TransactionStatus]:
+        """The bank's ACCP/RJCT per transaction: in the answer (200), or posted to the switch
+        after a 202 (the switch, which never sent this message, refuses it 409)."""
+        document = answer.document
+        if answer.status == 200 and isinstance(document, PaymentStatusReport):
+            return {item.original_end_to_end_id: item for item in document.transactions}
+        if answer.status != 202:
+            raise CaseFailed(f"the bank answered the pacs.008 with HTTP {answer.status}, not 200 "
+                             f"with a pacs.002 or 202: {_quote(answer.body)}")
+        assert self.lab.to_switch is not None
+        e2e = message.transactions[0].end_to_end_id
+        posted = await self.lab.to_switch.wait_for(
+            lambda e: self.carries(e, e2e, PaymentStatusReport), self.deadline_s + 1)
+        posted_message = None if posted is None else self.message_of(posted)
+        if posted_message is None or not isinstance(posted_message.document,
+                                                    PaymentStatusReport):
+            raise CaseFailed(f"the bank answered 202 but posted no pacs.002 for {e2e} within "
+                             f"the {self.deadline_s:g} s deadline")
+        return {i.original_end_to_end_id: i for i in posted_message.document.transactions}
+
+    async def accepted(self, account: TestAccount, amount_vnd: int, body: bytes | None = None
+                       ) -> tuple[CreditTransfer, CreditTransferMessage, bytes]:
+        """Send a pacs.008 as the scheme and require the bank's ACCP."""
+        tx, message = self.transfer(account, amount_vnd)
+        body = body or self.lab.encode(message)
+        verdict = (await self.bank_verdicts(await self.lab.post_to_bank(body), message)).get(
+            tx.end_to_end_id)
+        if verdict is None or verdict.status is not TxStatus.ACCEPTED:
+            raise CaseFailed(f"the bank answered {status_text(verdict) if verdict else 'nothing'} "
+                             f"for a transfer to its open account {account.account_id}, not ACCP")
+        self.note(f"as the switch, sent a pacs.008 of {amount_vnd:,} VND to "
+                  f"{account.account_id} ({tx.end_to_end_id}): the bank answered ACCP")
+        return tx, message, body
+
+    async def confirm(self, tx: CreditTransfer, message: CreditTransferMessage,
+                      status: TxStatus, reason_code: str | None = None) -> Answer:
+        """Post the switch's confirmation (ACSC) or rejection (RJCT) of one transfer, as the
+        scheme; the bank must acknowledge it 2xx."""
+        report = PaymentStatusReport(
+            msg_id=new_id("CNC"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
+            original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[TransactionStatus(
+                original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
+                status=status, reason_code=reason_code,
+                reason_text=reasons.DESCRIPTIONS.get(reason_code or ""),
+                original_msg_id=message.msg_id,
+                reason_originator_bic=SWITCH_BIC if reason_code else None)])
+        answer = await self.lab.post_to_bank(self.lab.encode(report))
+        if not 200 <= answer.status < 300:
+            raise CaseFailed(f"the bank answered the switch's {status} "
+                             f"{reason_code or ''} notice with HTTP {answer.status}, not 2xx: "
+                             f"{_quote(answer.body)}")
+        self.note(f"as the switch, posted {status}{' ' + reason_code if reason_code else ''} "
+                  f"for {tx.end_to_end_id}: the bank acknowledged HTTP {answer.status}")
+        return answer
+
+
+def status_text(status: TransactionStatus | None) -> str:
+    """ACSC, or RJCT AC04 (given by BANKVNVX): a status as a sentence quotes it."""
+    if status is None:
+        return "nothing"
+    by = (f" (given by {status.reason_originator_bic})"
+          if status.reason_originator_bic and status.reason_originator_bic != TREASURY_BIC
+          else "")
+    return f"{status.status}{' ' + status.reason_code if status.reason_code else ''}{by}"
+
+
+def _quote(body: bytes) -> str:
+    text = " ".join(body.decode(errors="replace").split())
+    return repr(text[:TEXT_SHOWN] + ("…" if len(text) > TEXT_SHOWN else "")) if text else "(empty)"
+
+
+def _answered(exchange: Exchange) -> str:
+    if exchange.status is None:
+        return exchange.error or "no answer"
+    return f"HTTP {exchange.status} {_quote(exchange.response_body)}"

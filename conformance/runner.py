@@ -1,0 +1,186 @@
+"""Running the suite: start the lab, check that the bank answers at all, run the chosen cases
+one after another, and give each its verdict with its evidence.
+
+Verdicts: passed; failed (the case's own sentence, or the first rule a message of the bank
+broke); not applicable (the scheme never does what the case is about); not run (not chosen,
+or something the bank must supply is missing: an account role, an optional hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from banks.accounts_file import TestAccount
+from banks.registry import SWITCH_BIC
+from conformance.cases import CASES, Case, exchanges_of
+from conformance.context import CaseFailed, Context, NotApplicable, NotRun, Roles
+from conformance.credentials import SuiteKeys
+from conformance.lab import Lab, LabSettings
+from conformance.relay import Exchange
+from conformance.rules import Rules, Schemas
+from protocol.codec import new_id
+from protocol.keys import read_private_key
+from protocol.messages import VerificationItem, VerificationRequest
+from protocol.runtime import BoundSocket
+
+PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", "not run"
+CASE_TIMEOUT_S = 180.0  # the bulk case's deadline and its confirmations fit well inside
+QUIET_TIMEOUT_S = 15.0  # after a case, for the bank's late messages to land in it
+SETUP = "(before the cases)"
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    verdict: str
+    wrong: str | None = None  # what was wrong, in one sentence
+    problems: list[str] = field(default_factory=list)  # every rule a message broke
+    notes: list[str] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)
+    duration_s: float = 0.0
+    chosen: bool = True  # by --case and --tag (all when neither is given)
+
+
+@dataclass
+class SuiteSettings:
+    participant_url: str
+    bic: str
+    keys: SuiteKeys
+    accounts: list[TestAccount]
+    cases: list[Case]
+    run_dir: Path
+    schemas: Schemas
+    burst: int = 20
+    switch_host: str = "127.0.0.1"
+    switch_port: int = 0
+    switch_socket: BoundSocket | None = None  # bound already (LabSettings)
+
+
+@dataclass
+class RunResult:
+    settings: SuiteSettings
+    started_at: datetime
+    switch_url_for_bank: str = ""
+    duration_s: float = 0.0
+    results: list[CaseResult] = field(default_factory=list)
+    setup: list[Exchange] = field(default_factory=list)
+    stopped_because: str | None = None  # the bank could not be tested at all
+
+    @property
+    def passed(self) -> bool:
+        """Every mandatory case that was chosen passed (or does not apply): one not run for
+        want of an account does not pass."""
+        return self.stopped_because is None and all(
+            r.verdict in (PASSED, NOT_APPLICABLE) for r in self.results
+            if r.case.mandatory and r.chosen)
+
+    def counts(self) -> dict[str, int]:
+        return {verdict: sum(r.verdict == verdict for r in self.results)
+                for verdict in (PASSED, FAILED, NOT_APPLICABLE, NOT_RUN)}
+
+
+def rules_for(settings: SuiteSettings) -> Rules:
+    credentials = settings.keys.credentials()
+    switch_key = (credentials.own if settings.keys.signing == "hmac"
+                  else read_private_key(settings.keys.switch_private_key or "").verify_key())
+    return Rules(settings.bic, SWITCH_BIC, credentials.peer, switch_key,  # type: ignore[arg-type]
+                 settings.schemas)
+
+
+async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = None
+                    ) -> RunResult:
+    """Run the chosen cases against the bank; `started` is set once the lab listens (so a
+    caller can print where the bank reaches the switch). Raises LabError when the lab cannot
+    start."""
+    result = RunResult(settings, datetime.now(UTC))
+    lab = Lab(LabSettings(settings.participant_url, settings.bic, settings.keys,
+                          settings.run_dir, settings.switch_host, settings.switch_port,
+                          settings.switch_socket))
+    clock_s = time.monotonic()
+    try:
+        await lab.start()
+        result.switch_url_for_bank = lab.switch_url_for_bank
+        if started is not None:
+            started.set()
+        roles = Roles.of(settings.accounts)
+        lab.set_case(SETUP)
+        result.stopped_because = await preflight(lab, roles)
+        await lab.quiet(timeout_s=QUIET_TIMEOUT_S)
+        result.setup = exchanges_of(SETUP, lab.exchanges())
+        if result.stopped_because is None:
+            rules = rules_for(settings)
+            for case in CASES.values():
+                if case in settings.cases:
+                    result.results.append(await _run_case(lab, roles, settings, rules, case))
+                else:
+                    result.results.append(CaseResult(case, NOT_RUN, "not chosen (--case, "
+                                                     "--tag)", chosen=False))
+    finally:
+        await lab.stop()
+        result.duration_s = time.monotonic() - clock_s
+    return result
+
+
+async def preflight(lab: Lab, roles: Roles) -> str | None:
+    """Why the bank cannot be tested at all (unreachable, or refusing the switch's
+    signature), or None. Asks one harmless question: an acmt.023 about its open account."""
+    account = next(iter(roles.by_status.values()))
+    request = VerificationRequest(
+        msg_id=new_id("CNP"), created_at=datetime.now(UTC), assigner_bic=SWITCH_BIC,
+        assignee_bic=lab.bic, items=[VerificationItem(
+            "P1", account.holder_name, account.citizen_id, account.account_id, lab.bic)])
+    url = lab.settings.participant_url
+    try:
+        answer = await lab.post_to_bank(lab.encode(request))
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        return f"the bank at {url} did not answer: {error or type(error).__name__}"
+    assert lab.to_bank is not None
+    last = lab.to_bank.exchanges[-1] if lab.to_bank.exchanges else None
+    if last is not None and last.error is not None:
+        return f"cannot reach the bank at {url}: {last.error}"
+    if answer.status == 401:
+        return (f"the bank refused the switch's signature (HTTP 401 "
+                f"{answer.body[:160].decode(errors='replace').strip()!r}): configure it with "
+                "the credentials printed above, then run again")
+    if answer.status == 404:
+        return f"the bank answers 404 at {url}: is that its inbound URL?"
+    return None
+
+
+async def _run_case(lab: Lab, roles: Roles, settings: SuiteSettings, rules: Rules,
+                    case: Case) -> CaseResult:
+    lab.set_case(case.name)
+    context = Context(lab, roles, settings.burst)
+    result = CaseResult(case, PASSED, notes=context.notes)
+    clock_s = time.monotonic()
+    try:
+        await asyncio.wait_for(case.run(context), CASE_TIMEOUT_S)
+    except CaseFailed as failure:
+        result.verdict, result.wrong = FAILED, str(failure)
+    except NotApplicable as why:
+        result.verdict, result.wrong = NOT_APPLICABLE, str(why)
+    except NotRun as why:
+        result.verdict, result.wrong = NOT_RUN, str(why)
+    except TimeoutError:
+        result.verdict = FAILED
+        result.wrong = f"the case did not finish within {CASE_TIMEOUT_S:g} s"
+    except (aiohttp.ClientError, OSError) as error:
+        result.verdict = FAILED
+        result.wrong = f"the suite lost the bank: {error or type(error).__name__}"
+    result.duration_s = time.monotonic() - clock_s
+    await lab.quiet(timeout_s=QUIET_TIMEOUT_S)
+    lab.set_case(None)
+    result.exchanges = exchanges_of(case.name, lab.exchanges())
+    result.problems = [f"{problem} (exchange {number})"
+                       for number, exchange in enumerate(result.exchanges, start=1)
+                       for problem in rules.check(exchange)]
+    if result.problems and result.verdict in (PASSED, NOT_RUN, NOT_APPLICABLE):
+        result.verdict, result.wrong = FAILED, result.problems[0]
+    await lab.reset_breaker()
+    return result

@@ -1,0 +1,183 @@
+"""The conformance suite's parts that need no server: the accounts file, the rules every
+message of a bank is held to, the registry of cases and the command's arguments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from banks.accounts_file import AccountsFileError, read_accounts
+from conformance.cases import CASES, selected
+from conformance.relay import Exchange
+from conformance.rules import DEFAULT_SCHEMAS, Rules, Schemas, unmasked
+from protocol import codec, signing
+from protocol.http import wrap
+from protocol.messages import (
+    CreditTransfer,
+    CreditTransferMessage,
+    MessageType,
+    PaymentStatusReport,
+    TransactionStatus,
+    TxStatus,
+)
+from protocol.signing import HmacKey
+from switchlab.cli import main
+
+BANK, SWITCH = "BANKVNVX", "SWLBVNVX"
+KEY = HmacKey(b"a secret only the bank and the switch hold")
+HEADER = "account_id,holder_name,citizen_id,status\n"
+
+
+def accounts_file(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "accounts.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+def test_an_accounts_file_gives_each_account_its_status(tmp_path: Path) -> None:
+    path = accounts_file(tmp_path, "0011,Nguyễn Thị Rà,001190012345,open\n"
+                                   "0012,Phạm Văn Mất,048145000111,deceased\n")
+    open_, deceased = read_accounts(path)
+    assert (open_.status, deceased.status) == ("open", "deceased")
+    ledger = deceased.ledger_account()
+    assert (ledger.status, ledger.deceased, ledger.balance_vnd) == ("active", True, 0)
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    ("0011,Nguyễn Thị Rà,001190012345,dormant\n", "line 2: status 'dormant'"),
+    ("0011,Nguyễn Thị Rà,12345,open\n", "line 2: citizen_id '12345'"),
+    ("0011,Nguyễn Thị Rà,001190012345,open\n0011,Lê Văn B,001190012346,open\n",
+     "line 3: account_id 0011 appears twice"),
+    ("00 11,Nguyễn Thị Rà,001190012345,open\n", "line 2: account_id '00 11'"),
+    ("0011,Nguyễn Thị Rà,001190012345\n", "line 2: expected 4 fields"),
+    ("", "no accounts"),
+])
+def test_a_bad_accounts_file_is_refused_naming_line_and_field(tmp_path: Path, rows: str,
+                                                              said: str) -> None:
+    with pytest.raises(AccountsFileError, match=said):
+        read_accounts(accounts_file(tmp_path, rows))
+
+
+def test_an_accounts_file_without_the_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("account,name\n1,x\n", encoding="utf-8")
+    with pytest.raises(AccountsFileError, match="line 1: the header needs the columns"):
+        read_accounts(path)
+
+
+def forward() -> CreditTransferMessage:
+    return CreditTransferMessage(
+        msg_id="SWF-1", created_at=datetime.now(UTC), instructing_agent_bic=SWITCH,
+        instructed_agent_bic=BANK, transactions=[CreditTransfer(
+            end_to_end_id=f"E2E-{n}", tx_id=f"TX-{n}", amount_vnd=1_000, debtor_name="Kho bạc",
+            debtor_account="KBNN", debtor_agent_bic="TRSYVNV1", creditor_name="Nguyễn Thị Rà",
+            creditor_account="0011", creditor_agent_bic=BANK, amount_text="1000")
+            for n in (1, 2)])
+
+
+def answer(original_msg_id: str = "SWF-1", items: int = 2, sender: str = BANK
+           ) -> bytes:
+    return codec.encode(wrap(sender, SWITCH, PaymentStatusReport(
+        msg_id="BKA-1", created_at=datetime.now(UTC), original_msg_id=original_msg_id,
+        original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[TransactionStatus(
+            f"E2E-{n}", f"TX-{n}", TxStatus.ACCEPTED) for n in range(1, items + 1)])))
+
+
+def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
+    """The switch's forward and the bank's `body` in answer, as the relay records them."""
+    request = codec.encode(wrap(SWITCH, BANK, forward()))
+    headers = signing.sign(SWITCH, KEY, "/iso20022", request)
+    answered = (signing.sign_answer(BANK, KEY, status, headers[signing.SIGNATURE_HEADER], body)
+                if signed else {})
+    return Exchange(1, "switch", "bank", "POST", "/iso20022", list(headers.items()), request,
+                    0.0, "case", status, list(answered.items()), body, 0.1)
+
+
+def rules(tmp_path: Path) -> Rules:
+    return Rules(BANK, SWITCH, KEY, KEY, Schemas(tmp_path))
+
+
+def test_a_correct_answer_breaks_no_rule(tmp_path: Path) -> None:
+    assert rules(tmp_path).check(exchange(answer())) == []
+
+
+@pytest.mark.parametrize(("body", "signed", "said"), [
+    (answer(), False, "breaks the signing rule: the answer (HTTP 200) is not signed"),
+    (answer(original_msg_id="SWI-OTHER"), True, "names OrgnlMsgId SWI-OTHER, not the MsgId SWF-1"),
+    (answer(items=1), True, "leaves 1 of the 2 transactions unanswered"),
+    (answer(sender="ICBVVNVX"), True, "head.001 Fr names ICBVVNVX, not the bank BANKVNVX"),
+    (answer()[:200], True, "is not a well-formed ISO 20022 message"),
+])
+def test_each_broken_rule_is_said_in_a_sentence(tmp_path: Path, body: bytes, signed: bool,
+                                                said: str) -> None:
+    problems = rules(tmp_path).check(exchange(body, signed))
+    assert any(said in problem for problem in problems), problems
+
+
+def test_a_refusal_before_authentication_need_not_be_signed(tmp_path: Path) -> None:
+    assert rules(tmp_path).check(exchange(b"401 unauthenticated\n", False, 401)) == []
+
+
+def test_without_the_schemas_validation_says_it_did_not_run(tmp_path: Path) -> None:
+    schemas = Schemas(tmp_path)
+    assert not schemas.available
+    assert str(tmp_path) in (schemas.not_run_because or "")
+
+
+@pytest.mark.skipif(not Schemas(DEFAULT_SCHEMAS).available,
+                    reason=f"the ISO 20022 schemas are not in {DEFAULT_SCHEMAS}")
+def test_a_message_outside_its_schema_is_caught() -> None:
+    """An element the codec does not read, which the schema does not allow."""
+    body = answer().replace(b"</GrpHdr>", b"<Remark>ok</Remark></GrpHdr>", 1)
+    problems = Rules(BANK, SWITCH, KEY, KEY, Schemas(DEFAULT_SCHEMAS)).check(exchange(body))
+    assert any("not valid against the pacs.002.001.10 schema" in p and "Remark" in p
+               for p in problems), problems
+
+
+def test_a_name_shown_in_full_is_found_with_or_without_diacritics() -> None:
+    assert unmasked("Nguyễn Thị Rà", "<Nm>NGUYEN THI RA</Nm>")
+    assert unmasked("Nguyễn Thị Rà", "<Nm>nguyễn thị rà</Nm>")
+    assert not unmasked("Nguyễn Thị Rà", "<Nm>N***** T** R*</Nm>")
+
+
+def test_cases_are_chosen_by_name_or_tag_in_the_registry_order() -> None:
+    assert [c.name for c in selected(["creditor.bulk", "creditor.accept"], [])] == [
+        "creditor.accept", "creditor.bulk"]
+    assert {c.name for c in selected([], ["security"])} == {
+        name for name in CASES if name.startswith("security.")}
+    with pytest.raises(ValueError, match="no case nope"):
+        selected(["nope"], [])
+    with pytest.raises(ValueError, match="no tag nope; the tags are"):
+        selected([], ["nope"])
+    assert all(c.expected and c.tags for c in CASES.values())
+    assert [c.name for c in CASES.values() if not c.mandatory] == ["debtor.transfer"]
+
+
+def test_the_command_lists_the_cases(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in CASES) and "optional" in listed
+
+
+@pytest.mark.parametrize(("arguments", "said"), [
+    ([], "--participant-url, --bic, --accounts needed"),
+    (["--participant-url", "ftp://x", "--bic", BANK, "--accounts", "a.csv"],
+     "is not an http(s) URL"),
+    (["--participant-url", "http://127.0.0.1:1/x", "--bic", "bank", "--accounts", "a.csv"],
+     "is not a BIC"),
+    (["--participant-url", "http://127.0.0.1:1/x", "--bic", BANK, "--accounts", "a.csv",
+      "--case", "creditor.nope"], "no case creditor.nope"),
+    (["--participant-url", "http://127.0.0.1:1/x", "--bic", BANK, "--accounts",
+      "missing.csv"], "missing.csv: cannot be read"),
+])
+def test_bad_arguments_exit_2_with_a_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str],
+                                              arguments: list[str], said: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text(HEADER + "0011,Nguyễn Thị Rà,001190012345,open\n",
+                                    encoding="utf-8")
+    assert main(["conformance", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert said in error and "Traceback" not in error
