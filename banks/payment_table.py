@@ -184,7 +184,7 @@ def _citizen_id_problem(text: str) -> str | None:
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
-    inside = next((c for c in _IDS if any(ch.isspace() for ch in row.get(c, ""))), None)
+    inside = next((c for c in _IDS if len(row.get(c, "").split()) > 1), None)
     if inside:
         return (f"{inside} {row[inside]!r} has a space inside; write it without spaces "
                 "(a number split in two could be someone else's)")
