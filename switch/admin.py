@@ -30,6 +30,7 @@ def _cycle(request: web.Request) -> int:
 async def list_participants(request: web.Request) -> web.Response:
     state = request.app[SWITCH].state
     book = state.positions
+    await book.refresh()
     return web.json_response([
         p.health() | {"net_vnd": book.net_vnd.get(p.bic, 0),
                       "reserved_vnd": book.reserved_vnd.get(p.bic, 0)}
@@ -64,7 +65,9 @@ async def sign_off(request: web.Request) -> web.Response:
 
 async def close_cycle(request: web.Request) -> web.Response:
     cycles = request.app[SWITCH].cycles
-    summary = await cycles.summarize(await cycles.close())
+    closed_id = await cycles.close()
+    assert closed_id is not None  # without a minimum age, the open cycle always closes
+    summary = await cycles.summarize(closed_id)
     assert summary is not None
     return web.json_response(summary.as_dict())
 

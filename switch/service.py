@@ -8,6 +8,7 @@ import time
 
 import aiohttp
 
+from switch.cluster import Cluster, JournalPositions
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
 from switch.events import SwitchEvents
@@ -16,10 +17,12 @@ from switch.forwarding import Forwarding
 from switch.intake import Intake
 from switch.notices import Notifier
 from switch.participants import Participant
+from switch.positions import PositionBook
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Store
+from switch.store import Journal, Store
+from switch.store_postgres import PostgresStore
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS_PER_CREDITOR = 256
@@ -39,6 +42,7 @@ class Switch:
         self.events.journal_committed.add_listener(self._count_commit)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
+        self.cluster: Cluster | None = None  # with a journal shared by several processes
 
     async def start(self) -> None:
         """Open the journal, recover from it, and start delivering notices."""
@@ -47,17 +51,27 @@ class Switch:
             limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
         participants = {bic: Participant(p, config, self._session, self.events)
                         for bic, p in config.participants.items()}
-        store = Store(config.journal_path, self.events)
-        store.start()
+        store: Journal
+        if config.journal_url is None:
+            store, positions = Store(config.journal_path, self.events), PositionBook()
+        else:
+            shared = PostgresStore(config.journal_url, self.events, config.bic)
+            store, positions = shared, JournalPositions(shared)
+        await store.start()
         self.state = SwitchState(config=config, store=store, events=self.events,
-                                 participants=participants,
+                                 participants=participants, positions=positions,
                                  notifier=Notifier(config, participants, store, self.events))
         self.finality = Finality(self.state)
         self.forwarding = Forwarding(self.state, self.finality)
         self.intake = Intake(self.state, self.forwarding)
         self.returns = Returns(self.state)
         self.cycles = Cycles(self.state)
+        if isinstance(store, PostgresStore):
+            self.cluster = Cluster(self.state, self.finality, self.forwarding, store)
+            await self.cluster.join()
         self.recovery = await recover(self.state, self.finality)
+        if self.cluster is not None:
+            await self.cluster.start()
         self.state.notifier.start()
         if config.settlement_cycle_s:
             self._cycle_task = asyncio.get_running_loop().create_task(self._close_cycles())
@@ -68,6 +82,8 @@ class Switch:
             self._cycle_task.cancel()
         await self.forwarding.drain()
         await self.state.notifier.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.state.store.close()
         if self._session is not None:
             await self._session.close()
@@ -79,4 +95,4 @@ class Switch:
         assert self.config.settlement_cycle_s is not None
         while True:
             await asyncio.sleep(self.config.settlement_cycle_s)
-            await self.cycles.close()
+            await self.cycles.close(min_age_s=self.config.settlement_cycle_s)

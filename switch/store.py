@@ -1,4 +1,6 @@
-"""The journal: every SQL statement of the switch, the schema, and group commit, in SQLite.
+"""The journal: every SQL statement of the switch, the schema, and group commit, in SQLite;
+and what every journal offers the switch (`Journal`, group commit, the shapes of its records),
+which the PostgreSQL journal (`switch/store_postgres.py`) offers too.
 
 Cost sketch: a commit with fsync costs ~0.2 ms on this machine whatever its size, a row ~2 µs.
 One commit per transfer would cap the switch near 6,000 state changes a second; so writers
@@ -20,11 +22,11 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from switch.events import SwitchEvents
 from switch.states import TransferState
@@ -94,7 +96,7 @@ NOTICE_NONE = 0
 NOTICE_DUE = 1
 NOTICE_SENT = 2
 
-_TRANSFER_COLUMNS = ("end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd, bulk,"
+TRANSFER_COLUMNS = ("end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd, bulk,"
                      " received_at, state, reason_code, reason_by")
 INSERT_TRANSFER = (
     "INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd,"
@@ -195,10 +197,169 @@ class CycleFlows:
     returns: list[tuple[str, str, int, int]]
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What a journal shared by several switch processes decided otherwise than the writing
+    process asked, per key (end-to-end id, or return id): `reason` is DUPL for an id another
+    process took first, AM04 for a cap other processes' holds left too little of, DU05 for a
+    return id taken meanwhile; `state`, `reason_code` and `reason_by` are the journal's word
+    on a transfer another process made final first. A journal of one process decides nothing
+    of the kind and returns None instead."""
+
+    reason: str | None = None
+    state: TransferState | None = None
+    reason_code: str | None = None
+    reason_by: str | None = None
+
+
 @dataclass(slots=True)
-class _Write:
-    statements: Statements
-    future: asyncio.Future[None]
+class QueuedWrite:
+    payload: Any  # what the journal's own transaction code makes of it
+    future: asyncio.Future[Any]
+
+
+class Journal(Protocol):
+    """What the switch asks of its journal, whichever database holds it.
+
+    Writes return futures that are done once durable (WriteRefused when the database refused
+    that write alone; JournalFailed, JournalBusy raised at once when nothing was taken).
+    `shared` says whether other switch processes write the same journal: then the journal,
+    not this process's memory, decides duplicates, caps, which answer finalizes a transfer
+    and which cycle closes, and the writes return what it decided (`Decided` per key).
+    """
+
+    shared: bool
+    failure: BaseException | None
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def fail(self, error: BaseException) -> None: ...
+    def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
+                   transfers: Sequence[Transfer], now_s: float
+                   ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def record_final(self, finals: Sequence[Final], now_s: float
+                     ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str,
+                       cycle_id: int, now_s: float
+                       ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]: ...
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
+                      ) -> asyncio.Future[None]: ...
+    def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]: ...
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
+                    ) -> asyncio.Future[int | None]: ...
+    async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]: ...
+    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None: ...
+    async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
+                            ) -> dict[str, tuple[str, int]]: ...
+    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]: ...
+    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
+    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None: ...
+    async def statement_entries(self, cycle_id: int, bic: str
+                                ) -> list[tuple[str, int, bool, float, str, str]]: ...
+    async def open_cycle_now(self) -> tuple[int | None, int]: ...
+    async def known_ids_now(self) -> set[str]: ...
+    async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]: ...
+    async def returned_ids_now(self) -> set[str]: ...
+    async def settings_now(self) -> list[tuple[str, int | None, bool]]: ...
+    async def in_flight_now(self) -> list[Transfer]: ...
+    async def notices_due_now(self) -> NoticesDue: ...
+
+
+class SharedJournal(Journal, Protocol):
+    """A journal several switch processes write at once (`store_postgres.py`): on top, the
+    answers posted to a process that did not forward their transfers."""
+
+    def record_answers(self, creditor_bic: str,
+                       answers: Sequence[tuple[str, TransferState, str | None]], now_s: float
+                       ) -> asyncio.Future[list[Final]]: ...
+
+
+class GroupCommit:
+    """Writes queued and committed together, in the order taken, by one writer task; each
+    store supplies `_commit`, which runs one batch in one transaction and returns, per write,
+    its result or the WriteRefused that refused it alone."""
+
+    def __init__(self, events: SwitchEvents | None, max_queued_writes: int, max_batch: int
+                 ) -> None:
+        self.events = events or SwitchEvents()
+        self._max_batch = max_batch
+        self._max_queued = max_queued_writes
+        self._queue: deque[QueuedWrite] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._writer_task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+
+    def _start_writer(self) -> None:
+        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def _stop_writer(self) -> None:
+        """Commit what was already taken, then stop the writer."""
+        if self._writer_task is not None:
+            self._closing = True
+            self._wake.set()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+            self._writer_task = None
+
+    def _enqueue(self, payload: Any) -> asyncio.Future[Any]:
+        """Take a write to commit with others queued; its future is done once durable.
+        Raises JournalFailed after a storage failure and JournalBusy when the queue is full
+        (nothing taken in either case)."""
+        if self.failure is not None:
+            raise JournalFailed(f"the journal stopped after a storage failure: {self.failure}")
+        if len(self._queue) >= self._max_queued:
+            raise JournalBusy(f"{len(self._queue):,} journal writes queued; the limit is "
+                              f"{self._max_queued:,}")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(QueuedWrite(payload, future))
+        self._wake.set()
+        return future
+
+    def fail(self, error: BaseException) -> None:
+        """Stop taking writes (fail-stop): `error` is why, for every later caller."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
+        for write in self._queue:
+            if not write.future.done():
+                write.future.set_exception(failed)
+        self._queue.clear()
+        self.events.journal_failed.fire(error=error)
+
+    async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        while self.failure is None:
+            if not queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            started_s = time.perf_counter()
+            try:
+                outcomes = await self._commit(batch)
+            except Exception as error:  # the storage itself failed: stop taking anything
+                failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
+                for write in batch:
+                    if not write.future.done():
+                        write.future.set_exception(failed)
+                self.fail(error)
+                return
+            for write, outcome in zip(batch, outcomes, strict=True):
+                if write.future.done():
+                    continue
+                if isinstance(outcome, WriteRefused):
+                    write.future.set_exception(outcome)
+                else:
+                    write.future.set_result(outcome)
+            self.events.journal_committed.fire(writes=len(batch),
+                                               seconds=time.perf_counter() - started_s)
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -211,8 +372,8 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return connection
 
 
-def _transfer(row: Sequence[Any]) -> Transfer:
-    """A journal row (the columns of _TRANSFER_COLUMNS) as a Transfer: written once here."""
+def transfer_of_row(row: Sequence[Any]) -> Transfer:
+    """A journal row (the columns of TRANSFER_COLUMNS) as a Transfer: written once here."""
     return Transfer(
         end_to_end_id=row[0], tx_id=row[1], msg_id=row[2], debtor_bic=row[3],
         creditor_bic=row[4], amount_vnd=row[5], bulk=bool(row[6]), received_at=row[7],
@@ -220,41 +381,33 @@ def _transfer(row: Sequence[Any]) -> Transfer:
     )
 
 
-class Store:
-    """The switch's durable state: batched durable writes, off-loop reads."""
+class Store(GroupCommit):
+    """The switch's durable state in one SQLite file: batched durable writes, off-loop reads.
+    One switch process only: its memory decides duplicates, caps and cycles."""
+
+    shared = False
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
+        super().__init__(events, max_queued_writes, max_batch)
         self.path = path
-        self.events = events or SwitchEvents()
         path.parent.mkdir(parents=True, exist_ok=True)
         with _connect(path) as setup:
             setup.executescript(SCHEMA)
-        self._max_batch = max_batch
-        self._max_queued = max_queued_writes
-        self._queue: deque[_Write] = deque()
-        self._wake = asyncio.Event()
-        self._closing = False
         self._writer_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._reader_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-reader")
         self._writer_connection = _connect(path)
         self._reader_connection = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
-        self._writer_task: asyncio.Task[None] | None = None
-        self.failure: BaseException | None = None
 
     # ---- the writer ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+    async def start(self) -> None:
+        self._start_writer()
 
     async def close(self) -> None:
         """Commit what was already taken, then close."""
-        if self._writer_task is not None:
-            self._closing = True
-            self._wake.set()
-            await asyncio.gather(self._writer_task, return_exceptions=True)
-            self._writer_task = None
+        await self._stop_writer()
         self._writer_executor.shutdown(wait=True)
         self._reader_executor.shutdown(wait=True)
         self._writer_connection.close()
@@ -265,55 +418,18 @@ class Store:
         is done once they are durable. Raises JournalFailed after a storage failure and
         JournalBusy when the queue is full (nothing taken in either case); the future raises
         WriteRefused when the database refuses these rows."""
-        if self.failure is not None:
-            raise JournalFailed(f"the journal stopped after a storage failure: {self.failure}")
-        if len(self._queue) >= self._max_queued:
-            raise JournalBusy(f"{len(self._queue):,} journal writes queued; the limit is "
-                              f"{self._max_queued:,}")
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(statements, future))
-        self._wake.set()
-        return future
+        return self._enqueue(statements)
 
     async def write(self, statements: Statements) -> None:
         """`submit` and wait until durable."""
         await self.submit(statements)
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queue
-        while True:
-            if not queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
-            started_s = time.perf_counter()
-            try:
-                refusals = await loop.run_in_executor(self._writer_executor, self._transaction,
-                                                      batch)
-            except Exception as error:  # the storage itself failed: stop taking anything
-                self.failure = error
-                failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
-                for write in [*batch, *queue]:
-                    if not write.future.done():
-                        write.future.set_exception(failed)
-                queue.clear()
-                self.events.journal_failed.fire(error=error)
-                return
-            for write, refusal in zip(batch, refusals, strict=True):
-                if write.future.done():
-                    continue
-                if refusal is None:
-                    write.future.set_result(None)
-                else:
-                    write.future.set_exception(WriteRefused(str(refusal)))
-            self.events.journal_committed.fire(writes=len(batch),
-                                               seconds=time.perf_counter() - started_s)
+    async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
+        refusals = await asyncio.get_running_loop().run_in_executor(
+            self._writer_executor, self._transaction, batch)
+        return [None if refusal is None else WriteRefused(str(refusal)) for refusal in refusals]
 
-    def _transaction(self, writes: list[_Write]) -> list[BaseException | None]:
+    def _transaction(self, writes: list[QueuedWrite]) -> list[BaseException | None]:
         """One transaction, one fsync; each write in a savepoint of its own, so that rows the
         database refuses undo that write alone. Any other error undoes all and is raised."""
         connection = self._writer_connection
@@ -323,7 +439,7 @@ class Store:
             for write in writes:
                 connection.execute("SAVEPOINT write")
                 try:
-                    for sql, rows in write.statements:
+                    for sql, rows in write.payload:
                         connection.executemany(sql, rows)
                 except _REFUSED as error:
                     connection.execute("ROLLBACK TO write")
@@ -340,7 +456,8 @@ class Store:
     # ---- what the switch writes ---------------------------------------------------------
 
     def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
-                   transfers: Sequence[Transfer], now_s: float) -> asyncio.Future[None]:
+                   transfers: Sequence[Transfer], now_s: float
+                   ) -> asyncio.Future[dict[str, Decided] | None]:
         """A message and the transfers it brought: PENDING (about to be forwarded) or
         REJECTED at intake. Refused (WriteRefused) when the sender used the MsgId before."""
         rows = []
@@ -357,7 +474,8 @@ class Store:
         return self.submit([(_INSERT_MESSAGE, [(sender_bic, msg_id, body_sha256, now_s)]),
                             (INSERT_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
 
-    def record_final(self, finals: Sequence[Final], now_s: float) -> asyncio.Future[None]:
+    def record_final(self, finals: Sequence[Final], now_s: float
+                     ) -> asyncio.Future[dict[str, Decided] | None]:
         """PENDING transfers made final, with the notices now due (durable flags)."""
         rows = []
         transitions = []
@@ -373,7 +491,7 @@ class Store:
         return self.submit([(_FINISH_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
 
     def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
-                       now_s: float) -> asyncio.Future[None]:
+                       now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
         """Settled returns, each owed to its debtor as a notice."""
         return self.submit([
             (_RETURN_TRANSFER, [(r.reason_code, r.original.end_to_end_id) for r in returns]),
@@ -396,8 +514,10 @@ class Store:
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         return self.submit([(_OPEN_CYCLE, [(cycle_id, now_s)])])
 
-    def close_cycle(self, closed_id: int, now_s: float) -> asyncio.Future[None]:
-        """Close `closed_id` and open the next in one write."""
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
+                    ) -> asyncio.Future[int | None]:
+        """Close `closed_id` and open the next in one write. `min_age_s` is for a journal
+        shared by several processes, each with its timer; here this process alone closes."""
         return self.submit([(_CLOSE_CYCLE, [(now_s, closed_id)]),
                             (_OPEN_CYCLE, [(closed_id + 1, now_s)])])
 
@@ -418,9 +538,9 @@ class Store:
         for start in range(0, len(end_to_end_ids), MAX_IDS_PER_QUERY):
             chunk = end_to_end_ids[start:start + MAX_IDS_PER_QUERY]
             rows = await self.read(
-                f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE end_to_end_id IN"
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE end_to_end_id IN"
                 f" ({','.join('?' * len(chunk))})", chunk)
-            found.update((row[0], _transfer(row)) for row in rows)
+            found.update((row[0], transfer_of_row(row)) for row in rows)
         return found
 
     async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
@@ -486,47 +606,50 @@ class Store:
 
     # ---- what a restarted switch reads, before it serves anyone ----------------------------
 
-    def open_cycle_now(self) -> tuple[int | None, int]:
+    async def open_cycle_now(self) -> tuple[int | None, int]:
         """The open cycle's id (None if none is open) and the highest id ever used."""
-        open_id = self._read_now("SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL")
-        last_id = self._read_now("SELECT coalesce(max(cycle_id), 0) FROM cycles")
-        return open_id[0][0], last_id[0][0]
+        rows = await self.read("SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS"
+                               " NULL), (SELECT coalesce(max(cycle_id), 0) FROM cycles)")
+        return rows[0][0], rows[0][1]
 
-    def known_ids_now(self) -> Iterator[str]:
-        """Every end-to-end id the journal holds, streamed (millions after a payout day)."""
+    async def known_ids_now(self) -> set[str]:
+        """Every end-to-end id the journal holds (millions after a payout day)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_executor, self._known_ids)
+
+    def _known_ids(self) -> set[str]:
         with self._read_lock:
-            for (end_to_end_id,) in self._reader_connection.execute(
-                    "SELECT end_to_end_id FROM transfers"):
-                yield end_to_end_id
+            return {end_to_end_id for (end_to_end_id,) in self._reader_connection.execute(
+                "SELECT end_to_end_id FROM transfers")}
 
-    def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
+    async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
         """(payer, payee, VND) settled in the cycle: transfers, then returns."""
-        return self._read_now(  # type: ignore[return-value]
+        return await self.read(  # type: ignore[return-value]
             "SELECT debtor_bic, creditor_bic, sum(amount_vnd) FROM transfers WHERE cycle_id=?"
             " GROUP BY 1, 2 UNION ALL SELECT creditor_bic, debtor_bic, sum(amount_vnd)"
             " FROM returns WHERE cycle_id=? GROUP BY 1, 2", (cycle_id, cycle_id))
 
-    def returned_ids_now(self) -> set[str]:
-        return {row[0] for row in self._read_now("SELECT end_to_end_id FROM returns")}
+    async def returned_ids_now(self) -> set[str]:
+        return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
 
-    def settings_now(self) -> list[tuple[str, int | None, bool]]:
+    async def settings_now(self) -> list[tuple[str, int | None, bool]]:
         """(BIC, position limit in VND or None, signed off) as the operator last set them."""
-        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in self._read_now(
+        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
             "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
 
-    def in_flight_now(self) -> list[Transfer]:
-        return [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE state='PENDING'")]
+    async def in_flight_now(self) -> list[Transfer]:
+        return [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE state='PENDING'")]
 
-    def notices_due_now(self) -> NoticesDue:
-        to_creditors = [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE creditor_notice={NOTICE_DUE}")]
-        to_debtors = [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE debtor_notice={NOTICE_DUE}")]
-        prefixed = ", ".join(f"t.{column}" for column in _TRANSFER_COLUMNS.split(", "))
-        returns = [SettledReturn(return_id=row[0], original=_transfer(row[4:]),
+    async def notices_due_now(self) -> NoticesDue:
+        to_creditors = [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE creditor_notice={NOTICE_DUE}")]
+        to_debtors = [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE debtor_notice={NOTICE_DUE}")]
+        prefixed = ", ".join(f"t.{column}" for column in TRANSFER_COLUMNS.split(", "))
+        returns = [SettledReturn(return_id=row[0], original=transfer_of_row(row[4:]),
                                  amount_vnd=row[1], reason_code=row[2])
-                   for row in self._read_now(
+                   for row in await self.read(
                        f"SELECT r.return_id, r.amount_vnd, r.reason_code, r.debtor_bic,"
                        f" {prefixed} FROM returns r JOIN transfers t USING (end_to_end_id)"
                        f" WHERE r.debtor_notice={NOTICE_DUE}")]

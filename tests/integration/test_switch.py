@@ -430,7 +430,7 @@ async def test_memory_moves_only_once_the_final_state_is_durable(
 
     def held_final_write(writes: list) -> list:
         if any(sql.startswith("UPDATE transfers SET state=") for write in writes
-               for sql, _ in write.statements):
+               for sql, _ in write.payload):
             writing.set()
             release.wait(10)
         return commit(writes)
