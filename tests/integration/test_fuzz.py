@@ -118,7 +118,7 @@ async def play(messages: list[tuple[str, str, int, int, str, bool]]) -> None:
                                                  debtor=BANK_B), sender=BANK_B)
                 assert only_status(canary)[0] is TxStatus.SETTLED, canary.text
             await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
-            check_invariants(lab, journal, all_final=True)
+            await check_invariants(lab, all_final=True)
             _, before = await lab.admin("GET", "/v1/admin/participants")
             await lab.restart_switch()
             _, after = await lab.admin("GET", "/v1/admin/participants")
