@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -20,6 +22,7 @@ from aiohttp import web
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 LISTEN_BACKLOG = 1024
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(slots=True)
@@ -47,16 +50,26 @@ class BoundSocket:
         return port
 
 
-def bind(host: str = LOOPBACK, port: int = 0) -> BoundSocket:
-    """A listening TCP socket on `host`; port 0 lets the OS choose a free one.
+def bind(host: str = LOOPBACK, port: int = 0, reuse_port: bool = False,
+         listen: bool = True) -> BoundSocket:
+    """A listening TCP socket on `host`; port 0 lets the OS choose a free one. With
+    `reuse_port`, several processes may listen on the same port (SO_REUSEPORT, Linux and the
+    BSDs): the kernel spreads new connections among them. `listen=False` only holds the port
+    (a supervisor's, for its workers to listen on).
 
-    Raises OSError when the address cannot be bound (in use, not this machine's)."""
+    Raises OSError when the address cannot be bound (in use, not this machine's), or
+    `reuse_port` is asked where the system has no SO_REUSEPORT."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            if not hasattr(socket, "SO_REUSEPORT"):
+                raise OSError("this system has no SO_REUSEPORT: one process per port")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
+        if listen:
+            sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -80,3 +93,33 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+async def start_process(*args: str, start_timeout_s: float = 30.0
+                        ) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `python args...` from the project root and wait for its first line, which must
+    say "... listening on URL"; returns the process and that URL."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=PROJECT_ROOT)
+    assert process.stdout is not None
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), start_timeout_s)).decode()
+    except TimeoutError:
+        process.kill()
+        raise RuntimeError(f"{' '.join(args)} did not start in {start_timeout_s} s") from None
+    if " listening on " not in line:
+        process.kill()
+        raise RuntimeError(f"{' '.join(args)} did not start: {line!r}")
+    return process, line.split(" listening on ", 1)[1].split()[0].strip()
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout_s: float = 30.0) -> None:
+    """SIGTERM, wait, and SIGKILL if it will not go."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()

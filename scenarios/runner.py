@@ -25,6 +25,7 @@ from banks.reconcile import Balance, SwitchTotals, reconcile
 from scenarios.expectations import Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
+from switchlab import postgres
 from switchlab.world import World, WorldSettings
 
 SAMPLE_EVERY_S = 0.25
@@ -55,13 +56,16 @@ def _population(scenario: Scenario, ci: bool) -> Population:
     return generate_population(section.ci_size if ci else section.size, scenario.seed, section)
 
 
-def _world(scenario: Scenario, population: Population, run_dir: Path) -> World:
+def _world(scenario: Scenario, population: Population, run_dir: Path,
+           journal_url: str | None) -> World:
     bics = {b.participant_bic for b in population.beneficiaries if b.participant_bic}
     bics |= set(scenario.participants)
+    journal = {} if journal_url is None else {"journal_url": journal_url}
     return World(WorldSettings(
         run_dir=run_dir, behaviours={bic: scenario.behaviour_of(bic) for bic in sorted(bics)},
         treasury=scenario.run.treasury(), switch_process=scenario.switch.get("process", False),
-        switch_settings=scenario.switch_settings(),
+        switch_processes=scenario.switch.get("processes", 1),
+        switch_settings=scenario.switch_settings() | journal,
     ))
 
 
@@ -102,9 +106,23 @@ async def _sample(world: World, started_s: float, samples: list[dict[str, float]
 
 async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
                        progress: bool = True) -> RunRecord:
+    """Play the scenario; on a PostgreSQL journal, a throwaway server started for the run.
+    Raises RuntimeError naming why when that server cannot start here."""
+    if scenario.switch.get("journal") != "postgresql":
+        return await _play(scenario, run_dir, ci, progress, None)
+    server = postgres.start()
+    try:
+        return await _play(scenario, run_dir, ci, progress,
+                           postgres.create_database(server, "switchlab"))
+    finally:
+        postgres.stop(server)
+
+
+async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
+                journal_url: str | None) -> RunRecord:
     population = _population(scenario, ci)
     run = scenario.run
-    world = _world(scenario, population, run_dir)
+    world = _world(scenario, population, run_dir, journal_url)
     payments_path = run_dir / "payment_table.csv"
     population.write_payment_table(payments_path)
     payments = read_payment_table(payments_path)

@@ -12,7 +12,7 @@ generated from the same models: `switchlab scenarios --schema`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
@@ -60,6 +60,11 @@ class SwitchSection(TypedDict, total=False):
     settlement_cycle_s: Annotated[float, Field(gt=0, le=86_400)]
     forward_batch_size: Annotated[int, Field(ge=1, le=100_000)]
     process: StrictBool  # run the switch as its own process, so that it can be killed
+    # Several switch processes on one port, sharing a PostgreSQL journal (needs `process`
+    # and `journal: postgresql`); a timeline event may name one (`switch_process`).
+    processes: Annotated[int, Field(ge=1, le=8)]
+    # postgresql: a throwaway PostgreSQL server is started for the run (the Debian package).
+    journal: Literal["sqlite", "postgresql"]
 
 
 class RunSection(TreasurySettings):
@@ -99,9 +104,18 @@ class Scenario(BaseModel):
         return Behaviour.model_validate(
             {"seed": self.seed} | override.model_dump(exclude_unset=True))
 
+    @pydantic.model_validator(mode="after")
+    def _processes_share_a_journal(self) -> Scenario:
+        if self.switch.get("processes", 1) > 1 and not (
+                self.switch.get("process") and self.switch.get("journal") == "postgresql"):
+            raise ValueError("switch.processes above 1 needs process: true and journal: "
+                             "postgresql (the SQLite journal is for one process)")
+        return self
+
     def switch_settings(self) -> dict[str, Any]:
-        """The switch's configuration overrides, without the runner's `process`."""
-        return {key: value for key, value in self.switch.items() if key != "process"}
+        """The switch's configuration overrides, without the runner's own keys."""
+        return {key: value for key, value in self.switch.items()
+                if key not in ("process", "processes", "journal")}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

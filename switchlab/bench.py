@@ -49,9 +49,8 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from protocol.runtime import bind, serve
+from protocol.runtime import bind, serve, start_process, stop_process
 from switchlab.machine import probe
-from switchlab.servers import start_process, stop_process
 from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank

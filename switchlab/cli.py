@@ -48,7 +48,12 @@ def _run(args: argparse.Namespace) -> int:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
         return 2
     out = args.output or Path("runs") / scenario.name
-    record = asyncio.run(run_scenario(scenario, out, ci=args.ci, progress=not args.no_progress))
+    try:
+        record = asyncio.run(run_scenario(scenario, out, ci=args.ci,
+                                          progress=not args.no_progress))
+    except RuntimeError as error:  # a server the scenario needs could not start here
+        print(f"switchlab run: {error}", file=sys.stderr)
+        return 2
     paths = write_reports(record, out)
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
@@ -87,7 +92,8 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _switch(args: argparse.Namespace) -> int:
-    return switch_main(["--config", str(args.config), "--log-level", args.log_level])
+    return switch_main(["--config", str(args.config), "--log-level", args.log_level,
+                        "--processes", str(args.processes)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
     switch.add_argument("--config", type=Path, required=True)
+    switch.add_argument("--processes", type=int, default=1,
+                        help="switch processes on one port (SO_REUSEPORT); more than one needs "
+                        "journal_url: a PostgreSQL database they share")
     switch.set_defaults(handler=_switch)
     return parser
 

@@ -10,6 +10,8 @@ from lxml import etree
 
 from scenarios.runner import run_scenario
 from scenarios.spec import load_scenario
+from switch.store_postgres import postgres_missing
+from switchlab import postgres
 from switchlab.cli import main
 
 pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
@@ -39,6 +41,10 @@ async def test_same_seed_gives_the_same_outcome(tmp_path: Path) -> None:
 def test_shipped_scenario_holds_or_fails_for_its_reason(
     path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    if load_scenario(path).switch.get("journal") == "postgresql":
+        why = postgres.unavailable() or postgres_missing()
+        if why is not None:
+            pytest.skip(f"needs PostgreSQL: {why}")
     code = main(["run", str(path), "--ci", "--no-progress", "--output", str(tmp_path)])
     printed = capsys.readouterr().out
     result = json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))
