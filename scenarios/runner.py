@@ -113,7 +113,7 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     server = postgres.start()
     try:
         return await _play(scenario, run_dir, ci, progress,
-                           postgres.create_database(server, "switchlab"))
+                           await postgres.create_database(server.url, "switchlab"))
     finally:
         postgres.stop(server)
 

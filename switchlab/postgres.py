@@ -15,6 +15,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import asyncpg
+except ImportError:  # the optional `postgres` extra is not installed
+    asyncpg = None  # type: ignore[assignment]
 
 from protocol.runtime import LOOPBACK, bind
 
@@ -48,7 +54,9 @@ def binaries() -> Path | None:
 
 
 def unavailable() -> str | None:
-    """Why no throwaway server can start here, or None when one can."""
+    """Why no throwaway server can start here (or the switch could not use it), or None."""
+    if asyncpg is None:
+        return "asyncpg is not installed: pip install 'switchlab[postgres]'"
     if binaries() is None:
         return ("PostgreSQL is not installed (apt-get install postgresql, or initdb and "
                 "pg_ctl on PATH)")
@@ -110,11 +118,39 @@ def stop(server: Server) -> None:
         shutil.rmtree(server.folder, ignore_errors=True)
 
 
-def create_database(server: Server, name: str) -> str:
-    """A new empty database on the server; its URL. `name` must be a plain identifier."""
+def with_database(url: str, name: str) -> str:
+    """The same server and credentials as `url`, another database."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+async def create_database(url: str, name: str) -> str:
+    """A new empty database on the server `url` points to (its user needs CREATEDB); its
+    URL. `name` must be a plain identifier."""
     if not name.isidentifier() or not name.isascii():
         raise ValueError(f"{name!r} is not a plain database name")
-    _run([str(server.binaries / "psql"), "-h", LOOPBACK, "-p", str(server.port),
-          "-U", SUPERUSER, "-d", SUPERUSER, "-v", "ON_ERROR_STOP=1", "-q",
-          "-c", f"CREATE DATABASE {name}"], None)
-    return server.database_url(name)
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return with_database(url, name)
+
+
+async def drop_database(url: str, name: str) -> None:
+    """Drop a database `create_database` made, ending its sessions."""
+    if not name.isidentifier() or not name.isascii():
+        raise ValueError(f"{name!r} is not a plain database name")
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+def postmaster_pid(server: Server) -> int | None:
+    """The server's main process (its sessions are its children), or None once stopped."""
+    try:
+        return int((server.folder / "data" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -4,12 +4,13 @@ database on it per test."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from switch.store_postgres import postgres_missing
 from switchlab import postgres
 
 _DATABASES = itertools.count(1)
@@ -17,7 +18,7 @@ _DATABASES = itertools.count(1)
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.Server]:
-    why = postgres.unavailable() or postgres_missing()
+    why = postgres.unavailable()
     if why is not None:
         pytest.skip(f"needs PostgreSQL: {why}")
     server = postgres.start(durable=False)
@@ -28,4 +29,12 @@ def postgres_server() -> Iterator[postgres.Server]:
 @pytest.fixture
 def postgres_url(postgres_server: postgres.Server) -> str:
     """A new, empty database on the session's server."""
-    return postgres.create_database(postgres_server, f"test_{next(_DATABASES)}")
+    return new_database(postgres_server)
+
+
+def new_database(server: postgres.Server) -> str:
+    """A new, empty database on the server; its URL. Made in a thread of its own, so that
+    fixtures may ask for one inside a running event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, postgres.create_database(
+            server.url, f"test_{next(_DATABASES)}")).result()

@@ -10,7 +10,6 @@ from lxml import etree
 
 from scenarios.runner import run_scenario
 from scenarios.spec import load_scenario
-from switch.store_postgres import postgres_missing
 from switchlab import postgres
 from switchlab.cli import main
 
@@ -42,7 +41,7 @@ def test_shipped_scenario_holds_or_fails_for_its_reason(
     path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if load_scenario(path).switch.get("journal") == "postgresql":
-        why = postgres.unavailable() or postgres_missing()
+        why = postgres.unavailable()
         if why is not None:
             pytest.skip(f"needs PostgreSQL: {why}")
     code = main(["run", str(path), "--ci", "--no-progress", "--output", str(tmp_path)])

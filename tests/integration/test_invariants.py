@@ -9,7 +9,6 @@ the end every transfer is final.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from protocol.messages import (
     StatusRequestItem,
 )
 from switchlab import postgres
+from tests.conftest import new_database
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -39,7 +39,6 @@ from tests.harness import (
 )
 
 DEADLINE_S = 0.3
-DATABASES = itertools.count(1)
 ANSWERS = st.sampled_from([
     Answer(),
     Answer("RJCT", "AC04"),
@@ -141,5 +140,4 @@ def test_invariants_hold_under_random_interleavings(rounds: list[list[tuple]]) -
 @given(rounds=ROUNDS)
 def test_invariants_hold_under_random_interleavings_on_postgresql(
         rounds: list[list[tuple]], postgres_server: postgres.Server) -> None:
-    url = postgres.create_database(postgres_server, f"inv_{next(DATABASES)}")
-    asyncio.run(play(rounds, journal_url=url))
+    asyncio.run(play(rounds, journal_url=new_database(postgres_server)))
