@@ -21,6 +21,7 @@ from scenarios.report import terminal, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
+from switchlab import postgres
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 
@@ -80,8 +81,19 @@ def _scenarios(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
-                                    args.bulk_beneficiaries, args.output))
+    if args.journal is not None and args.journal != "local" and not args.journal.startswith(
+            ("postgresql://", "postgres://")):
+        print("switchlab bench: --journal takes a postgresql:// URL or 'local'",
+              file=sys.stderr)
+        return 2
+    try:
+        figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
+                                           args.bulk_beneficiaries, args.output,
+                                           journal=args.journal,
+                                           switch_processes=args.switch_processes))
+    except (RuntimeError, OSError, *postgres.ERRORS) as error:  # a server it needs said no
+        print(f"switchlab bench: {error}", file=sys.stderr)
+        return 2
     print(table(figures))
     return 0
 
@@ -146,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
                        default=1_000_000, help="0 to skip the bulk payout")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"))
+    bench.add_argument("--journal", metavar="URL|local",
+                       help="also run on a PostgreSQL journal: a postgresql:// URL whose user "
+                       "may create databases (one per run, dropped after), or 'local' for a "
+                       "throwaway server from the installed PostgreSQL")
+    bench.add_argument("--switch-processes", type=_whole_number(1, 16), default=2,
+                       help="switch processes sharing the PostgreSQL journal (with --journal)")
     bench.set_defaults(handler=_bench)
 
     load = commands.add_parser(

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,10 @@ except ImportError:  # the optional `postgres` extra is not installed
     asyncpg = None  # type: ignore[assignment]
 
 from protocol.runtime import LOOPBACK, bind
+
+# What a server that refuses us raises (bad password, no such database, no CREATEDB).
+ERRORS: tuple[type[Exception], ...] = () if asyncpg is None else (
+    asyncpg.PostgresError, asyncpg.InterfaceError)
 
 START_TIMEOUT_S = 60
 SUPERUSER = "postgres"
@@ -154,3 +159,20 @@ def postmaster_pid(server: Server) -> int | None:
         return int((server.folder / "data" / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+async def commits_per_s(url: str, count: int = 500) -> float:
+    """One-row transactions a second on the server, each committed durably (the journal's
+    floor there, as `machine.durable_commits_per_s` is SQLite's)."""
+    assert 0 < count <= 100_000
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute("CREATE TEMPORARY TABLE probe (n integer)")
+        await connection.execute("SET synchronous_commit = on")
+        started = time.perf_counter()
+        for n in range(count):
+            async with connection.transaction():
+                await connection.execute("INSERT INTO probe VALUES ($1)", n)
+        return count / (time.perf_counter() - started)
+    finally:
+        await connection.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,9 @@ class WorldSettings:
 
 class World:
     def __init__(self, settings: WorldSettings) -> None:
-        self.settings = settings
+        # Absolute: the switch and bank processes run from the project's folder, not ours.
+        self.settings = replace(settings, run_dir=settings.run_dir.resolve(), bank_ledgers=(
+            None if settings.bank_ledgers is None else settings.bank_ledgers.resolve()))
         self.admin_token = secrets.token_hex(16)
         self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
         self.switch_secret = secrets.token_hex(16)
