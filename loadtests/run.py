@@ -4,6 +4,10 @@ Starts the target (switch and mock participants) in its own process, waits for i
 participants file, runs Locust headless against it for a bounded time, writing Locust's CSV
 and HTML reports, stops the target, and passes on Locust's exit code (non-zero on any
 failure). Two processes because Locust's gevent patching must not touch the servers.
+
+With `--workers N`, Locust runs distributed on loopback: a master (the shape, the reports,
+the exit code) and N worker processes generating the load, as on several machines with
+`--master-host`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
+from protocol.runtime import LOOPBACK, bind
 
 REPO = Path(__file__).resolve().parents[1]
 LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
@@ -26,6 +31,8 @@ TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
 LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of the run time
 MAX_RUN_S = 3_600
+MAX_WORKERS = 64
+WORKERS_WAIT_S = 30  # the master waits this long for every worker to connect
 
 
 def _wait_for_target(target: subprocess.Popen[bytes], port_file: Path) -> None:
@@ -49,16 +56,30 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=TARGET_STOP_S)
 
 
+def _workers(count: int, env: dict[str, str], master_port: int
+             ) -> list[subprocess.Popen[bytes]]:
+    """`count` Locust workers connecting to the master on 127.0.0.1."""
+    return [subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+         "--master-host", LOOPBACK, "--master-port", str(master_port)],
+        cwd=REPO, env=env) for _ in range(count)]
+
+
 def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = None,
-             shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS) -> int:
-    """Run the load for `seconds` with up to `users` users; Locust's exit code."""
+             shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS,
+             workers: int = 0) -> int:
+    """Run the load for `seconds` with up to `users` users, from one Locust process or from
+    a master and `workers` worker processes; Locust's (the master's) exit code."""
     if not 0 < seconds <= MAX_RUN_S:
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
     if users < 1:
         raise ValueError("users must be at least 1")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be 0 to {MAX_WORKERS}")
     if shape is not None and shape not in SHAPE_NAMES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
+    out = out.resolve()  # the target and Locust run from the project's folder, not ours
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
     participants_file.unlink(missing_ok=True)
@@ -77,13 +98,24 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
                    "-u", str(users), "-r", str(rate), "-t", f"{seconds}s",
                    "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
                    "--only-summary", "--stop-timeout", str(STOP_TIMEOUT_S)]
+        started: list[subprocess.Popen[bytes]] = []
+        if workers:
+            master_port = bind().hand_over()
+            command += ["--master", "--master-bind-host", LOOPBACK,
+                        "--master-bind-port", str(master_port), "--expect-workers",
+                        str(workers), "--expect-workers-max-wait", str(WORKERS_WAIT_S)]
+            started = _workers(workers, env, master_port)
         try:
             return subprocess.run(command, cwd=REPO, env=env, check=False,
-                                  timeout=seconds + LOCUST_MARGIN_S).returncode
+                                  timeout=seconds + WORKERS_WAIT_S + LOCUST_MARGIN_S
+                                  ).returncode
         except subprocess.TimeoutExpired:
             print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
                   file=sys.stderr)
             return 124
+        finally:
+            for worker in started:  # they quit with the master; any that did not, now
+                _stop(worker)
     finally:
         _stop(target)
 
@@ -97,11 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20, help="users (a shape's peak)")
     parser.add_argument("--spawn-rate", type=float, help="users started per second")
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Locust distributed: a master and this many worker processes")
     parser.add_argument("--out", type=Path, default=Path("runs/load"))
     args = parser.parse_args(argv)
     try:
         return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts)
+                        args.accounts, args.workers)
     except (ValueError, RuntimeError) as error:
         print(f"load run: {error}", file=sys.stderr)
         return 2

@@ -99,8 +99,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
-                    args.accounts)
+    try:
+        return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts, args.workers)
+    except (ValueError, RuntimeError) as error:
+        print(f"switchlab load: {error}", file=sys.stderr)
+        return 2
 
 
 def _switch(args: argparse.Namespace) -> int:
@@ -173,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--spawn-rate", type=float, default=10.0)
     load.add_argument("--shape", choices=SHAPE_NAMES)
     load.add_argument("--accounts", type=int, default=20_000)
+    load.add_argument("--workers", type=int, default=0,
+                      help="Locust distributed on 127.0.0.1: a master and this many workers")
     load.add_argument("--output", type=Path, default=Path("runs/load"))
     load.set_defaults(handler=_load)
 
