@@ -128,6 +128,7 @@ async def stats(request: web.Request) -> web.Response:
         "refused_answers": switch.forwarding.refused_answers,
         "journal_commits": switch.journal_commits,
         "recovery": switch.recovery,
+        "process": switch.process_info(),
     })
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import aiohttp
@@ -87,6 +88,14 @@ class Switch:
         await self.state.store.close()
         if self._session is not None:
             await self._session.close()
+
+    def process_info(self) -> dict[str, object]:
+        """Which switch process this is (several may share a journal and a port)."""
+        info: dict[str, object] = {"pid": os.getpid()}
+        if self.cluster is not None:
+            info |= {"id": self.cluster.store.process_id,
+                     "taken_over": self.cluster.taken_over}
+        return info
 
     def _count_commit(self, writes: int, seconds: float) -> None:
         self.journal_commits += 1
