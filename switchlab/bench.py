@@ -52,7 +52,7 @@ from protocol.messages import (
 )
 from protocol.runtime import bind, serve, start_process, stop_process
 from switchlab import postgres
-from switchlab.machine import probe
+from switchlab.machine import busy_cpu_s, probe
 from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank
@@ -193,9 +193,21 @@ class ClusterRun:
         self.databases.clear()
 
 
+@dataclass(frozen=True, slots=True)
+class InstantResult:
+    """The closed loop, the half-rate open loop, and CPU per transfer (µs) during the closed
+    loop: the switch's processes, the PostgreSQL server's (when it runs here), and the whole
+    machine's (None where /proc cannot say)."""
+
+    full: LoopResult
+    half: LoopResult
+    switch_cpu_us: float | None
+    server_cpu_us: float | None
+    machine_cpu_us: float | None
+
+
 async def instant_switch(count: int, concurrency: int, run_dir: Path,
-                         cluster: ClusterRun | None = None
-                         ) -> tuple[LoopResult, float | None, LoopResult, float | None]:
+                         cluster: ClusterRun | None = None) -> InstantResult:
     """Signed instant transfers through the real switch (its own process) and bank: throughput
     and the switch's CPU per transfer (and the PostgreSQL server's, for a cluster run on a
     server the bench started), then p99 at half that rate. A transfer's time ends at its
@@ -228,8 +240,10 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path,
     server_pids = cluster.server_pids() if cluster else []
     try:
         server_before_s = cpu_s(server_pids) if server_pids else None
+        machine_before_s = busy_cpu_s()
         full, cpu_us = await cpu_us_per_transfer(switch_pids(world),
                                                  closed_loop(send, count, concurrency))
+        machine_after_s = busy_cpu_s()
         server_after_s = cpu_s(server_pids) if server_pids else None
         half = await open_loop(send, half_count, full.per_s / 2, first=count)
         stats = await world.switch_admin("GET", "/v1/admin/stats")
@@ -241,9 +255,15 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path,
     for answer in answers:
         (final,) = decode(answer).document.transactions  # type: ignore[union-attr]
         assert final.status is TxStatus.SETTLED, final
-    server_cpu_us = None if server_before_s is None or server_after_s is None else (
-        (server_after_s - server_before_s) / full.transfers * 1e6)
-    return full, cpu_us, half, server_cpu_us
+    return InstantResult(full, half, cpu_us, _per_transfer_us(server_before_s, server_after_s,
+                                                              full.transfers),
+                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers))
+
+
+def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
+                     ) -> float | None:
+    return None if before_s is None or after_s is None else (
+        (after_s - before_s) / transfers * 1e6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +429,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
                                                 concurrency)
     progress(f"instant: {instant_transfers:,} transfers through the switch …")
-    full, cpu_us, half, _ = await instant_switch(instant_transfers, concurrency, run_dir)
+    instant = await instant_switch(instant_transfers, concurrency, run_dir)
+    full, half, cpu_us = instant.full, instant.half, instant.switch_cpu_us
     figures = [
         Figure("machine: CPython loop, sum(range(1000))", machine.python_loop_us, "µs"),
         Figure("machine: loopback round trip, two processes", machine.round_trip_us_p50, "µs"),
@@ -429,6 +450,9 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     if cpu_us is not None and floor_cpu_us is not None:
         figures.append(Figure("instant: switch process CPU per transfer", cpu_us, "µs",
                               floor_cpu_us))
+    if instant.machine_cpu_us is not None:
+        figures.append(Figure("instant: whole machine CPU per transfer",
+                              instant.machine_cpu_us, "µs"))
     bulk = None
     if bulk_beneficiaries:
         progress(f"bulk: payout of {bulk_beneficiaries:,} beneficiaries …")
@@ -451,7 +475,7 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
         try:
             figures += await cluster_figures(cluster, instant_transfers, concurrency,
                                              bulk_beneficiaries, run_dir, progress,
-                                             (full, cpu_us, bulk))
+                                             instant, bulk)
         finally:
             await cluster.drop()
             if server is not None:
@@ -463,19 +487,18 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
 
 async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurrency: int,
                           bulk_beneficiaries: int, run_dir: Path,
-                          progress: Callable[[str], None],
-                          single: tuple[LoopResult, float | None, BulkResult | None]
-                          ) -> list[Figure]:
+                          progress: Callable[[str], None], single: InstantResult,
+                          bulk: BulkResult | None) -> list[Figure]:
     """The instant and bulk runs on the PostgreSQL journal with several switch processes,
     each beside the single-process SQLite figure of the same run (in the floor column)."""
-    full, cpu_us, bulk = single
+    full = single.full
     processes = cluster.processes
     figures = [Figure("machine: PostgreSQL commits (one row, synchronous)",
                       await postgres.commits_per_s(cluster.url), "commits/s")]
     progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
              f" {processes} switch processes …")
-    c_full, c_cpu_us, c_half, server_cpu_us = await instant_switch(
-        instant_transfers, concurrency, run_dir, cluster)
+    shared = await instant_switch(instant_transfers, concurrency, run_dir, cluster)
+    c_full, c_half = shared.full, shared.half
     figures += [
         Figure(f"cluster: instant, {processes} processes, PostgreSQL", c_full.per_s,
                "transfers/s", full.per_s),
@@ -484,12 +507,15 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         Figure(f"cluster: instant p99 at half rate ({c_full.per_s / 2:,.0f}/s)",
                c_half.percentile_ms(99), "ms"),
     ]
-    if c_cpu_us is not None:
+    if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
-                              c_cpu_us, "µs", cpu_us))
-    if server_cpu_us is not None:
-        figures.append(Figure("cluster: CPU per transfer, PostgreSQL server", server_cpu_us,
-                              "µs"))
+                              shared.switch_cpu_us, "µs", single.switch_cpu_us))
+    if shared.server_cpu_us is not None:
+        figures.append(Figure("cluster: CPU per transfer, PostgreSQL server",
+                              shared.server_cpu_us, "µs"))
+    if shared.machine_cpu_us is not None:
+        figures.append(Figure("cluster: whole machine CPU per transfer",
+                              shared.machine_cpu_us, "µs", single.machine_cpu_us))
     if bulk_beneficiaries and bulk is not None:
         progress(f"cluster: bulk payout of {bulk_beneficiaries:,} beneficiaries …")
         c_bulk = await bulk_payout(bulk_beneficiaries, run_dir, cluster)
