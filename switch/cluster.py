@@ -144,15 +144,15 @@ class Cluster:
         while True:
             await asyncio.sleep(interval_s)
             try:
+                if not self.store.listening():  # lost: notifications missed meanwhile
+                    await self.store.reconnect_listener()
+                    await self._listen()
+                    await self._reload_settings()
                 if not await self.store.beat():
                     self.store.fail(TakenOver(
                         "another switch process found this one dead and took its work over;"
                         " restart it"))
                     return
-                if not self.store.listening():
-                    await self.store.reconnect_listener()
-                    await self._listen()
-                    await self._reload_settings()
                 await self._take_over_the_dead()
             except asyncio.CancelledError:
                 raise

@@ -56,7 +56,8 @@ class Switch:
         if config.journal_url is None:
             store, positions = Store(config.journal_path, self.events), PositionBook()
         else:
-            shared = PostgresStore(config.journal_url, self.events, config.bic)
+            shared = PostgresStore(config.journal_url, self.events, config.bic,
+                                   lease_s=config.cluster_lease_s)
             store, positions = shared, JournalPositions(shared)
         await store.start()
         self.state = SwitchState(config=config, store=store, events=self.events,

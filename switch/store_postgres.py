@@ -492,7 +492,8 @@ class PostgresStore(GroupCommit):
     shared = True
 
     def __init__(self, url: str, events: SwitchEvents | None = None, switch_bic: str = "",
-                 max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
+                 max_queued_writes: int = 10_000, max_batch: int = 512,
+                 lease_s: float = 5.0) -> None:
         missing = postgres_missing()
         if missing is not None:
             raise RuntimeError(missing)
@@ -500,6 +501,9 @@ class PostgresStore(GroupCommit):
         self.url = url
         self.switch_bic = switch_bic
         self.process_id = f"sw{secrets.token_hex(8)}"  # also this process's NOTIFY channel
+        # A transaction left open by a process that died without closing its connection
+        # (a machine lost) holds its locks until the server ends it: within a lease.
+        self._settings = {"idle_in_transaction_session_timeout": str(int(lease_s * 1000))}
         self._writer: Any = None
         self._listener: Any = None
         self._readers: Any = None
@@ -508,7 +512,8 @@ class PostgresStore(GroupCommit):
     # ---- connections, schema, membership --------------------------------------------------
 
     async def _connect(self) -> Any:
-        return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S)
+        return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S,
+                                     server_settings=self._settings)
 
     async def start(self) -> None:
         """Connect, set the schema (once, whichever process comes first), say this process is
@@ -520,7 +525,8 @@ class PostgresStore(GroupCommit):
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()
         self._readers = await asyncpg.create_pool(self.url, min_size=1, max_size=READERS,
-                                                  command_timeout=COMMAND_TIMEOUT_S)
+                                                  command_timeout=COMMAND_TIMEOUT_S,
+                                                  server_settings=self._settings)
         self._start_writer()
 
     async def close(self) -> None:
