@@ -120,6 +120,16 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
         _stop(target)
 
 
+def run_and_say(prog: str, out: Path, seconds: int, users: int, spawn_rate: float | None,
+                shape: str | None, accounts: int, workers: int) -> int:
+    """`run_load` for a command line: Locust's exit code, or 2 and the reason on stderr."""
+    try:
+        return run_load(out, seconds, users, spawn_rate, shape, accounts, workers)
+    except (ValueError, RuntimeError) as error:
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: Locust's exit code."""
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
@@ -133,12 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Locust distributed: a master and this many worker processes")
     parser.add_argument("--out", type=Path, default=Path("runs/load"))
     args = parser.parse_args(argv)
-    try:
-        return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts, args.workers)
-    except (ValueError, RuntimeError) as error:
-        print(f"load run: {error}", file=sys.stderr)
-        return 2
+    return run_and_say("load run", args.out, args.seconds, args.users, args.spawn_rate,
+                       args.shape, args.accounts, args.workers)
 
 
 if __name__ == "__main__":

@@ -277,6 +277,61 @@ class SharedJournal(Journal, Protocol):
                        ) -> asyncio.Future[list[Final]]: ...
 
 
+class JournalReads:
+    """The reads every journal makes, written once: each store gives `read` and its own
+    dialect's statements (`_SQL`, by name; parameters by number, the same in each)."""
+
+    _SQL: dict[str, str]
+
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
+        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
+        rows = await self.read(self._SQL["digest"], (sender_bic, msg_id))
+        return bytes(rows[0][0]) if rows else None
+
+    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:
+        """A transfer's transitions in order: from, to, reason code, at (unix s)."""
+        rows = await self.read(self._SQL["history"], (end_to_end_id,))
+        return [dict(zip(("from", "to", "reason_code", "at"), row, strict=True)) for row in rows]
+
+    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
+        """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
+        by_state = await self.read(self._SQL["totals"])
+        returns = await self.read(self._SQL["returned_totals"])
+        return by_state, returns[0]  # type: ignore[return-value]
+
+    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
+        """The cycle's bounds and what settled in it, or None for an unknown cycle."""
+        bounds = await self.read(self._SQL["cycle"], (cycle_id,))
+        if not bounds:
+            return None
+        transfers = await self.read(self._SQL["cycle_transfers"], (cycle_id,))
+        returns = await self.read(self._SQL["cycle_returns"], (cycle_id,))
+        return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
+
+    async def statement_entries(self, cycle_id: int, bic: str
+                                ) -> list[tuple[str, int, bool, float, str, str]]:
+        """A participant's settled movements in a cycle, in time order: reference (end-to-end
+        or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
+        return [(ref, amount, bool(credit), at, other, kind) for ref, amount, credit, at, other,
+                kind in await self.read(self._SQL["statement"], (cycle_id, bic))]
+
+    async def open_cycle_now(self) -> tuple[int | None, int]:
+        """The open cycle's id (None if none is open) and the highest id ever used."""
+        rows = await self.read(self._SQL["open_cycle"])
+        return rows[0][0], rows[0][1]
+
+    async def returned_ids_now(self) -> set[str]:
+        return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
+
+    async def settings_now(self) -> list[tuple[str, int | None, bool]]:
+        """(BIC, position limit in VND or None, signed off) as the operator last set them."""
+        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
+            "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
+
+
 class GroupCommit:
     """Writes queued and committed together, in the order taken, by one writer task; each
     store supplies `_commit`, which runs one batch in one transaction and returns, per write,
@@ -383,11 +438,36 @@ def transfer_of_row(row: Sequence[Any]) -> Transfer:
     )
 
 
-class Store(GroupCommit):
+_SQLITE_READS = {
+    "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=?1 AND msg_id=?2",
+    "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
+               " WHERE end_to_end_id=?1 ORDER BY seq",
+    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)"
+              " FROM transfers GROUP BY 1, 2",
+    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0) FROM returns",
+    "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?1",
+    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)"
+                       " FROM transfers WHERE cycle_id=?1 GROUP BY debtor_bic, creditor_bic",
+    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
+                     " WHERE cycle_id=?1 GROUP BY creditor_bic, debtor_bic",
+    "statement": (
+        "SELECT end_to_end_id, amount_vnd, creditor_bic = ?2, final_at,"
+        " CASE WHEN creditor_bic = ?2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
+        " FROM transfers WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)"
+        " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?2, settled_at,"
+        " CASE WHEN debtor_bic = ?2 THEN creditor_bic ELSE debtor_bic END, 'return'"
+        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2) ORDER BY 4"),
+    "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
+                  " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
+}
+
+
+class Store(GroupCommit, JournalReads):
     """The switch's durable state in one SQLite file: batched durable writes, off-loop reads.
     One switch process only: its memory decides duplicates, caps and cycles."""
 
     shared = False
+    _SQL = _SQLITE_READS
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
@@ -545,12 +625,6 @@ class Store(GroupCommit):
             found.update((row[0], transfer_of_row(row)) for row in rows)
         return found
 
-    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
-        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
-        rows = await self.read("SELECT body_sha256 FROM messages WHERE sender_bic=? AND"
-                               " msg_id=?", (sender_bic, msg_id))
-        return bytes(rows[0][0]) if rows else None
-
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
                             ) -> dict[str, tuple[str, int]]:
         """Returns the creditor already made under these RtrIds: id -> (end-to-end id, VND)."""
@@ -563,56 +637,7 @@ class Store(GroupCommit):
             found.update((row[0], (row[1], row[2])) for row in rows)
         return found
 
-    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:
-        """A transfer's transitions in order: from, to, reason code, at (unix s)."""
-        rows = await self.read("SELECT from_state, to_state, reason_code, at FROM transitions"
-                               " WHERE end_to_end_id=? ORDER BY seq", (end_to_end_id,))
-        return [dict(zip(("from", "to", "reason_code", "at"), row, strict=True)) for row in rows]
-
-    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
-        """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
-        by_state = await self.read(
-            "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd) FROM transfers"
-            " GROUP BY 1, 2")
-        returns = await self.read("SELECT count(*), coalesce(sum(amount_vnd), 0) FROM returns")
-        return by_state, returns[0]  # type: ignore[return-value]
-
-    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
-        """The cycle's bounds and what settled in it, or None for an unknown cycle."""
-        bounds = await self.read("SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?",
-                                 (cycle_id,))
-        if not bounds:
-            return None
-        transfers = await self.read(
-            "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd) FROM transfers"
-            " WHERE cycle_id=? GROUP BY debtor_bic, creditor_bic", (cycle_id,))
-        returns = await self.read(
-            "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
-            " WHERE cycle_id=? GROUP BY creditor_bic, debtor_bic", (cycle_id,))
-        return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
-
-    async def statement_entries(self, cycle_id: int, bic: str
-                                ) -> list[tuple[str, int, bool, float, str, str]]:
-        """A participant's settled movements in a cycle, in time order: reference (end-to-end
-        or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
-        rows = await self.read(
-            "SELECT end_to_end_id, amount_vnd, creditor_bic = ?, final_at,"
-            " CASE WHEN creditor_bic = ? THEN debtor_bic ELSE creditor_bic END, 'transfer'"
-            " FROM transfers WHERE cycle_id=? AND (debtor_bic=? OR creditor_bic=?)"
-            " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?, settled_at,"
-            " CASE WHEN debtor_bic = ? THEN creditor_bic ELSE debtor_bic END, 'return'"
-            " FROM returns WHERE cycle_id=? AND (debtor_bic=? OR creditor_bic=?) ORDER BY 4",
-            (bic, bic, cycle_id, bic, bic, bic, bic, cycle_id, bic, bic))
-        return [(ref, amount, bool(credit), at, other, kind)
-                for ref, amount, credit, at, other, kind in rows]
-
     # ---- what a restarted switch reads, before it serves anyone ----------------------------
-
-    async def open_cycle_now(self) -> tuple[int | None, int]:
-        """The open cycle's id (None if none is open) and the highest id ever used."""
-        rows = await self.read("SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS"
-                               " NULL), (SELECT coalesce(max(cycle_id), 0) FROM cycles)")
-        return rows[0][0], rows[0][1]
 
     async def known_ids_now(self) -> set[str]:
         """Every end-to-end id the journal holds (millions after a payout day)."""
@@ -630,14 +655,6 @@ class Store(GroupCommit):
             "SELECT debtor_bic, creditor_bic, sum(amount_vnd) FROM transfers WHERE cycle_id=?"
             " GROUP BY 1, 2 UNION ALL SELECT creditor_bic, debtor_bic, sum(amount_vnd)"
             " FROM returns WHERE cycle_id=? GROUP BY 1, 2", (cycle_id, cycle_id))
-
-    async def returned_ids_now(self) -> set[str]:
-        return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
-
-    async def settings_now(self) -> list[tuple[str, int | None, bool]]:
-        """(BIC, position limit in VND or None, signed off) as the operator last set them."""
-        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
-            "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
 
     async def in_flight_now(self) -> list[Transfer]:
         return [transfer_of_row(row) for row in await self.read(

@@ -51,10 +51,10 @@ from switch.store import (
     NOTICE_DUE,
     NOTICE_SENT,
     TRANSFER_COLUMNS,
-    CycleFlows,
     Decided,
     Final,
     GroupCommit,
+    JournalReads,
     NoticesDue,
     QueuedWrite,
     SettledReturn,
@@ -431,6 +431,28 @@ _OWNED_RETURNS_DUE = (
     f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
     f" AND r.debtor_notice = {NOTICE_DUE}"
 )
+_POSTGRES_READS = {
+    "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=$1 AND msg_id=$2",
+    "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
+               " WHERE end_to_end_id=$1 ORDER BY seq",
+    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)::bigint"
+              " FROM transfers GROUP BY 1, 2",
+    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0)::bigint FROM returns",
+    "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=$1",
+    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)::bigint"
+                       " FROM transfers WHERE cycle_id=$1 GROUP BY debtor_bic, creditor_bic",
+    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd)::bigint"
+                     " FROM returns WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic",
+    "statement": (
+        "SELECT end_to_end_id, amount_vnd, creditor_bic = $2, final_at,"
+        " CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
+        " FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
+        " UNION ALL SELECT return_id, amount_vnd, debtor_bic = $2, settled_at,"
+        " CASE WHEN debtor_bic = $2 THEN creditor_bic ELSE debtor_bic END, 'return'"
+        " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2) ORDER BY 4"),
+    "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
+                  " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
+}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
 if asyncpg is not None:
@@ -482,7 +504,7 @@ def postgres_missing() -> str | None:
     return None
 
 
-class PostgresStore(GroupCommit):
+class PostgresStore(GroupCommit, JournalReads):
     """The switch's durable state in PostgreSQL, written by one or several switch processes.
 
     `url` is a libpq URL (postgresql://user:password@host:port/database); `lease_s` is how
@@ -490,6 +512,7 @@ class PostgresStore(GroupCommit):
     """
 
     shared = True
+    _SQL = _POSTGRES_READS
 
     def __init__(self, url: str, events: SwitchEvents | None = None, switch_bic: str = "",
                  max_queued_writes: int = 10_000, max_batch: int = 512,
@@ -776,12 +799,6 @@ class PostgresStore(GroupCommit):
                                " WHERE end_to_end_id = ANY($1::text[])", (list(end_to_end_ids),))
         return {row[0]: transfer_of_row(row) for row in rows}
 
-    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
-        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
-        rows = await self.read("SELECT body_sha256 FROM messages WHERE sender_bic=$1 AND"
-                               " msg_id=$2", (sender_bic, msg_id))
-        return bytes(rows[0][0]) if rows else None
-
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
                             ) -> dict[str, tuple[str, int]]:
         """Returns the creditor already made under these RtrIds: id -> (end-to-end id, VND)."""
@@ -790,60 +807,12 @@ class PostgresStore(GroupCommit):
                                (creditor_bic, list(return_ids)))
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:
-        """A transfer's transitions in order: from, to, reason code, at (unix s)."""
-        rows = await self.read("SELECT from_state, to_state, reason_code, at FROM transitions"
-                               " WHERE end_to_end_id=$1 ORDER BY seq", (end_to_end_id,))
-        return [dict(zip(("from", "to", "reason_code", "at"), row, strict=True)) for row in rows]
-
-    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
-        """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
-        by_state = await self.read(
-            "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)::bigint"
-            " FROM transfers GROUP BY 1, 2")
-        returns = await self.read(
-            "SELECT count(*), coalesce(sum(amount_vnd), 0)::bigint FROM returns")
-        return by_state, returns[0]  # type: ignore[return-value]
-
-    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
-        """The cycle's bounds and what settled in it, or None for an unknown cycle."""
-        bounds = await self.read("SELECT opened_at, closed_at FROM cycles WHERE cycle_id=$1",
-                                 (cycle_id,))
-        if not bounds:
-            return None
-        transfers = await self.read(
-            "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)::bigint FROM transfers"
-            " WHERE cycle_id=$1 GROUP BY debtor_bic, creditor_bic", (cycle_id,))
-        returns = await self.read(
-            "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd)::bigint FROM returns"
-            " WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic", (cycle_id,))
-        return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
-
-    async def statement_entries(self, cycle_id: int, bic: str
-                                ) -> list[tuple[str, int, bool, float, str, str]]:
-        """A participant's settled movements in a cycle, in time order: reference (end-to-end
-        or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
-        return await self.read(  # type: ignore[return-value]
-            "SELECT end_to_end_id, amount_vnd, creditor_bic = $2, final_at,"
-            " CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
-            " FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
-            " UNION ALL SELECT return_id, amount_vnd, debtor_bic = $2, settled_at,"
-            " CASE WHEN debtor_bic = $2 THEN creditor_bic ELSE debtor_bic END, 'return'"
-            " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2) ORDER BY 4",
-            (cycle_id, bic))
-
     async def positions_now(self) -> tuple[dict[str, int], dict[str, int]]:
         """Net positions in the open cycle and holds, per BIC, as the journal keeps them."""
         rows = await self.read("SELECT bic, net_vnd, reserved_vnd FROM positions")
         return {bic: net for bic, net, _ in rows}, {bic: held for bic, _, held in rows}
 
     # ---- what a starting process reads, before it serves anyone -----------------------------
-
-    async def open_cycle_now(self) -> tuple[int | None, int]:
-        """The open cycle's id (None if none is open) and the highest id ever used."""
-        rows = await self.read("SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS"
-                               " NULL), (SELECT coalesce(max(cycle_id), 0) FROM cycles)")
-        return rows[0][0], rows[0][1]
 
     async def known_ids_now(self) -> set[str]:
         """None needed in memory: the journal itself refuses a known id (DUPL)."""
@@ -852,14 +821,6 @@ class PostgresStore(GroupCommit):
     async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
         """None needed in memory: positions live in the journal (`positions_now`)."""
         return []
-
-    async def returned_ids_now(self) -> set[str]:
-        return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
-
-    async def settings_now(self) -> list[tuple[str, int | None, bool]]:
-        """(BIC, position limit in VND or None, signed off) as the operator last set them."""
-        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
-            "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
 
     async def in_flight_now(self) -> list[Transfer]:
         """This process's own transfers in flight: none for a process just started (a dead

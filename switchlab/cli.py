@@ -14,7 +14,7 @@ import pydantic
 
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
-from loadtests.run import run_load
+from loadtests.run import run_and_say
 from loadtests.shape_names import SHAPE_NAMES
 from protocol.runtime import run_event_loop
 from scenarios.report import terminal, write_reports
@@ -99,12 +99,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> int:
-    try:
-        return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts, args.workers)
-    except (ValueError, RuntimeError) as error:
-        print(f"switchlab load: {error}", file=sys.stderr)
-        return 2
+    return run_and_say("switchlab load", args.output, args.seconds, args.users,
+                       args.spawn_rate, args.shape, args.accounts, args.workers)
 
 
 def _switch(args: argparse.Namespace) -> int:

@@ -132,23 +132,21 @@ def with_database(url: str, name: str) -> str:
 async def create_database(url: str, name: str) -> str:
     """A new empty database on the server `url` points to (its user needs CREATEDB); its
     URL. `name` must be a plain identifier."""
-    if not name.isidentifier() or not name.isascii():
-        raise ValueError(f"{name!r} is not a plain database name")
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
+    await _on_server(url, 'CREATE DATABASE "{name}"', name)
     return with_database(url, name)
 
 
 async def drop_database(url: str, name: str) -> None:
     """Drop a database `create_database` made, ending its sessions."""
+    await _on_server(url, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', name)
+
+
+async def _on_server(url: str, statement: str, name: str) -> None:
     if not name.isidentifier() or not name.isascii():
         raise ValueError(f"{name!r} is not a plain database name")
     connection = await asyncpg.connect(url)
     try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await connection.execute(statement.format(name=name))
     finally:
         await connection.close()
 
