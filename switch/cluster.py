@@ -22,7 +22,6 @@ behind when one dies:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 
@@ -99,13 +98,11 @@ class Cluster:
         self._beating = asyncio.get_running_loop().create_task(self._beat())
 
     async def stop(self) -> None:
-        """Stop beating and say so: a survivor takes over at once whatever is left."""
+        """Stop beating (closing the journal then says this process left)."""
         if self._beating is not None:
             self._beating.cancel()
             await asyncio.gather(self._beating, return_exceptions=True)
         await asyncio.gather(*self._background, return_exceptions=True)
-        with contextlib.suppress(Exception):  # a journal gone already: the lease will do
-            await self.store.leave()
 
     async def _listen(self) -> None:
         await self.store.listen(self._on_final, self._on_settings, self._on_cycle)

@@ -30,6 +30,7 @@ failure runs the batch again; any other error is a storage failure and stops the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -553,8 +554,12 @@ class PostgresStore(GroupCommit, JournalReads):
         self._start_writer()
 
     async def close(self) -> None:
-        """Commit what was already taken, then close."""
+        """Commit what was already taken, say this process left (a survivor takes over at
+        once whatever it still owes), then close."""
         await self._stop_writer()
+        if self.listening():
+            with contextlib.suppress(Exception):  # a journal gone already: the lease will do
+                await self._listener.execute(_LEAVE, self.process_id)
         for connection in (self._writer, self._listener):
             if connection is not None and not connection.is_closed():
                 await connection.close()
@@ -571,10 +576,6 @@ class PostgresStore(GroupCommit, JournalReads):
     async def beat(self) -> bool:
         """Say this process is still alive; False once another process has taken it over."""
         return await self._listener.execute(_BEAT, self.process_id) == "UPDATE 1"
-
-    async def leave(self) -> None:
-        """A clean stop: whatever this process still owes is for a survivor to take now."""
-        await self._listener.execute(_LEAVE, self.process_id)
 
     async def dead(self, lease_s: float) -> list[str]:
         """Processes that have not beaten for `lease_s` seconds (the database's clock)."""

@@ -210,7 +210,8 @@ async def test_a_dead_process_is_taken_over_once_and_can_write_nothing_more(
     rejected.state, rejected.reason_code = TransferState.REJECTED, "AC01"
     await dead.record_new(TREASURY, "M1", b"d", [_pending("E-FLY", bulk=True), rejected], 1.0)
     assert await survivor.take_over(dead.process_id, lease_s=60) is None  # still beating
-    await dead.leave()
+    await dead.read("UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1",
+                    (dead.process_id,))  # as if it had stopped beating long ago
     assert await survivor.dead(lease_s=60) == [dead.process_id]
     claimed = await survivor.take_over(dead.process_id, lease_s=60)
     assert claimed is not None
