@@ -95,18 +95,22 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-async def start_process(*args: str, start_timeout_s: float = 30.0
-                        ) -> tuple[asyncio.subprocess.Process, str]:
-    """Start `python args...` from the project root and wait for its first line, which must
-    say "... listening on URL"; returns the process and that URL."""
+async def start_process(*args: str, start_timeout_s: float = 30.0,
+                        cwd: Path = PROJECT_ROOT) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `python args...` (from the project root unless `cwd` says otherwise) and wait
+    for its first line, which must say "... listening on URL"; returns the process and that
+    URL. Raises RuntimeError when it does not."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=PROJECT_ROOT)
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=cwd)
     assert process.stdout is not None
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), start_timeout_s)).decode()
     except TimeoutError:
         process.kill()
         raise RuntimeError(f"{' '.join(args)} did not start in {start_timeout_s} s") from None
+    if not line:  # it ended before saying anything: it said why on its stderr
+        raise RuntimeError(f"{' '.join(args)} did not start: it exited with"
+                           f" {await process.wait()}")
     if " listening on " not in line:
         process.kill()
         raise RuntimeError(f"{' '.join(args)} did not start: {line!r}")

@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
         return 2
-    except OSError as error:
-        print(f"switch: cannot listen: {error}", file=sys.stderr)
+    except OSError as error:  # the address, or a journal server that is not there
+        print(f"switch: cannot start: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # a worker that would not start said why on stderr
+        print(f"switch: {error}", file=sys.stderr)
         return 2
     return 0
 

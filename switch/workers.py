@@ -42,9 +42,10 @@ async def supervise(config: SwitchConfig, config_path: Path, port: int | None, p
     dies; prints "switch BIC listening on URL (N processes)" once all are up."""
     held = bind(config.host, config.port if port is None else port, reuse_port=True,
                 listen=False)
-    command = ["-m", "switch", "--config", str(config_path), "--port", str(held.port),
-               "--reuse-port", "--log-level", log_level]
-    workers = [(await start_process(*command, start_timeout_s=START_TIMEOUT_S))[0]
+    command = ["-m", "switch", "--config", str(config_path.resolve()), "--port",
+               str(held.port), "--reuse-port", "--log-level", log_level]
+    here = Path.cwd()  # the configuration's relative paths mean what they mean to the operator
+    workers = [(await start_process(*command, start_timeout_s=START_TIMEOUT_S, cwd=here))[0]
                for _ in range(processes)]
     print(f"switch {config.bic} listening on {held.base_url} ({processes} processes, pids"
           f" {' '.join(str(w.pid) for w in workers)})", flush=True)
@@ -72,7 +73,7 @@ async def supervise(config: SwitchConfig, config_path: Path, port: int | None, p
                 log.warning("switch worker %d (pid %d) ended with %s; restarting", index,
                             worker.pid, worker.returncode)
                 await asyncio.sleep(RESTART_DELAY_S)
-                workers[index], _ = await start_process(*command,
+                workers[index], _ = await start_process(*command, cwd=here,
                                                         start_timeout_s=START_TIMEOUT_S)
                 print(f"switch worker {index} restarted: pid {workers[index].pid}", flush=True)
     finally:
