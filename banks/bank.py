@@ -24,22 +24,27 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from banks.behaviour import ASYNC, Behaviour
-from banks.config_types import MAX_SECRET_BYTES, Bic, HttpUrl, Secret
+from banks.config_types import Bic, HttpUrl
 from banks.ledger import Account, Hold, Ledger
+from banks.metrics import POSTED, RESPONSE, BankMetrics
 from protocol import reasons, settings
 from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
+from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     Peer,
     Reply,
+    Sender,
     bearer_auth,
     read_signed,
     run_alongside,
+    sign_answers,
     xml_response,
 )
+from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -48,9 +53,11 @@ from protocol.messages import (
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
+    VerificationReport,
+    VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import run_event_loop
+from protocol.runtime import bind, run_event_loop, serve
 from protocol.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -67,8 +74,9 @@ MAX_BACKOFF_S = 5.0
 BANK = web.AppKey("bank", "Bank")
 
 
-class BankConfig(BaseModel):
-    """Who the participant is and how it reaches the switch; secrets as provisioned.
+class BankConfig(SwitchKeys):
+    """Who the participant is and how it reaches the switch; keys as provisioned (SwitchKeys:
+    `signing`, then `secret`, or `private_key` and `switch_public_key`).
 
     Validating raises pydantic.ValidationError (a ValueError) naming each bad field;
     `model_dump(mode="json")` is the JSON configuration `python -m banks.bank` reads back.
@@ -79,10 +87,8 @@ class BankConfig(BaseModel):
     bic: Bic
     name: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
     kind: Literal["bank", "ewallet", "mobile_money"]
-    secret: Secret  # signs what it sends the switch
     switch_url: HttpUrl  # base URL; messages go to {switch_url}/v1/messages
     switch_bic: Bic
-    switch_secret: Secret  # checks what the switch sends it
     # the bearer token of the /admin/ API
     admin_token: str = Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)
     ledger_path: Path | None = None  # SQLite file; None keeps the ledger in memory
@@ -97,6 +103,9 @@ class Bank:
         self.behaviour = config.behaviour
         self.ledger = Ledger(config.ledger_path)
         self.ledger.open_accounts(accounts)
+        # The switch is the one party that posts to a participant: any message size the codec
+        # reads, since a forward may be as large as the switch's forward_batch_size allows.
+        self.senders = {config.switch_bic: Sender(config.credentials(), MAX_MESSAGE_BYTES)}
         self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
         self.messages_sent = 0
         self.replies_lost = 0  # async answers deliberately never sent
@@ -106,12 +115,14 @@ class Bank:
         self._sending = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._returning: set[str] = set()  # end-to-end ids whose return is on its way
+        self.metrics = BankMetrics(lambda: self.pending_sends)
 
     async def start(self) -> None:
         """Open the channel to the switch; resume returns a previous run had not finished."""
         self._session = aiohttp.ClientSession()
         self._switch = Peer(self._session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
-                            self.config.bic, self.config.secret, self.config.switch_bic,
+                            self.config.bic, self.senders[self.config.switch_bic].credentials,
+                            self.config.switch_bic,
                             timeout_s=SEND_TIMEOUT_S)
         self._started_at_s = time.monotonic()
         self._schedule_returns(self.ledger.returns_due())
@@ -158,10 +169,13 @@ class Bank:
                     reply = await switch.send(document)
                 if reply.status < 500:
                     self.messages_sent += 1
+                    if isinstance(document, PaymentStatusReport):
+                        self.metrics.answers.labels(POSTED).inc()
                     return reply
                 problem = f"HTTP {reply.status} {reply.text.strip()}"
             except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
                 problem = repr(error)
+            self.metrics.send_failures.inc()
             log.info("%s: sending %s to the switch failed (attempt %d): %s", self.config.bic,
                      document.msg_id, attempts, problem)
             return None
@@ -192,10 +206,15 @@ class Bank:
                 status=TxStatus.REJECTED if reason else TxStatus.ACCEPTED, reason_code=reason,
                 reason_text=reasons.DESCRIPTIONS.get(reason or ""),
             ))
+        early: list[str] = []
         with self.ledger.batch():
             self.ledger.hold(holds)
             if behaviour.credit_before_confirmation:
-                self.ledger.settle([h.end_to_end_id for h in holds], before_confirmation=True)
+                early = self.ledger.settle([h.end_to_end_id for h in holds],
+                                           before_confirmation=True)
+        self.metrics.decided(len(holds), [s.reason_code for s in statuses if s.reason_code])
+        self.metrics.credited((self.ledger.bookings[e2e].amount_vnd for e2e in early),
+                              before_confirmation=True)
         return PaymentStatusReport(
             msg_id=new_id("BKA"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
@@ -209,6 +228,7 @@ class Bank:
         if behaviour.answer_mode == ASYNC:
             if behaviour.chance(behaviour.lost_reply_rate):
                 self.replies_lost += 1
+                self.metrics.answers_lost.inc()
                 return web.Response(status=202, text="accepted for processing\n")
             copies = 2 if behaviour.chance(behaviour.duplicate_reply_rate) else 1
             if self._room_for(copies):
@@ -218,6 +238,7 @@ class Bank:
             log.warning("%s: %d sends pending; answering in the response", self.config.bic,
                         self.pending_sends)
         await asyncio.sleep(delay_s)
+        self.metrics.answers.labels(RESPONSE).inc()
         return xml_response(self.config.bic, self.config.switch_bic, report)
 
     def take_status_report(self, report: PaymentStatusReport) -> None:
@@ -233,8 +254,10 @@ class Bank:
             elif item.status is TxStatus.REJECTED:
                 rejected.append(e2e)
         with self.ledger.batch():
-            self.ledger.settle(settled)
-            self.ledger.release(rejected)
+            credited = self.ledger.settle(settled)
+            released = self.ledger.release(rejected)
+        self.metrics.credited(self.ledger.bookings[e2e].amount_vnd for e2e in credited)
+        self.metrics.releases.inc(len(released))
         self._schedule_returns(self.ledger.returns_due(settled))
 
     def _schedule_returns(self, due: list[Hold]) -> None:
@@ -272,15 +295,25 @@ class Bank:
             amounts = {h.end_to_end_id: h.amount_vnd for h in due}
             done = [i.original_end_to_end_id for i in answer.transactions
                     if i.status is TxStatus.SETTLED or i.reason_code == reasons.DUPLICATE]
-            self.ledger.record_returns((e2e, amounts[e2e]) for e2e in done if e2e in amounts)
+            booked = self.ledger.record_returns(
+                (e2e, amounts[e2e]) for e2e in done if e2e in amounts)
+            self.metrics.returned(amounts[e2e] for e2e in booked)
         finally:
             self._returning.difference_update(ids)
+
+    def verification_report(self, request: VerificationRequest) -> VerificationReport:
+        """acmt.024 from the ledger: whether each asked account is the named person's."""
+        return VerificationReport(
+            msg_id=new_id("BKV"), created_at=datetime.now(UTC), assigner_bic=self.config.bic,
+            assignee_bic=request.assigner_bic, original_msg_id=request.msg_id,
+            results=[self.ledger.verify(item) for item in request.items])
 
     # ---- as debtor agent ------------------------------------------------------------------
 
     def take_returns(self, message: PaymentReturn) -> None:
-        self.ledger.record_received_returns(
+        booked = self.ledger.record_received_returns(
             (i.original_end_to_end_id, i.returned_amount_vnd) for i in message.items)
+        self.metrics.returns_received.inc(len(booked))
 
 
 # ---- HTTP ---------------------------------------------------------------------------------
@@ -294,18 +327,19 @@ async def inbound(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(text=f"503: {config.bic} is offline\n")
     if behaviour.chance(behaviour.error_rate):
         raise web.HTTPInternalServerError(text=f"500: {config.bic} injected error\n")
-    _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
-                                   config.bic)
+    message = (await read_signed(request, bank.senders, config.bic)).message
     document = message.document
     if isinstance(document, CreditTransferMessage):
         return await bank.answer(document)
+    if isinstance(document, VerificationRequest):
+        return xml_response(config.bic, config.switch_bic, bank.verification_report(document))
     if isinstance(document, PaymentStatusReport):
         bank.take_status_report(document)
     elif isinstance(document, PaymentReturn):
         bank.take_returns(document)
     else:
-        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002 and "
-                                 f"pacs.004, not {message.header.msg_def_id}\n")
+        raise web.HTTPBadRequest(text=f"FF01: {config.bic} takes pacs.008, pacs.002, pacs.004 "
+                                 f"and acmt.023, not {message.header.msg_def_id}\n")
     return web.Response(text="ok\n")
 
 
@@ -345,6 +379,12 @@ async def set_behaviour(request: web.Request) -> web.Response:
     return web.json_response(bank.behaviour.model_dump(mode="json"))
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (banks/metrics.py), behind the admin token."""
+    bank = request.app[BANK]
+    return metrics_response(request, bank.metrics.registry, bank.config.admin_token)
+
+
 async def health(request: web.Request) -> web.Response:
     bank = request.app[BANK]
     return web.json_response({
@@ -357,12 +397,14 @@ async def health(request: web.Request) -> web.Response:
 
 def create_bank_app(bank: Bank) -> web.Application:
     """The participant's HTTP face; starting the application starts the bank."""
-    app = web.Application(client_max_size=MAX_MESSAGE_BYTES,
-                          middlewares=[bearer_auth("/admin/", bank.config.admin_token)])
+    app = web.Application(client_max_size=MAX_MESSAGE_BYTES, middlewares=[
+        sign_answers(bank.config.bic, bank.senders),
+        bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
     run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
     app.router.add_get("/health", health)
+    app.router.add_get(METRICS_PATH, metrics)
     app.router.add_get("/admin/ledger", ledger_totals)
     app.router.add_get("/admin/credits", credits)
     app.router.add_get("/admin/behaviour", get_behaviour)
@@ -373,14 +415,10 @@ def create_bank_app(bank: Bank) -> web.Application:
 async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -> None:
     """Serve one participant until SIGTERM or SIGINT. The first line printed, "... listening
     on URL", tells whoever started the process that it is ready and where."""
-    runner = web.AppRunner(create_bank_app(Bank(config)), access_log=None,
-                           handle_signals=False)
-    await runner.setup()
+    bound = bind(host, port)
+    runner = await serve(create_bank_app(Bank(config)), bound)
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
-        bound_port = runner.addresses[0][1]
-        print(f"bank {config.bic} listening on http://{host}:{bound_port}{INBOUND_PATH}",
-              flush=True)
+        print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -1,5 +1,5 @@
-"""Field types the participants' configurations share, so a BIC or a secret is checked the
-same way in a bank's, the treasury's and a scenario's settings."""
+"""Field types the participants' configurations share, so a BIC or a URL is checked the same
+way in a bank's, the treasury's and a scenario's settings (keys: protocol/keys.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pydantic import AfterValidator, Field
 from banks.registry import PARTICIPANTS
 from protocol.ids import is_bic
 
-MAX_SECRET_BYTES = 1_024
 MAX_URL_CHARS = 2_048
 
 
@@ -29,7 +28,4 @@ def _lab_participant(text: str) -> str:
 
 Bic = Annotated[str, AfterValidator(_bic)]
 LabParticipantBic = Annotated[str, AfterValidator(_lab_participant)]  # banks/registry.py's cast
-# Secrets are bytes in code and text in files: pydantic encodes text as UTF-8, and dumps it back
-# as text in JSON mode.
-Secret = Annotated[bytes, Field(min_length=1, max_length=MAX_SECRET_BYTES, repr=False)]
 HttpUrl = Annotated[str, Field(pattern=r"^https?://", max_length=MAX_URL_CHARS)]

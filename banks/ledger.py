@@ -11,7 +11,6 @@ into one transaction with `batch()`, since a confirmation may carry 1,000 transf
 from __future__ import annotations
 
 import sqlite3
-import unicodedata
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from protocol import reasons
+from protocol.messages import VerificationItem, VerificationResult
+from protocol.names import mask_name, same_name
 
 ACTIVE, CLOSED, BLOCKED = "active", "closed", "blocked"
 ACCOUNT_STATUSES = (ACTIVE, CLOSED, BLOCKED)
@@ -90,11 +91,6 @@ class Totals:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
-
-
-def fold_name(name: str) -> str:
-    """A holder name as compared: case and spacing ignored, diacritics kept ("Lê" ≠ "Le")."""
-    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
 SCHEMA = """
@@ -198,11 +194,35 @@ class Ledger:
             return reasons.BLOCKED_ACCOUNT
         if account.deceased:
             return reasons.CREDITOR_DECEASED
-        if fold_name(account.holder_name) != fold_name(name) or (
+        if not same_name(account.holder_name, name) or (
             citizen_id is not None and citizen_id != account.citizen_id
         ):
             return reasons.NAME_MISMATCH
         return None
+
+    def verify(self, item: VerificationItem) -> VerificationResult:
+        """The answer to one acmt.023 question about an account this participant holds.
+
+        Checked in this order, so that a stranger learns as little as possible: no such
+        account (AC01); the citizen id is not the holder's (BE17: nothing more is said about
+        someone else's account); the name does not match (BE01, with the holder's name
+        masked, protocol/names.py); then, the account being this person's, whether it can
+        take a payment: closed (AC04), blocked (AC06), holder deceased (MD07).
+        """
+        account = self.accounts.get(item.account_id or "")
+        reason, masked = None, None
+        if account is None:
+            reason = reasons.WRONG_ACCOUNT
+        elif item.citizen_id != account.citizen_id:
+            reason = reasons.CITIZEN_ID_MISMATCH
+        elif not same_name(account.holder_name, item.name):
+            reason, masked = reasons.NAME_MISMATCH, mask_name(account.holder_name)
+        elif account.status != ACTIVE:
+            reason = reasons.CLOSED_ACCOUNT if account.status == CLOSED else (
+                reasons.BLOCKED_ACCOUNT)
+        elif account.deceased:
+            reason = reasons.CREDITOR_DECEASED
+        return VerificationResult(item.verification_id, reason is None, reason, masked)
 
     def knows(self, end_to_end_id: str) -> bool:
         """Whether this participant accepted the transfer as creditor agent."""

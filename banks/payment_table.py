@@ -3,32 +3,51 @@ row before the treasury sends any of it.
 
 Checked before anything is sent because one unencodable row would sink a whole bulk file, and
 a wrong amount or id cannot be taken back once settled. Ids follow `protocol.ids`, the same
-rules the switch applies.
+rules the switch applies. The rules, and why each exists, are in docs/payment-table.md:
+
+- a byte-order mark (Excel's "CSV UTF-8") is read past; a header with only semicolons is
+  read with semicolons (Excel where the list separator is ";"); header names are trimmed and
+  read in any case; columns the table does not use are ignored and named;
+- values are trimmed of surrounding spaces; an id, account, BIC or amount with a space or a
+  separator inside is refused with its line, since guessing could pay someone else;
+- the same citizen id twice in one programme and period is refused, every such line,
+  unless a `period` or `arrears` column tells the rows apart;
+- a row without account (and without creditor_bic) is paid by citizen id, through the
+  switch's directory;
+- each bad row is reported with its line and reason; the good rows go on.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import re
 import sys
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from banks.population import PAYMENT_TABLE_COLUMNS
 from protocol.codec import MAX_NAME_CHARS
-from protocol.ids import CITIZEN_ID, MAX_ID_CHARS, is_bic
+from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
 
 MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
 MAX_AMOUNT_VND = 10**13  # far above any single social payment; also bounds int() on the input
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
 AMOUNT = re.compile(r"[0-9]{1,14}")
+REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
+OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
+                    "commune", "address")
+_IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
+_TEXTS = ("programme", "period", "arrears", "commune", "address")
+DERIVED_ID_PREFIX = "PT"  # end-to-end ids the table did not give: PT + 32 hex digits
 
 
 @dataclass(frozen=True, slots=True)
 class Payment:
-    """One row of the labour ministry's payment table: who gets how much, into which account."""
+    """One row of the labour ministry's payment table: who gets how much, into which account
+    (none: paid by citizen id through the switch's directory)."""
 
     citizen_id: str
     full_name: str
@@ -37,10 +56,25 @@ class Payment:
     account_id: str
     programme: str
     end_to_end_id: str
+    period: str = ""
+    arrears: str = ""  # why a second payment in the same programme and period
+    commune: str = ""  # xã/phường, for the post office
+    address: str = ""
+
+
+@dataclass
+class CheckedTable:
+    """A table as checked: the good rows, each bad row's (line, reason), what was ignored,
+    and the SHA-256 of the file's bytes (a resumed run must pay the very same table)."""
+
+    payments: list[Payment]
+    problems: list[tuple[int, str]] = field(default_factory=list)
+    ignored_columns: list[str] = field(default_factory=list)
+    sha256: str = ""
 
 
 class PaymentTableError(Exception):
-    """The payment table has bad rows; nothing of it should be paid until they are fixed.
+    """The payment table has bad rows (or cannot be read at all: line 1, nothing good).
 
     `problems` names every bad row as (line, what is wrong); `payments` holds the good rows,
     for an operator who decides to pay them and send the rest back for correction.
@@ -58,41 +92,78 @@ class PaymentTableError(Exception):
 
 
 def read_payment_table(path: Path) -> list[Payment]:
-    """Read and check the labour ministry's CSV (PAYMENT_TABLE_COLUMNS, at most
-    MAX_TABLE_ROWS rows); raises PaymentTableError naming each bad line, OSError when the
-    file cannot be read."""
-    payments: list[Payment] = []
-    problems: list[tuple[int, str]] = []
-    seen: set[str] = set()
-    with path.open(newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        missing = [c for c in PAYMENT_TABLE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise PaymentTableError(path, [(1, f"header lacks {', '.join(missing)}")], [])
-        for row in reader:
-            if len(payments) + len(problems) >= MAX_TABLE_ROWS:
-                problems.append((reader.line_num, f"more than {MAX_TABLE_ROWS:,} rows"))
-                break
-            problem = _row_problem(row, seen)
-            if problem:
-                problems.append((reader.line_num, problem))
-                continue
-            seen.add(row["end_to_end_id"])
-            payments.append(Payment(  # a few BICs and programmes: one string each, not a million
-                citizen_id=row["citizen_id"], full_name=row["full_name"].strip(),
-                amount_vnd=int(row["amount_vnd"]), creditor_bic=sys.intern(row["creditor_bic"]),
-                account_id=row["account_id"], programme=sys.intern(row["programme"]),
-                end_to_end_id=row["end_to_end_id"],
-            ))
-    if problems:
-        raise PaymentTableError(path, problems, payments)
-    return payments
+    """The payments of a table with no bad row; raises PaymentTableError naming each bad
+    line (with the good rows), OSError when the file cannot be read."""
+    checked = check_payment_table(path)
+    if checked.problems:
+        raise PaymentTableError(path, checked.problems, checked.payments)
+    return checked.payments
 
 
-def _text_problem(row: dict[str, Any], column: str, max_chars: int) -> str | None:
-    value = row.get(column) or ""
-    if not value.strip():
-        return f"{column} is empty"
+def check_payment_table(path: Path) -> CheckedTable:
+    """Read and check the labour ministry's CSV (at most MAX_TABLE_ROWS rows): the good rows
+    and each bad line's reason. Raises PaymentTableError when the table as a whole cannot be
+    read (a required column missing, not UTF-8), OSError when the file cannot be opened."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise PaymentTableError(path, [(line, "the file is not UTF-8: save it as "
+                                        "\"CSV UTF-8 (comma delimited)\"")], []) from None
+    first = text.split("\n", 1)[0]
+    delimiter = ";" if ";" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip().casefold() for name in next(reader, [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise PaymentTableError(path, [(1, f"header lacks {', '.join(missing)} (it has: "
+                                        f"{', '.join(header) or 'nothing'})")], [])
+    known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
+    checked = CheckedTable(payments=[], sha256=hashlib.sha256(raw).hexdigest(),
+                           ignored_columns=[c for c in header if c not in known])
+    rows: list[tuple[int, Payment]] = []
+    for values in reader:
+        line = reader.line_num
+        if not any(value.strip() for value in values):
+            continue  # blank lines, and the empty rows spreadsheets leave at the end
+        if len(rows) + len(checked.problems) >= MAX_TABLE_ROWS:
+            checked.problems.append((line, f"more than {MAX_TABLE_ROWS:,} rows"))
+            break
+        if len(values) > len(header):
+            checked.problems.append((line, f"{len(values) - len(header)} fields more than the "
+                                     "header"))
+            continue
+        row = {name: value.strip() for name, value in zip(header, values, strict=False)}
+        problem = _row_problem(row)
+        if problem:
+            checked.problems.append((line, problem))
+            continue
+        rows.append((line, _payment(row)))
+    checked.problems += _repeated(rows)
+    refused = {line for line, _ in checked.problems}
+    checked.payments = [payment for line, payment in rows if line not in refused]
+    checked.problems.sort()
+    return checked
+
+
+def _payment(row: dict[str, str]) -> Payment:
+    """A checked row as a payment; the end-to-end id derived from who and what is paid when
+    the table gives none, so that the same row has the same id in every run of the table."""
+    get = row.get
+    e2e = get("end_to_end_id") or DERIVED_ID_PREFIX + hashlib.sha256("\x1f".join(
+        (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))
+    ).encode()).hexdigest()[:32]
+    return Payment(  # a few BICs and programmes: one string each, not a million
+        citizen_id=row["citizen_id"], full_name=row["full_name"],
+        amount_vnd=int(row["amount_vnd"]), creditor_bic=sys.intern(get("creditor_bic", "")),
+        account_id=get("account_id", ""), programme=sys.intern(row["programme"]),
+        end_to_end_id=e2e, period=sys.intern(get("period", "")), arrears=get("arrears", ""),
+        commune=sys.intern(get("commune", "")), address=get("address", ""))
+
+
+def _text_problem(row: dict[str, str], column: str, max_chars: int) -> str | None:
+    value = row.get(column, "")
     if len(value) > max_chars:
         return f"{column} is {len(value)} characters; at most {max_chars}"
     if not value.isprintable():
@@ -100,25 +171,66 @@ def _text_problem(row: dict[str, Any], column: str, max_chars: int) -> str | Non
     return None
 
 
-def _row_problem(row: dict[str, Any], seen: set[str]) -> str | None:
-    if row.get(None):  # csv.DictReader files surplus fields under the key None
-        return f"{len(row[None])} fields more than the header"
-    if not CITIZEN_ID.fullmatch(row.get("citizen_id") or ""):
-        return f"citizen_id {row.get('citizen_id')!r} is not 12 digits"
-    amount = row.get("amount_vnd") or ""
+def _citizen_id_problem(text: str) -> str | None:
+    problem = citizen_id_problem(text)
+    if problem is None:
+        return None
+    hint = ""
+    if len(text) < 12 and text.isdigit():
+        hint = " (did a spreadsheet drop its leading zero? format the column as text)"
+    elif "e+" in text.casefold():
+        hint = " (a spreadsheet wrote it as a number: format the column as text)"
+    return f"citizen_id {problem}{hint}"
+
+
+def _row_problem(row: dict[str, str]) -> str | None:
+    inside = next((c for c in _IDS if any(ch.isspace() for ch in row.get(c, ""))), None)
+    if inside:
+        return (f"{inside} {row[inside]!r} has a space inside; write it without spaces "
+                "(a number split in two could be someone else's)")
+    problem = _citizen_id_problem(row["citizen_id"])
+    if problem:
+        return problem
+    amount = row["amount_vnd"]
     if not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND:
+        hint = (" (write whole dong as digits only, without separators)"
+                if re.fullmatch(r"[0-9][0-9.,]*", amount) else "")
         return (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
-                f"{MAX_AMOUNT_VND:,}")
-    if not is_bic(row.get("creditor_bic") or ""):
-        return f"creditor_bic {row.get('creditor_bic')!r} is not a BIC"
+                f"{MAX_AMOUNT_VND:,}{hint}")
+    bic, account = row.get("creditor_bic", ""), row.get("account_id", "")
+    if bic and not is_bic(bic):
+        return f"creditor_bic {bic!r} is not a BIC"
+    if bool(bic) != bool(account):
+        return ("creditor_bic and account_id go together: give both, or leave both empty to "
+                "pay by citizen id")
+    if not row["full_name"]:
+        return "full_name is empty"
     problem = (_text_problem(row, "full_name", MAX_NAME_CHARS)
                or _text_problem(row, "account_id", MAX_ACCOUNT_CHARS)
                or _text_problem(row, "end_to_end_id", MAX_ID_CHARS))
     if problem:
         return problem
-    programme = row.get("programme") or ""
-    if len(programme) > MAX_NAME_CHARS or not programme.isprintable():
-        return f"programme {programme!r} is over {MAX_NAME_CHARS} characters or unprintable"
-    if row["end_to_end_id"] in seen:
-        return f"end_to_end_id {row['end_to_end_id']} appears twice"
-    return None
+    return next(filter(None, (_text_problem(row, c, MAX_NAME_CHARS) for c in _TEXTS)), None)
+
+
+def _repeated(rows: list[tuple[int, Payment]]) -> list[tuple[int, str]]:
+    """Every line of a person paid twice in one programme and period without a period or
+    arrears value telling the rows apart, and every repeat of an end-to-end id."""
+    by_key: dict[tuple[str, ...], list[int]] = defaultdict(list)
+    by_id: dict[str, list[int]] = defaultdict(list)
+    for line, p in rows:
+        by_key[(p.citizen_id, p.programme, p.period, p.arrears)].append(line)
+        by_id[p.end_to_end_id].append(line)
+    problems = []
+    repeated: set[int] = set()
+    for (citizen_id, programme, period, _), lines in by_key.items():
+        if len(lines) > 1:
+            repeated.update(lines)
+            where = f"programme {programme!r}" + (f", period {period!r}" if period else "")
+            problems += [(line, f"citizen_id {citizen_id} is paid {len(lines)} times in "
+                          f"{where} (lines {', '.join(map(str, lines))}): say why in a period "
+                          "or arrears column, or remove the extra rows") for line in lines]
+    for e2e, lines in by_id.items():
+        problems += [(line, f"end_to_end_id {e2e} appears twice (line {lines[0]})")
+                     for line in lines[1:] if line not in repeated]
+    return problems

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import statistics
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ class PayoutStatus(StrEnum):
     PAID = "paid"  # settled into the account
     REJECTED = "rejected"  # refused by the switch or the bank; no money moved
     RETURNED = "returned"  # settled, then sent back by the bank (pacs.004)
+    STOPPED = "stopped"  # verification (acmt.024) said no: never sent, paid in cash instead
     UNRESOLVED = "unresolved"  # no final status within the deadline: investigate, never pay cash
 
 
@@ -50,10 +53,83 @@ class Outcome:
     returned_vnd: int = 0
 
 
+MAX_LATENCY_SAMPLES = 1_000_000  # 17 bytes each: 17 MB at most; enough for any percentile
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1 to 99) of `values`, inclusive method; 0.0 when empty."""
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+class LatencyLog:
+    """Each transfer's time from its first submission to its final status at the treasury,
+    with when it became final, whether it settled, and its creditor: what the report and the
+    live view plot.
+
+    Kept in compact arrays (18 bytes a transfer) because a payout day has millions; past
+    `limit` samples new ones are dropped and counted in `dropped`.
+    """
+
+    def __init__(self, limit: int = MAX_LATENCY_SAMPLES) -> None:
+        self.limit = limit
+        self.finished_s = array("d")  # time.monotonic() when final
+        self.latency_ms = array("d")
+        self.settled = array("B")  # 1 settled, 0 rejected
+        self._creditor = array("B")  # index into self.creditors
+        self.creditors: list[str] = []
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self.latency_ms)
+
+    def add(self, finished_s: float, latency_ms: float, creditor_bic: str,
+            settled: bool = True) -> None:
+        if len(self.latency_ms) >= self.limit:
+            self.dropped += 1
+            return
+        if creditor_bic not in self.creditors:
+            if len(self.creditors) >= 255:  # the index is one byte: beyond, not attributed
+                creditor_bic = self.creditors[-1]
+            else:
+                self.creditors.append(creditor_bic)
+        self.finished_s.append(finished_s)
+        self.latency_ms.append(latency_ms)
+        self.settled.append(settled)
+        self._creditor.append(self.creditors.index(creditor_bic))
+
+    def by_creditor(self) -> dict[str, list[float]]:
+        """Latencies in ms per creditor BIC, in one pass."""
+        grouped: dict[str, list[float]] = {bic: [] for bic in self.creditors}
+        for ms, who in zip(self.latency_ms, self._creditor, strict=True):
+            grouped[self.creditors[who]].append(ms)
+        return grouped
+
+    def over_time(self, started_s: float, buckets: int = 60) -> list[dict[str, float]]:
+        """p50 and p99 per time bucket, times in s from `started_s`: [{t_s, p50, p99, count}]
+        at each bucket's end, empty buckets left out; at most `buckets` of them."""
+        if not self.latency_ms:
+            return []
+        span_s = max(max(self.finished_s) - started_s, 1e-3)
+        width_s = span_s / buckets
+        grouped: dict[int, list[float]] = {}
+        for at, ms in zip(self.finished_s, self.latency_ms, strict=True):
+            grouped.setdefault(min(int((at - started_s) / width_s), buckets - 1), []).append(ms)
+        return [{"t_s": round((index + 1) * width_s, 3), "p50": round(percentile(v, 50), 2),
+                 "p99": round(percentile(v, 99), 2), "count": len(v)}
+                for index, v in sorted(grouped.items())]
+
+
 RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor_bic", "status",
                   "reason_code")
-CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "end_to_end_id",
-                     "status", "reason_code", "reason")
+CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "period", "commune",
+                     "address", "end_to_end_id", "status", "reason_code", "reason_vi",
+                     "reason_en")
+# Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
+# "Nguyễn Thị Rà" as mojibake.
+EXCEL_ENCODING = "utf-8-sig"
+NO_ACCOUNT_VI, NO_ACCOUNT_EN = "chưa có tài khoản liên kết", "no linked account"
 
 
 @dataclass
@@ -129,7 +205,9 @@ class PayoutResult:
         return {
             "transfers": len(self.outcomes), "elapsed_s": round(self.elapsed_s, 3),
             "transfers_per_s": round(self.transfers_per_s, 1),
-            "by_status": dict(self.by_status), "by_reason": dict(self.by_reason),
+            "by_status": dict(self.by_status),
+            "rejected_by_reason": dict(self.reasons_for(PayoutStatus.REJECTED)),
+            "returned_by_reason": dict(self.reasons_for(PayoutStatus.RETURNED)),
             "submitted_vnd": self.submitted_vnd, "settled_vnd": self.settled_vnd,
             "paid_vnd": self.paid_vnd, "rejected_vnd": self.rejected_vnd,
             "returned_vnd": self.returned_vnd, "unresolved_vnd": self.unresolved_vnd,
@@ -146,29 +224,58 @@ class PayoutResult:
             "reason_code": o.reason_code or "",
         } for o in self.outcomes))
 
-    def write_cash_list(self, path: Path,
-                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
-        """Everyone the post office must pay in cash, with why; returns how many.
-
-        That is whoever has no linked account (`without_account`: rows with citizen_id,
-        full_name, amount_vnd, programme), was rejected, or was returned (for the amount that
-        came back). Unresolved transfers are left out on purpose: they may have settled, and
-        paying them in cash could pay twice; they are investigated first.
-        """
-        rows: list[Mapping[str, object]] = [
-            {**row, "status": "no_account", "reason": "no linked account"}
-            for row in without_account]
+    def _unpaid_rows(self, deceased: bool) -> list[dict[str, object]]:
+        """Rejected, returned (for the amount that came back) and stopped payments, those
+        reported deceased (MD07) or the others, as rows of CASH_LIST_COLUMNS."""
+        rows = []
         for o in self.outcomes:
-            if o.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+            if o.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED,
+                                PayoutStatus.STOPPED):
                 continue
             code = o.reason_code or reasons.NOT_SPECIFIED
+            if (code == reasons.CREDITOR_DECEASED) != deceased:
+                continue
+            p = o.payment
             rows.append({
-                "citizen_id": o.payment.citizen_id, "full_name": o.payment.full_name,
-                "amount_vnd": o.returned_vnd or o.payment.amount_vnd,
-                "programme": o.payment.programme, "end_to_end_id": o.payment.end_to_end_id,
-                "status": str(o.status), "reason_code": code,
-                "reason": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
+                "citizen_id": p.citizen_id, "full_name": p.full_name,
+                "amount_vnd": o.returned_vnd or p.amount_vnd, "programme": p.programme,
+                "period": p.period, "commune": p.commune, "address": p.address,
+                "end_to_end_id": p.end_to_end_id, "status": str(o.status), "reason_code": code,
+                "reason_vi": reasons.DESCRIPTIONS_VI.get(code, "lý do chưa được mô tả"),
+                "reason_en": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
             })
+        return rows
+
+    def cash_list_rows(self, without_account: Iterable[Mapping[str, object]] = ()
+                       ) -> list[dict[str, object]]:
+        """Everyone the post office must pay in cash, with why (in Vietnamese and English).
+
+        That is whoever has no linked account (`without_account`: rows with citizen_id,
+        full_name, amount_vnd, programme and the optional columns), was rejected, was
+        returned (for the amount that came back), or was stopped by verification.
+        Unresolved transfers are left out on purpose: they may have settled, and paying them
+        in cash could pay twice; they are investigated first. Beneficiaries reported
+        deceased (MD07) are left out too: they go back to the ministry (`deceased_rows`).
+        """
+        return [{**row, "status": "no_account", "reason_code": "",
+                 "reason_vi": NO_ACCOUNT_VI, "reason_en": NO_ACCOUNT_EN}
+                for row in without_account] + self._unpaid_rows(deceased=False)
+
+    def deceased_rows(self) -> list[dict[str, object]]:
+        """Beneficiaries a participant reported deceased (MD07), rejected, returned or
+        stopped: the list back to the labour ministry, never paid in cash."""
+        return self._unpaid_rows(deceased=True)
+
+    def write_cash_list(self, path: Path,
+                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
+        """`cash_list_rows` as a file people open in Excel; returns how many."""
+        rows = self.cash_list_rows(without_account)
+        _write_rows(path, CASH_LIST_COLUMNS, rows)
+        return len(rows)
+
+    def write_deceased_list(self, path: Path) -> int:
+        """`deceased_rows` as a file for the ministry; returns how many."""
+        rows = self.deceased_rows()
         _write_rows(path, CASH_LIST_COLUMNS, rows)
         return len(rows)
 
@@ -183,7 +290,7 @@ class PayoutResult:
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
             lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))
-            if status in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+            if status in (PayoutStatus.REJECTED, PayoutStatus.RETURNED, PayoutStatus.STOPPED):
                 lines += [f"      {code}  {count:>9,}  "
                           f"{reasons.DESCRIPTIONS.get(code, 'reason not described')}"
                           for code, count in sorted(self.reasons_for(status).items())]
@@ -200,7 +307,7 @@ def _write_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str
         listed = [{column: row.get(column, "") for column in columns} for row in rows]
         path.write_text(json.dumps(listed, ensure_ascii=False, indent=1), encoding="utf-8")
         return
-    with path.open("w", newline="", encoding="utf-8") as file:
+    with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
         writer = csv.DictWriter(file, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

@@ -30,8 +30,9 @@ from pydantic import (
     model_validator,
 )
 
-from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account, fold_name
+from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
+from protocol.names import same_name
 
 # Digits of a bank account number at each bank (the registry's); e-wallet and mobile-money
 # accounts are the holder's 10-digit phone number, 09xxxxxxxx.
@@ -92,6 +93,12 @@ class Mix(BaseModel):
     name_mismatch: Share = 0.004  # the payment table's name is not the bank's: BE01
     deceased: Share = 0.002  # died before the payment: MD07
     dies_after_payment: Share = 0.001  # paid, then returned by the bank (pacs.004 MD07)
+    # The table names no account: the beneficiary is paid by citizen id, through the link its
+    # bank registered in the switch's directory.
+    by_citizen_id: Share = 0.0
+    # Paid by citizen id, but the link (imported from the national registry, where the
+    # citizen mistyped it, or gone stale) points at an account whose holder is someone else.
+    impostor_link: Share = 0.0
 
     @field_validator("participants", "programmes")
     @classmethod
@@ -109,14 +116,15 @@ class Mix(BaseModel):
     @model_validator(mode="after")
     def _faults_fit(self) -> Mix:
         if sum(self.fault_shares().values()) > 1:
-            raise ValueError("closed, blocked, name_mismatch, deceased and dies_after_payment "
-                             "together exceed 1")
+            raise ValueError("closed, blocked, name_mismatch, deceased, dies_after_payment and "
+                             "impostor_link together exceed 1")
         return self
 
     def fault_shares(self) -> dict[str, float]:
         return {"closed": self.closed, "blocked": self.blocked,
                 "name_mismatch": self.name_mismatch, "deceased": self.deceased,
-                "dies_after_payment": self.dies_after_payment}
+                "dies_after_payment": self.dies_after_payment,
+                "impostor_link": self.impostor_link}
 
 
 @dataclass(slots=True)
@@ -132,9 +140,22 @@ class Beneficiary:
     status: str = ACTIVE
     deceased: bool = False
     dies_after_payment: bool = False
+    by_citizen_id: bool = False  # the table names no account: paid through the directory
+    ledger_citizen_id: str | None = None  # the account's holder, when it is someone else
+
+    @property
+    def wrong_holder(self) -> bool:
+        """Whether the account this beneficiary would be paid into belongs to someone else
+        (another holder, or a name the bank does not know): verification must stop it."""
+        return self.ledger_citizen_id is not None or not same_name(self.ledger_name,
+                                                                   self.full_name)
 
     def payment_row(self) -> tuple[str, str, int, str | None, str | None, str, str]:
-        """Its line of the payment table, in PAYMENT_TABLE_COLUMNS order."""
+        """Its line of the payment table, in PAYMENT_TABLE_COLUMNS order; no participant nor
+        account when it is paid by citizen id."""
+        if self.by_citizen_id:
+            return (self.citizen_id, self.full_name, self.amount_vnd, "", "", self.programme,
+                    self.end_to_end_id)
         return (self.citizen_id, self.full_name, self.amount_vnd, self.participant_bic,
                 self.account_id, self.programme, self.end_to_end_id)
 
@@ -175,10 +196,19 @@ class Population:
         ledger."""
         return [
             Account(account_id=b.account_id or "", holder_name=b.ledger_name,
-                    citizen_id=b.citizen_id, status=b.status, deceased=b.deceased,
-                    dies_after_payment=b.dies_after_payment)
+                    citizen_id=b.ledger_citizen_id or b.citizen_id, status=b.status,
+                    deceased=b.deceased, dies_after_payment=b.dies_after_payment)
             for b in self.beneficiaries if b.participant_bic == bic
         ]
+
+    def directory_links(self) -> list[Beneficiary]:
+        """Those paid by citizen id: their links, which the directory must hold (an impostor
+        link from the national registry, the others registered by their participant)."""
+        return [b for b in self.beneficiaries if b.by_citizen_id]
+
+    def wrong_holder_ids(self) -> frozenset[str]:
+        """End-to-end ids of the payments aimed at an account someone else holds."""
+        return frozenset(b.end_to_end_id for b in self.payable() if b.wrong_holder)
 
 
 def _nfc(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -300,19 +330,29 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
             bic = draws.weighted(participants)
             person.participant_bic = bic
             person.account_id = numbers.make(draws, bic, serial)
-            _apply_fault(person, draws, draws.weighted(faults), female)
+            _apply_fault(person, draws, draws.weighted(faults), female, used_ids)
+            # Drawn only when asked for, so that other mixes keep their seeds' people.
+            person.by_citizen_id = person.ledger_citizen_id is not None or (
+                mix.by_citizen_id > 0 and draws.random() < mix.by_citizen_id)
         people.append(person)
     return Population(seed=seed, beneficiaries=people)
 
 
-def _apply_fault(person: Beneficiary, draws: _Draws, fault: str, female: bool) -> None:
+def _apply_fault(person: Beneficiary, draws: _Draws, fault: str, female: bool,
+                 used_ids: set[str]) -> None:
     if fault == "closed":
         person.status = CLOSED
     elif fault == "blocked":
         person.status = BLOCKED
     elif fault == "name_mismatch":
-        while fold_name(person.ledger_name) == fold_name(person.full_name):
+        while same_name(person.ledger_name, person.full_name):
             person.ledger_name = draws.full_name(female)
+    elif fault == "impostor_link":  # the account's holder: another person, born 1960-1999
+        other_female = draws.random() < 0.5
+        person.ledger_citizen_id = draws.citizen_id(other_female, 1960 + draws.below(40),
+                                                    used_ids)
+        while same_name(person.ledger_name, person.full_name):
+            person.ledger_name = draws.full_name(other_female)
     elif fault == "deceased":
         person.deceased = True
     elif fault == "dies_after_payment":

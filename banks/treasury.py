@@ -15,20 +15,23 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 import aiohttp
 from aiohttp import web
+from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
-from banks.config_types import Bic, HttpUrl, Secret
+from banks.config_types import Bic, HttpUrl
 from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
-from banks.payout import Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
+from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
+from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, read_signed
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
+from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -39,8 +42,10 @@ from protocol.messages import (
     StatusRequestItem,
     TransactionStatus,
     TxStatus,
+    VerificationResult,
 )
 from protocol.retry import with_backoff
+from protocol.runtime import bind, serve
 
 INBOUND_PATH = "/iso20022"
 INBOUND_MAX_BYTES = 16 * 1024 * 1024  # the switch's reports carry at most 1,000 transactions
@@ -51,13 +56,21 @@ MAX_RETRIES = 20
 MAX_BACKOFF_S = 5.0
 MAX_WAIT_S = 3_600.0  # a request or a quiet period
 MAX_RUN_S = 86_400.0  # a payout day
-MAX_LATENCY_SAMPLES = 1_000_000  # about 100 MB at most; enough for any percentile
+MAX_RATE_PER_S = 1_000_000.0
 REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
 
 class TreasuryError(Exception):
     """The switch refuses the treasury itself (credentials): no retry can help."""
+
+
+class Keeper(Protocol):
+    """Where a treasury that must survive a crash keeps what it learns, durably, before it
+    answers the switch: final statuses, returns, and verifications that had an answer."""
+
+    def keep(self, finals: Mapping[str, Verdict], returns: Mapping[str, PaymentReturnItem],
+             verifications: Mapping[str, VerificationResult]) -> None: ...
 
 
 # A scenario's run section is made of these same settings (scenarios/spec.py), so the limits
@@ -86,16 +99,19 @@ class TreasurySettings(BaseModel):
     max_retries: int = Field(5, ge=0, le=MAX_RETRIES)
     # the first pause after a lost answer; it doubles up to MAX_BACKOFF_S
     retry_backoff_s: float = Field(0.1, gt=0, le=MAX_BACKOFF_S)
+    # ask the switch (acmt.023) whether each account is the row's person's before paying;
+    # a payment whose answer is no is not sent, and goes to the cash list with the reason
+    verify: bool = False
+    rate_per_s: float | None = Field(None, gt=0, le=MAX_RATE_PER_S)  # transfers a second
 
 
-class TreasuryConfig(TreasurySettings):
-    """Who the treasury is and where the switch is, with its settings."""
+class TreasuryConfig(TreasurySettings, SwitchKeys):
+    """Who the treasury is, where the switch is and the keys between them (SwitchKeys), with
+    its settings."""
 
     bic: Bic
-    secret: Secret
     switch_url: HttpUrl
     switch_bic: Bic
-    switch_secret: Secret
     name: str = Field("Kho bạc Nhà nước", min_length=1, max_length=MAX_NAME_CHARS)
     # the debtor account
     account_id: str = Field("KBNN-TW-0001", min_length=1, max_length=MAX_ACCOUNT_CHARS)
@@ -114,31 +130,36 @@ class Treasury:
         self.session: aiohttp.ClientSession | None = None
         self.submissions = self.inquiries = self.resends = 0
         self.duplicates_refused = 0
-        self.latencies_ms: list[tuple[float, float]] = []  # (finished at, instant latency)
+        # submission to final status, per transfer, bulk and instant alike
+        self.latencies = LatencyLog()
         self.elapsed_s = 0.0
         self._known: dict[str, Payment] = {}  # every payment ever run, for inbound news
-        self._running: dict[str, None] = {}  # the current run's ids, in table order
+        # The current run's ids in table order, with when each was first submitted.
+        self._running: dict[str, float | None] = {}
         self._done = 0
         self._progress: Callable[[int, int], None] | None = None
         self._runner: web.AppRunner | None = None
+        self.verified: dict[str, VerificationResult] = {}  # acmt.024 answer per end-to-end id
+        self.keeper: Keeper | None = None
+        self._unkept: set[str] = set()  # ids learnt about since the keeper last kept
+        self.maybe_sent: set[str] = set()  # an earlier run may have sent them: ask first
+        self.senders = {config.switch_bic: Sender(config.credentials(), INBOUND_MAX_BYTES)}
 
     # ---- inbound: what the switch pushes ------------------------------------------------------
 
     def app(self) -> web.Application:
         """The inbound endpoint where the switch pushes bulk reports and returns."""
-        app = web.Application(client_max_size=INBOUND_MAX_BYTES)
+        app = web.Application(client_max_size=INBOUND_MAX_BYTES,
+                              middlewares=[sign_answers(self.config.bic, self.senders)])
         app[TREASURY] = self
         app.router.add_post(INBOUND_PATH, _inbound)
         return app
 
     async def start_inbound(self) -> str:
         """Serve the inbound endpoint on the configured host and port; returns its URL."""
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, self.config.inbound_host, self.config.inbound_port).start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}{INBOUND_PATH}"
+        bound = bind(self.config.inbound_host, self.config.inbound_port)
+        self._runner = await serve(self.app(), bound)
+        return f"{bound.base_url}{INBOUND_PATH}"
 
     async def stop_inbound(self) -> None:
         if self._runner is not None:
@@ -176,6 +197,8 @@ class Treasury:
             if payment is None:  # not one of this treasury's transfers
                 continue
             e2e = payment.end_to_end_id
+            if e2e not in self.returned and self.keeper is not None:
+                self._unkept.add(e2e)
             self.returned.setdefault(e2e, item)
             if e2e not in self.final:  # a return proves the transfer had settled
                 self._finish(e2e, shared_verdict(TxStatus.SETTLED))
@@ -183,7 +206,15 @@ class Treasury:
 
     def _finish(self, e2e: str, verdict: Verdict) -> None:
         self.final[e2e] = verdict
+        if self.keeper is not None:
+            self._unkept.add(e2e)
         if e2e in self._running:
+            sent_s = self._running[e2e]
+            if sent_s is not None:
+                now_s = time.monotonic()
+                self.latencies.add(now_s, (now_s - sent_s) * 1000.0,
+                                   self._known[e2e].creditor_bic,
+                                   verdict.status == TxStatus.SETTLED)
             self._done += 1
             if self._progress is not None:
                 self._progress(self._done, len(self._running))
@@ -194,7 +225,8 @@ class Treasury:
     def switch(self) -> Peer:
         assert self.session is not None, "the session exists only during run()"
         return Peer(self.session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
-                    self.config.bic, self.config.secret, self.config.switch_bic,
+                    self.config.bic, self.senders[self.config.switch_bic].credentials,
+                    self.config.switch_bic,
                     timeout_s=self.config.request_timeout_s)
 
     def _transaction(self, payment: Payment) -> CreditTransfer:
@@ -203,7 +235,8 @@ class Treasury:
             amount_vnd=payment.amount_vnd, amount_text=str(payment.amount_vnd),
             debtor_name=self.config.name, debtor_account=self.config.account_id,
             debtor_agent_bic=self.config.bic, creditor_name=payment.full_name,
-            creditor_account=payment.account_id, creditor_agent_bic=payment.creditor_bic,
+            creditor_account=payment.account_id,
+            creditor_agent_bic=payment.creditor_bic or self.config.switch_bic,  # by NIDN
             creditor_citizen_id=payment.citizen_id, remittance_info=payment.programme or None,
         )
 
@@ -230,6 +263,10 @@ class Treasury:
         self.submissions += 1
         sent_s = time.monotonic()
         ids = [p.end_to_end_id for p in payments]
+        running = self._running
+        for e2e in ids:  # latency runs from the first submission, resends included
+            if e2e in running and running[e2e] is None:
+                running[e2e] = sent_s
         try:
             reply = await self.switch.send(self.message(payments))
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
@@ -243,10 +280,6 @@ class Treasury:
         report = reply.message.document if reply.message else None
         if not 200 <= reply.status < 300 or not isinstance(report, PaymentStatusReport):
             return ids
-        if len(payments) == 1 and reply.status == 200 and (
-                len(self.latencies_ms) < MAX_LATENCY_SAMPLES):
-            now_s = time.monotonic()
-            self.latencies_ms.append((now_s, (now_s - sent_s) * 1000.0))
         if report.group_status == TxStatus.REJECTED:
             code = report.group_reason_code or reasons.NOT_SPECIFIED
             self.record(TransactionStatus(e2e, e2e, TxStatus.REJECTED, code) for e2e in ids)
@@ -328,9 +361,15 @@ class Treasury:
                                            for i in range(0, len(payments), size))
         workers = min(self.config.files_in_flight if bulk else self.config.concurrency,
                       -(-len(payments) // size))
+        rate = self.config.rate_per_s
+        # A bucket that holds at least one message: a bulk file of 1,000 at 100 transfers a
+        # second goes every 10 s.
+        limiter = None if rate is None else AsyncLimiter(max(rate, size), max(rate, size) / rate)
 
         async def work() -> None:
             for chunk in chunks:  # shared: each worker takes the next message to send
+                if limiter is not None:
+                    await limiter.acquire(len(chunk))
                 await self._deliver(chunk, deadline_s)
 
         tasks = [asyncio.ensure_future(work()) for _ in range(workers)]
@@ -367,26 +406,30 @@ class Treasury:
                   progress: Callable[[int, int], None] | None = None) -> PayoutResult:
         """Pay every row once and wait, within final_timeout_s, for each one's final status.
 
-        `progress(done, total)` is called as final statuses arrive. Rows that already have a
-        final status (from an earlier run) are not sent again.
+        With `verify`, each row not yet final is first verified (acmt.023) and only those the
+        holder's participant confirms are sent. `progress(done, total)` is called as final
+        statuses arrive. Rows that already have a final status (from an earlier run) are not
+        sent again, and rows in `maybe_sent` are asked about (pacs.028) before any is sent.
         """
-        self._running = dict.fromkeys(p.end_to_end_id for p in payments)
-        if len(self._running) != len(payments):
+        if len({p.end_to_end_id for p in payments}) != len(payments):
             raise ValueError("end-to-end ids must be unique within a run")
         started_s = time.monotonic()
         deadline_s = started_s + self.config.final_timeout_s
         self._known.update((p.end_to_end_id, p) for p in payments)
-        self._done = sum(1 for e2e in self._running if e2e in self.final)
-        self._progress = progress
-        if progress is not None:
-            progress(self._done, len(payments))
         in_flight = self.config.files_in_flight if self.config.mode == "bulk" else (
             self.config.concurrency)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=in_flight + 1))
         try:
-            await self._pay([p for p in payments if p.end_to_end_id not in self.final],
-                            deadline_s)
+            payable = await self._verified(payments) if self.config.verify else payments
+            self._running = dict.fromkeys(p.end_to_end_id for p in payable)
+            self._done = sum(1 for e2e in self._running if e2e in self.final)
+            self._progress = progress
+            if progress is not None:
+                progress(self._done, len(payable))
+            in_switch = await self._ask_first()
+            await self._pay([p for p in payable if p.end_to_end_id not in self.final
+                             and p.end_to_end_id not in in_switch], deadline_s)
             await self._await_final(deadline_s)
         finally:
             await self.session.close()
@@ -394,7 +437,47 @@ class Treasury:
             self._progress = None
             self._running = {}  # a million ids, freed before the outcomes are made
             self.elapsed_s = time.monotonic() - started_s
+            self.flush()
         return self.result(payments)
+
+    async def _verified(self, payments: list[Payment]) -> list[Payment]:
+        """Verify (acmt.023) the rows not yet final nor answered; the rows to pay: those
+        final already or confirmed."""
+        asked = [p for p in payments if p.end_to_end_id not in self.final
+                 and not answered(self.verified.get(p.end_to_end_id))]
+        if asked:
+            results = await verify_payments(
+                self.switch, asked, concurrency=self.config.files_in_flight,
+                attempts=1 + self.config.max_retries,
+                first_backoff_s=self.config.retry_backoff_s)
+            self.verified.update(results)
+            if self.keeper is not None:
+                self._unkept.update(results)
+            self.flush()
+        return [p for p in payments if p.end_to_end_id in self.final or (
+            (v := self.verified.get(p.end_to_end_id)) is not None and v.verified)]
+
+    async def _ask_first(self) -> set[str]:
+        """Ask the switch (pacs.028) about running ids an earlier run may have sent, and
+        record what is final; the ids it holds but has not finished, or that it did not
+        answer for: those are not sent again (the final poll asks once more)."""
+        unsure = [e2e for e2e in self._running
+                  if e2e in self.maybe_sent and e2e not in self.final]
+        if not unsure:
+            return set()
+        never_received, _ = await self._inquire(unsure)
+        self.flush()
+        return set(unsure) - set(never_received) - set(self.final)
+
+    def flush(self) -> None:
+        """Hand what was learnt since the last flush to the keeper (nothing without one)."""
+        if self.keeper is None or not self._unkept:
+            return
+        ids, self._unkept = self._unkept, set()
+        self.keeper.keep(
+            {e2e: self.final[e2e] for e2e in ids if e2e in self.final},
+            {e2e: self.returned[e2e] for e2e in ids if e2e in self.returned},
+            {e2e: v for e2e in ids if answered(v := self.verified.get(e2e)) and v is not None})
 
     def result(self, payments: list[Payment]) -> PayoutResult:
         """Each payment's outcome as known now (returns may still arrive after a run)."""
@@ -402,6 +485,12 @@ class Treasury:
                             self.submissions, self.inquiries, self.resends)
 
     def _outcome(self, payment: Payment) -> Outcome:
+        verification = self.verified.get(payment.end_to_end_id)
+        if (verification is not None and not verification.verified
+                and payment.end_to_end_id not in self.final):
+            code = verification.reason_code or reasons.NOT_SPECIFIED
+            return Outcome(payment, PayoutStatus.UNRESOLVED if code in UNANSWERED
+                           else PayoutStatus.STOPPED, code)
         returned = self.returned.get(payment.end_to_end_id)
         if returned is not None:
             return Outcome(payment, PayoutStatus.RETURNED, returned.reason_code,
@@ -432,8 +521,7 @@ class Treasury:
 async def _inbound(request: web.Request) -> web.Response:
     treasury = request.app[TREASURY]
     config = treasury.config
-    _, message = await read_signed(request, {config.switch_bic: config.switch_secret},
-                                   config.bic, INBOUND_MAX_BYTES)
+    message = (await read_signed(request, treasury.senders, config.bic)).message
     document = message.document
     if isinstance(document, PaymentStatusReport):
         treasury.record(document.transactions)
@@ -442,4 +530,5 @@ async def _inbound(request: web.Request) -> web.Response:
     else:
         raise web.HTTPBadRequest(text=f"FF01: the treasury takes pacs.002 and pacs.004, not "
                                  f"{message.header.msg_def_id}\n")
+    treasury.flush()  # kept before the switch hears "ok" and stops resending it
     return web.Response(text="ok\n")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `locust -f` from
 from protocol import signing
 from protocol.codec import CodecError, decode, encode, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, XML_CONTENT_TYPE, wrap
+from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -90,7 +91,8 @@ def _transfer(sender: str, payee: tuple[str, str, str, str]) -> CreditTransfer:
 
 
 class Participant(FastHttpUser):
-    """A participant: signs every message with its secret, as the protocol asks."""
+    """A participant: signs every message with its key and checks that every answer is the
+    switch's, as the protocol asks."""
 
     abstract = True
     host = TARGET["switch_url"]
@@ -98,21 +100,29 @@ class Participant(FastHttpUser):
     network_timeout = 20.0  # above the creditor deadline, so a slow answer is timed, not cut
     connection_timeout = 5.0
     bic = ""
-    secret = b""
+    keys: dict[str, str] | None = None  # SwitchKeys' fields, as the target provisioned them
     payees = PAYEES
 
     def on_start(self) -> None:
         self.recent: deque[str] = deque(maxlen=RECENT_IDS)
+        self.credentials = SwitchKeys.model_validate(self.keys).credentials()
 
     def post(self, document: Document, name: str) -> PaymentStatusReport | None:
         """Sign and post one document; the decoded pacs.002, or None after a failure."""
         body = encode(wrap(self.bic, TARGET["switch_bic"], document))
-        headers = signing.sign(self.bic, self.secret, SWITCH_MESSAGES_PATH, body)
+        headers = signing.sign(self.bic, self.credentials.own, SWITCH_MESSAGES_PATH, body)
         with self.client.post(SWITCH_MESSAGES_PATH, data=body, headers=headers, name=name,
                               catch_response=True) as response:
             if response.status_code not in (200, 202):
                 response.failure(Rejected(
                     f"HTTP {response.status_code} {_stable(response.text or '')}".rstrip()))
+                return None
+            try:
+                signing.verify_answer(response.headers, TARGET["switch_bic"],
+                                      self.credentials.peer, response.status_code,
+                                      headers[signing.SIGNATURE_HEADER], response.content or b"")
+            except signing.SignatureError as error:
+                response.failure(Rejected(f"HTTP {response.status_code}: {error}"))
                 return None
             if XML_CONTENT_TYPE not in (response.headers.get("Content-Type") or ""):
                 response.failure(Rejected(f"HTTP {response.status_code} without a message"))
@@ -193,7 +203,7 @@ class TreasuryUser(Participant):
 
     weight = 4
     bic = TARGET["treasury"]["bic"]
-    secret = TARGET["treasury"]["secret"].encode()
+    keys = TARGET["treasury"]["keys"]
 
     @task(20)
     def send_instant(self) -> None:
@@ -236,7 +246,6 @@ class BankUser(Participant):
     weight = 1
 
     def on_start(self) -> None:
-        super().on_start()
         banks = TARGET["banks"]
         largest = max(banks, key=lambda bank: bank.get("share", 0.0))
         others = [bank for bank in banks if bank is not largest]
@@ -245,8 +254,9 @@ class BankUser(Participant):
             (1 - LARGE_BANK_SHARE) * bank.get("share", 1.0) / rest for bank in others]
         bank = random.choices([largest, *others], weights)[0]
         self.bic = bank["bic"]
-        self.secret = bank["secret"].encode()
+        self.keys = bank["keys"]
         self.payees = [p for p in PAYEES if p[0] != self.bic] or PAYEES
+        super().on_start()
 
     @task(10)
     def send_instant(self) -> None:

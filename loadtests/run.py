@@ -13,19 +13,20 @@ the exit code) and N worker processes generating the load, as on several machine
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
-from protocol.runtime import LOOPBACK, bind
+from protocol.runtime import LOOPBACK, bind, child_environment
+from switchlab.progress import Progress
 
-REPO = Path(__file__).resolve().parents[1]
-LOCUSTFILE = REPO / "loadtests" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 TARGET_START_S = 60.0
 TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
@@ -33,6 +34,9 @@ LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of th
 MAX_RUN_S = 3_600
 MAX_WORKERS = 64
 WORKERS_WAIT_S = 30  # the master waits this long for every worker to connect
+PROGRESS_EVERY_S = 1.0
+ADMIN_TIMEOUT_S = 2.0
+MAX_STATS_BYTES = 1024 * 1024
 
 
 def _wait_for_target(target: subprocess.Popen[bytes], port_file: Path) -> None:
@@ -56,20 +60,59 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=TARGET_STOP_S)
 
 
-def _workers(count: int, env: dict[str, str], master_port: int
+def _workers(count: int, env: dict[str, str], master_port: int, cwd: Path
              ) -> list[subprocess.Popen[bytes]]:
     """`count` Locust workers connecting to the master on 127.0.0.1."""
     return [subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
          "--master-host", LOOPBACK, "--master-port", str(master_port)],
-        cwd=REPO, env=env) for _ in range(count)]
+        cwd=cwd, env=env) for _ in range(count)]
+
+
+def _switch_figures(participants_file: Path) -> dict[str, object]:
+    """The switch's counts from its admin API (where the target file says it is); empty if
+    it does not answer within ADMIN_TIMEOUT_S."""
+    try:
+        target = json.loads(participants_file.read_text(encoding="utf-8"))
+        request = urllib.request.Request(f"{target['switch_url']}/v1/admin/stats", headers={
+            "Authorization": f"Bearer {target['admin_token']}"})
+        with urllib.request.urlopen(request, timeout=ADMIN_TIMEOUT_S) as reply:
+            stats = json.loads(reply.read(MAX_STATS_BYTES))
+    except (OSError, ValueError, KeyError):
+        return {}
+    by_state = stats.get("by_state", {})
+    return {"settled": by_state.get("SETTLED", {}).get("count", 0),
+            "rejected": by_state.get("REJECTED", {}).get("count", 0),
+            "in_flight": stats.get("in_flight", 0)}
+
+
+def _watch(locust: subprocess.Popen[bytes], seconds: int, participants_file: Path,
+           bar: Progress, margin_s: float) -> int:
+    """Wait for Locust (at most `seconds` + `margin_s`), showing the seconds done and the
+    switch's counts; its exit code, or 124 if it had to be stopped."""
+    started_s = time.monotonic()
+    deadline_s = started_s + seconds + margin_s
+    while locust.poll() is None:
+        if time.monotonic() > deadline_s:
+            _stop(locust)
+            print(f"locust did not finish within {seconds + margin_s:.0f} s",
+                  file=sys.stderr)
+            return 124
+        bar.update_to(min(int(time.monotonic() - started_s), seconds))
+        if bar.enabled:
+            bar.figures(**_switch_figures(participants_file))
+        time.sleep(PROGRESS_EVERY_S)
+    bar.update_to(seconds)
+    return locust.returncode
 
 
 def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = None,
              shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS,
-             workers: int = 0) -> int:
+             workers: int = 0, progress: bool = False) -> int:
     """Run the load for `seconds` with up to `users` users, from one Locust process or from
-    a master and `workers` worker processes; Locust's (the master's) exit code."""
+    a master and `workers` worker processes; Locust's (the master's) exit code. With
+    `progress`, a bar of the seconds done and the switch's settled, rejected and in-flight
+    counts beside it."""
     if not 0 < seconds <= MAX_RUN_S:
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
     if users < 1:
@@ -79,7 +122,7 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     if shape is not None and shape not in SHAPE_NAMES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
-    out = out.resolve()  # the target and Locust run from the project's folder, not ours
+    out = out.resolve()  # every child starts in it, wherever the caller is
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
     participants_file.unlink(missing_ok=True)
@@ -87,10 +130,11 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
     target = subprocess.Popen(
         [sys.executable, "-m", "loadtests.target", "--participants-file", str(participants_file),
          "--port-file", str(port_file), "--accounts", str(accounts),
-         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)], cwd=REPO)
+         "--seconds", str(seconds + TARGET_START_S + LOCUST_MARGIN_S)],
+        cwd=out, env=child_environment())
     try:
         _wait_for_target(target, port_file)
-        env = os.environ | {"SWITCHLAB_TARGET": str(participants_file)}
+        env = child_environment() | {"SWITCHLAB_TARGET": str(participants_file)}
         env.pop("SWITCHLAB_SHAPE", None)
         if shape:
             env["SWITCHLAB_SHAPE"] = shape
@@ -104,30 +148,17 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
             command += ["--master", "--master-bind-host", LOOPBACK,
                         "--master-bind-port", str(master_port), "--expect-workers",
                         str(workers), "--expect-workers-max-wait", str(WORKERS_WAIT_S)]
-            started = _workers(workers, env, master_port)
+            started = _workers(workers, env, master_port, out)
         try:
-            return subprocess.run(command, cwd=REPO, env=env, check=False,
-                                  timeout=seconds + WORKERS_WAIT_S + LOCUST_MARGIN_S
-                                  ).returncode
-        except subprocess.TimeoutExpired:
-            print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
-                  file=sys.stderr)
-            return 124
+            with Progress("load", seconds, unit="s", enabled=progress) as bar:
+                return _watch(subprocess.Popen(command, cwd=out, env=env), seconds,
+                              participants_file, bar,
+                              LOCUST_MARGIN_S + (WORKERS_WAIT_S if workers else 0))
         finally:
             for worker in started:  # they quit with the master; any that did not, now
                 _stop(worker)
     finally:
         _stop(target)
-
-
-def run_and_say(prog: str, out: Path, seconds: int, users: int, spawn_rate: float | None,
-                shape: str | None, accounts: int, workers: int) -> int:
-    """`run_load` for a command line: Locust's exit code, or 2 and the reason on stderr."""
-    try:
-        return run_load(out, seconds, users, spawn_rate, shape, accounts, workers)
-    except (ValueError, RuntimeError) as error:
-        print(f"{prog}: {error}", file=sys.stderr)
-        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,9 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0,
                         help="Locust distributed: a master and this many worker processes")
     parser.add_argument("--out", type=Path, default=Path("runs/load"))
+    parser.add_argument("--progress", action="store_true",
+                        help="a bar of the seconds done, with the switch's counts")
     args = parser.parse_args(argv)
-    return run_and_say("load run", args.out, args.seconds, args.users, args.spawn_rate,
-                       args.shape, args.accounts, args.workers)
+    try:
+        return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts, args.workers, args.progress)
+    except (ValueError, RuntimeError) as error:
+        print(f"load run: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

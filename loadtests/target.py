@@ -51,8 +51,8 @@ def describe(world: World, population: Population) -> dict[str, Any]:
         "switch_url": world.switch_url,
         "switch_bic": SWITCH_BIC,
         "admin_token": world.admin_token,
-        "treasury": {"bic": TREASURY_BIC, "secret": world.secrets[TREASURY_BIC]},
-        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic].kind, "secret": world.secrets[bic],
+        "treasury": {"bic": TREASURY_BIC, "keys": world.keys.handed[TREASURY_BIC]},
+        "banks": [{"bic": bic, "kind": PARTICIPANTS[bic].kind, "keys": world.keys.handed[bic],
                    "share": share} for bic, share in DEFAULT_SHARES.items()],
         "payees": valid_payees(population),
     }
@@ -70,7 +70,8 @@ async def serve_target(participants_file: Path, port_file: Path | None, accounts
                        seconds: float) -> None:
     """Serve the world until SIGTERM/SIGINT or `seconds`, whichever comes first."""
     population = generate_population(accounts, SEED)
-    with tempfile.TemporaryDirectory(prefix="switchlab-load-") as run_dir:
+    # In the current folder (the load run's output folder), removed at the end.
+    with tempfile.TemporaryDirectory(prefix="switchlab-load-", dir=Path.cwd()) as run_dir:
         world = World(WorldSettings(
             run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEFAULT_SHARES},
             switch_process=True))  # the switch gets a core of its own, as in the bench

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 
 import aiohttp
 from aiohttp import web
@@ -13,6 +16,7 @@ from yarl import URL
 
 from protocol import codec, signing
 from protocol.messages import AppHeader, BusinessMessage, Document, MessageType
+from protocol.transport import GuardedConnection
 
 SWITCH_MESSAGES_PATH = "/v1/messages"
 XML_CONTENT_TYPE = "application/xml"
@@ -23,6 +27,8 @@ _TYPE_OF = {
     "PaymentReturn": MessageType.PAYMENT_RETURN,
     "StatusRequest": MessageType.STATUS_REQUEST,
     "Statement": MessageType.STATEMENT,
+    "VerificationRequest": MessageType.VERIFICATION_REQUEST,
+    "VerificationReport": MessageType.VERIFICATION_REPORT,
 }
 
 
@@ -40,22 +46,31 @@ def wrap(from_bic: str, to_bic: str, document: Document) -> BusinessMessage:
 
 @dataclass(slots=True)
 class Reply:
-    """What the peer answered: the HTTP status and, when it sent one, the decoded message."""
+    """What the peer answered: the HTTP status and, when it sent one, the decoded message.
+
+    Every reply but a 401 is signed by the peer (Peer checks it); a 401 is the one answer a
+    receiver gives before it knows who is asking, and it proves nothing."""
 
     status: int
     message: BusinessMessage | None
     text: str
 
 
+class AnswerNotAuthentic(aiohttp.ClientResponseError):
+    """The peer's answer is not signed by the peer, or not for this request: it is treated as
+    no answer at all (callers already handle aiohttp.ClientError as a lost answer)."""
+
+
 class Peer:
-    """One signed HTTP channel from `own_bic` to a peer's message endpoint."""
+    """One signed HTTP channel from `own_bic` to a peer's message endpoint: requests signed
+    with `credentials.own`, answers checked with `credentials.peer`."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         url: str,
         own_bic: str,
-        secret: bytes,
+        credentials: signing.Credentials,
         peer_bic: str,
         timeout_s: float = 10.0,
     ) -> None:
@@ -63,7 +78,7 @@ class Peer:
         self.url = url
         self._path = URL(url).raw_path
         self.own_bic = own_bic
-        self._secret = secret
+        self._credentials = credentials
         self.peer_bic = peer_bic
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
@@ -73,7 +88,8 @@ class Peer:
         return await self.post(body, timeout_s)
 
     async def post(self, body: bytes, timeout_s: float | None = None) -> Reply:
-        """Post already-encoded bytes, signed; raises aiohttp/asyncio errors on transport faults."""
+        """Post already-encoded bytes, signed; raises aiohttp/asyncio errors on transport faults
+        and AnswerNotAuthentic (an aiohttp.ClientError) for an answer the peer did not sign."""
         status, content_type, payload = await self.exchange(body, timeout_s)
         message = None
         if payload and content_type == XML_CONTENT_TYPE:
@@ -82,46 +98,187 @@ class Peer:
 
     async def exchange(self, body: bytes, timeout_s: float | None = None
                        ) -> tuple[int, str, bytes]:
-        """Post signed bytes; the answer's HTTP status, content type and body, undecoded, for a
-        load generator that decodes once the clock has stopped."""
-        headers = signing.sign(self.own_bic, self._secret, self._path, body)
+        """Post signed bytes; the answer's HTTP status, content type and body, checked but
+        undecoded, for a load generator that decodes once the clock has stopped."""
+        headers = signing.sign(self.own_bic, self._credentials.own, self._path, body)
         timeout = self._timeout if timeout_s is None else aiohttp.ClientTimeout(total=timeout_s)
         async with self._session.post(
             self.url, data=body, headers=headers, timeout=timeout
         ) as response:
-            return response.status, response.content_type, await response.read()
+            answer = await response.read()
+            if response.status != HTTPStatus.UNAUTHORIZED:
+                try:
+                    signing.verify_answer(response.headers, self.peer_bic, self._credentials.peer,
+                                          response.status, headers[signing.SIGNATURE_HEADER],
+                                          answer)
+                except signing.SignatureError as error:
+                    raise AnswerNotAuthentic(
+                        response.request_info, response.history, status=response.status,
+                        message=f"{error}: {answer[:200].decode(errors='replace').strip()}",
+                    ) from None
+            return response.status, response.content_type, answer
 
 
-async def read_signed(
-    request: web.Request, secrets: Mapping[str, bytes], own_bic: str,
-    max_bytes: int = codec.MAX_MESSAGE_BYTES,
-) -> tuple[str, BusinessMessage]:
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """A party that may post to this one: the credentials between them (whose `peer` checks
+    its requests and whose `own` signs the answers to it) and the largest body it may send."""
+
+    credentials: signing.Credentials
+    max_body_bytes: int = codec.MAX_MESSAGE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class SignedMessage:
+    """An authenticated inbound message: who signed it, what it says, its body's SHA-256."""
+
+    signer: str
+    message: BusinessMessage
+    body_sha256: bytes
+
+
+def _refuse(error: type[web.HTTPException], text: str, **kwargs: object) -> web.HTTPException:
+    """A refusal made before the body is read: the connection closes after it (aiohttp drops
+    what is still in flight for at most transport.MAX_LINGERING_S), so no body is kept."""
+    refusal = error(text=text, **kwargs)  # type: ignore[arg-type]
+    refusal.force_close()
+    return refusal
+
+
+def _check_content(headers: Mapping[str, str]) -> None:
+    content_type = headers.get("Content-Type")
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime != XML_CONTENT_TYPE:
+        raise _refuse(web.HTTPUnsupportedMediaType,
+                      f"415 unsupported media type: messages are sent as {XML_CONTENT_TYPE}, "
+                      f"not {content_type[:80] if content_type else 'without a Content-Type'};"
+                      " nothing was taken\n")
+    encoding = headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise _refuse(web.HTTPUnsupportedMediaType,
+                      f"415 unsupported media type: Content-Encoding {encoding[:40]} is not "
+                      "accepted; the signature covers the bytes as sent\n")
+
+
+async def _read_body(request: web.Request, connection: GuardedConnection, max_bytes: int
+                     ) -> bytes:
+    """The body, refused (413) as soon as it passes `max_bytes`, chunked or not, within the
+    connection's body deadline and the server's budget of bytes being read."""
+    budget = connection.guard.budget
+    length = request.content_length
+    reserved = min(max_bytes if length is None else length, max_bytes, budget.total_bytes)
+    if not budget.try_acquire(reserved):
+        try:
+            await asyncio.wait_for(budget.acquire(reserved), connection.body_time_left_s())
+        except TimeoutError:
+            raise _refuse(web.HTTPRequestTimeout, "408: the switch is reading too many large "
+                          "bodies; retry later (nothing was taken)\n") from None
+    try:
+        chunks, size = [], 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > max_bytes:
+                raise _refuse(web.HTTPRequestEntityTooLarge,
+                              f"413: the body is over your limit of {max_bytes:,} bytes\n",
+                              max_size=max_bytes, actual_size=size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except ConnectionError:  # dropped at its body deadline, or gone
+        raise _refuse(web.HTTPRequestTimeout, "408: the body did not arrive in time\n") from None
+    finally:
+        budget.release(reserved)
+
+
+# the request's Claim, once its signature checks
+SIGNED_REQUEST = web.RequestKey("signed_request", signing.Claim)
+
+
+async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_bic: str
+                      ) -> SignedMessage:
     """Authenticate and decode an inbound request, or raise the HTTP error a sender should see.
 
-    401 for a bad signature, 403 when the head.001 sender is not the signer, 400 for a body
-    that is not a well-formed ISO 20022 message or whose head.001 names another receiver than
-    `own_bic`, 413 when it is too large.
+    From the headers, before any of the body is read: 401 for an unknown participant or a
+    missing or stale signature, 415 for a Content-Type other than application/xml (or any
+    Content-Encoding), 413 for a Content-Length over the sender's limit, 503 when the sender
+    already holds its share of connections. Then the body is read within the sender's limit
+    (413 as soon as it is passed, chunked or not) and the connection's deadline (408, or the
+    connection closes): 401 for a bad signature, 400 FF01 for a body that is not a well-formed
+    ISO 20022 message or whose head.001 names another receiver than `own_bic`, 403 when the
+    head.001 sender is not the signer. The request must have come through protocol.runtime.serve.
+    Answers to a request whose signature checked are signed (`sign_answers`).
     """
-    if request.content_length is not None and request.content_length > max_bytes:
-        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=request.content_length)
-    body = await request.read()
+    connection = request.protocol
+    if not isinstance(connection, GuardedConnection):
+        raise TypeError("read_signed needs a server started by protocol.runtime.serve")
     try:
-        signer = signing.verify(request.headers, request.raw_path, body, secrets)
+        claimed = signing.claim(request.headers, senders)
     except signing.SignatureError as error:
-        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    _check_content(request.headers)
+    sender = senders[claimed.signer]
+    length = request.content_length
+    if length is not None and length > sender.max_body_bytes:
+        raise _refuse(web.HTTPRequestEntityTooLarge,
+                      f"413: {length:,} bytes is over your limit of {sender.max_body_bytes:,}\n",
+                      max_size=sender.max_body_bytes, actual_size=length)
+    if not connection.has_room_for(claimed.signer):
+        raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
+                      headers={"Retry-After": "1"})
+    body = await _read_body(request, connection, sender.max_body_bytes)
+    digest = hashlib.sha256(body).digest()
     try:
-        message = codec.decode(body, max_bytes)
+        signing.check(claimed, sender.credentials.peer, request.raw_path, digest)
+    except signing.SignatureError as error:
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    request[SIGNED_REQUEST] = claimed
+    if not connection.take(claimed.signer):
+        raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
+                      headers={"Retry-After": "1"})
+    try:
+        message = codec.decode(body, sender.max_body_bytes)
     except codec.CodecError as error:
         raise web.HTTPBadRequest(text=f"{error.reason_code}: {error}\n") from None
-    if message.header.from_bic != signer:
+    if message.header.from_bic != claimed.signer:
         raise web.HTTPForbidden(
             text=f"403 forbidden: head.001 names sender {message.header.from_bic} "
-            f"but the request is signed by {signer}; no participant may send as another\n"
+            f"but the request is signed by {claimed.signer}; no participant may send as "
+            "another\n"
         )
     if message.header.to_bic != own_bic:
         raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic};"
                                  f" this is {own_bic}\n")
-    return signer, message
+    return SignedMessage(claimed.signer, message, digest)
+
+
+def _busy_text(connection: GuardedConnection, peer: str) -> str:
+    return (f"503: {peer} already holds {connection.guard.limits.max_connections_per_peer:,} "
+            "connections, the most one participant may; reuse them (nothing was taken)\n")
+
+
+def sign_answers(own_bic: str, senders: Mapping[str, Sender]) -> Middleware:
+    """Sign every answer to a request whose signature checked (read_signed), errors included,
+    with the key this party holds towards its sender. Put it first among the middlewares."""
+
+    def signed(request: web.Request, response: web.StreamResponse) -> None:
+        claimed: signing.Claim | None = request.get(SIGNED_REQUEST)
+        if claimed is None or not isinstance(response, web.Response):
+            return
+        body = response.body
+        response.headers.update(signing.sign_answer(
+            own_bic, senders[claimed.signer].credentials.own, response.status,
+            claimed.signature, body if isinstance(body, bytes) else b""))
+
+    @web.middleware
+    async def sign(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as refusal:
+            signed(request, refusal)
+            raise
+        signed(request, response)
+        return response
+
+    return sign
 
 
 def xml_response(

@@ -20,6 +20,8 @@ class MessageType(StrEnum):
     PAYMENT_RETURN = "pacs.004.001.09"
     STATUS_REQUEST = "pacs.028.001.03"
     STATEMENT = "camt.053.001.08"
+    VERIFICATION_REQUEST = "acmt.023.001.04"
+    VERIFICATION_REPORT = "acmt.024.001.04"
 
 
 class TxStatus(StrEnum):
@@ -174,8 +176,57 @@ class Statement:
     entries: list[StatementEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class VerificationItem:
+    """One Vrfctn of an acmt.023: does this account belong to the person with this citizen id
+    (PrvtId/Othr, scheme NIDN) and this name? Without an account (or with the switch as its
+    agent), the switch looks the citizen id up in its directory."""
+
+    verification_id: str  # Id: unique within the request; the treasury uses the end-to-end id
+    name: str
+    citizen_id: str | None = None
+    account_id: str | None = None
+    agent_bic: str | None = None  # Agt: the participant that holds the account
+
+
+@dataclass(slots=True)
+class VerificationRequest:
+    """acmt.023.001.04 IdVrfctnReq: the assigner asks the assignee to verify identifications."""
+
+    msg_id: str
+    created_at: datetime
+    assigner_bic: str
+    assignee_bic: str
+    items: list[VerificationItem]
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationResult:
+    """One Rpt of an acmt.024: match or not, why not (Rsn/Cd), and what may be shown: the
+    holder's name masked (UpdtdPtyAndAcctId/Pty/Nm), only when the citizen id matched and
+    the name did not."""
+
+    original_id: str
+    verified: bool
+    reason_code: str | None = None
+    masked_name: str | None = None
+
+
+@dataclass(slots=True)
+class VerificationReport:
+    """acmt.024.001.04 IdVrfctnRpt: the answer to one acmt.023."""
+
+    msg_id: str
+    created_at: datetime
+    assigner_bic: str
+    assignee_bic: str
+    original_msg_id: str
+    results: list[VerificationResult] = field(default_factory=list)
+
+
 Document = (
     CreditTransferMessage | PaymentStatusReport | StatusRequest | PaymentReturn | Statement
+    | VerificationRequest | VerificationReport
 )
 
 

@@ -18,6 +18,13 @@ INVALID_CONTROL_SUM: Final = "AM10"
 INVALID_AMOUNT: Final = "AM12"  # not a positive whole number of dong
 INVALID_NUMBER_OF_TRANSACTIONS: Final = "AM18"
 NAME_MISMATCH: Final = "BE01"
+# The citizen id given is not the account holder's (acmt.024 Rsn): "creditor identification
+# code invalid".
+CITIZEN_ID_MISMATCH: Final = "BE17"
+# A citizen id (NIDN, the scheme's account proxy) with no active payout account in the
+# switch's directory, or no valid citizen id at all: "account proxy invalid", as SEPA Instant
+# and FedNow use it for proxies.
+NO_LINKED_ACCOUNT: Final = "BE23"
 DUPLICATE: Final = "DUPL"
 DUPLICATE_MESSAGE_ID: Final = "DU01"  # a MsgId the sender used before, for other content
 DUPLICATE_END_TO_END_ID: Final = "DU04"  # one EndToEndId twice in one message
@@ -45,6 +52,8 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     INVALID_AMOUNT: "amount is not a positive whole number of dong",
     INVALID_NUMBER_OF_TRANSACTIONS: "NbOfTxs does not match the transactions",
     NAME_MISMATCH: "name does not match the account",
+    CITIZEN_ID_MISMATCH: "citizen id is not the account holder's",
+    NO_LINKED_ACCOUNT: "no payout account linked to the citizen id (NIDN)",
     DUPLICATE: "duplicate end-to-end id",
     DUPLICATE_MESSAGE_ID: "message id already used for another message",
     DUPLICATE_END_TO_END_ID: "end-to-end id appears twice in the message",
@@ -54,4 +63,29 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     NOT_SPECIFIED: "reason not specified",
     WRONG_BIC: "unknown creditor agent BIC",
     REGULATORY: "regulatory reason",
+}
+
+# The same reasons in Vietnamese, for lists people read: the post office's cash list and the
+# list of deceased beneficiaries sent back to the ministry.
+DESCRIPTIONS_VI: Final[dict[str, str]] = {
+    WRONG_ACCOUNT: "số tài khoản không đúng",
+    CLOSED_ACCOUNT: "tài khoản đã đóng",
+    BLOCKED_ACCOUNT: "tài khoản bị phong tỏa",
+    TIMEOUT_CREDITOR_AGENT: "ngân hàng nhận không trả lời kịp thời",
+    TIMEOUT_INSTRUCTED_AGENT: "giao dịch quá hạn tại hệ thống chuyển mạch",
+    OFFLINE_CREDITOR_AGENT: "ngân hàng nhận ngừng kết nối",
+    TRANSACTION_FORBIDDEN: "giao dịch không được phép",
+    NOT_ALLOWED_AMOUNT: "số tiền vượt hạn mức một giao dịch",
+    NOT_ALLOWED_CURRENCY: "loại tiền không được phép",
+    INSUFFICIENT_FUNDS: "không đủ hạn mức thanh toán",
+    INVALID_AMOUNT: "số tiền không hợp lệ",
+    NAME_MISMATCH: "tên không khớp với chủ tài khoản",
+    CITIZEN_ID_MISMATCH: "số CCCD không phải của chủ tài khoản",
+    NO_LINKED_ACCOUNT: "chưa liên kết tài khoản nhận an sinh xã hội với số CCCD",
+    DUPLICATE: "trùng mã giao dịch",
+    INVALID_FILE_FORMAT: "sai định dạng",
+    CREDITOR_DECEASED: "người thụ hưởng đã qua đời",
+    NOT_SPECIFIED: "không rõ lý do",
+    WRONG_BIC: "ngân hàng nhận không thuộc hệ thống",
+    REGULATORY: "lý do pháp lý",
 }

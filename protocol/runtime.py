@@ -10,6 +10,8 @@ ports that collide between parallel runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 import sys
 from collections.abc import Coroutine
@@ -19,10 +21,14 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from protocol.transport import GuardedRunner
+
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 LISTEN_BACKLOG = 1024
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The folder the project's packages are imported from: a child started anywhere finds them
+# there, however switchlab was installed.
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(slots=True)
@@ -77,9 +83,10 @@ def bind(host: str = LOOPBACK, port: int = 0, reuse_port: bool = False,
     return BoundSocket(sock)
 
 
-async def serve(app: web.Application, bound: BoundSocket) -> web.AppRunner:
-    """Start `app` on an already bound socket; the caller cleans the runner up."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+async def serve(app: web.Application, bound: BoundSocket) -> GuardedRunner:
+    """Start `app` on an already bound socket, under its SERVER_LIMITS (protocol/transport.py);
+    the caller cleans the runner up."""
+    runner = GuardedRunner(app)
     await runner.setup()
     await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG).start()
     return runner
@@ -95,35 +102,53 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(main)
 
 
-async def start_process(*args: str, start_timeout_s: float = 30.0,
-                        cwd: Path = PROJECT_ROOT) -> tuple[asyncio.subprocess.Process, str]:
-    """Start `python args...` (from the project root unless `cwd` says otherwise) and wait
-    for its first line, which must say "... listening on URL"; returns the process and that
-    URL. Raises RuntimeError when it does not."""
+def child_environment() -> dict[str, str]:
+    """This process's environment with the project's code first on PYTHONPATH, so that a
+    child started in any folder imports the same code as its parent."""
+    paths = [str(CODE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return os.environ | {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
+async def start_process(*args: str, cwd: Path, start_timeout_s: float = 30.0
+                        ) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `python args...` in the folder `cwd` (where anything it writes by a relative path
+    lands: give it paths that are absolute) and wait for its first line, which must say
+    "... listening on URL"; returns the process and that URL. Raises RuntimeError if it does
+    not start within `start_timeout_s`."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=cwd)
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=cwd,
+        env=child_environment())
     assert process.stdout is not None
+    command = " ".join(args)
     try:
         line = (await asyncio.wait_for(process.stdout.readline(), start_timeout_s)).decode()
     except TimeoutError:
-        process.kill()
-        raise RuntimeError(f"{' '.join(args)} did not start in {start_timeout_s} s") from None
-    if not line:  # it ended before saying anything: it said why on its stderr
-        raise RuntimeError(f"{' '.join(args)} did not start: it exited with"
-                           f" {await process.wait()}")
+        _kill(process)
+        raise RuntimeError(f"{command} did not start in {start_timeout_s} s") from None
     if " listening on " not in line:
-        process.kill()
-        raise RuntimeError(f"{' '.join(args)} did not start: {line!r}")
+        _kill(process)
+        code = await asyncio.wait_for(process.wait(), start_timeout_s)
+        said = f": {line.strip()!r}" if line else ""  # nothing: it said why on its stderr
+        raise RuntimeError(f"{command} did not start (exit status {code}; "
+                           f"its errors are above){said}")
     return process, line.split(" listening on ", 1)[1].split()[0].strip()
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL, unless it has already gone (killing a dead child raises)."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
 
 
 async def stop_process(process: asyncio.subprocess.Process, timeout_s: float = 30.0) -> None:
     """SIGTERM, wait, and SIGKILL if it will not go."""
     if process.returncode is not None:
         return
-    process.terminate()
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
     try:
         await asyncio.wait_for(process.wait(), timeout_s)
     except TimeoutError:
-        process.kill()
+        _kill(process)
         await process.wait()

@@ -7,21 +7,45 @@ what a file may expect is exactly what is written here.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 
 from banks.behaviour import ReasonCode
-from banks.payout import PayoutResult, PayoutStatus
+from banks.config_types import LabParticipantBic
+from banks.payout import LatencyLog, PayoutResult, PayoutStatus, percentile
 from banks.population import Share
 from scenarios.named import Registry
 
 MAX_COUNT = 10_000_000  # a payout day's transfers
 MAX_REASONS = 50
+MAX_BUGS = 20
 Count = Annotated[int, Field(ge=0, le=MAX_COUNT, strict=True)]
+
+# Protocol bugs a run can find in a participant, each by the ledger total that counts it
+# (`GET /admin/ledger` of the mock participant).
+BUG_COUNTERS: dict[str, str] = {
+    "credit_before_confirmation": "credited_before_confirmation",  # credited on ACCP
+}
+BugKind = Literal[tuple(BUG_COUNTERS)]  # type: ignore[valid-type]
+
+
+class Bug(BaseModel):
+    """A protocol bug in one participant, as a scenario expects it to be found."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participant: LabParticipantBic
+    kind: BugKind
+
+
+def bugs_in(bank_totals: list[Mapping[str, Any]]) -> dict[Bug, int]:
+    """Every protocol bug the participants' ledgers show, with how many transfers it hit."""
+    return {Bug(participant=totals["bic"], kind=kind): int(totals.get(counter, 0))
+            for totals in bank_totals for kind, counter in BUG_COUNTERS.items()
+            if totals.get(counter)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +63,12 @@ class Observed:
     """What a run produced that expectations look at."""
 
     result: PayoutResult
-    latencies_ms: list[tuple[float, float]]  # (finished at, instant transfer latency)
+    latencies: LatencyLog  # submission to final status, every transfer
     duplicates_refused: int
+    bank_totals: list[dict[str, Any]] = field(default_factory=list)  # GET /admin/ledger each
+    # End-to-end ids of payments aimed at an account someone else holds (the population's
+    # ground truth, which the scheme itself never sees).
+    wrong_holders: frozenset[str] = frozenset()
 
     @property
     def paid_share(self) -> float:
@@ -83,18 +111,13 @@ def paid_by_account_max(want: float, run: Observed) -> list[Check]:
                   f"{run.paid_share:.2%} paid (want ≤ {want:.2%})")]
 
 
-def _p99(values: list[float]) -> float:
-    if len(values) < 2:
-        return values[0] if values else 0.0
-    return statistics.quantiles(values, n=100, method="inclusive")[98]
-
-
 @expectation("latency_ms_p99_max", Annotated[float, Field(gt=0, le=3_600_000)])
 def latency_ms_p99_max(want: float, run: Observed) -> list[Check]:
-    """The 99th percentile of instant transfers' end-to-end latency, in ms, at most this."""
-    p99 = _p99([ms for _, ms in run.latencies_ms])
-    return [Check("p99 end-to-end latency", bool(run.latencies_ms) and p99 <= want,
-                  f"p99 {p99:.1f} ms over {len(run.latencies_ms):,} instant transfers "
+    """The 99th percentile of end-to-end latency (a transfer's first submission to its final
+    status at the treasury, bulk or instant), in ms, at most this."""
+    p99 = percentile(list(run.latencies.latency_ms), 99)
+    return [Check("p99 end-to-end latency", bool(run.latencies) and p99 <= want,
+                  f"p99 {p99:.1f} ms over {len(run.latencies):,} transfers "
                   f"(want ≤ {want} ms)")]
 
 
@@ -124,6 +147,37 @@ def duplicates_refused_min(want: int, run: Observed) -> list[Check]:
     """At least this many resubmitted transfers refused as duplicates (DUPL)."""
     return [Check("duplicates refused", run.duplicates_refused >= want,
                   f"{run.duplicates_refused:,} resubmitted transfers refused DUPL")]
+
+
+@expectation("bugs_found", Annotated[list[Bug], Field(min_length=1, max_length=MAX_BUGS)])
+def bugs_found(want: list[Bug], run: Observed) -> list[Check]:
+    """Protocol bugs this run must find, each naming the participant and the kind (e.g.
+    `{participant: ICBVVNVX, kind: credit_before_confirmation}`): found is a pass, not found
+    a failure. The invariant the bug breaks then excuses that participant for that bug."""
+    found = bugs_in(run.bank_totals)
+    return [Check(f"bug found: {bug.kind} at {bug.participant}", found.get(bug, 0) > 0,
+                  f"{bug.participant} did it on {found.get(bug, 0):,} transfers "
+                  f"(expected: the run must find it)") for bug in want]
+@expectation("wrong_holders_stopped", StrictBool)
+def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
+    """Every payment aimed at an account whose holder is someone else is stopped by
+    verification (acmt.023), none is paid, and each is on the cash list with its reason."""
+    if not want:
+        return []
+    outcomes = [o for o in run.result.outcomes if o.payment.end_to_end_id in run.wrong_holders]
+    paid = [o for o in outcomes if o.status in (PayoutStatus.PAID, PayoutStatus.RETURNED)]
+    stopped = [o for o in outcomes if o.status == PayoutStatus.STOPPED]
+    listed = {row["end_to_end_id"] for row in run.result.cash_list_rows()
+              if row["reason_vi"] and row["reason_en"] and row["reason_code"]}
+    unlisted = [o for o in outcomes if o.payment.end_to_end_id not in listed]
+    return [
+        Check("none paid to someone else's account", bool(outcomes) and not paid,
+              f"{len(paid)} of {len(outcomes)} payments to another holder's account paid"),
+        Check("verification stopped every one", len(stopped) == len(outcomes),
+              f"{len(stopped)} of {len(outcomes)} stopped before paying"),
+        Check("each on the cash list with its reason", bool(outcomes) and not unlisted,
+              f"{len(outcomes) - len(unlisted)} of {len(outcomes)} listed with a reason"),
+    ]
 
 
 # The `expect:` section of a scenario file: one optional field per registered expectation.

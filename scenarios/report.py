@@ -1,17 +1,38 @@
 """Reports of a scenario run: a terminal table for people, JSON for machines, JUnit XML for any
-CI (each check a test case), and one self-contained HTML page with the curves and the faults."""
+CI (each check a test case), and one self-contained HTML page an operator reads.
+
+The page's charts are drawn by matplotlib as SVG and written inline: no script, no network,
+and it prints. The same figures are in result.json: throughput and latency over time,
+outcomes by reason with rejected and returned apart, and a line per participant.
+"""
 
 from __future__ import annotations
 
 import html
+import io
 import json
+import math
+import traceback
+from collections import Counter
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+from banks.payout import PayoutStatus, percentile
+from banks.registry import PARTICIPANTS
 from protocol.reasons import DESCRIPTIONS
 from scenarios.runner import RunRecord
 
-WIDTH, HEIGHT, PAD = 760, 240, 40
+CRASH_EXIT_STATUS = 3  # the run itself broke: not a verdict on the switch
+MIN_BUCKETS, MAX_BUCKETS = 20, 150
+BUCKETS_PER_S = 4
+COLOURS = {"settled": "#1e8449", "rejected": "#d35400", "returned": "#7d3c98",
+           "p50": "#2471a3", "p99": "#7d3c98", "fault": "#c0392b"}
 
 
 def terminal(record: RunRecord) -> str:
@@ -24,14 +45,101 @@ def terminal(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+# ---- figures, shared by result.json and report.html -----------------------------------------
+
+def _buckets(span_s: float) -> int:
+    return int(min(MAX_BUCKETS, max(MIN_BUCKETS, span_s * BUCKETS_PER_S)))
+
+
+def throughput(record: RunRecord) -> list[dict[str, float]]:
+    """Final statuses per second at the treasury over the run, settled and rejected apart:
+    [{t_s (bucket end, s from the start), settled_per_s, rejected_per_s}]."""
+    log = record.latencies
+    if not log:
+        return []
+    finished = np.frombuffer(log.finished_s, dtype=np.float64) - record.started_s
+    settled = np.frombuffer(log.settled, dtype=np.uint8).astype(bool)
+    span_s = max(float(finished.max()), 1e-3)
+    edges = np.linspace(0.0, span_s, _buckets(span_s) + 1)
+    width_s = edges[1] - edges[0]
+    ok, _ = np.histogram(finished[settled], edges)
+    no, _ = np.histogram(finished[~settled], edges)
+    return [{"t_s": round(float(end), 3), "settled_per_s": round(float(a) / width_s, 1),
+             "rejected_per_s": round(float(b) / width_s, 1)}
+            for end, a, b in zip(edges[1:], ok, no, strict=True)]
+
+
+def outcomes_by_reason(record: RunRecord) -> dict[str, dict[str, dict[str, int]]]:
+    """{"rejected": {code: {count, amount_vnd}}, "returned": {…}}: an MD07 refused before
+    payment and an MD07 sent back after it are different figures."""
+    figures: dict[str, dict[str, dict[str, int]]] = {"rejected": {}, "returned": {}}
+    for outcome in record.result.outcomes:
+        if outcome.status not in (PayoutStatus.REJECTED, PayoutStatus.RETURNED):
+            continue
+        entry = figures[outcome.status.value].setdefault(
+            outcome.reason_code or "NARR", {"count": 0, "amount_vnd": 0})
+        entry["count"] += 1
+        entry["amount_vnd"] += (outcome.returned_vnd if outcome.status == PayoutStatus.RETURNED
+                                else outcome.payment.amount_vnd)
+    return {kind: dict(sorted(codes.items(), key=lambda kv: -kv[1]["count"]))
+            for kind, codes in figures.items()}
+
+
+def participants(record: RunRecord) -> list[dict[str, Any]]:
+    """One line per creditor participant: transfers and VND by outcome, rejections and
+    returns by reason, latency to final status (p50, p99, ms). `paid` counts transfers
+    settled and kept; `paid_vnd` is what beneficiaries kept, as in banks/payout.py."""
+    lines: dict[str, dict[str, Any]] = {}
+    for o in record.result.outcomes:
+        bic = o.payment.creditor_bic
+        line = lines.setdefault(bic, {
+            "bic": bic, "name": PARTICIPANTS[bic].name if bic in PARTICIPANTS else bic,
+            "transfers": 0, "submitted_vnd": 0, "paid": 0, "paid_vnd": 0, "rejected": 0,
+            "rejected_vnd": 0, "returned": 0, "returned_vnd": 0, "unresolved": 0,
+            "rejected_by_reason": Counter(), "returned_by_reason": Counter()})
+        amount = o.payment.amount_vnd
+        line["transfers"] += 1
+        line["submitted_vnd"] += amount
+        if o.status in (PayoutStatus.PAID, PayoutStatus.RETURNED):
+            line["paid_vnd"] += amount - o.returned_vnd
+        if o.status == PayoutStatus.PAID:
+            line["paid"] += 1
+        elif o.status == PayoutStatus.REJECTED:
+            line["rejected"] += 1
+            line["rejected_vnd"] += amount
+            line["rejected_by_reason"][o.reason_code or "NARR"] += 1
+        elif o.status == PayoutStatus.RETURNED:
+            line["returned"] += 1
+            line["returned_vnd"] += o.returned_vnd
+            line["returned_by_reason"][o.reason_code or "NARR"] += 1
+        else:
+            line["unresolved"] += 1
+    latencies = record.latencies.by_creditor()
+    for bic, line in lines.items():
+        values = latencies.get(bic, [])
+        line["latency_ms_p50"] = round(percentile(values, 50), 1)
+        line["latency_ms_p99"] = round(percentile(values, 99), 1)
+        line["rejected_by_reason"] = dict(line["rejected_by_reason"].most_common())
+        line["returned_by_reason"] = dict(line["returned_by_reason"].most_common())
+    return [lines[bic] for bic in sorted(lines)]
+
+
 def as_json(record: RunRecord) -> dict[str, object]:
+    values = list(record.latencies.latency_ms)
     return {
         "scenario": record.scenario, "passed": record.passed, "beneficiaries": record.size,
         "result": record.result.as_dict(),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                     "invariant": c.invariant} for c in record.checks],
+        "outcomes_by_reason": outcomes_by_reason(record),
+        "latency_ms": {"p50": round(percentile(values, 50), 1),
+                       "p99": round(percentile(values, 99), 1), "count": len(values),
+                       "dropped": record.latencies.dropped,
+                       "over_time": record.latencies.over_time(record.started_s)},
+        "throughput": throughput(record),
+        "participants": participants(record),
         "faults": record.faults, "settlement": record.settlement, "samples": record.samples,
-        "duplicates_refused": record.duplicates_refused,
+        "duplicates_refused": record.duplicates_refused, "bank_totals": record.bank_totals,
     }
 
 
@@ -48,82 +156,237 @@ def junit(record: RunRecord) -> str:
             f'time="{record.result.elapsed_s:.3f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
 
 
-def _polyline(points: list[tuple[float, float]], max_x: float, max_y: float, color: str) -> str:
-    if not points:
-        return ""
-    scaled = " ".join(
-        f"{PAD + x / max_x * (WIDTH - 2 * PAD):.1f},"
-        f"{HEIGHT - PAD - y / max_y * (HEIGHT - 2 * PAD):.1f}" for x, y in points)
-    return f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{scaled}"/>'
+def write_crash_reports(scenario: str, error: BaseException, out: Path) -> dict[str, Path]:
+    """When the run itself broke (not a check): junit.xml with the error as a test case, so
+    CI shows it, and result.json saying so. Exit with CRASH_EXIT_STATUS."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = "".join(traceback.format_exception(error))
+    message = f"{type(error).__name__}: {error}"
+    paths = {"json": out / "result.json", "junit": out / "junit.xml"}
+    paths["junit"].write_text(
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuite name={quoteattr(scenario)} '
+        f'tests="1" failures="0" errors="1" time="0">\n'
+        f"  <testcase classname={quoteattr('scenario.' + scenario)} name=\"the run\" "
+        f'time="0"><error message={quoteattr(message)}>{html.escape(text)}</error></testcase>'
+        "\n</testsuite>\n", encoding="utf-8")
+    paths["json"].write_text(json.dumps({"scenario": scenario, "passed": False,
+                                         "error": message, "traceback": text}, indent=1,
+                                        ensure_ascii=False), encoding="utf-8")
+    return paths
 
 
-def _chart(title: str, series: dict[str, tuple[str, list[tuple[float, float]]]],
-           faults: list[dict[str, object]], unit: str) -> str:
-    xs = [x for _, points in series.values() for x, _ in points] or [1.0]
-    ys = [y for _, points in series.values() for _, y in points] or [1.0]
-    max_x, max_y = max(max(xs), 1e-9), max(max(ys), 1e-9)
-    marks = "".join(
-        f'<line x1="{PAD + float(f["at_s"]) / max_x * (WIDTH - 2 * PAD):.1f}" y1="{PAD}" '
-        f'x2="{PAD + float(f["at_s"]) / max_x * (WIDTH - 2 * PAD):.1f}" y2="{HEIGHT - PAD}" '
-        f'stroke="#c0392b" stroke-dasharray="4"><title>{html.escape(str(f["action"]))} '
-        f'{html.escape(str(f["participant"]))} at {f["at_s"]} s</title></line>'
-        for f in faults if float(str(f["at_s"])) <= max_x)
-    legend = " ".join(f'<tspan fill="{color}">■ {html.escape(name)}</tspan>'
-                      for name, (color, _) in series.items())
-    lines = "".join(_polyline(points, max_x, max_y, color) for color, points in series.values())
-    return (
-        f'<h2>{html.escape(title)}</h2><svg width="{WIDTH}" height="{HEIGHT}" '
-        f'xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">'
-        f'<rect x="{PAD}" y="{PAD}" width="{WIDTH - 2 * PAD}" height="{HEIGHT - 2 * PAD}" '
-        f'fill="#fafafa" stroke="#ccc"/>{marks}{lines}'
-        f'<text x="{PAD}" y="{PAD - 8}">{legend}</text>'
-        f'<text x="{PAD - 4}" y="{PAD + 4}" text-anchor="end">{max_y:,.0f}</text>'
-        f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 16}" text-anchor="end">{max_x:.1f} s</text>'
-        f'<text x="{PAD - 4}" y="{HEIGHT - PAD}" text-anchor="end">0 {html.escape(unit)}</text>'
-        "</svg>"
-    )
+# ---- the page --------------------------------------------------------------------------------
+
+def _svg(figure: Figure) -> str:
+    """The figure as inline SVG, its text left as text (smaller, selectable, the page's
+    font) and no date in it (the same run gives the same page)."""
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "switchlab"}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
 
 
-def _rates(record: RunRecord) -> dict[str, tuple[str, list[tuple[float, float]]]]:
-    settled, rejected = [], []
-    for before, after in zip(record.samples, record.samples[1:], strict=False):
-        span_s = max(after["t_s"] - before["t_s"], 1e-6)
-        settled.append((after["t_s"], (after["settled"] - before["settled"]) / span_s))
-        rejected.append((after["t_s"], (after["rejected"] - before["rejected"]) / span_s))
-    return {"settled/s": ("#27ae60", settled), "rejected/s": ("#e67e22", rejected)}
+def _with_gaps(points: list[dict[str, float]], key: str, width_s: float
+               ) -> tuple[list[float], list[float]]:
+    """Times and values with a break (NaN) where no transfer became final for a while, so
+    that a line does not bridge an outage."""
+    times: list[float] = []
+    values: list[float] = []
+    for point in points:
+        if times and point["t_s"] - times[-1] > 1.5 * width_s:
+            times.append(times[-1] + width_s)
+            values.append(math.nan)
+        times.append(point["t_s"])
+        values.append(point[key])
+    return times, values
+
+
+def _time_axis(axes: Any, span_s: float) -> None:
+    """Seconds on short runs, minutes:seconds past two minutes."""
+    axes.set_xlim(0, span_s * 1.01)
+    axes.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 2.5, 5, 10]))
+    if span_s > 120:
+        axes.xaxis.set_major_formatter(FuncFormatter(
+            lambda s, _: f"{int(s) // 60}:{int(s) % 60:02d}"))
+        axes.set_xlabel("time since the start (min:s)")
+    else:
+        axes.set_xlabel("time since the start (s)")
+    axes.grid(True, color="#e6e9ef")
+    axes.spines[["top", "right"]].set_visible(False)
+
+
+def _faults(axes: Any, faults: list[dict[str, Any]]) -> None:
+    """A dashed red line where each fault was injected, named above the plot (labels of
+    faults close together are staggered so that they do not overlap)."""
+    for index, fault in enumerate(faults):
+        axes.axvline(fault["at_s"], color=COLOURS["fault"], linestyle="--", linewidth=1.2)
+        axes.annotate(f"{fault['action']} {fault['participant']}".rstrip(),
+                      (fault["at_s"], 1.02 + 0.09 * (index % 3)),
+                      xycoords=("data", "axes fraction"), ha="center", va="bottom",
+                      fontsize=9, color=COLOURS["fault"], annotation_clip=False)
+
+
+def _span_s(record: RunRecord, rates: list[dict[str, float]]) -> float:
+    ends = [rates[-1]["t_s"]] if rates else []
+    ends += [f["at_s"] for f in record.faults] + [s["t_s"] for s in record.samples[-1:]]
+    return max(ends, default=1.0) or 1.0
+
+
+def throughput_chart(record: RunRecord, rates: list[dict[str, float]], span_s: float) -> str:
+    figure = Figure(figsize=(10, 3.2))
+    axes = figure.subplots()
+    times = [r["t_s"] for r in rates]
+    axes.step(times, [r["settled_per_s"] for r in rates], where="pre",
+              color=COLOURS["settled"], label="settled per second")
+    axes.step(times, [r["rejected_per_s"] for r in rates], where="pre",
+              color=COLOURS["rejected"], label="rejected per second")
+    axes.set_ylabel("final statuses per second")
+    axes.set_ylim(bottom=0)
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    _time_axis(axes, span_s)
+    _faults(axes, record.faults)
+    _legend(axes)
+    return _svg(figure)
+
+
+def _legend(axes: Any) -> None:
+    """Below the time axis, where it hides no data."""
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False,
+                fontsize=9)
+
+
+def latency_chart(record: RunRecord, span_s: float) -> str:
+    buckets = _buckets(span_s)
+    points = record.latencies.over_time(record.started_s, buckets)
+    width_s = max(p["t_s"] for p in points) / buckets
+    figure = Figure(figsize=(10, 3.2))
+    axes = figure.subplots()
+    for key in ("p50", "p99"):
+        axes.plot(*_with_gaps(points, key, width_s), color=COLOURS[key], marker=".", label=key)
+    axes.set_ylabel("ms, submission to final")
+    axes.set_yscale("log")
+    axes.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1
+                                                 else f"{v:g}"))
+    axes.yaxis.set_minor_formatter(NullFormatter())
+    _time_axis(axes, span_s)
+    _faults(axes, record.faults)
+    _legend(axes)
+    return _svg(figure)
+
+
+def reasons_chart(reasons: dict[str, dict[str, dict[str, int]]]) -> str:
+    bars = [(f"{kind} {code}", figures["count"], COLOURS[kind])
+            for kind in ("rejected", "returned") for code, figures in reasons[kind].items()]
+    figure = Figure(figsize=(10, 0.45 * len(bars) + 0.8))
+    axes = figure.subplots()
+    labels = [label for label, _, _ in bars]
+    axes.barh(labels, [count for _, count, _ in bars], color=[c for _, _, c in bars])
+    axes.invert_yaxis()
+    for index, (_, count, _) in enumerate(bars):
+        axes.annotate(f" {count:,}", (count, index), va="center", fontsize=9)
+    axes.set_xlabel("transfers")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.spines[["top", "right"]].set_visible(False)
+    return _svg(figure)
+
+
+def _reason_rows(reasons: dict[str, dict[str, dict[str, int]]]) -> str:
+    rows = [f"<tr><td>{kind}</td><td>{html.escape(code)}</td><td>{figures['count']:,}</td>"
+            f"<td>{figures['amount_vnd']:,}</td>"
+            f"<td class=text>{html.escape(DESCRIPTIONS.get(code, ''))}</td></tr>"
+            for kind in ("rejected", "returned") for code, figures in reasons[kind].items()]
+    return "".join(rows) or "<tr><td class=text colspan=5>none</td></tr>"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _participant_rows(lines: list[dict[str, Any]]) -> str:
+    def count_by_reason(count: int, counts: dict[str, int]) -> str:
+        reasons = "".join(f"<br><small>{html.escape(code)} {n:,}</small>"
+                          for code, n in counts.items())
+        return f"{count:,}{reasons}"
+
+    return "".join(
+        f"<tr><td class=text>{html.escape(p['bic'])}<br><small>{html.escape(p['name'])}</small>"
+        f"</td><td>{p['transfers']:,}</td><td>{p['submitted_vnd']:,}</td><td>{p['paid']:,}</td>"
+        f"<td>{p['paid_vnd']:,}</td><td>{count_by_reason(p['rejected'], p['rejected_by_reason'])}"
+        f"</td><td>{count_by_reason(p['returned'], p['returned_by_reason'])}</td>"
+        f"<td>{p['unresolved']:,}</td><td>{_ms(p['latency_ms_p50'])}</td>"
+        f"<td>{_ms(p['latency_ms_p99'])}</td></tr>"
+        for p in lines)
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;
+color:#1d2430}h1{font-size:1.5em}h2{font-size:1.1em;margin-top:1.8em}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:.92em}
+td,th{padding:3px 9px;border-bottom:1px solid #edf0f4;text-align:right;vertical-align:top}
+th{background:#f5f7fa}td.text,th.text{text-align:left}
+.pass td:first-child{color:#1e8449}.fail td:first-child{color:#c0392b;font-weight:bold}
+.verdict-held{color:#1e8449}.verdict-failed{color:#c0392b}
+.summary td:first-child{text-align:left}svg{max-width:100%;height:auto}
+svg text{font-family:system-ui,sans-serif}td{white-space:nowrap}small{color:#5b6576}"""
 
 
 def html_report(record: RunRecord) -> str:
-    started = record.latencies_ms[0][0] if record.latencies_ms else 0.0
-    latency = {"latency ms": ("#2980b9", [(t - started, ms) for t, ms in record.latencies_ms])}
-    rows = "".join(
-        f"<tr class=\"{'pass' if c.passed else 'fail'}\"><td>{'PASS' if c.passed else 'FAIL'}"
-        f"</td><td>{html.escape(c.name)}</td><td>{html.escape(c.detail)}</td></tr>"
-        for c in record.checks)
-    reasons = "".join(
-        f"<tr><td>{code}</td><td>{count:,}</td><td>{html.escape(DESCRIPTIONS.get(code, ''))}"
-        f"</td></tr>" for code, count in record.result.by_reason.most_common())
-    faults = "".join(f"<li>{f['at_s']} s: {html.escape(str(f['action']))} "
-                     f"{html.escape(str(f['participant']))} {html.escape(str(f['note']))}</li>"
-                     for f in record.faults) or "<li>none</li>"
-    outcome = record.result.as_dict()
+    outcome = record.result
+    rates = throughput(record)
+    span_s = _span_s(record, rates)
+    reasons = outcomes_by_reason(record)
+    checks = "".join(
+        f"<tr class=\"{'pass' if c.passed else 'fail'}\"><td class=text>"
+        f"{'PASS' if c.passed else 'FAIL'}</td><td class=text>"
+        f"{'invariant' if c.invariant else 'expect'}</td><td class=text>{html.escape(c.name)}"
+        f"</td><td class=text>{html.escape(c.detail)}</td></tr>" for c in record.checks)
+    faults = "".join(
+        f"<tr><td>{f['at_s']:,.2f}</td><td class=text>{html.escape(f['trigger'])}</td>"
+        f"<td class=text>{html.escape(f['action'])}</td>"
+        f"<td class=text>{html.escape(f['participant'])}</td>"
+        f"<td class=text>{html.escape(f['note'])}</td></tr>"
+        for f in record.faults) or "<tr><td class=text colspan=5>none</td></tr>"
+    summary = "".join(
+        f"<tr><td>{label}</td><td>{count:,}</td><td>{amount:,}</td></tr>" for label, count, amount
+        in (("submitted", len(outcome.outcomes), outcome.submitted_vnd),
+            ("paid (settled and kept)", outcome.by_status[PayoutStatus.PAID], outcome.paid_vnd),
+            ("rejected", outcome.by_status[PayoutStatus.REJECTED], outcome.rejected_vnd),
+            ("returned after settlement", outcome.by_status[PayoutStatus.RETURNED],
+             outcome.returned_vnd),
+            ("unresolved", outcome.by_status[PayoutStatus.UNRESOLVED], outcome.unresolved_vnd)))
+    values = list(record.latencies.latency_ms)
+    verdict = "held" if record.passed else "FAILED"
+    latency = (f"<h2>Latency to final status over time</h2>{latency_chart(record, span_s)}"
+               if record.latencies else "")
     return f"""<!doctype html><html lang="en"><meta charset="utf-8">
-<title>switchlab: {html.escape(record.scenario)}</title>
-<style>body{{font-family:sans-serif;max-width:820px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse}}td,th{{padding:2px 10px;border-bottom:1px solid #eee}}
-.pass td:first-child{{color:#27ae60}}.fail td:first-child{{color:#c0392b;font-weight:bold}}</style>
-<h1>{html.escape(record.scenario)}: {'held' if record.passed else 'FAILED'}</h1>
+<title>switchlab: {html.escape(record.scenario)} {verdict}</title><style>{STYLE}</style>
+<h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span></h1>
 <p>{html.escape(record.description)}</p>
-<p>{record.size:,} beneficiaries; {outcome['transfers']:,} transfers in {outcome['elapsed_s']} s
-({outcome['transfers_per_s']:,} per second); paid {outcome['by_status'].get('paid', 0):,},
-rejected {outcome['by_status'].get('rejected', 0):,}, returned
-{outcome['by_status'].get('returned', 0):,}, unresolved
-{outcome['by_status'].get('unresolved', 0):,}.</p>
-<h2>Checks</h2><table>{rows}</table>
-{_chart("Throughput over time (faults dashed red)", _rates(record), record.faults, "/s")}
-{_chart("Instant transfer latency over time", latency, [], "ms") if record.latencies_ms else ""}
-<h2>Outcomes by reason</h2><table><tr><th>code</th><th>transfers</th><th>meaning</th></tr>
-{reasons}</table><h2>Injected faults</h2><ul>{faults}</ul></html>
+<p>{record.size:,} beneficiaries; {len(outcome.outcomes):,} transfers in
+{outcome.elapsed_s:,.2f} s ({outcome.transfers_per_s:,.0f} per second); latency from submission
+to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms over
+{len(values):,} transfers. The treasury was debited {outcome.settled_vnd:,} VND.</p>
+<table class=summary><tr><th class=text>outcome</th><th>transfers</th><th>VND</th></tr>
+{summary}</table>
+<h2>Checks</h2><table>{checks}</table>
+<h2>Throughput: final statuses per second (faults dashed red)</h2>
+{throughput_chart(record, rates, span_s) if rates else "<p>no transfer became final</p>"}
+{latency}
+<h2>Outcomes by reason</h2>
+{reasons_chart(reasons) if any(reasons.values()) else ""}
+<table><tr><th class=text>outcome</th><th class=text>reason</th><th>transfers</th><th>VND</th>
+<th class=text>meaning</th></tr>{_reason_rows(reasons)}</table>
+<h2>Per participant (creditor)</h2>
+<p>Paid: settled and kept; paid VND is what the beneficiaries kept. Latency: from the
+treasury's submission to the final status it received, in ms.</p>
+<table><tr><th class=text>participant</th><th>transfers</th><th>submitted VND</th>
+<th>paid</th><th>paid VND</th><th>rejected, by reason</th><th>returned, by reason</th>
+<th>unresolved</th><th>p50 ms</th><th>p99 ms</th></tr>
+{_participant_rows(participants(record))}</table>
+<h2>Injected faults</h2><table><tr><th>at s</th><th class=text>trigger</th>
+<th class=text>action</th><th class=text>participant</th><th class=text>note</th></tr>
+{faults}</table></html>
 """
 
 

@@ -25,6 +25,7 @@ from banks.config_types import LabParticipantBic
 from banks.payment_table import MAX_TABLE_ROWS
 from banks.population import Mix
 from banks.treasury import RunTimeS, TreasurySettings
+from protocol.keys import Signing
 from protocol.settings import SettingsError, describe, read_yaml
 from scenarios.expectations import Expect
 from scenarios.timeline import Event
@@ -59,6 +60,7 @@ class SwitchSection(TypedDict, total=False):
     breaker_cooldown_s: Annotated[float, Field(gt=0, le=3_600)]
     settlement_cycle_s: Annotated[float, Field(gt=0, le=86_400)]
     forward_batch_size: Annotated[int, Field(ge=1, le=100_000)]
+    signing: Signing  # the scheme's signing mode; the lab provisions the keys it needs
     process: StrictBool  # run the switch as its own process, so that it can be killed
     # Several switch processes on one port, sharing a PostgreSQL journal (needs `process`
     # and `journal: postgresql`); a timeline event may name one (`switch_process`).
@@ -128,29 +130,72 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> Scenario:
+def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any],
+              whole: bool = True) -> Scenario:
+    """The scenario `data`; with `whole` (all it extends merged in), the rules that span
+    sections too, which a file that extends another may meet only with its parent's help."""
     try:
         scenario = Scenario.model_validate(data)
     except pydantic.ValidationError as error:
         raise ScenarioError(describe(path, node, error)) from None
-    _check_timeline_participants(path, node, scenario)
+    problems = _run_rules(scenario) if whole else []
+    if problems:
+        raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
+            "Scenario", [InitErrorDetails(
+                type=PydanticCustomError("scenario_rule", message), loc=loc, input=None)
+                for loc, message in problems])))
     return scenario
 
 
-def _check_timeline_participants(path: Path, node: yaml.Node | None,
-                                 scenario: Scenario) -> None:
-    """An action aimed at a participant the run does not start would fail mid-run."""
+def _run_rules(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
+    """Mistakes that span sections, found before the run rather than as a failure mid-run:
+    (where, what) for each."""
     present = set(scenario.population.participants) | set(scenario.participants)
-    problems = [InitErrorDetails(
-        type=PydanticCustomError("absent_participant", "{bic} takes no part in this run "
-                                 "(not in population.participants nor in participants)",
-                                 {"bic": event.participant}),
-        loc=("timeline", index, "participant"), input=event.participant)
-        for index, event in enumerate(scenario.timeline)
-        if event.participant is not None and event.participant not in present]
-    if problems:
-        raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
-            "Scenario", problems)))
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+
+    def absent(bic: str) -> str:
+        return (f"{bic} takes no part in this run (not in population.participants nor in "
+                "participants)")
+
+    processes = scenario.switch.get("processes", 1)
+    up = [True] * processes  # each switch process
+    last_at_s = 0.0
+    for index, event in enumerate(scenario.timeline):
+        where = ("timeline", index)
+        if event.participant is not None and event.participant not in present:
+            problems.append(((*where, "participant"), absent(event.participant)))
+        if event.action in ("kill_switch", "restart_switch"):
+            target = event.switch_process
+            if not scenario.switch.get("process", False):
+                problems.append(((*where, "action"), f"{event.action} needs the switch in a "
+                                 "process of its own (switch: {process: true})"))
+            elif target is not None and target >= processes:
+                problems.append(((*where, "switch_process"), f"switch process {target} of "
+                                 f"{processes} (they are numbered from 0)"))
+            else:
+                chosen = range(processes) if target is None else [target]
+                killing = event.action == "kill_switch"
+                if all(up[i] != killing for i in chosen):
+                    problems.append(((*where, "action"), f"{event.action} when the switch is "
+                                     f"already {'down' if killing else 'up'}"))
+                for i in chosen:
+                    up[i] = not killing
+        if event.at_s is not None:
+            if event.at_s < last_at_s:
+                problems.append(((*where, "at_s"), f"{event.at_s:g} s comes before an earlier "
+                                 f"event's {last_at_s:g} s; events happen in the order written"))
+            last_at_s = max(last_at_s, event.at_s)
+            if event.at_s + event.delay_s > scenario.run.final_timeout_s:
+                problems.append(((*where, "at_s"), f"{event.at_s + event.delay_s:g} s is past "
+                                 f"the run's time limit (run.time_limit_s "
+                                 f"{scenario.run.final_timeout_s:g})"))
+    if not any(up):
+        problems.append((("timeline",), "the switch is killed and never restarted"))
+    for index, bug in enumerate(scenario.expect.bugs_found or []):  # type: ignore[attr-defined]
+        if bug.participant not in present:
+            problems.append((("expect", "bugs_found", index, "participant"),
+                             absent(bug.participant)))
+    return problems
 
 
 def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
@@ -164,7 +209,7 @@ def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
         raise ScenarioError(str(error)) from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}:1: a scenario is a mapping with at least a name")
-    _validate(path, node, data)
+    _validate(path, node, data, whole=False)
     parent = data.pop("extends", None)
     if parent is None:
         return data, node

@@ -1,4 +1,5 @@
-"""Timeline actions: what a scenario can do to the running world at the second it names.
+"""Timeline actions: what a scenario can do to the running world, at the second it names or
+once the run has come so far (a share of the payment table settled).
 
 Each action is registered by name with `@action`, as the codec registers message versions;
 the scenario file's allowed actions are the registry's names, so an action cannot be written
@@ -20,6 +21,7 @@ from scenarios.named import Registry
 from switchlab.world import World
 
 MAX_NOTE_CHARS = 500
+MAX_DELAY_S = 3_600.0
 Handler = Callable[[World, "Event"], Awaitable[None]]
 
 
@@ -74,11 +76,18 @@ async def set_behaviour(world: World, event: Event) -> None:
 
 
 class Event(BaseModel):
-    """One line of the timeline: at `at_s` seconds from the start, do `action`."""
+    """One line of the timeline: when its trigger comes (`at_s` seconds from the start, or
+    `after_settled_pct` percent of the payment table settled at the switch), wait `delay_s`
+    more, then do `action`. Events happen in the order written, each after the one before:
+    so `{after_settled_pct: 50, action: kill_switch}` then `{after_settled_pct: 50,
+    delay_s: 2, action: restart_switch}` restarts the switch two seconds after killing it,
+    mid-run at any size."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at_s: Annotated[float, Field(ge=0, le=MAX_RUN_S)]
+    at_s: Annotated[float, Field(ge=0, le=MAX_RUN_S)] | None = None
+    after_settled_pct: Annotated[float, Field(gt=0, le=100)] | None = None
+    delay_s: Annotated[float, Field(ge=0, le=MAX_DELAY_S)] = 0.0
     action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]  # the registry's names
     participant: LabParticipantBic | None = None
     behaviour: Behaviour | None = None  # set_behaviour: the new faults
@@ -87,10 +96,20 @@ class Event(BaseModel):
     note: str = Field("", max_length=MAX_NOTE_CHARS)
 
     @model_validator(mode="after")
-    def _participant_when_needed(self) -> Event:
+    def _one_trigger_and_what_the_action_needs(self) -> Event:
+        if (self.at_s is None) == (self.after_settled_pct is None):
+            raise ValueError("give exactly one of at_s and after_settled_pct")
         if ACTIONS[self.action].needs_participant and self.participant is None:
             raise ValueError(f"{self.action} needs a participant")
+        if self.behaviour is not None and self.action != "set_behaviour":
+            raise ValueError(f"behaviour is for set_behaviour, not {self.action}")
         return self
+
+    def trigger(self) -> str:
+        """When it happens, as a person reads it: "at 3 s", "after 50 % settled"."""
+        when = (f"at {self.at_s:g} s" if self.at_s is not None
+                else f"after {self.after_settled_pct:g} % settled")
+        return when + (f" + {self.delay_s:g} s" if self.delay_s else "")
 
 
 async def perform(world: World, event: Event) -> None:

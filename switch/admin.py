@@ -1,18 +1,27 @@
 """The operator's admin API (JSON, bearer token): participants, limits, sign-on and sign-off,
-settlement cycles and statements, a transfer's history, and totals for reconciliation."""
+settlement cycles and statements, a transfer's history, listings of the journal, and totals
+for reconciliation."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
 from protocol.http import xml_response
+from protocol.ids import is_bic
 from switch.participants import Participant
 from switch.service import Switch
+from switch.states import TransferState
+from switch.store import MAX_LISTED_TRANSFERS
 
 SWITCH = web.AppKey("switch", Switch)
+DEFAULT_LISTED_TRANSFERS = 100
+LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 
 
 def _participant(request: web.Request) -> Participant:
@@ -36,6 +45,17 @@ async def list_participants(request: web.Request) -> web.Response:
                       "reserved_vnd": book.reserved_vnd.get(p.bic, 0)}
         for p in state.participants.values()
     ])
+
+
+async def health(request: web.Request) -> web.Response:
+    """The operator's view: the journal and every participant's kind, limit and breaker."""
+    switch = request.app[SWITCH]
+    failure = switch.state.store.failure
+    return web.json_response({
+        "status": "ok" if failure is None else "stopped", "bic": switch.config.bic,
+        "journal_failure": None if failure is None else str(failure),
+        "participants": [p.health() for p in switch.state.participants.values()],
+    }, status=200 if failure is None else 503)
 
 
 async def set_limit(request: web.Request) -> web.Response:
@@ -91,16 +111,59 @@ async def cycle_statement(request: web.Request) -> web.Response:
 
 
 async def transfer_status(request: web.Request) -> web.Response:
-    state = request.app[SWITCH].state
+    """A transfer as the journal holds it, with its history and its return."""
     e2e = request.match_info["e2e"]
-    found = (await state.store.lookup([e2e])).get(e2e)
+    found = await request.app[SWITCH].state.store.describe(e2e)
     if found is None:
         raise web.HTTPNotFound(text=f"404: no transfer {e2e}\n")
-    return web.json_response({
-        "end_to_end_id": e2e, "debtor_bic": found.debtor_bic, "creditor_bic": found.creditor_bic,
-        "amount_vnd": found.amount_vnd, "state": found.state, "reason_code": found.reason_code,
-        "history": await state.store.history(e2e),
-    })
+    return web.json_response(found)
+
+
+def _bad(parameter: str, value: str, expected: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=f"400: {parameter}={value!r}: {expected}\n")
+
+
+def listing_query(query: Mapping[str, str]) -> dict[str, Any]:
+    """The journal listing a query string asks for, as Journal.transfers' arguments;
+    HTTPBadRequest naming the parameter for anything else."""
+    unknown = sorted(set(query) - set(LISTING_PARAMETERS))
+    if unknown:
+        raise web.HTTPBadRequest(text=f"400: unknown parameter {', '.join(unknown)}; known: "
+                                 f"{', '.join(LISTING_PARAMETERS)}\n")
+    asked: dict[str, Any] = {}
+    if (state := query.get("state")) is not None:
+        if state.upper() not in TransferState.__members__:
+            raise _bad("state", state, f"one of {', '.join(TransferState)}")
+        asked["state"] = state.upper()
+    if (participant := query.get("participant")) is not None:
+        if not is_bic(participant):
+            raise _bad("participant", participant, "a BIC (8 or 11 capital letters and digits)")
+        asked["participant"] = participant
+    if (since := query.get("since")) is not None:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise _bad("since", since, "an ISO 8601 time such as 2026-11-20T08:00:00Z (UTC "
+                       "when no offset is given)") from None
+        asked["since_s"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    limit = query.get("limit", str(DEFAULT_LISTED_TRANSFERS))
+    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LISTED_TRANSFERS):
+        raise _bad("limit", limit, f"a whole number from 1 to {MAX_LISTED_TRANSFERS:,}")
+    asked["limit"] = int(limit)
+    order = query.get("order", "newest")
+    if order not in ("newest", "oldest"):
+        raise _bad("order", order, "newest (the last received) or oldest (the first)")
+    asked["oldest_first"] = order == "oldest"
+    return asked
+
+
+async def list_transfers(request: web.Request) -> web.Response:
+    """Transfers from the journal by state, participant and time, at most `limit`, in the
+    order received; `more` says whether more matched (narrow the query or raise the limit)."""
+    asked = listing_query(request.query)
+    found, more = await request.app[SWITCH].state.store.transfers(**asked)
+    return web.json_response({"transfers": [t.as_dict() for t in found], "more": more,
+                              "limit": asked["limit"]})
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -133,6 +196,7 @@ async def stats(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/admin/health", health)
     app.router.add_get("/v1/admin/participants", list_participants)
     app.router.add_put("/v1/admin/participants/{bic}/limit", set_limit)
     app.router.add_post("/v1/admin/participants/{bic}/{action:sign-off|sign-on}", sign_off)
@@ -140,5 +204,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/admin/settlement/cycles/{cycle:\\d+}", cycle_summary)
     app.router.add_get("/v1/admin/settlement/cycles/{cycle:\\d+}/statements/{bic}",
                        cycle_statement)
+    app.router.add_get("/v1/admin/transfers", list_transfers)
     app.router.add_get("/v1/admin/transfers/{e2e}", transfer_status)
     app.router.add_get("/v1/admin/stats", stats)

@@ -7,7 +7,6 @@ a write is answered here, once, for every route: 503 with the reason, nothing ta
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -15,11 +14,13 @@ from aiohttp.typedefs import Handler
 
 from protocol import codec
 from protocol.codec import new_id
+from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     bearer_auth,
     read_signed,
     run_alongside,
+    sign_answers,
     xml_response,
 )
 from protocol.messages import (
@@ -29,13 +30,16 @@ from protocol.messages import (
     PaymentStatusReport,
     StatusRequest,
     TxStatus,
+    VerificationRequest,
 )
-from switch import admin, inquiry
+from protocol.transport import SERVER_LIMITS
+from switch import admin, directory_api, gate, inquiry
 from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.service import Switch
 from switch.store import JournalBusy, JournalFailed, WriteRefused
+from switch.verification import RequestRefused
 
 
 @web.middleware
@@ -61,14 +65,15 @@ def _reply(switch: Switch, to_bic: str, document: object, status: int = 200) -> 
 
 async def receive_message(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    if switch.state.store.failure is not None:
+    signed = await read_signed(request, switch.senders, switch.config.bic)
+    if switch.state.store.failure is not None:  # refused, signed, whatever the message
         raise JournalFailed(f"the journal stopped after a storage failure: "
                             f"{switch.state.store.failure}")
-    sender, message = await read_signed(request, switch.secrets, switch.config.bic)
+    sender, message = signed.signer, signed.message
+    gate.check_items(switch.config, switch.config.participants[sender].kind, message)
     document = message.document
     if isinstance(document, CreditTransferMessage):
-        body_sha256 = hashlib.sha256(await request.read()).digest()  # read once, kept by aiohttp
-        return await _credit_transfer(switch, sender, document, body_sha256)
+        return await _credit_transfer(switch, sender, document, signed.body_sha256)
     if isinstance(document, StatusRequest):
         return _reply(switch, sender, await inquiry.status_report(switch.state, sender, document))
     if isinstance(document, PaymentReturn):
@@ -85,7 +90,21 @@ async def receive_message(request: web.Request) -> web.Response:
                 "a refused ACCP never leads to a credit\n"
             )
         return web.Response(status=202, text=f"{taken} answers taken\n")
+    if isinstance(document, VerificationRequest):
+        return await _verification(switch, sender, document)
     raise web.HTTPBadRequest(text=f"FF01: the switch does not accept {message.header.msg_def_id}\n")
+
+
+async def _verification(switch: Switch, sender: str, request: VerificationRequest
+                        ) -> web.Response:
+    """acmt.023 -> acmt.024 in the answer; only for oneself as assigner (403 otherwise)."""
+    if request.assigner_bic != sender:
+        raise web.HTTPForbidden(text=f"403 forbidden: Assgnr {request.assigner_bic} is not the "
+                                f"sender {sender}\n")
+    try:
+        return _reply(switch, sender, await switch.verification.answer(sender, request))
+    except RequestRefused as error:
+        raise web.HTTPBadRequest(text=f"FF01: {error}\n") from None
 
 
 def _group_status(switch: Switch, sender: str, message: CreditTransferMessage,
@@ -136,22 +155,37 @@ async def _credit_transfer(
 
 
 async def health(request: web.Request) -> web.Response:
+    """For anyone: ok, or 503 and why the switch takes nothing (details: /v1/admin/health)."""
+    failure = request.app[SWITCH].state.store.failure
+    if failure is not None:
+        return web.json_response({"status": "stopped", "reason": "the journal stopped after a "
+                                  "storage failure; the operator must restart the switch"},
+                                 status=503)
+    return web.json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition (switch/metrics.py), behind the metrics token: it shows every
+    participant's positions and health."""
     switch = request.app[SWITCH]
-    return web.json_response({
-        "status": "ok", "bic": switch.config.bic,
-        "participants": [p.health() for p in switch.state.participants.values()],
-    })
+    config = switch.config
+    return metrics_response(request, switch.metrics.registry,
+                            config.metrics_token or config.admin_token)
 
 
 def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.Application:
     """The switch's aiohttp application; the switch starts and stops with it. Observers hang
     on `events` (a fresh hub when None)."""
-    app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
-        bearer_auth("/v1/admin/", config.admin_token), journal_refusals])
     switch = Switch(config, events)
+    app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
+        sign_answers(config.bic, switch.senders), bearer_auth("/v1/admin/", config.admin_token),
+        journal_refusals])
     app[SWITCH] = switch
+    app[SERVER_LIMITS] = config.transport
     run_alongside(app, switch.start, switch.stop)
     app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)
     app.router.add_get("/v1/health", health)
+    app.router.add_get(METRICS_PATH, metrics)
     admin.add_routes(app)
+    directory_api.add_routes(app)
     return app

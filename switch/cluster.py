@@ -14,9 +14,11 @@ behind when one dies:
   anything (fail-stop): the journal refuses its writes already;
 - LISTEN/NOTIFY brings, within milliseconds, the word of another process that made one of
   this process's transfers final (its instant debtor gets the answer; the forward stops
-  waiting), a participant's settings changed by the operator, and a cycle closed. A lost
-  notification costs time, never correctness: the forward's deadline and the journal's
-  `WHERE state='PENDING'` decide anyway, and settings are read again on reconnecting.
+  waiting), a participant's settings changed by the operator, a cycle closed, and a change
+  to the citizen-ID directory (memory then follows the journal's changes, in their order).
+  A lost notification costs time, never correctness: the forward's deadline and the
+  journal's `WHERE state='PENDING'` decide anyway, and settings and the directory are read
+  again on reconnecting.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class Cluster:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _listen(self) -> None:
-        await self.store.listen(self._on_final, self._on_settings, self._on_cycle)
+        await self.store.listen(self._on_final, self._on_settings, self._on_cycle,
+                                self._on_directory)
 
     def _on_final(self, payload: str) -> None:
         """Another process made some of this process's transfers final: its word, as JSON
@@ -128,6 +131,9 @@ class Cluster:
     def _on_cycle(self, open_cycle_id: int) -> None:
         self.state.cycle_id = max(self.state.cycle_id, open_cycle_id)
 
+    def _on_directory(self) -> None:
+        self._spawn(self.state.directory.follow(self.store))
+
     async def _reload_settings(self) -> None:
         apply_settings(self.state, await self.store.settings_now())
 
@@ -145,6 +151,7 @@ class Cluster:
                     await self.store.reconnect_listener()
                     await self._listen()
                     await self._reload_settings()
+                    await self.state.directory.follow(self.store)
                 if not await self.store.beat():
                     self.store.fail(TakenOver(
                         "another switch process found this one dead and took its work over;"

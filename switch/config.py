@@ -14,9 +14,11 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from protocol import settings
-from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
+from protocol.codec import MAX_MESSAGE_BYTES, MAX_TRANSACTIONS_PER_MESSAGE
 from protocol.ids import is_bic
+from protocol.keys import PrivateKeyText, PublicKeyText, Secret, Signing
 from protocol.settings import SettingsError
+from protocol.transport import MIB, ServerLimits
 
 Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
 # Per-leg deadline: the SEPA Instant 2025 rulebook and TIPS both give the creditor side 5 s to
@@ -24,6 +26,12 @@ Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
 DEFAULT_CREDITOR_TIMEOUT_S = 5.0
 MAX_FORWARD_LINGER_MS = 50.0  # a tenth of the p99 budget of an instant transfer
 MAX_POSITION_LIMIT_VND = 10**18  # SQLite's INTEGER holds up to 9.2e18
+# A bank's largest message is 1,000 items (a forward's answers, a pacs.004, its own transfers):
+# 1.3 MB with every text at its schema maximum, so 8 MiB leaves a wide margin and still keeps a
+# forged body claiming a bank to a sixteenth of what the treasury may send.
+BANK_MAX_BODY_BYTES = 8 * MIB
+BANK_MAX_ITEMS = 1_000
+MAX_INQUIRY_IDS = 1_000  # the scheme's stated limit for one pacs.028
 
 
 def _bic(text: str) -> str:
@@ -47,19 +55,22 @@ def _http_url(text: str) -> str:
 Bic = Annotated[str, AfterValidator(_bic)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
-Secret = Annotated[bytes, Field(min_length=1, repr=False)]  # the text's UTF-8 bytes
 
 
 class ParticipantConfig(BaseModel):
-    """One admitted participant: who, where the switch reaches it, its key and its cap."""
+    """One admitted participant: who, where the switch reaches it, its key and its cap.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Its key is `secret` (hmac signing: shared with this participant alone) or `public_key`
+    (ed25519 signing: checks its signatures), whichever the scheme's `signing` says."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     bic: Bic
     name: str = ""  # the BIC when left out
     kind: Kind
     inbound_url: HttpUrl
-    secret: Secret
+    secret: Secret | None = Field(None, repr=False)
+    public_key: PublicKeyText | None = None
     position_limit_vnd: int = Field(0, ge=0, le=MAX_POSITION_LIMIT_VND)
 
     @pydantic.model_validator(mode="after")
@@ -69,13 +80,27 @@ class ParticipantConfig(BaseModel):
         return self
 
 
+class SenderLimits(BaseModel):
+    """The largest message one kind of participant may send, refused 413 above: bytes on the
+    wire (checked from Content-Length, then while the body streams in) and items once decoded
+    (a pacs.008's transactions, a pacs.002's answers, a pacs.004's returns)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_body_bytes: int = Field(ge=64 * 1024, le=MAX_MESSAGE_BYTES)
+    max_items: int = Field(ge=1, le=MAX_TRANSACTIONS_PER_MESSAGE)
+
+
 class SwitchSettings(BaseModel):
     """The `switch:` section: the switch's own identity, listening address and limits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     bic: Bic = "SWLBVNVX"
-    secret: Secret = b"switch-secret"
+    # hmac: the switch signs to each participant with that participant's secret; ed25519: with
+    # its own private_key, whose public key every participant holds (docs/participants.md).
+    signing: Signing = "hmac"
+    private_key: PrivateKeyText | None = Field(None, repr=False)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65_535)  # 0: the OS chooses
     journal_path: Path = Path("runs/switch.sqlite")  # the embedded journal: one process
@@ -86,6 +111,9 @@ class SwitchSettings(BaseModel):
     # what it held in flight (AB06) and the notices it owed.
     cluster_lease_s: float = Field(5.0, ge=1.0, le=300.0)
     admin_token: str = Field("admin-token", min_length=1, repr=False)
+    # What a Prometheus scraper presents at GET /metrics: read-only, so that the scraper's
+    # configuration holds no credential that can sign a bank off. None: the admin token.
+    metrics_token: str | None = Field(None, min_length=1, repr=False)
     creditor_timeout_s: float = Field(DEFAULT_CREDITOR_TIMEOUT_S, gt=0, le=60)
     notice_timeout_s: float = Field(10.0, gt=0, le=300)
     notice_max_attempts: int = Field(1_000, ge=1, le=100_000)  # ~3 hours at the capped backoff
@@ -102,6 +130,33 @@ class SwitchSettings(BaseModel):
     breaker_failures: int = Field(5, ge=1, le=1_000)
     breaker_cooldown_s: float = Field(2.0, gt=0, le=3_600)
     settlement_cycle_s: float | None = Field(None, gt=0)  # None: close only on command
+    transport: ServerLimits = Field(default_factory=ServerLimits)
+    # The treasury sends the payout's bulk files, up to the codec's limits; banks, e-wallets
+    # and mobile-money operators send answers, returns, inquiries and their own transfers.
+    treasury_limits: SenderLimits = SenderLimits(
+        max_body_bytes=MAX_MESSAGE_BYTES, max_items=MAX_TRANSACTIONS_PER_MESSAGE)
+    bank_limits: SenderLimits = SenderLimits(
+        max_body_bytes=BANK_MAX_BODY_BYTES, max_items=BANK_MAX_ITEMS)
+    max_inquiry_ids: int = Field(MAX_INQUIRY_IDS, ge=1, le=MAX_TRANSACTIONS_PER_MESSAGE)
+
+    def limits_of(self, kind: Kind) -> SenderLimits:
+        return self.treasury_limits if kind == "treasury" else self.bank_limits
+
+    @pydantic.model_validator(mode="after")
+    def _limits_fit(self) -> SwitchSettings:
+        if self.forward_batch_size > self.bank_limits.max_items:
+            raise ValueError(f"forward_batch_size {self.forward_batch_size:,} is over "
+                             f"bank_limits.max_items {self.bank_limits.max_items:,}: a "
+                             "creditor's answer to a whole forward would be refused")
+        largest = max(self.treasury_limits.max_body_bytes, self.bank_limits.max_body_bytes)
+        if self.transport.max_body_bytes_reading < largest:
+            raise ValueError(f"transport.max_body_bytes_reading must hold the largest message "
+                             f"a participant may send ({largest:,} bytes)")
+        if self.signing == "ed25519" and self.private_key is None:
+            raise ValueError("ed25519 signing needs the switch's private_key")
+        if self.signing == "hmac" and self.private_key is not None:
+            raise ValueError("private_key belongs to ed25519 signing, not hmac")
+        return self
 
 
 class SwitchConfig(SwitchSettings):
@@ -124,6 +179,19 @@ class _ConfigFile(BaseModel):
                 raise ValueError(f"bic {participant.bic} appears twice (the switch's own BIC "
                                  "counts)")
             seen.add(participant.bic)
+        return self
+
+    @pydantic.model_validator(mode="after")
+    def _keys_of_the_mode(self) -> _ConfigFile:
+        needed, other = (("secret", "public_key") if self.switch.signing == "hmac"
+                         else ("public_key", "secret"))
+        for participant in self.participants:
+            if getattr(participant, needed) is None:
+                raise ValueError(f"participant {participant.bic} needs a {needed} "
+                                 f"({self.switch.signing} signing)")
+            if getattr(participant, other) is not None:
+                raise ValueError(f"participant {participant.bic} has a {other}, which "
+                                 f"{self.switch.signing} signing does not use")
         return self
 
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import cast
 
 from protocol.messages import TransactionStatus
@@ -62,10 +63,18 @@ class Finality:
                 if outcome is not None and not outcome.done():
                     outcome.set_exception(error)
             raise
-        if decided:  # a shared journal: another process made some of them final first
-            self.learn([(final.transfer, decided[final.transfer.end_to_end_id])
-                        for final in finals if final.transfer.end_to_end_id in decided])
-            finals = [final for final in finals if final.transfer.end_to_end_id not in decided]
+        if decided:  # a shared journal: made final elsewhere first, or settled in another cycle
+            kept, lost = [], []
+            for final in finals:
+                word = decided.get(final.transfer.end_to_end_id)
+                if word is None:
+                    kept.append(final)
+                elif word.state is None:  # taken, in the cycle the journal had open
+                    kept.append(replace(final, cycle_id=word.cycle_id))
+                else:
+                    lost.append((final.transfer, word))
+            self.learn(lost)
+            finals = kept
         self._apply(finals, now_s)
 
     async def finish_answered(self, creditor_bic: str,
@@ -100,7 +109,7 @@ class Finality:
         current_cycle = state.cycle_id
         to_creditors: dict[str, list[TransactionStatus]] = defaultdict(list)
         to_debtors: dict[str, list[TransactionStatus]] = defaultdict(list)
-        settled: list[Transfer] = []
+        settled: dict[int | None, list[Transfer]] = defaultdict(list)  # by cycle
         rejected: list[Transfer] = []
         for final in finals:
             transfer = final.transfer
@@ -111,7 +120,7 @@ class Finality:
                 if final.cycle_id == current_cycle:
                     positions.move(transfer.debtor_bic, transfer.creditor_bic,
                                    transfer.amount_vnd)
-                settled.append(transfer)
+                settled[final.cycle_id].append(transfer)
             else:
                 rejected.append(transfer)
             transfer.advance(final.state, final.reason_code, final.reason_by)
@@ -129,7 +138,7 @@ class Finality:
             notifier.confirm_to_creditor(bic, statuses)
         for bic, statuses in to_debtors.items():
             notifier.report_to_debtor(bic, statuses)
-        if settled:
-            state.events.settled.fire(transfers=settled, now_s=now_s)
+        for cycle_id, transfers in settled.items():
+            state.events.settled.fire(transfers=transfers, now_s=now_s, cycle_id=cycle_id)
         if rejected:
             state.events.rejected.fire(transfers=rejected, now_s=now_s)

@@ -37,6 +37,7 @@ ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes an
 # An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
 # that no text can cost more than a few microseconds of arithmetic.
 _DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
+MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
 
 
 @dataclass(slots=True)
@@ -74,14 +75,17 @@ class Intake:
                 transactions):
             return reasons.DUPLICATE_END_TO_END_ID
         declared = message.declared_control_sum
-        if declared is not None:
-            if not _DECIMAL.fullmatch(declared):
-                return reasons.INVALID_CONTROL_SUM
-            actual = sum(Decimal(tx.amount_text) for tx in transactions
-                         if _DECIMAL.fullmatch(tx.amount_text))
-            if Decimal(declared) != actual:
-                return reasons.INVALID_CONTROL_SUM
-        return None
+        if declared is None:
+            return None
+        if declared.isascii() and declared.isdigit() and len(declared) <= MAX_SUM_DIGITS and (
+                all(tx.amount_vnd for tx in transactions)):  # whole dong only: int arithmetic
+            whole_sum = sum(tx.amount_vnd for tx in transactions)
+            return None if int(declared) == whole_sum else reasons.INVALID_CONTROL_SUM
+        if not _DECIMAL.fullmatch(declared):
+            return reasons.INVALID_CONTROL_SUM
+        actual = sum(Decimal(tx.amount_text) for tx in transactions
+                     if _DECIMAL.fullmatch(tx.amount_text))
+        return None if Decimal(declared) == actual else reasons.INVALID_CONTROL_SUM
 
     def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
         if tx.currency != "VND":
@@ -168,12 +172,13 @@ class Intake:
                 duplicates.append(tx)
                 continue
             known_ids.add(tx.end_to_end_id)
+            refusal = self._resolve(tx)
             transfer = Transfer(
                 end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
                 debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
                 amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
             )
-            reason = self._check_transaction(tx, max_amount_vnd)
+            reason = refusal or self._check_transaction(tx, max_amount_vnd)
             if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS
             if reason is None:
@@ -184,6 +189,13 @@ class Intake:
                 transfer.advance(TransferState.REJECTED, reason, config.bic)
             accepted.append(transfer)
         return accepted, duplicates
+
+    def _resolve(self, tx: CreditTransfer) -> str | None:
+        """A transfer naming its creditor by citizen id alone (CdtrAgt is the switch itself)
+        pointed at the linked account, before anything is reserved; why not, otherwise."""
+        if tx.creditor_agent_bic != self.state.config.bic:
+            return None
+        return self.state.directory.resolve(tx)
 
     def _as_journal_decided(self, accepted: list[Transfer], duplicates: list[CreditTransfer],
                             decided: dict[str, Decided]) -> list[Transfer]:
@@ -212,13 +224,17 @@ class Intake:
             return None
         if digest != body_sha256:
             return Submission(group_reason=reasons.DUPLICATE_MESSAGE_ID)
-        return Submission(refused=await self._duplicate_statuses(
-            message.transactions, message.msg_id, debtor_bic))
+        statuses = await self._duplicate_statuses(message.transactions, message.msg_id,
+                                                  debtor_bic)
+        self.state.events.refused.fire(debtor_bic=debtor_bic, statuses=statuses)
+        return Submission(refused=statuses)
 
     def _untake(self, transfers: list[Transfer]) -> None:
-        """The journal did not take them: forget them, give back what they held."""
+        """The journal did not take them: forget them (a resend's outcome is then the
+        journal's, never theirs), give back what they held."""
         for transfer in transfers:
             self.state.known_ids.discard(transfer.end_to_end_id)
+            self.state.taking.pop(transfer.end_to_end_id, None)
             if transfer.state is TransferState.PENDING:
                 self.state.positions.release(transfer.debtor_bic, transfer.amount_vnd)
 

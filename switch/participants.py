@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from protocol.http import Peer
+from protocol.signing import Credentials
 from switch.config import ParticipantConfig, SwitchConfig
 from switch.events import SwitchEvents
 
@@ -52,7 +53,8 @@ class Participant:
     """One admitted participant: its settings, its channel, its health."""
 
     def __init__(self, config: ParticipantConfig, switch: SwitchConfig,
-                 session: aiohttp.ClientSession, events: SwitchEvents) -> None:
+                 session: aiohttp.ClientSession, events: SwitchEvents,
+                 credentials: Credentials) -> None:
         self.config = config
         self.bic = config.bic
         self.position_limit_vnd = config.position_limit_vnd
@@ -60,7 +62,7 @@ class Participant:
         self.breaker = Breaker(switch.breaker_failures, switch.breaker_cooldown_s)
         self.events = events
         self.peer = Peer(
-            session, config.inbound_url, switch.bic, switch.secret, config.bic,
+            session, config.inbound_url, switch.bic, credentials, config.bic,
             timeout_s=switch.creditor_timeout_s,
         )
 

@@ -122,7 +122,8 @@ class Returns:
     async def _settle(self, creditor_bic: str, accepted: list[SettledReturn]
                       ) -> dict[str, Decided] | None:
         """Journal the accepted returns, then move positions and tell the debtors. Returns
-        what a shared journal refused (return id -> its word), None when it took them all."""
+        what a shared journal refused (return id -> its word), None when it took them all;
+        each settles in the cycle the journal says (a shared journal's may be a newer one)."""
         state = self.state
         positions = state.positions
         cycle_id = state.cycle_id
@@ -134,21 +135,28 @@ class Returns:
                 state.returning.discard(settled.original.end_to_end_id)
                 positions.release(creditor_bic, settled.amount_vnd)
             raise
-        if decided:
-            for settled in accepted:
-                word = decided.get(settled.return_id)
-                if word is not None and word.reason != reasons.DUPLICATE:
-                    state.returning.discard(settled.original.end_to_end_id)
-            accepted = [settled for settled in accepted if settled.return_id not in decided]
-        by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
+        words = decided or {}
+        refused = {key: word for key, word in words.items() if word.reason is not None}
         for settled in accepted:
+            word = refused.get(settled.return_id)
+            if word is not None and word.reason != reasons.DUPLICATE:
+                state.returning.discard(settled.original.end_to_end_id)
+        by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
+        by_cycle: dict[int, list[SettledReturn]] = defaultdict(list)
+        for settled in accepted:
+            if settled.return_id in refused:
+                continue
             original = settled.original
+            word = words.get(settled.return_id)
+            settled_in = cycle_id if word is None or word.cycle_id is None else word.cycle_id
             positions.release(creditor_bic, settled.amount_vnd)
-            if cycle_id == state.cycle_id:
+            if settled_in == state.cycle_id:
                 positions.move(creditor_bic, original.debtor_bic, settled.amount_vnd)
             original.advance(TransferState.RETURNED, settled.reason_code)
             by_debtor[original.debtor_bic].append(settled)
+            by_cycle[settled_in].append(settled)
         for debtor_bic, returns in by_debtor.items():
             state.notifier.forward_returns(debtor_bic, returns)
-        state.events.returned.fire(returns=accepted, now_s=now_s)
-        return decided
+        for settled_in, returned in by_cycle.items():
+            state.events.returned.fire(returns=returned, now_s=now_s, cycle_id=settled_in)
+        return refused or None

@@ -12,10 +12,13 @@ import aiohttp
 from switch.cluster import Cluster, JournalPositions
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
+from switch.directory import Registrations
 from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
+from switch.gate import senders
 from switch.intake import Intake
+from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Participant
 from switch.positions import PositionBook
@@ -24,6 +27,7 @@ from switch.returns import Returns
 from switch.state import SwitchState
 from switch.store import Journal, Store
 from switch.store_postgres import PostgresStore
+from switch.verification import Verification
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS_PER_CREDITOR = 256
@@ -36,11 +40,12 @@ class Switch:
     def __init__(self, config: SwitchConfig, events: SwitchEvents | None = None) -> None:
         self.config = config
         self.events = events or SwitchEvents()
-        self.secrets = {bic: p.secret for bic, p in config.participants.items()}
+        self.senders = senders(config)
         self.started_at_s = time.time()
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0
         self.events.journal_committed.add_listener(self._count_commit)
+        self.metrics = SwitchMetrics(self.events, config.participants)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
         self.cluster: Cluster | None = None  # with a journal shared by several processes
@@ -50,7 +55,8 @@ class Switch:
         config = self.config
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
             limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
-        participants = {bic: Participant(p, config, self._session, self.events)
+        participants = {bic: Participant(p, config, self._session, self.events,
+                                         self.senders[bic].credentials)
                         for bic, p in config.participants.items()}
         store: Journal
         if config.journal_url is None:
@@ -68,6 +74,9 @@ class Switch:
         self.intake = Intake(self.state, self.forwarding)
         self.returns = Returns(self.state)
         self.cycles = Cycles(self.state)
+        self.verification = Verification(self.state)
+        self.registrations = Registrations(self.state.directory, store, self.events,
+                                           self.verification.ask)
         if isinstance(store, PostgresStore):
             self.cluster = Cluster(self.state, self.finality, self.forwarding, store)
             await self.cluster.join()

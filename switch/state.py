@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from switch.config import SwitchConfig
+from switch.directory import Directory
 from switch.events import SwitchEvents
 from switch.notices import Notifier
 from switch.participants import Participant
@@ -35,3 +36,4 @@ class SwitchState:
     # Taken from a message, their journal write not yet durable: for a resend meanwhile.
     taking: dict[str, Transfer] = field(default_factory=dict)
     returning: set[str] = field(default_factory=set)  # end-to-end ids returned or returning
+    directory: Directory = field(default_factory=Directory)  # citizen id -> payout account

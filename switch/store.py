@@ -22,11 +22,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from switch.events import SwitchEvents
 from switch.states import TransferState
@@ -89,6 +90,26 @@ CREATE TABLE IF NOT EXISTS participant_settings (
     position_limit_vnd INTEGER,
     signed_off INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS directory (
+    citizen_id TEXT PRIMARY KEY,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    updated_by TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS directory_by_account ON directory(participant_bic, account_id);
+CREATE TABLE IF NOT EXISTS directory_changes (
+    seq INTEGER PRIMARY KEY,
+    citizen_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes(citizen_id);
 """
 
 # Notice flags on a transfer or a return: whether a participant still has to be told.
@@ -132,6 +153,19 @@ _SAVE_SETTINGS = (
     " ON CONFLICT(bic) DO UPDATE SET position_limit_vnd=excluded.position_limit_vnd,"
     " signed_off=excluded.signed_off"
 )
+_LINK = (
+    "INSERT INTO directory (citizen_id, participant_bic, account_id, holder_name, updated_at,"
+    " updated_by) VALUES (?,?,?,?,?,?) ON CONFLICT(citizen_id) DO UPDATE SET"
+    " participant_bic=excluded.participant_bic, account_id=excluded.account_id,"
+    " holder_name=excluded.holder_name, updated_at=excluded.updated_at,"
+    " updated_by=excluded.updated_by"
+)
+_UNLINK = "DELETE FROM directory WHERE citizen_id=? AND participant_bic=? AND account_id=?"
+_INSERT_DIRECTORY_CHANGE = (
+    "INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,"
+    " holder_name, changed_by, at) VALUES (?,?,?,?,?,?,?)"
+)
+DIRECTORY_COLUMNS = "citizen_id, participant_bic, account_id, holder_name, updated_at, updated_by"
 _OPEN_CYCLE = "INSERT INTO cycles (cycle_id, opened_at) VALUES (?, ?)"
 _CLOSE_CYCLE = "UPDATE cycles SET closed_at=? WHERE cycle_id=?"
 MAX_IDS_PER_QUERY = 500  # under SQLite's limit on bound parameters
@@ -141,6 +175,13 @@ _REFUSED = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError,
             ValueError, TypeError)
 
 Statements = Sequence[tuple[str, Sequence[Sequence[Any]]]]
+T = TypeVar("T")
+MAX_LISTED_TRANSFERS = 1_000  # a listing of the journal, for a person or a tool looking in
+_JOURNAL_COLUMNS = frozenset({"end_to_end_id", "tx_id", "msg_id", "debtor_bic", "creditor_bic",
+                              "amount_vnd", "state", "reason_code", "reason_by", "bulk",
+                              "received_at", "final_at", "cycle_id"})
+LISTED_COLUMNS = f"{TRANSFER_COLUMNS}, final_at, cycle_id"
+MAX_DIRECTORY_CHANGES = 1_000  # read at once, by the directory API or a process catching up
 
 
 class JournalFailed(Exception):
@@ -154,6 +195,10 @@ class JournalBusy(Exception):
 class WriteRefused(Exception):
     """The database refused this write (a constraint, a value out of range); nothing of it
     was stored, and the journal goes on."""
+
+
+class NotAJournal(Exception):
+    """The file is missing, unreadable, or not a switch journal; the message says which."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +248,43 @@ class Decided:
     process asked, per key (end-to-end id, or return id): `reason` is DUPL for an id another
     process took first, AM04 for a cap other processes' holds left too little of, DU05 for a
     return id taken meanwhile; `state`, `reason_code` and `reason_by` are the journal's word
-    on a transfer another process made final first. A journal of one process decides nothing
-    of the kind and returns None instead."""
+    on a transfer another process made final first. `cycle_id` alone (no state, no reason):
+    taken as asked, in the cycle the journal had open at its write (a transfer's settlement
+    or a return), which another process's close made other than the one asked. A journal of
+    one process decides nothing of the kind and returns None instead."""
 
     reason: str | None = None
     state: TransferState | None = None
     reason_code: str | None = None
     reason_by: str | None = None
+    cycle_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One active link: the citizen id's payout account, as the directory holds it."""
+
+    citizen_id: str
+    participant_bic: str
+    account_id: str
+    holder_name: str
+    updated_at: float = 0.0  # unix s
+    updated_by: str = ""  # the participant's BIC, or "registry" for the operator's import
+
+    def as_dict(self) -> dict[str, object]:
+        return {"citizen_id": self.citizen_id, "participant_bic": self.participant_bic,
+                "account_id": self.account_id, "holder_name": self.holder_name,
+                "updated_at": self.updated_at, "updated_by": self.updated_by}
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryChange:
+    """A change to the directory as it is journaled: link, update or unlink, by whom, when."""
+
+    action: str
+    entry: DirectoryEntry
+    changed_by: str
+    at: float  # unix s
 
 
 @dataclass(slots=True)
@@ -254,7 +329,16 @@ class Journal(Protocol):
     async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None: ...
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
                             ) -> dict[str, tuple[str, int]]: ...
-    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]: ...
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]: ...
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None: ...
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]: ...
+    async def directory_changes(self, citizen_id: str | None = None,
+                                participant_bic: str | None = None, after_seq: int = 0,
+                                limit: int = MAX_DIRECTORY_CHANGES) -> list[dict[str, Any]]: ...
+    async def directory_now(self) -> tuple[list[DirectoryEntry], int]: ...
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
     async def cycle_flows(self, cycle_id: int) -> CycleFlows | None: ...
     async def statement_entries(self, cycle_id: int, bic: str
@@ -279,9 +363,11 @@ class SharedJournal(Journal, Protocol):
 
 class JournalReads:
     """The reads every journal makes, written once: each store gives `read` and its own
-    dialect's statements (`_SQL`, by name; parameters by number, the same in each)."""
+    dialect's statements (`_SQL`, by name; parameters by number, the same in each, written
+    `_PLACEHOLDER` and the number)."""
 
     _SQL: dict[str, str]
+    _PLACEHOLDER: str
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -291,10 +377,31 @@ class JournalReads:
         rows = await self.read(self._SQL["digest"], (sender_bic, msg_id))
         return bytes(rows[0][0]) if rows else None
 
-    async def history(self, end_to_end_id: str) -> list[dict[str, Any]]:
-        """A transfer's transitions in order: from, to, reason code, at (unix s)."""
-        rows = await self.read(self._SQL["history"], (end_to_end_id,))
-        return [dict(zip(("from", "to", "reason_code", "at"), row, strict=True)) for row in rows]
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        """As JournalReader.describe: the transfer, its history and its return; None for an
+        unknown id."""
+        rows = await self.read(self._SQL["listed_one"], (end_to_end_id,))
+        return described(rows[0], await self.read(self._SQL["history"], (end_to_end_id,)),
+                         await self.read(self._SQL["return_of"], (end_to_end_id,))
+                         ) if rows else None
+
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]:
+        """As JournalReader.transfers: a listing of the journal, and whether more matched."""
+        sql, params = listing(state, participant, since_s, limit, oldest_first,
+                              self._PLACEHOLDER)
+        return listed(await self.read(sql, params), limit, oldest_first)
+
+    async def directory_changes(self, citizen_id: str | None = None,
+                                participant_bic: str | None = None, after_seq: int = 0,
+                                limit: int = MAX_DIRECTORY_CHANGES) -> list[dict[str, Any]]:
+        """Journaled directory changes after `after_seq`, oldest first, of one citizen id
+        and/or of one participant's entries (made by it or by the registry) when given."""
+        rows = await self.read(self._SQL["directory_changes"],
+                               (after_seq, citizen_id, participant_bic, limit))
+        return [dict(zip(("seq", "citizen_id", "action", "participant_bic", "account_id",
+                          "holder_name", "changed_by", "at"), row, strict=True)) for row in rows]
 
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
         """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
@@ -322,6 +429,12 @@ class JournalReads:
         """The open cycle's id (None if none is open) and the highest id ever used."""
         rows = await self.read(self._SQL["open_cycle"])
         return rows[0][0], rows[0][1]
+
+    async def directory_now(self) -> tuple[list[DirectoryEntry], int]:
+        """Every active directory entry, and the number (seq) of the last change they hold at
+        least: changes after it may be in them already (applying one again does no harm)."""
+        last_seq = (await self.read(self._SQL["directory_seq"]))[0][0]
+        return [DirectoryEntry(*row) for row in await self.read(self._SQL["directory"])], last_seq
 
     async def returned_ids_now(self) -> set[str]:
         return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
@@ -438,8 +551,169 @@ def transfer_of_row(row: Sequence[Any]) -> Transfer:
     )
 
 
+def iso_utc(timestamp_s: float) -> str:
+    """Unix time as ISO 8601 in UTC, to the millisecond: 2026-11-20T08:30:15.123Z."""
+    return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="milliseconds"
+                                                              ).replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class JournalTransfer:
+    """A transfer as the journal holds it, with when it became final (unix s) and the
+    settlement cycle it settled in, for whoever looks into the journal."""
+
+    transfer: Transfer
+    final_at: float | None
+    cycle_id: int | None
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> JournalTransfer:
+        """A row of LISTED_COLUMNS."""
+        return cls(transfer_of_row(row), row[-2], row[-1])
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC."""
+        t = self.transfer
+        return {
+            "end_to_end_id": t.end_to_end_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
+            "debtor_bic": t.debtor_bic, "creditor_bic": t.creditor_bic,
+            "amount_vnd": t.amount_vnd, "mode": "bulk" if t.bulk else "instant",
+            "state": str(t.state), "reason_code": t.reason_code, "reason_by": t.reason_by,
+            "received_at": iso_utc(t.received_at),
+            "final_at": iso_utc(self.final_at) if self.final_at is not None else None,
+            "cycle_id": self.cycle_id,
+        }
+
+
+def listing(state: str | None, participant: str | None, since_s: float | None, limit: int,
+            oldest_first: bool, placeholder: str) -> tuple[str, list[Any]]:
+    """The statement and parameters of a listing (JournalReader.transfers' arguments) in a
+    dialect whose parameters are `placeholder` and a number (?1, $1); it asks for one row
+    more than `limit`, to say whether more matched. Raises ValueError for a limit outside 1
+    to MAX_LISTED_TRANSFERS."""
+    if not 1 <= limit <= MAX_LISTED_TRANSFERS:
+        raise ValueError(f"limit {limit} is not from 1 to {MAX_LISTED_TRANSFERS:,}")
+    where, params = ["TRUE"], []
+
+    def parameter(value: Any) -> str:
+        params.append(value)
+        return f"{placeholder}{len(params)}"
+
+    if state is not None:
+        where.append(f"state = {parameter(state)}")
+    if participant is not None:
+        bic = parameter(participant)
+        where.append(f"(debtor_bic = {bic} OR creditor_bic = {bic})")
+    if since_s is not None:
+        where.append(f"received_at >= {parameter(since_s)}")
+    order = "ASC" if oldest_first else "DESC"
+    return (f"SELECT {LISTED_COLUMNS} FROM transfers WHERE {' AND '.join(where)}"
+            f" ORDER BY received_at {order}, end_to_end_id {order}"
+            f" LIMIT {parameter(limit + 1)}"), params
+
+
+def listed(rows: Sequence[Sequence[Any]], limit: int, oldest_first: bool
+           ) -> tuple[list[JournalTransfer], bool]:
+    """A listing's rows (`listing`) as transfers in the order received, and whether more
+    matched than `limit`."""
+    found = [JournalTransfer.from_row(row) for row in rows[:limit]]
+    if not oldest_first:
+        found.reverse()
+    return found, len(rows) > limit
+
+
+def described(row: Sequence[Any], history: Iterable[Sequence[Any]],
+              returned: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """A transfer as `describe` gives it, from its row (LISTED_COLUMNS), its transitions
+    (from, to, reason code, at) and its return's row, if any (id, VND, reason, at, cycle)."""
+    return JournalTransfer.from_row(row).as_dict() | {
+        "history": [{"from": old, "to": new, "reason_code": reason, "at": iso_utc(at)}
+                    for old, new, reason, at in history],
+        "return": None if not returned else dict(zip(
+            ("return_id", "amount_vnd", "reason_code", "settled_at", "cycle_id"),
+            (*returned[0][:3], iso_utc(returned[0][3]), returned[0][4]), strict=True))}
+
+
+class JournalReader:
+    """A journal opened read-only, to look into it: a transfer's history, what is in flight,
+    a participant's transfers. It never creates, migrates or writes the file, and reads
+    beside a running switch (WAL: a reader sees the last commit and blocks no writer).
+
+    Raises NotAJournal, with a sentence naming the file, when the file is missing, is not
+    a SQLite database, or has no journal tables.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        if not path.exists():
+            raise NotAJournal(f"{path}: no such file")
+        if not path.is_file():
+            raise NotAJournal(f"{path} is not a file")
+        try:
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                                       check_same_thread=False)
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{path}: cannot open it read-only: {error}") from None
+        try:
+            self._db.execute("PRAGMA query_only=1")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            tables = {name for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(transfers)")}
+        except sqlite3.Error as error:
+            self._db.close()
+            raise NotAJournal(f"{path} is not a switch journal: {error}") from None
+        missing = ({"transfers", "transitions", "returns"} - tables) or (
+            _JOURNAL_COLUMNS - columns)
+        if missing:
+            self._db.close()
+            raise NotAJournal(f"{path} is a SQLite database but not a switch journal "
+                              f"(no {', '.join(sorted(missing))})")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{self.path}: cannot read it: {error}") from None
+
+    def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        """The transfer (JournalTransfer.as_dict), its transitions in order (`history`: from,
+        to, reason_code, at) and its return (`return`, or None); None for an unknown id."""
+        rows = self._rows(_SQLITE_READS["listed_one"], (end_to_end_id,))
+        return described(rows[0], self._rows(_SQLITE_READS["history"], (end_to_end_id,)),
+                         self._rows(_SQLITE_READS["return_of"], (end_to_end_id,))
+                         ) if rows else None
+
+    def transfers(self, state: str | None = None, participant: str | None = None,
+                  since_s: float | None = None, limit: int = 100, oldest_first: bool = False
+                  ) -> tuple[list[JournalTransfer], bool]:
+        """Transfers received at or after `since_s` (unix s), in `state`, with `participant`
+        as debtor or creditor (each None: any): the `limit` newest, or oldest, in the order
+        received; and whether more matched. Raises ValueError for a limit outside 1 to
+        MAX_LISTED_TRANSFERS.
+
+        Cost: by state (PENDING is what is in flight) an index finds them; by participant or
+        time alone the whole table is read: on this project's machine 0.5 s per million
+        transfers for a participant, 2.3 s to sort a million without any filter.
+        """
+        sql, params = listing(state, participant, since_s, limit, oldest_first, "?")
+        return listed(self._rows(sql, params), limit, oldest_first)
+
+
 _SQLITE_READS = {
     "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=?1 AND msg_id=?2",
+    "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=?1",
+    "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
+                 " WHERE end_to_end_id=?1",
+    "directory": f"SELECT {DIRECTORY_COLUMNS} FROM directory",
+    "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
+    "directory_changes": (
+        "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
+        " at FROM directory_changes WHERE seq > ?1 AND (?2 IS NULL OR citizen_id = ?2)"
+        " AND (?3 IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=?1 ORDER BY seq",
     "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)"
@@ -468,6 +742,7 @@ class Store(GroupCommit, JournalReads):
 
     shared = False
     _SQL = _SQLITE_READS
+    _PLACEHOLDER = "?"
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
@@ -481,6 +756,10 @@ class Store(GroupCommit, JournalReads):
         self._writer_connection = _connect(path)
         self._reader_connection = _connect(path, readonly=True)
         self._read_lock = threading.Lock()
+        # What an operator asks (the admin API) reads on a connection and thread of its own,
+        # so that a long listing never holds up the switch's own reads.
+        self._looking = JournalReader(path)
+        self._looking_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-looking")
 
     # ---- the writer ---------------------------------------------------------------------
 
@@ -492,8 +771,10 @@ class Store(GroupCommit, JournalReads):
         await self._stop_writer()
         self._writer_executor.shutdown(wait=True)
         self._reader_executor.shutdown(wait=True)
+        self._looking_executor.shutdown(wait=True)
         self._writer_connection.close()
         self._reader_connection.close()
+        self._looking.close()
 
     def submit(self, statements: Statements) -> asyncio.Future[None]:
         """Take (sql, rows) pairs to commit in one transaction with others queued; the future
@@ -512,8 +793,26 @@ class Store(GroupCommit, JournalReads):
         return [None if refusal is None else WriteRefused(str(refusal)) for refusal in refusals]
 
     def _transaction(self, writes: list[QueuedWrite]) -> list[BaseException | None]:
-        """One transaction, one fsync; each write in a savepoint of its own, so that rows the
-        database refuses undo that write alone. Any other error undoes all and is raised."""
+        """One transaction, one fsync. Rows the database refuses undo their own write alone:
+        then the batch is done again with a savepoint per write (the common batch pays for no
+        savepoint; a refused one costs one more transaction). Any other error undoes all and
+        is raised."""
+        connection = self._writer_connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for write in writes:
+                for sql, rows in write.payload:
+                    connection.executemany(sql, rows)
+        except _REFUSED:
+            connection.execute("ROLLBACK")
+            return self._transaction_each_alone(writes)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return [None] * len(writes)
+
+    def _transaction_each_alone(self, writes: list[QueuedWrite]) -> list[BaseException | None]:
         connection = self._writer_connection
         refusals: list[BaseException | None] = []
         connection.execute("BEGIN IMMEDIATE")
@@ -593,6 +892,19 @@ class Store(GroupCommit, JournalReads):
                       ) -> asyncio.Future[None]:
         return self.submit([(_SAVE_SETTINGS, [(bic, position_limit_vnd, int(signed_off))])])
 
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]:
+        """Directory entries linked, updated or unlinked, each with its journal line, in one
+        write, as this process's memory decided them (None: nothing decided otherwise).
+        Refused (WriteRefused) when it would link one account to two citizen ids."""
+        kept = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id,
+                 c.entry.holder_name, c.at, c.changed_by) for c in changes if c.action != "unlink"]
+        removed = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id)
+                   for c in changes if c.action == "unlink"]
+        return self.submit([(_UNLINK, removed), (_LINK, kept), (_INSERT_DIRECTORY_CHANGE, [
+            (c.entry.citizen_id, c.action, c.entry.participant_bic, c.entry.account_id,
+             c.entry.holder_name, c.changed_by, c.at) for c in changes])])
+
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         return self.submit([(_OPEN_CYCLE, [(cycle_id, now_s)])])
 
@@ -636,6 +948,23 @@ class Store(GroupCommit, JournalReads):
                 f" AND return_id IN ({','.join('?' * len(chunk))})", [creditor_bic, *chunk])
             found.update((row[0], (row[1], row[2])) for row in rows)
         return found
+
+    # ---- what an operator looks at (the admin API), on a connection of its own -----------
+
+    async def _look(self, query: Callable[[JournalReader], T]) -> T:
+        """`query` on the operators' read-only reader, off the event loop and off the
+        switch's own reader (a listing may read the whole table)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._looking_executor, query, self._looking)
+
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        return await self._look(lambda journal: journal.describe(end_to_end_id))
+
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]:
+        return await self._look(lambda journal: journal.transfers(
+            state, participant, since_s, limit, oldest_first))
 
     # ---- what a restarted switch reads, before it serves anyone ----------------------------
 

@@ -13,7 +13,13 @@ no process's memory can know alone (docs/design.md, "Beyond one machine"):
 - a transfer is made final `WHERE state='PENDING'` and moves positions and picks its cycle in
   the same write: only one process ever finalizes it, and the others learn the first word;
 - the close of a cycle locks every position row: a settlement counts in the cycle open at its
-  own write, and each cycle is closed once;
+  own write (the write says so when that is not the cycle its process believed open), and
+  each cycle is closed once;
+- a MsgId is the sender's once (the `messages` key), a RtrId the creditor's once (the returns'
+  key), whichever process took it first;
+- a change to the citizen-ID directory is checked again against the `directory` table in its
+  write, one directory write at a time, and every process's memory follows
+  `directory_changes` in order;
 - `owner` on transfers and returns names the process that holds a transfer in flight or owes
   its notices; a process is alive while it beats (`switch_processes`), and one found dead is
   deleted there by the survivor that takes its rows over. Every write transaction first locks
@@ -49,10 +55,13 @@ except ImportError:  # the optional `postgres` extra is not installed
 from switch.events import SwitchEvents
 from switch.states import TransferState
 from switch.store import (
+    DIRECTORY_COLUMNS,
+    LISTED_COLUMNS,
     NOTICE_DUE,
     NOTICE_SENT,
     TRANSFER_COLUMNS,
     Decided,
+    DirectoryChange,
     Final,
     GroupCommit,
     JournalReads,
@@ -131,6 +140,26 @@ CREATE TABLE IF NOT EXISTS positions (
     net_vnd BIGINT NOT NULL DEFAULT 0,
     reserved_vnd BIGINT NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS directory (
+    citizen_id TEXT PRIMARY KEY,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    updated_by TEXT NOT NULL,
+    UNIQUE (participant_bic, account_id)
+);
+CREATE TABLE IF NOT EXISTS directory_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    citizen_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes (citizen_id);
 CREATE TABLE IF NOT EXISTS switch_processes (
     process_id TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -221,10 +250,12 @@ END $$;
 -- settlement, positions moved in the cycle open now. With p_creditor (an answer posted to a
 -- process that did not forward the transfer), only that creditor's transfers another process
 -- forwarded are taken, and the rows taken come back; without it, the rows another process
--- made final first come back, with the journal's word on them.
+-- made final first come back, with the journal's word on them, and the settlements taken in
+-- another cycle than p_cycle (closed meanwhile by another process) come back with only
+-- o_key and o_cycle.
 CREATE OR REPLACE FUNCTION switch_finish(
-    p_me text, p_now double precision, p_creditor text, p_e2e text[], p_state text[],
-    p_reason text[], p_by text[], p_tell boolean[])
+    p_me text, p_now double precision, p_creditor text, p_cycle integer, p_e2e text[],
+    p_state text[], p_reason text[], p_by text[], p_tell boolean[])
 RETURNS TABLE (o_key text, o_owner text, o_tx_id text, o_msg_id text, o_debtor text,
                o_creditor text, o_amount bigint, o_bulk boolean, o_received_at double precision,
                o_state text, o_reason text, o_by text, o_cycle integer)
@@ -289,6 +320,13 @@ BEGIN
                 o_cycle := r.cycle_id;
             END IF;
             RETURN NEXT;
+        ELSIF v_taken AND p_state[i] = 'SETTLED' AND v_cycle IS DISTINCT FROM p_cycle THEN
+            o_key := r.end_to_end_id;
+            o_owner := NULL; o_tx_id := NULL; o_msg_id := NULL; o_debtor := NULL;
+            o_creditor := NULL; o_amount := NULL; o_bulk := NULL; o_received_at := NULL;
+            o_state := NULL; o_reason := NULL; o_by := NULL;
+            o_cycle := v_cycle;
+            RETURN NEXT;
         END IF;
     END LOOP;
     UPDATE positions p SET net_vnd = p.net_vnd + d.net, reserved_vnd = p.reserved_vnd + d.held
@@ -298,11 +336,13 @@ BEGIN
 END $$;
 
 -- Settled transfers returned by their creditor; returns the items the journal refused:
--- AM04 (the creditor's cap), DUPL (returned meanwhile), DU05 (the return id taken meanwhile).
+-- AM04 (the creditor's cap), DUPL (returned meanwhile), DU05 (the return id taken meanwhile);
+-- and, when the open cycle is not p_cycle (another process closed it meanwhile), the items
+-- taken, with the cycle they settled in and no reason.
 CREATE OR REPLACE FUNCTION switch_return(
-    p_me text, p_creditor text, p_now double precision, p_return_id text[], p_e2e text[],
-    p_debtor text[], p_amount bigint[], p_reason text[])
-RETURNS TABLE (o_key text, o_reason text) LANGUAGE plpgsql AS $$
+    p_me text, p_creditor text, p_now double precision, p_cycle integer, p_return_id text[],
+    p_e2e text[], p_debtor text[], p_amount bigint[], p_reason text[])
+RETURNS TABLE (o_key text, o_reason text, o_cycle integer) LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
     v_cycle integer;
@@ -314,6 +354,7 @@ BEGIN
         FROM positions p WHERE p.bic = p_creditor;
     FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
         o_key := p_return_id[i];
+        o_cycle := NULL;
         IF v_room IS NULL OR p_amount[i] > v_room THEN
             o_reason := 'AM04';
             RETURN NEXT;
@@ -343,7 +384,71 @@ BEGIN
         v_room := v_room - p_amount[i];
         UPDATE positions SET net_vnd = net_vnd - p_amount[i] WHERE bic = p_creditor;
         UPDATE positions SET net_vnd = net_vnd + p_amount[i] WHERE bic = p_debtor[i];
+        IF v_cycle IS DISTINCT FROM p_cycle THEN
+            o_reason := NULL;
+            o_cycle := v_cycle;
+            RETURN NEXT;
+        END IF;
     END LOOP;
+END $$;
+
+-- Directory entries linked, updated or unlinked by p_by (a participant's BIC, or 'registry'),
+-- each checked against the directory as the journal holds it, whatever the writing process's
+-- memory said: returns the refused ones, with why (elsewhere: the citizen id is linked at
+-- another participant; taken: the account is linked to another citizen id; changed: the
+-- entry to unlink is no longer there). One directory write at a time (the lock), so that the
+-- changes' numbers (seq) follow the order they commit in, which the processes catching up
+-- on NOTIFY rely on.
+CREATE OR REPLACE FUNCTION switch_directory(
+    p_by text, p_at double precision, p_action text[], p_citizen text[], p_bic text[],
+    p_account text[], p_name text[])
+RETURNS TABLE (o_key text, o_reason text) LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    v_bic text;
+    v_account text;
+    v_holder text;
+    v_action text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1398228036);  -- 0x53574444, "SWDD": the directory's key
+    FOR i IN 1 .. coalesce(array_length(p_citizen, 1), 0) LOOP
+        o_key := p_citizen[i];
+        SELECT d.participant_bic, d.account_id INTO v_bic, v_account FROM directory d
+            WHERE d.citizen_id = p_citizen[i];
+        IF p_action[i] = 'unlink' THEN
+            IF v_bic IS DISTINCT FROM p_bic[i] OR v_account IS DISTINCT FROM p_account[i] THEN
+                o_reason := 'changed';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            DELETE FROM directory d WHERE d.citizen_id = p_citizen[i];
+            v_action := 'unlink';
+        ELSE
+            IF v_bic IS NOT NULL AND v_bic <> p_bic[i] AND p_by <> 'registry' THEN
+                o_reason := 'elsewhere';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            SELECT d.citizen_id INTO v_holder FROM directory d
+                WHERE d.participant_bic = p_bic[i] AND d.account_id = p_account[i];
+            IF v_holder IS NOT NULL AND v_holder <> p_citizen[i] THEN
+                o_reason := 'taken';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            v_action := CASE WHEN v_bic IS NULL THEN 'link' ELSE 'update' END;
+            INSERT INTO directory (citizen_id, participant_bic, account_id, holder_name,
+                                   updated_at, updated_by)
+                VALUES (p_citizen[i], p_bic[i], p_account[i], p_name[i], p_at, p_by)
+                ON CONFLICT (citizen_id) DO UPDATE SET participant_bic = excluded.participant_bic,
+                    account_id = excluded.account_id, holder_name = excluded.holder_name,
+                    updated_at = excluded.updated_at, updated_by = excluded.updated_by;
+        END IF;
+        INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,
+                                       holder_name, changed_by, at)
+            VALUES (p_citizen[i], v_action, p_bic[i], p_account[i], p_name[i], p_by, p_at);
+    END LOOP;
+    PERFORM pg_notify('switch_directory', '');
 END $$;
 
 -- Close the open cycle (if it is at least p_min_age_s old) and open the next; the closed
@@ -372,6 +477,7 @@ END $$;
 SCHEMA_LOCK = 0x5357_4A4C  # pg_advisory_xact_lock key: one process sets the schema at a time
 SETTINGS_CHANNEL = "switch_settings"
 CYCLES_CHANNEL = "switch_cycles"
+DIRECTORY_CHANNEL = "switch_directory"
 MAX_NOTIFY_BYTES = 7_000  # PostgreSQL's limit on a payload is 8,000 bytes
 MAX_ATTEMPTS = 5  # a batch run again after a deadlock or a serialization failure
 READERS = 4  # connections for reads; with the writer and the listener, six per process
@@ -379,8 +485,9 @@ COMMAND_TIMEOUT_S = 60.0
 
 _BEGIN = "SELECT switch_begin($1, $2)"
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
-_FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8)"
-_RETURN = "SELECT o_key, o_reason FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8)"
+_FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_DIRECTORY = "SELECT o_key, o_reason FROM switch_directory($1, $2, $3, $4, $5, $6, $7)"
 _CLOSE = "SELECT switch_close($1)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _MARK_SENT = {
@@ -434,6 +541,15 @@ _OWNED_RETURNS_DUE = (
 )
 _POSTGRES_READS = {
     "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=$1 AND msg_id=$2",
+    "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=$1",
+    "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
+                 " WHERE end_to_end_id=$1",
+    "directory": f"SELECT {DIRECTORY_COLUMNS} FROM directory",
+    "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
+    "directory_changes": (
+        "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
+        " at FROM directory_changes WHERE seq > $1 AND ($2::text IS NULL OR citizen_id = $2)"
+        " AND ($3::text IS NULL OR participant_bic = $3) ORDER BY seq LIMIT $4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=$1 ORDER BY seq",
     "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)::bigint"
@@ -514,6 +630,7 @@ class PostgresStore(GroupCommit, JournalReads):
 
     shared = True
     _SQL = _POSTGRES_READS
+    _PLACEHOLDER = "$"
 
     def __init__(self, url: str, events: SwitchEvents | None = None, switch_bic: str = "",
                  max_queued_writes: int = 10_000, max_batch: int = 512,
@@ -582,16 +699,18 @@ class PostgresStore(GroupCommit, JournalReads):
         return [row[0] for row in await self._listener.fetch(_DEAD, self.process_id, lease_s)]
 
     async def listen(self, on_final: Callable[[str], None], on_settings: Callable[[], None],
-                     on_cycle: Callable[[int], None]) -> None:
+                     on_cycle: Callable[[int], None], on_directory: Callable[[], None]) -> None:
         """Call back when another process made one of this process's transfers final (its
         JSON word), when the operator changed a participant's settings, when a cycle closed
-        (the id of the one now open)."""
+        (the id of the one now open), when the directory changed."""
         await self._listener.add_listener(
             self.process_id, lambda _c, _p, _ch, payload: on_final(payload))
         await self._listener.add_listener(
             SETTINGS_CHANNEL, lambda _c, _p, _ch, _payload: on_settings())
         await self._listener.add_listener(
             CYCLES_CHANNEL, lambda _c, _p, _ch, payload: on_cycle(int(payload)))
+        await self._listener.add_listener(
+            DIRECTORY_CHANNEL, lambda _c, _p, _ch, _payload: on_directory())
 
     def listening(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
@@ -661,11 +780,11 @@ class PostgresStore(GroupCommit, JournalReads):
 
         return self._submit((sender_bic,), run)
 
-    def _finish(self, bics: Iterable[str], creditor_bic: str | None,
+    def _finish(self, bics: Iterable[str], creditor_bic: str | None, cycle_id: int | None,
                 items: Sequence[tuple[str, TransferState, str | None, str | None, bool]],
                 now_s: float, run: Callable[[Any, list[Any]], Awaitable[Any]]
                 ) -> asyncio.Future[Any]:
-        args = (self.process_id, now_s, creditor_bic, [item[0] for item in items],
+        args = (self.process_id, now_s, creditor_bic, cycle_id, [item[0] for item in items],
                 [str(item[1]) for item in items], [item[2] for item in items],
                 [item[3] for item in items], [item[4] for item in items])
 
@@ -677,15 +796,18 @@ class PostgresStore(GroupCommit, JournalReads):
     def record_final(self, finals: Sequence[Final], now_s: float
                      ) -> asyncio.Future[dict[str, Decided] | None]:
         """PENDING transfers made final, with the notices now due; returns those another
-        process made final first, with the journal's word on each, or None."""
+        process made final first, with the journal's word on each, and the settlements the
+        journal counted in another cycle than asked (a close elsewhere meanwhile), or None."""
         bics = {bic for f in finals for bic in (f.transfer.debtor_bic, f.transfer.creditor_bic)}
+        asked_cycle = next((f.cycle_id for f in finals if f.cycle_id is not None), None)
 
         async def lost(_connection: Any, rows: list[Any]) -> dict[str, Decided] | None:
-            return {row["o_key"]: Decided(state=TransferState(row["o_state"]),
-                                          reason_code=row["o_reason"], reason_by=row["o_by"])
+            return {row["o_key"]: Decided(cycle_id=row["o_cycle"]) if row["o_state"] is None
+                    else Decided(state=TransferState(row["o_state"]),
+                                 reason_code=row["o_reason"], reason_by=row["o_by"])
                     for row in rows} or None
 
-        return self._finish(bics, None, [
+        return self._finish(bics, None, asked_cycle, [
             (f.transfer.end_to_end_id, f.state, f.reason_code, f.reason_by, f.tell_creditor)
             for f in finals], now_s, lost)
 
@@ -720,22 +842,40 @@ class PostgresStore(GroupCommit, JournalReads):
                 await connection.executemany(_NOTIFY, notes)
             return finals
 
-        return self._finish(self._bics, creditor_bic, items, now_s, taken)
+        return self._finish(self._bics, creditor_bic, None, items, now_s, taken)
 
     def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
                        now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
         """Settled returns, each owed to its debtor as a notice; the cycle is the journal's.
-        Returns the items it refused (AM04, DUPL, DU05), or None."""
-        args = (self.process_id, creditor_bic, now_s, [r.return_id for r in returns],
+        Returns the items it refused (AM04, DUPL, DU05) and, when a close elsewhere made the
+        open cycle other than `cycle_id`, the cycle of those it took; or None."""
+        args = (self.process_id, creditor_bic, now_s, cycle_id, [r.return_id for r in returns],
                 [r.original.end_to_end_id for r in returns],
                 [r.original.debtor_bic for r in returns], [r.amount_vnd for r in returns],
                 [r.reason_code for r in returns])
 
         async def run(connection: Any) -> dict[str, Decided] | None:
             rows = await connection.fetch(_RETURN, *args)
-            return {key: Decided(reason=reason) for key, reason in rows} or None
+            return {key: Decided(reason=reason, cycle_id=cycle)
+                    for key, reason, cycle in rows} or None
 
         return self._submit({creditor_bic, *(r.original.debtor_bic for r in returns)}, run)
+
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]:
+        """Directory entries linked, updated or unlinked, each checked again by the journal
+        against the directory it holds (another process may have changed it) and journaled
+        with its line; returns the citizen ids it refused, each with why (`elsewhere`,
+        `taken`, `changed`: switch_directory), or None. Every process is told (NOTIFY)."""
+        args = (changes[0].changed_by if changes else "", changes[0].at if changes else 0.0,
+                [c.action for c in changes], [c.entry.citizen_id for c in changes],
+                [c.entry.participant_bic for c in changes], [c.entry.account_id for c in changes],
+                [c.entry.holder_name for c in changes])
+
+        async def run(connection: Any) -> dict[str, str] | None:
+            return dict(await connection.fetch(_DIRECTORY, *args)) or None
+
+        return self._submit((), run)
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
         """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""

@@ -8,6 +8,8 @@ same run, so that the ratios mean something on any machine.
   mock bank, closed loop at a fixed concurrency; then open loop at half that rate for p99;
 - bulk: a whole payout of N beneficiaries from the treasury, with peak memory;
 - codec: our decode + encode per transaction against bare lxml parse + serialise;
+- signing: what signing and checking one message costs in each signing mode (hmac and
+  ed25519), the instant runs themselves using the mode `signing` chooses;
 - the machine itself this hour (switchlab/machine.py), since absolute figures move with it.
 
 Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
@@ -20,12 +22,13 @@ performance reports do), and a run counts only if every transfer reached a final
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import resource
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,8 +44,10 @@ from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from protocol import signing
 from protocol.codec import decode, encode
 from protocol.http import wrap
+from protocol.keys import Signing
 from protocol.messages import (
     CreditTransferMessage,
     MessageType,
@@ -53,6 +58,7 @@ from protocol.messages import (
 from protocol.runtime import bind, serve, start_process, stop_process
 from switchlab import postgres
 from switchlab.machine import busy_cpu_s, probe
+from switchlab.progress import Progress, stage
 from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank
@@ -103,6 +109,33 @@ class LoopResult:
         return statistics.quantiles(latencies, n=100, method="inclusive")[q - 1]
 
 
+PROGRESS_EVERY_S = 0.5
+
+
+@contextlib.asynccontextmanager
+async def _counting(bar: Progress | None, completions: list[tuple[float, float]]
+                    ) -> AsyncIterator[None]:
+    """Show the completions on `bar` every PROGRESS_EVERY_S, from outside the timed loop so
+    that the bar costs the measured transfers nothing."""
+    if bar is None:
+        yield
+        return
+
+    async def watch() -> None:
+        while True:
+            bar.update_to(len(completions))
+            await asyncio.sleep(PROGRESS_EVERY_S)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        bar.update_to(len(completions))
+        bar.close()
+
+
 async def _timed(send: Callable[[int], Awaitable[None]], number: int,
                  completions: list[tuple[float, float]]) -> None:
     started = time.perf_counter()
@@ -111,9 +144,10 @@ async def _timed(send: Callable[[int], Awaitable[None]], number: int,
     completions.append((done, (done - started) * 1000))
 
 
-async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concurrency: int
-                      ) -> LoopResult:
-    """`concurrency` workers each sending the next transfer as soon as theirs is answered."""
+async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concurrency: int,
+                      bar: Progress | None = None) -> LoopResult:
+    """`concurrency` workers each sending the next transfer as soon as theirs is answered;
+    `bar` counts the answered ones."""
     completions: list[tuple[float, float]] = []
     numbers = iter(range(count))
 
@@ -121,24 +155,28 @@ async def closed_loop(send: Callable[[int], Awaitable[None]], count: int, concur
         for number in numbers:
             await _timed(send, number, completions)
 
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    async with _counting(bar, completions):
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
     return LoopResult(completions)
 
 
 async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate_per_s: float,
-                    first: int) -> LoopResult:
-    """Send at a fixed rate whatever the answers, so latency is not hidden by back-pressure."""
+                    first: int, bar: Progress | None = None) -> LoopResult:
+    """Send at a fixed rate whatever the answers, so latency is not hidden by back-pressure;
+    `bar` counts the answered ones."""
     completions: list[tuple[float, float]] = []
     started_s = time.perf_counter()
     tasks = []
-    for n in range(count):
-        await asyncio.sleep(max(0.0, started_s + n / rate_per_s - time.perf_counter()))
-        tasks.append(asyncio.ensure_future(_timed(send, first + n, completions)))
-    await asyncio.gather(*tasks)
+    async with _counting(bar, completions):
+        for n in range(count):
+            await asyncio.sleep(max(0.0, started_s + n / rate_per_s - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(_timed(send, first + n, completions)))
+        await asyncio.gather(*tasks)
     return LoopResult(completions)
 
 
-async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int
+async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int,
+                          run_dir: Path, show_progress: bool = False
                           ) -> tuple[LoopResult, float | None]:
     """The same bytes over the same hops with nothing in between: the most aiohttp can do.
     The forwarder is a process of its own, as the switch is; the creditor shares this one."""
@@ -151,7 +189,8 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
     forwarder, url = await start_process(
-        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022")
+        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022",
+        cwd=run_dir)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def send(_: int) -> None:
@@ -159,7 +198,8 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
             await reply.read()
 
     try:
-        return await cpu_us_per_transfer([forwarder.pid], closed_loop(send, count, concurrency))
+        return await cpu_us_per_transfer([forwarder.pid], closed_loop(
+            send, count, concurrency, _bar("floor", count, show_progress)))
     finally:
         await session.close()
         await stop_process(forwarder)
@@ -177,11 +217,14 @@ class ClusterRun:
     server: postgres.Server | None = None
     databases: list[str] = field(default_factory=list)
 
-    async def world_settings(self, name: str) -> dict[str, Any]:
+    async def world_settings(self, name: str, switch_settings: dict[str, Any]
+                             ) -> dict[str, Any]:
+        """WorldSettings' arguments for the run `name`: on a new database of its own."""
         database = f"switchlab_bench_{os.getpid()}_{name}"
         url = await postgres.create_database(self.url, database)
         self.databases.append(database)
-        return {"switch_processes": self.processes, "switch_settings": {"journal_url": url}}
+        return {"switch_processes": self.processes,
+                "switch_settings": switch_settings | {"journal_url": url}}
 
     def server_pids(self) -> list[int]:
         main = None if self.server is None else postgres.postmaster_pid(self.server)
@@ -206,8 +249,9 @@ class InstantResult:
     machine_cpu_us: float | None
 
 
-async def instant_switch(count: int, concurrency: int, run_dir: Path,
-                         cluster: ClusterRun | None = None) -> InstantResult:
+async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
+                         show_progress: bool = False, cluster: ClusterRun | None = None
+                         ) -> InstantResult:
     """Signed instant transfers through the real switch (its own process) and bank: throughput
     and the switch's CPU per transfer (and the PostgreSQL server's, for a cluster run on a
     server the bench started), then p99 at half that rate. A transfer's time ends at its
@@ -224,7 +268,7 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path,
     population.write_payment_table(run_dir / "instant.csv")
     payments = read_payment_table(run_dir / "instant.csv")
     world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}, switch_process=True,
-                                **(await cluster.world_settings("instant") if cluster else {})))
+                                **await _switch_settings(cluster, "instant", {"signing": mode})))
     await world.start(population)
     treasury = world.treasury
     treasury.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -241,11 +285,12 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path,
     try:
         server_before_s = cpu_s(server_pids) if server_pids else None
         machine_before_s = busy_cpu_s()
-        full, cpu_us = await cpu_us_per_transfer(switch_pids(world),
-                                                 closed_loop(send, count, concurrency))
+        full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
+            send, count, concurrency, _bar("instant", count, show_progress)))
         machine_after_s = busy_cpu_s()
         server_after_s = cpu_s(server_pids) if server_pids else None
-        half = await open_loop(send, half_count, full.per_s / 2, first=count)
+        half = await open_loop(send, half_count, full.per_s / 2, first=count,
+                               bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
     finally:
         await treasury.session.close()
@@ -290,10 +335,25 @@ def _write_bulk_table(beneficiaries: int, path: str) -> int:
     return population.write_payment_table(Path(path))
 
 
-async def bulk_payout(beneficiaries: int, run_dir: Path, cluster: ClusterRun | None = None
-                      ) -> BulkResult:
+async def _switch_settings(cluster: ClusterRun | None, name: str,
+                           switch_settings: dict[str, Any]) -> dict[str, Any]:
+    """WorldSettings' arguments of the switch for the run `name`: on the SQLite journal, or
+    on a PostgreSQL database of its own with the cluster's processes."""
+    if cluster is None:
+        return {"switch_settings": switch_settings}
+    return await cluster.world_settings(name, switch_settings)
+
+
+def _bar(what: str, total: int, enabled: bool) -> Progress | None:
+    return Progress(what, total) if enabled else None
+
+
+async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = False,
+                      cluster: ClusterRun | None = None                      ) -> BulkResult:
     """A whole payout from the treasury in bulk files; the switch and each participant in a
-    process of its own, the participants on durable ledgers."""
+    process of its own, the participants on durable ledgers. The bar counts the statuses
+    final at the treasury, from its own callback: polling the switch would tax what is
+    measured."""
     table = run_dir / "bulk.csv"
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         await asyncio.get_running_loop().run_in_executor(
@@ -303,13 +363,15 @@ async def bulk_payout(beneficiaries: int, run_dir: Path, cluster: ClusterRun | N
                                 treasury=TreasurySettings(bulk_size=1_000, files_in_flight=8,
                                                            final_timeout_s=1_800),
                                 switch_process=True, bank_ledgers=run_dir / "ledgers",
-                                **(await cluster.world_settings("bulk") if cluster else {})))
+                                **await _switch_settings(cluster, "bulk", {})))
     await world.start(Population(seed=0, beneficiaries=[]))
     if hasattr(os, "setpriority"):  # not on Windows
         for process in world.bank_processes.values():
             os.setpriority(os.PRIO_PROCESS, process.pid, PARTICIPANT_NICENESS)
+    bar = Progress("bulk", len(payments), enabled=show_progress)
     try:
-        result = await world.treasury.run(payments)
+        result = await world.treasury.run(payments, lambda done, _: bar.update_to(done))
+        bar.close()
         switch_peak_mib = max((m for m in map(peak_memory_of_mib, switch_pids(world))
                                if m is not None), default=None)
         participant_peaks_mib = [peak_memory_of_mib(p.pid) for p in world.bank_processes.values()]
@@ -335,6 +397,29 @@ def codec_per_transaction(message: CreditTransferMessage) -> tuple[float, float]
         etree.tostring(etree.fromstring(body))
         bare = min(bare, (time.perf_counter() - started) / count * 1e6)
     return ours, bare
+
+
+SIGNING_ROUNDS, SIGNINGS_PER_ROUND = 5, 200
+
+
+def signing_us(body: bytes) -> dict[Signing, float]:
+    """µs to sign one message and check it (what a sender and its receiver each spend, added
+    up), per mode, best of SIGNING_ROUNDS rounds: a micro-measure, as the switch does this
+    for every message in and every answer and forward out."""
+    key = signing.Ed25519SigningKey.generate()
+    keys = {"hmac": signing.Credentials.shared(b"a-32-byte-secret-for-the-bench.."),
+            "ed25519": signing.Credentials(key, key.verify_key())}
+    costs: dict[Signing, float] = {}
+    for mode, credentials in keys.items():
+        best_s = float("inf")
+        for _ in range(SIGNING_ROUNDS):
+            started = time.perf_counter()
+            for _ in range(SIGNINGS_PER_ROUND):
+                headers = signing.sign(TREASURY_BIC, credentials.own, "/v1/messages", body)
+                signing.verify(headers, "/v1/messages", body, {TREASURY_BIC: credentials.peer})
+            best_s = min(best_s, time.perf_counter() - started)
+        costs[mode] = best_s / SIGNINGS_PER_ROUND * 1e6  # type: ignore[index]
+    return costs
 
 
 def cpu_s(pids: Iterable[int]) -> float | None:
@@ -394,7 +479,7 @@ def peak_memory_mib() -> float:
 
 def _treasury_for_messages() -> Treasury:
     return Treasury(TreasuryConfig(bic=TREASURY_BIC, secret=b"-", switch_url="http://127.0.0.1",
-                                   switch_bic=SWITCH_BIC, switch_secret=b"-"))
+                                   switch_bic=SWITCH_BIC))
 
 
 def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, bytes]:
@@ -413,33 +498,50 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
 
 
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,
-                    run_dir: Path, progress: Callable[[str], None] = print,
+                    run_dir: Path, progress: Callable[[str], None] = stage,
+                    show_progress: bool = False, mode: Signing = "hmac",
                     journal: str | None = None, switch_processes: int = 2) -> list[Figure]:
-    """Measure everything in order, reporting each stage as it starts. With `journal` (a
-    postgresql:// URL whose user may create databases, or "local" for a throwaway server
-    started here), the instant and bulk runs again on PostgreSQL with `switch_processes`
-    switch processes, each figure beside the single-process SQLite one of this run."""
+    """Measure everything in order, reporting each stage as it starts (`progress`) and, with
+    `show_progress`, a bar of the transfers done in each and the figures as they come; the
+    instant runs sign in `mode`. With `journal` (a postgresql:// URL whose user may create
+    databases, or "local" for a throwaway server started here), the instant and bulk runs
+    again on PostgreSQL with `switch_processes` switch processes, each figure beside the
+    single-process SQLite one of this run."""
+    run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     progress("machine: CPython, loopback between processes, durable commits …")
     machine = probe(run_dir)
+    progress(f"  machine: loop {machine.python_loop_us:,.1f} µs, round trip "
+             f"{machine.round_trip_us_p50:,.0f} µs, {machine.durable_commits_per_s:,.0f} "
+             "durable commits/s")
     bulk_message, one_body, one_answer = _samples(10_000, run_dir)
     progress("codec: decode + encode of a 10,000-transaction pacs.008 …")
     ours_us, bare_us = codec_per_transaction(bulk_message)
+    progress(f"  codec: {ours_us:,.2f} µs a transaction, bare lxml {bare_us:,.2f} µs")
+    progress("signing: sign + check one instant pacs.008, hmac and ed25519 …")
+    signing_cost_us = signing_us(one_body)
     progress(f"floor: bare forwarder, {instant_transfers:,} transfers at {concurrency} in flight …")
     floor, floor_cpu_us = await floor_forwarder(one_body, one_answer, instant_transfers,
-                                                concurrency)
-    progress(f"instant: {instant_transfers:,} transfers through the switch …")
-    instant = await instant_switch(instant_transfers, concurrency, run_dir)
+                                                concurrency, run_dir, show_progress)
+    progress(f"  floor: {floor.per_s:,.0f} transfers/s, p99 {floor.percentile_ms(99):,.1f} ms")
+    progress(f"instant: {instant_transfers:,} transfers through the switch ({mode}) …")
+    instant = await instant_switch(instant_transfers, concurrency, run_dir, mode, show_progress)
     full, half, cpu_us = instant.full, instant.half, instant.switch_cpu_us
+    progress(f"  instant: {full.per_s:,.0f} transfers/s, p99 {full.percentile_ms(99):,.1f} ms"
+             f"; at half rate p99 {half.percentile_ms(99):,.1f} ms")
     figures = [
         Figure("machine: CPython loop, sum(range(1000))", machine.python_loop_us, "µs"),
         Figure("machine: loopback round trip, two processes", machine.round_trip_us_p50, "µs"),
         Figure("machine: SQLite commits (WAL, full sync)", machine.durable_commits_per_s,
                "commits/s"),
         Figure("codec µs per transaction (decode+encode)", ours_us, "µs/tx", bare_us),
+        Figure("signing: hmac, sign + check one message", signing_cost_us["hmac"], "µs"),
+        Figure("signing: ed25519, sign + check one message", signing_cost_us["ed25519"], "µs",
+               signing_cost_us["hmac"]),
         Figure("floor: bare forwarder", floor.per_s, "transfers/s"),
         Figure("floor: bare forwarder p99", floor.percentile_ms(99), "ms"),
-        Figure("instant: end to end, durable journal", full.per_s, "transfers/s", floor.per_s),
+        Figure("instant: end to end, durable journal" + ("" if mode == "hmac" else f", {mode}"),
+               full.per_s, "transfers/s", floor.per_s),
         Figure("instant: p50 at full load", full.percentile_ms(50), "ms",
                floor.percentile_ms(50)),
         Figure("instant: p99 at full load", full.percentile_ms(99), "ms",
@@ -456,7 +558,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     bulk = None
     if bulk_beneficiaries:
         progress(f"bulk: payout of {bulk_beneficiaries:,} beneficiaries …")
-        bulk = await bulk_payout(bulk_beneficiaries, run_dir)
+        bulk = await bulk_payout(bulk_beneficiaries, run_dir, show_progress)
+        progress(f"  bulk: {bulk.transfers_per_s:,.0f} transfers/s, {bulk.elapsed_s:,.1f} s")
         figures += [
             Figure(f"bulk: {bulk.transfers:,} transfers end to end", bulk.transfers_per_s,
                    "transfers/s", floor.per_s),
@@ -474,7 +577,7 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
                              server)
         try:
             figures += await cluster_figures(cluster, instant_transfers, concurrency,
-                                             bulk_beneficiaries, run_dir, progress,
+                                             bulk_beneficiaries, run_dir, progress, mode,
                                              instant, bulk)
         finally:
             await cluster.drop()
@@ -487,8 +590,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
 
 async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurrency: int,
                           bulk_beneficiaries: int, run_dir: Path,
-                          progress: Callable[[str], None], single: InstantResult,
-                          bulk: BulkResult | None) -> list[Figure]:
+                          progress: Callable[[str], None], mode: Signing,
+                          single: InstantResult, bulk: BulkResult | None) -> list[Figure]:
     """The instant and bulk runs on the PostgreSQL journal with several switch processes,
     each beside the single-process SQLite figure of the same run (in the floor column)."""
     full = single.full
@@ -497,7 +600,8 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
                       await postgres.commits_per_s(cluster.url), "commits/s")]
     progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
              f" {processes} switch processes …")
-    shared = await instant_switch(instant_transfers, concurrency, run_dir, cluster)
+    shared = await instant_switch(instant_transfers, concurrency, run_dir, mode,
+                                  cluster=cluster)
     c_full, c_half = shared.full, shared.half
     figures += [
         Figure(f"cluster: instant, {processes} processes, PostgreSQL", c_full.per_s,
@@ -518,7 +622,7 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
                               shared.machine_cpu_us, "µs", single.machine_cpu_us))
     if bulk_beneficiaries and bulk is not None:
         progress(f"cluster: bulk payout of {bulk_beneficiaries:,} beneficiaries …")
-        c_bulk = await bulk_payout(bulk_beneficiaries, run_dir, cluster)
+        c_bulk = await bulk_payout(bulk_beneficiaries, run_dir, cluster=cluster)
         figures.append(Figure(f"cluster: bulk, {processes} processes, PostgreSQL",
                               c_bulk.transfers_per_s, "transfers/s", bulk.transfers_per_s))
         if c_bulk.switch_peak_mib is not None:

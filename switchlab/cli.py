@@ -3,62 +3,158 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pydantic
 
 from banks.payment_table import MAX_TABLE_ROWS
+from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
-from loadtests.run import run_and_say
+from loadtests.run import MAX_RUN_S as MAX_LOAD_S
+from loadtests.run import MAX_WORKERS as MAX_LOAD_WORKERS
+from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
+from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
+from protocol.keys import SwitchKeys
 from protocol.runtime import run_event_loop
-from scenarios.report import terminal, write_reports
+from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
-from switchlab import postgres
+from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
+from switchlab import journal, postgres
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
+from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
 
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
+MAX_USERS = 10_000  # Locust users on one machine
+HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the run broke
 
 
 def _demo(args: argparse.Namespace) -> int:
+    """pay a generated payout table through the switch, all on 127.0.0.1
+
+    Start the switch, three mock banks and two e-wallets in one process, generate a payment
+    table, pay it from the mock treasury, reconcile and print a summary. Exit status 0 when
+    the books agree to the dong, 1 otherwise, 2 on a bad argument."""
     try:
         treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
                                     concurrency=args.concurrency)
     except pydantic.ValidationError as error:
         print(f"switchlab demo: {error}", file=sys.stderr)
-        return 2
+        return INVALID
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
-                            output_dir=args.output, progress=not args.no_progress)
+                            output_dir=args.output, progress=not args.no_progress,
+                            live_port=None if args.no_live else args.live_port)
     return run_event_loop(run_demo(settings))
 
 
 def _run(args: argparse.Namespace) -> int:
+    """play a payout-day scenario and check its expectations
+
+    Exit status: 0 when every invariant and expectation holds, 1 when one fails, 2 when the
+    scenario file is invalid (the error names file, line and field), 3 when the run itself
+    crashed (junit.xml then holds the error as a test case). `switchlab scenarios` lists the
+    shipped ones."""
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
-        return 2
+        return INVALID
+    if scenario.switch.get("journal") == "postgresql" and (
+            why := postgres.unavailable()) is not None:
+        print(f"switchlab run: {scenario.name} needs PostgreSQL here: {why}", file=sys.stderr)
+        return INVALID
     out = args.output or Path("runs") / scenario.name
     try:
-        record = asyncio.run(run_scenario(scenario, out, ci=args.ci,
-                                          progress=not args.no_progress))
-    except RuntimeError as error:  # a server the scenario needs could not start here
-        print(f"switchlab run: {error}", file=sys.stderr)
-        return 2
+        record = run_event_loop(run_scenario(
+            scenario, out, ci=args.ci, progress=not args.no_progress,
+            live_port=None if args.no_live else args.live_port))
+    except Exception as error:  # the run broke: CI must still see why, in junit.xml
+        paths = write_crash_reports(scenario.name, error, out)
+        logging.getLogger("switchlab").exception("the run of %s crashed", scenario.name)
+        print(f"Scenario {scenario.name}: the run CRASHED ({type(error).__name__}: {error})\n"
+              "reports: " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+        return CRASH_EXIT_STATUS
     paths = write_reports(record, out)
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
-    return 0 if record.passed else 1
+    return HELD if record.passed else FAILED
+
+
+def _read_key(path: Path | None, option: str) -> str:
+    """A key from its file (never from the command line, where `ps` shows it)."""
+    if path is None:
+        raise ValueError(f"--switch needs {option}")
+    key = path.read_text(encoding="utf-8").strip()
+    if not key:
+        raise ValueError(f"{option} {path} is empty")
+    return key
+
+
+def _remote_keys(args: argparse.Namespace) -> SwitchKeys:
+    """The treasury's keys towards a running switch, in the scheme's signing mode: hmac, the
+    secret the operator provisioned (--key-file); ed25519, the treasury's private key
+    (--key-file) and the switch's public key (--switch-key-file)."""
+    key = _read_key(args.key_file, "--key-file")
+    if args.signing == "hmac":
+        return SwitchKeys(signing="hmac", secret=key.encode())
+    return SwitchKeys(signing="ed25519", private_key=key,
+                      switch_public_key=_read_key(args.switch_key_file, "--switch-key-file"))
+
+
+def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
+    """The command's arguments as settings; raises ValueError (or OSError for a key file)
+    with a sentence for the user."""
+    treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
+                                concurrency=args.concurrency, files_in_flight=args.files_in_flight,
+                                rate_per_s=args.rate, verify=args.verify,
+                                final_timeout_s=args.time_limit_s)
+    remote = None
+    if args.switch:
+        if args.inbound_port is None:
+            raise ValueError("--switch needs --inbound-port: the port the switch pushes bulk "
+                             "reports and returns to (the treasury's inbound_url)")
+        token = (args.admin_token_file.read_text(encoding="utf-8").strip()
+                 if args.admin_token_file else None)
+        remote = RemoteSwitch(
+            url=args.switch, bic=args.bic, keys=_remote_keys(args), switch_bic=args.switch_bic,
+            inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
+    output = args.output or Path(f"payout-{args.table.stem}")
+    return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
+                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress)
+
+
+def _payout(args: argparse.Namespace) -> int:
+    """pay your own payment table (CSV), resumably, and report
+
+    Check the table, verify each account against the row's citizen id and name (acmt.023),
+    pay it through the switch, and write the results, the post office's cash list and the
+    list of deceased for the ministry. By default in an embedded lab on 127.0.0.1; with
+    --switch, against a running switch. Killed or interrupted, the same command finishes the
+    run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
+    reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
+    format: docs/payment-table.md."""
+    try:
+        settings = _payout_settings(args)
+        report = run_event_loop(pay_table(settings))
+    except (ValueError, OSError, PayoutRefused) as error:  # pydantic's errors are ValueErrors
+        print(f"switchlab payout: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("switchlab payout: interrupted; nothing is lost: run the same command again to "
+              "finish", file=sys.stderr)
+        return 130
+    print(describe(report))
+    return report.exit_code
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -71,124 +167,246 @@ def _whole_number(low: int, high: int) -> Callable[[str], int]:
     return whole_number
 
 
+def _positive(high: float) -> Callable[[str], float]:
+    """An argparse type: a number above 0 and at most `high`."""
+    def positive_number(text: str) -> float:
+        value = float(text)
+        if not 0 < value <= high:
+            raise argparse.ArgumentTypeError(f"{value:g} is not above 0 and at most {high:g}")
+        return value
+    return positive_number
+
+
 def _scenarios(args: argparse.Namespace) -> int:
+    """list the shipped scenarios, or print the scenario JSON Schema
+
+    One line per scenario of the shipped library; with --schema, the JSON Schema of scenario
+    files (for editors)."""
     if args.schema:
         print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
-        return 0
+        return HELD
+    print(f"Shipped scenarios ({LIBRARY}); play one with "
+          "`switchlab run <file> [--ci]`:")
     for path in sorted(LIBRARY.glob("*.yaml")):
-        print(path)
-    return 0
+        scenario = load_scenario(path)
+        first = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
+        print(f"  {path.name:<34} {first[:110]}")
+    return HELD
 
 
 def _bench(args: argparse.Namespace) -> int:
+    """measure instant and bulk throughput against floors from the same run
+
+    Probe the machine, then measure the codec, a bare forwarder (the floor), instant transfers
+    through the switch and a bulk payout; print each figure beside its floor; with --journal,
+    the instant and bulk runs again on a PostgreSQL journal with --switch-processes switch
+    processes, beside the SQLite ones. Takes both cores for minutes at the default sizes.
+    Exit status 2 when a PostgreSQL server it needs refuses or cannot start."""
     if args.journal is not None and args.journal != "local" and not args.journal.startswith(
             ("postgresql://", "postgres://")):
         print("switchlab bench: --journal takes a postgresql:// URL or 'local'",
               file=sys.stderr)
-        return 2
+        return INVALID
     try:
         figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
                                            args.bulk_beneficiaries, args.output,
-                                           journal=args.journal,
+                                           show_progress=not args.no_progress,
+                                           mode=args.signing, journal=args.journal,
                                            switch_processes=args.switch_processes))
     except (RuntimeError, OSError, *postgres.ERRORS) as error:  # a server it needs said no
         print(f"switchlab bench: {error}", file=sys.stderr)
-        return 2
+        return INVALID
     print(table(figures))
-    return 0
+    return HELD
 
 
 def _load(args: argparse.Namespace) -> int:
-    return run_and_say("switchlab load", args.output, args.seconds, args.users,
-                       args.spawn_rate, args.shape, args.accounts, args.workers)
+    """Locust, headless and bounded, against a switch started on 127.0.0.1
+
+    Start the switch and five participants in a process of their own, run Locust headless
+    against them for a bounded time, write Locust's CSV and HTML reports, and exit with
+    Locust's status (non-zero on any failure; 3 if the target did not start). With
+    --workers, Locust runs distributed: a master and that many worker processes."""
+    try:
+        return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
+                        args.accounts, args.workers, progress=not args.no_progress)
+    except RuntimeError as error:  # the target did not start
+        print(f"switchlab load: {error}", file=sys.stderr)
+        return CRASH_EXIT_STATUS
 
 
 def _switch(args: argparse.Namespace) -> int:
-    return switch_main(["--config", str(args.config), "--log-level", args.log_level,
+    """run the switch alone from a YAML config
+
+    Serve the switch from a configuration file (README: Running the switch alone) until
+    SIGTERM or Ctrl-C; a relative journal_path is taken from the current folder. With
+    --processes N (and a PostgreSQL journal_url), N switch processes on one port, any that
+    dies restarted. Exit status 2 on a bad configuration."""
+    return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level,
                         "--processes", str(args.processes)])
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help, except where there is none to show (a flag that
+    is off, an option with no default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], int]
+             ) -> argparse.ArgumentParser:
+    """A subcommand run by `handler`, described by its docstring (first line: the summary in
+    the command list; the rest: the description), whose --help shows every default."""
+    summary, _, description = (handler.__doc__ or "").partition("\n")
+    command = commands.add_parser(
+        name, help=summary, description=" ".join(description.split()),
+        formatter_class=_DefaultsShown)
+    command.set_defaults(handler=handler)
+    return command
+
+
+def _watching(command: argparse.ArgumentParser) -> None:
+    """The progress and live-page options of the commands that play a payout day."""
+    command.add_argument("--no-progress", action="store_true",
+                         help="no progress bar (for CI logs)")
+    command.add_argument("--live-port", type=_whole_number(0, 65_535), default=0,
+                         help="port of the live page on 127.0.0.1 (0: one the OS chooses)")
+    command.add_argument("--no-live", action="store_true", help="serve no live page")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchlab",
-        description="A NAPAS-style payment switch simulator and integration test harness.",
+        description="A NAPAS-style payment switch simulator and integration test harness. "
+        f"Exit status: {HELD} held, {FAILED} a check failed, {INVALID} the input is invalid, "
+        f"{CRASH_EXIT_STATUS} the run itself crashed.",
+        formatter_class=_DefaultsShown,
     )
-    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--log-level", default="WARNING",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="Python logging level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    demo = commands.add_parser(
-        "demo",
-        help="pay a generated payout table through the switch, all on 127.0.0.1",
-        description="Start the switch, three mock banks and two e-wallets in one process, "
-        "generate a payment table, pay it from the mock treasury and print a summary.",
-    )
-    demo.add_argument("--beneficiaries", type=int, default=10_000)
-    demo.add_argument("--seed", type=int, default=2026)
-    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
-    demo.add_argument("--bulk-size", type=int, default=1_000,
-                      help="transactions per pacs.008 in bulk mode")
-    demo.add_argument("--concurrency", type=int, default=64,
-                      help="instant transfers in flight at once")
+    demo = _command(commands, "demo", _demo)
+    demo.add_argument("--beneficiaries", type=_whole_number(1, MAX_TABLE_ROWS), default=10_000,
+                      help="people in the generated population (about 98 %% have an account)")
+    demo.add_argument("--seed", type=int, default=2026, help="the population's and faults' seed")
+    demo.add_argument("--mode", choices=("bulk", "instant"), default="bulk",
+                      help="bulk pacs.008 files, or one instant transfer at a time")
+    for flag, high, default, what in (
+            ("--bulk-size", MAX_TRANSACTIONS_PER_MESSAGE, 1_000, "transactions per pacs.008 in "
+             "bulk mode"),
+            ("--concurrency", MAX_CONCURRENCY, 64, "instant transfers in flight at once")):
+        demo.add_argument(flag, type=_whole_number(1, high), default=default, help=what)
     demo.add_argument("--output", type=Path, default=Path("runs/demo"),
                       help="folder for the journal, payment table, results and cash list")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar (for CI logs)")
-    demo.set_defaults(handler=_demo)
+    _watching(demo)
 
-    run = commands.add_parser(
-        "run", help="play a payout-day scenario and check its expectations",
-        description="Exit status: 0 when every invariant and expectation holds, 1 when one "
-        "fails, 2 when the scenario file is invalid.")
+    run = _command(commands, "run", _run)
     run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
     run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
-    run.add_argument("--output", type=Path, help="report folder (default runs/<scenario>)")
-    run.add_argument("--no-progress", action="store_true")
-    run.set_defaults(handler=_run)
+    run.add_argument("--output", type=Path,
+                     help="folder for the journal and the reports (default: runs/<scenario>)")
+    _watching(run)
 
-    scenarios = commands.add_parser(
-        "scenarios", help="list the shipped scenarios, or print the scenario JSON Schema")
+    scenarios = _command(commands, "scenarios", _scenarios)
     scenarios.add_argument("--schema", action="store_true",
-                           help="print the JSON Schema of scenario files (for editors)")
-    scenarios.set_defaults(handler=_scenarios)
+                           help="print the JSON Schema of scenario files")
 
-    bench = commands.add_parser(
-        "bench", help="measure instant and bulk throughput against floors from the same run")
+    bench = _command(commands, "bench", _bench)
     bench.add_argument("--instant-transfers", type=_whole_number(100, MAX_INSTANT_TRANSFERS),
-                       default=20_000, help="messages and answers are held in memory, ~3 KB each")
-    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64)
+                       default=20_000,
+                       help="instant transfers (held in memory with their answers, ~3 KB each)")
+    bench.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
+                       help="instant transfers in flight at once")
+    bench.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                       help="the signing mode of the instant runs (the signing rows measure "
+                            "both)")
     bench.add_argument("--bulk-beneficiaries", type=_whole_number(0, MAX_TABLE_ROWS),
-                       default=1_000_000, help="0 to skip the bulk payout")
-    bench.add_argument("--output", type=Path, default=Path("runs/bench"))
+                       default=1_000_000, help="people in the bulk payout; 0 skips it")
+    bench.add_argument("--output", type=Path, default=Path("runs/bench"),
+                       help="folder for the journals, ledgers and tables")
     bench.add_argument("--journal", metavar="URL|local",
                        help="also run on a PostgreSQL journal: a postgresql:// URL whose user "
                        "may create databases (one per run, dropped after), or 'local' for a "
                        "throwaway server from the installed PostgreSQL")
     bench.add_argument("--switch-processes", type=_whole_number(1, 16), default=2,
                        help="switch processes sharing the PostgreSQL journal (with --journal)")
-    bench.set_defaults(handler=_bench)
+    bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
 
-    load = commands.add_parser(
-        "load", help="Locust, headless and bounded, against a switch started on 127.0.0.1")
-    load.add_argument("--seconds", type=int, default=30)
-    load.add_argument("--users", type=int, default=20)
-    load.add_argument("--spawn-rate", type=float, default=10.0)
-    load.add_argument("--shape", choices=SHAPE_NAMES)
-    load.add_argument("--accounts", type=int, default=20_000)
-    load.add_argument("--workers", type=int, default=0,
+    load = _command(commands, "load", _load)
+    load.add_argument("--seconds", type=_whole_number(1, MAX_LOAD_S), default=30,
+                      help="how long the load runs")
+    load.add_argument("--users", type=_whole_number(1, MAX_USERS), default=20,
+                      help="Locust users (a shape's peak)")
+    load.add_argument("--spawn-rate", type=_positive(MAX_USERS), default=10.0,
+                      help="users started per second")
+    load.add_argument("--shape", choices=SHAPE_NAMES,
+                      help="payout-day load shape; without one, a constant --users")
+    load.add_argument("--accounts", type=_whole_number(100, MAX_TABLE_ROWS), default=20_000,
+                      help="beneficiaries with accounts at the mock banks")
+    load.add_argument("--workers", type=_whole_number(0, MAX_LOAD_WORKERS), default=0,
                       help="Locust distributed on 127.0.0.1: a master and this many workers")
-    load.add_argument("--output", type=Path, default=Path("runs/load"))
-    load.set_defaults(handler=_load)
+    load.add_argument("--output", type=Path, default=Path("runs/load"),
+                      help="folder for Locust's reports and the target's files")
+    load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
 
-    switch = commands.add_parser("switch", help="run the switch alone from a YAML config")
-    switch.add_argument("--config", type=Path, required=True)
-    switch.add_argument("--processes", type=int, default=1,
+    journal.add_parser(commands)
+    payout = _command(commands, "payout", _payout)
+    payout.add_argument("table", type=Path, help="the payment table, CSV in UTF-8")
+    payout.add_argument("--output", type=Path,
+                        help="folder for the run's state, results and lists "
+                        "(default payout-<table name>)")
+    payout.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
+    payout.add_argument("--bulk-size", type=_whole_number(1, 100_000), default=1_000)
+    payout.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
+                        help="instant transfers in flight at once")
+    payout.add_argument("--files-in-flight", type=_whole_number(1, 64), default=4,
+                        help="bulk files (and verification requests) in flight at once")
+    payout.add_argument("--rate", type=float, help="at most this many transfers a second")
+    payout.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
+                        help="verify each account (acmt.023) before paying it (default on)")
+    payout.add_argument("--time-limit-s", type=float, default=3_600.0,
+                        help="for the whole run, from the first payment to the last status")
+    payout.add_argument("--returns-wait-s", type=float, default=0.0,
+                        help="wait this long for returns (pacs.004) after the last status")
+    payout.add_argument("--switch", metavar="URL", help="a running switch, e.g. "
+                        "http://127.0.0.1:8080 (default: an embedded lab)")
+    payout.add_argument("--bic", default=TREASURY_BIC, help="the treasury's BIC (--switch)")
+    payout.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
+                        help="the running switch's signing mode (--switch)")
+    payout.add_argument("--key-file", type=Path,
+                        help="the treasury's key as the operator provisioned it: the secret "
+                        "(hmac) or the private key (ed25519) (--switch)")
+    payout.add_argument("--switch-bic", default=SWITCH_BIC)
+    payout.add_argument("--switch-key-file", type=Path,
+                        help="the switch's public key, to check what it sends (--switch, "
+                        "ed25519)")
+    payout.add_argument("--inbound-host", default="127.0.0.1")
+    payout.add_argument("--inbound-port", type=_whole_number(1, 65_535),
+                        help="where the switch pushes reports and returns (--switch)")
+    payout.add_argument("--admin-token-file", type=Path,
+                        help="the switch's admin token, to reconcile with its books (--switch)")
+    payout.add_argument("--no-progress", action="store_true",
+                        help="no progress bar (for CI logs)")
+
+    switch = _command(commands, "switch", _switch)
+    switch.add_argument("--config", type=Path, required=True,
+                        help="the switch's YAML configuration")
+    switch.add_argument("--processes", type=_whole_number(1, MAX_SWITCH_PROCESSES), default=1,
                         help="switch processes on one port (SO_REUSEPORT); more than one needs "
                         "journal_url: a PostgreSQL database they share")
-    switch.set_defaults(handler=_switch)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """The `switchlab` command; returns its exit status (argparse's 2 on bad arguments)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a bad argument (2, the error printed)
+        return int(exit_.code or 0)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     return int(args.handler(args))
 

@@ -11,14 +11,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
 from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from switchlab.live import watching
 from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
@@ -31,6 +30,7 @@ class DemoSettings:
     treasury: TreasurySettings = field(default_factory=TreasurySettings)  # mode, bulk size…
     output_dir: Path = Path("runs/demo")
     progress: bool = True
+    live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
 
 
 async def run_demo(settings: DemoSettings) -> int:
@@ -47,15 +47,12 @@ async def run_demo(settings: DemoSettings) -> int:
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
-    await world.start(population)
     try:
-        bar = tqdm(total=len(payments), unit="tx", disable=not settings.progress)
-
-        def progress(done: int, _total: int) -> None:
-            bar.update(done - bar.n)
-
-        await world.treasury.run(payments, progress)
-        bar.close()
+        await world.start(population)  # inside: a party that fails to start is stopped too
+        async with watching(world, len(payments), "payout", settings.progress,
+                            settings.live_port) as monitor:
+            await world.treasury.run(payments)
+            await monitor.sample()
         expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
         await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
         result = world.treasury.result(payments)
@@ -67,6 +64,7 @@ async def run_demo(settings: DemoSettings) -> int:
     cash = result.write_cash_list(out / "cash_list.csv", (
         {"citizen_id": b.citizen_id, "full_name": b.full_name, "amount_vnd": b.amount_vnd,
          "programme": b.programme} for b in population.cash_list()))
+    deceased = result.write_deceased_list(out / "deceased.csv")
     (out / "summary.json").write_text(json.dumps(
         result.as_dict() | {"settlement": cycle, "reconciliation": problems}, indent=1,
         ensure_ascii=False), encoding="utf-8")
@@ -75,6 +73,7 @@ async def run_demo(settings: DemoSettings) -> int:
           f"{cycle['transfers_vnd']:,} VND; net positions "
           + ", ".join(f"{bic} {net:+,}" for bic, net in sorted(cycle["net_vnd"].items())))
     print(f"Cash list for the post office: {cash:,} beneficiaries ({out / 'cash_list.csv'})")
+    print(f"Reported deceased, back to the ministry: {deceased:,} ({out / 'deceased.csv'})")
     if problems:
         print("RECONCILIATION FAILED:\n  " + "\n  ".join(problems))
         return 1

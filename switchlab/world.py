@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,15 @@ from banks.population import Population
 from banks.reconcile import SwitchTotals
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
+from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
+from protocol.signing import Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
 
 SWITCH_START_S = 30.0
+ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
 
 
 @dataclass
@@ -46,16 +52,55 @@ class WorldSettings:
     # A folder of participants' ledger files (<bic>.sqlite) with their accounts already open,
     # as a bank's core system holds them: each participant then runs as its own process.
     bank_ledgers: Path | None = None
+    # In-process participants whose ledgers are files in this folder, and a journal that is
+    # kept across starts: a lab that survives a crash of its process (`switchlab payout`).
+    ledger_dir: Path | None = None
+    keep_journal: bool = False
+
+
+class LinkRefused(RuntimeError):
+    """The switch refused a directory link the lab meant to make."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The lab's keys, made as a scheme operator provisions them (docs/participants.md).
+
+    `switch`: the key settings of the switch's own section; `registered`: each participant's
+    key as the switch's participant list holds it; `handed`: the SwitchKeys fields each
+    participant is given. hmac: one secret per participant, no switch secret at all; ed25519:
+    a key pair per party, the public halves exchanged."""
+
+    switch: dict[str, str]
+    registered: dict[str, dict[str, str]]
+    handed: dict[str, dict[str, str]]
+
+
+def provision(signing: Signing, bics: list[str]) -> Keys:
+    if signing == "hmac":
+        shared = {bic: secrets.token_hex(32) for bic in bics}
+        return Keys({"signing": "hmac"}, {bic: {"secret": s} for bic, s in shared.items()},
+                    {bic: {"signing": "hmac", "secret": s} for bic, s in shared.items()})
+    switch_key = Ed25519SigningKey.generate()
+    own = {bic: Ed25519SigningKey.generate() for bic in bics}
+    switch_public = public_key_text(switch_key.verify_key())
+    return Keys(
+        {"signing": "ed25519", "private_key": private_key_text(switch_key)},
+        {bic: {"public_key": public_key_text(key.verify_key())} for bic, key in own.items()},
+        {bic: {"signing": "ed25519", "private_key": private_key_text(key),
+               "switch_public_key": switch_public} for bic, key in own.items()})
 
 
 class World:
     def __init__(self, settings: WorldSettings) -> None:
-        # Absolute: the switch and bank processes run from the project's folder, not ours.
+        # Children start in the run folder and are handed absolute paths: the caller may
+        # be anywhere, with a relative run folder.
         self.settings = replace(settings, run_dir=settings.run_dir.resolve(), bank_ledgers=(
             None if settings.bank_ledgers is None else settings.bank_ledgers.resolve()))
+        self.run_dir = self.settings.run_dir
         self.admin_token = secrets.token_hex(16)
-        self.secrets = {bic: secrets.token_hex(16) for bic in [TREASURY_BIC, *settings.behaviours]}
-        self.switch_secret = secrets.token_hex(16)
+        self.keys = provision(settings.switch_settings.get("signing", "hmac"),
+                              [TREASURY_BIC, *settings.behaviours])
         self.runners: list[web.AppRunner] = []
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
@@ -66,27 +111,27 @@ class World:
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
             "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
-            "secret": self.secrets[TREASURY_BIC],
             "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
-        }]
+        } | self.keys.registered[TREASURY_BIC]]
         participants += [{
             "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
-            "secret": self.secrets[bic], "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
-        } for bic in self.settings.behaviours]
+        } | self.keys.registered[bic] for bic in self.settings.behaviours]
         return {
-            "switch": {"bic": SWITCH_BIC, "secret": self.switch_secret,
-                       "journal_path": str(self.settings.run_dir / "switch.sqlite"),
-                       "admin_token": self.admin_token} | self.settings.switch_settings,
+            "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
+                       "admin_token": self.admin_token} | self.settings.switch_settings
+                      | self.keys.switch,
             "participants": participants,
         }
 
     async def start(self, population: Population) -> None:
-        run_dir = self.settings.run_dir
+        run_dir = self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "switch.sqlite").unlink(missing_ok=True)
-        sockets = {bic: bind() for bic in self.secrets}
+        if not self.settings.keep_journal:
+            (run_dir / "switch.sqlite").unlink(missing_ok=True)
+        sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
         self.switch_url = switch_socket.base_url
         config = self._switch_config(sockets)
@@ -97,14 +142,16 @@ class World:
             await self.start_switch_process()
         else:
             self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
-        ledgers = self.settings.bank_ledgers
+        ledgers = None if self.settings.bank_ledgers is None else (
+            self.settings.bank_ledgers.resolve())
+        ledger_folder = ledgers or (None if self.settings.ledger_dir is None
+                                    else self.settings.ledger_dir.resolve())
         for bic, behaviour in self.settings.behaviours.items():
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
-                secret=self.secrets[bic].encode(), switch_url=self.switch_url,
-                switch_bic=SWITCH_BIC, switch_secret=self.switch_secret.encode(),
+                switch_url=self.switch_url, switch_bic=SWITCH_BIC, **self.keys.handed[bic],
                 admin_token=self.admin_token, behaviour=behaviour,
-                ledger_path=None if ledgers is None else ledgers / f"{bic}.sqlite",
+                ledger_path=None if ledger_folder is None else ledger_folder / f"{bic}.sqlite",
             )
             self.bank_urls[bic] = sockets[bic].base_url
             if ledgers is not None:
@@ -114,13 +161,57 @@ class World:
             self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
         self.treasury = Treasury(TreasuryConfig(
-            bic=TREASURY_BIC, secret=self.secrets[TREASURY_BIC].encode(),
-            switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            switch_secret=self.switch_secret.encode(), **self.settings.treasury.model_dump(),
+            bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
+            **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
         self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.admin_token}"})
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
+        await self._link_directory(population)
+
+    async def _link_directory(self, population: Population) -> None:
+        """The links of those paid by citizen id: registered by their participant, except
+        impostor links, which come from the national registry (the operator's import)."""
+        registered: dict[str, list[dict[str, str]]] = defaultdict(list)
+        imported: list[dict[str, str]] = []
+        for b in population.directory_links():
+            assert b.participant_bic is not None and b.account_id is not None
+            if b.ledger_citizen_id is not None:
+                imported.append({"citizen_id": b.citizen_id, "participant_bic": b.participant_bic,
+                                 "account_id": b.account_id, "holder_name": b.full_name})
+            else:
+                registered[b.participant_bic].append({
+                    "citizen_id": b.citizen_id, "account_id": b.account_id,
+                    "holder_name": b.ledger_name})
+        for bic, entries in registered.items():
+            _refused(await self.register_links(bic, entries))
+        await self.import_links(imported)
+
+    async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]
+                             ) -> list[dict[str, str]]:
+        """Register links as participant `bic` does, over its signed API (citizen_id,
+        account_id, holder_name each); the switch's verdict per entry."""
+        assert self.session is not None
+        client = DirectoryClient(self.session, self.switch_url, bic,
+                                 SwitchKeys(**self.keys.handed[bic]).credentials(), SWITCH_BIC)
+        verdicts = []
+        for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
+            verdicts += await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])
+        return verdicts
+
+    async def import_links(self, entries: Sequence[Mapping[str, str]]) -> None:
+        """Import links from the national registry over the admin API (citizen_id,
+        participant_bic, account_id, holder_name each)."""
+        assert self.session is not None
+        for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
+            async with self.session.post(
+                    f"{self.switch_url}/v1/admin/directory/entries",
+                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])}
+            ) as response:
+                if response.status != 200:
+                    raise LinkRefused(f"HTTP {response.status}: {await response.text()}")
+                _refused((await response.json())["results"])
 
     @property
     def switch_process(self) -> asyncio.subprocess.Process | None:
@@ -140,15 +231,15 @@ class World:
                 continue
             self.switch_workers[index], _ = await start_process(
                 "-m", "switch", "--config", str(self._switch_config_path), *shared,
-                start_timeout_s=SWITCH_START_S)
+                cwd=self.run_dir, start_timeout_s=SWITCH_START_S)
 
     async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
         """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
-        config_path = self.settings.run_dir / f"bank-{config.bic}.json"
+        config_path = self.run_dir / f"bank-{config.bic}.json"
         config_path.write_text(config.model_dump_json(), encoding="utf-8")
         self.bank_processes[config.bic], _ = await start_process(
             "-m", "banks.bank", "--config", str(config_path), "--port", str(bound.hand_over()),
-            start_timeout_s=SWITCH_START_S)
+            cwd=self.run_dir, start_timeout_s=SWITCH_START_S)
 
     async def kill_switch(self, worker: int | None = None) -> None:
         """SIGKILL: a crash, not a shutdown; of every switch process, or only `worker`."""
@@ -198,3 +289,10 @@ class World:
             await stop_process(process, SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()
+
+
+def _refused(verdicts: Sequence[Mapping[str, str]]) -> None:
+    refused = [v for v in verdicts if v["status"] == "refused"]
+    if refused:
+        raise LinkRefused(f"{len(refused)} links refused, first {refused[0]['citizen_id']}: "
+                          f"{refused[0]['reason']}")

@@ -26,6 +26,10 @@ from protocol.messages import (
     StatusRequestItem,
     TransactionStatus,
     TxStatus,
+    VerificationItem,
+    VerificationReport,
+    VerificationRequest,
+    VerificationResult,
 )
 
 AT = datetime(2026, 11, 20, 8, 30, 15, 123000, tzinfo=UTC)
@@ -37,6 +41,8 @@ MESSAGE_TYPES: dict[type, MessageType] = {
     StatusRequest: MessageType.STATUS_REQUEST,
     PaymentReturn: MessageType.PAYMENT_RETURN,
     Statement: MessageType.STATEMENT,
+    VerificationRequest: MessageType.VERIFICATION_REQUEST,
+    VerificationReport: MessageType.VERIFICATION_REPORT,
 }
 
 
@@ -154,3 +160,32 @@ def as_received(sent: BusinessMessage) -> BusinessMessage:
                                          for tx in transactions)),
         )
     return replace(sent, document=document)
+
+
+def verification_request(**changes: Any) -> VerificationRequest:
+    """An acmt.023 from the treasury: one account named with its bank, one citizen id alone
+    (the switch resolves it through its directory)."""
+    request = VerificationRequest(
+        msg_id="KBV-1", created_at=AT, assigner_bic=TREASURY, assignee_bic=SWITCH, items=[
+            VerificationItem(e2e_id(1), "Nguyễn Thị Hồng Nhung", "001190000001",
+                             "0071000000001", BANK),
+            VerificationItem(e2e_id(2), 'Lê "Bé" Ánh & <Con>', "079090000002"),
+        ])
+    return replace(request, **changes)
+
+
+def verification_report(**changes: Any) -> VerificationReport:
+    """The acmt.024 answer: a match, and a name that does not match, shown masked."""
+    report = VerificationReport(
+        msg_id="SWV-1", created_at=AT, assigner_bic=SWITCH, assignee_bic=TREASURY,
+        original_msg_id="KBV-1", results=[
+            VerificationResult(e2e_id(1), True),
+            VerificationResult(e2e_id(2), False, "BE01", "L* B* A*** C**"),
+        ])
+    return replace(report, **changes)
+
+
+def verification_messages() -> dict[str, BusinessMessage]:
+    """The identification-verification exchange (acmt.023 -> acmt.024) as it travels."""
+    return {"acmt.023": message(verification_request()),
+            "acmt.024": message(verification_report(), SWITCH, TREASURY)}

@@ -18,7 +18,16 @@ import aiohttp
 from aiohttp import web
 
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, read_signed, xml_response
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    Peer,
+    Reply,
+    Sender,
+    read_signed,
+    sign_answers,
+    xml_response,
+)
+from protocol.keys import Signing, SwitchKeys
 from protocol.messages import (
     BusinessMessage,
     CreditTransfer,
@@ -31,16 +40,18 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import BoundSocket, bind, serve
+from protocol.signing import Credentials
 from switch.app import SWITCH, Switch, create_app
 from switch.config import parse_config
+from switchlab.world import Keys, provision
 
 SWITCH_BIC = "SWLBVNVX"
-SWITCH_SECRET = b"switch-secret-for-tests"
 TREASURY = "TRSYVNV1"
 BANK_A = "BFTVVNVX"
 BANK_B = "ICBVVNVX"
-SECRETS = {TREASURY: b"treasury-secret", BANK_A: b"bank-a-secret", BANK_B: b"bank-b-secret"}
-
+# The creditor deadline of these tests: short, so that a timeout costs a fraction of a second,
+# yet far above an answer on loopback (a few milliseconds).
+DEADLINE_S = 0.4
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class ScriptedParticipant:
     """A participant server whose answers follow `decide`, recording all it receives."""
 
     bic: str
+    keys: dict[str, str]  # SwitchKeys' fields, as provisioned
     decide: Callable[[CreditTransfer], Answer] = lambda tx: Answer()
     delay_s: float = 0.0
     answer_async: bool = False
@@ -70,13 +82,19 @@ class ScriptedParticipant:
     switch_peer: Peer | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
+    @property
+    def credentials(self) -> Credentials:
+        return SwitchKeys.model_validate(self.keys).credentials()
+
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=256 * 1024 * 1024)
+        self.senders = {SWITCH_BIC: Sender(self.credentials)}
+        app = web.Application(client_max_size=256 * 1024 * 1024,
+                              middlewares=[sign_answers(self.bic, self.senders)])
         app.router.add_post("/iso20022", self._inbound)
         return app
 
     async def _inbound(self, request: web.Request) -> web.Response:
-        _, message = await read_signed(request, {SWITCH_BIC: SWITCH_SECRET}, self.bic)
+        message = (await read_signed(request, self.senders, self.bic)).message
         self.received.append(message)
         document = message.document
         if isinstance(document, CreditTransferMessage):
@@ -134,10 +152,13 @@ class ScriptedParticipant:
 class SwitchLab:
     """A switch and three scripted participants, all real servers on 127.0.0.1."""
 
-    def __init__(self, journal_path: Path, **switch_settings: object) -> None:
+    def __init__(self, journal_path: Path, signing: Signing = "hmac",
+                 **switch_settings: object) -> None:
         self.journal_path = journal_path
         self.switch_settings = switch_settings
-        self.participants = {bic: ScriptedParticipant(bic) for bic in SECRETS}
+        self.keys: Keys = provision(signing, [TREASURY, BANK_A, BANK_B])
+        self.participants = {bic: ScriptedParticipant(bic, self.keys.handed[bic])
+                             for bic in self.keys.handed}
         self.runners: list[web.AppRunner] = []
         self.session: aiohttp.ClientSession | None = None
         self.switch_socket: BoundSocket | None = None
@@ -146,13 +167,12 @@ class SwitchLab:
     def config_data(self, participant_sockets: dict[str, BoundSocket]) -> dict[str, object]:
         kinds = {TREASURY: "treasury", BANK_A: "bank", BANK_B: "ewallet"}
         return {
-            "switch": {"bic": SWITCH_BIC, "secret": SWITCH_SECRET.decode(),
-                       "journal_path": str(self.journal_path), "admin_token": "t0ken",
-                       "creditor_timeout_s": 1.0} | self.switch_settings,
+            "switch": {"bic": SWITCH_BIC, "journal_path": str(self.journal_path),
+                       "admin_token": "t0ken", "creditor_timeout_s": DEADLINE_S}
+                      | self.keys.switch | self.switch_settings,
             "participants": [
-                {"bic": bic, "kind": kinds[bic], "secret": SECRETS[bic].decode(),
-                 "inbound_url": f"{sock.base_url}/iso20022",
-                 "position_limit_vnd": 10**12}
+                {"bic": bic, "kind": kinds[bic], "inbound_url": f"{sock.base_url}/iso20022",
+                 "position_limit_vnd": 10**12} | self.keys.registered[bic]
                 for bic, sock in participant_sockets.items()
             ],
         }
@@ -194,10 +214,11 @@ class SwitchLab:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def peer(self, bic: str, secret: bytes | None = None) -> Peer:
+    def peer(self, bic: str, credentials: Credentials | None = None) -> Peer:
+        """`bic`'s signed channel to the switch, with its own keys unless others are given."""
         assert self.session is not None
         return Peer(self.session, f"{self.url}{SWITCH_MESSAGES_PATH}", bic,
-                    secret or SECRETS[bic], SWITCH_BIC)
+                    credentials or self.participants[bic].credentials, SWITCH_BIC)
 
     async def admin(self, method: str, path: str, **kwargs: object) -> tuple[int, object]:
         assert self.session is not None

@@ -20,7 +20,15 @@ import time
 
 from lxml import etree
 
-from protocol.codec import camt053, pacs002, pacs004, pacs008, pacs028  # noqa: F401 (register)
+from protocol.codec import (  # noqa: F401 (register)
+    acmt023,
+    acmt024,
+    camt053,
+    pacs002,
+    pacs004,
+    pacs008,
+    pacs028,
+)
 from protocol.codec.base import (
     BY_NAMESPACE,
     DEFAULT_FOR_TYPE,

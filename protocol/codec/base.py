@@ -139,6 +139,7 @@ def number(text: str, where: str) -> int:
 MAX_CHARS_BY_ELEMENT = {
     "MsgId": 35, "BizMsgIdr": 35, "MsgDefIdr": 35, "EndToEndId": 35, "TxId": 35, "RtrId": 35,
     "OrgnlMsgId": 35, "OrgnlEndToEndId": 35, "OrgnlTxId": 35, "NtryRef": 35, "OrgnlMsgNmId": 35,
+    "OrgnlId": 35,
     "Nm": 140, "Ustrd": 140, "AddtlInf": 105, "Cd": 4, "TxSts": 4, "GrpSts": 4,
 }
 _BIC_ELEMENTS = ("BICFI", "AnyBIC")

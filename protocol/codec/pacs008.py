@@ -52,7 +52,8 @@ class CreditTransferV08(MessageCodec[CreditTransferMessage]):
     item_fields = (
         "!PmtId/EndToEndId", "PmtId/TxId", "!IntrBkSttlmAmt", "!IntrBkSttlmAmt/@Ccy", "Dbtr/Nm",
         "DbtrAcct/Id/Othr/Id", "!DbtrAgt/FinInstnId/BICFI", "!CdtrAgt/FinInstnId/BICFI",
-        "Cdtr/Nm", "Cdtr/Id/PrvtId/Othr/Id", "CdtrAcct/Id/Othr/Id", "RmtInf/Ustrd",
+        "Cdtr/Nm", "Cdtr/Id/PrvtId/Othr[SchmeNm/Cd='NIDN']/Id", "CdtrAcct/Id/Othr/Id",
+        "RmtInf/Ustrd",
     )
 
     def body(self, document: CreditTransferMessage) -> str:

@@ -25,8 +25,17 @@ from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
 from banks.ledger import Account
 from protocol import reasons
-from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, read_signed, xml_response
+from protocol.codec import encode, new_id
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    AnswerNotAuthentic,
+    Peer,
+    Sender,
+    read_signed,
+    sign_answers,
+    wrap,
+    xml_response,
+)
 from protocol.messages import (
     BusinessMessage,
     CreditTransfer,
@@ -41,9 +50,13 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import bind, serve
+from protocol.signing import Credentials
 
-SWITCH_BIC, SWITCH_SECRET = "SWLBVNVX", b"switch-secret"
+SWITCH_BIC = "SWLBVNVX"
 BANK_BIC, BANK_SECRET, ADMIN_TOKEN = "BFTVVNVX", b"bank-secret", "admin-token"
+# hmac signing: the bank's one secret signs both ways; the switch has none of its own.
+BANK_KEYS = Credentials.shared(BANK_SECRET)
+SENDERS = {BANK_BIC: Sender(BANK_KEYS)}
 MAI = Account("0071000000001", "Trần Văn Đức & Con <Tèo>", "001190000001")
 CLOSED = Account("0071000000002", "Lê Thị Mai", "001190000002", status="closed")
 BLOCKED = Account("0071000000003", "Phạm Văn An", "001190000003", status="blocked")
@@ -66,7 +79,7 @@ class FakeSwitch:
     return_reason: str | None = None
 
     async def messages(self, request: web.Request) -> web.Response:
-        _, message = await read_signed(request, {BANK_BIC: BANK_SECRET}, SWITCH_BIC)
+        message = (await read_signed(request, SENDERS, SWITCH_BIC)).message
         if self.refuse:
             self.refuse -= 1
             raise web.HTTPServiceUnavailable(text="503: switch busy\n")
@@ -151,7 +164,7 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
 @pytest.fixture
 async def fake_switch() -> AsyncIterator[FakeSwitch]:
     fake = FakeSwitch()
-    app = web.Application()
+    app = web.Application(middlewares=[sign_answers(SWITCH_BIC, SENDERS)])
     app.router.add_post(SWITCH_MESSAGES_PATH, fake.messages)
     socket = bind()
     runner = await serve(app, socket)
@@ -163,7 +176,7 @@ async def fake_switch() -> AsyncIterator[FakeSwitch]:
 def bank_config(fake: FakeSwitch, tmp_path: Path, **behaviour: object) -> BankConfig:
     return BankConfig(
         bic=BANK_BIC, name="Vietcombank", kind="bank", secret=BANK_SECRET,
-        switch_url=fake.url, switch_bic=SWITCH_BIC, switch_secret=SWITCH_SECRET,
+        switch_url=fake.url, switch_bic=SWITCH_BIC,
         admin_token=ADMIN_TOKEN, ledger_path=tmp_path / "ledger.sqlite",
         behaviour=Behaviour(**behaviour))  # type: ignore[arg-type]
 
@@ -173,8 +186,7 @@ async def open_lab(config: BankConfig, fake: FakeSwitch, session: aiohttp.Client
     bank = Bank(config, accounts)
     socket = bind()
     runner = await serve(create_bank_app(bank), socket)
-    switch = Peer(session, f"{socket.base_url}{INBOUND_PATH}", SWITCH_BIC, SWITCH_SECRET,
-                  BANK_BIC)
+    switch = Peer(session, f"{socket.base_url}{INBOUND_PATH}", SWITCH_BIC, BANK_KEYS, BANK_BIC)
     return Lab(bank, socket.base_url, switch, fake, session, config), runner
 
 
@@ -257,7 +269,8 @@ async def test_a_return_to_it_as_debtor_is_booked_once(lab: Lab) -> None:
 
 
 async def test_bad_or_missing_signature_is_401(lab: Lab) -> None:
-    forged = Peer(lab.session, lab.switch.url, SWITCH_BIC, b"not-the-secret", BANK_BIC)
+    forged = Peer(lab.session, lab.switch.url, SWITCH_BIC, Credentials.shared(b"not-the-secret"),
+                  BANK_BIC)
     assert (await forged.send(pacs008(transfer(1, MAI)))).status == 401
     async with lab.session.post(lab.switch.url, data=b"<Envelope/>") as response:
         assert response.status == 401
@@ -267,8 +280,8 @@ async def test_bad_or_missing_signature_is_401(lab: Lab) -> None:
 
 async def test_a_message_for_another_participant_or_of_another_kind_is_refused(
         lab: Lab) -> None:
-    misdirected = Peer(lab.session, lab.switch.url, SWITCH_BIC, SWITCH_SECRET, "ICBVVNVX")
-    reply = await misdirected.send(pacs008(transfer(1, MAI)))
+    misdirected = encode(wrap(SWITCH_BIC, "ICBVVNVX", pacs008(transfer(1, MAI))))
+    reply = await lab.switch.post(misdirected)
     assert reply.status == 400 and "FF01" in reply.text
     inquiry = StatusRequest(msg_id="Q-1", created_at=datetime.now(UTC),
                             items=[StatusRequestItem("KBNN20261120000000001")])
@@ -321,15 +334,18 @@ async def test_outages_and_injected_errors_answer_with_text(lab: Lab) -> None:
                               (Behaviour(outages_s=[(0, 3_600)]), 503),
                               (Behaviour(error_rate=1.0), 500)):
         lab.bank.behaviour = behaviour
-        reply = await lab.switch.send(pacs008(transfer(1, MAI)))
-        assert reply.status == status and BANK_BIC in reply.text
+        with pytest.raises(AnswerNotAuthentic) as refused:  # before it knows who is asking
+            await lab.switch.send(pacs008(transfer(1, MAI)))
+        assert refused.value.status == status and BANK_BIC in refused.value.message
     assert lab.bank.ledger.totals().held == 0
 
 
 async def test_behaviour_is_changed_over_the_admin_api(lab: Lab) -> None:
     status, body = await lab.admin("PUT", "/admin/behaviour", json={"offline": True, "seed": 3})
     assert status == 200 and body["offline"] is True
-    assert (await lab.switch.send(pacs008(transfer(1, MAI)))).status == 503
+    with pytest.raises(AnswerNotAuthentic) as offline:
+        await lab.switch.send(pacs008(transfer(1, MAI)))
+    assert offline.value.status == 503
     status, body = await lab.admin("PUT", "/admin/behaviour", json={"speed": 3})
     assert status == 400 and "speed: Extra inputs are not permitted" in body
     status, body = await lab.admin("GET", "/admin/behaviour")
@@ -401,7 +417,7 @@ async def test_the_bank_runs_as_its_own_process(fake_switch: FakeSwitch, tmp_pat
     config_path.write_text(json.dumps({
         "bic": "EWLAVNV1", "name": "E-wallet A (made up)", "kind": "ewallet",
         "secret": "wallet-secret", "switch_url": fake_switch.url, "switch_bic": SWITCH_BIC,
-        "switch_secret": SWITCH_SECRET.decode(), "admin_token": ADMIN_TOKEN,
+        "admin_token": ADMIN_TOKEN,
         "ledger_path": str(tmp_path / "wallet.sqlite"), "behaviour": {"offline": True},
     }), encoding="utf-8")
     process = await asyncio.create_subprocess_exec(
@@ -418,8 +434,11 @@ async def test_the_bank_runs_as_its_own_process(fake_switch: FakeSwitch, tmp_pat
                 health = await response.json()
             assert (health["bic"], health["kind"], health["down"]) == ("EWLAVNV1", "ewallet",
                                                                        True)
-            switch = Peer(session, url, SWITCH_BIC, SWITCH_SECRET, "EWLAVNV1")
-            assert (await switch.send(pacs008(transfer(1, MAI)))).status == 503
+            switch = Peer(session, url, SWITCH_BIC, Credentials.shared(b"wallet-secret"),
+                          "EWLAVNV1")
+            with pytest.raises(AnswerNotAuthentic) as offline:  # refused before anyone is known
+                await switch.send(pacs008(transfer(1, MAI)))
+            assert offline.value.status == 503
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), WAIT_S) == 0
@@ -434,7 +453,7 @@ async def test_the_bank_runs_as_its_own_process(fake_switch: FakeSwitch, tmp_pat
 def test_bank_configuration_refuses_nonsense(tmp_path: Path, changes: dict[str, object],
                                              message: str) -> None:
     base = {"bic": BANK_BIC, "name": "Vietcombank", "kind": "bank", "secret": "s",
-            "switch_url": "http://127.0.0.1:1", "switch_bic": SWITCH_BIC, "switch_secret": "t",
+            "switch_url": "http://127.0.0.1:1", "switch_bic": SWITCH_BIC,
             "admin_token": ADMIN_TOKEN}
     assert BankConfig.model_validate(base).secret == b"s"
     with pytest.raises(ValueError, match=message):

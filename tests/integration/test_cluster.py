@@ -15,11 +15,12 @@ import pytest
 from aiohttp import web
 
 from protocol import reasons
-from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer
+from protocol.codec import encode, new_id
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, serve
 from switch.app import SWITCH, Switch, create_app
+from switch.directory import ACCOUNT_TAKEN
 from switch.states import TransferState
 from switch.store import Final, JournalFailed
 from switch.store_postgres import PostgresStore
@@ -27,7 +28,7 @@ from switch.transfer import Transfer
 from tests.harness import (
     BANK_A,
     BANK_B,
-    SECRETS,
+    DEADLINE_S,
     SWITCH_BIC,
     TREASURY,
     Answer,
@@ -36,6 +37,7 @@ from tests.harness import (
     credit_transfers,
     only_status,
     pay,
+    return_of,
     transfer,
     until,
 )
@@ -58,10 +60,17 @@ class Pair:
     def b(self) -> Switch:
         return self.b_app[SWITCH]
 
+    async def admin_b(self, method: str, path: str, **kwargs: object) -> tuple[int, object]:
+        """Process B's admin API, as the operator reaches it."""
+        assert self.lab.session is not None
+        async with self.lab.session.request(method, f"{self.b_url}{path}", headers={
+                "Authorization": "Bearer t0ken"}, **kwargs) as response:
+            return response.status, await response.json()
+
     def peer_b(self, bic: str) -> Peer:
         assert self.lab.session is not None
-        return Peer(self.lab.session, f"{self.b_url}{SWITCH_MESSAGES_PATH}", bic, SECRETS[bic],
-                    SWITCH_BIC)
+        return Peer(self.lab.session, f"{self.b_url}{SWITCH_MESSAGES_PATH}", bic,
+                    self.lab.participants[bic].credentials, SWITCH_BIC)
 
 
 @pytest.fixture
@@ -92,8 +101,10 @@ async def test_an_answer_posted_to_the_other_process_settles_and_the_debtor_hear
     await until(lambda: "E2E-ELSEWHERE" in creditor.confirmations)
     assert [c.status for c in creditor.confirmations["E2E-ELSEWHERE"]] == [TxStatus.SETTLED]
     assert not pair.a.state.in_flight and not pair.a.forwarding.awaiting
-    history = await pair.a.state.store.history("E2E-ELSEWHERE")
-    assert [(h["from"], h["to"]) for h in history] == [(None, "PENDING"), ("PENDING", "SETTLED")]
+    found = await pair.a.state.store.describe("E2E-ELSEWHERE")
+    assert found is not None
+    assert [(h["from"], h["to"]) for h in found["history"]] == [
+        (None, "PENDING"), ("PENDING", "SETTLED")]
     await check_invariants(pair.lab, all_final=True)
 
 
@@ -110,8 +121,8 @@ async def test_the_same_answer_posted_to_both_processes_settles_once(pair: Pair)
                                    pair.peer_b(BANK_A).send(answer))
     assert sorted(r.status for r in replies) in ([202, 202], [202, 409])
     assert only_status(await payment) == (TxStatus.SETTLED, None)
-    history = await pair.a.state.store.history("E2E-TWICE")
-    assert [h["to"] for h in history] == ["PENDING", "SETTLED"]
+    found = await pair.a.state.store.describe("E2E-TWICE")
+    assert found is not None and [h["to"] for h in found["history"]] == ["PENDING", "SETTLED"]
     await check_invariants(pair.lab, all_final=True)
 
 
@@ -120,7 +131,7 @@ async def test_no_process_lets_the_debtor_pass_its_cap(pair: Pair) -> None:
                                      json={"position_limit_vnd": 5_000_000})
     assert status == 200
     await until(lambda: pair.b.state.participants[TREASURY].position_limit_vnd == 5_000_000)
-    pair.lab.participants[BANK_A].delay_s = 0.3  # all of them in flight at once
+    pair.lab.participants[BANK_A].delay_s = DEADLINE_S / 2  # all of them in flight at once
     peers = [pair.lab.peer(TREASURY), pair.peer_b(TREASURY)]
     replies = await asyncio.gather(*(
         peers[n % 2].send(credit_transfers([transfer(f"E2E-CAP-{n}", 1_000_000)]))
@@ -135,7 +146,7 @@ async def test_no_process_lets_the_debtor_pass_its_cap(pair: Pair) -> None:
 
 
 async def test_one_end_to_end_id_sent_to_both_processes_is_taken_once(pair: Pair) -> None:
-    pair.lab.participants[BANK_A].delay_s = 0.2
+    pair.lab.participants[BANK_A].delay_s = DEADLINE_S / 2
     replies = await asyncio.gather(pay(pair.lab, transfer("E2E-BOTH")),
                                    pair.peer_b(TREASURY).send(credit_transfers(
                                        [transfer("E2E-BOTH")])))
@@ -150,7 +161,7 @@ async def test_one_end_to_end_id_sent_to_both_processes_is_taken_once(pair: Pair
 
 async def test_a_status_inquiry_at_either_process_tells_where_a_transfer_stands(
         pair: Pair) -> None:
-    pair.lab.participants[BANK_A].delay_s = 0.5
+    pair.lab.participants[BANK_A].delay_s = DEADLINE_S / 2
     payment = asyncio.ensure_future(pay(pair.lab, transfer("E2E-ASK")))
     await until(lambda: "E2E-ASK" in pair.a.forwarding.awaiting)
     assert await status_at(pair.peer_b(TREASURY), "E2E-ASK") is TxStatus.PENDING
@@ -183,6 +194,95 @@ async def test_a_sign_off_at_one_process_is_obeyed_by_the_other(pair: Pair) -> N
     reply = await pair.peer_b(TREASURY).send(credit_transfers(
         [transfer("E2E-OFF", creditor=BANK_B)]))
     assert only_status(reply) == (TxStatus.REJECTED, reasons.OFFLINE_CREDITOR_AGENT)
+
+
+async def test_a_msg_id_reaching_both_processes_is_taken_once(pair: Pair) -> None:
+    """The same MsgId with other content at both processes at once: one takes it, the other
+    refuses it DU01; the very bytes taken, resent to either, get the known outcome."""
+    bodies = [encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer(e2e)],
+                                                                 msg_id="MSG-BOTH")))
+              for e2e in ("E2E-MSG-A", "E2E-MSG-B")]
+    replies = await asyncio.gather(pair.lab.peer(TREASURY).post(bodies[0]),
+                                   pair.peer_b(TREASURY).post(bodies[1]))
+    outcomes = [only_status(reply) for reply in replies]
+    assert sorted(outcomes) == [(TxStatus.SETTLED, None),
+                                (TxStatus.REJECTED, reasons.DUPLICATE_MESSAGE_ID)]
+    taken = bodies[outcomes.index((TxStatus.SETTLED, None))]
+    for peer in (pair.lab.peer(TREASURY), pair.peer_b(TREASURY)):
+        assert only_status(await peer.post(taken)) == (TxStatus.SETTLED, None)
+    _, stats = await pair.admin_b("GET", "/v1/admin/stats")
+    assert stats["by_state"]["SETTLED"]["count"] == 1  # type: ignore[index]
+    await check_invariants(pair.lab, all_final=True)
+
+
+async def test_a_return_id_reaching_both_processes_is_taken_once(pair: Pair) -> None:
+    """One RtrId for two transfers at both processes at once: one settles, the other is
+    DU05; the return taken, resent to the other process, gets its answer again."""
+    await pay(pair.lab, transfer("E2E-RT-1"), transfer("E2E-RT-2"))
+    await until(lambda: not pair.a.state.in_flight)
+    returns = [return_of(e2e, 1_500_000, return_id="RTR-BOTH") for e2e in ("E2E-RT-1",
+                                                                          "E2E-RT-2")]
+    replies = await asyncio.gather(pair.lab.peer(BANK_A).send(returns[0]),
+                                   pair.peer_b(BANK_A).send(returns[1]))
+    outcomes = [only_status(reply) for reply in replies]
+    assert sorted(outcomes) == [(TxStatus.SETTLED, None),
+                                (TxStatus.REJECTED, reasons.DUPLICATE_INSTRUCTION_ID)]
+    taken = outcomes.index((TxStatus.SETTLED, None))
+    other = (pair.peer_b if taken == 0 else pair.lab.peer)(BANK_A)
+    assert only_status(await other.send(returns[taken])) == (TxStatus.SETTLED, None)
+    await check_invariants(pair.lab, all_final=True)
+
+
+async def test_the_directory_is_the_journal_s_whichever_process_is_asked(pair: Pair) -> None:
+    """Links racing for one account at both processes: the journal takes one. A link made
+    at one process resolves a transfer by citizen id at the other once it has heard of it."""
+    link = {"participant_bic": BANK_A, "account_id": "0011004455667",
+            "holder_name": "Nguyễn Thị Hồng Nhung"}
+    answers = await asyncio.gather(*(
+        admin("POST", "/v1/admin/directory/entries", json={"entries": [
+            link | {"citizen_id": citizen_id}]})
+        for admin, citizen_id in ((pair.lab.admin, "001190012345"),
+                                  (pair.admin_b, "079090054321"))))
+    verdicts = [body["results"][0] for _, body in answers]  # type: ignore[index]
+    assert sorted(v["status"] for v in verdicts) == ["linked", "refused"]
+    refused = next(v for v in verdicts if v["status"] == "refused")
+    assert refused["reason"] == ACCOUNT_TAKEN
+    linked = next(v["citizen_id"] for v in verdicts if v["status"] == "linked")
+    for process in (pair.a, pair.b):
+        await until(lambda process=process: linked in process.state.directory.by_citizen)
+        assert refused["citizen_id"] not in process.state.directory.by_citizen
+    by_citizen_id = transfer("E2E-BY-CID", creditor=SWITCH_BIC, creditor_account="",
+                             creditor_citizen_id=linked)
+    reply = await pair.peer_b(TREASURY).send(credit_transfers([by_citizen_id]))
+    assert only_status(reply) == (TxStatus.SETTLED, None)
+    assert (await pair.a.state.store.lookup(["E2E-BY-CID"]))["E2E-BY-CID"].creditor_bic == BANK_A
+    status, _ = await pair.admin_b("DELETE", f"/v1/admin/directory/entries/{linked}")
+    assert status == 200
+    await until(lambda: linked not in pair.a.state.directory.by_citizen)
+    status, _ = await pair.lab.admin("DELETE", f"/v1/admin/directory/entries/{linked}")
+    assert status == 404  # unlinked already, at the other process
+
+
+async def test_a_settlement_counts_in_the_cycle_the_journal_has_open(pair: Pair) -> None:
+    """A close at one process that the other has not heard of yet: what the other settles
+    counts in the journal's open cycle, and its events say which, as the metrics need."""
+    cycles: list[tuple[str, int]] = []
+    pair.a.events.settled.add_listener(
+        lambda transfers, now_s, cycle_id: cycles.append(("settled", cycle_id)))
+    pair.a.events.returned.add_listener(
+        lambda returns, now_s, cycle_id: cycles.append(("returned", cycle_id)))
+    assert await pair.b.cycles.close() == 1
+    await until(lambda: pair.a.state.cycle_id == 2)
+    pair.a.state.cycle_id = 1  # as if the word of the close had not come yet
+    assert only_status(await pay(pair.lab, transfer("E2E-LATE-CYCLE"))) == (
+        TxStatus.SETTLED, None)
+    assert only_status(await pair.lab.peer(BANK_A).send(
+        return_of("E2E-LATE-CYCLE", 1_000))) == (TxStatus.SETTLED, None)
+    assert cycles == [("settled", 2), ("returned", 2)]
+    found = await pair.a.state.store.describe("E2E-LATE-CYCLE")
+    assert found is not None and found["cycle_id"] == 2
+    assert found["return"]["cycle_id"] == 2
+    await check_invariants(pair.lab, all_final=True)
 
 
 def _pending(e2e: str, bulk: bool = False) -> Transfer:

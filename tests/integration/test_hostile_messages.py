@@ -22,9 +22,7 @@ from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from tests.harness import (
     BANK_A,
     BANK_B,
-    SECRETS,
     SWITCH_BIC,
-    SWITCH_SECRET,
     TREASURY,
     Answer,
     SwitchLab,
@@ -219,8 +217,8 @@ async def test_a_creditors_rejection_is_final_whatever_its_code(lab: SwitchLab,
     refusing a resend, and the transfer stayed unresolved for ever."""
     lab.participants[BANK_A].decide = lambda tx: Answer("RJCT", reason)
     treasury = Treasury(TreasuryConfig(
-        bic=TREASURY, secret=SECRETS[TREASURY], switch_url=lab.url, switch_bic=SWITCH_BIC,
-        switch_secret=SWITCH_SECRET, mode="instant", final_timeout_s=5, quiet_period_s=0.2))
+        bic=TREASURY, **lab.keys.handed[TREASURY], switch_url=lab.url, switch_bic=SWITCH_BIC,
+        mode="instant", final_timeout_s=5, quiet_period_s=0.2))
     payment = Payment(citizen_id="001190012345", full_name="Nguyễn Thị Hồng Nhung",
                       amount_vnd=1_500_000, creditor_bic=BANK_A, account_id="0011004455667",
                       programme="tro_cap_xa_hoi", end_to_end_id="E2E-CRED")

@@ -194,8 +194,9 @@ async def test_a_transfer_settled_and_returned_reads_back_everywhere(
     found = await journal.lookup(["E-OK", "E-NO"])  # type: ignore[attr-defined]
     assert (found["E-OK"].state, found["E-OK"].reason_code) == (TransferState.RETURNED, "MD07")
     assert (found["E-NO"].state, found["E-NO"].reason_by) == (TransferState.REJECTED, BANK)
-    assert [step["to"] for step in await journal.history("E-OK")] == [  # type: ignore[attr-defined]
-        "PENDING", "SETTLED", "RETURNED"]
+    described = await journal.describe("E-OK")  # type: ignore[attr-defined]
+    assert [step["to"] for step in described["history"]] == ["PENDING", "SETTLED", "RETURNED"]
+    assert (described["state"], described["return"]["return_id"]) == ("RETURNED", "RT1")
     by_state, returns = await journal.totals()  # type: ignore[attr-defined]
     assert sorted(by_state) == [("REJECTED", "AC04", 1, 7_000), ("RETURNED", "MD07", 1, 5_000)]
     assert tuple(returns) == (1, 2_000)

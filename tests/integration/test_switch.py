@@ -17,11 +17,13 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.settings import SettingsError
+from protocol.signing import Credentials
 from switch.config import parse_config
 from switch.states import TransferState
 from tests.harness import (
     BANK_A,
     BANK_B,
+    DEADLINE_S,
     SWITCH_BIC,
     TREASURY,
     Answer,
@@ -104,7 +106,8 @@ async def test_group_counts_must_match_content(lab: SwitchLab) -> None:
 
 
 async def test_bad_or_missing_signature_is_401(lab: SwitchLab) -> None:
-    reply = await lab.peer(TREASURY, secret=b"wrong").send(credit_transfers([transfer("E2E-S1")]))
+    wrong = Credentials.shared(b"wrong")
+    reply = await lab.peer(TREASURY, wrong).send(credit_transfers([transfer("E2E-S1")]))
     assert reply.status == 401 and "signature" in reply.text
     assert lab.session is not None
     async with lab.session.post(f"{lab.url}/v1/messages", data=b"<x/>") as response:
@@ -116,7 +119,8 @@ async def test_no_participant_sends_as_another(lab: SwitchLab) -> None:
     # Signed by BANK_B but the header and the message say the treasury sends.
     body = codec.encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer("E2E-X1")])))
     bank_b = lab.peer(BANK_B)
-    headers = signing.sign(BANK_B, b"bank-b-secret", "/v1/messages", body)
+    headers = signing.sign(BANK_B, lab.participants[BANK_B].credentials.own, "/v1/messages",
+                           body)
     assert lab.session is not None
     async with lab.session.post(bank_b.url, data=body, headers=headers) as response:
         assert response.status == 403
@@ -166,7 +170,7 @@ async def test_reused_end_to_end_id_is_dupl_and_resend_repeats_outcome(lab: Swit
 
 async def test_creditor_timeout_rejects_ab05_and_tells_creditor(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.delay_s = 1.5  # the deadline in these tests is 1 s
+    creditor.delay_s = DEADLINE_S * 1.5
     reply = await pay(lab, transfer("E2E-T1"))
     assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
     await until(lambda: "E2E-T1" in creditor.confirmations)
@@ -175,7 +179,7 @@ async def test_creditor_timeout_rejects_ab05_and_tells_creditor(lab: SwitchLab) 
 
 async def test_late_async_accp_is_refused_and_never_settles(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.answer_async, creditor.delay_s = True, 1.3
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 1.3
     reply = await pay(lab, transfer("E2E-L1"))
     assert only_status(reply) == (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
     late = creditor.answer(credit_transfers([transfer("E2E-L1")]))
@@ -193,7 +197,7 @@ async def test_async_answer_in_time_settles(lab: SwitchLab) -> None:
 
 async def test_answer_from_wrong_participant_is_refused(lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
-    creditor.answer_async, creditor.delay_s = True, 0.6
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 0.6
     task = asyncio.ensure_future(pay(lab, transfer("E2E-W1")))
     await until(lambda: "E2E-W1" in lab.switch.forwarding.awaiting)
     impostor = await lab.peer(BANK_B).send(creditor.answer(credit_transfers([transfer("E2E-W1")])))

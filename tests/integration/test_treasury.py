@@ -27,8 +27,16 @@ from banks.payout import Outcome, PayoutResult, PayoutStatus
 from banks.reconcile import Balance, SwitchTotals, reconcile
 from banks.treasury import INBOUND_PATH, Treasury, TreasuryConfig, TreasuryError
 from protocol import reasons
-from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, read_signed, xml_response
+from protocol.codec import encode, new_id
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    Peer,
+    Sender,
+    read_signed,
+    sign_answers,
+    wrap,
+    xml_response,
+)
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -40,11 +48,16 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import bind
+from protocol.runtime import serve as serve_on
+from protocol.signing import Credentials
 
 SWITCH_BIC = "SWLBVNVX"
-SWITCH_SECRET = b"fake-switch-secret"
 TREASURY_BIC = "TRSYVNV1"
 TREASURY_SECRET = b"treasury-secret"
+# hmac signing: the treasury's one secret signs both ways; the switch has none of its own.
+TREASURY_KEYS = Credentials.shared(TREASURY_SECRET)
+SENDERS = {TREASURY_BIC: Sender(TREASURY_KEYS)}
 BANK = "BFTVVNVX"
 EWALLET = "EWLAVNV1"
 MEMBERS = {BANK, EWALLET}
@@ -88,12 +101,13 @@ class FakeSwitch:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024,
+                              middlewares=[sign_answers(SWITCH_BIC, SENDERS)])
         app.router.add_post(SWITCH_MESSAGES_PATH, self._receive)
         return app
 
     async def _receive(self, request: web.Request) -> web.StreamResponse:
-        _, message = await read_signed(request, {TREASURY_BIC: TREASURY_SECRET}, SWITCH_BIC)
+        message = (await read_signed(request, SENDERS, SWITCH_BIC)).message
         document = message.document
         if isinstance(document, StatusRequest):
             ids = [item.original_end_to_end_id for item in document.items]
@@ -162,7 +176,7 @@ class FakeSwitch:
     async def _push(self, statuses: list[TransactionStatus], returns_only: bool) -> None:
         """Reports, then returns, each sent twice: a redelivery must change nothing."""
         assert self.session is not None
-        peer = Peer(self.session, self.treasury_url, SWITCH_BIC, SWITCH_SECRET, TREASURY_BIC)
+        peer = Peer(self.session, self.treasury_url, SWITCH_BIC, TREASURY_KEYS, TREASURY_BIC)
         documents: list[Any] = []
         if not returns_only:
             documents.append(PaymentStatusReport(
@@ -191,11 +205,8 @@ class FakeSwitch:
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    return runner, f"http://{host}:{port}"
+    bound = bind()
+    return await serve_on(app, bound), bound.base_url
 
 
 @dataclass
@@ -206,7 +217,7 @@ class Lab:
     async def treasury(self, **overrides: Any) -> Treasury:
         settings: dict[str, Any] = {
             "bic": TREASURY_BIC, "secret": TREASURY_SECRET, "switch_url": self.switch.url,
-            "switch_bic": SWITCH_BIC, "switch_secret": SWITCH_SECRET, "quiet_period_s": 0.2,
+            "switch_bic": SWITCH_BIC, "quiet_period_s": 0.2,
             "request_timeout_s": 5.0, "final_timeout_s": 30.0, "retry_backoff_s": 0.02,
         }
         treasury = Treasury(TreasuryConfig(**(settings | overrides)))
@@ -232,7 +243,7 @@ async def lab() -> AsyncIterator[Lab]:
 
 
 def payment(number: int, account: str = "ACC", bic: str = BANK) -> Payment:
-    return Payment(citizen_id=f"{number:012d}", full_name=f"Nguyễn Văn {number}",
+    return Payment(citizen_id=f"0010900{number:05d}", full_name=f"Nguyễn Văn {number}",
                    amount_vnd=1_000_000 + number, creditor_bic=bic,
                    account_id=f"{account}{number:04d}", programme="Lương hưu tháng 11",
                    end_to_end_id=f"KB-E2E-{number:06d}")
@@ -321,7 +332,7 @@ def test_a_table_without_a_column_is_refused_at_line_1(tmp_path: Path) -> None:
     path.write_text("citizen_id,full_name,amount_vnd\n000000000001,A,1\n", encoding="utf-8")
     with pytest.raises(PaymentTableError) as error:
         read_payment_table(path)
-    assert error.value.problems[0][0] == 1 and "creditor_bic" in error.value.problems[0][1]
+    assert error.value.problems[0][0] == 1 and "programme" in error.value.problems[0][1]
 
 
 # ---- runs ------------------------------------------------------------------------------------
@@ -399,10 +410,11 @@ async def test_inbound_refuses_reports_not_signed_by_the_switch(lab: Lab) -> Non
                                         reasons.CLOSED_ACCOUNT)])
     async with aiohttp.ClientSession() as session:
         url = lab.switch.treasury_url
-        forged = Peer(session, url, SWITCH_BIC, b"guessed-secret", TREASURY_BIC)
-        misaddressed = Peer(session, url, SWITCH_BIC, SWITCH_SECRET, "OTHRVNV1")
+        forged = Peer(session, url, SWITCH_BIC, Credentials.shared(b"guessed"), TREASURY_BIC)
         assert (await forged.send(report)).status == 401
-        assert (await misaddressed.send(report)).status == 400
+        honest = Peer(session, url, SWITCH_BIC, TREASURY_KEYS, TREASURY_BIC)
+        misaddressed = encode(wrap(SWITCH_BIC, "OTHRVNV1", report))
+        assert (await honest.post(misaddressed)).status == 400
     assert url.endswith(INBOUND_PATH)
     assert treasury.result(payments).by_status == Counter({"paid": 1})
 
@@ -418,7 +430,7 @@ async def test_result_file_and_cash_list(lab: Lab, tmp_path: Path) -> None:
     result = treasury.result(payments)
     result.write(tmp_path / "results.csv")
     result.write(tmp_path / "results.json")
-    with (tmp_path / "results.csv").open(encoding="utf-8", newline="") as file:
+    with (tmp_path / "results.csv").open(encoding="utf-8-sig", newline="") as file:
         rows = list(csv.DictReader(file))
     assert json.loads((tmp_path / "results.json").read_text(encoding="utf-8")) == [
         r | {"amount_vnd": int(r["amount_vnd"])} for r in rows]
@@ -429,21 +441,31 @@ async def test_result_file_and_cash_list(lab: Lab, tmp_path: Path) -> None:
 
     no_account = {"citizen_id": "079000000999", "full_name": "Trần Thị Mai",
                   "amount_vnd": 1_500_000, "programme": "Trợ cấp xã hội"}
-    assert result.write_cash_list(tmp_path / "cash.csv", [no_account]) == 6
-    with (tmp_path / "cash.csv").open(encoding="utf-8", newline="") as file:
+    # The returned beneficiaries died (MD07): on the ministry's list, not the cash list.
+    assert result.write_cash_list(tmp_path / "cash.csv", [no_account]) == 4
+    assert result.write_deceased_list(tmp_path / "deceased.csv") == 2
+    raw = (tmp_path / "cash.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and "Trần Thị Mai".encode() in raw  # for Excel
+    with (tmp_path / "cash.csv").open(encoding="utf-8-sig", newline="") as file:
         cash = {r["citizen_id"]: r for r in csv.DictReader(file)}
+    with (tmp_path / "deceased.csv").open(encoding="utf-8-sig", newline="") as file:
+        deceased = {r["citizen_id"]: r for r in csv.DictReader(file)}
     by_citizen = {p.citizen_id: p for p in payments}
     assert set(cash) == {"079000000999"} | {
-        p.citizen_id for p in payments if p.account_id[:4] in ("CLOS", "NAME", "DIES")
+        p.citizen_id for p in payments if p.account_id[:4] in ("CLOS", "NAME")
         or p.creditor_bic not in MEMBERS}
-    assert cash["079000000999"]["reason"] == "no linked account"
-    closed = by_citizen[f"{14:012d}"]
-    assert (cash[closed.citizen_id]["reason_code"], cash[closed.citizen_id]["reason"]) == (
-        "AC04", "closed account")
+    assert set(deceased) == {p.citizen_id for p in payments if p.account_id[:4] == "DIES"}
+    assert (cash["079000000999"]["reason_en"], cash["079000000999"]["reason_vi"]) == (
+        "no linked account", "chưa có tài khoản liên kết")
+    closed = by_citizen[f"0010900{14:05d}"]
+    assert (cash[closed.citizen_id]["reason_code"], cash[closed.citizen_id]["reason_en"],
+            cash[closed.citizen_id]["reason_vi"]) == ("AC04", "closed account",
+                                                      "tài khoản đã đóng")
     assert int(cash[closed.citizen_id]["amount_vnd"]) == closed.amount_vnd
-    half = by_citizen[f"{18:012d}"]
-    assert cash[half.citizen_id]["status"] == "returned"
-    assert int(cash[half.citizen_id]["amount_vnd"]) == expected_returned_vnd(half)
+    half = by_citizen[f"0010900{18:05d}"]
+    assert deceased[half.citizen_id]["status"] == "returned"
+    assert deceased[half.citizen_id]["reason_code"] == "MD07"
+    assert int(deceased[half.citizen_id]["amount_vnd"]) == expected_returned_vnd(half)
 
 
 def test_summary_shows_reasons_amounts_and_speed() -> None:
@@ -506,7 +528,7 @@ def test_reconcile_finds_a_one_dong_return_and_money_in_flight() -> None:
 
 def test_config_refuses_out_of_range_settings() -> None:
     base = {"bic": TREASURY_BIC, "secret": b"s", "switch_url": "http://127.0.0.1:1",
-            "switch_bic": SWITCH_BIC, "switch_secret": b"s"}
+            "switch_bic": SWITCH_BIC}
     assert TreasuryConfig(**base, bulk_size=100_000).bulk_size == 100_000
     for bad in ({"bulk_size": 100_001}, {"bulk_size": 0}, {"mode": "batch"},
                 {"concurrency": 0}, {"max_retries": 21}, {"final_timeout_s": 0}):

@@ -8,21 +8,49 @@ read, never assertions.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from protocol import signing
 from protocol.codec import encode
 from protocol.http import wrap
+from protocol.signing import Credentials, Ed25519SigningKey
+from switch.events import SwitchEvents
+from switch.metrics import SwitchMetrics
+from switch.states import TransferState
 from switch.store import INSERT_TRANSFER, Store
+from switch.transfer import Transfer
 from tests.factories import credit_transfers
 
-BULK = encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(1_000)))
+MESSAGES = {size: encode(wrap("TRSYVNV1", "SWLBVNVX", credit_transfers(size)))
+            for size in (1, 1_000)}
 
 
-def test_signature_check_of_a_bulk(benchmark) -> None:
-    headers = signing.sign("TRSYVNV1", b"secret", "/v1/messages", BULK)
-    signer = benchmark(signing.verify, headers, "/v1/messages", BULK, {"TRSYVNV1": b"secret"})
-    assert signer == "TRSYVNV1"
+def credentials(mode: str, secret: bytes = b"a-32-byte-secret-of-the-treasury") -> Credentials:
+    """The treasury's keys towards the switch, as each mode provisions them."""
+    if mode == "hmac":
+        return Credentials.shared(secret)
+    key = Ed25519SigningKey.generate()
+    return Credentials(key, key.verify_key())
+
+
+@pytest.mark.parametrize("mode", ["hmac", "ed25519"])
+@pytest.mark.parametrize("transactions", [1, 1_000])
+def test_sign_and_verify_a_message(benchmark, mode: str, transactions: int) -> None:
+    """What signing costs each side per message: the sender signs, the receiver verifies."""
+    keys, body = credentials(mode), MESSAGES[transactions]
+
+    def sign_and_verify() -> str:
+        headers = signing.sign("TRSYVNV1", keys.own, "/v1/messages", body)
+        return signing.verify(headers, "/v1/messages", body, {"TRSYVNV1": keys.peer})
+
+    assert benchmark(sign_and_verify) == "TRSYVNV1"
+    forged = signing.sign("TRSYVNV1", credentials(mode, b"someone else's").own, "/v1/messages",
+                          body)
+    with pytest.raises(signing.SignatureError):
+        signing.verify(forged, "/v1/messages", body, {"TRSYVNV1": keys.peer})
 
 
 def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
@@ -49,3 +77,35 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
     finally:
         loop.run_until_complete(journal.close())
         loop.close()
+
+
+def _metrics_round(size: int, observed: bool) -> tuple[SwitchMetrics, Callable[[], None]]:
+    """The events a batch of `size` instant transfers fires on its way, with the metrics
+    listening or (the floor) not: what the hot path pays for being observed."""
+    events = SwitchEvents()
+    metrics = SwitchMetrics(SwitchEvents() if not observed else events,
+                            ["TRSYVNV1", "BFTVVNVX"])
+    events.recovered.fire(cycle_id=1, net_vnd={}, in_flight=[])
+    transfers = [Transfer(end_to_end_id="E", tx_id="T", msg_id="M", debtor_bic="TRSYVNV1",
+                          creditor_bic="BFTVVNVX", amount_vnd=1_000, bulk=False,
+                          received_at=0.0, state=TransferState.PENDING) for _ in range(size)]
+
+    def one_round() -> None:
+        events.received.fire(debtor_bic="TRSYVNV1", transfers=transfers, bulk=False)
+        events.forwarded.fire(creditor_bic="BFTVVNVX", transfers=transfers)
+        events.answered.fire(creditor_bic="BFTVVNVX", taken=size, refused=0)
+        events.settled.fire(transfers=transfers, now_s=1.0, cycle_id=1)
+        events.notice_delivered.fire(bic="BFTVVNVX", items=size)
+
+    return metrics, one_round
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["floor", "metrics"])
+@pytest.mark.parametrize("size", [1, 1_000])
+def test_metrics_of_a_batch(benchmark, size: int, observed: bool) -> None:
+    """Five events of a batch: one transfer (nothing coalesced) or 1,000 (a forward, a bulk
+    file): per transfer, divide by the size; the floor is the events with no listener."""
+    metrics, one_round = _metrics_round(size, observed)
+    benchmark(one_round)
+    settled = metrics.registry.get_sample_value("switchlab_settled_vnd_total")
+    assert settled is not None and (settled > 0) == observed and settled % (size * 1_000) == 0

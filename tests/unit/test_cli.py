@@ -1,10 +1,20 @@
-"""The `switchlab` command line: bad arguments get a readable error before anything starts."""
+"""The `switchlab` command line: bad arguments and bad tables get a readable error before
+anything starts (exit status 2, never a traceback)."""
 
 from __future__ import annotations
 
-import pytest
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 
-from switchlab.cli import build_parser
+import pytest
+from lxml import etree
+
+from scenarios.report import CRASH_EXIT_STATUS
+from switchlab import cli
+from switchlab.cli import LIBRARY, build_parser, main
+from switchlab.journal import since
 
 
 @pytest.mark.parametrize(("argument", "value", "error"), [
@@ -25,3 +35,98 @@ def test_bench_takes_counts_within_bounds() -> None:
     args = build_parser().parse_args(["bench", "--instant-transfers", "500000",
                                       "--bulk-beneficiaries", "0"])
     assert (args.instant_transfers, args.bulk_beneficiaries, args.concurrency) == (500_000, 0, 64)
+
+
+@pytest.mark.parametrize(("text", "seconds_before_now"), [
+    ("90s", 90), ("15m", 900), ("2h", 7_200), ("1d", 86_400)])
+def test_journal_since_takes_a_duration_before_now(text: str, seconds_before_now: int) -> None:
+    assert since(text, now_s=1_800_000_000.0) == 1_800_000_000.0 - seconds_before_now
+
+
+@pytest.mark.parametrize("text", ["2026-11-20T08:00:00Z", "2026-11-20T08:00:00",
+                                  "2026-11-20T15:00:00+07:00"])
+def test_journal_since_takes_an_iso_time_in_utc_unless_it_says_otherwise(text: str) -> None:
+    assert since(text) == datetime(2026, 11, 20, 8, tzinfo=UTC).timestamp()
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("table", "argv", "says"), [
+    (None, [], "No such file or directory"),
+    ("a,b\n1,2\n", [], "header lacks citizen_id, full_name, amount_vnd, programme"),
+    ("citizen_id,full_name,amount_vnd,programme\n12,A,1,p\n", [], "no row can be paid"),
+    (b"citizen_id,full_name,amount_vnd,programme\n001190012345,L\xea,1,p\n", [],
+     "not UTF-8"),
+    ("citizen_id,full_name,amount_vnd,programme\n001190012345,A,1,p\n",
+     ["--switch", "http://127.0.0.1:9"], "--switch needs --inbound-port"),
+    ("citizen_id,full_name,amount_vnd,programme\n001190012345,A,1,p\n",
+     ["--switch", "http://127.0.0.1:9", "--inbound-port", "8100"], "--switch needs --key-file"),
+    ("citizen_id,full_name,amount_vnd,programme\n001190012345,A,1,p\n",
+     ["--rate", "-5"], "rate_per_s"),
+])
+def test_payout_refuses_a_bad_table_or_arguments_with_a_reason_and_no_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        table: str | bytes | None, argv: list[str], says: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "table.csv"
+    if isinstance(table, bytes):
+        path.write_bytes(table)
+    elif table is not None:
+        path.write_text(table, encoding="utf-8")
+    code, out, err = run_cli(["payout", str(path), "--no-progress", *argv], capsys)
+    assert code == 2
+    assert says in err and "Traceback" not in err + out
+    assert not (tmp_path / "payout-table" / "lab").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "scenarios", "bench", "load", "switch"])
+def test_every_option_is_described_with_its_default(
+        command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    assert sub.description, f"{command} has no description"
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, f"{command} {action.option_strings} has no description"
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            assert f"(default: {action.default})" in " ".join(text.split()), (
+                f"{command} {action.option_strings[0]} does not show its default")
+
+
+def test_scenarios_lists_the_shipped_library_one_line_each(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scenarios"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    shipped = sorted(p.name for p in LIBRARY.glob("*.yaml"))
+    listed = [line.split()[0] for line in lines[1:]]
+    assert listed == shipped
+    assert all(len(line.split()) > 3 for line in lines[1:]), "a scenario without its summary"
+
+
+def test_a_bad_argument_exits_2_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["load", "--seconds", "0"]) == 2
+    assert "argument --seconds: 0 is not from 1 to 3,600" in capsys.readouterr().err
+
+
+def test_a_run_that_crashes_writes_junit_with_the_error_and_exits_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("-m switch did not start: ''")
+
+    monkeypatch.setattr(cli, "run_scenario", broken)
+    code = main(["run", str(LIBRARY / "normal-payout-day.yaml"), "--output", str(tmp_path)])
+    assert code == CRASH_EXIT_STATUS == 3
+    suite = etree.parse(str(tmp_path / "junit.xml")).getroot()
+    assert (suite.get("tests"), suite.get("errors")) == ("1", "1")
+    error = suite.find("testcase/error")
+    assert error is not None and "did not start" in error.get("message")
+    assert json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))["passed"] is False
+    assert "CRASHED" in capsys.readouterr().err

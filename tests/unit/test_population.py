@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import banks.population as population_module
-from banks.ledger import Ledger, fold_name
+from banks.ledger import Ledger
 from banks.population import (
     BANK_ACCOUNT_DIGITS,
     PARTICIPANTS,
@@ -22,12 +22,13 @@ from banks.population import (
     Programme,
     generate_population,
 )
+from protocol.names import same_name
 
 SIZE = 20_000
 MIX = Mix(participants={"BFTVVNVX": 0.4, "VBAAVNVX": 0.2, "EWLAVNV1": 0.3, "MMONVNV1": 0.1},
           programmes={"luong_huu": 0.5, "tro_cap_xa_hoi": 0.3, "nguoi_co_cong": 0.2},
           no_account=0.1, closed=0.05, blocked=0.04, name_mismatch=0.03, deceased=0.02,
-          dies_after_payment=0.01)
+          dies_after_payment=0.01, impostor_link=0.02, by_citizen_id=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +69,23 @@ def test_shares_of_the_mix_are_respected(population: Population) -> None:
     faults = {
         "closed": sum(b.status == "closed" for b in linked),
         "blocked": sum(b.status == "blocked" for b in linked),
-        "name_mismatch": sum(b.ledger_name != b.full_name for b in linked),
+        "name_mismatch": sum(b.ledger_name != b.full_name and b.ledger_citizen_id is None
+                             for b in linked),
         "deceased": sum(b.deceased for b in linked),
         "dies_after_payment": sum(b.dies_after_payment for b in linked),
+        "impostor_link": sum(b.ledger_citizen_id is not None for b in linked),
     }
     for fault, share in MIX.fault_shares().items():
         assert_share(faults[fault], len(linked), share)
     assert sum(faults.values()) == sum(  # one fault at most per beneficiary
         b.status != "active" or b.ledger_name != b.full_name or b.deceased
         or b.dies_after_payment for b in linked)
+    # Impostor links are always paid by citizen id; the others in the mix's share.
+    honest = [b for b in linked if b.ledger_citizen_id is None]
+    assert all(b.by_citizen_id for b in linked if b.ledger_citizen_id is not None)
+    assert_share(sum(b.by_citizen_id for b in honest), len(honest), MIX.by_citizen_id)
+    assert population.wrong_holder_ids() == {
+        b.end_to_end_id for b in linked if b.ledger_name != b.full_name}
 
 
 def test_no_faults_and_no_cash_when_the_mix_says_none() -> None:
@@ -130,7 +139,7 @@ def test_names_are_vietnamese_and_a_mismatch_is_another_name(population: Populat
     assert any(name.startswith("Nguyễn ") for name in names)
     mismatched = [b for b in population.beneficiaries if b.ledger_name != b.full_name]
     assert mismatched
-    assert all(fold_name(b.ledger_name) != fold_name(b.full_name) for b in mismatched)
+    assert not any(same_name(b.ledger_name, b.full_name) for b in mismatched)
 
 
 def test_amounts_are_base_times_coefficient_in_whole_dong(population: Population) -> None:

@@ -42,7 +42,7 @@ def test_payment_table_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(PaymentTableError) as error:
         read_payment_table(table)
     message = str(error.value)
-    assert "line 3: amount_vnd '1.5'" in message and "appears twice" in message
+    assert "line 3: amount_vnd '1.5'" in message and "paid 2 times in programme" in message
 
 
 def test_reconcile_finds_a_one_dong_difference() -> None:

@@ -53,10 +53,36 @@ def test_extends_merges_and_the_child_wins(tmp_path: Path) -> None:
     ("timeline:\n  - {at_s: 1, action: sign_of, participant: VBAAVNVX}\n",
      ":4: timeline.0.action: Input should be 'sign_off', 'sign_on'"),
     ("population:\n  closed: 0.6\n  blocked: 0.6\n",
-     ":4: population: Value error, closed, blocked, name_mismatch, deceased and "
-     "dies_after_payment together exceed 1"),
+     ":4: population: Value error, closed, blocked, name_mismatch, deceased, "
+     "dies_after_payment and impostor_link together exceed 1"),
     ("participants:\n  BFTVVNVX:\n    latency_ms_median: 10\n    latency_ms_p99: 5\n",
      ":6: participants.BFTVVNVX.latency_ms_p99: Value error, latency_ms_p99 must be at least"),
+    # A kill the runner could not carry out, or a switch left dead.
+    ("timeline:\n  - {at_s: 1, action: kill_switch}\n  - {at_s: 2, action: restart_switch}\n",
+     ":4: timeline.0.action: kill_switch needs the switch in a process of its own"),
+    ("switch: {process: true}\ntimeline:\n  - {at_s: 1, action: restart_switch}\n",
+     ":5: timeline.0.action: restart_switch when the switch is already up"),
+    ("switch: {process: true}\ntimeline:\n  - {after_settled_pct: 50, action: kill_switch}\n",
+     ":5: timeline: the switch is killed and never restarted"),
+    # Triggers: one each, in the order written, within the run's time limit.
+    ("timeline:\n  - {at_s: 1, after_settled_pct: 5, action: sign_off, participant: BFTVVNVX}\n",
+     ":4: timeline.0: Value error, give exactly one of at_s and after_settled_pct"),
+    ("timeline:\n  - {after_settled_pct: 120, action: sign_off, participant: BFTVVNVX}\n",
+     ":4: timeline.0.after_settled_pct: Input should be less than or equal to 100"),
+    ("timeline:\n  - {at_s: 5, action: sign_off, participant: BFTVVNVX}\n"
+     "  - {at_s: 2, action: sign_on, participant: BFTVVNVX}\n",
+     ":5: timeline.1.at_s: 2 s comes before an earlier event's 5 s"),
+    ("run: {time_limit_s: 10}\ntimeline:\n  - {at_s: 9, delay_s: 2, action: sign_off, "
+     "participant: BFTVVNVX}\n",
+     ":5: timeline.0.at_s: 11 s is past the run's time limit (run.time_limit_s 10)"),
+    ("timeline:\n  - {at_s: 1, action: sign_off, participant: BFTVVNVX, behaviour: {}}\n",
+     ":4: timeline.0: Value error, behaviour is for set_behaviour, not sign_off"),
+    # Expected bugs: a known kind, in a participant of the run.
+    ("population:\n  participants: {BFTVVNVX: 1.0}\nexpect:\n  bugs_found:\n"
+     "    - {participant: VBAAVNVX, kind: credit_before_confirmation}\n",
+     ":7: expect.bugs_found.0.participant: VBAAVNVX takes no part in this run"),
+    ("expect:\n  bugs_found:\n    - {participant: BFTVVNVX, kind: double_credit}\n",
+     ":5: expect.bugs_found.0.kind: Input should be 'credit_before_confirmation'"),
 ])
 def test_mistakes_are_found_before_the_run_with_file_line_and_field(
         tmp_path: Path, text: str, where: str) -> None:
@@ -65,6 +91,12 @@ def test_mistakes_are_found_before_the_run_with_file_line_and_field(
     with pytest.raises(ScenarioError) as error:
         load_scenario(bad)
     assert f"{bad}{where}" in str(error.value)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "scenarios"
+                                         / "library").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_scenario_is_valid(path: Path) -> None:
+    assert load_scenario(path).name == path.stem
 
 
 def test_a_mistake_made_by_the_merge_names_the_child_file(tmp_path: Path) -> None:

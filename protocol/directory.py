@@ -1,0 +1,137 @@
+"""The directory API's wire: paths, limits, and signed JSON both ways (participant and switch).
+
+A participant registers, updates and unlinks the links between its customers' citizen ids and
+their payout accounts with JSON requests signed exactly as ISO 20022 messages are
+(`protocol.signing`: the request text over the path with its query and the body's SHA-256),
+and the switch signs its answers as it signs every answer. The switch's side reads them with
+`read_signed_json`; `DirectoryClient` is a participant's side, used by the lab and usable by
+any bank.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from protocol import signing
+from protocol.http import SIGNED_REQUEST, Sender
+
+ENTRIES_PATH = "/v1/directory/entries"
+CHANGES_PATH = "/v1/directory/changes"
+MAX_ENTRIES_PER_REQUEST = 1_000
+MAX_BODY_BYTES = 1024 * 1024  # a thousand entries take about 200 KB
+JSON_CONTENT_TYPE = "application/json"
+
+
+class DirectoryError(Exception):
+    """The switch refused a directory request as a whole: `status` and its sentence."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text.strip()}")
+        self.status = status
+
+
+async def read_body(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """The request's body, or 413 when it is over `max_bytes` (read no further than that)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
+                                            actual_size=request.content_length)
+    body = await request.content.read(max_bytes + 1)
+    if len(body) > max_bytes:
+        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=len(body))
+    return body
+
+
+def parse_json(body: bytes) -> Any:
+    """JSON from a body (None when empty), or 400 saying why it is not JSON."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise web.HTTPBadRequest(text=f"400: the body is not JSON: {error}\n") from None
+
+
+async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
+                           max_bytes: int = MAX_BODY_BYTES) -> tuple[str, Any]:
+    """The signer and the JSON body (None when empty) of a signed request, or the HTTP error
+    a sender should see: 401 unsigned, unknown or stale (from the headers, before the body is
+    read) or badly signed, 413 too large, 400 not JSON. The answer to it is then signed
+    (`protocol.http.sign_answers`)."""
+    try:
+        claimed = signing.claim(request.headers, senders)
+    except signing.SignatureError as error:
+        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+    body = await read_body(request, max_bytes)
+    try:
+        signing.check(claimed, senders[claimed.signer].credentials.peer, request.raw_path,
+                      hashlib.sha256(body).digest())
+    except signing.SignatureError as error:
+        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+    request[SIGNED_REQUEST] = claimed
+    return claimed.signer, parse_json(body)
+
+
+class DirectoryClient:
+    """A participant's signed channel to the switch's directory API."""
+
+    def __init__(self, session: aiohttp.ClientSession, switch_url: str, own_bic: str,
+                 credentials: signing.Credentials, switch_bic: str,
+                 timeout_s: float = 30.0) -> None:
+        self._session = session
+        self._base = switch_url.rstrip("/")
+        self.own_bic = own_bic
+        self._credentials = credentials
+        self._switch_bic = switch_bic
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    async def _call(self, method: str, path: str, payload: object = None,
+                    ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
+        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
+        url = URL(self._base + path)
+        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body)
+        headers["Content-Type"] = JSON_CONTENT_TYPE
+        async with self._session.request(method, url, data=body, headers=headers,
+                                         timeout=self._timeout) as response:
+            answer = await response.read()
+            if response.status != HTTPStatus.UNAUTHORIZED:
+                try:
+                    signing.verify_answer(response.headers, self._switch_bic,
+                                          self._credentials.peer, response.status,
+                                          headers[signing.SIGNATURE_HEADER], answer)
+                except signing.SignatureError as error:
+                    raise DirectoryError(response.status, f"an answer the switch did not sign"
+                                         f" ({error})") from None
+            if response.status not in ok:
+                raise DirectoryError(response.status, answer.decode(errors="replace"))
+            return response.status, json.loads(answer)
+
+    async def register(self, entries: list[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Link or update entries (citizen_id, account_id, holder_name), at most
+        MAX_ENTRIES_PER_REQUEST; the switch's verdict per entry, in order. Raises
+        DirectoryError when the request is refused as a whole."""
+        _, answer = await self._call("POST", ENTRIES_PATH, {"entries": list(entries)})
+        return list(answer["results"])
+
+    async def unlink(self, citizen_id: str) -> bool:
+        """Unlink this participant's entry for the citizen id; False when it has none."""
+        status, _ = await self._call("DELETE", f"{ENTRIES_PATH}/{citizen_id}", ok=(200, 404))
+        return status == 200
+
+    async def entry(self, citizen_id: str) -> dict[str, Any] | None:
+        """This participant's active entry for the citizen id, or None."""
+        status, answer = await self._call("GET", f"{ENTRIES_PATH}/{citizen_id}", ok=(200, 404))
+        return answer if status == 200 else None
+
+    async def changes(self, after_seq: int = 0, limit: int = 1_000) -> list[dict[str, Any]]:
+        """The journaled changes of this participant's entries, oldest first."""
+        _, answer = await self._call("GET", f"{CHANGES_PATH}?after_seq={after_seq}"
+                                     f"&limit={limit}")
+        return list(answer["changes"])

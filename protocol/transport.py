@@ -1,0 +1,259 @@
+"""Every party's server, bounded: deadlines per connection, connections per peer and in total,
+and the bytes of bodies being read at once.
+
+aiohttp's server has no deadline for reading a request's head or body (its keep-alive timer,
+armed at accept since 3.14, closes only connections idle between requests), so a client that
+sends one byte a second holds a connection and a task for as long as it likes. Here each
+connection carries its own deadlines:
+
+- head: a request's head must be whole within `head_timeout_s` of its first byte (of the
+  accept, for a new connection);
+- body: once the head is in, the body must be whole within `body_timeout_s`, waiting for room
+  in the body budget included;
+- idle: between requests a keep-alive connection waits `idle_timeout_s` (aiohttp's own
+  keepalive_timeout) for the next one, so keep-alive is untouched.
+
+A connection past a deadline is closed. One timer per connection serves every deadline, moved
+rather than re-created, so a request costs two attribute writes, not a timer. The bounds on
+connections and on bodies are checked by `protocol.http.read_signed`, which knows who claims
+to send; the total bound is checked here at accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, deque
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol.codec import MAX_MESSAGE_BYTES
+
+MIB = 1024 * 1024
+# After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
+# client sees the answer, not a reset) even once the client has gone: this long at most.
+MAX_LINGERING_S = 1.0
+
+
+class ServerLimits(BaseModel):
+    """Deadlines and bounds of one party's server (the switch's `transport:` settings).
+
+    Defaults: a head is a few hundred bytes, sent at once by any honest client (Go servers are
+    commonly given 2-10 s); 60 s for a body reads the largest message (128 MiB) at 2.2 MB/s;
+    75 s of idle keep-alive outlives aiohttp clients' own 15 s, so the client closes first;
+    the body budget holds two of the largest messages.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head_timeout_s: float = Field(10.0, gt=0, le=300)
+    body_timeout_s: float = Field(60.0, gt=0, le=3_600)
+    idle_timeout_s: float = Field(75.0, gt=0, le=3_600)
+    max_connections: int = Field(4_096, ge=1, le=1_000_000)
+    max_connections_per_peer: int = Field(1_024, ge=1, le=1_000_000)
+    max_body_bytes_reading: int = Field(2 * MAX_MESSAGE_BYTES, ge=MIB, le=64 * 1024 * MIB)
+
+
+SERVER_LIMITS = web.AppKey("server_limits", ServerLimits)
+
+
+class ByteBudget:
+    """A weighted semaphore over bytes, first come first served: a large body waiting cannot
+    be overtaken forever by small ones."""
+
+    def __init__(self, total_bytes: int) -> None:
+        self.total_bytes = total_bytes
+        self.free_bytes = total_bytes
+        self._waiting: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    def try_acquire(self, size: int) -> bool:
+        if self._waiting or size > self.free_bytes:
+            return False
+        self.free_bytes -= size
+        return True
+
+    async def acquire(self, size: int) -> None:
+        """Wait for `size` bytes (at most the total); cancel to give up waiting."""
+        if self.try_acquire(size):
+            return
+        entry = (size, asyncio.get_running_loop().create_future())
+        self._waiting.append(entry)
+        try:
+            await entry[1]
+        except BaseException:
+            if entry[1].done() and not entry[1].cancelled():
+                self.release(size)  # granted just as the waiter gave up
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiting.remove(entry)
+                self._grant()
+            raise
+
+    def release(self, size: int) -> None:
+        self.free_bytes += size
+        self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and self._waiting[0][0] <= self.free_bytes:
+            size, future = self._waiting.popleft()
+            if not future.done():
+                self.free_bytes -= size
+                future.set_result(None)
+
+
+class Guard:
+    """One server's shared bounds: its limits, connections by owner, the body budget."""
+
+    def __init__(self, limits: ServerLimits) -> None:
+        self.limits = limits
+        self.budget = ByteBudget(limits.max_body_bytes_reading)
+        self.connections = 0
+        self.by_owner: Counter[str] = Counter()
+
+
+class GuardedConnection(RequestHandler):
+    """aiohttp's request handler with head and body deadlines and an owner: the peer whose
+    authenticated request it first carried (checked against max_connections_per_peer)."""
+
+    __slots__ = ("_body_due_s", "_busy", "_guard_loop", "_head_due_s", "_timer", "guard",
+                 "owner")
+
+    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.guard = guard
+        self.owner: str | None = None
+        self._busy = False
+        self._head_due_s: float | None = None
+        self._body_due_s: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._guard_loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.guard.connections += 1
+        if self.guard.connections > self.guard.limits.max_connections:
+            self.force_close()
+            return
+        self._head_due_s = self._guard_loop.time() + self.guard.limits.head_timeout_s
+        self._schedule(self._head_due_s)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.guard.connections -= 1
+        if self.owner is not None:
+            self.guard.by_owner[self.owner] -= 1
+            if not self.guard.by_owner[self.owner]:
+                del self.guard.by_owner[self.owner]
+            self.owner = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._busy and self._head_due_s is None:  # the first byte of a new request
+            self._head_due_s = self._guard_loop.time() + self.guard.limits.head_timeout_s
+            self._schedule(self._head_due_s)
+        super().data_received(data)
+
+    def head_received(self, payload: StreamReader) -> None:
+        """The head is whole and the request goes to its handler; the body's clock starts."""
+        self._busy = True
+        self._head_due_s = None
+        if not payload.is_eof():
+            self._body_due_s = self._guard_loop.time() + self.guard.limits.body_timeout_s
+            self._schedule(self._body_due_s)
+            payload.on_eof(self._body_done)
+
+    def _body_done(self) -> None:
+        self._body_due_s = None
+
+    def body_time_left_s(self) -> float:
+        """Seconds until the body deadline (the full timeout when it is not running)."""
+        if self._body_due_s is None:
+            return self.guard.limits.body_timeout_s
+        return max(0.0, self._body_due_s - self._guard_loop.time())
+
+    def log_access(self, request: web.BaseRequest, response: web.StreamResponse,
+                   time: float | None) -> None:
+        """Called by aiohttp once each response is written: the connection is idle again."""
+        self._busy = False
+        super().log_access(request, response, time)
+
+    def take(self, peer: str) -> bool:
+        """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already
+        holds max_connections_per_peer others."""
+        if self.owner is not None:
+            return True
+        if not self.has_room_for(peer):
+            return False
+        self.owner = peer
+        self.guard.by_owner[peer] += 1
+        return True
+
+    def has_room_for(self, peer: str) -> bool:
+        return (self.owner is not None
+                or self.guard.by_owner[peer] < self.guard.limits.max_connections_per_peer)
+
+    def _schedule(self, due_s: float) -> None:
+        if self._timer is not None and self._timer.when() <= due_s:
+            return  # it fires first and moves itself on
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._guard_loop.call_at(due_s, self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._timer = None
+        due = [d for d in (self._head_due_s, self._body_due_s) if d is not None]
+        if not due:
+            return
+        if min(due) <= self._guard_loop.time():
+            self._head_due_s = self._body_due_s = None
+            self.force_close()
+            return
+        self._timer = self._guard_loop.call_at(min(due), self._check_deadlines)
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's low-level server making GuardedConnections, told when each head is in."""
+
+    def __init__(self, plain: web.Server, guard: Guard, **handler_kwargs: Any) -> None:
+        super().__init__(plain.request_handler, request_factory=plain.request_factory,
+                         handler_cancellation=plain.handler_cancellation, **handler_kwargs)
+        self._make_plain_request = plain.request_factory
+        self.request_factory = self._request_for
+        self._guard = guard
+        self._handler_kwargs = handler_kwargs
+
+    def _request_for(self, message: RawRequestMessage, payload: StreamReader,
+                     protocol: RequestHandler, writer: AbstractStreamWriter,
+                     task: asyncio.Task[None]) -> web.BaseRequest:
+        assert isinstance(protocol, GuardedConnection)
+        protocol.head_received(payload)
+        return self._make_plain_request(message, payload, protocol, writer, task)
+
+    def __call__(self) -> GuardedConnection:
+        return GuardedConnection(self, self._guard, loop=asyncio.get_running_loop(),
+                                 **self._handler_kwargs)
+
+
+class GuardedRunner(web.AppRunner):
+    """An AppRunner whose connections are GuardedConnections under the app's SERVER_LIMITS
+    (the defaults when the app sets none)."""
+
+    def __init__(self, app: web.Application) -> None:
+        limits = app.get(SERVER_LIMITS) or ServerLimits()
+        self._handler_kwargs: dict[str, Any] = {
+            "keepalive_timeout": limits.idle_timeout_s, "access_log": None,
+            "lingering_time": min(limits.head_timeout_s, MAX_LINGERING_S)}
+        super().__init__(app, handle_signals=False, **self._handler_kwargs)
+        self.guard = Guard(limits)
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()  # starts the application
+        return _GuardedServer(plain, self.guard, **self._handler_kwargs)

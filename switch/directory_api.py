@@ -1,0 +1,205 @@
+"""The directory over HTTP: participants' signed JSON API, and the operator's view and import.
+
+Participants sign as they sign ISO 20022 messages (`protocol/directory.py`):
+- `POST /v1/directory/entries` `{"entries": [{citizen_id, account_id, holder_name}]}`: link
+  or update up to 1,000 entries for accounts the signer holds, each verified with the signer
+  (acmt.023) before it is active; `200 {"results": [...]}`, one per entry: linked, updated,
+  unchanged, or refused with a reason.
+- `DELETE /v1/directory/entries/{citizen_id}`: unlink the signer's entry (`404`: none).
+- `GET /v1/directory/entries/{citizen_id}`: the signer's entry (`404`: none; another
+  participant's is never shown).
+- `GET /v1/directory/changes?after_seq=&limit=`: the journal of the signer's entries.
+
+The operator, with the admin bearer token: `GET /v1/admin/directory/entries/{citizen_id}`
+(the entry and its history), `GET /v1/admin/directory/changes` (`citizen_id`, `participant`,
+`after_seq`, `limit`), `POST /v1/admin/directory/entries` (import from the national registry,
+`participant_bic` per entry) and `DELETE /v1/admin/directory/entries/{citizen_id}`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from aiohttp import web
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from protocol.directory import (
+    CHANGES_PATH,
+    ENTRIES_PATH,
+    MAX_ENTRIES_PER_REQUEST,
+    parse_json,
+    read_body,
+    read_signed_json,
+)
+from protocol.ids import is_bic
+from switch.admin import SWITCH
+from switch.directory import REGISTRY
+from switch.service import Switch
+from switch.store import DirectoryEntry
+
+MAX_PROBLEMS_SHOWN = 10
+MAX_CHANGES_LISTED = 1_000
+M = TypeVar("M", bound=BaseModel)
+
+
+def _printable_name(text: str) -> str:
+    if not text.strip() or not text.isprintable():
+        raise ValueError("must be a printable name, not blank")
+    return text
+
+
+class EntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    citizen_id: Annotated[str, Field(min_length=1, max_length=12)]  # the CCCD rule: later
+    account_id: Annotated[str, Field(min_length=1, max_length=34, pattern=r"^[^\s]+$")]
+    holder_name: Annotated[str, Field(min_length=1, max_length=140),
+                           AfterValidator(_printable_name)]
+
+
+class RegistrationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entries: list[EntryIn] = Field(min_length=1, max_length=MAX_ENTRIES_PER_REQUEST)
+
+
+class ImportedEntryIn(EntryIn):
+    participant_bic: Annotated[str, AfterValidator(lambda t: t if is_bic(t) else _no_bic(t))]
+
+
+def _no_bic(text: str) -> str:
+    raise ValueError(f"{text[:20]!r} is not a BIC")
+
+
+class ImportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    entries: list[ImportedEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES_PER_REQUEST)
+
+
+def _parse(model: type[M], data: Any) -> M:
+    """The body as `model`, or 400 naming each problem by its place in the body."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}"
+                             for p in error.errors()[:MAX_PROBLEMS_SHOWN])
+        raise web.HTTPBadRequest(text=f"400: {problems}\n") from None
+
+
+def _account_holder(switch: Switch, bic: str) -> None:
+    """Only a participant that holds customers' accounts keeps directory entries."""
+    participant = switch.state.participants.get(bic)
+    if participant is None or participant.config.kind == "treasury":
+        raise web.HTTPForbidden(text=f"403 forbidden: {bic} holds no customers' accounts and "
+                                "keeps no directory entries\n")
+
+
+def _whole(request: web.Request, name: str, default: int, high: int) -> int:
+    text = request.query.get(name, str(default))
+    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not 0 <= int(text) <= high:
+        raise web.HTTPBadRequest(text=f"400: {name} must be a whole number from 0 to {high}\n")
+    return int(text)
+
+
+def _not_found(citizen_id: str) -> web.Response:
+    return web.json_response({"citizen_id": citizen_id[:12], "error": "no entry"}, status=404)
+
+
+# ---- participants ---------------------------------------------------------------------------
+
+
+async def register(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, data = await read_signed_json(request, switch.senders)
+    _account_holder(switch, signer)
+    body = _parse(RegistrationIn, data)
+    verdicts = await switch.registrations.register(signer, [
+        DirectoryEntry(e.citizen_id, signer, e.account_id, e.holder_name) for e in body.entries
+    ], verified=False)
+    return web.json_response({"results": [v.as_dict() for v in verdicts]})
+
+
+async def unlink(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, _ = await read_signed_json(request, switch.senders)
+    citizen_id = request.match_info["citizen_id"]
+    if not await switch.registrations.unlink(signer, citizen_id):
+        return _not_found(citizen_id)
+    return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})
+
+
+async def own_entry(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, _ = await read_signed_json(request, switch.senders)
+    citizen_id = request.match_info["citizen_id"]
+    entry = switch.state.directory.by_citizen.get(citizen_id)
+    if entry is None or entry.participant_bic != signer:
+        return _not_found(citizen_id)
+    return web.json_response(entry.as_dict())
+
+
+async def own_changes(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, _ = await read_signed_json(request, switch.senders)
+    changes = await switch.state.store.directory_changes(
+        participant_bic=signer, after_seq=_whole(request, "after_seq", 0, 2**62),
+        limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))
+    return web.json_response({"changes": changes})
+
+
+# ---- the operator ---------------------------------------------------------------------------
+
+
+async def admin_entry(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    citizen_id = request.match_info["citizen_id"]
+    entry = switch.state.directory.by_citizen.get(citizen_id)
+    history = await switch.state.store.directory_changes(citizen_id=citizen_id,
+                                                         limit=MAX_CHANGES_LISTED)
+    if entry is None and not history:
+        return _not_found(citizen_id)
+    return web.json_response({"entry": entry.as_dict() if entry else None, "history": history})
+
+
+async def admin_changes(request: web.Request) -> web.Response:
+    store = request.app[SWITCH].state.store
+    return web.json_response({"changes": await store.directory_changes(
+        citizen_id=request.query.get("citizen_id") or None,
+        participant_bic=request.query.get("participant") or None,
+        after_seq=_whole(request, "after_seq", 0, 2**62),
+        limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))})
+
+
+async def admin_import(request: web.Request) -> web.Response:
+    """Entries from the national registry (VNeID): the registry's word, not asked of the
+    participant; each must name an admitted participant that holds accounts."""
+    switch = request.app[SWITCH]
+    body = _parse(ImportIn, parse_json(await read_body(request)))
+    for entry in body.entries:
+        _account_holder(switch, entry.participant_bic)
+    verdicts = await switch.registrations.register(REGISTRY, [
+        DirectoryEntry(e.citizen_id, e.participant_bic, e.account_id, e.holder_name)
+        for e in body.entries], verified=True)
+    return web.json_response({"results": [v.as_dict() for v in verdicts]})
+
+
+async def admin_unlink(request: web.Request) -> web.Response:
+    citizen_id = request.match_info["citizen_id"]
+    if not await request.app[SWITCH].registrations.unlink(REGISTRY, citizen_id):
+        return _not_found(citizen_id)
+    return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})
+
+
+def add_routes(app: web.Application) -> None:
+    entry = f"{ENTRIES_PATH}/{{citizen_id}}"
+    app.router.add_post(ENTRIES_PATH, register)
+    app.router.add_delete(entry, unlink)
+    app.router.add_get(entry, own_entry)
+    app.router.add_get(CHANGES_PATH, own_changes)
+    admin_entries = "/v1/admin/directory/entries"
+    app.router.add_get(f"{admin_entries}/{{citizen_id}}", admin_entry)
+    app.router.add_delete(f"{admin_entries}/{{citizen_id}}", admin_unlink)
+    app.router.add_post(admin_entries, admin_import)
+    app.router.add_get("/v1/admin/directory/changes", admin_changes)

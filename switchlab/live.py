@@ -1,0 +1,237 @@
+"""Watching a payout day while it runs: the monitor that reads the switch's admin API, and the
+live page that shows it.
+
+The monitor polls `GET /v1/admin/stats` and `GET /v1/admin/participants` over HTTP, as an
+operator's tool would (never the switch's internals), and keeps what the bar, the timeline's
+progress triggers, the live page and the report need: counts over time, who is down, the
+positions, the faults as they were injected, and the treasury's latency to final status.
+
+The live page is one self-contained HTML file (`live.html`, no external JS or CSS) served on
+127.0.0.1 beside `live.json`, which it polls every second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from banks.payout import percentile
+from protocol.runtime import bind, serve
+from switchlab.progress import Progress
+from switchlab.world import World
+
+SAMPLE_EVERY_S = 0.25
+MAX_SAMPLES = 20_000  # past this the oldest half is thinned: hours of samples stay small
+MAX_FAULTS = 1_000
+LIVE_SAMPLES = 600  # the last 600 samples on the page: 2.5 minutes at 4 a second
+PAGE = Path(__file__).with_name("live.html")
+MONITOR = web.AppKey("monitor", "Monitor")
+
+
+class Monitor:
+    """The switch's figures over time, read over its admin API every SAMPLE_EVERY_S.
+
+    `total` is the payment table's size (for "% settled"); `progress`, once set, counts the
+    transfers final at the switch (settled or rejected) with figures beside it.
+    """
+
+    def __init__(self, world: World, total: int) -> None:
+        self.world = world
+        self.total = total
+        self.progress: Progress | None = None  # set once the start has been announced
+        self.started_s = time.monotonic()
+        self.samples: list[dict[str, float]] = []  # t_s, settled, rejected, returned, in_flight
+        self.stats: dict[str, Any] = {}  # the last GET /v1/admin/stats
+        self.participants: list[dict[str, Any]] = []  # the last GET /v1/admin/participants
+        self.faults: list[dict[str, Any]] = []
+        self.reachable = False
+        self.finished = False  # the payout is over: progress will not move any more
+        self._changed = asyncio.Condition()
+        self._latency_seen = 0  # treasury latency samples already summarised
+        self.latency: list[dict[str, float]] = []  # t_s, p50, p99 of each interval
+
+    def elapsed_s(self) -> float:
+        return round(time.monotonic() - self.started_s, 3)
+
+    @property
+    def settled(self) -> int:
+        return int(self.samples[-1]["settled"]) if self.samples else 0
+
+    @property
+    def settled_pct(self) -> float:
+        return 100.0 * self.settled / self.total if self.total else 100.0
+
+    async def run(self) -> None:
+        """Sample until cancelled; a switch that does not answer leaves a gap."""
+        while True:
+            await self.sample()
+            await asyncio.sleep(SAMPLE_EVERY_S)
+
+    async def sample(self) -> None:
+        try:
+            self.stats = await self.world.switch_admin("GET", "/v1/admin/stats")
+            self.participants = await self.world.switch_admin("GET", "/v1/admin/participants")
+            self.reachable = True
+        except (aiohttp.ClientError, OSError, TimeoutError):
+            self.reachable = False
+        if self.reachable:
+            self._take(self.stats)
+        self._summarise_latency()
+        self._show()
+        async with self._changed:
+            self._changed.notify_all()
+
+    def _take(self, stats: dict[str, Any]) -> None:
+        by_state = stats.get("by_state", {})
+
+        def count(state: str) -> int:
+            return int(by_state.get(state, {}).get("count", 0))
+
+        self.samples.append({
+            "t_s": self.elapsed_s(),
+            "settled": count("SETTLED") + count("RETURNED"),
+            "rejected": count("REJECTED"),
+            "returned": int(stats.get("returns", {}).get("count", 0)),
+            "in_flight": int(stats.get("in_flight", 0)),
+        })
+        if len(self.samples) > MAX_SAMPLES:
+            self.samples[: MAX_SAMPLES // 2] = self.samples[: MAX_SAMPLES // 2: 2]
+
+    def _summarise_latency(self) -> None:
+        """p50 and p99 of the transfers that became final since the last sample."""
+        log = self.world.treasury.latencies
+        fresh = list(log.latency_ms[self._latency_seen:])
+        self._latency_seen = len(log)
+        if fresh:
+            self.latency.append({"t_s": self.elapsed_s(), "p50": round(percentile(fresh, 50), 2),
+                                 "p99": round(percentile(fresh, 99), 2), "count": len(fresh)})
+            if len(self.latency) > MAX_SAMPLES:
+                self.latency[: MAX_SAMPLES // 2] = self.latency[: MAX_SAMPLES // 2: 2]
+
+    def _show(self) -> None:
+        if self.progress is None:
+            return
+        if not self.reachable:
+            self.progress.figures(switch="unreachable")
+            return
+        last = self.samples[-1]
+        self.progress.figures(settled=int(last["settled"]), rejected=int(last["rejected"]),
+                              in_flight=int(last["in_flight"]),
+                              down=",".join(self.down()) or "none")
+        self.progress.update_to(min(last["settled"] + last["rejected"], self.total))
+
+    def down(self) -> list[str]:
+        """Participants signed off or with their breaker open, as the switch last said."""
+        return [p["bic"] for p in self.participants if p["signed_off"] or p["breaker_open"]]
+
+    def fault(self, at_s: float, action: str, participant: str | None, note: str,
+              trigger: str) -> None:
+        """Record an injected fault (begun `at_s` from the start), for the page and the
+        report."""
+        if len(self.faults) < MAX_FAULTS:
+            self.faults.append({"at_s": at_s, "action": action,
+                                "participant": participant or "", "note": note,
+                                "trigger": trigger})
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once `condition()` holds, checked after each sample and at `finish()`."""
+        async with self._changed:
+            await self._changed.wait_for(condition)
+
+    async def finish(self) -> None:
+        """The payout is over: waiters for progress that will not come are woken."""
+        self.finished = True
+        async with self._changed:
+            self._changed.notify_all()
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the live page shows, as JSON."""
+        by_state = self.stats.get("by_state", {})
+        rejected = {key.removeprefix("count_"): value
+                    for key, value in by_state.get("REJECTED", {}).items()
+                    if key.startswith("count_")}
+        return {
+            "elapsed_s": self.elapsed_s(), "total": self.total, "reachable": self.reachable,
+            "finished": self.finished, "switch_url": self.world.switch_url,
+            "samples": self.samples[-LIVE_SAMPLES:], "latency": self.latency[-LIVE_SAMPLES:],
+            "rejected_by_reason": rejected,
+            "returned": self.stats.get("returns", {"count": 0, "amount_vnd": 0}),
+            "participants": self.participants, "faults": self.faults,
+            "notices_backlog": self.stats.get("notices_backlog", 0),
+        }
+
+
+async def _page(request: web.Request) -> web.Response:
+    return web.Response(text=PAGE.read_text(encoding="utf-8"), content_type="text/html")
+
+
+async def _snapshot(request: web.Request) -> web.Response:
+    return web.json_response(request.app[MONITOR].snapshot(),
+                             dumps=lambda data: json.dumps(data, ensure_ascii=False))
+
+
+class LiveView:
+    """The live page of a monitor, served on 127.0.0.1 (port 0: the OS chooses)."""
+
+    def __init__(self, monitor: Monitor, port: int = 0) -> None:
+        self.monitor = monitor
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app[MONITOR] = self.monitor
+        app.router.add_get("/", _page)
+        app.router.add_get("/live.json", _snapshot)
+        bound = bind(port=self.port)
+        self._runner = await serve(app, bound)
+        self.url = f"{bound.base_url}/"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+@contextlib.asynccontextmanager
+async def watching(world: World, total: int, what: str, progress: bool, live_port: int | None,
+                   announce: Callable[[str], None] = print) -> AsyncIterator[Monitor]:
+    """Watch a started world's payout of `total` transfers: announce where the switch, its
+    admin API and (with `live_port` not None) the live page are, then sample the switch for
+    the bar, the page and the report until the block ends."""
+    monitor = Monitor(world, total)
+    live = LiveView(monitor, live_port) if live_port is not None else None
+    sampling: list[asyncio.Future[None]] = []
+    try:
+        announce(where_to_look(world, await live.start() if live else None))
+        monitor.progress = Progress(what, total, enabled=progress)
+        sampling.append(asyncio.ensure_future(monitor.run()))
+        yield monitor
+    finally:
+        if monitor.progress is not None:
+            monitor.progress.close()
+        for task in sampling:
+            task.cancel()
+        await asyncio.gather(*sampling, return_exceptions=True)
+        if live is not None:
+            await live.stop()
+
+
+def where_to_look(world: World, live_url: str | None) -> str:
+    """The lines printed at start: where the switch is, its admin API, the live page."""
+    lines = [f"switch    {world.switch_url}  (journal {world.run_dir / 'switch.sqlite'})",
+             f"admin API curl -H 'Authorization: Bearer {world.admin_token}' "
+             f"{world.switch_url}/v1/admin/stats"]
+    if live_url:
+        lines.append(f"live page {live_url}")
+    return "\n".join(lines)

@@ -1,0 +1,319 @@
+"""`switchlab payout TABLE.csv`: pay the user's own payment table, resumable, and report.
+
+By default in an embedded lab: the switch and the participants the table names, in this
+process on 127.0.0.1, with the table's accounts opened at the named banks and the directory
+holding a link for each citizen paid by citizen id (the first account the table gives them).
+Everything the lab knows lives in files under `OUTPUT/lab/`, so that a run killed at any
+point comes back as it was. With `--switch URL` the treasury pays through a switch that is
+already running, with its BIC and key.
+
+Steps: check the table (bad rows listed with their line, the good ones go on); verify each
+account against the row's citizen id and name (acmt.023) unless told not to; pay in bulk files
+or instant transfers, bounded in concurrency and rate; then report, reconcile and write the
+lists for people. The run's own state is `OUTPUT/run.sqlite` (banks/payout_state.py).
+
+Exit status: 0 when every good row is paid or on a list (cash, deceased, table errors);
+1 when the books do not reconcile or a row is left unresolved; 2 when the table or the
+arguments are wrong (nothing is paid).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from tqdm import tqdm
+
+from banks.behaviour import Behaviour
+from banks.ledger import Account, Ledger
+from banks.payment_table import CheckedTable, Payment, PaymentTableError, check_payment_table
+from banks.payout import EXCEL_ENCODING, PayoutResult, PayoutStatus
+from banks.payout_state import PayoutState
+from banks.population import Population
+from banks.reconcile import Mismatch, SwitchTotals, reconcile
+from banks.registry import PARTICIPANTS
+from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from banks.verification import UNANSWERED
+from protocol.keys import SwitchKeys
+from protocol.messages import TxStatus
+from switchlab.world import World, WorldSettings
+
+TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
+# A row rejected because its transfer could not reach a final word from the creditor (AB05
+# no answer in time, AB06 in flight when the switch stopped, AB08 creditor offline) moved no
+# money and is final at the switch: it is sent again under a new end-to-end id, at most this
+# many times in all, while the run is not finished. Never after: by then the row may be on a
+# cash list the post office pays.
+MAX_ATTEMPTS = 3
+
+
+class PayoutRefused(Exception):
+    """Nothing can be paid: a table that cannot be read, or an output folder that holds the
+    run of another table. The sentence says what to do."""
+
+
+@dataclass
+class RemoteSwitch:
+    """A running switch, and who the treasury is to it."""
+
+    url: str
+    bic: str
+    keys: SwitchKeys  # the treasury's key towards the switch, in the scheme's signing mode
+    switch_bic: str
+    inbound_host: str
+    inbound_port: int
+    admin_token: str | None = None  # to reconcile against the switch's books
+
+
+@dataclass
+class PayoutSettings:
+    table: Path
+    output: Path
+    treasury: TreasurySettings = field(default_factory=lambda: TreasurySettings(verify=True))
+    remote: RemoteSwitch | None = None
+    returns_wait_s: float = 0.0
+    progress: bool = True
+
+
+@dataclass
+class Report:
+    """What a run ends with: the outcome, the books' agreement, and the files written."""
+
+    result: PayoutResult
+    mismatches: list[Mismatch]
+    files: dict[str, Path]
+    table: CheckedTable
+    resumed_final: int
+    reconciled_with: str
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.mismatches or self.result.by_status[PayoutStatus.UNRESOLVED] else 0
+
+
+def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
+    state = PayoutState(settings.output / "run.sqlite")
+    known = state.get(TABLE_SHA256)
+    if known is not None and known != table.sha256:
+        state.close()
+        raise PayoutRefused(
+            f"{settings.output} holds the run of another table (SHA-256 {known[:12]}…, this "
+            f"one is {table.sha256[:12]}…): pay a corrected table into a new --output folder")
+    state.set(TABLE_SHA256, table.sha256)
+    return state
+
+
+def _lab_accounts(payments: list[Payment]) -> dict[str, list[Account]]:
+    """The accounts the table names, by lab participant, held by the row's person."""
+    accounts: dict[str, dict[str, Account]] = defaultdict(dict)
+    for p in payments:
+        if p.creditor_bic in PARTICIPANTS:
+            accounts[p.creditor_bic][p.account_id] = Account(p.account_id, p.full_name,
+                                                             p.citizen_id)
+    return {bic: list(by_id.values()) for bic, by_id in accounts.items()}
+
+
+def _links(payments: list[Payment]) -> dict[str, list[dict[str, str]]]:
+    """Directory links, by participant, for the citizens the table pays by citizen id: the
+    first account the table names for them, if any."""
+    wanted = {p.citizen_id for p in payments if not p.account_id}
+    links: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for p in payments:
+        if p.citizen_id in wanted and p.account_id and p.creditor_bic in PARTICIPANTS:
+            wanted.discard(p.citizen_id)
+            links[p.creditor_bic].append({"citizen_id": p.citizen_id,
+                                          "account_id": p.account_id,
+                                          "holder_name": p.full_name})
+    return links
+
+
+async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: list[Payment]
+                     ) -> World:
+    """The embedded lab, set up once (accounts, links) and after that reopened as it was."""
+    lab = settings.output / "lab"
+    ready = state.get(LAB_READY) is not None
+    accounts = _lab_accounts(payments)
+    if not ready:  # nothing was sent before the lab was ready: start it afresh
+        shutil.rmtree(lab, ignore_errors=True)
+        lab.mkdir(parents=True)
+        for bic, opened in accounts.items():
+            ledger = Ledger(lab / f"{bic}.sqlite")
+            ledger.open_accounts(opened)
+            ledger.close()
+    world = World(WorldSettings(
+        run_dir=lab, behaviours={bic: Behaviour() for bic in sorted(accounts)},
+        treasury=settings.treasury, ledger_dir=lab, keep_journal=True))
+    await world.start(Population(seed=0, beneficiaries=[]))
+    if not ready:
+        try:
+            for bic, entries in _links(payments).items():
+                await world.register_links(bic, entries)
+        except BaseException:
+            await world.stop()
+            raise
+        state.set(LAB_READY, "1")
+    return world
+
+
+async def _remote_treasury(settings: PayoutSettings) -> Treasury:
+    remote = settings.remote
+    assert remote is not None
+    treasury = Treasury(TreasuryConfig(
+        bic=remote.bic, **remote.keys.model_dump(exclude_none=True),
+        switch_url=remote.url.rstrip("/"), switch_bic=remote.switch_bic,
+        inbound_host=remote.inbound_host, inbound_port=remote.inbound_port,
+        **settings.treasury.model_dump()))
+    await treasury.start_inbound()
+    return treasury
+
+
+async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {remote.admin_token}"}
+                                     ) as session, session.get(
+            f"{remote.url.rstrip('/')}/v1/admin/stats") as response:
+        response.raise_for_status()
+        return SwitchTotals.from_stats(await response.json())
+
+
+def _attempt_id(e2e: str, attempt: int) -> str:
+    """The end-to-end id of a row's n-th attempt: stable, so a resumed run finds it again."""
+    return e2e if attempt == 0 else f"{e2e[:32]}R{attempt}"
+
+
+def _transient(treasury: Treasury, e2e: str) -> bool:
+    verdict = treasury.final.get(e2e)
+    return (verdict is not None and verdict.status == TxStatus.REJECTED
+            and verdict.reason_code in UNANSWERED)
+
+
+def _current(payments: list[Payment], treasury: Treasury, more: bool) -> list[Payment]:
+    """Each row as its latest attempt: the next one after a transient rejection while
+    `more` attempts may be made."""
+    current = []
+    for payment in payments:
+        attempt = 0
+        while _transient(treasury, _attempt_id(payment.end_to_end_id, attempt)) and (
+                attempt + 1 < MAX_ATTEMPTS) and (
+                more or _attempt_id(payment.end_to_end_id, attempt + 1) in treasury.final):
+            attempt += 1
+        current.append(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
+                                                                  attempt)))
+    return current
+
+
+async def pay_table(settings: PayoutSettings) -> Report:
+    """Check, verify, pay, wait and reconcile; raises PayoutRefused when nothing can be paid,
+    OSError when the table cannot be opened."""
+    try:
+        table = check_payment_table(settings.table)
+    except PaymentTableError as error:
+        raise PayoutRefused(str(error)) from None
+    if not table.payments:
+        raise PayoutRefused(f"{settings.table}: no row can be paid\n" + "\n".join(
+            f"line {line}: {problem}" for line, problem in table.problems[:20]))
+    state = _open_state(settings, table)
+    world: World | None = None
+    remote: Treasury | None = None
+    try:
+        if settings.remote is None:
+            world = await _start_lab(settings, state, table.payments)
+            treasury = world.treasury
+        else:
+            treasury = remote = await _remote_treasury(settings)
+        resumed_final = state.restore(treasury)
+        finished = state.get(FINISHED) is not None
+        current = _current(table.payments, treasury, not finished)
+        if state.get(STARTED) is not None:
+            treasury.maybe_sent = {p.end_to_end_id for p in current} - set(treasury.final)
+        state.set(STARTED, "1")
+        for _ in range(MAX_ATTEMPTS):
+            bar = tqdm(total=len(current), unit="tx", disable=not settings.progress)
+            try:
+                await treasury.run(current, lambda done, _, bar=bar: bar.update(done - bar.n))
+            finally:
+                bar.close()
+            again = _current(table.payments, treasury, not finished)
+            if again == current:
+                break
+            current = again
+        if settings.returns_wait_s:
+            await treasury.wait_for_returns(len(current), settings.returns_wait_s)
+            treasury.flush()
+        result = treasury.result(current)
+        if world is not None:
+            mismatches = reconcile(result, await world.switch_totals(), await world.bank_totals())
+            reconciled_with = "the switch's settlement and the banks' ledgers"
+        elif settings.remote is not None and settings.remote.admin_token:
+            mismatches = reconcile(result, await _switch_totals(settings.remote))
+            reconciled_with = "the switch's settlement"
+        else:
+            mismatches, reconciled_with = [], ""
+    finally:
+        if world is not None:
+            await world.stop()
+        if remote is not None:
+            await remote.stop_inbound()
+        state.close()
+    files = write_files(settings.output, result, table, mismatches)
+    if not result.by_status[PayoutStatus.UNRESOLVED]:
+        finished_state = PayoutState(settings.output / "run.sqlite")
+        finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
+        finished_state.close()
+    return Report(result, mismatches, files, table, resumed_final, reconciled_with)
+
+
+def write_files(out: Path, result: PayoutResult, table: CheckedTable,
+                mismatches: list[Mismatch]) -> dict[str, Path]:
+    """Results, the lists for people, the table's errors and the summary; their paths."""
+    files = {name: out / name for name in ("results.csv", "cash_list.csv", "deceased.csv",
+                                           "table_errors.csv", "summary.json")}
+    result.write(files["results.csv"])
+    result.write_cash_list(files["cash_list.csv"])
+    result.write_deceased_list(files["deceased.csv"])
+    with files["table_errors.csv"].open("w", newline="", encoding=EXCEL_ENCODING) as file:
+        writer = csv.writer(file)
+        writer.writerow(("line", "problem"))
+        writer.writerows(table.problems)
+    summary: dict[str, Any] = result.as_dict() | {
+        "table_sha256": table.sha256, "table_errors": len(table.problems),
+        "ignored_columns": table.ignored_columns,
+        "reconciliation": [m.as_dict() for m in mismatches]}
+    files["summary.json"].write_text(json.dumps(summary, indent=1, ensure_ascii=False),
+                                     encoding="utf-8")
+    return files
+
+
+def describe(report: Report) -> str:
+    """The run for a terminal: outcome, reconciliation, the lists and where they are."""
+    result, table = report.result, report.table
+    lines = [result.summary()]
+    if report.resumed_final:
+        lines.append(f"Resumed: {report.resumed_final:,} payments were final already; none "
+                     "was sent again.")
+    if table.problems:
+        lines.append(f"Table: {len(table.problems):,} bad rows not paid, listed with their line "
+                     f"in {report.files['table_errors.csv']}")
+        lines += [f"  line {line}: {problem}" for line, problem in table.problems[:5]]
+    if table.ignored_columns:
+        lines.append(f"Table: columns ignored: {', '.join(table.ignored_columns)}")
+    cash, deceased = len(result.cash_list_rows()), len(result.deceased_rows())
+    lines.append(f"Cash list for the post office: {cash:,} beneficiaries "
+                 f"({report.files['cash_list.csv']})")
+    lines.append(f"Reported deceased, back to the ministry: {deceased:,} "
+                 f"({report.files['deceased.csv']})")
+    unresolved = result.by_status[PayoutStatus.UNRESOLVED]
+    if unresolved:
+        lines.append(f"{unresolved:,} payments unresolved: run the same command again")
+    if report.mismatches:
+        lines.append("RECONCILIATION FAILED:\n  " + "\n  ".join(report.mismatches))
+    elif report.reconciled_with:
+        lines.append(f"Reconciled to the dong with {report.reconciled_with}.")
+    else:
+        lines.append("Not reconciled against the switch's books: give --admin-token-file.")
+    return "\n".join(lines)

@@ -1,0 +1,245 @@
+"""Issue 12, observations 15 and 16: nothing a participant holds signs as the switch or as
+another participant, every answer the switch gives is signed and checked, and health tells
+strangers only ok or not. Both signing modes; real servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
+from banks.ledger import Account
+from protocol import codec, signing
+from protocol.codec import new_id
+from protocol.http import (
+    SWITCH_MESSAGES_PATH,
+    AnswerNotAuthentic,
+    Peer,
+    wrap,
+)
+from protocol.keys import Signing
+from protocol.messages import (
+    MessageType,
+    PaymentReturn,
+    PaymentReturnItem,
+    PaymentStatusReport,
+    StatusRequest,
+    StatusRequestItem,
+    TransactionStatus,
+    TxStatus,
+)
+from protocol.runtime import bind, serve
+from protocol.settings import SettingsError
+from switch.config import parse_config
+from switch.gate import senders
+from switchlab.world import provision
+from tests.harness import (
+    BANK_A,
+    BANK_B,
+    SWITCH_BIC,
+    TREASURY,
+    Answer,
+    SwitchLab,
+    credit_transfers,
+    transfer,
+    until,
+)
+
+MODES: list[Signing] = ["hmac", "ed25519"]
+HOLDER = Account("0011004455667", "Nguyễn Thị Hồng Nhung", "001190012345")
+
+
+@pytest.fixture(params=MODES)
+async def lab(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SwitchLab]:
+    lab = await SwitchLab(tmp_path / "switch.sqlite", signing=request.param).start()
+    yield lab
+    await lab.stop()
+
+
+# ---- observation 15: no one signs as the switch or as another ------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_bank_cannot_sign_a_switch_acsc_that_another_bank_accepts(
+        mode: Signing, tmp_path: Path) -> None:
+    """BANK_B, holding everything the scheme gave it, forges the switch's ACSC for a transfer
+    BANK_A holds: BANK_A refuses it (401) and credits nothing; the switch's own ACSC credits."""
+    keys = provision(mode, [BANK_A, BANK_B])
+    switch_config = parse_config({
+        "switch": keys.switch, "participants": [
+            {"bic": bic, "kind": "bank", "inbound_url": "http://127.0.0.1:9/iso20022"}
+            | keys.registered[bic] for bic in (BANK_A, BANK_B)]})
+    bank = Bank(BankConfig(bic=BANK_A, name="Vietcombank", kind="bank",
+                           switch_url="http://127.0.0.1:9", switch_bic=SWITCH_BIC,
+                           admin_token="t", **keys.handed[BANK_A]), [HOLDER])
+    socket = bind()
+    runner = await serve(create_bank_app(bank), socket)
+    url = f"{socket.base_url}{INBOUND_PATH}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            switch = Peer(session, url, SWITCH_BIC, senders(switch_config)[BANK_A].credentials,
+                          BANK_A)
+            offered = credit_transfers([transfer("E2E-HELD", creditor=BANK_A)])
+            offered.instructing_agent_bic, offered.instructed_agent_bic = SWITCH_BIC, BANK_A
+            assert (await switch.send(offered)).status == 200
+            assert bank.ledger.totals().held == 1
+            acsc = PaymentStatusReport(
+                msg_id=new_id("SWN"), created_at=datetime.now(UTC), original_msg_id="X",
+                original_msg_type=MessageType.CREDIT_TRANSFER,
+                transactions=[TransactionStatus("E2E-HELD", "TX", TxStatus.SETTLED)])
+            b_holds = BankConfig(bic=BANK_B, name="BIDV", kind="bank", admin_token="t",
+                                 switch_url="http://127.0.0.1:9", switch_bic=SWITCH_BIC,
+                                 **keys.handed[BANK_B]).credentials()
+            forger = Peer(session, url, SWITCH_BIC, b_holds, BANK_A)
+            forged = await forger.send(acsc)
+            assert forged.status == 401 and "signature does not match" in forged.text
+            assert bank.ledger.credits() == {}
+            assert (await switch.send(acsc)).status == 200
+            assert set(bank.ledger.credits()) == {"E2E-HELD"}
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_participant_cannot_sign_as_another(lab: SwitchLab) -> None:
+    """BANK_A signs a status request naming itself BANK_B, with its own key: 401."""
+    body = codec.encode(wrap(BANK_B, SWITCH_BIC, StatusRequest(
+        msg_id=new_id("Q"), created_at=datetime.now(UTC), items=[StatusRequestItem("E2E-1")])))
+    headers = signing.sign(BANK_B, lab.participants[BANK_A].credentials.own,
+                           SWITCH_MESSAGES_PATH, body)
+    assert lab.session is not None
+    async with lab.session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=body,
+                                headers=headers) as response:
+        assert response.status == 401
+        assert signing.SIGNATURE_HEADER not in response.headers  # nobody to sign it for
+
+
+async def test_every_answer_of_the_switch_is_signed_for_its_asker(lab: SwitchLab) -> None:
+    """Instant final status, group status, pacs.028 and pacs.004 answers, a refusal: each is
+    signed, checks with the asker's key, and names the request it answers."""
+    creditor = lab.participants[BANK_A]
+    instant = credit_transfers([transfer("E2E-SIGNED")])
+    bulk = credit_transfers([transfer("E2E-BULK-1"), transfer("E2E-BULK-2")])
+    status_request = StatusRequest(msg_id=new_id("Q"), created_at=datetime.now(UTC),
+                                   items=[StatusRequestItem("E2E-SIGNED")])
+    returned = PaymentReturn(
+        msg_id=new_id("R"), created_at=datetime.now(UTC), instructing_agent_bic=BANK_A,
+        instructed_agent_bic=SWITCH_BIC, items=[PaymentReturnItem(
+            return_id=new_id("RT"), original_end_to_end_id="E2E-SIGNED",
+            original_tx_id="TXE2E-SIGNED", returned_amount_vnd=1_500_000, reason_code="MD07",
+            amount_text="1500000")])
+    late_answer = creditor.answer(credit_transfers([transfer("E2E-NEVER-FORWARDED")]))
+    exchanges = [(TREASURY, instant, 200), (TREASURY, bulk, 202),
+                 (TREASURY, status_request, 200), (BANK_A, returned, 200),
+                 (BANK_A, late_answer, 409)]
+    assert lab.session is not None
+    for bic, document, expected in exchanges:
+        body = codec.encode(wrap(bic, SWITCH_BIC, document))
+        headers = signing.sign(bic, lab.participants[bic].credentials.own, SWITCH_MESSAGES_PATH,
+                               body)
+        async with lab.session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=body,
+                                    headers=headers) as response:
+            answer = await response.read()
+            assert response.status == expected, answer
+            peer_key = lab.participants[bic].credentials.peer
+            signing.verify_answer(response.headers, SWITCH_BIC, peer_key, response.status,
+                                  headers[signing.SIGNATURE_HEADER], answer)
+            with pytest.raises(signing.SignatureError):  # not for another request
+                signing.verify_answer(response.headers, SWITCH_BIC, peer_key, response.status,
+                                      "0" * 64, answer)
+            if lab.keys.switch["signing"] == "ed25519":
+                continue  # one switch key for all: the request's signature names the asker
+            with pytest.raises(signing.SignatureError):  # signed with the asker's own secret
+                signing.verify_answer(response.headers, SWITCH_BIC,
+                                      lab.participants[BANK_B].credentials.peer,
+                                      response.status, headers[signing.SIGNATURE_HEADER],
+                                      answer)
+
+
+async def test_an_answer_changed_on_the_way_is_refused_as_no_answer(lab: SwitchLab) -> None:
+    """A relay between the treasury and the switch turns the switch's RJCT into ACSC: the
+    treasury's Peer refuses the answer (AnswerNotAuthentic, an aiohttp.ClientError, which
+    every caller treats as a lost answer)."""
+    lab.participants[BANK_A].decide = lambda tx: Answer("RJCT", "AC04")
+    assert lab.session is not None
+    session = lab.session
+
+    async def relay(request: web.Request) -> web.Response:
+        async with session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=await request.read(),
+                                headers=request.headers) as answer:
+            body = (await answer.read()).replace(b"<TxSts>RJCT</TxSts>", b"<TxSts>ACSC</TxSts>")
+            return web.Response(body=body, status=answer.status, headers={
+                name: value for name, value in answer.headers.items()
+                if name.startswith("X-Switchlab") or name == "Content-Type"})
+
+    app = web.Application()
+    app.router.add_post(SWITCH_MESSAGES_PATH, relay)
+    socket = bind()
+    runner = await serve(app, socket)
+    try:
+        through_relay = Peer(session, f"{socket.base_url}{SWITCH_MESSAGES_PATH}", TREASURY,
+                             lab.participants[TREASURY].credentials, SWITCH_BIC)
+        with pytest.raises(AnswerNotAuthentic, match="signature does not match"):
+            await through_relay.send(credit_transfers([transfer("E2E-RELAYED")]))
+    finally:
+        await runner.cleanup()
+    _, journaled = await lab.admin("GET", "/v1/admin/transfers/E2E-RELAYED")
+    assert journaled["state"] == "REJECTED"
+
+
+async def test_each_signing_mode_settles_and_confirms_end_to_end(lab: SwitchLab) -> None:
+    """The creditor checks the switch's forward and confirmation, the switch checks the
+    creditor's answer and the treasury the final status."""
+    reply = await lab.peer(TREASURY).send(credit_transfers([transfer("E2E-MODE")]))
+    assert reply.message.document.transactions[0].status is TxStatus.SETTLED
+    creditor = lab.participants[BANK_A]
+    await until(lambda: "E2E-MODE" in creditor.confirmations)
+    assert [c.status for c in creditor.confirmations["E2E-MODE"]] == [TxStatus.SETTLED]
+
+
+# ---- keys in configuration -----------------------------------------------------------------
+
+
+def test_the_switch_configuration_holds_the_keys_of_its_mode_and_never_shows_them() -> None:
+    keys = provision("ed25519", [BANK_A])
+    participant = {"bic": BANK_A, "kind": "bank", "inbound_url": "http://127.0.0.1:9/x"}
+    config = parse_config({"switch": keys.switch,
+                           "participants": [participant | keys.registered[BANK_A]]})
+    assert keys.switch["private_key"] not in repr(config)
+    cases = [
+        ({"signing": "ed25519"}, [participant | keys.registered[BANK_A]], "private_key"),
+        (keys.switch, [participant | {"secret": "s"}], "needs a public_key"),
+        ({}, [participant | keys.registered[BANK_A]], "needs a secret"),
+        (keys.switch | {"private_key": "-----BEGIN PRIVATE KEY-----\nTOPSECRET\n"},
+         [participant | keys.registered[BANK_A]], "not an unencrypted PKCS#8 PEM key"),
+    ]
+    for switch, participants, named in cases:
+        with pytest.raises(SettingsError, match=named) as refused:
+            parse_config({"switch": switch, "participants": participants})
+        assert "TOPSECRET" not in str(refused.value)
+        assert keys.switch["private_key"][40:80] not in str(refused.value)
+
+
+# ---- observation 16: health ----------------------------------------------------------------
+
+
+async def test_health_tells_anyone_only_ok_or_why_not(lab: SwitchLab) -> None:
+    assert lab.session is not None
+    async with lab.session.get(f"{lab.url}/v1/health") as response:
+        assert response.status == 200 and await response.json() == {"status": "ok"}
+    status, details = await lab.admin("GET", "/v1/admin/health")
+    assert status == 200 and {p["bic"] for p in details["participants"]} == {  # type: ignore[index]
+        TREASURY, BANK_A, BANK_B}
+    async with lab.session.get(f"{lab.url}/v1/admin/health") as response:
+        assert response.status == 401
+    lab.switch.state.store.failure = OSError("disk full")  # as the journal's writer records it
+    async with lab.session.get(f"{lab.url}/v1/health") as response:
+        body = await response.json()
+        assert response.status == 503 and body["status"] == "stopped"
+        assert "storage failure" in body["reason"] and "disk full" not in body["reason"]
+    status, details = await lab.admin("GET", "/v1/admin/health")
+    assert status == 503 and details["journal_failure"] == "disk full"  # type: ignore[index]

@@ -1,0 +1,81 @@
+"""The switch's metrics as events arrive in the orders the switch can fire them, and with what a
+hostile participant can put in them: positions stay those of the open cycle, series stay few."""
+
+from __future__ import annotations
+
+import time
+
+from switch.events import SwitchEvents
+from switch.metrics import SwitchMetrics
+from switch.states import TransferState
+from switch.transfer import Transfer
+
+TREASURY, BANK = "TRSYVNV1", "BFTVVNVX"
+
+
+def pending(n: int, amount_vnd: int = 1_000, creditor: str = BANK, bulk: bool = False
+            ) -> Transfer:
+    transfer = Transfer(end_to_end_id=f"E2E-{n}", tx_id="TX", msg_id="M", debtor_bic=TREASURY,
+                        creditor_bic=creditor, amount_vnd=amount_vnd, bulk=bulk,
+                        received_at=time.time())
+    transfer.advance(TransferState.PENDING)
+    return transfer
+
+
+def observed() -> tuple[SwitchEvents, SwitchMetrics]:
+    events = SwitchEvents()
+    metrics = SwitchMetrics(events, [TREASURY, BANK])
+    events.recovered.fire(cycle_id=1, net_vnd={}, in_flight=[])
+    return events, metrics
+
+
+def value(metrics: SwitchMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_a_settlement_written_before_a_close_but_applied_after_it_stays_in_the_closed_cycle(
+) -> None:
+    events, metrics = observed()
+    late, early = pending(1, 700), pending(2, 5)
+    events.received.fire(debtor_bic=TREASURY, transfers=[late, early], bulk=False)
+    events.cycle_closed.fire(cycle_id=1)
+    events.settled.fire(transfers=[late], now_s=time.time(), cycle_id=1)
+    assert value(metrics, "switchlab_net_position_vnd", bic=BANK) == 0
+    assert value(metrics, "switchlab_reserved_position_vnd", bic=TREASURY) == 5
+    events.settled.fire(transfers=[early], now_s=time.time(), cycle_id=2)
+    assert value(metrics, "switchlab_net_position_vnd", bic=BANK) == 5
+    assert value(metrics, "switchlab_settlement_cycle") == 2
+    assert value(metrics, "switchlab_transfers_in_flight") == 0
+
+
+def test_a_settlement_in_the_next_cycle_seen_before_the_close_starts_that_cycle() -> None:
+    events, metrics = observed()
+    old, new = pending(1, 700), pending(2, 5)
+    events.received.fire(debtor_bic=TREASURY, transfers=[old, new], bulk=True)
+    events.settled.fire(transfers=[old], now_s=time.time(), cycle_id=1)
+    events.settled.fire(transfers=[new], now_s=time.time(), cycle_id=2)
+    events.cycle_closed.fire(cycle_id=1)  # the close's own event comes last
+    assert value(metrics, "switchlab_net_position_vnd", bic=BANK) == 5
+    assert value(metrics, "switchlab_net_position_vnd", bic=TREASURY) == -5
+    assert value(metrics, "switchlab_settlement_cycles_closed_total") == 1
+
+
+def test_made_up_reason_codes_and_unknown_bics_create_no_series() -> None:
+    events, metrics = observed()
+    transfers = [pending(n) for n in range(1_000)]
+    events.received.fire(debtor_bic=TREASURY, transfers=transfers, bulk=False)
+    for n, transfer in enumerate(transfers):
+        transfer.advance(TransferState.REJECTED, f"X{n:03d}", BANK)
+    events.rejected.fire(transfers=transfers, now_s=time.time())
+    for n in range(100):
+        stranger = f"STRANGE{n}"
+        events.forwarded.fire(creditor_bic=stranger, transfers=transfers[:1])
+        events.answered.fire(creditor_bic=stranger, taken=1, refused=1)
+        events.notice_failed.fire(bic=stranger, items=1)
+        events.participant_down.fire(bic=stranger, reason=f"connection refused {n}")
+    samples = [sample for family in metrics.registry.collect() for sample in family.samples]
+    assert {s.labels["reason"] for s in samples if "reason" in s.labels} == {"other"}
+    assert {s.labels["bic"] for s in samples if "bic" in s.labels} == {TREASURY, BANK}
+    assert value(metrics, "switchlab_transfers_total", state="REJECTED", mode="instant",
+                 reason="other") == 1_000
+    assert len(samples) < 200

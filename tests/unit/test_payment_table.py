@@ -1,0 +1,134 @@
+"""The payment table as people save it: Excel's byte-order mark and semicolons, stray spaces,
+the same person twice, rows without account. Each bad row is named with its line and reason;
+the good rows go on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from banks.payment_table import (
+    DERIVED_ID_PREFIX,
+    PaymentTableError,
+    check_payment_table,
+    read_payment_table,
+)
+
+HEADER = "citizen_id,full_name,amount_vnd,programme,period,arrears,creditor_bic,account_id"
+RA = "001190012345,Nguyễn Thị Rà,1170000,luong_huu,2026-11,,BFTVVNVX,0011004455667"
+DUC = "079090054321,Trần Văn Đức,2340000,luong_huu,2026-11,,,"
+
+
+def excel_csv(path: Path, *lines: str, separator: str = ",") -> Path:
+    """As Excel's "CSV UTF-8" saves it: a byte-order mark, CRLF line ends."""
+    text = "\r\n".join(line.replace(",", separator) for line in lines) + "\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    return path
+
+
+def problems_of(path: Path) -> dict[int, str]:
+    return dict(check_payment_table(path).problems)
+
+
+def test_a_table_saved_by_excel_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    payments = read_payment_table(excel_csv(tmp_path / "t.csv", HEADER, RA, DUC))
+    assert [p.full_name for p in payments] == ["Nguyễn Thị Rà", "Trần Văn Đức"]
+    assert (payments[0].creditor_bic, payments[0].account_id) == ("BFTVVNVX", "0011004455667")
+
+
+def test_semicolons_and_header_case_and_spaces_are_read(tmp_path: Path) -> None:
+    header = " Citizen_ID ;Full_Name;AMOUNT_VND;programme;period;arrears;creditor_bic;account_id"
+    path = excel_csv(tmp_path / "t.csv", header, RA.replace(",", ";"), separator=";")
+    assert read_payment_table(path)[0].citizen_id == "001190012345"
+
+
+def test_spaces_around_values_are_trimmed(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER,
+                     " 001190012345 , Nguyễn Thị Rà ,1170000 ,luong_huu,2026-11,,BFTVVNVX ,"
+                     " 0011004455667 ")
+    (payment,) = read_payment_table(path)
+    assert (payment.citizen_id, payment.account_id, payment.full_name, payment.amount_vnd) == (
+        "001190012345", "0011004455667", "Nguyễn Thị Rà", 1_170_000)
+
+
+def test_a_space_inside_an_account_or_id_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("0011004455667", "0011 004455667"),
+                     DUC, DUC.replace("079090054321", "079 090054321"))
+    checked = check_payment_table(path)
+    problems = dict(checked.problems)
+    assert sorted(problems) == [2, 4]
+    assert problems[2].startswith("account_id '0011 004455667' has a space inside")
+    assert problems[4].startswith("citizen_id '079 090054321' has a space inside")
+    assert [p.citizen_id for p in checked.payments] == ["079090054321"]  # the good row goes on
+
+
+def test_the_same_person_twice_in_a_programme_and_period_is_refused(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA, DUC, RA)
+    problems = problems_of(path)
+    assert sorted(problems) == [2, 4]  # both lines: which one is right is the ministry's call
+    assert "citizen_id 001190012345 is paid 2 times in programme 'luong_huu', period " \
+           "'2026-11' (lines 2, 4)" in problems[2]
+    assert "period or arrears column" in problems[4]
+
+
+def test_a_period_or_arrears_column_says_why_a_person_is_paid_twice(tmp_path: Path) -> None:
+    arrears = RA.replace("2026-11,,", "2026-11,truy lĩnh tháng 10,")
+    october = RA.replace("2026-11", "2026-10")
+    checked = check_payment_table(excel_csv(tmp_path / "t.csv", HEADER, RA, arrears, october))
+    assert checked.problems == []
+    ids = [p.end_to_end_id for p in checked.payments]
+    assert len(set(ids)) == 3 and all(i.startswith(DERIVED_ID_PREFIX) for i in ids)
+
+
+def test_derived_end_to_end_ids_are_the_same_in_every_run(tmp_path: Path) -> None:
+    first = read_payment_table(excel_csv(tmp_path / "a.csv", HEADER, RA, DUC))
+    again = read_payment_table(excel_csv(tmp_path / "b.csv", HEADER, DUC, RA))
+    assert {p.end_to_end_id for p in first} == {p.end_to_end_id for p in again}
+    assert all(len(p.end_to_end_id) <= 35 for p in first)
+
+
+def test_a_row_without_account_is_paid_by_citizen_id(tmp_path: Path) -> None:
+    (payment,) = read_payment_table(excel_csv(tmp_path / "t.csv", HEADER, DUC))
+    assert (payment.creditor_bic, payment.account_id) == ("", "")
+    lonely = "079090054321,Trần Văn Đức,2340000,luong_huu,2026-11,,BFTVVNVX,"
+    assert "creditor_bic and account_id go together" in problems_of(
+        excel_csv(tmp_path / "u.csv", HEADER, lonely))[2]
+
+
+@pytest.mark.parametrize(("citizen_id", "says"), [
+    ("1190012345", "did a spreadsheet drop its leading zero?"),
+    ("1.1901E+11", "wrote it as a number"),
+    ("003190012345", "no province code"),
+    ("001299012345", "in the future"),
+])
+def test_a_citizen_id_is_checked_with_a_hint(tmp_path: Path, citizen_id: str,
+                                             says: str) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("001190012345", citizen_id))
+    assert says in problems_of(path)[2]
+
+
+def test_an_amount_with_separators_is_refused_not_guessed(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("1170000", "1.170.000"))
+    assert "without separators" in problems_of(path)[2]
+
+
+def test_columns_it_does_not_use_are_named_and_blank_rows_skipped(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", "stt," + HEADER, "1," + RA, ",,,,,,,,", "2," + DUC)
+    checked = check_payment_table(path)
+    assert checked.ignored_columns == ["stt"] and checked.problems == []
+    assert len(checked.payments) == 2
+
+
+def test_a_table_that_is_not_utf8_is_refused_whole(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes((HEADER + "\r\n" + RA + "\r\n").encode("cp1258", errors="replace"))
+    with pytest.raises(PaymentTableError, match="not UTF-8"):
+        check_payment_table(path)
+
+
+def test_the_documented_example_is_a_clean_table() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "payment-table.csv"
+    assert example.read_bytes().startswith(b"\xef\xbb\xbf")  # as Excel saves it
+    checked = check_payment_table(example)
+    assert checked.problems == [] and len(checked.payments) == 7
