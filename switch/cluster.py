@@ -94,8 +94,11 @@ class Cluster:
                                          for bic, p in self.state.participants.items()})
 
     async def start(self) -> None:
-        """Listen, take over whoever is already dead, then beat in the background."""
+        """Listen, catch up with what changed since recovery read it (settings, the
+        directory: no word of it came before listening), take over whoever is already dead,
+        then beat in the background."""
         await self._listen()
+        await self._catch_up()
         await self._take_over_the_dead()
         self._beating = asyncio.get_running_loop().create_task(self._beat())
 
@@ -137,6 +140,11 @@ class Cluster:
     async def _reload_settings(self) -> None:
         apply_settings(self.state, await self.store.settings_now())
 
+    async def _catch_up(self) -> None:
+        """What other processes changed while this one was not listening."""
+        await self._reload_settings()
+        await self.state.directory.follow(self.store)
+
     def _spawn(self, coroutine: object) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
         self._background.add(task)
@@ -150,8 +158,7 @@ class Cluster:
                 if not self.store.listening():  # lost: notifications missed meanwhile
                     await self.store.reconnect_listener()
                     await self._listen()
-                    await self._reload_settings()
-                    await self.state.directory.follow(self.store)
+                    await self._catch_up()
                 if not await self.store.beat():
                     self.store.fail(TakenOver(
                         "another switch process found this one dead and took its work over;"
