@@ -32,6 +32,15 @@ def postgres_url(postgres_server: postgres.Server) -> str:
     return new_database(postgres_server)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def journal(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The switch's settings for each journal in turn: none for the embedded SQLite one, a new
+    database's `journal_url` for PostgreSQL (skipped, saying why, where there is none)."""
+    if request.param == "sqlite":
+        return {}
+    return {"journal_url": request.getfixturevalue("postgres_url")}
+
+
 def new_database(server: postgres.Server) -> str:
     """A new, empty database on the server; its URL. Made in a thread of its own, so that
     fixtures may ask for one inside a running event loop."""

@@ -50,11 +50,9 @@ def person(citizen_id: str, name: str, bic: str, account: str, **changes: Any
                        ledger_name=name, end_to_end_id=f"E2E{citizen_id}", **changes)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+@pytest.fixture
+async def world(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[World]:
     """The lab on either journal: the directory's rules hold the same on both."""
-    journal = ({} if request.param == "sqlite"
-               else {"journal_url": request.getfixturevalue("postgres_url")})
     lab = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
                               switch_settings=journal))
     await lab.start(Population(seed=0, beneficiaries=[

@@ -34,12 +34,10 @@ from tests.harness import (
 TOKEN = "t0ken"  # the harness's admin token
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def lab(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SwitchLab]:
+@pytest.fixture
+async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLab]:
     """A switch whose journal holds one transfer of each kind, one still in flight; on
     either journal (a PostgreSQL one is looked into through the switch alone)."""
-    journal = ({} if request.param == "sqlite"
-               else {"journal_url": request.getfixturevalue("postgres_url")})
     lab = await SwitchLab(tmp_path / "switch.sqlite", creditor_timeout_s=60, **journal).start()
     answers = {"E2E-RJ": Answer("RJCT", reasons.CLOSED_ACCOUNT),
                "E2E-SLOW": Answer("never", asynchronous=True)}
@@ -217,7 +215,7 @@ async def test_a_refused_token_is_exit_2(lab: SwitchLab, capsys: pytest.CaptureF
     assert err == f"switchlab journal: the switch at {lab.url} refused the admin token (401)\n"
 
 
-@pytest.mark.parametrize("lab", ["sqlite"], indirect=True)  # a file: the SQLite journal
+@pytest.mark.parametrize("journal", [{}], ids=["sqlite"])  # a file: the SQLite journal
 async def test_reading_a_journal_changes_nothing_in_it(lab: SwitchLab,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:

@@ -80,11 +80,9 @@ async def scrape(session: aiohttp.ClientSession, base_url: str, token: str = TOK
         return Samples(await response.text())
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def lab(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SwitchLab]:
+@pytest.fixture
+async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLab]:
     """On either journal: the events the metrics hang on fire the same on both."""
-    journal = ({} if request.param == "sqlite"
-               else {"journal_url": request.getfixturevalue("postgres_url")})
     lab = await SwitchLab(tmp_path / "switch.sqlite", **journal).start()
     yield lab
     await lab.stop()
