@@ -392,15 +392,15 @@ BEGIN
     END LOOP;
 END $$;
 
--- Directory entries linked, updated or unlinked by p_by (a participant's BIC, or 'registry'),
--- each checked against the directory as the journal holds it, whatever the writing process's
--- memory said: returns the refused ones, with why (elsewhere: the citizen id is linked at
--- another participant; taken: the account is linked to another citizen id; changed: the
--- entry to unlink is no longer there). One directory write at a time (the lock), so that the
--- changes' numbers (seq) follow the order they commit in, which the processes catching up
--- on NOTIFY rely on.
+-- Directory entries linked, updated or unlinked, each by its p_by (a participant's BIC, or
+-- 'registry'), each checked against the directory as the journal holds it, whatever the
+-- writing process's memory said: returns the refused ones, with why (elsewhere: the citizen
+-- id is linked at another participant; taken: the account is linked to another citizen id;
+-- changed: the entry to unlink is no longer there). One directory write at a time (the
+-- lock), so that the changes' numbers (seq) follow the order they commit in, which the
+-- processes catching up on NOTIFY rely on.
 CREATE OR REPLACE FUNCTION switch_directory(
-    p_by text, p_at double precision, p_action text[], p_citizen text[], p_bic text[],
+    p_by text[], p_at double precision[], p_action text[], p_citizen text[], p_bic text[],
     p_account text[], p_name text[])
 RETURNS TABLE (o_key text, o_reason text) LANGUAGE plpgsql AS $$
 DECLARE
@@ -424,7 +424,7 @@ BEGIN
             DELETE FROM directory d WHERE d.citizen_id = p_citizen[i];
             v_action := 'unlink';
         ELSE
-            IF v_bic IS NOT NULL AND v_bic <> p_bic[i] AND p_by <> 'registry' THEN
+            IF v_bic IS NOT NULL AND v_bic <> p_bic[i] AND p_by[i] <> 'registry' THEN
                 o_reason := 'elsewhere';
                 RETURN NEXT;
                 CONTINUE;
@@ -439,14 +439,15 @@ BEGIN
             v_action := CASE WHEN v_bic IS NULL THEN 'link' ELSE 'update' END;
             INSERT INTO directory (citizen_id, participant_bic, account_id, holder_name,
                                    updated_at, updated_by)
-                VALUES (p_citizen[i], p_bic[i], p_account[i], p_name[i], p_at, p_by)
+                VALUES (p_citizen[i], p_bic[i], p_account[i], p_name[i], p_at[i], p_by[i])
                 ON CONFLICT (citizen_id) DO UPDATE SET participant_bic = excluded.participant_bic,
                     account_id = excluded.account_id, holder_name = excluded.holder_name,
                     updated_at = excluded.updated_at, updated_by = excluded.updated_by;
         END IF;
         INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,
                                        holder_name, changed_by, at)
-            VALUES (p_citizen[i], v_action, p_bic[i], p_account[i], p_name[i], p_by, p_at);
+            VALUES (p_citizen[i], v_action, p_bic[i], p_account[i], p_name[i], p_by[i],
+                    p_at[i]);
     END LOOP;
     PERFORM pg_notify('switch_directory', '');
 END $$;
@@ -867,7 +868,7 @@ class PostgresStore(GroupCommit, JournalReads):
         against the directory it holds (another process may have changed it) and journaled
         with its line; returns the citizen ids it refused, each with why (`elsewhere`,
         `taken`, `changed`: switch_directory), or None. Every process is told (NOTIFY)."""
-        args = (changes[0].changed_by if changes else "", changes[0].at if changes else 0.0,
+        args = ([c.changed_by for c in changes], [c.at for c in changes],
                 [c.action for c in changes], [c.entry.citizen_id for c in changes],
                 [c.entry.participant_bic for c in changes], [c.entry.account_id for c in changes],
                 [c.entry.holder_name for c in changes])
