@@ -4,6 +4,10 @@ Starts the target (switch and mock participants) in its own process, waits for i
 participants file, runs Locust headless against it for a bounded time, writing Locust's CSV
 and HTML reports, stops the target, and passes on Locust's exit code (non-zero on any
 failure). Two processes because Locust's gevent patching must not touch the servers.
+
+With `--workers N`, Locust runs distributed on loopback: a master (the shape, the reports,
+the exit code) and N worker processes generating the load, as on several machines with
+`--master-host`.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from pathlib import Path
 
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
+from protocol.runtime import LOOPBACK, bind, child_environment
 from switchlab.progress import Progress
-from switchlab.servers import child_environment
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 TARGET_START_S = 60.0
@@ -28,6 +32,8 @@ TARGET_STOP_S = 30.0
 STOP_TIMEOUT_S = 5  # users finish the task in hand (a bulk poll) before Locust quits
 LOCUST_MARGIN_S = 60.0  # start-up, stop timeout and report writing on top of the run time
 MAX_RUN_S = 3_600
+MAX_WORKERS = 64
+WORKERS_WAIT_S = 30  # the master waits this long for every worker to connect
 PROGRESS_EVERY_S = 1.0
 ADMIN_TIMEOUT_S = 2.0
 MAX_STATS_BYTES = 1024 * 1024
@@ -54,6 +60,15 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=TARGET_STOP_S)
 
 
+def _workers(count: int, env: dict[str, str], master_port: int, cwd: Path
+             ) -> list[subprocess.Popen[bytes]]:
+    """`count` Locust workers connecting to the master on 127.0.0.1."""
+    return [subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+         "--master-host", LOOPBACK, "--master-port", str(master_port)],
+        cwd=cwd, env=env) for _ in range(count)]
+
+
 def _switch_figures(participants_file: Path) -> dict[str, object]:
     """The switch's counts from its admin API (where the target file says it is); empty if
     it does not answer within ADMIN_TIMEOUT_S."""
@@ -72,15 +87,15 @@ def _switch_figures(participants_file: Path) -> dict[str, object]:
 
 
 def _watch(locust: subprocess.Popen[bytes], seconds: int, participants_file: Path,
-           bar: Progress) -> int:
-    """Wait for Locust (at most `seconds` + LOCUST_MARGIN_S), showing the seconds done and
-    the switch's counts; its exit code, or 124 if it had to be stopped."""
+           bar: Progress, margin_s: float) -> int:
+    """Wait for Locust (at most `seconds` + `margin_s`), showing the seconds done and the
+    switch's counts; its exit code, or 124 if it had to be stopped."""
     started_s = time.monotonic()
-    deadline_s = started_s + seconds + LOCUST_MARGIN_S
+    deadline_s = started_s + seconds + margin_s
     while locust.poll() is None:
         if time.monotonic() > deadline_s:
             _stop(locust)
-            print(f"locust did not finish within {seconds + LOCUST_MARGIN_S:.0f} s",
+            print(f"locust did not finish within {seconds + margin_s:.0f} s",
                   file=sys.stderr)
             return 124
         bar.update_to(min(int(time.monotonic() - started_s), seconds))
@@ -93,18 +108,21 @@ def _watch(locust: subprocess.Popen[bytes], seconds: int, participants_file: Pat
 
 def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = None,
              shape: str | None = None, accounts: int = DEFAULT_ACCOUNTS,
-             progress: bool = False) -> int:
-    """Run the load for `seconds` with up to `users` users; Locust's exit code. With
+             workers: int = 0, progress: bool = False) -> int:
+    """Run the load for `seconds` with up to `users` users, from one Locust process or from
+    a master and `workers` worker processes; Locust's (the master's) exit code. With
     `progress`, a bar of the seconds done and the switch's settled, rejected and in-flight
     counts beside it."""
     if not 0 < seconds <= MAX_RUN_S:
         raise ValueError(f"seconds must be 1 to {MAX_RUN_S}")
     if users < 1:
         raise ValueError("users must be at least 1")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be 0 to {MAX_WORKERS}")
     if shape is not None and shape not in SHAPE_NAMES:
         raise ValueError(f"unknown shape {shape!r}; one of {', '.join(SHAPE_NAMES)}")
     rate = spawn_rate if spawn_rate else float(users)
-    out = out.resolve()  # both children start in it, wherever the caller is
+    out = out.resolve()  # every child starts in it, wherever the caller is
     out.mkdir(parents=True, exist_ok=True)
     participants_file, port_file = out / "target.json", out / "target.port"
     participants_file.unlink(missing_ok=True)
@@ -124,9 +142,21 @@ def run_load(out: Path, seconds: int, users: int, spawn_rate: float | None = Non
                    "-u", str(users), "-r", str(rate), "-t", f"{seconds}s",
                    "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
                    "--only-summary", "--stop-timeout", str(STOP_TIMEOUT_S)]
-        with Progress("load", seconds, unit="s", enabled=progress) as bar:
-            return _watch(subprocess.Popen(command, cwd=out, env=env), seconds,
-                          participants_file, bar)
+        started: list[subprocess.Popen[bytes]] = []
+        if workers:
+            master_port = bind().hand_over()
+            command += ["--master", "--master-bind-host", LOOPBACK,
+                        "--master-bind-port", str(master_port), "--expect-workers",
+                        str(workers), "--expect-workers-max-wait", str(WORKERS_WAIT_S)]
+            started = _workers(workers, env, master_port, out)
+        try:
+            with Progress("load", seconds, unit="s", enabled=progress) as bar:
+                return _watch(subprocess.Popen(command, cwd=out, env=env), seconds,
+                              participants_file, bar,
+                              LOCUST_MARGIN_S + (WORKERS_WAIT_S if workers else 0))
+        finally:
+            for worker in started:  # they quit with the master; any that did not, now
+                _stop(worker)
     finally:
         _stop(target)
 
@@ -140,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20, help="users (a shape's peak)")
     parser.add_argument("--spawn-rate", type=float, help="users started per second")
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Locust distributed: a master and this many worker processes")
     parser.add_argument("--out", type=Path, default=Path("runs/load"))
     parser.add_argument("--progress", action="store_true",
                         help="a bar of the seconds done, with the switch's counts")
     args = parser.parse_args(argv)
     try:
         return run_load(args.out, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts, args.progress)
+                        args.accounts, args.workers, args.progress)
     except (ValueError, RuntimeError) as error:
         print(f"load run: {error}", file=sys.stderr)
         return 2

@@ -10,9 +10,13 @@ ports that collide between parallel runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
+import sys
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -22,6 +26,9 @@ from protocol.transport import GuardedRunner
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 LISTEN_BACKLOG = 1024
+# The folder the project's packages are imported from: a child started anywhere finds them
+# there, however switchlab was installed.
+CODE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(slots=True)
@@ -49,16 +56,26 @@ class BoundSocket:
         return port
 
 
-def bind(host: str = LOOPBACK, port: int = 0) -> BoundSocket:
-    """A listening TCP socket on `host`; port 0 lets the OS choose a free one.
+def bind(host: str = LOOPBACK, port: int = 0, reuse_port: bool = False,
+         listen: bool = True) -> BoundSocket:
+    """A listening TCP socket on `host`; port 0 lets the OS choose a free one. With
+    `reuse_port`, several processes may listen on the same port (SO_REUSEPORT, Linux and the
+    BSDs): the kernel spreads new connections among them. `listen=False` only holds the port
+    (a supervisor's, for its workers to listen on).
 
-    Raises OSError when the address cannot be bound (in use, not this machine's)."""
+    Raises OSError when the address cannot be bound (in use, not this machine's), or
+    `reuse_port` is asked where the system has no SO_REUSEPORT."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            if not hasattr(socket, "SO_REUSEPORT"):
+                raise OSError("this system has no SO_REUSEPORT: one process per port")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
+        if listen:
+            sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -83,3 +100,55 @@ def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment with the project's code first on PYTHONPATH, so that a
+    child started in any folder imports the same code as its parent."""
+    paths = [str(CODE_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return os.environ | {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
+async def start_process(*args: str, cwd: Path, start_timeout_s: float = 30.0
+                        ) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `python args...` in the folder `cwd` (where anything it writes by a relative path
+    lands: give it paths that are absolute) and wait for its first line, which must say
+    "... listening on URL"; returns the process and that URL. Raises RuntimeError if it does
+    not start within `start_timeout_s`."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=cwd,
+        env=child_environment())
+    assert process.stdout is not None
+    command = " ".join(args)
+    try:
+        line = (await asyncio.wait_for(process.stdout.readline(), start_timeout_s)).decode()
+    except TimeoutError:
+        _kill(process)
+        raise RuntimeError(f"{command} did not start in {start_timeout_s} s") from None
+    if " listening on " not in line:
+        _kill(process)
+        code = await asyncio.wait_for(process.wait(), start_timeout_s)
+        said = f": {line.strip()!r}" if line else ""  # nothing: it said why on its stderr
+        raise RuntimeError(f"{command} did not start (exit status {code}; "
+                           f"its errors are above){said}")
+    return process, line.split(" listening on ", 1)[1].split()[0].strip()
+
+
+def _kill(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL, unless it has already gone (killing a dead child raises)."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout_s: float = 30.0) -> None:
+    """SIGTERM, wait, and SIGKILL if it will not go."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout_s)
+    except TimeoutError:
+        _kill(process)
+        await process.wait()

@@ -26,6 +26,7 @@ from protocol.messages import TxStatus
 from scenarios.expectations import Bug, Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
+from switchlab import postgres
 from switchlab.live import Monitor, watching
 from switchlab.world import World, WorldSettings
 
@@ -58,13 +59,16 @@ def _population(scenario: Scenario, ci: bool) -> Population:
     return generate_population(section.ci_size if ci else section.size, scenario.seed, section)
 
 
-def _world(scenario: Scenario, population: Population, run_dir: Path) -> World:
+def _world(scenario: Scenario, population: Population, run_dir: Path,
+           journal_url: str | None) -> World:
     bics = {b.participant_bic for b in population.beneficiaries if b.participant_bic}
     bics |= set(scenario.participants)
+    journal = {} if journal_url is None else {"journal_url": journal_url}
     return World(WorldSettings(
         run_dir=run_dir, behaviours={bic: scenario.behaviour_of(bic) for bic in sorted(bics)},
         treasury=scenario.run.treasury(), switch_process=scenario.switch.get("process", False),
-        switch_settings=scenario.switch_settings(),
+        switch_processes=scenario.switch.get("processes", 1),
+        switch_settings=scenario.switch_settings() | journal,
     ))
 
 
@@ -101,10 +105,25 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
                        progress: bool = True, live_port: int | None = 0,
                        announce: Callable[[str], None] = print) -> RunRecord:
     """Play the day in `run_dir`; with `live_port` not None, serve the live page on it
-    (0: a port the OS chooses) and `announce` where it and the switch are."""
+    (0: a port the OS chooses) and `announce` where it and the switch are. On a PostgreSQL
+    journal, a throwaway server is started for the run; RuntimeError names why when it
+    cannot start here."""
+    if scenario.switch.get("journal") != "postgresql":
+        return await _play(scenario, run_dir, ci, progress, live_port, announce, None)
+    server = postgres.start()
+    try:
+        return await _play(scenario, run_dir, ci, progress, live_port, announce,
+                           await postgres.create_database(server.url, "switchlab"))
+    finally:
+        postgres.stop(server)
+
+
+async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
+                live_port: int | None, announce: Callable[[str], None],
+                journal_url: str | None) -> RunRecord:
     population = _population(scenario, ci)
     run = scenario.run
-    world = _world(scenario, population, run_dir)
+    world = _world(scenario, population, run_dir, journal_url)
     payments_path = world.run_dir / "payment_table.csv"
     population.write_payment_table(payments_path)
     payments = read_payment_table(payments_path)

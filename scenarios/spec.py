@@ -12,7 +12,7 @@ generated from the same models: `switchlab scenarios --schema`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 import yaml
@@ -62,6 +62,11 @@ class SwitchSection(TypedDict, total=False):
     forward_batch_size: Annotated[int, Field(ge=1, le=100_000)]
     signing: Signing  # the scheme's signing mode; the lab provisions the keys it needs
     process: StrictBool  # run the switch as its own process, so that it can be killed
+    # Several switch processes on one port, sharing a PostgreSQL journal (needs `process`
+    # and `journal: postgresql`); a timeline event may name one (`switch_process`).
+    processes: Annotated[int, Field(ge=1, le=8)]
+    # postgresql: a throwaway PostgreSQL server is started for the run (the Debian package).
+    journal: Literal["sqlite", "postgresql"]
 
 
 class RunSection(TreasurySettings):
@@ -101,9 +106,18 @@ class Scenario(BaseModel):
         return Behaviour.model_validate(
             {"seed": self.seed} | override.model_dump(exclude_unset=True))
 
+    @pydantic.model_validator(mode="after")
+    def _processes_share_a_journal(self) -> Scenario:
+        if self.switch.get("processes", 1) > 1 and not (
+                self.switch.get("process") and self.switch.get("journal") == "postgresql"):
+            raise ValueError("switch.processes above 1 needs process: true and journal: "
+                             "postgresql (the SQLite journal is for one process)")
+        return self
+
     def switch_settings(self) -> dict[str, Any]:
-        """The switch's configuration overrides, without the runner's `process`."""
-        return {key: value for key, value in self.switch.items() if key != "process"}
+        """The switch's configuration overrides, without the runner's own keys."""
+        return {key: value for key, value in self.switch.items()
+                if key not in ("process", "processes", "journal")}
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -116,12 +130,15 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any]) -> Scenario:
+def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any],
+              whole: bool = True) -> Scenario:
+    """The scenario `data`; with `whole` (all it extends merged in), the rules that span
+    sections too, which a file that extends another may meet only with its parent's help."""
     try:
         scenario = Scenario.model_validate(data)
     except pydantic.ValidationError as error:
         raise ScenarioError(describe(path, node, error)) from None
-    problems = _run_rules(scenario)
+    problems = _run_rules(scenario) if whole else []
     if problems:
         raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
             "Scenario", [InitErrorDetails(
@@ -140,19 +157,29 @@ def _run_rules(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         return (f"{bic} takes no part in this run (not in population.participants nor in "
                 "participants)")
 
-    switch_up, last_at_s = True, 0.0
+    processes = scenario.switch.get("processes", 1)
+    up = [True] * processes  # each switch process
+    last_at_s = 0.0
     for index, event in enumerate(scenario.timeline):
         where = ("timeline", index)
         if event.participant is not None and event.participant not in present:
             problems.append(((*where, "participant"), absent(event.participant)))
         if event.action in ("kill_switch", "restart_switch"):
+            target = event.switch_process
             if not scenario.switch.get("process", False):
                 problems.append(((*where, "action"), f"{event.action} needs the switch in a "
                                  "process of its own (switch: {process: true})"))
-            elif (event.action == "kill_switch") != switch_up:
-                problems.append(((*where, "action"), f"{event.action} when the switch is "
-                                 f"already {'down' if not switch_up else 'up'}"))
-            switch_up = event.action == "restart_switch"
+            elif target is not None and target >= processes:
+                problems.append(((*where, "switch_process"), f"switch process {target} of "
+                                 f"{processes} (they are numbered from 0)"))
+            else:
+                chosen = range(processes) if target is None else [target]
+                killing = event.action == "kill_switch"
+                if all(up[i] != killing for i in chosen):
+                    problems.append(((*where, "action"), f"{event.action} when the switch is "
+                                     f"already {'down' if killing else 'up'}"))
+                for i in chosen:
+                    up[i] = not killing
         if event.at_s is not None:
             if event.at_s < last_at_s:
                 problems.append(((*where, "at_s"), f"{event.at_s:g} s comes before an earlier "
@@ -162,7 +189,7 @@ def _run_rules(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
                 problems.append(((*where, "at_s"), f"{event.at_s + event.delay_s:g} s is past "
                                  f"the run's time limit (run.time_limit_s "
                                  f"{scenario.run.final_timeout_s:g})"))
-    if not switch_up:
+    if not any(up):
         problems.append((("timeline",), "the switch is killed and never restarted"))
     for index, bug in enumerate(scenario.expect.bugs_found or []):  # type: ignore[attr-defined]
         if bug.participant not in present:
@@ -182,7 +209,7 @@ def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
         raise ScenarioError(str(error)) from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}:1: a scenario is a mapping with at least a name")
-    _validate(path, node, data)
+    _validate(path, node, data, whole=False)
     parent = data.pop("extends", None)
     if parent is None:
         return data, node

@@ -56,14 +56,16 @@ async def sign_on(world: World, event: Event) -> None:
 
 @action("kill_switch")
 async def kill_switch(world: World, event: Event) -> None:
-    """SIGKILL of the switch process (needs `switch: {process: true}`)."""
-    await world.kill_switch()
+    """SIGKILL of the switch process (needs `switch: {process: true}`): of every one, or of
+    the one `switch_process` names while the others keep serving."""
+    await world.kill_switch(event.switch_process)
 
 
 @action("restart_switch")
 async def restart_switch(world: World, event: Event) -> None:
-    """The switch process again, from its journal."""
-    await world.start_switch_process()
+    """The switch process again, from its journal (every one not running, or the one
+    `switch_process` names)."""
+    await world.start_switch_process(event.switch_process)
 
 
 @action("set_behaviour", needs_participant=True)
@@ -89,6 +91,8 @@ class Event(BaseModel):
     action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]  # the registry's names
     participant: LabParticipantBic | None = None
     behaviour: Behaviour | None = None  # set_behaviour: the new faults
+    # kill_switch, restart_switch: which of several switch processes (from 0); all if unset
+    switch_process: Annotated[int, Field(ge=0, le=7)] | None = None
     note: str = Field("", max_length=MAX_NOTE_CHARS)
 
     @model_validator(mode="after")

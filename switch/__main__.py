@@ -1,6 +1,8 @@
 """Run the switch as a process of its own: `python -m switch --config switch.yaml`.
 
 Scenario runs and crash tests start the switch this way, so that a SIGKILL is a real crash.
+With a PostgreSQL journal, `--processes N` runs N of them on one port (switch/workers.py), and
+`--reuse-port` lets independently started ones share a port.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from protocol.runtime import bind, run_event_loop, serve
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config
+from switch.workers import check_processes, supervise
 
 
-async def run(config_path: Path, port: int | None) -> None:
+async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> None:
     config = load_config(config_path)
-    bound = bind(config.host, config.port if port is None else port)
+    bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
     runner = await serve(create_app(config), bound)
     print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
     stop = asyncio.Event()
@@ -35,13 +38,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m switch", description=__doc__)
     parser.add_argument("--config", type=Path, required=True, help="switch YAML configuration")
     parser.add_argument("--port", type=int, help="override the configured port (0: any)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="switch processes on one port (needs a PostgreSQL journal)")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="share the port with other switch processes (SO_REUSEPORT)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        run_event_loop(run(args.config, args.port))
+        if args.processes == 1:
+            run_event_loop(run(args.config, args.port, args.reuse_port))
+            return 0
+        config = load_config(args.config)
+        why = check_processes(config, args.processes)
+        if why is not None:
+            print(f"switch: {why}", file=sys.stderr)
+            return 2
+        run_event_loop(supervise(config, args.config, args.port, args.processes,
+                                 args.log_level))
     except SettingsError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the address, or a journal server that is not there
+        print(f"switch: cannot start: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:  # a worker that would not start said why on stderr
+        print(f"switch: {error}", file=sys.stderr)
         return 2
     return 0
 

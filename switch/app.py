@@ -82,7 +82,7 @@ async def receive_message(request: web.Request) -> web.Response:
                                     f" is not the sender {sender}\n")
         return _reply(switch, sender, await switch.returns.take(sender, document))
     if isinstance(document, PaymentStatusReport):
-        taken, refused = switch.forwarding.take_answers(sender, document)
+        taken, refused = await switch.forwarding.take_posted_answers(sender, document)
         if refused:
             raise web.HTTPConflict(
                 text=f"409 conflict: {refused} of {taken + refused} answers refused: the switch "

@@ -40,6 +40,12 @@ def _bic(text: str) -> str:
     return text
 
 
+def _postgres_url(text: str) -> str:
+    if not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("journal_url must be a postgresql:// URL (libpq's form)")
+    return text
+
+
 def _http_url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise ValueError(f"{text!r} is not an http(s) URL")
@@ -48,6 +54,7 @@ def _http_url(text: str) -> str:
 
 Bic = Annotated[str, AfterValidator(_bic)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+PostgresUrl = Annotated[str, AfterValidator(_postgres_url)]
 
 
 class ParticipantConfig(BaseModel):
@@ -96,7 +103,13 @@ class SwitchSettings(BaseModel):
     private_key: PrivateKeyText | None = Field(None, repr=False)
     host: str = "127.0.0.1"
     port: int = Field(0, ge=0, le=65_535)  # 0: the OS chooses
-    journal_path: Path = Path("runs/switch.sqlite")
+    journal_path: Path = Path("runs/switch.sqlite")  # the embedded journal: one process
+    # A PostgreSQL journal instead (postgresql://user:password@host:port/database): several
+    # switch processes, on one machine or several, may then share it (docs/design.md).
+    journal_url: PostgresUrl | None = Field(None, repr=False)
+    # With a shared journal: a process silent this long is dead, and a survivor takes over
+    # what it held in flight (AB06) and the notices it owed.
+    cluster_lease_s: float = Field(5.0, ge=1.0, le=300.0)
     admin_token: str = Field("admin-token", min_length=1, repr=False)
     # What a Prometheus scraper presents at GET /metrics: read-only, so that the scraper's
     # configuration holds no credential that can sign a bank off. None: the admin token.

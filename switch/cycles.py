@@ -9,7 +9,9 @@ sum to zero.
 Which cycle a settlement counts in is decided with the journal write's place in the journal's
 order: the close is taken by the journal and the open cycle switches in the same synchronous
 step, so every settlement written before the close counts in the closed cycle and every one
-after in the next, whatever finishes first.
+after in the next, whatever finishes first. A journal shared by several switch processes
+decides it itself: it closes whatever cycle is open when its write runs, counts each
+settlement in the cycle open at that settlement's write, and says which cycle it closed.
 """
 
 from __future__ import annotations
@@ -68,15 +70,24 @@ class Cycles:
     def __init__(self, state: SwitchState) -> None:
         self.state = state
 
-    async def close(self) -> int:
+    async def close(self, min_age_s: float | None = None) -> int | None:
         """Close the open cycle and open the next; returns the closed cycle's id once the
-        journal holds the close."""
+        journal holds the close. `min_age_s` (a timer's close): with a journal shared by
+        several processes, close only a cycle open that long, and return None otherwise, so
+        that each process's timer does not close a cycle another one just opened."""
         state = self.state
         closed_id = state.cycle_id
-        written = state.store.close_cycle(closed_id, time.time())
+        written = state.store.close_cycle(closed_id, time.time(), min_age_s)
         state.cycle_id = closed_id + 1
         state.positions.close_cycle()
-        await written
+        if state.store.shared:
+            decided = await written
+            if decided is None:
+                state.cycle_id = closed_id
+                return None
+            closed_id, state.cycle_id = decided, decided + 1
+        else:
+            await written
         state.events.cycle_closed.fire(cycle_id=closed_id)
         state.notifier.push_statements(partial(self.statement, closed_id))
         return closed_id

@@ -21,11 +21,16 @@ Who may write what, and why:
   accounts themselves) over the admin API; those are the registry's word and are not asked of
   the participant. Stale or mistyped links are what a payout's verification (acmt.023) stops.
 - Every change is journaled with who made it and when (`directory_changes`), in the same write
-  as the entry itself; memory follows the journal, as everywhere in the switch.
+  as the entry itself; memory follows the journal, as everywhere in the switch. With a journal
+  shared by several switch processes, the journal checks each change again against the
+  directory it holds (another process may have changed it since this one looked), and every
+  process's memory follows the journal's changes in their order (`Directory.follow`), its own
+  included: on each write it makes and on each word (NOTIFY) that another made one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -34,10 +39,16 @@ from protocol import reasons
 from protocol.ids import citizen_id_problem
 from protocol.messages import CreditTransfer, VerificationItem, VerificationResult
 from switch.events import SwitchEvents
-from switch.store import DirectoryChange, DirectoryEntry, Store
+from switch.store import DirectoryChange, DirectoryEntry, Journal
 
 LINK, UPDATE, UNLINK = "link", "update", "unlink"
 REGISTRY = "registry"  # who, for entries the operator imported from the national registry
+LINKED_ELSEWHERE = ("the citizen id is linked to an account at another participant, which "
+                    "must unlink it first")
+ACCOUNT_TAKEN = "the account is linked to another citizen id"
+# Why a shared journal refused a change its writer's memory allowed (switch_directory).
+JOURNAL_REFUSALS = {"elsewhere": LINKED_ELSEWHERE, "taken": ACCOUNT_TAKEN,
+                    "changed": "the entry was changed meanwhile by another switch process"}
 # acmt.024 answers that confirm the account is this person's (citizen id and name checked
 # first, then whether it can take a payment today, which is the payout's question).
 OWNERSHIP_CONFIRMED = frozenset({reasons.CLOSED_ACCOUNT, reasons.BLOCKED_ACCOUNT,
@@ -65,11 +76,29 @@ class Directory:
         self.by_citizen: dict[str, DirectoryEntry] = {}
         self.by_account: dict[tuple[str, str], str] = {}  # (participant, account) -> citizen
         self._claimed: set[object] = set()  # citizen ids and accounts a change is writing
+        self.seq = 0  # the journal's last change memory holds (a shared journal's order)
+        self._following = asyncio.Lock()
 
-    def load(self, entries: Iterable[DirectoryEntry]) -> None:
-        """Memory from the journal, at start."""
+    def load(self, entries: Iterable[DirectoryEntry], seq: int) -> None:
+        """Memory from the journal, at start: its entries, which hold at least its changes up
+        to `seq`."""
         for entry in entries:
             self._set(entry)
+        self.seq = seq
+
+    async def follow(self, store: Journal) -> None:
+        """Apply the journal's changes after the last one memory holds, in their order (a
+        journal shared by several processes: theirs and this one's)."""
+        async with self._following:
+            while True:
+                rows = await store.directory_changes(after_seq=self.seq)
+                self.apply([DirectoryChange(row["action"], DirectoryEntry(
+                    row["citizen_id"], row["participant_bic"], row["account_id"],
+                    row["holder_name"], row["at"], row["changed_by"]), row["changed_by"],
+                    row["at"]) for row in rows])
+                if not rows:
+                    return
+                self.seq = rows[-1]["seq"]
 
     def _set(self, entry: DirectoryEntry) -> None:
         old = self.by_citizen.get(entry.citizen_id)
@@ -120,7 +149,7 @@ class Directory:
 class Registrations:
     """Participants' and the operator's changes: checked, verified, journaled, applied."""
 
-    def __init__(self, directory: Directory, store: Store, events: SwitchEvents,
+    def __init__(self, directory: Directory, store: Journal, events: SwitchEvents,
                  verify: Verifier) -> None:
         self.directory = directory
         self.store = store
@@ -136,11 +165,10 @@ class Registrations:
         current = directory.by_citizen.get(entry.citizen_id)
         if current is not None and current.participant_bic != entry.participant_bic and (
                 by != REGISTRY):
-            return ("the citizen id is linked to an account at another participant, which "
-                    "must unlink it first")
+            return LINKED_ELSEWHERE
         holder = directory.by_account.get((entry.participant_bic, entry.account_id))
         if holder is not None and holder != entry.citizen_id:
-            return "the account is linked to another citizen id"
+            return ACCOUNT_TAKEN
         return None
 
     async def register(self, by: str, entries: list[DirectoryEntry], verified: bool
@@ -178,15 +206,12 @@ class Registrations:
             if candidates and not verified:
                 candidates = await self._verified(by, candidates, verdicts)
             now_s = time.time()
-            changes = [DirectoryChange(action, entry, by, now_s)
-                       for _, entry, action in candidates]
-            if changes:
-                await self.store.record_directory(changes)
-                self.directory.apply(changes)
-                self.events.directory_changed.fire(changes=changes)
+            refused = await self._write([DirectoryChange(action, entry, by, now_s)
+                                         for _, entry, action in candidates])
             for index, entry, action in candidates:
-                verdicts[index] = Verdict(entry.citizen_id, "linked" if action == LINK
-                                          else "updated")
+                verdicts[index] = Verdict(entry.citizen_id, "refused", JOURNAL_REFUSALS[
+                    refused[entry.citizen_id]]) if entry.citizen_id in refused else Verdict(
+                    entry.citizen_id, "linked" if action == LINK else "updated")
         finally:
             self.directory.release(claimed)
         return [verdicts[index] for index in range(len(entries))]
@@ -223,10 +248,22 @@ class Registrations:
         if not self.directory.claim(keys):
             return False
         try:
-            change = DirectoryChange(UNLINK, current, by, time.time())
-            await self.store.record_directory([change])
-            self.directory.apply([change])
-            self.events.directory_changed.fire(changes=[change])
+            refused = await self._write([DirectoryChange(UNLINK, current, by, time.time())])
         finally:
             self.directory.release(keys)
-        return True
+        return not refused
+
+    async def _write(self, changes: list[DirectoryChange]) -> dict[str, str]:
+        """Journal the changes, then memory and the event; the citizen ids a shared journal
+        refused (JOURNAL_REFUSALS' keys), which change nothing."""
+        if not changes:
+            return {}
+        refused = await self.store.record_directory(changes) or {}
+        done = [change for change in changes if change.entry.citizen_id not in refused]
+        if self.store.shared:
+            await self.directory.follow(self.store)
+        else:
+            self.directory.apply(done)
+        if done:
+            self.events.directory_changed.fire(changes=done)
+        return refused

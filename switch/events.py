@@ -63,7 +63,9 @@ class SwitchEvents:
     - recovered(cycle_id, net_vnd, in_flight): a restarted switch rebuilt its memory from the
       journal, before serving anyone: the open cycle, its net positions (BIC -> VND, credits
       minus debits) and the transfers found PENDING (reserved again; `rejected` follows with
-      AB06). Positions and the in-flight count move only by events after this one.
+      AB06). Positions and the in-flight count move only by events after this one. With a
+      journal shared by several switch processes, it fires again when this process took over
+      a dead one's work: `in_flight` is what that one held, `net_vnd` the journal's positions.
     - participant_down(bic, reason) / participant_up(bic): breaker or sign-off changes; a
       restarted switch fires participant_down for each participant the journal has signed off.
     - cycle_closed(cycle_id): a settlement cycle closed, its net positions final; the next

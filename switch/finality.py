@@ -5,6 +5,12 @@ pacs.028 answers PDNG, its money stays reserved); the moment the write is durabl
 moves in one synchronous step (state, positions, the in-flight set, the instant answer) and the
 notices go out. So nothing a participant can observe is ever ahead of the journal, and a crash
 anywhere leaves the journal's word standing.
+
+With a journal shared by several switch processes, the journal finalizes a transfer once
+(`WHERE state='PENDING'`): a process whose write came second learns the first one's word and
+applies it without telling anyone (`learn`: the process that made it final tells the
+participants), and an answer posted to a process that did not forward the transfer is made
+final there (`finish_answered`).
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
+from typing import cast
 
 from protocol.messages import TransactionStatus
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import Final
+from switch.store import Decided, Final, SharedJournal
 from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ class Finality:
                   for transfer, target, reason, by, tell in outcomes]
         now_s = time.time()
         try:
-            await state.store.record_final(finals, now_s)
+            decided = await state.store.record_final(finals, now_s)
         except Exception as error:
             log.error("%d transfers stay PENDING: the journal did not take their final state:"
                       " %s", len(finals), error)
@@ -55,16 +63,53 @@ class Finality:
                 if outcome is not None and not outcome.done():
                     outcome.set_exception(error)
             raise
-        self._apply(finals, now_s, cycle_id)
+        if decided:  # a shared journal: made final elsewhere first, or settled in another cycle
+            kept, lost = [], []
+            for final in finals:
+                word = decided.get(final.transfer.end_to_end_id)
+                if word is None:
+                    kept.append(final)
+                elif word.state is None:  # taken, in the cycle the journal had open
+                    kept.append(replace(final, cycle_id=word.cycle_id))
+                else:
+                    lost.append((final.transfer, word))
+            self.learn(lost)
+            finals = kept
+        self._apply(finals, now_s)
 
-    def _apply(self, finals: list[Final], now_s: float, cycle_id: int) -> None:
+    async def finish_answered(self, creditor_bic: str,
+                              answers: Sequence[tuple[str, TransferState, str | None]]) -> int:
+        """A shared journal only: answers (end-to-end id, SETTLED or REJECTED, the creditor's
+        reason) to transfers another process forwarded to `creditor_bic` and still PENDING,
+        made final here; returns how many the journal took (the rest were final already, or
+        not this creditor's). The participants are told from here."""
+        now_s = time.time()
+        store = cast(SharedJournal, self.state.store)  # only a shared journal gets here
+        finals = await store.record_answers(creditor_bic, answers, now_s)
+        self._apply(finals, now_s)
+        return len(finals)
+
+    def learn(self, decided: Sequence[tuple[Transfer, Decided]]) -> None:
+        """Transfers another process made final in a shared journal: memory follows its word
+        (state, the in-flight set, an instant debtor's answer); the notices are its to send."""
+        for transfer, word in decided:
+            if transfer.state is not TransferState.PENDING or word.state is None:
+                continue
+            self.state.positions.release(transfer.debtor_bic, transfer.amount_vnd)
+            transfer.advance(word.state, word.reason_code, word.reason_by)
+            self.state.in_flight.pop(transfer.end_to_end_id, None)
+            if transfer.outcome is not None and not transfer.outcome.done():
+                transfer.outcome.set_result(None)
+            transfer.source = None
+
+    def _apply(self, finals: list[Final], now_s: float) -> None:
         """After the write is durable: memory, answers, notices, events; no await here."""
         state = self.state
         positions = state.positions
         current_cycle = state.cycle_id
         to_creditors: dict[str, list[TransactionStatus]] = defaultdict(list)
         to_debtors: dict[str, list[TransactionStatus]] = defaultdict(list)
-        settled: list[Transfer] = []
+        settled: dict[int | None, list[Transfer]] = defaultdict(list)  # by cycle
         rejected: list[Transfer] = []
         for final in finals:
             transfer = final.transfer
@@ -75,7 +120,7 @@ class Finality:
                 if final.cycle_id == current_cycle:
                     positions.move(transfer.debtor_bic, transfer.creditor_bic,
                                    transfer.amount_vnd)
-                settled.append(transfer)
+                settled[final.cycle_id].append(transfer)
             else:
                 rejected.append(transfer)
             transfer.advance(final.state, final.reason_code, final.reason_by)
@@ -93,7 +138,7 @@ class Finality:
             notifier.confirm_to_creditor(bic, statuses)
         for bic, statuses in to_debtors.items():
             notifier.report_to_debtor(bic, statuses)
-        if settled:
-            state.events.settled.fire(transfers=settled, now_s=now_s, cycle_id=cycle_id)
+        for cycle_id, transfers in settled.items():
+            state.events.settled.fire(transfers=transfers, now_s=now_s, cycle_id=cycle_id)
         if rejected:
             state.events.rejected.fire(transfers=rejected, now_s=now_s)

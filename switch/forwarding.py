@@ -5,6 +5,11 @@ transfers to one creditor arriving within `forward_linger_ms` share one pacs.008
 linger.ms), each keeping its own answer. The creditor answers ACCP or RJCT per transaction in
 the HTTP answer or later by its own pacs.002; whatever has no answer at the deadline is
 rejected AB05, and an unreachable creditor AB08 (its breaker then opens).
+
+With a journal shared by several switch processes, a creditor may post its answer to any of
+them: the process that forwarded the transfer judges it as above; another one hands it to the
+journal (`take_posted_answers`), which takes it while the transfer is PENDING, and the
+forwarding process stops waiting for what was made final elsewhere (`decided_elsewhere`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,12 @@ import aiohttp
 
 from protocol import reasons
 from protocol.codec import CodecError, new_id
-from protocol.messages import CreditTransferMessage, PaymentStatusReport, TxStatus
+from protocol.messages import (
+    CreditTransferMessage,
+    PaymentStatusReport,
+    TransactionStatus,
+    TxStatus,
+)
 from switch.finality import Finality
 from switch.participants import Participant
 from switch.state import SwitchState
@@ -103,6 +113,9 @@ class Forwarding:
 
     async def _forward_batch(self, creditor_bic: str, transfers: list[Transfer]) -> None:
         state = self.state
+        transfers = [t for t in transfers if t.state is TransferState.PENDING]  # not final
+        if not transfers:  # elsewhere meanwhile (a shared journal)
+            return
         creditor = state.participants[creditor_bic]
         batch = ForwardedBatch(msg_id=new_id("SWF"), creditor_bic=creditor_bic,
                                transfers={t.end_to_end_id: t for t in transfers})
@@ -122,6 +135,8 @@ class Forwarding:
         switch_bic = state.config.bic
         for e2e, transfer in batch.transfers.items():
             answer = batch.answers.get(e2e)
+            if transfer.state is not TransferState.PENDING:  # made final elsewhere
+                continue
             if answer is None:  # the creditor may be holding it: tell it
                 outcomes.append((transfer, TransferState.REJECTED, failure_reason, switch_bic,
                                  True))
@@ -167,20 +182,28 @@ class Forwarding:
                 await asyncio.wait_for(batch.answered.wait(), remaining_s)
         return reasons.TIMEOUT_CREDITOR_AGENT
 
-    def take_answers(self, creditor_bic: str, report: PaymentStatusReport) -> tuple[int, int]:
+    def take_answers(self, creditor_bic: str, report: PaymentStatusReport,
+                     elsewhere: list[TransactionStatus] | None = None) -> tuple[int, int]:
         """Record a creditor's ACCP/RJCT items; returns (taken, refused).
 
         An item is refused when the switch is not waiting for it from this creditor: late
         (the transfer already timed out), duplicate, or about a transfer it never received.
+        With `elsewhere` given (a shared journal), an ACCP/RJCT this process does not await
+        is put there instead, for the journal to judge.
         """
         taken = refused = 0
         for item in report.transactions:
             batch = self.awaiting.get(item.original_end_to_end_id)
+            if item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED):
+                refused += 1
+                continue
+            if batch is None and elsewhere is not None:
+                elsewhere.append(item)
+                continue
             if (
                 batch is None
                 or batch.creditor_bic != creditor_bic
                 or item.original_end_to_end_id in batch.answers
-                or item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED)
             ):
                 refused += 1
                 continue
@@ -193,3 +216,40 @@ class Forwarding:
         self.refused_answers += refused
         self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken, refused=refused)
         return taken, refused
+
+    async def take_posted_answers(self, creditor_bic: str, report: PaymentStatusReport
+                                  ) -> tuple[int, int]:
+        """A pacs.002 the creditor posted (202 first, the answer later): (taken, refused).
+        With a shared journal, an answer to a transfer another process forwarded is made
+        final here if the journal still holds it PENDING for this creditor."""
+        if not self.state.store.shared:
+            return self.take_answers(creditor_bic, report)
+        elsewhere: list[TransactionStatus] = []
+        taken, refused = self.take_answers(creditor_bic, report, elsewhere)
+        if elsewhere:
+            taken_elsewhere = await self.finality.finish_answered(creditor_bic, [
+                (item.original_end_to_end_id,
+                 TransferState.SETTLED if item.status is TxStatus.ACCEPTED
+                 else TransferState.REJECTED,
+                 None if item.status is TxStatus.ACCEPTED
+                 else item.reason_code or reasons.NOT_SPECIFIED)
+                for item in elsewhere])
+            refused_elsewhere = len(elsewhere) - taken_elsewhere
+            self.refused_answers += refused_elsewhere
+            self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken_elsewhere,
+                                            refused=refused_elsewhere)
+            taken += taken_elsewhere
+            refused += refused_elsewhere
+        return taken, refused
+
+    def decided_elsewhere(self, transfers: Iterable[Transfer]) -> None:
+        """Transfers another process made final (a shared journal): their forwards stop
+        waiting for them."""
+        for transfer in transfers:
+            batch = self.awaiting.get(transfer.end_to_end_id)
+            if batch is None or transfer.end_to_end_id in batch.answers:
+                continue
+            batch.answers[transfer.end_to_end_id] = (transfer.status().status,
+                                                     transfer.reason_code)
+            if len(batch.answers) == len(batch.transfers):
+                batch.answered.set()

@@ -27,7 +27,7 @@ from switch.forwarding import Forwarding
 from switch.inquiry import lookup
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import WriteRefused
+from switch.store import Decided, WriteRefused
 from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
@@ -121,8 +121,8 @@ class Intake:
             taking = state.taking
             taking.update((t.end_to_end_id, t) for t in accepted)
             try:
-                await state.store.record_new(debtor_bic, message.msg_id, body_sha256, accepted,
-                                             accepted[0].received_at)
+                decided = await state.store.record_new(debtor_bic, message.msg_id, body_sha256,
+                                                       accepted, accepted[0].received_at)
             except WriteRefused:
                 self._untake(accepted)
                 resent = await self._resent(debtor_bic, message, body_sha256)
@@ -135,6 +135,8 @@ class Intake:
             finally:
                 for transfer in accepted:
                     taking.pop(transfer.end_to_end_id, None)
+            if decided:
+                accepted = self._as_journal_decided(accepted, duplicates, decided)
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
         pending = [t for t in accepted if t.state is TransferState.PENDING]
         for transfer in pending:
@@ -195,6 +197,24 @@ class Intake:
             return None
         return self.state.directory.resolve(tx)
 
+    def _as_journal_decided(self, accepted: list[Transfer], duplicates: list[CreditTransfer],
+                            decided: dict[str, Decided]) -> list[Transfer]:
+        """A journal shared by several switch processes decided otherwise for some: an id
+        another process took first is a duplicate (added to `duplicates`, not journaled
+        here); a debtor's cap that the other processes' holds left too small is AM04."""
+        kept = []
+        for transfer in accepted:
+            word = decided.get(transfer.end_to_end_id)
+            if word is not None and word.reason == reasons.DUPLICATE:
+                assert transfer.source is not None
+                duplicates.append(transfer.source)
+                continue
+            if word is not None:
+                transfer.advance(TransferState.REJECTED, word.reason, self.state.config.bic)
+                transfer.outcome = None
+            kept.append(transfer)
+        return kept
+
     async def _resent(self, debtor_bic: str, message: CreditTransferMessage,
                       body_sha256: bytes) -> Submission | None:
         """A MsgId the debtor used before: the known outcomes for the very same bytes, the
@@ -210,9 +230,11 @@ class Intake:
         return Submission(refused=statuses)
 
     def _untake(self, transfers: list[Transfer]) -> None:
-        """The journal did not take them: forget them, give back what they held."""
+        """The journal did not take them: forget them (a resend's outcome is then the
+        journal's, never theirs), give back what they held."""
         for transfer in transfers:
             self.state.known_ids.discard(transfer.end_to_end_id)
+            self.state.taking.pop(transfer.end_to_end_id, None)
             if transfer.state is TransferState.PENDING:
                 self.state.positions.release(transfer.debtor_bic, transfer.amount_vnd)
 

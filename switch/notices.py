@@ -42,7 +42,7 @@ from protocol.retry import with_backoff
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Participant
-from switch.store import NoticesDue, SettledReturn, Store
+from switch.store import Journal, NoticesDue, SettledReturn
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _Outbox:
 
 
 class Notifier:
-    def __init__(self, config: SwitchConfig, participants: dict[str, Participant], store: Store,
+    def __init__(self, config: SwitchConfig, participants: dict[str, Participant], store: Journal,
                  events: SwitchEvents) -> None:
         self.config = config
         self.participants = participants

@@ -39,6 +39,10 @@ class PositionBook:
         self.net_vnd[payer_bic] -= amount_vnd
         self.net_vnd[payee_bic] += amount_vnd
 
+    async def refresh(self) -> None:
+        """Nothing to read: this book is the positions (see switch/cluster.py for a book
+        that a shared journal keeps)."""
+
     def close_cycle(self) -> dict[str, int]:
         """Net positions of the cycle being closed; the next cycle starts from zero."""
         closing = {bic: net for bic, net in self.net_vnd.items() if net}

@@ -24,7 +24,7 @@ from protocol.messages import (
 from switch.inquiry import lookup
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import SettledReturn
+from switch.store import Decided, SettledReturn
 from switch.transfer import Transfer
 
 
@@ -97,7 +97,13 @@ class Returns:
                                           item.reason_code))
             statuses.append(_status(item, TxStatus.SETTLED, None, self.state.config.bic))
         if accepted:
-            await self._settle(creditor_bic, accepted)
+            decided = await self._settle(creditor_bic, accepted)
+            if decided:  # a shared journal refused some: another process was first
+                statuses = [_status(item, TxStatus.REJECTED, decided[item.return_id].reason,
+                                    state.config.bic)
+                            if status.status is TxStatus.SETTLED and item.return_id in decided
+                            else status for item, status in zip(message.items, statuses,
+                                                                strict=True)]
         return PaymentStatusReport(
             msg_id=new_id("SWR"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
             original_msg_type=MessageType.PAYMENT_RETURN, transactions=statuses,
@@ -113,26 +119,44 @@ class Returns:
         return _status(item, TxStatus.REJECTED, reasons.DUPLICATE_INSTRUCTION_ID,
                        self.state.config.bic)
 
-    async def _settle(self, creditor_bic: str, accepted: list[SettledReturn]) -> None:
+    async def _settle(self, creditor_bic: str, accepted: list[SettledReturn]
+                      ) -> dict[str, Decided] | None:
+        """Journal the accepted returns, then move positions and tell the debtors. Returns
+        what a shared journal refused (return id -> its word), None when it took them all;
+        each settles in the cycle the journal says (a shared journal's may be a newer one)."""
         state = self.state
         positions = state.positions
         cycle_id = state.cycle_id
         now_s = time.time()
         try:
-            await state.store.record_returns(accepted, creditor_bic, cycle_id, now_s)
+            decided = await state.store.record_returns(accepted, creditor_bic, cycle_id, now_s)
         except Exception:
             for settled in accepted:
                 state.returning.discard(settled.original.end_to_end_id)
                 positions.release(creditor_bic, settled.amount_vnd)
             raise
-        by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
+        words = decided or {}
+        refused = {key: word for key, word in words.items() if word.reason is not None}
         for settled in accepted:
+            word = refused.get(settled.return_id)
+            if word is not None and word.reason != reasons.DUPLICATE:
+                state.returning.discard(settled.original.end_to_end_id)
+        by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
+        by_cycle: dict[int, list[SettledReturn]] = defaultdict(list)
+        for settled in accepted:
+            if settled.return_id in refused:
+                continue
             original = settled.original
+            word = words.get(settled.return_id)
+            settled_in = cycle_id if word is None or word.cycle_id is None else word.cycle_id
             positions.release(creditor_bic, settled.amount_vnd)
-            if cycle_id == state.cycle_id:
+            if settled_in == state.cycle_id:
                 positions.move(creditor_bic, original.debtor_bic, settled.amount_vnd)
             original.advance(TransferState.RETURNED, settled.reason_code)
             by_debtor[original.debtor_bic].append(settled)
+            by_cycle[settled_in].append(settled)
         for debtor_bic, returns in by_debtor.items():
             state.notifier.forward_returns(debtor_bic, returns)
-        state.events.returned.fire(returns=accepted, now_s=now_s, cycle_id=cycle_id)
+        for settled_in, returned in by_cycle.items():
+            state.events.returned.fire(returns=returned, now_s=now_s, cycle_id=settled_in)
+        return refused or None

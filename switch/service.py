@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 
 import aiohttp
 
+from switch.cluster import Cluster, JournalPositions
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
 from switch.directory import Registrations
@@ -19,10 +21,12 @@ from switch.intake import Intake
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Participant
+from switch.positions import PositionBook
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Store
+from switch.store import Journal, Store
+from switch.store_postgres import PostgresStore
 from switch.verification import Verification
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ class Switch:
         self.metrics = SwitchMetrics(self.events, config.participants)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
+        self.cluster: Cluster | None = None  # with a journal shared by several processes
 
     async def start(self) -> None:
         """Open the journal, recover from it, and start delivering notices."""
@@ -53,10 +58,16 @@ class Switch:
         participants = {bic: Participant(p, config, self._session, self.events,
                                          self.senders[bic].credentials)
                         for bic, p in config.participants.items()}
-        store = Store(config.journal_path, self.events)
-        store.start()
+        store: Journal
+        if config.journal_url is None:
+            store, positions = Store(config.journal_path, self.events), PositionBook()
+        else:
+            shared = PostgresStore(config.journal_url, self.events, config.bic,
+                                   lease_s=config.cluster_lease_s)
+            store, positions = shared, JournalPositions(shared)
+        await store.start()
         self.state = SwitchState(config=config, store=store, events=self.events,
-                                 participants=participants,
+                                 participants=participants, positions=positions,
                                  notifier=Notifier(config, participants, store, self.events))
         self.finality = Finality(self.state)
         self.forwarding = Forwarding(self.state, self.finality)
@@ -66,7 +77,12 @@ class Switch:
         self.verification = Verification(self.state)
         self.registrations = Registrations(self.state.directory, store, self.events,
                                            self.verification.ask)
+        if isinstance(store, PostgresStore):
+            self.cluster = Cluster(self.state, self.finality, self.forwarding, store)
+            await self.cluster.join()
         self.recovery = await recover(self.state, self.finality)
+        if self.cluster is not None:
+            await self.cluster.start()
         self.state.notifier.start()
         if config.settlement_cycle_s:
             self._cycle_task = asyncio.get_running_loop().create_task(self._close_cycles())
@@ -77,9 +93,19 @@ class Switch:
             self._cycle_task.cancel()
         await self.forwarding.drain()
         await self.state.notifier.stop()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.state.store.close()
         if self._session is not None:
             await self._session.close()
+
+    def process_info(self) -> dict[str, object]:
+        """Which switch process this is (several may share a journal and a port)."""
+        info: dict[str, object] = {"pid": os.getpid()}
+        if self.cluster is not None:
+            info |= {"id": self.cluster.store.process_id,
+                     "taken_over": self.cluster.taken_over}
+        return info
 
     def _count_commit(self, writes: int, seconds: float) -> None:
         self.journal_commits += 1
@@ -88,4 +114,4 @@ class Switch:
         assert self.config.settlement_cycle_s is not None
         while True:
             await asyncio.sleep(self.config.settlement_cycle_s)
-            await self.cycles.close()
+            await self.cycles.close(min_age_s=self.config.settlement_cycle_s)

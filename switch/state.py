@@ -18,14 +18,14 @@ from switch.events import SwitchEvents
 from switch.notices import Notifier
 from switch.participants import Participant
 from switch.positions import PositionBook
-from switch.store import Store
+from switch.store import Journal
 from switch.transfer import Transfer
 
 
 @dataclass(slots=True)
 class SwitchState:
     config: SwitchConfig
-    store: Store
+    store: Journal
     events: SwitchEvents
     participants: dict[str, Participant]
     notifier: Notifier

@@ -1,4 +1,6 @@
-"""The journal: every SQL statement of the switch, the schema, and group commit, in SQLite.
+"""The journal: every SQL statement of the switch, the schema, and group commit, in SQLite;
+and what every journal offers the switch (`Journal`, group commit, the shapes of its records),
+which the PostgreSQL journal (`switch/store_postgres.py`) offers too.
 
 Cost sketch: a commit with fsync costs ~0.2 ms on this machine whatever its size, a row ~2 µs.
 One commit per transfer would cap the switch near 6,000 state changes a second; so writers
@@ -20,12 +22,12 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from switch.events import SwitchEvents
 from switch.states import TransferState
@@ -115,7 +117,7 @@ NOTICE_NONE = 0
 NOTICE_DUE = 1
 NOTICE_SENT = 2
 
-_TRANSFER_COLUMNS = ("end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd, bulk,"
+TRANSFER_COLUMNS = ("end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd, bulk,"
                      " received_at, state, reason_code, reason_by")
 INSERT_TRANSFER = (
     "INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd,"
@@ -163,7 +165,7 @@ _INSERT_DIRECTORY_CHANGE = (
     "INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,"
     " holder_name, changed_by, at) VALUES (?,?,?,?,?,?,?)"
 )
-_DIRECTORY_COLUMNS = "citizen_id, participant_bic, account_id, holder_name, updated_at, updated_by"
+DIRECTORY_COLUMNS = "citizen_id, participant_bic, account_id, holder_name, updated_at, updated_by"
 _OPEN_CYCLE = "INSERT INTO cycles (cycle_id, opened_at) VALUES (?, ?)"
 _CLOSE_CYCLE = "UPDATE cycles SET closed_at=? WHERE cycle_id=?"
 MAX_IDS_PER_QUERY = 500  # under SQLite's limit on bound parameters
@@ -178,7 +180,8 @@ MAX_LISTED_TRANSFERS = 1_000  # a listing of the journal, for a person or a tool
 _JOURNAL_COLUMNS = frozenset({"end_to_end_id", "tx_id", "msg_id", "debtor_bic", "creditor_bic",
                               "amount_vnd", "state", "reason_code", "reason_by", "bulk",
                               "received_at", "final_at", "cycle_id"})
-_LISTED_COLUMNS = (f"{_TRANSFER_COLUMNS}, final_at, cycle_id")
+LISTED_COLUMNS = f"{TRANSFER_COLUMNS}, final_at, cycle_id"
+MAX_DIRECTORY_CHANGES = 1_000  # read at once, by the directory API or a process catching up
 
 
 class JournalFailed(Exception):
@@ -240,6 +243,24 @@ class CycleFlows:
 
 
 @dataclass(frozen=True, slots=True)
+class Decided:
+    """What a journal shared by several switch processes decided otherwise than the writing
+    process asked, per key (end-to-end id, or return id): `reason` is DUPL for an id another
+    process took first, AM04 for a cap other processes' holds left too little of, DU05 for a
+    return id taken meanwhile; `state`, `reason_code` and `reason_by` are the journal's word
+    on a transfer another process made final first. `cycle_id` alone (no state, no reason):
+    taken as asked, in the cycle the journal had open at its write (a transfer's settlement
+    or a return), which another process's close made other than the one asked. A journal of
+    one process decides nothing of the kind and returns None instead."""
+
+    reason: str | None = None
+    state: TransferState | None = None
+    reason_code: str | None = None
+    reason_by: str | None = None
+    cycle_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DirectoryEntry:
     """One active link: the citizen id's payout account, as the directory holds it."""
 
@@ -267,9 +288,248 @@ class DirectoryChange:
 
 
 @dataclass(slots=True)
-class _Write:
-    statements: Statements
-    future: asyncio.Future[None]
+class QueuedWrite:
+    payload: Any  # what the journal's own transaction code makes of it
+    future: asyncio.Future[Any]
+
+
+class Journal(Protocol):
+    """What the switch asks of its journal, whichever database holds it.
+
+    Writes return futures that are done once durable (WriteRefused when the database refused
+    that write alone; JournalFailed, JournalBusy raised at once when nothing was taken).
+    `shared` says whether other switch processes write the same journal: then the journal,
+    not this process's memory, decides duplicates, caps, which answer finalizes a transfer
+    and which cycle closes, and the writes return what it decided (`Decided` per key).
+    """
+
+    shared: bool
+    failure: BaseException | None
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    def fail(self, error: BaseException) -> None: ...
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A query in the database's own dialect (diagnostics and tests)."""
+    def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
+                   transfers: Sequence[Transfer], now_s: float
+                   ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def record_final(self, finals: Sequence[Final], now_s: float
+                     ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str,
+                       cycle_id: int, now_s: float
+                       ) -> asyncio.Future[dict[str, Decided] | None]: ...
+    def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]: ...
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
+                      ) -> asyncio.Future[None]: ...
+    def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]: ...
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
+                    ) -> asyncio.Future[int | None]: ...
+    async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]: ...
+    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None: ...
+    async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
+                            ) -> dict[str, tuple[str, int]]: ...
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]: ...
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None: ...
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]: ...
+    async def directory_changes(self, citizen_id: str | None = None,
+                                participant_bic: str | None = None, after_seq: int = 0,
+                                limit: int = MAX_DIRECTORY_CHANGES) -> list[dict[str, Any]]: ...
+    async def directory_now(self) -> tuple[list[DirectoryEntry], int]: ...
+    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
+    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None: ...
+    async def statement_entries(self, cycle_id: int, bic: str
+                                ) -> list[tuple[str, int, bool, float, str, str]]: ...
+    async def open_cycle_now(self) -> tuple[int | None, int]: ...
+    async def known_ids_now(self) -> set[str]: ...
+    async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]: ...
+    async def returned_ids_now(self) -> set[str]: ...
+    async def settings_now(self) -> list[tuple[str, int | None, bool]]: ...
+    async def in_flight_now(self) -> list[Transfer]: ...
+    async def notices_due_now(self) -> NoticesDue: ...
+
+
+class SharedJournal(Journal, Protocol):
+    """A journal several switch processes write at once (`store_postgres.py`): on top, the
+    answers posted to a process that did not forward their transfers."""
+
+    def record_answers(self, creditor_bic: str,
+                       answers: Sequence[tuple[str, TransferState, str | None]], now_s: float
+                       ) -> asyncio.Future[list[Final]]: ...
+
+
+class JournalReads:
+    """The reads every journal makes, written once: each store gives `read` and its own
+    dialect's statements (`_SQL`, by name; parameters by number, the same in each, written
+    `_PLACEHOLDER` and the number)."""
+
+    _SQL: dict[str, str]
+    _PLACEHOLDER: str
+
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
+        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
+        rows = await self.read(self._SQL["digest"], (sender_bic, msg_id))
+        return bytes(rows[0][0]) if rows else None
+
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        """As JournalReader.describe: the transfer, its history and its return; None for an
+        unknown id."""
+        rows = await self.read(self._SQL["listed_one"], (end_to_end_id,))
+        return described(rows[0], await self.read(self._SQL["history"], (end_to_end_id,)),
+                         await self.read(self._SQL["return_of"], (end_to_end_id,))
+                         ) if rows else None
+
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]:
+        """As JournalReader.transfers: a listing of the journal, and whether more matched."""
+        sql, params = listing(state, participant, since_s, limit, oldest_first,
+                              self._PLACEHOLDER)
+        return listed(await self.read(sql, params), limit, oldest_first)
+
+    async def directory_changes(self, citizen_id: str | None = None,
+                                participant_bic: str | None = None, after_seq: int = 0,
+                                limit: int = MAX_DIRECTORY_CHANGES) -> list[dict[str, Any]]:
+        """Journaled directory changes after `after_seq`, oldest first, of one citizen id
+        and/or of one participant's entries (made by it or by the registry) when given."""
+        rows = await self.read(self._SQL["directory_changes"],
+                               (after_seq, citizen_id, participant_bic, limit))
+        return [dict(zip(("seq", "citizen_id", "action", "participant_bic", "account_id",
+                          "holder_name", "changed_by", "at"), row, strict=True)) for row in rows]
+
+    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
+        """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
+        by_state = await self.read(self._SQL["totals"])
+        returns = await self.read(self._SQL["returned_totals"])
+        return by_state, returns[0]  # type: ignore[return-value]
+
+    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
+        """The cycle's bounds and what settled in it, or None for an unknown cycle."""
+        bounds = await self.read(self._SQL["cycle"], (cycle_id,))
+        if not bounds:
+            return None
+        transfers = await self.read(self._SQL["cycle_transfers"], (cycle_id,))
+        returns = await self.read(self._SQL["cycle_returns"], (cycle_id,))
+        return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
+
+    async def statement_entries(self, cycle_id: int, bic: str
+                                ) -> list[tuple[str, int, bool, float, str, str]]:
+        """A participant's settled movements in a cycle, in time order: reference (end-to-end
+        or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
+        return [(ref, amount, bool(credit), at, other, kind) for ref, amount, credit, at, other,
+                kind in await self.read(self._SQL["statement"], (cycle_id, bic))]
+
+    async def open_cycle_now(self) -> tuple[int | None, int]:
+        """The open cycle's id (None if none is open) and the highest id ever used."""
+        rows = await self.read(self._SQL["open_cycle"])
+        return rows[0][0], rows[0][1]
+
+    async def directory_now(self) -> tuple[list[DirectoryEntry], int]:
+        """Every active directory entry, and the number (seq) of the last change they hold at
+        least: changes after it may be in them already (applying one again does no harm)."""
+        last_seq = (await self.read(self._SQL["directory_seq"]))[0][0]
+        return [DirectoryEntry(*row) for row in await self.read(self._SQL["directory"])], last_seq
+
+    async def returned_ids_now(self) -> set[str]:
+        return {row[0] for row in await self.read("SELECT end_to_end_id FROM returns")}
+
+    async def settings_now(self) -> list[tuple[str, int | None, bool]]:
+        """(BIC, position limit in VND or None, signed off) as the operator last set them."""
+        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
+            "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
+
+
+class GroupCommit:
+    """Writes queued and committed together, in the order taken, by one writer task; each
+    store supplies `_commit`, which runs one batch in one transaction and returns, per write,
+    its result or the WriteRefused that refused it alone."""
+
+    def __init__(self, events: SwitchEvents | None, max_queued_writes: int, max_batch: int
+                 ) -> None:
+        self.events = events or SwitchEvents()
+        self._max_batch = max_batch
+        self._max_queued = max_queued_writes
+        self._queue: deque[QueuedWrite] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._writer_task: asyncio.Task[None] | None = None
+        self.failure: BaseException | None = None
+
+    def _start_writer(self) -> None:
+        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def _stop_writer(self) -> None:
+        """Commit what was already taken, then stop the writer."""
+        if self._writer_task is not None:
+            self._closing = True
+            self._wake.set()
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+            self._writer_task = None
+
+    def _enqueue(self, payload: Any) -> asyncio.Future[Any]:
+        """Take a write to commit with others queued; its future is done once durable.
+        Raises JournalFailed after a storage failure and JournalBusy when the queue is full
+        (nothing taken in either case)."""
+        if self.failure is not None:
+            raise JournalFailed(f"the journal stopped after a storage failure: {self.failure}")
+        if len(self._queue) >= self._max_queued:
+            raise JournalBusy(f"{len(self._queue):,} journal writes queued; the limit is "
+                              f"{self._max_queued:,}")
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(QueuedWrite(payload, future))
+        self._wake.set()
+        return future
+
+    def fail(self, error: BaseException) -> None:
+        """Stop taking writes (fail-stop): `error` is why, for every later caller."""
+        if self.failure is not None:
+            return
+        self.failure = error
+        failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
+        for write in self._queue:
+            if not write.future.done():
+                write.future.set_exception(failed)
+        self._queue.clear()
+        self.events.journal_failed.fire(error=error)
+
+    async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
+        raise NotImplementedError
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        while self.failure is None:
+            if not queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
+            started_s = time.perf_counter()
+            try:
+                outcomes = await self._commit(batch)
+            except Exception as error:  # the storage itself failed: stop taking anything
+                failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
+                for write in batch:
+                    if not write.future.done():
+                        write.future.set_exception(failed)
+                self.fail(error)
+                return
+            for write, outcome in zip(batch, outcomes, strict=True):
+                if write.future.done():
+                    continue
+                if isinstance(outcome, WriteRefused):
+                    write.future.set_exception(outcome)
+                else:
+                    write.future.set_result(outcome)
+            self.events.journal_committed.fire(writes=len(batch),
+                                               seconds=time.perf_counter() - started_s)
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -282,8 +542,8 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return connection
 
 
-def _transfer(row: Sequence[Any]) -> Transfer:
-    """A journal row (the columns of _TRANSFER_COLUMNS) as a Transfer: written once here."""
+def transfer_of_row(row: Sequence[Any]) -> Transfer:
+    """A journal row (the columns of TRANSFER_COLUMNS) as a Transfer: written once here."""
     return Transfer(
         end_to_end_id=row[0], tx_id=row[1], msg_id=row[2], debtor_bic=row[3],
         creditor_bic=row[4], amount_vnd=row[5], bulk=bool(row[6]), received_at=row[7],
@@ -308,8 +568,8 @@ class JournalTransfer:
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> JournalTransfer:
-        """A row of _LISTED_COLUMNS."""
-        return cls(_transfer(row), row[-2], row[-1])
+        """A row of LISTED_COLUMNS."""
+        return cls(transfer_of_row(row), row[-2], row[-1])
 
     def as_dict(self) -> dict[str, Any]:
         """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC."""
@@ -323,6 +583,55 @@ class JournalTransfer:
             "final_at": iso_utc(self.final_at) if self.final_at is not None else None,
             "cycle_id": self.cycle_id,
         }
+
+
+def listing(state: str | None, participant: str | None, since_s: float | None, limit: int,
+            oldest_first: bool, placeholder: str) -> tuple[str, list[Any]]:
+    """The statement and parameters of a listing (JournalReader.transfers' arguments) in a
+    dialect whose parameters are `placeholder` and a number (?1, $1); it asks for one row
+    more than `limit`, to say whether more matched. Raises ValueError for a limit outside 1
+    to MAX_LISTED_TRANSFERS."""
+    if not 1 <= limit <= MAX_LISTED_TRANSFERS:
+        raise ValueError(f"limit {limit} is not from 1 to {MAX_LISTED_TRANSFERS:,}")
+    where, params = ["TRUE"], []
+
+    def parameter(value: Any) -> str:
+        params.append(value)
+        return f"{placeholder}{len(params)}"
+
+    if state is not None:
+        where.append(f"state = {parameter(state)}")
+    if participant is not None:
+        bic = parameter(participant)
+        where.append(f"(debtor_bic = {bic} OR creditor_bic = {bic})")
+    if since_s is not None:
+        where.append(f"received_at >= {parameter(since_s)}")
+    order = "ASC" if oldest_first else "DESC"
+    return (f"SELECT {LISTED_COLUMNS} FROM transfers WHERE {' AND '.join(where)}"
+            f" ORDER BY received_at {order}, end_to_end_id {order}"
+            f" LIMIT {parameter(limit + 1)}"), params
+
+
+def listed(rows: Sequence[Sequence[Any]], limit: int, oldest_first: bool
+           ) -> tuple[list[JournalTransfer], bool]:
+    """A listing's rows (`listing`) as transfers in the order received, and whether more
+    matched than `limit`."""
+    found = [JournalTransfer.from_row(row) for row in rows[:limit]]
+    if not oldest_first:
+        found.reverse()
+    return found, len(rows) > limit
+
+
+def described(row: Sequence[Any], history: Iterable[Sequence[Any]],
+              returned: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """A transfer as `describe` gives it, from its row (LISTED_COLUMNS), its transitions
+    (from, to, reason code, at) and its return's row, if any (id, VND, reason, at, cycle)."""
+    return JournalTransfer.from_row(row).as_dict() | {
+        "history": [{"from": old, "to": new, "reason_code": reason, "at": iso_utc(at)}
+                    for old, new, reason, at in history],
+        "return": None if not returned else dict(zip(
+            ("return_id", "amount_vnd", "reason_code", "settled_at", "cycle_id"),
+            (*returned[0][:3], iso_utc(returned[0][3]), returned[0][4]), strict=True))}
 
 
 class JournalReader:
@@ -373,21 +682,10 @@ class JournalReader:
     def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
         """The transfer (JournalTransfer.as_dict), its transitions in order (`history`: from,
         to, reason_code, at) and its return (`return`, or None); None for an unknown id."""
-        rows = self._rows(f"SELECT {_LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=?",
-                          (end_to_end_id,))
-        if not rows:
-            return None
-        history = [{"from": old, "to": new, "reason_code": reason, "at": iso_utc(at)}
-                   for old, new, reason, at in self._rows(
-                       "SELECT from_state, to_state, reason_code, at FROM transitions"
-                       " WHERE end_to_end_id=? ORDER BY seq", (end_to_end_id,))]
-        returned = [{"return_id": return_id, "amount_vnd": amount, "reason_code": reason,
-                     "settled_at": iso_utc(at), "cycle_id": cycle}
-                    for return_id, amount, reason, at, cycle in self._rows(
-                        "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id"
-                        " FROM returns WHERE end_to_end_id=?", (end_to_end_id,))]
-        return JournalTransfer.from_row(rows[0]).as_dict() | {
-            "history": history, "return": returned[0] if returned else None}
+        rows = self._rows(_SQLITE_READS["listed_one"], (end_to_end_id,))
+        return described(rows[0], self._rows(_SQLITE_READS["history"], (end_to_end_id,)),
+                         self._rows(_SQLITE_READS["return_of"], (end_to_end_id,))
+                         ) if rows else None
 
     def transfers(self, state: str | None = None, participant: str | None = None,
                   since_s: float | None = None, limit: int = 100, oldest_first: bool = False
@@ -401,44 +699,58 @@ class JournalReader:
         time alone the whole table is read: on this project's machine 0.5 s per million
         transfers for a participant, 2.3 s to sort a million without any filter.
         """
-        if not 1 <= limit <= MAX_LISTED_TRANSFERS:
-            raise ValueError(f"limit {limit} is not from 1 to {MAX_LISTED_TRANSFERS:,}")
-        where, params = ["1"], []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if participant is not None:
-            where.append("(debtor_bic = ? OR creditor_bic = ?)")
-            params += [participant, participant]
-        if since_s is not None:
-            where.append("received_at >= ?")
-            params.append(since_s)
-        order = "ASC" if oldest_first else "DESC"
-        rows = self._rows(
-            f"SELECT {_LISTED_COLUMNS} FROM transfers WHERE {' AND '.join(where)}"
-            f" ORDER BY received_at {order}, end_to_end_id {order} LIMIT ?",
-            [*params, limit + 1])
-        found = [JournalTransfer.from_row(row) for row in rows[:limit]]
-        if not oldest_first:
-            found.reverse()
-        return found, len(rows) > limit
+        sql, params = listing(state, participant, since_s, limit, oldest_first, "?")
+        return listed(self._rows(sql, params), limit, oldest_first)
 
 
-class Store:
-    """The switch's durable state: batched durable writes, off-loop reads."""
+_SQLITE_READS = {
+    "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=?1 AND msg_id=?2",
+    "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=?1",
+    "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
+                 " WHERE end_to_end_id=?1",
+    "directory": f"SELECT {DIRECTORY_COLUMNS} FROM directory",
+    "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
+    "directory_changes": (
+        "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
+        " at FROM directory_changes WHERE seq > ?1 AND (?2 IS NULL OR citizen_id = ?2)"
+        " AND (?3 IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
+    "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
+               " WHERE end_to_end_id=?1 ORDER BY seq",
+    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)"
+              " FROM transfers GROUP BY 1, 2",
+    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0) FROM returns",
+    "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?1",
+    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)"
+                       " FROM transfers WHERE cycle_id=?1 GROUP BY debtor_bic, creditor_bic",
+    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
+                     " WHERE cycle_id=?1 GROUP BY creditor_bic, debtor_bic",
+    "statement": (
+        "SELECT end_to_end_id, amount_vnd, creditor_bic = ?2, final_at,"
+        " CASE WHEN creditor_bic = ?2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
+        " FROM transfers WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)"
+        " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?2, settled_at,"
+        " CASE WHEN debtor_bic = ?2 THEN creditor_bic ELSE debtor_bic END, 'return'"
+        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2) ORDER BY 4"),
+    "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
+                  " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
+}
+
+
+class Store(GroupCommit, JournalReads):
+    """The switch's durable state in one SQLite file: batched durable writes, off-loop reads.
+    One switch process only: its memory decides duplicates, caps and cycles."""
+
+    shared = False
+    _SQL = _SQLITE_READS
+    _PLACEHOLDER = "?"
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
+        super().__init__(events, max_queued_writes, max_batch)
         self.path = path
-        self.events = events or SwitchEvents()
         path.parent.mkdir(parents=True, exist_ok=True)
         with _connect(path) as setup:
             setup.executescript(SCHEMA)
-        self._max_batch = max_batch
-        self._max_queued = max_queued_writes
-        self._queue: deque[_Write] = deque()
-        self._wake = asyncio.Event()
-        self._closing = False
         self._writer_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._reader_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-reader")
         self._writer_connection = _connect(path)
@@ -448,21 +760,15 @@ class Store:
         # so that a long listing never holds up the switch's own reads.
         self._looking = JournalReader(path)
         self._looking_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-looking")
-        self._writer_task: asyncio.Task[None] | None = None
-        self.failure: BaseException | None = None
 
     # ---- the writer ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
+    async def start(self) -> None:
+        self._start_writer()
 
     async def close(self) -> None:
         """Commit what was already taken, then close."""
-        if self._writer_task is not None:
-            self._closing = True
-            self._wake.set()
-            await asyncio.gather(self._writer_task, return_exceptions=True)
-            self._writer_task = None
+        await self._stop_writer()
         self._writer_executor.shutdown(wait=True)
         self._reader_executor.shutdown(wait=True)
         self._looking_executor.shutdown(wait=True)
@@ -475,55 +781,18 @@ class Store:
         is done once they are durable. Raises JournalFailed after a storage failure and
         JournalBusy when the queue is full (nothing taken in either case); the future raises
         WriteRefused when the database refuses these rows."""
-        if self.failure is not None:
-            raise JournalFailed(f"the journal stopped after a storage failure: {self.failure}")
-        if len(self._queue) >= self._max_queued:
-            raise JournalBusy(f"{len(self._queue):,} journal writes queued; the limit is "
-                              f"{self._max_queued:,}")
-        future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Write(statements, future))
-        self._wake.set()
-        return future
+        return self._enqueue(statements)
 
     async def write(self, statements: Statements) -> None:
         """`submit` and wait until durable."""
         await self.submit(statements)
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        queue = self._queue
-        while True:
-            if not queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            batch = [queue.popleft() for _ in range(min(len(queue), self._max_batch))]
-            started_s = time.perf_counter()
-            try:
-                refusals = await loop.run_in_executor(self._writer_executor, self._transaction,
-                                                      batch)
-            except Exception as error:  # the storage itself failed: stop taking anything
-                self.failure = error
-                failed = JournalFailed(f"the journal stopped after a storage failure: {error}")
-                for write in [*batch, *queue]:
-                    if not write.future.done():
-                        write.future.set_exception(failed)
-                queue.clear()
-                self.events.journal_failed.fire(error=error)
-                return
-            for write, refusal in zip(batch, refusals, strict=True):
-                if write.future.done():
-                    continue
-                if refusal is None:
-                    write.future.set_result(None)
-                else:
-                    write.future.set_exception(WriteRefused(str(refusal)))
-            self.events.journal_committed.fire(writes=len(batch),
-                                               seconds=time.perf_counter() - started_s)
+    async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
+        refusals = await asyncio.get_running_loop().run_in_executor(
+            self._writer_executor, self._transaction, batch)
+        return [None if refusal is None else WriteRefused(str(refusal)) for refusal in refusals]
 
-    def _transaction(self, writes: list[_Write]) -> list[BaseException | None]:
+    def _transaction(self, writes: list[QueuedWrite]) -> list[BaseException | None]:
         """One transaction, one fsync. Rows the database refuses undo their own write alone:
         then the batch is done again with a savepoint per write (the common batch pays for no
         savepoint; a refused one costs one more transaction). Any other error undoes all and
@@ -532,7 +801,7 @@ class Store:
         connection.execute("BEGIN IMMEDIATE")
         try:
             for write in writes:
-                for sql, rows in write.statements:
+                for sql, rows in write.payload:
                     connection.executemany(sql, rows)
         except _REFUSED:
             connection.execute("ROLLBACK")
@@ -543,7 +812,7 @@ class Store:
         connection.execute("COMMIT")
         return [None] * len(writes)
 
-    def _transaction_each_alone(self, writes: list[_Write]) -> list[BaseException | None]:
+    def _transaction_each_alone(self, writes: list[QueuedWrite]) -> list[BaseException | None]:
         connection = self._writer_connection
         refusals: list[BaseException | None] = []
         connection.execute("BEGIN IMMEDIATE")
@@ -551,7 +820,7 @@ class Store:
             for write in writes:
                 connection.execute("SAVEPOINT write")
                 try:
-                    for sql, rows in write.statements:
+                    for sql, rows in write.payload:
                         connection.executemany(sql, rows)
                 except _REFUSED as error:
                     connection.execute("ROLLBACK TO write")
@@ -568,7 +837,8 @@ class Store:
     # ---- what the switch writes ---------------------------------------------------------
 
     def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
-                   transfers: Sequence[Transfer], now_s: float) -> asyncio.Future[None]:
+                   transfers: Sequence[Transfer], now_s: float
+                   ) -> asyncio.Future[dict[str, Decided] | None]:
         """A message and the transfers it brought: PENDING (about to be forwarded) or
         REJECTED at intake. Refused (WriteRefused) when the sender used the MsgId before."""
         rows = []
@@ -585,7 +855,8 @@ class Store:
         return self.submit([(_INSERT_MESSAGE, [(sender_bic, msg_id, body_sha256, now_s)]),
                             (INSERT_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
 
-    def record_final(self, finals: Sequence[Final], now_s: float) -> asyncio.Future[None]:
+    def record_final(self, finals: Sequence[Final], now_s: float
+                     ) -> asyncio.Future[dict[str, Decided] | None]:
         """PENDING transfers made final, with the notices now due (durable flags)."""
         rows = []
         transitions = []
@@ -601,7 +872,7 @@ class Store:
         return self.submit([(_FINISH_TRANSFER, rows), (_INSERT_TRANSITION, transitions)])
 
     def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
-                       now_s: float) -> asyncio.Future[None]:
+                       now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
         """Settled returns, each owed to its debtor as a notice."""
         return self.submit([
             (_RETURN_TRANSFER, [(r.reason_code, r.original.end_to_end_id) for r in returns]),
@@ -621,9 +892,11 @@ class Store:
                       ) -> asyncio.Future[None]:
         return self.submit([(_SAVE_SETTINGS, [(bic, position_limit_vnd, int(signed_off))])])
 
-    def record_directory(self, changes: Sequence[DirectoryChange]) -> asyncio.Future[None]:
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]:
         """Directory entries linked, updated or unlinked, each with its journal line, in one
-        write. Refused (WriteRefused) when it would link one account to two citizen ids."""
+        write, as this process's memory decided them (None: nothing decided otherwise).
+        Refused (WriteRefused) when it would link one account to two citizen ids."""
         kept = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id,
                  c.entry.holder_name, c.at, c.changed_by) for c in changes if c.action != "unlink"]
         removed = [(c.entry.citizen_id, c.entry.participant_bic, c.entry.account_id)
@@ -635,8 +908,10 @@ class Store:
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         return self.submit([(_OPEN_CYCLE, [(cycle_id, now_s)])])
 
-    def close_cycle(self, closed_id: int, now_s: float) -> asyncio.Future[None]:
-        """Close `closed_id` and open the next in one write."""
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
+                    ) -> asyncio.Future[int | None]:
+        """Close `closed_id` and open the next in one write. `min_age_s` is for a journal
+        shared by several processes, each with its timer; here this process alone closes."""
         return self.submit([(_CLOSE_CYCLE, [(now_s, closed_id)]),
                             (_OPEN_CYCLE, [(closed_id + 1, now_s)])])
 
@@ -657,16 +932,10 @@ class Store:
         for start in range(0, len(end_to_end_ids), MAX_IDS_PER_QUERY):
             chunk = end_to_end_ids[start:start + MAX_IDS_PER_QUERY]
             rows = await self.read(
-                f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE end_to_end_id IN"
+                f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE end_to_end_id IN"
                 f" ({','.join('?' * len(chunk))})", chunk)
-            found.update((row[0], _transfer(row)) for row in rows)
+            found.update((row[0], transfer_of_row(row)) for row in rows)
         return found
-
-    async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None:
-        """The SHA-256 of the body the sender first sent under `msg_id`, or None."""
-        rows = await self.read("SELECT body_sha256 FROM messages WHERE sender_bic=? AND"
-                               " msg_id=?", (sender_bic, msg_id))
-        return bytes(rows[0][0]) if rows else None
 
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
                             ) -> dict[str, tuple[str, int]]:
@@ -680,114 +949,55 @@ class Store:
             found.update((row[0], (row[1], row[2])) for row in rows)
         return found
 
-    async def look(self, query: Callable[[JournalReader], T]) -> T:
+    # ---- what an operator looks at (the admin API), on a connection of its own -----------
+
+    async def _look(self, query: Callable[[JournalReader], T]) -> T:
         """`query` on the operators' read-only reader, off the event loop and off the
         switch's own reader (a listing may read the whole table)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._looking_executor, query, self._looking)
 
-    async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
-        """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
-        by_state = await self.read(
-            "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd) FROM transfers"
-            " GROUP BY 1, 2")
-        returns = await self.read("SELECT count(*), coalesce(sum(amount_vnd), 0) FROM returns")
-        return by_state, returns[0]  # type: ignore[return-value]
+    async def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        return await self._look(lambda journal: journal.describe(end_to_end_id))
 
-    async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
-        """The cycle's bounds and what settled in it, or None for an unknown cycle."""
-        bounds = await self.read("SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?",
-                                 (cycle_id,))
-        if not bounds:
-            return None
-        transfers = await self.read(
-            "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd) FROM transfers"
-            " WHERE cycle_id=? GROUP BY debtor_bic, creditor_bic", (cycle_id,))
-        returns = await self.read(
-            "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
-            " WHERE cycle_id=? GROUP BY creditor_bic, debtor_bic", (cycle_id,))
-        return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
-
-    async def statement_entries(self, cycle_id: int, bic: str
-                                ) -> list[tuple[str, int, bool, float, str, str]]:
-        """A participant's settled movements in a cycle, in time order: reference (end-to-end
-        or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
-        rows = await self.read(
-            "SELECT end_to_end_id, amount_vnd, creditor_bic = ?, final_at,"
-            " CASE WHEN creditor_bic = ? THEN debtor_bic ELSE creditor_bic END, 'transfer'"
-            " FROM transfers WHERE cycle_id=? AND (debtor_bic=? OR creditor_bic=?)"
-            " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?, settled_at,"
-            " CASE WHEN debtor_bic = ? THEN creditor_bic ELSE debtor_bic END, 'return'"
-            " FROM returns WHERE cycle_id=? AND (debtor_bic=? OR creditor_bic=?) ORDER BY 4",
-            (bic, bic, cycle_id, bic, bic, bic, bic, cycle_id, bic, bic))
-        return [(ref, amount, bool(credit), at, other, kind)
-                for ref, amount, credit, at, other, kind in rows]
-
-    async def directory_changes(self, citizen_id: str | None = None,
-                                participant_bic: str | None = None, after_seq: int = 0,
-                                limit: int = 1_000) -> list[dict[str, Any]]:
-        """Journaled directory changes after `after_seq`, oldest first, of one citizen id
-        and/or of one participant's entries (made by it or by the registry) when given."""
-        rows = await self.read(
-            "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name,"
-            " changed_by, at FROM directory_changes WHERE seq > ?"
-            " AND (? IS NULL OR citizen_id = ?) AND (? IS NULL OR participant_bic = ?)"
-            " ORDER BY seq LIMIT ?",
-            (after_seq, citizen_id, citizen_id, participant_bic, participant_bic, limit))
-        keys = ("seq", "citizen_id", "action", "participant_bic", "account_id", "holder_name",
-                "changed_by", "at")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+    async def transfers(self, state: str | None = None, participant: str | None = None,
+                        since_s: float | None = None, limit: int = 100,
+                        oldest_first: bool = False) -> tuple[list[JournalTransfer], bool]:
+        return await self._look(lambda journal: journal.transfers(
+            state, participant, since_s, limit, oldest_first))
 
     # ---- what a restarted switch reads, before it serves anyone ----------------------------
 
-    def directory_now(self) -> Iterator[DirectoryEntry]:
-        """Every active directory entry, streamed."""
+    async def known_ids_now(self) -> set[str]:
+        """Every end-to-end id the journal holds (millions after a payout day)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._reader_executor, self._known_ids)
+
+    def _known_ids(self) -> set[str]:
         with self._read_lock:
-            for row in self._reader_connection.execute(
-                    f"SELECT {_DIRECTORY_COLUMNS} FROM directory"):
-                yield DirectoryEntry(*row)
+            return {end_to_end_id for (end_to_end_id,) in self._reader_connection.execute(
+                "SELECT end_to_end_id FROM transfers")}
 
-    def open_cycle_now(self) -> tuple[int | None, int]:
-        """The open cycle's id (None if none is open) and the highest id ever used."""
-        open_id = self._read_now("SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL")
-        last_id = self._read_now("SELECT coalesce(max(cycle_id), 0) FROM cycles")
-        return open_id[0][0], last_id[0][0]
-
-    def known_ids_now(self) -> Iterator[str]:
-        """Every end-to-end id the journal holds, streamed (millions after a payout day)."""
-        with self._read_lock:
-            for (end_to_end_id,) in self._reader_connection.execute(
-                    "SELECT end_to_end_id FROM transfers"):
-                yield end_to_end_id
-
-    def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
+    async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
         """(payer, payee, VND) settled in the cycle: transfers, then returns."""
-        return self._read_now(  # type: ignore[return-value]
+        return await self.read(  # type: ignore[return-value]
             "SELECT debtor_bic, creditor_bic, sum(amount_vnd) FROM transfers WHERE cycle_id=?"
             " GROUP BY 1, 2 UNION ALL SELECT creditor_bic, debtor_bic, sum(amount_vnd)"
             " FROM returns WHERE cycle_id=? GROUP BY 1, 2", (cycle_id, cycle_id))
 
-    def returned_ids_now(self) -> set[str]:
-        return {row[0] for row in self._read_now("SELECT end_to_end_id FROM returns")}
+    async def in_flight_now(self) -> list[Transfer]:
+        return [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE state='PENDING'")]
 
-    def settings_now(self) -> list[tuple[str, int | None, bool]]:
-        """(BIC, position limit in VND or None, signed off) as the operator last set them."""
-        return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in self._read_now(
-            "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
-
-    def in_flight_now(self) -> list[Transfer]:
-        return [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE state='PENDING'")]
-
-    def notices_due_now(self) -> NoticesDue:
-        to_creditors = [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE creditor_notice={NOTICE_DUE}")]
-        to_debtors = [_transfer(row) for row in self._read_now(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE debtor_notice={NOTICE_DUE}")]
-        prefixed = ", ".join(f"t.{column}" for column in _TRANSFER_COLUMNS.split(", "))
-        returns = [SettledReturn(return_id=row[0], original=_transfer(row[4:]),
+    async def notices_due_now(self) -> NoticesDue:
+        to_creditors = [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE creditor_notice={NOTICE_DUE}")]
+        to_debtors = [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE debtor_notice={NOTICE_DUE}")]
+        prefixed = ", ".join(f"t.{column}" for column in TRANSFER_COLUMNS.split(", "))
+        returns = [SettledReturn(return_id=row[0], original=transfer_of_row(row[4:]),
                                  amount_vnd=row[1], reason_code=row[2])
-                   for row in self._read_now(
+                   for row in await self.read(
                        f"SELECT r.return_id, r.amount_vnd, r.reason_code, r.debtor_bic,"
                        f" {prefixed} FROM returns r JOIN transfers t USING (end_to_end_id)"
                        f" WHERE r.debtor_notice={NOTICE_DUE}")]

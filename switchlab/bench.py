@@ -28,10 +28,11 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -54,10 +55,10 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from protocol.runtime import bind, serve
-from switchlab.machine import probe
+from protocol.runtime import bind, serve, start_process, stop_process
+from switchlab import postgres
+from switchlab.machine import busy_cpu_s, probe
 from switchlab.progress import Progress, stage
-from switchlab.servers import start_process, stop_process
 from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank
@@ -197,7 +198,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
             await reply.read()
 
     try:
-        return await cpu_us_per_transfer(forwarder.pid, closed_loop(
+        return await cpu_us_per_transfer([forwarder.pid], closed_loop(
             send, count, concurrency, _bar("floor", count, show_progress)))
     finally:
         await session.close()
@@ -205,13 +206,57 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
         await runner.cleanup()
 
 
+@dataclass(slots=True)
+class ClusterRun:
+    """The bench's runs on a PostgreSQL journal: `processes` switch processes on one port,
+    each run on a database of its own made on the server `url` reaches (dropped after), and
+    that server's CPU when it runs here (`server`, a throwaway one the bench started)."""
+
+    url: str
+    processes: int
+    server: postgres.Server | None = None
+    databases: list[str] = field(default_factory=list)
+
+    async def world_settings(self, name: str, switch_settings: dict[str, Any]
+                             ) -> dict[str, Any]:
+        """WorldSettings' arguments for the run `name`: on a new database of its own."""
+        database = f"switchlab_bench_{os.getpid()}_{name}"
+        url = await postgres.create_database(self.url, database)
+        self.databases.append(database)
+        return {"switch_processes": self.processes,
+                "switch_settings": switch_settings | {"journal_url": url}}
+
+    def server_pids(self) -> list[int]:
+        main = None if self.server is None else postgres.postmaster_pid(self.server)
+        return [] if main is None else children_of(main)
+
+    async def drop(self) -> None:
+        for database in self.databases:
+            await postgres.drop_database(self.url, database)
+        self.databases.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class InstantResult:
+    """The closed loop, the half-rate open loop, and CPU per transfer (µs) during the closed
+    loop: the switch's processes, the PostgreSQL server's (when it runs here), and the whole
+    machine's (None where /proc cannot say)."""
+
+    full: LoopResult
+    half: LoopResult
+    switch_cpu_us: float | None
+    server_cpu_us: float | None
+    machine_cpu_us: float | None
+
+
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
-                         show_progress: bool = False
-                         ) -> tuple[LoopResult, float | None, LoopResult]:
+                         show_progress: bool = False, cluster: ClusterRun | None = None
+                         ) -> InstantResult:
     """Signed instant transfers through the real switch (its own process) and bank: throughput
-    and the switch's CPU per transfer, then p99 at half that rate. A transfer's time ends at
-    its final status (the pacs.002 in the answer), and the run counts only if every answer is
-    a settlement (ACSC) and the switch's journal holds each transfer settled.
+    and the switch's CPU per transfer (and the PostgreSQL server's, for a cluster run on a
+    server the bench started), then p99 at half that rate. A transfer's time ends at its
+    final status (the pacs.002 in the answer), and the run counts only if every answer is a
+    settlement (ACSC) and the switch's journal holds each transfer settled.
 
     The load generator does no more than the floor's: messages are built before the clock
     starts and answers decoded after it stops, so their cost is not charged to the switch.
@@ -223,7 +268,7 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     population.write_payment_table(run_dir / "instant.csv")
     payments = read_payment_table(run_dir / "instant.csv")
     world = World(WorldSettings(run_dir, {INSTANT_BANK: Behaviour()}, switch_process=True,
-                                switch_settings={"signing": mode}))
+                                **await _switch_settings(cluster, "instant", {"signing": mode})))
     await world.start(population)
     treasury = world.treasury
     treasury.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
@@ -236,10 +281,14 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
         status, _, answers[number] = await peer.exchange(bodies[number])
         assert status == 200, answers[number]
 
-    assert world.switch_process is not None
+    server_pids = cluster.server_pids() if cluster else []
     try:
-        full, cpu_us = await cpu_us_per_transfer(world.switch_process.pid, closed_loop(
+        server_before_s = cpu_s(server_pids) if server_pids else None
+        machine_before_s = busy_cpu_s()
+        full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
             send, count, concurrency, _bar("instant", count, show_progress)))
+        machine_after_s = busy_cpu_s()
+        server_after_s = cpu_s(server_pids) if server_pids else None
         half = await open_loop(send, half_count, full.per_s / 2, first=count,
                                bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
@@ -251,7 +300,15 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     for answer in answers:
         (final,) = decode(answer).document.transactions  # type: ignore[union-attr]
         assert final.status is TxStatus.SETTLED, final
-    return full, cpu_us, half
+    return InstantResult(full, half, cpu_us, _per_transfer_us(server_before_s, server_after_s,
+                                                              full.transfers),
+                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers))
+
+
+def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
+                     ) -> float | None:
+    return None if before_s is None or after_s is None else (
+        (after_s - before_s) / transfers * 1e6)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,12 +335,21 @@ def _write_bulk_table(beneficiaries: int, path: str) -> int:
     return population.write_payment_table(Path(path))
 
 
+async def _switch_settings(cluster: ClusterRun | None, name: str,
+                           switch_settings: dict[str, Any]) -> dict[str, Any]:
+    """WorldSettings' arguments of the switch for the run `name`: on the SQLite journal, or
+    on a PostgreSQL database of its own with the cluster's processes."""
+    if cluster is None:
+        return {"switch_settings": switch_settings}
+    return await cluster.world_settings(name, switch_settings)
+
+
 def _bar(what: str, total: int, enabled: bool) -> Progress | None:
     return Progress(what, total) if enabled else None
 
 
-async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = False
-                      ) -> BulkResult:
+async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = False,
+                      cluster: ClusterRun | None = None                      ) -> BulkResult:
     """A whole payout from the treasury in bulk files; the switch and each participant in a
     process of its own, the participants on durable ledgers. The bar counts the statuses
     final at the treasury, from its own callback: polling the switch would tax what is
@@ -296,8 +362,8 @@ async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = F
     world = World(WorldSettings(run_dir, {bic: Behaviour() for bic in DEFAULT_SHARES},
                                 treasury=TreasurySettings(bulk_size=1_000, files_in_flight=8,
                                                            final_timeout_s=1_800),
-                                switch_process=True,
-                                bank_ledgers=run_dir / "ledgers"))
+                                switch_process=True, bank_ledgers=run_dir / "ledgers",
+                                **await _switch_settings(cluster, "bulk", {})))
     await world.start(Population(seed=0, beneficiaries=[]))
     if hasattr(os, "setpriority"):  # not on Windows
         for process in world.bank_processes.values():
@@ -306,8 +372,8 @@ async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = F
     try:
         result = await world.treasury.run(payments, lambda done, _: bar.update_to(done))
         bar.close()
-        assert world.switch_process is not None
-        switch_peak_mib = peak_memory_of_mib(world.switch_process.pid)
+        switch_peak_mib = max((m for m in map(peak_memory_of_mib, switch_pids(world))
+                               if m is not None), default=None)
         participant_peaks_mib = [peak_memory_of_mib(p.pid) for p in world.bank_processes.values()]
     finally:
         await world.stop()
@@ -356,21 +422,41 @@ def signing_us(body: bytes) -> dict[Signing, float]:
     return costs
 
 
-def cpu_s(pid: int) -> float | None:
-    """User + system CPU a live process has used so far, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_s(pids: Iterable[int]) -> float | None:
+    """User + system CPU live processes have used so far, from /proc (Linux); None
+    elsewhere."""
+    total_s = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total_s += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total_s
 
 
-async def cpu_us_per_transfer(pid: int, run: Awaitable[LoopResult]) -> tuple[LoopResult,
-                                                                            float | None]:
-    """Run a loop and charge the CPU process `pid` used meanwhile to each transfer."""
-    before = cpu_s(pid)
+def children_of(pid: int) -> list[int]:
+    """A process and its children (a PostgreSQL server's sessions), from /proc."""
+    found = [pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def switch_pids(world: World) -> list[int]:
+    return [process.pid for process in world.switch_workers if process is not None]
+
+
+async def cpu_us_per_transfer(pids: list[int], run: Awaitable[LoopResult]
+                              ) -> tuple[LoopResult, float | None]:
+    """Run a loop and charge the CPU processes `pids` used meanwhile to each transfer."""
+    before = cpu_s(pids)
     result = await run
-    after = cpu_s(pid)
+    after = cpu_s(pids)
     if before is None or after is None:
         return result, None
     return result, (after - before) / result.transfers * 1e6
@@ -413,10 +499,14 @@ def _samples(count: int, run_dir: Path) -> tuple[CreditTransferMessage, bytes, b
 
 async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries: int,
                     run_dir: Path, progress: Callable[[str], None] = stage,
-                    show_progress: bool = False, mode: Signing = "hmac") -> list[Figure]:
+                    show_progress: bool = False, mode: Signing = "hmac",
+                    journal: str | None = None, switch_processes: int = 2) -> list[Figure]:
     """Measure everything in order, reporting each stage as it starts (`progress`) and, with
     `show_progress`, a bar of the transfers done in each and the figures as they come; the
-    instant runs sign in `mode`."""
+    instant runs sign in `mode`. With `journal` (a postgresql:// URL whose user may create
+    databases, or "local" for a throwaway server started here), the instant and bulk runs
+    again on PostgreSQL with `switch_processes` switch processes, each figure beside the
+    single-process SQLite one of this run."""
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     progress("machine: CPython, loopback between processes, durable commits …")
@@ -435,8 +525,8 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
                                                 concurrency, run_dir, show_progress)
     progress(f"  floor: {floor.per_s:,.0f} transfers/s, p99 {floor.percentile_ms(99):,.1f} ms")
     progress(f"instant: {instant_transfers:,} transfers through the switch ({mode}) …")
-    full, cpu_us, half = await instant_switch(instant_transfers, concurrency, run_dir, mode,
-                                              show_progress)
+    instant = await instant_switch(instant_transfers, concurrency, run_dir, mode, show_progress)
+    full, half, cpu_us = instant.full, instant.half, instant.switch_cpu_us
     progress(f"  instant: {full.per_s:,.0f} transfers/s, p99 {full.percentile_ms(99):,.1f} ms"
              f"; at half rate p99 {half.percentile_ms(99):,.1f} ms")
     figures = [
@@ -462,6 +552,10 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
     if cpu_us is not None and floor_cpu_us is not None:
         figures.append(Figure("instant: switch process CPU per transfer", cpu_us, "µs",
                               floor_cpu_us))
+    if instant.machine_cpu_us is not None:
+        figures.append(Figure("instant: whole machine CPU per transfer",
+                              instant.machine_cpu_us, "µs"))
+    bulk = None
     if bulk_beneficiaries:
         progress(f"bulk: payout of {bulk_beneficiaries:,} beneficiaries …")
         bulk = await bulk_payout(bulk_beneficiaries, run_dir, show_progress)
@@ -477,11 +571,70 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
         if bulk.participant_peak_mib is not None:
             figures.append(Figure("bulk: peak memory, largest participant process",
                                   bulk.participant_peak_mib, "MiB"))
+    if journal is not None:
+        server = postgres.start() if journal == "local" else None
+        cluster = ClusterRun(journal if server is None else server.url, switch_processes,
+                             server)
+        try:
+            figures += await cluster_figures(cluster, instant_transfers, concurrency,
+                                             bulk_beneficiaries, run_dir, progress, mode,
+                                             instant, bulk)
+        finally:
+            await cluster.drop()
+            if server is not None:
+                postgres.stop(server)
     figures.append(Figure("peak memory of the treasury and load generator", peak_memory_mib(),
                           "MiB"))
     return figures
 
 
+async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurrency: int,
+                          bulk_beneficiaries: int, run_dir: Path,
+                          progress: Callable[[str], None], mode: Signing,
+                          single: InstantResult, bulk: BulkResult | None) -> list[Figure]:
+    """The instant and bulk runs on the PostgreSQL journal with several switch processes,
+    each beside the single-process SQLite figure of the same run (in the floor column)."""
+    full = single.full
+    processes = cluster.processes
+    figures = [Figure("machine: PostgreSQL commits (one row, synchronous)",
+                      await postgres.commits_per_s(cluster.url), "commits/s")]
+    progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
+             f" {processes} switch processes …")
+    shared = await instant_switch(instant_transfers, concurrency, run_dir, mode,
+                                  cluster=cluster)
+    c_full, c_half = shared.full, shared.half
+    figures += [
+        Figure(f"cluster: instant, {processes} processes, PostgreSQL", c_full.per_s,
+               "transfers/s", full.per_s),
+        Figure("cluster: instant p99 at full load", c_full.percentile_ms(99), "ms",
+               full.percentile_ms(99)),
+        Figure(f"cluster: instant p99 at half rate ({c_full.per_s / 2:,.0f}/s)",
+               c_half.percentile_ms(99), "ms"),
+    ]
+    if shared.switch_cpu_us is not None:
+        figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
+                              shared.switch_cpu_us, "µs", single.switch_cpu_us))
+    if shared.server_cpu_us is not None:
+        figures.append(Figure("cluster: CPU per transfer, PostgreSQL server",
+                              shared.server_cpu_us, "µs"))
+    if shared.machine_cpu_us is not None:
+        figures.append(Figure("cluster: whole machine CPU per transfer",
+                              shared.machine_cpu_us, "µs", single.machine_cpu_us))
+    if bulk_beneficiaries and bulk is not None:
+        progress(f"cluster: bulk payout of {bulk_beneficiaries:,} beneficiaries …")
+        c_bulk = await bulk_payout(bulk_beneficiaries, run_dir, cluster=cluster)
+        figures.append(Figure(f"cluster: bulk, {processes} processes, PostgreSQL",
+                              c_bulk.transfers_per_s, "transfers/s", bulk.transfers_per_s))
+        if c_bulk.switch_peak_mib is not None:
+            figures.append(Figure("cluster: bulk peak memory, largest switch process",
+                                  c_bulk.switch_peak_mib, "MiB", bulk.switch_peak_mib))
+    return figures
+
+
 def table(figures: list[Figure]) -> str:
     header = f"  {'measure':<48} {'value':>12} {'unit':<12} {'floor':>12} {'ratio':>6}"
-    return "\n".join([header, "  " + "-" * (len(header) - 2)] + [f.row() for f in figures])
+    lines = [header, "  " + "-" * (len(header) - 2)] + [f.row() for f in figures]
+    if any(f.name.startswith("cluster:") for f in figures):
+        lines.append("  cluster rows: the floor column holds the single-process SQLite figure"
+                     " of this run")
+    return "\n".join(lines)

@@ -17,6 +17,7 @@ from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
 from conformance import command as conformance_command
 from loadtests.run import MAX_RUN_S as MAX_LOAD_S
+from loadtests.run import MAX_WORKERS as MAX_LOAD_WORKERS
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
@@ -26,7 +27,8 @@ from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, w
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
-from switchlab import journal
+from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
+from switchlab import journal, postgres
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
@@ -67,6 +69,10 @@ def _run(args: argparse.Namespace) -> int:
         scenario = load_scenario(args.scenario)
     except ScenarioError as error:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
+        return INVALID
+    if scenario.switch.get("journal") == "postgresql" and (
+            why := postgres.unavailable()) is not None:
+        print(f"switchlab run: {scenario.name} needs PostgreSQL here: {why}", file=sys.stderr)
         return INVALID
     out = args.output or Path("runs") / scenario.name
     try:
@@ -193,12 +199,24 @@ def _bench(args: argparse.Namespace) -> int:
     """measure instant and bulk throughput against floors from the same run
 
     Probe the machine, then measure the codec, a bare forwarder (the floor), instant transfers
-    through the switch and a bulk payout; print each figure beside its floor. Takes both cores
-    for minutes at the default sizes."""
-    figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
-                                       args.bulk_beneficiaries, args.output,
-                                       show_progress=not args.no_progress,
-                                       mode=args.signing))
+    through the switch and a bulk payout; print each figure beside its floor; with --journal,
+    the instant and bulk runs again on a PostgreSQL journal with --switch-processes switch
+    processes, beside the SQLite ones. Takes both cores for minutes at the default sizes.
+    Exit status 2 when a PostgreSQL server it needs refuses or cannot start."""
+    if args.journal is not None and args.journal != "local" and not args.journal.startswith(
+            ("postgresql://", "postgres://")):
+        print("switchlab bench: --journal takes a postgresql:// URL or 'local'",
+              file=sys.stderr)
+        return INVALID
+    try:
+        figures = run_event_loop(run_bench(args.instant_transfers, args.concurrency,
+                                           args.bulk_beneficiaries, args.output,
+                                           show_progress=not args.no_progress,
+                                           mode=args.signing, journal=args.journal,
+                                           switch_processes=args.switch_processes))
+    except (RuntimeError, OSError, *postgres.ERRORS) as error:  # a server it needs said no
+        print(f"switchlab bench: {error}", file=sys.stderr)
+        return INVALID
     print(table(figures))
     return HELD
 
@@ -208,10 +226,11 @@ def _load(args: argparse.Namespace) -> int:
 
     Start the switch and five participants in a process of their own, run Locust headless
     against them for a bounded time, write Locust's CSV and HTML reports, and exit with
-    Locust's status (non-zero on any failure; 3 if the target did not start)."""
+    Locust's status (non-zero on any failure; 3 if the target did not start). With
+    --workers, Locust runs distributed: a master and that many worker processes."""
     try:
         return run_load(args.output, args.seconds, args.users, args.spawn_rate, args.shape,
-                        args.accounts, progress=not args.no_progress)
+                        args.accounts, args.workers, progress=not args.no_progress)
     except RuntimeError as error:  # the target did not start
         print(f"switchlab load: {error}", file=sys.stderr)
         return CRASH_EXIT_STATUS
@@ -233,9 +252,11 @@ def _switch(args: argparse.Namespace) -> int:
     """run the switch alone from a YAML config
 
     Serve the switch from a configuration file (README: Running the switch alone) until
-    SIGTERM or Ctrl-C; a relative journal_path is taken from the current folder. Exit status
-    2 on a bad configuration."""
-    return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level])
+    SIGTERM or Ctrl-C; a relative journal_path is taken from the current folder. With
+    --processes N (and a PostgreSQL journal_url), N switch processes on one port, any that
+    dies restarted. Exit status 2 on a bad configuration."""
+    return switch_main(["--config", str(args.config.resolve()), "--log-level", args.log_level,
+                        "--processes", str(args.processes)])
 
 
 class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
@@ -320,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
                        default=1_000_000, help="people in the bulk payout; 0 skips it")
     bench.add_argument("--output", type=Path, default=Path("runs/bench"),
                        help="folder for the journals, ledgers and tables")
+    bench.add_argument("--journal", metavar="URL|local",
+                       help="also run on a PostgreSQL journal: a postgresql:// URL whose user "
+                       "may create databases (one per run, dropped after), or 'local' for a "
+                       "throwaway server from the installed PostgreSQL")
+    bench.add_argument("--switch-processes", type=_whole_number(1, 16), default=2,
+                       help="switch processes sharing the PostgreSQL journal (with --journal)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
 
     load = _command(commands, "load", _load)
@@ -333,6 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="payout-day load shape; without one, a constant --users")
     load.add_argument("--accounts", type=_whole_number(100, MAX_TABLE_ROWS), default=20_000,
                       help="beneficiaries with accounts at the mock banks")
+    load.add_argument("--workers", type=_whole_number(0, MAX_LOAD_WORKERS), default=0,
+                      help="Locust distributed on 127.0.0.1: a master and this many workers")
     load.add_argument("--output", type=Path, default=Path("runs/load"),
                       help="folder for Locust's reports and the target's files")
     load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
@@ -382,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     switch = _command(commands, "switch", _switch)
     switch.add_argument("--config", type=Path, required=True,
                         help="the switch's YAML configuration")
+    switch.add_argument("--processes", type=_whole_number(1, MAX_SWITCH_PROCESSES), default=1,
+                        help="switch processes on one port (SO_REUSEPORT); more than one needs "
+                        "journal_url: a PostgreSQL database they share")
     return parser
 
 

@@ -2,7 +2,8 @@
 
 From a file, the journal is opened read-only (`JournalReader`, switch/store.py), which works
 while the switch writes it; from a running switch, the same queries run behind its admin API
-(`GET /v1/admin/transfers...`), so both sources give the same JSON and the same table.
+(`GET /v1/admin/transfers...`), so both sources give the same JSON and the same table. A
+PostgreSQL journal has no file: any switch process on it answers for it.
 """
 
 from __future__ import annotations
@@ -165,6 +166,9 @@ def since(text: str, now_s: float | None = None) -> float:
 
 def _source(args: argparse.Namespace) -> Source:
     if args.file is not None:
+        if str(args.file).startswith(("postgresql:", "postgres:")):
+            raise JournalError("--file is for a SQLite journal file; a PostgreSQL journal is "
+                               "looked into through a running switch: --switch URL")
         return FileSource(args.file)
     if not args.switch.startswith(("http://", "https://")):
         raise JournalError(f"--switch {args.switch!r} is not an http(s) URL, e.g. "
@@ -181,11 +185,11 @@ def add_parser(commands: Any) -> None:
     where = argparse.ArgumentParser(add_help=False)
     source = where.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", type=Path, metavar="PATH",
-                        help="where the journal is: a journal file, e.g. "
+                        help="where the journal is: a SQLite journal file, e.g. "
                         "runs/demo/switch.sqlite (opened read-only; fine while the switch runs)")
     source.add_argument("--switch", metavar="URL",
                         help="or: a running switch, e.g. http://127.0.0.1:8080, asked through "
-                        "its admin API")
+                        "its admin API (any switch process, on either journal)")
     where.add_argument("--token", help="the switch's admin token, with --switch (default: "
                        f"${TOKEN_VARIABLE}, which keeps it out of the shell's history)")
     where.add_argument("--json", action="store_true", help="JSON for machines, not a table")

@@ -105,3 +105,15 @@ def durable_commits_per_s(directory: Path, count: int = 500) -> float:
 def probe(directory: Path) -> MachineProbe:
     """About a second; run before anything else starts, so nothing competes with it."""
     return MachineProbe(python_loop_us(), round_trip_us_p50(), durable_commits_per_s(directory))
+
+
+def busy_cpu_s() -> float | None:
+    """CPU time every core of the machine has spent busy since boot (Linux /proc/stat: all but
+    idle and iowait), in seconds; None elsewhere. Over a run, divided by the run's transfers,
+    it is the machine's whole CPU per transfer: switch, database, participants, load."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(value) for value in fields]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")

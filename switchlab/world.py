@@ -27,11 +27,10 @@ from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
 from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
-from protocol.runtime import BoundSocket, bind, serve
+from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
-from switchlab.servers import start_process, stop_process
 
 SWITCH_START_S = 30.0
 ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
@@ -46,6 +45,10 @@ class WorldSettings:
     treasury_limit_vnd: int = 10**15
     bank_limit_vnd: int = 10**13
     switch_process: bool = False  # run the switch as its own process, so it can be killed
+    # Several switch processes on one port (SO_REUSEPORT), each its own `python -m switch
+    # --reuse-port` so that one can be killed while the others serve; they need a shared
+    # journal (`journal_url` in switch_settings).
+    switch_processes: int = 1
     # A folder of participants' ledger files (<bic>.sqlite) with their accounts already open,
     # as a bank's core system holds them: each participant then runs as its own process.
     bank_ledgers: Path | None = None
@@ -102,7 +105,7 @@ class World:
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
         self.session: aiohttp.ClientSession | None = None
-        self.switch_process: asyncio.subprocess.Process | None = None
+        self.switch_workers: list[asyncio.subprocess.Process | None] = []
         self.bank_processes: dict[str, asyncio.subprocess.Process] = {}
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
@@ -210,11 +213,25 @@ class World:
                     raise LinkRefused(f"HTTP {response.status}: {await response.text()}")
                 _refused((await response.json())["results"])
 
-    async def start_switch_process(self) -> None:
-        """Start `python -m switch` on the configured port and wait until it listens."""
-        self.switch_process, _ = await start_process(
-            "-m", "switch", "--config", str(self._switch_config_path), cwd=self.run_dir,
-            start_timeout_s=SWITCH_START_S)
+    @property
+    def switch_process(self) -> asyncio.subprocess.Process | None:
+        """The switch's process (the first of several)."""
+        return self.switch_workers[0] if self.switch_workers else None
+
+    async def start_switch_process(self, worker: int | None = None) -> None:
+        """Start `python -m switch` on the configured port and wait until it listens: every
+        switch process that is not running, or only `worker` (its index)."""
+        count = self.settings.switch_processes
+        if not self.switch_workers:
+            self.switch_workers = [None] * count
+        shared = ["--reuse-port"] if count > 1 else []
+        for index in range(count) if worker is None else [worker]:
+            running = self.switch_workers[index]
+            if running is not None and running.returncode is None:
+                continue
+            self.switch_workers[index], _ = await start_process(
+                "-m", "switch", "--config", str(self._switch_config_path), *shared,
+                cwd=self.run_dir, start_timeout_s=SWITCH_START_S)
 
     async def _start_bank_process(self, config: BankConfig, bound: BoundSocket) -> None:
         """`python -m banks.bank` on the port the switch already knows, on its ledger file."""
@@ -224,11 +241,13 @@ class World:
             "-m", "banks.bank", "--config", str(config_path), "--port", str(bound.hand_over()),
             cwd=self.run_dir, start_timeout_s=SWITCH_START_S)
 
-    async def kill_switch(self) -> None:
-        """SIGKILL: a crash, not a shutdown."""
-        assert self.switch_process is not None
-        self.switch_process.kill()
-        await self.switch_process.wait()
+    async def kill_switch(self, worker: int | None = None) -> None:
+        """SIGKILL: a crash, not a shutdown; of every switch process, or only `worker`."""
+        assert self.switch_workers, "the switch does not run as a process of its own"
+        for index, process in enumerate(self.switch_workers):
+            if process is not None and worker in (None, index) and process.returncode is None:
+                process.kill()
+                await process.wait()
 
     async def switch_admin(self, method: str, path: str) -> Any:
         """Call the switch's admin API over HTTP, as an operator would."""
@@ -263,8 +282,9 @@ class World:
     async def stop(self) -> None:
         if self.session is not None:
             await self.session.close()
-        if self.switch_process is not None:
-            await stop_process(self.switch_process, SWITCH_START_S)
+        for process in self.switch_workers:
+            if process is not None:
+                await stop_process(process, SWITCH_START_S)
         for process in self.bank_processes.values():
             await stop_process(process, SWITCH_START_S)
         for runner in reversed(self.runners):

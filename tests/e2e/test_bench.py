@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 import pytest
 
+from switchlab import postgres
 from switchlab.bench import LoopResult, run_bench
 from switchlab.machine import durable_commits_per_s, round_trip_us_p50
 
@@ -53,3 +55,27 @@ def test_the_machine_probe_measures_a_real_round_trip_and_real_commits(tmp_path:
     assert 1 < round_trip_us_p50(count=50) < 1_000_000
     assert 0 < durable_commits_per_s(tmp_path, count=20) < 1_000_000
     assert list(tmp_path.iterdir()) == []  # the probe's database is gone
+
+
+async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
+        tmp_path: Path, postgres_server: postgres.Server) -> None:
+    figures = {f.name: f for f in await run_bench(
+        instant_transfers=300, concurrency=8, bulk_beneficiaries=400, run_dir=tmp_path,
+        progress=lambda line: None, journal=postgres_server.url, switch_processes=2)}
+    single = figures["instant: end to end, durable journal"]
+    cluster = figures["cluster: instant, 2 processes, PostgreSQL"]
+    assert cluster.value > 0 and cluster.floor == single.value
+    bulk = figures["cluster: bulk, 2 processes, PostgreSQL"]
+    assert bulk.value > 0 and bulk.floor is not None and bulk.floor > 0
+    assert figures["machine: PostgreSQL commits (one row, synchronous)"].value > 0
+    assert figures["cluster: CPU per transfer, 2 switch processes"].value > 0
+    assert not any(name.startswith("switchlab_bench") for name in await database_names(
+        postgres_server.url))  # the bench's databases are dropped
+
+
+async def database_names(url: str) -> list[str]:
+    connection = await asyncpg.connect(url)
+    try:
+        return [row[0] for row in await connection.fetch("SELECT datname FROM pg_database")]
+    finally:
+        await connection.close()

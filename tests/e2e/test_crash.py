@@ -1,4 +1,6 @@
-"""Kill the switch process with SIGKILL mid-run, restart it, and check the invariants.
+"""Kill a switch process with SIGKILL mid-run and check the invariants: on SQLite, the switch
+is restarted from its journal; on PostgreSQL, one of two switch processes sharing the journal
+is killed while the other keeps serving (the supervisor restarts the killed one).
 
 Nothing lost: every submitted transfer is final after the restart. Nothing doubled: no
 transfer settles twice and no creditor is confirmed ACSC for a transfer the journal rejected.
@@ -15,9 +17,11 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 import yaml
 
@@ -39,19 +43,35 @@ pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them 
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def start_switch_process(config_path: Path) -> subprocess.Popen[bytes]:
+async def start_switch_process(config_path: Path, processes: int = 1
+                               ) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """`python -m switch`, and the pids of its switch processes (its own, or its workers')."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "switch", "--config", str(config_path)],
+        [sys.executable, "-m", "switch", "--config", str(config_path),
+         "--processes", str(processes)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert process.stdout is not None
     line = await asyncio.get_running_loop().run_in_executor(None, process.stdout.readline)
     assert b"listening on" in line, process.stderr.read().decode() if process.stderr else line
-    return process
+    workers = [int(pid) for pid in line.decode().split("pids ", 1)[1].strip(" )\n").split()
+               ] if processes > 1 else [process.pid]
+    return process, workers
 
 
-async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(tmp_path: Path) -> None:
-    lab = SwitchLab(tmp_path / "switch.sqlite")
+@pytest.fixture(params=["sqlite", "postgresql, two processes"])
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the switch keeps its journal: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "switch.sqlite")
+    return request.getfixturevalue("postgres_url")
+
+
+async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(
+        tmp_path: Path, journal: str) -> None:
+    shared = journal.startswith("postgresql://")
+    lab = SwitchLab(Path(journal) if not shared else tmp_path / "unused.sqlite",
+                    **({"journal_url": journal} if shared else {}))
     sockets = await lab.start_participants()
     assert lab.switch_socket is not None
     lab.switch_socket.hand_over()  # the switch process binds this port itself
@@ -63,7 +83,7 @@ async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(tmp_path:
     lab.participants[BANK_A].delay_s = 0.3
     lab.participants[BANK_B].decide = lambda tx: (
         Answer("RJCT", "AC01") if tx.end_to_end_id.endswith("7") else Answer())
-    process = await start_switch_process(config_path)
+    process, workers = await start_switch_process(config_path, 2 if shared else 1)
     submitted: list[str] = []
     try:
         for batch in range(6):
@@ -76,22 +96,30 @@ async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(tmp_path:
         instant = [asyncio.ensure_future(lab.peer(TREASURY).send(
             credit_transfers([transfer(f"CRASH-I-{n}", creditor=BANK_A)]))) for n in range(50)]
         await asyncio.sleep(0.15)
-        in_flight_at_kill = _count_pending(tmp_path / "switch.sqlite")
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait()
+        in_flight_at_kill = await _count_pending(journal)
+        os.kill(workers[0], signal.SIGKILL)  # the switch, or one of its two processes
+        if not shared:
+            process.wait()
         await asyncio.gather(*instant, return_exceptions=True)
         submitted += [f"CRASH-I-{n}" for n in range(50)]
-        restarted = await start_switch_process(config_path)
+        # SQLite: the switch again, from its journal. PostgreSQL: the other process serves on;
+        # a survivor takes over the dead one's work once its lease (5 s) has run out.
+        restarted = process if shared else (await start_switch_process(config_path))[0]
         try:
-            final = await _statuses(lab, submitted)
+            final: dict[str, tuple[TxStatus, str | None]] = {}
+
+            async def all_final() -> bool:
+                final.update(await _statuses(lab, submitted))
+                return all(status in (TxStatus.SETTLED, TxStatus.REJECTED)
+                           for status, _ in final.values())
+
+            await until_async(all_final, timeout_s=30)
             assert set(final) == set(submitted)
-            assert all(status in (TxStatus.SETTLED, TxStatus.REJECTED) for status, _ in
-                       final.values()), Counter(s for s, _ in final.values())
             await until(lambda: _creditors_told(lab, final), timeout_s=30)
             _, participants = await lab.admin("GET", "/v1/admin/participants")
             nets = {p["bic"]: p["net_vnd"] for p in participants}
             assert sum(nets.values()) == 0
-            settled_vnd = _settled_vnd(tmp_path / "switch.sqlite")
+            settled_vnd = await _settled_vnd(journal)
             assert nets[BANK_A] + nets[BANK_B] == settled_vnd == -nets[TREASURY]
             assert all(p["reserved_vnd"] == 0 for p in participants)
             figures = {
@@ -110,21 +138,37 @@ async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(tmp_path:
         await lab.stop()
 
 
-def _count_pending(journal: Path) -> int:
-    with sqlite3.connect(journal) as connection:
-        return connection.execute("SELECT count(*) FROM transfers WHERE state='PENDING'"
-                                  ).fetchone()[0]
+async def _query(journal: str, sql: str) -> list[tuple]:
+    """Read the journal directly, as an auditor would: a SQLite file or a PostgreSQL URL."""
+    if not journal.startswith("postgresql://"):
+        with sqlite3.connect(journal) as connection:
+            return connection.execute(sql).fetchall()
+    connection = await asyncpg.connect(journal)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql)]
+    finally:
+        await connection.close()
 
 
-def _settled_vnd(journal: Path) -> int:
-    with sqlite3.connect(journal) as connection:
-        doubled = connection.execute(
-            "SELECT end_to_end_id FROM transitions WHERE to_state='SETTLED'"
-            " GROUP BY end_to_end_id HAVING count(*) > 1").fetchall()
-        assert doubled == [], f"settled twice: {doubled}"
-        return connection.execute(
-            "SELECT coalesce(sum(amount_vnd), 0) FROM transfers WHERE state='SETTLED'"
-        ).fetchone()[0]
+async def _count_pending(journal: str) -> int:
+    return (await _query(journal, "SELECT count(*) FROM transfers WHERE state='PENDING'"))[0][0]
+
+
+async def _settled_vnd(journal: str) -> int:
+    doubled = await _query(journal, "SELECT end_to_end_id FROM transitions WHERE"
+                           " to_state='SETTLED' GROUP BY end_to_end_id HAVING count(*) > 1")
+    assert doubled == [], f"settled twice: {doubled}"
+    return int((await _query(journal, "SELECT coalesce(sum(amount_vnd), 0) FROM transfers"
+                             " WHERE state='SETTLED'"))[0][0])
+
+
+async def until_async(predicate: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
+    """Ask again until `predicate` holds (a bound wait, not a timing test)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.5)
 
 
 async def _statuses(lab: SwitchLab, ids: list[str]) -> dict[str, tuple[TxStatus, str | None]]:

@@ -15,12 +15,18 @@ pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_short_headless_locust_run_completes_without_failures(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 2], ids=["one process", "master and two workers"])
+def test_short_headless_locust_run_completes_without_failures(tmp_path: Path,
+                                                              workers: int) -> None:
+    """One Locust process, or Locust distributed: the master runs no users itself and waits
+    for both workers (it gives up, failing, if one does not connect), so traffic means the
+    workers sent it."""
     out = tmp_path / "load"
     done = subprocess.run(
-        [sys.executable, "-m", "loadtests.run", "--seconds", "5", "--users", "5",
-         "--spawn-rate", "5", "--accounts", "2000", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True, timeout=55, check=False)
+        [sys.executable, "-m", "loadtests.run", "--seconds", "5", "--users", "6",
+         "--spawn-rate", "6", "--accounts", "2000", "--out", str(out),
+         "--workers", str(workers)],
+        cwd=REPO, capture_output=True, text=True, timeout=100, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with (out / "locust_stats.csv").open(encoding="utf-8") as file:
         rows = {(row["Type"], row["Name"]): row for row in csv.DictReader(file)}

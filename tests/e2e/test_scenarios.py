@@ -10,6 +10,7 @@ from lxml import etree
 
 from scenarios.runner import run_scenario
 from scenarios.spec import load_scenario
+from switchlab import postgres
 from switchlab.cli import main
 
 pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
@@ -34,6 +35,10 @@ def test_every_shipped_scenario_holds_in_ci(
     path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The CI loop over the library: each exits 0, with its reports whole."""
+    if load_scenario(path).switch.get("journal") == "postgresql":
+        why = postgres.unavailable()
+        if why is not None:
+            pytest.skip(f"needs PostgreSQL: {why}")
     code = main(["run", str(path), "--ci", "--no-progress", "--no-live", "--output",
                  str(tmp_path)])
     printed = capsys.readouterr().out

@@ -11,8 +11,9 @@ from tests.harness import SwitchLab
 
 
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[SwitchLab]:
-    """A switch and its scripted participants, stopped after the test."""
-    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLab]:
+    """A switch and its scripted participants, stopped after the test: once on the embedded
+    SQLite journal, once on a PostgreSQL journal (skipped, saying why, without one)."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite", **journal).start()
     yield lab
     await lab.stop()

@@ -51,8 +51,10 @@ def person(citizen_id: str, name: str, bic: str, account: str, **changes: Any
 
 
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    lab = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()}))
+async def world(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[World]:
+    """The lab on either journal: the directory's rules hold the same on both."""
+    lab = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
+                              switch_settings=journal))
     await lab.start(Population(seed=0, beneficiaries=[
         person(*RA), person(*DUC), person(*HOA), person(*MINH, status=CLOSED),
         person(RA[0], RA[1], BANK, RA_SAVINGS)]))
@@ -213,7 +215,8 @@ async def test_the_directory_survives_a_restart_of_the_switch(world: World,
     await directory(world, BANK).register([entry(*RA)])
     await world.stop()
     again = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
-                                keep_journal=True))
+                                keep_journal=True,
+                                switch_settings=world.settings.switch_settings))
     await again.start(Population(seed=0, beneficiaries=[person(*RA)]))
     try:
         report = await pay_by_citizen_id(again, RA[0], RA[1], "E2E-AFTER-RESTART")

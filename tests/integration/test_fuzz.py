@@ -30,6 +30,8 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from switchlab import postgres
+from tests.conftest import new_database
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -105,10 +107,12 @@ MESSAGE = st.tuples(st.sampled_from(KINDS), st.sampled_from(SENDERS), st.integer
 EXAMPLES = st.lists(MESSAGE, min_size=1, max_size=8)
 
 
-async def play(messages: list[tuple[str, str, int, int, str, bool]]) -> None:
+async def play(messages: list[tuple[str, str, int, int, str, bool]], **journal: object
+               ) -> None:
+    """The messages against a switch on SQLite, or on the `journal_url` given."""
     with tempfile.TemporaryDirectory() as directory:
-        journal = Path(directory) / "switch.sqlite"
-        lab = await SwitchLab(journal, creditor_timeout_s=0.5).start()
+        lab = await SwitchLab(Path(directory) / "switch.sqlite", creditor_timeout_s=0.5,
+                              **journal).start()
         try:
             for number, (kind, sender, n, choice, value, repeat) in enumerate(messages):
                 body = _mutate(_seed_body(kind, sender, n), choice, value, repeat)
@@ -118,7 +122,7 @@ async def play(messages: list[tuple[str, str, int, int, str, bool]]) -> None:
                                                  debtor=BANK_B), sender=BANK_B)
                 assert only_status(canary)[0] is TxStatus.SETTLED, canary.text
             await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
-            check_invariants(lab, journal, all_final=True)
+            await check_invariants(lab, all_final=True)
             _, before = await lab.admin("GET", "/v1/admin/participants")
             await lab.restart_switch()
             _, after = await lab.admin("GET", "/v1/admin/participants")
@@ -134,3 +138,15 @@ async def play(messages: list[tuple[str, str, int, int, str, bool]]) -> None:
 def test_no_message_stops_the_switch_or_moves_money_it_should_not(
         messages: list[tuple[str, str, int, int, str, bool]]) -> None:
     asyncio.run(play(messages))
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(messages=EXAMPLES)
+def test_no_message_stops_the_switch_on_postgresql(
+        messages: list[tuple[str, str, int, int, str, bool]],
+        postgres_server: postgres.Server) -> None:
+    """The same on a PostgreSQL journal, whose functions and types refuse other values
+    (a NUL in text, past 64 bits): each is that message's refusal, never the journal's end."""
+    asyncio.run(play(messages, journal_url=new_database(postgres_server)))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,23 +250,22 @@ async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
     """Only a real storage failure stops the journal: then every message gets 503 with the
     reason, nothing is half-applied, and a restarted switch resolves what was in flight."""
     store = lab.switch.state.store
-    commit = store._transaction
     creditor = lab.participants[BANK_A]
     creditor.answer_async, creditor.delay_s = True, 0.3
     in_flight = asyncio.ensure_future(pay(lab, transfer("E2E-DISK-1")))
     await until(lambda: "E2E-DISK-1" in lab.switch.state.in_flight)
 
-    def disk_gone(writes: list) -> list:
-        raise sqlite3.OperationalError("disk I/O error")
+    async def disk_gone(batch: list) -> list:
+        raise OSError("disk I/O error")
 
-    monkeypatch.setattr(store, "_transaction", disk_gone)
+    monkeypatch.setattr(store, "_commit", disk_gone)
     refused = await pay(lab, transfer("E2E-DISK-2", creditor=BANK_B))
     assert refused.status == 503 and "disk I/O error" in refused.text
     later = await pay(lab, transfer("E2E-DISK-3", creditor=BANK_B))
     assert later.status == 503 and "storage failure" in later.text
     assert (await in_flight).status == 503
     assert (await lab.admin("GET", "/v1/admin/transfers/E2E-DISK-2"))[0] == 404
-    monkeypatch.setattr(store, "_transaction", commit)
+    monkeypatch.undo()
     creditor.answer_async = False
     await lab.restart_switch()
     assert await journal_state(lab, "E2E-DISK-1") == (

@@ -23,6 +23,8 @@ from protocol.messages import (
     StatusRequest,
     StatusRequestItem,
 )
+from switchlab import postgres
+from tests.conftest import new_database
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -107,20 +109,21 @@ async def run(lab: SwitchLab, model: Model, operation: tuple) -> None:
         assert reply.status in (202, 409)
 
 
-async def play(rounds: list[list[tuple]]) -> None:
+async def play(rounds: list[list[tuple]], **journal: object) -> None:
+    """The rounds against a switch on SQLite, or on the `journal_url` given."""
     with tempfile.TemporaryDirectory() as directory:
-        journal = Path(directory) / "switch.sqlite"
-        lab = await SwitchLab(journal, creditor_timeout_s=DEADLINE_S).start()
+        lab = await SwitchLab(Path(directory) / "switch.sqlite", creditor_timeout_s=DEADLINE_S,
+                              **journal).start()
         model = Model()
         for participant in lab.participants.values():
             participant.decide = lambda tx: model.plans.get(tx.end_to_end_id, Answer())
         try:
             for operations in rounds:
                 await asyncio.gather(*(run(lab, model, op) for op in operations))
-                check_invariants(lab, journal, all_final=False)
+                await check_invariants(lab, all_final=False)
             await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
             await until(lambda: lab.switch.state.notifier.backlog() == 0, timeout_s=5)
-            check_invariants(lab, journal, all_final=True)
+            await check_invariants(lab, all_final=True)
         finally:
             await lab.stop()
 
@@ -130,3 +133,11 @@ async def play(rounds: list[list[tuple]]) -> None:
 @given(rounds=ROUNDS)
 def test_invariants_hold_under_random_interleavings(rounds: list[list[tuple]]) -> None:
     asyncio.run(play(rounds))
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(rounds=ROUNDS)
+def test_invariants_hold_under_random_interleavings_on_postgresql(
+        rounds: list[list[tuple]], postgres_server: postgres.Server) -> None:
+    asyncio.run(play(rounds, journal_url=new_database(postgres_server)))

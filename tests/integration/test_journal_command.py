@@ -35,9 +35,10 @@ TOKEN = "t0ken"  # the harness's admin token
 
 
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[SwitchLab]:
-    """A switch whose journal holds one transfer of each kind, one still in flight."""
-    lab = await SwitchLab(tmp_path / "switch.sqlite", creditor_timeout_s=60).start()
+async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLab]:
+    """A switch whose journal holds one transfer of each kind, one still in flight; on
+    either journal (a PostgreSQL one is looked into through the switch alone)."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite", creditor_timeout_s=60, **journal).start()
     answers = {"E2E-RJ": Answer("RJCT", reasons.CLOSED_ACCOUNT),
                "E2E-SLOW": Answer("never", asynchronous=True)}
     lab.participants[BANK_A].decide = lambda tx: answers.get(tx.end_to_end_id, Answer())
@@ -84,7 +85,9 @@ async def journal(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, 
 
 
 def sources(lab: SwitchLab) -> list[list[str]]:
-    return [["--file", str(lab.journal_path)], ["--switch", lab.url, "--token", TOKEN]]
+    """The journal file (a SQLite journal's), and the running switch."""
+    from_file = [] if lab.switch.state.store.shared else [["--file", str(lab.journal_path)]]
+    return [*from_file, ["--switch", lab.url, "--token", TOKEN]]
 
 
 async def both(lab: SwitchLab, capsys: pytest.CaptureFixture[str], *question: str
@@ -95,7 +98,7 @@ async def both(lab: SwitchLab, capsys: pytest.CaptureFixture[str], *question: st
         status, out, err = await journal(capsys, *question, *source, "--json")
         assert (status, err) == (0, "")
         answers.append(json.loads(out))
-    assert answers[0] == answers[1]
+    assert all(answer == answers[0] for answer in answers)
     return answers[0]
 
 
@@ -146,8 +149,7 @@ async def test_what_is_in_flight_and_a_participant_s_transfers(
 
 async def test_the_tables_a_person_reads(lab: SwitchLab, capsys: pytest.CaptureFixture[str]
                                          ) -> None:
-    status, out, _ = await journal(capsys, "participant", TREASURY, "--file",
-                                   str(lab.journal_path))
+    status, out, _ = await journal(capsys, "participant", TREASURY, *sources(lab)[0])
     assert status == 0
     title, header, _, *rows = out.splitlines()
     assert title == f"transfers of {TREASURY}: all 6, in the order received"
@@ -178,6 +180,8 @@ async def test_the_tables_a_person_reads(lab: SwitchLab, capsys: pytest.CaptureF
      "database"),
     (["show", "X", "--file", "other.sqlite"], "other.sqlite is a SQLite database but not a "
      "switch journal (no returns, transfers, transitions)"),
+    (["show", "X", "--file", "postgresql://switch@db/journal"], "a PostgreSQL journal is "
+     "looked into through a running switch: --switch URL"),
     (["show", "X", "--switch", "http://127.0.0.1:9"], "--switch needs the admin token"),
     (["show", "X", "--switch", "127.0.0.1:9", "--token", "t"], "is not an http(s) URL"),
     (["show", "X", "--switch", "http://127.0.0.1:9", "--token", "t"],
@@ -211,6 +215,7 @@ async def test_a_refused_token_is_exit_2(lab: SwitchLab, capsys: pytest.CaptureF
     assert err == f"switchlab journal: the switch at {lab.url} refused the admin token (401)\n"
 
 
+@pytest.mark.parametrize("journal", [{}], ids=["sqlite"])  # a file: the SQLite journal
 async def test_reading_a_journal_changes_nothing_in_it(lab: SwitchLab,
                                                        capsys: pytest.CaptureFixture[str]
                                                        ) -> None:

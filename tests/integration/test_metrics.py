@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +24,8 @@ from banks.treasury import TreasurySettings
 from protocol import codec, reasons
 from protocol.http import wrap
 from protocol.messages import CreditTransferMessage
-from switch.store import INSERT_TRANSFER
+from switch.states import TransferState
+from switch.transfer import Transfer
 from switchlab.world import World, WorldSettings
 from tests.harness import (
     BANK_A,
@@ -81,8 +81,9 @@ async def scrape(session: aiohttp.ClientSession, base_url: str, token: str = TOK
 
 
 @pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[SwitchLab]:
-    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLab]:
+    """On either journal: the events the metrics hang on fire the same on both."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite", **journal).start()
     yield lab
     await lab.stop()
 
@@ -242,12 +243,14 @@ async def test_a_restarted_switch_shows_the_journal_s_positions_and_resolves_in_
         lab: SwitchLab) -> None:
     await pay(lab, transfer("E2E-R1", 1_000_000))
     await lab.admin("POST", f"/v1/admin/participants/{BANK_B}/sign-off")
+    # A transfer the switch journaled PENDING and never forwarded: its stop leaves it in
+    # flight, as a crash would (on a shared journal, the stopped process's to take over).
+    await lab.switch.state.store.record_new(TREASURY, "M-LEFT", b"digest", [Transfer(
+        end_to_end_id="E2E-R2", tx_id="TX", msg_id="M-LEFT", debtor_bic=TREASURY,
+        creditor_bic=BANK_A, amount_vnd=300, bulk=False, received_at=time.time(),
+        state=TransferState.PENDING)], time.time())
     assert lab.switch_runner is not None
     await lab.switch_runner.cleanup()
-    # A transfer the switch had journaled PENDING when it stopped, as after a crash.
-    with sqlite3.connect(lab.journal_path) as journal:
-        journal.execute(INSERT_TRANSFER, ("E2E-R2", "TX", "M", TREASURY, BANK_A, 300, "PENDING",
-                                          None, None, 0, time.time(), None, None, 0, 0))
     await lab.start_switch()
     samples = await metrics_of(lab)
     assert samples("switchlab_net_position_vnd", bic=BANK_A) == 1_000_000

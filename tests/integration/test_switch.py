@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -429,17 +428,19 @@ async def test_memory_moves_only_once_the_final_state_is_durable(
     """While the settlement is being written, everyone still sees PENDING: a pacs.028 answers
     PDNG, the money stays reserved, the creditor has no ACSC. Then all at once."""
     store = lab.switch.state.store
-    writing, release = threading.Event(), threading.Event()
-    commit = store._transaction
+    writing, release = asyncio.Event(), asyncio.Event()
+    commit = store._commit
+    commits = 0
 
-    def held_final_write(writes: list) -> list:
-        if any(sql.startswith("UPDATE transfers SET state=") for write in writes
-               for sql, _ in write.statements):
+    async def held_final_write(batch: list) -> list:
+        nonlocal commits
+        commits += 1
+        if commits == 2:  # the first is the PENDING row, the second the settlement
             writing.set()
-            release.wait(10)
-        return commit(writes)
+            await asyncio.wait_for(release.wait(), 10)
+        return await commit(batch)
 
-    monkeypatch.setattr(store, "_transaction", held_final_write)
+    monkeypatch.setattr(store, "_commit", held_final_write)
     payment = asyncio.ensure_future(pay(lab, transfer("E2E-HELD")))
     await until(writing.is_set)
     inquiry = await lab.peer(TREASURY).send(StatusRequest(

@@ -18,8 +18,7 @@ from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import SWITCH_MESSAGES_PATH, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
-from protocol.runtime import bind
-from switchlab.servers import start_process, stop_process
+from protocol.runtime import bind, start_process, stop_process
 from tests.harness import BANK_A, SWITCH_BIC, TREASURY, SwitchLab, credit_transfers, transfer
 
 MB = 1_000_000

@@ -67,7 +67,7 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
     journal = Store(tmp_path / "journal.sqlite")
 
     async def start() -> None:
-        journal.start()
+        await journal.start()
 
     loop.run_until_complete(start())
     try:

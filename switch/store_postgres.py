@@ -1,0 +1,992 @@
+"""The journal in PostgreSQL, shared by several switch processes: every SQL statement of the
+switch for PostgreSQL (tables, functions, queries), and group commit on asyncpg.
+
+Chosen by `journal_url: postgresql://…` in the switch's configuration. Where SQLite's journal
+follows one process's memory, this one decides, in the write that records each fact, what
+no process's memory can know alone (docs/design.md, "Beyond one machine"):
+
+- a new transfer's id is inserted `ON CONFLICT DO NOTHING`: an id another process took first
+  comes back as DUPL;
+- the debtor's hold is taken in the same write as its PENDING row, from the `positions` row
+  (limit + net - reserved), locked for the transaction: AM04 comes back when the holds of all
+  processes leave too little;
+- a transfer is made final `WHERE state='PENDING'` and moves positions and picks its cycle in
+  the same write: only one process ever finalizes it, and the others learn the first word;
+- the close of a cycle locks every position row: a settlement counts in the cycle open at its
+  own write (the write says so when that is not the cycle its process believed open), and
+  each cycle is closed once;
+- a MsgId is the sender's once (the `messages` key), a RtrId the creditor's once (the returns'
+  key), whichever process took it first;
+- a change to the citizen-ID directory is checked again against the `directory` table in its
+  write, one directory write at a time, and every process's memory follows
+  `directory_changes` in order;
+- `owner` on transfers and returns names the process that holds a transfer in flight or owes
+  its notices; a process is alive while it beats (`switch_processes`), and one found dead is
+  deleted there by the survivor that takes its rows over. Every write transaction first locks
+  its own process row (`switch_begin`): a process found dead can write nothing more.
+
+Cost sketch: one transaction per batch of queued writes (one fsync), one round trip to the
+server per write plus two per batch (`switch_begin`, COMMIT); each write runs server-side as one
+PL/pgSQL function over arrays (a thousand transfers in one call). Writes in a batch run without
+savepoints; when the database refuses one, the transaction is undone and run again with a
+savepoint per write, so that the refused write alone is refused. A deadlock or serialization
+failure runs the batch again; any other error is a storage failure and stops the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    import asyncpg
+    import asyncpg.exceptions
+except ImportError:  # the optional `postgres` extra is not installed
+    asyncpg = None  # type: ignore[assignment]
+
+from switch.events import SwitchEvents
+from switch.states import TransferState
+from switch.store import (
+    DIRECTORY_COLUMNS,
+    LISTED_COLUMNS,
+    NOTICE_DUE,
+    NOTICE_SENT,
+    TRANSFER_COLUMNS,
+    Decided,
+    DirectoryChange,
+    Final,
+    GroupCommit,
+    JournalReads,
+    NoticesDue,
+    QueuedWrite,
+    SettledReturn,
+    WriteRefused,
+    transfer_of_row,
+)
+from switch.transfer import Transfer
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS transfers (
+    end_to_end_id TEXT PRIMARY KEY,
+    tx_id TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    debtor_bic TEXT NOT NULL,
+    creditor_bic TEXT NOT NULL,
+    amount_vnd BIGINT NOT NULL,
+    state TEXT NOT NULL,
+    reason_code TEXT,
+    reason_by TEXT,
+    bulk BOOLEAN NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    final_at DOUBLE PRECISION,
+    cycle_id INTEGER,
+    creditor_notice SMALLINT NOT NULL DEFAULT 0,
+    debtor_notice SMALLINT NOT NULL DEFAULT 0,
+    owner TEXT
+);
+CREATE INDEX IF NOT EXISTS transfers_by_cycle ON transfers (cycle_id);
+CREATE INDEX IF NOT EXISTS transfers_owned ON transfers (owner)
+    WHERE state = 'PENDING' OR creditor_notice = 1 OR debtor_notice = 1;
+CREATE TABLE IF NOT EXISTS transitions (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    end_to_end_id TEXT NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    reason_code TEXT,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS returns (
+    return_id TEXT NOT NULL,
+    end_to_end_id TEXT NOT NULL UNIQUE,
+    creditor_bic TEXT NOT NULL,
+    debtor_bic TEXT NOT NULL,
+    amount_vnd BIGINT NOT NULL,
+    reason_code TEXT NOT NULL,
+    settled_at DOUBLE PRECISION NOT NULL,
+    cycle_id INTEGER NOT NULL,
+    debtor_notice SMALLINT NOT NULL DEFAULT 1,
+    owner TEXT,
+    PRIMARY KEY (creditor_bic, return_id)
+);
+CREATE INDEX IF NOT EXISTS returns_by_cycle ON returns (cycle_id);
+CREATE TABLE IF NOT EXISTS messages (
+    sender_bic TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    body_sha256 BYTEA NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (sender_bic, msg_id)
+);
+CREATE TABLE IF NOT EXISTS cycles (
+    cycle_id INTEGER PRIMARY KEY,
+    opened_at DOUBLE PRECISION NOT NULL,
+    closed_at DOUBLE PRECISION
+);
+CREATE TABLE IF NOT EXISTS participant_settings (
+    bic TEXT PRIMARY KEY,
+    position_limit_vnd BIGINT,
+    signed_off BOOLEAN NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS positions (
+    bic TEXT PRIMARY KEY,
+    limit_vnd BIGINT NOT NULL,
+    net_vnd BIGINT NOT NULL DEFAULT 0,
+    reserved_vnd BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS directory (
+    citizen_id TEXT PRIMARY KEY,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    updated_by TEXT NOT NULL,
+    UNIQUE (participant_bic, account_id)
+);
+CREATE TABLE IF NOT EXISTS directory_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    citizen_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    participant_bic TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    holder_name TEXT NOT NULL,
+    changed_by TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes (citizen_id);
+CREATE TABLE IF NOT EXISTS switch_processes (
+    process_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at DOUBLE PRECISION NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL
+);
+INSERT INTO cycles (cycle_id, opened_at)
+    SELECT 1, extract(epoch FROM clock_timestamp()) WHERE NOT EXISTS (SELECT 1 FROM cycles);
+
+CREATE OR REPLACE FUNCTION switch_now() RETURNS double precision LANGUAGE sql AS
+$$ SELECT extract(epoch FROM clock_timestamp())::double precision $$;
+
+-- First in every write transaction: the writing process must still be alive (a survivor
+-- deletes the row of a process it takes over), and the positions the batch touches are
+-- locked in BIC order, so that two processes' transactions never wait on each other in a
+-- circle.
+CREATE OR REPLACE FUNCTION switch_begin(p_me text, p_bics text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM switch_processes WHERE process_id = p_me FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'switch process % was found dead and its work taken over', p_me
+            USING ERRCODE = 'SW001';
+    END IF;
+    PERFORM 1 FROM positions WHERE bic = ANY (p_bics) ORDER BY bic FOR UPDATE;
+END $$;
+
+-- A message and its transfers, as intake decided them; returns the transfers the journal
+-- decided otherwise: DUPL (another process has the id) or AM04 (the cap is used up).
+CREATE OR REPLACE FUNCTION switch_take(
+    p_me text, p_switch_bic text, p_sender text, p_msg_id text, p_digest bytea,
+    p_now double precision, p_bulk boolean, p_e2e text[], p_tx text[], p_creditor text[],
+    p_amount bigint[], p_state text[], p_reason text[], p_by text[])
+RETURNS TABLE (o_key text, o_reason text) LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    v_state text;
+    v_reason text;
+    v_by text;
+    v_room bigint;
+    v_held bigint := 0;
+BEGIN
+    INSERT INTO messages (sender_bic, msg_id, body_sha256, received_at)
+        VALUES (p_sender, p_msg_id, p_digest, p_now);
+    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room
+        FROM positions p WHERE p.bic = p_sender;
+    FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
+        v_state := p_state[i];
+        v_reason := p_reason[i];
+        v_by := p_by[i];
+        IF v_state = 'PENDING' AND (v_room IS NULL OR p_amount[i] > v_room - v_held) THEN
+            v_state := 'REJECTED';
+            v_reason := 'AM04';
+            v_by := p_switch_bic;
+        END IF;
+        INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic,
+                               amount_vnd, state, reason_code, reason_by, bulk, received_at,
+                               final_at, debtor_notice, owner)
+            VALUES (p_e2e[i], p_tx[i], p_msg_id, p_sender, p_creditor[i], p_amount[i],
+                    v_state, v_reason, v_by, p_bulk, p_now,
+                    CASE WHEN v_state = 'REJECTED' THEN p_now END,
+                    CASE WHEN v_state = 'REJECTED' AND p_bulk THEN 1 ELSE 0 END, p_me)
+            ON CONFLICT (end_to_end_id) DO NOTHING;
+        IF NOT FOUND THEN
+            o_key := p_e2e[i];
+            o_reason := 'DUPL';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        IF v_state = 'PENDING' THEN
+            v_held := v_held + p_amount[i];
+        END IF;
+        INSERT INTO transitions (end_to_end_id, from_state, to_state, reason_code, at)
+            VALUES (p_e2e[i], NULL, v_state, v_reason, p_now);
+        IF v_state <> p_state[i] THEN
+            o_key := p_e2e[i];
+            o_reason := v_reason;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    IF v_held <> 0 THEN
+        UPDATE positions SET reserved_vnd = reserved_vnd + v_held WHERE bic = p_sender;
+    END IF;
+END $$;
+
+-- PENDING transfers made final, with the notices now due, the holds released and, for a
+-- settlement, positions moved in the cycle open now. With p_creditor (an answer posted to a
+-- process that did not forward the transfer), only that creditor's transfers another process
+-- forwarded are taken, and the rows taken come back; without it, the rows another process
+-- made final first come back, with the journal's word on them, and the settlements taken in
+-- another cycle than p_cycle (closed meanwhile by another process) come back with only
+-- o_key and o_cycle.
+CREATE OR REPLACE FUNCTION switch_finish(
+    p_me text, p_now double precision, p_creditor text, p_cycle integer, p_e2e text[],
+    p_state text[], p_reason text[], p_by text[], p_tell boolean[])
+RETURNS TABLE (o_key text, o_owner text, o_tx_id text, o_msg_id text, o_debtor text,
+               o_creditor text, o_amount bigint, o_bulk boolean, o_received_at double precision,
+               o_state text, o_reason text, o_by text, o_cycle integer)
+LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    r transfers%ROWTYPE;
+    v_cycle integer;
+    v_taken boolean;
+    v_bics text[] := '{}';
+    v_net bigint[] := '{}';
+    v_held bigint[] := '{}';
+BEGIN
+    SELECT c.cycle_id INTO v_cycle FROM cycles c WHERE c.closed_at IS NULL
+        ORDER BY c.cycle_id DESC LIMIT 1;
+    FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
+        SELECT * INTO r FROM transfers t WHERE t.end_to_end_id = p_e2e[i] FOR UPDATE;
+        IF NOT FOUND THEN
+            CONTINUE;
+        END IF;
+        v_taken := r.state = 'PENDING' AND (p_creditor IS NULL
+            OR (r.creditor_bic = p_creditor AND r.owner IS DISTINCT FROM p_me));
+        IF v_taken THEN
+            UPDATE transfers t SET state = p_state[i], reason_code = p_reason[i],
+                reason_by = p_by[i], final_at = p_now,
+                cycle_id = CASE WHEN p_state[i] = 'SETTLED' THEN v_cycle END,
+                creditor_notice = CASE WHEN p_tell[i] THEN 1 ELSE 0 END,
+                debtor_notice = CASE WHEN r.bulk THEN 1 ELSE 0 END, owner = p_me
+                WHERE t.end_to_end_id = p_e2e[i];
+            INSERT INTO transitions (end_to_end_id, from_state, to_state, reason_code, at)
+                VALUES (p_e2e[i], 'PENDING', p_state[i], p_reason[i], p_now);
+            v_bics := v_bics || r.debtor_bic;
+            v_held := v_held || (-r.amount_vnd);
+            IF p_state[i] = 'SETTLED' THEN
+                v_net := v_net || (-r.amount_vnd);
+                v_bics := v_bics || r.creditor_bic;
+                v_held := v_held || 0::bigint;
+                v_net := v_net || r.amount_vnd;
+            ELSE
+                v_net := v_net || 0::bigint;
+            END IF;
+        END IF;
+        IF v_taken = (p_creditor IS NOT NULL) THEN
+            o_key := r.end_to_end_id;
+            o_owner := r.owner;
+            o_tx_id := r.tx_id;
+            o_msg_id := r.msg_id;
+            o_debtor := r.debtor_bic;
+            o_creditor := r.creditor_bic;
+            o_amount := r.amount_vnd;
+            o_bulk := r.bulk;
+            o_received_at := r.received_at;
+            IF v_taken THEN
+                o_state := p_state[i];
+                o_reason := p_reason[i];
+                o_by := p_by[i];
+                o_cycle := CASE WHEN p_state[i] = 'SETTLED' THEN v_cycle END;
+            ELSE
+                o_state := r.state;
+                o_reason := r.reason_code;
+                o_by := r.reason_by;
+                o_cycle := r.cycle_id;
+            END IF;
+            RETURN NEXT;
+        ELSIF v_taken AND p_state[i] = 'SETTLED' AND v_cycle IS DISTINCT FROM p_cycle THEN
+            o_key := r.end_to_end_id;
+            o_owner := NULL; o_tx_id := NULL; o_msg_id := NULL; o_debtor := NULL;
+            o_creditor := NULL; o_amount := NULL; o_bulk := NULL; o_received_at := NULL;
+            o_state := NULL; o_reason := NULL; o_by := NULL;
+            o_cycle := v_cycle;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    UPDATE positions p SET net_vnd = p.net_vnd + d.net, reserved_vnd = p.reserved_vnd + d.held
+        FROM (SELECT u.bic, sum(u.net)::bigint AS net, sum(u.held)::bigint AS held
+              FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held) GROUP BY u.bic) d
+        WHERE p.bic = d.bic;
+END $$;
+
+-- Settled transfers returned by their creditor; returns the items the journal refused:
+-- AM04 (the creditor's cap), DUPL (returned meanwhile), DU05 (the return id taken meanwhile);
+-- and, when the open cycle is not p_cycle (another process closed it meanwhile), the items
+-- taken, with the cycle they settled in and no reason.
+CREATE OR REPLACE FUNCTION switch_return(
+    p_me text, p_creditor text, p_now double precision, p_cycle integer, p_return_id text[],
+    p_e2e text[], p_debtor text[], p_amount bigint[], p_reason text[])
+RETURNS TABLE (o_key text, o_reason text, o_cycle integer) LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    v_cycle integer;
+    v_room bigint;
+BEGIN
+    SELECT c.cycle_id INTO v_cycle FROM cycles c WHERE c.closed_at IS NULL
+        ORDER BY c.cycle_id DESC LIMIT 1;
+    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room
+        FROM positions p WHERE p.bic = p_creditor;
+    FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
+        o_key := p_return_id[i];
+        o_cycle := NULL;
+        IF v_room IS NULL OR p_amount[i] > v_room THEN
+            o_reason := 'AM04';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        INSERT INTO returns (return_id, end_to_end_id, creditor_bic, debtor_bic, amount_vnd,
+                             reason_code, settled_at, cycle_id, owner)
+            VALUES (p_return_id[i], p_e2e[i], p_creditor, p_debtor[i], p_amount[i],
+                    p_reason[i], p_now, v_cycle, p_me)
+            ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+            o_reason := CASE WHEN EXISTS (SELECT 1 FROM returns r
+                                          WHERE r.end_to_end_id = p_e2e[i])
+                             THEN 'DUPL' ELSE 'DU05' END;
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        UPDATE transfers t SET state = 'RETURNED', reason_code = p_reason[i]
+            WHERE t.end_to_end_id = p_e2e[i] AND t.state = 'SETTLED'
+              AND t.creditor_bic = p_creditor AND t.debtor_bic = p_debtor[i];
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'transfer % is not a settled transfer of %', p_e2e[i], p_creditor
+                USING ERRCODE = 'integrity_constraint_violation';
+        END IF;
+        INSERT INTO transitions (end_to_end_id, from_state, to_state, reason_code, at)
+            VALUES (p_e2e[i], 'SETTLED', 'RETURNED', p_reason[i], p_now);
+        v_room := v_room - p_amount[i];
+        UPDATE positions SET net_vnd = net_vnd - p_amount[i] WHERE bic = p_creditor;
+        UPDATE positions SET net_vnd = net_vnd + p_amount[i] WHERE bic = p_debtor[i];
+        IF v_cycle IS DISTINCT FROM p_cycle THEN
+            o_reason := NULL;
+            o_cycle := v_cycle;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END $$;
+
+-- Directory entries linked, updated or unlinked, each by its p_by (a participant's BIC, or
+-- 'registry'), each checked against the directory as the journal holds it, whatever the
+-- writing process's memory said: returns the refused ones, with why (elsewhere: the citizen
+-- id is linked at another participant; taken: the account is linked to another citizen id;
+-- changed: the entry to unlink is no longer there). One directory write at a time (the
+-- lock), so that the changes' numbers (seq) follow the order they commit in, which the
+-- processes catching up on NOTIFY rely on.
+CREATE OR REPLACE FUNCTION switch_directory(
+    p_by text[], p_at double precision[], p_action text[], p_citizen text[], p_bic text[],
+    p_account text[], p_name text[])
+RETURNS TABLE (o_key text, o_reason text) LANGUAGE plpgsql AS $$
+DECLARE
+    i integer;
+    v_bic text;
+    v_account text;
+    v_holder text;
+    v_action text;
+BEGIN
+    PERFORM pg_advisory_xact_lock(1398228036);  -- 0x53574444, "SWDD": the directory's key
+    FOR i IN 1 .. coalesce(array_length(p_citizen, 1), 0) LOOP
+        o_key := p_citizen[i];
+        SELECT d.participant_bic, d.account_id INTO v_bic, v_account FROM directory d
+            WHERE d.citizen_id = p_citizen[i];
+        IF p_action[i] = 'unlink' THEN
+            IF v_bic IS DISTINCT FROM p_bic[i] OR v_account IS DISTINCT FROM p_account[i] THEN
+                o_reason := 'changed';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            DELETE FROM directory d WHERE d.citizen_id = p_citizen[i];
+            v_action := 'unlink';
+        ELSE
+            IF v_bic IS NOT NULL AND v_bic <> p_bic[i] AND p_by[i] <> 'registry' THEN
+                o_reason := 'elsewhere';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            SELECT d.citizen_id INTO v_holder FROM directory d
+                WHERE d.participant_bic = p_bic[i] AND d.account_id = p_account[i];
+            IF v_holder IS NOT NULL AND v_holder <> p_citizen[i] THEN
+                o_reason := 'taken';
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            v_action := CASE WHEN v_bic IS NULL THEN 'link' ELSE 'update' END;
+            INSERT INTO directory (citizen_id, participant_bic, account_id, holder_name,
+                                   updated_at, updated_by)
+                VALUES (p_citizen[i], p_bic[i], p_account[i], p_name[i], p_at[i], p_by[i])
+                ON CONFLICT (citizen_id) DO UPDATE SET participant_bic = excluded.participant_bic,
+                    account_id = excluded.account_id, holder_name = excluded.holder_name,
+                    updated_at = excluded.updated_at, updated_by = excluded.updated_by;
+        END IF;
+        INSERT INTO directory_changes (citizen_id, action, participant_bic, account_id,
+                                       holder_name, changed_by, at)
+            VALUES (p_citizen[i], v_action, p_bic[i], p_account[i], p_name[i], p_by[i],
+                    p_at[i]);
+    END LOOP;
+    PERFORM pg_notify('switch_directory', '');
+END $$;
+
+-- Close the open cycle (if it is at least p_min_age_s old) and open the next; the closed
+-- cycle's id, or NULL. Every position row is locked first, as each settling write locks its
+-- own: a settlement's write falls wholly before or wholly after the close.
+CREATE OR REPLACE FUNCTION switch_close(p_min_age_s double precision) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_closed integer;
+    v_now double precision := switch_now();
+BEGIN
+    PERFORM 1 FROM positions ORDER BY bic FOR UPDATE;
+    UPDATE cycles SET closed_at = v_now
+        WHERE closed_at IS NULL AND opened_at <= v_now - coalesce(p_min_age_s, 0)
+        RETURNING cycle_id INTO v_closed;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO cycles (cycle_id, opened_at) VALUES (v_closed + 1, v_now);
+    UPDATE positions SET net_vnd = 0 WHERE net_vnd <> 0;
+    PERFORM pg_notify('switch_cycles', (v_closed + 1)::text);
+    RETURN v_closed;
+END $$;
+"""
+
+SCHEMA_LOCK = 0x5357_4A4C  # pg_advisory_xact_lock key: one process sets the schema at a time
+SETTINGS_CHANNEL = "switch_settings"
+CYCLES_CHANNEL = "switch_cycles"
+DIRECTORY_CHANNEL = "switch_directory"
+MAX_NOTIFY_BYTES = 7_000  # PostgreSQL's limit on a payload is 8,000 bytes
+MAX_ATTEMPTS = 5  # a batch run again after a deadlock or a serialization failure
+READERS = 4  # connections for reads; with the writer and the listener, six per process
+COMMAND_TIMEOUT_S = 60.0
+
+_BEGIN = "SELECT switch_begin($1, $2)"
+_TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+_FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_DIRECTORY = "SELECT o_key, o_reason FROM switch_directory($1, $2, $3, $4, $5, $6, $7)"
+_CLOSE = "SELECT switch_close($1)"
+_NOTIFY = "SELECT pg_notify($1, $2)"
+_MARK_SENT = {
+    "creditor": f"UPDATE transfers SET creditor_notice={NOTICE_SENT}"
+                " WHERE end_to_end_id = ANY($1::text[])",
+    "debtor": f"UPDATE transfers SET debtor_notice={NOTICE_SENT}"
+              " WHERE end_to_end_id = ANY($1::text[])",
+    "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id = ANY($1::text[])",
+}
+_SAVE_SETTINGS = (
+    "INSERT INTO participant_settings (bic, position_limit_vnd, signed_off) VALUES ($1,$2,$3)"
+    " ON CONFLICT (bic) DO UPDATE SET position_limit_vnd=excluded.position_limit_vnd,"
+    " signed_off=excluded.signed_off"
+)
+_SET_LIMIT = "UPDATE positions SET limit_vnd = $2 WHERE bic = $1"
+_OPEN_CYCLE = ("INSERT INTO cycles (cycle_id, opened_at) VALUES ($1, $2)"
+               " ON CONFLICT (cycle_id) DO NOTHING")
+_JOIN = ("INSERT INTO switch_processes (process_id, host, pid, started_at, heartbeat_at)"
+         " VALUES ($1, $2, $3, switch_now(), switch_now())")
+_SEED_POSITIONS = (
+    "INSERT INTO positions (bic, limit_vnd) SELECT u.bic, coalesce(s.position_limit_vnd,"
+    " u.limit_vnd) FROM unnest($1::text[], $2::bigint[]) AS u(bic, limit_vnd)"
+    " LEFT JOIN participant_settings s ON s.bic = u.bic"
+    " ON CONFLICT (bic) DO UPDATE SET limit_vnd = excluded.limit_vnd"
+)
+_BEAT = "UPDATE switch_processes SET heartbeat_at = switch_now() WHERE process_id = $1"
+_LEAVE = "UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1"
+_DEAD = ("SELECT process_id FROM switch_processes WHERE process_id <> $1"
+         " AND heartbeat_at < switch_now() - $2 ORDER BY heartbeat_at")
+_BURY = ("DELETE FROM switch_processes WHERE process_id = $1 AND heartbeat_at < switch_now() - $2"
+         " RETURNING process_id")
+_CLAIM_TRANSFERS = (
+    f"UPDATE transfers SET owner = $1 WHERE owner = $2 AND (state = 'PENDING'"
+    f" OR creditor_notice = {NOTICE_DUE} OR debtor_notice = {NOTICE_DUE})"
+    f" RETURNING {TRANSFER_COLUMNS}, creditor_notice, debtor_notice"
+)
+_PREFIXED = ", ".join(f"t.{column}" for column in TRANSFER_COLUMNS.split(", "))
+_CLAIM_RETURNS = (
+    f"UPDATE returns r SET owner = $1 FROM transfers t WHERE r.owner = $2"
+    f" AND r.debtor_notice = {NOTICE_DUE} AND t.end_to_end_id = r.end_to_end_id"
+    f" RETURNING r.return_id, r.amount_vnd, r.reason_code, {_PREFIXED}"
+)
+_OWNED_DUE = (
+    f"SELECT {TRANSFER_COLUMNS}, creditor_notice, debtor_notice FROM transfers"
+    f" WHERE owner = $1 AND (creditor_notice = {NOTICE_DUE} OR debtor_notice = {NOTICE_DUE})"
+)
+_OWNED_RETURNS_DUE = (
+    f"SELECT r.return_id, r.amount_vnd, r.reason_code, {_PREFIXED} FROM returns r"
+    f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
+    f" AND r.debtor_notice = {NOTICE_DUE}"
+)
+_POSTGRES_READS = {
+    "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=$1 AND msg_id=$2",
+    "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=$1",
+    "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
+                 " WHERE end_to_end_id=$1",
+    "directory": f"SELECT {DIRECTORY_COLUMNS} FROM directory",
+    "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
+    "directory_changes": (
+        "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
+        " at FROM directory_changes WHERE seq > $1 AND ($2::text IS NULL OR citizen_id = $2)"
+        " AND ($3::text IS NULL OR participant_bic = $3) ORDER BY seq LIMIT $4"),
+    "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
+               " WHERE end_to_end_id=$1 ORDER BY seq",
+    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)::bigint"
+              " FROM transfers GROUP BY 1, 2",
+    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0)::bigint FROM returns",
+    "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=$1",
+    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)::bigint"
+                       " FROM transfers WHERE cycle_id=$1 GROUP BY debtor_bic, creditor_bic",
+    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd)::bigint"
+                     " FROM returns WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic",
+    "statement": (
+        "SELECT end_to_end_id, amount_vnd, creditor_bic = $2, final_at,"
+        " CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
+        " FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
+        " UNION ALL SELECT return_id, amount_vnd, debtor_bic = $2, settled_at,"
+        " CASE WHEN debtor_bic = $2 THEN creditor_bic ELSE debtor_bic END, 'return'"
+        " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2) ORDER BY 4"),
+    "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
+                  " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
+}
+_REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
+_TRANSIENT: tuple[type[BaseException], ...] = ()
+if asyncpg is not None:
+    # A value the database refuses is that write's fault, never the storage's: a constraint
+    # (class 23), a value it cannot hold such as a NUL in text (class 22), or an argument the
+    # driver cannot encode.
+    _REFUSED += (asyncpg.exceptions.IntegrityConstraintViolationError,
+                 asyncpg.exceptions.DataError)
+    _TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError,
+                  asyncpg.exceptions.SerializationError)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a survivor took over from a dead process: transfers it held in flight (to reject
+    AB06) and the notices it still owed."""
+
+    in_flight: list[Transfer]
+    notices: NoticesDue
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    """One write: the positions it locks (their BICs), and what it does in the transaction."""
+
+    bics: tuple[str, ...]
+    run: Callable[[Any], Awaitable[Any]]
+
+
+def _notices(rows: Iterable[Sequence[Any]], returns: Iterable[Sequence[Any]]) -> NoticesDue:
+    """Rows of TRANSFER_COLUMNS + (creditor_notice, debtor_notice), and of returns, as the
+    notices still due."""
+    to_creditors: list[Transfer] = []
+    to_debtors: list[Transfer] = []
+    for row in rows:
+        if row[-2] == NOTICE_DUE:
+            to_creditors.append(transfer_of_row(row))
+        if row[-1] == NOTICE_DUE:
+            to_debtors.append(transfer_of_row(row))
+    return NoticesDue(to_creditors, to_debtors, [
+        SettledReturn(return_id=row[0], original=transfer_of_row(row[3:]), amount_vnd=row[1],
+                      reason_code=row[2]) for row in returns])
+
+
+def postgres_missing() -> str | None:
+    """Why a PostgreSQL journal cannot be used here, or None when it can."""
+    if asyncpg is None:
+        return ("the PostgreSQL journal needs asyncpg: pip install 'switchlab[postgres]'")
+    return None
+
+
+class PostgresStore(GroupCommit, JournalReads):
+    """The switch's durable state in PostgreSQL, written by one or several switch processes.
+
+    `url` is a libpq URL (postgresql://user:password@host:port/database); `lease_s` is how
+    long a process may go without beating before another takes its work over.
+    """
+
+    shared = True
+    _SQL = _POSTGRES_READS
+    _PLACEHOLDER = "$"
+
+    def __init__(self, url: str, events: SwitchEvents | None = None, switch_bic: str = "",
+                 max_queued_writes: int = 10_000, max_batch: int = 512,
+                 lease_s: float = 5.0) -> None:
+        missing = postgres_missing()
+        if missing is not None:
+            raise RuntimeError(missing)
+        super().__init__(events, max_queued_writes, max_batch)
+        self.url = url
+        self.switch_bic = switch_bic
+        self.process_id = f"sw{secrets.token_hex(8)}"  # also this process's NOTIFY channel
+        # A transaction left open by a process that died without closing its connection
+        # (a machine lost) holds its locks until the server ends it: within a lease.
+        self._settings = {"idle_in_transaction_session_timeout": str(int(lease_s * 1000))}
+        self._writer: Any = None
+        self._listener: Any = None
+        self._readers: Any = None
+        self._bics: tuple[str, ...] = ()
+
+    # ---- connections, schema, membership --------------------------------------------------
+
+    async def _connect(self) -> Any:
+        return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S,
+                                     server_settings=self._settings)
+
+    async def start(self) -> None:
+        """Connect, set the schema (once, whichever process comes first), say this process is
+        alive, and start the writer."""
+        self._writer = await self._connect()
+        async with self._writer.transaction():
+            await self._writer.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+            await self._writer.execute(SCHEMA)
+        await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
+        self._listener = await self._connect()
+        self._readers = await asyncpg.create_pool(self.url, min_size=1, max_size=READERS,
+                                                  command_timeout=COMMAND_TIMEOUT_S,
+                                                  server_settings=self._settings)
+        self._start_writer()
+
+    async def close(self) -> None:
+        """Commit what was already taken, say this process left (a survivor takes over at
+        once whatever it still owes), then close."""
+        await self._stop_writer()
+        if self.listening():
+            with contextlib.suppress(Exception):  # a journal gone already: the lease will do
+                await self._listener.execute(_LEAVE, self.process_id)
+        for connection in (self._writer, self._listener):
+            if connection is not None and not connection.is_closed():
+                await connection.close()
+        if self._readers is not None:
+            await self._readers.close()
+
+    async def seed_positions(self, limits_vnd: dict[str, int]) -> None:
+        """Give every participant a position row with its configured limit (unless the
+        operator set one over the admin API, which stays)."""
+        self._bics = tuple(sorted(limits_vnd))
+        await self._listener.execute(_SEED_POSITIONS, list(self._bics),
+                                     [limits_vnd[bic] for bic in self._bics])
+
+    async def beat(self) -> bool:
+        """Say this process is still alive; False once another process has taken it over."""
+        return await self._listener.execute(_BEAT, self.process_id) == "UPDATE 1"
+
+    async def dead(self, lease_s: float) -> list[str]:
+        """Processes that have not beaten for `lease_s` seconds (the database's clock)."""
+        return [row[0] for row in await self._listener.fetch(_DEAD, self.process_id, lease_s)]
+
+    async def listen(self, on_final: Callable[[str], None], on_settings: Callable[[], None],
+                     on_cycle: Callable[[int], None], on_directory: Callable[[], None]) -> None:
+        """Call back when another process made one of this process's transfers final (its
+        JSON word), when the operator changed a participant's settings, when a cycle closed
+        (the id of the one now open), when the directory changed."""
+        await self._listener.add_listener(
+            self.process_id, lambda _c, _p, _ch, payload: on_final(payload))
+        await self._listener.add_listener(
+            SETTINGS_CHANNEL, lambda _c, _p, _ch, _payload: on_settings())
+        await self._listener.add_listener(
+            CYCLES_CHANNEL, lambda _c, _p, _ch, payload: on_cycle(int(payload)))
+        await self._listener.add_listener(
+            DIRECTORY_CHANNEL, lambda _c, _p, _ch, _payload: on_directory())
+
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    async def reconnect_listener(self) -> None:
+        """A new connection for beating and listening, after the old one was lost."""
+        self._listener = await self._connect()
+
+    # ---- group commit -----------------------------------------------------------------------
+
+    def _submit(self, bics: Iterable[str], run: Callable[[Any], Awaitable[Any]]
+                ) -> asyncio.Future[Any]:
+        return self._enqueue(_Op(tuple(bics), run))
+
+    async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
+        savepoints = False
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._transaction(batch, savepoints)
+            except _REFUSED:
+                if savepoints:  # refused outside any one write: the storage's fault
+                    raise
+                savepoints = True  # again, each write in a savepoint: the refused one alone
+            except _TRANSIENT:
+                if attempts >= MAX_ATTEMPTS:
+                    raise
+
+    async def _transaction(self, batch: list[QueuedWrite], savepoints: bool) -> list[Any]:
+        """One transaction, one fsync: the process's liveness and the positions the batch
+        touches locked first, then each write."""
+        connection = self._writer
+        bics = sorted({bic for write in batch for bic in write.payload.bics})
+        outcomes: list[Any] = []
+        async with connection.transaction():
+            await connection.execute(_BEGIN, self.process_id, bics)
+            for write in batch:
+                if not savepoints:
+                    outcomes.append(await write.payload.run(connection))
+                    continue
+                try:
+                    async with connection.transaction():
+                        outcomes.append(await write.payload.run(connection))
+                except _REFUSED as error:
+                    outcomes.append(WriteRefused(str(error)))
+        return outcomes
+
+    # ---- what the switch writes ---------------------------------------------------------
+
+    def record_new(self, sender_bic: str, msg_id: str, body_sha256: bytes,
+                   transfers: Sequence[Transfer], now_s: float
+                   ) -> asyncio.Future[dict[str, Decided] | None]:
+        """A message and the transfers it brought, PENDING with the debtor's hold or REJECTED;
+        returns the transfers the journal decided otherwise (DUPL, AM04), or None. Refused
+        (WriteRefused) when the sender used the MsgId before."""
+        args = (self.process_id, self.switch_bic, sender_bic, msg_id, body_sha256, now_s,
+                bool(transfers) and transfers[0].bulk,
+                [t.end_to_end_id for t in transfers], [t.tx_id for t in transfers],
+                [t.creditor_bic for t in transfers], [t.amount_vnd for t in transfers],
+                [str(t.state) for t in transfers], [t.reason_code for t in transfers],
+                [t.reason_by for t in transfers])
+
+        async def run(connection: Any) -> dict[str, Decided] | None:
+            rows = await connection.fetch(_TAKE, *args)
+            return {key: Decided(reason=reason) for key, reason in rows} or None
+
+        return self._submit((sender_bic,), run)
+
+    def _finish(self, bics: Iterable[str], creditor_bic: str | None, cycle_id: int | None,
+                items: Sequence[tuple[str, TransferState, str | None, str | None, bool]],
+                now_s: float, run: Callable[[Any, list[Any]], Awaitable[Any]]
+                ) -> asyncio.Future[Any]:
+        args = (self.process_id, now_s, creditor_bic, cycle_id, [item[0] for item in items],
+                [str(item[1]) for item in items], [item[2] for item in items],
+                [item[3] for item in items], [item[4] for item in items])
+
+        async def finish(connection: Any) -> Any:
+            return await run(connection, await connection.fetch(_FINISH, *args))
+
+        return self._submit(bics, finish)
+
+    def record_final(self, finals: Sequence[Final], now_s: float
+                     ) -> asyncio.Future[dict[str, Decided] | None]:
+        """PENDING transfers made final, with the notices now due; returns those another
+        process made final first, with the journal's word on each, and the settlements the
+        journal counted in another cycle than asked (a close elsewhere meanwhile), or None."""
+        bics = {bic for f in finals for bic in (f.transfer.debtor_bic, f.transfer.creditor_bic)}
+        asked_cycle = next((f.cycle_id for f in finals if f.cycle_id is not None), None)
+
+        async def lost(_connection: Any, rows: list[Any]) -> dict[str, Decided] | None:
+            return {row["o_key"]: Decided(cycle_id=row["o_cycle"]) if row["o_state"] is None
+                    else Decided(state=TransferState(row["o_state"]),
+                                 reason_code=row["o_reason"], reason_by=row["o_by"])
+                    for row in rows} or None
+
+        return self._finish(bics, None, asked_cycle, [
+            (f.transfer.end_to_end_id, f.state, f.reason_code, f.reason_by, f.tell_creditor)
+            for f in finals], now_s, lost)
+
+    def record_answers(self, creditor_bic: str,
+                       answers: Sequence[tuple[str, TransferState, str | None]], now_s: float
+                       ) -> asyncio.Future[list[Final]]:
+        """Answers posted to this process for transfers another process forwarded to
+        `creditor_bic`: those still PENDING are made final here (an ACSC owed to the creditor
+        on a settlement), and the processes that forwarded them are told by NOTIFY; returns
+        the finals taken."""
+        items = [(e2e, state, reason, None if reason is None else creditor_bic,
+                  state is TransferState.SETTLED) for e2e, state, reason in answers]
+
+        async def taken(connection: Any, rows: list[Any]) -> list[Final]:
+            finals = []
+            told: defaultdict[str, list[list[str | None]]] = defaultdict(list)
+            for row in rows:
+                transfer = Transfer(
+                    end_to_end_id=row["o_key"], tx_id=row["o_tx_id"], msg_id=row["o_msg_id"],
+                    debtor_bic=row["o_debtor"], creditor_bic=row["o_creditor"],
+                    amount_vnd=row["o_amount"], bulk=row["o_bulk"],
+                    received_at=row["o_received_at"], state=TransferState.PENDING)
+                state = TransferState(row["o_state"])
+                finals.append(Final(transfer, state, row["o_reason"], row["o_by"],
+                                    row["o_cycle"], state is TransferState.SETTLED))
+                if row["o_owner"] is not None and row["o_owner"] != self.process_id:
+                    told[row["o_owner"]].append([row["o_key"], row["o_state"], row["o_reason"],
+                                                 row["o_by"]])
+            notes = [(owner, payload) for owner, words in told.items()
+                     for payload in _payloads(words)]
+            if notes:
+                await connection.executemany(_NOTIFY, notes)
+            return finals
+
+        return self._finish(self._bics, creditor_bic, None, items, now_s, taken)
+
+    def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
+                       now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
+        """Settled returns, each owed to its debtor as a notice; the cycle is the journal's.
+        Returns the items it refused (AM04, DUPL, DU05) and, when a close elsewhere made the
+        open cycle other than `cycle_id`, the cycle of those it took; or None."""
+        args = (self.process_id, creditor_bic, now_s, cycle_id, [r.return_id for r in returns],
+                [r.original.end_to_end_id for r in returns],
+                [r.original.debtor_bic for r in returns], [r.amount_vnd for r in returns],
+                [r.reason_code for r in returns])
+
+        async def run(connection: Any) -> dict[str, Decided] | None:
+            rows = await connection.fetch(_RETURN, *args)
+            return {key: Decided(reason=reason, cycle_id=cycle)
+                    for key, reason, cycle in rows} or None
+
+        return self._submit({creditor_bic, *(r.original.debtor_bic for r in returns)}, run)
+
+    def record_directory(self, changes: Sequence[DirectoryChange]
+                         ) -> asyncio.Future[dict[str, str] | None]:
+        """Directory entries linked, updated or unlinked, each checked again by the journal
+        against the directory it holds (another process may have changed it) and journaled
+        with its line; returns the citizen ids it refused, each with why (`elsewhere`,
+        `taken`, `changed`: switch_directory), or None. Every process is told (NOTIFY)."""
+        args = ([c.changed_by for c in changes], [c.at for c in changes],
+                [c.action for c in changes], [c.entry.citizen_id for c in changes],
+                [c.entry.participant_bic for c in changes], [c.entry.account_id for c in changes],
+                [c.entry.holder_name for c in changes])
+
+        async def run(connection: Any) -> dict[str, str] | None:
+            return dict(await connection.fetch(_DIRECTORY, *args)) or None
+
+        return self._submit((), run)
+
+    def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
+        """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
+        sql, listed = _MARK_SENT[kind], list(keys)
+
+        async def run(connection: Any) -> None:
+            await connection.execute(sql, listed)
+
+        return self._submit((), run)
+
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
+                      ) -> asyncio.Future[None]:
+        """The operator's limit and sign-off, the limit the journal checks holds against,
+        and a word to every process."""
+        async def run(connection: Any) -> None:
+            await connection.execute(_SAVE_SETTINGS, bic, position_limit_vnd, signed_off)
+            await connection.execute(_SET_LIMIT, bic, position_limit_vnd)
+            await connection.execute(_NOTIFY, SETTINGS_CHANNEL, bic)
+
+        return self._submit((bic,), run)
+
+    def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
+        async def run(connection: Any) -> None:
+            await connection.execute(_OPEN_CYCLE, cycle_id, now_s)
+
+        return self._submit((), run)
+
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
+                    ) -> asyncio.Future[int | None]:
+        """Close whichever cycle is open (at least `min_age_s` old) and open the next; the
+        closed cycle's id, or None. `closed_id` is this process's belief, not the journal's."""
+        async def run(connection: Any) -> int | None:
+            return await connection.fetchval(_CLOSE, min_age_s)
+
+        return self._submit(self._bics, run)
+
+    def take_over(self, dead_process: str, lease_s: float) -> asyncio.Future[Claimed | None]:
+        """Take over a process that stopped beating `lease_s` ago: what it held in flight and
+        the notices it owed become this process's; None if another survivor was first or the
+        process beat again."""
+        async def run(connection: Any) -> Claimed | None:
+            if await connection.fetchval(_BURY, dead_process, lease_s) is None:
+                return None
+            transfers = await connection.fetch(_CLAIM_TRANSFERS, self.process_id, dead_process)
+            returns = await connection.fetch(_CLAIM_RETURNS, self.process_id, dead_process)
+            return Claimed([transfer_of_row(row) for row in transfers
+                            if row["state"] == TransferState.PENDING],
+                           _notices(transfers, returns))
+
+        return self._submit((), run)
+
+    # ---- what the switch reads while serving ----------------------------------------------
+
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A query on a reader connection."""
+        async with self._readers.acquire() as connection:
+            return [tuple(row) for row in await connection.fetch(sql, *params)]
+
+    async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
+        """Journaled transfers by end-to-end id; ids the journal does not hold are absent."""
+        rows = await self.read(f"SELECT {TRANSFER_COLUMNS} FROM transfers"
+                               " WHERE end_to_end_id = ANY($1::text[])", (list(end_to_end_ids),))
+        return {row[0]: transfer_of_row(row) for row in rows}
+
+    async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
+                            ) -> dict[str, tuple[str, int]]:
+        """Returns the creditor already made under these RtrIds: id -> (end-to-end id, VND)."""
+        rows = await self.read("SELECT return_id, end_to_end_id, amount_vnd FROM returns"
+                               " WHERE creditor_bic=$1 AND return_id = ANY($2::text[])",
+                               (creditor_bic, list(return_ids)))
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    async def positions_now(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Net positions in the open cycle and holds, per BIC, as the journal keeps them."""
+        rows = await self.read("SELECT bic, net_vnd, reserved_vnd FROM positions")
+        return {bic: net for bic, net, _ in rows}, {bic: held for bic, _, held in rows}
+
+    # ---- what a starting process reads, before it serves anyone -----------------------------
+
+    async def known_ids_now(self) -> set[str]:
+        """None needed in memory: the journal itself refuses a known id (DUPL)."""
+        return set()
+
+    async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
+        """None needed in memory: positions live in the journal (`positions_now`)."""
+        return []
+
+    async def in_flight_now(self) -> list[Transfer]:
+        """This process's own transfers in flight: none for a process just started (a dead
+        process's are taken over by `take_over`)."""
+        return [transfer_of_row(row) for row in await self.read(
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers WHERE owner=$1 AND state='PENDING'",
+            (self.process_id,))]
+
+    async def notices_due_now(self) -> NoticesDue:
+        """The notices this process owes (none for a process just started)."""
+        return _notices(await self.read(_OWNED_DUE, (self.process_id,)),
+                        await self.read(_OWNED_RETURNS_DUE, (self.process_id,)))
+
+
+def _payloads(words: list[list[str | None]]) -> Iterable[str]:
+    """JSON arrays of words, each under PostgreSQL's limit on a NOTIFY payload."""
+    chunk: list[list[str | None]] = []
+    size = 2
+    for word in words:
+        encoded = len(json.dumps(word)) + 1
+        if chunk and size + encoded > MAX_NOTIFY_BYTES:
+            yield json.dumps(chunk)
+            chunk, size = [], 2
+        chunk.append(word)
+        size += encoded
+    if chunk:
+        yield json.dumps(chunk)
