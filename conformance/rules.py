@@ -33,7 +33,7 @@ from protocol.messages import (
     VerificationReport,
     VerificationRequest,
 )
-from switchlab.servers import CODE_ROOT
+from protocol.runtime import CODE_ROOT
 
 DEFAULT_SCHEMAS = CODE_ROOT.parent / "shared" / "iso20022-xsd"
 HEAD_SCHEMA = "head.001.001.02"

@@ -19,8 +19,7 @@ from conformance.cases import CASES
 from conformance.report import write_reports
 from conformance.rules import DEFAULT_SCHEMAS, Schemas
 from conformance.runner import FAILED, NOT_APPLICABLE, PASSED, RunResult, SuiteSettings, run_suite
-from protocol.runtime import bind
-from switchlab.servers import start_process, stop_process
+from protocol.runtime import bind, start_process, stop_process
 
 pytestmark = pytest.mark.slow
 
