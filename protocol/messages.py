@@ -174,6 +174,8 @@ class Statement:
     opening_balance_vnd: int
     closing_balance_vnd: int
     entries: list[StatementEntry] = field(default_factory=list)
+    page_number: int = 1  # Stmt/StmtPgntn: a large statement comes in pages, each balanced
+    last_page: bool = True
 
 
 @dataclass(frozen=True, slots=True)

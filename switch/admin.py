@@ -20,6 +20,7 @@ from switch.states import TransferState
 from switch.store import MAX_LISTED_TRANSFERS
 
 SWITCH = web.AppKey("switch", Switch)
+MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
 DEFAULT_LISTED_TRANSFERS = 100
 LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 
@@ -101,12 +102,23 @@ async def cycle_summary(request: web.Request) -> web.Response:
     return web.json_response(summary.as_dict())
 
 
+def page_asked(request: web.Request) -> int:
+    """The statement page a request asks for (`?page=N`, 1 when absent); 400 otherwise."""
+    text = request.query.get("page", "1")
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= MAX_PAGE_DIGITS
+            and int(text) > 0):
+        raise web.HTTPBadRequest(text=f"400: page must be a whole number from 1 to "
+                                 f"{10 ** MAX_PAGE_DIGITS - 1}, not {text[:20]!r}\n")
+    return int(text)
+
+
 async def cycle_statement(request: web.Request) -> web.Response:
     participant = _participant(request)
     switch = request.app[SWITCH]
-    document = await switch.cycles.statement(_cycle(request), participant.bic)
+    document = await switch.cycles.statement(_cycle(request), participant.bic,
+                                             page_asked(request))
     if document is None:
-        raise web.HTTPNotFound(text="404: no such settlement cycle\n")
+        raise web.HTTPNotFound(text="404: no such settlement cycle, or no such page of it\n")
     return xml_response(switch.config.bic, participant.bic, document)
 
 

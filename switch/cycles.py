@@ -17,6 +17,7 @@ settlement in the cycle open at that settlement's write, and says which cycle it
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -24,6 +25,9 @@ from functools import partial
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
 from switch.state import SwitchState
+
+# A camt.053 page: ~420 bytes an entry, so ~4 MB, within a bank's 8 MiB body limit.
+MAX_ENTRIES_PER_PAGE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +93,7 @@ class Cycles:
         else:
             await written
         state.events.cycle_closed.fire(cycle_id=closed_id)
-        state.notifier.push_statements(partial(self.statement, closed_id))
+        state.notifier.push_statements(partial(self.statements, closed_id))
         return closed_id
 
     async def summarize(self, cycle_id: int) -> CycleSummary | None:
@@ -111,27 +115,48 @@ class Cycles:
             returns_vnd=sum(row[3] for row in flows.returns),
         )
 
-    async def statement(self, cycle_id: int, bic: str) -> Statement | None:
-        """The participant's camt.053 for the cycle: every settled transfer and return it took
-        part in, booked on its settlement account, from a zero opening balance (cycles settle
-        to zero); None for an unknown cycle."""
+    async def statements(self, cycle_id: int, bic: str) -> AsyncIterator[Statement]:
+        """The participant's camt.053 for the cycle, page by page: every settled transfer and
+        return it took part in, booked on its settlement account, MAX_ENTRIES_PER_PAGE to a
+        page (Stmt/StmtPgntn), each page opening where the last closed, the first from zero
+        (cycles settle to zero). A page stays within every participant's body limit however
+        large the cycle: a million credits are a hundred pages, not one message nobody would
+        take. Nothing for an unknown cycle."""
         summary = await self.summarize(cycle_id)
         if summary is None:
-            return None
-        entries = [
-            StatementEntry(entry_ref=ref, amount_vnd=amount, credit=credit,
-                           booked_at=datetime.fromtimestamp(at, UTC), counterparty_bic=other,
-                           kind=kind)
-            for ref, amount, credit, at, other, kind
-            in await self.state.store.statement_entries(cycle_id, bic)
-        ]
-        closing = sum(e.amount_vnd if e.credit else -e.amount_vnd for e in entries)
-        assert closing == summary.net_vnd.get(bic, 0), f"{bic} statement disagrees with its net"
+            return
         now = datetime.now(UTC)
-        return Statement(
-            msg_id=new_id("SWC"), created_at=now, participant_bic=bic, cycle_id=cycle_id,
-            opened_at=datetime.fromtimestamp(summary.opened_at, UTC),
-            closed_at=datetime.fromtimestamp(summary.closed_at, UTC) if summary.closed_at
-            else now,
-            opening_balance_vnd=0, closing_balance_vnd=closing, entries=entries,
-        )
+        opened_at = datetime.fromtimestamp(summary.opened_at, UTC)
+        closed_at = (datetime.fromtimestamp(summary.closed_at, UTC) if summary.closed_at
+                     else now)
+        balance_vnd, after, page = 0, (0.0, ""), 1
+        while True:
+            rows = await self.state.store.statement_entries(cycle_id, bic, after,
+                                                            MAX_ENTRIES_PER_PAGE + 1)
+            last = len(rows) <= MAX_ENTRIES_PER_PAGE
+            rows = rows[:MAX_ENTRIES_PER_PAGE]
+            entries = [StatementEntry(entry_ref=ref, amount_vnd=amount, credit=credit,
+                                      booked_at=datetime.fromtimestamp(at, UTC),
+                                      counterparty_bic=other, kind=kind)
+                       for ref, amount, credit, at, other, kind in rows]
+            closing_vnd = balance_vnd + sum(e.amount_vnd if e.credit else -e.amount_vnd
+                                            for e in entries)
+            if last:
+                assert closing_vnd == summary.net_vnd.get(bic, 0), (
+                    f"{bic} statement disagrees with its net")
+            yield Statement(
+                msg_id=new_id("SWC"), created_at=now, participant_bic=bic, cycle_id=cycle_id,
+                opened_at=opened_at, closed_at=closed_at, opening_balance_vnd=balance_vnd,
+                closing_balance_vnd=closing_vnd, entries=entries, page_number=page,
+                last_page=last)
+            if last:
+                return
+            balance_vnd, after, page = closing_vnd, (rows[-1][3], rows[-1][0]), page + 1
+
+    async def statement(self, cycle_id: int, bic: str, page: int = 1) -> Statement | None:
+        """One page of the participant's camt.053 for the cycle (`statements`); None for an
+        unknown cycle or a page past the last."""
+        async for statement in self.statements(cycle_id, bic):
+            if statement.page_number == page:
+                return statement
+        return None

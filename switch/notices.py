@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -86,10 +86,10 @@ class Notifier:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def push_statements(self, statement_of: Callable[[str], Awaitable[Statement | None]]
+    def push_statements(self, statement_of: Callable[[str], AsyncIterator[Statement]]
                         ) -> None:
-        """Send every participant its statement (`statement_of(bic)`) in the background, each
-        on its own so that one unreachable participant delays no other."""
+        """Send every participant its statement (`statement_of(bic)`, page by page) in the
+        background, each on its own so that one unreachable participant delays no other."""
         loop = asyncio.get_running_loop()
         for bic in self.outboxes:
             task = loop.create_task(self._push_statement(bic, statement_of))
@@ -97,12 +97,13 @@ class Notifier:
             task.add_done_callback(self._pushes.discard)
 
     async def _push_statement(self, bic: str,
-                              statement_of: Callable[[str], Awaitable[Statement | None]]
+                              statement_of: Callable[[str], AsyncIterator[Statement]]
                               ) -> None:
-        statement = await statement_of(bic)
-        if statement is not None and not await self._send(bic, statement, 1):
-            log.error("gave up sending %s its statement of cycle %d; it can fetch it", bic,
-                      statement.cycle_id)
+        async for page in statement_of(bic):
+            if not await self._send(bic, page, 1):
+                log.error("gave up sending %s page %d of its statement of cycle %d; it can fetch"
+                          " it", bic, page.page_number, page.cycle_id)
+                return
 
     def backlog(self) -> int:
         return sum(len(outbox) for outbox in self.outboxes.values())

@@ -1,9 +1,11 @@
 """A participant fetches its own settlement statement (camt.053) with a signed request.
 
-`GET /v1/statements/{cycle_id}` (or `/v1/statements/latest`, the last closed cycle), signed
-with the three `X-Switchlab-*` headers over the path and an empty body as every request is
-(protocol/signing.py): `200` with the signer's camt.053 for that closed cycle, signed as every
-answer; `404` for a cycle that does not exist, `409` for the cycle still open. A participant
+`GET /v1/statements/{cycle_id}` (or `/v1/statements/latest`, the last closed cycle), with
+`?page=N` for the pages after the first, signed with the three `X-Switchlab-*` headers over
+the path and an empty body as every request is (protocol/signing.py): `200` with that page of
+the signer's camt.053 for the closed cycle (Stmt/StmtPgntn says its number and whether it is
+the last), signed as every answer; `404` for a cycle or a page that does not exist, `409` for
+the cycle still open, `400` for a page that is no number. A participant
 sees only its own statement: the signer decides whose. The same statements are pushed when a
 cycle closes (switch/notices.py); this is how one that missed a push gets it.
 """
@@ -14,7 +16,7 @@ from aiohttp import web
 
 from protocol.directory import read_signed_json
 from protocol.http import xml_response
-from switch.admin import SWITCH
+from switch.admin import SWITCH, page_asked
 
 STATEMENTS_PATH = "/v1/statements"
 LATEST = "latest"
@@ -29,9 +31,12 @@ async def own_statement(request: web.Request) -> web.Response:
     if cycle_id >= open_cycle:
         raise web.HTTPConflict(text=f"409: cycle {cycle_id} is still open; its statement comes "
                                "when it closes\n")
-    statement = await switch.cycles.statement(cycle_id, signer) if cycle_id > 0 else None
+    page = page_asked(request)
+    statement = (await switch.cycles.statement(cycle_id, signer, page) if cycle_id > 0
+                 else None)
     if statement is None:
-        raise web.HTTPNotFound(text=f"404: no settlement cycle {cycle_id}\n")
+        raise web.HTTPNotFound(text=f"404: no settlement cycle {cycle_id}, or no page {page} "
+                               "of it\n")
     return xml_response(switch.config.bic, signer, statement)
 
 

@@ -341,8 +341,8 @@ class Journal(Protocol):
     async def directory_now(self) -> tuple[list[DirectoryEntry], int]: ...
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
     async def cycle_flows(self, cycle_id: int) -> CycleFlows | None: ...
-    async def statement_entries(self, cycle_id: int, bic: str
-                                ) -> list[tuple[str, int, bool, float, str, str]]: ...
+    async def statement_entries(self, cycle_id: int, bic: str, after: tuple[float, str],
+                                limit: int) -> list[tuple[str, int, bool, float, str, str]]: ...
     async def open_cycle_now(self) -> tuple[int | None, int]: ...
     async def known_ids_now(self) -> set[str]: ...
     async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]: ...
@@ -418,12 +418,13 @@ class JournalReads:
         returns = await self.read(self._SQL["cycle_returns"], (cycle_id,))
         return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
 
-    async def statement_entries(self, cycle_id: int, bic: str
-                                ) -> list[tuple[str, int, bool, float, str, str]]:
-        """A participant's settled movements in a cycle, in time order: reference (end-to-end
+    async def statement_entries(self, cycle_id: int, bic: str, after: tuple[float, str],
+                                limit: int) -> list[tuple[str, int, bool, float, str, str]]:
+        """A participant's settled movements in a cycle, in (booked at, reference) order, the
+        next `limit` after `after` (a page: (0.0, "") for the first): reference (end-to-end
         or return id), VND, credit?, booked at (unix s), counterparty BIC, transfer|return."""
         return [(ref, amount, bool(credit), at, other, kind) for ref, amount, credit, at, other,
-                kind in await self.read(self._SQL["statement"], (cycle_id, bic))]
+                kind in await self.read(self._SQL["statement"], (cycle_id, bic, *after, limit))]
 
     async def open_cycle_now(self) -> tuple[int | None, int]:
         """The open cycle's id (None if none is open) and the highest id ever used."""
@@ -725,12 +726,13 @@ _SQLITE_READS = {
     "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
                      " WHERE cycle_id=?1 GROUP BY creditor_bic, debtor_bic",
     "statement": (
-        "SELECT end_to_end_id, amount_vnd, creditor_bic = ?2, final_at,"
-        " CASE WHEN creditor_bic = ?2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
-        " FROM transfers WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)"
+        "SELECT * FROM (SELECT end_to_end_id AS ref, amount_vnd, creditor_bic = ?2,"
+        " final_at AS at, CASE WHEN creditor_bic = ?2 THEN debtor_bic ELSE creditor_bic END,"
+        " 'transfer' FROM transfers WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)"
         " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?2, settled_at,"
         " CASE WHEN debtor_bic = ?2 THEN creditor_bic ELSE debtor_bic END, 'return'"
-        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2) ORDER BY 4"),
+        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2))"
+        " WHERE at > ?3 OR (at = ?3 AND ref > ?4) ORDER BY at, ref LIMIT ?5"),
     "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
                   " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
 }

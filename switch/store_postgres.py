@@ -562,12 +562,13 @@ _POSTGRES_READS = {
     "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd)::bigint"
                      " FROM returns WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic",
     "statement": (
-        "SELECT end_to_end_id, amount_vnd, creditor_bic = $2, final_at,"
-        " CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END, 'transfer'"
-        " FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
+        "SELECT * FROM (SELECT end_to_end_id AS ref, amount_vnd, creditor_bic = $2,"
+        " final_at AS at, CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END,"
+        " 'transfer' FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
         " UNION ALL SELECT return_id, amount_vnd, debtor_bic = $2, settled_at,"
         " CASE WHEN debtor_bic = $2 THEN creditor_bic ELSE debtor_bic END, 'return'"
-        " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2) ORDER BY 4"),
+        " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)) AS entries"
+        " WHERE at > $3 OR (at = $3 AND ref > $4) ORDER BY at, ref LIMIT $5"),
     "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
                   " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
 }

@@ -60,7 +60,8 @@ class StatementV08(MessageCodec[Statement]):
     document_type = Statement
     root = "BkToCstmrStmt"
     group_fields = (
-        "!GrpHdr/MsgId", "!GrpHdr/CreDtTm", "!Stmt/ElctrncSeqNb", "!Stmt/FrToDt/FrDtTm",
+        "!GrpHdr/MsgId", "!GrpHdr/CreDtTm", "Stmt/StmtPgntn/PgNb", "Stmt/StmtPgntn/LastPgInd",
+        "!Stmt/ElctrncSeqNb", "!Stmt/FrToDt/FrDtTm",
         "!Stmt/FrToDt/ToDtTm", "!Stmt/Acct/Id/Othr/Id",
         "!Stmt/Bal[Tp/CdOrPrtry/Cd='OPBD']/Amt", "!Stmt/Bal[Tp/CdOrPrtry/Cd='OPBD']/CdtDbtInd",
         "!Stmt/Bal[Tp/CdOrPrtry/Cd='CLBD']/Amt", "!Stmt/Bal[Tp/CdOrPrtry/Cd='CLBD']/CdtDbtInd",
@@ -76,7 +77,9 @@ class StatementV08(MessageCodec[Statement]):
         parts = [
             f"<GrpHdr><MsgId>{esc(document.msg_id)}</MsgId><CreDtTm>"
             f"{timestamp(document.created_at)}</CreDtTm></GrpHdr><Stmt><Id>"
-            f"{esc(document.participant_bic)}-{document.cycle_id}</Id><ElctrncSeqNb>"
+            f"{esc(document.participant_bic)}-{document.cycle_id}</Id><StmtPgntn><PgNb>"
+            f"{document.page_number}</PgNb><LastPgInd>{str(document.last_page).lower()}"
+            "</LastPgInd></StmtPgntn><ElctrncSeqNb>"
             f"{document.cycle_id}</ElctrncSeqNb><CreDtTm>{timestamp(document.created_at)}"
             f"</CreDtTm><FrToDt><FrDtTm>{timestamp(document.opened_at)}</FrDtTm><ToDtTm>"
             f"{timestamp(document.closed_at)}</ToDtTm></FrToDt><Acct><Id><Othr><Id>"
@@ -89,8 +92,10 @@ class StatementV08(MessageCodec[Statement]):
         return "".join(parts)
 
     def make(self, group: list[str], items: list[list[str]]) -> Statement:
-        (msg_id, created_at, sequence, opened_at, closed_at, account, opening, opening_sign,
-         closing, closing_sign) = group
+        (msg_id, created_at, page, last_page, sequence, opened_at, closed_at, account, opening,
+         opening_sign, closing, closing_sign) = group
+        if last_page.strip() not in ("", "true", "false", "1", "0"):
+            raise CodecError(f"Stmt/StmtPgntn/LastPgInd is not a boolean: {last_page[:20]!r}")
         entries = []
         for n, (ref, amount, sign, booked_at, sub_family, debtor_agent, creditor_agent) in (
                 enumerate(items, start=1)):
@@ -110,4 +115,6 @@ class StatementV08(MessageCodec[Statement]):
             opening_balance_vnd=_amount(opening, opening_sign.strip(), "Stmt/Bal[OPBD]"),
             closing_balance_vnd=_amount(closing, closing_sign.strip(), "Stmt/Bal[CLBD]"),
             entries=entries,
+            page_number=number(page, "Stmt/StmtPgntn/PgNb") if page.strip() else 1,
+            last_page=last_page.strip() in ("", "true", "1"),
         )

@@ -4,9 +4,11 @@ with a signed request, never another participant's."""
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from protocol import codec, signing
 from protocol.messages import Statement, TxStatus
+from switch import cycles
 from switch.statements import STATEMENTS_PATH
 from tests.harness import BANK_A, BANK_B, TREASURY, SwitchLab, only_status, pay, transfer, until
 
@@ -61,3 +63,35 @@ async def test_a_statement_is_refused_unsigned_for_the_open_cycle_and_for_no_cyc
     assert status == 404
     status, _, _ = await fetch(lab, BANK_A, "x1")
     assert status == 404
+
+
+async def test_a_large_statement_comes_in_balanced_pages(
+        lab: SwitchLab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many credits a cycle holds, each message stays within a participant's body
+    limit: the statement comes in pages (Stmt/StmtPgntn), each opening where the last closed."""
+    monkeypatch.setattr(cycles, "MAX_ENTRIES_PER_PAGE", 2)
+    for n in range(5):
+        assert only_status(await pay(lab, transfer(f"E2E-PG{n}", amount_vnd=1_000 + n)))[0] is (
+            TxStatus.SETTLED)
+    status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+    assert status == 200 and isinstance(summary, dict)
+
+    def pushed() -> list[Statement]:
+        return [m.document for m in lab.participants[BANK_A].received
+                if isinstance(m.document, Statement)]
+
+    await until(lambda: len(pushed()) == 3)
+    pages = sorted(pushed(), key=lambda page: page.page_number)
+    assert [(p.page_number, p.last_page, len(p.entries)) for p in pages] == [
+        (1, False, 2), (2, False, 2), (3, True, 1)]
+    assert [(p.opening_balance_vnd, p.closing_balance_vnd) for p in pages] == [
+        (0, 2_001), (2_001, 4_006), (4_006, 5_010)]
+    assert [e.entry_ref for p in pages for e in p.entries] == [f"E2E-PG{n}" for n in range(5)]
+    status, body, _ = await fetch(lab, BANK_A, f"{summary['cycle_id']}?page=2")
+    fetched = codec.decode(body).document
+    assert status == 200 and isinstance(fetched, Statement)
+    assert (fetched.page_number, [e.entry_ref for e in fetched.entries]) == (
+        2, ["E2E-PG2", "E2E-PG3"])
+    assert (await fetch(lab, BANK_A, f"{summary['cycle_id']}?page=4"))[0] == 404
+    status, body, _ = await fetch(lab, BANK_A, f"{summary['cycle_id']}?page=x")
+    assert status == 400 and b"page must be a whole number" in body
