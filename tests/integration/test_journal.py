@@ -203,9 +203,10 @@ async def test_a_transfer_settled_and_returned_reads_back_everywhere(
     flows = await journal.cycle_flows(open_id)  # type: ignore[attr-defined]
     assert flows is not None and flows.transfers == [(TREASURY, BANK, 1, 5_000)]
     assert flows.returns == [(BANK, TREASURY, 1, 2_000)]
-    entries = await journal.statement_entries(open_id, BANK)  # type: ignore[attr-defined]
-    assert [(ref, amount, credit) for ref, amount, credit, *_ in entries] == [
-        ("E-OK", 5_000, True), ("RT1", 2_000, False)]
+    first = await journal.statement_entries(open_id, BANK, (0.0, ""), 1)  # type: ignore[attr-defined]
+    assert [(ref, amount, credit) for ref, amount, credit, *_ in first] == [("E-OK", 5_000, True)]
+    rest = await journal.statement_entries(open_id, BANK, (first[0][3], first[0][0]), 10)  # type: ignore[attr-defined]
+    assert [(ref, amount, credit) for ref, amount, credit, *_ in rest] == [("RT1", 2_000, False)]
     assert await journal.returned_ids_now() == {"E-OK"}  # type: ignore[attr-defined]
     closed = await journal.close_cycle(open_id, 4.0)  # type: ignore[attr-defined]
     assert closed in (None, open_id)  # SQLite follows memory; PostgreSQL says which it closed
