@@ -35,6 +35,9 @@ MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
 MAX_AMOUNT_VND = 10**13  # far above any single social payment; also bounds int() on the input
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
+# Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
+# "Nguyễn Thị Rà" as mojibake. Read back, the mark is skipped.
+EXCEL_ENCODING = "utf-8-sig"
 AMOUNT = re.compile(r"[0-9]{1,14}")
 REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
 OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
@@ -90,6 +93,13 @@ class PaymentTableError(Exception):
         self.problems = problems
         self.payments = payments
 
+    @classmethod
+    def unreadable(cls, path: Path, line: int, why: str) -> PaymentTableError:
+        """The table as a whole cannot be read (encoding, header): no row is checked."""
+        error = cls(path, [(line, why)], [])
+        error.args = (f"{path}, line {line}: {why}; no row was read",)
+        return error
+
 
 def read_payment_table(path: Path) -> list[Payment]:
     """The payments of a table with no bad row; raises PaymentTableError naming each bad
@@ -106,19 +116,20 @@ def check_payment_table(path: Path) -> CheckedTable:
     read (a required column missing, not UTF-8), OSError when the file cannot be opened."""
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode(EXCEL_ENCODING)
     except UnicodeDecodeError as error:
         line = raw[:error.start].count(b"\n") + 1
-        raise PaymentTableError(path, [(line, "the file is not UTF-8: save it as "
-                                        "\"CSV UTF-8 (comma delimited)\"")], []) from None
+        raise PaymentTableError.unreadable(
+            path, line, "the file is not UTF-8: save it as \"CSV UTF-8 (comma delimited)\""
+        ) from None
     first = text.split("\n", 1)[0]
     delimiter = ";" if ";" in first and "," not in first else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [name.strip().casefold() for name in next(reader, [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise PaymentTableError(path, [(1, f"header lacks {', '.join(missing)} (it has: "
-                                        f"{', '.join(header) or 'nothing'})")], [])
+        raise PaymentTableError.unreadable(path, 1, f"header lacks {', '.join(missing)} (it "
+                                           f"has: {', '.join(header) or 'nothing'})")
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
     checked = CheckedTable(payments=[], sha256=hashlib.sha256(raw).hexdigest(),
                            ignored_columns=[c for c in header if c not in known])
@@ -194,12 +205,15 @@ def _row_problem(row: dict[str, str]) -> str | None:
     amount = row["amount_vnd"]
     if not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND:
         hint = (" (write whole dong as digits only, without separators)"
-                if re.fullmatch(r"[0-9][0-9.,]*", amount) else "")
+                if re.fullmatch(r"[0-9][0-9.,]*[0-9]", amount) else
+                " (a payment is more than zero)" if re.fullmatch(r"[-0]+", amount) or
+                amount.startswith("-") else "")
         return (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
                 f"{MAX_AMOUNT_VND:,}{hint}")
     bic, account = row.get("creditor_bic", ""), row.get("account_id", "")
     if bic and not is_bic(bic):
-        return f"creditor_bic {bic!r} is not a BIC"
+        hint = " (BICs are written in capitals)" if is_bic(bic.upper()) else ""
+        return f"creditor_bic {bic!r} is not a BIC{hint}"
     if bool(bic) != bool(account):
         return ("creditor_bic and account_id go together: give both, or leave both empty to "
                 "pay by citizen id")

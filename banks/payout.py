@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
-from banks.payment_table import Payment
+from banks.payment_table import EXCEL_ENCODING, Payment
 from protocol import reasons
 from protocol.messages import TxStatus
 
@@ -126,9 +126,6 @@ RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor
 CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "period", "commune",
                      "address", "end_to_end_id", "status", "reason_code", "reason_vi",
                      "reason_en")
-# Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
-# "Nguyễn Thị Rà" as mojibake.
-EXCEL_ENCODING = "utf-8-sig"
 NO_ACCOUNT_VI, NO_ACCOUNT_EN = "chưa có tài khoản liên kết", "no linked account"
 
 
@@ -285,8 +282,9 @@ class PayoutResult:
             text = f"{count:,}" if isinstance(count, int) else count
             return f"  {label:<22}{text:>11}  {amount_vnd:>22,} VND"
 
-        lines = [f"Payout of {len(self.outcomes):,} transfers in {self.elapsed_s:,.2f} s "
-                 f"({self.transfers_per_s:,.0f} transfers/s)",
+        pace = (f"in {self.elapsed_s:,.2f} s ({self.transfers_per_s:,.0f} transfers/s)"
+                if self.submissions else "(nothing sent: every one was final already)")
+        lines = [f"Payout of {len(self.outcomes):,} transfers {pace}",
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
             lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
+from banks.payment_table import EXCEL_ENCODING
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 from protocol.names import same_name
 
@@ -183,7 +184,7 @@ class Population:
         """The CSV the labour ministry sends the treasury; returns the number of rows."""
         path.parent.mkdir(parents=True, exist_ok=True)
         count = 0
-        with path.open("w", newline="", encoding="utf-8") as file:
+        with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
             writer = csv.writer(file)
             writer.writerow(PAYMENT_TABLE_COLUMNS)
             for beneficiary in self.payable():

@@ -58,6 +58,9 @@ MAX_BACKOFF_S = 5.0
 MAX_WAIT_S = 3_600.0  # a request or a quiet period
 MAX_RUN_S = 86_400.0  # a payout day
 MAX_RATE_PER_S = 1_000_000.0
+# Outcomes handed to the keeper at least this often (and at the end of each run), so that a
+# run killed midway resumes from what it kept and asks the switch (pacs.028) about the rest.
+KEEP_EVERY = 200
 REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
@@ -133,7 +136,7 @@ class Treasury:
         self.duplicates_refused = 0
         # submission to final status, per transfer, bulk and instant alike
         self.latencies = LatencyLog()
-        self.elapsed_s = 0.0
+        self.elapsed_s = 0.0  # in run(), every call of it added up
         self._known: dict[str, Payment] = {}  # every payment ever run, for inbound news
         # The current run's ids in table order, with when each was first submitted.
         self._running: dict[str, float | None] = {}
@@ -189,6 +192,8 @@ class Treasury:
             if payment is not None and payment.end_to_end_id not in self.final:
                 self._finish(payment.end_to_end_id,
                              shared_verdict(status.status, status.reason_code))
+        if len(self._unkept) >= KEEP_EVERY:
+            self.flush()
         self.news.set()
 
     def take_returns(self, items: Iterable[PaymentReturnItem]) -> None:
@@ -437,7 +442,7 @@ class Treasury:
             self.session = None
             self._progress = None
             self._running = {}  # a million ids, freed before the outcomes are made
-            self.elapsed_s = time.monotonic() - started_s
+            self.elapsed_s += time.monotonic() - started_s
             self.flush()
         return self.result(payments)
 

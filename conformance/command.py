@@ -72,7 +72,7 @@ def add_options(command: argparse.ArgumentParser,
 def list_cases() -> str:
     width = max(len(name) for name in CASES) + 2
     tags = max(len(", ".join(case.tags)) for case in CASES.values()) + 2
-    lines = [f"{'case':<{width}}{'':<11}{'tags':<{tags}}what the bank must do"]
+    lines = [f"{'case':<{width}}{'required':<11}{'tags':<{tags}}what the bank must do"]
     for case in CASES.values():
         lines.append(f"{case.name:<{width}}{'mandatory' if case.mandatory else 'optional':<11}"
                      f"{', '.join(case.tags):<{tags}}{case.title}")

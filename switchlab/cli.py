@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
-from switchlab import journal, postgres
+from switchlab import journal, postgres, targets
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
@@ -37,6 +39,7 @@ LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 MAX_USERS = 10_000  # Locust users on one machine
+MAX_HOLD_S = 86_400  # `demo --hold-s`: a day
 HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the run broke
 
 
@@ -54,7 +57,8 @@ def _demo(args: argparse.Namespace) -> int:
         return INVALID
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
                             output_dir=args.output, progress=not args.no_progress,
-                            live_port=None if args.no_live else args.live_port)
+                            live_port=None if args.no_live else args.live_port,
+                            hold_s=args.hold_s)
     return run_event_loop(run_demo(settings))
 
 
@@ -65,8 +69,13 @@ def _run(args: argparse.Namespace) -> int:
     scenario file is invalid (the error names file, line and field), 3 when the run itself
     crashed (junit.xml then holds the error as a test case). `switchlab scenarios` lists the
     shipped ones."""
+    path = _scenario_file(args.scenario)
+    if not path.exists():
+        print(f"switchlab run: no file {path} and no shipped scenario of that name "
+              "(`switchlab scenarios` lists them)", file=sys.stderr)
+        return INVALID
     try:
-        scenario = load_scenario(args.scenario)
+        scenario = load_scenario(path)
     except ScenarioError as error:
         print(f"invalid scenario:\n{error}", file=sys.stderr)
         return INVALID
@@ -89,6 +98,16 @@ def _run(args: argparse.Namespace) -> int:
     print(terminal(record))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     return HELD if record.passed else FAILED
+
+
+def _scenario_file(given: str) -> Path:
+    """A scenario file's path: the file if it exists, else the shipped scenario of that name
+    (with or without .yaml), so that `switchlab run switch-crash-mid-run` works anywhere."""
+    path = Path(given)
+    if path.exists() or path.parent != Path("."):
+        return path
+    shipped = LIBRARY / (given if given.endswith((".yaml", ".yml")) else f"{given}.yaml")
+    return shipped if shipped.is_file() else path
 
 
 def _read_key(path: Path | None, option: str) -> str:
@@ -147,9 +166,13 @@ def _payout(args: argparse.Namespace) -> int:
     try:
         settings = _payout_settings(args)
         report = run_event_loop(pay_table(settings))
-    except (ValueError, OSError, PayoutRefused) as error:  # pydantic's errors are ValueErrors
+    except OSError as error:  # the table or a folder; or a switch that cannot be reached
+        print(f"switchlab payout: {error.filename}: {error.strerror}" if error.filename
+              else f"switchlab payout: {error}", file=sys.stderr)
+        return INVALID
+    except (ValueError, PayoutRefused) as error:  # pydantic's errors are ValueErrors
         print(f"switchlab payout: {error}", file=sys.stderr)
-        return 2
+        return INVALID
     except KeyboardInterrupt:
         print("switchlab payout: interrupted; nothing is lost: run the same command again to "
               "finish", file=sys.stderr)
@@ -186,12 +209,13 @@ def _scenarios(args: argparse.Namespace) -> int:
     if args.schema:
         print(json.dumps(json_schema(), indent=1, ensure_ascii=False))
         return HELD
-    print(f"Shipped scenarios ({LIBRARY}); play one with "
-          "`switchlab run <file> [--ci]`:")
-    for path in sorted(LIBRARY.glob("*.yaml")):
+    print(f"Shipped scenarios ({LIBRARY}); play one with `switchlab run <name> [--ci]`:")
+    paths = sorted(LIBRARY.glob("*.yaml"), key=lambda path: path.stem)
+    width = max(len(path.stem) for path in paths)
+    for path in paths:
         scenario = load_scenario(path)
         first = " ".join(scenario.description.split()).split(". ")[0].rstrip(".")
-        print(f"  {path.name:<34} {first[:110]}")
+        print(f"  {path.stem:<{width}}  {textwrap.shorten(first, 100, placeholder=' …')}")
     return HELD
 
 
@@ -202,7 +226,9 @@ def _bench(args: argparse.Namespace) -> int:
     through the switch and a bulk payout; print each figure beside its floor; with --journal,
     the instant and bulk runs again on a PostgreSQL journal with --switch-processes switch
     processes, beside the SQLite ones. Takes both cores for minutes at the default sizes.
-    Exit status 2 when a PostgreSQL server it needs refuses or cannot start."""
+    Then each figure against its target (switchlab/targets.py); with --check, exit status 1
+    when one is missed. Exit status 2 when a PostgreSQL server it needs refuses or cannot
+    start."""
     if args.journal is not None and args.journal != "local" and not args.journal.startswith(
             ("postgresql://", "postgres://")):
         print("switchlab bench: --journal takes a postgresql:// URL or 'local'",
@@ -218,6 +244,14 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"switchlab bench: {error}", file=sys.stderr)
         return INVALID
     print(table(figures))
+    verdicts = targets.check(figures)
+    print(f"\ntargets (docs/performance.md){'' if args.check else '; --check gates on them'}:")
+    print(targets.verdict_table(verdicts))
+    missed = [v.target.label for v in verdicts if v.met is False]
+    if args.check and missed:
+        print(f"switchlab bench: {len(missed)} target(s) missed: {', '.join(missed)}",
+              file=sys.stderr)
+        return FAILED
     return HELD
 
 
@@ -315,10 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
         demo.add_argument(flag, type=_whole_number(1, high), default=default, help=what)
     demo.add_argument("--output", type=Path, default=Path("runs/demo"),
                       help="folder for the journal, payment table, results and cash list")
+    demo.add_argument("--hold-s", type=_whole_number(0, MAX_HOLD_S), default=0,
+                      metavar="SECONDS", help="after the day, keep the switch, the banks and "
+                      "the live page up this long to look around (Ctrl-C ends it early)")
     _watching(demo)
 
     run = _command(commands, "run", _run)
-    run.add_argument("scenario", type=Path, help="scenario YAML, e.g. scenarios/library/x.yaml")
+    run.add_argument("scenario", help="a scenario YAML file, or the name of a shipped one "
+                     "(`switchlab scenarios` lists them)")
     run.add_argument("--ci", action="store_true", help="use the scenario's ci_size population")
     run.add_argument("--output", type=Path,
                      help="folder for the journal and the reports (default: runs/<scenario>)")
@@ -348,6 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--switch-processes", type=_whole_number(1, 16), default=2,
                        help="switch processes sharing the PostgreSQL journal (with --journal)")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars (CI logs)")
+    bench.add_argument("--check", action="store_true",
+                       help="exit 1 when a figure misses its target (a pipeline's gate)")
 
     load = _command(commands, "load", _load)
     load.add_argument("--seconds", type=_whole_number(1, MAX_LOAD_S), default=30,
@@ -372,15 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
     payout.add_argument("--output", type=Path,
                         help="folder for the run's state, results and lists "
                         "(default payout-<table name>)")
-    payout.add_argument("--mode", choices=("bulk", "instant"), default="bulk")
-    payout.add_argument("--bulk-size", type=_whole_number(1, 100_000), default=1_000)
+    payout.add_argument("--mode", choices=("bulk", "instant"), default="bulk",
+                        help="bulk pacs.008 files, or one instant transfer at a time")
+    payout.add_argument("--bulk-size", type=_whole_number(1, 100_000), default=1_000,
+                        help="transactions per pacs.008 in bulk mode")
     payout.add_argument("--concurrency", type=_whole_number(1, MAX_CONCURRENCY), default=64,
                         help="instant transfers in flight at once")
     payout.add_argument("--files-in-flight", type=_whole_number(1, 64), default=4,
                         help="bulk files (and verification requests) in flight at once")
     payout.add_argument("--rate", type=float, help="at most this many transfers a second")
     payout.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                        help="verify each account (acmt.023) before paying it (default on)")
+                        help="verify each account (acmt.023) before paying it")
     payout.add_argument("--time-limit-s", type=float, default=3_600.0,
                         help="for the whole run, from the first payment to the last status")
     payout.add_argument("--returns-wait-s", type=float, default=0.0,
@@ -393,11 +435,14 @@ def build_parser() -> argparse.ArgumentParser:
     payout.add_argument("--key-file", type=Path,
                         help="the treasury's key as the operator provisioned it: the secret "
                         "(hmac) or the private key (ed25519) (--switch)")
-    payout.add_argument("--switch-bic", default=SWITCH_BIC)
+    payout.add_argument("--switch-bic", default=SWITCH_BIC,
+                        help="the switch's BIC, as its answers are addressed (--switch)")
     payout.add_argument("--switch-key-file", type=Path,
-                        help="the switch's public key, to check what it sends (--switch, "
-                        "ed25519)")
-    payout.add_argument("--inbound-host", default="127.0.0.1")
+                        help="ed25519 only: the switch's public key, to check what it signs "
+                        "(--switch; with hmac the treasury's own secret checks it)")
+    payout.add_argument("--inbound-host", default="127.0.0.1",
+                        help="the address the treasury listens on for what the switch pushes "
+                        "(--switch)")
     payout.add_argument("--inbound-port", type=_whole_number(1, 65_535),
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
@@ -424,7 +469,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help (0) or a bad argument (2, the error printed)
         return int(exit_.code or 0)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # `switchlab … | head` closed our output: not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint
+        return FAILED
 
 
 if __name__ == "__main__":

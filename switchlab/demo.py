@@ -7,13 +7,18 @@ treasury's, the switch's and the banks' figures to the dong, and says whether th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
-from banks.population import Mix, generate_population
+from banks.payout import PayoutResult
+from banks.population import Mix, Population, generate_population
 from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
@@ -31,6 +36,7 @@ class DemoSettings:
     output_dir: Path = Path("runs/demo")
     progress: bool = True
     live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
+    hold_s: float = 0.0  # servers and live page kept up after the day, to look around
 
 
 async def run_demo(settings: DemoSettings) -> int:
@@ -53,13 +59,24 @@ async def run_demo(settings: DemoSettings) -> int:
                             settings.live_port) as monitor:
             await world.treasury.run(payments)
             await monitor.sample()
-        expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
-        await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
-        result = world.treasury.result(payments)
-        cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
-        problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
+            expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
+            await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
+            result = world.treasury.result(payments)
+            cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
+            problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
+            outcome = _report(out, result, cycle, problems, population)
+            if settings.hold_s:
+                print(f"Holding the switch, the banks and the live page for "
+                      f"{settings.hold_s:,.0f} s (Ctrl-C ends it) …", flush=True)
+                await hold(settings.hold_s)
     finally:
         await world.stop()
+    return outcome
+
+
+def _report(out: Path, result: PayoutResult, cycle: dict[str, Any], problems: list[str],
+            population: Population) -> int:
+    """Write the files and print the day; 0 when the books agree and nothing is unresolved."""
     result.write(out / "results.csv")
     cash = result.write_cash_list(out / "cash_list.csv", (
         {"citizen_id": b.citizen_id, "full_name": b.full_name, "amount_vnd": b.amount_vnd,
@@ -81,5 +98,19 @@ async def run_demo(settings: DemoSettings) -> int:
         print(f"{result.by_status['unresolved']} transfers unresolved")
         return 1
     print("Reconciled to the dong: treasury debits = bank credits + returns; "
-          "net positions sum to zero.")
+          "net positions sum to zero.", flush=True)
     return 0
+
+
+async def hold(seconds: float) -> None:
+    """Wait `seconds`, or until Ctrl-C (SIGINT), which then ends only the wait."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)

@@ -26,7 +26,7 @@ import aiohttp
 from protocol.ids import is_bic
 from protocol.reasons import DESCRIPTIONS
 from switch.states import TransferState
-from switch.store import MAX_LISTED_TRANSFERS, JournalReader, NotAJournal
+from switch.store import MAX_LISTED_TRANSFERS, JournalReader, NotAJournal, iso_utc
 
 TOKEN_VARIABLE = "SWITCHLAB_ADMIN_TOKEN"
 REQUEST_TIMEOUT_S = 30.0
@@ -90,7 +90,7 @@ class SwitchSource:
         if participant is not None:
             query["participant"] = participant
         if since_s is not None:
-            query["since"] = datetime.fromtimestamp(since_s, UTC).isoformat()
+            query["since"] = iso_utc(since_s)
         found = self._get("/v1/admin/transfers", query)
         assert found is not None
         return found
@@ -277,7 +277,7 @@ def _participant(source: Source, args: argparse.Namespace) -> int:
     listing = source.transfers(args.state, args.bic, args.since, args.last, False)
     what = " ".join(filter(None, [
         args.state, f"transfers of {args.bic}",
-        f"since {datetime.fromtimestamp(args.since, UTC).isoformat(timespec='seconds')}"
+        f"since {iso_utc(args.since)}"
         if args.since is not None else ""]))
     count = len(listing["transfers"])
     shown = f"the last {count:,}" if listing["more"] else f"all {count:,}"

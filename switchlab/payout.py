@@ -32,8 +32,14 @@ from tqdm import tqdm
 
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
-from banks.payment_table import CheckedTable, Payment, PaymentTableError, check_payment_table
-from banks.payout import EXCEL_ENCODING, PayoutResult, PayoutStatus
+from banks.payment_table import (
+    EXCEL_ENCODING,
+    CheckedTable,
+    Payment,
+    PaymentTableError,
+    check_payment_table,
+)
+from banks.payout import PayoutResult, PayoutStatus
 from banks.payout_state import PayoutState
 from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
@@ -300,6 +306,8 @@ def describe(report: Report) -> str:
         lines.append(f"Table: {len(table.problems):,} bad rows not paid, listed with their line "
                      f"in {report.files['table_errors.csv']}")
         lines += [f"  line {line}: {problem}" for line, problem in table.problems[:5]]
+        if len(table.problems) > 5:
+            lines.append(f"  … and {len(table.problems) - 5:,} more in table_errors.csv")
     if table.ignored_columns:
         lines.append(f"Table: columns ignored: {', '.join(table.ignored_columns)}")
     cash, deceased = len(result.cash_list_rows()), len(result.deceased_rows())

@@ -86,6 +86,7 @@ def test_bench(own_folder: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "instant: end to end, durable journal" in done.stdout
     assert "bulk: time for the whole payout" in done.stdout
+    assert "--check gates on them" in done.stdout  # each figure beside its target
 
 
 @pytest.mark.parametrize("args", [["scenarios"], ["scenarios", "--schema"], ["switch", "--help"],

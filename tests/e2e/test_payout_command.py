@@ -123,6 +123,8 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
     assert again.returncode == 0, again.stdout + again.stderr
     assert "Traceback" not in again.stderr
     assert "Reconciled to the dong" in again.stdout
+    if killed_after == 300:  # what the killed run learnt was kept as it went (KEEP_EVERY)
+        assert "Resumed: " in again.stdout, again.stdout
 
     lab = tmp_path / "out" / "lab"
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:

@@ -83,7 +83,8 @@ def test_payout_refuses_a_bad_table_or_arguments_with_a_reason_and_no_traceback(
     assert not (tmp_path / "payout-table" / "lab").exists()  # nothing was started
 
 
-@pytest.mark.parametrize("command", ["demo", "run", "scenarios", "bench", "load", "switch"])
+@pytest.mark.parametrize("command", ["demo", "run", "scenarios", "bench", "load", "switch",
+                                     "payout"])
 def test_every_option_is_described_with_its_default(
         command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([command, "--help"]) == 0
@@ -104,7 +105,7 @@ def test_scenarios_lists_the_shipped_library_one_line_each(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["scenarios"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    shipped = sorted(p.name for p in LIBRARY.glob("*.yaml"))
+    shipped = sorted(p.stem for p in LIBRARY.glob("*.yaml"))  # `switchlab run <name>`
     listed = [line.split()[0] for line in lines[1:]]
     assert listed == shipped
     assert all(len(line.split()) > 3 for line in lines[1:]), "a scenario without its summary"
@@ -130,3 +131,8 @@ def test_a_run_that_crashes_writes_junit_with_the_error_and_exits_3(
     assert error is not None and "did not start" in error.get("message")
     assert json.loads((tmp_path / "result.json").read_text(encoding="utf-8"))["passed"] is False
     assert "CRASHED" in capsys.readouterr().err
+
+
+def test_run_names_a_scenario_it_cannot_find(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "no-such-scenario", "--ci"]) == 2
+    assert "no shipped scenario of that name" in capsys.readouterr().err

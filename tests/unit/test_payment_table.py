@@ -108,9 +108,19 @@ def test_a_citizen_id_is_checked_with_a_hint(tmp_path: Path, citizen_id: str,
     assert says in problems_of(path)[2]
 
 
-def test_an_amount_with_separators_is_refused_not_guessed(tmp_path: Path) -> None:
-    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("1170000", "1.170.000"))
-    assert "without separators" in problems_of(path)[2]
+@pytest.mark.parametrize(("amount", "says"), [
+    ("1.170.000", "without separators"),
+    ("0", "more than zero"),
+    ("-5000", "more than zero"),
+])
+def test_a_bad_amount_is_refused_not_guessed(tmp_path: Path, amount: str, says: str) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("1170000", amount))
+    assert says in problems_of(path)[2]
+
+
+def test_a_lowercase_bic_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("BFTVVNVX", "bftvvnvx"))
+    assert "written in capitals" in problems_of(path)[2]
 
 
 def test_columns_it_does_not_use_are_named_and_blank_rows_skipped(tmp_path: Path) -> None:

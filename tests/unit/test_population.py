@@ -156,7 +156,8 @@ def test_payment_table_holds_the_linked_and_the_cash_list_the_rest(
         population: Population, tmp_path: Path) -> None:
     path = tmp_path / "table.csv"
     assert population.write_payment_table(path) == len(list(population.payable()))
-    with path.open(encoding="utf-8", newline="") as file:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # Excel shows the names right
+    with path.open(encoding="utf-8-sig", newline="") as file:
         reader = csv.DictReader(file)
         assert tuple(reader.fieldnames or ()) == PAYMENT_TABLE_COLUMNS
         rows = list(reader)

@@ -1,0 +1,100 @@
+"""The performance targets `switchlab bench` checks its figures against (`--check` makes a
+missed one exit 1, so that a pipeline can gate on it).
+
+Ratios are to floors measured in the same run, so they hold on any hour; the absolute bounds
+(bulk rate, latency, memory) are the scheme's needs on this class of machine: a
+1,000,000-beneficiary payout in under 85 s is 12,000 transfers/s, and NAPAS' stated capacity is
+about 3,500 instant transfers/s for the whole country.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+
+class Measured(Protocol):
+    name: str
+    value: float
+    floor: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A bound on one figure: its `value` or its `ratio` to the floor of the same run. The
+    figure is the one whose name starts with `measure` and ends with `ending` (bulk figures
+    carry their transfer count in the middle)."""
+
+    measure: str
+    on: Literal["value", "ratio"]
+    at_least: float | None = None
+    at_most: float | None = None
+    ending: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.measure}…{self.ending}" if self.ending else self.measure
+
+    def names(self, figure: Measured) -> bool:
+        return figure.name.startswith(self.measure) and figure.name.endswith(self.ending)
+
+    def wants(self) -> str:
+        what = "ratio" if self.on == "ratio" else "value"
+        return (f"{what} ≥ {self.at_least:,g}" if self.at_least is not None
+                else f"{what} ≤ {self.at_most:,g}")
+
+    def reading(self, figure: Measured) -> float | None:
+        if self.on == "value":
+            return figure.value
+        return figure.value / figure.floor if figure.floor else None
+
+    def met_by(self, got: float) -> bool:
+        return ((self.at_least is None or got >= self.at_least)
+                and (self.at_most is None or got <= self.at_most))
+
+
+TARGETS = (
+    Target("instant: end to end, durable journal", "ratio", at_least=0.5),
+    Target("instant: switch process CPU per transfer", "ratio", at_most=2.1),
+    Target("instant: p99 at half rate", "value", at_most=25.0),
+    Target("bulk: ", "value", at_least=12_000.0, ending=" transfers end to end"),
+    Target("bulk: peak memory of the switch process", "value", at_most=512.0),
+    Target("bulk: peak memory, largest participant process", "value", at_most=512.0),
+    Target("peak memory of the treasury and load generator", "value", at_most=512.0),
+    Target("codec µs per transaction (decode+encode)", "ratio", at_most=2.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    target: Target
+    figure: str | None  # the figure's full name; None when this run did not measure it
+    got: float | None
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.got is None else self.target.met_by(self.got)
+
+    def row(self) -> str:
+        outcome = {True: "met", False: "MISSED", None: "not measured"}[self.met]
+        got = "" if self.got is None else f"{self.got:,.2f}"
+        name = self.figure or self.target.label
+        return f"  {name:<48} {self.target.wants():>16} {got:>12} {outcome}"
+
+
+def check(figures: Iterable[Measured], targets: Iterable[Target] = TARGETS) -> list[Verdict]:
+    """Each target beside the first figure it names; a target this run did not measure (no
+    bulk payout, no CPU figure where /proc is missing) is neither met nor missed."""
+    figures = list(figures)
+    verdicts = []
+    for target in targets:
+        figure = next((f for f in figures if target.names(f)), None)
+        got = None if figure is None else target.reading(figure)
+        verdicts.append(Verdict(target, None if figure is None else figure.name, got))
+    return verdicts
+
+
+def verdict_table(verdicts: list[Verdict]) -> str:
+    header = f"  {'target':<48} {'wants':>16} {'got':>12} outcome"
+    return "\n".join([header, "  " + "-" * (len(header) + 6)] + [v.row() for v in verdicts])

@@ -1,0 +1,44 @@
+"""`switchlab bench`'s targets: which figure each bound reads and when `--check` fails."""
+
+from __future__ import annotations
+
+from switchlab.bench import Figure
+from switchlab.targets import TARGETS, Target, check, verdict_table
+
+
+def run_figures(instant_per_s: float, bulk_per_s: float) -> list[Figure]:
+    return [
+        Figure("instant: end to end, durable journal", instant_per_s, "transfers/s", 6_000.0),
+        Figure("instant: p99 at half rate (1,500/s)", 21.0, "ms"),
+        Figure("bulk: 979,905 transfers end to end", bulk_per_s, "transfers/s", 6_000.0),
+        Figure("bulk: time for the whole payout", 80.0, "s"),
+    ]
+
+
+def test_a_ratio_reads_value_over_the_floor_of_the_same_run() -> None:
+    verdicts = {v.target.measure: v for v in check(run_figures(3_300.0, 12_500.0))}
+    instant = verdicts["instant: end to end, durable journal"]
+    assert instant.got == 3_300.0 / 6_000.0 and instant.met is True
+    assert verdicts["instant: p99 at half rate"].met is True
+    assert verdicts["instant: p99 at half rate"].figure == "instant: p99 at half rate (1,500/s)"
+
+
+def test_bulk_rate_is_the_end_to_end_figure_whatever_the_count() -> None:
+    bulk = next(v for v in check(run_figures(3_300.0, 9_000.0)) if v.target.measure == "bulk: ")
+    assert (bulk.figure, bulk.got, bulk.met) == ("bulk: 979,905 transfers end to end", 9_000.0,
+                                                 False)
+
+
+def test_what_a_run_did_not_measure_is_neither_met_nor_missed() -> None:
+    verdicts = check(run_figures(2_000.0, 12_500.0))
+    unmeasured = {v.target.measure for v in verdicts if v.met is None}
+    assert "bulk: peak memory of the switch process" in unmeasured
+    assert [v.target.measure for v in verdicts if v.met is False] == [
+        "instant: end to end, durable journal"]
+    assert "MISSED" in verdict_table(verdicts) and "not measured" in verdict_table(verdicts)
+
+
+def test_an_upper_bound_is_met_up_to_and_including_it() -> None:
+    at_most = Target("x", "value", at_most=25.0)
+    assert at_most.met_by(25.0) and not at_most.met_by(25.01)
+    assert all((t.at_least is None) != (t.at_most is None) for t in TARGETS)
