@@ -19,14 +19,16 @@ rules the switch applies. The rules, and why each exists, are in docs/payment-ta
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
-import io
+import itertools
 import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from protocol.codec import MAX_NAME_CHARS
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
@@ -35,6 +37,8 @@ MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
 MAX_AMOUNT_VND = 10**13  # far above any single social payment; also bounds int() on the input
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
+MAX_FIELD_CHARS = 131_072  # the csv module's own limit: far past any name or address
+READ_CHUNK_BYTES = 1 << 20
 # Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
 # "Nguyễn Thị Rà" as mojibake. Read back, the mark is skipped.
 EXCEL_ENCODING = "utf-8-sig"
@@ -113,25 +117,55 @@ def read_payment_table(path: Path) -> list[Payment]:
 def check_payment_table(path: Path) -> CheckedTable:
     """Read and check the labour ministry's CSV (at most MAX_TABLE_ROWS rows): the good rows
     and each bad line's reason. Raises PaymentTableError when the table as a whole cannot be
-    read (a required column missing, not UTF-8), OSError when the file cannot be opened."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode(EXCEL_ENCODING)
-    except UnicodeDecodeError as error:
-        line = raw[:error.start].count(b"\n") + 1
-        raise PaymentTableError.unreadable(
-            path, line, "the file is not UTF-8: save it as \"CSV UTF-8 (comma delimited)\""
-        ) from None
-    first = text.split("\n", 1)[0]
-    delimiter = ";" if ";" in first and "," not in first else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    read (a required column missing, not UTF-8, a field past MAX_FIELD_CHARS), OSError when
+    the file cannot be opened.
+
+    The file is read twice, streaming (its fingerprint, then its rows), never whole: a
+    million-row table is ~120 MB of bytes and twice that decoded, more than its payments."""
+    sha256 = _utf8_fingerprint(path)
+    with path.open(encoding=EXCEL_ENCODING, newline="") as file:
+        first = file.readline()
+        delimiter = ";" if ";" in first and "," not in first else ","
+        reader = csv.reader(itertools.chain([first], file), delimiter=delimiter)
+        try:
+            return _checked_rows(path, reader, sha256)
+        except csv.Error as error:
+            raise PaymentTableError.unreadable(
+                path, reader.line_num, f"not a readable CSV from here on ({error}); a field "
+                f"holds at most {MAX_FIELD_CHARS:,} characters") from None
+
+
+def _utf8_fingerprint(path: Path) -> str:
+    """SHA-256 of the file's bytes (a resumed run must pay the very same table), checking on
+    the way that they are UTF-8; raises PaymentTableError naming the line of the first bad
+    byte."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines_before = 0
+    with path.open("rb") as file:
+        while True:
+            chunk = file.read(READ_CHUNK_BYTES)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as error:  # error.object: bytes held over + this chunk
+                line = lines_before + error.object[:error.start].count(b"\n") + 1
+                raise PaymentTableError.unreadable(
+                    path, line, "the file is not UTF-8: save it as \"CSV UTF-8 (comma "
+                    "delimited)\"") from None
+            if not chunk:
+                return digest.hexdigest()
+            digest.update(chunk)
+            lines_before += chunk.count(b"\n")
+
+
+def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
     header = [name.strip().casefold() for name in next(reader, [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise PaymentTableError.unreadable(path, 1, f"header lacks {', '.join(missing)} (it "
                                            f"has: {', '.join(header) or 'nothing'})")
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-    checked = CheckedTable(payments=[], sha256=hashlib.sha256(raw).hexdigest(),
+    checked = CheckedTable(payments=[], sha256=sha256,
                            ignored_columns=[c for c in header if c not in known])
     rows: list[tuple[int, Payment]] = []
     for values in reader:

@@ -133,7 +133,22 @@ def test_columns_it_does_not_use_are_named_and_blank_rows_skipped(tmp_path: Path
 def test_a_table_that_is_not_utf8_is_refused_whole(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_bytes((HEADER + "\r\n" + RA + "\r\n").encode("cp1258", errors="replace"))
-    with pytest.raises(PaymentTableError, match="not UTF-8"):
+    with pytest.raises(PaymentTableError, match="line 2: the file is not UTF-8"):
+        check_payment_table(path)
+
+
+def test_a_bad_byte_far_into_the_file_is_named_by_its_line(tmp_path: Path) -> None:
+    rows = 30_000  # ~2.5 MB: past the first chunks the file is read in
+    text = HEADER + "\r\n" + (RA + "\r\n") * rows
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode() + b"Ph\xe1m\r\n")  # "Phám" as cp1258 writes it
+    with pytest.raises(PaymentTableError, match=f"line {rows + 2}: the file is not UTF-8"):
+        check_payment_table(path)
+
+
+def test_a_field_too_long_for_any_name_refuses_the_file_in_one_line(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA, RA.replace("Nguyễn Thị Rà", "A" * 200_000))
+    with pytest.raises(PaymentTableError, match="line 3: not a readable CSV from here on"):
         check_payment_table(path)
 
 
