@@ -39,9 +39,14 @@ MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
 MAX_FIELD_CHARS = 131_072  # the csv module's own limit: far past any name or address
 READ_CHUNK_BYTES = 1 << 20
+MAX_TABLE_BYTES = 4 * 2**30  # MAX_TABLE_ROWS rows of ~200 bytes, twice over
 # Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
 # "Nguyễn Thị Rà" as mojibake. Read back, the mark is skipped.
 EXCEL_ENCODING = "utf-8-sig"
+# A cell that starts like a formula is run as one by Excel (=HYPERLINK(…) sends a click's data
+# away; +cmd|… ran commands): written out with a leading apostrophe, shown as text (OWASP's
+# "CSV injection" advice).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 AMOUNT = re.compile(r"[0-9]{1,14}")
 REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
 OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
@@ -105,6 +110,13 @@ class PaymentTableError(Exception):
         return error
 
 
+def excel_cell(value: object) -> object:
+    """`value` as a CSV cell Excel will show as text, never evaluate (FORMULA_STARTS)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def read_payment_table(path: Path) -> list[Payment]:
     """The payments of a table with no bad row; raises PaymentTableError naming each bad
     line (with the good rows), OSError when the file cannot be read."""
@@ -122,6 +134,8 @@ def check_payment_table(path: Path) -> CheckedTable:
 
     The file is read twice, streaming (its fingerprint, then its rows), never whole: a
     million-row table is ~120 MB of bytes and twice that decoded, more than its payments."""
+    if path.exists() and not path.is_file():
+        raise PaymentTableError.unreadable(path, 1, "not a file (a device, a pipe or a folder)")
     sha256 = _utf8_fingerprint(path)
     with path.open(encoding=EXCEL_ENCODING, newline="") as file:
         first = file.readline()
@@ -156,6 +170,10 @@ def _utf8_fingerprint(path: Path) -> str:
                 return digest.hexdigest()
             digest.update(chunk)
             lines_before += chunk.count(b"\n")
+            if file.tell() > MAX_TABLE_BYTES:
+                raise PaymentTableError.unreadable(
+                    path, lines_before, f"more than {MAX_TABLE_BYTES // 2**30} GiB: split the "
+                    "table")
 
 
 def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
@@ -179,7 +197,8 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
             checked.problems.append((line, f"{len(values) - len(header)} fields more than the "
                                      "header"))
             continue
-        row = {name: value.strip() for name, value in zip(header, values, strict=False)}
+        values += [""] * (len(header) - len(values))  # a short row: its missing fields blank
+        row = {name: value.strip() for name, value in zip(header, values, strict=True)}
         problem = _row_problem(row)
         if problem:
             checked.problems.append((line, problem))

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
-from banks.payment_table import EXCEL_ENCODING, Payment
+from banks.payment_table import EXCEL_ENCODING, Payment, excel_cell
 from protocol import reasons
 from protocol.messages import TxStatus
 
@@ -308,4 +308,5 @@ def _write_rows(path: Path, columns: tuple[str, ...], rows: Iterable[Mapping[str
     with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
         writer = csv.DictWriter(file, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({column: excel_cell(value) for column, value in row.items()}
+                         for row in rows)

@@ -52,6 +52,10 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
                             f"{error.start})") from None
     except yaml.YAMLError as error:
         raise SettingsError(f"{path}: not valid YAML: {error}") from None
+    except RecursionError:
+        raise SettingsError(f"{path}: nested too deep for a configuration") from None
+    except ValueError as error:  # an integer of more digits than Python converts (4,300)
+        raise SettingsError(f"{path}: a value is out of range: {error}") from None
 
 
 def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int:

@@ -25,6 +25,7 @@ from loadtests.shape_names import SHAPE_NAMES
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
 from protocol.keys import SwitchKeys
 from protocol.runtime import run_event_loop
+from protocol.settings import describe as settings_problems
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
@@ -53,7 +54,7 @@ def _demo(args: argparse.Namespace) -> int:
         treasury = TreasurySettings(mode=args.mode, bulk_size=args.bulk_size,
                                     concurrency=args.concurrency)
     except pydantic.ValidationError as error:
-        print(f"switchlab demo: {error}", file=sys.stderr)
+        print(f"switchlab demo: {settings_problems(None, None, error)}", file=sys.stderr)
         return INVALID
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
                             output_dir=args.output, progress=not args.no_progress,
@@ -170,7 +171,10 @@ def _payout(args: argparse.Namespace) -> int:
         print(f"switchlab payout: {error.filename}: {error.strerror}" if error.filename
               else f"switchlab payout: {error}", file=sys.stderr)
         return INVALID
-    except (ValueError, PayoutRefused) as error:  # pydantic's errors are ValueErrors
+    except pydantic.ValidationError as error:
+        print(f"switchlab payout: {settings_problems(None, None, error)}", file=sys.stderr)
+        return INVALID
+    except (ValueError, PayoutRefused) as error:
         print(f"switchlab payout: {error}", file=sys.stderr)
         return INVALID
     except KeyboardInterrupt:
@@ -311,7 +315,7 @@ def _command(commands: Any, name: str, handler: Callable[[argparse.Namespace], i
     command = commands.add_parser(
         name, help=summary, description=" ".join(description.split()),
         formatter_class=_DefaultsShown)
-    command.set_defaults(handler=handler)
+    command.set_defaults(handler=handler, command=name)
     return command
 
 
@@ -474,6 +478,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `switchlab … | head` closed our output: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint
         return FAILED
+    except OSError as error:  # a port in use, a folder it may not write: the machine said no
+        print(f"switchlab {args.command}: {error}", file=sys.stderr)
+        return INVALID
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
 from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
-from banks.reconcile import reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
 from switchlab.live import watching
@@ -63,7 +62,7 @@ async def run_demo(settings: DemoSettings) -> int:
             await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
             result = world.treasury.result(payments)
             cycle = await world.switch_admin("POST", "/v1/admin/settlement/close")
-            problems = reconcile(result, await world.switch_totals(), await world.bank_totals())
+            problems = await world.reconcile(result)
             outcome = _report(out, result, cycle, problems, population)
             if settings.hold_s:
                 print(f"Holding the switch, the banks and the live page for "

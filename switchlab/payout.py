@@ -38,6 +38,7 @@ from banks.payment_table import (
     Payment,
     PaymentTableError,
     check_payment_table,
+    excel_cell,
 )
 from banks.payout import PayoutResult, PayoutStatus
 from banks.payout_state import PayoutState
@@ -253,7 +254,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury.flush()
         result = treasury.result(current)
         if world is not None:
-            mismatches = reconcile(result, await world.switch_totals(), await world.bank_totals())
+            mismatches = await world.reconcile(result)
             reconciled_with = "the switch's settlement and the banks' ledgers"
         elif settings.remote is not None and settings.remote.admin_token:
             mismatches = reconcile(result, await _switch_totals(settings.remote))
@@ -285,7 +286,7 @@ def write_files(out: Path, result: PayoutResult, table: CheckedTable,
     with files["table_errors.csv"].open("w", newline="", encoding=EXCEL_ENCODING) as file:
         writer = csv.writer(file)
         writer.writerow(("line", "problem"))
-        writer.writerows(table.problems)
+        writer.writerows((line, excel_cell(problem)) for line, problem in table.problems)
     summary: dict[str, Any] = result.as_dict() | {
         "table_sha256": table.sha256, "table_errors": len(table.problems),
         "ignored_columns": table.ignored_columns,

@@ -21,8 +21,9 @@ from aiohttp import web
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
+from banks.payout import PayoutResult
 from banks.population import Population
-from banks.reconcile import SwitchTotals
+from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
@@ -33,6 +34,8 @@ from switch.app import create_app
 from switch.config import parse_config
 
 SWITCH_START_S = 30.0
+BOOKS_SETTLE_S = 5.0  # confirmations to creditors still on their way after the last answer
+BOOKS_READ_EVERY_S = 0.1
 ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
 
 
@@ -278,6 +281,20 @@ class World:
                 r.raise_for_status()
                 totals.append(await r.json() | {"bic": bic})
         return totals
+
+    async def reconcile(self, result: PayoutResult, settle_s: float = BOOKS_SETTLE_S
+                        ) -> list[Mismatch]:
+        """The treasury's result against the switch's and the banks' books. The switch
+        confirms a settled transfer to its creditor after answering the debtor, so for a
+        moment a bank's books trail the treasury's: a difference is read again until it
+        has lasted `settle_s`."""
+        loop = asyncio.get_running_loop()
+        deadline_s = loop.time() + settle_s
+        while True:
+            mismatches = reconcile(result, await self.switch_totals(), await self.bank_totals())
+            if not mismatches or loop.time() >= deadline_s:
+                return mismatches
+            await asyncio.sleep(BOOKS_READ_EVERY_S)
 
     async def stop(self) -> None:
         if self.session is not None:

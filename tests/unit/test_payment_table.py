@@ -157,3 +157,13 @@ def test_the_documented_example_is_a_clean_table() -> None:
     assert example.read_bytes().startswith(b"\xef\xbb\xbf")  # as Excel saves it
     checked = check_payment_table(example)
     assert checked.problems == [] and len(checked.payments) == 7
+
+
+def test_a_short_row_is_named_not_crashed_on(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA, "001190012345")
+    assert "amount_vnd" in problems_of(path)[3]
+
+
+def test_a_device_is_refused_as_a_table() -> None:
+    with pytest.raises(PaymentTableError, match="not a file"):
+        check_payment_table(Path("/dev/zero"))

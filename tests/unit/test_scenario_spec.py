@@ -117,3 +117,15 @@ def test_the_json_schema_is_generated_from_the_models(capsys: pytest.CaptureFixt
     behaviour = schema["$defs"]["Behaviour"]["properties"]
     assert behaviour["error_rate"]["maximum"] == 1 and "reject_reason" in behaviour
     assert "time_limit_s" in schema["$defs"]["RunSection"]["properties"]
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("name: deep\nrun: " + "[" * 10_000 + "]" * 10_000 + "\n", "nested too deep"),
+    ("name: huge\npopulation:\n  seed: " + "9" * 5_000 + "\n", "out of range"),
+])
+def test_a_file_made_to_break_the_reader_is_refused_in_one_line(
+        tmp_path: Path, text: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    assert main(["run", str(bad)]) == 2
+    assert says in capsys.readouterr().err
