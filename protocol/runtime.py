@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import sys
@@ -90,6 +91,20 @@ async def serve(app: web.Application, bound: BoundSocket) -> GuardedRunner:
     await runner.setup()
     await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG).start()
     return runner
+
+
+# A server allocates and frees many small objects per request, almost none in reference cycles:
+# collecting the youngest generation every 700 allocations (CPython's default) costs CPU and,
+# once millions of objects are alive, pauses of milliseconds that show in p99.
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def settle_heap() -> None:
+    """Once a server is up: collect, move what start-up made out of the collector's way
+    (gc.freeze), and collect young objects less often (GC_THRESHOLDS)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:

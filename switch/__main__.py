@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from protocol.runtime import bind, run_event_loop, serve
+from protocol.runtime import bind, run_event_loop, serve, settle_heap
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config
@@ -25,6 +25,7 @@ async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> 
     config = load_config(config_path)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
     runner = await serve(create_app(config), bound)
+    settle_heap()
     print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
