@@ -197,6 +197,12 @@ class WriteRefused(Exception):
     was stored, and the journal goes on."""
 
 
+class JournalInconsistent(Exception):
+    """The journal's rows break an invariant a report rests on (a cycle whose nets do not sum
+    to zero, a statement that disagrees with its net): a bug, or a journal changed by hand.
+    The report is refused with this sentence and the violation logged; the switch goes on."""
+
+
 class NotAJournal(Exception):
     """The file is missing, unreadable, or not a switch journal; the message says which."""
 
