@@ -374,6 +374,46 @@ async def test_admin_api_needs_the_token(lab: SwitchLab) -> None:
         assert "Bearer" in await response.text()
 
 
+# Bodies of PUT .../limit that are no limit: JSON that Python would have turned into one
+# (1e400 is infinity, true is 1, 1.5 would be cut to 1) or a value past what the journal holds.
+NO_LIMITS = [b'{"position_limit_vnd": 1e400}', b'{"position_limit_vnd": true}',
+             b'{"position_limit_vnd": 1.5}', b'{"position_limit_vnd": "5"}',
+             b'{"position_limit_vnd": -1}', b'{"position_limit_vnd": 10000000000000000000}',
+             b'{"position_limit_vnd": 5, "other": 1}', b'[5]', b'{"position_limit_vnd"',
+             b'\xff']
+# Paths and queries with numbers past int64, or text no database should be asked about.
+NO_PARAMETERS = [
+    "/v1/admin/settlement/cycles/99999999999999999999999",
+    "/v1/admin/settlement/cycles/0",
+    f"/v1/admin/settlement/cycles/9223372036854775808/statements/{BANK_A}",
+    f"/v1/admin/settlement/cycles/1/statements/{BANK_A}?page=99999999999999999999",
+    f"/v1/admin/transfers?limit={'9' * 5_000}",
+    "/v1/admin/transfers/%00",
+    f"/v1/admin/transfers/{'E' * 36}",
+    "/v1/admin/directory/changes?after_seq=99999999999999999999",
+    "/v1/admin/directory/changes?participant=%00",
+    "/v1/admin/directory/changes?citizen_id=%00",
+    "/v1/admin/directory/entries/%00",
+]
+
+
+async def test_admin_parameters_past_their_range_are_400_never_500(lab: SwitchLab) -> None:
+    """The tester's 1e400 limit, a true limit taken as 1, and cycle ids past 2^63 were 500s
+    (OverflowError) or silently wrong; each is 400 with a sentence, and nothing changed."""
+    for body in NO_LIMITS:
+        status, text = await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                                       data=body)
+        assert status == 400 and ("position_limit_vnd" in text or "not JSON" in text), (
+            body, text)
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["position_limit_vnd"] for p in participants}[TREASURY] == 10**12
+    for path in NO_PARAMETERS:
+        status, text = await lab.admin("GET", path)
+        assert status == 400 and text.startswith("400: "), (path, status, text)
+    assert (await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                            json={"position_limit_vnd": 10**18}))[0] == 200
+
+
 async def test_restarted_switch_keeps_its_journal(lab: SwitchLab) -> None:
     await pay(lab, transfer("E2E-K1"))
     await lab.restart_switch()
