@@ -296,3 +296,13 @@ async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
         "REJECTED", reasons.TIMEOUT_INSTRUCTED_AGENT)
     await still_serving(lab, "E2E-AFTER-DISK")
     assert await reserved_vnd(lab) == 0
+
+
+async def test_an_end_to_end_id_of_spaces_is_ff01_and_nothing_is_taken(lab: SwitchLab) -> None:
+    """An EndToEndId of three spaces was settled as "   ", an id no one can ask about."""
+    body = body_of(transfer("E2E-BLANK")).replace(b">E2E-BLANK<", b">   <")
+    reply = await lab.peer(TREASURY).post(body)
+    assert reply.status == 400 and reply.text.startswith("FF01")
+    assert "EndToEndId is blank" in reply.text
+    assert (await lab.admin("GET", "/v1/admin/transfers?limit=10"))[1]["transfers"] == []
+    await still_serving(lab, "E2E-AFTER-BLANK")
