@@ -779,9 +779,16 @@ class Store(GroupCommit, JournalReads):
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
         super().__init__(events, max_queued_writes, max_batch)
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _connect(path) as setup:
-            setup.executescript(SCHEMA)
+        if path.is_dir():
+            raise NotAJournal(f"journal_path {path} is a folder; name a file in it, such as "
+                              f"{path / 'switch.sqlite'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _connect(path) as setup:
+                setup.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:  # a corrupt file, a folder we cannot write
+            raise NotAJournal(f"journal_path {path}: cannot open it as a switch journal: "
+                              f"{error}") from None
         self._writer_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._reader_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-reader")
         self._writer_connection = _connect(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from protocol.messages import (
 )
 from protocol.settings import SettingsError
 from protocol.signing import Credentials
+from switch.__main__ import main as switch_main
 from switch.config import parse_config
 from switch.states import TransferState
 from tests.harness import (
@@ -448,6 +450,53 @@ async def test_switch_refuses_more_than_its_in_flight_limit(tmp_path: Path) -> N
 def test_bad_switch_settings_are_refused_by_name(settings: dict, named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         parse_config({"switch": settings})
+
+
+PARTICIPANT = ("participants:\n  - {bic: BFTVVNVX, kind: bank, secret: s,"
+               " inbound_url: 'http://127.0.0.1:9/iso20022'}\n")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "switch: Field required"),
+    ("# nothing configured yet\n", "participants: Field required"),
+    ("switch: {admin_token: t}\n", "participants: Field required"),
+    ("switch: {admin_token: t}\nparticipants: []\n", "at least one participant"),
+    (f"switch: {{port: 0}}\n{PARTICIPANT}", "switch.admin_token: Field required"),
+    (f"switch: {{port: 0, admin_token: ''}}\n{PARTICIPANT}", "switch.admin_token: String"),
+], ids=["empty", "comment-only", "no-participants", "participants-empty", "no-admin-token",
+        "blank-admin-token"])
+def test_a_switch_needs_participants_and_its_own_admin_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str) -> None:
+    """An empty configuration started a switch admitting no one, whose admin API took the
+    built-in token "admin-token": now exit 2 naming what is missing; no default secret."""
+    path = tmp_path / "switch.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert switch_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("switch: bad configuration: ") and says in err, err
+
+
+@pytest.mark.parametrize(("journal", "says"), [
+    ("folder", "is a folder; name a file in it"),
+    ("corrupt.sqlite", "cannot open it as a switch journal: file is not a database"),
+    ("ledger.sqlite", "cannot open it as a switch journal: no such column"),
+])
+def test_a_journal_that_cannot_be_opened_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], journal: str, says: str) -> None:
+    """A journal_path that is a folder, or a file that is no journal, was a sqlite3
+    traceback at start (and an unclosed client session)."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "corrupt.sqlite").write_bytes(b"not a database, " * 100)
+    ledger = sqlite3.connect(tmp_path / "ledger.sqlite")
+    ledger.execute("CREATE TABLE transfers (id INTEGER)")  # another program's table
+    ledger.close()
+    path = tmp_path / "switch.yaml"
+    path.write_text(f"switch: {{port: 0, admin_token: t, journal_path: '{tmp_path / journal}'}}"
+                    f"\n{PARTICIPANT}", encoding="utf-8")
+    assert switch_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("switch: cannot start: journal_path ") and says in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
 
 
 async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: SwitchLab) -> None:
