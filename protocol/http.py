@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -160,19 +159,26 @@ def _check_content(headers: Mapping[str, str]) -> None:
                       "accepted; the signature covers the bytes as sent\n")
 
 
-async def _read_body(request: web.Request, connection: GuardedConnection, max_bytes: int
-                     ) -> bytes:
+async def _read_body(request: web.Request, connection: GuardedConnection, sender: str,
+                     max_bytes: int) -> bytes:
     """The body, refused (413) as soon as it passes `max_bytes`, chunked or not, within the
-    connection's body deadline and the server's budget of bytes being read."""
-    budget = connection.guard.budget
+    connection's body deadline and the bytes being read the sender may hold
+    (transport.BodyBudgets: its share of the server's budget, or the small lane)."""
+    bodies = connection.guard.bodies
     length = request.content_length
-    reserved = min(max_bytes if length is None else length, max_bytes, budget.total_bytes)
-    if not budget.try_acquire(reserved):
-        try:
-            await asyncio.wait_for(budget.acquire(reserved), connection.body_time_left_s())
-        except TimeoutError:
-            raise _refuse(web.HTTPRequestTimeout, "408: the switch is reading too many large "
-                          "bodies; retry later (nothing was taken)\n") from None
+    reserved = min(max_bytes if length is None else length, max_bytes, bodies.shared.total_bytes)
+    try:
+        async with bodies.reserve(sender, reserved, max_bytes, connection.owner == sender,
+                                  connection.body_time_left_s()):
+            return await _read_reserved(request, max_bytes)
+    except TimeoutError:
+        raise _refuse(web.HTTPRequestTimeout, f"408: no room to read this body in time: "
+                      f"{sender}'s bodies being read hold {bodies.held_by(sender):,} bytes, or "
+                      "the switch is reading too many large bodies; retry later (nothing was "
+                      "taken)\n") from None
+
+
+async def _read_reserved(request: web.Request, max_bytes: int) -> bytes:
     try:
         chunks, size = [], 0
         while chunk := await request.content.readany():
@@ -185,8 +191,6 @@ async def _read_body(request: web.Request, connection: GuardedConnection, max_by
         return b"".join(chunks)
     except ConnectionError:  # dropped at its body deadline, or gone
         raise _refuse(web.HTTPRequestTimeout, "408: the body did not arrive in time\n") from None
-    finally:
-        budget.release(reserved)
 
 
 # the request's Claim, once its signature checks
@@ -224,7 +228,7 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
     if not connection.has_room_for(claimed.signer):
         raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
                       headers={"Retry-After": "1"})
-    body = await _read_body(request, connection, sender.max_body_bytes)
+    body = await _read_body(request, connection, claimed.signer, sender.max_body_bytes)
     digest = hashlib.sha256(body).digest()
     try:
         signing.check(claimed, sender.credentials.peer, request.raw_path, digest)

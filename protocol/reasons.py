@@ -9,6 +9,9 @@ TIMEOUT_CREDITOR_AGENT: Final = "AB05"  # creditor agent did not answer in time
 TIMEOUT_INSTRUCTED_AGENT: Final = "AB06"  # the switch itself could not finish in time
 OFFLINE_CREDITOR_AGENT: Final = "AB08"  # signed off, or unreachable (circuit open)
 TRANSACTION_FORBIDDEN: Final = "AG01"
+# "Transaction type not supported": an on-us transfer, the debtor's agent paying an account it
+# holds itself. The scheme clears between participants only; the bank books it in-house.
+NOT_SUPPORTED: Final = "AG03"
 PAYMENT_NOT_RECEIVED: Final = "AG09"  # pacs.028 about an id the switch never saw
 NOT_ALLOWED_AMOUNT: Final = "AM02"  # above the scheme's cap for one transaction
 NOT_ALLOWED_CURRENCY: Final = "AM03"
@@ -43,6 +46,8 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     TIMEOUT_INSTRUCTED_AGENT: "transfer timed out at the switch",
     OFFLINE_CREDITOR_AGENT: "creditor agent offline",
     TRANSACTION_FORBIDDEN: "transaction forbidden",
+    NOT_SUPPORTED: "on-us transfer (debtor agent is the creditor agent): not cleared by the "
+                   "scheme, book it in-house",
     PAYMENT_NOT_RECEIVED: "payment not received",
     NOT_ALLOWED_AMOUNT: "amount above the scheme's limit for one transaction",
     NOT_ALLOWED_CURRENCY: "currency not allowed",
@@ -75,6 +80,7 @@ DESCRIPTIONS_VI: Final[dict[str, str]] = {
     TIMEOUT_INSTRUCTED_AGENT: "giao dịch quá hạn tại hệ thống chuyển mạch",
     OFFLINE_CREDITOR_AGENT: "ngân hàng nhận ngừng kết nối",
     TRANSACTION_FORBIDDEN: "giao dịch không được phép",
+    NOT_SUPPORTED: "giao dịch nội bộ ngân hàng, không thanh toán qua hệ thống chuyển mạch",
     NOT_ALLOWED_AMOUNT: "số tiền vượt hạn mức một giao dịch",
     NOT_ALLOWED_CURRENCY: "loại tiền không được phép",
     INSUFFICIENT_FUNDS: "không đủ hạn mức thanh toán",

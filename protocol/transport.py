@@ -17,6 +17,13 @@ A connection past a deadline is closed. One timer per connection serves every de
 rather than re-created, so a request costs two attribute writes, not a timer. The bounds on
 connections and on bodies are checked by `protocol.http.read_signed`, which knows who claims
 to send; the total bound is checked here at accept.
+
+Bodies being read hold bytes of three budgets (`BodyBudgets`): the server's, shared by all;
+each sender's share of it, so that one participant's slow bodies cannot take the whole
+budget from the others (33 slow 8 MiB bodies of one bank once made the treasury's 3 KB
+payment wait out its 60 s body deadline); and a small lane for the small bodies of
+connections already authenticated as their sender, so that large reservations, and forgers
+claiming that sender, never hold up an instant payment on a participant's own connection.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -36,6 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from protocol.codec import MAX_MESSAGE_BYTES
 
 MIB = 1024 * 1024
+# The small lane: bodies up to SMALL_BODY_BYTES (an instant pacs.008 is ~3 KB, a pacs.028 of
+# 100 ids ~10 KB) on a connection already authenticated as their sender, at most
+# SMALL_LANE_PER_PEER_BYTES of them per sender, SMALL_LANE_BYTES in all, on top of the budget.
+SMALL_BODY_BYTES = 64 * 1024
+SMALL_LANE_BYTES = 16 * MIB
+SMALL_LANE_PER_PEER_BYTES = MIB
 # After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
 # client sees the answer, not a reset) even once the client has gone: this long at most.
 MAX_LINGERING_S = 1.0
@@ -47,7 +61,8 @@ class ServerLimits(BaseModel):
     Defaults: a head is a few hundred bytes, sent at once by any honest client (Go servers are
     commonly given 2-10 s); 60 s for a body reads the largest message (128 MiB) at 2.2 MB/s;
     75 s of idle keep-alive outlives aiohttp clients' own 15 s, so the client closes first;
-    the body budget holds two of the largest messages.
+    the body budget holds two of the largest messages, and one sender may hold a quarter of
+    it (eight of a bank's largest messages), or its own largest message if that is more.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +73,8 @@ class ServerLimits(BaseModel):
     max_connections: int = Field(4_096, ge=1, le=1_000_000)
     max_connections_per_peer: int = Field(1_024, ge=1, le=1_000_000)
     max_body_bytes_reading: int = Field(2 * MAX_MESSAGE_BYTES, ge=MIB, le=64 * 1024 * MIB)
+    max_body_bytes_reading_per_peer: int = Field(MAX_MESSAGE_BYTES // 2, ge=MIB,
+                                                 le=64 * 1024 * MIB)
 
 
 SERVER_LIMITS = web.AppKey("server_limits", ServerLimits)
@@ -107,12 +124,77 @@ class ByteBudget:
                 future.set_result(None)
 
 
-class Guard:
-    """One server's shared bounds: its limits, connections by owner, the body budget."""
+class BodyBudgets:
+    """Bytes of bodies being read at once: the server's budget, each sender's share of it,
+    and the small lane (the module's docstring says why)."""
 
     def __init__(self, limits: ServerLimits) -> None:
         self.limits = limits
-        self.budget = ByteBudget(limits.max_body_bytes_reading)
+        self.shared = ByteBudget(limits.max_body_bytes_reading)
+        self.small_lane = ByteBudget(SMALL_LANE_BYTES)
+        self._shares: dict[str, ByteBudget] = {}  # by claimed sender: as many as senders
+        self._in_lane: Counter[str] = Counter()
+
+    def share_of(self, peer: str, largest_body_bytes: int) -> ByteBudget:
+        """`peer`'s share: max_body_bytes_reading_per_peer, or its own largest body if that
+        is more (the treasury's file), never more than the whole budget."""
+        share = self._shares.get(peer)
+        if share is None:
+            share = self._shares[peer] = ByteBudget(min(self.shared.total_bytes, max(
+                self.limits.max_body_bytes_reading_per_peer, largest_body_bytes)))
+        return share
+
+    @contextlib.asynccontextmanager
+    async def reserve(self, peer: str, size: int, largest_body_bytes: int, proven: bool,
+                      timeout_s: float) -> AsyncIterator[None]:
+        """Hold `size` bytes (at most `largest_body_bytes` and the budget) while one body from
+        `peer` is read: from the small lane when it is small and the connection `proven` (a
+        request on it authenticated as `peer`) and the lane has room; otherwise from `peer`'s
+        share and then the server's budget, waiting for room at most `timeout_s`
+        (TimeoutError)."""
+        if proven and self._take_lane(peer, size):
+            try:
+                yield
+            finally:
+                self._in_lane[peer] -= size
+                if not self._in_lane[peer]:
+                    del self._in_lane[peer]
+                self.small_lane.release(size)
+            return
+        share = self.share_of(peer, largest_body_bytes)
+        async with asyncio.timeout(timeout_s):
+            await share.acquire(size)
+            try:
+                await self.shared.acquire(size)
+            except BaseException:
+                share.release(size)
+                raise
+        try:
+            yield
+        finally:
+            self.shared.release(size)
+            share.release(size)
+
+    def held_by(self, peer: str) -> int:
+        """Bytes `peer`'s bodies hold now, in its share and in the lane."""
+        share = self._shares.get(peer)
+        return (0 if share is None else share.total_bytes - share.free_bytes) + (
+            self._in_lane[peer])
+
+    def _take_lane(self, peer: str, size: int) -> bool:
+        if (size > SMALL_BODY_BYTES or self._in_lane[peer] + size > SMALL_LANE_PER_PEER_BYTES
+                or not self.small_lane.try_acquire(size)):
+            return False
+        self._in_lane[peer] += size
+        return True
+
+
+class Guard:
+    """One server's shared bounds: its limits, connections by owner, the body budgets."""
+
+    def __init__(self, limits: ServerLimits) -> None:
+        self.limits = limits
+        self.bodies = BodyBudgets(limits)
         self.connections = 0
         self.by_owner: Counter[str] = Counter()
 

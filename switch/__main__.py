@@ -18,6 +18,7 @@ from protocol.runtime import bind, run_event_loop, serve, settle_heap
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config
+from switch.store import NotAJournal
 from switch.workers import check_processes, supervise
 
 
@@ -59,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                                  args.log_level))
     except SettingsError as error:
         print(f"switch: bad configuration: {error}", file=sys.stderr)
+        return 2
+    except NotAJournal as error:  # journal_path a folder, or a file that is no journal
+        print(f"switch: cannot start: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the address, or a journal server that is not there
         print(f"switch: cannot start: {error}", file=sys.stderr)

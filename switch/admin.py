@@ -4,7 +4,6 @@ for reconciliation."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from aiohttp import web
 
 from protocol.http import xml_response
 from protocol.ids import is_bic
+from switch.config import MAX_POSITION_LIMIT_VND
 from switch.participants import Participant
 from switch.service import Switch
 from switch.states import TransferState
@@ -21,6 +21,10 @@ from switch.store import MAX_LISTED_TRANSFERS
 
 SWITCH = web.AppKey("switch", Switch)
 MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
+# A settlement cycle's id: one a second for thirty thousand years, and within every
+# database's integer (an id past 2^63 made the admin API answer 500).
+MAX_CYCLE_ID = 10**12 - 1
+MAX_ID_CHARS = 35  # an end-to-end id is Max35Text
 DEFAULT_LISTED_TRANSFERS = 100
 LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 
@@ -33,8 +37,19 @@ def _participant(request: web.Request) -> Participant:
     return participants[bic]
 
 
+def whole_number(text: str, name: str, low: int, high: int) -> int:
+    """A path or query parameter as a whole number from `low` to `high`, or 400 saying so:
+    ASCII digits only, its length checked before any conversion (Python refuses to convert
+    more than 4,300 digits, and no database holds more than 19)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(high))
+            and low <= int(text) <= high):
+        raise web.HTTPBadRequest(text=f"400: {name} must be a whole number from {low:,} to "
+                                 f"{high:,}, not {text[:24]!r}\n")
+    return int(text)
+
+
 def _cycle(request: web.Request) -> int:
-    return int(request.match_info["cycle"])
+    return whole_number(request.match_info["cycle"], "the cycle id", 1, MAX_CYCLE_ID)
 
 
 async def list_participants(request: web.Request) -> web.Response:
@@ -59,16 +74,26 @@ async def health(request: web.Request) -> web.Response:
     }, status=200 if failure is None else 503)
 
 
+def _limit_asked(body: object) -> int:
+    """The limit a PUT asks for: a JSON integer of whole dong within what the journal holds;
+    not a float (1e400 is infinity, 1.5 is no dong), not a boolean (true is no amount), not
+    a string."""
+    limit = body.get("position_limit_vnd") if isinstance(body, dict) else None
+    if (type(limit) is not int or set(body) != {"position_limit_vnd"}  # type: ignore[arg-type]
+            or not 0 <= limit <= MAX_POSITION_LIMIT_VND):
+        raise web.HTTPBadRequest(
+            text=f'400: body must be {{"position_limit_vnd": <whole dong, a JSON integer from 0 '
+            f'to {MAX_POSITION_LIMIT_VND:,}>}} and nothing else\n')
+    return limit
+
+
 async def set_limit(request: web.Request) -> web.Response:
     participant = _participant(request)
     try:
-        limit = int((await request.json())["position_limit_vnd"])
-        if limit < 0:
-            raise ValueError
-    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
-        raise web.HTTPBadRequest(
-            text='400: body must be {"position_limit_vnd": <whole dong, zero or more>}\n'
-        ) from None
+        body = await request.json()
+    except ValueError:  # not JSON, or not UTF-8
+        raise web.HTTPBadRequest(text="400: the body is not JSON\n") from None
+    limit = _limit_asked(body)
     await request.app[SWITCH].state.store.save_settings(participant.bic, limit,
                                                         participant.signed_off)
     participant.position_limit_vnd = limit
@@ -104,12 +129,7 @@ async def cycle_summary(request: web.Request) -> web.Response:
 
 def page_asked(request: web.Request) -> int:
     """The statement page a request asks for (`?page=N`, 1 when absent); 400 otherwise."""
-    text = request.query.get("page", "1")
-    if not (text.isascii() and text.isdigit() and 0 < len(text) <= MAX_PAGE_DIGITS
-            and int(text) > 0):
-        raise web.HTTPBadRequest(text=f"400: page must be a whole number from 1 to "
-                                 f"{10 ** MAX_PAGE_DIGITS - 1}, not {text[:20]!r}\n")
-    return int(text)
+    return whole_number(request.query.get("page", "1"), "page", 1, 10 ** MAX_PAGE_DIGITS - 1)
 
 
 async def cycle_statement(request: web.Request) -> web.Response:
@@ -125,6 +145,9 @@ async def cycle_statement(request: web.Request) -> web.Response:
 async def transfer_status(request: web.Request) -> web.Response:
     """A transfer as the journal holds it, with its history and its return."""
     e2e = request.match_info["e2e"]
+    if not (0 < len(e2e) <= MAX_ID_CHARS and e2e.isprintable()):
+        raise web.HTTPBadRequest(text=f"400: an end-to-end id is 1 to {MAX_ID_CHARS} printable "
+                                 f"characters, not {e2e[:40]!r}\n")
     found = await request.app[SWITCH].state.store.describe(e2e)
     if found is None:
         raise web.HTTPNotFound(text=f"404: no transfer {e2e}\n")
@@ -159,8 +182,9 @@ def listing_query(query: Mapping[str, str]) -> dict[str, Any]:
                        "when no offset is given)") from None
         asked["since_s"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     limit = query.get("limit", str(DEFAULT_LISTED_TRANSFERS))
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_LISTED_TRANSFERS):
-        raise _bad("limit", limit, f"a whole number from 1 to {MAX_LISTED_TRANSFERS:,}")
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 6
+            and 1 <= int(limit) <= MAX_LISTED_TRANSFERS):
+        raise _bad("limit", limit[:24], f"a whole number from 1 to {MAX_LISTED_TRANSFERS:,}")
     asked["limit"] = int(limit)
     order = query.get("order", "newest")
     if order not in ("newest", "oldest"):

@@ -38,7 +38,7 @@ from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.service import Switch
-from switch.store import JournalBusy, JournalFailed, WriteRefused
+from switch.store import JournalBusy, JournalFailed, JournalInconsistent, WriteRefused
 from switch.verification import RequestRefused
 
 
@@ -57,6 +57,9 @@ async def journal_refusals(request: web.Request, handler: Handler) -> web.Stream
     except WriteRefused as error:
         raise web.HTTPBadRequest(text=f"FF01: the journal refused the message's values "
                                  f"({error}); nothing was taken\n") from None
+    except JournalInconsistent as error:  # logged where found
+        raise web.HTTPConflict(text=f"409: the journal cannot back this report: {error}; the "
+                               "operator has been alerted in the switch's log\n") from None
 
 
 def _reply(switch: Switch, to_bic: str, document: object, status: int = 200) -> web.Response:

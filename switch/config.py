@@ -32,6 +32,7 @@ MAX_POSITION_LIMIT_VND = 10**18  # SQLite's INTEGER holds up to 9.2e18
 BANK_MAX_BODY_BYTES = 8 * MIB
 BANK_MAX_ITEMS = 1_000
 MAX_INQUIRY_IDS = 1_000  # the scheme's stated limit for one pacs.028
+MAX_TOKEN_CHARS = 4_096  # a bearer token, not a document
 
 
 def _bic(text: str) -> str:
@@ -110,7 +111,9 @@ class SwitchSettings(BaseModel):
     # With a shared journal: a process silent this long is dead, and a survivor takes over
     # what it held in flight (AB06) and the notices it owed.
     cluster_lease_s: float = Field(5.0, ge=1.0, le=300.0)
-    admin_token: str = Field("admin-token", min_length=1, repr=False)
+    # Required, with no default: a default would be a secret everyone who read this file knows
+    # (it once was "admin-token", and an empty configuration started a switch with it).
+    admin_token: str = Field(min_length=1, max_length=MAX_TOKEN_CHARS, repr=False)
     # What a Prometheus scraper presents at GET /metrics: read-only, so that the scraper's
     # configuration holds no credential that can sign a bank off. None: the admin token.
     metrics_token: str | None = Field(None, min_length=1, repr=False)
@@ -166,10 +169,22 @@ class SwitchConfig(SwitchSettings):
 
 
 class _ConfigFile(BaseModel):
+    """A whole configuration: both sections are required, so that an empty file or a
+    forgotten section is refused at start (exit 2) rather than serving a switch that admits
+    no one, or one with a built-in admin token."""
+
     model_config = ConfigDict(extra="forbid")
 
-    switch: SwitchSettings = Field(default_factory=SwitchSettings)
-    participants: list[ParticipantConfig] = Field(default_factory=list)
+    switch: SwitchSettings
+    participants: list[ParticipantConfig]
+
+    @pydantic.field_validator("participants")
+    @classmethod
+    def _someone_admitted(cls, participants: list[ParticipantConfig]
+                          ) -> list[ParticipantConfig]:
+        if not participants:
+            raise ValueError("a switch admits at least one participant; none is listed")
+        return participants
 
     @pydantic.model_validator(mode="after")
     def _each_bic_once(self) -> _ConfigFile:

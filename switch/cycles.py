@@ -16,6 +16,7 @@ settlement in the cycle open at that settlement's write, and says which cycle it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from functools import partial
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
 from switch.state import SwitchState
+from switch.store import JournalInconsistent
+
+log = logging.getLogger(__name__)
 
 # A camt.053 page: ~420 bytes an entry, so ~4 MB, within a bank's 8 MiB body limit.
 MAX_ENTRIES_PER_PAGE = 10_000
@@ -70,6 +74,12 @@ def _iso(timestamp_s: float) -> str:
     return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="seconds")
 
 
+def _inconsistent(what: str) -> JournalInconsistent:
+    """An invariant the journal's rows break, logged for the operator once found."""
+    log.error("journal invariant broken: %s", what)
+    return JournalInconsistent(what)
+
+
 class Cycles:
     def __init__(self, state: SwitchState) -> None:
         self.state = state
@@ -105,7 +115,9 @@ class Cycles:
         for payer, payee, _, amount in flows.transfers + flows.returns:
             net[payer] = net.get(payer, 0) - amount
             net[payee] = net.get(payee, 0) + amount
-        assert sum(net.values()) == 0, f"cycle {cycle_id} does not balance: {net}"
+        if sum(net.values()) != 0:
+            raise _inconsistent(f"settlement cycle {cycle_id} does not balance: its net "
+                                f"positions sum to {sum(net.values()):+,} VND, not zero")
         return CycleSummary(
             cycle_id=cycle_id, opened_at=flows.opened_at, closed_at=flows.closed_at,
             net_vnd={bic: amount for bic, amount in net.items() if amount},
@@ -141,9 +153,10 @@ class Cycles:
                        for ref, amount, credit, at, other, kind in rows]
             closing_vnd = balance_vnd + sum(e.amount_vnd if e.credit else -e.amount_vnd
                                             for e in entries)
-            if last:
-                assert closing_vnd == summary.net_vnd.get(bic, 0), (
-                    f"{bic} statement disagrees with its net")
+            if last and closing_vnd != summary.net_vnd.get(bic, 0):
+                raise _inconsistent(
+                    f"{bic}'s statement of cycle {cycle_id} closes at {closing_vnd:+,} VND "
+                    f"but its net position is {summary.net_vnd.get(bic, 0):+,} VND")
             yield Statement(
                 msg_id=new_id("SWC"), created_at=now, participant_bic=bic, cycle_id=cycle_id,
                 opened_at=opened_at, closed_at=closed_at, opening_balance_vnd=balance_vnd,

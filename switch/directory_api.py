@@ -103,6 +103,15 @@ def _whole(request: web.Request, name: str, default: int, high: int) -> int:
     return int(text)
 
 
+def _citizen_id(text: str | None) -> str | None:
+    """A citizen id asked in a path or query: 1 to 12 printable characters (a NUL or a page
+    of text is no id, and the journal's database would refuse some of it), or 400."""
+    if text is not None and not (0 < len(text) <= 12 and text.isprintable()):
+        raise web.HTTPBadRequest(text=f"400: citizen_id must be 1 to 12 printable characters, not "
+                                 f"{text[:24]!r}\n")
+    return text
+
+
 def _not_found(citizen_id: str) -> web.Response:
     return web.json_response({"citizen_id": citizen_id[:12], "error": "no entry"}, status=404)
 
@@ -124,7 +133,7 @@ async def register(request: web.Request) -> web.Response:
 async def unlink(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
     signer, _ = await read_signed_json(request, switch.senders)
-    citizen_id = request.match_info["citizen_id"]
+    citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
     if not await switch.registrations.unlink(signer, citizen_id):
         return _not_found(citizen_id)
     return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})
@@ -133,7 +142,7 @@ async def unlink(request: web.Request) -> web.Response:
 async def own_entry(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
     signer, _ = await read_signed_json(request, switch.senders)
-    citizen_id = request.match_info["citizen_id"]
+    citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
     entry = switch.state.directory.by_citizen.get(citizen_id)
     if entry is None or entry.participant_bic != signer:
         return _not_found(citizen_id)
@@ -154,7 +163,7 @@ async def own_changes(request: web.Request) -> web.Response:
 
 async def admin_entry(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
-    citizen_id = request.match_info["citizen_id"]
+    citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
     entry = switch.state.directory.by_citizen.get(citizen_id)
     history = await switch.state.store.directory_changes(citizen_id=citizen_id,
                                                          limit=MAX_CHANGES_LISTED)
@@ -165,9 +174,13 @@ async def admin_entry(request: web.Request) -> web.Response:
 
 async def admin_changes(request: web.Request) -> web.Response:
     store = request.app[SWITCH].state.store
+    participant = request.query.get("participant") or None
+    if participant is not None and not is_bic(participant):
+        raise web.HTTPBadRequest(text=f"400: participant must be a BIC, not {participant[:24]!r}"
+                                 "\n")
     return web.json_response({"changes": await store.directory_changes(
-        citizen_id=request.query.get("citizen_id") or None,
-        participant_bic=request.query.get("participant") or None,
+        citizen_id=_citizen_id(request.query.get("citizen_id") or None),
+        participant_bic=participant,
         after_seq=_whole(request, "after_seq", 0, 2**62),
         limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))})
 
@@ -186,7 +199,7 @@ async def admin_import(request: web.Request) -> web.Response:
 
 
 async def admin_unlink(request: web.Request) -> web.Response:
-    citizen_id = request.match_info["citizen_id"]
+    citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
     if not await request.app[SWITCH].registrations.unlink(REGISTRY, citizen_id):
         return _not_found(citizen_id)
     return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})

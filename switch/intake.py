@@ -97,6 +97,8 @@ class Intake:
         creditor = self.state.participants.get(tx.creditor_agent_bic)
         if creditor is None or creditor.config.kind == "treasury":
             return reasons.WRONG_BIC
+        if tx.creditor_agent_bic == tx.debtor_agent_bic:  # on-us: nothing to clear (AG03)
+            return reasons.NOT_SUPPORTED
         if not creditor.reachable():
             return reasons.OFFLINE_CREDITOR_AGENT
         return None

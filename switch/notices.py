@@ -42,7 +42,7 @@ from protocol.retry import with_backoff
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Participant
-from switch.store import Journal, NoticesDue, SettledReturn
+from switch.store import Journal, JournalInconsistent, NoticesDue, SettledReturn
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +99,14 @@ class Notifier:
     async def _push_statement(self, bic: str,
                               statement_of: Callable[[str], AsyncIterator[Statement]]
                               ) -> None:
-        async for page in statement_of(bic):
-            if not await self._send(bic, page, 1):
-                log.error("gave up sending %s page %d of its statement of cycle %d; it can fetch"
-                          " it", bic, page.page_number, page.cycle_id)
-                return
+        try:
+            async for page in statement_of(bic):
+                if not await self._send(bic, page, 1):
+                    log.error("gave up sending %s page %d of its statement of cycle %d; it can"
+                              " fetch it", bic, page.page_number, page.cycle_id)
+                    return
+        except JournalInconsistent as error:  # logged where found; the fetch says why too
+            log.error("statement not pushed to %s: %s", bic, error)
 
     def backlog(self) -> int:
         return sum(len(outbox) for outbox in self.outboxes.values())

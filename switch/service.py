@@ -53,12 +53,7 @@ class Switch:
     async def start(self) -> None:
         """Open the journal, recover from it, and start delivering notices."""
         config = self.config
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
-        participants = {bic: Participant(p, config, self._session, self.events,
-                                         self.senders[bic].credentials)
-                        for bic, p in config.participants.items()}
-        store: Journal
+        store: Journal  # first: a journal that cannot open leaves nothing else to close
         if config.journal_url is None:
             store, positions = Store(config.journal_path, self.events), PositionBook()
         else:
@@ -66,6 +61,11 @@ class Switch:
                                    lease_s=config.cluster_lease_s)
             store, positions = shared, JournalPositions(shared)
         await store.start()
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
+        participants = {bic: Participant(p, config, self._session, self.events,
+                                         self.senders[bic].credentials)
+                        for bic, p in config.participants.items()}
         self.state = SwitchState(config=config, store=store, events=self.events,
                                  participants=participants, positions=positions,
                                  notifier=Notifier(config, participants, store, self.events))

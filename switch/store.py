@@ -182,6 +182,29 @@ _JOURNAL_COLUMNS = frozenset({"end_to_end_id", "tx_id", "msg_id", "debtor_bic", 
                               "received_at", "final_at", "cycle_id"})
 LISTED_COLUMNS = f"{TRANSFER_COLUMNS}, final_at, cycle_id"
 MAX_DIRECTORY_CHANGES = 1_000  # read at once, by the directory API or a process catching up
+# Sums of amounts, exact however large: SQLite's sum() stops with "integer overflow" past
+# 2^63 (twelve rejected 18-digit amounts did it, and the admin stats answered 500 for good),
+# and PostgreSQL's bigint would too. Each amount is summed in two parts, its billions and the
+# rest, each part's sum holding a billion rows of the largest amount a row can hold; Python
+# joins them (`joined_vnd`). Both databases truncate division towards zero and give a
+# remainder the dividend's sign, so the parts add back to the amount for any sign.
+AMOUNT_SPLIT = 10**9
+
+
+def split_sum(column: str) -> str:
+    """Two SQL sums, high part then low part, of an amount column (`joined_vnd` adds them)."""
+    return (f"coalesce(sum({column} / {AMOUNT_SPLIT}), 0),"
+            f" coalesce(sum({column} % {AMOUNT_SPLIT}), 0)")
+
+
+def joined_vnd(high: Any, low: Any) -> int:
+    """The exact sum from `split_sum`'s two parts (ints, or PostgreSQL's numeric)."""
+    return int(high) * AMOUNT_SPLIT + int(low)
+
+
+def joined_rows(rows: Iterable[Sequence[Any]]) -> list[tuple[Any, ...]]:
+    """Rows ending in `split_sum`'s two parts, each with the exact sum in their place."""
+    return [(*row[:-2], joined_vnd(row[-2], row[-1])) for row in rows]
 
 
 class JournalFailed(Exception):
@@ -195,6 +218,12 @@ class JournalBusy(Exception):
 class WriteRefused(Exception):
     """The database refused this write (a constraint, a value out of range); nothing of it
     was stored, and the journal goes on."""
+
+
+class JournalInconsistent(Exception):
+    """The journal's rows break an invariant a report rests on (a cycle whose nets do not sum
+    to zero, a statement that disagrees with its net): a bug, or a journal changed by hand.
+    The report is refused with this sentence and the violation logged; the switch goes on."""
 
 
 class NotAJournal(Exception):
@@ -405,8 +434,8 @@ class JournalReads:
 
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
         """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
-        by_state = await self.read(self._SQL["totals"])
-        returns = await self.read(self._SQL["returned_totals"])
+        by_state = joined_rows(await self.read(self._SQL["totals"]))
+        returns = joined_rows(await self.read(self._SQL["returned_totals"]))
         return by_state, returns[0]  # type: ignore[return-value]
 
     async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
@@ -414,8 +443,8 @@ class JournalReads:
         bounds = await self.read(self._SQL["cycle"], (cycle_id,))
         if not bounds:
             return None
-        transfers = await self.read(self._SQL["cycle_transfers"], (cycle_id,))
-        returns = await self.read(self._SQL["cycle_returns"], (cycle_id,))
+        transfers = joined_rows(await self.read(self._SQL["cycle_transfers"], (cycle_id,)))
+        returns = joined_rows(await self.read(self._SQL["cycle_returns"], (cycle_id,)))
         return CycleFlows(bounds[0][0], bounds[0][1], transfers, returns)  # type: ignore[arg-type]
 
     async def statement_entries(self, cycle_id: int, bic: str, after: tuple[float, str],
@@ -717,14 +746,14 @@ _SQLITE_READS = {
         " AND (?3 IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=?1 ORDER BY seq",
-    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)"
+    "totals": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
               " FROM transfers GROUP BY 1, 2",
-    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0) FROM returns",
+    "returned_totals": f"SELECT count(*), {split_sum('amount_vnd')} FROM returns",
     "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?1",
-    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)"
+    "cycle_transfers": f"SELECT debtor_bic, creditor_bic, count(*), {split_sum('amount_vnd')}"
                        " FROM transfers WHERE cycle_id=?1 GROUP BY debtor_bic, creditor_bic",
-    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd) FROM returns"
-                     " WHERE cycle_id=?1 GROUP BY creditor_bic, debtor_bic",
+    "cycle_returns": f"SELECT creditor_bic, debtor_bic, count(*), {split_sum('amount_vnd')}"
+                     " FROM returns WHERE cycle_id=?1 GROUP BY creditor_bic, debtor_bic",
     "statement": (
         "SELECT * FROM (SELECT end_to_end_id AS ref, amount_vnd, creditor_bic = ?2,"
         " final_at AS at, CASE WHEN creditor_bic = ?2 THEN debtor_bic ELSE creditor_bic END,"
@@ -750,9 +779,16 @@ class Store(GroupCommit, JournalReads):
                  max_queued_writes: int = 10_000, max_batch: int = 512) -> None:
         super().__init__(events, max_queued_writes, max_batch)
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _connect(path) as setup:
-            setup.executescript(SCHEMA)
+        if path.is_dir():
+            raise NotAJournal(f"journal_path {path} is a folder; name a file in it, such as "
+                              f"{path / 'switch.sqlite'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _connect(path) as setup:
+                setup.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as error:  # a corrupt file, a folder we cannot write
+            raise NotAJournal(f"journal_path {path}: cannot open it as a switch journal: "
+                              f"{error}") from None
         self._writer_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-writer")
         self._reader_executor = ThreadPoolExecutor(1, thread_name_prefix="journal-reader")
         self._writer_connection = _connect(path)
@@ -982,10 +1018,11 @@ class Store(GroupCommit, JournalReads):
 
     async def cycle_moves_now(self, cycle_id: int) -> list[tuple[str, str, int]]:
         """(payer, payee, VND) settled in the cycle: transfers, then returns."""
-        return await self.read(  # type: ignore[return-value]
-            "SELECT debtor_bic, creditor_bic, sum(amount_vnd) FROM transfers WHERE cycle_id=?"
-            " GROUP BY 1, 2 UNION ALL SELECT creditor_bic, debtor_bic, sum(amount_vnd)"
-            " FROM returns WHERE cycle_id=? GROUP BY 1, 2", (cycle_id, cycle_id))
+        return joined_rows(await self.read(  # type: ignore[return-value]
+            f"SELECT debtor_bic, creditor_bic, {split_sum('amount_vnd')} FROM transfers"
+            f" WHERE cycle_id=? GROUP BY 1, 2 UNION ALL SELECT creditor_bic, debtor_bic,"
+            f" {split_sum('amount_vnd')} FROM returns WHERE cycle_id=? GROUP BY 1, 2",
+            (cycle_id, cycle_id)))
 
     async def in_flight_now(self) -> list[Transfer]:
         return [transfer_of_row(row) for row in await self.read(

@@ -69,6 +69,7 @@ from switch.store import (
     QueuedWrite,
     SettledReturn,
     WriteRefused,
+    split_sum,
     transfer_of_row,
 )
 from switch.transfer import Transfer
@@ -553,13 +554,13 @@ _POSTGRES_READS = {
         " AND ($3::text IS NULL OR participant_bic = $3) ORDER BY seq LIMIT $4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=$1 ORDER BY seq",
-    "totals": "SELECT state, coalesce(reason_code, ''), count(*), sum(amount_vnd)::bigint"
+    "totals": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
               " FROM transfers GROUP BY 1, 2",
-    "returned_totals": "SELECT count(*), coalesce(sum(amount_vnd), 0)::bigint FROM returns",
+    "returned_totals": f"SELECT count(*), {split_sum('amount_vnd')} FROM returns",
     "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=$1",
-    "cycle_transfers": "SELECT debtor_bic, creditor_bic, count(*), sum(amount_vnd)::bigint"
+    "cycle_transfers": f"SELECT debtor_bic, creditor_bic, count(*), {split_sum('amount_vnd')}"
                        " FROM transfers WHERE cycle_id=$1 GROUP BY debtor_bic, creditor_bic",
-    "cycle_returns": "SELECT creditor_bic, debtor_bic, count(*), sum(amount_vnd)::bigint"
+    "cycle_returns": f"SELECT creditor_bic, debtor_bic, count(*), {split_sum('amount_vnd')}"
                      " FROM returns WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic",
     "statement": (
         "SELECT * FROM (SELECT end_to_end_id AS ref, amount_vnd, creditor_bic = $2,"

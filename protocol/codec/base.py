@@ -146,27 +146,36 @@ _BIC_ELEMENTS = ("BICFI", "AnyBIC")
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")  # BICFIDec2014Identifier
 
 
-def _rules(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
-    """(field index, maximum characters) for each path whose element the schema bounds;
-    a BICFI's bound is its pattern, marked -1."""
+# The ids among them: a value of only spaces is no id ("   " was taken and settled as an
+# end-to-end id), refused like an empty one.
+ID_ELEMENTS = frozenset({"MsgId", "BizMsgIdr", "EndToEndId", "TxId", "RtrId", "OrgnlMsgId",
+                         "OrgnlEndToEndId", "OrgnlTxId", "NtryRef", "OrgnlId"})
+
+
+def _rules(paths: tuple[str, ...]) -> tuple[tuple[int, int, bool], ...]:
+    """(field index, maximum characters, is an id) for each path whose element the schema
+    bounds; a BICFI's bound is its pattern, marked -1."""
     rules = []
     for index, path in enumerate(paths):
         element = path.split("/")[-1].split("[")[0]
         if element in _BIC_ELEMENTS:
-            rules.append((index, -1))
+            rules.append((index, -1, False))
         elif element in MAX_CHARS_BY_ELEMENT:
-            rules.append((index, MAX_CHARS_BY_ELEMENT[element]))
+            rules.append((index, MAX_CHARS_BY_ELEMENT[element], element in ID_ELEMENTS))
     return tuple(rules)
 
 
-def _broken_rule(values: list[str], rules: tuple[tuple[int, int], ...]) -> tuple[int, str] | None:
-    for index, limit in rules:
+def _broken_rule(values: list[str], rules: tuple[tuple[int, int, bool], ...]
+                 ) -> tuple[int, str] | None:
+    for index, limit, is_id in rules:
         value = values[index]
         if limit < 0:
             if value and not _BIC.fullmatch(value):
                 return index, f"{value[:40]!r} is not a BIC"
         elif len(value) > limit:
             return index, f"is {len(value):,} characters; the schema allows {limit}"
+        elif is_id and value and value.isspace():
+            return index, "is blank (only spaces): an id needs at least one other character"
     return None
 
 

@@ -67,6 +67,30 @@ async def test_amounts_out_of_range_are_am12_and_the_journal_goes_on(
     await still_serving(lab, "E2E-AFTER-BIG")
 
 
+async def test_rejected_18_digit_amounts_do_not_overflow_the_stats_or_the_cycle(
+        lab: SwitchLab) -> None:
+    """Twelve AM12 rejections of 999,999,999,999,999,999 VND each are journaled; their sum is
+    past 2^63, and SQLite's sum() made GET /v1/admin/stats answer 500 for good. Every sum over
+    amounts is exact now, on either journal."""
+    huge = 999_999_999_999_999_999
+    for n in range(12):
+        body = re.sub(rb"<CtrlSum>[^<]*</CtrlSum>", b"", body_of(transfer(f"E2E-HUGE-{n}"))
+                      ).replace(b">1500000</IntrBkSttlmAmt>", f">{huge}</IntrBkSttlmAmt>".encode())
+        reply = await lab.peer(TREASURY).post(body)
+        assert only_status(reply) == (TxStatus.REJECTED, reasons.INVALID_AMOUNT)
+    await pay(lab, transfer("E2E-HUGE-OK"))
+    status, stats = await lab.admin("GET", "/v1/admin/stats")
+    assert status == 200, stats
+    assert stats["by_state"]["REJECTED"] == {"count": 12, "amount_vnd": 12 * huge,
+                                             "count_AM12": 12}
+    assert stats["by_state"]["SETTLED"] == {"count": 1, "amount_vnd": 1_500_000}
+    status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+    assert status == 200 and summary["transfers_vnd"] == 1_500_000
+    status, text = await lab.admin("GET", f"/v1/admin/settlement/cycles/{summary['cycle_id']}",
+                                   params={"format": "text"})
+    assert status == 200 and "1,500,000 VND" in text
+
+
 async def test_a_huge_control_sum_or_count_is_a_clean_refusal(lab: SwitchLab) -> None:
     """Observations 3 and 4: CtrlSum 1E+1000000 and NbOfTxs of 5,000 digits."""
     body = body_of(transfer("E2E-CS"))
@@ -272,3 +296,13 @@ async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
         "REJECTED", reasons.TIMEOUT_INSTRUCTED_AGENT)
     await still_serving(lab, "E2E-AFTER-DISK")
     assert await reserved_vnd(lab) == 0
+
+
+async def test_an_end_to_end_id_of_spaces_is_ff01_and_nothing_is_taken(lab: SwitchLab) -> None:
+    """An EndToEndId of three spaces was settled as "   ", an id no one can ask about."""
+    body = body_of(transfer("E2E-BLANK")).replace(b">E2E-BLANK<", b">   <")
+    reply = await lab.peer(TREASURY).post(body)
+    assert reply.status == 400 and reply.text.startswith("FF01")
+    assert "EndToEndId is blank" in reply.text
+    assert (await lab.admin("GET", "/v1/admin/transfers?limit=10"))[1]["transfers"] == []
+    await still_serving(lab, "E2E-AFTER-BLANK")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from protocol import codec, signing
+from protocol import codec, reasons, signing
 from protocol.messages import Statement, TxStatus
 from switch import cycles
+from switch.intake import Intake
 from switch.statements import STATEMENTS_PATH
 from tests.harness import BANK_A, BANK_B, TREASURY, SwitchLab, only_status, pay, transfer, until
 
@@ -95,3 +96,47 @@ async def test_a_large_statement_comes_in_balanced_pages(
     assert (await fetch(lab, BANK_A, f"{summary['cycle_id']}?page=4"))[0] == 404
     status, body, _ = await fetch(lab, BANK_A, f"{summary['cycle_id']}?page=x")
     assert status == 400 and b"page must be a whole number" in body
+
+
+async def test_a_bank_paying_itself_is_refused_ag03_and_its_statement_stays_whole(
+        lab: SwitchLab) -> None:
+    """A pacs.008 with DbtrAgt = CdtrAgt = the signer was settled ACSC, and its statement
+    then failed an assertion (500 to the bank and the operator). An on-us transfer is not the
+    scheme's to clear: AG03, nothing forwarded, nothing reserved, and the cycle's statements
+    are served."""
+    reply = await pay(lab, transfer("E2E-ONUS", debtor=BANK_A, creditor=BANK_A), sender=BANK_A)
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.NOT_SUPPORTED)
+    assert reply.message.document.transactions[0].reason_text.startswith("on-us transfer")
+    assert lab.participants[BANK_A].received == []
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["reserved_vnd"] for p in participants}[BANK_A] == 0
+    status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+    assert status == 200 and summary["net_vnd"] == {}
+    status, _, _ = await fetch(lab, BANK_A, "latest")
+    assert status == 200
+
+
+async def test_a_statement_the_journal_cannot_back_is_a_clear_409_and_logged(
+        lab: SwitchLab, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """A journal holding a settled on-us transfer (written before intake refused them) makes
+    a statement that disagrees with the net: the fetch, the operator's request and the push
+    each say so instead of a 500 or a dead background task, and the log names the breach."""
+    monkeypatch.setattr(Intake, "_check_transaction", lambda *_: None)  # as before AG03
+    reply = await pay(lab, transfer("E2E-ONUS-OLD", debtor=BANK_A, creditor=BANK_A),
+                      sender=BANK_A)
+    assert only_status(reply) == (TxStatus.SETTLED, None)
+    monkeypatch.undo()
+    status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+    assert status == 200
+    cycle_id = summary["cycle_id"]
+    await until(lambda: "statement not pushed to BFTVVNVX" in caplog.text)
+    status, body, headers = await fetch(lab, BANK_A, str(cycle_id))
+    assert status == 409 and b"statement of cycle" in body and b"net position" in body
+    assert signing.SIGNATURE_HEADER in headers
+    status, text = await lab.admin(
+        "GET", f"/v1/admin/settlement/cycles/{cycle_id}/statements/{BANK_A}")
+    assert status == 409 and "operator has been alerted" in str(text)
+    assert "journal invariant broken" in caplog.text
+    status, _, _ = await fetch(lab, BANK_B, str(cycle_id))  # the others' are whole
+    assert status == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from protocol.messages import (
 )
 from protocol.settings import SettingsError
 from protocol.signing import Credentials
+from switch.__main__ import main as switch_main
 from switch.config import parse_config
 from switch.states import TransferState
 from tests.harness import (
@@ -374,6 +376,46 @@ async def test_admin_api_needs_the_token(lab: SwitchLab) -> None:
         assert "Bearer" in await response.text()
 
 
+# Bodies of PUT .../limit that are no limit: JSON that Python would have turned into one
+# (1e400 is infinity, true is 1, 1.5 would be cut to 1) or a value past what the journal holds.
+NO_LIMITS = [b'{"position_limit_vnd": 1e400}', b'{"position_limit_vnd": true}',
+             b'{"position_limit_vnd": 1.5}', b'{"position_limit_vnd": "5"}',
+             b'{"position_limit_vnd": -1}', b'{"position_limit_vnd": 10000000000000000000}',
+             b'{"position_limit_vnd": 5, "other": 1}', b'[5]', b'{"position_limit_vnd"',
+             b'\xff']
+# Paths and queries with numbers past int64, or text no database should be asked about.
+NO_PARAMETERS = [
+    "/v1/admin/settlement/cycles/99999999999999999999999",
+    "/v1/admin/settlement/cycles/0",
+    f"/v1/admin/settlement/cycles/9223372036854775808/statements/{BANK_A}",
+    f"/v1/admin/settlement/cycles/1/statements/{BANK_A}?page=99999999999999999999",
+    f"/v1/admin/transfers?limit={'9' * 5_000}",
+    "/v1/admin/transfers/%00",
+    f"/v1/admin/transfers/{'E' * 36}",
+    "/v1/admin/directory/changes?after_seq=99999999999999999999",
+    "/v1/admin/directory/changes?participant=%00",
+    "/v1/admin/directory/changes?citizen_id=%00",
+    "/v1/admin/directory/entries/%00",
+]
+
+
+async def test_admin_parameters_past_their_range_are_400_never_500(lab: SwitchLab) -> None:
+    """The tester's 1e400 limit, a true limit taken as 1, and cycle ids past 2^63 were 500s
+    (OverflowError) or silently wrong; each is 400 with a sentence, and nothing changed."""
+    for body in NO_LIMITS:
+        status, text = await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                                       data=body)
+        assert status == 400 and ("position_limit_vnd" in text or "not JSON" in text), (
+            body, text)
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    assert {p["bic"]: p["position_limit_vnd"] for p in participants}[TREASURY] == 10**12
+    for path in NO_PARAMETERS:
+        status, text = await lab.admin("GET", path)
+        assert status == 400 and text.startswith("400: "), (path, status, text)
+    assert (await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                            json={"position_limit_vnd": 10**18}))[0] == 200
+
+
 async def test_restarted_switch_keeps_its_journal(lab: SwitchLab) -> None:
     await pay(lab, transfer("E2E-K1"))
     await lab.restart_switch()
@@ -408,6 +450,53 @@ async def test_switch_refuses_more_than_its_in_flight_limit(tmp_path: Path) -> N
 def test_bad_switch_settings_are_refused_by_name(settings: dict, named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         parse_config({"switch": settings})
+
+
+PARTICIPANT = ("participants:\n  - {bic: BFTVVNVX, kind: bank, secret: s,"
+               " inbound_url: 'http://127.0.0.1:9/iso20022'}\n")
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "switch: Field required"),
+    ("# nothing configured yet\n", "participants: Field required"),
+    ("switch: {admin_token: t}\n", "participants: Field required"),
+    ("switch: {admin_token: t}\nparticipants: []\n", "at least one participant"),
+    (f"switch: {{port: 0}}\n{PARTICIPANT}", "switch.admin_token: Field required"),
+    (f"switch: {{port: 0, admin_token: ''}}\n{PARTICIPANT}", "switch.admin_token: String"),
+], ids=["empty", "comment-only", "no-participants", "participants-empty", "no-admin-token",
+        "blank-admin-token"])
+def test_a_switch_needs_participants_and_its_own_admin_token(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str) -> None:
+    """An empty configuration started a switch admitting no one, whose admin API took the
+    built-in token "admin-token": now exit 2 naming what is missing; no default secret."""
+    path = tmp_path / "switch.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert switch_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("switch: bad configuration: ") and says in err, err
+
+
+@pytest.mark.parametrize(("journal", "says"), [
+    ("folder", "is a folder; name a file in it"),
+    ("corrupt.sqlite", "cannot open it as a switch journal: file is not a database"),
+    ("ledger.sqlite", "cannot open it as a switch journal: no such column"),
+])
+def test_a_journal_that_cannot_be_opened_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], journal: str, says: str) -> None:
+    """A journal_path that is a folder, or a file that is no journal, was a sqlite3
+    traceback at start (and an unclosed client session)."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "corrupt.sqlite").write_bytes(b"not a database, " * 100)
+    ledger = sqlite3.connect(tmp_path / "ledger.sqlite")
+    ledger.execute("CREATE TABLE transfers (id INTEGER)")  # another program's table
+    ledger.close()
+    path = tmp_path / "switch.yaml"
+    path.write_text(f"switch: {{port: 0, admin_token: t, journal_path: '{tmp_path / journal}'}}"
+                    f"\n{PARTICIPANT}", encoding="utf-8")
+    assert switch_main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("switch: cannot start: journal_path ") and says in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
 
 
 async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: SwitchLab) -> None:

@@ -11,15 +11,24 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 
 from protocol import codec, signing
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, wrap
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, start_process, stop_process
-from tests.harness import BANK_A, SWITCH_BIC, TREASURY, SwitchLab, credit_transfers, transfer
+from tests.harness import (
+    BANK_A,
+    BANK_B,
+    SWITCH_BIC,
+    TREASURY,
+    SwitchLab,
+    credit_transfers,
+    transfer,
+)
 
 MB = 1_000_000
 FAST = {"head_timeout_s": 0.2, "body_timeout_s": 0.2}
@@ -292,6 +301,79 @@ async def test_connections_beyond_the_total_are_closed_at_once(tmp_path: Path) -
         await lab.stop()
 
 
+# ---- bodies being read: each sender's share of the budget ---------------------------------
+
+# A budget of 4 MiB, 2 MiB of it per sender, every sender's largest body 1-2 MB; a body
+# deadline far longer than any answer takes, so that a wait for room shows as a 408.
+SHARES = {"transport": {"max_body_bytes_reading": 4 * 1024 * 1024,
+                        "max_body_bytes_reading_per_peer": 2 * 1024 * 1024,
+                        "body_timeout_s": 30.0},
+          "treasury_limits": {"max_body_bytes": 2 * MB, "max_items": 1_000},
+          "bank_limits": {"max_body_bytes": MB, "max_items": 1_000}}
+
+
+async def slow_bodies(lab: SwitchLab, bic: str, count: int) -> list[tuple[
+        asyncio.StreamReader, asyncio.StreamWriter]]:
+    """`count` connections claiming `bic`, each announcing a body of MB bytes (within its
+    limit) and sending one byte of it: they hold what the switch reserves for them."""
+    held = []
+    for _ in range(count):
+        _, headers = signed_body(lab, bic, inquiry())
+        reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+        writer.write(head(lab.port, headers | {"Content-Length": str(MB)}) + b"<")
+        held.append((reader, writer))
+    await asyncio.sleep(0.2)  # the switch has read every head (a bound, not a measure)
+    return held
+
+
+def still_open(held: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> bool:
+    """No answer yet on any of the slow connections, and none closed."""
+    return all(not reader.at_eof() and not reader._buffer for reader, _ in held)  # type: ignore[attr-defined]
+
+
+async def test_one_participants_slow_bodies_hold_only_its_own_share(tmp_path: Path) -> None:
+    """Issue: 33 slow 8 MiB bodies of one bank took the whole 256 MiB budget, and the
+    treasury's 3 KB payment waited out its body deadline. Here five slow bodies of BANK_A
+    (more than the whole budget, were they all given room) while the treasury pays and
+    BANK_B asks: both are answered, and BANK_A's bodies are still open."""
+    lab = await SwitchLab(tmp_path / "s.sqlite", **SHARES).start()
+    try:
+        held = await slow_bodies(lab, BANK_A, 5)
+        paid = await lab.peer(TREASURY).send(credit_transfers([transfer("E2E-SHARE")]),
+                                             timeout_s=25.0)
+        assert paid.status == 200
+        assert paid.message.document.transactions[0].status is TxStatus.SETTLED
+        asked = await lab.peer(BANK_B).send(inquiry(), timeout_s=25.0)
+        assert asked.status == 200
+        assert still_open(held)
+        for _, writer in held:
+            writer.close()
+    finally:
+        await lab.stop()
+
+
+async def test_forgers_holding_a_senders_share_do_not_stop_its_own_connection(
+        tmp_path: Path) -> None:
+    """Bodies claiming the treasury (unproven, they cannot be told from forgeries before they
+    are read) hold its share; its instant payment on its own authenticated connection goes
+    by the small lane."""
+    lab = await SwitchLab(tmp_path / "s.sqlite", **SHARES).start()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+            treasury = Peer(session, f"{lab.url}{SWITCH_MESSAGES_PATH}", TREASURY,
+                            lab.participants[TREASURY].credentials, SWITCH_BIC)
+            assert (await treasury.send(inquiry())).status == 200  # its connection, proven
+            held = await slow_bodies(lab, TREASURY, 3)
+            paid = await treasury.send(credit_transfers([transfer("E2E-LANE")]), timeout_s=25.0)
+            assert paid.status == 200
+            assert paid.message.document.transactions[0].status is TxStatus.SETTLED
+            assert still_open(held)
+            for _, writer in held:
+                writer.close()
+    finally:
+        await lab.stop()
+
+
 # ---- memory: observation 7, measured on a switch process of its own ---------------------
 
 
@@ -306,6 +388,7 @@ async def test_four_120_mb_bodies_at_once_do_not_grow_the_switch(tmp_path: Path)
     signature, chunked so no length is announced): the switch's peak resident memory grows by
     a small fraction of one body."""
     config = {"switch": {"journal_path": str(tmp_path / "switch.sqlite"), "port": 0,
+                         "admin_token": "t0ken",
                          "bank_limits": {"max_body_bytes": MB, "max_items": 1_000}},
               "participants": [{"bic": BANK_A, "kind": "bank", "secret": "s",
                                 "inbound_url": "http://127.0.0.1:9/iso20022"}]}

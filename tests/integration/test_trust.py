@@ -71,7 +71,7 @@ async def test_a_bank_cannot_sign_a_switch_acsc_that_another_bank_accepts(
     BANK_A holds: BANK_A refuses it (401) and credits nothing; the switch's own ACSC credits."""
     keys = provision(mode, [BANK_A, BANK_B])
     switch_config = parse_config({
-        "switch": keys.switch, "participants": [
+        "switch": keys.switch | {"admin_token": "t"}, "participants": [
             {"bic": bic, "kind": "bank", "inbound_url": "http://127.0.0.1:9/iso20022"}
             | keys.registered[bic] for bic in (BANK_A, BANK_B)]})
     bank = Bank(BankConfig(bic=BANK_A, name="Vietcombank", kind="bank",
@@ -207,7 +207,7 @@ async def test_each_signing_mode_settles_and_confirms_end_to_end(lab: SwitchLab)
 def test_the_switch_configuration_holds_the_keys_of_its_mode_and_never_shows_them() -> None:
     keys = provision("ed25519", [BANK_A])
     participant = {"bic": BANK_A, "kind": "bank", "inbound_url": "http://127.0.0.1:9/x"}
-    config = parse_config({"switch": keys.switch,
+    config = parse_config({"switch": keys.switch | {"admin_token": "t"},
                            "participants": [participant | keys.registered[BANK_A]]})
     assert keys.switch["private_key"] not in repr(config)
     cases = [
@@ -219,7 +219,8 @@ def test_the_switch_configuration_holds_the_keys_of_its_mode_and_never_shows_the
     ]
     for switch, participants, named in cases:
         with pytest.raises(SettingsError, match=named) as refused:
-            parse_config({"switch": switch, "participants": participants})
+            parse_config({"switch": switch | {"admin_token": "t"},
+                          "participants": participants})
         assert "TOPSECRET" not in str(refused.value)
         assert keys.switch["private_key"][40:80] not in str(refused.value)
 

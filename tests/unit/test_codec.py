@@ -30,6 +30,7 @@ from tests.factories import (
     credit_transfers,
     every_message,
     message,
+    payment_return,
     status_report,
 )
 
@@ -167,6 +168,27 @@ def test_malformed_messages_are_refused_ff01_naming_the_element(body: bytes, say
     with pytest.raises(CodecError, match=says) as refused:
         decode(body)
     assert refused.value.reason_code == "FF01"
+
+
+@pytest.mark.parametrize(("element", "document", "says"), [
+    (b"EndToEndId", credit_transfers(2), r"CdtTrfTxInf\[1\]/PmtId/EndToEndId is blank"),
+    (b"TxId", credit_transfers(2), r"CdtTrfTxInf\[1\]/PmtId/TxId is blank"),
+    (b"MsgId", credit_transfers(2), "GrpHdr/MsgId is blank"),
+    (b"BizMsgIdr", credit_transfers(2), "AppHdr/BizMsgIdr is blank"),
+    (b"RtrId", payment_return(), r"TxInf\[1\]/RtrId is blank"),
+    (b"OrgnlEndToEndId", status_report(1), r"TxInfAndSts\[1\]/OrgnlEndToEndId is blank"),
+])
+@pytest.mark.parametrize("blank", [b"   ", b" \t\n ", "\u00a0".encode()])
+def test_ids_of_only_spaces_are_refused_ff01_naming_the_element(
+        element: bytes, document: object, says: str, blank: bytes) -> None:
+    """An EndToEndId of three spaces was taken and settled as "   ": a blank id is no id."""
+    body = re.sub(b"<%s>[^<]*</%s>" % (element, element),
+                  b"<%s>%s</%s>" % (element, blank, element),
+                  encode(message(document)), count=1)  # type: ignore[arg-type]
+    with pytest.raises(CodecError, match=says) as refused:
+        decode(body)
+    assert refused.value.reason_code == "FF01"
+    assert "only spaces" in str(refused.value)
 
 
 def test_too_large_is_refused_before_parsing() -> None:
