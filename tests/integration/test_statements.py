@@ -72,8 +72,8 @@ async def test_a_large_statement_comes_in_balanced_pages(
     limit: the statement comes in pages (Stmt/StmtPgntn), each opening where the last closed."""
     monkeypatch.setattr(cycles, "MAX_ENTRIES_PER_PAGE", 2)
     for n in range(5):
-        assert only_status(await pay(lab, transfer(f"E2E-PG{n}", amount_vnd=1_000 + n)))[0] is (
-            TxStatus.SETTLED)
+        assert only_status(await pay(lab, transfer(f"E2E-PG{n}", amount_vnd=1_000 + n))) == (
+            TxStatus.SETTLED, None)
     status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
     assert status == 200 and isinstance(summary, dict)
 
