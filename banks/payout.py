@@ -283,7 +283,7 @@ class PayoutResult:
             return f"  {label:<22}{text:>11}  {amount_vnd:>22,} VND"
 
         pace = (f"in {self.elapsed_s:,.2f} s ({self.transfers_per_s:,.0f} transfers/s)"
-                if self.submissions else "(nothing sent: every one was final already)")
+                if self.submissions else "(no pacs.008 sent in this run)")
         lines = [f"Payout of {len(self.outcomes):,} transfers {pace}",
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
