@@ -41,6 +41,8 @@ MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
 MAX_FIELD_CHARS = 131_072  # the csv module's own limit: far past any name or address
 READ_CHUNK_BYTES = 1 << 20
+COMMA_INSIDE_HINT = "a comma inside a value that is not in quotes?"
+FIELDS_MISSING_HINT = "fields missing: keep the commas of empty ones"
 MAX_TABLE_BYTES = 4 * 2**30  # MAX_TABLE_ROWS rows of ~200 bytes, twice over
 # Files people open in Excel: UTF-8 with a byte-order mark, or Excel shows the diacritics of
 # "Nguyễn Thị Rà" as mojibake. Read back, the mark is skipped.
@@ -196,11 +198,11 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
         if len(payments) + len(checked.problems) >= MAX_TABLE_ROWS:
             checked.problems.append((line, f"more than {MAX_TABLE_ROWS:,} rows"))
             break
-        if len(values) > len(header):
-            checked.problems.append((line, f"{len(values) - len(header)} fields more than the "
-                                     "header"))
+        if len(values) != len(header):  # a shifted or cut row: which field is which is a guess
+            hint = (COMMA_INSIDE_HINT if len(values) > len(header) else FIELDS_MISSING_HINT)
+            checked.problems.append((line, f"{len(values)} fields where the header has "
+                                     f"{len(header)} ({hint})"))
             continue
-        values += [""] * (len(header) - len(values))  # a short row: its missing fields blank
         row = {name: value.strip() for name, value in zip(header, values, strict=True)}
         problem = _row_problem(row)
         if problem:

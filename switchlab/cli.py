@@ -249,7 +249,8 @@ def _bench(args: argparse.Namespace) -> int:
         return INVALID
     print(table(figures))
     verdicts = targets.check(figures)
-    print(f"\ntargets (docs/performance.md){'' if args.check else '; --check gates on them'}:")
+    print(f"\ntargets (switchlab/targets.py; where they stand: docs/performance.md)"
+          f"{'' if args.check else '; --check gates on them'}:")
     print(targets.verdict_table(verdicts))
     missed = [v.target.label for v in verdicts if v.met is False]
     if args.check and missed:

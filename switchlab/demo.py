@@ -88,7 +88,8 @@ def _report(out: Path, result: PayoutResult, cycle: dict[str, Any], problems: li
     print(f"Settlement cycle {cycle['cycle_id']}: {cycle['transfers']:,} transfers, "
           f"{cycle['transfers_vnd']:,} VND; net positions "
           + ", ".join(f"{bic} {net:+,}" for bic, net in sorted(cycle["net_vnd"].items())))
-    print(f"Cash list for the post office: {cash:,} beneficiaries ({out / 'cash_list.csv'})")
+    print(f"Cash list for the post office: {cash:,} "
+          f"{'beneficiary' if cash == 1 else 'beneficiaries'} ({out / 'cash_list.csv'})")
     print(f"Reported deceased, back to the ministry: {deceased:,} ({out / 'deceased.csv'})")
     if problems:
         print("RECONCILIATION FAILED:\n  " + "\n  ".join(problems))

@@ -312,7 +312,8 @@ def describe(report: Report) -> str:
     if table.ignored_columns:
         lines.append(f"Table: columns ignored: {', '.join(table.ignored_columns)}")
     cash, deceased = len(result.cash_list_rows()), len(result.deceased_rows())
-    lines.append(f"Cash list for the post office: {cash:,} beneficiaries "
+    lines.append(f"Cash list for the post office: {cash:,} "
+                 f"{'beneficiary' if cash == 1 else 'beneficiaries'} "
                  f"({report.files['cash_list.csv']})")
     lines.append(f"Reported deceased, back to the ministry: {deceased:,} "
                  f"({report.files['deceased.csv']})")

@@ -159,9 +159,12 @@ def test_the_documented_example_is_a_clean_table() -> None:
     assert checked.problems == [] and len(checked.payments) == 7
 
 
-def test_a_short_row_is_named_not_crashed_on(tmp_path: Path) -> None:
-    path = excel_csv(tmp_path / "t.csv", HEADER, RA, "001190012345")
-    assert "amount_vnd" in problems_of(path)[3]
+def test_a_row_of_the_wrong_width_is_refused_not_guessed(tmp_path: Path) -> None:
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA, "001190012345", RA + ",extra")
+    problems = problems_of(path)
+    assert problems[3] == "1 fields where the header has 8 (fields missing: keep the commas of " \
+        "empty ones)"
+    assert "9 fields where the header has 8 (a comma inside" in problems[4]
 
 
 def test_a_device_is_refused_as_a_table() -> None:
