@@ -58,6 +58,7 @@ async def run_demo(settings: DemoSettings) -> int:
                             settings.live_port) as monitor:
             await world.treasury.run(payments)
             await monitor.sample()
+            await monitor.finish()
             expected_returns = sum(1 for b in population.payable() if b.dies_after_payment)
             await world.treasury.wait_for_returns(expected_returns, RETURN_WAIT_S)
             result = world.treasury.result(payments)

@@ -147,8 +147,12 @@ class Monitor:
             await self._changed.wait_for(condition)
 
     async def finish(self) -> None:
-        """The payout is over: waiters for progress that will not come are woken."""
+        """The payout is over: waiters for progress that will not come are woken, and the bar
+        ends here (its rate is the payout's, not that of what follows)."""
         self.finished = True
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
         async with self._changed:
             self._changed.notify_all()
 
