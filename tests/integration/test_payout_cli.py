@@ -28,7 +28,7 @@ def test_payout_refuses_another_table_in_a_finished_runs_folder(
                       encoding="utf-8")
     out = str(tmp_path / "out")
     assert main(["payout", str(first), "--output", out, "--no-progress"]) == 0
-    assert "Cash list for the post office: 1 beneficiaries" in capsys.readouterr().out
+    assert "Cash list for the post office: 1 beneficiary " in capsys.readouterr().out
     assert main(["payout", str(second), "--output", out, "--no-progress"]) == 2
     assert "holds the run of another table" in capsys.readouterr().err
 
