@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from collections.abc import Coroutine, Iterable
@@ -67,7 +66,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import bind, run_event_loop, serve
+from protocol.runtime import bind, run_event_loop, serve, until_stopped
 from protocol.settings import SettingsError
 from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -557,10 +556,7 @@ async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -
     runner = await serve(create_bank_app(Bank(config)), bound)
     try:
         print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
     finally:
         await runner.cleanup()
 

@@ -97,21 +97,21 @@ class PaymentTableError(Exception):
     """
 
     def __init__(self, path: Path, problems: list[tuple[int, str]],
-                 payments: list[Payment]) -> None:
-        shown = "\n".join(f"line {line}: {problem}"
-                          for line, problem in problems[:MAX_PROBLEMS_SHOWN])
-        more = (f"\n… and {len(problems) - MAX_PROBLEMS_SHOWN:,} more"
-                if len(problems) > MAX_PROBLEMS_SHOWN else "")
-        super().__init__(f"{path}: {len(problems):,} bad rows\n{shown}{more}")
+                 payments: list[Payment], message: str | None = None) -> None:
+        if message is None:
+            shown = "\n".join(f"line {line}: {problem}"
+                              for line, problem in problems[:MAX_PROBLEMS_SHOWN])
+            more = (f"\n… and {len(problems) - MAX_PROBLEMS_SHOWN:,} more"
+                    if len(problems) > MAX_PROBLEMS_SHOWN else "")
+            message = f"{path}: {len(problems):,} bad rows\n{shown}{more}"
+        super().__init__(message)
         self.problems = problems
         self.payments = payments
 
     @classmethod
     def unreadable(cls, path: Path, line: int, why: str) -> PaymentTableError:
         """The table as a whole cannot be read (encoding, header): no row is checked."""
-        error = cls(path, [(line, why)], [])
-        error.args = (f"{path}, line {line}: {why}; no row was read",)
-        return error
+        return cls(path, [(line, why)], [], f"{path}, line {line}: {why}; no row was read")
 
 
 def excel_cell(value: object) -> object:

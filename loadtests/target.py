@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from banks.behaviour import Behaviour
 from banks.population import Population, generate_population
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS, SWITCH_BIC, TREASURY_BIC
-from protocol.runtime import run_event_loop
+from protocol.runtime import run_event_loop, stop_on_signals
 from switchlab.world import World, WorldSettings
 
 MAX_SECONDS = 3_600.0
@@ -75,22 +74,24 @@ async def serve_target(participants_file: Path, port_file: Path | None, accounts
         world = World(WorldSettings(
             run_dir=Path(run_dir), behaviours={bic: Behaviour() for bic in DEFAULT_SHARES},
             switch_process=True))  # the switch gets a core of its own, as in the bench
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await world.start(population)
-        try:
-            _write_atomically(participants_file,
-                              json.dumps(describe(world, population), ensure_ascii=False))
-            if port_file is not None:
-                _write_atomically(port_file, world.switch_url.rsplit(":", 1)[1] + "\n")
-            print(f"load target: switch {world.switch_url}, participants in {participants_file}",
-                  flush=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(seconds, MAX_SECONDS))
-        finally:
-            await asyncio.wait_for(world.stop(), 30)
+        with stop_on_signals() as stop:  # a stop during the start counts too
+            await _serve(world, population, stop, participants_file, port_file, seconds)
+
+
+async def _serve(world: World, population: Population, stop: asyncio.Event,
+                 participants_file: Path, port_file: Path | None, seconds: float) -> None:
+    await world.start(population)
+    try:
+        _write_atomically(participants_file,
+                          json.dumps(describe(world, population), ensure_ascii=False))
+        if port_file is not None:
+            _write_atomically(port_file, world.switch_url.rsplit(":", 1)[1] + "\n")
+        print(f"load target: switch {world.switch_url}, participants in {participants_file}",
+              flush=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), min(seconds, MAX_SECONDS))
+    finally:
+        await asyncio.wait_for(world.stop(), 30)
 
 
 def main(argv: list[str] | None = None) -> int:

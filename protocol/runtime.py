@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import gc
 import os
+import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +106,35 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)  # a supervisor's stop, and Ctrl-C
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS
+                    ) -> Iterator[asyncio.Event]:
+    """An event the first of `signals` sets, for a server to end cleanly on it; the handlers
+    are removed on leaving. Where the loop takes no handlers (Windows), only its owner sets it."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed = []
+    for sig in signals:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        yield stop
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def until_stopped(timeout_s: float | None = None,
+                        signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
+    """Return at the first of `signals`, or after `timeout_s` (None: no time limit)."""
+    with stop_on_signals(signals) as stop, contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout_s)
 
 
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:

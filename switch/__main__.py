@@ -8,13 +8,11 @@ With a PostgreSQL journal, `--processes N` runs N of them on one port (switch/wo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
-from protocol.runtime import bind, run_event_loop, serve, settle_heap
+from protocol.runtime import bind, run_event_loop, serve, settle_heap, until_stopped
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config
@@ -28,11 +26,7 @@ async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> 
     runner = await serve(create_app(config), bound)
     settle_heap()
     print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await until_stopped()
     await runner.cleanup()
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from pathlib import Path
 
-from protocol.runtime import bind, start_process, stop_process
+from protocol.runtime import bind, start_process, stop_on_signals, stop_process
 from switch.config import SwitchConfig
 
 log = logging.getLogger(__name__)
@@ -49,33 +48,36 @@ async def supervise(config: SwitchConfig, config_path: Path, port: int | None, p
                for _ in range(processes)]
     print(f"switch {config.bic} listening on {held.base_url} ({processes} processes, pids"
           f" {' '.join(str(w.pid) for w in workers)})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    restarts = 0
     try:
-        while not stop.is_set():
-            ended = [asyncio.ensure_future(w.wait()) for w in workers]
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([*ended, stopping], return_when=asyncio.FIRST_COMPLETED)
-            for future in [*ended, stopping]:
-                future.cancel()
-            if stop.is_set():
-                break
-            for index, worker in enumerate(workers):
-                if worker.returncode is None:
-                    continue
-                restarts += 1
-                if restarts > MAX_RESTARTS:
-                    log.error("switch workers died %d times; giving up", restarts)
-                    return
-                log.warning("switch worker %d (pid %d) ended with %s; restarting", index,
-                            worker.pid, worker.returncode)
-                await asyncio.sleep(RESTART_DELAY_S)
-                workers[index], _ = await start_process(*command, cwd=here,
-                                                        start_timeout_s=START_TIMEOUT_S)
-                print(f"switch worker {index} restarted: pid {workers[index].pid}", flush=True)
+        with stop_on_signals() as stop:
+            await _restart_until(stop, workers, command, here)
     finally:
         await asyncio.gather(*(stop_process(w, START_TIMEOUT_S) for w in workers))
         held.sock.close()
+
+
+async def _restart_until(stop: asyncio.Event, workers: list[asyncio.subprocess.Process],
+                         command: list[str], here: Path) -> None:
+    """Restart any worker that dies (at most MAX_RESTARTS in all) until `stop` is set."""
+    restarts = 0
+    while not stop.is_set():
+        ended = [asyncio.ensure_future(w.wait()) for w in workers]
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([*ended, stopping], return_when=asyncio.FIRST_COMPLETED)
+        for future in [*ended, stopping]:
+            future.cancel()
+        if stop.is_set():
+            break
+        for index, worker in enumerate(workers):
+            if worker.returncode is None:
+                continue
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                log.error("switch workers died %d times; giving up", restarts)
+                return
+            log.warning("switch worker %d (pid %d) ended with %s; restarting", index,
+                        worker.pid, worker.returncode)
+            await asyncio.sleep(RESTART_DELAY_S)
+            workers[index], _ = await start_process(*command, cwd=here,
+                                                    start_timeout_s=START_TIMEOUT_S)
+            print(f"switch worker {index} restarted: pid {workers[index].pid}", flush=True)

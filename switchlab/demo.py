@@ -7,8 +7,6 @@ treasury's, the switch's and the banks' figures to the dong, and says whether th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import signal
 from dataclasses import dataclass, field
@@ -21,6 +19,7 @@ from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from protocol.runtime import until_stopped
 from switchlab.live import watching
 from switchlab.world import World, WorldSettings
 
@@ -68,7 +67,7 @@ async def run_demo(settings: DemoSettings) -> int:
             if settings.hold_s:
                 print(f"Holding the switch, the banks and the live page for "
                       f"{settings.hold_s:,.0f} s (Ctrl-C ends it) …", flush=True)
-                await hold(settings.hold_s)
+                await until_stopped(settings.hold_s, (signal.SIGINT,))
     finally:
         await world.stop()
     return outcome
@@ -101,17 +100,3 @@ def _report(out: Path, result: PayoutResult, cycle: dict[str, Any], problems: li
     print("Reconciled to the dong: treasury debits = bank credits + returns; "
           "net positions sum to zero.", flush=True)
     return 0
-
-
-async def hold(seconds: float) -> None:
-    """Wait `seconds`, or until Ctrl-C (SIGINT), which then ends only the wait."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-    finally:
-        with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGINT)

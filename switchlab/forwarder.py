@@ -8,14 +8,12 @@ the hops a switch uses. It prints "forwarder listening on URL" when ready.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 
 import aiohttp
 from aiohttp import web
 
-from protocol.runtime import bind, run_event_loop, serve
+from protocol.runtime import bind, run_event_loop, serve, until_stopped
 
 FORWARD_TIMEOUT_S = 30.0
 
@@ -35,11 +33,8 @@ async def run(target_url: str) -> None:
     bound = bind()
     runner = await serve(app, bound)
     print(f"forwarder listening on {bound.base_url}/v1/messages", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_stopped()
     finally:
         await runner.cleanup()
         await session.close()
