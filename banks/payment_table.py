@@ -200,8 +200,9 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
             break
         if len(values) != len(header):  # a shifted or cut row: which field is which is a guess
             hint = (COMMA_INSIDE_HINT if len(values) > len(header) else FIELDS_MISSING_HINT)
-            checked.problems.append((line, f"{len(values)} fields where the header has "
-                                     f"{len(header)} ({hint})"))
+            fields = "1 field" if len(values) == 1 else f"{len(values)} fields"
+            checked.problems.append((line, f"{fields} where the header has {len(header)} "
+                                     f"({hint})"))
             continue
         row = {name: value.strip() for name, value in zip(header, values, strict=True)}
         problem = _row_problem(row)

@@ -101,14 +101,10 @@ class CreditTransferV08(MessageCodec[CreditTransferMessage]):
         for (e2e, tx_id, amount, currency, debtor_name, debtor_account, debtor_agent,
              creditor_agent, creditor_name, citizen_id, creditor_account, remittance) in items:
             amount = amount.strip()
-            append(CreditTransfer(
-                end_to_end_id=e2e, tx_id=tx_id or e2e, amount_vnd=whole(amount),
-                debtor_name=debtor_name, debtor_account=debtor_account,
-                debtor_agent_bic=debtor_agent, creditor_name=creditor_name,
-                creditor_account=creditor_account, creditor_agent_bic=creditor_agent,
-                creditor_citizen_id=citizen_id or None, remittance_info=remittance or None,
-                currency=currency.strip(), amount_text=amount,
-            ))
+            append(CreditTransfer(  # by position: a bulk file makes 100,000 of them
+                e2e, tx_id or e2e, whole(amount), debtor_name, debtor_account, debtor_agent,
+                creditor_name, creditor_account, creditor_agent, citizen_id or None,
+                remittance or None, currency.strip(), amount))
         return CreditTransferMessage(
             msg_id=msg_id, created_at=parse_timestamp(created_at, "GrpHdr/CreDtTm"),
             instructing_agent_bic=instructing, instructed_agent_bic=instructed,

@@ -298,3 +298,38 @@ def test_credit_transfers_round_trip_any_text_and_amount(
     received = decode(encode(sent))
     assert received == as_received(sent)
     assert isinstance(received.document, CreditTransferMessage)
+
+
+# ---- the column-wise check of a file's items ---------------------------------------------------
+
+_FIELD_VALUES = st.sampled_from(["", " ", "\u00a0", "KBNN0001", "BFTVVNVX", "bftvvnvx",
+                                 "TRSYVNV1XXX", "Nguyễn Thị Rà", "3510000", "VND", "X" * 35,
+                                 "X" * 36, "N" * 140, "N" * 141])
+
+
+@settings(max_examples=300, deadline=None)
+@given(items=st.lists(st.lists(_FIELD_VALUES, min_size=12, max_size=12), min_size=1,
+                      max_size=6),
+       codec_name=st.sampled_from(list(BY_NAMESPACE)))
+def test_items_judged_by_column_are_refused_as_row_by_row(items: list[list[str]],
+                                                         codec_name: str) -> None:
+    """A bulk file's items are judged a column at a time: never does that pass an item the
+    row-by-row rules refuse, and a refusal names the same item and field as before."""
+    codec = BY_NAMESPACE[codec_name]
+    width = len(codec.item_fields)
+    items = [row[:width] + [""] * (width - len(row)) for row in items]
+    header = ["TRSYVNV1", "SWLBVNVX", "MSG1", codec.msg_def_id, "2026-11-20T08:30:15Z"]
+    group = ["TRSYVNV1" if path.endswith(("BICFI", "AnyBIC")) else "G1"
+             for path in codec.group_fields]
+
+    def verdict() -> str | None:
+        try:
+            codec.check(header, group, items)
+        except CodecError as refused:
+            return str(refused)
+        return None
+
+    by_column = verdict()
+    with pytest.MonkeyPatch.context() as row_by_row:
+        row_by_row.setattr(type(codec), "_items_pass", lambda self, items: False)
+        assert verdict() == by_column

@@ -162,7 +162,7 @@ def test_the_documented_example_is_a_clean_table() -> None:
 def test_a_row_of_the_wrong_width_is_refused_not_guessed(tmp_path: Path) -> None:
     path = excel_csv(tmp_path / "t.csv", HEADER, RA, "001190012345", RA + ",extra")
     problems = problems_of(path)
-    assert problems[3] == "1 fields where the header has 8 (fields missing: keep the commas of " \
+    assert problems[3] == "1 field where the header has 8 (fields missing: keep the commas of " \
         "empty ones)"
     assert "9 fields where the header has 8 (a comma inside" in problems[4]
 
