@@ -157,6 +157,9 @@ class PaymentTable(Sequence[Payment]):
     def end_to_end_id(self, row: int) -> str:
         return self._ids.text(row)
 
+    def amount_vnd(self, row: int) -> int:
+        return self._amounts_vnd[row]
+
     def _repeat_key(self, row: int) -> tuple[str, str, str, str]:
         """Who is paid for what: the same twice is a repeat unless the table says why."""
         citizen_id, _, _, arrears, _ = self._texts.fields(row)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Protocol
 
@@ -25,8 +25,15 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
 from banks.config_types import Bic, HttpUrl
-from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
-from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
+from banks.payment_table import MAX_ACCOUNT_CHARS, Payment, PaymentTable
+from banks.payout import (
+    LatencyLog,
+    Outcomes,
+    PayoutResult,
+    PayoutStatus,
+    Verdict,
+    shared_verdict,
+)
 from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
@@ -485,28 +492,32 @@ class Treasury:
             {e2e: self.returned[e2e] for e2e in ids if e2e in self.returned},
             {e2e: v for e2e in ids if answered(v := self.verified.get(e2e)) and v is not None})
 
-    def result(self, payments: list[Payment]) -> PayoutResult:
-        """Each payment's outcome as known now (returns may still arrive after a run)."""
-        return PayoutResult([self._outcome(p) for p in payments], self.elapsed_s,
-                            self.submissions, self.inquiries, self.resends)
+    def result(self, payments: Sequence[Payment]) -> PayoutResult:
+        """Each payment's outcome as known now (returns may still arrive after a run): a
+        code a row (`Outcomes`), not an object."""
+        table = PaymentTable.of(payments)
+        outcomes = Outcomes(table)
+        for row in range(len(table)):
+            outcomes.append(*self._outcome(table.end_to_end_id(row)))
+        return PayoutResult(outcomes, self.elapsed_s, self.submissions, self.inquiries,
+                            self.resends)
 
-    def _outcome(self, payment: Payment) -> Outcome:
-        verification = self.verified.get(payment.end_to_end_id)
-        if (verification is not None and not verification.verified
-                and payment.end_to_end_id not in self.final):
+    def _outcome(self, e2e: str) -> tuple[PayoutStatus, str | None, int]:
+        """(status, reason code, VND returned) of one payment."""
+        verification = self.verified.get(e2e)
+        if verification is not None and not verification.verified and e2e not in self.final:
             code = verification.reason_code or reasons.NOT_SPECIFIED
-            return Outcome(payment, PayoutStatus.UNRESOLVED if code in UNANSWERED
-                           else PayoutStatus.STOPPED, code)
-        returned = self.returned.get(payment.end_to_end_id)
+            return (PayoutStatus.UNRESOLVED if code in UNANSWERED else PayoutStatus.STOPPED,
+                    code, 0)
+        returned = self.returned.get(e2e)
         if returned is not None:
-            return Outcome(payment, PayoutStatus.RETURNED, returned.reason_code,
-                           returned.returned_amount_vnd)
-        status = self.final.get(payment.end_to_end_id)
+            return PayoutStatus.RETURNED, returned.reason_code, returned.returned_amount_vnd
+        status = self.final.get(e2e)
         if status is None:
-            return Outcome(payment, PayoutStatus.UNRESOLVED)
+            return PayoutStatus.UNRESOLVED, None, 0
         if status.status == TxStatus.SETTLED:
-            return Outcome(payment, PayoutStatus.PAID)
-        return Outcome(payment, PayoutStatus.REJECTED, status.reason_code or reasons.NOT_SPECIFIED)
+            return PayoutStatus.PAID, None, 0
+        return PayoutStatus.REJECTED, status.reason_code or reasons.NOT_SPECIFIED, 0
 
     def forget_outcomes(self) -> None:
         """Forget every final status, as an operator about to resubmit a file by mistake."""
