@@ -157,6 +157,9 @@ class PaymentTable(Sequence[Payment]):
     def end_to_end_id(self, row: int) -> str:
         return self._ids.text(row)
 
+    def creditor_bic(self, row: int) -> str:
+        return self._bics[row]
+
     def amount_vnd(self, row: int) -> int:
         return self._amounts_vnd[row]
 
