@@ -72,8 +72,8 @@ class Shared:
 
 
 class RowIndex:
-    """Rows by key: open addressing over two arrays kept at most half full, 32 bytes a row at
-    worst, where a dict of str keys to int rows is ~170. Sized once for `rows` rows. The keys
+    """Rows by key: open addressing over two arrays, sized once for `rows` rows to be at most
+    half full (32 to 64 bytes a row), where a dict of str keys to int rows is ~170. The keys
     stay in the rows: `key_of(row)` gives each back, so rows whose keys only share a hash are
     never taken for each other."""
 
