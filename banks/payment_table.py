@@ -24,14 +24,14 @@ import csv
 import hashlib
 import itertools
 import re
-import sys
 from array import array
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
+from banks.columns import RowIndex, Shared, Texts
 from protocol.codec import MAX_NAME_CHARS
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
 
@@ -78,12 +78,130 @@ class Payment:
     address: str = ""
 
 
+class PaymentTable(Sequence[Payment]):
+    """Payments in table order, held in columns (banks/columns.py): ~150 bytes a row of a
+    million-row table, its id index included, where the `Payment` objects were ~440. Each
+    `Payment` is made when its row is asked for; a slice is a list of them (a file to send).
+    Equal to any sequence of the same payments in the same order."""
+
+    def __init__(self) -> None:
+        self._amounts_vnd = array("q")
+        self._ids = Texts()
+        # citizen_id, full_name, account_id, arrears, address: one Texts row each
+        self._texts = Texts()
+        self._bics, self._programmes = Shared(), Shared()
+        self._periods, self._communes = Shared(), Shared()
+        self._id_index: RowIndex | None = None
+        self._id_repeats: dict[int, list[int]] = {}
+
+    @classmethod
+    def of(cls, payments: Iterable[Payment]) -> PaymentTable:
+        """`payments` as a table: the very one when it is a table already."""
+        if isinstance(payments, PaymentTable):
+            return payments
+        table = cls()
+        for payment in payments:
+            table.append(payment)
+        return table
+
+    def append(self, payment: Payment) -> None:
+        self._amounts_vnd.append(payment.amount_vnd)
+        self._ids.append(payment.end_to_end_id)
+        self._texts.append(payment.citizen_id, payment.full_name, payment.account_id,
+                           payment.arrears, payment.address)
+        self._bics.append(payment.creditor_bic)
+        self._programmes.append(payment.programme)
+        self._periods.append(payment.period)
+        self._communes.append(payment.commune)
+        self._id_index = None  # built again, over every row, when next asked
+
+    def take(self, rows: Iterable[int]) -> PaymentTable:
+        """A new table of these rows, in the order given."""
+        return PaymentTable.of(map(self._payment, rows))
+
+    def __len__(self) -> int:
+        return len(self._amounts_vnd)
+
+    @overload
+    def __getitem__(self, index: int) -> Payment: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Payment]: ...
+
+    def __getitem__(self, index: int | slice) -> Payment | list[Payment]:
+        rows = range(len(self))[index]  # negative indexes, and IndexError, as a list's
+        return list(map(self._payment, rows)) if isinstance(rows, range) else (
+            self._payment(rows))
+
+    def __iter__(self) -> Iterator[Payment]:
+        return map(self._payment, range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other,
+                                                                        strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, mutable like them
+
+    def __repr__(self) -> str:
+        return f"PaymentTable({list(self)!r})"
+
+    def _payment(self, row: int) -> Payment:
+        citizen_id, full_name, account_id, arrears, address = self._texts.fields(row)
+        return Payment(  # by position, in the order of its fields: a third faster
+            citizen_id, full_name, self._amounts_vnd[row], self._bics[row], account_id,
+            self._programmes[row], self._ids.text(row), self._periods[row], arrears,
+            self._communes[row], address)
+
+    def end_to_end_id(self, row: int) -> str:
+        return self._ids.text(row)
+
+    def creditor_bic(self, row: int) -> str:
+        return self._bics[row]
+
+    def amount_vnd(self, row: int) -> int:
+        return self._amounts_vnd[row]
+
+    def _repeat_key(self, row: int) -> tuple[str, str, str, str]:
+        """Who is paid for what: the same twice is a repeat unless the table says why."""
+        citizen_id, _, _, arrears, _ = self._texts.fields(row)
+        return citizen_id, self._programmes[row], self._periods[row], arrears
+
+    def _indexed_ids(self) -> RowIndex:
+        if self._id_index is None:
+            self._id_index, self._id_repeats = _index(self._ids.text, len(self))
+        return self._id_index
+
+    def row_of(self, end_to_end_id: str) -> int | None:
+        """The row paying this end-to-end id (the first, if the id repeats), if any."""
+        return (self._id_index or self._indexed_ids()).find(end_to_end_id)
+
+    def repeated_ids(self) -> dict[int, list[int]]:
+        """The rows whose end-to-end id an earlier row has, by that first row."""
+        self._indexed_ids()
+        return self._id_repeats
+
+
+def _index(key_of: Callable[[int], Hashable], rows: int
+           ) -> tuple[RowIndex, dict[int, list[int]]]:
+    """Rows 0 to `rows` indexed by `key_of`, and the rows left out because an earlier row
+    has their key, by that first row."""
+    index = RowIndex(key_of, rows)
+    repeats: dict[int, list[int]] = defaultdict(list)
+    for row in range(rows):
+        first = index.add(row)
+        if first is not None:
+            repeats[first].append(row)
+    return index, dict(repeats)
+
+
 @dataclass
 class CheckedTable:
     """A table as checked: the good rows, each bad row's (line, reason), what was ignored,
     and the SHA-256 of the file's bytes (a resumed run must pay the very same table)."""
 
-    payments: list[Payment]
+    payments: PaymentTable
     problems: list[tuple[int, str]] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
     sha256: str = ""
@@ -97,7 +215,7 @@ class PaymentTableError(Exception):
     """
 
     def __init__(self, path: Path, problems: list[tuple[int, str]],
-                 payments: list[Payment], message: str | None = None) -> None:
+                 payments: Sequence[Payment], message: str | None = None) -> None:
         if message is None:
             shown = "\n".join(f"line {line}: {problem}"
                               for line, problem in problems[:MAX_PROBLEMS_SHOWN])
@@ -121,7 +239,7 @@ def excel_cell(value: object) -> object:
     return value
 
 
-def read_payment_table(path: Path) -> list[Payment]:
+def read_payment_table(path: Path) -> PaymentTable:
     """The payments of a table with no bad row; raises PaymentTableError naming each bad
     line (with the good rows), OSError when the file cannot be read."""
     checked = check_payment_table(path)
@@ -187,9 +305,9 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
         raise PaymentTableError.unreadable(path, 1, f"header lacks {', '.join(missing)} (it "
                                            f"has: {', '.join(header) or 'nothing'})")
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
-    checked = CheckedTable(payments=[], sha256=sha256,
+    checked = CheckedTable(payments=PaymentTable(), sha256=sha256,
                            ignored_columns=[c for c in header if c not in known])
-    payments: list[Payment] = []
+    payments = checked.payments
     lines = array("L")  # each payment's line, beside it: a (line, payment) tuple a row is 64 B
     for values in reader:
         line = reader.line_num
@@ -214,9 +332,9 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
     repeated = _repeated(payments, lines)
     if repeated:
         refused = {line for line, _ in repeated}
-        payments = [p for p, line in zip(payments, lines, strict=True) if line not in refused]
+        checked.payments = payments.take(row for row, line in enumerate(lines)
+                                         if line not in refused)
         checked.problems += repeated
-    checked.payments = payments
     checked.problems.sort()
     return checked
 
@@ -228,12 +346,12 @@ def _payment(row: dict[str, str]) -> Payment:
     e2e = get("end_to_end_id") or DERIVED_ID_PREFIX + hashlib.sha256("\x1f".join(
         (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))
     ).encode()).hexdigest()[:32]
-    return Payment(  # a few BICs and programmes: one string each, not a million
+    return Payment(
         citizen_id=row["citizen_id"], full_name=row["full_name"],
-        amount_vnd=int(row["amount_vnd"]), creditor_bic=sys.intern(get("creditor_bic", "")),
-        account_id=get("account_id", ""), programme=sys.intern(row["programme"]),
-        end_to_end_id=e2e, period=sys.intern(get("period", "")), arrears=get("arrears", ""),
-        commune=sys.intern(get("commune", "")), address=get("address", ""))
+        amount_vnd=int(row["amount_vnd"]), creditor_bic=get("creditor_bic", ""),
+        account_id=get("account_id", ""), programme=row["programme"], end_to_end_id=e2e,
+        period=get("period", ""), arrears=get("arrears", ""), commune=get("commune", ""),
+        address=get("address", ""))
 
 
 def _text_problem(row: dict[str, str], column: str, max_chars: int) -> str | None:
@@ -290,43 +408,25 @@ def _row_problem(row: dict[str, str]) -> str | None:
     return next(filter(None, (_text_problem(row, c, MAX_NAME_CHARS) for c in _TEXTS)), None)
 
 
-def _repeated(payments: list[Payment], lines: Sequence[int]) -> list[tuple[int, str]]:
+def _repeated(payments: PaymentTable, lines: Sequence[int]) -> list[tuple[int, str]]:
     """Every line of a person paid twice in one programme and period without a period or
     arrears value telling the rows apart, and every repeat of an end-to-end id.
 
-    A first pass keeps only hashes and the ids' own strings (a key tuple and a list of lines
-    a row were ~400 MB at the peak of reading a million rows); rows whose hash or id came
-    twice are then grouped exactly, so a hash collision is never taken for a repeat."""
-    key_hashes: set[int] = set()
-    twice_hashes: set[int] = set()
-    ids: set[str] = set()
-    twice_ids: set[str] = set()
-    for p in payments:
-        key_hash = hash((p.citizen_id, p.programme, p.period, p.arrears))
-        (twice_hashes if key_hash in key_hashes else key_hashes).add(key_hash)
-        (twice_ids if p.end_to_end_id in ids else ids).add(p.end_to_end_id)
-    if not twice_hashes and not twice_ids:
-        return []
-    del key_hashes, ids
-    lines_by_key: dict[tuple[str, str, str, str], list[int]] = defaultdict(list)
-    lines_by_id: dict[str, list[int]] = defaultdict(list)
-    for p, line in zip(payments, lines, strict=True):
-        key = (p.citizen_id, p.programme, p.period, p.arrears)
-        if hash(key) in twice_hashes:
-            lines_by_key[key].append(line)
-        if p.end_to_end_id in twice_ids:
-            lines_by_id[p.end_to_end_id].append(line)
+    Found with row indexes (banks/columns.py, ~32 bytes a row) rather than sets of keys: a
+    set of a million hashes is ~64 bytes a row, and each key tuple ~100 more."""
+    _, key_repeats = _index(payments._repeat_key, len(payments))
     problems = []
     repeated: set[int] = set()
-    for (citizen_id, programme, period, _), key_lines in lines_by_key.items():
-        if len(key_lines) < 2:
-            continue  # only its hash was shared
+    for first, others in key_repeats.items():
+        citizen_id, programme, period, _ = payments._repeat_key(first)
+        key_lines = [lines[row] for row in (first, *others)]
         repeated.update(key_lines)
         where = f"programme {programme!r}" + (f", period {period!r}" if period else "")
         problems += [(line, f"citizen_id {citizen_id} is paid {len(key_lines)} times in "
                       f"{where} (lines {', '.join(map(str, key_lines))}): say why in a period "
                       "or arrears column, or remove the extra rows") for line in key_lines]
-    for e2e, id_lines in lines_by_id.items():
-        problems += [(line, f"end_to_end_id {e2e} appears twice (line {id_lines[0]})")
-                     for line in id_lines[1:] if line not in repeated]
+    for first, others in payments.repeated_ids().items():
+        problems += [(lines[row], f"end_to_end_id {payments.end_to_end_id(first)} appears "
+                      f"twice (line {lines[first]})")
+                     for row in others if lines[row] not in repeated]
     return problems

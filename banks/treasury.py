@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Protocol
 
@@ -25,8 +26,16 @@ from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ConfigDict, Field
 
 from banks.config_types import Bic, HttpUrl
-from banks.payment_table import MAX_ACCOUNT_CHARS, Payment
-from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus, Verdict, shared_verdict
+from banks.final_statuses import FinalStatuses
+from banks.payment_table import MAX_ACCOUNT_CHARS, Payment, PaymentTable
+from banks.payout import (
+    LatencyLog,
+    Outcomes,
+    PayoutResult,
+    PayoutStatus,
+    Verdict,
+    shared_verdict,
+)
 from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
@@ -124,11 +133,15 @@ class TreasuryConfig(TreasurySettings, SwitchKeys):
 
 
 class Treasury:
-    """The debtor participant: submits, asks when unsure, keeps one final status per id."""
+    """The debtor participant: submits, asks when unsure, keeps one final status per id.
+
+    What it keeps of a payout of millions is by row of the tables it runs (a final status,
+    a first submission time), not by id in dicts: see banks/final_statuses.py."""
 
     def __init__(self, config: TreasuryConfig) -> None:
         self.config = config
-        self.final: dict[str, Verdict] = {}  # first final status per end-to-end id
+        # first final status per end-to-end id; knows every table ever run, for inbound news
+        self.final = FinalStatuses()
         self.returned: dict[str, PaymentReturnItem] = {}  # first return per end-to-end id
         self.news = asyncio.Event()  # set whenever a status or return arrives
         self.session: aiohttp.ClientSession | None = None
@@ -137,9 +150,13 @@ class Treasury:
         # submission to final status, per transfer, bulk and instant alike
         self.latencies = LatencyLog()
         self.elapsed_s = 0.0  # in run(), every call of it added up
-        self._known: dict[str, Payment] = {}  # every payment ever run, for inbound news
-        # The current run's ids in table order, with when each was first submitted.
-        self._running: dict[str, float | None] = {}
+        # The current run: its table, the rows it pays (all, or those verification
+        # confirmed), whether each row is one of them, and when each was first submitted
+        # (time.monotonic(); 0.0 not yet).
+        self._table = PaymentTable()
+        self._running: Sequence[int] = ()
+        self._in_run = bytearray()
+        self._sent_s = array("d")
         self._done = 0
         self._progress: Callable[[int, int], None] | None = None
         self._runner: web.AppRunner | None = None
@@ -188,10 +205,8 @@ class Treasury:
                 continue
             if by_switch and status.reason_code == reasons.PAYMENT_NOT_RECEIVED:
                 continue
-            payment = self._known.get(status.original_end_to_end_id)
-            if payment is not None and payment.end_to_end_id not in self.final:
-                self._finish(payment.end_to_end_id,
-                             shared_verdict(status.status, status.reason_code))
+            self._finish(status.original_end_to_end_id,
+                         shared_verdict(status.status, status.reason_code))
         if len(self._unkept) >= KEEP_EVERY:
             self.flush()
         self.news.set()
@@ -199,27 +214,30 @@ class Treasury:
     def take_returns(self, items: Iterable[PaymentReturnItem]) -> None:
         """Returns after settlement: the first per end-to-end id counts, repeats change nothing."""
         for item in items:
-            payment = self._known.get(item.original_end_to_end_id)
-            if payment is None:  # not one of this treasury's transfers
+            e2e = item.original_end_to_end_id
+            if not self.final.knows(e2e):  # not one of this treasury's transfers
                 continue
-            e2e = payment.end_to_end_id
             if e2e not in self.returned and self.keeper is not None:
                 self._unkept.add(e2e)
             self.returned.setdefault(e2e, item)
-            if e2e not in self.final:  # a return proves the transfer had settled
-                self._finish(e2e, shared_verdict(TxStatus.SETTLED))
+            # a return proves the transfer had settled
+            self._finish(e2e, shared_verdict(TxStatus.SETTLED))
         self.news.set()
 
     def _finish(self, e2e: str, verdict: Verdict) -> None:
-        self.final[e2e] = verdict
+        """The first final status of one of this treasury's transfers; later ones, and those
+        of transfers it never sent, change nothing."""
+        if not self.final.keep_first(e2e, verdict):
+            return
         if self.keeper is not None:
             self._unkept.add(e2e)
-        if e2e in self._running:
-            sent_s = self._running[e2e]
-            if sent_s is not None:
+        row = self._table.row_of(e2e)
+        if row is not None and self._in_run[row]:
+            sent_s = self._sent_s[row]
+            if sent_s:
                 now_s = time.monotonic()
                 self.latencies.add(now_s, (now_s - sent_s) * 1000.0,
-                                   self._known[e2e].creditor_bic,
+                                   self._table.creditor_bic(row),
                                    verdict.status == TxStatus.SETTLED)
             self._done += 1
             if self._progress is not None:
@@ -246,7 +264,7 @@ class Treasury:
             creditor_citizen_id=payment.citizen_id, remittance_info=payment.programme or None,
         )
 
-    def message(self, payments: list[Payment]) -> CreditTransferMessage:
+    def message(self, payments: Iterable[Payment]) -> CreditTransferMessage:
         """The pacs.008 the treasury sends for these payments."""
         return CreditTransferMessage(
             msg_id=new_id("KBNN"), created_at=datetime.now(UTC),
@@ -259,8 +277,9 @@ class Treasury:
             raise TreasuryError(f"the switch refuses the treasury {self.config.bic}: "
                                 f"HTTP {reply.status} {reply.text.strip()}")
 
-    async def _submit(self, payments: list[Payment]) -> list[str]:
-        """Send one pacs.008; returns the ids whose fate it left unknown (the answer was lost).
+    async def _submit(self, rows: Sequence[int]) -> list[str]:
+        """Send one pacs.008 of these rows of the run; returns the ids whose fate it left
+        unknown (the answer was lost).
 
         A timeout, a broken connection, a 5xx or an unreadable answer is a lost answer: the
         switch may or may not have the transfers. A 400 or 413 is a refusal of the whole
@@ -268,11 +287,11 @@ class Treasury:
         """
         self.submissions += 1
         sent_s = time.monotonic()
+        for row in rows:  # latency runs from the first submission, resends included
+            if not self._sent_s[row]:
+                self._sent_s[row] = sent_s
+        payments = [self._table[row] for row in rows]
         ids = [p.end_to_end_id for p in payments]
-        running = self._running
-        for e2e in ids:  # latency runs from the first submission, resends included
-            if e2e in running and running[e2e] is None:
-                running[e2e] = sent_s
         try:
             reply = await self.switch.send(self.message(payments))
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
@@ -325,7 +344,7 @@ class Treasury:
             unanswered += [e2e for e2e in chunk if e2e not in answered]
         return never_received, unanswered
 
-    async def _deliver(self, payments: list[Payment], deadline_s: float) -> None:
+    async def _deliver(self, rows: Sequence[int], deadline_s: float) -> None:
         """Submit; if the answer is lost, ask, and resend only what the switch never received.
 
         At most max_retries rounds, backing off, none past the deadline; what stays unknown
@@ -340,12 +359,12 @@ class Treasury:
             nonlocal rounds, unsure
             rounds += 1
             if rounds == 1:
-                unsure = await self._submit(payments)
+                unsure = await self._submit(rows)
             else:
                 never_received, unsure = await self._inquire(unsure)
                 if never_received:
                     self.resends += len(never_received)
-                    unsure += await self._submit([self._known[e2e] for e2e in never_received])
+                    unsure += await self._submit(self._rows_of(never_received))
             unsure = [e2e for e2e in unsure if e2e not in self.final]
             return unsure
 
@@ -359,14 +378,29 @@ class Treasury:
                            first_backoff_s=first_backoff_s, max_backoff_s=MAX_BACKOFF_S,
                            done=settled_or_out_of_time)
 
-    async def _pay(self, payments: list[Payment], deadline_s: float) -> None:
-        """Submit in messages of bulk_size (one each when instant), a bounded number in flight."""
+    def _rows_of(self, ids: Iterable[str]) -> list[int]:
+        """The rows of the run paying these ids."""
+        rows = (self._table.row_of(e2e) for e2e in ids)
+        return [row for row in rows if row is not None]
+
+    def _unfinished(self, rows: Sequence[int], skip: Iterable[str] = ()) -> Sequence[int]:
+        """Those of the run's rows with no final status (nor an id in `skip`), in order; as
+        an array, 8 bytes a row, for there may be millions."""
+        skipped = set(skip)
+        if not self.final and not skipped:
+            return rows
+        ids = map(self._table.end_to_end_id, rows)
+        return array("q", (row for row, e2e in zip(rows, ids, strict=True)
+                           if e2e not in self.final and e2e not in skipped))
+
+    async def _pay(self, rows: Sequence[int], deadline_s: float) -> None:
+        """Submit these rows of the run in messages of bulk_size (one each when instant), a
+        bounded number in flight."""
         bulk = self.config.mode == "bulk"
         size = self.config.bulk_size if bulk else 1
-        chunks: Iterator[list[Payment]] = (payments[i:i + size]
-                                           for i in range(0, len(payments), size))
+        chunks: Iterator[Sequence[int]] = (rows[i:i + size] for i in range(0, len(rows), size))
         workers = min(self.config.files_in_flight if bulk else self.config.concurrency,
-                      -(-len(payments) // size))
+                      -(-len(rows) // size))
         rate = self.config.rate_per_s
         # A bucket that holds at least one message: a bulk file of 1,000 at 100 transfers a
         # second goes every 10 s.
@@ -401,14 +435,15 @@ class Treasury:
                 continue
             except TimeoutError:
                 pass
-            missing = [e2e for e2e in self._running if e2e not in self.final]
-            never_received, _ = await self._inquire(missing)
+            missing = self._unfinished(self._running)
+            never_received, _ = await self._inquire(
+                [self._table.end_to_end_id(row) for row in missing])
             if never_received and resend_rounds < self.config.max_retries:
                 resend_rounds += 1
                 self.resends += len(never_received)
-                await self._pay([self._known[e2e] for e2e in never_received], deadline_s)
+                await self._pay(self._rows_of(never_received), deadline_s)
 
-    async def run(self, payments: list[Payment],
+    async def run(self, payments: Sequence[Payment],
                   progress: Callable[[int, int], None] | None = None) -> PayoutResult:
         """Pay every row once and wait, within final_timeout_s, for each one's final status.
 
@@ -416,58 +451,71 @@ class Treasury:
         holder's participant confirms are sent. `progress(done, total)` is called as final
         statuses arrive. Rows that already have a final status (from an earlier run) are not
         sent again, and rows in `maybe_sent` are asked about (pacs.028) before any is sent.
+        `payments` is best a PaymentTable: a list is copied into one.
         """
-        if len({p.end_to_end_id for p in payments}) != len(payments):
+        table = PaymentTable.of(payments)
+        if table.repeated_ids():
             raise ValueError("end-to-end ids must be unique within a run")
         started_s = time.monotonic()
         deadline_s = started_s + self.config.final_timeout_s
-        self._known.update((p.end_to_end_id, p) for p in payments)
+        self.final.add_table(table)
+        self._table = table
+        self._in_run = bytearray(len(table))  # none until verification says which
+        self._sent_s = array("d", [0.0]) * len(table)
         in_flight = self.config.files_in_flight if self.config.mode == "bulk" else (
             self.config.concurrency)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=in_flight + 1))
         try:
-            payable = await self._verified(payments) if self.config.verify else payments
-            self._running = dict.fromkeys(p.end_to_end_id for p in payable)
-            self._done = sum(1 for e2e in self._running if e2e in self.final)
+            self._running = (await self._verified() if self.config.verify
+                             else range(len(table)))
+            for row in self._running:
+                self._in_run[row] = 1
+            waiting = self._unfinished(self._running)
+            self._done = len(self._running) - len(waiting)
             self._progress = progress
             if progress is not None:
-                progress(self._done, len(payable))
-            in_switch = await self._ask_first()
-            await self._pay([p for p in payable if p.end_to_end_id not in self.final
-                             and p.end_to_end_id not in in_switch], deadline_s)
+                progress(self._done, len(self._running))
+            in_switch = await self._ask_first(waiting)
+            await self._pay(self._unfinished(waiting, in_switch), deadline_s)
             await self._await_final(deadline_s)
         finally:
             await self.session.close()
             self.session = None
             self._progress = None
-            self._running = {}  # a million ids, freed before the outcomes are made
+            self._table, self._running = PaymentTable(), ()
+            self._in_run, self._sent_s = bytearray(), array("d")
             self.elapsed_s += time.monotonic() - started_s
             self.flush()
-        return self.result(payments)
+        return self.result(table)
 
-    async def _verified(self, payments: list[Payment]) -> list[Payment]:
-        """Verify (acmt.023) the rows not yet final nor answered; the rows to pay: those
-        final already or confirmed."""
-        asked = [p for p in payments if p.end_to_end_id not in self.final
-                 and not answered(self.verified.get(p.end_to_end_id))]
+    async def _verified(self) -> Sequence[int]:
+        """Verify (acmt.023) the run's rows not yet final nor answered; the rows to pay:
+        those final already or confirmed."""
+        table = self._table
+        asked = array("q", (row for row in range(len(table))
+                            if (e2e := table.end_to_end_id(row)) not in self.final
+                            and not answered(self.verified.get(e2e))))
         if asked:
             results = await verify_payments(
-                self.switch, asked, concurrency=self.config.files_in_flight,
+                self.switch, table.take(asked), concurrency=self.config.files_in_flight,
                 attempts=1 + self.config.max_retries,
                 first_backoff_s=self.config.retry_backoff_s)
             self.verified.update(results)
             if self.keeper is not None:
                 self._unkept.update(results)
             self.flush()
-        return [p for p in payments if p.end_to_end_id in self.final or (
-            (v := self.verified.get(p.end_to_end_id)) is not None and v.verified)]
+        return array("q", (row for row in range(len(table))
+                           if (e2e := table.end_to_end_id(row)) in self.final
+                           or ((v := self.verified.get(e2e)) is not None and v.verified)))
 
-    async def _ask_first(self) -> set[str]:
-        """Ask the switch (pacs.028) about running ids an earlier run may have sent, and
-        record what is final; the ids it holds but has not finished, or that it did not
+    async def _ask_first(self, rows: Sequence[int]) -> set[str]:
+        """Ask the switch (pacs.028) about those of these rows an earlier run may have sent,
+        and record what is final; the ids it holds but has not finished, or that it did not
         answer for: those are not sent again (the final poll asks once more)."""
-        unsure = [e2e for e2e in self._running
+        if not self.maybe_sent:
+            return set()
+        unsure = [e2e for e2e in map(self._table.end_to_end_id, rows)
                   if e2e in self.maybe_sent and e2e not in self.final]
         if not unsure:
             return set()
@@ -485,28 +533,32 @@ class Treasury:
             {e2e: self.returned[e2e] for e2e in ids if e2e in self.returned},
             {e2e: v for e2e in ids if answered(v := self.verified.get(e2e)) and v is not None})
 
-    def result(self, payments: list[Payment]) -> PayoutResult:
-        """Each payment's outcome as known now (returns may still arrive after a run)."""
-        return PayoutResult([self._outcome(p) for p in payments], self.elapsed_s,
-                            self.submissions, self.inquiries, self.resends)
+    def result(self, payments: Sequence[Payment]) -> PayoutResult:
+        """Each payment's outcome as known now (returns may still arrive after a run): a
+        code a row (`Outcomes`), not an object."""
+        table = PaymentTable.of(payments)
+        outcomes = Outcomes(table)
+        for row in range(len(table)):
+            outcomes.append(*self._outcome(table.end_to_end_id(row)))
+        return PayoutResult(outcomes, self.elapsed_s, self.submissions, self.inquiries,
+                            self.resends)
 
-    def _outcome(self, payment: Payment) -> Outcome:
-        verification = self.verified.get(payment.end_to_end_id)
-        if (verification is not None and not verification.verified
-                and payment.end_to_end_id not in self.final):
+    def _outcome(self, e2e: str) -> tuple[PayoutStatus, str | None, int]:
+        """(status, reason code, VND returned) of one payment."""
+        verification = self.verified.get(e2e)
+        if verification is not None and not verification.verified and e2e not in self.final:
             code = verification.reason_code or reasons.NOT_SPECIFIED
-            return Outcome(payment, PayoutStatus.UNRESOLVED if code in UNANSWERED
-                           else PayoutStatus.STOPPED, code)
-        returned = self.returned.get(payment.end_to_end_id)
+            return (PayoutStatus.UNRESOLVED if code in UNANSWERED else PayoutStatus.STOPPED,
+                    code, 0)
+        returned = self.returned.get(e2e)
         if returned is not None:
-            return Outcome(payment, PayoutStatus.RETURNED, returned.reason_code,
-                           returned.returned_amount_vnd)
-        status = self.final.get(payment.end_to_end_id)
+            return PayoutStatus.RETURNED, returned.reason_code, returned.returned_amount_vnd
+        status = self.final.get(e2e)
         if status is None:
-            return Outcome(payment, PayoutStatus.UNRESOLVED)
+            return PayoutStatus.UNRESOLVED, None, 0
         if status.status == TxStatus.SETTLED:
-            return Outcome(payment, PayoutStatus.PAID)
-        return Outcome(payment, PayoutStatus.REJECTED, status.reason_code or reasons.NOT_SPECIFIED)
+            return PayoutStatus.PAID, None, 0
+        return PayoutStatus.REJECTED, status.reason_code or reasons.NOT_SPECIFIED, 0
 
     def forget_outcomes(self) -> None:
         """Forget every final status, as an operator about to resubmit a file by mistake."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Final
 
@@ -51,7 +51,7 @@ def question(payment: Payment) -> VerificationItem:
         agent_bic=payment.creditor_bic or None)
 
 
-async def verify_payments(peer: Peer, payments: list[Payment], *, concurrency: int,
+async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrency: int,
                           attempts: int, first_backoff_s: float
                           ) -> dict[str, VerificationResult]:
     """Ask the switch about each payment (acmt.023, MAX_ITEMS_PER_REQUEST at a time, at most

@@ -23,6 +23,7 @@ import csv
 import json
 import shutil
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from banks.payment_table import (
     EXCEL_ENCODING,
     CheckedTable,
     Payment,
+    PaymentTable,
     PaymentTableError,
     check_payment_table,
     excel_cell,
@@ -116,7 +118,7 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
     return state
 
 
-def _lab_accounts(payments: list[Payment]) -> dict[str, list[Account]]:
+def _lab_accounts(payments: Iterable[Payment]) -> dict[str, list[Account]]:
     """The accounts the table names, by lab participant, held by the row's person."""
     accounts: dict[str, dict[str, Account]] = defaultdict(dict)
     for p in payments:
@@ -126,7 +128,7 @@ def _lab_accounts(payments: list[Payment]) -> dict[str, list[Account]]:
     return {bic: list(by_id.values()) for bic, by_id in accounts.items()}
 
 
-def _links(payments: list[Payment]) -> dict[str, list[dict[str, str]]]:
+def _links(payments: Sequence[Payment]) -> dict[str, list[dict[str, str]]]:
     """Directory links, by participant, for the citizens the table pays by citizen id: the
     first account the table names for them, if any."""
     wanted = {p.citizen_id for p in payments if not p.account_id}
@@ -140,7 +142,7 @@ def _links(payments: list[Payment]) -> dict[str, list[dict[str, str]]]:
     return links
 
 
-async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: list[Payment]
+async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: PaymentTable
                      ) -> World:
     """The embedded lab, set up once (accounts, links) and after that reopened as it was."""
     lab = settings.output / "lab"
@@ -199,19 +201,28 @@ def _transient(treasury: Treasury, e2e: str) -> bool:
             and verdict.reason_code in UNANSWERED)
 
 
-def _current(payments: list[Payment], treasury: Treasury, more: bool) -> list[Payment]:
-    """Each row as its latest attempt: the next one after a transient rejection while
-    `more` attempts may be made."""
-    current = []
-    for payment in payments:
+def _attempts(payments: PaymentTable, treasury: Treasury, more: bool) -> bytes:
+    """Each row's latest attempt (0 the first): the next one after a transient rejection
+    while `more` attempts may be made."""
+    attempts = bytearray(len(payments))
+    for row in range(len(payments)):
+        e2e = payments.end_to_end_id(row)
         attempt = 0
-        while _transient(treasury, _attempt_id(payment.end_to_end_id, attempt)) and (
+        while _transient(treasury, _attempt_id(e2e, attempt)) and (
                 attempt + 1 < MAX_ATTEMPTS) and (
-                more or _attempt_id(payment.end_to_end_id, attempt + 1) in treasury.final):
+                more or _attempt_id(e2e, attempt + 1) in treasury.final):
             attempt += 1
-        current.append(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
-                                                                  attempt)))
-    return current
+        attempts[row] = attempt
+    return bytes(attempts)
+
+
+def _current(payments: PaymentTable, attempts: bytes) -> PaymentTable:
+    """Each row as its attempt: the table itself while every row is at its first."""
+    if not any(attempts):
+        return payments
+    return PaymentTable.of(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
+                                                                      attempt))
+                           for payment, attempt in zip(payments, attempts, strict=True))
 
 
 async def pay_table(settings: PayoutSettings) -> Report:
@@ -235,9 +246,11 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury = remote = await _remote_treasury(settings)
         resumed_final = state.restore(treasury)
         finished = state.get(FINISHED) is not None
-        current = _current(table.payments, treasury, not finished)
+        attempts = _attempts(table.payments, treasury, not finished)
+        current = _current(table.payments, attempts)
         if state.get(STARTED) is not None:
-            treasury.maybe_sent = {p.end_to_end_id for p in current} - set(treasury.final)
+            treasury.maybe_sent = {e2e for e2e in map(current.end_to_end_id, range(len(current)))
+                                   if e2e not in treasury.final}
         state.set(STARTED, "1")
         for _ in range(MAX_ATTEMPTS):
             bar = tqdm(total=len(current), unit="tx", disable=not settings.progress)
@@ -245,10 +258,10 @@ async def pay_table(settings: PayoutSettings) -> Report:
                 await treasury.run(current, lambda done, _, bar=bar: bar.update(done - bar.n))
             finally:
                 bar.close()
-            again = _current(table.payments, treasury, not finished)
-            if again == current:
+            again = _attempts(table.payments, treasury, not finished)
+            if again == attempts:
                 break
-            current = again
+            attempts, current = again, _current(table.payments, again)
         if settings.returns_wait_s:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
