@@ -58,6 +58,18 @@ OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "ar
 _IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
 _TEXTS = ("programme", "period", "arrears", "commune", "address")
 DERIVED_ID_PREFIX = "PT"  # end-to-end ids the table did not give: PT + 32 hex digits
+# A row sent again after a transient rejection goes under RETRY, its attempt and a hash of its
+# id (switchlab/payout.py): no table may give an id of that form, or a retry could take the
+# final status of another row's transfer as its own.
+RETRY_ID_PREFIX = "RETRY"
+
+
+def retry_id(end_to_end_id: str, attempt: int) -> str:
+    """The end-to-end id of a row's `attempt`-th resend (1 to 9): stable, so a resumed run
+    finds it again; Max35Text; never an id a table can give (RETRY_ID_PREFIX)."""
+    assert 0 < attempt < 10, attempt
+    digest = hashlib.sha256(end_to_end_id.encode()).hexdigest()
+    return f"{RETRY_ID_PREFIX}{attempt}{digest[:MAX_ID_CHARS - len(RETRY_ID_PREFIX) - 1]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,9 +176,11 @@ class PaymentTable(Sequence[Payment]):
         return self._amounts_vnd[row]
 
     def _repeat_key(self, row: int) -> tuple[str, str, str, str]:
-        """Who is paid for what: the same twice is a repeat unless the table says why."""
+        """Who is paid for what, in any case (LUONG_HUU is luong_huu): the same twice is a
+        repeat unless the table says why."""
         citizen_id, _, _, arrears, _ = self._texts.fields(row)
-        return citizen_id, self._programmes[row], self._periods[row], arrears
+        return (citizen_id, self._programmes[row].casefold(), self._periods[row].casefold(),
+                arrears.casefold())
 
     def _indexed_ids(self) -> RowIndex:
         if self._id_index is None:
@@ -262,13 +276,10 @@ def check_payment_table(path: Path) -> CheckedTable:
     with path.open(encoding=EXCEL_ENCODING, newline="") as file:
         first = file.readline()
         delimiter = ";" if ";" in first and "," not in first else ","
-        reader = csv.reader(itertools.chain([first], file), delimiter=delimiter)
-        try:
-            return _checked_rows(path, reader, sha256)
-        except csv.Error as error:
-            raise PaymentTableError.unreadable(
-                path, reader.line_num, f"not a readable CSV from here on ({error}); a field "
-                f"holds at most {MAX_FIELD_CHARS:,} characters") from None
+        # strict: a quote never closed is an error at the end of the file, not a field that
+        # swallows every row after it; so is text after a closing quote ("a"b).
+        reader = csv.reader(itertools.chain([first], file), delimiter=delimiter, strict=True)
+        return _checked_rows(path, reader, sha256)
 
 
 def _utf8_fingerprint(path: Path) -> str:
@@ -298,24 +309,63 @@ def _utf8_fingerprint(path: Path) -> str:
                     "table")
 
 
-def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
-    header = [name.strip().casefold() for name in next(reader, [])]
+def _records(path: Path, reader: Any) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, fields) of each record: a quoted field may span lines, and a
+    row is named by the line it starts on. Raises PaymentTableError for a file the CSV
+    rules cannot read from some record on."""
+    last = 0
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            why = (f"a quote opened in the record starting here is never closed ({error})"
+                   if "end of data" in str(error) else
+                   f"not a readable CSV from here on ({error}); a field holds at most "
+                   f"{MAX_FIELD_CHARS:,} characters, and a quoted field ends at its closing "
+                   "quote")
+            raise PaymentTableError.unreadable(path, last + 1, why) from None
+        yield last + 1, reader.line_num, values
+        last = reader.line_num
+
+
+def _header(path: Path, names: list[str]) -> list[str]:
+    """The header's column names, trimmed and in any case; refused when a column the table
+    uses is missing or appears twice (which of two amounts to pay would be a guess)."""
+    header = [name.strip().casefold() for name in names]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise PaymentTableError.unreadable(path, 1, f"header lacks {', '.join(missing)} (it "
                                            f"has: {', '.join(header) or 'nothing'})")
+    twice = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if header.count(c) > 1]
+    if twice:
+        where = "; ".join(f"{c} in columns " + ", ".join(
+            str(i) for i, name in enumerate(header, 1) if name == c) for c in twice)
+        raise PaymentTableError.unreadable(path, 1, f"a column appears more than once ({where})"
+                                           ": which value to pay would be a guess")
+    return header
+
+
+def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
+    records = _records(path, reader)
+    header = _header(path, next(records, (1, 1, []))[2])
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
     checked = CheckedTable(payments=PaymentTable(), sha256=sha256,
                            ignored_columns=[c for c in header if c not in known])
     payments = checked.payments
     lines = array("L")  # each payment's line, beside it: a (line, payment) tuple a row is 64 B
-    for values in reader:
-        line = reader.line_num
+    for line, last_line, values in records:
         if not any(value.strip() for value in values):
             continue  # blank lines, and the empty rows spreadsheets leave at the end
         if len(payments) + len(checked.problems) >= MAX_TABLE_ROWS:
             checked.problems.append((line, f"more than {MAX_TABLE_ROWS:,} rows"))
             break
+        if last_line > line:  # a line break in a quoted field, or a stray quote's swallow
+            checked.problems.append((line, f"a quoted field runs from line {line} to line "
+                                     f"{last_line} (a line break in a cell, or a quote never "
+                                     "closed until there): write each row on one line"))
+            continue
         if len(values) != len(header):  # a shifted or cut row: which field is which is a guess
             hint = (COMMA_INSIDE_HINT if len(values) > len(header) else FIELDS_MISSING_HINT)
             fields = "1 field" if len(values) == 1 else f"{len(values)} fields"
@@ -400,6 +450,9 @@ def _row_problem(row: dict[str, str]) -> str | None:
                 "pay by citizen id")
     if not row["full_name"]:
         return "full_name is empty"
+    if row.get("end_to_end_id", "").upper().startswith(RETRY_ID_PREFIX):
+        return (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
+                "switchlab keeps for the ids of rows sent again")
     problem = (_text_problem(row, "full_name", MAX_NAME_CHARS)
                or _text_problem(row, "account_id", MAX_ACCOUNT_CHARS)
                or _text_problem(row, "end_to_end_id", MAX_ID_CHARS))

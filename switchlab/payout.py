@@ -41,6 +41,7 @@ from banks.payment_table import (
     PaymentTableError,
     check_payment_table,
     excel_cell,
+    retry_id,
 )
 from banks.payout import PayoutResult, PayoutStatus
 from banks.payout_state import PayoutState
@@ -54,6 +55,9 @@ from protocol.messages import TxStatus
 from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
+# How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
+# recorded named them otherwise, and resuming it here could pay a row twice.
+ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "retry-sha256"
 # A row rejected because its transfer could not reach a final word from the creditor (AB05
 # no answer in time, AB06 in flight when the switch stopped, AB08 creditor offline) moved no
 # money and is final at the switch: it is sent again under a new end-to-end id, at most this
@@ -114,7 +118,13 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
         raise PayoutRefused(
             f"{settings.output} holds the run of another table (SHA-256 {known[:12]}…, this "
             f"one is {table.sha256[:12]}…): pay a corrected table into a new --output folder")
+    if state.get(STARTED) is not None and state.get(ATTEMPT_IDS) != ATTEMPT_IDS_NOW:
+        state.close()
+        raise PayoutRefused(
+            f"{settings.output} holds a run started by an earlier switchlab, which named resent "
+            "rows otherwise: finish it with that version, or pay into a new --output folder")
     state.set(TABLE_SHA256, table.sha256)
+    state.set(ATTEMPT_IDS, ATTEMPT_IDS_NOW)
     return state
 
 
@@ -191,8 +201,8 @@ async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
 
 
 def _attempt_id(e2e: str, attempt: int) -> str:
-    """The end-to-end id of a row's n-th attempt: stable, so a resumed run finds it again."""
-    return e2e if attempt == 0 else f"{e2e[:32]}R{attempt}"
+    """The end-to-end id of a row's n-th attempt (0: the table's own)."""
+    return e2e if attempt == 0 else retry_id(e2e, attempt)
 
 
 def _transient(treasury: Treasury, e2e: str) -> bool:
@@ -232,9 +242,13 @@ async def pay_table(settings: PayoutSettings) -> Report:
         table = check_payment_table(settings.table)
     except PaymentTableError as error:
         raise PayoutRefused(str(error)) from None
-    if not table.payments:
-        raise PayoutRefused(f"{settings.table}: no row can be paid\n" + "\n".join(
-            f"line {line}: {problem}" for line, problem in table.problems[:20]))
+    if not table.payments:  # the ministry still gets the reasons, in the file it expects
+        errors = settings.output / "table_errors.csv"
+        settings.output.mkdir(parents=True, exist_ok=True)
+        write_table_errors(errors, table)
+        shown = "".join(f"\nline {line}: {problem}" for line, problem in table.problems[:20])
+        raise PayoutRefused(f"{settings.table}: no row can be paid (each reason is in "
+                            f"{errors}){shown}")
     state = _open_state(settings, table)
     world: World | None = None
     remote: Treasury | None = None
@@ -288,6 +302,14 @@ async def pay_table(settings: PayoutSettings) -> Report:
     return Report(result, mismatches, files, table, resumed_final, reconciled_with)
 
 
+def write_table_errors(path: Path, table: CheckedTable) -> None:
+    """Each bad row's line and reason, for the ministry to correct (Excel's encoding)."""
+    with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
+        writer = csv.writer(file)
+        writer.writerow(("line", "problem"))
+        writer.writerows((line, excel_cell(problem)) for line, problem in table.problems)
+
+
 def write_files(out: Path, result: PayoutResult, table: CheckedTable,
                 mismatches: list[Mismatch]) -> dict[str, Path]:
     """Results, the lists for people, the table's errors and the summary; their paths."""
@@ -296,10 +318,7 @@ def write_files(out: Path, result: PayoutResult, table: CheckedTable,
     result.write(files["results.csv"])
     result.write_cash_list(files["cash_list.csv"])
     result.write_deceased_list(files["deceased.csv"])
-    with files["table_errors.csv"].open("w", newline="", encoding=EXCEL_ENCODING) as file:
-        writer = csv.writer(file)
-        writer.writerow(("line", "problem"))
-        writer.writerows((line, excel_cell(problem)) for line, problem in table.problems)
+    write_table_errors(files["table_errors.csv"], table)
     summary: dict[str, Any] = result.as_dict() | {
         "table_sha256": table.sha256, "table_errors": len(table.problems),
         "ignored_columns": table.ignored_columns,

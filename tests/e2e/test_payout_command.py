@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from banks.payment_table import read_payment_table
+from banks.payment_table import read_payment_table, retry_id
 from banks.population import Mix, generate_population
 from banks.registry import DEFAULT_SHARES
+from switchlab.payout import MAX_ATTEMPTS
 
 pytestmark = pytest.mark.slow  # whole runs and process kills
 
@@ -136,17 +137,18 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
     assert Counter(r["reason_code"] for r in results if r["status"] != "paid") == {"BE23": 1}
     assert len(paid) == rows - 1
     # Nobody twice: at most one settled transfer per row in the switch's journal (a row sent
-    # again has its first 32 characters and an attempt number), one credit per transfer,
-    # and each account holds exactly what its rows say.
+    # again goes under retry_id), one credit per transfer, and each account holds exactly
+    # what its rows say.
     settled = all_ids(journal, "SELECT end_to_end_id FROM transfers WHERE state='SETTLED'")
     assert set(settled) == paid
-    assert set(Counter(e2e[:32] for e2e in settled).values()) == {1}
+    by_id = payments | {retry_id(e2e, attempt): p for e2e, p in payments.items()
+                        for attempt in range(1, MAX_ATTEMPTS)}
+    assert set(Counter(by_id[e2e].end_to_end_id for e2e in settled).values()) == {1}
     credited = credits(lab)
     assert set(credited) == paid and set(credited.values()) == {1}
-    by_row = {e2e[:32]: p for e2e, p in payments.items()}
     expected: dict[str, int] = defaultdict(int)
     for e2e in paid:
-        row = by_row[e2e[:32]]
+        row = by_id[e2e]
         expected[account_of[row.citizen_id]] += row.amount_vnd
     held = balances(lab)
     assert {account: held[account] for account in account_of.values()} == {

@@ -4,6 +4,7 @@ anything starts (exit status 2, never a traceback)."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -136,3 +137,19 @@ def test_a_run_that_crashes_writes_junit_with_the_error_and_exits_3(
 def test_run_names_a_scenario_it_cannot_find(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "no-such-scenario", "--ci"]) == 2
     assert "no shipped scenario of that name" in capsys.readouterr().err
+
+
+def test_a_table_with_no_payable_row_still_gives_the_ministry_its_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every row bad: exit 2 and the reasons on the terminal, but no table_errors.csv was
+    written, the file the ministry corrects from."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "table.csv"
+    path.write_text("citizen_id,full_name,amount_vnd,programme\n12,A,1,p\n001190012345,B,-1,p\n",
+                    encoding="utf-8")
+    code, out, err = run_cli(["payout", str(path), "--no-progress", "--output", "out"], capsys)
+    assert code == 2 and "Traceback" not in err + out
+    with (tmp_path / "out" / "table_errors.csv").open(encoding="utf-8-sig") as file:
+        assert [row["line"] for row in csv.DictReader(file)] == ["2", "3"]
+    assert not (tmp_path / "out" / "lab").exists()  # nothing was started

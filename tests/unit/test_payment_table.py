@@ -13,6 +13,7 @@ from banks.payment_table import (
     PaymentTableError,
     check_payment_table,
     read_payment_table,
+    retry_id,
 )
 
 HEADER = "citizen_id,full_name,amount_vnd,programme,period,arrears,creditor_bic,account_id"
@@ -170,3 +171,61 @@ def test_a_row_of_the_wrong_width_is_refused_not_guessed(tmp_path: Path) -> None
 def test_a_device_is_refused_as_a_table() -> None:
     with pytest.raises(PaymentTableError, match="not a file"):
         check_payment_table(Path("/dev/zero"))
+
+
+@pytest.mark.parametrize("second", ["amount_vnd", " Amount_VND ", "citizen_id"])
+def test_a_column_named_twice_refuses_the_table(tmp_path: Path, second: str) -> None:
+    """The last copy won: 999 dong were paid where the first amount column said 1,170,000."""
+    path = excel_csv(tmp_path / "t.csv", f"{HEADER},{second}", f"{RA},999")
+    with pytest.raises(PaymentTableError, match=r"line 1: a column appears more than once "
+                       rf"\({second.strip().casefold()} in columns \d, 9\)"):
+        check_payment_table(path)
+
+
+def test_a_quote_never_closed_refuses_the_table_at_the_line_it_opens(tmp_path: Path) -> None:
+    """It swallowed every row after it, and the payout paid the one row before and said so."""
+    rows = [RA.replace("001190012345", f"0011900{n:05d}") for n in range(1, 50)]
+    rows[1] = rows[1].replace("Nguyễn", '"Nguyễn')
+    with pytest.raises(PaymentTableError, match="line 3: a quote opened in the record starting "
+                       "here is never closed"):
+        check_payment_table(excel_csv(tmp_path / "t.csv", HEADER, *rows))
+
+
+def test_a_stray_quote_closed_lines_later_names_the_lines_it_took(tmp_path: Path) -> None:
+    rows = [RA.replace("001190012345", f"0011900{n:05d}") for n in range(1, 10)]
+    rows[1] = rows[1].replace("Nguyễn", '"Nguyễn')
+    rows[5] = rows[5].replace("Rà", 'Rà"')
+    problems = problems_of(excel_csv(tmp_path / "t.csv", HEADER, *rows))
+    assert list(problems) == [3]
+    assert problems[3].startswith("a quoted field runs from line 3 to line 7")
+
+
+def test_rows_are_named_by_the_line_they_start_on(tmp_path: Path) -> None:
+    """A line break in a quoted field (Alt+Enter) moved every later line number."""
+    address = RA.replace("Nguyễn Thị Rà", '"Nguyễn\r\nThị Rà"')
+    path = excel_csv(tmp_path / "t.csv", HEADER, address, DUC, RA.replace("1170000", "-1"))
+    problems = problems_of(path)
+    assert sorted(problems) == [2, 5]
+    assert problems[2].startswith("a quoted field runs from line 2 to line 3 (a line break in "
+                                  "a cell")
+
+
+def test_the_same_programme_in_another_case_is_the_same_programme(tmp_path: Path) -> None:
+    """LUONG_HUU was paid beside luong_huu: a pension twice in one period."""
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA, RA.replace("luong_huu", "LUONG_HUU"))
+    assert sorted(problems_of(path)) == [2, 3]
+
+
+def test_a_resent_row_never_takes_an_id_the_table_can_give(tmp_path: Path) -> None:
+    """Retries were the id's first 32 characters and R1: row "X" resent as "XR1" would have
+    read row "XR1"'s settlement as its own, and two long ids sharing 32 characters retried
+    under one id."""
+    long_a, long_b = "A" * 32 + "one", "A" * 32 + "two"
+    assert retry_id(long_a, 1) != retry_id(long_b, 1)
+    assert retry_id(long_a, 1) != retry_id(long_a, 2)
+    assert all(len(retry_id(e2e, 9)) <= 35 for e2e in (long_a, "X", "é" * 35))
+    path = excel_csv(tmp_path / "t.csv", HEADER + ",end_to_end_id", RA + ",X",
+                     DUC + f",{retry_id('X', 1)}")
+    problems = problems_of(path)
+    assert list(problems) == [3]
+    assert "keeps for the ids of rows sent again" in problems[3]
