@@ -9,7 +9,8 @@ a few machine words; an object is made only for the row that is asked for.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from typing import TypeVar, overload
 
 # Between the fields of one row in a Texts heap: a byte that UTF-8 never writes, so no text
 # can hold it and a row splits back into exactly its fields. A row is decoded in one call,
@@ -18,6 +19,33 @@ from collections.abc import Callable, Hashable
 FIELD_SEPARATOR = b"\xff"
 DECODED_SEPARATOR = FIELD_SEPARATOR.decode("utf-8", "surrogateescape")
 MIN_INDEX_SLOTS = 8
+
+
+T = TypeVar("T")
+
+
+class Rows(Sequence[T]):
+    """A sequence whose items are made from their row when asked for (`_item`), as a list's
+    are read: negative indexes, IndexError, a slice as a list."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def _item(self, row: int) -> T:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        rows = range(len(self))[index]
+        return list(map(self._item, rows)) if isinstance(rows, range) else self._item(rows)
+
+    def __iter__(self) -> Iterator[T]:
+        return map(self._item, range(len(self)))
 
 
 class Texts:

@@ -29,9 +29,9 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
-from banks.columns import RowIndex, Shared, Texts
+from banks.columns import RowIndex, Rows, Shared, Texts
 from protocol.codec import MAX_NAME_CHARS
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
 
@@ -90,7 +90,7 @@ class Payment:
     address: str = ""
 
 
-class PaymentTable(Sequence[Payment]):
+class PaymentTable(Rows[Payment]):
     """Payments in table order, held in columns (banks/columns.py): ~150 bytes a row of a
     million-row table, its id index included, where the `Payment` objects were ~440. Each
     `Payment` is made when its row is asked for; a slice is a list of them (a file to send).
@@ -129,24 +129,10 @@ class PaymentTable(Sequence[Payment]):
 
     def take(self, rows: Iterable[int]) -> PaymentTable:
         """A new table of these rows, in the order given."""
-        return PaymentTable.of(map(self._payment, rows))
+        return PaymentTable.of(map(self._item, rows))
 
     def __len__(self) -> int:
         return len(self._amounts_vnd)
-
-    @overload
-    def __getitem__(self, index: int) -> Payment: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Payment]: ...
-
-    def __getitem__(self, index: int | slice) -> Payment | list[Payment]:
-        rows = range(len(self))[index]  # negative indexes, and IndexError, as a list's
-        return list(map(self._payment, rows)) if isinstance(rows, range) else (
-            self._payment(rows))
-
-    def __iter__(self) -> Iterator[Payment]:
-        return map(self._payment, range(len(self)))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
@@ -159,7 +145,7 @@ class PaymentTable(Sequence[Payment]):
     def __repr__(self) -> str:
         return f"PaymentTable({list(self)!r})"
 
-    def _payment(self, row: int) -> Payment:
+    def _item(self, row: int) -> Payment:
         citizen_id, full_name, account_id, arrears, address = self._texts.fields(row)
         return Payment(  # by position, in the order of its fields: a third faster
             citizen_id, full_name, self._amounts_vnd[row], self._bics[row], account_id,

@@ -14,8 +14,9 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import NamedTuple, overload
+from typing import NamedTuple
 
+from banks.columns import Rows
 from banks.payment_table import EXCEL_ENCODING, Payment, PaymentTable, excel_cell
 from protocol import reasons
 from protocol.messages import TxStatus
@@ -53,7 +54,7 @@ class Outcome:
     returned_vnd: int = 0
 
 
-class Outcomes(Sequence[Outcome]):
+class Outcomes(Rows[Outcome]):
     """Each row's outcome of a payment table, in its order: four bytes a row (a code for
     its status and reason) where an `Outcome` is ~60 and its list 8 more. Each `Outcome`
     is made when asked for."""
@@ -80,21 +81,7 @@ class Outcomes(Sequence[Outcome]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    @overload
-    def __getitem__(self, index: int) -> Outcome: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Outcome]: ...
-
-    def __getitem__(self, index: int | slice) -> Outcome | list[Outcome]:
-        rows = range(len(self))[index]
-        return list(map(self._outcome, rows)) if isinstance(rows, range) else (
-            self._outcome(rows))
-
-    def __iter__(self) -> Iterator[Outcome]:
-        return map(self._outcome, range(len(self)))
-
-    def _outcome(self, row: int) -> Outcome:
+    def _item(self, row: int) -> Outcome:
         return Outcome(self._table[row], *self._kinds[self._rows[row]],
                        self._returned_vnd.get(row, 0))
 
