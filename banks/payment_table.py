@@ -24,6 +24,7 @@ import csv
 import hashlib
 import itertools
 import re
+import unicodedata
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
@@ -57,6 +58,7 @@ OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "ar
                     "commune", "address")
 _IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
 _TEXTS = ("programme", "period", "arrears", "commune", "address")
+_NAMES_AND_TEXTS = frozenset(("full_name", *_TEXTS))
 DERIVED_ID_PREFIX = "PT"  # end-to-end ids the table did not give: PT + 32 hex digits
 # A row sent again after a transient rejection goes under RETRY, its attempt and a hash of its
 # id (switchlab/payout.py): no table may give an id of that form, or a retry could take the
@@ -359,6 +361,8 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
                                      f"({hint})"))
             continue
         row = {name: value.strip() for name, value in zip(header, values, strict=True)}
+        for name in _NAMES_AND_TEXTS.intersection(row):
+            row[name] = _composed(row[name])
         problem = _row_problem(row)
         if problem:
             checked.problems.append((line, problem))
@@ -388,6 +392,13 @@ def _payment(row: dict[str, str]) -> Payment:
         account_id=get("account_id", ""), programme=row["programme"], end_to_end_id=e2e,
         period=get("period", ""), arrears=get("arrears", ""), commune=get("commune", ""),
         address=get("address", ""))
+
+
+def _composed(text: str) -> str:
+    """Text in NFC: a Mac, or Excel on one, may save "Nguyễn" as letters and combining marks
+    (NFD), three code points where NFC has one; Max140Text counts code points, so a 70-letter
+    name was refused as 210 characters, and the bank compares names as written."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def _text_problem(row: dict[str, str], column: str, max_chars: int) -> str | None:

@@ -4,6 +4,7 @@ the good rows go on."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,14 @@ def test_a_resent_row_never_takes_an_id_the_table_can_give(tmp_path: Path) -> No
     problems = problems_of(path)
     assert list(problems) == [3]
     assert "keeps for the ids of rows sent again" in problems[3]
+
+
+def test_a_name_saved_decomposed_is_read_composed(tmp_path: Path) -> None:
+    """A Mac saves "Nguyễn" as letters and combining marks: a 70-letter name was three times
+    as many code points, refused as over Max140Text's 140."""
+    name = ("Nguyễn Thị Rà " * 10).strip()  # 139 letters and spaces
+    decomposed = unicodedata.normalize("NFD", name)
+    assert len(decomposed) > 140 >= len(name)
+    (payment,) = read_payment_table(excel_csv(tmp_path / "t.csv", HEADER,
+                                              RA.replace("Nguyễn Thị Rà", decomposed)))
+    assert payment.full_name == name
