@@ -343,6 +343,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
                            ignored_columns=[c for c in header if c not in known])
     payments = checked.payments
     lines = array("L")  # each payment's line, beside it: a (line, payment) tuple a row is 64 B
+    texts = [name for name in header if name in _NAMES_AND_TEXTS]  # once, not a set a row
     for line, last_line, values in records:
         if not any(value.strip() for value in values):
             continue  # blank lines, and the empty rows spreadsheets leave at the end
@@ -361,7 +362,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
                                      f"({hint})"))
             continue
         row = {name: value.strip() for name, value in zip(header, values, strict=True)}
-        for name in _NAMES_AND_TEXTS.intersection(row):
+        for name in texts:
             row[name] = _composed(row[name])
         problem = _row_problem(row)
         if problem:
