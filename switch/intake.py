@@ -87,7 +87,10 @@ class Intake:
                      if _DECIMAL.fullmatch(tx.amount_text))
         return None if Decimal(declared) == actual else reasons.INVALID_CONTROL_SUM
 
-    def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
+    def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None,
+                           clock_s: float) -> str | None:
+        """Why the transaction is refused at intake, or None; `clock_s` is the event loop's
+        clock (the breaker's)."""
         if tx.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
         if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
@@ -99,7 +102,7 @@ class Intake:
             return reasons.WRONG_BIC
         if tx.creditor_agent_bic == tx.debtor_agent_bic:  # on-us: nothing to clear (AG03)
             return reasons.NOT_SUPPORTED
-        if not creditor.reachable():
+        if not creditor.admits(clock_s):
             return reasons.OFFLINE_CREDITOR_AGENT
         return None
 
@@ -167,6 +170,7 @@ class Intake:
         max_amount_vnd = config.max_bulk_amount_vnd if bulk else config.max_instant_amount_vnd
         loop = asyncio.get_running_loop()
         now_s = time.time()
+        clock_s = loop.time()
         accepted: list[Transfer] = []
         duplicates: list[CreditTransfer] = []
         for tx in message.transactions:
@@ -180,7 +184,7 @@ class Intake:
                 debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
                 amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
             )
-            reason = refusal or self._check_transaction(tx, max_amount_vnd)
+            reason = refusal or self._check_transaction(tx, max_amount_vnd, clock_s)
             if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS
             if reason is None:
