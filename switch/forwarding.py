@@ -31,6 +31,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from switch.calls import exchange
 from switch.finality import Finality
 from switch.participants import Participant
 from switch.state import SwitchState
@@ -157,8 +158,8 @@ class Forwarding:
             instructed_agent_bic=creditor.bic,
             transactions=[t.source for t in batch.transfers.values() if t.source is not None],
         )
-        reply, failure_reason = await creditor.exchange(
-            message, config.creditor_timeout_s,
+        reply, failure_reason = await exchange(
+            self.state.book, creditor, message, config.creditor_timeout_s,
             lambda reply: reply.status == 202 or (reply.status == 200 and isinstance(
                 reply.message.document if reply.message is not None else None,
                 PaymentStatusReport)))
@@ -180,8 +181,8 @@ class Forwarding:
 
         An item is refused when the switch is not waiting for it from this creditor: late
         (the transfer already timed out), duplicate, or about a transfer it never received.
-        With `elsewhere` given (a shared journal), an ACCP/RJCT this process does not await
-        is put there instead, for the journal to judge.
+        With `elsewhere` given (an answer the creditor posted), an ACCP/RJCT this process
+        does not await is put there instead, for the journal to judge.
         """
         taken = refused = 0
         for item in report.transactions:
@@ -212,10 +213,9 @@ class Forwarding:
     async def take_posted_answers(self, creditor_bic: str, report: PaymentStatusReport
                                   ) -> tuple[int, int]:
         """A pacs.002 the creditor posted (202 first, the answer later): (taken, refused).
-        With a shared journal, an answer to a transfer another process forwarded is made
-        final here if the journal still holds it PENDING for this creditor."""
-        if not self.state.store.shared:
-            return self.take_answers(creditor_bic, report)
+        An answer this process does not await goes to the journal, which takes it when it
+        holds the transfer PENDING for this creditor: a shared journal, for a transfer
+        another process forwarded; one process's journal takes none."""
         elsewhere: list[TransactionStatus] = []
         taken, refused = self.take_answers(creditor_bic, report, elsewhere)
         if elsewhere:

@@ -25,6 +25,7 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from switch.calls import exchange
 from switch.state import SwitchState
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,11 @@ class Verification:
         request = VerificationRequest(
             msg_id=new_id("SWQ"), created_at=datetime.now(UTC), assigner_bic=config.bic,
             assignee_bic=participant_bic, items=items)
-        if participant.admits(asyncio.get_running_loop().time()):
+        book = self.state.book
+        if book.admits(participant_bic, asyncio.get_running_loop().time()):
             async with self._slots[participant_bic]:
-                reply, failure_reason = await participant.exchange(
-                    request, config.creditor_timeout_s,
+                reply, failure_reason = await exchange(
+                    book, participant, request, config.creditor_timeout_s,
                     lambda reply: reply.status == 200 and isinstance(
                         reply.message.document if reply.message is not None else None,
                         VerificationReport))
