@@ -97,6 +97,7 @@ async def set_limit(request: web.Request) -> web.Response:
     await request.app[SWITCH].state.store.save_settings(participant.bic, limit,
                                                         participant.signed_off)
     participant.position_limit_vnd = limit
+    request.app[SWITCH].events.position_limit_set.fire(bic=participant.bic, limit_vnd=limit)
     return web.json_response(participant.health())
 
 

@@ -52,6 +52,7 @@ def apply_settings(state: SwitchState, settings: list[tuple[str, int | None, boo
             continue
         if limit_vnd is not None:
             participant.position_limit_vnd = limit_vnd
+            state.events.position_limit_set.fire(bic=bic, limit_vnd=limit_vnd)
         if participant.signed_off != signed_off:
             participant.sign(on=not signed_off)
 
