@@ -35,6 +35,7 @@ class DemoSettings:
     progress: bool = True
     live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
     hold_s: float = 0.0  # servers and live page kept up after the day, to look around
+    prometheus: bool = False  # a Prometheus server scraping the day, with the shipped rules
 
 
 async def run_demo(settings: DemoSettings) -> int:
@@ -54,7 +55,7 @@ async def run_demo(settings: DemoSettings) -> int:
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
         async with watching(world, len(payments), "payout", settings.progress,
-                            settings.live_port) as monitor:
+                            settings.live_port, prometheus=settings.prometheus) as monitor:
             await world.treasury.run(payments)
             await monitor.sample()
             await monitor.finish()

@@ -26,6 +26,7 @@ from aiohttp import web
 from banks.payout import percentile
 from protocol.runtime import bind, serve
 from switchlab.progress import Progress
+from switchlab.prometheus import PrometheusServer, lab_targets
 from switchlab.world import World
 
 SAMPLE_EVERY_S = 0.25
@@ -209,15 +210,21 @@ class LiveView:
 
 @contextlib.asynccontextmanager
 async def watching(world: World, total: int, what: str, progress: bool, live_port: int | None,
-                   announce: Callable[[str], None] = print) -> AsyncIterator[Monitor]:
+                   announce: Callable[[str], None] = print, prometheus: bool = False
+                   ) -> AsyncIterator[Monitor]:
     """Watch a started world's payout of `total` transfers: announce where the switch, its
-    admin API and (with `live_port` not None) the live page are, then sample the switch for
-    the bar, the page and the report until the block ends."""
+    admin API, (with `live_port` not None) the live page and (with `prometheus`) a Prometheus
+    server scraping the day are, then sample the switch for the bar, the page and the report
+    until the block ends. Raises PrometheusUnavailable when Prometheus will not start."""
     monitor = Monitor(world, total)
     live = LiveView(monitor, live_port) if live_port is not None else None
+    scraper = PrometheusServer(
+        lab_targets(world.switch_url, world.bank_urls, world.admin_token),
+        world.run_dir / "prometheus") if prometheus else None
     sampling: list[asyncio.Future[None]] = []
     try:
-        announce(where_to_look(world, await live.start() if live else None))
+        live_url = await live.start() if live else None
+        announce(where_to_look(world, live_url, await scraper.start() if scraper else None))
         monitor.progress = Progress(what, total, enabled=progress)
         sampling.append(asyncio.ensure_future(monitor.run()))
         yield monitor
@@ -229,13 +236,20 @@ async def watching(world: World, total: int, what: str, progress: bool, live_por
         await asyncio.gather(*sampling, return_exceptions=True)
         if live is not None:
             await live.stop()
+        if scraper is not None:
+            await scraper.stop()
 
 
-def where_to_look(world: World, live_url: str | None) -> str:
-    """The lines printed at start: where the switch is, its admin API, the live page."""
+def where_to_look(world: World, live_url: str | None, prometheus_url: str | None = None
+                  ) -> str:
+    """The lines printed at start: where the switch is, its admin API, the live page and
+    Prometheus."""
     lines = [f"switch    {world.switch_url}  (journal {world.run_dir / 'switch.sqlite'})",
              f"admin API curl -H 'Authorization: Bearer {world.admin_token}' "
              f"{world.switch_url}/v1/admin/stats"]
     if live_url:
         lines.append(f"live page {live_url}")
+    if prometheus_url:
+        lines.append(f"prometheus {prometheus_url}/alerts  (rules and data: "
+                     f"{world.run_dir / 'prometheus'})")
     return "\n".join(lines)
