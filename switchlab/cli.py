@@ -28,7 +28,7 @@ from protocol.runtime import run_event_loop
 from protocol.settings import describe as settings_problems
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
-from scenarios.spec import ScenarioError, json_schema, load_scenario
+from scenarios.spec import LIBRARY, ScenarioError, json_schema, load_scenario, shipped
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
 from switchlab import journal, postgres, prometheus, targets
@@ -36,8 +36,6 @@ from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
 from switchlab.prometheus import PrometheusUnavailable
-
-LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 MAX_USERS = 10_000  # Locust users on one machine
@@ -129,8 +127,7 @@ def _scenario_file(given: str) -> Path:
     path = Path(given)
     if path.exists() or path.parent != Path("."):
         return path
-    shipped = LIBRARY / (given if given.endswith((".yaml", ".yml")) else f"{given}.yaml")
-    return shipped if shipped.is_file() else path
+    return shipped(given) or path
 
 
 def _read_key(path: Path | None, option: str) -> str:
