@@ -15,13 +15,15 @@ from pathlib import Path
 from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, settle_heap
 from protocol.settings import SettingsError
 from switch.app import create_app
-from switch.config import load_config
+from switch.config import load_config, weak_secrets
 from switch.store import NotAJournal
 from switch.workers import check_processes, supervise
 
 
 async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> None:
     config = load_config(config_path)
+    for warning in weak_secrets(config):
+        print(f"switch: warning: {warning}", file=sys.stderr)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
     runner = await serve(create_app(config), bound)
     settle_heap()
