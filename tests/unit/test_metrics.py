@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from prometheus_client.openmetrics.exposition import generate_latest
+
 from switch.events import SwitchEvents
 from switch.metrics import SwitchMetrics
 from switch.states import TransferState
@@ -121,3 +123,14 @@ def test_issue_26_position_limits_and_the_cycle_s_schedule_are_shown() -> None:
     events.cycle_closed.fire(cycle_id=0)
     assert value(metrics, "switchlab_settlement_cycle_info", cycle_id="1") == 1
     assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") >= before_s
+
+
+def test_issue_26_the_cycle_is_a_label_and_commit_sizes_have_their_unit() -> None:
+    """Friction 9: `switchlab_settlement_cycle` held an id as a gauge's value (a sum or a rate
+    of it means nothing) and `switchlab_journal_commit_writes` declared no unit."""
+    _, metrics = observed()
+    served = generate_latest(metrics.registry).decode()
+    assert "# UNIT switchlab_journal_commit_writes writes" in served
+    assert "# UNIT switchlab_journal_commit_seconds seconds" in served
+    assert 'switchlab_settlement_cycle_info{cycle_id="1"} 1.0' in served
+    assert "\nswitchlab_settlement_cycle " not in served
