@@ -22,11 +22,11 @@ from switch.workers import check_processes, supervise
 
 async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> None:
     config = load_config(config_path)
-    for warning in weak_secrets(config):
-        print(f"switch: warning: {warning}", file=sys.stderr)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
     runner = await serve(create_app(config), bound)
     settle_heap()
+    for warning in weak_secrets(config):  # once it runs: a start that fails says only why
+        print(f"switch: warning: {warning}", file=sys.stderr)
     await ready_until_stopped(f"switch {config.bic} listening on {bound.base_url}")
     await runner.cleanup()
 
