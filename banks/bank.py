@@ -66,7 +66,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import bind, run_event_loop, serve, until_stopped
+from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve
 from protocol.settings import SettingsError
 from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -555,8 +555,8 @@ async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -
     bound = bind(host, port)
     runner = await serve(create_bank_app(Bank(config)), bound)
     try:
-        print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
-        await until_stopped()
+        await ready_until_stopped(f"bank {config.bic} listening on {bound.base_url}"
+                                  f"{INBOUND_PATH}")
     finally:
         await runner.cleanup()
 

@@ -391,6 +391,7 @@ class Book:
 
     def set_limit(self, bic: str, limit_vnd: int) -> None:
         self.participants[bic].position_limit_vnd = limit_vnd
+        self.events.position_limit_set.fire(bic=bic, limit_vnd=limit_vnd)
 
     def sign(self, bic: str, on: bool) -> None:
         """The operator signs the participant on (its breaker closes) or off the scheme."""

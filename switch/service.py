@@ -18,7 +18,7 @@ from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.gate import senders
-from switch.intake import Intake
+from switch.intake import ANSWER_MARGIN_S, Intake
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Participant
@@ -45,7 +45,12 @@ class Switch:
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0
         self.events.journal_committed.add_listener(self._count_commit)
-        self.metrics = SwitchMetrics(self.events, config.participants)
+        self.metrics = SwitchMetrics(
+            self.events, config.participants,
+            position_limits_vnd={bic: p.position_limit_vnd
+                                 for bic, p in config.participants.items()},
+            instant_deadline_s=config.creditor_timeout_s + ANSWER_MARGIN_S,
+            settlement_cycle_s=config.settlement_cycle_s)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
         self.cluster: Cluster | None = None  # with a journal shared by several processes
