@@ -31,7 +31,7 @@ from scenarios.runner import run_scenario
 from scenarios.spec import ScenarioError, json_schema, load_scenario
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
-from switchlab import journal, postgres, targets
+from switchlab import journal, payout_register_command, postgres, targets
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
@@ -151,7 +151,8 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
-                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress)
+                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
+                          register=args.register)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -452,8 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
                         help="the switch's admin token, to reconcile with its books (--switch)")
+    payout.add_argument("--register", type=Path, metavar="PATH",
+                        help="the treasury's payout register, shared by its runs (default "
+                        "payout-register/<BIC>.sqlite beside the --output folder)")
     payout.add_argument("--no-progress", action="store_true",
                         help="no progress bar (for CI logs)")
+    payout_register_command.add_parser(commands)
 
     conformance = _command(commands, "conformance", _conformance)
     conformance_command.add_options(conformance, _whole_number)
