@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import html
 import itertools
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Alignment, Font
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.worksheet.pagebreak import Break
+from openpyxl.worksheet.properties import PageSetupProperties
 from openpyxl.worksheet.worksheet import Worksheet
 
 from banks.payment_table import EXCEL_ENCODING, excel_cell
@@ -43,9 +46,10 @@ SHEET_COLUMNS = (("STT", "number", 5), ("Họ và tên", "full_name", 26),
                  ("Số CCCD", "citizen_id", 14), ("Địa chỉ", "address", 26),
                  ("Chương trình", "programme_vi", 20), ("Kỳ", "period", 9),
                  ("Truy lĩnh", "arrears", 18), ("Số tiền (đồng)", "amount_vnd", 14),
-                 ("Lý do chi tiền mặt", "reason_vi", 28), ("Dòng bảng", "line", 8),
+                 ("Lý do chi tiền mặt", "reason_vi", 34), ("Dòng bảng", "line", 8),
                  ("Ký nhận", "signature", 18))
 AMOUNT_FORMAT = "#,##0"
+ROW_HEIGHT_PT = 30
 MAX_SHEET_TITLE_CHARS = 31  # Excel's limit for a sheet's name
 
 
@@ -70,10 +74,26 @@ def place(row: Mapping[str, Any]) -> tuple[str, str, str]:
             row["commune"] or UNKNOWN_PLACE)
 
 
+def vietnamese_order(text: str) -> tuple[str, str]:
+    """A sort key for Vietnamese words: letters before their marks (Đ with D, not after Z),
+    then the marks, as a dictionary orders them."""
+    plain = "".join(c for c in unicodedata.normalize("NFD", text.casefold())
+                    if not unicodedata.combining(c)).replace("đ", "d")
+    return plain, text
+
+
+def name_order(full_name: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """By given name (the last word), then the whole name: how Vietnamese lists are read."""
+    return vietnamese_order(full_name.split()[-1] if full_name.split() else ""), (
+        vietnamese_order(full_name))
+
+
 def in_order(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """By province, district and commune, then programme, name and table line: the order a
-    commune's office pays in."""
-    return sorted(rows, key=lambda r: (*place(r), r["programme_vi"], r["full_name"], r["line"]))
+    """By province, district and commune, then programme, given name and table line: the
+    order a commune's office pays in."""
+    return sorted(rows, key=lambda r: (*map(vietnamese_order, place(r)),
+                                       vietnamese_order(r["programme_vi"]),
+                                       name_order(r["full_name"]), r["line"]))
 
 
 def write_csv(path: Path, rows: Iterable[Mapping[str, Any]], delimiter: str) -> None:
@@ -105,58 +125,96 @@ def totals(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, int]]:
 
 def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], title: str) -> None:
     """The list as a workbook: one sheet, grouped by commune (rows `in_order`), each with its
-    heading, numbered rows, a total per programme and one for the commune; the list's
-    totals at the end. Written streaming (openpyxl's write-only mode)."""
+    heading, numbered rows, a total per programme and one for the commune, and a page break
+    after it; the list's totals at the end. A4 landscape, one page wide. Written streaming
+    (openpyxl's write-only mode): a cash list may have a million rows."""
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title[:MAX_SHEET_TITLE_CHARS])
-    for letter, (_, _, width) in zip("ABCDEFGHIJKLMNOP", SHEET_COLUMNS, strict=False):
+    for letter, (_, _, width) in zip(COLUMN_LETTERS, SHEET_COLUMNS, strict=False):
         sheet.column_dimensions[letter].width = width
-    bold = Font(bold=True)
-    sheet.append([_cell(sheet, title, Font(bold=True, size=14))])
-    sheet.append([])
+    sheet.page_setup.orientation = "landscape"
+    sheet.page_setup.paperSize = "9"  # A4, in the ECMA-376 numbering
+    sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
+    sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    sheet.oddFooter.center.text = "Trang &P / &N"
+    # every row tall enough to sign in and for a reason on two lines (a height a row would
+    # cost an object a row, and a list may have a million)
+    sheet.sheet_format.defaultRowHeight, sheet.sheet_format.customHeight = ROW_HEIGHT_PT, True
+    writer = _Rows(sheet)
+    writer.heading(title, Font(bold=True, size=14))
     for (province, district, commune), group in communes(rows):
-        sheet.append([_cell(sheet, f"{commune} — {district} — {province}", bold)])
-        sheet.append([_cell(sheet, heading, bold) for heading, _, _ in SHEET_COLUMNS])
+        writer.heading(f"{commune} — {district} — {province}", Font(bold=True, size=12))
+        writer.add([_cell(sheet, heading, BOLD, border=True) for heading, _, _ in SHEET_COLUMNS])
         for number, row in enumerate(group, 1):
-            sheet.append([_value(sheet, field, row, number) for _, field, _ in SHEET_COLUMNS])
+            writer.add([_value(sheet, field, row, number) for _, field, _ in SHEET_COLUMNS])
         for name, people, amount_vnd in totals(group):
-            sheet.append(_total_row(sheet, f"Cộng {name}: {people:,} người", amount_vnd))
-        sheet.append(_total_row(sheet, f"Cộng {commune}: {len(group):,} người",
-                                sum(r["amount_vnd"] for r in group), bold))
-        sheet.append([])
+            writer.add(_total_row(sheet, f"Cộng {name}: {people:,} người", amount_vnd))
+        writer.add(_total_row(sheet, f"Cộng {commune}: {len(group):,} người",
+                              sum(r["amount_vnd"] for r in group), BOLD))
+        writer.add([None, _cell(sheet, "Người lập danh sách"), None, None, None, None, None,
+                    None, _cell(sheet, "Thủ trưởng đơn vị")])
+        sheet.row_breaks.append(Break(id=writer.row))
+    writer.heading("Tổng hợp", Font(bold=True, size=12))
     for name, people, amount_vnd in totals(rows):
-        sheet.append(_total_row(sheet, f"Tổng {name}: {people:,} người", amount_vnd, bold))
-    sheet.append(_total_row(sheet, f"Tổng cộng: {len(rows):,} người",
-                            sum(r["amount_vnd"] for r in rows), bold))
+        writer.add(_total_row(sheet, f"Tổng {name}: {people:,} người", amount_vnd, BOLD))
+    writer.add(_total_row(sheet, f"Tổng cộng: {len(rows):,} người",
+                          sum(r["amount_vnd"] for r in rows), BOLD))
     book.save(path)
 
 
+COLUMN_LETTERS = "ABCDEFGHIJKLMNOP"
 AMOUNT_COLUMN = next(i for i, (_, field, _) in enumerate(SHEET_COLUMNS) if field == "amount_vnd")
+BOLD = Font(bold=True)
+THIN = Side(style="thin")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+WRAPPED = Alignment(wrap_text=True, vertical="top")
+
+
+class _Rows:
+    """A write-only sheet's rows, counted (for page breaks and merged headings)."""
+
+    def __init__(self, sheet: Worksheet) -> None:
+        self.sheet, self.row = sheet, 0
+
+    def add(self, cells: list[WriteOnlyCell | None]) -> None:
+        self.sheet.append(cells)
+        self.row += 1
+
+    def heading(self, text: str, font: Font) -> None:
+        """A line across the table's width, after a blank one."""
+        if self.row:
+            self.add([])
+        self.add([_cell(self.sheet, text, font)])
+        self.sheet.merged_cells.ranges.add(
+            f"A{self.row}:{COLUMN_LETTERS[len(SHEET_COLUMNS) - 1]}{self.row}")
 
 
 def _cell(sheet: Worksheet, value: object, font: Font | None = None,
-          number_format: str | None = None) -> WriteOnlyCell:
+          number_format: str | None = None, border: bool = False) -> WriteOnlyCell:
     cell = WriteOnlyCell(sheet, value=value)
     if font is not None:
         cell.font = font
     if number_format is not None:
         cell.number_format = number_format
+    if border:
+        cell.border = BOX
+        cell.alignment = WRAPPED
     return cell
 
 
 def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) -> WriteOnlyCell:
     if field == "number":
-        return _cell(sheet, number)
+        return _cell(sheet, number, border=True)
     if field == "signature":
-        return _cell(sheet, "")
+        return _cell(sheet, "", border=True)
     if field == "amount_vnd":
-        return _cell(sheet, row["amount_vnd"], number_format=AMOUNT_FORMAT)
-    cell = _cell(sheet, row[field] if isinstance(row[field], int) else str(row[field]))
+        return _cell(sheet, row["amount_vnd"], number_format=AMOUNT_FORMAT, border=True)
+    cell = _cell(sheet, row[field] if isinstance(row[field], int) else str(row[field]),
+                 border=True)
     if field == "citizen_id":  # text, so that a leading zero stays (and Excel says so)
         cell.number_format = "@"
     if isinstance(cell.value, str) and cell.value.startswith(("=", "+", "-", "@")):
         cell.data_type = "s"  # a name like =HYPERLINK(…) stays text, never a formula
-    cell.alignment = Alignment(wrap_text=True, vertical="top")
     return cell
 
 
