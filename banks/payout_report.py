@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from banks.cash_list import programme_vi
 from banks.payout_trace import COUNTS
 
 STYLE = """
@@ -60,8 +61,9 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
                  "<th class='n'>VND</th><th>share of the table</th><th>what it is</th></tr>")
     for name in COUNTS:
         share = counts[name] / rows
+        amount = f"{amounts[name]:,}" if name in amounts else ""
         parts.append(f"<tr><td>{name}</td><td class='n'>{counts[name]:,}</td><td class='n'>"
-                     f"{amounts.get(name, 0):,}</td><td><span class='bar' style='width:"
+                     f"{amount}</td><td><span class='bar' style='width:"
                      f"{share * 12:.2f}em'></span> {share:.1%}</td>"
                      f"<td>{e(DEFINITIONS[name])}</td></tr>")
     parts.append("</table><h2>Outcomes by reason</h2><table><tr><th>status</th><th>code</th>"
@@ -73,12 +75,14 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
     parts.append("</table>")
     for title, key, what in (("By bank", "by_bank", "bank (BIC)"),
                              ("By programme", "by_programme", "programme")):
-        parts.append(f"<h2>{title}</h2><table><tr><th>{what}</th>" + "".join(
-            f"<th class='n'>{s}</th><th class='n'>{s} VND</th>" for s in STATUSES) + "</tr>")
+        parts.append(f"<h2>{title}</h2><p>Rows, and VND below them.</p><table><tr>"
+                     f"<th>{what}</th>" + "".join(f"<th class='n'>{s}</th>" for s in STATUSES)
+                     + "</tr>")
         for name, group in summary[key].items():
-            parts.append(f"<tr><td>{e(name)}</td>" + "".join(
-                f"<td class='n'>{group.get(s, 0):,}</td><td class='n'>"
-                f"{group.get(s + '_vnd', 0):,}</td>" for s in STATUSES) + "</tr>")
+            shown = programme_vi(name) if key == "by_programme" else name
+            parts.append(f"<tr><td>{e(shown)}</td>" + "".join(
+                f"<td class='n'>{group.get(s, 0):,}<br><small>{group.get(s + '_vnd', 0):,}"
+                "</small></td>" for s in STATUSES) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")

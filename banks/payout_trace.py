@@ -23,6 +23,7 @@ from banks.payout_register import Entry, EntryState
 from protocol import reasons
 from protocol.messages import VerificationResult
 
+NO_BANK = "(no account)"  # a row paid by citizen id that no account is linked to
 REFUSED, EARLIER = "refused", "earlier"  # statuses of rows this run did not try to pay
 CASH, DECEASED = "cash", "deceased"  # the lists for people
 # Reasons that send a row to the ministry's deceased list rather than the post office's.
@@ -91,7 +92,7 @@ class Figures:
                                                [0, 0, row["reason_text"]])
             reason[0] += 1
             reason[1] += amount_vnd
-        for group in (self.by_bank[row["creditor_bic"] or "(none)"],
+        for group in (self.by_bank[row["creditor_bic"] or NO_BANK],
                       self.by_programme[row["programme"]]):
             group[status] += 1
             group[f"{status}_vnd"] += amount_vnd
