@@ -28,6 +28,9 @@ REFUSED, EARLIER = "refused", "earlier"  # statuses of rows this run did not try
 CASH, DECEASED = "cash", "deceased"  # the lists for people
 # Reasons that send a row to the ministry's deceased list rather than the post office's.
 DECEASED_CODES = frozenset({reasons.CREDITOR_DECEASED})
+# Reasons the ministry corrects before anyone pays: on no list of this run. None yet; the
+# population register's check (issue #27) adds its codes here.
+TO_CORRECT: frozenset[str] = frozenset()
 UNPAID = frozenset({PayoutStatus.REJECTED, PayoutStatus.RETURNED, PayoutStatus.STOPPED})
 UNRESOLVED_TEXT = "no final status within the time limit: run the same command again"
 TRACE_COLUMNS = ("line", "citizen_id", "full_name", "amount_vnd", "programme", "period",
@@ -37,6 +40,15 @@ TRACE_COLUMNS = ("line", "citizen_id", "full_name", "amount_vnd", "programme", "
 # The counts, in the order people read them; each defined in docs/payment-table.md.
 COUNTS = ("rows", "refused", "earlier", "stopped", "sent", "resent", "paid", "returned",
           "rejected", "unresolved", "cash", "deceased")
+
+
+def list_for(code: str) -> str:
+    """The list an unpaid row (rejected, returned, stopped) goes on, by its reason: the
+    ministry's deceased list, or the post office's cash list; "" none (a reason the ministry
+    must correct first is paid by no one yet)."""
+    if code in DECEASED_CODES:
+        return DECEASED
+    return "" if code in TO_CORRECT else CASH
 
 
 def reason_text(code: str, vietnamese: bool = False) -> str:
@@ -169,9 +181,7 @@ def _traced(line: int, payment: Payment, index: int, run: RunRows) -> dict[str, 
         row["creditor_bic"], row["account_id"] = run.linked[payment.citizen_id]
     status = outcome.status
     sent = status != PayoutStatus.STOPPED and not (status == PayoutStatus.UNRESOLVED and code)
-    listed = ""
-    if status in UNPAID:
-        listed = DECEASED if code in DECEASED_CODES else CASH
+    listed = list_for(code) if status in UNPAID else ""
     return row | {
         "ids_sent": " ".join(ids) if sent else "",
         "status": status.value, "reason_code": code,

@@ -152,7 +152,7 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
                           returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
-                          register=args.register)
+                          payout_register=args.payout_register)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -453,7 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
                         help="the switch's admin token, to reconcile with its books (--switch)")
-    payout.add_argument("--register", type=Path, metavar="PATH",
+    payout.add_argument("--payout-register", type=Path, metavar="PATH",
                         help="the treasury's payout register, shared by its runs (default "
                         "payout-register/<BIC>.sqlite beside the --output folder)")
     payout.add_argument("--no-progress", action="store_true",

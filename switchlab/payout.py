@@ -111,12 +111,12 @@ class PayoutSettings:
     remote: RemoteSwitch | None = None
     returns_wait_s: float = 0.0
     progress: bool = True
-    register: Path | None = None  # the payout register; None: register_path()
+    payout_register: Path | None = None  # the treasury's; None: register_path()
 
     def register_path(self) -> Path:
         """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output."""
-        if self.register is not None:
-            return self.register
+        if self.payout_register is not None:
+            return self.payout_register
         bic = self.remote.bic if self.remote is not None else TREASURY_BIC
         return self.output.resolve().parent / REGISTER_FOLDER / f"{bic}.sqlite"
 
