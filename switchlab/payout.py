@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import secrets
 import shutil
 from array import array
@@ -74,6 +75,7 @@ RUN_ID = "run_id"  # this run's name in the payout register, made once and kept 
 REGISTER_FOLDER = "payout-register"  # beside the output folder: <BIC>.sqlite a treasury
 SETTLE_BATCH = 10_000  # register entries settled a transaction
 DIRECTORY_PAGE = 1_000  # the switch's limit on directory changes a request
+DIRECTORY_TIMEOUT_S = 30.0  # a page of it
 # How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
 # recorded named them otherwise, and resuming it here could pay a row twice.
 ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "retry-sha256"
@@ -228,13 +230,22 @@ async def _directory_links(url: str, token: str, citizens: set[str]
     changes, a page at a time): where a row paid by citizen id went."""
     links: dict[str, tuple[str, str]] = {}
     after_seq = 0
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
+    async with aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=DIRECTORY_TIMEOUT_S)) as session:
         while citizens:
-            async with session.get(f"{url.rstrip('/')}/v1/admin/directory/changes",
-                                   params={"after_seq": after_seq, "limit": DIRECTORY_PAGE}
-                                   ) as response:
-                response.raise_for_status()
-                changes = (await response.json())["changes"]
+            try:
+                async with session.get(f"{url.rstrip('/')}/v1/admin/directory/changes",
+                                       params={"after_seq": after_seq, "limit": DIRECTORY_PAGE}
+                                       ) as response:
+                    response.raise_for_status()
+                    changes = (await response.json())["changes"]
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as error:
+                # what was paid stands; only the columns of rows paid by citizen id stay empty
+                logging.getLogger(__name__).warning(
+                    "the switch's directory could not be read (%s): the bank and account of "
+                    "rows paid by citizen id are left empty in results.csv", error)
+                return {}
             for change in changes:
                 if change["citizen_id"] not in citizens:
                     continue

@@ -74,6 +74,9 @@ def test_a_corrected_table_pays_the_rest_and_cash_must_be_cancelled_before_an_ac
     assert traced[0]["ids_sent"] == traced[0]["end_to_end_id"]
     assert summary(tmp_path / "run1")["counts"] == shown_counts(terminal)
     assert shown_counts(terminal)["cash"] == 1
+    code, terminal = pay(first, tmp_path / "run1", capsys)  # the same command again
+    assert code == 0 and "Resumed: 3 rows were final already" in terminal  # stopped too
+    assert summary(tmp_path / "run1")["counts"]["sent"] == 2
 
     corrected = tmp_path / "bảng sửa.csv"  # the ministry gives Lan an account, adds Đức
     corrected.write_text(HEADER + PAID_BY_ACCOUNT + NOW_WITH_ACCOUNT + BY_CITIZEN_ID + NEW_ROW,
