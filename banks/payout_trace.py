@@ -135,18 +135,21 @@ def trace(table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows
         refused[line].append(problem)
     position = run.rows if isinstance(run.rows, range) else _positions(run.rows,
                                                                        len(table.payments))
-    pending = sorted(refused)
+    pending = iter(sorted(refused))
+    next_refused = next(pending, None)
     for row, payment in enumerate(table.payments):
         line = table.lines[row]
-        while pending and pending[0] < line:
-            yield _refused(pending[0], refused.pop(pending.pop(0)))
+        while next_refused is not None and next_refused < line:
+            yield _refused(next_refused, refused[next_refused])
+            next_refused = next(pending, None)
         entry = earlier.get(line)
         if entry is not None:
             yield _earlier(line, payment, entry)
         else:
             yield _traced(line, payment, position[row], run)
-    for line in pending:
-        yield _refused(line, refused[line])
+    while next_refused is not None:
+        yield _refused(next_refused, refused[next_refused])
+        next_refused = next(pending, None)
 
 
 def _positions(rows: Sequence[int], size: int) -> array[int]:
