@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS entries (citizen_id TEXT NOT NULL, programme TEXT NOT
     period TEXT NOT NULL, arrears TEXT NOT NULL, state TEXT NOT NULL,
     run_id TEXT NOT NULL REFERENCES runs, line INTEGER NOT NULL, end_to_end_id TEXT NOT NULL,
     amount_vnd INTEGER NOT NULL, full_name TEXT NOT NULL, reason_code TEXT NOT NULL DEFAULT '',
-    updated_at TEXT NOT NULL, PRIMARY KEY (citizen_id, programme, period, arrears));
+    updated_at TEXT NOT NULL, creditor_bic TEXT NOT NULL DEFAULT '',
+    account_id TEXT NOT NULL DEFAULT '', PRIMARY KEY (citizen_id, programme, period, arrears));
 CREATE TABLE IF NOT EXISTS cancellations (citizen_id TEXT NOT NULL, programme TEXT NOT NULL,
     period TEXT NOT NULL, arrears TEXT NOT NULL, run_id TEXT NOT NULL,
     amount_vnd INTEGER NOT NULL, reason TEXT NOT NULL, cancelled_at TEXT NOT NULL);
@@ -49,6 +50,10 @@ class EntryState(StrEnum):
     PAID = "paid"  # settled into the beneficiary's account
     CASH = "cash"  # on a run's cash list: the post office pays it
     DECEASED = "deceased"  # reported deceased: back to the ministry, paid by no one
+
+
+# Where a run's key ended: (key, state, reason code, bank BIC, account).
+Settled = tuple[Key, "EntryState", str, str, str]
 
 
 class RegisterError(Exception):
@@ -77,6 +82,8 @@ class Entry:
     amount_vnd: int
     reason_code: str
     updated_at: str
+    creditor_bic: str = ""  # the account that run paid (found by citizen id or not)
+    account_id: str = ""
 
     def sentence(self) -> str:
         """Why this run does not pay the key, for results.csv and the terminal."""
@@ -132,32 +139,35 @@ class PayoutRegister:
                 (line, *register_key(p), p.end_to_end_id, p.amount_vnd, p.full_name)
                 for line, p in rows))
             db.execute("INSERT OR IGNORE INTO entries SELECT citizen_id, programme, period, "
-                       "arrears, ?, ?, line, end_to_end_id, amount_vnd, full_name, '', ? "
+                       "arrears, ?, ?, line, end_to_end_id, amount_vnd, full_name, '', ?, '', '' "
                        "FROM wanted", (EntryState.CLAIMED.value, run_id, now))
             held = db.execute(
                 "SELECT w.line, e.state, e.run_id, r.folder, e.line, e.end_to_end_id, "
-                "e.amount_vnd, e.reason_code, e.updated_at FROM wanted w JOIN entries e "
+                "e.amount_vnd, e.reason_code, e.updated_at, e.creditor_bic, e.account_id "
+                "FROM wanted w JOIN entries e "
                 "USING (citizen_id, programme, period, arrears) JOIN runs r USING (run_id) "
                 "WHERE e.run_id != ?", (run_id,)).fetchall()
             db.execute("DELETE FROM wanted")
         return {line: Entry(EntryState(state), *rest) for line, state, *rest in held}
 
-    def settle(self, run_id: str, outcomes: Iterable[tuple[Key, EntryState, str]]) -> None:
-        """Record where this run's keys ended: (key, state, reason code) each; keys of other
-        runs are left alone."""
+    def settle(self, run_id: str, outcomes: Iterable[Settled]) -> None:
+        """Record where this run's keys ended: (key, state, reason code, bank, account) each;
+        keys of other runs are left alone."""
         now = _now()
         with self._transaction() as db:
             db.executemany(
-                "UPDATE entries SET state=?, reason_code=?, updated_at=? WHERE citizen_id=? "
+                "UPDATE entries SET state=?, reason_code=?, updated_at=?, creditor_bic=?, "
+                "account_id=? WHERE citizen_id=? "
                 "AND programme=? AND period=? AND arrears=? AND run_id=? AND state!=?",
-                ((state.value, code, now, *key, run_id, state.value)
-                 for key, state, code in outcomes))
+                ((state.value, code, now, bic, account, *key, run_id, state.value)
+                 for key, state, code, bic, account in outcomes))
 
     def entries(self, citizen_id: str) -> Iterator[dict[str, object]]:
         """A citizen's entries, for a person to read."""
         cursor = self._db.execute(
             "SELECT citizen_id, programme, period, arrears, state, run_id, folder, line, "
-            "end_to_end_id, amount_vnd, full_name, reason_code, updated_at FROM entries "
+            "end_to_end_id, amount_vnd, full_name, reason_code, updated_at, creditor_bic, "
+            "account_id FROM entries "
             "JOIN runs USING (run_id) WHERE citizen_id=? ORDER BY programme, period, arrears",
             (citizen_id,))
         names = [column[0] for column in cursor.description]

@@ -180,8 +180,13 @@ def _refused(line: int, problems: list[str]) -> dict[str, Any]:
 
 
 def _earlier(line: int, payment: Payment, entry: Entry) -> dict[str, Any]:
-    return _base(line, payment) | {"status": EARLIER, "reason_code": entry.state.value,
-                                   "reason_text": entry.sentence()}
+    """A row another run holds, with the account that run paid (its own row's, or the one
+    the directory linked) when it paid one."""
+    row = _base(line, payment) | {"status": EARLIER, "reason_code": entry.state.value,
+                                  "reason_text": entry.sentence()}
+    if entry.creditor_bic:
+        row["creditor_bic"], row["account_id"] = entry.creditor_bic, entry.account_id
+    return row
 
 
 def _traced(line: int, payment: Payment, index: int, run: RunRows) -> dict[str, Any]:

@@ -49,7 +49,7 @@ from banks.payment_table import (
     retry_id,
 )
 from banks.payout import PayoutResult, PayoutStatus
-from banks.payout_register import Entry, EntryState, Key, PayoutRegister, key_of
+from banks.payout_register import Entry, PayoutRegister, Settled, key_of
 from banks.payout_report import write_report
 from banks.payout_state import PayoutState
 from banks.payout_trace import (
@@ -426,7 +426,7 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                                            "report.html")}
     figures = Figures()
     listed: dict[str, list[dict[str, object]]] = {CASH: [], DECEASED: []}
-    settled: list[tuple[Key, EntryState, str]] = []
+    settled: list[Settled] = []
     with files["results.csv"].open("w", newline="", encoding=EXCEL_ENCODING) as file:
         writer = csv.DictWriter(file, fieldnames=TRACE_COLUMNS, delimiter=table.delimiter)
         writer.writeheader()
@@ -438,7 +438,8 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
             state = register_state(row)
             if state is not None:
                 settled.append((key_of(row["citizen_id"], row["programme"], row["period"],
-                                       row["arrears"]), state, row["reason_code"]))
+                                       row["arrears"]), state, row["reason_code"],
+                                row["creditor_bic"], row["account_id"]))
                 if len(settled) >= SETTLE_BATCH:
                     register.settle(run_id, settled)
                     settled.clear()

@@ -107,8 +107,10 @@ def test_a_corrected_table_pays_the_rest_and_cash_must_be_cancelled_before_an_ac
     code, terminal = pay(corrected, tmp_path / "run3", capsys)
     assert code == 0, terminal
     traced = results(tmp_path / "run3")
-    assert [(r["status"], r["creditor_bic"]) for r in traced] == [
-        ("earlier", "BFTVVNVX"), ("paid", "ICBVVNVX"), ("earlier", ""), ("earlier", "ICBVVNVX")]
+    # rows paid earlier show the account that paid them, the one found by citizen id too
+    assert [(r["status"], r["creditor_bic"], r["account_id"]) for r in traced] == [
+        ("earlier", "BFTVVNVX", "0011004455667"), ("paid", "ICBVVNVX", "108001234567"),
+        ("earlier", "BFTVVNVX", "0011004455667"), ("earlier", "ICBVVNVX", "108009999999")]
     with sqlite3.connect(register) as db:
         assert db.execute("SELECT reason FROM cancellations").fetchall() == [
             ("Bưu điện xác nhận chưa chi",)]
@@ -131,8 +133,8 @@ def test_a_key_claimed_by_an_unfinished_run_is_not_paid_by_another(tmp_path: Pat
         assert list(held) == [5] and held[5].state == EntryState.CLAIMED
         assert "unfinished run run-a" in held[5].sentence()
         assert register.claim("run-a", tmp_path / "a", tmp_path / "t.csv", "sha", rows) == {}
-        register.settle("run-a", [(register_key(rows[0][1]), EntryState.CASH, "BE23")])
-        register.settle("run-b", [(register_key(rows[0][1]), EntryState.PAID, "")])  # not its
+        register.settle("run-a", [(register_key(rows[0][1]), EntryState.CASH, "BE23", "", "")])
+        register.settle("run-b", [(register_key(rows[0][1]), EntryState.PAID, "", "B", "1")])
         held = register.claim("run-c", tmp_path / "c", tmp_path / "t3.csv", "sha3",
                               [(2, payment("001190012345")),
                                (3, payment("001190012345", "tro_cap_xa_hoi"))])
