@@ -26,6 +26,10 @@ from pathlib import Path
 from banks.payment_table import Payment
 
 MAX_REASON_CHARS = 500
+LOCK_TIMEOUT_S = 60.0  # another run's claim or settlement holds the write lock this long
+ENTRY_COLUMNS = ("citizen_id", "programme", "period", "arrears", "state", "run_id", "line",
+                 "end_to_end_id", "amount_vnd", "full_name", "reason_code", "updated_at",
+                 "creditor_bic", "account_id")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, folder TEXT NOT NULL,
     table_path TEXT NOT NULL, table_sha256 TEXT NOT NULL, started_at TEXT NOT NULL);
@@ -103,12 +107,28 @@ class PayoutRegister:
     so two runs claiming at once each get the keys the other did not."""
 
     def __init__(self, path: Path) -> None:
+        """Open (or create) the register; raises RegisterError for a file that is not one
+        (another SQLite file, an older layout, not SQLite at all), OSError for a folder that
+        cannot be made."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=LOCK_TIMEOUT_S)
+        try:
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "entries" not in tables:  # another program's file: left untouched
+                raise sqlite3.DatabaseError("it holds other tables")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            columns = [row[1] for row in self._db.execute("PRAGMA table_info(entries)")]
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise RegisterError(f"{path} is not a payout register ({error})") from None
+        if columns != list(ENTRY_COLUMNS):
+            self._db.close()
+            raise RegisterError(f"{path} is not a payout register of this switchlab (its "
+                                "entries have other columns): give another register file")
 
     def close(self) -> None:
         self._db.close()

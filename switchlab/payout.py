@@ -49,7 +49,7 @@ from banks.payment_table import (
     retry_id,
 )
 from banks.payout import PayoutResult, PayoutStatus
-from banks.payout_register import Entry, PayoutRegister, Settled, key_of
+from banks.payout_register import Entry, PayoutRegister, RegisterError, Settled, key_of
 from banks.payout_report import write_report
 from banks.payout_state import PayoutState
 from banks.payout_trace import (
@@ -328,7 +328,11 @@ async def pay_table(settings: PayoutSettings) -> Report:
     state = _open_state(settings, table)
     run_id = state.get(RUN_ID)
     assert run_id is not None
-    register = PayoutRegister(settings.register_path())
+    try:
+        register = PayoutRegister(settings.register_path())
+    except RegisterError as error:
+        state.close()
+        raise PayoutRefused(str(error)) from None
     world: World | None = None
     remote: Treasury | None = None
     try:

@@ -52,7 +52,11 @@ def _checked(args: argparse.Namespace) -> PayoutRegister | None:
     if not args.register.is_file():
         print(f"switchlab payout-register: {args.register}: no such register", file=sys.stderr)
         return None
-    return PayoutRegister(args.register)
+    try:
+        return PayoutRegister(args.register)
+    except RegisterError as error:
+        print(f"switchlab payout-register: {error}", file=sys.stderr)
+        return None
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from banks.payment_table import Payment
-from banks.payout_register import EntryState, PayoutRegister, register_key
+from banks.payout_register import EntryState, PayoutRegister, RegisterError, register_key
 from switchlab.cli import main
 
 HEADER = "citizen_id;full_name;amount_vnd;programme;period;creditor_bic;account_id;commune\n"
@@ -139,3 +139,26 @@ def test_a_key_claimed_by_an_unfinished_run_is_not_paid_by_another(tmp_path: Pat
                               [(2, payment("001190012345")),
                                (3, payment("001190012345", "tro_cap_xa_hoi"))])
         assert list(held) == [2] and held[2].state == EntryState.CASH
+
+
+def test_a_file_that_is_not_a_register_is_refused_and_left_untouched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A --payout-register pointing at a run's run.sqlite, or at any other file, must not
+    gain the register's tables, nor end in a traceback."""
+    other = tmp_path / "run.sqlite"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE finals (end_to_end_id TEXT)")
+    garbage = tmp_path / "notes.sqlite"
+    garbage.write_text("not a database\n", encoding="utf-8")
+    for path in (other, garbage):
+        with pytest.raises(RegisterError, match="is not a payout register"):
+            PayoutRegister(path)
+    with sqlite3.connect(other) as db:
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("finals",)]
+    table = tmp_path / "t.csv"
+    table.write_text(HEADER + PAID_BY_ACCOUNT, encoding="utf-8")
+    assert main(["payout", str(table), "--output", str(tmp_path / "o"), "--no-progress",
+                 "--payout-register", str(garbage)]) == 2
+    assert "is not a payout register" in capsys.readouterr().err
+    assert main(["payout-register", "show", "--register", str(other),
+                 "--citizen-id", "001190012345"]) == 2
