@@ -160,7 +160,9 @@ def _payout(args: argparse.Namespace) -> int:
 
     Check the table, verify each account against the row's citizen id and name (acmt.023),
     pay it through the switch, and write the results, the post office's cash list and the
-    list of deceased for the ministry. By default in an embedded lab on 127.0.0.1; with
+    list of deceased for the ministry, and a report. A corrected table pays only what no
+    earlier run of the treasury paid or listed (its payout register; see `switchlab
+    payout-register`). By default in an embedded lab on 127.0.0.1; with
     --switch, against a running switch. Killed or interrupted, the same command finishes the
     run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
     reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
