@@ -76,6 +76,7 @@ REGISTER_FOLDER = "payout-register"  # beside the output folder: <BIC>.sqlite a 
 SETTLE_BATCH = 10_000  # register entries settled a transaction
 DIRECTORY_PAGE = 1_000  # the switch's limit on directory changes a request
 DIRECTORY_TIMEOUT_S = 30.0  # a page of it
+MAX_DIRECTORY_PAGES = 100_000  # 100 million changes: far past any directory
 # How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
 # recorded named them otherwise, and resuming it here could pay a row twice.
 ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "retry-sha256"
@@ -227,36 +228,38 @@ async def _remote_treasury(settings: PayoutSettings) -> Treasury:
 async def _directory_links(url: str, token: str, citizens: set[str]
                            ) -> dict[str, tuple[str, str]]:
     """The account the switch's directory links each of `citizens` to now (the admin API's
-    changes, a page at a time): where a row paid by citizen id went."""
+    changes, a page at a time, at most MAX_DIRECTORY_PAGES): where a row paid by citizen id
+    went. A directory that cannot be read leaves them unknown (empty), with a warning: what
+    was paid stands."""
     links: dict[str, tuple[str, str]] = {}
     after_seq = 0
     async with aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {token}"},
             timeout=aiohttp.ClientTimeout(total=DIRECTORY_TIMEOUT_S)) as session:
-        while citizens:
+        for _ in range(MAX_DIRECTORY_PAGES):
             try:
                 async with session.get(f"{url.rstrip('/')}/v1/admin/directory/changes",
                                        params={"after_seq": after_seq, "limit": DIRECTORY_PAGE}
                                        ) as response:
                     response.raise_for_status()
                     changes = (await response.json())["changes"]
-            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError) as error:
-                # what was paid stands; only the columns of rows paid by citizen id stay empty
+                for change in changes:
+                    citizen_id = change["citizen_id"]
+                    if citizen_id not in citizens:
+                        continue
+                    if change["action"] == "unlink":
+                        links.pop(citizen_id, None)
+                    else:
+                        links[citizen_id] = (str(change["participant_bic"]),
+                                             str(change["account_id"]))
+                if len(changes) < DIRECTORY_PAGE:
+                    break
+                after_seq = int(changes[-1]["seq"])
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
                 logging.getLogger(__name__).warning(
                     "the switch's directory could not be read (%s): the bank and account of "
                     "rows paid by citizen id are left empty in results.csv", error)
                 return {}
-            for change in changes:
-                if change["citizen_id"] not in citizens:
-                    continue
-                if change["action"] == "unlink":
-                    links.pop(change["citizen_id"], None)
-                else:
-                    links[change["citizen_id"]] = (change["participant_bic"],
-                                                   change["account_id"])
-            if len(changes) < DIRECTORY_PAGE:
-                break
-            after_seq = changes[-1]["seq"]
     return links
 
 
