@@ -31,7 +31,7 @@ from scenarios.runner import run_scenario
 from scenarios.spec import LIBRARY, ScenarioError, json_schema, load_scenario, shipped
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
-from switchlab import journal, postgres, prometheus, targets
+from switchlab import journal, payout_register_command, postgres, prometheus, targets
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
@@ -170,7 +170,8 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
-                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress)
+                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
+                          payout_register=args.payout_register)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -178,7 +179,9 @@ def _payout(args: argparse.Namespace) -> int:
 
     Check the table, verify each account against the row's citizen id and name (acmt.023),
     pay it through the switch, and write the results, the post office's cash list and the
-    list of deceased for the ministry. By default in an embedded lab on 127.0.0.1; with
+    list of deceased for the ministry, and a report. A corrected table pays only what no
+    earlier run of the treasury paid or listed (its payout register; see `switchlab
+    payout-register`). By default in an embedded lab on 127.0.0.1; with
     --switch, against a running switch. Killed or interrupted, the same command finishes the
     run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
     reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
@@ -475,8 +478,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
                         help="the switch's admin token, to reconcile with its books (--switch)")
+    payout.add_argument("--payout-register", type=Path, metavar="PATH",
+                        help="the treasury's payout register, shared by its runs (default "
+                        "payout-register/<BIC>.sqlite beside the --output folder)")
     payout.add_argument("--no-progress", action="store_true",
                         help="no progress bar (for CI logs)")
+    payout_register_command.add_parser(commands)
 
     conformance = _command(commands, "conformance", _conformance)
     conformance_command.add_options(conformance, _whole_number)
