@@ -155,11 +155,12 @@ class Book:
         return None
 
     def taken(self, accepted: list[Transfer], duplicates: list[CreditTransfer],
-              decided: Mapping[str, Decided] | None) -> list[Transfer]:
+              decided: Mapping[str, Decided] | None) -> tuple[list[Transfer], list[Transfer]]:
         """The journal holds them: PENDING ones are in flight from now. A shared journal may
         have decided otherwise for some (`decided`): an id another process took first is a
         duplicate (added to `duplicates`, not journaled here); a cap the other processes'
-        holds left too small is AM04. Returns the transfers this process journaled."""
+        holds left too small is AM04. Returns the transfers this process journaled, and those
+        of them to forward (PENDING: in flight from now)."""
         taking = self.taking
         for transfer in accepted:
             taking.pop(transfer.end_to_end_id, None)
@@ -177,10 +178,14 @@ class Book:
                 kept.append(transfer)
             accepted = kept
         in_flight = self.in_flight
-        for transfer in accepted:
-            if transfer.state is TransferState.PENDING:
-                in_flight[transfer.end_to_end_id] = transfer
-        return accepted
+        pending = [t for t in accepted if t.state is TransferState.PENDING]
+        for transfer in pending:
+            in_flight[transfer.end_to_end_id] = transfer
+        return accepted, pending
+
+    def still_pending(self, transfers: Iterable[Transfer]) -> list[Transfer]:
+        """Those not made final meanwhile (a shared journal's word): what may be forwarded."""
+        return [t for t in transfers if t.state is TransferState.PENDING]
 
     def untake(self, transfers: Iterable[Transfer]) -> None:
         """The journal did not take them: forget them (a resend's outcome is then the

@@ -111,8 +111,8 @@ class Forwarding:
 
     async def _forward_batch(self, creditor_bic: str, transfers: list[Transfer]) -> None:
         state = self.state
-        transfers = [t for t in transfers if t.state is TransferState.PENDING]  # not final
-        if not transfers:  # elsewhere meanwhile (a shared journal)
+        transfers = state.book.still_pending(transfers)
+        if not transfers:  # made final elsewhere meanwhile (a shared journal)
             return
         creditor = state.participants[creditor_bic]
         batch = ForwardedBatch(msg_id=new_id("SWF"), creditor_bic=creditor_bic,

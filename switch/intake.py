@@ -112,9 +112,10 @@ class Intake:
             except BaseException:
                 book.untake(accepted)
                 raise
-            accepted = book.taken(accepted, duplicates, decided)
+            accepted, pending = book.taken(accepted, duplicates, decided)
+        else:
+            pending = []
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
-        pending = [t for t in accepted if t.state is TransferState.PENDING]
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
         if refused:
