@@ -117,7 +117,7 @@ class Forwarding:
         creditor = state.participants[creditor_bic]
         batch = ForwardedBatch(msg_id=new_id("SWF"), creditor_bic=creditor_bic,
                                transfers={t.end_to_end_id: t for t in transfers})
-        failure_reason = reasons.TIMEOUT_INSTRUCTED_AGENT
+        failure_reason = reasons.OFFLINE_CREDITOR_AGENT  # the forward failed (AB06: a crash)
         try:
             async with self._forward_slots[creditor_bic]:
                 for transfer in transfers:
