@@ -18,10 +18,13 @@ Two books, chosen once when the switch starts (`book_for`), as Locust chooses it
   book holds no money between them; it follows the journal's word. Nothing else in the switch
   asks which book it has.
 
-The invariants of docs/design.md section 5 are asserted here, in pairs with the journal
-(switch/store.py asserts what goes in, recovery what comes back): positions sum to zero, no
-reservation is negative or above its cap, a transfer moves only along the state machine
-(switch/states.py), a transfer is reserved only once, when it is new.
+The invariants of docs/design.md section 5 are asserted here, in pairs on the way into the
+journal and back out of it: a transfer moves only along the state machine (switch/states.py)
+when its final state is made for the journal (`finals`) and again when memory takes it
+(`apply_finals`); positions sum to zero after every settlement and return, and when rebuilt
+from the journal (`recover`); no hold is negative or past its cap (switch/positions.py); a
+transfer is held only when new (`take`), or again at recovery only while the journal holds it
+PENDING (`hold_in_flight`); a return only of a settled transfer (`hold_return`).
 """
 
 from __future__ import annotations
