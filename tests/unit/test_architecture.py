@@ -52,7 +52,7 @@ def test_importing_the_switch_loads_nothing_of_the_lab() -> None:
         [sys.executable, "-c", "import sys, switch.app, switch.__main__; print(' '.join("
          "sorted({m.split('.')[0] for m in sys.modules})))"],
         capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
-    assert {"banks", "switchlab", "scenarios", "loadtests"}.isdisjoint(loaded), loaded
+    assert {"banks", "switchlab", "scenarios", "loadtests", "sim"}.isdisjoint(loaded), loaded
     assert {"switch", "protocol"} <= set(loaded)
 
 
