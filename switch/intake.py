@@ -41,10 +41,11 @@ MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
 
 @dataclass(slots=True)
 class Submission:
-    """What the switch made of one pacs.008: the journaled transfers and immediate refusals,
-    or a reason to refuse the whole message (nothing of it taken)."""
+    """What the switch made of one pacs.008: the transfers it journaled (PENDING, or REJECTED
+    at intake), the refusals of resent ids (not journaled), or a reason to refuse the whole
+    message (nothing of it taken)."""
 
-    accepted: list[Transfer] = field(default_factory=list)
+    journaled: list[Transfer] = field(default_factory=list)
     refused: list[TransactionStatus] = field(default_factory=list)  # resent ids, not journaled
     group_reason: str | None = None
 
@@ -112,9 +113,10 @@ class Intake:
             except BaseException:
                 book.untake(accepted)
                 raise
-            accepted = book.taken(accepted, duplicates, decided)
+            accepted, pending = book.taken(accepted, duplicates, decided)
+        else:
+            pending = []
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
-        pending = [t for t in accepted if t.state is TransferState.PENDING]
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
         if refused:
@@ -191,7 +193,7 @@ class Intake:
                 original_msg_id=message.msg_id, reason_originator_bic=self.state.config.bic)
         if submission.refused:
             return submission.refused[0]
-        transfer = submission.accepted[0]
+        transfer = submission.journaled[0]
         if transfer.outcome is not None:
             try:
                 await asyncio.wait_for(transfer.outcome, self.state.config.creditor_timeout_s

@@ -18,6 +18,7 @@ stops (fail-stop) only for a storage failure: a disk that cannot write, a corrup
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import time
@@ -727,7 +728,10 @@ class JournalReader:
         return listed(self._rows(sql, params), limit, oldest_first)
 
 
-_SQLITE_READS = {
+# The read queries, written once for both dialects: SQL that SQLite and PostgreSQL read alike,
+# with numbered parameters ?1, ?2… (SQLite's); PostgreSQL's journal numbers them $1, $2…
+# (`dollar_placeholders`). A parameter that may be NULL is cast, which both understand.
+READS = {
     "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=?1 AND msg_id=?2",
     "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=?1",
     "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
@@ -736,8 +740,9 @@ _SQLITE_READS = {
     "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
     "directory_changes": (
         "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
-        " at FROM directory_changes WHERE seq > ?1 AND (?2 IS NULL OR citizen_id = ?2)"
-        " AND (?3 IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
+        " at FROM directory_changes WHERE seq > ?1"
+        " AND (CAST(?2 AS TEXT) IS NULL OR citizen_id = ?2)"
+        " AND (CAST(?3 AS TEXT) IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=?1 ORDER BY seq",
     "totals": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
@@ -754,11 +759,17 @@ _SQLITE_READS = {
         " 'transfer' FROM transfers WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)"
         " UNION ALL SELECT return_id, amount_vnd, debtor_bic = ?2, settled_at,"
         " CASE WHEN debtor_bic = ?2 THEN creditor_bic ELSE debtor_bic END, 'return'"
-        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2))"
+        " FROM returns WHERE cycle_id=?1 AND (debtor_bic=?2 OR creditor_bic=?2)) AS entries"
         " WHERE at > ?3 OR (at = ?3 AND ref > ?4) ORDER BY at, ref LIMIT ?5"),
     "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
                   " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
 }
+_SQLITE_READS = READS
+
+
+def dollar_placeholders(sql: str) -> str:
+    """?1, ?2… as PostgreSQL numbers its parameters: $1, $2…"""
+    return re.sub(r"\?(\d+)", r"$\1", sql)
 
 
 class Store(GroupCommit, JournalReads):

@@ -29,6 +29,7 @@ from protocol.settings import describe as settings_problems
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
 from scenarios.spec import LIBRARY, ScenarioError, json_schema, load_scenario, shipped
+from sim import command as simulate
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
 from switchlab import journal, payout_register_command, postgres, prometheus, targets
@@ -438,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
 
     journal.add_parser(commands)
+    simulate.add_parser(commands)
     payout = _command(commands, "payout", _payout)
     payout.add_argument("table", type=Path, help="the payment table, CSV in UTF-8")
     payout.add_argument("--output", type=Path,

@@ -566,7 +566,7 @@ async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: Switc
     transfer is already final (any await in between) still gives the final status."""
     message = credit_transfers([transfer("E2E-LATE-AWAIT")])
     submission = await lab.switch.intake.submit(TREASURY, message, False, b"digest")
-    (accepted,) = submission.accepted
+    (accepted,) = submission.journaled
     await until(lambda: accepted.state is TransferState.SETTLED)
     assert accepted.outcome is not None and accepted.outcome.done()
     await accepted.outcome
