@@ -21,9 +21,10 @@ from conformance.cases import CASES, selected
 from conformance.context import UNKNOWN_ACCOUNT
 from conformance.lab import LabError
 from conformance.report import terminal, write_reports
-from conformance.rules import DEFAULT_SCHEMAS, Schemas
+from conformance.rules import Schemas
 from conformance.runner import SuiteSettings, run_suite
 from protocol.ids import is_bic
+from protocol.iso_schemas import SCHEMA_FOLDER
 from protocol.runtime import run_event_loop
 
 PASSED_EXIT, FAILED_EXIT, INVALID_EXIT = 0, 1, 2
@@ -62,9 +63,9 @@ def add_options(command: argparse.ArgumentParser,
                          help="address the bank posts to the switch at")
     command.add_argument("--switch-port", type=whole_number(1, 65_535),
                          default=DEFAULT_SWITCH_PORT, help="port the bank posts to the switch at")
-    command.add_argument("--schemas", type=Path, default=DEFAULT_SCHEMAS,
-                         help="folder of the ISO 20022 schemas (XSD); without it schema "
-                         "validation is reported as not run")
+    command.add_argument("--schemas", type=Path, default=SCHEMA_FOLDER,
+                         help="folder of the ISO 20022 schemas (XSD) to validate against "
+                         "instead of those the package ships")
     command.add_argument("--output", type=Path,
                          help="folder for the reports (default conformance-<BIC>)")
 
@@ -114,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         flags = (args.secret_file, args.bank_public_key_file, args.switch_private_key_file)
         made = [] if any(flags) else credentials.create(args.credentials, args.signing)
         keys = credentials.load(args.credentials, args.signing, *flags)
+        schemas = Schemas(args.schemas)
     except (ValueError, OSError) as error:  # AccountsFileError, CredentialsError too
         print(f"switchlab conformance: {error}", file=sys.stderr)
         return INVALID_EXIT
@@ -124,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or Path(f"conformance-{args.bic}")
     settings = SuiteSettings(
         participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
-        cases=cases, run_dir=out / "switch", schemas=Schemas(args.schemas), burst=args.burst,
+        cases=cases, run_dir=out / "switch", schemas=schemas, burst=args.burst,
         switch_host=args.switch_host, switch_port=args.switch_port)
     print(f"Running {len(cases)} of {len(CASES)} cases against {args.bic} at "
           f"{args.participant_url} …", flush=True)

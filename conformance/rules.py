@@ -1,5 +1,5 @@
 """What every message the bank sends must satisfy, whatever case saw it: the ISO 20022
-schemas switchlab carries (where they are present) and the scheme's own rules (head.001
+schemas switchlab ships (protocol/schemas/) and the scheme's own rules (head.001
 names, signatures, ids, amounts, reason codes). A problem fails the case that saw it.
 
 The bank's messages are the answers it gives on the switch's leg (signed, per
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
@@ -20,6 +19,7 @@ from conformance.relay import Exchange
 from protocol import codec, reasons, signing
 from protocol.hooks import HOOKS_PREFIX
 from protocol.http import SWITCH_MESSAGES_PATH, XML_CONTENT_TYPE
+from protocol.iso_schemas import HEAD_DEFINITION, SCHEMA_FOLDER, schema
 from protocol.messages import (
     BusinessMessage,
     CreditTransferMessage,
@@ -33,10 +33,7 @@ from protocol.messages import (
     VerificationReport,
     VerificationRequest,
 )
-from protocol.runtime import CODE_ROOT
 
-DEFAULT_SCHEMAS = CODE_ROOT.parent / "shared" / "iso20022-xsd"
-HEAD_SCHEMA = "head.001.001.02"
 MASK = re.compile(r"^[A-Z]\**( [A-Z]\**)*$")  # protocol/names.py's mask: "N***** T** R*"
 MAX_PROBLEMS_PER_MESSAGE = 5
 TYPE_OF: dict[type, MessageType] = {
@@ -52,26 +49,21 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
                           huge_tree=False, remove_blank_text=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Schemas:
-    """The official ISO 20022 schemas in `folder`, or why schema validation is not run."""
+    """The official ISO 20022 schemas in `folder`: the ones the package ships
+    (protocol/schemas/) unless `--schemas` names another folder. Raises ValueError when the
+    folder holds no head.001 schema: a run never goes on without validating."""
 
-    folder: Path
-    not_run_because: str | None = field(init=False, default=None)
+    folder: Path = SCHEMA_FOLDER
 
     def __post_init__(self) -> None:
-        if not (self.folder / f"{HEAD_SCHEMA}.xsd").is_file():
-            self.not_run_because = (f"the ISO 20022 schemas are not in {self.folder} (give "
-                                    "their folder with --schemas)")
-
-    @property
-    def available(self) -> bool:
-        return self.not_run_because is None
+        if schema(HEAD_DEFINITION, self.folder) is None:
+            raise ValueError(f"{self.folder} holds no {HEAD_DEFINITION}.xsd: not a folder of "
+                             "the ISO 20022 schemas")
 
     def problems(self, body: bytes) -> list[str]:
         """Each of AppHdr and Document against its schema; the first error of each."""
-        if not self.available:
-            return []
         try:
             envelope = etree.fromstring(body, _PARSER)
         except etree.XMLSyntaxError:
@@ -80,12 +72,12 @@ class Schemas:
         for element in envelope:
             namespace = etree.QName(element).namespace or ""
             definition = namespace.rsplit(":", 1)[-1]
-            schema = _schema(self.folder, definition)
-            if schema is None:
+            checker = schema(definition, self.folder)
+            if checker is None:
                 found.append(f"{definition or element.tag} is no message definition switchlab "
                              "carries a schema for")
-            elif not schema.validate(etree.ElementTree(element)):
-                error = schema.error_log.last_error
+            elif not checker.validate(etree.ElementTree(element)):
+                error = checker.error_log.last_error
                 found.append(f"not valid against the {definition} schema: "
                              f"{_schema_message(error.message)} (line {error.line})")
         return found
@@ -94,14 +86,6 @@ class Schemas:
 def _schema_message(text: str) -> str:
     """lxml's message without the namespaces in braces, which make it unreadable."""
     return re.sub(r"\{[^}]*\}", "", text)
-
-
-@cache
-def _schema(folder: Path, definition: str) -> etree.XMLSchema | None:
-    path = folder / f"{definition}.xsd"
-    if not re.fullmatch(r"[a-z]{4}\.\d{3}\.\d{3}\.\d{2}", definition) or not path.is_file():
-        return None
-    return etree.XMLSchema(file=str(path))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from banks.accounts_file import read_accounts
 from conformance import credentials
 from conformance.cases import CASES
 from conformance.report import write_reports
-from conformance.rules import DEFAULT_SCHEMAS, Schemas
+from conformance.rules import Schemas
 from conformance.runner import FAILED, NOT_APPLICABLE, PASSED, RunResult, SuiteSettings, run_suite
 from protocol.runtime import bind, start_process, stop_process
 
@@ -82,7 +82,7 @@ async def conformance_run(folder: Path, behaviour: dict[str, Any], signing: str 
         return await run_suite(SuiteSettings(
             participant_url=url, bic=BIC, keys=keys,
             accounts=read_accounts(folder / "accounts.csv"), cases=list(CASES.values()),
-            run_dir=folder / "run", schemas=Schemas(DEFAULT_SCHEMAS), burst=BURST,
+            run_dir=folder / "run", schemas=Schemas(), burst=BURST,
             switch_socket=switch_side))
     finally:
         await stop_process(bank)

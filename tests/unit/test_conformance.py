@@ -11,7 +11,7 @@ import pytest
 from banks.accounts_file import AccountsFileError, read_accounts
 from conformance.cases import CASES, selected
 from conformance.relay import Exchange
-from conformance.rules import DEFAULT_SCHEMAS, Rules, Schemas, unmasked
+from conformance.rules import Rules, Schemas, unmasked
 from protocol import codec, signing
 from protocol.http import wrap
 from protocol.messages import (
@@ -96,7 +96,7 @@ def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
 
 
 def rules(tmp_path: Path) -> Rules:
-    return Rules(BANK, SWITCH, KEY, KEY, Schemas(tmp_path))
+    return Rules(BANK, SWITCH, KEY, KEY, Schemas())
 
 
 def test_a_correct_answer_breaks_no_rule(tmp_path: Path) -> None:
@@ -120,18 +120,18 @@ def test_a_refusal_before_authentication_need_not_be_signed(tmp_path: Path) -> N
     assert rules(tmp_path).check(exchange(b"401 unauthenticated\n", False, 401)) == []
 
 
-def test_without_the_schemas_validation_says_it_did_not_run(tmp_path: Path) -> None:
-    schemas = Schemas(tmp_path)
-    assert not schemas.available
-    assert str(tmp_path) in (schemas.not_run_because or "")
+def test_a_folder_without_the_schemas_is_refused_not_reported_as_validation_not_run(
+        tmp_path: Path) -> None:
+    """Issue #23: a run without schemas said CONFORMS with one grey line; now there is no
+    such run."""
+    with pytest.raises(ValueError, match=r"holds no head\.001\.001\.02\.xsd"):
+        Schemas(tmp_path)
 
 
-@pytest.mark.skipif(not Schemas(DEFAULT_SCHEMAS).available,
-                    reason=f"the ISO 20022 schemas are not in {DEFAULT_SCHEMAS}")
 def test_a_message_outside_its_schema_is_caught() -> None:
     """An element the codec does not read, which the schema does not allow."""
     body = answer().replace(b"</GrpHdr>", b"<Remark>ok</Remark></GrpHdr>", 1)
-    problems = Rules(BANK, SWITCH, KEY, KEY, Schemas(DEFAULT_SCHEMAS)).check(exchange(body))
+    problems = Rules(BANK, SWITCH, KEY, KEY, Schemas()).check(exchange(body))
     assert any("not valid against the pacs.002.001.10 schema" in p and "Remark" in p
                for p in problems), problems
 
