@@ -31,7 +31,8 @@ class Participant(Protocol):
     ledger: Ledger
     senders: Mapping[str, Sender]
 
-    def return_credit(self, end_to_end_id: str, reason_code: str) -> str | None: ...
+    def return_credit(self, end_to_end_id: str, reason_code: str,
+                      amount_vnd: int | None = None) -> str | None: ...
 
     def send_transfer(self, order: TransferOrder) -> str | None: ...
 
@@ -60,13 +61,16 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
                     if booking.account_id == account_id
                     and booking.state is BookingState.CREDITED]
         return web.json_response({"account_id": account_id, "balance_vnd": account.balance_vnd,
-                                  "credited": credited[-MAX_CREDITED_LISTED:]})
+                                  "credited": credited[-MAX_CREDITED_LISTED:],
+                                  "held": participant.ledger.held(account_id)[
+                                      -MAX_CREDITED_LISTED:]})
 
     async def make_return(request: web.Request) -> web.Response:
         participant: Participant = request.app[key]
         _, payload = await read_signed_json(request, participant.senders, MAX_HOOK_BODY_BYTES)
         order: ReturnOrder = _order(ReturnOrder, payload)
-        refusal = participant.return_credit(order.end_to_end_id, order.reason_code)
+        refusal = participant.return_credit(order.end_to_end_id, order.reason_code,
+                                            order.amount_vnd)
         if refusal is not None:
             raise web.HTTPConflict(text=f"409: {refusal}\n")
         return web.json_response({"status": "returning"}, status=202)

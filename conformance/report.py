@@ -99,15 +99,15 @@ def _verdict_line(result: RunResult) -> str:
     said = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n)
     if result.stopped_because is not None:
         return f"NOT TESTED: {result.stopped_because}"
-    failed_optional = sum(r.verdict == FAILED and not r.case.mandatory for r in result.results)
+    failed_optional = sum(r.verdict == FAILED and not r.mandatory for r in result.results)
     if result.passed:
         overall = "every mandatory case chosen passed"
-    elif any(r.verdict == FAILED and r.case.mandatory for r in result.results):
+    elif any(r.verdict == FAILED and r.mandatory for r in result.results):
         overall = "a mandatory case FAILED"
     else:
         overall = "a mandatory case could NOT RUN"
     return (f"{said}: {overall}"
-            + (f" ({failed_optional} optional case failed)" if failed_optional else ""))
+            + (f" ({failed_optional} conditional case failed)" if failed_optional else ""))
 
 
 def terminal(result: RunResult) -> str:
@@ -116,7 +116,7 @@ def terminal(result: RunResult) -> str:
              f"{settings.keys.signing} signing", ""]
     if result.stopped_because is not None:
         return "\n".join([*lines, "NOT TESTED: the bank cannot be tested (below)"])
-    names = [r.case.name + ("" if r.case.mandatory else " (optional)") for r in result.results]
+    names = [r.case.name + ("" if r.mandatory else " (conditional)") for r in result.results]
     width = max(map(len, names), default=10) + 2
     for name, r in zip(names, result.results, strict=True):
         lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{r.wrong or r.case.title}")
@@ -166,7 +166,8 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "counts": result.counts(),
         "cases": [{
             "name": r.case.name, "title": r.case.title, "tags": list(r.case.tags),
-            "mandatory": r.case.mandatory, "verdict": r.verdict, "expected": r.case.expected,
+            "version": r.case.version, "mandatory": r.mandatory, "verdict": r.verdict,
+            "expected": r.case.expected,
             "wrong": r.wrong, "problems": r.problems, "steps": r.notes,
             "duration_s": round(r.duration_s, 3),
             "exchanges": [_exchange_json(e, r.case.name, n)
@@ -317,7 +318,7 @@ def _case_html(r: CaseResult) -> str:
     return (f'<section class="case{" failed-case" if failed else ""}" '
             f'id="{_anchor(r.case.name)}"><h3>{_badge(r.verdict)} {html.escape(r.case.name)}: '
             f"{html.escape(r.case.title)}</h3><p class=meta>"
-            f"{'mandatory' if r.case.mandatory else 'optional'} · tags "
+            f"{r.case.plan_id} · {'mandatory' if r.mandatory else 'conditional'} · tags "
             f"{html.escape(', '.join(r.case.tags))} · {r.duration_s:.2f} s</p>"
             f"<div class=label>expected</div><p>{html.escape(r.case.expected)}</p>"
             f"{wrong}{problems}{steps}{exchanged}</section>")
@@ -329,7 +330,7 @@ def page(result: RunResult) -> str:
                "CONFORMS" if result.passed else "DOES NOT CONFORM")
     rows = "".join(
         f"<tr><td>{_badge(r.verdict)}</td><td><a href='#{_anchor(r.case.name)}'>"
-        f"{html.escape(r.case.name)}</a></td><td>{'mandatory' if r.case.mandatory else 'optional'}"
+        f"{html.escape(r.case.name)}</a></td><td>{'mandatory' if r.mandatory else 'conditional'}"
         f"</td><td>{html.escape(r.wrong if r.verdict != PASSED and r.wrong else r.case.title)}"
         "</td></tr>" for r in result.results)
     setup = "".join(_exchange_html(e, "setup", n, False)

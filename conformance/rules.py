@@ -36,6 +36,9 @@ from protocol.messages import (
 
 MASK = re.compile(r"^[A-Z]\**( [A-Z]\**)*$")  # protocol/names.py's mask: "N***** T** R*"
 MAX_PROBLEMS_PER_MESSAGE = 5
+# refusals made from the headers alone, before the sender is known: never signed
+# (docs/participants.md, "Check every answer")
+UNSIGNED_REFUSALS = frozenset({401, 408, 413, 415, 503})
 TYPE_OF: dict[type, MessageType] = {
     CreditTransferMessage: MessageType.CREDIT_TRANSFER,
     PaymentStatusReport: MessageType.PAYMENT_STATUS,
@@ -110,7 +113,7 @@ class Rules:
 
     def _answer(self, exchange: Exchange) -> list[str]:
         status = exchange.status
-        if status is None or status == 401:
+        if status is None or status in UNSIGNED_REFUSALS:
             return []  # no answer (the case judges), or a refusal that is never signed
         found = []
         request_signature = exchange.header(signing.SIGNATURE_HEADER)
@@ -126,6 +129,37 @@ class Rules:
             found += self._message(body, decoded_or_none(exchange.request_body),
                                    "the bank's answer")
         return found
+
+    def answer_problem(self, exchange: Exchange, e2e: str) -> str | None:
+        """Why the switch could not take the bank's answer to a forward for `e2e`, in one
+        sentence naming what the answer did (its signature, its form, the ids it answers), or
+        None when the answer carries a readable verdict for `e2e`."""
+        status = exchange.status
+        if status is None or status not in (200, 202):
+            return None
+        request_signature = exchange.header(signing.SIGNATURE_HEADER)
+        if request_signature is not None:
+            try:
+                signing.verify_answer(dict(exchange.response_headers), self.bank_bic,
+                                      self.bank_key, status, request_signature,
+                                      exchange.response_body)
+            except signing.SignatureError as error:
+                return f"the bank's answer breaks the signing rule: {error}"
+        if status == 202:
+            return None
+        try:
+            message = codec.decode(exchange.response_body)
+        except codec.CodecError as error:
+            return f"the bank's answer is not a well-formed ISO 20022 message: {error}"
+        document = message.document
+        if not isinstance(document, PaymentStatusReport):
+            return f"the bank answered with a {message.header.msg_def_id}, not a pacs.002"
+        answered = [item.original_end_to_end_id for item in document.transactions]
+        if e2e in answered:
+            return None
+        twice = sorted({e for e in answered if answered.count(e) > 1})
+        return (f"the bank's pacs.002 does not answer {e2e}"
+                + (f"; it answers {', '.join(twice[:3])} twice" if twice else ""))
 
     def _signed_by_switch(self, exchange: Exchange) -> bool:
         try:
@@ -179,6 +213,8 @@ class Rules:
             return self._verification(document, request)
         if isinstance(document, PaymentReturn | CreditTransferMessage):
             return self._money(document)
+        if isinstance(document, StatusRequest):
+            return []  # a debtor's question about its transfers (pacs.028)
         return [f"is a {TYPE_OF[type(document)]}, which a bank does not send"]
 
     def _status_report(self, report: PaymentStatusReport,

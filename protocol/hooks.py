@@ -8,9 +8,11 @@ each request signed exactly as the switch signs the messages it posts to the ban
 bank as it signs its answers:
 
 - `GET {base}/switchlab/balances/{account_id}` → `200 {"account_id", "balance_vnd",
-  "credited": [end-to-end ids]}`, `404` for an account it does not hold;
-- `POST {base}/switchlab/returns` `{"end_to_end_id", "reason_code"}` → `202` once the bank
-  is sending the pacs.004 that returns that credit, `409` with a sentence if it cannot;
+  "credited": [end-to-end ids], "held": [end-to-end ids]}`, `404` for an account it does not
+  hold;
+- `POST {base}/switchlab/returns` `{"end_to_end_id", "reason_code"}` and optionally
+  `"amount_vnd"` (a partial return) → `202` once the bank is sending the pacs.004 that
+  returns that credit, `409` with a sentence if it cannot;
 - `POST {base}/switchlab/transfers` `{"end_to_end_id", "amount_vnd", "debtor_account",
   "creditor_agent_bic", "creditor_account", "creditor_name"}` → `202` once the bank is sending
   that instant pacs.008 to the switch (optional: the cases as debtor).
@@ -38,23 +40,29 @@ AccountId = Annotated[str, Field(min_length=1, max_length=34, pattern=r"^\S+$")]
 
 
 class Balance(BaseModel):
-    """The answer to a balance query: what the account holds and which transfers credited
-    it (each end-to-end id once, however often it was delivered or confirmed)."""
+    """The answer to a balance query: what the account holds in whole dong (a JSON integer),
+    which transfers credited it (each end-to-end id once, however often it was delivered or
+    confirmed) and which it holds (accepted with ACCP, neither confirmed nor released: a
+    JSON list of strings, empty when none; None when the bank does not say, which fails the
+    cases about holds)."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
     account_id: AccountId
     balance_vnd: int
     credited: list[Id35] = Field(max_length=MAX_CREDITED_LISTED)
+    held: list[Id35] | None = Field(default=None, max_length=MAX_CREDITED_LISTED)
 
 
 class ReturnOrder(BaseModel):
-    """Return this credit (pacs.004) with this reason."""
+    """Return this credit (pacs.004) with this reason: the whole amount, or `amount_vnd` of
+    it (a partial return; whole dong, a JSON integer)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     end_to_end_id: Id35
     reason_code: Annotated[str, Field(pattern=r"^[A-Z0-9]{4}$")]
+    amount_vnd: int | None = Field(default=None, ge=1, le=MAX_AMOUNT_VND)
 
 
 class TransferOrder(BaseModel):

@@ -15,7 +15,7 @@ from lxml import etree
 
 from banks.accounts_file import read_accounts
 from conformance import credentials
-from conformance.cases import CASES
+from conformance.catalogue import CASES
 from conformance.report import write_reports
 from conformance.rules import Schemas
 from conformance.runner import FAILED, NOT_APPLICABLE, PASSED, RunResult, SuiteSettings, run_suite

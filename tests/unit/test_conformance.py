@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from banks.accounts_file import AccountsFileError, read_accounts
-from conformance.cases import CASES, selected
+from conformance.catalogue import CASES, selected
+from conformance.declaration import Declaration
 from conformance.relay import Exchange
 from conformance.rules import Rules, Schemas, unmasked
 from protocol import codec, signing
@@ -22,6 +23,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import CODE_ROOT
 from protocol.signing import HmacKey
 from switchlab.cli import main
 
@@ -152,13 +154,45 @@ def test_cases_are_chosen_by_name_or_tag_in_the_registry_order() -> None:
     with pytest.raises(ValueError, match="no tag nope; the tags are"):
         selected([], ["nope"])
     assert all(c.expected and c.tags for c in CASES.values())
-    assert [c.name for c in CASES.values() if not c.mandatory] == ["debtor.transfer"]
+    creditor_bank = Declaration()
+    assert {c.role for c in CASES.values()
+            if not creditor_bank.requires(c.role, c.feature)} == {"debtor"}
 
 
-def test_the_command_lists_the_cases(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_lists_the_cases_mandatory_by_the_declaration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #23: a case is mandatory or conditional by the roles and features the bank
+    declares; a creditor-only bank sees the debtor cases conditional."""
     assert main(["conformance", "--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in CASES) and "optional" in listed
+    creditor_only = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
+    assert set(creditor_only) == {case.plan_id for case in CASES.values()}
+    assert creditor_only["debtor.transfer@1"] == "conditional"
+    both = tmp_path / "declaration.json"
+    both.write_text('{"roles": ["creditor", "debtor"], "features": []}', encoding="utf-8")
+    assert main(["conformance", "--list", "--declaration", str(both)]) == 0
+    lines = {line.split()[0]: line.split()[1] for line in
+             capsys.readouterr().out.splitlines()[1:]}
+    assert lines["debtor.transfer@1"] == "mandatory"
+    assert lines["creditor.bulk@1"] == "conditional"  # the bulk feature is not declared
+    assert lines["creditor.accept@1"] == "mandatory"
+
+
+def test_a_bad_declaration_exits_2_naming_the_field(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "declaration.json"
+    bad.write_text('{"roles": ["acquirer"]}', encoding="utf-8")
+    assert main(["conformance", "--list", "--declaration", str(bad)]) == 2
+    assert "roles.0" in capsys.readouterr().err
+
+
+def test_the_published_test_plan_is_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/conformance.md carries `switchlab conformance --plan` verbatim: every case with
+    its id and version; a case added or changed without the plan fails here."""
+    assert main(["conformance", "--plan"]) == 0
+    plan = capsys.readouterr().out.strip()
+    docs = (CODE_ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
+    assert plan in docs
 
 
 @pytest.mark.parametrize(("arguments", "said"), [
