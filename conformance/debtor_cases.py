@@ -33,6 +33,10 @@ DEBTOR_WAIT_S = 15.0
 RESEND_WATCH_S = 2.0  # after the switch answered, how long the suite watches for a resend
 INQUIRY_WAIT_S = 15.0  # for the pacs.028 after an answer the bank cannot trust
 AMOUNT_VND = 50_000
+WHAT_BECAME = {UNSIGNED: "reached the bank without its signature headers",
+               FORGED: "reached the bank with a forged signature",
+               LOST: "never reached the bank (the connection closed once the switch had "
+                     "taken the transfer)"}
 BOOK_PAUSE_S = 0.5
 
 
@@ -169,7 +173,7 @@ def _untrusted(name: str, title: str, orders: tuple[str, ...], what: str, catche
             await order(ctx, account, e2e)
             sent = await sent_transfer(ctx, e2e, asked_at_s)
             ctx.note(f"the switch answered {e2e} {status_text(switch_answer(ctx, sent, e2e))}"
-                     f"; the relay passed the answer on {how}")
+                     f"; the answer {WHAT_BECAME[how]}")
             asked = await ctx.lab.to_switch.wait_for(
                 lambda e, e2e=e2e, since_s=sent.started_s: e.started_s >= since_s
                 and _asks_about(ctx, e, e2e), INQUIRY_WAIT_S)
@@ -177,7 +181,7 @@ def _untrusted(name: str, title: str, orders: tuple[str, ...], what: str, catche
             if asked is None and len(copies_of(ctx, e2e)) < 2:
                 raise CaseFailed(
                     f"the switch's answer to the bank's pacs.008 of {e2e} (exchange "
-                    f"{ctx.number(sent)}) reached the bank {how}, and within "
+                    f"{ctx.number(sent)}) {WHAT_BECAME[how]}, and within "
                     f"{INQUIRY_WAIT_S:g} s the bank sent no pacs.028 about it and no resend: "
                     "it took an answer it could not trust")
             if asked is not None:

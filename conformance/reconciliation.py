@@ -87,8 +87,8 @@ async def reconcile(ctx: Context) -> None:
         shown = "; ".join(differences[:MAX_NAMED])
         more = f" (and {len(differences) - MAX_NAMED} more, in the steps)" if len(
             differences) > MAX_NAMED else ""
-        raise CaseFailed(f"the bank's books differ from the switch's in {len(differences)} "
-                         f"ways: {shown}{more}")
+        count = f"{len(differences)} way{'s' if len(differences) > 1 else ''}"
+        raise CaseFailed(f"the bank's books differ from the scheme's in {count}: {shown}{more}")
 
 
 async def _account(ctx: Context, account: TestAccount, decided: dict[str, TxStatus],

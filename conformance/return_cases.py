@@ -92,6 +92,7 @@ async def _refused_or_rejected(ctx: Context, e2e: str, amount_vnd: int | None,
     order: dict[str, object] = {"end_to_end_id": e2e, "reason_code": reasons.CREDITOR_DECEASED}
     if amount_vnd is not None:
         order["amount_vnd"] = amount_vnd
+    asked_at_s = time.time()
     answer = await ctx.lab.hook("POST", RETURNS_PATH, order)
     if answer.status == 409:
         ctx.note(f"the bank refused to return {e2e} ({code} due): HTTP 409")
@@ -100,9 +101,8 @@ async def _refused_or_rejected(ctx: Context, e2e: str, amount_vnd: int | None,
         raise CaseFailed(f"POST {RETURNS_PATH} for {e2e} answered HTTP {answer.status}, "
                          "not 202 or 409")
     assert ctx.lab.to_switch is not None
-    asked = len(ctx.lab.to_switch.exchanges)
     posted = await ctx.lab.to_switch.wait_for(
-        lambda e: e.seq > asked and switch_verdict(ctx, e, e2e) is not None, 15.0)
+        lambda e: e.started_s >= asked_at_s and switch_verdict(ctx, e, e2e) is not None, 15.0)
     verdict = None if posted is None else switch_verdict(ctx, posted, e2e)
     if verdict is None:
         raise CaseFailed(f"the bank answered 202 to the return of {e2e} but no pacs.004 the "
