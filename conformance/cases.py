@@ -36,6 +36,7 @@ from protocol.messages import (
     PaymentReturnItem,
     PaymentStatusReport,
     Statement,
+    TransactionStatus,
     TxStatus,
     VerificationItem,
     VerificationReport,
@@ -43,6 +44,8 @@ from protocol.messages import (
 )
 
 BULK_TRANSACTIONS = 1_000
+SUSTAINED_RATE_PER_S = 20
+SUSTAINED_FOR_S = 2.0
 RETURN_WAIT_S = 15.0
 WRONG_NAME = "Phạm Thị Khác Tên"
 WRONG_CITIZEN_ID = "079301000999"
@@ -474,3 +477,40 @@ async def burst(ctx: Context) -> None:
         await ctx.confirmation(e2e)
     del ctx.notes[-len(outcomes):]
     await _expect_balance(ctx, account, before, ctx.burst * 2_000)
+
+
+@case("creditor.sustained", f"{SUSTAINED_RATE_PER_S} transfers a second for "
+      f"{SUSTAINED_FOR_S:g} s, with the bank's p50 and p99", ("creditor", "load", "switch"),
+      f"""Instant transfers sent at a steady {SUSTAINED_RATE_PER_S} a second for
+      {SUSTAINED_FOR_S:g} s (not a burst): every one is answered within the creditor deadline
+      and settles; the report gives the bank's answer times measured at the relay, median
+      (p50) and 99th percentile (p99).""",
+      catches="a bank that keeps up with a burst but falls behind a steady rate")
+async def sustained(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    before = await ctx.balance(account)
+    count = int(SUSTAINED_RATE_PER_S * SUSTAINED_FOR_S)
+    started_s = time.monotonic()
+
+    async def one(number: int) -> tuple[str, TransactionStatus]:
+        await asyncio.sleep(max(0.0, started_s + number / SUSTAINED_RATE_PER_S
+                                - time.monotonic()))
+        return await ctx.pay(account.account_id, account.holder_name, 3_000,
+                             account.citizen_id)
+
+    outcomes = await asyncio.gather(*(one(n) for n in range(count)))
+    del ctx.notes[-len(outcomes):]
+    took_ms = sorted((f.duration_s or 0.0) * 1000 for f in (ctx.forward_of(e) for e, _ in
+                                                            outcomes) if f is not None)
+    ctx.note(f"the treasury sent {count} instant transfers of 3,000 VND at "
+             f"{SUSTAINED_RATE_PER_S} a second; the bank answered in {percentile(took_ms, 50):,.0f}"
+             f" ms (p50), {percentile(took_ms, 99):,.0f} ms (p99), "
+             f"{max(took_ms, default=0.0):,.0f} ms (slowest)")
+    late = [(e, s) for e, s in outcomes if s.status is not TxStatus.SETTLED]
+    if late:
+        e2e, status = late[0]
+        raise CaseFailed(f"{len(late)} of {count} transfers sent at {SUSTAINED_RATE_PER_S} a "
+                         f"second were not settled (the first {status_text(status)}): "
+                         f"{ctx.diagnose(e2e, status)}; p50 {percentile(took_ms, 50):,.0f} ms, "
+                         f"p99 {percentile(took_ms, 99):,.0f} ms")
+    await _expect_balance(ctx, account, before, count * 3_000)

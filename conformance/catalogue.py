@@ -12,7 +12,8 @@ from conformance.plan import Case
 from scenarios.named import Registry
 
 ORDER = ("conformance.cases", "conformance.verification_cases", "conformance.return_cases",
-         "conformance.debtor_cases", "conformance.hostile_cases", "conformance.reconciliation")
+         "conformance.notice_cases", "conformance.debtor_cases", "conformance.hostile_cases",
+         "conformance.reconciliation")
 for _module in ORDER:  # each registers its cases in conformance.plan on import
     importlib.import_module(_module)
 CASES: Registry[Case] = Registry("conformance case")

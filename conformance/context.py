@@ -326,13 +326,16 @@ class Context:
                              f"the {self.deadline_s:g} s deadline")
         return {i.original_end_to_end_id: i for i in posted_message.document.transactions}
 
-    async def accepted(self, account: TestAccount, amount_vnd: int, body: bytes | None = None
+    async def accepted(self, account: TestAccount, amount_vnd: int, body: bytes | None = None,
+                       headers: dict[str, str] | None = None,
+                       made: tuple[CreditTransfer, CreditTransferMessage] | None = None
                        ) -> tuple[CreditTransfer, CreditTransferMessage, bytes]:
-        """Send a pacs.008 as the scheme and require the bank's ACCP."""
-        tx, message = self.transfer(account, amount_vnd)
+        """Send a pacs.008 as the scheme (`made` and its `body` and `headers`, or a new one
+        signed now) and require the bank's ACCP."""
+        tx, message = made or self.transfer(account, amount_vnd)
         body = body or self.lab.encode(message)
-        verdict = (await self.bank_verdicts(await self.lab.post_to_bank(body), message)).get(
-            tx.end_to_end_id)
+        verdict = (await self.bank_verdicts(await self.lab.post_to_bank(body, headers),
+                                            message)).get(tx.end_to_end_id)
         if verdict is None or verdict.status is not TxStatus.ACCEPTED:
             raise CaseFailed(f"the bank answered {status_text(verdict) if verdict else 'nothing'} "
                              f"for a transfer to its open account {account.account_id}, not ACCP")

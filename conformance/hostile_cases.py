@@ -120,3 +120,29 @@ _hostile("not-creditor-agent", "A transfer for another creditor agent: refused",
          lambda ctx, tx, m: Sent(_encoded(ctx, _one(m, creditor_agent_bic=other_bank(
              ctx.lab.bic)))),
          "a bank that credits a transfer meant for another bank", per_transaction=True)
+
+
+@case("security.replay", "A signed request replayed within the window books once",
+      ("security", "hostile", "duplicates", "scheme"), """A pacs.008 the bank accepted is
+      replayed byte for byte with its very signature headers, within the 300 s window: the
+      bank answers it as before (ACCP) or refuses it (4xx), never takes it as a second
+      transfer: after the ACSC the account is credited once.""",
+      catches="a bank that books a replayed request as a new transfer")
+async def replay(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    before = await ctx.balance(account)
+    tx, message = ctx.transfer(account, 290_000)
+    body = ctx.lab.encode(message)
+    headers = ctx.lab.signed_headers(_path(ctx), body)
+    tx, message, _ = await ctx.accepted(account, 290_000, body, headers, (tx, message))
+    again = await ctx.lab.post_to_bank(body, headers)
+    verdict = again.document
+    accepted = isinstance(verdict, PaymentStatusReport) and all(
+        i.status is TxStatus.ACCEPTED for i in verdict.transactions)
+    ctx.note(f"replayed the same request, headers and all: the bank answered HTTP "
+             f"{again.status}{' ACCP' if accepted else ''}")
+    if not (accepted or 400 <= again.status < 500):
+        raise CaseFailed(f"the bank answered the replayed pacs.008 with HTTP {again.status}, "
+                         "neither its first answer (ACCP) nor a 4xx refusal")
+    await ctx.confirm(tx, message, TxStatus.SETTLED)
+    await ctx.expect_credited_once(account, tx.end_to_end_id, before, 290_000)

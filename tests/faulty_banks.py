@@ -206,6 +206,32 @@ def _refuse_statements(bank: Bank) -> None:
     bank.take_statement = take  # type: ignore[method-assign]
 
 
+def _credit_each_confirmation(bank: Bank) -> None:
+    """A confirmation delivered again (its 2xx lost) credited again."""
+    take = bank.take_status_report
+
+    def take_again(report: PaymentStatusReport) -> None:
+        again = [i.original_end_to_end_id for i in report.transactions
+                 if i.status is TxStatus.SETTLED and (b := bank.ledger.bookings.get(
+                     i.original_end_to_end_id)) is not None
+                 and b.state is BookingState.CREDITED]
+        take(report)
+        bank.ledger.credit_again(again)
+
+    bank.take_status_report = take_again  # type: ignore[method-assign]
+
+
+def _refuse_known_statements(bank: Bank) -> None:
+    take = bank.take_statement
+
+    def take_once(statement: Statement) -> None:
+        if statement.cycle_id in bank.statements:
+            raise web.HTTPConflict(text="409: statement already booked\n")
+        take(statement)
+
+    bank.take_statement = take_once  # type: ignore[method-assign]
+
+
 FAULTY_BANKS: list[FaultyBank] = [
     # the thirteen of issue #23 that failed, as banks/behaviour.py makes them
     FaultyBank("a wrong reason code (AC01 for a closed account)",
@@ -278,4 +304,15 @@ FAULTY_BANKS: list[FaultyBank] = [
                "not RJCT or 4xx", patch=_ignoring("creditor agent")),
     FaultyBank("statements refused", "settlement.statement", "HTTP 500",
                patch=_refuse_statements),
+    FaultyBank("a confirmation credited again when its 2xx was lost",
+               "creditor.confirmation-ack-lost", "credited 2 times",
+               patch=_credit_each_confirmation, also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("a statement it already holds refused", "settlement.statement-twice",
+               "HTTP 409", patch=_refuse_known_statements),
+    FaultyBank("a replayed request booked as a new transfer", "security.replay",
+               "credited 2 times", {"double_credit_on_redelivery": True},
+               also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("keeps up with a burst, not with a steady rate", "creditor.sustained",
+               "p99", {"serial_answers": True, "latency_ms_median": 80.0},
+               also_fails=frozenset({RECONCILIATION})),
 ]
