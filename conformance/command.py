@@ -16,7 +16,7 @@ from yarl import URL
 
 from banks.accounts_file import read_accounts
 from banks.registry import SWITCH_BIC
-from conformance import credentials
+from conformance import credentials, evidence
 from conformance.catalogue import CASES, selected
 from conformance.context import UNKNOWN_ACCOUNT
 from conformance.declaration import Declaration, read_declaration
@@ -26,6 +26,7 @@ from conformance.rules import Schemas
 from conformance.runner import SuiteSettings, run_suite
 from protocol.ids import is_bic
 from protocol.iso_schemas import SCHEMA_FOLDER
+from protocol.keys import read_public_key
 from protocol.runtime import run_event_loop
 
 PASSED_EXIT, FAILED_EXIT, INVALID_EXIT = 0, 1, 2
@@ -35,6 +36,13 @@ DEFAULT_SWITCH_PORT = 8480
 
 def add_options(command: argparse.ArgumentParser,
                 whole_number: Callable[[int, int], Callable[[str], int]]) -> None:
+    command.add_argument("verify", nargs="*", metavar="verify REPORT",
+                         help="check a signed report folder (or a file in it): exit 0 when "
+                         "nothing in it changed since the suite signed it, 1 when something "
+                         "did")
+    command.add_argument("--public-key", type=Path, metavar="PEM",
+                         help="verify: the public key the report must be signed with (the "
+                         "scheme's switch.pub, or the suite's report key's)")
     command.add_argument("--participant-url", metavar="URL",
                          help="the bank's inbound URL, where the switch posts to it, e.g. "
                          "http://127.0.0.1:8101/iso20022")
@@ -121,8 +129,30 @@ def _problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def verify_report(words: list[str], public_key: Path | None) -> int:
+    """`switchlab conformance verify REPORT`: 0 untouched, 1 changed, 2 bad arguments."""
+    if len(words) != 2 or words[0] != "verify":
+        print(f"switchlab conformance: {' '.join(words)!r}: the one command is `verify "
+              "REPORT`", file=sys.stderr)
+        return INVALID_EXIT
+    try:
+        key = None if public_key is None else read_public_key(
+            public_key.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"switchlab conformance verify: {public_key}: {error}", file=sys.stderr)
+        return INVALID_EXIT
+    try:
+        print(evidence.verify(Path(words[1]), key))
+    except evidence.EvidenceError as error:
+        print(f"switchlab conformance verify: REFUSED: {error}", file=sys.stderr)
+        return FAILED_EXIT
+    return PASSED_EXIT
+
+
 def run(args: argparse.Namespace) -> int:
     """The command's body; returns the exit status."""
+    if args.verify:
+        return verify_report(args.verify, args.public_key)
     if args.plan:
         print(test_plan())
         return PASSED_EXIT
@@ -147,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         made = [] if any(flags) else credentials.create(args.credentials, args.signing)
         keys = credentials.load(args.credentials, args.signing, *flags)
         schemas = Schemas(args.schemas)
+        signer = credentials.report_key(args.credentials, keys)
         settings = SuiteSettings(
             participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
             cases=cases, run_dir=out / "switch", schemas=schemas, burst=args.burst,
@@ -167,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"switchlab conformance: {error}", file=sys.stderr)
         return INVALID_EXIT
     paths = write_reports(result, out)
+    paths["signature"] = evidence.sign(out, signer)
     print(terminal(result))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     if result.stopped_because is not None:

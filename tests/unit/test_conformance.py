@@ -12,6 +12,7 @@ from banks.accounts_file import AccountsFileError, read_accounts
 from conformance.catalogue import CASES, selected
 from conformance.declaration import Declaration
 from conformance.relay import Exchange
+from conformance.report import excerpt, needles
 from conformance.rules import Rules, Schemas, unmasked
 from protocol import codec, signing
 from protocol.http import wrap
@@ -79,12 +80,14 @@ def forward() -> CreditTransferMessage:
             for n in (1, 2)])
 
 
-def answer(original_msg_id: str = "SWF-1", items: int = 2, sender: str = BANK
-           ) -> bytes:
+def answer(original_msg_id: str = "SWF-1", items: int = 2, sender: str = BANK,
+           numbers: list[int] | None = None) -> bytes:
+    """The bank's pacs.002 ACCP for the forward's transactions 1 to `items` (or `numbers`)."""
     return codec.encode(wrap(sender, SWITCH, PaymentStatusReport(
         msg_id="BKA-1", created_at=datetime.now(UTC), original_msg_id=original_msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[TransactionStatus(
-            f"E2E-{n}", f"TX-{n}", TxStatus.ACCEPTED) for n in range(1, items + 1)])))
+            f"E2E-{n}", f"TX-{n}", TxStatus.ACCEPTED)
+            for n in numbers or range(1, items + 1)])))
 
 
 def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
@@ -215,3 +218,31 @@ def test_bad_arguments_exit_2_with_a_sentence(tmp_path: Path, monkeypatch: pytes
     assert main(["conformance", *arguments]) == 2
     error = capsys.readouterr().err
     assert said in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("answered", "signed", "said"), [
+    ([1, 2], True, None),
+    ([1, 1], True, "the bank's pacs.002 does not answer E2E-2; it answers E2E-1 twice"),
+    ([1], True, "the bank's pacs.002 does not answer E2E-2"),
+    ([1, 2], False, "the bank's answer breaks the signing rule: the answer (HTTP 200) is not "
+     "signed"),
+])
+def test_what_the_switch_could_not_take_is_said_with_the_ids(
+        answered: list[int], signed: bool, said: str | None) -> None:
+    """Issue #23: a bulk answer naming one id twice was diagnosed 'answered after 0.2 s, past
+    the 5 s deadline', an unsigned one 'not a signed, well-formed pacs.002'."""
+    forward_answered = exchange(answer(numbers=answered), signed)
+    problem = Rules(BANK, SWITCH, KEY, KEY, Schemas()).answer_problem(forward_answered, "E2E-2")
+    assert problem == said
+
+
+def test_a_failure_names_its_ids_and_the_long_body_shows_them_first() -> None:
+    sentence = ("the bank's pacs.002 does not answer CNF1A2B000002; it answers CNF1A2B000001 "
+                "twice (exchange 2, HTTP 200 in 83 ms)")
+    assert needles(sentence) == ["CNF1A2B000002", "CNF1A2B000001"]
+    body = "\n".join(f"<TxInfAndSts><OrgnlEndToEndId>CNF1A2B{n:06d}</OrgnlEndToEndId>"
+                     "</TxInfAndSts>" for n in range(5, 1_000))
+    body += "\n<OrgnlEndToEndId>CNF1A2B000001</OrgnlEndToEndId>"
+    part = excerpt(body, needles(sentence))
+    assert part is not None and "CNF1A2B000001" in part and part.startswith("… lines 988–996")
+    assert excerpt("short", ["CNF1A2B000001"]) is None
