@@ -142,7 +142,8 @@ def describe(folder: Path, keys: SuiteKeys, switch_url: str, switch_bic: str) ->
     lines = [f"The bank under test reaches the switch at {switch_url}/v1/messages "
              f"(switch BIC {switch_bic}), {keys.signing} signing."]
     if keys.signing == "hmac":
-        lines.append(f"  shared secret (its UTF-8 text): {folder / SECRET_FILE}")
+        lines.append(f"  shared secret (its UTF-8 text, without the file's final newline): "
+                     f"{folder / SECRET_FILE}")
     else:
         lines += [f"  the switch's public key, to check the switch: {folder / SWITCH_PUBLIC}",
                   f"  the bank's public key the suite checks with:  {folder / BANK_PUBLIC}",

@@ -157,9 +157,11 @@ async def preflight(lab: Lab, roles: Roles) -> str | None:
     if last is not None and last.error is not None:
         return f"cannot reach the bank at {url}: {last.error}"
     if answer.status == 401:
+        hint = (" (in hmac signing the secret is the text of secret.txt without its final "
+                "newline)" if lab.settings.keys.signing == "hmac" else "")
         return (f"the bank refused the switch's signature (HTTP 401 "
                 f"{answer.body[:160].decode(errors='replace').strip()!r}): configure it with "
-                "the credentials printed above, then run again")
+                f"the credentials printed above{hint}, then run again")
     if answer.status == 404:
         return f"the bank answers 404 at {url}: is that its inbound URL?"
     return None

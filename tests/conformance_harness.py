@@ -33,15 +33,17 @@ Defect = Callable[[Bank], None]  # changes one thing of a correct Bank
 async def run_in_process(folder: Path, cases: Sequence[str] | None = None,
                          defect: Defect | None = None, signing: str = "hmac",
                          behaviour: dict[str, Any] | None = None,
-                         creditor_timeout_s: float = SHORT_DEADLINE_S) -> RunResult:
-    """The chosen cases (all when None) against the mock bank, with `defect` applied to it."""
+                         creditor_timeout_s: float = SHORT_DEADLINE_S,
+                         secret_suffix: str = "") -> RunResult:
+    """The chosen cases (all when None) against the mock bank, with `defect` applied to it
+    (and, in hmac, `secret_suffix` after the secret it is configured with)."""
     keys_folder = folder / "keys"
     credentials.create(keys_folder, signing)  # type: ignore[arg-type]
     keys = credentials.load(keys_folder, signing)  # type: ignore[arg-type]
     accounts_file = folder / "accounts.csv"
     accounts_file.write_text(ACCOUNTS, encoding="utf-8")
     switch_side = bind()
-    bank_keys = ({"secret": (keys_folder / "secret.txt").read_text().strip()}
+    bank_keys = ({"secret": (keys_folder / "secret.txt").read_text().strip() + secret_suffix}
                  if signing == "hmac" else
                  {"private_key": (keys_folder / "bank.pem").read_text(),
                   "switch_public_key": (keys_folder / "switch.pub").read_text()})

@@ -17,7 +17,7 @@ from tests.conformance_harness import failures, run_in_process
 from tests.faulty_banks import FAULTY_BANKS, FaultyBank
 
 RUNS_AT_ONCE = 4
-pytestmark = pytest.mark.slow  # 31 runs of the lab: about 35 s on two cores
+pytestmark = pytest.mark.slow  # 32 runs of the lab: about 35 s on two cores
 
 
 def test_the_library_covers_every_case_that_catches_a_defect_of_the_issue() -> None:
@@ -50,3 +50,12 @@ async def test_each_faulty_bank_fails_exactly_the_case_that_names_its_defect(
                 "\n" in sentence) or result.passed:
             wrong[bank.defect] = failed
     assert not wrong, f"defect -> the cases that failed and why: {wrong}"
+
+
+async def test_a_bank_keyed_with_the_secret_files_newline_is_told_so(tmp_path: Path) -> None:
+    """Issue #23: secret.txt ends in a newline; a bank that used the file's bytes as they are
+    was stopped with 'bad signature' and no hint."""
+    result = await run_in_process(tmp_path, ["creditor.accept"], secret_suffix="\n")
+    assert result.stopped_because is not None
+    assert "HTTP 401" in result.stopped_because
+    assert "without its final newline" in result.stopped_because
