@@ -242,3 +242,82 @@ async def return_twice(ctx: Context) -> None:
                          f"{account.account_id} by {moved:+,} VND: it must be booked once, "
                          f"{AMOUNT_VND:+,} VND")
     ctx.note(f"{account.account_id} was credited the return once: {moved:+,} VND")
+
+
+@case("debtor.rejections", "Transfers the switch rejects: final, sent once, not debited",
+      ("debtor", "hook", "reasons"), """Asked to send three transfers the switch rejects, one
+      reusing the end-to-end id of a settled one (RJCT DUPL), one past the bank's position
+      limit (RJCT AM04: the operator lowers it to 0 for the case, in a fresh settlement
+      cycle), one to a creditor that is signed off (RJCT AB08), the bank sends each once, each
+      message with a MsgId of its own (a MsgId reused for other content is refused DU01), and
+      takes each RJCT as final: its debtor's balance does not move.""",
+      catches="a debtor that debits a rejected transfer, resends it, or reuses a MsgId")
+async def rejections(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    lab = ctx.lab
+    first = ctx.new_id()
+    asked_at_s = time.time()
+    await order(ctx, account, first)
+    got = switch_answer(ctx, await sent_transfer(ctx, first, asked_at_s), first)
+    if got is None or got.status is not TxStatus.SETTLED:
+        raise CaseFailed(f"the switch answered the bank's transfer {first} {status_text(got)}, "
+                         "not ACSC")
+    await asyncio.sleep(BOOK_PAUSE_S)
+    before = await ctx.balance(account)
+    rejected: list[tuple[str, str]] = []
+    for code in (reasons.DUPLICATE, reasons.INSUFFICIENT_FUNDS,
+                 reasons.OFFLINE_CREDITOR_AGENT):
+        e2e = first if code == reasons.DUPLICATE else ctx.new_id()
+        if code == reasons.INSUFFICIENT_FUNDS:
+            await lab.admin("POST", "/v1/admin/settlement/close")
+            await lab.admin("PUT", f"/v1/admin/participants/{lab.bic}/limit",
+                            {"position_limit_vnd": 0})
+        elif code == reasons.OFFLINE_CREDITOR_AGENT:
+            await lab.admin("POST", f"/v1/admin/participants/{COUNTERPART_BIC}/sign-off")
+        try:
+            asked_at_s = time.time()
+            await order(ctx, account, e2e)
+            sent = await sent_transfer(ctx, e2e, asked_at_s)
+        finally:
+            await lab.admin("PUT", f"/v1/admin/participants/{lab.bic}/limit",
+                            {"position_limit_vnd": 10**15})
+            await lab.admin("POST", f"/v1/admin/participants/{COUNTERPART_BIC}/sign-on")
+        _expect_own_msg_ids(ctx)
+        got = switch_answer(ctx, sent, e2e)
+        if got is None or got.status is not TxStatus.REJECTED or got.reason_code != code:
+            raise CaseFailed(f"the switch answered the bank's transfer {e2e} "
+                             f"{status_text(got)}, not RJCT {code}: the bank's message "
+                             f"(exchange {ctx.number(sent)}) was not what the case asked")
+        rejected.append((e2e, code))
+        ctx.note(f"the bank sent {e2e}; the switch answered RJCT {code}")
+    await asyncio.sleep(RESEND_WATCH_S)
+    for e2e, code in rejected:
+        copies = copies_of(ctx, e2e)
+        due = 2 if code == reasons.DUPLICATE else 1
+        if len(copies) > due:
+            raise CaseFailed(f"the bank sent {e2e} {len(copies)} times after the switch "
+                             f"rejected it {code} (exchange {ctx.number(copies[-1])}): a "
+                             "rejection is final")
+    await asyncio.sleep(BOOK_PAUSE_S)
+    moved = (await ctx.balance(account)).balance_vnd - before.balance_vnd
+    if moved:
+        raise CaseFailed(f"after three transfers the switch rejected (DUPL, AM04, AB08), "
+                         f"{account.account_id} moved by {moved:+,} VND: a rejected transfer "
+                         "takes nothing from the debtor")
+    ctx.note(f"{account.account_id} did not move for the three rejected transfers")
+
+
+def _expect_own_msg_ids(ctx: Context) -> None:
+    """Each pacs.008 the bank sent in this case has a MsgId of its own (GrpHdr/MsgId: the
+    switch refuses one reused for other content DU01)."""
+    seen: dict[str, Exchange] = {}
+    for exchange in ctx.lab.bank_said(lambda e: e.sender == "bank" and e.case == ctx.lab.case):
+        message = ctx.message_of(exchange)
+        if message is None or not isinstance(message.document, CreditTransferMessage):
+            continue
+        msg_id = message.document.msg_id
+        first = seen.setdefault(msg_id, exchange)
+        if first is not exchange and first.request_body != exchange.request_body:
+            raise CaseFailed(f"the bank used the MsgId {msg_id} for two different pacs.008 "
+                             f"(exchanges {ctx.number(first)} and {ctx.number(exchange)}): "
+                             "each message needs its own, the switch refuses a reused one DU01")

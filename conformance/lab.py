@@ -274,15 +274,15 @@ class Lab:
 
     # ---- the switch's admin API -----------------------------------------------------------
 
-    async def admin(self, method: str, path: str) -> Any:
-        """The switch's admin API; a change carries a fresh Idempotency-Key (each call of
-        the suite's is one change, never a retry of another)."""
+    async def admin(self, method: str, path: str, payload: object = None) -> Any:
+        """The switch's admin API (`payload` as its JSON body); a change carries a fresh
+        Idempotency-Key (each call of the suite's is one change, never a retry of another)."""
         assert self.session is not None
         headers = {"Authorization": f"Bearer {self.admin_token}"}
         if method != "GET":
             headers["Idempotency-Key"] = secrets.token_hex(16)
         async with self.session.request(
-                method, f"{self.switch_url}{path}", headers=headers,
+                method, f"{self.switch_url}{path}", headers=headers, json=payload,
                 timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S)) as response:
             response.raise_for_status()
             return await response.json()

@@ -85,7 +85,9 @@ def _privacy(due: str | None, said: str | None) -> str:
       """For a closed, a blocked and a deceased holder's account, an acmt.023 with another
       citizen ID is answered BE17 (nothing about the account's status), one with the right
       citizen ID and another name BE01 with the masked name, and one with both right AC04,
-      AC06 or MD07: the order AC01, BE17, BE01, then the account's status.""",
+      AC06 or MD07: the order AC01, BE17, BE01, then the account's status. A question naming
+      a citizen ID alone, no account (the switch resolves those itself and never asks the
+      bank), is answered AC01: the bank does not look the citizen up.""",
       feature="verification",
       catches="the account's status (AC04) answered before the citizen ID is checked (BE17)")
 async def verification_privacy(ctx: Context) -> None:
@@ -107,7 +109,11 @@ async def verification_privacy(ctx: Context) -> None:
         ]
     if not asked:
         ctx.accounts.need(CLOSED)  # NotRun, naming the status the file lacks
-    await ask(ctx, asked, "closed, blocked and deceased holders' accounts")
+    holder = ctx.accounts.need(OPEN)
+    asked.append((VerificationItem(f"P{len(asked) + 1}", holder.holder_name,
+                                   holder.citizen_id), False, reasons.WRONG_ACCOUNT))
+    await ask(ctx, asked, "closed, blocked and deceased holders' accounts, and a citizen ID "
+              "alone")
 
 
 @case("creditor.verification-1000", f"An acmt.023 of {MANY_ITEMS:,} items answered whole, "

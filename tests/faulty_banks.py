@@ -232,6 +232,46 @@ def _refuse_known_statements(bank: Bank) -> None:
     bank.take_statement = take_once  # type: ignore[method-assign]
 
 
+def _debit_whatever_the_answer(bank: Bank) -> None:
+    """Every transfer it sends taken off its debtor, whatever the switch answered."""
+    def take(reply: Any) -> None:
+        answer = reply.message.document if reply.message is not None else None
+        if isinstance(answer, PaymentStatusReport):
+            for item in answer.transactions:
+                e2e = item.original_end_to_end_id
+                account_id = bank.debtor_accounts.get(e2e)
+                if account_id in bank.ledger.accounts:
+                    bank.ledger.accounts[account_id].balance_vnd -= bank.debtor_amounts[e2e]
+
+    bank._take_debtor_answer = take  # type: ignore[method-assign]
+
+
+def _one_msg_id(bank: Bank) -> None:
+    """Every pacs.008 it sends under one MsgId."""
+    send = bank._send_transfer
+
+    async def send_as_one(message: CreditTransferMessage) -> None:
+        await send(replace(message, msg_id="BKT-ALWAYS-THE-SAME"))
+
+    bank._send_transfer = send_as_one  # type: ignore[method-assign]
+
+
+def _look_up_the_citizen(bank: Bank) -> None:
+    """A question naming a citizen ID alone answered from the account linked to it."""
+    ledger = bank.ledger
+    verify = ledger.verify
+
+    def by_citizen(item: VerificationItem) -> VerificationResult:
+        if item.account_id is None:
+            account = next((a for a in ledger.accounts.values()
+                            if a.citizen_id == item.citizen_id), None)
+            if account is not None:
+                item = replace(item, account_id=account.account_id)
+        return verify(item)
+
+    ledger.verify = by_citizen  # type: ignore[method-assign]
+
+
 FAULTY_BANKS: list[FaultyBank] = [
     # the thirteen of issue #23 that failed, as banks/behaviour.py makes them
     FaultyBank("a wrong reason code (AC01 for a closed account)",
@@ -312,6 +352,15 @@ FAULTY_BANKS: list[FaultyBank] = [
     FaultyBank("a replayed request booked as a new transfer", "security.replay",
                "credited 2 times", {"double_credit_on_redelivery": True},
                also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("a debtor that debits what the switch rejected", "debtor.rejections",
+               "moved by -150,000 VND", patch=_debit_whatever_the_answer,
+               also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("one MsgId for every transfer it sends", "debtor.rejections",
+               "used the MsgId BKT-ALWAYS-THE-SAME for two different pacs.008",
+               patch=_one_msg_id),
+    FaultyBank("a question naming a citizen ID alone answered from the directory",
+               "creditor.verification-privacy", "was answered true, not false AC01",
+               patch=_look_up_the_citizen),
     FaultyBank("keeps up with a burst, not with a steady rate", "creditor.sustained",
                "p99", {"serial_answers": True, "latency_ms_median": 80.0},
                also_fails=frozenset({RECONCILIATION})),
