@@ -254,7 +254,8 @@ class Lab:
     def set_case(self, name: str | None) -> None:
         assert self.to_bank is not None and self.to_switch is not None
         self.to_bank.case = self.to_switch.case = name
-        self.to_bank.tamper = self.to_switch.tamper = None  # a case's order ends with it
+        self.to_bank.tamper = self.to_switch.tamper = None  # a case's orders end with it
+        self.to_bank.delay = self.to_switch.delay = None
 
     @property
     def case(self) -> str | None:

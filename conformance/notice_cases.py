@@ -9,10 +9,27 @@ import asyncio
 
 from banks.accounts_file import OPEN
 from conformance.cases import settled_credit
-from conformance.context import CONFIRMATION_WAIT_S, SETTLE_PAUSE_S, CaseFailed, Context
+from conformance.context import (
+    CONFIRMATION_WAIT_S,
+    SETTLE_PAUSE_S,
+    CaseFailed,
+    Context,
+    NotApplicable,
+    status_text,
+)
 from conformance.plan import case
 from conformance.relay import REFUSED, Exchange
-from protocol.messages import PaymentStatusReport, Statement
+from protocol import reasons
+from protocol.messages import PaymentStatusReport, Statement, TxStatus
+
+LATE_BY_S = 0.5  # past the creditor deadline, the bank's held-back pacs.002 arrives
+REPOST_WATCH_S = 1.0  # after the 409, how long the suite watches for the same post again
+MAX_POSTS_AFTER_409 = 2  # the late post and at most one more
+
+
+def _is_status_report(ctx: Context, exchange: Exchange) -> bool:
+    message = ctx.message_of(exchange)
+    return message is not None and isinstance(message.document, PaymentStatusReport)
 
 
 @case("creditor.confirmation-ack-lost", "A confirmation whose acknowledgement was lost books "
@@ -78,3 +95,43 @@ async def statement_twice(ctx: Context) -> None:
     if not 200 <= again.status < 300:
         raise CaseFailed(f"the bank answered the same camt.053 delivered again with HTTP "
                          f"{again.status}, not 2xx: the switch would post it again and again")
+
+
+@case("creditor.late-answer", "A late asynchronous answer: 409, then RJCT AB05, no credit",
+      ("creditor", "async", "credit", "switch"), """For a bank that answers 202 and posts its
+      pacs.002 later: the suite holds that post back past the creditor deadline, so the
+      switch has rejected the transfer (AB05) when it arrives and refuses it 409. The bank
+      takes the 409 as final (at most one more post of it), acknowledges the RJCT AB05,
+      releases the hold and never credits. Not applicable to a bank that answers in the HTTP
+      response.""",
+      catches="a bank that credits a late ACCP, or posts a refused answer again and again")
+async def late_answer(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    assert ctx.lab.to_switch is not None
+    before = await ctx.balance(account)
+    held_s = ctx.deadline_s + LATE_BY_S
+    ctx.lab.to_switch.delay = lambda e: held_s if _is_status_report(ctx, e) else 0.0
+    e2e, final = await ctx.pay(account.account_id, account.holder_name, 340_000,
+                               account.citizen_id)
+    forward = ctx.forward_of(e2e)
+    if forward is not None and forward.status == 200:
+        raise NotApplicable("the bank answers in the HTTP response (200 with its pacs.002): "
+                            "the late-202 path never arises")
+    if final.status is not TxStatus.REJECTED or final.reason_code != reasons.TIMEOUT_CREDITOR_AGENT:
+        raise CaseFailed(f"with the bank's pacs.002 held back {held_s:g} s, the transfer ended "
+                         f"{status_text(final)}, not RJCT AB05: {ctx.diagnose(e2e, final)}")
+    posted = await ctx.lab.to_switch.wait_for(
+        lambda e: ctx.carries(e, e2e, PaymentStatusReport), held_s + CONFIRMATION_WAIT_S)
+    if posted is None:
+        raise CaseFailed(f"the bank answered 202 but posted no pacs.002 for {e2e}")
+    ctx.note(f"the bank's pacs.002 for {e2e} reached the switch {held_s:g} s late: the switch "
+             f"answered HTTP {posted.status}")
+    await ctx.expect_released(account, e2e, "after the switch rejected it AB05")
+    await asyncio.sleep(REPOST_WATCH_S)
+    posts = ctx.lab.bank_said(lambda e: e.sender == "bank" and ctx.carries(
+        e, e2e, PaymentStatusReport))
+    if len(posts) > MAX_POSTS_AFTER_409:
+        raise CaseFailed(f"the bank posted its pacs.002 for {e2e} {len(posts)} times although "
+                         f"the switch refused it 409 (exchange {ctx.number(posts[0])}): a 409 "
+                         "is final")
+    await ctx.expect_not_credited(account, e2e, before, "for a late ACCP the switch refused")

@@ -23,6 +23,7 @@ from protocol.runtime import BoundSocket
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a bank's largest message is 8 MiB, a forward ~1.3 MB
 UPSTREAM_TIMEOUT_S = 60.0  # longer than the switch's deadlines, so that the switch times out first
+MAX_DELAY_S = 30.0  # the longest a case may hold a request back
 MAX_EXCHANGES = 100_000  # kept in memory: a whole run with a 1,000-transaction bulk and bursts
 HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection",
                         "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
@@ -83,6 +84,8 @@ class Relay:
         self.exchanges: list[Exchange] = []
         self.case: str | None = None
         self.tamper: Tamper | None = None
+        # seconds to hold a request before passing it on (a case making an answer late)
+        self.delay: Callable[[Exchange], float] | None = None
         self._session = session
         self._runners: list[web.AppRunner] = []
         self._in_flight = 0
@@ -124,6 +127,8 @@ class Relay:
                                 "bytes", status=413)
         self._touch(+1)
         try:
+            if self.delay is not None and (held_s := min(self.delay(exchange), MAX_DELAY_S)) > 0:
+                await asyncio.sleep(held_s)
             async with self._session.request(
                     request.method, self.target + request.raw_path, data=body, headers=headers,
                     skip_auto_headers=NO_AUTO_HEADERS, allow_redirects=False,

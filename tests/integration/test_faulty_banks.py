@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from conformance.catalogue import CASES
-from conformance.runner import RunResult
+from conformance.runner import PASSED, RunResult
 from tests.conformance_harness import failures, run_in_process
-from tests.faulty_banks import FAULTY_BANKS, FaultyBank
+from tests.faulty_banks import FAULTY_BANKS, RECONCILIATION, FaultyBank
 
 RUNS_AT_ONCE = 4
 pytestmark = pytest.mark.slow  # 35 runs of the lab: about 40 s on two cores
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow  # 35 runs of the lab: about 40 s on two cores
 def test_the_library_covers_every_case_that_catches_a_defect_of_the_issue() -> None:
     named = {bank.case for bank in FAULTY_BANKS}
     assert named <= set(CASES)
-    assert len(FAULTY_BANKS) >= 34 and len({b.defect for b in FAULTY_BANKS}) == len(FAULTY_BANKS)
+    assert len(FAULTY_BANKS) >= 35 and len({b.defect for b in FAULTY_BANKS}) == len(FAULTY_BANKS)
 
 
 async def test_each_faulty_bank_fails_exactly_the_case_that_names_its_defect(
@@ -59,3 +59,13 @@ async def test_a_bank_keyed_with_the_secret_files_newline_is_told_so(tmp_path: P
     assert result.stopped_because is not None
     assert "HTTP 401" in result.stopped_because
     assert "without its final newline" in result.stopped_because
+
+
+async def test_the_correct_bank_answering_202_passes_the_late_answer_case(tmp_path: Path
+                                                                          ) -> None:
+    """The late-202 path (the switch's 409) is tried on a bank that answers 202; one that
+    answers in the HTTP response is not applicable to it."""
+    result = await run_in_process(tmp_path, ["creditor.late-answer", "creditor.accept"],
+                                  behaviour={"answer_mode": "async"})
+    assert {r.case.name: r.verdict for r in result.results if r.chosen} == {
+        "creditor.accept": PASSED, "creditor.late-answer": PASSED, RECONCILIATION: PASSED}
