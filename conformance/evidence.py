@@ -23,7 +23,8 @@ SIGNATURE_FILE = "signature.json"
 SIGNED_FILES = ("report.json", "report.html", "junit.xml")
 SIGNED_FOLDER = "messages"
 VERSION = "switchlab-conformance-report/1"
-MAX_SIGNATURE_FILE_BYTES = 64 * 1024
+# a line of ~100 bytes a file: two files an exchange, up to the relay's 100,000 exchanges
+MAX_SIGNATURE_FILE_BYTES = 32 * 1024 * 1024
 
 
 class EvidenceError(ValueError):
@@ -60,6 +61,8 @@ def verify(target: Path, public_key: Ed25519VerifyKey | None = None) -> str:
     """Check a signed report folder (or any file in it); a sentence saying what was checked.
     Raises EvidenceError naming the first file added, removed or changed, or a signature
     that does not check (under `public_key` when given, else the key in the folder)."""
+    if not target.exists():
+        raise EvidenceError(f"{target}: no such file or folder")
     folder = target if target.is_dir() else target.parent
     path = folder / SIGNATURE_FILE
     try:

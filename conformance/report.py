@@ -265,8 +265,8 @@ a.back{display:none}
 @media print{details{display:block}pre{max-height:none}}
 /* #case-…: that case alone at the top of the page, so a link (or a headless browser's
    screenshot) shows it without scrolling; "every case" goes back */
-body:has(section.case:target)>:not(section.case:target):not(.keep){display:none}
-body:has(section.case:target)>a.back{display:block;margin:.6em 0}
+body:has(section.case:target)>:not(section.case:target){display:none}
+section.case:target a.back{display:block;margin:0 0 .6em}
 """
 
 
@@ -369,7 +369,8 @@ def _case_html(r: CaseResult) -> str:
     exchanged = (f"<div class=label>messages exchanged with the bank, in order "
                  f"({len(r.exchanges)})</div>{exchanges}") if r.exchanges else ""
     return (f'<section class="case{" failed-case" if failed else ""}" '
-            f'id="{_anchor(r.case.name)}"><h3>{_badge(r.verdict)} {html.escape(r.case.name)}: '
+            f'id="{_anchor(r.case.name)}"><a class=back href="#">← every case</a>'
+            f'<h3>{_badge(r.verdict)} {html.escape(r.case.name)}: '
             f"{html.escape(r.case.title)}</h3><p class=meta>"
             f"{r.case.plan_id} · {'mandatory' if r.mandatory else 'conditional'} · tags "
             f"{html.escape(', '.join(r.case.tags))} · {r.duration_s:.2f} s</p>"
@@ -399,8 +400,7 @@ def page(result: RunResult) -> str:
     return f"""<!doctype html><html lang=en><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>switchlab conformance: {html.escape(settings.bic)} {verdict}</title><style>{STYLE}</style>
-<a class="back keep" href="#">← every case</a>
-<h1 class=keep>Conformance of {html.escape(settings.bic)}: <span class="badge {
+<h1>Conformance of {html.escape(settings.bic)}: <span class="badge {
     'passed' if result.passed else 'failed'}" style="font-size:.8em">{verdict}</span></h1>
 <p class=meta>{html.escape(settings.participant_url)} · {settings.keys.signing} signing ·
 run {result.started_at:%Y-%m-%d %H:%M:%S} UTC · {result.duration_s:.1f} s ·

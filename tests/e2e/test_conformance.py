@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 
 from banks.accounts_file import read_accounts
-from conformance import credentials
+from conformance import credentials, evidence
 from conformance.catalogue import CASES
 from conformance.report import write_reports
 from conformance.rules import Schemas
@@ -76,6 +76,9 @@ async def test_the_mock_bank_conforms_in_each_signing_mode(tmp_path: Path, signi
             name: why for name, (v, why) in verdicts(result).items() if v != PASSED}
     assert result.passed
     paths = write_reports(result, tmp_path / "reports")
+    evidence.sign(tmp_path / "reports", credentials.report_key(tmp_path / "keys",
+                                                               result.settings.keys))
+    assert "unchanged since signed" in evidence.verify(tmp_path / "reports")  # a whole run
     suite = etree.parse(str(paths["junit"])).getroot()
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == (
         str(len(CASES)), "0", "2")
