@@ -323,7 +323,7 @@ class Bank:
         for item in report.transactions:
             e2e = item.original_end_to_end_id
             if not self.ledger.knows(e2e):
-                self.debtor_results[e2e] = item
+                self._take_debtor_result(item)
             elif item.status is TxStatus.SETTLED:
                 settled.append(e2e)
             elif item.status is TxStatus.REJECTED:
@@ -421,24 +421,32 @@ class Bank:
         """Send one instant pacs.008 to the switch (the conformance hook); why not, or None
         once it is on its way. Sent once: a lost answer is a question for pacs.028, never a
         blind resend."""
-        account = self.ledger.accounts.get(order.debtor_account)
-        if account is None:
-            return f"{self.config.bic} holds no account {order.debtor_account}"
-        if not self._room_for(1):
-            return f"{self.pending_sends:,} sends pending; try later"
-        message = CreditTransferMessage(
-            msg_id=new_id("BKT"), created_at=datetime.now(UTC),
-            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
-            transactions=[CreditTransfer(
+        return self.send_transfers([order])
+
+    def send_transfers(self, orders: list[TransferOrder]) -> str | None:
+        """Send these transfers in one pacs.008 (instant when one, else a bulk whose final
+        statuses the switch pushes); why not, or None once it is on its way."""
+        transactions = []
+        for order in orders:
+            account = self.ledger.accounts.get(order.debtor_account)
+            if account is None:
+                return f"{self.config.bic} holds no account {order.debtor_account}"
+            transactions.append(CreditTransfer(
                 end_to_end_id=order.end_to_end_id, tx_id=order.end_to_end_id,
                 amount_vnd=order.amount_vnd, debtor_name=account.holder_name,
                 debtor_account=account.account_id, debtor_agent_bic=self.config.bic,
                 creditor_name=order.creditor_name, creditor_account=order.creditor_account,
                 creditor_agent_bic=order.creditor_agent_bic, amount_text=str(order.amount_vnd),
-            )])
-        self.debtor_accounts[order.end_to_end_id] = account.account_id
-        self.debtor_amounts[order.end_to_end_id] = order.amount_vnd
-        self._spawn(self._send_transfer(message))
+            ))
+        if not self._room_for(1):
+            return f"{self.pending_sends:,} sends pending; try later"
+        for tx in transactions:
+            self.debtor_accounts[tx.end_to_end_id] = tx.debtor_account
+            self.debtor_amounts[tx.end_to_end_id] = tx.amount_vnd
+        self._spawn(self._send_transfer(CreditTransferMessage(
+            msg_id=new_id("BKT"), created_at=datetime.now(UTC),
+            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
+            transactions=transactions)))
         return None
 
     async def _send_transfer(self, message: CreditTransferMessage) -> None:
@@ -459,16 +467,20 @@ class Bank:
         self._take_debtor_answer(reply)
 
     def _take_debtor_answer(self, reply: Reply) -> None:
-        """The switch's final status of transfers this bank sent: a settled one is taken off
-        the debtor's account, once."""
+        """The switch's answer to transfers this bank sent (a bulk's is ACTC: its final
+        statuses come pushed, take_status_report)."""
         answer = reply.message.document if reply.message is not None else None
         if isinstance(answer, PaymentStatusReport):
             for item in answer.transactions:
-                e2e = item.original_end_to_end_id
-                self.debtor_results[e2e] = item
-                if item.status is TxStatus.SETTLED and e2e in self.debtor_accounts:
-                    self.ledger.debit_sent(e2e, self.debtor_accounts[e2e],
-                                           self.debtor_amounts[e2e])
+                self._take_debtor_result(item)
+
+    def _take_debtor_result(self, item: TransactionStatus) -> None:
+        """The final status of a transfer this bank sent: a settled one is taken off the
+        debtor's account, once however often it is reported."""
+        e2e = item.original_end_to_end_id
+        self.debtor_results[e2e] = item
+        if item.status is TxStatus.SETTLED and e2e in self.debtor_accounts:
+            self.ledger.debit_sent(e2e, self.debtor_accounts[e2e], self.debtor_amounts[e2e])
 
     async def _inquire(self, message: CreditTransferMessage) -> None:
         """pacs.028 for the transfers of a message whose answer did not come or could not be

@@ -19,6 +19,7 @@ from protocol.hooks import (
     MAX_HOOK_BODY_BYTES,
     RETURNS_PATH,
     TRANSFERS_PATH,
+    BulkTransferOrder,
     ReturnOrder,
     TransferOrder,
 )
@@ -35,6 +36,8 @@ class Participant(Protocol):
                       amount_vnd: int | None = None) -> str | None: ...
 
     def send_transfer(self, order: TransferOrder) -> str | None: ...
+
+    def send_transfers(self, orders: list[TransferOrder]) -> str | None: ...
 
 
 def _order(model: type[pydantic.BaseModel], payload: object) -> Any:
@@ -78,7 +81,11 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
     async def send_transfer(request: web.Request) -> web.Response:
         participant: Participant = request.app[key]
         _, payload = await read_signed_json(request, participant.senders, MAX_HOOK_BODY_BYTES)
-        refusal = participant.send_transfer(_order(TransferOrder, payload))
+        if isinstance(payload, dict) and "transfers" in payload:
+            bulk: BulkTransferOrder = _order(BulkTransferOrder, payload)
+            refusal = participant.send_transfers(bulk.transfers)
+        else:
+            refusal = participant.send_transfer(_order(TransferOrder, payload))
         if refusal is not None:
             raise web.HTTPConflict(text=f"409: {refusal}\n")
         return web.json_response({"status": "sending"}, status=202)

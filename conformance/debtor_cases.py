@@ -33,6 +33,9 @@ DEBTOR_WAIT_S = 15.0
 RESEND_WATCH_S = 2.0  # after the switch answered, how long the suite watches for a resend
 INQUIRY_WAIT_S = 15.0  # for the pacs.028 after an answer the bank cannot trust
 AMOUNT_VND = 50_000
+BULK_ORDER = 100  # transfers in the bank's own bulk
+BULK_REFUSED = 10  # of them to an account the counterpart does not hold (RJCT AC01)
+BULK_AMOUNT_VND = 1_000
 WHAT_BECAME = {UNSIGNED: "reached the bank without its signature headers",
                FORGED: "reached the bank with a forged signature",
                LOST: "never reached the bank (the connection closed once the switch had "
@@ -305,6 +308,81 @@ async def rejections(ctx: Context) -> None:
                          f"{account.account_id} moved by {moved:+,} VND: a rejected transfer "
                          "takes nothing from the debtor")
     ctx.note(f"{account.account_id} did not move for the three rejected transfers")
+
+
+@case("debtor.bulk", f"The bank's own bulk of {BULK_ORDER}: one message, statuses pushed, "
+      "debited once", ("debtor", "hook", "bulk"), f"""Asked through POST {TRANSFERS_PATH}
+      with {BULK_ORDER} transfers at once, the bank sends them in one pacs.008 (NbOfTxs
+      {BULK_ORDER}); the switch answers 202 (ACTC) and pushes the final statuses
+      ({BULK_ORDER - BULK_REFUSED} ACSC, {BULK_REFUSED} RJCT AC01 from the counterpart), which
+      the bank acknowledges 2xx; its debtor's balance moves by the settled ones only, once.""",
+      feature="bulk", catches="a bulk sent as many messages, or its statuses booked wrong")
+async def debtor_bulk(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    await asyncio.sleep(BOOK_PAUSE_S)
+    before = await ctx.balance(account)
+    ids = [ctx.new_id() for _ in range(BULK_ORDER)]
+    refused = set(ids[:BULK_REFUSED])
+    asked_at_s = time.time()
+    answer = await ctx.lab.hook("POST", TRANSFERS_PATH, {"transfers": [{
+        "end_to_end_id": e2e, "amount_vnd": BULK_AMOUNT_VND,
+        "debtor_account": account.account_id, "creditor_agent_bic": COUNTERPART_BIC,
+        "creditor_account": "CNTR9999999999" if e2e in refused else COUNTERPART_ACCOUNT,
+        "creditor_name": COUNTERPART_HOLDER} for e2e in ids]})
+    if answer.status == 404:
+        raise NotRun(f"the bank exposes no POST {TRANSFERS_PATH}")
+    if answer.status != 202:
+        raise CaseFailed(f"POST {TRANSFERS_PATH} with {BULK_ORDER} transfers answered HTTP "
+                         f"{answer.status}, not 202: {answer.body[:160].decode(errors='replace')}")
+    ctx.note(f"asked the bank to send {BULK_ORDER} transfers of {BULK_AMOUNT_VND:,} VND at once")
+    sent = await sent_transfer(ctx, ids[0], asked_at_s)
+    message = ctx.message_of(sent)
+    carried = (len(message.document.transactions) if message is not None
+               and isinstance(message.document, CreditTransferMessage) else 0)
+    if carried != BULK_ORDER:
+        await asyncio.sleep(RESEND_WATCH_S)
+        wanted = set(ids)
+        messages = ctx.lab.bank_said(lambda e: e.sender == "bank" and e.case == ctx.lab.case
+                                     and bool(wanted & _carried(ctx, e)))
+        raise CaseFailed(f"the bank sent the {BULK_ORDER} transfers in {len(messages)} "
+                         f"messages (exchange {ctx.number(sent)} carries {carried}), not one "
+                         "pacs.008: a bulk is one message")
+    ctx.note(f"the bank sent one pacs.008 of {carried} (exchange {ctx.number(sent)}): the switch "
+             f"answered HTTP {sent.status}")
+    assert ctx.lab.to_bank is not None
+    deadline_s = time.monotonic() + DEBTOR_WAIT_S
+    reported: set[str] = set()
+    while time.monotonic() < deadline_s and len(reported) < BULK_ORDER:
+        for exchange in ctx.lab.bank_said(lambda e: e.sender == "switch"
+                                          and e.case == ctx.lab.case):
+            report = ctx.message_of(exchange)
+            if report is not None and isinstance(report.document, PaymentStatusReport):
+                if exchange.status is not None and not 200 <= exchange.status < 300:
+                    raise CaseFailed(f"the bank answered the switch's status report of its "
+                                     f"bulk (exchange {ctx.number(exchange)}) with HTTP "
+                                     f"{exchange.status}, not 2xx")
+                reported.update(i.original_end_to_end_id for i in report.document.transactions)
+        await asyncio.sleep(0.2)
+    if not set(ids) <= reported:
+        raise CaseFailed(f"the switch reported {len(set(ids) & reported)} of the bulk's "
+                         f"{BULK_ORDER} final statuses to the bank within {DEBTOR_WAIT_S:g} s")
+    ctx.note(f"the switch pushed the {BULK_ORDER} final statuses; the bank acknowledged them")
+    due = -(BULK_ORDER - BULK_REFUSED) * BULK_AMOUNT_VND
+    await asyncio.sleep(BOOK_PAUSE_S)
+    moved = (await ctx.balance(account)).balance_vnd - before.balance_vnd
+    if moved != due:
+        raise CaseFailed(f"after its bulk of {BULK_ORDER} ({BULK_ORDER - BULK_REFUSED} settled, "
+                         f"{BULK_REFUSED} rejected AC01), {account.account_id} moved by "
+                         f"{moved:+,} VND, not {due:+,}")
+    ctx.note(f"{account.account_id} moved by {moved:+,} VND: the settled ones, once")
+
+
+def _carried(ctx: Context, exchange: Exchange) -> set[str]:
+    """The end-to-end ids of the pacs.008 an exchange carries (none for anything else)."""
+    message = ctx.message_of(exchange)
+    if message is None or not isinstance(message.document, CreditTransferMessage):
+        return set()
+    return {tx.end_to_end_id for tx in message.document.transactions}
 
 
 def _expect_own_msg_ids(ctx: Context) -> None:

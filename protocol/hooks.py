@@ -15,7 +15,8 @@ bank as it signs its answers:
   returns that credit, `409` with a sentence if it cannot;
 - `POST {base}/switchlab/transfers` `{"end_to_end_id", "amount_vnd", "debtor_account",
   "creditor_agent_bic", "creditor_account", "creditor_name"}` → `202` once the bank is sending
-  that instant pacs.008 to the switch (optional: the cases as debtor).
+  that instant pacs.008 to the switch (the cases as debtor); or `{"transfers": [those
+  fields, …]}` (2 to 1,000) → `202` once it is sending them as one bulk pacs.008.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ HOOKS_PREFIX = "/switchlab"
 BALANCES_PATH = f"{HOOKS_PREFIX}/balances"
 RETURNS_PATH = f"{HOOKS_PREFIX}/returns"
 TRANSFERS_PATH = f"{HOOKS_PREFIX}/transfers"
-MAX_HOOK_BODY_BYTES = 16 * 1024
+MAX_HOOK_BODY_BYTES = 512 * 1024  # a bulk order of 1,000 transfers, ~250 bytes each
 MAX_CREDITED_LISTED = 100_000  # end-to-end ids in one balance answer
 MAX_AMOUNT_VND = 10**13
+MAX_BULK_ORDER = 1_000  # a bank's most transactions in one pacs.008
 
 Id35 = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S+$")]
 AccountId = Annotated[str, Field(min_length=1, max_length=34, pattern=r"^\S+$")]
@@ -76,3 +78,12 @@ class TransferOrder(BaseModel):
     creditor_agent_bic: Annotated[str, Field(pattern=r"^[A-Z0-9]{8}([A-Z0-9]{3})?$")]
     creditor_account: AccountId
     creditor_name: Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
+
+
+class BulkTransferOrder(BaseModel):
+    """Send these transfers to the switch in one pacs.008 (a bulk: the switch answers 202
+    and pushes each final status), as debtor agent: `{"transfers": [TransferOrder, …]}`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    transfers: list[TransferOrder] = Field(min_length=2, max_length=MAX_BULK_ORDER)

@@ -272,6 +272,20 @@ def _look_up_the_citizen(bank: Bank) -> None:
     ledger.verify = by_citizen  # type: ignore[method-assign]
 
 
+def _one_message_each(bank: Bank) -> None:
+    """A bulk order sent as one instant pacs.008 a transfer."""
+    send = bank.send_transfers
+
+    def each(orders: list[Any]) -> str | None:
+        for order in orders:
+            refusal = send([order])
+            if refusal is not None:
+                return refusal
+        return None
+
+    bank.send_transfers = each  # type: ignore[method-assign]
+
+
 FAULTY_BANKS: list[FaultyBank] = [
     # the thirteen of issue #23 that failed, as banks/behaviour.py makes them
     FaultyBank("a wrong reason code (AC01 for a closed account)",
@@ -364,6 +378,8 @@ FAULTY_BANKS: list[FaultyBank] = [
     FaultyBank("a late asynchronous ACCP credited", "creditor.late-answer",
                "for a late ACCP the switch refused", {"answer_mode": "async"},
                patch=_credit_anyway, also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("its own bulk sent as one message a transfer", "debtor.bulk",
+               "in 100 messages", patch=_one_message_each),
     FaultyBank("keeps up with a burst, not with a steady rate", "creditor.sustained",
                "p99", {"serial_answers": True, "latency_ms_median": 80.0},
                also_fails=frozenset({RECONCILIATION})),
