@@ -91,10 +91,12 @@ class Monitor:
         try:
             self.stats = await self.world.switch_admin("GET", "/v1/admin/stats")
             self.participants = await self.world.switch_admin("GET", "/v1/admin/participants")
-            await self._follow_cycle(int(self.stats.get("cycle_id", 0)))
             self.reachable = True
         except (aiohttp.ClientError, OSError, TimeoutError):
             self.reachable = False
+        if self.reachable:
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):  # next time
+                await self._follow_cycle(int(self.stats.get("cycle_id", 0)))
         if self.reachable:
             self._take(self.stats)
         self._summarise_latency()
