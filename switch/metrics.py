@@ -153,7 +153,7 @@ class SwitchMetrics:
         # the gauges read them when scraped, so an event costs no gauge update.
         self._net_vnd: defaultdict[str, int] = defaultdict(int)
         self._reserved_vnd: defaultdict[str, int] = defaultdict(int)
-        self._open_cycle = 0
+        self._open_cycle = -1  # none yet: _start_cycle(0) below opens the first
         self._in_flight = 0
         # Transfers in flight by mode (bulk or not) and the second they were received in, so
         # that the oldest is found at a scrape without a record per transfer.
@@ -341,10 +341,11 @@ class SwitchMetrics:
         return self._net_vnd
 
     def _start_cycle(self, cycle_id: int) -> None:
+        if cycle_id != self._open_cycle:  # not a takeover's recovery of the same cycle
+            self.cycle.info({"cycle_id": str(cycle_id)})
+            self.cycle_opened.set(time.time())
         self._open_cycle = cycle_id
         self._net_vnd.clear()
-        self.cycle.info({"cycle_id": str(cycle_id)})
-        self.cycle_opened.set(time.time())
 
     def _cycle_closed(self, cycle_id: int) -> None:
         self.cycles_closed.inc()

@@ -91,10 +91,12 @@ class Monitor:
         try:
             self.stats = await self.world.switch_admin("GET", "/v1/admin/stats")
             self.participants = await self.world.switch_admin("GET", "/v1/admin/participants")
-            await self._follow_cycle(int(self.stats.get("cycle_id", 0)))
             self.reachable = True
         except (aiohttp.ClientError, OSError, TimeoutError):
             self.reachable = False
+        if self.reachable:
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):  # next time
+                await self._follow_cycle(int(self.stats.get("cycle_id", 0)))
         if self.reachable:
             self._take(self.stats)
         self._summarise_latency()
@@ -115,7 +117,7 @@ class Monitor:
             "returned": int(stats.get("returns", {}).get("count", 0)),
             "in_flight": int(stats.get("in_flight", 0)),
         })
-        _bound(self.samples)
+        _bound(self.samples, _last_with_peak)
 
     async def _follow_cycle(self, cycle_id: int) -> None:
         """Once the switch opens a new cycle, read the one it closed (its net positions)."""
@@ -131,7 +133,7 @@ class Monitor:
             self.latency.append({"t_s": self.elapsed_s(), "start": self._latency_seen,
                                  "end": end})
             self._latency_seen = end
-            _bound(self.latency)
+            _bound(self.latency, _latency_span)
 
     def _show(self) -> None:
         if self.progress is None:
@@ -228,12 +230,11 @@ def merged(series: Sequence[Sample], at_most: int,
     return [series[0], *(merge(series[i:i + size]) for i in range(1, len(series), size))]
 
 
-def _bound(series: list[Sample]) -> None:
-    """Past MAX_SAMPLES, the older half merged in pairs: coarser, none dropped."""
+def _bound(series: list[Sample], merge: Callable[[Sequence[Sample]], Sample]) -> None:
+    """Past MAX_SAMPLES, the older half merged in pairs by `merge`: coarser, none dropped."""
     if len(series) > MAX_SAMPLES:
         half = MAX_SAMPLES // 2
-        series[:half] = merged(series[:half], half // 2,
-                               _latency_span if "start" in series[0] else _last_with_peak)
+        series[:half] = merged(series[:half], half // 2, merge)
 
 
 def rates(samples: Sequence[Sample]) -> list[list[float]]:

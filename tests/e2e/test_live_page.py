@@ -144,6 +144,8 @@ async def test_issue_26_a_held_day_longer_than_the_old_window_shows_its_start_an
     card = float(text("rate").replace(",", ""))
     assert abs(card - int(terminal.group(1).replace(",", ""))) <= 1 + card / 100
     assert "the payout's average" in text("rate-what")
+    assert f"■ payout average {text('rate')}/s" in [
+        t.text for t in page.get_element_by_id("throughput").findall(".//{*}text")]
     # Rates are over a second at least: a bulk report settling thousands at once is no
     # spike of many times the terminal's figure; a day shorter than a second peaks at what
     # settled in it.

@@ -4,9 +4,20 @@ never dropped, and rates a second that a terminal's transfers a second can be se
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-from switchlab.live import MAX_SAMPLES, PAGE_POINTS, _bound, merged, percentiles, rates
+from switchlab.live import (
+    MAX_SAMPLES,
+    PAGE_POINTS,
+    _bound,
+    _last_with_peak,
+    _latency_span,
+    merged,
+    percentiles,
+    rates,
+)
 
 
 def day(samples: int, every_s: float = 0.25) -> list[dict[str, float]]:
@@ -26,7 +37,7 @@ def test_issue_26_a_day_longer_than_the_page_is_sent_whole_from_its_start() -> N
 
 def test_issue_26_the_monitor_s_memory_is_bounded_by_merging_the_older_half() -> None:
     held = day(MAX_SAMPLES + 1)
-    _bound(held)
+    _bound(held, _last_with_peak)
     assert len(held) <= MAX_SAMPLES * 3 // 4 + 1
     assert held[0]["t_s"] == 0 and held[-1]["settled"] == 10 * MAX_SAMPLES
     assert max(s["in_flight"] for s in held) == 500
@@ -46,3 +57,12 @@ def test_issue_26_merged_latency_spans_give_the_percentiles_of_their_whole_span(
     log = np.arange(1, 1_001, dtype=np.float64)
     assert percentiles(log) == {"p50": 500.5, "p99": 990.01}
     assert percentiles(log[:0]) == {"p50": 0.0, "p99": 0.0}
+
+
+def test_issue_26_merged_latency_spans_still_cover_the_whole_log_end_to_end() -> None:
+    spans = [{"t_s": i * 0.25, "start": 3 * i, "end": 3 * i + 3} for i in range(MAX_SAMPLES + 1)]
+    _bound(spans, _latency_span)
+    sent = merged(spans, PAGE_POINTS, _latency_span)
+    for kept in (spans, sent):
+        assert kept[0]["start"] == 0 and kept[-1]["end"] == 3 * (MAX_SAMPLES + 1)
+        assert all(a["end"] == b["start"] for a, b in itertools.pairwise(kept))

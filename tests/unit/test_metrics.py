@@ -4,7 +4,9 @@ hostile participant can put in them: positions stay those of the open cycle, ser
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
+import pytest
 from prometheus_client.openmetrics.exposition import generate_latest
 
 from switch.events import SwitchEvents
@@ -134,3 +136,18 @@ def test_issue_26_the_cycle_is_a_label_and_commit_sizes_have_their_unit() -> Non
     assert "# UNIT switchlab_journal_commit_seconds seconds" in served
     assert 'switchlab_settlement_cycle_info{cycle_id="1"} 1.0' in served
     assert "\nswitchlab_settlement_cycle " not in served
+
+
+def test_issue_26_a_takeover_s_recovery_of_the_open_cycle_keeps_its_age(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a shared journal, `recovered` fires again when this process takes over a dead
+    one's work, in the same cycle: the cycle has not reopened, so the late-cycle alert must
+    still see its age."""
+    now_s = [1_000.0]
+    monkeypatch.setattr("switch.metrics.time", SimpleNamespace(time=lambda: now_s[0]))
+    events, metrics = observed()
+    now_s[0] = 2_000.0
+    events.recovered.fire(cycle_id=1, net_vnd={BANK: 5, TREASURY: -5}, in_flight=[])
+    assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 1_000
+    events.cycle_closed.fire(cycle_id=1)
+    assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 2_000
