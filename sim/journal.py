@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from switch.events import SwitchEvents
-from switch.store import JournalReader, QueuedWrite, Store, WriteRefused
+from switch.group_commit import QueuedWrite
+from switch.journal_errors import WriteRefused
+from switch.journal_reader import JournalReader
+from switch.store import Store
 
 T = TypeVar("T")
 

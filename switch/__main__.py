@@ -16,7 +16,7 @@ from protocol.runtime import bind, run_event_loop, serve, settle_heap, until_sto
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config
-from switch.store import NotAJournal
+from switch.journal_errors import NotAJournal
 from switch.workers import check_processes, supervise
 
 

@@ -25,9 +25,9 @@ from protocol.messages import (
 )
 from switch.forwarding import Forwarding
 from switch.inquiry import lookup
+from switch.journal_errors import WriteRefused
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import WriteRefused
 from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)

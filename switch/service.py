@@ -22,13 +22,14 @@ from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.gate import senders
 from switch.intake import Intake
+from switch.journal import Journal
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Channel, Participant
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Journal, Store
+from switch.store import Store
 from switch.store_postgres import PostgresStore
 from switch.verification import Verification
 

@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from switch.events import SwitchEvents
+from switch.group_commit import GroupCommit
+from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
+from switch.records import Final, SettledReturn
 from switch.states import TransferState
-from switch.store import (
-    Final,
-    GroupCommit,
-    JournalBusy,
-    JournalFailed,
-    SettledReturn,
-    Store,
-    WriteRefused,
-)
+from switch.store import Store
 from switch.store_postgres import PostgresStore
 from switch.transfer import Transfer
 
