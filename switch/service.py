@@ -29,7 +29,7 @@ from switch.participants import Channel, Participant
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Store
+from switch.store import SqliteJournal
 from switch.store_postgres import PostgresStore
 from switch.verification import Verification
 
@@ -68,7 +68,7 @@ class Switch:
         if self._journal is not None:
             store = self._journal
         elif config.journal_url is None:
-            store = Store(config.journal_path, self.events)
+            store = SqliteJournal(config.journal_path, self.events)
         else:
             store = shared = PostgresStore(config.journal_url, self.events, config.bic,
                                            lease_s=config.cluster_lease_s)

@@ -184,7 +184,7 @@ def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
     return connection
 
 
-class Store(GroupCommit, JournalReads):
+class SqliteJournal(GroupCommit, JournalReads):
     """The switch's durable state in one SQLite file: batched durable writes, off-loop reads.
     One switch process only: its memory decides duplicates, caps and cycles."""
 
