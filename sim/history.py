@@ -57,8 +57,9 @@ from switch.app import clear_credit_transfer
 from switch.config import SwitchConfig, parse_config
 from switch.events import SwitchEvents
 from switch.intake import ANSWER_MARGIN_S
+from switch.journal import NOTICE_DUE
+from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
 from switch.service import Switch
-from switch.store import NOTICE_DUE, JournalBusy, JournalFailed, WriteRefused
 
 T = TypeVar("T")
 SWITCH = "SWLBVNVX"

@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from switch.events import SwitchEvents
-from switch.store import JournalReader, QueuedWrite, Store, WriteRefused
+from switch.group_commit import QueuedWrite
+from switch.journal_errors import WriteRefused
+from switch.journal_reader import JournalReader
+from switch.store import SqliteJournal
 
 T = TypeVar("T")
 
 
-class SimJournal(Store):
+class SimJournal(SqliteJournal):
     def __init__(self, path: Path, events: SwitchEvents, rng: random.Random,
                  max_commit_s: float) -> None:
         super().__init__(path, events)

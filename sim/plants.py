@@ -14,8 +14,8 @@ from switch.book import Applied, Book
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.participants import Breaker, Call
+from switch.records import Final
 from switch.states import TransferState
-from switch.store import Final
 from switch.transfer import Transfer
 
 

@@ -16,7 +16,7 @@ from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, s
 from protocol.settings import SettingsError
 from switch.app import create_app
 from switch.config import load_config, weak_secrets
-from switch.store import NotAJournal
+from switch.journal_errors import NotAJournal
 from switch.workers import check_processes, supervise
 
 

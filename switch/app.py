@@ -37,8 +37,8 @@ from switch import admin, directory_api, gate, inquiry, statements
 from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
+from switch.journal_errors import JournalBusy, JournalFailed, JournalInconsistent, WriteRefused
 from switch.service import Switch
-from switch.store import JournalBusy, JournalFailed, JournalInconsistent, WriteRefused
 from switch.verification import RequestRefused
 
 

@@ -41,8 +41,8 @@ from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Breaker, Call, Participant
 from switch.positions import PositionBook
+from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
-from switch.store import Decided, Final, SettledReturn
 from switch.transfer import Transfer
 
 MAX_AMOUNT_VND = 10**13  # ten trillion dong: far above any single social payment

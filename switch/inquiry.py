@@ -11,11 +11,9 @@ from protocol.messages import (
     MessageType,
     PaymentStatusReport,
     StatusRequest,
-    TransactionStatus,
-    TxStatus,
 )
 from switch.state import SwitchState
-from switch.transfer import Transfer
+from switch.transfer import Transfer, refusal
 
 
 async def lookup(state: SwitchState, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
@@ -38,14 +36,9 @@ async def status_report(state: SwitchState, requester_bic: str, request: StatusR
         transfer = known.get(item.original_end_to_end_id)
         if transfer is None or requester_bic not in (transfer.debtor_bic,
                                                      transfer.creditor_bic):
-            statuses.append(TransactionStatus(
-                original_end_to_end_id=item.original_end_to_end_id,
-                original_tx_id=item.original_tx_id or "NOTPROVIDED",
-                status=TxStatus.REJECTED,
-                reason_code=reasons.PAYMENT_NOT_RECEIVED,
-                reason_text=reasons.DESCRIPTIONS[reasons.PAYMENT_NOT_RECEIVED],
-                reason_originator_bic=state.config.bic,
-            ))
+            statuses.append(refusal(item.original_end_to_end_id,
+                                    item.original_tx_id or "NOTPROVIDED",
+                                    reasons.PAYMENT_NOT_RECEIVED, state.config.bic))
         else:
             statuses.append(transfer.status())
     return PaymentStatusReport(

@@ -21,14 +21,13 @@ from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
     TransactionStatus,
-    TxStatus,
 )
 from switch.forwarding import Forwarding
 from switch.inquiry import lookup
+from switch.journal_errors import WriteRefused
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import WriteRefused
-from switch.transfer import Transfer
+from switch.transfer import Transfer, refusal
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +167,8 @@ class Intake:
             ):
                 statuses.append(original.status())
                 continue
-            statuses.append(TransactionStatus(
-                original_end_to_end_id=tx.end_to_end_id,
-                original_tx_id=tx.tx_id,
-                status=TxStatus.REJECTED,
-                reason_code=reasons.DUPLICATE,
-                reason_text=reasons.DESCRIPTIONS[reasons.DUPLICATE],
-                original_msg_id=msg_id,
-                reason_originator_bic=self.state.config.bic,
-            ))
+            statuses.append(refusal(tx.end_to_end_id, tx.tx_id, reasons.DUPLICATE,
+                                    self.state.config.bic, msg_id))
         return statuses
 
     async def clear_instant(self, debtor_bic: str, message: CreditTransferMessage,
@@ -186,11 +178,8 @@ class Intake:
         submission = await self.submit(debtor_bic, message, False, body_sha256)
         if submission.group_reason is not None:
             (tx,) = message.transactions
-            return TransactionStatus(
-                original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
-                status=TxStatus.REJECTED, reason_code=submission.group_reason,
-                reason_text=reasons.DESCRIPTIONS[submission.group_reason],
-                original_msg_id=message.msg_id, reason_originator_bic=self.state.config.bic)
+            return refusal(tx.end_to_end_id, tx.tx_id, submission.group_reason,
+                           self.state.config.bic, message.msg_id)
         if submission.refused:
             return submission.refused[0]
         transfer = submission.journaled[0]

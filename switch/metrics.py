@@ -28,8 +28,8 @@ from protocol import reasons
 from protocol.exposition import reason_label
 from protocol.messages import TransactionStatus
 from switch.events import SwitchEvents
+from switch.records import SettledReturn
 from switch.states import TransferState
-from switch.store import SettledReturn
 from switch.transfer import Transfer
 
 # The creditor has 5 s from the forward (creditor_timeout_s) and the instant answer waits at

@@ -22,9 +22,9 @@ from protocol.messages import (
     TxStatus,
 )
 from switch.inquiry import lookup
+from switch.records import Decided, SettledReturn
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import Decided, SettledReturn
 from switch.transfer import Transfer
 
 

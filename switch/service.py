@@ -22,13 +22,14 @@ from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.gate import senders
 from switch.intake import ANSWER_MARGIN_S, Intake
+from switch.journal import Journal
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Channel, Participant
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Journal, Store
+from switch.store import SqliteJournal
 from switch.store_postgres import PostgresStore
 from switch.verification import Verification
 
@@ -72,7 +73,7 @@ class Switch:
         if self._journal is not None:
             store = self._journal
         elif config.journal_url is None:
-            store = Store(config.journal_path, self.events)
+            store = SqliteJournal(config.journal_path, self.events)
         else:
             store = shared = PostgresStore(config.journal_url, self.events, config.bic,
                                            lease_s=config.cluster_lease_s)

@@ -53,24 +53,19 @@ except ImportError:  # the optional `postgres` extra is not installed
     asyncpg = None  # type: ignore[assignment]
 
 from switch.events import SwitchEvents
-from switch.states import TransferState
-from switch.store import (
+from switch.group_commit import GroupCommit, QueuedWrite
+from switch.journal import (
     NOTICE_DUE,
     NOTICE_SENT,
     READS,
     TRANSFER_COLUMNS,
-    Decided,
-    DirectoryChange,
-    Final,
-    GroupCommit,
     JournalReads,
-    NoticesDue,
-    QueuedWrite,
-    SettledReturn,
-    WriteRefused,
     dollar_placeholders,
     transfer_of_row,
 )
+from switch.journal_errors import WriteRefused
+from switch.records import Decided, DirectoryChange, Final, NoticesDue, SettledReturn
+from switch.states import TransferState
 from switch.transfer import Transfer
 
 SCHEMA = """

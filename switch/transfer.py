@@ -7,8 +7,19 @@ import asyncio
 from dataclasses import dataclass
 
 from protocol import reasons
-from protocol.messages import CreditTransfer, TransactionStatus
+from protocol.messages import CreditTransfer, TransactionStatus, TxStatus
 from switch.states import WIRE_STATUS, TransferState, check_transition
+
+
+def refusal(end_to_end_id: str, tx_id: str, reason_code: str, switch_bic: str,
+            msg_id: str | None = None) -> TransactionStatus:
+    """A pacs.002 TxInfAndSts refusing a transaction by the switch itself (StsRsnInf/Orgtr
+    is the switch): RJCT with `reason_code` and its ISO description."""
+    return TransactionStatus(
+        original_end_to_end_id=end_to_end_id, original_tx_id=tx_id,
+        status=TxStatus.REJECTED, reason_code=reason_code,
+        reason_text=reasons.DESCRIPTIONS[reason_code], original_msg_id=msg_id,
+        reason_originator_bic=switch_bic)
 
 
 @dataclass(slots=True, eq=False)
