@@ -14,7 +14,8 @@ rules the switch applies. The rules, and why each exists, are in docs/payment-ta
   unless a `period` or `arrears` column tells the rows apart;
 - a row without account (and without creditor_bic) is paid by citizen id, through the
   switch's directory;
-- each bad row is reported with its line and reason; the good rows go on.
+- each bad row is reported with its line and every reason it has (not the first only); the
+  good rows go on.
 """
 
 from __future__ import annotations
@@ -424,39 +425,45 @@ def _citizen_id_problem(text: str) -> str | None:
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
-    inside = next((c for c in _IDS if len(row.get(c, "").split()) > 1), None)
-    if inside:
-        return (f"{inside} {row[inside]!r} has a space inside; write it without spaces "
-                "(a number split in two could be someone else's)")
-    problem = _citizen_id_problem(row["citizen_id"])
-    if problem:
-        return problem
+    """Every problem of the row, joined by "; " (None: it can be paid): a clerk corrects a
+    row once, not once per problem."""
+    return "; ".join(_row_problems(row)) or None
+
+
+def _row_problems(row: dict[str, str]) -> Iterator[str]:
+    spaced = {c for c in _IDS if len(row.get(c, "").split()) > 1}
+    for column in _IDS:
+        if column in spaced:
+            yield (f"{column} {row[column]!r} has a space inside; write it without spaces "
+                   "(a number split in two could be someone else's)")
+    if "citizen_id" not in spaced:
+        problem = _citizen_id_problem(row["citizen_id"])
+        if problem:
+            yield problem
     amount = row["amount_vnd"]
-    if not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND:
+    if "amount_vnd" not in spaced and (
+            not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND):
         hint = (" (write whole dong as digits only, without separators)"
                 if re.fullmatch(r"[0-9][0-9.,]*[0-9]", amount) else
                 " (a payment is more than zero)" if re.fullmatch(r"[-0]+", amount) or
                 amount.startswith("-") else "")
-        return (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
-                f"{MAX_AMOUNT_VND:,}{hint}")
+        yield (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
+               f"{MAX_AMOUNT_VND:,}{hint}")
     bic, account = row.get("creditor_bic", ""), row.get("account_id", "")
-    if bic and not is_bic(bic):
+    if bic and not is_bic(bic) and "creditor_bic" not in spaced:
         hint = " (BICs are written in capitals)" if is_bic(bic.upper()) else ""
-        return f"creditor_bic {bic!r} is not a BIC{hint}"
+        yield f"creditor_bic {bic!r} is not a BIC{hint}"
     if bool(bic) != bool(account):
-        return ("creditor_bic and account_id go together: give both, or leave both empty to "
-                "pay by citizen id")
+        yield ("creditor_bic and account_id go together: give both, or leave both empty to "
+               "pay by citizen id")
     if not row["full_name"]:
-        return "full_name is empty"
+        yield "full_name is empty"
     if row.get("end_to_end_id", "").upper().startswith(RETRY_ID_PREFIX):
-        return (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
-                "switchlab keeps for the ids of rows sent again")
-    problem = (_text_problem(row, "full_name", MAX_NAME_CHARS)
-               or _text_problem(row, "account_id", MAX_ACCOUNT_CHARS)
-               or _text_problem(row, "end_to_end_id", MAX_ID_CHARS))
-    if problem:
-        return problem
-    return next(filter(None, (_text_problem(row, c, MAX_NAME_CHARS) for c in _TEXTS)), None)
+        yield (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
+               "switchlab keeps for the ids of rows sent again")
+    limits = (("full_name", MAX_NAME_CHARS), ("account_id", MAX_ACCOUNT_CHARS),
+              ("end_to_end_id", MAX_ID_CHARS), *((c, MAX_NAME_CHARS) for c in _TEXTS))
+    yield from filter(None, (_text_problem(row, c, high) for c, high in limits))
 
 
 def _repeated(payments: PaymentTable, lines: Sequence[int]) -> list[tuple[int, str]]:

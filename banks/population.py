@@ -100,6 +100,10 @@ class Mix(BaseModel):
     # Paid by citizen id, but the link (imported from the national registry, where the
     # citizen mistyped it, or gone stale) points at an account whose holder is someone else.
     impostor_link: Share = 0.0
+    # Died after the ministry's list was made, and registered dead in the population register
+    # (register/): the ministry's check against it stops them before paying; drawn over
+    # everyone, with or without an account.
+    died_after_list: Share = 0.0
 
     @field_validator("participants", "programmes")
     @classmethod
@@ -143,6 +147,9 @@ class Beneficiary:
     dies_after_payment: bool = False
     by_citizen_id: bool = False  # the table names no account: paid through the directory
     ledger_citizen_id: str | None = None  # the account's holder, when it is someone else
+    died_after_list: bool = False  # registered dead in the population register since
+    household_id: str = ""  # the population register's household ("": their own)
+    household_head: str = ""  # its head's citizen id ("": themselves)
 
     @property
     def wrong_holder(self) -> bool:
@@ -198,7 +205,8 @@ class Population:
         return [
             Account(account_id=b.account_id or "", holder_name=b.ledger_name,
                     citizen_id=b.ledger_citizen_id or b.citizen_id, status=b.status,
-                    deceased=b.deceased, dies_after_payment=b.dies_after_payment)
+                    deceased=b.deceased or b.died_after_list,
+                    dies_after_payment=b.dies_after_payment)
             for b in self.beneficiaries if b.participant_bic == bic
         ]
 
@@ -335,6 +343,8 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
             # Drawn only when asked for, so that other mixes keep their seeds' people.
             person.by_citizen_id = person.ledger_citizen_id is not None or (
                 mix.by_citizen_id > 0 and draws.random() < mix.by_citizen_id)
+        person.died_after_list = mix.died_after_list > 0 and (
+            draws.random() < mix.died_after_list)
         people.append(person)
     return Population(seed=seed, beneficiaries=people)
 

@@ -52,6 +52,8 @@ from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
+from register.citizens import Register
+from switchlab.citizens import lab_citizen
 from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
@@ -138,17 +140,16 @@ def _lab_accounts(payments: Iterable[Payment]) -> dict[str, list[Account]]:
     return {bic: list(by_id.values()) for bic, by_id in accounts.items()}
 
 
-def _links(payments: Sequence[Payment]) -> dict[str, list[dict[str, str]]]:
-    """Directory links, by participant, for the citizens the table pays by citizen id: the
-    first account the table names for them, if any."""
+def _links(payments: Sequence[Payment]) -> list[dict[str, str]]:
+    """Directory links the citizens the table pays by citizen id ask for: the first account
+    the table names for them, if any."""
     wanted = {p.citizen_id for p in payments if not p.account_id}
-    links: dict[str, list[dict[str, str]]] = defaultdict(list)
+    links: list[dict[str, str]] = []
     for p in payments:
         if p.citizen_id in wanted and p.account_id and p.creditor_bic in PARTICIPANTS:
             wanted.discard(p.citizen_id)
-            links[p.creditor_bic].append({"citizen_id": p.citizen_id,
-                                          "account_id": p.account_id,
-                                          "holder_name": p.full_name})
+            links.append({"citizen_id": p.citizen_id, "participant_bic": p.creditor_bic,
+                          "account_id": p.account_id})
     return links
 
 
@@ -165,14 +166,19 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
             ledger = Ledger(lab / f"{bic}.sqlite")
             ledger.open_accounts(opened)
             ledger.close()
+    links = _links(payments)
+    register_file = lab / "register.csv"
+    if links and not ready:  # the citizens the table pays by id, as its rows name them
+        Register(lab_citizen(cid, name) for cid, name in {
+            p.citizen_id: p.full_name for p in payments}.items()).write(register_file)
     world = World(WorldSettings(
         run_dir=lab, behaviours={bic: Behaviour() for bic in sorted(accounts)},
-        treasury=settings.treasury, ledger_dir=lab, keep_journal=True))
+        treasury=settings.treasury, ledger_dir=lab, keep_journal=True,
+        register_file=register_file if links else None))
     await world.start(Population(seed=0, beneficiaries=[]))
     if not ready:
         try:
-            for bic, entries in _links(payments).items():
-                await world.register_links(bic, entries)
+            await world.link_citizens(links)
         except BaseException:
             await world.stop()
             raise

@@ -17,7 +17,12 @@ from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from protocol import signing
 from protocol.codec import encode, new_id
-from protocol.directory import ENTRIES_PATH, DirectoryClient, DirectoryError
+from protocol.directory import (
+    ENTRIES_PATH,
+    CitizenLinksClient,
+    DirectoryClient,
+    DirectoryError,
+)
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.keys import SwitchKeys
 from protocol.messages import (
@@ -31,6 +36,7 @@ from protocol.messages import (
     VerificationResult,
 )
 from protocol.signing import Credentials
+from switchlab.citizens import REGISTER_ID
 from switchlab.world import World, WorldSettings
 from tests.harness import until
 
@@ -40,6 +46,8 @@ DUC = ("079090054321", "Trần Văn Đức", BANK, "0011009999999")
 HOA = ("036190011111", "Lê Thị Hoa", WALLET, "0912345678")
 MINH = ("038090022222", "Phạm Văn Minh", BANK, "0011000000003")  # account closed
 RA_SAVINGS = "0011004455668"  # Rà's second account at the bank
+RA_WALLET = "0901234567"  # and her e-wallet
+NAM = ("040090033333", "Hồ Văn Nam", BANK, "0011000000004")  # deceased, his bank knows
 STRANGER = "001185067347"  # a valid citizen id that nobody in the lab holds
 
 
@@ -54,10 +62,11 @@ def person(citizen_id: str, name: str, bic: str, account: str, **changes: Any
 async def world(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[World]:
     """The lab on either journal: the directory's rules hold the same on both."""
     lab = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
-                              switch_settings=journal))
+                              switch_settings=journal, register=True))
     await lab.start(Population(seed=0, beneficiaries=[
         person(*RA), person(*DUC), person(*HOA), person(*MINH, status=CLOSED),
-        person(RA[0], RA[1], BANK, RA_SAVINGS)]))
+        person(*NAM, deceased=True), person(RA[0], RA[1], BANK, RA_SAVINGS),
+        person(RA[0], RA[1], WALLET, RA_WALLET)]))
     yield lab
     await lab.stop()
 
@@ -91,6 +100,14 @@ async def admin(world: World, method: str, path: str, body: object = None
                           else await r.text())
 
 
+async def register_admin(world: World, method: str, path: str, body: object = None
+                         ) -> tuple[int, Any]:
+    """The population register's operator API, with its admin token (the lab's)."""
+    assert world.session is not None and world.register_url is not None
+    async with world.session.request(method, f"{world.register_url}{path}", json=body) as r:
+        return r.status, await r.json()
+
+
 async def verify(world: World, *items: VerificationItem) -> list[VerificationResult]:
     reply = await treasury(world).send(VerificationRequest(
         msg_id=new_id("T"), created_at=datetime.now(UTC), assigner_bic=TREASURY_BIC,
@@ -118,59 +135,100 @@ async def pay_by_citizen_id(world: World, citizen_id: str, name: str, e2e: str,
 # ---- the directory's rules --------------------------------------------------------------------
 
 
-async def test_a_participant_links_only_accounts_its_own_ledger_confirms(world: World) -> None:
-    bank = directory(world, BANK)
-    results = await bank.register([
-        entry(*RA),
-        {**entry(*DUC), "holder_name": "Trần Thị Đào"},  # not the holder's name
-        {**entry(*MINH), "citizen_id": STRANGER},  # the account is someone else's
-        entry(*HOA),  # an account the wallet holds, not this bank
-    ])
-    assert [r["status"] for r in results] == ["linked", "refused", "refused", "refused"]
-    assert "acmt.024 BE01" in results[1]["reason"]
-    assert "acmt.024 BE17" in results[2]["reason"]
-    assert "acmt.024 AC01" in results[3]["reason"]
-    # Closed, but Minh's: a link is about whose the account is; paying is asked later.
-    assert (await bank.register([entry(*MINH)]))[0]["status"] == "linked"
-    assert (await bank.entry(RA[0]) or {})["account_id"] == RA[3]
-    assert await directory(world, WALLET).entry(RA[0]) is None  # another's entry stays hidden
-    assert (await bank.register([entry(*RA)]))[0]["status"] == "unchanged"
+async def link(world: World, *people: tuple[str, str, str, str]) -> list[dict[str, str]]:
+    """Each citizen links their own account, signed in to the population register."""
+    return await world.link_citizens([{"citizen_id": cid, "participant_bic": bic,
+                                       "account_id": account} for cid, _, bic, account in people])
 
 
-async def test_one_citizen_id_has_one_active_account_and_an_account_one_citizen(
+async def test_a_citizen_links_only_an_account_its_holder_confirms_open_and_theirs(
         world: World) -> None:
+    results = await link(world, RA, (DUC[0], DUC[1], BANK, RA_SAVINGS), MINH,
+                         (HOA[0], HOA[1], BANK, HOA[3]), NAM)
+    assert [r["status"] for r in results] == ["linked"] + ["refused"] * 4
+    assert "acmt.024 BE17" in results[1]["reason"]  # another holder's account
+    assert "acmt.024 AC04" in results[2]["reason"]  # closed: cannot be linked
+    assert "acmt.024 AC01" in results[3]["reason"]  # the bank holds no such account
+    assert "acmt.024 MD07" in results[4]["reason"]  # the holder's bank knows they died
+    bank = directory(world, BANK)
+    entry_now = await bank.entry(RA[0]) or {}
+    assert entry_now["account_id"] == RA[3]
+    # Read right after the change, the entry shows it (it showed 0.0 and "" until a restart).
+    assert entry_now["updated_at"] > 0
+    assert entry_now["updated_by"] == f"{REGISTER_ID} for citizen {RA[0]}; confirmed by {BANK}"
+    assert await directory(world, WALLET).entry(RA[0]) is None  # another's entry stays hidden
+    assert (await link(world, RA))[0]["status"] == "unchanged"
+
+
+async def test_issue_27_a_participant_alone_can_neither_create_nor_move_a_link(
+        world: World) -> None:
+    """The hijack: an e-wallet linked a bank customer's citizen id to its own wallet, the
+    switch asked only the e-wallet, and a treasury payment by citizen id went to the wallet."""
+    await link(world, RA)
+    wallet = directory(world, WALLET)
+    for cid in (RA[0], DUC[0]):  # linked at the bank, or not linked at all
+        with pytest.raises(DirectoryError, match="HTTP 403") as refused:
+            await wallet.register([{"citizen_id": cid, "account_id": HOA[3],
+                                    "holder_name": RA[1]}])
+        assert "cannot create or move a link" in str(refused.value)
+    report = await pay_by_citizen_id(world, RA[0], RA[1], "E2E-HIJACK")
+    assert report.transactions[0].status == TxStatus.SETTLED
+    ledger = world.banks[BANK].ledger
+    await until(lambda: ledger.accounts[RA[3]].balance_vnd == 1_500_000)
+    assert world.banks[WALLET].ledger.accounts[HOA[3]].balance_vnd == 0
+
+
+async def test_moving_a_link_is_the_citizens_request_and_the_old_holder_is_told(
+        world: World) -> None:
+    await link(world, RA)
+    moved = await link(world, (RA[0], RA[1], WALLET, RA_WALLET))
+    assert moved[0]["status"] == "moved"
     bank, wallet = directory(world, BANK), directory(world, WALLET)
-    assert [r["status"] for r in await bank.register([entry(*RA)])] == ["linked"]
-    moved = await wallet.register([{**entry(*HOA), "citizen_id": RA[0], "holder_name": RA[1]}])
-    assert moved[0]["status"] == "refused"
-    assert "another participant, which must unlink it first" in moved[0]["reason"]
-    taken = await bank.register([{**entry(*DUC), "account_id": RA[3]}])
+    assert await bank.entry(RA[0]) is None
+    assert (await wallet.entry(RA[0]) or {})["account_id"] == RA_WALLET
+    told = await bank.changes()
+    assert [(c["action"], c["account_id"]) for c in told] == [("link", RA[3]),
+                                                              ("unlink", RA[3])]
+    assert f"for citizen {RA[0]}; confirmed by {WALLET}" in told[1]["changed_by"]
+    # One account, one citizen: Đức cannot take Rà's wallet, whatever its holder says.
+    taken = await link(world, (DUC[0], DUC[1], WALLET, RA_WALLET))
     assert taken[0]["status"] == "refused"
     assert "the account is linked to another citizen id" in taken[0]["reason"]
-    twice = await bank.register([entry(*DUC), entry(*DUC)])
-    assert [r["status"] for r in twice] == ["linked", "refused"]
-    assert f"citizen id {DUC[0]} appears twice in the request" in twice[1]["reason"]
-    # The holder moves the payout account within the bank: an update, verified again.
-    assert (await bank.register([{**entry(*RA), "account_id": DUC[3]}]))[0][
-        "status"] == "refused"  # Đức's account: the ledger says BE17 (and it is linked)
-    assert (await bank.register([{**entry(*RA), "account_id": RA_SAVINGS}]))[0][
-        "status"] == "updated"
-    assert (await bank.entry(RA[0]) or {})["account_id"] == RA_SAVINGS
+    # Within the bank: the citizen's savings account instead, confirmed again.
+    await link(world, RA)
+    assert (await link(world, (RA[0], RA[1], BANK, RA_SAVINGS)))[0]["status"] == "updated"
 
 
-async def test_unlink_and_every_change_is_journaled_with_who_and_when(world: World) -> None:
+async def test_a_death_registered_in_the_register_unlinks(world: World) -> None:
+    await link(world, RA)
+    status, answer = await register_admin(world, "POST", "/v1/admin/deaths", {
+        "deaths": [{"citizen_id": RA[0], "died_on": "2026-11-01"},
+                   {"citizen_id": STRANGER, "died_on": "2026-11-01"}]})
+    assert status == 200
+    assert answer["results"][0] == {"citizen_id": RA[0], "status": "recorded", "unlinked": "yes"}
+    assert answer["results"][1]["status"] == "refused"
+    assert await directory(world, BANK).entry(RA[0]) is None
+    again = await link(world, RA)
+    assert again[0]["status"] == "refused" and "died on 2026-11-01" in again[0]["reason"]
+    report = await pay_by_citizen_id(world, RA[0], RA[1], "E2E-AFTER-DEATH")
+    assert report.transactions[0].reason_code == "BE23"
+    _, history = await admin(world, "GET", f"/v1/admin/directory/entries/{RA[0]}")
+    assert history["history"][-1]["changed_by"] == f"{REGISTER_ID} for citizen {RA[0]} (death)"
+
+
+async def test_unlink_by_the_holder_and_every_change_is_journaled_with_who_and_when(
+        world: World) -> None:
     bank, wallet = directory(world, BANK), directory(world, WALLET)
-    await bank.register([entry(*RA)])
+    await link(world, RA)
     assert not await wallet.unlink(RA[0])  # not the wallet's entry: nothing happens
-    assert await bank.unlink(RA[0])
+    assert await bank.unlink(RA[0])  # the bank may unlink its own (the account closed)
     assert await bank.entry(RA[0]) is None
     assert not await bank.unlink(RA[0])
-    assert (await wallet.register([{**entry(*HOA), "citizen_id": RA[0],
-                                    "holder_name": RA[1]}]))[0]["status"] == "refused"
     status, history = await admin(world, "GET", f"/v1/admin/directory/entries/{RA[0]}")
     assert status == 200 and history["entry"] is None
     assert [(c["action"], c["changed_by"], c["account_id"]) for c in history["history"]] == [
-        ("link", BANK, RA[3]), ("unlink", BANK, RA[3])]
+        ("link", f"{REGISTER_ID} for citizen {RA[0]}; confirmed by {BANK}", RA[3]),
+        ("unlink", BANK, RA[3])]
     assert all(c["at"] > 0 for c in history["history"])
     assert [c["action"] for c in await bank.changes()] == ["link", "unlink"]
     assert await wallet.changes() == []
@@ -181,28 +239,31 @@ async def test_unlink_and_every_change_is_journaled_with_who_and_when(world: Wor
         assert status == 400 and "must be a whole number" in text
 
 
-async def test_directory_requests_are_signed_bounded_and_checked(world: World) -> None:
-    with pytest.raises(DirectoryError) as refused:
-        await directory(world, TREASURY_BIC).register([entry(*RA)])
-    assert refused.value.status == 403  # a treasury holds no customers' accounts
-    forged = DirectoryClient(world.session, world.switch_url, BANK,
-                             Credentials.shared(b"guessed"), SWITCH_BIC)
-    with pytest.raises(DirectoryError, match="HTTP 401"):
-        await forged.register([entry(*RA)])
-    bank = directory(world, BANK)
+async def test_link_requests_are_signed_by_the_register_and_checked(world: World) -> None:
+    assert world.session is not None
+    as_bank = CitizenLinksClient(world.session, world.switch_url, BANK,
+                                 credentials(world, BANK), SWITCH_BIC)
+    with pytest.raises(DirectoryError, match="HTTP 401"):  # a bank is not the register
+        await as_bank.link([{"citizen_id": RA[0], "participant_bic": BANK,
+                             "account_id": RA[3], "holder_name": RA[1]}])
+    register = CitizenLinksClient(world.session, world.switch_url, REGISTER_ID,
+                                  credentials(world, REGISTER_ID), SWITCH_BIC)
     for bad, says in [
-        ([{**entry(*RA), "account_id": "0011 004455667"}], "entries.0.account_id"),
-        ([{**entry(*RA), "holder_name": " "}], "entries.0.holder_name"),
-        ([{**entry(*RA), "participant_bic": WALLET}], "Extra inputs are not permitted"),
-        ([entry(*RA)] * 1_001, "at most 1000 items"),
+        ([{"citizen_id": RA[0], "participant_bic": BANK, "account_id": "0011 004455667",
+           "holder_name": RA[1]}], "links.0.account_id"),
+        ([{"citizen_id": RA[0], "account_id": RA[3], "holder_name": RA[1]}],
+         "links.0.participant_bic"),
         ([], "at least 1 item"),
     ]:
         with pytest.raises(DirectoryError, match="HTTP 400") as error:
-            await bank.register(bad)
+            await register.link(bad)
         assert says in str(error.value)
-    bad_id = await bank.register([{**entry(*RA), "citizen_id": "003190012345"}])
+    with pytest.raises(DirectoryError, match="HTTP 403"):  # a treasury holds no accounts
+        await register.link([{"citizen_id": RA[0], "participant_bic": TREASURY_BIC,
+                              "account_id": RA[3], "holder_name": RA[1]}])
+    bad_id = await register.link([{"citizen_id": "003190012345", "participant_bic": BANK,
+                                   "account_id": RA[3], "holder_name": RA[1]}])
     assert bad_id[0]["status"] == "refused" and "no province code" in bad_id[0]["reason"]
-    assert world.session is not None
     body = b"{not json"
     headers = signing.sign(BANK, credentials(world, BANK).own, ENTRIES_PATH, body)
     async with world.session.post(f"{world.switch_url}{ENTRIES_PATH}", data=body,
@@ -210,9 +271,23 @@ async def test_directory_requests_are_signed_bounded_and_checked(world: World) -
         assert response.status == 400 and "not JSON" in await response.text()
 
 
+async def test_a_citizen_signs_in_as_themselves_and_nobody_else(world: World) -> None:
+    assert world.citizens is not None
+    wrong = await world.citizens.link([{"citizen_id": RA[0], "participant_bic": BANK,
+                                        "account_id": RA[3]}])
+    assert wrong[0]["status"] == "linked"
+    assert world.session is not None and world.register_url is not None
+    async with world.session.post(
+            f"{world.register_url}/v1/citizens/{RA[0]}/link",
+            json={"participant_bic": WALLET, "account_id": HOA[3]},
+            headers={"Authorization": f"Bearer {world.citizens.login(HOA[0])}"}) as response:
+        assert response.status == 404  # Hoa's login is not Rà's
+    assert await directory(world, BANK).entry(RA[0]) is not None
+
+
 async def test_the_directory_survives_a_restart_of_the_switch(world: World,
                                                               tmp_path: Path) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     await world.stop()
     again = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
                                 keep_journal=True,
@@ -230,7 +305,7 @@ async def test_the_directory_survives_a_restart_of_the_switch(world: World,
 
 
 async def test_a_transfer_by_citizen_id_alone_is_resolved_before_routing(world: World) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     report = await pay_by_citizen_id(world, RA[0], "Nguyen Thi Ra", "E2E-NIDN-1")
     assert report.transactions[0].status == TxStatus.SETTLED
     ledger = world.banks[BANK].ledger
@@ -246,7 +321,7 @@ async def test_a_transfer_by_citizen_id_alone_is_resolved_before_routing(world: 
 ])
 async def test_a_transfer_by_citizen_id_without_a_link_is_refused_with_a_reason(
         world: World, citizen_id: str, account: str, reason: str) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     report = await pay_by_citizen_id(world, citizen_id, RA[1], f"E2E-{reason}-{citizen_id}",
                                      account)
     (status,) = report.transactions
@@ -259,7 +334,7 @@ async def test_a_transfer_by_citizen_id_without_a_link_is_refused_with_a_reason(
 
 
 async def test_verification_answers_match_or_why_not_and_masks_names(world: World) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     ask = VerificationItem
     results = await verify(
         world,

@@ -40,12 +40,11 @@ async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: 
                          programme="luong_huu", amount_vnd=1, participant_bic=BANK,
                          account_id="0011004455667", ledger_name="Nguyễn Thị Rà",
                          end_to_end_id="unused")
-    world = World(WorldSettings(tmp_path / "lab", {BANK: Behaviour()}))
+    world = World(WorldSettings(tmp_path / "lab", {BANK: Behaviour()}, register=True))
     await world.start(Population(seed=0, beneficiaries=[holder]))
     try:
-        await world.register_links(BANK, [{"citizen_id": holder.citizen_id,
-                                           "account_id": "0011004455667",
-                                           "holder_name": holder.full_name}])
+        await world.link_citizens([{"citizen_id": holder.citizen_id, "participant_bic": BANK,
+                                    "account_id": "0011004455667"}])
         inbound = world.runners.pop()  # the lab's own treasury steps aside for ours
         port = inbound.addresses[0][1]
         await inbound.cleanup()
