@@ -30,6 +30,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 AMOUNT = re.compile(r"[0-9]{1,14}")
 REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
 OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
-                    "commune", "address")
+                    "commune", "address", "birth_date")
 _IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
 _TEXTS = ("programme", "period", "arrears", "commune", "address")
 _NAMES_AND_TEXTS = frozenset(("full_name", *_TEXTS))
@@ -91,6 +92,7 @@ class Payment:
     arrears: str = ""  # why a second payment in the same programme and period
     commune: str = ""  # xã/phường, for the post office
     address: str = ""
+    birth_date: str = ""  # YYYY-MM-DD, checked against the population register when given
 
 
 class PaymentTable(Rows[Payment]):
@@ -102,7 +104,7 @@ class PaymentTable(Rows[Payment]):
     def __init__(self) -> None:
         self._amounts_vnd = array("q")
         self._ids = Texts()
-        # citizen_id, full_name, account_id, arrears, address: one Texts row each
+        # citizen_id, full_name, account_id, arrears, address, birth_date: one Texts row each
         self._texts = Texts()
         self._bics, self._programmes = Shared(), Shared()
         self._periods, self._communes = Shared(), Shared()
@@ -123,7 +125,7 @@ class PaymentTable(Rows[Payment]):
         self._amounts_vnd.append(payment.amount_vnd)
         self._ids.append(payment.end_to_end_id)
         self._texts.append(payment.citizen_id, payment.full_name, payment.account_id,
-                           payment.arrears, payment.address)
+                           payment.arrears, payment.address, payment.birth_date)
         self._bics.append(payment.creditor_bic)
         self._programmes.append(payment.programme)
         self._periods.append(payment.period)
@@ -149,11 +151,11 @@ class PaymentTable(Rows[Payment]):
         return f"PaymentTable({list(self)!r})"
 
     def _item(self, row: int) -> Payment:
-        citizen_id, full_name, account_id, arrears, address = self._texts.fields(row)
+        citizen_id, full_name, account_id, arrears, address, born = self._texts.fields(row)
         return Payment(  # by position, in the order of its fields: a third faster
             citizen_id, full_name, self._amounts_vnd[row], self._bics[row], account_id,
             self._programmes[row], self._ids.text(row), self._periods[row], arrears,
-            self._communes[row], address)
+            self._communes[row], address, born)
 
     def end_to_end_id(self, row: int) -> str:
         return self._ids.text(row)
@@ -167,7 +169,7 @@ class PaymentTable(Rows[Payment]):
     def _repeat_key(self, row: int) -> tuple[str, str, str, str]:
         """Who is paid for what, in any case (LUONG_HUU is luong_huu): the same twice is a
         repeat unless the table says why."""
-        citizen_id, _, _, arrears, _ = self._texts.fields(row)
+        citizen_id, _, _, arrears, _, _ = self._texts.fields(row)
         return (citizen_id, self._programmes[row].casefold(), self._periods[row].casefold(),
                 arrears.casefold())
 
@@ -393,7 +395,7 @@ def _payment(row: dict[str, str]) -> Payment:
         amount_vnd=int(row["amount_vnd"]), creditor_bic=get("creditor_bic", ""),
         account_id=get("account_id", ""), programme=row["programme"], end_to_end_id=e2e,
         period=get("period", ""), arrears=get("arrears", ""), commune=get("commune", ""),
-        address=get("address", ""))
+        address=get("address", ""), birth_date=get("birth_date", ""))
 
 
 def _composed(text: str) -> str:
@@ -458,12 +460,23 @@ def _row_problems(row: dict[str, str]) -> Iterator[str]:
                "pay by citizen id")
     if not row["full_name"]:
         yield "full_name is empty"
+    born = row.get("birth_date", "")
+    if born and not _iso_date(born):
+        yield f"birth_date {born[:20]!r} is not a date written YYYY-MM-DD"
     if row.get("end_to_end_id", "").upper().startswith(RETRY_ID_PREFIX):
         yield (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
                "switchlab keeps for the ids of rows sent again")
     limits = (("full_name", MAX_NAME_CHARS), ("account_id", MAX_ACCOUNT_CHARS),
               ("end_to_end_id", MAX_ID_CHARS), *((c, MAX_NAME_CHARS) for c in _TEXTS))
     yield from filter(None, (_text_problem(row, c, high) for c, high in limits))
+
+
+def _iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def _repeated(payments: PaymentTable, lines: Sequence[int]) -> list[tuple[int, str]]:

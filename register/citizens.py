@@ -30,7 +30,7 @@ ENCODING = "utf-8-sig"  # Excel's "CSV UTF-8" writes a byte-order mark
 ALIVE_AND_MATCHING = ""  # a finding's code when the row is the register's living citizen
 
 
-class RegisterFileError(Exception):
+class RegisterFileError(ValueError):
     """The register file cannot be loaded: each bad line with its problems."""
 
     def __init__(self, path: Path, problems: list[tuple[int, str]]) -> None:

@@ -8,6 +8,7 @@ citizen key): the lab, as VNeID's stand-in, holds the key and signs each simulat
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
@@ -87,6 +88,63 @@ async def start_register(settings: RegisterSettings, bound: BoundSocket, process
                                    str(bound.hand_over()), cwd=run_dir,
                                    start_timeout_s=START_S)
     return child
+
+
+LINK_REQUEST_COLUMNS = ("citizen_id", "participant_bic", "account_id")
+MAX_LINK_REQUESTS = 1_000_000
+
+
+class LinkRequestsError(ValueError):
+    """A file of link requests that cannot be used: the text names the file and the lines."""
+
+
+def read_link_requests(path: Path, columns: Sequence[str] = LINK_REQUEST_COLUMNS
+                       ) -> list[dict[str, str]]:
+    """Citizens' link requests from a CSV (UTF-8, a BOM allowed): `columns` each, a citizen
+    once. Raises LinkRequestsError naming every bad line; the switch and the register check
+    each value again."""
+    problems, requests, seen = [], [], set()
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:
+            reader = csv.DictReader(file, strict=True)
+            missing = [c for c in columns if c not in (reader.fieldnames or [])]
+            if missing:
+                raise LinkRequestsError(f"{path}, line 1: the header needs {', '.join(columns)}"
+                                        f" (missing {', '.join(missing)})")
+            for row in reader:
+                line = reader.line_num
+                if len(requests) >= MAX_LINK_REQUESTS:
+                    problems.append(f"line {line}: more than {MAX_LINK_REQUESTS:,} requests")
+                    break
+                if None in row or any(row.get(c) is None for c in columns):
+                    problems.append(f"line {line}: expected {len(reader.fieldnames or [])} "
+                                    "fields")
+                    continue
+                request = {c: row[c].strip() for c in columns}
+                bad = [c for c in columns if not request[c] or not request[c].isprintable()
+                       or len(request[c]) > 128]
+                if bad:
+                    problems.append(f"line {line}: {', '.join(bad)} empty or not printable")
+                elif request["citizen_id"] in seen:
+                    problems.append(f"line {line}: citizen {request['citizen_id']} asks twice")
+                else:
+                    seen.add(request["citizen_id"])
+                    requests.append(request)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise LinkRequestsError(f"{path}: cannot be read ({error})") from None
+    if problems:
+        raise LinkRequestsError(f"{path}: {len(problems):,} bad lines; nothing was asked\n"
+                                + "\n".join(problems[:20]))
+    return requests
+
+
+def write_verdicts(path: Path, verdicts: Sequence[Mapping[str, str]]) -> None:
+    """Each request's verdict (citizen_id, status, reason), as a CSV people open in Excel."""
+    with path.open("w", newline="", encoding="utf-8-sig") as file:
+        writer = csv.DictWriter(file, fieldnames=("citizen_id", "status", "reason"),
+                                extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(verdicts)
 
 
 class Citizens:

@@ -149,9 +149,17 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
         remote = RemoteSwitch(
             url=args.switch, bic=args.bic, keys=_remote_keys(args), switch_bic=args.switch_bic,
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
+    lab_files = {"accounts_dir": args.accounts, "register_file": args.register,
+                 "links_file": args.links}
+    if remote is not None and any(lab_files.values()):
+        raise ValueError("--accounts, --register and --links make the embedded lab's world; "
+                         "a running switch (--switch) has its own")
+    if args.accounts is not None and not args.accounts.is_dir():
+        raise ValueError(f"--accounts {args.accounts}: not a folder of <BIC>.csv files")
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
-                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress)
+                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
+                          **lab_files)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -432,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for the whole run, from the first payment to the last status")
     payout.add_argument("--returns-wait-s", type=float, default=0.0,
                         help="wait this long for returns (pacs.004) after the last status")
+    payout.add_argument("--accounts", type=Path, metavar="DIR",
+                        help="the embedded lab's bank accounts: <BIC>.csv files (account_id,"
+                        "holder_name,citizen_id,status: open, closed, blocked or deceased)")
+    payout.add_argument("--register", type=Path, metavar="FILE",
+                        help="the embedded lab's population register (CSV, docs/population.md)"
+                        ": the table is checked against it before anyone is paid")
+    payout.add_argument("--links", type=Path, metavar="FILE",
+                        help="citizens' own link requests for the embedded lab (CSV: "
+                        "citizen_id,participant_bic,account_id)")
     payout.add_argument("--switch", metavar="URL", help="a running switch, e.g. "
                         "http://127.0.0.1:8080 (default: an embedded lab)")
     payout.add_argument("--bic", default=TREASURY_BIC, help="the treasury's BIC (--switch)")

@@ -1,8 +1,14 @@
 """`switchlab payout TABLE.csv`: pay the user's own payment table, resumable, and report.
 
 By default in an embedded lab: the switch and the participants the table names, in this
-process on 127.0.0.1, with the table's accounts opened at the named banks and the directory
-holding a link for each citizen paid by citizen id (the first account the table gives them).
+process on 127.0.0.1. The lab's world may come from files: `--accounts DIR` (a bank's
+accounts, `<BIC>.csv` in banks/accounts_file.py's format: open, closed, blocked, deceased,
+any holder's name), `--register FILE` (the population register, register/citizens.py: the
+ministry's check stops the dead, the unknown and the mismatched before paying) and `--links
+FILE` (citizens' own link requests: citizen_id, participant_bic, account_id). Without them,
+the table's accounts are opened at the named banks for the person the rows name (an account
+that rows name for different people is opened for none: the lab cannot tell whose it is), and
+each citizen paid by citizen id links the first account the table gives them.
 Everything the lab knows lives in files under `OUTPUT/lab/`, so that a run killed at any
 point comes back as it was. With `--switch URL` the treasury pays through a switch that is
 already running, with its BIC and key.
@@ -31,8 +37,10 @@ from typing import Any
 import aiohttp
 from tqdm import tqdm
 
+from banks.accounts_file import AccountsFileError, read_accounts
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
+from banks.ministry import check_table, stop_codes, write_findings
 from banks.payment_table import (
     EXCEL_ENCODING,
     CheckedTable,
@@ -50,10 +58,12 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED
+from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
+from protocol.names import same_name
 from register.citizens import Register
-from switchlab.citizens import lab_citizen
+from switchlab.citizens import lab_citizen, read_link_requests, write_verdicts
 from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
@@ -94,6 +104,9 @@ class PayoutSettings:
     remote: RemoteSwitch | None = None
     returns_wait_s: float = 0.0
     progress: bool = True
+    accounts_dir: Path | None = None  # the embedded lab's bank account files, <BIC>.csv
+    register_file: Path | None = None  # its population register, checked before paying
+    links_file: Path | None = None  # citizens' own link requests
 
 
 @dataclass
@@ -106,6 +119,7 @@ class Report:
     table: CheckedTable
     resumed_final: int
     reconciled_with: str
+    notes: list[str] = field(default_factory=list)  # what the lab and the register said
 
     @property
     def exit_code(self) -> int:
@@ -130,14 +144,37 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
     return state
 
 
-def _lab_accounts(payments: Iterable[Payment]) -> dict[str, list[Account]]:
-    """The accounts the table names, by lab participant, held by the row's person."""
-    accounts: dict[str, dict[str, Account]] = defaultdict(dict)
+def _lab_accounts(payments: Iterable[Payment], accounts_dir: Path | None
+                  ) -> tuple[dict[str, list[Account]], int]:
+    """The lab's accounts by participant: a bank's file in `accounts_dir` (`<BIC>.csv`) when
+    there is one, else the accounts the table names, held by the rows' person; and how many
+    accounts rows name for different people, opened for none of them (which row came last
+    must not decide who holds an account)."""
+    named: dict[str, dict[str, Account | None]] = defaultdict(dict)
     for p in payments:
         if p.creditor_bic in PARTICIPANTS:
-            accounts[p.creditor_bic][p.account_id] = Account(p.account_id, p.full_name,
-                                                             p.citizen_id)
-    return {bic: list(by_id.values()) for bic, by_id in accounts.items()}
+            held = named[p.creditor_bic]
+            account = Account(p.account_id, p.full_name, p.citizen_id)
+            other = held.get(p.account_id, account)
+            same = other is not None and other.citizen_id == p.citizen_id and same_name(
+                other.holder_name, p.full_name)
+            held[p.account_id] = other if same else None
+    accounts = {bic: [a for a in by_id.values() if a is not None]
+                for bic, by_id in named.items()}
+    ambiguous = sum(a is None for by_id in named.values() for a in by_id.values())
+    if accounts_dir is not None:
+        for path in sorted(accounts_dir.glob("*.csv")):
+            if not is_bic(path.stem):
+                continue  # not a bank's file (the register, the table…)
+            if path.stem not in PARTICIPANTS:
+                raise PayoutRefused(f"{path}: {path.stem} is no lab participant; name a bank's "
+                                    f"file <BIC>.csv, one of {', '.join(PARTICIPANTS)}")
+            try:
+                accounts[path.stem] = [row.ledger_account() for row in read_accounts(path)]
+            except AccountsFileError as error:
+                raise PayoutRefused(str(error)) from None
+            ambiguous -= sum(a is None for a in named.get(path.stem, {}).values())
+    return accounts, ambiguous
 
 
 def _links(payments: Sequence[Payment]) -> list[dict[str, str]]:
@@ -154,11 +191,14 @@ def _links(payments: Sequence[Payment]) -> list[dict[str, str]]:
 
 
 async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: PaymentTable
-                     ) -> World:
+                     ) -> tuple[World, list[str]]:
     """The embedded lab, set up once (accounts, links) and after that reopened as it was."""
     lab = settings.output / "lab"
     ready = state.get(LAB_READY) is not None
-    accounts = _lab_accounts(payments)
+    accounts, ambiguous = _lab_accounts(payments, settings.accounts_dir)
+    notes = [f"Lab: {ambiguous:,} accounts the table names for different people were opened "
+             "for none of them (the lab cannot tell whose they are): give --accounts DIR"
+             ] if ambiguous else []
     if not ready:  # nothing was sent before the lab was ready: start it afresh
         shutil.rmtree(lab, ignore_errors=True)
         lab.mkdir(parents=True)
@@ -166,24 +206,30 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
             ledger = Ledger(lab / f"{bic}.sqlite")
             ledger.open_accounts(opened)
             ledger.close()
-    links = _links(payments)
-    register_file = lab / "register.csv"
-    if links and not ready:  # the citizens the table pays by id, as its rows name them
+    links = (_links(payments) if settings.links_file is None
+             else read_link_requests(settings.links_file))
+    register_file = settings.register_file or lab / "register.csv"
+    if links and settings.register_file is None and not ready:  # as the table's rows say
         Register(lab_citizen(cid, name) for cid, name in {
             p.citizen_id: p.full_name for p in payments}.items()).write(register_file)
     world = World(WorldSettings(
         run_dir=lab, behaviours={bic: Behaviour() for bic in sorted(accounts)},
         treasury=settings.treasury, ledger_dir=lab, keep_journal=True,
-        register_file=register_file if links else None))
+        register_file=register_file if links or settings.register_file else None))
     await world.start(Population(seed=0, beneficiaries=[]))
     if not ready:
         try:
-            await world.link_citizens(links)
+            verdicts = await world.link_citizens(links)
         except BaseException:
             await world.stop()
             raise
+        write_verdicts(lab / "links.csv", verdicts)
+        refused = sum(v["status"] == "refused" for v in verdicts)
+        if refused:
+            notes.append(f"Lab: {refused:,} of {len(verdicts):,} citizens' link requests "
+                         f"refused, each with why, in {lab / 'links.csv'}")
         state.set(LAB_READY, "1")
-    return world
+    return world, notes
 
 
 async def _remote_treasury(settings: PayoutSettings) -> Treasury:
@@ -258,13 +304,22 @@ async def pay_table(settings: PayoutSettings) -> Report:
     state = _open_state(settings, table)
     world: World | None = None
     remote: Treasury | None = None
+    notes: list[str] = []
     try:
         if settings.remote is None:
-            world = await _start_lab(settings, state, table.payments)
+            world, notes = await _start_lab(settings, state, table.payments)
             treasury = world.treasury
         else:
             treasury = remote = await _remote_treasury(settings)
         resumed_final = state.restore(treasury)
+        if world is not None and world.ministry is not None and settings.register_file:
+            findings = await check_table(world.ministry, table.payments)
+            treasury.stop(stop_codes(table.payments, findings))
+            found = write_findings(settings.output / "register_findings.csv", table.payments,
+                                   findings)
+            notes.append(f"Population register: {found:,} rows stopped before paying (dead, "
+                         "unknown, or another name or birth date), each with why, in "
+                         f"{settings.output / 'register_findings.csv'}")
         finished = state.get(FINISHED) is not None
         attempts = _attempts(table.payments, treasury, not finished)
         current = _current(table.payments, attempts)
@@ -305,7 +360,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state = PayoutState(settings.output / "run.sqlite")
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
-    return Report(result, mismatches, files, table, resumed_final, reconciled_with)
+    return Report(result, mismatches, files, table, resumed_final, reconciled_with, notes)
 
 
 def write_table_errors(path: Path, table: CheckedTable) -> None:
@@ -337,7 +392,7 @@ def write_files(out: Path, result: PayoutResult, table: CheckedTable,
 def describe(report: Report) -> str:
     """The run for a terminal: outcome, reconciliation, the lists and where they are."""
     result, table = report.result, report.table
-    lines = [result.summary()]
+    lines = [result.summary(), *report.notes]
     if report.resumed_final:
         lines.append(f"Resumed: {report.resumed_final:,} payments were final already; none "
                      "was sent again.")
