@@ -54,11 +54,16 @@ def register_of(population: Population, payout_date: date) -> Register:
     who died after the ministry's list was made (`died_after_list`), registered dead a week
     before the payout; each their own household unless the population gives households."""
     register = Register()
+    heads = {}
     for b in population.beneficiaries:
         if register.get(b.citizen_id) is None:  # one citizen, however many accounts
             died = payout_date - timedelta(days=7) if b.died_after_list else None
             register.add(lab_citizen(b.citizen_id, b.full_name, died, b.household_id or None,
                                      b.household_head or None))
+            heads[b.household_id] = b.household_head
+    for m in population.members:
+        register.add(lab_citizen(m.citizen_id, m.full_name, None, m.household_id,
+                                 heads[m.household_id]))
     return register
 
 
