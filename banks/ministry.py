@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from banks.payment_table import EXCEL_ENCODING, PaymentTable, excel_cell
+from banks.payout import PayoutResult
 from protocol import reasons
 from protocol.population import RegisterClient
 
@@ -65,3 +66,16 @@ def write_findings(path: Path, table: PaymentTable, findings: Sequence[Finding])
                 reasons.DESCRIPTIONS_VI.get(finding.code, ""),
                 reasons.DESCRIPTIONS.get(finding.code, ""), finding.text)))
     return len(findings)
+
+
+def payment_notices(result: PayoutResult) -> list[dict[str, object]]:
+    """Each row's outcome as the register's citizen page takes it (register/service.py
+    PaymentIn): what, for which period, how much, where it ended, and whether the post
+    office pays it in cash."""
+    cash = {row["end_to_end_id"] for row in result.cash_list_rows()}
+    return [{"end_to_end_id": o.payment.end_to_end_id, "citizen_id": o.payment.citizen_id,
+             "programme": o.payment.programme, "period": o.payment.period,
+             "amount_vnd": o.payment.amount_vnd, "status": str(o.status),
+             "reason_code": o.reason_code or "", "participant_bic": o.payment.creditor_bic,
+             "account_id": o.payment.account_id, "cash": o.payment.end_to_end_id in cash}
+            for o in result.outcomes]

@@ -74,7 +74,10 @@ CREATE TABLE IF NOT EXISTS payments (
     reason_code TEXT NOT NULL, participant_bic TEXT NOT NULL, account_id TEXT NOT NULL,
     post_office TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS payments_by_citizen ON payments(citizen_id);
+CREATE TABLE IF NOT EXISTS links (citizen_id TEXT PRIMARY KEY, participant_bic TEXT NOT NULL,
+                                  account_id TEXT NOT NULL);
 """
+LINKED = frozenset({"linked", "updated", "moved", "unchanged"})
 
 
 class _Strict(BaseModel):
@@ -115,8 +118,8 @@ class PaymentIn(_Strict):
     status: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,20}$")]
     reason_code: Annotated[str, StringConstraints(max_length=4)] = ""
     participant_bic: Annotated[str, StringConstraints(max_length=11)] = ""
-    account_id: Annotated[str, StringConstraints(max_length=34)] = ""
-    post_office: Annotated[str, StringConstraints(max_length=140)] = ""
+    account_id: Annotated[str, StringConstraints(max_length=34)] = ""  # "": by citizen id
+    cash: bool = False  # on the post office's cash list instead
 
 
 class PaymentsIn(_Strict):
@@ -229,16 +232,31 @@ class RegisterService:
                                          f"({error}); nothing was linked\n") from None
             verdicts |= {index: answer for (index, _), answer in zip(asked, answers,
                                                                       strict=True)}
+            self._remember([link for (_, link), answer in zip(asked, answers, strict=True)
+                            if answer.get("status") in LINKED])
         return [verdicts[index] for index in range(len(requests))]
+
+    def _remember(self, links: Sequence[dict[str, str]]) -> None:
+        """The links the switch made at citizens' requests: what a citizen's payment by
+        citizen id went into, as the citizen's own page shows it."""
+        assert self._db is not None
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO links VALUES (?, ?, ?)", [
+                (link["citizen_id"], link["participant_bic"], link["account_id"])
+                for link in links])
 
     async def unlink(self, citizen_id: str, why: str) -> bool:
         if self.switch is None:
             return False
         try:
-            return await self.switch.unlink(citizen_id, why)
+            unlinked = await self.switch.unlink(citizen_id, why)
         except (DirectoryError, aiohttp.ClientError, TimeoutError) as error:
             raise web.HTTPBadGateway(text=f"502: the switch did not unlink ({error})\n"
                                      ) from None
+        assert self._db is not None
+        with self._db:
+            self._db.execute("DELETE FROM links WHERE citizen_id=?", (citizen_id,))
+        return unlinked
 
     def record_deaths(self, deaths: Sequence[DeathIn]) -> list[dict[str, str]]:
         """Deaths into the register and its state, each checked (unknown, date)."""
@@ -262,14 +280,29 @@ class RegisterService:
         return results
 
     def record_payments(self, payments: Sequence[PaymentIn]) -> int:
+        """A party's outcomes, for citizens to look up: a payment by citizen id with the
+        account the citizen linked, one in cash with the post office of their commune.
+        Outcomes for citizens the register does not know are left out (not counted)."""
         assert self._db is not None
+        links = dict((cid, (bic, account)) for cid, bic, account in self._db.execute(
+            "SELECT * FROM links"))
+        rows = []
+        for p in payments:
+            citizen = self.register.get(p.citizen_id)
+            if citizen is None:
+                continue
+            bic, account = (p.participant_bic, p.account_id) if p.account_id else links.get(
+                p.citizen_id, ("", ""))
+            paid = p.status in ("paid", "returned")
+            office = (f"Bưu điện {citizen.commune}, {citizen.district}, {citizen.province}"
+                      if p.cash else "")
+            rows.append((p.end_to_end_id, p.citizen_id, p.programme, p.period, p.amount_vnd,
+                         p.status, p.reason_code, bic if paid else "",
+                         account if paid else "", office))
         with self._db:
-            self._db.executemany(
-                "INSERT OR REPLACE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(p.end_to_end_id, p.citizen_id, p.programme, p.period, p.amount_vnd,
-                  p.status, p.reason_code, p.participant_bic, p.account_id, p.post_office)
-                 for p in payments])
-        return len(payments)
+            self._db.executemany("INSERT OR REPLACE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                 rows)
+        return len(rows)
 
     def payments_of(self, citizen_id: str) -> list[dict[str, object]]:
         """A citizen's payments as they see them: the account masked."""

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from banks.accounts_file import AccountsFileError, read_accounts
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
-from banks.ministry import check_table, stop_codes, write_findings
+from banks.ministry import check_table, payment_notices, stop_codes, write_findings
 from banks.payment_table import (
     EXCEL_ENCODING,
     CheckedTable,
@@ -341,6 +341,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
         result = treasury.result(current)
+        if world is not None and world.ministry is not None:  # for citizens to look up
+            await world.ministry.report_payments(payment_notices(result))
         if world is not None:
             mismatches = await world.reconcile(result)
             reconciled_with = "the switch's settlement and the banks' ledgers"

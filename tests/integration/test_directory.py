@@ -13,6 +13,8 @@ import pytest
 
 from banks.behaviour import Behaviour
 from banks.ledger import CLOSED
+from banks.ministry import payment_notices
+from banks.payment_table import Payment, PaymentTable
 from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from protocol import signing
@@ -411,3 +413,37 @@ async def test_the_operator_imports_links_from_the_registry(world: World) -> Non
     assert status == 200 and answer["results"][0]["status"] == "linked"
     _, history = await admin(world, "GET", f"/v1/admin/directory/entries/{HOA[0]}")
     assert history["history"][0]["changed_by"] == "registry"
+
+
+# ---- a citizen's own payments -----------------------------------------------------------------
+
+
+async def test_a_citizen_sees_their_own_payments_and_nothing_of_anyone_else(
+        world: World) -> None:
+    """As VNeID shows payment status: what was paid for which programme and period, into
+    which account (masked), or at which post office in cash."""
+    await link(world, RA)
+    table = PaymentTable.of([
+        Payment(RA[0], RA[1], 2_340_000, "", "", "luong_huu", "E2E-RA-CCCD", "2026-11"),
+        Payment(RA[0], RA[1], 500_000, WALLET, RA_WALLET, "tro_cap_xa_hoi", "E2E-RA-WALLET",
+                "2026-11"),
+        Payment(DUC[0], DUC[1], 500_000, "", "", "tro_cap_xa_hoi", "E2E-DUC", "2026-11")])
+    result = await world.treasury.run(table)
+    assert world.ministry is not None and world.citizens is not None
+    assert await world.ministry.report_payments(payment_notices(result)) == 3
+    status, mine = await world.citizens.payments(RA[0])
+    assert status == 200
+    assert [(p["programme"], p["period"], p["amount_vnd"], p["status"], p["paid_into"])
+            for p in mine["payments"]] == [
+        ("luong_huu", "2026-11", 2_340_000, "paid",
+         {"participant_bic": BANK, "account": "*********5667"}),
+        ("tro_cap_xa_hoi", "2026-11", 500_000, "paid",
+         {"participant_bic": WALLET, "account": "******4567"})]
+    status, his = await world.citizens.payments(DUC[0])
+    (cash,) = his["payments"]
+    assert (cash["status"], cash["reason_code"], cash["paid_into"]) == ("rejected", "BE23", None)
+    assert cash["cash_at"].startswith("Bưu điện Phường ")
+    # Signed in as Rà: Đức's CCCD answers as a CCCD nobody holds.
+    someone_else = await world.citizens.payments(DUC[0], login=world.citizens.login(RA[0]))
+    nobody = await world.citizens.payments(STRANGER, login=world.citizens.login(RA[0]))
+    assert someone_else == nobody == (404, {"error": "no such citizen, or not signed in as them"})
