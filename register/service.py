@@ -77,7 +77,7 @@ CREATE INDEX IF NOT EXISTS payments_by_citizen ON payments(citizen_id);
 CREATE TABLE IF NOT EXISTS links (citizen_id TEXT PRIMARY KEY, participant_bic TEXT NOT NULL,
                                   account_id TEXT NOT NULL);
 """
-LINKED = frozenset({"linked", "updated", "moved", "unchanged"})
+LINKED = frozenset({"linked", "updated", "moved", "unchanged"})  # the switch's verdicts
 
 
 class _Strict(BaseModel):

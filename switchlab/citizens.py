@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -96,6 +97,7 @@ async def start_register(settings: RegisterSettings, bound: BoundSocket, process
 
 
 LINK_REQUEST_COLUMNS = ("citizen_id", "participant_bic", "account_id")
+LINKED = frozenset({"linked", "updated", "moved", "unchanged"})  # a verdict that links
 MAX_LINK_REQUESTS = 1_000_000
 
 
@@ -150,6 +152,27 @@ def write_verdicts(path: Path, verdicts: Sequence[Mapping[str, str]]) -> None:
                                 extrasaction="ignore", restval="")
         writer.writeheader()
         writer.writerows(verdicts)
+
+
+async def link_from_file(requests_path: Path, register_url: str, verdicts_path: Path,
+                         timeout_s: float = 600.0) -> dict[str, int]:
+    """`switchlab link`: a user's own file of citizens' requests (citizen_id, participant_bic,
+    account_id, login: each signed in as themselves), relayed to a running register; each
+    verdict written to `verdicts_path`; the count by status. Raises LinkRequestsError for a
+    bad file, DirectoryError when the register refuses a request, aiohttp.ClientError when it
+    cannot be reached."""
+    requests = read_link_requests(requests_path, (*LINK_REQUEST_COLUMNS, "login"))
+    verdicts: list[dict[str, str]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        for start in range(0, len(requests), MAX_ENTRIES_PER_REQUEST):
+            async with session.post(
+                    f"{register_url.rstrip('/')}{CITIZEN_LINKS_PATH}",
+                    json={"links": requests[start:start + MAX_ENTRIES_PER_REQUEST]}) as response:
+                if response.status != 200:
+                    raise DirectoryError(response.status, await response.text())
+                verdicts += (await response.json())["results"]
+    write_verdicts(verdicts_path, verdicts)
+    return dict(Counter(v["status"] for v in verdicts))
 
 
 class Citizens:

@@ -224,15 +224,15 @@ class World:
         settings = register_settings(self.run_dir, citizens_path.resolve(), self.switch_url,
                                      SWITCH_BIC, self.keys.handed[REGISTER_ID], ministry_key,
                                      self.admin_token)
+        self.register_url = bound.base_url  # before a child process is handed the socket
         started = await start_register(settings, bound, self.settings.register_process,
                                        self.run_dir)
         if self.settings.register_process:
             self.register_process = started
         else:
             self.runners.append(started)
-        self.register_url = bound.base_url
-        self.citizens = Citizens(self.session, bound.base_url, settings.citizen_key)
-        self.ministry = RegisterClient(self.session, bound.base_url, MINISTRY_ID, ministry,
+        self.citizens = Citizens(self.session, self.register_url, settings.citizen_key)
+        self.ministry = RegisterClient(self.session, self.register_url, MINISTRY_ID, ministry,
                                        REGISTER_ID)
 
     async def _link_directory(self, population: Population) -> None:

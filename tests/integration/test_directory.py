@@ -3,7 +3,10 @@ a real switch and real mock participants on 127.0.0.1 (switchlab/world.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +42,7 @@ from protocol.messages import (
 )
 from protocol.signing import Credentials
 from switchlab.citizens import REGISTER_ID
+from switchlab.cli import main
 from switchlab.world import World, WorldSettings
 from tests.harness import until
 
@@ -447,3 +451,44 @@ async def test_a_citizen_sees_their_own_payments_and_nothing_of_anyone_else(
     someone_else = await world.citizens.payments(DUC[0], login=world.citizens.login(RA[0]))
     nobody = await world.citizens.payments(STRANGER, login=world.citizens.login(RA[0]))
     assert someone_else == nobody == (404, {"error": "no such citizen, or not signed in as them"})
+
+
+async def test_the_register_runs_as_a_process_of_its_own(tmp_path: Path) -> None:
+    """`python -m register --config register.yaml`, beside the switch: a citizen links through
+    it, and its configuration and register file are checked at start."""
+    lab = World(WorldSettings(tmp_path, {BANK: Behaviour()}, register=True,
+                              register_process=True))
+    await lab.start(Population(seed=0, beneficiaries=[person(*RA)]))
+    try:
+        assert lab.register_process is not None and lab.register_process.returncode is None
+        assert [v["status"] for v in await link(lab, RA)] == ["linked"]
+        assert (await directory(lab, BANK).entry(RA[0]) or {})["account_id"] == RA[3]
+    finally:
+        await lab.stop()
+    assert lab.register_process.returncode is not None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("register: {id: nope}\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "register", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "bad.yaml:1: register.id" in done.stderr
+
+
+async def test_switchlab_link_relays_a_users_file_of_citizens_requests(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert world.citizens is not None and world.register_url is not None
+    requests = tmp_path / "requests.csv"
+    requests.write_text(
+        "citizen_id,participant_bic,account_id,login\n"
+        f"{RA[0]},{BANK},{RA[3]},{world.citizens.login(RA[0])}\n"
+        f"{MINH[0]},{BANK},{MINH[3]},{world.citizens.login(MINH[0])}\n"
+        f"{DUC[0]},{BANK},{DUC[3]},{world.citizens.login(RA[0])}\n", encoding="utf-8")
+    code = await asyncio.to_thread(main, ["link", str(requests), "--register",
+                                          world.register_url])
+    assert code == 1  # some refused
+    assert "1 linked, 2 refused" in capsys.readouterr().out
+    verdicts = (tmp_path / "requests-verdicts.csv").read_text(encoding="utf-8-sig")
+    assert "acmt.024 AC04" in verdicts and "not signed in as them" in verdicts
+    requests.write_text("citizen_id,account_id\n1,2\n", encoding="utf-8")
+    assert await asyncio.to_thread(main, ["link", str(requests), "--register",
+                                          world.register_url]) == 2
+    assert "the header needs citizen_id, participant_bic" in capsys.readouterr().err
