@@ -241,14 +241,22 @@ def read_register(path: Path) -> Register:
             problems.append((line, f"more than {MAX_CITIZENS:,} citizens"))
     except (UnicodeDecodeError, csv.Error) as error:
         raise RegisterFileError(path, [(0, f"not a readable UTF-8 CSV: {error}")]) from None
-    heads = {c.household_id: c.household_head for c in citizens
-             if c.citizen_id == c.household_head}
+    heads: dict[str, str] = {}
+    for citizen in citizens:
+        if citizen.citizen_id == citizen.household_head:
+            first = heads.setdefault(citizen.household_id, citizen.citizen_id)
+            if first != citizen.citizen_id:
+                problems.append((lines[citizen.citizen_id], f"household "
+                                 f"{citizen.household_id} has a head already, {first} (line "
+                                 f"{lines[first]})"))
     for citizen in citizens:
         head = heads.get(citizen.household_id)
-        if head != citizen.household_head:
+        if head is None:
             problems.append((lines[citizen.citizen_id], (
                 f"household {citizen.household_id} has no head of its own (the head's line "
-                "has household_head equal to its citizen_id)" if head is None else
+                "has household_head equal to its citizen_id)")))
+        elif head != citizen.household_head and citizen.citizen_id != citizen.household_head:
+            problems.append((lines[citizen.citizen_id], (
                 f"household_head {citizen.household_head} is not the head of household "
                 f"{citizen.household_id} ({head} is)")))
     if problems:
