@@ -38,8 +38,8 @@ class RegisterFileError(ValueError):
                           for line, problem in problems[:MAX_PROBLEMS_SHOWN])
         more = (f"\n… and {len(problems) - MAX_PROBLEMS_SHOWN:,} more"
                 if len(problems) > MAX_PROBLEMS_SHOWN else "")
-        super().__init__(f"{path}: {len(problems):,} bad lines; nothing was loaded\n{shown}"
-                         f"{more}")
+        lines = "1 bad line" if len(problems) == 1 else f"{len(problems):,} bad lines"
+        super().__init__(f"{path}: {lines}; nothing was loaded\n{shown}{more}")
         self.problems = problems
 
 

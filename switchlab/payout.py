@@ -62,7 +62,7 @@ from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from protocol.names import same_name
-from register.citizens import Register
+from register.citizens import Register, read_register
 from switchlab.citizens import lab_citizen, read_link_requests, write_verdicts
 from switchlab.world import World, WorldSettings
 
@@ -208,6 +208,8 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
             ledger.close()
     links = (_links(payments) if settings.links_file is None
              else read_link_requests(settings.links_file))
+    if settings.register_file is not None:
+        read_register(settings.register_file)  # refused here, naming its bad lines
     register_file = settings.register_file or lab / "register.csv"
     if links and settings.register_file is None and not ready:  # as the table's rows say
         Register(lab_citizen(cid, name) for cid, name in {
@@ -216,7 +218,11 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
         run_dir=lab, behaviours={bic: Behaviour() for bic in sorted(accounts)},
         treasury=settings.treasury, ledger_dir=lab, keep_journal=True,
         register_file=register_file if links or settings.register_file else None))
-    await world.start(Population(seed=0, beneficiaries=[]))
+    try:
+        await world.start(Population(seed=0, beneficiaries=[]))
+    except BaseException:
+        await world.stop()
+        raise
     if not ready:
         try:
             verdicts = await world.link_citizens(links)
