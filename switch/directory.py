@@ -49,8 +49,8 @@ from switch.store import DirectoryChange, DirectoryEntry, Journal
 
 LINK, UPDATE, UNLINK = "link", "update", "unlink"
 REGISTRY = "registry"  # who, for entries the operator imported from the national registry
-LINKED_ELSEWHERE = ("the citizen id is linked to an account at another participant, which "
-                    "must unlink it first")
+LINKED_ELSEWHERE = ("the citizen id was linked at another participant meanwhile (by another "
+                    "switch process): ask again")
 ACCOUNT_TAKEN = "the account is linked to another citizen id"
 # Why a shared journal refused a change its writer's memory allowed (switch_directory).
 JOURNAL_REFUSALS = {"elsewhere": LINKED_ELSEWHERE, "taken": ACCOUNT_TAKEN,
@@ -149,7 +149,8 @@ class Directory:
 
 
 class Registrations:
-    """Participants' and the operator's changes: checked, verified, journaled, applied."""
+    """Citizens' (through the population register) and the operator's changes, and
+    participants' unlinks of their own entries: checked, confirmed, journaled, applied."""
 
     def __init__(self, directory: Directory, store: Journal, events: SwitchEvents,
                  verify: Verifier) -> None:
