@@ -45,10 +45,13 @@ async def read_body(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> by
     if request.content_length is not None and request.content_length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
                                             actual_size=request.content_length)
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=len(body))
-    return body
+    chunks, size = [], 0
+    while chunk := await request.content.read(max_bytes + 1 - size):  # up to that, not all
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
+    return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:

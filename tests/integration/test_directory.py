@@ -40,6 +40,7 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from protocol.population import CHECKS_PATH, MAX_CHECK_ROWS
 from protocol.signing import Credentials
 from switchlab.citizens import REGISTER_ID
 from switchlab.cli import main
@@ -492,3 +493,29 @@ async def test_switchlab_link_relays_a_users_file_of_citizens_requests(
     assert await asyncio.to_thread(main, ["link", str(requests), "--register",
                                           world.register_url]) == 2
     assert "the header needs citizen_id, participant_bic" in capsys.readouterr().err
+
+
+async def test_the_register_refuses_what_is_unsigned_malformed_or_too_large(
+        world: World) -> None:
+    assert world.session is not None and world.register_url is not None
+    assert world.ministry is not None and world.citizens is not None
+    url = world.register_url
+    async with world.session.post(f"{url}{CHECKS_PATH}", json={"rows": []}) as response:
+        assert response.status == 401  # no party's signature
+    with pytest.raises(DirectoryError, match="HTTP 400") as refused:
+        await world.ministry._call("POST", CHECKS_PATH, {"rows": [
+            {"citizen_id": RA[0], "full_name": RA[1], "birth_date": "yesterday"}]})
+    assert "rows.0.birth_date" in str(refused.value)
+    with pytest.raises(DirectoryError, match="HTTP 400"):  # more than a request may hold
+        await world.ministry._call("POST", CHECKS_PATH, {"rows": [
+            {"citizen_id": RA[0], "full_name": RA[1]}] * (MAX_CHECK_ROWS + 1)})
+    (finding,) = await world.ministry.check([{"citizen_id": "x" * 12, "full_name": RA[1]}])
+    assert finding["code"] == "BE06"  # not a CCCD anyone holds: unknown, never a 500
+    login = {"Authorization": f"Bearer {world.citizens.login(RA[0])}"}
+    for body in (b"", b"{not json", json.dumps({"participant_bic": BANK}).encode()):
+        async with world.session.post(f"{url}/v1/citizens/{RA[0]}/link", data=body,
+                                      headers=login) as response:
+            assert response.status == 400, await response.text()
+    status, answer = await register_admin(world, "POST", "/v1/admin/deaths", {
+        "deaths": [{"citizen_id": RA[0], "died_on": "2999-01-01"}]})
+    assert status == 200 and "in the future" in answer["results"][0]["reason"]
