@@ -193,6 +193,8 @@ class World:
                 or population.directory_links()
                 or any(b.died_after_list for b in population.beneficiaries)):
             await self._start_register(population, sockets[REGISTER_ID])
+        else:
+            sockets[REGISTER_ID].sock.close()  # bound for a register this world does not run
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
             **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
