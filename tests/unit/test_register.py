@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from banks.population import Mix, generate_population
 from register.citizens import RegisterFileError, read_register
 from register.service import ChecksIn
+from switchlab.citizens import register_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "population"
 HEADER = ("citizen_id,full_name,birth_date,household_id,household_head,commune,district,"
@@ -65,3 +67,22 @@ def test_a_death_is_recorded_once_and_never_in_the_future(tmp_path: Path) -> Non
         register.register_death("079090054321", date(2026, 10, 1))
     (finding,) = register.check([("001190012345", "Nguyễn Thị Rà", date(1990, 3, 14))])
     assert (finding.code, finding.text) == ("MD07", "died on 2026-10-01 (population register)")
+
+
+def test_a_generated_household_payout_and_its_register_agree(tmp_path: Path) -> None:
+    """One row a household, to its head, for the gift times its members; the register the lab
+    makes of it reads back whole, each household with its one head."""
+    population = generate_population(500, 2025, Mix(household_gift_vnd=100_000,
+                                                    died_after_list=0.1))
+    register = register_of(population, date(2026, 11, 20))
+    register.write(tmp_path / "register.csv")
+    again = read_register(tmp_path / "register.csv")
+    assert len(again) == len(population.beneficiaries) + len(population.members)
+    for head in population.beneficiaries:
+        members = again.members(head.household_id)
+        assert members[0].citizen_id == head.citizen_id == head.household_head
+        assert head.amount_vnd == 100_000 * len(members)
+        assert all(m.household_head == head.citizen_id for m in members)
+        assert (members[0].died_on is not None) == head.died_after_list
+    dead = sum(b.died_after_list for b in population.beneficiaries)
+    assert 25 <= dead <= 75  # 10 % of 500, drawn
