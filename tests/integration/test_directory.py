@@ -519,3 +519,18 @@ async def test_the_register_refuses_what_is_unsigned_malformed_or_too_large(
     status, answer = await register_admin(world, "POST", "/v1/admin/deaths", {
         "deaths": [{"citizen_id": RA[0], "died_on": "2999-01-01"}]})
     assert status == 200 and "in the future" in answer["results"][0]["reason"]
+
+
+async def test_the_register_signs_and_checks_in_the_ed25519_scheme_too(tmp_path: Path) -> None:
+    """Each party's own key pair: the register towards the switch, the ministry towards the
+    register."""
+    lab = World(WorldSettings(tmp_path, {BANK: Behaviour()}, register=True,
+                              switch_settings={"signing": "ed25519"}))
+    await lab.start(Population(seed=0, beneficiaries=[person(*RA)]))
+    try:
+        assert [v["status"] for v in await link(lab, RA)] == ["linked"]
+        assert lab.ministry is not None
+        (finding,) = await lab.ministry.check([{"citizen_id": RA[0], "full_name": RA[1]}])
+        assert finding["code"] == ""
+    finally:
+        await lab.stop()
