@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 REGISTER = web.AppKey("register", "RegisterService")
 MAX_PROBLEMS_SHOWN = 10
 MAX_PAYMENTS_SHOWN = 1_000  # one citizen's payments in one answer
+SQL_VARIABLES_AT_ONCE = 500  # SQLite's limit is 32,766 since 3.32; older builds, 999
 SWITCH_TIMEOUT_S = 60.0  # a thousand links, each asked of a participant within its deadline
 NOT_FOUND = {"error": "no such citizen, or not signed in as them"}
 M = TypeVar("M", bound=BaseModel)
@@ -284,8 +285,7 @@ class RegisterService:
         account the citizen linked, one in cash with the post office of their commune.
         Outcomes for citizens the register does not know are left out (not counted)."""
         assert self._db is not None
-        links = dict((cid, (bic, account)) for cid, bic, account in self._db.execute(
-            "SELECT * FROM links"))
+        links = self._links_of([p.citizen_id for p in payments if not p.account_id])
         rows = []
         for p in payments:
             citizen = self.register.get(p.citizen_id)
@@ -303,6 +303,19 @@ class RegisterService:
             self._db.executemany("INSERT OR REPLACE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?)",
                                  rows)
         return len(rows)
+
+    def _links_of(self, citizen_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The links the register made for these citizens: (participant, account) each,
+        read SQL_VARIABLES_AT_ONCE at a time (not the whole table a batch)."""
+        assert self._db is not None
+        found: dict[str, tuple[str, str]] = {}
+        unique = list(dict.fromkeys(citizen_ids))
+        for start in range(0, len(unique), SQL_VARIABLES_AT_ONCE):
+            asked = unique[start:start + SQL_VARIABLES_AT_ONCE]
+            found |= {cid: (bic, account) for cid, bic, account in self._db.execute(
+                "SELECT citizen_id, participant_bic, account_id FROM links WHERE citizen_id IN"
+                f" ({','.join('?' * len(asked))})", asked)}
+        return found
 
     def payments_of(self, citizen_id: str) -> list[dict[str, object]]:
         """A citizen's payments as they see them: the account masked."""
