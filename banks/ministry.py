@@ -12,7 +12,7 @@ registered after payment still come back from the banks as pacs.004 MD07.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,14 +68,14 @@ def write_findings(path: Path, table: PaymentTable, findings: Sequence[Finding])
     return len(findings)
 
 
-def payment_notices(result: PayoutResult) -> list[dict[str, object]]:
+def payment_notices(result: PayoutResult) -> Iterator[dict[str, object]]:
     """Each row's outcome as the register's citizen page takes it (register/service.py
-    PaymentIn): what, for which period, how much, where it ended, and whether the post
-    office pays it in cash."""
+    PaymentIn), made as it is sent: what, for which period, how much, where it ended, and
+    whether the post office pays it in cash."""
     cash = {row["end_to_end_id"] for row in result.cash_list_rows()}
-    return [{"end_to_end_id": o.payment.end_to_end_id, "citizen_id": o.payment.citizen_id,
+    return ({"end_to_end_id": o.payment.end_to_end_id, "citizen_id": o.payment.citizen_id,
              "programme": o.payment.programme, "period": o.payment.period,
              "amount_vnd": o.payment.amount_vnd, "status": str(o.status),
              "reason_code": o.reason_code or "", "participant_bic": o.payment.creditor_bic,
              "account_id": o.payment.account_id, "cash": o.payment.end_to_end_id in cash}
-            for o in result.outcomes]
+            for o in result.outcomes)

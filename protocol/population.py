@@ -3,7 +3,8 @@ a party (the labour ministry, the treasury) uses, signed as messages to the swit
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from protocol.directory import SignedJsonClient
@@ -30,11 +31,13 @@ class RegisterClient(SignedJsonClient):
             findings += answer["findings"]
         return findings
 
-    async def report_payments(self, payments: Sequence[Mapping[str, Any]]) -> int:
-        """Outcomes for citizens to look up (register/service.py PaymentIn's fields)."""
+    async def report_payments(self, payments: Iterable[Mapping[str, Any]]) -> int:
+        """Outcomes for citizens to look up (register/service.py PaymentIn's fields), taken
+        MAX_PAYMENTS_PER_REQUEST at a time (a million outcomes are never all in memory as
+        dicts); how many the register recorded (those of citizens it knows)."""
         recorded = 0
-        for start in range(0, len(payments), MAX_PAYMENTS_PER_REQUEST):
-            _, answer = await self._call("POST", PAYMENTS_PATH, {
-                "payments": list(payments[start:start + MAX_PAYMENTS_PER_REQUEST])})
+        iterator = iter(payments)
+        while batch := list(itertools.islice(iterator, MAX_PAYMENTS_PER_REQUEST)):
+            _, answer = await self._call("POST", PAYMENTS_PATH, {"payments": batch})
             recorded += answer["recorded"]
         return recorded
