@@ -75,7 +75,7 @@ def register_settings(run_dir: Path, citizens_path: Path, switch_url: str, switc
     its keys, and the ministry as the one party that signs to it."""
     return RegisterSettings.model_validate({
         "id": REGISTER_ID, "citizens_path": citizens_path,
-        "state_path": run_dir / "register.sqlite", "admin_token": admin_token,
+        "state_path": run_dir / "state.sqlite", "admin_token": admin_token,
         "citizen_key": secrets.token_hex(32).encode(),
         "switch": {"url": switch_url, "bic": switch_bic, **keys_to_switch},
         "parties": [{"id": MINISTRY_ID, **ministry_key}]})

@@ -210,7 +210,7 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
              else read_link_requests(settings.links_file))
     if settings.register_file is not None:
         read_register(settings.register_file)  # refused here, naming its bad lines
-    register_file = settings.register_file or lab / "register.csv"
+    register_file = settings.register_file or lab / "citizens.csv"
     if links and settings.register_file is None and not ready:  # as the table's rows say
         Register(lab_citizen(cid, name) for cid, name in {
             p.citizen_id: p.full_name for p in payments}.items()).write(register_file)

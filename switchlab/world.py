@@ -206,13 +206,16 @@ class World:
         """The population register on its own socket, fed from the user's file or the
         population; the ministry's signed channel to it; the simulated citizens."""
         assert self.session is not None
+        folder = self.run_dir / "register"  # apart from the ledgers' <bic>.sqlite files
+        folder.mkdir(exist_ok=True)
         citizens_path = self.settings.register_file
         if citizens_path is None:
-            citizens_path = self.run_dir / "register.csv"
+            citizens_path = folder / "register.csv"
             register_of(population, self.settings.payout_date).write(citizens_path)
         else:
             read_register(citizens_path)  # a bad file is refused here, naming its lines
-        (self.run_dir / "register.sqlite").unlink(missing_ok=True)
+        if not self.settings.keep_journal:  # a lab that survives a crash keeps it too
+            (folder / "state.sqlite").unlink(missing_ok=True)
         signing = self.settings.switch_settings.get("signing", "hmac")
         if signing == "hmac":
             secret = secrets.token_hex(32)
@@ -223,12 +226,12 @@ class World:
             ministry_key = {"public_key": public_key_text(own.verify_key())}
             ministry = Credentials(own, read_public_key(
                 self.keys.registered[REGISTER_ID]["public_key"]))
-        settings = register_settings(self.run_dir, citizens_path.resolve(), self.switch_url,
+        settings = register_settings(folder, citizens_path.resolve(), self.switch_url,
                                      SWITCH_BIC, self.keys.handed[REGISTER_ID], ministry_key,
                                      self.admin_token)
         self.register_url = bound.base_url  # before a child process is handed the socket
         started = await start_register(settings, bound, self.settings.register_process,
-                                       self.run_dir)
+                                       folder)
         if self.settings.register_process:
             self.register_process = started
         else:
