@@ -14,7 +14,8 @@ rules the switch applies. The rules, and why each exists, are in docs/payment-ta
   unless a `period` or `arrears` column tells the rows apart;
 - a row without account (and without creditor_bic) is paid by citizen id, through the
   switch's directory;
-- each bad row is reported with its line and reason; the good rows go on.
+- each bad row is reported with its line and every reason it has (not the first only); the
+  good rows go on.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 AMOUNT = re.compile(r"[0-9]{1,14}")
 REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
 OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
-                    "commune", "address", "district", "province")
+                    "commune", "address", "district", "province", "birth_date")
 _IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
 _TEXTS = ("programme", "period", "arrears", "commune", "address", "district", "province")
 _NAMES_AND_TEXTS = frozenset(("full_name", *_TEXTS))
@@ -93,6 +95,7 @@ class Payment:
     address: str = ""
     district: str = ""  # quận/huyện, and tỉnh/thành phố: the post office's grouping
     province: str = ""
+    birth_date: str = ""  # YYYY-MM-DD, checked against the population register when given
 
 
 class PaymentTable(Rows[Payment]):
@@ -104,7 +107,7 @@ class PaymentTable(Rows[Payment]):
     def __init__(self) -> None:
         self._amounts_vnd = array("q")
         self._ids = Texts()
-        # citizen_id, full_name, account_id, arrears, address: one Texts row each
+        # citizen_id, full_name, account_id, arrears, address, birth_date: one Texts row each
         self._texts = Texts()
         self._bics, self._programmes = Shared(), Shared()
         self._periods, self._communes = Shared(), Shared()
@@ -126,7 +129,7 @@ class PaymentTable(Rows[Payment]):
         self._amounts_vnd.append(payment.amount_vnd)
         self._ids.append(payment.end_to_end_id)
         self._texts.append(payment.citizen_id, payment.full_name, payment.account_id,
-                           payment.arrears, payment.address)
+                           payment.arrears, payment.address, payment.birth_date)
         self._bics.append(payment.creditor_bic)
         self._programmes.append(payment.programme)
         self._periods.append(payment.period)
@@ -157,12 +160,12 @@ class PaymentTable(Rows[Payment]):
         return f"PaymentTable({self[:MAX_ROWS_SHOWN]!r}{more})"
 
     def _item(self, row: int) -> Payment:
-        citizen_id, full_name, account_id, arrears, address = self._texts.fields(row)
+        citizen_id, full_name, account_id, arrears, address, born = self._texts.fields(row)
         return Payment(  # by position, in the order of its fields: a third faster
             citizen_id, full_name, self._amounts_vnd[row], self._bics[row], account_id,
             self._programmes[row], self._ids.text(row), self._periods[row], arrears,
             self._communes[row], address, district=self._districts[row],
-            province=self._provinces[row])
+            province=self._provinces[row], birth_date=born)
 
     def end_to_end_id(self, row: int) -> str:
         return self._ids.text(row)
@@ -176,7 +179,7 @@ class PaymentTable(Rows[Payment]):
     def _repeat_key(self, row: int) -> tuple[str, str, str, str]:
         """Who is paid for what, in any case (LUONG_HUU is luong_huu): the same twice is a
         repeat unless the table says why."""
-        citizen_id, _, _, arrears, _ = self._texts.fields(row)
+        citizen_id, _, _, arrears, _, _ = self._texts.fields(row)
         return (citizen_id, self._programmes[row].casefold(), self._periods[row].casefold(),
                 arrears.casefold())
 
@@ -408,7 +411,8 @@ def _payment(row: dict[str, str]) -> Payment:
         amount_vnd=int(row["amount_vnd"]), creditor_bic=get("creditor_bic", ""),
         account_id=get("account_id", ""), programme=row["programme"], end_to_end_id=e2e,
         period=get("period", ""), arrears=get("arrears", ""), commune=get("commune", ""),
-        address=get("address", ""), district=get("district", ""), province=get("province", ""))
+        address=get("address", ""), district=get("district", ""), province=get("province", ""),
+        birth_date=get("birth_date", ""))
 
 
 def _composed(text: str) -> str:
@@ -440,39 +444,56 @@ def _citizen_id_problem(text: str) -> str | None:
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
-    inside = next((c for c in _IDS if len(row.get(c, "").split()) > 1), None)
-    if inside:
-        return (f"{inside} {row[inside]!r} has a space inside; write it without spaces "
-                "(a number split in two could be someone else's)")
-    problem = _citizen_id_problem(row["citizen_id"])
-    if problem:
-        return problem
+    """Every problem of the row, joined by "; " (None: it can be paid): a clerk corrects a
+    row once, not once per problem."""
+    return "; ".join(_row_problems(row)) or None
+
+
+def _row_problems(row: dict[str, str]) -> Iterator[str]:
+    spaced = {c for c in _IDS if len(row.get(c, "").split()) > 1}
+    for column in _IDS:
+        if column in spaced:
+            yield (f"{column} {row[column]!r} has a space inside; write it without spaces "
+                   "(a number split in two could be someone else's)")
+    if "citizen_id" not in spaced:
+        problem = _citizen_id_problem(row["citizen_id"])
+        if problem:
+            yield problem
     amount = row["amount_vnd"]
-    if not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND:
+    if "amount_vnd" not in spaced and (
+            not AMOUNT.fullmatch(amount) or not 0 < int(amount) <= MAX_AMOUNT_VND):
         hint = (" (write whole dong as digits only, without separators)"
                 if re.fullmatch(r"[0-9][0-9.,]*[0-9]", amount) else
                 " (a payment is more than zero)" if re.fullmatch(r"[-0]+", amount) or
                 amount.startswith("-") else "")
-        return (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
-                f"{MAX_AMOUNT_VND:,}{hint}")
+        yield (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
+               f"{MAX_AMOUNT_VND:,}{hint}")
     bic, account = row.get("creditor_bic", ""), row.get("account_id", "")
-    if bic and not is_bic(bic):
+    if bic and not is_bic(bic) and "creditor_bic" not in spaced:
         hint = " (BICs are written in capitals)" if is_bic(bic.upper()) else ""
-        return f"creditor_bic {bic!r} is not a BIC{hint}"
+        yield f"creditor_bic {bic!r} is not a BIC{hint}"
     if bool(bic) != bool(account):
-        return ("creditor_bic and account_id go together: give both, or leave both empty to "
-                "pay by citizen id")
+        yield ("creditor_bic and account_id go together: give both, or leave both empty to "
+               "pay by citizen id")
     if not row["full_name"]:
-        return "full_name is empty"
+        yield "full_name is empty"
+    born = row.get("birth_date", "")
+    if born and not _iso_date(born):
+        yield f"birth_date {born[:20]!r} is not a date written YYYY-MM-DD"
     if row.get("end_to_end_id", "").upper().startswith(RETRY_ID_PREFIX):
-        return (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
-                "switchlab keeps for the ids of rows sent again")
-    problem = (_text_problem(row, "full_name", MAX_NAME_CHARS)
-               or _text_problem(row, "account_id", MAX_ACCOUNT_CHARS)
-               or _text_problem(row, "end_to_end_id", MAX_ID_CHARS))
-    if problem:
-        return problem
-    return next(filter(None, (_text_problem(row, c, MAX_NAME_CHARS) for c in _TEXTS)), None)
+        yield (f"end_to_end_id {row['end_to_end_id']!r} starts with {RETRY_ID_PREFIX}, which "
+               "switchlab keeps for the ids of rows sent again")
+    limits = (("full_name", MAX_NAME_CHARS), ("account_id", MAX_ACCOUNT_CHARS),
+              ("end_to_end_id", MAX_ID_CHARS), *((c, MAX_NAME_CHARS) for c in _TEXTS))
+    yield from filter(None, (_text_problem(row, c, high) for c, high in limits))
+
+
+def _iso_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def _repeated(payments: PaymentTable, lines: Sequence[int]) -> list[tuple[int, str]]:

@@ -171,6 +171,10 @@ NO_ACCOUNT_VI, NO_ACCOUNT_EN = "chưa có tài khoản liên kết", "no linked 
 
 
 UNPAID = (PayoutStatus.REJECTED, PayoutStatus.RETURNED, PayoutStatus.STOPPED)
+# Stopped by the population register for the ministry to correct (unknown CCCD, another name
+# or birth date, banks/ministry.py): neither cash nor the deceased list.
+TO_CORRECT = frozenset({reasons.UNKNOWN_CITIZEN, reasons.REGISTER_NAME_MISMATCH,
+                        reasons.REGISTER_BIRTH_DATE_MISMATCH})
 
 
 @dataclass
@@ -284,7 +288,7 @@ class PayoutResult:
         for index in self._unpaid:
             o = self.outcomes[index]
             code = o.reason_code or reasons.NOT_SPECIFIED
-            if (code == reasons.CREDITOR_DECEASED) != deceased:
+            if code in TO_CORRECT or (code == reasons.CREDITOR_DECEASED) != deceased:
                 continue
             p = o.payment
             rows.append({

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from banks.payment_table import CheckedTable, Payment
-from banks.payout import PayoutResult, PayoutStatus
+from banks.payout import TO_CORRECT, PayoutResult, PayoutStatus
 from banks.payout_register import Entry, EntryState
 from protocol import reasons
 from protocol.messages import VerificationResult
@@ -29,9 +29,6 @@ REFUSED, EARLIER = "refused", "earlier"  # statuses of rows this run did not try
 CASH, DECEASED = "cash", "deceased"  # the lists for people
 # Reasons that send a row to the ministry's deceased list rather than the post office's.
 DECEASED_CODES = frozenset({reasons.CREDITOR_DECEASED})
-# Reasons the ministry corrects before anyone pays: on no list of this run. None yet; the
-# population register's check (issue #27) adds its codes here.
-TO_CORRECT: frozenset[str] = frozenset()
 UNPAID = frozenset({PayoutStatus.REJECTED, PayoutStatus.RETURNED, PayoutStatus.STOPPED})
 UNRESOLVED_TEXT = "no final status within the time limit: run the same command again"
 TRACE_COLUMNS = ("line", "citizen_id", "full_name", "amount_vnd", "programme", "period",

@@ -15,7 +15,7 @@ import itertools
 import random
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -100,6 +100,16 @@ class Mix(BaseModel):
     # Paid by citizen id, but the link (imported from the national registry, where the
     # citizen mistyped it, or gone stale) points at an account whose holder is someone else.
     impostor_link: Share = 0.0
+    # Died after the ministry's list was made, and registered dead in the population register
+    # (register/): the ministry's check against it stops them before paying; drawn over
+    # everyone, with or without an account.
+    died_after_list: Share = 0.0
+    # A household payout in the manner of the September 2025 gift (VND 100,000 a citizen):
+    # one row a household, to its head, for this many dong per member; 0: each beneficiary
+    # paid for their own programme. Those without an account are the households without a
+    # linked account, paid in cash.
+    household_gift_vnd: int = Field(0, ge=0, le=10_000_000, strict=True)
+    household_members_max: int = Field(6, ge=1, le=20, strict=True)  # the head included
 
     @field_validator("participants", "programmes")
     @classmethod
@@ -143,6 +153,9 @@ class Beneficiary:
     dies_after_payment: bool = False
     by_citizen_id: bool = False  # the table names no account: paid through the directory
     ledger_citizen_id: str | None = None  # the account's holder, when it is someone else
+    died_after_list: bool = False  # registered dead in the population register since
+    household_id: str = ""  # the population register's household ("": their own)
+    household_head: str = ""  # its head's citizen id ("": themselves)
 
     @property
     def wrong_holder(self) -> bool:
@@ -161,10 +174,24 @@ class Beneficiary:
                 self.account_id, self.programme, self.end_to_end_id)
 
 
+HOUSEHOLD_GIFT = "qua_tang_2025"  # the programme of a household payout's rows
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A household member who is not its head: in the population register, not in the table."""
+
+    citizen_id: str
+    full_name: str
+    household_id: str
+
+
 @dataclass(slots=True)
 class Population:
     seed: int
     beneficiaries: list[Beneficiary]
+    members: list[Member] = field(default_factory=list)  # a household payout's other members
+    household_gift_vnd: int = 0  # a household payout's amount per member (Mix's)
 
     def payable(self) -> Iterator[Beneficiary]:
         """Those with a linked account: the rows of the payment table."""
@@ -198,7 +225,8 @@ class Population:
         return [
             Account(account_id=b.account_id or "", holder_name=b.ledger_name,
                     citizen_id=b.ledger_citizen_id or b.citizen_id, status=b.status,
-                    deceased=b.deceased, dies_after_payment=b.dies_after_payment)
+                    deceased=b.deceased or b.died_after_list,
+                    dies_after_payment=b.dies_after_payment)
             for b in self.beneficiaries if b.participant_bic == bic
         ]
 
@@ -314,6 +342,7 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
     id_prefix = f"{payout_id}{payout_date:%Y%m%d}{seed % 10_000:04d}"
     used_ids: set[str] = set()
     people = []
+    members: list[Member] = []
     for serial in range(size):
         programme_name = draws.weighted(programmes)
         programme = PROGRAMMES[programme_name]
@@ -327,6 +356,8 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
             participant_bic=None, account_id=None, ledger_name=name,
             end_to_end_id=f"{id_prefix}{serial:09d}",
         )
+        if mix.household_gift_vnd:
+            _household(person, draws, mix, used_ids, members)
         if draws.random() >= mix.no_account:
             bic = draws.weighted(participants)
             person.participant_bic = bic
@@ -335,8 +366,25 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
             # Drawn only when asked for, so that other mixes keep their seeds' people.
             person.by_citizen_id = person.ledger_citizen_id is not None or (
                 mix.by_citizen_id > 0 and draws.random() < mix.by_citizen_id)
+        person.died_after_list = mix.died_after_list > 0 and (
+            draws.random() < mix.died_after_list)
         people.append(person)
-    return Population(seed=seed, beneficiaries=people)
+    return Population(seed=seed, beneficiaries=people, members=members,
+                      household_gift_vnd=mix.household_gift_vnd)
+
+
+def _household(head: Beneficiary, draws: _Draws, mix: Mix, used_ids: set[str],
+               members: list[Member]) -> None:
+    """`head` as the head of a household of 1 to household_members_max citizens, paid the
+    gift for each of them; the others drawn into `members`."""
+    household_id = f"HK{head.citizen_id}"
+    size = 1 + draws.below(mix.household_members_max)
+    head.household_id, head.household_head = household_id, head.citizen_id
+    head.programme, head.amount_vnd = HOUSEHOLD_GIFT, mix.household_gift_vnd * size
+    for _ in range(size - 1):
+        female = draws.random() < 0.5
+        members.append(Member(draws.citizen_id(female, 1940 + draws.below(80), used_ids),
+                              draws.full_name(female), household_id))
 
 
 def _apply_fault(person: Beneficiary, draws: _Draws, fault: str, female: bool,

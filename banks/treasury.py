@@ -468,7 +468,7 @@ class Treasury:
             connector=aiohttp.TCPConnector(limit=in_flight + 1))
         try:
             self._running = (await self._verified() if self.config.verify
-                             else range(len(table)))
+                             else self._not_stopped())
             for row in self._running:
                 self._in_run[row] = 1
             waiting = self._unfinished(self._running)
@@ -508,6 +508,26 @@ class Treasury:
         return array("q", (row for row in range(len(table))
                            if (e2e := table.end_to_end_id(row)) in self.final
                            or ((v := self.verified.get(e2e)) is not None and v.verified)))
+
+    def stop(self, codes: Mapping[str, str]) -> None:
+        """Rows a check outside the treasury stopped before payment (the labour ministry's
+        against the population register), by end-to-end id: never sent, their outcome
+        STOPPED with the code; kept as verification answers are. A row final already
+        keeps its outcome."""
+        for e2e, code in codes.items():
+            if e2e not in self.final:
+                self.verified[e2e] = VerificationResult(e2e, False, code)
+                self._unkept.add(e2e)
+        self.flush()
+
+    def _not_stopped(self) -> Sequence[int]:
+        """Without verification: every row of the run but those stopped (`stop`)."""
+        table, verified = self._table, self.verified
+        if not verified:
+            return range(len(table))
+        return array("q", (row for row in range(len(table))
+                           if (v := verified.get(table.end_to_end_id(row))) is None
+                           or v.verified))
 
     async def _ask_first(self, rows: Sequence[int]) -> set[str]:
         """Ask the switch (pacs.028) about those of these rows an earlier run may have sent,

@@ -1,11 +1,12 @@
-"""The directory API's wire: paths, limits, and signed JSON both ways (participant and switch).
+"""The directory API's wire: paths, limits, and signed JSON both ways.
 
-A participant registers, updates and unlinks the links between its customers' citizen ids and
-their payout accounts with JSON requests signed exactly as ISO 20022 messages are
-(`protocol.signing`: the request text over the path with its query and the body's SHA-256),
-and the switch signs its answers as it signs every answer. The switch's side reads them with
-`read_signed_json`; `DirectoryClient` is a participant's side, used by the lab and usable by
-any bank.
+The population register asks the switch to link, move and unlink citizens' payout accounts at
+their request; a participant reads its entries and their changes and unlinks its own. Both
+sign JSON requests exactly as ISO 20022 messages are signed (`protocol.signing`: the request
+text over the path with its query and the body's SHA-256), and the switch signs its answers as
+it signs every answer. The switch's side reads them with `read_signed_json`;
+`SignedJsonClient` is the asking side, `DirectoryClient` a participant's, `CitizenLinksClient`
+the register's.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from protocol.http import SIGNED_REQUEST, Sender
 
 ENTRIES_PATH = "/v1/directory/entries"
 CHANGES_PATH = "/v1/directory/changes"
+CITIZEN_LINKS_PATH = "/v1/directory/links"  # the population register's, for citizens
 MAX_ENTRIES_PER_REQUEST = 1_000
 MAX_BODY_BYTES = 1024 * 1024  # a thousand entries take about 200 KB
 JSON_CONTENT_TYPE = "application/json"
 
 
 class DirectoryError(Exception):
-    """The switch refused a directory request as a whole: `status` and its sentence."""
+    """The peer refused a signed JSON request as a whole: `status` and its sentence."""
 
     def __init__(self, status: int, text: str) -> None:
         super().__init__(f"HTTP {status}: {text.strip()}")
@@ -43,10 +45,13 @@ async def read_body(request: web.Request, max_bytes: int = MAX_BODY_BYTES) -> by
     if request.content_length is not None and request.content_length > max_bytes:
         raise web.HTTPRequestEntityTooLarge(max_size=max_bytes,
                                             actual_size=request.content_length)
-    body = await request.content.read(max_bytes + 1)
-    if len(body) > max_bytes:
-        raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=len(body))
-    return body
+    chunks, size = [], 0
+    while chunk := await request.content.read(max_bytes + 1 - size):  # up to that, not all
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > max_bytes:
+            raise web.HTTPRequestEntityTooLarge(max_size=max_bytes, actual_size=size)
+    return b"".join(chunks)
 
 
 def parse_json(body: bytes) -> Any:
@@ -79,17 +84,18 @@ async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
     return claimed.signer, parse_json(body)
 
 
-class DirectoryClient:
-    """A participant's signed channel to the switch's directory API."""
+class SignedJsonClient:
+    """One party's signed JSON channel to a peer (the switch, the population register):
+    requests signed with `credentials.own`, answers checked with `credentials.peer`."""
 
-    def __init__(self, session: aiohttp.ClientSession, switch_url: str, own_bic: str,
-                 credentials: signing.Credentials, switch_bic: str,
+    def __init__(self, session: aiohttp.ClientSession, peer_url: str, own_bic: str,
+                 credentials: signing.Credentials, peer_bic: str,
                  timeout_s: float = 30.0) -> None:
         self._session = session
-        self._base = switch_url.rstrip("/")
+        self._base = peer_url.rstrip("/")
         self.own_bic = own_bic
         self._credentials = credentials
-        self._switch_bic = switch_bic
+        self._peer_bic = peer_bic
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
 
     async def _call(self, method: str, path: str, payload: object = None,
@@ -103,20 +109,24 @@ class DirectoryClient:
             answer = await response.read()
             if response.status != HTTPStatus.UNAUTHORIZED:
                 try:
-                    signing.verify_answer(response.headers, self._switch_bic,
+                    signing.verify_answer(response.headers, self._peer_bic,
                                           self._credentials.peer, response.status,
                                           headers[signing.SIGNATURE_HEADER], answer)
                 except signing.SignatureError as error:
-                    raise DirectoryError(response.status, f"an answer the switch did not sign"
-                                         f" ({error})") from None
+                    raise DirectoryError(response.status, f"an answer {self._peer_bic} did "
+                                         f"not sign ({error})") from None
             if response.status not in ok:
                 raise DirectoryError(response.status, answer.decode(errors="replace"))
             return response.status, json.loads(answer)
 
+
+class DirectoryClient(SignedJsonClient):
+    """A participant's signed channel to the switch's directory API."""
+
     async def register(self, entries: list[Mapping[str, str]]) -> list[dict[str, str]]:
-        """Link or update entries (citizen_id, account_id, holder_name), at most
-        MAX_ENTRIES_PER_REQUEST; the switch's verdict per entry, in order. Raises
-        DirectoryError when the request is refused as a whole."""
+        """Ask to link entries (citizen_id, account_id, holder_name): always refused, 403 (a
+        participant cannot create or move a link); kept so that a bank's client sees why.
+        Raises DirectoryError."""
         _, answer = await self._call("POST", ENTRIES_PATH, {"entries": list(entries)})
         return list(answer["results"])
 
@@ -135,3 +145,21 @@ class DirectoryClient:
         _, answer = await self._call("GET", f"{CHANGES_PATH}?after_seq={after_seq}"
                                      f"&limit={limit}")
         return list(answer["changes"])
+
+
+class CitizenLinksClient(SignedJsonClient):
+    """The population register's signed channel to the switch: citizens' own requests."""
+
+    async def link(self, links: list[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Link, update or move (citizen_id, participant_bic, account_id, holder_name) each,
+        at most MAX_ENTRIES_PER_REQUEST; the switch's verdict per link, in order. Raises
+        DirectoryError when the request is refused as a whole."""
+        _, answer = await self._call("POST", CITIZEN_LINKS_PATH, {"links": list(links)})
+        return list(answer["results"])
+
+    async def unlink(self, citizen_id: str, why: str) -> bool:
+        """Unlink the citizen's entry wherever it is (`why`: a word for the journal, such as
+        "death" or "citizen"); False when there is none."""
+        status, _ = await self._call("DELETE", f"{CITIZEN_LINKS_PATH}/{citizen_id}?why={why}",
+                                     ok=(200, 404))
+        return status == 200

@@ -101,3 +101,11 @@ def mask_name(name: str) -> str:
     """The name as interbank name inquiry shows it, masked: "N***** T** R*"."""
     return " ".join(word[0] + "*" * (len(word) - 1)
                     for word in (_bare(w).upper() for w in words(name)))
+
+
+def mask_account(account_id: str, shown: int = 4) -> str:
+    """An account or wallet number as a citizen's own payment page shows it: all but its
+    last `shown` characters hidden ("*********5667"); a short number wholly hidden."""
+    if len(account_id) <= shown:
+        return "*" * len(account_id)
+    return "*" * (len(account_id) - shown) + account_id[-shown:]

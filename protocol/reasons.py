@@ -28,6 +28,13 @@ CITIZEN_ID_MISMATCH: Final = "BE17"
 # switch's directory, or no valid citizen id at all: "account proxy invalid", as SEPA Instant
 # and FedNow use it for proxies.
 NO_LINKED_ACCOUNT: Final = "BE23"
+# The population register's answers to a ministry's list (register/citizens.py): ISO's
+# "unknown end customer" for a CCCD the register does not hold; ISO has no code for a name or
+# birth date that differs from a population register's, so switchlab's own C6xx (four
+# characters, as the external codes are) say it, apart from the bank's BE01.
+UNKNOWN_CITIZEN: Final = "BE06"
+REGISTER_NAME_MISMATCH: Final = "C601"
+REGISTER_BIRTH_DATE_MISMATCH: Final = "C602"
 DUPLICATE: Final = "DUPL"
 DUPLICATE_MESSAGE_ID: Final = "DU01"  # a MsgId the sender used before, for other content
 DUPLICATE_END_TO_END_ID: Final = "DU04"  # one EndToEndId twice in one message
@@ -59,6 +66,9 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     NAME_MISMATCH: "name does not match the account",
     CITIZEN_ID_MISMATCH: "citizen id is not the account holder's",
     NO_LINKED_ACCOUNT: "no payout account linked to the citizen id (NIDN)",
+    UNKNOWN_CITIZEN: "citizen id unknown to the population register",
+    REGISTER_NAME_MISMATCH: "name is not the one in the population register",
+    REGISTER_BIRTH_DATE_MISMATCH: "birth date is not the one in the population register",
     DUPLICATE: "duplicate end-to-end id",
     DUPLICATE_MESSAGE_ID: "message id already used for another message",
     DUPLICATE_END_TO_END_ID: "end-to-end id appears twice in the message",
@@ -88,6 +98,9 @@ DESCRIPTIONS_VI: Final[dict[str, str]] = {
     NAME_MISMATCH: "tên không khớp với chủ tài khoản",
     CITIZEN_ID_MISMATCH: "số CCCD không phải của chủ tài khoản",
     NO_LINKED_ACCOUNT: "chưa liên kết tài khoản nhận an sinh xã hội với số CCCD",
+    UNKNOWN_CITIZEN: "số CCCD không có trong Cơ sở dữ liệu quốc gia về dân cư",
+    REGISTER_NAME_MISMATCH: "họ tên không khớp với Cơ sở dữ liệu quốc gia về dân cư",
+    REGISTER_BIRTH_DATE_MISMATCH: "ngày sinh không khớp với Cơ sở dữ liệu quốc gia về dân cư",
     DUPLICATE: "trùng mã giao dịch",
     INVALID_FILE_FORMAT: "sai định dạng",
     CREDITOR_DECEASED: "người thụ hưởng đã qua đời",

@@ -7,6 +7,7 @@ what a file may expect is exactly what is written here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -16,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, create_model
 from banks.behaviour import ReasonCode
 from banks.config_types import LabParticipantBic
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus, percentile
-from banks.population import Share
+from banks.population import Population, Share
+from protocol import reasons
 from scenarios.named import Registry
 
 MAX_COUNT = 10_000_000  # a payout day's transfers
@@ -69,6 +71,10 @@ class Observed:
     # End-to-end ids of payments aimed at an account someone else holds (the population's
     # ground truth, which the scheme itself never sees).
     wrong_holders: frozenset[str] = frozenset()
+    population: Population | None = None  # the ground truth, for the identity expectations
+    # The post office's list of those without an account, as the ministry checked it against
+    # the population register (None: not checked).
+    cash_without_account: list[dict[str, object]] | None = None
 
     @property
     def paid_share(self) -> float:
@@ -180,6 +186,76 @@ def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
     ]
 
 
+@expectation("died_since_list_stopped", StrictBool)
+def died_since_list_stopped(want: bool, run: Observed) -> list[Check]:
+    """Everyone who died after the ministry's list was made (the population register knows)
+    is found before paying: none paid, each stopped MD07 and on the list back to the
+    ministry, none on the post office's cash list (with or without an account)."""
+    if not want:
+        return []
+    population = run.population
+    assert population is not None
+    dead = {b.end_to_end_id for b in population.beneficiaries if b.died_after_list}
+    outcomes = [o for o in run.result.outcomes if o.payment.end_to_end_id in dead]
+    paid = [o for o in outcomes if o.status in (PayoutStatus.PAID, PayoutStatus.RETURNED)]
+    stopped = [o for o in outcomes if o.status == PayoutStatus.STOPPED
+               and o.reason_code == reasons.CREDITOR_DECEASED]
+    reported = {row["end_to_end_id"] for row in run.result.deceased_rows()}
+    on_cash = {row["end_to_end_id"] for row in run.result.cash_list_rows(
+        run.cash_without_account or [])} & dead
+    return [
+        Check("died since the list: some in the run", bool(dead),
+              f"{len(dead):,} died since the list, {len(outcomes):,} of them in the table"),
+        Check("died since the list: none paid", not paid,
+              f"{len(paid)} of {len(outcomes)} paid"),
+        Check("died since the list: each stopped MD07 before paying",
+              len(stopped) == len(outcomes),
+              f"{len(stopped)} of {len(outcomes)} stopped MD07"),
+        Check("died since the list: each reported to the ministry",
+              all(o.payment.end_to_end_id in reported for o in outcomes),
+              f"{len(reported & dead)} of {len(outcomes)} on the deceased list"),
+        Check("died since the list: none on the cash list", run.cash_without_account is not None
+              and not on_cash, f"{len(on_cash)} on the post office's cash list"),
+    ]
+
+
+@expectation("households_paid_once", StrictBool)
+def households_paid_once(want: bool, run: Observed) -> list[Check]:
+    """A household payout (population.household_gift_vnd): one payment per household, to
+    its head, for the gift times its members; the households without a linked account on the
+    cash list, each for the same amount; none paid twice, none left out."""
+    if not want:
+        return []
+    population = run.population
+    assert population is not None
+    size = Counter(m.household_id for m in population.members)
+    due = {b.end_to_end_id: b.amount_vnd for b in population.beneficiaries}
+    gift = population.household_gift_vnd
+    wrong_amount = [b for b in population.beneficiaries
+                    if b.amount_vnd != gift * (1 + size[b.household_id])
+                    or b.household_head != b.citizen_id]
+    outcomes = run.result.outcomes
+    paid = [o for o in outcomes if o.status == PayoutStatus.PAID
+            and o.payment.amount_vnd == due.get(o.payment.end_to_end_id)]
+    heads = Counter(o.payment.citizen_id for o in outcomes)
+    cash = run.cash_without_account or []
+    cash_right = [row for row in cash if due.get(str(row["end_to_end_id"])) == row["amount_vnd"]]
+    households = len(population.beneficiaries)
+    return [
+        Check("households: each row its head's, for the gift times its members",
+              not wrong_amount and gift > 0,
+              f"{households:,} households, {sum(size.values()) + households:,} citizens, "
+              f"{gift:,} VND each; {len(wrong_amount)} rows wrong"),
+        Check("households: one payment each", all(n == 1 for n in heads.values()),
+              f"{sum(n > 1 for n in heads.values())} households paid more than once"),
+        Check("households: every linked household paid", len(paid) == len(outcomes),
+              f"{len(paid):,} of {len(outcomes):,} paid into the head's linked account"),
+        Check("households: the others in cash, for the same amount",
+              len(cash_right) == len(cash) == households - len(outcomes),
+              f"{len(cash_right):,} of {households - len(outcomes):,} on the cash list"),
+    ]
+
+
 # The `expect:` section of a scenario file: one optional field per registered expectation.
 Expect: type[BaseModel] = create_model(
     "Expect", __config__=ConfigDict(extra="forbid", frozen=True),
@@ -195,3 +271,4 @@ def judge(expect: BaseModel, run: Observed) -> list[Check]:
         if want is not None:
             checks += entry.judge(want, run)
     return checks
+

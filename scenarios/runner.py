@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from banks.payment_table import read_payment_table
+from banks.ministry import check_table, stop_codes
+from banks.payment_table import PaymentTable, read_payment_table
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus
 from banks.population import Population, generate_population
 from banks.reconcile import Balance, SwitchTotals, reconcile
@@ -69,7 +70,24 @@ def _world(scenario: Scenario, population: Population, run_dir: Path,
         treasury=scenario.run.treasury(), switch_process=scenario.switch.get("process", False),
         switch_processes=scenario.switch.get("processes", 1),
         switch_settings=scenario.switch_settings() | journal,
+        register=scenario.run.check_register,
     ))
+
+
+async def _check_register(world: World, population: Population, payments: PaymentTable
+                          ) -> list[dict[str, object]]:
+    """The ministry's check before paying: the table's stopped rows handed to the treasury;
+    the cash list of those without an account, less those the register stops (the dead are
+    paid nothing, not even in cash)."""
+    assert world.ministry is not None
+    world.treasury.stop(stop_codes(payments, await check_table(world.ministry, payments)))
+    cash = population.cash_list()
+    findings = await world.ministry.check([{"citizen_id": b.citizen_id,
+                                            "full_name": b.full_name} for b in cash])
+    return [{"citizen_id": b.citizen_id, "full_name": b.full_name,
+             "amount_vnd": b.amount_vnd, "programme": b.programme,
+             "end_to_end_id": b.end_to_end_id}
+            for b, finding in zip(cash, findings, strict=True) if not finding["code"]]
 
 
 async def _apply_timeline(world: World, timeline: list[Event], monitor: Monitor,
@@ -134,6 +152,9 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
     missed: list[str] = []
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
+        cash = None
+        if run.check_register:
+            cash = await _check_register(world, population, payments)
         async with watching(world, len(payments), scenario.name, progress, live_port,
                             announce, prometheus) as monitor:
             timeline = asyncio.ensure_future(
@@ -164,7 +185,8 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
             f"never happened: {m}" for m in missed) or f"all {len(scenario.timeline)} events"))
     checks += judge(scenario.expect, Observed(
         result, world.treasury.latencies, world.treasury.duplicates_refused, bank_totals=totals,
-        wrong_holders=population.wrong_holder_ids()))
+        wrong_holders=population.wrong_holder_ids(), population=population,
+        cash_without_account=cash))
     return RunRecord(
         scenario=scenario.name, description=scenario.description,
         size=len(population.beneficiaries), result=result, checks=checks,

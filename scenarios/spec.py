@@ -78,6 +78,9 @@ class RunSection(TreasurySettings):
                                       alias="time_limit_s")
     resubmit_whole_file: StrictBool = False  # an operator sends the whole file again
     returns_wait_s: float = Field(10.0, ge=0, le=600)  # for late returns after the run
+    # The labour ministry checks its list (the table and those paid in cash) against the
+    # population register before the treasury pays (banks/ministry.py).
+    check_register: StrictBool = False
 
     def treasury(self) -> TreasurySettings:
         return TreasurySettings.model_validate(

@@ -186,7 +186,8 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     on `events` (a fresh hub when None)."""
     switch = Switch(config, events)
     app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
-        sign_answers(config.bic, switch.senders), bearer_auth("/v1/admin/", config.admin_token),
+        sign_answers(config.bic, switch.senders | switch.register_senders),
+        bearer_auth("/v1/admin/", config.admin_token),
         journal_refusals])
     app[SWITCH] = switch
     app[SERVER_LIMITS] = config.transport

@@ -81,6 +81,18 @@ class ParticipantConfig(BaseModel):
         return self
 
 
+class RegisterConfig(BaseModel):
+    """The population register (register/) the switch takes citizens' link requests from:
+    its id (BIC-shaped, it signs as it) and its key in the scheme's signing mode, as a
+    participant's (`secret` or `public_key`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    id: Bic
+    secret: Secret | None = Field(None, repr=False)
+    public_key: PublicKeyText | None = None
+
+
 class SenderLimits(BaseModel):
     """The largest message one kind of participant may send, refused 413 above: bytes on the
     wire (checked from Content-Length, then while the body streams in) and items once decoded
@@ -141,6 +153,8 @@ class SwitchSettings(BaseModel):
     bank_limits: SenderLimits = SenderLimits(
         max_body_bytes=BANK_MAX_BODY_BYTES, max_items=BANK_MAX_ITEMS)
     max_inquiry_ids: int = Field(MAX_INQUIRY_IDS, ge=1, le=MAX_TRANSACTIONS_PER_MESSAGE)
+    # None: no citizen can link an account (only the operator's import makes links).
+    population_register: RegisterConfig | None = None
 
     def limits_of(self, kind: Kind) -> SenderLimits:
         return self.treasury_limits if kind == "treasury" else self.bank_limits
@@ -188,7 +202,8 @@ class _ConfigFile(BaseModel):
 
     @pydantic.model_validator(mode="after")
     def _each_bic_once(self) -> _ConfigFile:
-        seen = {self.switch.bic}
+        register = self.switch.population_register
+        seen = {self.switch.bic, *([register.id] if register else [])}
         for participant in self.participants:
             if participant.bic in seen:
                 raise ValueError(f"bic {participant.bic} appears twice (the switch's own BIC "
@@ -200,7 +215,8 @@ class _ConfigFile(BaseModel):
     def _keys_of_the_mode(self) -> _ConfigFile:
         needed, other = (("secret", "public_key") if self.switch.signing == "hmac"
                          else ("public_key", "secret"))
-        for participant in self.participants:
+        register = self.switch.population_register
+        for participant in [*self.participants, *([register] if register else [])]:
             if getattr(participant, needed) is None:
                 raise ValueError(f"participant {participant.bic} needs a {needed} "
                                  f"({self.switch.signing} signing)")

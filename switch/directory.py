@@ -1,31 +1,37 @@
 """The directory: each citizen id linked to at most one payout account (bank account, e-wallet
 or mobile-money account), the counterpart of the VNeID social-security account registry.
 
-Who may write what, and why:
-- A participant registers, updates and unlinks entries for accounts it holds, over a signed API
-  (`switch/directory_api.py`). The switch cannot see a bank's ledger, so "it holds" is
-  enforced twice: an entry names the signer as the account's participant (no participant can
-  point a citizen at another's accounts), and before an entry becomes active the switch asks
-  that participant, with an acmt.023 over its message channel, whether the account belongs to
-  the person with this citizen id and name; only an answer that it does activates it (yes,
-  or AC04/AC06/MD07, which a participant gives only after the citizen id and name matched:
-  whether the account can take a payment today is the payout's question, not the link's).
-  That second step catches a registration that its own core system does not back (a front-end bug, a
-  compromised API client, a typo in a number), from the system of record. A participant that
-  lies in both is outside what a switch can check; the payout's own verification and the
-  creditor's check of every transfer (BE01) remain.
+Who may write what, and why (the seeds: a link is the citizen's act, through VNeID; the banks
+and NAPAS only confirm):
+- A citizen links, moves and unlinks their own entry, through the population register
+  (register/), which knows who they are and signs the request to the switch
+  (`switch/directory_api.py`). Before an entry becomes active the switch asks the participant
+  that holds the account, with an acmt.023 over its message channel, whether the account is
+  that citizen's (citizen id and name), open and able to take a payment; only a plain yes
+  links it: a closed (AC04), blocked (AC06) or deceased holder's (MD07) account is refused,
+  as are a wrong number (AC01) and another holder's account (BE17, BE01). Moving a link to
+  another participant is the same request, journaled as the old entry's unlink and the new
+  one's link, so the old holder reads it in its changes (`GET /v1/directory/changes`).
+- A participant alone can neither create nor move a link: it may read its entries and their
+  changes, and unlink an entry at itself (its account closed); nothing it says points a
+  citizen anywhere. A participant that lies in its acmt.024 can still confirm a citizen's own
+  request wrongly; the payout's verification and the creditor's check of every transfer
+  (BE01) remain.
+- The population register unlinks a citizen whose death it registers.
 - One citizen id has at most one active payout account, and one account serves at most one
-  citizen id (it has one holder). Moving a link to another participant means the old one
-  unlinks first: no participant can take over a link another holds.
-- The operator imports entries from the national registry (VNeID, where citizens link their
-  accounts themselves) over the admin API; those are the registry's word and are not asked of
-  the participant. Stale or mistyped links are what a payout's verification (acmt.023) stops.
-- Every change is journaled with who made it and when (`directory_changes`), in the same write
-  as the entry itself; memory follows the journal, as everywhere in the switch. With a journal
-  shared by several switch processes, the journal checks each change again against the
-  directory it holds (another process may have changed it since this one looked), and every
-  process's memory follows the journal's changes in their order (`Directory.follow`), its own
-  included: on each write it makes and on each word (NOTIFY) that another made one.
+  citizen id (it has one holder).
+- The operator imports entries from the national registry (VNeID) over the admin API; those
+  are the registry's word and are not asked of the participant (the lab's way to load a
+  links file; every one journaled as `registry`). Stale or mistyped links are what a payout's
+  verification (acmt.023) stops.
+- Every change is journaled with who asked, who confirmed and when (`directory_changes`:
+  `changed_by` says "<register> for citizen <id>; confirmed by <participant>"), in the same
+  write as the entry itself, whose `updated_at` and `updated_by` are the change's; memory
+  follows the journal, as everywhere in the switch. With a journal shared by several switch
+  processes, the journal checks each change again against the directory it holds (another
+  process may have changed it since this one looked), and every process's memory follows the
+  journal's changes in their order (`Directory.follow`), its own included: on each write it
+  makes and on each word (NOTIFY) that another made one.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from protocol import reasons
 from protocol.ids import citizen_id_problem
@@ -44,16 +50,12 @@ from switch.records import DirectoryChange, DirectoryEntry
 
 LINK, UPDATE, UNLINK = "link", "update", "unlink"
 REGISTRY = "registry"  # who, for entries the operator imported from the national registry
-LINKED_ELSEWHERE = ("the citizen id is linked to an account at another participant, which "
-                    "must unlink it first")
+LINKED_ELSEWHERE = ("the citizen id was linked at another participant meanwhile (by another "
+                    "switch process): ask again")
 ACCOUNT_TAKEN = "the account is linked to another citizen id"
 # Why a shared journal refused a change its writer's memory allowed (switch_directory).
 JOURNAL_REFUSALS = {"elsewhere": LINKED_ELSEWHERE, "taken": ACCOUNT_TAKEN,
                     "changed": "the entry was changed meanwhile by another switch process"}
-# acmt.024 answers that confirm the account is this person's (citizen id and name checked
-# first, then whether it can take a payment today, which is the payout's question).
-OWNERSHIP_CONFIRMED = frozenset({reasons.CLOSED_ACCOUNT, reasons.BLOCKED_ACCOUNT,
-                                 reasons.CREDITOR_DECEASED})
 Verifier = Callable[[str, list[VerificationItem]], Awaitable[dict[str, VerificationResult]]]
 
 
@@ -148,7 +150,8 @@ class Directory:
 
 
 class Registrations:
-    """Participants' and the operator's changes: checked, verified, journaled, applied."""
+    """Citizens' (through the population register) and the operator's changes, and
+    participants' unlinks of their own entries: checked, confirmed, journaled, applied."""
 
     def __init__(self, directory: Directory, store: Journal, events: SwitchEvents,
                  verify: Verifier) -> None:
@@ -157,29 +160,27 @@ class Registrations:
         self.events = events
         self.verify = verify
 
-    def _problem(self, entry: DirectoryEntry, by: str) -> str | None:
-        """Why this entry cannot be written now, against the directory as it stands."""
+    def _problem(self, entry: DirectoryEntry) -> str | None:
+        """Why this entry cannot be written now, against the directory as it stands (a
+        citizen's request and the registry may move a link to another participant)."""
         directory = self.directory
         problem = citizen_id_problem(entry.citizen_id)
         if problem:
             return f"citizen_id {problem}"
-        current = directory.by_citizen.get(entry.citizen_id)
-        if current is not None and current.participant_bic != entry.participant_bic and (
-                by != REGISTRY):
-            return LINKED_ELSEWHERE
         holder = directory.by_account.get((entry.participant_bic, entry.account_id))
         if holder is not None and holder != entry.citizen_id:
             return ACCOUNT_TAKEN
         return None
 
-    async def register(self, by: str, entries: list[DirectoryEntry], verified: bool
+    async def register(self, by: str, entries: list[DirectoryEntry], confirm: bool
                        ) -> list[Verdict]:
-        """Link or update entries for `by` (a participant's BIC, or REGISTRY); `verified`
-        False asks the participant (acmt.023) before anything is written. One verdict per
-        entry, in order. Raises JournalFailed/JournalBusy/WriteRefused when the journal did
-        not take the write (then nothing changed)."""
+        """Link, update or move entries at `by`'s request: the population register's id for
+        citizens' own requests (`confirm` True: each asked of the account's participant with an
+        acmt.023 before anything is written), or REGISTRY for the operator's import. One
+        verdict per entry, in order. Raises JournalFailed/JournalBusy/WriteRefused when the
+        journal did not take the write (then nothing changed)."""
         verdicts: dict[int, Verdict] = {}
-        candidates: list[tuple[int, DirectoryEntry, str]] = []
+        candidates: list[tuple[int, DirectoryEntry, DirectoryEntry | None]] = []
         claimed: list[object] = []
         seen: set[object] = set()
         try:
@@ -190,60 +191,79 @@ class Registrations:
                 problem = (f"{'citizen id' if twice == keys[0] else 'account'} "
                            f"{entry.citizen_id if twice == keys[0] else entry.account_id} "
                            "appears twice in the request" if twice is not None
-                           else self._problem(entry, by))
+                           else self._problem(entry))
                 seen.update(keys)
                 if problem is None and current is not None and (
                         current.participant_bic, current.account_id, current.holder_name) == (
                         entry.participant_bic, entry.account_id, entry.holder_name):
                     verdicts[index] = Verdict(entry.citizen_id, "unchanged")
                     continue
+                if current is not None and problem is None:
+                    keys = (*keys, (current.participant_bic, current.account_id))
                 if problem is None and not self.directory.claim(keys):
                     problem = "another change to this citizen id or account is in progress"
                 if problem is not None:
                     verdicts[index] = Verdict(entry.citizen_id, "refused", problem)
                     continue
                 claimed.extend(keys)
-                candidates.append((index, entry, UPDATE if current else LINK))
-            if candidates and not verified:
-                candidates = await self._verified(by, candidates, verdicts)
+                candidates.append((index, entry, current))
+            if candidates and confirm:
+                candidates = await self._confirmed(candidates, verdicts)
             now_s = time.time()
-            refused = await self._write([DirectoryChange(action, entry, by, now_s)
-                                         for _, entry, action in candidates])
-            for index, entry, action in candidates:
+            changes = []
+            for _, entry, current in candidates:
+                who = by if not confirm else (f"{by} for citizen {entry.citizen_id}; "
+                                              f"confirmed by {entry.participant_bic}")
+                linked = replace(entry, updated_at=now_s, updated_by=who)
+                if current is not None and current.participant_bic != entry.participant_bic:
+                    changes.append(DirectoryChange(UNLINK, current, who, now_s))  # moved away
+                    changes.append(DirectoryChange(LINK, linked, who, now_s))
+                else:
+                    changes.append(DirectoryChange(UPDATE if current else LINK, linked, who,
+                                                   now_s))
+            refused = await self._write(changes)
+            for index, entry, current in candidates:
                 verdicts[index] = Verdict(entry.citizen_id, "refused", JOURNAL_REFUSALS[
                     refused[entry.citizen_id]]) if entry.citizen_id in refused else Verdict(
-                    entry.citizen_id, "linked" if action == LINK else "updated")
+                    entry.citizen_id, "linked" if current is None else "moved"
+                    if current.participant_bic != entry.participant_bic else "updated")
         finally:
             self.directory.release(claimed)
         return [verdicts[index] for index in range(len(entries))]
 
-    async def _verified(self, by: str, candidates: list[tuple[int, DirectoryEntry, str]],
-                        verdicts: dict[int, Verdict]) -> list[tuple[int, DirectoryEntry, str]]:
-        """The candidates the participant's own ledger confirms (acmt.023); the others get
-        their refusal with the participant's reason."""
-        answers = await self.verify(by, [VerificationItem(
-            verification_id=str(index), name=entry.holder_name, citizen_id=entry.citizen_id,
-            account_id=entry.account_id, agent_bic=entry.participant_bic)
-            for index, entry, _ in candidates])
+    async def _confirmed(self, candidates: list[tuple[int, DirectoryEntry, DirectoryEntry | None]],
+                         verdicts: dict[int, Verdict]
+                         ) -> list[tuple[int, DirectoryEntry, DirectoryEntry | None]]:
+        """The candidates whose account's participant says yes (acmt.024 Vrfctn true: the
+        citizen's own account, open, able to take a payment), one acmt.023 per participant;
+        the others get their refusal with the participant's reason."""
+        by_holder: dict[str, list[tuple[int, DirectoryEntry, DirectoryEntry | None]]] = {}
+        for candidate in candidates:
+            by_holder.setdefault(candidate[1].participant_bic, []).append(candidate)
+        answers: dict[str, VerificationResult] = {}
+        for found in await asyncio.gather(*(self.verify(bic, [VerificationItem(
+                verification_id=str(index), name=entry.holder_name,
+                citizen_id=entry.citizen_id, account_id=entry.account_id, agent_bic=bic)
+                for index, entry, _ in asked]) for bic, asked in by_holder.items())):
+            answers.update(found)
         confirmed = []
-        for index, entry, action in candidates:
+        for index, entry, current in candidates:
             answer = answers.get(str(index))
-            if answer is not None and (answer.verified
-                                       or answer.reason_code in OWNERSHIP_CONFIRMED):
-                confirmed.append((index, entry, action))
+            if answer is not None and answer.verified:
+                confirmed.append((index, entry, current))
                 continue
-            code = answer.reason_code if answer is not None else reasons.NOT_SPECIFIED
-            code = code or reasons.NOT_SPECIFIED
+            code = (answer.reason_code if answer is not None else "") or reasons.NOT_SPECIFIED
             verdicts[index] = Verdict(entry.citizen_id, "refused", (
-                f"your ledger does not confirm it (acmt.024 {code}: "
+                f"{entry.participant_bic} does not confirm the account (acmt.024 {code}: "
                 f"{reasons.DESCRIPTIONS.get(code, 'reason not described')})"))
         return confirmed
 
-    async def unlink(self, by: str, citizen_id: str) -> bool:
-        """Unlink `by`'s entry for the citizen id (the operator: anyone's); False when there
-        is none for it to unlink."""
+    async def unlink(self, by: str, citizen_id: str, anyone_s: bool = False) -> bool:
+        """Unlink the citizen id's entry: `by`'s own (a participant), or whoever holds it when
+        `anyone_s` (the operator, the population register); False when there is none it may
+        unlink."""
         current = self.directory.by_citizen.get(citizen_id)
-        if current is None or by not in (current.participant_bic, REGISTRY):
+        if current is None or not (anyone_s or by == current.participant_bic):
             return False
         keys = (citizen_id, (current.participant_bic, current.account_id))
         if not self.directory.claim(keys):

@@ -1,10 +1,17 @@
-"""The directory over HTTP: participants' signed JSON API, and the operator's view and import.
+"""The directory over HTTP: the population register's and participants' signed JSON API, and
+the operator's view and import.
 
-Participants sign as they sign ISO 20022 messages (`protocol/directory.py`):
-- `POST /v1/directory/entries` `{"entries": [{citizen_id, account_id, holder_name}]}`: link
-  or update up to 1,000 entries for accounts the signer holds, each verified with the signer
-  (acmt.023) before it is active; `200 {"results": [...]}`, one per entry: linked, updated,
-  unchanged, or refused with a reason.
+The population register signs citizens' own requests (VNeID) as participants sign ISO 20022
+messages (`protocol/directory.py`):
+- `POST /v1/directory/links` `{"links": [{citizen_id, participant_bic, account_id,
+  holder_name}]}`: link, update or move up to 1,000 citizens' entries, each confirmed by the
+  account's participant (acmt.023) before it is active; `200 {"results": [...]}`, one per
+  link: linked, updated, moved, unchanged, or refused with a reason.
+- `DELETE /v1/directory/links/{citizen_id}`: unlink the citizen's entry, wherever it is (the
+  citizen's request, or a death the register recorded; `404`: none).
+
+Participants sign as for messages; they confirm, never decide:
+- `POST /v1/directory/entries`: `403`: a participant cannot create or move a link.
 - `DELETE /v1/directory/entries/{citizen_id}`: unlink the signer's entry (`404`: none).
 - `GET /v1/directory/entries/{citizen_id}`: the signer's entry (`404`: none; another
   participant's is never shown).
@@ -26,6 +33,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from protocol.directory import (
     CHANGES_PATH,
+    CITIZEN_LINKS_PATH,
     ENTRIES_PATH,
     MAX_ENTRIES_PER_REQUEST,
     parse_json,
@@ -58,14 +66,14 @@ class EntryIn(BaseModel):
                            AfterValidator(_printable_name)]
 
 
-class RegistrationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    entries: list[EntryIn] = Field(min_length=1, max_length=MAX_ENTRIES_PER_REQUEST)
-
-
 class ImportedEntryIn(EntryIn):
     participant_bic: Annotated[str, AfterValidator(lambda t: t if is_bic(t) else _no_bic(t))]
+
+
+class CitizenLinksIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    links: list[ImportedEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES_PER_REQUEST)
 
 
 def _no_bic(text: str) -> str:
@@ -120,14 +128,40 @@ def _not_found(citizen_id: str) -> web.Response:
 
 
 async def register(request: web.Request) -> web.Response:
+    """A participant's own link: refused, whatever it says (the hijack of issue #27: an
+    e-wallet linked a bank customer's citizen id to its own wallet on its own word)."""
     switch = request.app[SWITCH]
-    signer, data = await read_signed_json(request, switch.senders)
-    _account_holder(switch, signer)
-    body = _parse(RegistrationIn, data)
+    signer, _ = await read_signed_json(request, switch.senders)
+    raise web.HTTPForbidden(text=f"403 forbidden: {signer} cannot create or move a link; a "
+                            "citizen links their own account through the population register "
+                            "(VNeID), and you confirm it when asked (acmt.023)\n")
+
+
+# ---- the population register: citizens' own requests ----------------------------------------
+
+
+async def citizen_links(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, data = await read_signed_json(request, switch.register_senders)
+    body = _parse(CitizenLinksIn, data)
+    for link in body.links:
+        _account_holder(switch, link.participant_bic)
     verdicts = await switch.registrations.register(signer, [
-        DirectoryEntry(e.citizen_id, signer, e.account_id, e.holder_name) for e in body.entries
-    ], verified=False)
+        DirectoryEntry(e.citizen_id, e.participant_bic, e.account_id, e.holder_name)
+        for e in body.links], confirm=True)
     return web.json_response({"results": [v.as_dict() for v in verdicts]})
+
+
+async def citizen_unlink(request: web.Request) -> web.Response:
+    switch = request.app[SWITCH]
+    signer, _ = await read_signed_json(request, switch.register_senders)
+    citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
+    why = request.query.get("why", "")[:40]
+    by = f"{signer} for citizen {citizen_id}" + (f" ({why})" if why.isprintable() and why
+                                                 else "")
+    if not await switch.registrations.unlink(by, citizen_id, anyone_s=True):
+        return _not_found(citizen_id)
+    return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})
 
 
 async def unlink(request: web.Request) -> web.Response:
@@ -194,13 +228,13 @@ async def admin_import(request: web.Request) -> web.Response:
         _account_holder(switch, entry.participant_bic)
     verdicts = await switch.registrations.register(REGISTRY, [
         DirectoryEntry(e.citizen_id, e.participant_bic, e.account_id, e.holder_name)
-        for e in body.entries], verified=True)
+        for e in body.entries], confirm=False)
     return web.json_response({"results": [v.as_dict() for v in verdicts]})
 
 
 async def admin_unlink(request: web.Request) -> web.Response:
     citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
-    if not await request.app[SWITCH].registrations.unlink(REGISTRY, citizen_id):
+    if not await request.app[SWITCH].registrations.unlink(REGISTRY, citizen_id, anyone_s=True):
         return _not_found(citizen_id)
     return web.json_response({"citizen_id": citizen_id, "status": "unlinked"})
 
@@ -211,6 +245,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete(entry, unlink)
     app.router.add_get(entry, own_entry)
     app.router.add_get(CHANGES_PATH, own_changes)
+    app.router.add_post(CITIZEN_LINKS_PATH, citizen_links)
+    app.router.add_delete(f"{CITIZEN_LINKS_PATH}/{{citizen_id}}", citizen_unlink)
     admin_entries = "/v1/admin/directory/entries"
     app.router.add_get(f"{admin_entries}/{{citizen_id}}", admin_entry)
     app.router.add_delete(f"{admin_entries}/{{citizen_id}}", admin_unlink)

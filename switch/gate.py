@@ -14,17 +14,19 @@ from protocol.http import Sender
 from protocol.keys import read_private_key, read_public_key
 from protocol.messages import BusinessMessage, StatusRequest
 from protocol.signing import Credentials
-from switch.config import Kind, ParticipantConfig, SwitchConfig
+from switch.config import Kind, ParticipantConfig, RegisterConfig, SwitchConfig
 
 
-def _credentials(config: SwitchConfig, participant: ParticipantConfig) -> Credentials:
+def _credentials(config: SwitchConfig, participant: ParticipantConfig | RegisterConfig
+                 ) -> Credentials:
+    who = participant.bic if isinstance(participant, ParticipantConfig) else participant.id
     if config.signing == "hmac":
         if participant.secret is None:
-            raise ValueError(f"participant {participant.bic} has no secret (hmac signing)")
+            raise ValueError(f"participant {who} has no secret (hmac signing)")
         return Credentials.shared(participant.secret)
     if config.private_key is None or participant.public_key is None:
         raise ValueError(f"ed25519 signing needs the switch's private_key and a public_key for "
-                         f"{participant.bic}")
+                         f"{who}")
     return Credentials(read_private_key(config.private_key),
                        read_public_key(participant.public_key))
 
@@ -36,6 +38,15 @@ def senders(config: SwitchConfig) -> dict[str, Sender]:
     return {bic: Sender(_credentials(config, participant),
                         config.limits_of(participant.kind).max_body_bytes)
             for bic, participant in config.participants.items()}
+
+
+def register_senders(config: SwitchConfig) -> dict[str, Sender]:
+    """The population register as a Sender of directory requests, when there is one: apart
+    from the participants, so that it can post no ISO 20022 message."""
+    register = config.population_register
+    if register is None:
+        return {}
+    return {register.id: Sender(_credentials(config, register), config.bank_limits.max_body_bytes)}
 
 
 def check_items(config: SwitchConfig, kind: Kind, message: BusinessMessage) -> None:

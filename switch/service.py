@@ -20,7 +20,7 @@ from switch.directory import Registrations
 from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
-from switch.gate import senders
+from switch.gate import register_senders, senders
 from switch.intake import ANSWER_MARGIN_S, Intake
 from switch.journal import Journal
 from switch.metrics import SwitchMetrics
@@ -51,6 +51,7 @@ class Switch:
         self._channels = channels
         self.events = events or SwitchEvents()
         self.senders = senders(config)
+        self.register_senders = register_senders(config)  # the population register's key
         self.started_at_s = time.time()
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pydantic
 
 from banks.payment_table import MAX_TABLE_ROWS
@@ -23,6 +24,7 @@ from loadtests.run import MAX_WORKERS as MAX_LOAD_WORKERS
 from loadtests.run import run_load
 from loadtests.shape_names import SHAPE_NAMES
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE
+from protocol.directory import DirectoryError
 from protocol.keys import SwitchKeys
 from protocol.runtime import run_event_loop
 from protocol.settings import describe as settings_problems
@@ -34,6 +36,7 @@ from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
 from switchlab import journal, payout_register_command, postgres, prometheus, targets
 from switchlab.bench import run_bench, table
+from switchlab.citizens import LINKED, LinkRequestsError, link_from_file
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
 from switchlab.prometheus import PrometheusUnavailable
@@ -169,10 +172,17 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
         remote = RemoteSwitch(
             url=args.switch, bic=args.bic, keys=_remote_keys(args), switch_bic=args.switch_bic,
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
+    lab_files = {"accounts_dir": args.accounts, "register_file": args.register,
+                 "links_file": args.links}
+    if remote is not None and any(lab_files.values()):
+        raise ValueError("--accounts, --register and --links make the embedded lab's world; "
+                         "a running switch (--switch) has its own")
+    if args.accounts is not None and not args.accounts.is_dir():
+        raise ValueError(f"--accounts {args.accounts}: not a folder of <BIC>.csv files")
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
                           returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
-                          payout_register=args.payout_register)
+                          payout_register=args.payout_register, **lab_files)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -206,6 +216,30 @@ def _payout(args: argparse.Namespace) -> int:
         return 130
     print(describe(report))
     return report.exit_code
+
+
+def _link(args: argparse.Namespace) -> int:
+    """citizens link their own payout accounts, from your file of their requests
+
+    Each row (citizen_id, participant_bic, account_id, login) is one citizen's request, signed
+    in to the population register as themselves (login: the one the register issued them);
+    the register asks the switch, which asks the account's participant to confirm (acmt.023)
+    before linking. Each verdict is written to --output. Exit status: 0 every request linked,
+    1 some refused, 2 a bad file or a register that refused the whole request. The flow and
+    the file: docs/population.md."""
+    output = args.output or args.requests.with_name(f"{args.requests.stem}-verdicts.csv")
+    try:
+        counts = run_event_loop(link_from_file(args.requests, args.register, output))
+    except (LinkRequestsError, DirectoryError) as error:
+        print(f"switchlab link: {error}", file=sys.stderr)
+        return INVALID
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        print(f"switchlab link: the register at {args.register} cannot be reached: {error}",
+              file=sys.stderr)
+        return INVALID
+    print(", ".join(f"{n:,} {status}" for status, n in sorted(counts.items()))
+          + f"; each verdict in {output}")
+    return HELD if set(counts) <= LINKED else FAILED
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
@@ -460,6 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for the whole run, from the first payment to the last status")
     payout.add_argument("--returns-wait-s", type=float, default=0.0,
                         help="wait this long for returns (pacs.004) after the last status")
+    payout.add_argument("--accounts", type=Path, metavar="DIR",
+                        help="the embedded lab's bank accounts: <BIC>.csv files (account_id,"
+                        "holder_name,citizen_id,status: open, closed, blocked or deceased)")
+    payout.add_argument("--register", type=Path, metavar="FILE",
+                        help="the embedded lab's population register (CSV, docs/population.md)"
+                        ": the table is checked against it before anyone is paid")
+    payout.add_argument("--links", type=Path, metavar="FILE",
+                        help="citizens' own link requests for the embedded lab (CSV: "
+                        "citizen_id,participant_bic,account_id)")
     payout.add_argument("--switch", metavar="URL", help="a running switch, e.g. "
                         "http://127.0.0.1:8080 (default: an embedded lab)")
     payout.add_argument("--bic", default=TREASURY_BIC, help="the treasury's BIC (--switch)")
@@ -486,6 +529,13 @@ def build_parser() -> argparse.ArgumentParser:
     payout.add_argument("--no-progress", action="store_true",
                         help="no progress bar (for CI logs)")
     payout_register_command.add_parser(commands)
+
+    link = _command(commands, "link", _link)
+    link.add_argument("requests", type=Path, help="citizens' requests, CSV in UTF-8")
+    link.add_argument("--register", required=True, metavar="URL",
+                      help="the population register, e.g. http://127.0.0.1:8090")
+    link.add_argument("--output", type=Path,
+                      help="the verdicts, CSV (default <requests>-verdicts.csv)")
 
     conformance = _command(commands, "conformance", _conformance)
     conformance_command.add_options(conformance, _whole_number)

@@ -1,8 +1,14 @@
 """`switchlab payout TABLE.csv`: pay the user's own payment table, resumable, and report.
 
 By default in an embedded lab: the switch and the participants the table names, in this
-process on 127.0.0.1, with the table's accounts opened at the named banks and the directory
-holding a link for each citizen paid by citizen id (the first account the table gives them).
+process on 127.0.0.1. The lab's world may come from files: `--accounts DIR` (a bank's
+accounts, `<BIC>.csv` in banks/accounts_file.py's format: open, closed, blocked, deceased,
+any holder's name), `--register FILE` (the population register, register/citizens.py: the
+ministry's check stops the dead, the unknown and the mismatched before paying) and `--links
+FILE` (citizens' own link requests: citizen_id, participant_bic, account_id). Without them,
+the table's accounts are opened at the named banks for the person the rows name (an account
+that rows name for different people is opened for none: the lab cannot tell whose it is), and
+each citizen paid by citizen id links the first account the table gives them.
 Everything the lab knows lives in files under `OUTPUT/lab/`, so that a run killed at any
 point comes back as it was. With `--switch URL` the treasury pays through a switch that is
 already running, with its BIC and key.
@@ -36,8 +42,10 @@ import aiohttp
 from tqdm import tqdm
 
 from banks import cash_list
+from banks.accounts_file import AccountsFileError, read_accounts
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
+from banks.ministry import check_table, payment_notices, stop_codes, write_findings
 from banks.payment_table import (
     EXCEL_ENCODING,
     CheckedTable,
@@ -66,8 +74,12 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED, answered
+from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
+from protocol.names import same_name
+from register.citizens import Register, read_register
+from switchlab.citizens import lab_citizen, read_link_requests, write_verdicts
 from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
@@ -114,6 +126,9 @@ class PayoutSettings:
     remote: RemoteSwitch | None = None
     returns_wait_s: float = 0.0
     progress: bool = True
+    accounts_dir: Path | None = None  # the embedded lab's bank account files, <BIC>.csv
+    register_file: Path | None = None  # its population register, checked before paying
+    links_file: Path | None = None  # citizens' own link requests
     payout_register: Path | None = None  # the treasury's; None: register_path()
 
     def register_path(self) -> Path:
@@ -135,6 +150,7 @@ class Report:
     resumed_final: int  # rows final before this command started (a resumed run)
     reconciled_with: str
     figures: Figures  # every row of the table: the counts shown everywhere
+    notes: list[str] = field(default_factory=list)  # what the lab and the register said
 
     @property
     def exit_code(self) -> int:
@@ -161,36 +177,61 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
     return state
 
 
-def _lab_accounts(payments: Iterable[Payment]) -> dict[str, list[Account]]:
-    """The accounts the table names, by lab participant, held by the row's person."""
-    accounts: dict[str, dict[str, Account]] = defaultdict(dict)
+def _lab_accounts(payments: Iterable[Payment], accounts_dir: Path | None
+                  ) -> tuple[dict[str, list[Account]], int]:
+    """The lab's accounts by participant: a bank's file in `accounts_dir` (`<BIC>.csv`) when
+    there is one, else the accounts the table names, held by the rows' person; and how many
+    accounts rows name for different people, opened for none of them (which row came last
+    must not decide who holds an account)."""
+    named: dict[str, dict[str, Account | None]] = defaultdict(dict)
     for p in payments:
         if p.creditor_bic in PARTICIPANTS:
-            accounts[p.creditor_bic][p.account_id] = Account(p.account_id, p.full_name,
-                                                             p.citizen_id)
-    return {bic: list(by_id.values()) for bic, by_id in accounts.items()}
+            held = named[p.creditor_bic]
+            account = Account(p.account_id, p.full_name, p.citizen_id)
+            other = held.get(p.account_id, account)
+            same = other is not None and other.citizen_id == p.citizen_id and same_name(
+                other.holder_name, p.full_name)
+            held[p.account_id] = other if same else None
+    accounts = {bic: [a for a in by_id.values() if a is not None]
+                for bic, by_id in named.items()}
+    ambiguous = sum(a is None for by_id in named.values() for a in by_id.values())
+    if accounts_dir is not None:
+        for path in sorted(accounts_dir.glob("*.csv")):
+            if not is_bic(path.stem):
+                continue  # not a bank's file (the register, the table…)
+            if path.stem not in PARTICIPANTS:
+                raise PayoutRefused(f"{path}: {path.stem} is no lab participant; name a bank's "
+                                    f"file <BIC>.csv, one of {', '.join(PARTICIPANTS)}")
+            try:
+                accounts[path.stem] = [row.ledger_account() for row in read_accounts(path)]
+            except AccountsFileError as error:
+                raise PayoutRefused(str(error)) from None
+            ambiguous -= sum(a is None for a in named.get(path.stem, {}).values())
+    return accounts, ambiguous
 
 
-def _links(payments: Sequence[Payment]) -> dict[str, list[dict[str, str]]]:
-    """Directory links, by participant, for the citizens the table pays by citizen id: the
-    first account the table names for them, if any."""
+def _links(payments: Sequence[Payment]) -> list[dict[str, str]]:
+    """Directory links the citizens the table pays by citizen id ask for: the first account
+    the table names for them, if any."""
     wanted = {p.citizen_id for p in payments if not p.account_id}
-    links: dict[str, list[dict[str, str]]] = defaultdict(list)
+    links: list[dict[str, str]] = []
     for p in payments:
         if p.citizen_id in wanted and p.account_id and p.creditor_bic in PARTICIPANTS:
             wanted.discard(p.citizen_id)
-            links[p.creditor_bic].append({"citizen_id": p.citizen_id,
-                                          "account_id": p.account_id,
-                                          "holder_name": p.full_name})
+            links.append({"citizen_id": p.citizen_id, "participant_bic": p.creditor_bic,
+                          "account_id": p.account_id})
     return links
 
 
 async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: PaymentTable
-                     ) -> World:
+                     ) -> tuple[World, list[str]]:
     """The embedded lab, set up once (accounts, links) and after that reopened as it was."""
     lab = settings.output / "lab"
     ready = state.get(LAB_READY) is not None
-    accounts = _lab_accounts(payments)
+    accounts, ambiguous = _lab_accounts(payments, settings.accounts_dir)
+    notes = [f"Lab: {ambiguous:,} accounts the table names for different people were opened "
+             "for none of them (the lab cannot tell whose they are): give --accounts DIR"
+             ] if ambiguous else []
     if not ready:  # nothing was sent before the lab was ready: start it afresh
         shutil.rmtree(lab, ignore_errors=True)
         lab.mkdir(parents=True)
@@ -198,19 +239,36 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
             ledger = Ledger(lab / f"{bic}.sqlite")
             ledger.open_accounts(opened)
             ledger.close()
+    links = (_links(payments) if settings.links_file is None
+             else read_link_requests(settings.links_file))
+    if settings.register_file is not None:
+        read_register(settings.register_file)  # refused here, naming its bad lines
+    register_file = settings.register_file or lab / "citizens.csv"
+    if links and settings.register_file is None and not ready:  # as the table's rows say
+        Register(lab_citizen(cid, name) for cid, name in {
+            p.citizen_id: p.full_name for p in payments}.items()).write(register_file)
     world = World(WorldSettings(
         run_dir=lab, behaviours={bic: Behaviour() for bic in sorted(accounts)},
-        treasury=settings.treasury, ledger_dir=lab, keep_journal=True))
-    await world.start(Population(seed=0, beneficiaries=[]))
+        treasury=settings.treasury, ledger_dir=lab, keep_journal=True,
+        register_file=register_file if links or settings.register_file else None))
+    try:
+        await world.start(Population(seed=0, beneficiaries=[]))
+    except BaseException:
+        await world.stop()
+        raise
     if not ready:
         try:
-            for bic, entries in _links(payments).items():
-                await world.register_links(bic, entries)
+            verdicts = await world.link_citizens(links)
         except BaseException:
             await world.stop()
             raise
+        write_verdicts(lab / "links.csv", verdicts)
+        refused = sum(v["status"] == "refused" for v in verdicts)
+        if refused:
+            notes.append(f"Lab: {refused:,} of {len(verdicts):,} citizens' link requests "
+                         f"refused, each with why, in {lab / 'links.csv'}")
         state.set(LAB_READY, "1")
-    return world
+    return world, notes
 
 
 async def _remote_treasury(settings: PayoutSettings) -> Treasury:
@@ -338,6 +396,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         raise PayoutRefused(str(error)) from None
     world: World | None = None
     remote: Treasury | None = None
+    notes: list[str] = []
     try:
         earlier = register.claim(run_id, settings.output, settings.table, table.sha256,
                                  zip(table.lines, table.payments, strict=True))
@@ -347,11 +406,19 @@ async def pay_table(settings: PayoutSettings) -> Report:
             rows = array("q", (row for row in rows if table.lines[row] not in earlier))
             payments = table.payments.take(rows)
         if settings.remote is None:
-            world = await _start_lab(settings, state, table.payments)
+            world, notes = await _start_lab(settings, state, table.payments)
             treasury = world.treasury
         else:
             treasury = remote = await _remote_treasury(settings)
         state.restore(treasury)
+        if world is not None and world.ministry is not None and settings.register_file:
+            findings = await check_table(world.ministry, payments)
+            treasury.stop(stop_codes(payments, findings))
+            found = write_findings(settings.output / "register_findings.csv", payments,
+                                   findings)
+            notes.append(f"Population register: {found:,} rows stopped before paying (dead, "
+                         "unknown, or another name or birth date), each with why, in "
+                         f"{settings.output / 'register_findings.csv'}")
         finished = state.get(FINISHED) is not None
         attempts = _attempts(payments, treasury, not finished)
         current = _current(payments, attempts)
@@ -375,6 +442,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
         result = treasury.result(current)
+        if world is not None and world.ministry is not None:  # for citizens to look up
+            await world.ministry.report_payments(payment_notices(result))
         token = (world.admin_token if world is not None else
                  settings.remote.admin_token if settings.remote is not None else None)
         url = world.switch_url if world is not None else (
@@ -405,7 +474,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state = PayoutState(settings.output / "run.sqlite")
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
-    return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures)
+    return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures,
+                  notes)
 
 
 def _show(bar: tqdm, done: int, total: int) -> None:
@@ -500,6 +570,7 @@ def describe(report: Report) -> str:
     lines += [f"    {status:<10} {code or '-':<8}{count:>10,}  {text}"
               for (status, code), (count, _, text) in sorted(figures.by_reason.items())
               if status not in ("paid", "refused")][:20]
+    lines += report.notes
     if report.resumed_final:
         lines.append(f"Resumed: {plural(report.resumed_final, 'row was', 'rows were')} final "
                      "already; none was sent again.")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,26 @@ from aiohttp import web
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
 from banks.payout import PayoutResult
-from banks.population import Population
+from banks.population import DEFAULT_PAYOUT_DATE, Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
-from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
-from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
+from protocol.directory import MAX_ENTRIES_PER_REQUEST
+from protocol.keys import Signing, private_key_text, public_key_text, read_public_key
+from protocol.population import RegisterClient
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
-from protocol.signing import Ed25519SigningKey
+from protocol.signing import Credentials, Ed25519SigningKey
+from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
+from switchlab.citizens import (
+    MINISTRY_ID,
+    REGISTER_ID,
+    Citizens,
+    register_of,
+    register_settings,
+    start_register,
+)
 
 SWITCH_START_S = 30.0
 BOOKS_SETTLE_S = 5.0  # confirmations to creditors still on their way after the last answer
@@ -59,6 +69,13 @@ class WorldSettings:
     # kept across starts: a lab that survives a crash of its process (`switchlab payout`).
     ledger_dir: Path | None = None
     keep_journal: bool = False
+    # The population register (register/): started when asked, when a register file is
+    # given (a user's own, else made from the population), or when the population has
+    # citizens to link or deaths to register; in this process, or as `python -m register`.
+    register: bool = False
+    register_file: Path | None = None
+    register_process: bool = False
+    payout_date: date = DEFAULT_PAYOUT_DATE
 
 
 class LinkRefused(RuntimeError):
@@ -103,13 +120,17 @@ class World:
         self.run_dir = self.settings.run_dir
         self.admin_token = secrets.token_hex(16)
         self.keys = provision(settings.switch_settings.get("signing", "hmac"),
-                              [TREASURY_BIC, *settings.behaviours])
+                              [TREASURY_BIC, REGISTER_ID, *settings.behaviours])
         self.runners: list[web.AppRunner] = []
         self.banks: dict[str, Bank] = {}
         self.bank_urls: dict[str, str] = {}
         self.session: aiohttp.ClientSession | None = None
         self.switch_workers: list[asyncio.subprocess.Process | None] = []
         self.bank_processes: dict[str, asyncio.subprocess.Process] = {}
+        self.register_process: asyncio.subprocess.Process | None = None
+        self.register_url: str | None = None
+        self.citizens: Citizens | None = None
+        self.ministry: RegisterClient | None = None
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
@@ -124,8 +145,10 @@ class World:
         } | self.keys.registered[bic] for bic in self.settings.behaviours]
         return {
             "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
-                       "admin_token": self.admin_token} | self.settings.switch_settings
-                      | self.keys.switch,
+                       "admin_token": self.admin_token,
+                       "population_register": {"id": REGISTER_ID}
+                       | self.keys.registered[REGISTER_ID]}
+                      | self.settings.switch_settings | self.keys.switch,
             "participants": participants,
         }
 
@@ -163,45 +186,90 @@ class World:
             bank = Bank(bank_config, population.accounts_for(bic))
             self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
+        self.session = aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
+        if (self.settings.register or self.settings.register_file is not None
+                or population.directory_links()
+                or any(b.died_after_list for b in population.beneficiaries)):
+            await self._start_register(population, sockets[REGISTER_ID])
+        else:
+            sockets[REGISTER_ID].sock.close()  # bound for a register this world does not run
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
             **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
         ))
         self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
-        self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
         await self._link_directory(population)
 
+    async def _start_register(self, population: Population, bound: BoundSocket) -> None:
+        """The population register on its own socket, fed from the user's file or the
+        population; the ministry's signed channel to it; the simulated citizens."""
+        assert self.session is not None
+        folder = self.run_dir / "register"  # apart from the ledgers' <bic>.sqlite files
+        folder.mkdir(exist_ok=True)
+        citizens_path = self.settings.register_file
+        if citizens_path is None:
+            citizens_path = folder / "register.csv"
+            register_of(population, self.settings.payout_date).write(citizens_path)
+        else:
+            read_register(citizens_path)  # a bad file is refused here, naming its lines
+        if not self.settings.keep_journal:  # a lab that survives a crash keeps it too
+            (folder / "state.sqlite").unlink(missing_ok=True)
+        signing = self.settings.switch_settings.get("signing", "hmac")
+        if signing == "hmac":
+            secret = secrets.token_hex(32)
+            ministry_key: dict[str, str] = {"secret": secret}
+            ministry = Credentials.shared(secret.encode())
+        else:
+            own = Ed25519SigningKey.generate()
+            ministry_key = {"public_key": public_key_text(own.verify_key())}
+            ministry = Credentials(own, read_public_key(
+                self.keys.registered[REGISTER_ID]["public_key"]))
+        settings = register_settings(folder, citizens_path.resolve(), self.switch_url,
+                                     SWITCH_BIC, self.keys.handed[REGISTER_ID], ministry_key,
+                                     self.admin_token)
+        self.register_url = bound.base_url  # before a child process is handed the socket
+        started = await start_register(settings, bound, self.settings.register_process,
+                                       folder)
+        if self.settings.register_process:
+            self.register_process = started
+        else:
+            self.runners.append(started)
+        self.citizens = Citizens(self.session, self.register_url, settings.citizen_key)
+        self.ministry = RegisterClient(self.session, self.register_url, MINISTRY_ID, ministry,
+                                       REGISTER_ID)
+
     async def _link_directory(self, population: Population) -> None:
-        """The links of those paid by citizen id: registered by their participant, except
-        impostor links, which come from the national registry (the operator's import)."""
-        registered: dict[str, list[dict[str, str]]] = defaultdict(list)
+        """The links of those paid by citizen id: each citizen's own request through the
+        population register, except impostor links, which come from the national registry
+        (the operator's import: a citizen mistyped it in VNeID, or it went stale)."""
+        requested: list[dict[str, str]] = []
         imported: list[dict[str, str]] = []
         for b in population.directory_links():
             assert b.participant_bic is not None and b.account_id is not None
+            link = {"citizen_id": b.citizen_id, "participant_bic": b.participant_bic,
+                    "account_id": b.account_id}
             if b.ledger_citizen_id is not None:
-                imported.append({"citizen_id": b.citizen_id, "participant_bic": b.participant_bic,
-                                 "account_id": b.account_id, "holder_name": b.full_name})
+                imported.append(link | {"holder_name": b.full_name})
             else:
-                registered[b.participant_bic].append({
-                    "citizen_id": b.citizen_id, "account_id": b.account_id,
-                    "holder_name": b.ledger_name})
-        for bic, entries in registered.items():
-            _refused(await self.register_links(bic, entries))
+                requested.append(link)
+        if requested:
+            verdicts = await self.link_citizens(requested)
+            # Those whose account cannot take a link (closed, blocked, deceased, another
+            # name) are refused, as they would be in VNeID: they are paid BE23, in cash.
+            _refused([v for v in verdicts if "does not confirm" not in v.get("reason", "")])
         await self.import_links(imported)
 
-    async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]
-                             ) -> list[dict[str, str]]:
-        """Register links as participant `bic` does, over its signed API (citizen_id,
-        account_id, holder_name each); the switch's verdict per entry."""
-        assert self.session is not None
-        client = DirectoryClient(self.session, self.switch_url, bic,
-                                 SwitchKeys(**self.keys.handed[bic]).credentials(), SWITCH_BIC)
-        verdicts = []
-        for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
-            verdicts += await client.register(entries[start:start + MAX_ENTRIES_PER_REQUEST])
-        return verdicts
+    async def link_citizens(self, requests: Sequence[Mapping[str, str]]
+                            ) -> list[dict[str, str]]:
+        """Citizens link their own accounts (citizen_id, participant_bic, account_id each),
+        signed in to the population register as themselves; the verdict per request."""
+        if not requests:
+            return []
+        if self.citizens is None:
+            raise LinkRefused("the lab runs no population register")
+        return await self.citizens.link(requests)
 
     async def import_links(self, entries: Sequence[Mapping[str, str]]) -> None:
         """Import links from the national registry over the admin API (citizen_id,
@@ -304,6 +372,8 @@ class World:
                 await stop_process(process, SWITCH_START_S)
         for process in self.bank_processes.values():
             await stop_process(process, SWITCH_START_S)
+        if self.register_process is not None:
+            await stop_process(self.register_process, SWITCH_START_S)
         for runner in reversed(self.runners):
             await runner.cleanup()
 

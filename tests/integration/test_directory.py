@@ -3,7 +3,10 @@ a real switch and real mock participants on 127.0.0.1 (switchlab/world.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +16,18 @@ import pytest
 
 from banks.behaviour import Behaviour
 from banks.ledger import CLOSED
+from banks.ministry import payment_notices
+from banks.payment_table import Payment, PaymentTable
 from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from protocol import signing
 from protocol.codec import encode, new_id
-from protocol.directory import ENTRIES_PATH, DirectoryClient, DirectoryError
+from protocol.directory import (
+    ENTRIES_PATH,
+    CitizenLinksClient,
+    DirectoryClient,
+    DirectoryError,
+)
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.keys import SwitchKeys
 from protocol.messages import (
@@ -30,7 +40,10 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from protocol.population import CHECKS_PATH, MAX_CHECK_ROWS
 from protocol.signing import Credentials
+from switchlab.citizens import REGISTER_ID
+from switchlab.cli import main
 from switchlab.world import World, WorldSettings
 from tests.harness import until
 
@@ -40,6 +53,8 @@ DUC = ("079090054321", "Trần Văn Đức", BANK, "0011009999999")
 HOA = ("036190011111", "Lê Thị Hoa", WALLET, "0912345678")
 MINH = ("038090022222", "Phạm Văn Minh", BANK, "0011000000003")  # account closed
 RA_SAVINGS = "0011004455668"  # Rà's second account at the bank
+RA_WALLET = "0901234567"  # and her e-wallet
+NAM = ("040090033333", "Hồ Văn Nam", BANK, "0011000000004")  # deceased, his bank knows
 STRANGER = "001185067347"  # a valid citizen id that nobody in the lab holds
 
 
@@ -54,10 +69,11 @@ def person(citizen_id: str, name: str, bic: str, account: str, **changes: Any
 async def world(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[World]:
     """The lab on either journal: the directory's rules hold the same on both."""
     lab = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
-                              switch_settings=journal))
+                              switch_settings=journal, register=True))
     await lab.start(Population(seed=0, beneficiaries=[
         person(*RA), person(*DUC), person(*HOA), person(*MINH, status=CLOSED),
-        person(RA[0], RA[1], BANK, RA_SAVINGS)]))
+        person(*NAM, deceased=True), person(RA[0], RA[1], BANK, RA_SAVINGS),
+        person(RA[0], RA[1], WALLET, RA_WALLET)]))
     yield lab
     await lab.stop()
 
@@ -91,6 +107,14 @@ async def admin(world: World, method: str, path: str, body: object = None
                           else await r.text())
 
 
+async def register_admin(world: World, method: str, path: str, body: object = None
+                         ) -> tuple[int, Any]:
+    """The population register's operator API, with its admin token (the lab's)."""
+    assert world.session is not None and world.register_url is not None
+    async with world.session.request(method, f"{world.register_url}{path}", json=body) as r:
+        return r.status, await r.json()
+
+
 async def verify(world: World, *items: VerificationItem) -> list[VerificationResult]:
     reply = await treasury(world).send(VerificationRequest(
         msg_id=new_id("T"), created_at=datetime.now(UTC), assigner_bic=TREASURY_BIC,
@@ -118,59 +142,100 @@ async def pay_by_citizen_id(world: World, citizen_id: str, name: str, e2e: str,
 # ---- the directory's rules --------------------------------------------------------------------
 
 
-async def test_a_participant_links_only_accounts_its_own_ledger_confirms(world: World) -> None:
-    bank = directory(world, BANK)
-    results = await bank.register([
-        entry(*RA),
-        {**entry(*DUC), "holder_name": "Trần Thị Đào"},  # not the holder's name
-        {**entry(*MINH), "citizen_id": STRANGER},  # the account is someone else's
-        entry(*HOA),  # an account the wallet holds, not this bank
-    ])
-    assert [r["status"] for r in results] == ["linked", "refused", "refused", "refused"]
-    assert "acmt.024 BE01" in results[1]["reason"]
-    assert "acmt.024 BE17" in results[2]["reason"]
-    assert "acmt.024 AC01" in results[3]["reason"]
-    # Closed, but Minh's: a link is about whose the account is; paying is asked later.
-    assert (await bank.register([entry(*MINH)]))[0]["status"] == "linked"
-    assert (await bank.entry(RA[0]) or {})["account_id"] == RA[3]
-    assert await directory(world, WALLET).entry(RA[0]) is None  # another's entry stays hidden
-    assert (await bank.register([entry(*RA)]))[0]["status"] == "unchanged"
+async def link(world: World, *people: tuple[str, str, str, str]) -> list[dict[str, str]]:
+    """Each citizen links their own account, signed in to the population register."""
+    return await world.link_citizens([{"citizen_id": cid, "participant_bic": bic,
+                                       "account_id": account} for cid, _, bic, account in people])
 
 
-async def test_one_citizen_id_has_one_active_account_and_an_account_one_citizen(
+async def test_a_citizen_links_only_an_account_its_holder_confirms_open_and_theirs(
         world: World) -> None:
+    results = await link(world, RA, (DUC[0], DUC[1], BANK, RA_SAVINGS), MINH,
+                         (HOA[0], HOA[1], BANK, HOA[3]), NAM)
+    assert [r["status"] for r in results] == ["linked"] + ["refused"] * 4
+    assert "acmt.024 BE17" in results[1]["reason"]  # another holder's account
+    assert "acmt.024 AC04" in results[2]["reason"]  # closed: cannot be linked
+    assert "acmt.024 AC01" in results[3]["reason"]  # the bank holds no such account
+    assert "acmt.024 MD07" in results[4]["reason"]  # the holder's bank knows they died
+    bank = directory(world, BANK)
+    entry_now = await bank.entry(RA[0]) or {}
+    assert entry_now["account_id"] == RA[3]
+    # Read right after the change, the entry shows it (it showed 0.0 and "" until a restart).
+    assert entry_now["updated_at"] > 0
+    assert entry_now["updated_by"] == f"{REGISTER_ID} for citizen {RA[0]}; confirmed by {BANK}"
+    assert await directory(world, WALLET).entry(RA[0]) is None  # another's entry stays hidden
+    assert (await link(world, RA))[0]["status"] == "unchanged"
+
+
+async def test_issue_27_a_participant_alone_can_neither_create_nor_move_a_link(
+        world: World) -> None:
+    """The hijack: an e-wallet linked a bank customer's citizen id to its own wallet, the
+    switch asked only the e-wallet, and a treasury payment by citizen id went to the wallet."""
+    await link(world, RA)
+    wallet = directory(world, WALLET)
+    for cid in (RA[0], DUC[0]):  # linked at the bank, or not linked at all
+        with pytest.raises(DirectoryError, match="HTTP 403") as refused:
+            await wallet.register([{"citizen_id": cid, "account_id": HOA[3],
+                                    "holder_name": RA[1]}])
+        assert "cannot create or move a link" in str(refused.value)
+    report = await pay_by_citizen_id(world, RA[0], RA[1], "E2E-HIJACK")
+    assert report.transactions[0].status == TxStatus.SETTLED
+    ledger = world.banks[BANK].ledger
+    await until(lambda: ledger.accounts[RA[3]].balance_vnd == 1_500_000)
+    assert world.banks[WALLET].ledger.accounts[HOA[3]].balance_vnd == 0
+
+
+async def test_moving_a_link_is_the_citizens_request_and_the_old_holder_is_told(
+        world: World) -> None:
+    await link(world, RA)
+    moved = await link(world, (RA[0], RA[1], WALLET, RA_WALLET))
+    assert moved[0]["status"] == "moved"
     bank, wallet = directory(world, BANK), directory(world, WALLET)
-    assert [r["status"] for r in await bank.register([entry(*RA)])] == ["linked"]
-    moved = await wallet.register([{**entry(*HOA), "citizen_id": RA[0], "holder_name": RA[1]}])
-    assert moved[0]["status"] == "refused"
-    assert "another participant, which must unlink it first" in moved[0]["reason"]
-    taken = await bank.register([{**entry(*DUC), "account_id": RA[3]}])
+    assert await bank.entry(RA[0]) is None
+    assert (await wallet.entry(RA[0]) or {})["account_id"] == RA_WALLET
+    told = await bank.changes()
+    assert [(c["action"], c["account_id"]) for c in told] == [("link", RA[3]),
+                                                              ("unlink", RA[3])]
+    assert f"for citizen {RA[0]}; confirmed by {WALLET}" in told[1]["changed_by"]
+    # One account, one citizen: Đức cannot take Rà's wallet, whatever its holder says.
+    taken = await link(world, (DUC[0], DUC[1], WALLET, RA_WALLET))
     assert taken[0]["status"] == "refused"
     assert "the account is linked to another citizen id" in taken[0]["reason"]
-    twice = await bank.register([entry(*DUC), entry(*DUC)])
-    assert [r["status"] for r in twice] == ["linked", "refused"]
-    assert f"citizen id {DUC[0]} appears twice in the request" in twice[1]["reason"]
-    # The holder moves the payout account within the bank: an update, verified again.
-    assert (await bank.register([{**entry(*RA), "account_id": DUC[3]}]))[0][
-        "status"] == "refused"  # Đức's account: the ledger says BE17 (and it is linked)
-    assert (await bank.register([{**entry(*RA), "account_id": RA_SAVINGS}]))[0][
-        "status"] == "updated"
-    assert (await bank.entry(RA[0]) or {})["account_id"] == RA_SAVINGS
+    # Within the bank: the citizen's savings account instead, confirmed again.
+    await link(world, RA)
+    assert (await link(world, (RA[0], RA[1], BANK, RA_SAVINGS)))[0]["status"] == "updated"
 
 
-async def test_unlink_and_every_change_is_journaled_with_who_and_when(world: World) -> None:
+async def test_a_death_registered_in_the_register_unlinks(world: World) -> None:
+    await link(world, RA)
+    status, answer = await register_admin(world, "POST", "/v1/admin/deaths", {
+        "deaths": [{"citizen_id": RA[0], "died_on": "2026-11-01"},
+                   {"citizen_id": STRANGER, "died_on": "2026-11-01"}]})
+    assert status == 200
+    assert answer["results"][0] == {"citizen_id": RA[0], "status": "recorded", "unlinked": "yes"}
+    assert answer["results"][1]["status"] == "refused"
+    assert await directory(world, BANK).entry(RA[0]) is None
+    again = await link(world, RA)
+    assert again[0]["status"] == "refused" and "died on 2026-11-01" in again[0]["reason"]
+    report = await pay_by_citizen_id(world, RA[0], RA[1], "E2E-AFTER-DEATH")
+    assert report.transactions[0].reason_code == "BE23"
+    _, history = await admin(world, "GET", f"/v1/admin/directory/entries/{RA[0]}")
+    assert history["history"][-1]["changed_by"] == f"{REGISTER_ID} for citizen {RA[0]} (death)"
+
+
+async def test_unlink_by_the_holder_and_every_change_is_journaled_with_who_and_when(
+        world: World) -> None:
     bank, wallet = directory(world, BANK), directory(world, WALLET)
-    await bank.register([entry(*RA)])
+    await link(world, RA)
     assert not await wallet.unlink(RA[0])  # not the wallet's entry: nothing happens
-    assert await bank.unlink(RA[0])
+    assert await bank.unlink(RA[0])  # the bank may unlink its own (the account closed)
     assert await bank.entry(RA[0]) is None
     assert not await bank.unlink(RA[0])
-    assert (await wallet.register([{**entry(*HOA), "citizen_id": RA[0],
-                                    "holder_name": RA[1]}]))[0]["status"] == "refused"
     status, history = await admin(world, "GET", f"/v1/admin/directory/entries/{RA[0]}")
     assert status == 200 and history["entry"] is None
     assert [(c["action"], c["changed_by"], c["account_id"]) for c in history["history"]] == [
-        ("link", BANK, RA[3]), ("unlink", BANK, RA[3])]
+        ("link", f"{REGISTER_ID} for citizen {RA[0]}; confirmed by {BANK}", RA[3]),
+        ("unlink", BANK, RA[3])]
     assert all(c["at"] > 0 for c in history["history"])
     assert [c["action"] for c in await bank.changes()] == ["link", "unlink"]
     assert await wallet.changes() == []
@@ -181,28 +246,31 @@ async def test_unlink_and_every_change_is_journaled_with_who_and_when(world: Wor
         assert status == 400 and "must be a whole number" in text
 
 
-async def test_directory_requests_are_signed_bounded_and_checked(world: World) -> None:
-    with pytest.raises(DirectoryError) as refused:
-        await directory(world, TREASURY_BIC).register([entry(*RA)])
-    assert refused.value.status == 403  # a treasury holds no customers' accounts
-    forged = DirectoryClient(world.session, world.switch_url, BANK,
-                             Credentials.shared(b"guessed"), SWITCH_BIC)
-    with pytest.raises(DirectoryError, match="HTTP 401"):
-        await forged.register([entry(*RA)])
-    bank = directory(world, BANK)
+async def test_link_requests_are_signed_by_the_register_and_checked(world: World) -> None:
+    assert world.session is not None
+    as_bank = CitizenLinksClient(world.session, world.switch_url, BANK,
+                                 credentials(world, BANK), SWITCH_BIC)
+    with pytest.raises(DirectoryError, match="HTTP 401"):  # a bank is not the register
+        await as_bank.link([{"citizen_id": RA[0], "participant_bic": BANK,
+                             "account_id": RA[3], "holder_name": RA[1]}])
+    register = CitizenLinksClient(world.session, world.switch_url, REGISTER_ID,
+                                  credentials(world, REGISTER_ID), SWITCH_BIC)
     for bad, says in [
-        ([{**entry(*RA), "account_id": "0011 004455667"}], "entries.0.account_id"),
-        ([{**entry(*RA), "holder_name": " "}], "entries.0.holder_name"),
-        ([{**entry(*RA), "participant_bic": WALLET}], "Extra inputs are not permitted"),
-        ([entry(*RA)] * 1_001, "at most 1000 items"),
+        ([{"citizen_id": RA[0], "participant_bic": BANK, "account_id": "0011 004455667",
+           "holder_name": RA[1]}], "links.0.account_id"),
+        ([{"citizen_id": RA[0], "account_id": RA[3], "holder_name": RA[1]}],
+         "links.0.participant_bic"),
         ([], "at least 1 item"),
     ]:
         with pytest.raises(DirectoryError, match="HTTP 400") as error:
-            await bank.register(bad)
+            await register.link(bad)
         assert says in str(error.value)
-    bad_id = await bank.register([{**entry(*RA), "citizen_id": "003190012345"}])
+    with pytest.raises(DirectoryError, match="HTTP 403"):  # a treasury holds no accounts
+        await register.link([{"citizen_id": RA[0], "participant_bic": TREASURY_BIC,
+                              "account_id": RA[3], "holder_name": RA[1]}])
+    bad_id = await register.link([{"citizen_id": "003190012345", "participant_bic": BANK,
+                                   "account_id": RA[3], "holder_name": RA[1]}])
     assert bad_id[0]["status"] == "refused" and "no province code" in bad_id[0]["reason"]
-    assert world.session is not None
     body = b"{not json"
     headers = signing.sign(BANK, credentials(world, BANK).own, ENTRIES_PATH, body)
     async with world.session.post(f"{world.switch_url}{ENTRIES_PATH}", data=body,
@@ -210,9 +278,23 @@ async def test_directory_requests_are_signed_bounded_and_checked(world: World) -
         assert response.status == 400 and "not JSON" in await response.text()
 
 
+async def test_a_citizen_signs_in_as_themselves_and_nobody_else(world: World) -> None:
+    assert world.citizens is not None
+    wrong = await world.citizens.link([{"citizen_id": RA[0], "participant_bic": BANK,
+                                        "account_id": RA[3]}])
+    assert wrong[0]["status"] == "linked"
+    assert world.session is not None and world.register_url is not None
+    async with world.session.post(
+            f"{world.register_url}/v1/citizens/{RA[0]}/link",
+            json={"participant_bic": WALLET, "account_id": HOA[3]},
+            headers={"Authorization": f"Bearer {world.citizens.login(HOA[0])}"}) as response:
+        assert response.status == 404  # Hoa's login is not Rà's
+    assert await directory(world, BANK).entry(RA[0]) is not None
+
+
 async def test_the_directory_survives_a_restart_of_the_switch(world: World,
                                                               tmp_path: Path) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     await world.stop()
     again = World(WorldSettings(tmp_path, {BANK: Behaviour(), WALLET: Behaviour()},
                                 keep_journal=True,
@@ -230,7 +312,7 @@ async def test_the_directory_survives_a_restart_of_the_switch(world: World,
 
 
 async def test_a_transfer_by_citizen_id_alone_is_resolved_before_routing(world: World) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     report = await pay_by_citizen_id(world, RA[0], "Nguyen Thi Ra", "E2E-NIDN-1")
     assert report.transactions[0].status == TxStatus.SETTLED
     ledger = world.banks[BANK].ledger
@@ -246,7 +328,7 @@ async def test_a_transfer_by_citizen_id_alone_is_resolved_before_routing(world: 
 ])
 async def test_a_transfer_by_citizen_id_without_a_link_is_refused_with_a_reason(
         world: World, citizen_id: str, account: str, reason: str) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     report = await pay_by_citizen_id(world, citizen_id, RA[1], f"E2E-{reason}-{citizen_id}",
                                      account)
     (status,) = report.transactions
@@ -259,7 +341,7 @@ async def test_a_transfer_by_citizen_id_without_a_link_is_refused_with_a_reason(
 
 
 async def test_verification_answers_match_or_why_not_and_masks_names(world: World) -> None:
-    await directory(world, BANK).register([entry(*RA)])
+    await link(world, RA)
     ask = VerificationItem
     results = await verify(
         world,
@@ -336,3 +418,119 @@ async def test_the_operator_imports_links_from_the_registry(world: World) -> Non
     assert status == 200 and answer["results"][0]["status"] == "linked"
     _, history = await admin(world, "GET", f"/v1/admin/directory/entries/{HOA[0]}")
     assert history["history"][0]["changed_by"] == "registry"
+
+
+# ---- a citizen's own payments -----------------------------------------------------------------
+
+
+async def test_a_citizen_sees_their_own_payments_and_nothing_of_anyone_else(
+        world: World) -> None:
+    """As VNeID shows payment status: what was paid for which programme and period, into
+    which account (masked), or at which post office in cash."""
+    await link(world, RA)
+    table = PaymentTable.of([
+        Payment(RA[0], RA[1], 2_340_000, "", "", "luong_huu", "E2E-RA-CCCD", "2026-11"),
+        Payment(RA[0], RA[1], 500_000, WALLET, RA_WALLET, "tro_cap_xa_hoi", "E2E-RA-WALLET",
+                "2026-11"),
+        Payment(DUC[0], DUC[1], 500_000, "", "", "tro_cap_xa_hoi", "E2E-DUC", "2026-11")])
+    result = await world.treasury.run(table)
+    assert world.ministry is not None and world.citizens is not None
+    assert await world.ministry.report_payments(payment_notices(result)) == 3
+    status, mine = await world.citizens.payments(RA[0])
+    assert status == 200
+    assert [(p["programme"], p["period"], p["amount_vnd"], p["status"], p["paid_into"])
+            for p in mine["payments"]] == [
+        ("luong_huu", "2026-11", 2_340_000, "paid",
+         {"participant_bic": BANK, "account": "*********5667"}),
+        ("tro_cap_xa_hoi", "2026-11", 500_000, "paid",
+         {"participant_bic": WALLET, "account": "******4567"})]
+    status, his = await world.citizens.payments(DUC[0])
+    (cash,) = his["payments"]
+    assert (cash["status"], cash["reason_code"], cash["paid_into"]) == ("rejected", "BE23", None)
+    assert cash["cash_at"].startswith("Bưu điện Phường ")
+    # Signed in as Rà: Đức's CCCD answers as a CCCD nobody holds.
+    someone_else = await world.citizens.payments(DUC[0], login=world.citizens.login(RA[0]))
+    nobody = await world.citizens.payments(STRANGER, login=world.citizens.login(RA[0]))
+    assert someone_else == nobody == (404, {"error": "no such citizen, or not signed in as them"})
+
+
+async def test_the_register_runs_as_a_process_of_its_own(tmp_path: Path) -> None:
+    """`python -m register --config register.yaml`, beside the switch: a citizen links through
+    it, and its configuration and register file are checked at start."""
+    lab = World(WorldSettings(tmp_path, {BANK: Behaviour()}, register=True,
+                              register_process=True))
+    await lab.start(Population(seed=0, beneficiaries=[person(*RA)]))
+    try:
+        assert lab.register_process is not None and lab.register_process.returncode is None
+        assert [v["status"] for v in await link(lab, RA)] == ["linked"]
+        assert (await directory(lab, BANK).entry(RA[0]) or {})["account_id"] == RA[3]
+    finally:
+        await lab.stop()
+    assert lab.register_process.returncode is not None
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("register: {id: nope}\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "register", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "bad.yaml:1: register.id" in done.stderr
+
+
+async def test_switchlab_link_relays_a_users_file_of_citizens_requests(
+        world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert world.citizens is not None and world.register_url is not None
+    requests = tmp_path / "requests.csv"
+    requests.write_text(
+        "citizen_id,participant_bic,account_id,login\n"
+        f"{RA[0]},{BANK},{RA[3]},{world.citizens.login(RA[0])}\n"
+        f"{MINH[0]},{BANK},{MINH[3]},{world.citizens.login(MINH[0])}\n"
+        f"{DUC[0]},{BANK},{DUC[3]},{world.citizens.login(RA[0])}\n", encoding="utf-8")
+    code = await asyncio.to_thread(main, ["link", str(requests), "--register",
+                                          world.register_url])
+    assert code == 1  # some refused
+    assert "1 linked, 2 refused" in capsys.readouterr().out
+    verdicts = (tmp_path / "requests-verdicts.csv").read_text(encoding="utf-8-sig")
+    assert "acmt.024 AC04" in verdicts and "not signed in as them" in verdicts
+    requests.write_text("citizen_id,account_id\n1,2\n", encoding="utf-8")
+    assert await asyncio.to_thread(main, ["link", str(requests), "--register",
+                                          world.register_url]) == 2
+    assert "the header needs citizen_id, participant_bic" in capsys.readouterr().err
+
+
+async def test_the_register_refuses_what_is_unsigned_malformed_or_too_large(
+        world: World) -> None:
+    assert world.session is not None and world.register_url is not None
+    assert world.ministry is not None and world.citizens is not None
+    url = world.register_url
+    async with world.session.post(f"{url}{CHECKS_PATH}", json={"rows": []}) as response:
+        assert response.status == 401  # no party's signature
+    with pytest.raises(DirectoryError, match="HTTP 400") as refused:
+        await world.ministry._call("POST", CHECKS_PATH, {"rows": [
+            {"citizen_id": RA[0], "full_name": RA[1], "birth_date": "yesterday"}]})
+    assert "rows.0.birth_date" in str(refused.value)
+    with pytest.raises(DirectoryError, match="HTTP 400"):  # more than a request may hold
+        await world.ministry._call("POST", CHECKS_PATH, {"rows": [
+            {"citizen_id": RA[0], "full_name": RA[1]}] * (MAX_CHECK_ROWS + 1)})
+    (finding,) = await world.ministry.check([{"citizen_id": "x" * 12, "full_name": RA[1]}])
+    assert finding["code"] == "BE06"  # not a CCCD anyone holds: unknown, never a 500
+    login = {"Authorization": f"Bearer {world.citizens.login(RA[0])}"}
+    for body in (b"", b"{not json", json.dumps({"participant_bic": BANK}).encode()):
+        async with world.session.post(f"{url}/v1/citizens/{RA[0]}/link", data=body,
+                                      headers=login) as response:
+            assert response.status == 400, await response.text()
+    status, answer = await register_admin(world, "POST", "/v1/admin/deaths", {
+        "deaths": [{"citizen_id": RA[0], "died_on": "2999-01-01"}]})
+    assert status == 200 and "in the future" in answer["results"][0]["reason"]
+
+
+async def test_the_register_signs_and_checks_in_the_ed25519_scheme_too(tmp_path: Path) -> None:
+    """Each party's own key pair: the register towards the switch, the ministry towards the
+    register."""
+    lab = World(WorldSettings(tmp_path, {BANK: Behaviour()}, register=True,
+                              switch_settings={"signing": "ed25519"}))
+    await lab.start(Population(seed=0, beneficiaries=[person(*RA)]))
+    try:
+        assert [v["status"] for v in await link(lab, RA)] == ["linked"]
+        assert lab.ministry is not None
+        (finding,) = await lab.ministry.check([{"citizen_id": RA[0], "full_name": RA[1]}])
+        assert finding["code"] == ""
+    finally:
+        await lab.stop()

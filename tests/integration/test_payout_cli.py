@@ -3,6 +3,7 @@ holds the run of one table, and against a switch that is already running."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,11 @@ async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: 
                          programme="luong_huu", amount_vnd=1, participant_bic=BANK,
                          account_id="0011004455667", ledger_name="Nguyễn Thị Rà",
                          end_to_end_id="unused")
-    world = World(WorldSettings(tmp_path / "lab", {BANK: Behaviour()}))
+    world = World(WorldSettings(tmp_path / "lab", {BANK: Behaviour()}, register=True))
     await world.start(Population(seed=0, beneficiaries=[holder]))
     try:
-        await world.register_links(BANK, [{"citizen_id": holder.citizen_id,
-                                           "account_id": "0011004455667",
-                                           "holder_name": holder.full_name}])
+        await world.link_citizens([{"citizen_id": holder.citizen_id, "participant_bic": BANK,
+                                    "account_id": "0011004455667"}])
         inbound = world.runners.pop()  # the lab's own treasury steps aside for ours
         port = inbound.addresses[0][1]
         await inbound.cleanup()
@@ -69,3 +69,68 @@ async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: 
     assert report.reconciled_with == "the switch's settlement"
     assert dict(report.result.by_status) == {"paid": 2, "stopped": 1}
     assert [row["reason_code"] for row in report.result.cash_list_rows()] == ["BE23"]
+
+
+CLERK = Path(__file__).resolve().parents[1] / "data" / "clerk"
+
+
+def _outcomes(out: Path) -> list[tuple[str, str, str, str, str]]:
+    """results.csv's rows: (citizen id, amount, creditor BIC, status, reason code), sorted."""
+    with (out / "results.csv").open(encoding="utf-8-sig") as file:
+        return sorted((r["citizen_id"], r["amount_vnd"], r["creditor_bic"], r["status"],
+                       r["reason_code"]) for r in csv.DictReader(file))
+
+
+def _citizens_of(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig") as file:
+        return sorted(row["citizen_id"] for row in csv.DictReader(file))
+
+
+def test_issue_27_the_clerks_table_shows_every_outcome_in_the_embedded_lab(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The world as files: a bank's accounts (open, closed, blocked, deceased, another
+    holder's name), the population register (a death since the list, another name, another
+    birth date, an unknown CCCD) and citizens' own link requests."""
+    out = tmp_path / "out"
+    code = main(["payout", str(CLERK / "table.csv"), "--output", str(out), "--no-progress",
+                 "--accounts", str(CLERK), "--register", str(CLERK / "register.csv"),
+                 "--links", str(CLERK / "links.csv")])
+    said = capsys.readouterr().out
+    assert code == 0, said
+    assert _outcomes(out) == sorted([
+        ("001190012345", "2340000", BANK, "paid", ""),
+        ("079090054321", "2340000", BANK, "stopped", "AC04"),  # closed
+        ("036190011111", "500000", BANK, "stopped", "AC06"),  # blocked
+        ("038090022222", "2055000", BANK, "stopped", "MD07"),  # dead: the bank knows
+        ("040090033333", "500000", BANK, "stopped", "BE01"),  # the bank's holder is Nam
+        ("001185067347", "500000", BANK, "stopped", "MD07"),  # dead: the register knows
+        ("079080012345", "2340000", BANK, "stopped", "C601"),  # Tám, registered as Tâm
+        ("036190011111", "500000", "", "stopped", "C602"),  # born 1990, not 1991
+        ("001190099999", "500000", "", "stopped", "BE06"),  # unknown to the register
+        ("001190012345", "500000", BANK, "paid", ""),  # by CCCD, through her own link
+        ("079090054321", "500000", "", "stopped", "BE23"),  # his account closed: no link
+    ])
+    # The dead are on neither list that pays; what the register found goes back to the
+    # ministry with why; the post office gets the rest.
+    assert _citizens_of(out / "cash_list.csv") == sorted(
+        ["079090054321", "036190011111", "040090033333", "079090054321"])
+    assert _citizens_of(out / "deceased.csv") == ["001185067347", "038090022222"]
+    assert _citizens_of(out / "register_findings.csv") == [
+        "001185067347", "001190099999", "036190011111", "079080012345"]
+    assert "Population register: 4 rows stopped before paying" in said
+    assert "Lab: 1 of 2 citizens' link requests refused" in said
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_issue_27_a_name_mismatch_does_not_depend_on_row_order(
+        tmp_path: Path, order: int) -> None:
+    """Two rows naming one account for different people: the lab opens it for neither,
+    whichever comes last (it became the holder, and the other was stopped BE01)."""
+    rows = ["001190012345,Nguyễn Thị Rà,1170000,luong_huu,BFTVVNVX,0011004455667",
+            "079090054321,Trần Văn Đức,1170000,tro_cap_xa_hoi,BFTVVNVX,0011004455667"]
+    table = tmp_path / "t.csv"
+    table.write_text("citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
+                     + "\n".join(rows[::order]) + "\n", encoding="utf-8")
+    assert main(["payout", str(table), "--output", str(tmp_path / "out"),
+                 "--no-progress"]) == 0
+    assert [row[3:] for row in _outcomes(tmp_path / "out")] == [("stopped", "AC01")] * 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from protocol import signing
 from protocol.codec import encode
 from protocol.http import wrap
 from protocol.signing import Credentials, Ed25519SigningKey
+from register.citizens import Citizen, Register
 from switch.events import SwitchEvents
 from switch.metrics import SwitchMetrics
 from switch.states import TransferState
@@ -109,3 +111,16 @@ def test_metrics_of_a_batch(benchmark, size: int, observed: bool) -> None:
     benchmark(one_round)
     settled = metrics.registry.get_sample_value("switchlab_settled_vnd_total")
     assert settled is not None and (settled > 0) == observed and settled % (size * 1_000) == 0
+
+
+def test_the_population_register_checks_10000_rows(benchmark) -> None:
+    """One check request's worth (protocol/population.py MAX_CHECK_ROWS) against a register:
+    a dict lookup and the scheme's name rule a row (2 to 3 µs a row here: 23 ms best of 5)."""
+    register = Register(Citizen(f"0011900{n:05d}", f"Nguyễn Thị Rà {n}", date(1990, 3, 14),
+                                f"HK{n}", f"0011900{n:05d}", "Láng Hạ", "Đống Đa", "Hà Nội",
+                                date(2026, 10, 1) if n % 50 == 0 else None)
+                        for n in range(10_000))
+    rows = [(f"0011900{n:05d}", f"Nguyen Thi Ra {n}", None) for n in range(10_000)]
+    findings = benchmark(register.check, rows)
+    assert sum(1 for f in findings if f.code == "MD07") == 200
+    assert sum(1 for f in findings if f.code) == 200  # the rest alive, by the name rule

@@ -241,3 +241,12 @@ def test_a_name_saved_decomposed_is_read_composed(tmp_path: Path) -> None:
     (payment,) = read_payment_table(excel_csv(tmp_path / "t.csv", HEADER,
                                               RA.replace("Nguyễn Thị Rà", decomposed)))
     assert payment.full_name == name
+
+
+def test_issue_27_a_row_with_two_problems_is_reported_with_both(tmp_path: Path) -> None:
+    """Province code 099 and amount `1.000` in one row: the clerk sees both at once."""
+    path = excel_csv(tmp_path / "t.csv", HEADER,
+                     RA.replace("001190012345", "099190012345").replace("1170000", "1.000"))
+    problem = problems_of(path)[2]
+    assert "no province code" in problem and "amount_vnd '1.000'" in problem
+    assert "without separators" in problem

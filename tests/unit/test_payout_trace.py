@@ -1,7 +1,7 @@
 """Issue #25: every row of the table traced in its line's place (refused ones too), with each id
 it went under, and the counts made once from those rows: "submitted" counted rows stopped
 before sending, resent rows vanished under their RETRY ids, and a reason code switchlab does
-not describe (the population register's, issue #27) must still reach the files."""
+not describe must still reach the files."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
     outcomes.append(PayoutStatus.PAID)
     outcomes.append(PayoutStatus.STOPPED, "BE01")
     outcomes.append(PayoutStatus.REJECTED, "MD07")
-    outcomes.append(PayoutStatus.STOPPED, "C601")  # a code the scheme does not describe
+    outcomes.append(PayoutStatus.STOPPED, "NARR")  # a code the scheme does not describe
     outcomes.append(PayoutStatus.PAID)
     ids = {0: ["E1"], 1: ["E2"], 2: ["E4"], 3: ["E5"], 4: ["E6", "RETRY1abc"]}
     run = RunRows(range(5), PayoutResult(outcomes, 1.0), ids.__getitem__,
@@ -41,7 +41,7 @@ def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
     rows = list(trace(table, {}, run))
     assert [(r["line"], r["status"], r["reason_code"]) for r in rows] == [
         (2, "paid", ""), (3, "stopped", "BE01"), (4, "refused", ""), (5, "rejected", "MD07"),
-        (6, "stopped", "C601"), (7, "paid", "")]
+        (6, "stopped", "NARR"), (7, "paid", "")]
     assert "amount_vnd '1.000'" in rows[2]["reason_text"]
     assert rows[1]["masked_name"] == "T** V** Đ**" and rows[1]["ids_sent"] == ""
     assert rows[4]["reason_text"] == "reason not described by the scheme"
