@@ -32,9 +32,9 @@ from protocol.messages import (
     TxStatus,
 )
 from switch.calls import exchange
+from switch.context import SwitchState
 from switch.finality import Finality
 from switch.participants import Participant
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer
 
