@@ -19,7 +19,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -66,7 +66,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import bind, run_event_loop, serve, until_stopped
+from protocol.runtime import bind, run_event_loop, serve, spawn, until_stopped
 from protocol.settings import SettingsError
 from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -170,11 +170,6 @@ class Bank:
     def pending_sends(self) -> int:
         return len(self._tasks)
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _deliver(self, delay_s: float,
                        document: PaymentStatusReport | PaymentReturn | CreditTransferMessage
                        ) -> Reply | None:
@@ -270,7 +265,7 @@ class Bank:
             copies = 2 if behaviour.chance(behaviour.duplicate_reply_rate) else 1
             if self._room_for(copies):
                 for _ in range(copies):
-                    self._spawn(self._deliver(delay_s, report))
+                    spawn(self._tasks, self._deliver(delay_s, report))
                 return web.Response(status=202, text="accepted for processing\n")
             log.warning("%s: %d sends pending; answering in the response", self.config.bic,
                         self.pending_sends)
@@ -332,7 +327,7 @@ class Bank:
                             self.config.bic, len(due) - start)
                 return
             self._returning.update(h.end_to_end_id for h in chunk)
-            self._spawn(self._send_returns(delay_s, chunk, reason_code))
+            spawn(self._tasks, self._send_returns(delay_s, chunk, reason_code))
 
     def return_credit(self, end_to_end_id: str, reason_code: str) -> str | None:
         """Send back one credit now (the conformance hook); why not, or None once on its way."""
@@ -409,7 +404,7 @@ class Bank:
                 creditor_name=order.creditor_name, creditor_account=order.creditor_account,
                 creditor_agent_bic=order.creditor_agent_bic, amount_text=str(order.amount_vnd),
             )])
-        self._spawn(self._send_transfer(message))
+        spawn(self._tasks, self._send_transfer(message))
         return None
 
     async def _send_transfer(self, message: CreditTransferMessage) -> None:

@@ -28,7 +28,7 @@ import hashlib
 import random
 import sqlite3
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import spawn
 from sim.journal import SimJournal
 from switch import inquiry
 from switch.app import clear_credit_transfer
@@ -814,15 +815,8 @@ class History:
             self.broken = broken
         raise broken
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
-        self.sim_tasks.add(task)
-        task.add_done_callback(self._sim_task_done)
-
-    def _sim_task_done(self, task: asyncio.Task[Any]) -> None:
-        self.sim_tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a Broken one is already self.broken
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        spawn(self.sim_tasks, coroutine).add_done_callback(_retrieve)
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if not isinstance(context.get("exception"), Broken):
@@ -868,6 +862,13 @@ def _report(original_msg_id: str, answers: list[TransactionStatus]) -> PaymentSt
                                created_at=datetime(2026, 1, 1, tzinfo=UTC),
                                original_msg_id=original_msg_id, original_msg_type="pacs.008",
                                transactions=answers)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A participant's task ended: its exception is retrieved (a Broken one is already the
+    history's `broken`)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _run(work: Callable[[Switch], Awaitable[T]], switch: Switch) -> T:
