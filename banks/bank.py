@@ -19,7 +19,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -68,7 +68,7 @@ from protocol.messages import (
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve
+from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, spawn
 from protocol.settings import SettingsError
 from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -174,11 +174,6 @@ class Bank:
     @property
     def pending_sends(self) -> int:
         return len(self._tasks)
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, delay_s: float,
                        document: PaymentStatusReport | PaymentReturn | CreditTransferMessage
@@ -289,7 +284,7 @@ class Bank:
             copies = 2 if behaviour.chance(behaviour.duplicate_reply_rate) else 1
             if self._room_for(copies):
                 for _ in range(copies):
-                    self._spawn(self._deliver(delay_s, report))
+                    spawn(self._tasks, self._deliver(delay_s, report))
                 return web.Response(status=202, text="accepted for processing\n")
             log.warning("%s: %d sends pending; answering in the response", self.config.bic,
                         self.pending_sends)
@@ -351,7 +346,7 @@ class Bank:
                             self.config.bic, len(due) - start)
                 return
             self._returning.update(h.end_to_end_id for h in chunk)
-            self._spawn(self._send_returns(delay_s, chunk, reason_code))
+            spawn(self._tasks, self._send_returns(delay_s, chunk, reason_code))
 
     def return_credit(self, end_to_end_id: str, reason_code: str,
                       amount_vnd: int | None = None) -> str | None:
@@ -443,7 +438,7 @@ class Bank:
         for tx in transactions:
             self.debtor_accounts[tx.end_to_end_id] = tx.debtor_account
             self.debtor_amounts[tx.end_to_end_id] = tx.amount_vnd
-        self._spawn(self._send_transfer(CreditTransferMessage(
+        spawn(self._tasks, self._send_transfer(CreditTransferMessage(
             msg_id=new_id("BKT"), created_at=datetime.now(UTC),
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
             transactions=transactions)))

@@ -147,6 +147,16 @@ async def ready_until_stopped(ready_line: str,
         await stop.wait()
 
 
+def spawn(tasks: set[asyncio.Task[Any]], coroutine: Coroutine[Any, Any, Any]
+          ) -> asyncio.Task[Any]:
+    """Run `coroutine` in the background, held in `tasks` until it ends: the event loop keeps
+    only a weak reference to a task, so one nobody holds may vanish mid-way."""
+    task = asyncio.get_running_loop().create_task(coroutine)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    return task
+
+
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop where it exists (not on Windows): the servers and the load
     generator spend most of their time in the event loop and aiohttp's transport."""

@@ -55,6 +55,8 @@ def simulate(args: argparse.Namespace) -> int:
     noun = "history" if result.histories == 1 else "histories"
     print(f"{result.histories:,} {noun} in {result.seconds:.1f} s: "
           f"{result.histories_per_s:,.1f} histories/s")
+    print("exercised: " + ", ".join(f"{what} {count:,}" for what, count in
+                                     sorted(result.tally.items())))
     broken = result.first_broken
     if broken is None:
         last = result.last

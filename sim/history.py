@@ -27,8 +27,8 @@ import asyncio
 import hashlib
 import random
 import sqlite3
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import spawn
 from sim.journal import SimJournal
 from switch import inquiry
 from switch.app import clear_credit_transfer
@@ -200,6 +201,7 @@ class History:
         self.first_seen_s: dict[str, float] = {}  # e2e -> when memory first held it in flight
         self.errors: list[str] = []
         self.broken: Broken | None = None
+        self.tally: Counter[str] = Counter()  # what the history exercised, for the operator
         self._ids = 0
         self._checker: sqlite3.Connection | None = None
 
@@ -314,12 +316,20 @@ class History:
         self.journal = SimJournal(self.journal_path, SwitchEvents(), self.rng, MAX_COMMIT_S)
         switch = Switch(self.config, self.journal.events, journal=self.journal,
                         channels=self._channel)
+        switch.events.participant_down.add_listener(self._breaker_opened)
         await switch.start()
         self.switch = switch
+        if self.incarnation > 1:
+            self.tally["restarts"] += 1
+            self.tally["in flight at a crash"] += switch.recovery["resolved_in_flight"]
         self.first_seen_s.clear()
         self._log(f"switch up ({self.incarnation}): {switch.recovery}")
         if self._checker is not None:
             self._check_memory_is_the_journal()
+
+    def _breaker_opened(self, bic: str, reason: str) -> None:
+        if reason != "signed off":
+            self.tally["breakers opened"] += 1
 
     async def _crash(self) -> None:
         if self.calm or self.switch is None:
@@ -341,6 +351,7 @@ class History:
     async def _close_cycle(self) -> None:
         outcome, closed = await self._call(lambda switch: switch.cycles.close(), lossless=True)
         self._log(f"cycle close: {outcome} {closed if outcome == 'ok' else ''}")
+        self.tally["cycles closed"] += outcome == "ok"
 
     async def _call(self, work: Callable[[Switch], Awaitable[T]], lossless: bool = False
                     ) -> tuple[str, Any]:
@@ -371,7 +382,9 @@ class History:
         if self.calm:
             return False
         await asyncio.sleep(self._delay_s())
-        return self.rng.random() < self.weather.loss_p
+        lost = self.rng.random() < self.weather.loss_p
+        self.tally["messages lost"] += lost
+        return lost
 
     def _delay_s(self) -> float:
         if self.calm:
@@ -467,6 +480,7 @@ class History:
         for status in statuses:
             if status.status not in (TxStatus.SETTLED, TxStatus.REJECTED):
                 continue
+            self.tally[status.reason_code or "ACSC"] += 1
             if status.reason_code in (reasons.DUPLICATE, reasons.DUPLICATE_MESSAGE_ID,
                                       reasons.PAYMENT_NOT_RECEIVED):
                 continue  # a refusal of a resend, not the transfer's status
@@ -509,6 +523,7 @@ class History:
             lambda switch: clear_credit_transfer(switch, BANK_B, message, _sha(message)),
             lossless=True)
         self._log(f"impostor {tx.end_to_end_id}: {outcome}")
+        self.tally["impostors refused"] += outcome == "refused"
         if outcome == "ok" or (outcome == "refused" and not isinstance(answer,
                                                                         web.HTTPForbidden)):
             self.fail("no one acts for another", f"a bank's pacs.008 as the treasury was "
@@ -523,6 +538,7 @@ class History:
             return
         e2e = self.rng.choice(targets)
         self._log(f"cross answer {poser} for {e2e}")
+        self.tally["answers for another's transfer"] += 1
         await self._post_answers(self.creditors[poser], [TransactionStatus(
             original_end_to_end_id=e2e, original_tx_id="X", status=TxStatus.ACCEPTED)])
 
@@ -648,6 +664,7 @@ class History:
             return
         (status,) = report.transactions
         if status.status is TxStatus.SETTLED:
+            self.tally["returns settled"] += 1
             self._expect_return_durable(item.return_id)
             creditor.returns_settled[item.return_id] = item.returned_amount_vnd
         else:
@@ -814,15 +831,8 @@ class History:
             self.broken = broken
         raise broken
 
-    def _spawn(self, coroutine: Awaitable[Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
-        self.sim_tasks.add(task)
-        task.add_done_callback(self._sim_task_done)
-
-    def _sim_task_done(self, task: asyncio.Task[Any]) -> None:
-        self.sim_tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a Broken one is already self.broken
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        spawn(self.sim_tasks, coroutine).add_done_callback(_retrieve)
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if not isinstance(context.get("exception"), Broken):
@@ -868,6 +878,13 @@ def _report(original_msg_id: str, answers: list[TransactionStatus]) -> PaymentSt
                                created_at=datetime(2026, 1, 1, tzinfo=UTC),
                                original_msg_id=original_msg_id, original_msg_type="pacs.008",
                                transactions=answers)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """A participant's task ended: its exception is retrieved (a Broken one is already the
+    history's `broken`)."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _run(work: Callable[[Switch], Awaitable[T]], switch: Switch) -> T:

@@ -9,6 +9,7 @@ import logging
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ class Outcome:
     digest: str
     broken: Broken | None
     trace: tuple[str, ...]
+    tally: Counter[str]  # what it exercised: faults, refusals by reason, restarts…
 
 
 @contextlib.contextmanager
@@ -83,7 +85,8 @@ def run_history(seed: int, folder: Path | None = None) -> Outcome:
             shutil.rmtree(folder, ignore_errors=True)
     if broken is None and history.broken is not None:
         broken = history.broken
-    return Outcome(seed, loop.steps, history.digest(), broken, tuple(history.trace))
+    return Outcome(seed, loop.steps, history.digest(), broken, tuple(history.trace),
+                   history.tally)
 
 
 def _unwind(loop: VirtualLoop) -> None:
@@ -102,6 +105,7 @@ class Run:
     seconds: float
     first_broken: Outcome | None
     last: Outcome | None  # the last history played (the broken one, when one broke)
+    tally: Counter[str]  # what the histories exercised, summed
 
     @property
     def histories_per_s(self) -> float:
@@ -114,12 +118,14 @@ def run(seed: int, histories: int) -> Run:
     started_s = time.perf_counter()
     played = 0
     outcome: Outcome | None = None
+    tally: Counter[str] = Counter()
     try:
         for n in range(histories):
             outcome = run_history(seed + n, folder)
             played += 1
+            tally.update(outcome.tally)
             if outcome.broken is not None:
-                return Run(played, time.perf_counter() - started_s, outcome, outcome)
+                return Run(played, time.perf_counter() - started_s, outcome, outcome, tally)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return Run(played, time.perf_counter() - started_s, None, outcome)
+    return Run(played, time.perf_counter() - started_s, None, outcome, tally)

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from protocol.http import xml_response
-from protocol.ids import is_bic
+from protocol.ids import MAX_ID_CHARS, is_bic
 from switch.config import MAX_POSITION_LIMIT_VND
 from switch.journal import MAX_LISTED_TRANSFERS
 from switch.participants import Participant
@@ -24,7 +24,6 @@ MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
 # A settlement cycle's id: one a second for thirty thousand years, and within every
 # database's integer (an id past 2^63 made the admin API answer 500).
 MAX_CYCLE_ID = 10**12 - 1
-MAX_ID_CHARS = 35  # an end-to-end id is Max35Text
 DEFAULT_LISTED_TRANSFERS = 100
 LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 

@@ -27,10 +27,10 @@ import asyncio
 import json
 import logging
 
+from switch.context import SwitchState
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.recovery import resolve_in_flight
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.store_postgres import PostgresStore
 

@@ -25,8 +25,8 @@ from functools import partial
 
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
+from switch.context import SwitchState
 from switch.journal_errors import JournalInconsistent
-from switch.state import SwitchState
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 
 from switch.book import Applied
-from switch.state import SwitchState
+from switch.context import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer
 

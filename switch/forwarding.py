@@ -18,10 +18,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from protocol import reasons
 from protocol.codec import new_id
@@ -31,10 +30,11 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import spawn
 from switch.calls import exchange
+from switch.context import SwitchState
 from switch.finality import Finality
 from switch.participants import Participant
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer
 
@@ -77,7 +77,8 @@ class Forwarding:
         size = self.state.config.forward_batch_size
         for creditor_bic, group in by_creditor.items():
             for start in range(0, len(group), size):
-                self._spawn(self._forward_batch(creditor_bic, group[start:start + size]))
+                spawn(self._background,
+                      self._forward_batch(creditor_bic, group[start:start + size]))
 
     def _linger(self, transfer: Transfer, linger_s: float) -> None:
         """Hold an instant transfer until the window closes or the batch is full, so that
@@ -95,12 +96,8 @@ class Forwarding:
         timer = self._linger_timers.pop(creditor_bic, None)
         if timer is not None:
             timer.cancel()
-        self._spawn(self._forward_batch(creditor_bic, self._lingering.pop(creditor_bic)))
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        spawn(self._background,
+              self._forward_batch(creditor_bic, self._lingering.pop(creditor_bic)))
 
     async def drain(self) -> None:
         """Wait for the forwards under way, for a clean shutdown."""

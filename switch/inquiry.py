@@ -12,7 +12,7 @@ from protocol.messages import (
     PaymentStatusReport,
     StatusRequest,
 )
-from switch.state import SwitchState
+from switch.context import SwitchState
 from switch.transfer import Transfer, refusal
 
 

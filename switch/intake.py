@@ -22,10 +22,10 @@ from protocol.messages import (
     CreditTransferMessage,
     TransactionStatus,
 )
+from switch.context import SwitchState
 from switch.forwarding import Forwarding
 from switch.inquiry import lookup
 from switch.journal_errors import WriteRefused
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer, refusal
 

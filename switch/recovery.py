@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 
 from protocol import reasons
+from switch.context import SwitchState
 from switch.finality import Finality
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer
 

@@ -21,9 +21,9 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from switch.context import SwitchState
 from switch.inquiry import lookup
 from switch.records import Decided, SettledReturn
-from switch.state import SwitchState
 from switch.states import TransferState
 from switch.transfer import Transfer
 

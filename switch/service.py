@@ -15,6 +15,7 @@ from protocol.http import Peer
 from switch.book import Book, SharedBook
 from switch.cluster import Cluster
 from switch.config import SwitchConfig
+from switch.context import SwitchState
 from switch.cycles import Cycles
 from switch.directory import Registrations
 from switch.events import SwitchEvents
@@ -28,7 +29,6 @@ from switch.notices import Notifier
 from switch.participants import Channel, Participant
 from switch.recovery import recover
 from switch.returns import Returns
-from switch.state import SwitchState
 from switch.store import SqliteJournal
 from switch.store_postgres import PostgresStore
 from switch.verification import Verification

@@ -26,7 +26,7 @@ from protocol.messages import (
     VerificationResult,
 )
 from switch.calls import exchange
-from switch.state import SwitchState
+from switch.context import SwitchState
 
 log = logging.getLogger(__name__)
 MAX_VERIFICATIONS_PER_MESSAGE = 1_000

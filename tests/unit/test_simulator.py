@@ -26,6 +26,11 @@ def test_issue_21_every_invariant_holds_in_a_bounded_number_of_histories() -> No
     broken = result.first_broken
     assert broken is None, f"seed {broken.seed}: {broken.broken}"
     assert result.histories == HISTORIES_EVERY_TIME
+    exercised = {what for what, count in result.tally.items() if count}
+    assert {"restarts", "in flight at a crash", "breakers opened", "messages lost",
+            "cycles closed", "returns settled", "impostors refused",
+            "answers for another's transfer", "ACSC", "AB05", "AB06", "AB08", "AM04", "DUPL",
+            "DU01"} <= exercised, sorted(exercised)
 
 
 def test_issue_21_a_seed_replays_step_for_step() -> None:
@@ -79,6 +84,7 @@ def test_switchlab_simulate_says_when_every_invariant_held_and_refuses_bad_argum
     assert cli.main(["simulate", "--seed", "7", "--histories", "3"]) == 0
     out = capsys.readouterr().out
     assert "3 histories in" in out and "histories/s" in out and "every invariant held" in out
+    assert "exercised: " in out and "restarts" in out
     assert cli.main(["simulate", "--seed", "7", "--histories", "1"]) == 0
     assert "seed 7: " in capsys.readouterr().out
     for bad in (["--histories", "0"], ["--seed", "-1"], ["--plant", "nothing"]):
