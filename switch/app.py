@@ -52,8 +52,11 @@ async def journal_refusals(request: web.Request, handler: Handler) -> web.Stream
                                          "later (nothing was taken)\n",
                                          headers={"Retry-After": "1"}) from None
     except JournalFailed as error:
-        raise web.HTTPServiceUnavailable(text=f"503: {error}; the operator must restart the "
-                                         "switch (nothing was taken)\n") from None
+        _, why = request.app[SWITCH].health()
+        raise web.HTTPServiceUnavailable(
+            text=f"503: {error}; {why or 'retry later'} (nothing was taken)\n",
+            headers={"Retry-After": "1"} if request.app[SWITCH].state.store.heals else None,
+        ) from None
     except WriteRefused as error:
         raise web.HTTPBadRequest(text=f"FF01: the journal refused the message's values "
                                  f"({error}); nothing was taken\n") from None
@@ -158,12 +161,11 @@ async def _credit_transfer(
 
 
 async def health(request: web.Request) -> web.Response:
-    """For anyone: ok, or 503 and why the switch takes nothing (details: /v1/admin/health)."""
-    failure = request.app[SWITCH].state.store.failure
-    if failure is not None:
-        return web.json_response({"status": "stopped", "reason": "the journal stopped after a "
-                                  "storage failure; the operator must restart the switch"},
-                                 status=503)
+    """For anyone: ok, or 503, the state (reconnecting, taken_over, stopped) and why the
+    switch takes nothing now (details: /v1/admin/health)."""
+    state, why = request.app[SWITCH].health()
+    if why is not None:
+        return web.json_response({"status": state, "reason": why}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -30,7 +30,8 @@ server per write plus two per batch (`switch_begin`, COMMIT); each write runs se
 PL/pgSQL function over arrays (a thousand transfers in one call). Writes in a batch run without
 savepoints; when the database refuses one, the transaction is undone and run again with a
 savepoint per write, so that the refused write alone is refused. A deadlock or serialization
-failure runs the batch again; any other error is a storage failure and stops the journal.
+failure runs the batch again; any other error is a storage failure and stops the journal
+until the process heals (switch/cluster.py: it reconnects, `reconnect` and `resume`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from switch.store import (
     DirectoryChange,
     Final,
     GroupCommit,
+    JournalFailed,
     JournalReads,
     NoticesDue,
     QueuedWrite,
@@ -484,6 +486,8 @@ MAX_NOTIFY_BYTES = 7_000  # PostgreSQL's limit on a payload is 8,000 bytes
 MAX_ATTEMPTS = 5  # a batch run again after a deadlock or a serialization failure
 READERS = 4  # connections for reads; with the writer and the listener, six per process
 COMMAND_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 5.0  # a server that is not there is found out within this, not a minute
+TAKEN_OVER = "SW001"  # the SQLSTATE switch_begin raises for a process found dead
 
 _BEGIN = "SELECT switch_begin($1, $2)"
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
@@ -575,6 +579,7 @@ _POSTGRES_READS = {
 }
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
+_LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 if asyncpg is not None:
     # A value the database refuses is that write's fault, never the storage's: a constraint
     # (class 23), a value it cannot hold such as a NUL in text (class 22), or an argument the
@@ -583,6 +588,21 @@ if asyncpg is not None:
                  asyncpg.exceptions.DataError)
     _TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError,
                   asyncpg.exceptions.SerializationError)
+    # The journal out of reach: the server stopped, restarting or gone, the connection cut.
+    _LOST = (
+        OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InterfaceError)
+
+
+def taken_over(error: BaseException | None) -> bool:
+    """Whether a failure says this process was found dead and its work taken over: its own
+    row gone when a write began (switch_begin), or its beat found nobody to update."""
+    return getattr(error, "sqlstate", None) == TAKEN_OVER or isinstance(error, TakenOver)
+
+
+class TakenOver(Exception):
+    """Another process found this one dead and took its work over: this one must end (a
+    supervisor starts it again, as a new process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -642,6 +662,7 @@ class PostgresStore(GroupCommit, JournalReads):
         if missing is not None:
             raise RuntimeError(missing)
         super().__init__(events, max_queued_writes, max_batch)
+        self.heals = True  # the server back, the switch process reconnects (switch/cluster.py)
         self.url = url
         self.switch_bic = switch_bic
         self.process_id = f"sw{secrets.token_hex(8)}"  # also this process's NOTIFY channel
@@ -657,7 +678,7 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def _connect(self) -> Any:
         return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S,
-                                     server_settings=self._settings)
+                                     timeout=CONNECT_TIMEOUT_S, server_settings=self._settings)
 
     async def start(self) -> None:
         """Connect, set the schema (once, whichever process comes first), say this process is
@@ -670,6 +691,7 @@ class PostgresStore(GroupCommit, JournalReads):
         self._listener = await self._connect()
         self._readers = await asyncpg.create_pool(self.url, min_size=1, max_size=READERS,
                                                   command_timeout=COMMAND_TIMEOUT_S,
+                                                  timeout=CONNECT_TIMEOUT_S,
                                                   server_settings=self._settings)
         self._start_writer()
 
@@ -722,6 +744,28 @@ class PostgresStore(GroupCommit, JournalReads):
         """A new connection for beating and listening, after the old one was lost."""
         self._listener = await self._connect()
 
+    # ---- healing: the journal lost, then back ------------------------------------------------
+
+    async def reconnect(self) -> None:
+        """After the journal was lost (`failure` set): new writer and listener connections,
+        the readers' pool emptied of its old ones. Raises what connecting raises while the
+        server is not back; writes stay refused until `resume`."""
+        for connection in (self._writer, self._listener):
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
+        self._writer = self._listener = None
+        self._writer = await self._connect()
+        self._listener = await self._connect()
+        await self._readers.expire_connections()
+
+    async def resume(self) -> None:
+        """Take writes again, on the connection `reconnect` opened: the old writer task has
+        ended (a failure ends it once its batch is answered)."""
+        if self._writer_task is not None:
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        self.failure = None
+        self._start_writer()
+
     # ---- group commit -----------------------------------------------------------------------
 
     def _submit(self, bics: Iterable[str], run: Callable[[Any], Awaitable[Any]]
@@ -735,13 +779,19 @@ class PostgresStore(GroupCommit, JournalReads):
             attempts += 1
             try:
                 return await self._transaction(batch, savepoints)
-            except _REFUSED:
+            except _REFUSED:  # first: a value the driver cannot encode is an InterfaceError
                 if savepoints:  # refused outside any one write: the storage's fault
                     raise
                 savepoints = True  # again, each write in a savepoint: the refused one alone
             except _TRANSIENT:
                 if attempts >= MAX_ATTEMPTS:
                     raise
+            except Exception as error:  # said plainly, for the 503s and /v1/health
+                if taken_over(error):
+                    raise
+                raise ConnectionError(
+                    "the journal is out of reach or failed (whether the last batch committed"
+                    f" is unknown): {type(error).__name__}: {error}") from error
 
     async def _transaction(self, batch: list[QueuedWrite], savepoints: bool) -> list[Any]:
         """One transaction, one fsync: the process's liveness and the positions the batch
@@ -933,9 +983,16 @@ class PostgresStore(GroupCommit, JournalReads):
     # ---- what the switch reads while serving ----------------------------------------------
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A query on a reader connection."""
-        async with self._readers.acquire() as connection:
-            return [tuple(row) for row in await connection.fetch(sql, *params)]
+        """A query on a reader connection. Raises JournalFailed, saying why, when the journal
+        is out of reach (the admin API answers 503, never 500)."""
+        try:
+            async with self._readers.acquire() as connection:
+                return [tuple(row) for row in await connection.fetch(sql, *params)]
+        except _LOST as error:
+            if isinstance(error, ValueError):  # a value the driver refused: not the journal's
+                raise
+            raise JournalFailed(f"the journal is out of reach: {error or type(error).__name__}"
+                                ) from None
 
     async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
         """Journaled transfers by end-to-end id; ids the journal does not hold are absent."""
