@@ -689,7 +689,9 @@ class PostgresStore(GroupCommit, JournalReads):
             await self._writer.execute(SCHEMA)
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()
-        self._readers = await asyncpg.create_pool(self.url, min_size=1, max_size=READERS,
+        # No floor of idle connections: a pool with one tries to restore it, and logs a
+        # traceback, every moment the server is down.
+        self._readers = await asyncpg.create_pool(self.url, min_size=0, max_size=READERS,
                                                   command_timeout=COMMAND_TIMEOUT_S,
                                                   timeout=CONNECT_TIMEOUT_S,
                                                   server_settings=self._settings)

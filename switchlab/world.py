@@ -32,6 +32,7 @@ from protocol.runtime import BoundSocket, bind, serve, start_process, stop_proce
 from protocol.signing import Ed25519SigningKey
 from switch.app import create_app
 from switch.config import parse_config
+from switchlab import postgres
 
 SWITCH_START_S = 30.0
 BOOKS_SETTLE_S = 5.0  # confirmations to creditors still on their way after the last answer
@@ -59,6 +60,9 @@ class WorldSettings:
     # kept across starts: a lab that survives a crash of its process (`switchlab payout`).
     ledger_dir: Path | None = None
     keep_journal: bool = False
+    # The run's throwaway PostgreSQL server, when it has one: timeline actions stop it and
+    # start it again (stop_journal, start_journal).
+    journal_server: postgres.Server | None = None
 
 
 class LinkRefused(RuntimeError):
