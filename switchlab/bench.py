@@ -247,6 +247,9 @@ class InstantResult:
     switch_cpu_us: float | None
     server_cpu_us: float | None
     machine_cpu_us: float | None
+    # With several switch processes: transfers each made final, the most first (the journal's
+    # `owner`), showing how SO_REUSEPORT and bounded keep-alive spread the load.
+    per_process: tuple[int, ...] = ()
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
@@ -292,6 +295,9 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
         half = await open_loop(send, half_count, full.per_s / 2, first=count,
                                bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
+        per_process = () if cluster is None else tuple(count for _, count in await postgres.fetch(
+            world.settings.switch_settings["journal_url"],
+            "SELECT owner, count(*) FROM transfers GROUP BY owner ORDER BY 2 DESC"))
     finally:
         await treasury.session.close()
         await world.stop()
@@ -302,7 +308,8 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
         assert final.status is TxStatus.SETTLED, final
     return InstantResult(full, half, cpu_us, _per_transfer_us(server_before_s, server_after_s,
                                                               full.transfers),
-                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers))
+                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers),
+                         per_process)
 
 
 def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
@@ -617,6 +624,8 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         Figure(f"cluster: instant p99 at half rate ({c_full.per_s / 2:,.0f}/s)",
                c_half.percentile_ms(99), "ms"),
     ]
+    figures += [Figure(f"cluster: instant transfers made final by process {rank}", count,
+                       "transfers") for rank, count in enumerate(shared.per_process, 1)]
     if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
                               shared.switch_cpu_us, "µs", single.switch_cpu_us))

@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 try:
@@ -168,6 +169,16 @@ async def _on_server(url: str, statement: str, name: str) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(statement.format(name=name))
+    finally:
+        await connection.close()
+
+
+async def fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on the database `url` (the lab reading a journal, as an
+    auditor would)."""
+    connection = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql)]
     finally:
         await connection.close()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -19,6 +20,7 @@ from protocol.codec import encode, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, serve
+from switch import app as app_module
 from switch.app import SWITCH, Switch, create_app
 from switch.directory import ACCOUNT_TAKEN
 from switch.states import TransferState
@@ -379,3 +381,32 @@ async def test_issue_24_a_process_taken_over_while_it_was_cut_off_knows_it(
     await cut_off.reconnect()
     assert not await cut_off.beat()
     assert taken_over(TakenOver("gone"))
+
+
+async def test_issue_24_a_kept_alive_connection_ends_after_its_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #24: after a worker restarted, every later transfer went through the survivor,
+    whose kept-alive connections never ended. Now the response that spends a connection's
+    budget says `Connection: close`, and the client's next request opens a new connection
+    (which SO_REUSEPORT may give to any process)."""
+    monkeypatch.setattr(app_module, "MAX_REQUESTS_PER_CONNECTION", 3)
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    try:
+        opened: list[object] = []
+        tracing = aiohttp.TraceConfig()
+
+        async def on_open(*_: object) -> None:
+            opened.append(None)
+
+        tracing.on_connection_create_end.append(on_open)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1),
+                                         trace_configs=[tracing]) as session:
+            closes = []
+            for _ in range(7):
+                async with session.get(f"{lab.url}/v1/health") as response:
+                    assert response.status == 200
+                    closes.append(response.headers.get("Connection", "").lower() == "close")
+        assert closes == [False, False, True, False, False, True, False]
+        assert len(opened) == 3  # a new connection after each budget spent
+    finally:
+        await lab.stop()
