@@ -42,6 +42,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -170,6 +171,14 @@ CREATE TABLE IF NOT EXISTS switch_processes (
     started_at DOUBLE PRECISION NOT NULL,
     heartbeat_at DOUBLE PRECISION NOT NULL
 );
+-- What limits scale, per process (issue #24): seconds its write transactions waited for
+-- their locks, seconds they held them (switch_begin to COMMIT: every position row the batch
+-- touches stays locked that long), and their count; written with each beat.
+ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS lock_wait_s DOUBLE PRECISION
+    NOT NULL DEFAULT 0;
+ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS locked_s DOUBLE PRECISION
+    NOT NULL DEFAULT 0;
+ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS batches BIGINT NOT NULL DEFAULT 0;
 INSERT INTO cycles (cycle_id, opened_at)
     SELECT 1, extract(epoch FROM clock_timestamp()) WHERE NOT EXISTS (SELECT 1 FROM cycles);
 
@@ -519,7 +528,8 @@ _SEED_POSITIONS = (
     " LEFT JOIN participant_settings s ON s.bic = u.bic"
     " ON CONFLICT (bic) DO UPDATE SET limit_vnd = excluded.limit_vnd"
 )
-_BEAT = "UPDATE switch_processes SET heartbeat_at = switch_now() WHERE process_id = $1"
+_BEAT = ("UPDATE switch_processes SET heartbeat_at = switch_now(), lock_wait_s = $2,"
+         " locked_s = $3, batches = $4 WHERE process_id = $1")
 _LEAVE = "UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1"
 _DEAD = ("SELECT process_id FROM switch_processes WHERE process_id <> $1"
          " AND heartbeat_at < switch_now() - $2 ORDER BY heartbeat_at")
@@ -673,6 +683,11 @@ class PostgresStore(GroupCommit, JournalReads):
         self._listener: Any = None
         self._readers: Any = None
         self._bics: tuple[str, ...] = ()
+        # Where the time of write transactions goes (written with each beat): waiting for
+        # their locks (BEGIN to switch_begin's end), holding them (to COMMIT's end).
+        self.lock_wait_s = 0.0
+        self.locked_s = 0.0
+        self.batches = 0
 
     # ---- connections, schema, membership --------------------------------------------------
 
@@ -719,7 +734,8 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def beat(self) -> bool:
         """Say this process is still alive; False once another process has taken it over."""
-        return await self._listener.execute(_BEAT, self.process_id) == "UPDATE 1"
+        return await self._listener.execute(_BEAT, self.process_id, self.lock_wait_s,
+                                            self.locked_s, self.batches) == "UPDATE 1"
 
     async def dead(self, lease_s: float) -> list[str]:
         """Processes that have not beaten for `lease_s` seconds (the database's clock)."""
@@ -801,18 +817,33 @@ class PostgresStore(GroupCommit, JournalReads):
         connection = self._writer
         bics = sorted({bic for write in batch for bic in write.payload.bics})
         outcomes: list[Any] = []
-        async with connection.transaction():
-            await connection.execute(_BEGIN, self.process_id, bics)
-            for write in batch:
-                if not savepoints:
-                    outcomes.append(await write.payload.run(connection))
-                    continue
-                try:
-                    async with connection.transaction():
-                        outcomes.append(await write.payload.run(connection))
-                except _REFUSED as error:
-                    outcomes.append(WriteRefused(str(error)))
+        started_s = time.perf_counter()
+        locked_from_s = started_s
+        try:
+            async with connection.transaction():
+                await connection.execute(_BEGIN, self.process_id, bics)
+                locked_from_s = time.perf_counter()
+                await self._run_writes(connection, batch, savepoints, outcomes)
+        finally:
+            ended_s = time.perf_counter()
+            self.batches += 1
+            self.lock_wait_s += locked_from_s - started_s
+            self.locked_s += ended_s - locked_from_s
         return outcomes
+
+    async def _run_writes(self, connection: Any, batch: list[QueuedWrite], savepoints: bool,
+                          outcomes: list[Any]) -> None:
+        """Each write of the batch, in order; with `savepoints`, each in its own, so that
+        a write the database refuses is refused alone."""
+        for write in batch:
+            if not savepoints:
+                outcomes.append(await write.payload.run(connection))
+                continue
+            try:
+                async with connection.transaction():
+                    outcomes.append(await write.payload.run(connection))
+            except _REFUSED as error:
+                outcomes.append(WriteRefused(str(error)))
 
     # ---- what the switch writes ---------------------------------------------------------
 
