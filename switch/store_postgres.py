@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
 import time
@@ -54,6 +55,7 @@ try:
 except ImportError:  # the optional `postgres` extra is not installed
     asyncpg = None  # type: ignore[assignment]
 
+from protocol import reasons
 from switch.events import SwitchEvents
 from switch.states import TransferState
 from switch.store import (
@@ -171,14 +173,19 @@ CREATE TABLE IF NOT EXISTS switch_processes (
     started_at DOUBLE PRECISION NOT NULL,
     heartbeat_at DOUBLE PRECISION NOT NULL
 );
--- What limits scale, per process (issue #24): seconds its write transactions waited for
--- their locks, seconds they held them (switch_begin to COMMIT: every position row the batch
--- touches stays locked that long), and their count; written with each beat.
-ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS lock_wait_s DOUBLE PRECISION
-    NOT NULL DEFAULT 0;
-ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS locked_s DOUBLE PRECISION
-    NOT NULL DEFAULT 0;
-ALTER TABLE switch_processes ADD COLUMN IF NOT EXISTS batches BIGINT NOT NULL DEFAULT 0;
+-- What limits scale, per process (issue #24): seconds its write transactions spent in
+-- their serialised section (switch_flush and COMMIT: waiting for the positions' locks and
+-- holding them), and their count; written with each beat. Added to a journal made before
+-- them only when missing: ALTER TABLE takes an exclusive lock, which every process's
+-- writes would queue behind at each start.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'switch_processes'
+                     AND column_name = 'locked_s') THEN
+        ALTER TABLE switch_processes ADD COLUMN locked_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+            ADD COLUMN batches BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 INSERT INTO cycles (cycle_id, opened_at)
     SELECT 1, extract(epoch FROM clock_timestamp()) WHERE NOT EXISTS (SELECT 1 FROM cycles);
 
@@ -186,10 +193,11 @@ CREATE OR REPLACE FUNCTION switch_now() RETURNS double precision LANGUAGE sql AS
 $$ SELECT extract(epoch FROM clock_timestamp())::double precision $$;
 
 -- First in every write transaction: the writing process must still be alive (a survivor
--- deletes the row of a process it takes over), and the positions the batch touches are
--- locked in BIC order, so that two processes' transactions never wait on each other in a
--- circle.
-CREATE OR REPLACE FUNCTION switch_begin(p_me text, p_bics text[]) RETURNS void
+-- deletes the row of a process it takes over). No position is locked here: the writes of
+-- the batch queue their holds and moves in switch_deltas, and switch_flush, the batch's last
+-- statement, locks the positions they touch (in BIC order) and applies them: a position row
+-- is held only from that statement to COMMIT, never across the batch's other round trips.
+CREATE OR REPLACE FUNCTION switch_begin(p_me text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM switch_processes WHERE process_id = p_me FOR SHARE;
@@ -197,11 +205,59 @@ BEGIN
         RAISE EXCEPTION 'switch process % was found dead and its work taken over', p_me
             USING ERRCODE = 'SW001';
     END IF;
-    PERFORM 1 FROM positions WHERE bic = ANY (p_bics) ORDER BY bic FOR UPDATE;
+END $$;
+
+-- The batch's queued holds and moves, applied under the position rows' locks, taken in BIC
+-- order (so that two processes' flushes never wait on each other in a circle): first the
+-- moves and releases, then each hold in the order taken, within the debtor's room (limit +
+-- net - reserved) or else its transfer is made REJECTED AM04 here, before anyone saw it
+-- PENDING; the end-to-end ids refused so go to switch_refused. The cap invariant, reserved
+-- <= limit + net for every debtor whose holds grow, is checked here and nowhere else; a
+-- return checks its creditor's room in its own write (switch_return), with the row locked
+-- there. The writer sends this call and COMMIT in one message: no round trip to the switch
+-- while it holds the positions' locks.
+CREATE OR REPLACE FUNCTION switch_flush(p_switch_bic text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    d record;
+    v_bic text := NULL;
+    v_room bigint;
+    v_taken bigint := 0;
+BEGIN
+    PERFORM 1 FROM positions p WHERE p.bic IN (SELECT s.bic FROM switch_deltas s)
+        ORDER BY p.bic FOR UPDATE;
+    UPDATE positions p SET net_vnd = p.net_vnd + m.net, reserved_vnd = p.reserved_vnd + m.held
+        FROM (SELECT s.bic, sum(s.net)::bigint AS net, sum(s.held)::bigint AS held
+              FROM switch_deltas s WHERE s.e2e IS NULL GROUP BY s.bic) m
+        WHERE p.bic = m.bic;
+    FOR d IN SELECT s.seq, s.bic, s.e2e, s.held FROM switch_deltas s WHERE s.e2e IS NOT NULL
+             ORDER BY s.bic, s.seq LOOP
+        IF v_bic IS DISTINCT FROM d.bic THEN
+            UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
+            v_bic := d.bic;
+            v_taken := 0;
+            SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room FROM positions p
+                WHERE p.bic = d.bic;
+        END IF;
+        IF v_room IS NOT NULL AND d.held <= v_room - v_taken THEN
+            v_taken := v_taken + d.held;
+        ELSE
+            UPDATE transfers t SET state = 'REJECTED', reason_code = 'AM04',
+                reason_by = p_switch_bic, final_at = t.received_at,
+                debtor_notice = CASE WHEN t.bulk THEN 1 ELSE 0 END
+                WHERE t.end_to_end_id = d.e2e;
+            UPDATE transitions x SET to_state = 'REJECTED', reason_code = 'AM04'
+                WHERE x.end_to_end_id = d.e2e AND x.from_state IS NULL;
+            INSERT INTO switch_refused (e2e) VALUES (d.e2e);
+        END IF;
+    END LOOP;
+    UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
+    DELETE FROM switch_deltas;
 END $$;
 
 -- A message and its transfers, as intake decided them; returns the transfers the journal
--- decided otherwise: DUPL (another process has the id) or AM04 (the cap is used up).
+-- decided otherwise: DUPL (another process has the id). The holds of the PENDING ones are
+-- queued for switch_flush, which refuses AM04 those the debtor's room cannot hold.
 CREATE OR REPLACE FUNCTION switch_take(
     p_me text, p_switch_bic text, p_sender text, p_msg_id text, p_digest bytea,
     p_now double precision, p_bulk boolean, p_e2e text[], p_tx text[], p_creditor text[],
@@ -212,22 +268,13 @@ DECLARE
     v_state text;
     v_reason text;
     v_by text;
-    v_room bigint;
-    v_held bigint := 0;
 BEGIN
     INSERT INTO messages (sender_bic, msg_id, body_sha256, received_at)
         VALUES (p_sender, p_msg_id, p_digest, p_now);
-    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room
-        FROM positions p WHERE p.bic = p_sender;
     FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
         v_state := p_state[i];
         v_reason := p_reason[i];
         v_by := p_by[i];
-        IF v_state = 'PENDING' AND (v_room IS NULL OR p_amount[i] > v_room - v_held) THEN
-            v_state := 'REJECTED';
-            v_reason := 'AM04';
-            v_by := p_switch_bic;
-        END IF;
         INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic,
                                amount_vnd, state, reason_code, reason_by, bulk, received_at,
                                final_at, debtor_notice, owner)
@@ -242,20 +289,12 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        IF v_state = 'PENDING' THEN
-            v_held := v_held + p_amount[i];
+        IF v_state = 'PENDING' THEN  -- its hold, or AM04, decided by switch_flush
+            INSERT INTO switch_deltas (bic, e2e, held) VALUES (p_sender, p_e2e[i], p_amount[i]);
         END IF;
         INSERT INTO transitions (end_to_end_id, from_state, to_state, reason_code, at)
             VALUES (p_e2e[i], NULL, v_state, v_reason, p_now);
-        IF v_state <> p_state[i] THEN
-            o_key := p_e2e[i];
-            o_reason := v_reason;
-            RETURN NEXT;
-        END IF;
     END LOOP;
-    IF v_held <> 0 THEN
-        UPDATE positions SET reserved_vnd = reserved_vnd + v_held WHERE bic = p_sender;
-    END IF;
 END $$;
 
 -- PENDING transfers made final, with the notices now due, the holds released and, for a
@@ -341,10 +380,8 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
-    UPDATE positions p SET net_vnd = p.net_vnd + d.net, reserved_vnd = p.reserved_vnd + d.held
-        FROM (SELECT u.bic, sum(u.net)::bigint AS net, sum(u.held)::bigint AS held
-              FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held) GROUP BY u.bic) d
-        WHERE p.bic = d.bic;
+    INSERT INTO switch_deltas (bic, net, held)  -- applied by switch_flush
+        SELECT u.bic, u.net, u.held FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held);
 END $$;
 
 -- Settled transfers returned by their creditor; returns the items the journal refused:
@@ -498,7 +535,15 @@ COMMAND_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 5.0  # a server that is not there is found out within this, not a minute
 TAKEN_OVER = "SW001"  # the SQLSTATE switch_begin raises for a process found dead
 
-_BEGIN = "SELECT switch_begin($1, $2)"
+_BIC = re.compile(r"[A-Z0-9]{1,11}")
+_FLUSH = "SELECT switch_flush($1)"
+_REFUSED_HOLDS = "DELETE FROM switch_refused RETURNING e2e"
+# The batch's queued holds and moves (switch_take, switch_finish) and the holds switch_flush
+# refused: this session's own (temporary: no WAL, no other session sees them).
+_SESSION_TABLES = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS switch_deltas (seq bigint GENERATED ALWAYS AS"
+    " IDENTITY, bic text NOT NULL, e2e text, net bigint NOT NULL DEFAULT 0, held bigint NOT"
+    " NULL DEFAULT 0); CREATE TEMPORARY TABLE IF NOT EXISTS switch_refused (e2e text)")
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
 _FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -528,8 +573,8 @@ _SEED_POSITIONS = (
     " LEFT JOIN participant_settings s ON s.bic = u.bic"
     " ON CONFLICT (bic) DO UPDATE SET limit_vnd = excluded.limit_vnd"
 )
-_BEAT = ("UPDATE switch_processes SET heartbeat_at = switch_now(), lock_wait_s = $2,"
-         " locked_s = $3, batches = $4 WHERE process_id = $1")
+_BEAT = ("UPDATE switch_processes SET heartbeat_at = switch_now(), locked_s = $2,"
+         " batches = $3 WHERE process_id = $1")
 _LEAVE = "UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1"
 _DEAD = ("SELECT process_id FROM switch_processes WHERE process_id <> $1"
          " AND heartbeat_at < switch_now() - $2 ORDER BY heartbeat_at")
@@ -626,10 +671,28 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class _Op:
-    """One write: the positions it locks (their BICs), and what it does in the transaction."""
+    """One write: what it does in the transaction; the end-to-end ids whose holds it queues
+    (switch_flush may refuse them AM04); whether the queued holds and moves must be applied
+    before it runs (a cycle close)."""
 
-    bics: tuple[str, ...]
     run: Callable[[Any], Awaitable[Any]]
+    holds: tuple[str, ...] = ()
+    flush_first: bool = False
+
+
+def _refused_holds(batch: list[QueuedWrite], outcomes: list[Any], refused: list[str]) -> None:
+    """The journal's AM04 on holds switch_flush refused, added to the word of the write that
+    queued each (a take's outcome: its end-to-end ids the journal decided otherwise)."""
+    if not refused:
+        return
+    wrote = {key: index for index, write in enumerate(batch) for key in write.payload.holds}
+    for key in refused:
+        index = wrote[key]
+        if isinstance(outcomes[index], WriteRefused):
+            continue
+        if outcomes[index] is None:
+            outcomes[index] = {}
+        outcomes[index][key] = Decided(reason=reasons.INSUFFICIENT_FUNDS)
 
 
 def _notices(rows: Iterable[Sequence[Any]], returns: Iterable[Sequence[Any]]) -> NoticesDue:
@@ -682,12 +745,15 @@ class PostgresStore(GroupCommit, JournalReads):
         self._writer: Any = None
         self._listener: Any = None
         self._readers: Any = None
-        self._bics: tuple[str, ...] = ()
-        # Where the time of write transactions goes (written with each beat): waiting for
-        # their locks (BEGIN to switch_begin's end), holding them (to COMMIT's end).
-        self.lock_wait_s = 0.0
+        # The serialised section of write transactions (written with each beat): applying
+        # the queued holds and moves and committing, the positions' locks waited for and
+        # held (the flush-and-COMMIT message, from sending it to its answer).
         self.locked_s = 0.0
         self.batches = 0
+        if not _BIC.fullmatch(switch_bic or "X"):  # written into a statement below
+            raise ValueError(f"{switch_bic!r} is not a BIC")
+        self._flush_and_commit = f"SELECT switch_flush('{switch_bic}'); COMMIT"
+        self._begin = f"BEGIN; SELECT switch_begin('{self.process_id}')"  # one round trip
 
     # ---- connections, schema, membership --------------------------------------------------
 
@@ -702,6 +768,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async with self._writer.transaction():
             await self._writer.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await self._writer.execute(SCHEMA)
+        await self._writer.execute(_SESSION_TABLES)
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()
         # No floor of idle connections: a pool with one tries to restore it, and logs a
@@ -728,14 +795,13 @@ class PostgresStore(GroupCommit, JournalReads):
     async def seed_positions(self, limits_vnd: dict[str, int]) -> None:
         """Give every participant a position row with its configured limit (unless the
         operator set one over the admin API, which stays)."""
-        self._bics = tuple(sorted(limits_vnd))
-        await self._listener.execute(_SEED_POSITIONS, list(self._bics),
-                                     [limits_vnd[bic] for bic in self._bics])
+        bics = sorted(limits_vnd)
+        await self._listener.execute(_SEED_POSITIONS, bics, [limits_vnd[bic] for bic in bics])
 
     async def beat(self) -> bool:
         """Say this process is still alive; False once another process has taken it over."""
-        return await self._listener.execute(_BEAT, self.process_id, self.lock_wait_s,
-                                            self.locked_s, self.batches) == "UPDATE 1"
+        return await self._listener.execute(_BEAT, self.process_id, self.locked_s,
+                                            self.batches) == "UPDATE 1"
 
     async def dead(self, lease_s: float) -> list[str]:
         """Processes that have not beaten for `lease_s` seconds (the database's clock)."""
@@ -773,6 +839,7 @@ class PostgresStore(GroupCommit, JournalReads):
                 connection.terminate()
         self._writer = self._listener = None
         self._writer = await self._connect()
+        await self._writer.execute(_SESSION_TABLES)
         self._listener = await self._connect()
         await self._readers.expire_connections()
 
@@ -786,9 +853,9 @@ class PostgresStore(GroupCommit, JournalReads):
 
     # ---- group commit -----------------------------------------------------------------------
 
-    def _submit(self, bics: Iterable[str], run: Callable[[Any], Awaitable[Any]]
-                ) -> asyncio.Future[Any]:
-        return self._enqueue(_Op(tuple(bics), run))
+    def _submit(self, run: Callable[[Any], Awaitable[Any]], holds: tuple[str, ...] = (),
+                flush_first: bool = False) -> asyncio.Future[Any]:
+        return self._enqueue(_Op(run, holds, flush_first))
 
     async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
         savepoints = False
@@ -812,23 +879,26 @@ class PostgresStore(GroupCommit, JournalReads):
                     f" is unknown): {type(error).__name__}: {error}") from error
 
     async def _transaction(self, batch: list[QueuedWrite], savepoints: bool) -> list[Any]:
-        """One transaction, one fsync: the process's liveness and the positions the batch
-        touches locked first, then each write."""
+        """One transaction, one fsync: the process's liveness checked first, then each
+        write, then the holds and moves they queued applied under the positions' locks
+        (switch_flush) in the same message as COMMIT: the locks are held for that message's
+        execution and the commit's fsync, never across a round trip."""
         connection = self._writer
-        bics = sorted({bic for write in batch for bic in write.payload.bics})
         outcomes: list[Any] = []
-        started_s = time.perf_counter()
-        locked_from_s = started_s
+        await connection.execute(self._begin)
         try:
-            async with connection.transaction():
-                await connection.execute(_BEGIN, self.process_id, bics)
-                locked_from_s = time.perf_counter()
-                await self._run_writes(connection, batch, savepoints, outcomes)
-        finally:
-            ended_s = time.perf_counter()
+            await self._run_writes(connection, batch, savepoints, outcomes)
+            started_s = time.perf_counter()
+            await connection.execute(self._flush_and_commit)
+            self.locked_s += time.perf_counter() - started_s
             self.batches += 1
-            self.lock_wait_s += locked_from_s - started_s
-            self.locked_s += ended_s - locked_from_s
+        except BaseException:
+            if not connection.is_closed():
+                with contextlib.suppress(Exception):  # the connection lost: nothing to undo
+                    await connection.execute("ROLLBACK")
+            raise
+        refused = [row[0] for row in await connection.fetch(_REFUSED_HOLDS)]
+        _refused_holds(batch, outcomes, refused)
         return outcomes
 
     async def _run_writes(self, connection: Any, batch: list[QueuedWrite], savepoints: bool,
@@ -836,14 +906,19 @@ class PostgresStore(GroupCommit, JournalReads):
         """Each write of the batch, in order; with `savepoints`, each in its own, so that
         a write the database refuses is refused alone."""
         for write in batch:
+            if write.payload.flush_first:  # a close: what settled before it counts in it
+                await connection.execute(_FLUSH, self.switch_bic)
             if not savepoints:
                 outcomes.append(await write.payload.run(connection))
                 continue
+            await connection.execute("SAVEPOINT write")
             try:
-                async with connection.transaction():
-                    outcomes.append(await write.payload.run(connection))
+                outcomes.append(await write.payload.run(connection))
             except _REFUSED as error:
+                await connection.execute("ROLLBACK TO SAVEPOINT write")
                 outcomes.append(WriteRefused(str(error)))
+            else:
+                await connection.execute("RELEASE SAVEPOINT write")
 
     # ---- what the switch writes ---------------------------------------------------------
 
@@ -864,9 +939,10 @@ class PostgresStore(GroupCommit, JournalReads):
             rows = await connection.fetch(_TAKE, *args)
             return {key: Decided(reason=reason) for key, reason in rows} or None
 
-        return self._submit((sender_bic,), run)
+        return self._submit(run, holds=tuple(
+            t.end_to_end_id for t in transfers if t.state is TransferState.PENDING))
 
-    def _finish(self, bics: Iterable[str], creditor_bic: str | None, cycle_id: int | None,
+    def _finish(self, creditor_bic: str | None, cycle_id: int | None,
                 items: Sequence[tuple[str, TransferState, str | None, str | None, bool]],
                 now_s: float, run: Callable[[Any, list[Any]], Awaitable[Any]]
                 ) -> asyncio.Future[Any]:
@@ -877,14 +953,13 @@ class PostgresStore(GroupCommit, JournalReads):
         async def finish(connection: Any) -> Any:
             return await run(connection, await connection.fetch(_FINISH, *args))
 
-        return self._submit(bics, finish)
+        return self._submit(finish)
 
     def record_final(self, finals: Sequence[Final], now_s: float
                      ) -> asyncio.Future[dict[str, Decided] | None]:
         """PENDING transfers made final, with the notices now due; returns those another
         process made final first, with the journal's word on each, and the settlements the
         journal counted in another cycle than asked (a close elsewhere meanwhile), or None."""
-        bics = {bic for f in finals for bic in (f.transfer.debtor_bic, f.transfer.creditor_bic)}
         asked_cycle = next((f.cycle_id for f in finals if f.cycle_id is not None), None)
 
         async def lost(_connection: Any, rows: list[Any]) -> dict[str, Decided] | None:
@@ -893,7 +968,7 @@ class PostgresStore(GroupCommit, JournalReads):
                                  reason_code=row["o_reason"], reason_by=row["o_by"])
                     for row in rows} or None
 
-        return self._finish(bics, None, asked_cycle, [
+        return self._finish(None, asked_cycle, [
             (f.transfer.end_to_end_id, f.state, f.reason_code, f.reason_by, f.tell_creditor)
             for f in finals], now_s, lost)
 
@@ -928,7 +1003,7 @@ class PostgresStore(GroupCommit, JournalReads):
                 await connection.executemany(_NOTIFY, notes)
             return finals
 
-        return self._finish(self._bics, creditor_bic, None, items, now_s, taken)
+        return self._finish(creditor_bic, None, items, now_s, taken)
 
     def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
                        now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
@@ -945,7 +1020,7 @@ class PostgresStore(GroupCommit, JournalReads):
             return {key: Decided(reason=reason, cycle_id=cycle)
                     for key, reason, cycle in rows} or None
 
-        return self._submit({creditor_bic, *(r.original.debtor_bic for r in returns)}, run)
+        return self._submit(run)
 
     def record_directory(self, changes: Sequence[DirectoryChange]
                          ) -> asyncio.Future[dict[str, str] | None]:
@@ -961,7 +1036,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> dict[str, str] | None:
             return dict(await connection.fetch(_DIRECTORY, *args)) or None
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
         """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
@@ -970,7 +1045,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> None:
             await connection.execute(sql, listed)
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
                       ) -> asyncio.Future[None]:
@@ -981,13 +1056,13 @@ class PostgresStore(GroupCommit, JournalReads):
             await connection.execute(_SET_LIMIT, bic, position_limit_vnd)
             await connection.execute(_NOTIFY, SETTINGS_CHANNEL, bic)
 
-        return self._submit((bic,), run)
+        return self._submit(run)
 
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         async def run(connection: Any) -> None:
             await connection.execute(_OPEN_CYCLE, cycle_id, now_s)
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
                     ) -> asyncio.Future[int | None]:
@@ -996,7 +1071,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> int | None:
             return await connection.fetchval(_CLOSE, min_age_s)
 
-        return self._submit(self._bics, run)
+        return self._submit(run, flush_first=True)
 
     def take_over(self, dead_process: str, lease_s: float) -> asyncio.Future[Claimed | None]:
         """Take over a process that stopped beating `lease_s` ago: what it held in flight and
@@ -1011,7 +1086,7 @@ class PostgresStore(GroupCommit, JournalReads):
                             if row["state"] == TransferState.PENDING],
                            _notices(transfers, returns))
 
-        return self._submit((), run)
+        return self._submit(run)
 
     # ---- what the switch reads while serving ----------------------------------------------
 

@@ -251,10 +251,9 @@ class InstantResult:
     # With several switch processes: transfers each made final, the most first (the journal's
     # `owner`), showing how SO_REUSEPORT and bounded keep-alive spread the load.
     per_process: tuple[int, ...] = ()
-    # On PostgreSQL, per transfer of the closed loop, in µs: write transactions waiting for
-    # their locks, and holding them (the serialised section: the debtor's position row is in
-    # every batch, so no two processes' sections overlap).
-    lock_wait_us: float | None = None
+    # On PostgreSQL, per transfer of the closed loop, in µs: the serialised section of write
+    # transactions (switch_flush and COMMIT, waiting for the positions' locks and holding
+    # them: the debtor's position row is in every batch, so no two sections overlap).
     locked_us: float | None = None
 
 
@@ -318,20 +317,19 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     return InstantResult(full, half, cpu_us, _per_transfer_us(server_before_s, server_after_s,
                                                               full.transfers),
                          _per_transfer_us(machine_before_s, machine_after_s, full.transfers),
-                         per_process,
-                         *(_per_transfer_us(before, after, full.transfers)
-                           for before, after in zip(locks_before, locks_after, strict=True)))
+                         per_process, _per_transfer_us(locks_before, locks_after,
+                                                       full.transfers))
 
 
-async def _lock_seconds(journal_url: str | None) -> tuple[float | None, float | None]:
-    """Seconds the switch processes' write transactions waited for locks and held them, so
-    far (each process writes its sums with its beat: a beat's wait first)."""
+async def _lock_seconds(journal_url: str | None) -> float | None:
+    """Seconds the switch processes' write transactions spent in their serialised section,
+    so far (each process writes its sum with its beat: a beat's wait first)."""
     if journal_url is None:
-        return None, None
+        return None
     await asyncio.sleep(LOCK_FIGURES_WAIT_S)
-    ((waited_s, held_s),) = await postgres.fetch(
-        journal_url, "SELECT sum(lock_wait_s), sum(locked_s) FROM switch_processes")
-    return waited_s, held_s
+    ((locked_s,),) = await postgres.fetch(journal_url,
+                                          "SELECT sum(locked_s) FROM switch_processes")
+    return locked_s
 
 
 def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
@@ -648,12 +646,11 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     ]
     figures += [Figure(f"cluster: instant transfers made final by process {rank}", count,
                        "transfers") for rank, count in enumerate(shared.per_process, 1)]
-    if shared.locked_us is not None and shared.lock_wait_us is not None:
+    if shared.locked_us:
         figures += [
-            Figure("cluster: serialised time per transfer (locks held)", shared.locked_us,
+            Figure("cluster: serialised time per transfer (lock waits in)", shared.locked_us,
                    "µs"),
             Figure("cluster: ceiling it implies", 1e6 / shared.locked_us, "transfers/s"),
-            Figure("cluster: lock wait per transfer", shared.lock_wait_us, "µs"),
         ]
     if processes > 1:
         progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"

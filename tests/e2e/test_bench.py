@@ -72,7 +72,7 @@ async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
     by_process = [f.value for name, f in figures.items()
                   if name.startswith("cluster: instant transfers made final by process")]
     assert 1 <= len(by_process) <= 2 and sum(by_process) == 300 + 150  # closed + half rate
-    serialised = figures["cluster: serialised time per transfer (locks held)"].value
+    serialised = figures["cluster: serialised time per transfer (lock waits in)"].value
     assert serialised > 0 and figures["cluster: ceiling it implies"].value == 1e6 / serialised
     assert figures["cluster: instant, 1 process, PostgreSQL"].value > 0
     assert not any(name.startswith("switchlab_bench") for name in await database_names(
