@@ -12,11 +12,9 @@ import asyncio
 import json
 import os
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from protocol.messages import TxStatus
 from switchlab import postgres
@@ -25,6 +23,7 @@ from tests.e2e.test_crash import (
     _query,
     _settled_vnd,
     _statuses,
+    configured_switch,
     start_switch_process,
     until_async,
 )
@@ -44,29 +43,12 @@ pytestmark = pytest.mark.slow  # a whole run: `pytest -m "not slow"` leaves it o
 OUTAGE_S = 7.0  # longer than the lease (5 s): every process's beat is stale when it is back
 
 
-@pytest.fixture
-def server() -> Iterator[postgres.Server]:
-    """A server of this test's own (it is stopped and started again), durable: an immediate
-    stop must lose nothing that was acknowledged."""
-    why = postgres.unavailable()
-    if why is not None:
-        pytest.skip(f"needs PostgreSQL: {why}")
-    started = postgres.start(durable=True)
-    yield started
-    postgres.stop(started)
-
-
 async def test_the_journal_restarted_mid_payout_heals_without_an_operator(
-        tmp_path: Path, server: postgres.Server) -> None:
+        tmp_path: Path, own_postgres_server: postgres.Server) -> None:
+    server = own_postgres_server
     journal = await postgres.create_database(server.url, "switchlab")
     lab = SwitchLab(tmp_path / "unused.sqlite", journal_url=journal)
-    sockets = await lab.start_participants()
-    assert lab.switch_socket is not None
-    lab.switch_socket.hand_over()  # the switch's supervisor binds this port itself
-    config = lab.config_data(sockets)
-    config["switch"] |= {"port": lab.port, "creditor_timeout_s": 5.0}
-    config_path = tmp_path / "switch.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = await configured_switch(lab, tmp_path, creditor_timeout_s=5.0)
     lab.participants[BANK_A].delay_s = 0.3  # hundreds in flight when the server stops
     lab.participants[BANK_B].decide = lambda tx: (
         Answer("RJCT", "AC01") if tx.end_to_end_id.endswith("7") else Answer())
@@ -171,13 +153,7 @@ async def test_a_worker_taken_over_ends_and_its_supervisor_starts_it_again(
     """Issue #24: a process found taken over used to answer 503 until someone restarted it
     by hand. Now it ends (exit status 3) and `--processes` starts it again."""
     lab = SwitchLab(tmp_path / "unused.sqlite", journal_url=postgres_url)
-    sockets = await lab.start_participants()
-    assert lab.switch_socket is not None
-    lab.switch_socket.hand_over()
-    config = lab.config_data(sockets)
-    config["switch"] |= {"port": lab.port}
-    config_path = tmp_path / "switch.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = await configured_switch(lab, tmp_path)
     process, workers = await start_switch_process(config_path, 2)
     try:
         assert process.stdout is not None
