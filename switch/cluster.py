@@ -240,6 +240,7 @@ class Cluster:
         outage.resolved_in_flight = len(in_flight)
         outage.lasted_s = round(time.time() - outage.since_s, 3)
         self.outage = None
+        self.state.events.journal_healed.fire(outage_s=outage.lasted_s)
         self.outages = [*self.outages[-(MAX_OUTAGES_KEPT - 1):], outage]
         # The others lost the journal too: give them a lease to beat before judging them.
         self._takeovers_from_s = asyncio.get_running_loop().time() + self.lease_s

@@ -119,6 +119,9 @@ async def test_the_journal_restarted_mid_payout_heals_without_an_operator(
         assert sum(nets.values()) == 0
         assert nets[BANK_A] + nets[BANK_B] == await _settled_vnd(journal) == -nets[TREASURY]
         assert all(p["reserved_vnd"] == 0 for p in participants)
+        for _ in range(4):  # the alert's gauge clears once healed, at every process
+            _, exposition = await lab.admin("GET", "/metrics")
+            assert "\nswitchlab_journal_failed 0.0" in str(exposition)
         alive = [pid for pid in workers if _alive(pid)]
         outages = []
         for _ in range(8):
