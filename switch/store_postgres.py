@@ -785,9 +785,10 @@ class PostgresStore(GroupCommit, JournalReads):
         """Commit what was already taken, say this process left (a survivor takes over at
         once whatever it still owes), then close."""
         await self._stop_writer()
-        if self.listening():
-            with contextlib.suppress(Exception):  # a journal gone already: the lease will do
-                await self._listener.execute(_LEAVE, self.process_id)
+        with contextlib.suppress(Exception):  # a journal gone already: the lease will do
+            if not self.listening():  # lost, or being healed: a connection of its own
+                self._listener = await self._connect()
+            await self._listener.execute(_LEAVE, self.process_id)
         for connection in (self._writer, self._listener):
             if connection is not None and not connection.is_closed():
                 await connection.close()
