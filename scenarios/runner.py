@@ -61,7 +61,7 @@ def _population(scenario: Scenario, ci: bool) -> Population:
 
 
 def _world(scenario: Scenario, population: Population, run_dir: Path,
-           journal_url: str | None) -> World:
+           journal_url: str | None, journal_server: postgres.Server | None) -> World:
     bics = {b.participant_bic for b in population.beneficiaries if b.participant_bic}
     bics |= set(scenario.participants)
     journal = {} if journal_url is None else {"journal_url": journal_url}
@@ -69,7 +69,7 @@ def _world(scenario: Scenario, population: Population, run_dir: Path,
         run_dir=run_dir, behaviours={bic: scenario.behaviour_of(bic) for bic in sorted(bics)},
         treasury=scenario.run.treasury(), switch_process=scenario.switch.get("process", False),
         switch_processes=scenario.switch.get("processes", 1),
-        switch_settings=scenario.switch_settings() | journal,
+        switch_settings=scenario.switch_settings() | journal, journal_server=journal_server,
         register=scenario.run.check_register,
     ))
 
@@ -135,17 +135,18 @@ async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
     try:
         return await _play(scenario, run_dir, ci, progress, live_port, announce,
                            await postgres.create_database(server.url, "switchlab"),
-                           prometheus)
+                           prometheus, server)
     finally:
         postgres.stop(server)
 
 
 async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
                 live_port: int | None, announce: Callable[[str], None],
-                journal_url: str | None, prometheus: bool = False) -> RunRecord:
+                journal_url: str | None, prometheus: bool = False,
+                journal_server: postgres.Server | None = None) -> RunRecord:
     population = _population(scenario, ci)
     run = scenario.run
-    world = _world(scenario, population, run_dir, journal_url)
+    world = _world(scenario, population, run_dir, journal_url, journal_server)
     payments_path = world.run_dir / "payment_table.csv"
     population.write_payment_table(payments_path)
     payments = read_payment_table(payments_path)

@@ -169,6 +169,10 @@ def _run_rules(scenario: Scenario) -> list[tuple[tuple[str | int, ...], str]]:
         where = ("timeline", index)
         if event.participant is not None and event.participant not in present:
             problems.append(((*where, "participant"), absent(event.participant)))
+        if (event.action in ("stop_journal", "start_journal")
+                and scenario.switch.get("journal") != "postgresql"):
+            problems.append(((*where, "action"), f"{event.action} needs journal: postgresql (a"
+                             " throwaway server the run can stop and start)"))
         if event.action in ("kill_switch", "restart_switch"):
             target = event.switch_process
             if not scenario.switch.get("process", False):

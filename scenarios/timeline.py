@@ -8,6 +8,7 @@ in a file before it is written here.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
@@ -18,6 +19,7 @@ from banks.behaviour import Behaviour
 from banks.config_types import LabParticipantBic
 from banks.treasury import MAX_RUN_S
 from scenarios.named import Registry
+from switchlab import postgres
 from switchlab.world import World
 
 MAX_NOTE_CHARS = 500
@@ -66,6 +68,24 @@ async def restart_switch(world: World, event: Event) -> None:
     """The switch process again, from its journal (every one not running, or the one
     `switch_process` names)."""
     await world.start_switch_process(event.switch_process)
+
+
+@action("stop_journal")
+async def stop_journal(world: World, event: Event) -> None:
+    """The PostgreSQL journal's server stopped at once, as a crash would stop it (`pg_ctl
+    stop -m immediate`; needs `journal: postgresql`): the switch answers 503 until it is back."""
+    server = world.settings.journal_server
+    assert server is not None, "stop_journal needs journal: postgresql"  # the spec checks
+    await asyncio.to_thread(postgres.halt, server)
+
+
+@action("start_journal")
+async def start_journal(world: World, event: Event) -> None:
+    """The journal's server started again (crash recovery from its WAL): every switch
+    process heals by itself, with no operator step."""
+    server = world.settings.journal_server
+    assert server is not None, "start_journal needs journal: postgresql"  # the spec checks
+    await asyncio.to_thread(postgres.resume, server)
 
 
 @action("set_behaviour", needs_participant=True)

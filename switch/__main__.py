@@ -8,27 +8,45 @@ With a PostgreSQL journal, `--processes N` runs N of them on one port (switch/wo
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
 
-from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, settle_heap
+from protocol.runtime import bind, run_event_loop, serve, settle_heap, stop_on_signals
 from protocol.settings import SettingsError
-from switch.app import create_app
+from switch.app import SWITCH, create_app
 from switch.config import load_config, weak_secrets
 from switch.journal_errors import NotAJournal
 from switch.workers import check_processes, supervise
 
+EXIT_TAKEN_OVER = 3  # another process took this one's work over: start it again
 
-async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> None:
+
+async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> int:
+    """Serve until SIGTERM/SIGINT (0), or until another process took this one over
+    (EXIT_TAKEN_OVER: its supervisor starts it again)."""
     config = load_config(config_path)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
-    runner = await serve(create_app(config), bound)
+    app = create_app(config)
+    runner = await serve(app, bound)
     settle_heap()
     for warning in weak_secrets(config):  # once it runs: a start that fails says only why
         print(f"switch: warning: {warning}", file=sys.stderr)
-    await ready_until_stopped(f"switch {config.bic} listening on {bound.base_url}")
+    with stop_on_signals() as stop:  # before the ready line: a stop right after it is clean
+        print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
+        signalled = asyncio.ensure_future(stop.wait())
+        ended = asyncio.ensure_future(app[SWITCH].ended())
+        await asyncio.wait([signalled, ended], return_when=asyncio.FIRST_COMPLETED)
+        taken_over = ended.done() and not signalled.done()
+        for future in (signalled, ended):
+            future.cancel()
     await runner.cleanup()
+    if not taken_over:
+        return 0
+    print("switch: another switch process took this one's work over; ending, to be started"
+          " again", file=sys.stderr)
+    return EXIT_TAKEN_OVER
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
         if args.processes == 1:
-            run_event_loop(run(args.config, args.port, args.reuse_port))
-            return 0
+            return run_event_loop(run(args.config, args.port, args.reuse_port))
         config = load_config(args.config)
         why = check_processes(config, args.processes)
         if why is not None:

@@ -67,9 +67,11 @@ async def health(request: web.Request) -> web.Response:
     """The operator's view: the journal and every participant's kind, limit and breaker."""
     switch = request.app[SWITCH]
     failure = switch.state.store.failure
+    state, _ = switch.health()
     return web.json_response({
-        "status": "ok" if failure is None else "stopped", "bic": switch.config.bic,
+        "status": "ok" if failure is None else state, "bic": switch.config.bic,
         "journal_failure": None if failure is None else str(failure),
+        "process": switch.process_info(),
         "participants": [switch.state.book.health(bic) for bic in switch.state.participants],
     }, status=200 if failure is None else 503)
 

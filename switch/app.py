@@ -7,7 +7,9 @@ a write is answered here, once, for every route: 503 with the reason, nothing ta
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -41,6 +43,37 @@ from switch.journal_errors import JournalBusy, JournalFailed, JournalInconsisten
 from switch.service import Switch
 from switch.verification import RequestRefused
 
+# Kept-alive connections have a bounded life, so that a switch process started or restarted
+# beside others on one port (SO_REUSEPORT spreads connections, not requests) gets its share
+# within seconds: a participant's client opens a new connection, which the kernel may give to
+# any process. The cost is one TCP handshake per connection per MAX_CONNECTION_AGE_S.
+MAX_REQUESTS_PER_CONNECTION = 1_000
+MAX_CONNECTION_AGE_S = 10.0
+MAX_TRACKED_CONNECTIONS = 8_192  # past this, the closed ones are forgotten (one sweep)
+_CONNECTIONS: dict[Any, list[float]] = {}  # a connection -> [first request's time, requests]
+
+
+@web.middleware
+async def bounded_keepalive(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The response that ends a connection's budget (requests or seconds) says
+    `Connection: close`, and the connection closes after it."""
+    now_s = asyncio.get_running_loop().time()
+    if len(_CONNECTIONS) >= MAX_TRACKED_CONNECTIONS:  # aiohttp's handlers take no weakref
+        for gone in [c for c in _CONNECTIONS if c.transport is None]:
+            del _CONNECTIONS[gone]
+    seen = _CONNECTIONS.setdefault(request.protocol, [now_s, 0])
+    seen[1] += 1
+    spent = seen[1] >= MAX_REQUESTS_PER_CONNECTION or now_s - seen[0] >= MAX_CONNECTION_AGE_S
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        if spent:
+            error.force_close()
+        raise
+    if spent:
+        response.force_close()
+    return response
+
 
 @web.middleware
 async def journal_refusals(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -52,8 +85,11 @@ async def journal_refusals(request: web.Request, handler: Handler) -> web.Stream
                                          "later (nothing was taken)\n",
                                          headers={"Retry-After": "1"}) from None
     except JournalFailed as error:
-        raise web.HTTPServiceUnavailable(text=f"503: {error}; the operator must restart the "
-                                         "switch (nothing was taken)\n") from None
+        _, why = request.app[SWITCH].health()
+        raise web.HTTPServiceUnavailable(
+            text=f"503: {error}; {why or 'retry later'} (nothing was taken)\n",
+            headers={"Retry-After": "1"} if request.app[SWITCH].state.store.heals else None,
+        ) from None
     except WriteRefused as error:
         raise web.HTTPBadRequest(text=f"FF01: the journal refused the message's values "
                                  f"({error}); nothing was taken\n") from None
@@ -163,12 +199,11 @@ async def clear_credit_transfer(switch: Switch, sender: str, message: CreditTran
 
 
 async def health(request: web.Request) -> web.Response:
-    """For anyone: ok, or 503 and why the switch takes nothing (details: /v1/admin/health)."""
-    failure = request.app[SWITCH].state.store.failure
-    if failure is not None:
-        return web.json_response({"status": "stopped", "reason": "the journal stopped after a "
-                                  "storage failure; the operator must restart the switch"},
-                                 status=503)
+    """For anyone: ok, or 503, the state (reconnecting, taken_over, stopped) and why the
+    switch takes nothing now (details: /v1/admin/health)."""
+    state, why = request.app[SWITCH].health()
+    if why is not None:
+        return web.json_response({"status": state, "reason": why}, status=503)
     return web.json_response({"status": "ok"})
 
 
@@ -186,9 +221,8 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     on `events` (a fresh hub when None)."""
     switch = Switch(config, events)
     app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
-        sign_answers(config.bic, switch.senders | switch.register_senders),
-        bearer_auth("/v1/admin/", config.admin_token),
-        journal_refusals])
+        bounded_keepalive, sign_answers(config.bic, switch.senders | switch.register_senders),
+        bearer_auth("/v1/admin/", config.admin_token), journal_refusals])
     app[SWITCH] = switch
     app[SERVER_LIMITS] = config.transport
     run_alongside(app, switch.start, switch.stop)

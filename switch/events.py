@@ -75,6 +75,8 @@ class SwitchEvents:
     - notice_delivered(bic, items) / notice_failed(bic, items): pushes to participants.
     - journal_committed(writes, seconds): one group commit and what it cost.
     - journal_failed(error): the journal stopped on a storage failure.
+    - journal_healed(outage_s): a journal that heals (PostgreSQL) takes writes again after an
+      outage of `outage_s` seconds.
     - directory_changed(changes): directory entries linked, updated or unlinked, durable.
     - verified(asker_bic, results): an acmt.023 answered; `results` are the acmt.024 items.
     """
@@ -96,5 +98,6 @@ class SwitchEvents:
         self.notice_failed = EventHook("notice_failed")
         self.journal_committed = EventHook("journal_committed")
         self.journal_failed = EventHook("journal_failed")
+        self.journal_healed = EventHook("journal_healed")
         self.directory_changed = EventHook("directory_changed")
         self.verified = EventHook("verified")

@@ -50,8 +50,10 @@ class Finality:
         try:
             decided = await state.store.record_final(finals, now_s)
         except Exception as error:
-            log.error("%d transfers stay PENDING: the journal did not take their final state:"
-                      " %s", len(finals), error)
+            # A journal that heals logs its outage once (switch/cluster.py), not per write.
+            if not state.store.heals or state.store.failure is None:
+                log.error("%d transfers stay PENDING: the journal did not take their final"
+                          " state: %s", len(finals), error)
             book.finals_failed(finals, error)
             raise
         self._tell(book.apply_finals(book.finals_decided(finals, decided)), now_s)

@@ -42,6 +42,7 @@ class GroupCommit:
         self._closing = False
         self._writer_task: asyncio.Task[None] | None = None
         self.failure: BaseException | None = None
+        self.heals = False  # a failure stops it until restarted (PostgreSQL's reconnects)
 
     def _start_writer(self) -> None:
         self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
@@ -78,6 +79,7 @@ class GroupCommit:
             if not write.future.done():
                 write.future.set_exception(failed)
         self._queue.clear()
+        self._wake.set()  # a writer waiting for work ends now (a healing journal starts anew)
         self.events.journal_failed.fire(error=error)
 
     async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:

@@ -75,6 +75,7 @@ class Journal(Protocol):
 
     shared: bool
     failure: BaseException | None
+    heals: bool  # whether it comes back by itself after a failure (reconnecting), or stays
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...

@@ -146,8 +146,8 @@ class SwitchMetrics:
             "switchlab_journal_commit_writes", "Writes committed together in one group commit",
             buckets=COMMIT_WRITES_BUCKETS, unit="writes")
         self.journal_failed = gauge(
-            "switchlab_journal_failed", "1 once the journal stopped on a storage failure: the "
-            "switch takes nothing until restarted")
+            "switchlab_journal_failed", "1 while the journal is stopped on a storage failure: "
+            "the switch takes nothing until restarted, or until it heals (PostgreSQL)")
 
         # Positions, the cycle and the in-flight count are plain numbers the listeners keep;
         # the gauges read them when scraped, so an event costs no gauge update.
@@ -195,6 +195,7 @@ class SwitchMetrics:
         events.notice_failed.add_listener(self._notice_failed)
         events.journal_committed.add_listener(self._journal_committed)
         events.journal_failed.add_listener(self._journal_failed)
+        events.journal_healed.add_listener(lambda outage_s: self.journal_failed.set(0))
 
     def _known(self, bic: str) -> bool:
         return bic in self._bics

@@ -191,7 +191,8 @@ class Notifier:
             try:
                 await self.store.mark_sent(kind, keys)
             except Exception as error:  # told already; a restart may tell again, harmlessly
-                log.error("could not journal notices to %s as sent: %s", bic, error)
+                if not self.store.heals or self.store.failure is None:  # else logged once
+                    log.error("could not journal notices to %s as sent: %s", bic, error)
 
     async def _send(self, bic: str, document: PaymentReturn | PaymentStatusReport | Statement,
                     items: int) -> bool:

@@ -35,6 +35,14 @@ from switch.verification import Verification
 
 log = logging.getLogger(__name__)
 MAX_CONNECTIONS_PER_CREDITOR = 256
+HEALTH_REASONS = {
+    "stopped": "the journal stopped after a storage failure; the operator must restart the "
+               "switch",
+    "reconnecting": "the journal is out of reach; the switch reconnects by itself, retry "
+                    "later",
+    "taken_over": "this switch process was taken over by another; it ends and is started "
+                  "again, retry later",
+}
 
 
 class Switch:
@@ -133,8 +141,26 @@ class Switch:
         info: dict[str, object] = {"pid": os.getpid()}
         if self.cluster is not None:
             info |= {"id": self.cluster.store.process_id,
-                     "taken_over": self.cluster.taken_over}
+                     "taken_over": self.cluster.taken_over} | self.cluster.health()
         return info
+
+    def health(self) -> tuple[str, str | None]:
+        """The state this process is in and, unless serving, why in general terms (the
+        failure itself is the operator's: /v1/admin/health): serving; reconnecting (the
+        journal out of reach: it heals by itself); taken_over (it ends, to be started again);
+        stopped (a storage failure of the SQLite journal: the operator restarts it)."""
+        if self.state.store.failure is None:
+            return "serving", None
+        state = "stopped" if self.cluster is None else self.cluster.state_now()
+        return state, HEALTH_REASONS[state]
+
+    async def ended(self) -> None:
+        """Return when this process must end by itself (taken over by another, with a shared
+        journal): its supervisor starts it again. Never returns for one on SQLite."""
+        if self.cluster is None:
+            await asyncio.Event().wait()
+        else:
+            await self.cluster.ended.wait()
 
     def _count_commit(self, writes: int, seconds: float) -> None:
         self.journal_commits += 1

@@ -30,7 +30,8 @@ server per write plus two per batch (`switch_begin`, COMMIT); each write runs se
 PL/pgSQL function over arrays (a thousand transfers in one call). Writes in a batch run without
 savepoints; when the database refuses one, the transaction is undone and run again with a
 savepoint per write, so that the refused write alone is refused. A deadlock or serialization
-failure runs the batch again; any other error is a storage failure and stops the journal.
+failure runs the batch again; any other error is a storage failure and stops the journal
+until the process heals (switch/cluster.py: it reconnects, `reconnect` and `resume`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import secrets
 import socket
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,6 +55,7 @@ try:
 except ImportError:  # the optional `postgres` extra is not installed
     asyncpg = None  # type: ignore[assignment]
 
+from protocol import reasons
 from switch.events import SwitchEvents
 from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
@@ -63,7 +67,7 @@ from switch.journal import (
     dollar_placeholders,
     transfer_of_row,
 )
-from switch.journal_errors import WriteRefused
+from switch.journal_errors import JournalFailed, WriteRefused
 from switch.records import Decided, DirectoryChange, Final, NoticesDue, SettledReturn
 from switch.states import TransferState
 from switch.transfer import Transfer
@@ -129,12 +133,14 @@ CREATE TABLE IF NOT EXISTS participant_settings (
     position_limit_vnd BIGINT,
     signed_off BOOLEAN NOT NULL DEFAULT false
 );
+-- Updated by every batch and every beat, on no indexed column: with room left on each page
+-- (fillfactor) every update is HOT, a new version on the same page, no index touched.
 CREATE TABLE IF NOT EXISTS positions (
     bic TEXT PRIMARY KEY,
     limit_vnd BIGINT NOT NULL,
     net_vnd BIGINT NOT NULL DEFAULT 0,
     reserved_vnd BIGINT NOT NULL DEFAULT 0
-);
+) WITH (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS directory (
     citizen_id TEXT PRIMARY KEY,
     participant_bic TEXT NOT NULL,
@@ -161,7 +167,20 @@ CREATE TABLE IF NOT EXISTS switch_processes (
     pid INTEGER NOT NULL,
     started_at DOUBLE PRECISION NOT NULL,
     heartbeat_at DOUBLE PRECISION NOT NULL
-);
+) WITH (fillfactor = 50);
+-- What limits scale, per process (issue #24): seconds its write transactions spent in
+-- their serialised section (switch_flush and COMMIT: waiting for the positions' locks and
+-- holding them), and their count; written with each beat. Added to a journal made before
+-- them only when missing: ALTER TABLE takes an exclusive lock, which every process's
+-- writes would queue behind at each start.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = 'switch_processes'
+                     AND column_name = 'locked_s') THEN
+        ALTER TABLE switch_processes ADD COLUMN locked_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+            ADD COLUMN batches BIGINT NOT NULL DEFAULT 0;
+    END IF;
+END $$;
 INSERT INTO cycles (cycle_id, opened_at)
     SELECT 1, extract(epoch FROM clock_timestamp()) WHERE NOT EXISTS (SELECT 1 FROM cycles);
 
@@ -169,10 +188,11 @@ CREATE OR REPLACE FUNCTION switch_now() RETURNS double precision LANGUAGE sql AS
 $$ SELECT extract(epoch FROM clock_timestamp())::double precision $$;
 
 -- First in every write transaction: the writing process must still be alive (a survivor
--- deletes the row of a process it takes over), and the positions the batch touches are
--- locked in BIC order, so that two processes' transactions never wait on each other in a
--- circle.
-CREATE OR REPLACE FUNCTION switch_begin(p_me text, p_bics text[]) RETURNS void
+-- deletes the row of a process it takes over). No position is locked here: the writes of
+-- the batch queue their holds and moves in switch_deltas, and switch_flush, the batch's last
+-- statement, locks the positions they touch (in BIC order) and applies them: a position row
+-- is held only from that statement to COMMIT, never across the batch's other round trips.
+CREATE OR REPLACE FUNCTION switch_begin(p_me text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM 1 FROM switch_processes WHERE process_id = p_me FOR SHARE;
@@ -180,11 +200,59 @@ BEGIN
         RAISE EXCEPTION 'switch process % was found dead and its work taken over', p_me
             USING ERRCODE = 'SW001';
     END IF;
-    PERFORM 1 FROM positions WHERE bic = ANY (p_bics) ORDER BY bic FOR UPDATE;
+END $$;
+
+-- The batch's queued holds and moves, applied under the position rows' locks, taken in BIC
+-- order (so that two processes' flushes never wait on each other in a circle): first the
+-- moves and releases, then each hold in the order taken, within the debtor's room (limit +
+-- net - reserved) or else its transfer is made REJECTED AM04 here, before anyone saw it
+-- PENDING; the end-to-end ids refused so go to switch_refused. The cap invariant, reserved
+-- <= limit + net for every debtor whose holds grow, is checked here and nowhere else; a
+-- return checks its creditor's room in its own write (switch_return), with the row locked
+-- there. The writer sends this call and COMMIT in one message: no round trip to the switch
+-- while it holds the positions' locks.
+CREATE OR REPLACE FUNCTION switch_flush(p_switch_bic text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    d record;
+    v_bic text := NULL;
+    v_room bigint;
+    v_taken bigint := 0;
+BEGIN
+    PERFORM 1 FROM positions p WHERE p.bic IN (SELECT s.bic FROM switch_deltas s)
+        ORDER BY p.bic FOR UPDATE;
+    UPDATE positions p SET net_vnd = p.net_vnd + m.net, reserved_vnd = p.reserved_vnd + m.held
+        FROM (SELECT s.bic, sum(s.net)::bigint AS net, sum(s.held)::bigint AS held
+              FROM switch_deltas s WHERE s.e2e IS NULL GROUP BY s.bic) m
+        WHERE p.bic = m.bic;
+    FOR d IN SELECT s.seq, s.bic, s.e2e, s.held FROM switch_deltas s WHERE s.e2e IS NOT NULL
+             ORDER BY s.bic, s.seq LOOP
+        IF v_bic IS DISTINCT FROM d.bic THEN
+            UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
+            v_bic := d.bic;
+            v_taken := 0;
+            SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room FROM positions p
+                WHERE p.bic = d.bic;
+        END IF;
+        IF v_room IS NOT NULL AND d.held <= v_room - v_taken THEN
+            v_taken := v_taken + d.held;
+        ELSE
+            UPDATE transfers t SET state = 'REJECTED', reason_code = 'AM04',
+                reason_by = p_switch_bic, final_at = t.received_at,
+                debtor_notice = CASE WHEN t.bulk THEN 1 ELSE 0 END
+                WHERE t.end_to_end_id = d.e2e;
+            UPDATE transitions x SET to_state = 'REJECTED', reason_code = 'AM04'
+                WHERE x.end_to_end_id = d.e2e AND x.from_state IS NULL;
+            INSERT INTO switch_refused (e2e) VALUES (d.e2e);
+        END IF;
+    END LOOP;
+    UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
+    DELETE FROM switch_deltas;
 END $$;
 
 -- A message and its transfers, as intake decided them; returns the transfers the journal
--- decided otherwise: DUPL (another process has the id) or AM04 (the cap is used up).
+-- decided otherwise: DUPL (another process has the id). The holds of the PENDING ones are
+-- queued for switch_flush, which refuses AM04 those the debtor's room cannot hold.
 CREATE OR REPLACE FUNCTION switch_take(
     p_me text, p_switch_bic text, p_sender text, p_msg_id text, p_digest bytea,
     p_now double precision, p_bulk boolean, p_e2e text[], p_tx text[], p_creditor text[],
@@ -195,22 +263,13 @@ DECLARE
     v_state text;
     v_reason text;
     v_by text;
-    v_room bigint;
-    v_held bigint := 0;
 BEGIN
     INSERT INTO messages (sender_bic, msg_id, body_sha256, received_at)
         VALUES (p_sender, p_msg_id, p_digest, p_now);
-    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room
-        FROM positions p WHERE p.bic = p_sender;
     FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
         v_state := p_state[i];
         v_reason := p_reason[i];
         v_by := p_by[i];
-        IF v_state = 'PENDING' AND (v_room IS NULL OR p_amount[i] > v_room - v_held) THEN
-            v_state := 'REJECTED';
-            v_reason := 'AM04';
-            v_by := p_switch_bic;
-        END IF;
         INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic,
                                amount_vnd, state, reason_code, reason_by, bulk, received_at,
                                final_at, debtor_notice, owner)
@@ -225,20 +284,12 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        IF v_state = 'PENDING' THEN
-            v_held := v_held + p_amount[i];
+        IF v_state = 'PENDING' THEN  -- its hold, or AM04, decided by switch_flush
+            INSERT INTO switch_deltas (bic, e2e, held) VALUES (p_sender, p_e2e[i], p_amount[i]);
         END IF;
         INSERT INTO transitions (end_to_end_id, from_state, to_state, reason_code, at)
             VALUES (p_e2e[i], NULL, v_state, v_reason, p_now);
-        IF v_state <> p_state[i] THEN
-            o_key := p_e2e[i];
-            o_reason := v_reason;
-            RETURN NEXT;
-        END IF;
     END LOOP;
-    IF v_held <> 0 THEN
-        UPDATE positions SET reserved_vnd = reserved_vnd + v_held WHERE bic = p_sender;
-    END IF;
 END $$;
 
 -- PENDING transfers made final, with the notices now due, the holds released and, for a
@@ -324,10 +375,8 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
-    UPDATE positions p SET net_vnd = p.net_vnd + d.net, reserved_vnd = p.reserved_vnd + d.held
-        FROM (SELECT u.bic, sum(u.net)::bigint AS net, sum(u.held)::bigint AS held
-              FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held) GROUP BY u.bic) d
-        WHERE p.bic = d.bic;
+    INSERT INTO switch_deltas (bic, net, held)  -- applied by switch_flush
+        SELECT u.bic, u.net, u.held FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held);
 END $$;
 
 -- Settled transfers returned by their creditor; returns the items the journal refused:
@@ -478,8 +527,18 @@ MAX_NOTIFY_BYTES = 7_000  # PostgreSQL's limit on a payload is 8,000 bytes
 MAX_ATTEMPTS = 5  # a batch run again after a deadlock or a serialization failure
 READERS = 4  # connections for reads; with the writer and the listener, six per process
 COMMAND_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 5.0  # a server that is not there is found out within this, not a minute
+TAKEN_OVER = "SW001"  # the SQLSTATE switch_begin raises for a process found dead
 
-_BEGIN = "SELECT switch_begin($1, $2)"
+_BIC = re.compile(r"[A-Z0-9]{1,11}")
+_FLUSH = "SELECT switch_flush($1)"
+_REFUSED_HOLDS = "DELETE FROM switch_refused RETURNING e2e"
+# The batch's queued holds and moves (switch_take, switch_finish) and the holds switch_flush
+# refused: this session's own (temporary: no WAL, no other session sees them).
+_SESSION_TABLES = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS switch_deltas (seq bigint GENERATED ALWAYS AS"
+    " IDENTITY, bic text NOT NULL, e2e text, net bigint NOT NULL DEFAULT 0, held bigint NOT"
+    " NULL DEFAULT 0); CREATE TEMPORARY TABLE IF NOT EXISTS switch_refused (e2e text)")
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
 _FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -509,7 +568,8 @@ _SEED_POSITIONS = (
     " LEFT JOIN participant_settings s ON s.bic = u.bic"
     " ON CONFLICT (bic) DO UPDATE SET limit_vnd = excluded.limit_vnd"
 )
-_BEAT = "UPDATE switch_processes SET heartbeat_at = switch_now() WHERE process_id = $1"
+_BEAT = ("UPDATE switch_processes SET heartbeat_at = switch_now(), locked_s = $2,"
+         " batches = $3 WHERE process_id = $1")
 _LEAVE = "UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1"
 _DEAD = ("SELECT process_id FROM switch_processes WHERE process_id <> $1"
          " AND heartbeat_at < switch_now() - $2 ORDER BY heartbeat_at")
@@ -538,6 +598,7 @@ _OWNED_RETURNS_DUE = (
 _POSTGRES_READS = {name: dollar_placeholders(sql) for name, sql in READS.items()}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
+_LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError)
 if asyncpg is not None:
     # A value the database refuses is that write's fault, never the storage's: a constraint
     # (class 23), a value it cannot hold such as a NUL in text (class 22), or an argument the
@@ -546,6 +607,21 @@ if asyncpg is not None:
                  asyncpg.exceptions.DataError)
     _TRANSIENT = (asyncpg.exceptions.DeadlockDetectedError,
                   asyncpg.exceptions.SerializationError)
+    # The journal out of reach: the server stopped, restarting or gone, the connection cut.
+    _LOST = (
+        OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InterfaceError)
+
+
+def taken_over(error: BaseException | None) -> bool:
+    """Whether a failure says this process was found dead and its work taken over: its own
+    row gone when a write began (switch_begin), or its beat found nobody to update."""
+    return getattr(error, "sqlstate", None) == TAKEN_OVER or isinstance(error, TakenOver)
+
+
+class TakenOver(Exception):
+    """Another process found this one dead and took its work over: this one must end (a
+    supervisor starts it again, as a new process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -559,10 +635,28 @@ class Claimed:
 
 @dataclass(frozen=True, slots=True)
 class _Op:
-    """One write: the positions it locks (their BICs), and what it does in the transaction."""
+    """One write: what it does in the transaction; the end-to-end ids whose holds it queues
+    (switch_flush may refuse them AM04); whether the queued holds and moves must be applied
+    before it runs (a cycle close)."""
 
-    bics: tuple[str, ...]
     run: Callable[[Any], Awaitable[Any]]
+    holds: tuple[str, ...] = ()
+    flush_first: bool = False
+
+
+def _refused_holds(batch: list[QueuedWrite], outcomes: list[Any], refused: list[str]) -> None:
+    """The journal's AM04 on holds switch_flush refused, added to the word of the write that
+    queued each (a take's outcome: its end-to-end ids the journal decided otherwise)."""
+    if not refused:
+        return
+    wrote = {key: index for index, write in enumerate(batch) for key in write.payload.holds}
+    for key in refused:
+        index = wrote[key]
+        if isinstance(outcomes[index], WriteRefused):
+            continue
+        if outcomes[index] is None:
+            outcomes[index] = {}
+        outcomes[index][key] = Decided(reason=reasons.INSUFFICIENT_FUNDS)
 
 
 def _notices(rows: Iterable[Sequence[Any]], returns: Iterable[Sequence[Any]]) -> NoticesDue:
@@ -605,6 +699,7 @@ class PostgresStore(GroupCommit, JournalReads):
         if missing is not None:
             raise RuntimeError(missing)
         super().__init__(events, max_queued_writes, max_batch)
+        self.heals = True  # the server back, the switch process reconnects (switch/cluster.py)
         self.url = url
         self.switch_bic = switch_bic
         self.process_id = f"sw{secrets.token_hex(8)}"  # also this process's NOTIFY channel
@@ -614,13 +709,21 @@ class PostgresStore(GroupCommit, JournalReads):
         self._writer: Any = None
         self._listener: Any = None
         self._readers: Any = None
-        self._bics: tuple[str, ...] = ()
+        # The serialised section of write transactions (written with each beat): applying
+        # the queued holds and moves and committing, the positions' locks waited for and
+        # held (the flush-and-COMMIT message, from sending it to its answer).
+        self.locked_s = 0.0
+        self.batches = 0
+        if not _BIC.fullmatch(switch_bic or "X"):  # written into a statement below
+            raise ValueError(f"{switch_bic!r} is not a BIC")
+        self._flush_and_commit = f"SELECT switch_flush('{switch_bic}'); COMMIT"
+        self._begin = f"BEGIN; SELECT switch_begin('{self.process_id}')"  # one round trip
 
     # ---- connections, schema, membership --------------------------------------------------
 
     async def _connect(self) -> Any:
         return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S,
-                                     server_settings=self._settings)
+                                     timeout=CONNECT_TIMEOUT_S, server_settings=self._settings)
 
     async def start(self) -> None:
         """Connect, set the schema (once, whichever process comes first), say this process is
@@ -629,10 +732,14 @@ class PostgresStore(GroupCommit, JournalReads):
         async with self._writer.transaction():
             await self._writer.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await self._writer.execute(SCHEMA)
+        await self._writer.execute(_SESSION_TABLES)
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()
-        self._readers = await asyncpg.create_pool(self.url, min_size=1, max_size=READERS,
+        # No floor of idle connections: a pool with one tries to restore it, and logs a
+        # traceback, every moment the server is down.
+        self._readers = await asyncpg.create_pool(self.url, min_size=0, max_size=READERS,
                                                   command_timeout=COMMAND_TIMEOUT_S,
+                                                  timeout=CONNECT_TIMEOUT_S,
                                                   server_settings=self._settings)
         self._start_writer()
 
@@ -640,9 +747,10 @@ class PostgresStore(GroupCommit, JournalReads):
         """Commit what was already taken, say this process left (a survivor takes over at
         once whatever it still owes), then close."""
         await self._stop_writer()
-        if self.listening():
-            with contextlib.suppress(Exception):  # a journal gone already: the lease will do
-                await self._listener.execute(_LEAVE, self.process_id)
+        with contextlib.suppress(Exception):  # a journal gone already: the lease will do
+            if not self.listening():  # lost, or being healed: a connection of its own
+                self._listener = await self._connect()
+            await self._listener.execute(_LEAVE, self.process_id)
         for connection in (self._writer, self._listener):
             if connection is not None and not connection.is_closed():
                 await connection.close()
@@ -652,13 +760,13 @@ class PostgresStore(GroupCommit, JournalReads):
     async def seed_positions(self, limits_vnd: dict[str, int]) -> None:
         """Give every participant a position row with its configured limit (unless the
         operator set one over the admin API, which stays)."""
-        self._bics = tuple(sorted(limits_vnd))
-        await self._listener.execute(_SEED_POSITIONS, list(self._bics),
-                                     [limits_vnd[bic] for bic in self._bics])
+        bics = sorted(limits_vnd)
+        await self._listener.execute(_SEED_POSITIONS, bics, [limits_vnd[bic] for bic in bics])
 
     async def beat(self) -> bool:
         """Say this process is still alive; False once another process has taken it over."""
-        return await self._listener.execute(_BEAT, self.process_id) == "UPDATE 1"
+        return await self._listener.execute(_BEAT, self.process_id, self.locked_s,
+                                            self.batches) == "UPDATE 1"
 
     async def dead(self, lease_s: float) -> list[str]:
         """Processes that have not beaten for `lease_s` seconds (the database's clock)."""
@@ -685,11 +793,34 @@ class PostgresStore(GroupCommit, JournalReads):
         """A new connection for beating and listening, after the old one was lost."""
         self._listener = await self._connect()
 
+    # ---- healing: the journal lost, then back ------------------------------------------------
+
+    async def reconnect(self) -> None:
+        """After the journal was lost (`failure` set): new writer and listener connections,
+        the readers' pool emptied of its old ones. Raises what connecting raises while the
+        server is not back; writes stay refused until `resume`."""
+        for connection in (self._writer, self._listener):
+            if connection is not None and not connection.is_closed():
+                connection.terminate()
+        self._writer = self._listener = None
+        self._writer = await self._connect()
+        await self._writer.execute(_SESSION_TABLES)
+        self._listener = await self._connect()
+        await self._readers.expire_connections()
+
+    async def resume(self) -> None:
+        """Take writes again, on the connection `reconnect` opened: the old writer task has
+        ended (a failure ends it once its batch is answered)."""
+        if self._writer_task is not None:
+            await asyncio.gather(self._writer_task, return_exceptions=True)
+        self.failure = None
+        self._start_writer()
+
     # ---- group commit -----------------------------------------------------------------------
 
-    def _submit(self, bics: Iterable[str], run: Callable[[Any], Awaitable[Any]]
-                ) -> asyncio.Future[Any]:
-        return self._enqueue(_Op(tuple(bics), run))
+    def _submit(self, run: Callable[[Any], Awaitable[Any]], holds: tuple[str, ...] = (),
+                flush_first: bool = False) -> asyncio.Future[Any]:
+        return self._enqueue(_Op(run, holds, flush_first))
 
     async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
         savepoints = False
@@ -698,32 +829,61 @@ class PostgresStore(GroupCommit, JournalReads):
             attempts += 1
             try:
                 return await self._transaction(batch, savepoints)
-            except _REFUSED:
+            except _REFUSED:  # first: a value the driver cannot encode is an InterfaceError
                 if savepoints:  # refused outside any one write: the storage's fault
                     raise
                 savepoints = True  # again, each write in a savepoint: the refused one alone
             except _TRANSIENT:
                 if attempts >= MAX_ATTEMPTS:
                     raise
+            except Exception as error:  # said plainly, for the 503s and /v1/health
+                if taken_over(error):
+                    raise
+                raise ConnectionError(
+                    "the journal is out of reach or failed (whether the last batch committed"
+                    f" is unknown): {type(error).__name__}: {error}") from error
 
     async def _transaction(self, batch: list[QueuedWrite], savepoints: bool) -> list[Any]:
-        """One transaction, one fsync: the process's liveness and the positions the batch
-        touches locked first, then each write."""
+        """One transaction, one fsync: the process's liveness checked first, then each
+        write, then the holds and moves they queued applied under the positions' locks
+        (switch_flush) in the same message as COMMIT: the locks are held for that message's
+        execution and the commit's fsync, never across a round trip."""
         connection = self._writer
-        bics = sorted({bic for write in batch for bic in write.payload.bics})
         outcomes: list[Any] = []
-        async with connection.transaction():
-            await connection.execute(_BEGIN, self.process_id, bics)
-            for write in batch:
-                if not savepoints:
-                    outcomes.append(await write.payload.run(connection))
-                    continue
-                try:
-                    async with connection.transaction():
-                        outcomes.append(await write.payload.run(connection))
-                except _REFUSED as error:
-                    outcomes.append(WriteRefused(str(error)))
+        await connection.execute(self._begin)
+        try:
+            await self._run_writes(connection, batch, savepoints, outcomes)
+            started_s = time.perf_counter()
+            await connection.execute(self._flush_and_commit)
+            self.locked_s += time.perf_counter() - started_s
+            self.batches += 1
+        except BaseException:
+            if not connection.is_closed():
+                with contextlib.suppress(Exception):  # the connection lost: nothing to undo
+                    await connection.execute("ROLLBACK")
+            raise
+        refused = [row[0] for row in await connection.fetch(_REFUSED_HOLDS)]
+        _refused_holds(batch, outcomes, refused)
         return outcomes
+
+    async def _run_writes(self, connection: Any, batch: list[QueuedWrite], savepoints: bool,
+                          outcomes: list[Any]) -> None:
+        """Each write of the batch, in order; with `savepoints`, each in its own, so that
+        a write the database refuses is refused alone."""
+        for write in batch:
+            if write.payload.flush_first:  # a close: what settled before it counts in it
+                await connection.execute(_FLUSH, self.switch_bic)
+            if not savepoints:
+                outcomes.append(await write.payload.run(connection))
+                continue
+            await connection.execute("SAVEPOINT write")
+            try:
+                outcomes.append(await write.payload.run(connection))
+            except _REFUSED as error:
+                await connection.execute("ROLLBACK TO SAVEPOINT write")
+                outcomes.append(WriteRefused(str(error)))
+            else:
+                await connection.execute("RELEASE SAVEPOINT write")
 
     # ---- what the switch writes ---------------------------------------------------------
 
@@ -744,9 +904,10 @@ class PostgresStore(GroupCommit, JournalReads):
             rows = await connection.fetch(_TAKE, *args)
             return {key: Decided(reason=reason) for key, reason in rows} or None
 
-        return self._submit((sender_bic,), run)
+        return self._submit(run, holds=tuple(
+            t.end_to_end_id for t in transfers if t.state is TransferState.PENDING))
 
-    def _finish(self, bics: Iterable[str], creditor_bic: str | None, cycle_id: int | None,
+    def _finish(self, creditor_bic: str | None, cycle_id: int | None,
                 items: Sequence[tuple[str, TransferState, str | None, str | None, bool]],
                 now_s: float, run: Callable[[Any, list[Any]], Awaitable[Any]]
                 ) -> asyncio.Future[Any]:
@@ -757,14 +918,13 @@ class PostgresStore(GroupCommit, JournalReads):
         async def finish(connection: Any) -> Any:
             return await run(connection, await connection.fetch(_FINISH, *args))
 
-        return self._submit(bics, finish)
+        return self._submit(finish)
 
     def record_final(self, finals: Sequence[Final], now_s: float
                      ) -> asyncio.Future[dict[str, Decided] | None]:
         """PENDING transfers made final, with the notices now due; returns those another
         process made final first, with the journal's word on each, and the settlements the
         journal counted in another cycle than asked (a close elsewhere meanwhile), or None."""
-        bics = {bic for f in finals for bic in (f.transfer.debtor_bic, f.transfer.creditor_bic)}
         asked_cycle = next((f.cycle_id for f in finals if f.cycle_id is not None), None)
 
         async def lost(_connection: Any, rows: list[Any]) -> dict[str, Decided] | None:
@@ -773,7 +933,7 @@ class PostgresStore(GroupCommit, JournalReads):
                                  reason_code=row["o_reason"], reason_by=row["o_by"])
                     for row in rows} or None
 
-        return self._finish(bics, None, asked_cycle, [
+        return self._finish(None, asked_cycle, [
             (f.transfer.end_to_end_id, f.state, f.reason_code, f.reason_by, f.tell_creditor)
             for f in finals], now_s, lost)
 
@@ -808,7 +968,7 @@ class PostgresStore(GroupCommit, JournalReads):
                 await connection.executemany(_NOTIFY, notes)
             return finals
 
-        return self._finish(self._bics, creditor_bic, None, items, now_s, taken)
+        return self._finish(creditor_bic, None, items, now_s, taken)
 
     def record_returns(self, returns: Sequence[SettledReturn], creditor_bic: str, cycle_id: int,
                        now_s: float) -> asyncio.Future[dict[str, Decided] | None]:
@@ -825,7 +985,7 @@ class PostgresStore(GroupCommit, JournalReads):
             return {key: Decided(reason=reason, cycle_id=cycle)
                     for key, reason, cycle in rows} or None
 
-        return self._submit({creditor_bic, *(r.original.debtor_bic for r in returns)}, run)
+        return self._submit(run)
 
     def record_directory(self, changes: Sequence[DirectoryChange]
                          ) -> asyncio.Future[dict[str, str] | None]:
@@ -841,7 +1001,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> dict[str, str] | None:
             return dict(await connection.fetch(_DIRECTORY, *args)) or None
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
         """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
@@ -850,7 +1010,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> None:
             await connection.execute(sql, listed)
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
                       ) -> asyncio.Future[None]:
@@ -861,13 +1021,13 @@ class PostgresStore(GroupCommit, JournalReads):
             await connection.execute(_SET_LIMIT, bic, position_limit_vnd)
             await connection.execute(_NOTIFY, SETTINGS_CHANNEL, bic)
 
-        return self._submit((bic,), run)
+        return self._submit(run)
 
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         async def run(connection: Any) -> None:
             await connection.execute(_OPEN_CYCLE, cycle_id, now_s)
 
-        return self._submit((), run)
+        return self._submit(run)
 
     def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
                     ) -> asyncio.Future[int | None]:
@@ -876,7 +1036,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> int | None:
             return await connection.fetchval(_CLOSE, min_age_s)
 
-        return self._submit(self._bics, run)
+        return self._submit(run, flush_first=True)
 
     def take_over(self, dead_process: str, lease_s: float) -> asyncio.Future[Claimed | None]:
         """Take over a process that stopped beating `lease_s` ago: what it held in flight and
@@ -891,14 +1051,21 @@ class PostgresStore(GroupCommit, JournalReads):
                             if row["state"] == TransferState.PENDING],
                            _notices(transfers, returns))
 
-        return self._submit((), run)
+        return self._submit(run)
 
     # ---- what the switch reads while serving ----------------------------------------------
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """A query on a reader connection."""
-        async with self._readers.acquire() as connection:
-            return [tuple(row) for row in await connection.fetch(sql, *params)]
+        """A query on a reader connection. Raises JournalFailed, saying why, when the journal
+        is out of reach (the admin API answers 503, never 500)."""
+        try:
+            async with self._readers.acquire() as connection:
+                return [tuple(row) for row in await connection.fetch(sql, *params)]
+        except _LOST as error:
+            if isinstance(error, ValueError):  # a value the driver refused: not the journal's
+                raise
+            raise JournalFailed(f"the journal is out of reach: {error or type(error).__name__}"
+                                ) from None
 
     async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
         """Journaled transfers by end-to-end id; ids the journal does not hold are absent."""

@@ -80,6 +80,7 @@ class Figure:
         return f"  {self.name:<48} {self.value:>12,.1f} {self.unit:<12} {floor} {ratio}"
 
 
+LOCK_FIGURES_WAIT_S = 1.5  # longer than a beat (a lease of 5 s / 5): the sums are current
 WARM_UP_AND_DRAIN = 0.1  # the share of completions trimmed at each end (Mojaloop's method)
 
 
@@ -220,7 +221,7 @@ class ClusterRun:
     async def world_settings(self, name: str, switch_settings: dict[str, Any]
                              ) -> dict[str, Any]:
         """WorldSettings' arguments for the run `name`: on a new database of its own."""
-        database = f"switchlab_bench_{os.getpid()}_{name}"
+        database = f"switchlab_bench_{os.getpid()}_{name}_{self.processes}"
         url = await postgres.create_database(self.url, database)
         self.databases.append(database)
         return {"switch_processes": self.processes,
@@ -247,6 +248,13 @@ class InstantResult:
     switch_cpu_us: float | None
     server_cpu_us: float | None
     machine_cpu_us: float | None
+    # With several switch processes: transfers each made final, the most first (the journal's
+    # `owner`), showing how SO_REUSEPORT and bounded keep-alive spread the load.
+    per_process: tuple[int, ...] = ()
+    # On PostgreSQL, per transfer of the closed loop, in µs: the serialised section of write
+    # transactions (switch_flush and COMMIT, waiting for the positions' locks and holding
+    # them: the debtor's position row is in every batch, so no two sections overlap).
+    locked_us: float | None = None
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
@@ -284,14 +292,20 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     server_pids = cluster.server_pids() if cluster else []
     try:
         server_before_s = cpu_s(server_pids) if server_pids else None
+        journal_url = None if cluster is None else world.settings.switch_settings["journal_url"]
+        locks_before = await _lock_seconds(journal_url)
         machine_before_s = busy_cpu_s()
         full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
             send, count, concurrency, _bar("instant", count, show_progress)))
         machine_after_s = busy_cpu_s()
+        locks_after = await _lock_seconds(journal_url)
         server_after_s = cpu_s(server_pids) if server_pids else None
         half = await open_loop(send, half_count, full.per_s / 2, first=count,
                                bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
+        per_process = () if cluster is None else tuple(count for _, count in await postgres.fetch(
+            world.settings.switch_settings["journal_url"],
+            "SELECT owner, count(*) FROM transfers GROUP BY owner ORDER BY 2 DESC"))
     finally:
         await treasury.session.close()
         await world.stop()
@@ -302,7 +316,20 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
         assert final.status is TxStatus.SETTLED, final
     return InstantResult(full, half, cpu_us, _per_transfer_us(server_before_s, server_after_s,
                                                               full.transfers),
-                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers))
+                         _per_transfer_us(machine_before_s, machine_after_s, full.transfers),
+                         per_process, _per_transfer_us(locks_before, locks_after,
+                                                       full.transfers))
+
+
+async def _lock_seconds(journal_url: str | None) -> float | None:
+    """Seconds the switch processes' write transactions spent in their serialised section,
+    so far (each process writes its sum with its beat: a beat's wait first)."""
+    if journal_url is None:
+        return None
+    await asyncio.sleep(LOCK_FIGURES_WAIT_S)
+    ((locked_s,),) = await postgres.fetch(journal_url,
+                                          "SELECT sum(locked_s) FROM switch_processes")
+    return locked_s
 
 
 def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
@@ -617,6 +644,24 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         Figure(f"cluster: instant p99 at half rate ({c_full.per_s / 2:,.0f}/s)",
                c_half.percentile_ms(99), "ms"),
     ]
+    figures += [Figure(f"cluster: instant transfers made final by process {rank}", count,
+                       "transfers") for rank, count in enumerate(shared.per_process, 1)]
+    if shared.locked_us:
+        figures += [
+            Figure("cluster: serialised time per transfer (lock waits in)", shared.locked_us,
+                   "µs"),
+            Figure("cluster: ceiling it implies", 1e6 / shared.locked_us, "transfers/s"),
+        ]
+    if processes > 1:
+        progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
+                 " 1 switch process …")
+        one = await instant_switch(instant_transfers, concurrency, run_dir, mode,
+                                   cluster=replace(cluster, processes=1))
+        figures.append(Figure("cluster: instant, 1 process, PostgreSQL", one.full.per_s,
+                              "transfers/s", full.per_s))
+        if one.locked_us is not None:
+            figures.append(Figure("cluster: serialised time per transfer, 1 process",
+                                  one.locked_us, "µs"))
     if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
                               shared.switch_cpu_us, "µs", single.switch_cpu_us))

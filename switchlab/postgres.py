@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 try:
@@ -43,6 +44,7 @@ class Server:
     folder: Path
     binaries: Path
     run_as: str | None
+    options: str = ""  # the server's settings (pg_ctl -o), to start it again as it was
 
 
 def binaries() -> Path | None:
@@ -108,7 +110,27 @@ def start(durable: bool = True, max_connections: int = 100) -> Server:
         raise RuntimeError(f"PostgreSQL did not start: {output.decode(errors='replace')}"
                            ) from None
     return Server(f"postgresql://{SUPERUSER}@{LOOPBACK}:{port}/{SUPERUSER}", port, folder,
-                  bin_dir, run_as)
+                  bin_dir, run_as, options)
+
+
+def halt(server: Server) -> None:
+    """Stop the server at once, as a crash would (`pg_ctl stop -m immediate`: no checkpoint,
+    every session cut; it recovers from its WAL at the next start). Its folder stays."""
+    _run([str(server.binaries / "pg_ctl"), "-D", str(server.folder / "data"), "-m",
+          "immediate", "-w", "stop"], server.run_as)
+
+
+def resume(server: Server) -> None:
+    """Start a halted server again, on the same port with the same settings; returns once
+    it takes connections (after its crash recovery). Raises RuntimeError when it cannot."""
+    try:
+        _run([str(server.binaries / "pg_ctl"), "-D", str(server.folder / "data"), "-l",
+              str(server.folder / "data" / "server.log"), "-o", server.options, "-w", "-t",
+              str(START_TIMEOUT_S), "start"], server.run_as)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+        output = getattr(error, "stderr", b"") or b""
+        raise RuntimeError(f"PostgreSQL did not start again: "
+                           f"{output.decode(errors='replace')}") from None
 
 
 def stop(server: Server) -> None:
@@ -144,6 +166,16 @@ async def _on_server(url: str, statement: str, name: str) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute(statement.format(name=name))
+    finally:
+        await connection.close()
+
+
+async def fetch(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of one query on the database `url` (the lab reading a journal, as an
+    auditor would)."""
+    connection = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql)]
     finally:
         await connection.close()
 

@@ -34,6 +34,7 @@ from protocol.signing import Credentials, Ed25519SigningKey
 from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
+from switchlab import postgres
 from switchlab.citizens import (
     MINISTRY_ID,
     REGISTER_ID,
@@ -76,6 +77,9 @@ class WorldSettings:
     register_file: Path | None = None
     register_process: bool = False
     payout_date: date = DEFAULT_PAYOUT_DATE
+    # The run's throwaway PostgreSQL server, when it has one: timeline actions stop it and
+    # start it again (stop_journal, start_journal).
+    journal_server: postgres.Server | None = None
 
 
 class LinkRefused(RuntimeError):

@@ -16,14 +16,25 @@ from switchlab import postgres
 _DATABASES = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[postgres.Server]:
+def _throwaway_server(durable: bool) -> Iterator[postgres.Server]:
     why = postgres.unavailable()
     if why is not None:
         pytest.skip(f"needs PostgreSQL: {why}")
-    server = postgres.start(durable=False)
+    server = postgres.start(durable=durable)
     yield server
     postgres.stop(server)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    yield from _throwaway_server(durable=False)
+
+
+@pytest.fixture
+def own_postgres_server() -> Iterator[postgres.Server]:
+    """A server of the test's own, which it may stop and start again; durable (fsync and
+    synchronous_commit on): an immediate stop must lose nothing acknowledged."""
+    yield from _throwaway_server(durable=True)
 
 
 @pytest.fixture

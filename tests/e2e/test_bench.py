@@ -69,6 +69,12 @@ async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
     assert bulk.value > 0 and bulk.floor is not None and bulk.floor > 0
     assert figures["machine: PostgreSQL commits (one row, synchronous)"].value > 0
     assert figures["cluster: CPU per transfer, 2 switch processes"].value > 0
+    by_process = [f.value for name, f in figures.items()
+                  if name.startswith("cluster: instant transfers made final by process")]
+    assert 1 <= len(by_process) <= 2 and sum(by_process) == 300 + 150  # closed + half rate
+    serialised = figures["cluster: serialised time per transfer (lock waits in)"].value
+    assert serialised > 0 and figures["cluster: ceiling it implies"].value == 1e6 / serialised
+    assert figures["cluster: instant, 1 process, PostgreSQL"].value > 0
     assert not any(name.startswith("switchlab_bench") for name in await database_names(
         postgres_server.url))  # the bench's databases are dropped
 

@@ -59,6 +59,19 @@ async def start_switch_process(config_path: Path, processes: int = 1
     return process, workers
 
 
+async def configured_switch(lab: SwitchLab, tmp_path: Path, **switch: object) -> Path:
+    """The lab's participants served, the switch's port left for the switch process to bind,
+    and its configuration written with `switch`'s settings; the configuration's path."""
+    sockets = await lab.start_participants()
+    assert lab.switch_socket is not None
+    lab.switch_socket.hand_over()  # the switch process binds this port itself
+    config = lab.config_data(sockets)
+    config["switch"] |= {"port": lab.port, **switch}
+    config_path = tmp_path / "switch.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    return config_path
+
+
 @pytest.fixture(params=["sqlite", "postgresql, two processes"])
 def journal(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where the switch keeps its journal: a SQLite file, or a PostgreSQL database."""
@@ -72,13 +85,7 @@ async def test_sigkill_mid_run_loses_nothing_and_settles_nothing_twice(
     shared = journal.startswith("postgresql://")
     lab = SwitchLab(Path(journal) if not shared else tmp_path / "unused.sqlite",
                     **({"journal_url": journal} if shared else {}))
-    sockets = await lab.start_participants()
-    assert lab.switch_socket is not None
-    lab.switch_socket.hand_over()  # the switch process binds this port itself
-    config = lab.config_data(sockets)
-    config["switch"] |= {"port": lab.port, "creditor_timeout_s": 5.0}
-    config_path = tmp_path / "switch.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = await configured_switch(lab, tmp_path, creditor_timeout_s=5.0)
     # Creditors answer slowly, so that hundreds of transfers are in flight at the kill.
     lab.participants[BANK_A].delay_s = 0.3
     lab.participants[BANK_B].decide = lambda tx: (

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -19,12 +20,13 @@ from protocol.codec import encode, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, serve
+from switch import app as app_module
 from switch.app import SWITCH, Switch, create_app
 from switch.directory import ACCOUNT_TAKEN
 from switch.journal_errors import JournalFailed
 from switch.records import Final
 from switch.states import TransferState
-from switch.store_postgres import PostgresStore
+from switch.store_postgres import PostgresStore, TakenOver, taken_over
 from switch.transfer import Transfer
 from tests.harness import (
     BANK_A,
@@ -343,3 +345,69 @@ async def test_two_processes_finishing_one_transfer_finish_it_once(
         assert lost["E-RACE"].state is TransferState.SETTLED and len(taken) == 1
     net, held = await first.positions_now()
     assert held[TREASURY] == 0 and sum(net.values()) == 0
+
+
+async def test_issue_24_a_process_that_lost_the_journal_takes_writes_again_once_reconnected(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    """Issue #24: a lost connection used to stop the process until an operator restarted it.
+    Now the failure says the journal is out of reach, and after `reconnect` and `resume` the
+    same process (the same row, the same PENDING transfers) writes again."""
+    healing, other = two_stores
+    await healing.record_new(TREASURY, "M1", b"d", [_pending("E-BEFORE")], 1.0)
+    await other.read("SELECT pg_terminate_backend($1)", (healing._writer.get_server_pid(),))
+    with pytest.raises(JournalFailed, match="out of reach"):
+        await healing.record_new(TREASURY, "M2", b"d", [_pending("E-LOST")], 2.0)
+    with pytest.raises(JournalFailed):  # refused at once until it heals: nothing queued
+        healing.record_new(TREASURY, "M3", b"d", [_pending("E-REFUSED")], 3.0)
+    await healing.reconnect()
+    assert await healing.beat()  # still itself: nobody took it over
+    await healing.resume()
+    await healing.record_new(TREASURY, "M4", b"d", [_pending("E-AFTER")], 4.0)
+    assert sorted(t.end_to_end_id for t in await healing.in_flight_now()) == [
+        "E-AFTER", "E-BEFORE"]
+    assert sorted(await other.lookup(["E-LOST", "E-REFUSED"])) == []
+
+
+async def test_issue_24_a_process_taken_over_while_it_was_cut_off_knows_it(
+        two_stores: tuple[PostgresStore, PostgresStore]) -> None:
+    """Cut off longer than the lease, it was taken over: its beat says so once reconnected
+    (it then ends, to be started again), and its writes are refused by its missing row."""
+    cut_off, survivor = two_stores
+    await survivor.read("SELECT pg_terminate_backend($1)", (cut_off._writer.get_server_pid(),))
+    with pytest.raises(JournalFailed):
+        await cut_off.record_new(TREASURY, "M1", b"d", [_pending("E-LOST")], 1.0)
+    await survivor.read("UPDATE switch_processes SET heartbeat_at = 0 WHERE process_id = $1",
+                        (cut_off.process_id,))
+    assert await survivor.take_over(cut_off.process_id, lease_s=60) is not None
+    await cut_off.reconnect()
+    assert not await cut_off.beat()
+    assert taken_over(TakenOver("gone"))
+
+
+async def test_issue_24_a_kept_alive_connection_ends_after_its_budget(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue #24: after a worker restarted, every later transfer went through the survivor,
+    whose kept-alive connections never ended. Now the response that spends a connection's
+    budget says `Connection: close`, and the client's next request opens a new connection
+    (which SO_REUSEPORT may give to any process)."""
+    monkeypatch.setattr(app_module, "MAX_REQUESTS_PER_CONNECTION", 3)
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    try:
+        opened: list[object] = []
+        tracing = aiohttp.TraceConfig()
+
+        async def on_open(*_: object) -> None:
+            opened.append(None)
+
+        tracing.on_connection_create_end.append(on_open)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1),
+                                         trace_configs=[tracing]) as session:
+            closes = []
+            for _ in range(7):
+                async with session.get(f"{lab.url}/v1/health") as response:
+                    assert response.status == 200
+                    closes.append(response.headers.get("Connection", "").lower() == "close")
+        assert closes == [False, False, True, False, False, True, False]
+        assert len(opened) == 3  # a new connection after each budget spent
+    finally:
+        await lab.stop()

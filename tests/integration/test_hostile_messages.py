@@ -292,8 +292,10 @@ async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
     monkeypatch.undo()
     creditor.answer_async = False
     await lab.restart_switch()
-    assert await journal_state(lab, "E2E-DISK-1") == (
-        "REJECTED", reasons.TIMEOUT_INSTRUCTED_AGENT)
+    resolved = {("REJECTED", reasons.TIMEOUT_INSTRUCTED_AGENT)}
+    if store.heals:  # PostgreSQL: it may have healed by itself first and taken the answer
+        resolved.add(("SETTLED", None))
+    assert await journal_state(lab, "E2E-DISK-1") in resolved
     await still_serving(lab, "E2E-AFTER-DISK")
     assert await reserved_vnd(lab) == 0
 
