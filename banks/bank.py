@@ -68,7 +68,7 @@ from protocol.messages import (
 from protocol.retry import with_backoff
 from protocol.runtime import bind, run_event_loop, serve, until_stopped
 from protocol.settings import SettingsError
-from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
 
 log = logging.getLogger(__name__)
 
@@ -523,11 +523,10 @@ async def spoil_signature(request: web.Request, handler: Handler) -> web.StreamR
     response = await handler(request)
     fault = request.get(SPOILED_SIGNATURE)
     if fault == "unsigned":
-        for header in (PARTICIPANT_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+        for header in (SIGNATURE_INPUT_HEADER, SIGNATURE_HEADER):
             response.headers.popall(header, None)
     elif fault == "bad_signature" and SIGNATURE_HEADER in response.headers:
-        signature = response.headers[SIGNATURE_HEADER]
-        response.headers[SIGNATURE_HEADER] = ("1" if signature[0] == "0" else "0") + signature[1:]
+        response.headers[SIGNATURE_HEADER] = spoiled(response.headers[SIGNATURE_HEADER])
     return response
 
 

@@ -15,7 +15,6 @@ bank) to send what a correct switch never sends: a redelivery, a stale or bad si
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 import time
@@ -287,15 +286,15 @@ class Lab:
         return codec.encode(wrap(SWITCH_BIC, to_bic or self.bic, document))
 
     def signed_headers(self, path: str, body: bytes, *, age_s: float = 0.0,
-                       spoil: bool = False) -> dict[str, str]:
-        """The switch's signature headers over `path` and `body`: `age_s` old, or spoiled."""
-        timestamp = str(int(time.time() - age_s))
-        text = signing.request_text(SWITCH_BIC, timestamp, path, hashlib.sha256(body).digest())
-        signature = self.credentials.own.sign(text)
+                       spoil: bool = False, method: str = "POST",
+                       content_type: str = XML_CONTENT_TYPE) -> dict[str, str]:
+        """The switch's signature headers (RFC 9421) over `method`, `path` and `body`: `age_s`
+        old, or spoiled."""
+        headers = signing.sign(SWITCH_BIC, self.credentials.own, path, body, method=method,
+                               content_type=content_type, created_s=int(time.time() - age_s))
         if spoil:
-            signature = ("1" if signature[0] == "0" else "0") + signature[1:]
-        return {signing.PARTICIPANT_HEADER: SWITCH_BIC, signing.TIMESTAMP_HEADER: timestamp,
-                signing.SIGNATURE_HEADER: signature}
+            headers[signing.SIGNATURE_HEADER] = signing.spoiled(headers[signing.SIGNATURE_HEADER])
+        return headers
 
     async def post_to_bank(self, body: bytes, headers: dict[str, str] | None = None
                            ) -> Answer:
@@ -311,8 +310,8 @@ class Lab:
         """Call one of the bank's test hooks (protocol/hooks.py), signed as the switch."""
         assert path.startswith(HOOKS_PREFIX)
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        headers = self.signed_headers(URL(path).raw_path_qs, body) | {
-            "Content-Type": "application/json"}
+        headers = self.signed_headers(URL(path).raw_path_qs, body, method=method,
+                                      content_type="application/json")
         return await self._call(method, path, body, headers, HOOK_TIMEOUT_S)
 
     async def _call(self, method: str, path: str, body: bytes, headers: dict[str, str],

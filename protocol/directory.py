@@ -2,7 +2,8 @@
 
 A participant registers, updates and unlinks the links between its customers' citizen ids and
 their payout accounts with JSON requests signed exactly as ISO 20022 messages are
-(`protocol.signing`: the request text over the path with its query and the body's SHA-256),
+(`protocol.signing`: RFC 9421 over the method, the path with its query and the body's
+Content-Digest),
 and the switch signs its answers as it signs every answer. The switch's side reads them with
 `read_signed_json`; `DirectoryClient` is a participant's side, used by the lab and usable by
 any bank.
@@ -10,7 +11,6 @@ any bank.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -21,7 +21,7 @@ from aiohttp import web
 from yarl import URL
 
 from protocol import signing
-from protocol.http import SIGNED_REQUEST, Sender
+from protocol.http import Sender, authenticate, check_body
 
 ENTRIES_PATH = "/v1/directory/entries"
 CHANGES_PATH = "/v1/directory/changes"
@@ -62,20 +62,12 @@ def parse_json(body: bytes) -> Any:
 async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
                            max_bytes: int = MAX_BODY_BYTES) -> tuple[str, Any]:
     """The signer and the JSON body (None when empty) of a signed request, or the HTTP error
-    a sender should see: 401 unsigned, unknown or stale (from the headers, before the body is
-    read) or badly signed, 413 too large, 400 not JSON. The answer to it is then signed
-    (`protocol.http.sign_answers`)."""
-    try:
-        claimed = signing.claim(request.headers, senders)
-    except signing.SignatureError as error:
-        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+    a sender should see: 401 unsigned, unknown, stale or replayed (from the head, before the
+    body is read: `protocol.http.authenticate`), 413 too large, 401 a body that is not the
+    signed one, 400 not JSON. The answer to it is signed (`protocol.http.sign_answers`)."""
+    claimed = authenticate(request, senders)
     body = await read_body(request, max_bytes)
-    try:
-        signing.check(claimed, senders[claimed.signer].credentials.peer, request.raw_path,
-                      hashlib.sha256(body).digest())
-    except signing.SignatureError as error:
-        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
-    request[SIGNED_REQUEST] = claimed
+    check_body(claimed, body)
     return claimed.signer, parse_json(body)
 
 
@@ -96,8 +88,8 @@ class DirectoryClient:
                     ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         url = URL(self._base + path)
-        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body)
-        headers["Content-Type"] = JSON_CONTENT_TYPE
+        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body,
+                               method=method, content_type=JSON_CONTENT_TYPE)
         async with self._session.request(method, url, data=body, headers=headers,
                                          timeout=self._timeout) as response:
             answer = await response.read()
@@ -105,7 +97,7 @@ class DirectoryClient:
                 try:
                     signing.verify_answer(response.headers, self._switch_bic,
                                           self._credentials.peer, response.status,
-                                          headers[signing.SIGNATURE_HEADER], answer)
+                                          headers, answer)
                 except signing.SignatureError as error:
                     raise DirectoryError(response.status, f"an answer the switch did not sign"
                                          f" ({error})") from None

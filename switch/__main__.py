@@ -14,6 +14,7 @@ from pathlib import Path
 
 from protocol.runtime import bind, run_event_loop, serve, settle_heap, until_stopped
 from protocol.settings import SettingsError
+from protocol.tls import server_context
 from switch.app import create_app
 from switch.config import load_config
 from switch.store import NotAJournal
@@ -23,7 +24,8 @@ from switch.workers import check_processes, supervise
 async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> None:
     config = load_config(config_path)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
-    runner = await serve(create_app(config), bound)
+    runner = await serve(create_app(config), bound,
+                         None if config.tls is None else server_context(config.tls))
     settle_heap()
     print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
     await until_stopped()

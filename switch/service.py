@@ -9,6 +9,7 @@ import time
 
 import aiohttp
 
+from protocol.tls import client_context
 from switch.cluster import Cluster, JournalPositions
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
@@ -62,7 +63,8 @@ class Switch:
             store, positions = shared, JournalPositions(shared)
         await store.start()
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
+            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
+            ssl=True if config.tls is None else client_context(config.tls)))
         participants = {bic: Participant(p, config, self._session, self.events,
                                          self.senders[bic].credentials)
                         for bic, p in config.participants.items()}

@@ -422,7 +422,8 @@ def signing_us(body: bytes) -> dict[Signing, float]:
             started = time.perf_counter()
             for _ in range(SIGNINGS_PER_ROUND):
                 headers = signing.sign(TREASURY_BIC, credentials.own, "/v1/messages", body)
-                signing.verify(headers, "/v1/messages", body, {TREASURY_BIC: credentials.peer})
+                signing.verify("POST", "/v1/messages", headers, body,
+                               {TREASURY_BIC: credentials.peer})
             best_s = min(best_s, time.perf_counter() - started)
         costs[mode] = best_s / SIGNINGS_PER_ROUND * 1e6  # type: ignore[index]
     return costs

@@ -36,10 +36,8 @@ def test_signed_example_is_current_and_its_signatures_check(mode: str) -> None:
     request, answer, request_body, answer_body = generate.exchange(mode)
     treasury, switch = generate.credentials(mode)
     at_s = float(generate.TIMESTAMP)
-    assert signing.verify(request, generate.PATH, request_body, {TREASURY: switch.peer},
-                          at_s) == TREASURY
-    signing.verify_answer(answer, SWITCH, treasury.peer, 200,
-                          request[signing.SIGNATURE_HEADER], answer_body)
+    assert signing.verify("POST", generate.PATH, request, request_body,
+                          {TREASURY: switch.peer}, at_s) == TREASURY
+    signing.verify_answer(answer, SWITCH, treasury.peer, 200, request, answer_body)
     with pytest.raises(signing.SignatureError):
-        signing.verify_answer(answer, SWITCH, treasury.peer, 200,
-                              request[signing.SIGNATURE_HEADER], request_body)
+        signing.verify_answer(answer, SWITCH, treasury.peer, 200, request, request_body)
