@@ -40,6 +40,7 @@ from protocol.http import (
     XML_CONTENT_TYPE,
     Peer,
     Sender,
+    idempotency_key,
     read_signed,
     sign_answers,
     wrap,
@@ -261,7 +262,7 @@ class Lab:
         assert self.session is not None
         async with self.session.request(
                 method, f"{self.switch_url}{path}",
-                headers={"Authorization": f"Bearer {self.admin_token}"},
+                headers={"Authorization": f"Bearer {self.admin_token}"} | idempotency_key(),
                 timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S)) as response:
             response.raise_for_status()
             return await response.json()

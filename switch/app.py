@@ -181,8 +181,8 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     on `events` (a fresh hub when None)."""
     switch = Switch(config, events)
     app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
-        sign_answers(config.bic, switch.senders), bearer_auth("/v1/admin/", config.admin_token),
-        journal_refusals])
+        sign_answers(config.bic, switch.senders),
+        bearer_auth("/v1/admin/", config.admin_token, keyed_changes=True), journal_refusals])
     app[SWITCH] = switch
     app[SERVER_LIMITS] = config.transport
     run_alongside(app, switch.start, switch.stop)

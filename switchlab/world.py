@@ -27,6 +27,7 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryClient
+from protocol.http import idempotency_key
 from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Ed25519SigningKey
@@ -210,8 +211,8 @@ class World:
         for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
             async with self.session.post(
                     f"{self.switch_url}/v1/admin/directory/entries",
-                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])}
-            ) as response:
+                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])},
+                    headers=idempotency_key()) as response:
                 if response.status != 200:
                     raise LinkRefused(f"HTTP {response.status}: {await response.text()}")
                 _refused((await response.json())["results"])
@@ -255,7 +256,8 @@ class World:
     async def switch_admin(self, method: str, path: str) -> Any:
         """Call the switch's admin API over HTTP, as an operator would."""
         assert self.session is not None
-        async with self.session.request(method, f"{self.switch_url}{path}") as response:
+        async with self.session.request(method, f"{self.switch_url}{path}",
+                                        headers=idempotency_key()) as response:
             response.raise_for_status()
             return await response.json()
 

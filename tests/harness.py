@@ -23,6 +23,7 @@ from protocol.http import (
     Peer,
     Reply,
     Sender,
+    idempotency_key,
     read_signed,
     sign_answers,
     xml_response,
@@ -224,7 +225,8 @@ class SwitchLab:
     async def admin(self, method: str, path: str, **kwargs: object) -> tuple[int, object]:
         assert self.session is not None
         async with self.session.request(
-            method, f"{self.url}{path}", headers={"Authorization": "Bearer t0ken"}, **kwargs
+            method, f"{self.url}{path}",
+            headers={"Authorization": "Bearer t0ken"} | idempotency_key(), **kwargs
         ) as response:
             if response.content_type == "application/json":
                 return response.status, await response.json()

@@ -18,7 +18,7 @@ from banks.registry import SWITCH_BIC, TREASURY_BIC
 from protocol import signing
 from protocol.codec import encode, new_id
 from protocol.directory import ENTRIES_PATH, DirectoryClient, DirectoryError
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, idempotency_key, wrap
 from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
@@ -86,7 +86,8 @@ def treasury(world: World) -> Peer:
 async def admin(world: World, method: str, path: str, body: object = None
                 ) -> tuple[int, Any]:
     assert world.session is not None
-    async with world.session.request(method, f"{world.switch_url}{path}", json=body) as r:
+    async with world.session.request(method, f"{world.switch_url}{path}", json=body,
+                                     headers=idempotency_key()) as r:
         return r.status, (await r.json() if r.content_type == "application/json"
                           else await r.text())
 
@@ -336,3 +337,37 @@ async def test_the_operator_imports_links_from_the_registry(world: World) -> Non
     assert status == 200 and answer["results"][0]["status"] == "linked"
     _, history = await admin(world, "GET", f"/v1/admin/directory/entries/{HOA[0]}")
     assert history["history"][0]["changed_by"] == "registry"
+
+
+async def test_issue22_obs4_a_captured_directory_request_replayed_takes_no_effect(
+        world: World) -> None:
+    """Observation 4: after a holder moved to account B, the captured "link to account A" put
+    them back on A, and a captured unlink replayed 200 s later unlinked them again. Each
+    signed request carries its id (the RFC 9421 nonce), remembered for the whole window: a
+    replay is refused 401 and changes nothing; after the window its signature is stale."""
+    assert world.session is not None
+    bank, own = directory(world, BANK), credentials(world, BANK).own
+
+    async def send(method: str, path: str, body: bytes, headers: dict[str, str]
+                   ) -> tuple[int, str]:
+        assert world.session is not None
+        async with world.session.request(method, f"{world.switch_url}{path}", data=body,
+                                          headers=headers) as response:
+            return response.status, await response.text()
+
+    link_a = json.dumps({"entries": [entry(*RA)]}).encode()
+    captured_link = signing.sign(BANK, own, ENTRIES_PATH, link_a,
+                                 content_type="application/json")
+    assert (await send("POST", ENTRIES_PATH, link_a, captured_link))[0] == 200
+    unlink_path = f"{ENTRIES_PATH}/{RA[0]}"
+    captured_unlink = signing.sign(BANK, own, unlink_path, b"", method="DELETE",
+                                   content_type="application/json")
+    assert (await send("DELETE", unlink_path, b"", captured_unlink))[0] == 200
+    moved = await bank.register([{**entry(*RA), "account_id": RA_SAVINGS}])
+    assert moved[0]["status"] == "linked"
+
+    status, text = await send("POST", ENTRIES_PATH, link_a, captured_link)
+    assert status == 401 and "already used" in text
+    status, text = await send("DELETE", unlink_path, b"", captured_unlink)
+    assert status == 401 and "already used" in text
+    assert (await bank.entry(RA[0]) or {}).get("account_id") == RA_SAVINGS

@@ -21,6 +21,7 @@ from protocol.http import (
     SWITCH_MESSAGES_PATH,
     AnswerNotAuthentic,
     Peer,
+    idempotency_key,
     wrap,
 )
 from protocol.keys import Signing
@@ -302,3 +303,24 @@ def test_issue22_mtls_needs_the_switchs_tls_files(tmp_path: Path) -> None:
     data["participants"][0]["mtls"] = True  # type: ignore[index]
     with pytest.raises(SettingsError, match="mtls: true, which needs the switch's tls"):
         parse_config(data)
+
+
+async def test_issue22_an_admin_change_names_itself_and_a_replay_changes_nothing(
+        tmp_path: Path) -> None:
+    """A change through the admin API carries an Idempotency-Key: without one it is refused
+    400; the same request again (a replay, or a retry) is 409 and closes no second cycle."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    url, token = f"{lab.url}/v1/admin/settlement/close", {"Authorization": "Bearer t0ken"}
+    try:
+        async with lab.session.post(url, headers=token) as response:
+            assert response.status == 400 and "Idempotency-Key" in await response.text()
+        captured = token | idempotency_key()
+        async with lab.session.post(url, headers=captured) as response:
+            assert response.status == 200 and (await response.json())["cycle_id"] == 1
+        async with lab.session.post(url, headers=captured) as response:
+            assert response.status == 409 and "already used" in await response.text()
+        status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+        assert status == 200 and summary["cycle_id"] == 2  # type: ignore[index]
+    finally:
+        await lab.stop()
