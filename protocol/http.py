@@ -246,6 +246,7 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
         claimed = signing.claim(request.method, request.raw_path, request.headers,
                                 _PeerKeys(senders))
     except signing.SignatureError as error:
+        connection.guard.failures.client(connection.peer_address(), f"401 {error}")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
     try:
         fresh = connection.guard.request_ids.take(claimed.signer, claimed.nonce)
@@ -253,6 +254,8 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
         raise _refuse(web.HTTPServiceUnavailable, f"503: {error}; retry later (nothing was "
                       "taken)\n", headers={"Retry-After": "1"}) from None
     if not fresh:
+        connection.guard.failures.client(connection.peer_address(), f"401 a replay of "
+                                         f"{claimed.signer}'s request {claimed.nonce}")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: the request id (nonce) "
                       f"{claimed.nonce} was already used by {claimed.signer}: a replay is "
                       "refused; sign every request anew\n")

@@ -42,12 +42,14 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.codec import MAX_MESSAGE_BYTES
+from protocol.peerlog import FailureLog
 from protocol.replay import RequestIds
 
 MIB = 1024 * 1024
@@ -60,6 +62,9 @@ SMALL_LANE_PER_PEER_BYTES = MIB
 # After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
 # client sees the answer, not a reset) even once the client has gone: this long at most.
 MAX_LINGERING_S = 1.0
+# What a client causes: a head or body aiohttp cannot parse or decode, a connection dropped.
+CLIENT_ERRORS = (HttpProcessingError, RequestPayloadError, ConnectionError,
+                 asyncio.IncompleteReadError)
 
 
 class ServerLimits(BaseModel):
@@ -210,6 +215,7 @@ class Guard:
         self.by_owner: Counter[str] = Counter()
         self.unauthenticated: dict[GuardedConnection, None] = {}
         self.request_ids = RequestIds()
+        self.failures = FailureLog()
 
     def admit(self, connection: GuardedConnection) -> None:
         """A new connection joins the unauthenticated pool; the oldest leaves it, closed,
@@ -290,6 +296,24 @@ class GuardedConnection(RequestHandler):
         """Called by aiohttp once each response is written: the connection is idle again."""
         self._busy = False
         super().log_access(request, response, time)
+
+    def peer_address(self) -> str:
+        """The client's address, for the log."""
+        peername = self.transport.get_extra_info("peername") if self.transport else None
+        return str(peername[0]) if peername else "unknown"
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's report of an exception while serving this connection: one line when the
+        client caused it (a head or body it cannot parse or decode, a dropped connection),
+        a traceback when it is the server's own; both bounded (protocol/peerlog.py)."""
+        error = kw.get("exc_info")
+        what = (args[0] % args[1:]) if args and len(args) > 1 else (args[0] if args else "")
+        if isinstance(error, CLIENT_ERRORS):
+            self.guard.failures.client(self.peer_address(), f"{type(error).__name__}: {error}")
+        elif isinstance(error, BaseException):
+            self.guard.failures.defect(self.peer_address(), str(what), error)
+        else:
+            self.guard.failures.client(self.peer_address(), str(what))
 
     def take(self, peer: str) -> bool:
         """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already

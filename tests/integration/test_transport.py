@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import SWITCH_MESSAGES_PATH, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
+from protocol.peerlog import LINES_PER_PEER
 from protocol.runtime import bind, start_process, stop_process
 from tests.harness import (
     BANK_A,
@@ -455,3 +457,29 @@ async def test_four_120_mb_bodies_at_once_do_not_grow_the_switch(tmp_path: Path)
         assert growth_mb < 40, f"the switch grew by {growth_mb:.0f} MB"
     finally:
         await stop_process(process)
+
+
+# ---- issue 22, observation 6: a client's error is one line -------------------------------
+
+
+async def test_issue22_obs6_unsigned_gzip_junk_writes_a_few_lines_and_no_traceback(
+        lab: SwitchLab, caplog: pytest.LogCaptureFixture) -> None:
+    """Observation 6: 50 unsigned POSTs with Content-Encoding: gzip and junk bodies were
+    answered 401 but wrote 1,400 lines (a 28-line traceback each) to the switch's log. Now
+    each is 401, and the log holds at most LINES_PER_PEER one-line entries for the client,
+    without a traceback (the rest counted in one line when the interval ends)."""
+    junk = bytes(range(256)) * 8
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+            writer.write(head(lab.port, {"Content-Type": "application/xml",
+                                         "Content-Encoding": "gzip",
+                                         "Content-Length": str(len(junk))}) + junk)
+            status, _ = await asyncio.wait_for(read_answer(reader), WAIT_S)
+            assert status == 401
+            await closed_by_the_switch(reader)  # it has read (and dropped) the junk
+            writer.close()
+    about_the_client = [r for r in caplog.records if "127.0.0.1" in r.getMessage()]
+    assert 1 <= len(about_the_client) <= LINES_PER_PEER
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
+    assert "Traceback" not in caplog.text
