@@ -32,12 +32,20 @@ from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
-MAX_AMOUNT_VND = 10**13  # ten trillion dong: far above any single social payment
+# The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
+# dong, far above any single social payment. An amount of more than 18 digits is no
+# ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
+MAX_AMOUNT_VND = 10**13
+MAX_AMOUNT_DIGITS = 18
 ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes and the reply
 # An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
 # that no text can cost more than a few microseconds of arithmetic.
 _DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
 MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
+# An amount as the control sum counts it: whole digits up to MAX_SUM_DIGITS, so that a sum
+# agreeing with amounts too long for the schema is not mistaken for a wrong sum (their
+# transactions are refused AM12 each, the message is not refused AM10).
+_SUM_TERM = re.compile(rf"\d{{1,{MAX_SUM_DIGITS}}}")
 
 
 @dataclass(slots=True)
@@ -77,9 +85,9 @@ class Intake:
         declared = message.declared_control_sum
         if declared is None:
             return None
-        if declared.isascii() and declared.isdigit() and len(declared) <= MAX_SUM_DIGITS and (
-                all(tx.amount_vnd for tx in transactions)):  # whole dong only: int arithmetic
-            whole_sum = sum(tx.amount_vnd for tx in transactions)
+        if _SUM_TERM.fullmatch(declared) and all(
+                _SUM_TERM.fullmatch(tx.amount_text) for tx in transactions):
+            whole_sum = sum(int(tx.amount_text) for tx in transactions)  # ints of <25 digits
             return None if int(declared) == whole_sum else reasons.INVALID_CONTROL_SUM
         if not _DECIMAL.fullmatch(declared):
             return reasons.INVALID_CONTROL_SUM
@@ -90,9 +98,10 @@ class Intake:
     def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
         if tx.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
-        if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
+        if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS
+                or tx.amount_vnd <= 0):
             return reasons.INVALID_AMOUNT
-        if max_amount_vnd is not None and tx.amount_vnd > max_amount_vnd:
+        if tx.amount_vnd > min(MAX_AMOUNT_VND, max_amount_vnd or MAX_AMOUNT_VND):
             return reasons.NOT_ALLOWED_AMOUNT
         creditor = self.state.participants.get(tx.creditor_agent_bic)
         if creditor is None or creditor.config.kind == "treasury":
