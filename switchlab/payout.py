@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import json
+import secrets
 import shutil
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -57,7 +58,11 @@ from switchlab.world import World, WorldSettings
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
 # How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
 # recorded named them otherwise, and resuming it here could pay a row twice.
-ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "retry-sha256"
+ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "hmac-run-secret"
+# The run's secret (hex): the key of its derived and resent rows' end-to-end ids, so that no
+# bank can compute them and spend them first (issue #22, observation 1); kept in the run's
+# state, so a resumed run derives the very same ids and pays nobody twice.
+ID_SECRET = "id_secret"
 # A row rejected because its transfer could not reach a final word from the creditor (AB05
 # no answer in time, AB06 in flight when the switch stopped, AB08 creditor offline) moved no
 # money and is final at the switch: it is sent again under a new end-to-end id, at most this
@@ -110,7 +115,22 @@ class Report:
         return 1 if self.mismatches or self.result.by_status[PayoutStatus.UNRESOLVED] else 0
 
 
-def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
+def _run_secret(output: Path) -> bytes:
+    """The secret of the run in `output`: the one it keeps, or a new one (kept once the table
+    is read, by _open_state)."""
+    path = output / "run.sqlite"
+    if path.is_file():
+        state = PayoutState(path)
+        try:
+            known = state.get(ID_SECRET)
+        finally:
+            state.close()
+        if known is not None:
+            return bytes.fromhex(known)
+    return secrets.token_bytes(32)
+
+
+def _open_state(settings: PayoutSettings, table: CheckedTable, id_key: bytes) -> PayoutState:
     state = PayoutState(settings.output / "run.sqlite")
     known = state.get(TABLE_SHA256)
     if known is not None and known != table.sha256:
@@ -125,6 +145,8 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
             "rows otherwise: finish it with that version, or pay into a new --output folder")
     state.set(TABLE_SHA256, table.sha256)
     state.set(ATTEMPT_IDS, ATTEMPT_IDS_NOW)
+    if state.get(ID_SECRET) is None:
+        state.set(ID_SECRET, id_key.hex())
     return state
 
 
@@ -200,9 +222,9 @@ async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
         return SwitchTotals.from_stats(await response.json())
 
 
-def _attempt_id(e2e: str, attempt: int) -> str:
-    """The end-to-end id of a row's n-th attempt (0: the table's own)."""
-    return e2e if attempt == 0 else retry_id(e2e, attempt)
+def _attempt_id(e2e: str, attempt: int, id_key: bytes) -> str:
+    """The end-to-end id of a row's n-th attempt (0: the table's own), under the run's key."""
+    return e2e if attempt == 0 else retry_id(e2e, attempt, id_key)
 
 
 def _transient(treasury: Treasury, e2e: str) -> bool:
@@ -211,27 +233,28 @@ def _transient(treasury: Treasury, e2e: str) -> bool:
             and verdict.reason_code in UNANSWERED)
 
 
-def _attempts(payments: PaymentTable, treasury: Treasury, more: bool) -> bytes:
+def _attempts(payments: PaymentTable, treasury: Treasury, more: bool, id_key: bytes
+              ) -> bytes:
     """Each row's latest attempt (0 the first): the next one after a transient rejection
     while `more` attempts may be made."""
     attempts = bytearray(len(payments))
     for row in range(len(payments)):
         e2e = payments.end_to_end_id(row)
         attempt = 0
-        while _transient(treasury, _attempt_id(e2e, attempt)) and (
+        while _transient(treasury, _attempt_id(e2e, attempt, id_key)) and (
                 attempt + 1 < MAX_ATTEMPTS) and (
-                more or _attempt_id(e2e, attempt + 1) in treasury.final):
+                more or _attempt_id(e2e, attempt + 1, id_key) in treasury.final):
             attempt += 1
         attempts[row] = attempt
     return bytes(attempts)
 
 
-def _current(payments: PaymentTable, attempts: bytes) -> PaymentTable:
+def _current(payments: PaymentTable, attempts: bytes, id_key: bytes) -> PaymentTable:
     """Each row as its attempt: the table itself while every row is at its first."""
     if not any(attempts):
         return payments
     return PaymentTable.of(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
-                                                                      attempt))
+                                                                      attempt, id_key))
                            for payment, attempt in zip(payments, attempts, strict=True))
 
 
@@ -239,7 +262,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
     """Check, verify, pay, wait and reconcile; raises PayoutRefused when nothing can be paid,
     OSError when the table cannot be opened."""
     try:
-        table = check_payment_table(settings.table)
+        id_key = _run_secret(settings.output)
+        table = check_payment_table(settings.table, id_key)
     except PaymentTableError as error:
         raise PayoutRefused(str(error)) from None
     if not table.payments:  # the ministry still gets the reasons, in the file it expects
@@ -249,7 +273,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         shown = "".join(f"\nline {line}: {problem}" for line, problem in table.problems[:20])
         raise PayoutRefused(f"{settings.table}: no row can be paid (each reason is in "
                             f"{errors}){shown}")
-    state = _open_state(settings, table)
+    state = _open_state(settings, table, id_key)
     world: World | None = None
     remote: Treasury | None = None
     try:
@@ -260,8 +284,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury = remote = await _remote_treasury(settings)
         resumed_final = state.restore(treasury)
         finished = state.get(FINISHED) is not None
-        attempts = _attempts(table.payments, treasury, not finished)
-        current = _current(table.payments, attempts)
+        attempts = _attempts(table.payments, treasury, not finished, id_key)
+        current = _current(table.payments, attempts, id_key)
         if state.get(STARTED) is not None:
             treasury.maybe_sent = {e2e for e2e in map(current.end_to_end_id, range(len(current)))
                                    if e2e not in treasury.final}
@@ -272,10 +296,10 @@ async def pay_table(settings: PayoutSettings) -> Report:
                 await treasury.run(current, lambda done, _, bar=bar: bar.update(done - bar.n))
             finally:
                 bar.close()
-            again = _attempts(table.payments, treasury, not finished)
+            again = _attempts(table.payments, treasury, not finished, id_key)
             if again == attempts:
                 break
-            attempts, current = again, _current(table.payments, again)
+            attempts, current = again, _current(table.payments, again, id_key)
         if settings.returns_wait_s:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
