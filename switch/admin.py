@@ -54,12 +54,13 @@ def _cycle(request: web.Request) -> int:
 
 async def list_participants(request: web.Request) -> web.Response:
     state = request.app[SWITCH].state
-    book = state.positions
-    await book.refresh()
+    book = state.book
+    await book.refresh_positions()
+    positions = book.positions
     return web.json_response([
-        p.health() | {"net_vnd": book.net_vnd.get(p.bic, 0),
-                      "reserved_vnd": book.reserved_vnd.get(p.bic, 0)}
-        for p in state.participants.values()
+        book.health(bic) | {"net_vnd": positions.net_vnd.get(bic, 0),
+                            "reserved_vnd": positions.reserved_vnd.get(bic, 0)}
+        for bic in state.participants
     ])
 
 
@@ -70,7 +71,7 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({
         "status": "ok" if failure is None else "stopped", "bic": switch.config.bic,
         "journal_failure": None if failure is None else str(failure),
-        "participants": [p.health() for p in switch.state.participants.values()],
+        "participants": [switch.state.book.health(bic) for bic in switch.state.participants],
     }, status=200 if failure is None else 503)
 
 
@@ -96,8 +97,9 @@ async def set_limit(request: web.Request) -> web.Response:
     limit = _limit_asked(body)
     await request.app[SWITCH].state.store.save_settings(participant.bic, limit,
                                                         participant.signed_off)
-    participant.position_limit_vnd = limit
-    return web.json_response(participant.health())
+    book = request.app[SWITCH].state.book
+    book.set_limit(participant.bic, limit)
+    return web.json_response(book.health(participant.bic))
 
 
 async def sign_off(request: web.Request) -> web.Response:
@@ -105,8 +107,9 @@ async def sign_off(request: web.Request) -> web.Response:
     on = request.match_info["action"] == "sign-on"
     await request.app[SWITCH].state.store.save_settings(
         participant.bic, participant.position_limit_vnd, not on)
-    participant.sign(on)
-    return web.json_response(participant.health())
+    book = request.app[SWITCH].state.book
+    book.sign(participant.bic, on)
+    return web.json_response(book.health(participant.bic))
 
 
 async def close_cycle(request: web.Request) -> web.Response:
@@ -217,8 +220,8 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response({
         "switch": switch.config.bic,
         "uptime_s": round(time.time() - switch.started_at_s, 3),
-        "cycle_id": state.cycle_id,
-        "in_flight": len(state.in_flight),
+        "cycle_id": state.book.cycle_id,
+        "in_flight": len(state.book.in_flight),
         "by_state": by_state,
         "returns": {"count": returns, "amount_vnd": returns_vnd},
         "notices_backlog": state.notifier.backlog(),

@@ -137,7 +137,7 @@ async def _credit_transfer(
     intake = switch.intake
     if not intake.has_room_for(len(message.transactions)):
         raise web.HTTPServiceUnavailable(
-            text=f"503: {len(switch.state.in_flight):,} transfers in flight, the limit is "
+            text=f"503: {len(switch.state.book.in_flight):,} transfers in flight, the limit is "
             f"{switch.config.max_transfers_in_flight:,}; retry later (nothing was taken)\n",
             headers={"Retry-After": "1"},
         )

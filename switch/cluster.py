@@ -29,11 +29,9 @@ import logging
 
 from switch.finality import Finality
 from switch.forwarding import Forwarding
-from switch.positions import PositionBook
-from switch.recovery import apply_settings, resolve_in_flight
+from switch.recovery import resolve_in_flight
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import Decided
 from switch.store_postgres import PostgresStore
 
 log = logging.getLogger(__name__)
@@ -44,34 +42,6 @@ MAX_TAKEOVERS_PER_BEAT = 16
 
 class TakenOver(Exception):
     """Another process found this one dead and took its work over: this one stops."""
-
-
-class JournalPositions(PositionBook):
-    """Positions a shared journal keeps: holds are taken and released in its writes, so this
-    book holds nothing between them; `refresh` reads the journal's figures (admin API)."""
-
-    def __init__(self, store: PostgresStore) -> None:
-        super().__init__()
-        self.store = store
-
-    def reserve(self, bic: str, amount_vnd: int, limit_vnd: int | None) -> bool:
-        return True  # decided by the journal, in the write that makes the transfer PENDING
-
-    def release(self, bic: str, amount_vnd: int) -> None:
-        """Released by the journal, in the write that makes the transfer final."""
-
-    def move(self, payer_bic: str, payee_bic: str, amount_vnd: int) -> None:
-        """Moved by the journal, in the write that settles."""
-
-    def close_cycle(self) -> dict[str, int]:
-        return {}  # the journal's close sets the new cycle's positions to zero
-
-    async def refresh(self) -> None:
-        net_vnd, reserved_vnd = await self.store.positions_now()
-        self.net_vnd.clear()
-        self.net_vnd.update(net_vnd)
-        self.reserved_vnd.clear()
-        self.reserved_vnd.update(reserved_vnd)
 
 
 class Cluster:
@@ -122,23 +92,20 @@ class Cluster:
         except (ValueError, TypeError) as error:
             log.error("unreadable word from another switch process: %s", error)
             return
-        in_flight = self.state.in_flight
-        decided = [(in_flight[e2e], Decided(state=state, reason_code=reason, reason_by=by))
-                   for e2e, state, reason, by in words if e2e in in_flight]
-        self.finality.learn(decided)
-        self.forwarding.decided_elsewhere(transfer for transfer, _ in decided)
+        made_final = self.state.book.learn_final(words)
+        self.forwarding.decided_elsewhere(made_final)
 
     def _on_settings(self) -> None:
         self._spawn(self._reload_settings())
 
     def _on_cycle(self, open_cycle_id: int) -> None:
-        self.state.cycle_id = max(self.state.cycle_id, open_cycle_id)
+        self.state.book.follow_cycle(open_cycle_id)
 
     def _on_directory(self) -> None:
         self._spawn(self.state.directory.follow(self.store))
 
     async def _reload_settings(self) -> None:
-        apply_settings(self.state, await self.store.settings_now())
+        self.state.book.apply_settings(await self.store.settings_now())
 
     async def _catch_up(self) -> None:
         """What other processes changed while this one was not listening."""

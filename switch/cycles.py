@@ -90,18 +90,12 @@ class Cycles:
         several processes, close only a cycle open that long, and return None otherwise, so
         that each process's timer does not close a cycle another one just opened."""
         state = self.state
-        closed_id = state.cycle_id
-        written = state.store.close_cycle(closed_id, time.time(), min_age_s)
-        state.cycle_id = closed_id + 1
-        state.positions.close_cycle()
-        if state.store.shared:
-            decided = await written
-            if decided is None:
-                state.cycle_id = closed_id
-                return None
-            closed_id, state.cycle_id = decided, decided + 1
-        else:
-            await written
+        book = state.book
+        written = state.store.close_cycle(book.cycle_id, time.time(), min_age_s)
+        asked_id = book.close_cycle()  # in the same step as the write: see the module's doc
+        closed_id = book.cycle_close_decided(asked_id, await written)
+        if closed_id is None:
+            return None
         state.events.cycle_closed.fire(cycle_id=closed_id)
         state.notifier.push_statements(partial(self.statements, closed_id))
         return closed_id

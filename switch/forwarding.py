@@ -17,23 +17,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
-
 from protocol import reasons
-from protocol.codec import CodecError, new_id
+from protocol.codec import new_id
 from protocol.messages import (
     CreditTransferMessage,
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
 )
+from switch.calls import exchange
 from switch.finality import Finality
 from switch.participants import Participant
 from switch.state import SwitchState
@@ -151,7 +149,8 @@ class Forwarding:
     async def _exchange(self, creditor: Participant, batch: ForwardedBatch) -> str:
         """Send the batch and wait for answers until the deadline; the reason for the rest."""
         config = self.state.config
-        deadline_s = time.monotonic() + config.creditor_timeout_s
+        loop = asyncio.get_running_loop()
+        deadline_s = loop.time() + config.creditor_timeout_s
         message = CreditTransferMessage(
             msg_id=batch.msg_id,
             created_at=datetime.now(UTC),
@@ -159,24 +158,18 @@ class Forwarding:
             instructed_agent_bic=creditor.bic,
             transactions=[t.source for t in batch.transfers.values() if t.source is not None],
         )
-        try:
-            reply = await creditor.peer.send(message, timeout_s=config.creditor_timeout_s)
-        except TimeoutError:
-            creditor.failed(time.monotonic(), "no answer within the deadline")
-            return reasons.TIMEOUT_CREDITOR_AGENT
-        except (aiohttp.ClientError, OSError, ValueError, CodecError) as error:
-            log.info("forward to %s failed: %s", creditor.bic, error)
-            creditor.failed(time.monotonic(), f"unreachable or unreadable: {error}")
-            return reasons.OFFLINE_CREDITOR_AGENT
-        document = reply.message.document if reply.message is not None else None
-        if reply.status == 200 and isinstance(document, PaymentStatusReport):
-            self.take_answers(creditor.bic, document)
-        elif reply.status != 202:
-            log.info("creditor %s answered HTTP %d: %s", creditor.bic, reply.status, reply.text)
-            creditor.failed(time.monotonic(), f"answered HTTP {reply.status}")
-            return reasons.OFFLINE_CREDITOR_AGENT
-        creditor.succeeded()
-        remaining_s = deadline_s - time.monotonic()
+        reply, failure_reason = await exchange(
+            self.state.book, creditor, message, config.creditor_timeout_s,
+            lambda reply: reply.status == 202 or (reply.status == 200 and isinstance(
+                reply.message.document if reply.message is not None else None,
+                PaymentStatusReport)))
+        if reply is None:
+            assert failure_reason is not None
+            return failure_reason
+        if reply.status == 200:
+            assert reply.message is not None
+            self.take_answers(creditor.bic, reply.message.document)  # type: ignore[arg-type]
+        remaining_s = deadline_s - loop.time()
         if len(batch.answers) < len(batch.transfers) and remaining_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(batch.answered.wait(), remaining_s)
@@ -188,8 +181,8 @@ class Forwarding:
 
         An item is refused when the switch is not waiting for it from this creditor: late
         (the transfer already timed out), duplicate, or about a transfer it never received.
-        With `elsewhere` given (a shared journal), an ACCP/RJCT this process does not await
-        is put there instead, for the journal to judge.
+        With `elsewhere` given (an answer the creditor posted), an ACCP/RJCT this process
+        does not await is put there instead, for the journal to judge.
         """
         taken = refused = 0
         for item in report.transactions:
@@ -220,10 +213,9 @@ class Forwarding:
     async def take_posted_answers(self, creditor_bic: str, report: PaymentStatusReport
                                   ) -> tuple[int, int]:
         """A pacs.002 the creditor posted (202 first, the answer later): (taken, refused).
-        With a shared journal, an answer to a transfer another process forwarded is made
-        final here if the journal still holds it PENDING for this creditor."""
-        if not self.state.store.shared:
-            return self.take_answers(creditor_bic, report)
+        An answer this process does not await goes to the journal, which takes it when it
+        holds the transfer PENDING for this creditor: a shared journal, for a transfer
+        another process forwarded; one process's journal takes none."""
         elsewhere: list[TransactionStatus] = []
         taken, refused = self.take_answers(creditor_bic, report, elsewhere)
         if elsewhere:

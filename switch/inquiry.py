@@ -20,7 +20,7 @@ from switch.transfer import Transfer
 
 async def lookup(state: SwitchState, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
     """Where transfers stand: from memory while in flight, else from the journal."""
-    in_flight = state.in_flight
+    in_flight = state.book.in_flight
     found = {e2e: in_flight[e2e] for e2e in end_to_end_ids if e2e in in_flight}
     missing = [e2e for e2e in end_to_end_ids if e2e not in found]
     if missing:

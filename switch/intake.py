@@ -27,16 +27,11 @@ from switch.forwarding import Forwarding
 from switch.inquiry import lookup
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import Decided, WriteRefused
+from switch.store import WriteRefused
 from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
-# The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
-# dong, far above any single social payment. An amount of more than 18 digits is no
-# ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
-MAX_AMOUNT_VND = 10**13
-MAX_AMOUNT_DIGITS = 18
 ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes and the reply
 # An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
 # that no text can cost more than a few microseconds of arithmetic.
@@ -58,11 +53,6 @@ class Submission:
     group_reason: str | None = None
 
 
-def _whole_dong(text: str) -> bool:
-    """ASCII digits only: str.isdigit() also accepts "١٢" and other scripts' digits."""
-    return text.isascii() and text.isdigit()
-
-
 class Intake:
     def __init__(self, state: SwitchState, forwarding: Forwarding) -> None:
         self.state = state
@@ -70,7 +60,7 @@ class Intake:
 
     def has_room_for(self, transactions: int) -> bool:
         """Whether taking this many more transfers keeps the in-flight set within its limit."""
-        return len(self.state.in_flight) + transactions <= (
+        return len(self.state.book.in_flight) + transactions <= (
             self.state.config.max_transfers_in_flight)
 
     def check_group(self, message: CreditTransferMessage) -> str | None:
@@ -95,23 +85,6 @@ class Intake:
                      if _DECIMAL.fullmatch(tx.amount_text))
         return None if Decimal(declared) == actual else reasons.INVALID_CONTROL_SUM
 
-    def _check_transaction(self, tx: CreditTransfer, max_amount_vnd: int | None) -> str | None:
-        if tx.currency != "VND":
-            return reasons.NOT_ALLOWED_CURRENCY
-        if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS
-                or tx.amount_vnd <= 0):
-            return reasons.INVALID_AMOUNT
-        if tx.amount_vnd > min(MAX_AMOUNT_VND, max_amount_vnd or MAX_AMOUNT_VND):
-            return reasons.NOT_ALLOWED_AMOUNT
-        creditor = self.state.participants.get(tx.creditor_agent_bic)
-        if creditor is None or creditor.config.kind == "treasury":
-            return reasons.WRONG_BIC
-        if tx.creditor_agent_bic == tx.debtor_agent_bic:  # on-us: nothing to clear (AG03)
-            return reasons.NOT_SUPPORTED
-        if not creditor.reachable():
-            return reasons.OFFLINE_CREDITOR_AGENT
-        return None
-
     async def submit(self, debtor_bic: str, message: CreditTransferMessage, bulk: bool,
                      body_sha256: bytes) -> Submission:
         """Check, deduplicate, reserve and journal every transaction; then forward them.
@@ -123,35 +96,29 @@ class Intake:
         them: then nothing of the message was taken.
         """
         state = self.state
-        if any(tx.end_to_end_id in state.known_ids for tx in message.transactions):
+        book = state.book
+        if book.knows_any(message.transactions):
             resent = await self._resent(debtor_bic, message, body_sha256)
             if resent is not None:
                 return resent
-        accepted, duplicates = self._take(debtor_bic, message, bulk)
+        accepted, duplicates = book.take(debtor_bic, message, bulk, self._resolve,
+                                         asyncio.get_running_loop(), time.time())
         if accepted:
-            taking = state.taking
-            taking.update((t.end_to_end_id, t) for t in accepted)
             try:
                 decided = await state.store.record_new(debtor_bic, message.msg_id, body_sha256,
                                                        accepted, accepted[0].received_at)
             except WriteRefused:
-                self._untake(accepted)
+                book.untake(accepted)
                 resent = await self._resent(debtor_bic, message, body_sha256)
                 if resent is None:
                     raise
                 return resent
-            except Exception:
-                self._untake(accepted)
+            except BaseException:
+                book.untake(accepted)
                 raise
-            finally:
-                for transfer in accepted:
-                    taking.pop(transfer.end_to_end_id, None)
-            if decided:
-                accepted = self._as_journal_decided(accepted, duplicates, decided)
+            accepted = book.taken(accepted, duplicates, decided)
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
         pending = [t for t in accepted if t.state is TransferState.PENDING]
-        for transfer in pending:
-            state.in_flight[transfer.end_to_end_id] = transfer
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
         if refused:
@@ -164,67 +131,12 @@ class Intake:
             )
         return Submission(accepted, refused)
 
-    def _take(self, debtor_bic: str, message: CreditTransferMessage, bulk: bool
-              ) -> tuple[list[Transfer], list[CreditTransfer]]:
-        """Each new id checked and its amount reserved, in one synchronous step (no await):
-        the new transfers, and the transactions whose id is known already."""
-        state = self.state
-        positions = state.positions
-        known_ids = state.known_ids
-        config = state.config
-        limit_vnd = state.participants[debtor_bic].position_limit_vnd
-        max_amount_vnd = config.max_bulk_amount_vnd if bulk else config.max_instant_amount_vnd
-        loop = asyncio.get_running_loop()
-        now_s = time.time()
-        accepted: list[Transfer] = []
-        duplicates: list[CreditTransfer] = []
-        for tx in message.transactions:
-            if tx.end_to_end_id in known_ids:
-                duplicates.append(tx)
-                continue
-            known_ids.add(tx.end_to_end_id)
-            refusal = self._resolve(tx)
-            transfer = Transfer(
-                end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
-                debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
-                amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
-            )
-            reason = refusal or self._check_transaction(tx, max_amount_vnd)
-            if reason is None and not positions.reserve(debtor_bic, tx.amount_vnd, limit_vnd):
-                reason = reasons.INSUFFICIENT_FUNDS
-            if reason is None:
-                transfer.advance(TransferState.PENDING)
-                if not bulk:
-                    transfer.outcome = loop.create_future()
-            else:
-                transfer.advance(TransferState.REJECTED, reason, config.bic)
-            accepted.append(transfer)
-        return accepted, duplicates
-
     def _resolve(self, tx: CreditTransfer) -> str | None:
         """A transfer naming its creditor by citizen id alone (CdtrAgt is the switch itself)
         pointed at the linked account, before anything is reserved; why not, otherwise."""
         if tx.creditor_agent_bic != self.state.config.bic:
             return None
         return self.state.directory.resolve(tx)
-
-    def _as_journal_decided(self, accepted: list[Transfer], duplicates: list[CreditTransfer],
-                            decided: dict[str, Decided]) -> list[Transfer]:
-        """A journal shared by several switch processes decided otherwise for some: an id
-        another process took first is a duplicate (added to `duplicates`, not journaled
-        here); a debtor's cap that the other processes' holds left too small is AM04."""
-        kept = []
-        for transfer in accepted:
-            word = decided.get(transfer.end_to_end_id)
-            if word is not None and word.reason == reasons.DUPLICATE:
-                assert transfer.source is not None
-                duplicates.append(transfer.source)
-                continue
-            if word is not None:
-                transfer.advance(TransferState.REJECTED, word.reason, self.state.config.bic)
-                transfer.outcome = None
-            kept.append(transfer)
-        return kept
 
     async def _resent(self, debtor_bic: str, message: CreditTransferMessage,
                       body_sha256: bytes) -> Submission | None:
@@ -240,15 +152,6 @@ class Intake:
         self.state.events.refused.fire(debtor_bic=debtor_bic, statuses=statuses)
         return Submission(refused=statuses)
 
-    def _untake(self, transfers: list[Transfer]) -> None:
-        """The journal did not take them: forget them (a resend's outcome is then the
-        journal's, never theirs), give back what they held."""
-        for transfer in transfers:
-            self.state.known_ids.discard(transfer.end_to_end_id)
-            self.state.taking.pop(transfer.end_to_end_id, None)
-            if transfer.state is TransferState.PENDING:
-                self.state.positions.release(transfer.debtor_bic, transfer.amount_vnd)
-
     async def _duplicate_statuses(
         self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str
     ) -> list[TransactionStatus]:
@@ -256,7 +159,7 @@ class Intake:
         of an end-to-end id is refused DUPL and leaves the original untouched."""
         if not duplicates:
             return []
-        taking = self.state.taking
+        taking = self.state.book.taking
         known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates
                                           if tx.end_to_end_id not in taking])
         statuses = []

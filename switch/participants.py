@@ -7,42 +7,75 @@ transfer is let through as a probe, and the first success closes the breaker aga
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from enum import Enum
 
 import aiohttp
 
 from protocol.http import Peer
 from protocol.signing import Credentials
 from switch.config import ParticipantConfig, SwitchConfig
-from switch.events import SwitchEvents
+
+
+class Call(Enum):
+    """What the breaker grants one call to a participant."""
+
+    REFUSED = "refused"  # open, or the one probe already under way: AB08 without sending
+    ORDINARY = "ordinary"  # closed
+    PROBE = "probe"  # the one call let through after the cool-down
 
 
 @dataclass(slots=True)
 class Breaker:
+    """Consecutive transport failures open it; after `cooldown_s` one call goes through as a
+    probe, and its success closes it again.
+
+    The probe is granted only when a call begins (`begin`) and is given back when that call
+    ends (`end`), whatever its outcome; `admits` only looks. So a transfer refused for another
+    reason after the breaker let it in (AM04, DUPL, a refused write) holds no probe, and a
+    healthy creditor cannot be cut off for good (issue #21: it got AB08 until an operator
+    signed it on again). Times are the event loop's clock (monotonic), in seconds.
+    """
+
     failures_to_open: int
     cooldown_s: float
     consecutive_failures: int = 0
-    open_until_s: float = 0.0  # monotonic time
-    probing: bool = False
+    open_until_s: float = 0.0
+    probing: bool = False  # the probe's call is under way
 
-    def allows(self, now_s: float) -> bool:
+    def admits(self, now_s: float) -> bool:
+        """Whether a transfer to this participant may be taken now; changes nothing."""
         if self.consecutive_failures < self.failures_to_open:
             return True
+        return now_s >= self.open_until_s and not self.probing
+
+    def begin(self, now_s: float) -> Call:
+        """A call is about to be sent: closed, an ordinary call; open and cooled down with no
+        probe under way, this call is the probe; otherwise refused. End it with `end`."""
+        if self.consecutive_failures < self.failures_to_open:
+            return Call.ORDINARY
         if now_s < self.open_until_s or self.probing:
-            return False
+            return Call.REFUSED
         self.probing = True
-        return True
+        return Call.PROBE
 
-    def succeeded(self) -> None:
-        self.consecutive_failures = 0
-        self.probing = False
-
-    def failed(self, now_s: float) -> None:
+    def end(self, call: Call, succeeded: bool | None, now_s: float) -> None:
+        """The call `begin` granted is over: it succeeded, failed, or (None) ended without a
+        verdict (nothing sent, a bug). A probe is given back in every case."""
+        if call is Call.PROBE:
+            self.probing = False
+        if call is Call.REFUSED or succeeded is None:
+            return
+        if succeeded:
+            self.consecutive_failures = 0
+            return
         self.consecutive_failures += 1
-        self.probing = False
         if self.consecutive_failures >= self.failures_to_open:
             self.open_until_s = now_s + self.cooldown_s
+
+    def close(self) -> None:
+        """The operator signed the participant on: forget its failures."""
+        self.consecutive_failures = 0
 
     @property
     def is_open(self) -> bool:
@@ -50,54 +83,16 @@ class Breaker:
 
 
 class Participant:
-    """One admitted participant: its settings, its channel, its health."""
+    """One admitted participant: its settings and its channel. Its limit and sign-off are
+    changed by the book alone (switch/book.py), which also keeps its breaker."""
 
     def __init__(self, config: ParticipantConfig, switch: SwitchConfig,
-                 session: aiohttp.ClientSession, events: SwitchEvents,
-                 credentials: Credentials) -> None:
+                 session: aiohttp.ClientSession, credentials: Credentials) -> None:
         self.config = config
         self.bic = config.bic
         self.position_limit_vnd = config.position_limit_vnd
         self.signed_off = False
-        self.breaker = Breaker(switch.breaker_failures, switch.breaker_cooldown_s)
-        self.events = events
         self.peer = Peer(
             session, config.inbound_url, switch.bic, credentials, config.bic,
             timeout_s=switch.creditor_timeout_s,
         )
-
-    def reachable(self) -> bool:
-        return not self.signed_off and self.breaker.allows(time.monotonic())
-
-    def failed(self, now_s: float, why: str) -> None:
-        """A call to it failed; `now_s` is monotonic time. Opens the breaker after enough."""
-        was_open = self.breaker.is_open
-        self.breaker.failed(now_s)
-        if self.breaker.is_open and not was_open:
-            self.events.participant_down.fire(bic=self.bic, reason=why)
-
-    def succeeded(self) -> None:
-        was_open = self.breaker.is_open
-        self.breaker.succeeded()
-        if was_open and not self.signed_off:
-            self.events.participant_up.fire(bic=self.bic)
-
-    def sign(self, on: bool) -> None:
-        """The operator signs it on (its breaker closes) or off the scheme."""
-        self.signed_off = not on
-        if on:
-            self.breaker.succeeded()
-            self.events.participant_up.fire(bic=self.bic)
-        else:
-            self.events.participant_down.fire(bic=self.bic, reason="signed off")
-
-    def health(self) -> dict[str, object]:
-        return {
-            "bic": self.bic,
-            "name": self.config.name,
-            "kind": self.config.kind,
-            "signed_off": self.signed_off,
-            "breaker_open": self.breaker.is_open,
-            "consecutive_failures": self.breaker.consecutive_failures,
-            "position_limit_vnd": self.position_limit_vnd,
-        }

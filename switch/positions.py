@@ -1,4 +1,5 @@
 """Participants' positions in the open settlement cycle, held in memory, rebuilt from the journal.
+Changed by the book alone (switch/book.py).
 
 A position is credits minus debits settled in the cycle. A debtor's position after reservations
 may not fall below minus its limit (a net debit cap for a bank, the prefunded balance for the
@@ -23,25 +24,19 @@ class PositionBook:
         A limit of None holds without checking: a restarted switch restoring what was held."""
         if limit_vnd is not None and amount_vnd > self.headroom_vnd(bic, limit_vnd):
             return False
+        assert amount_vnd > 0, f"{bic}: a hold of {amount_vnd} VND"
         self.reserved_vnd[bic] += amount_vnd
+        assert limit_vnd is None or self.headroom_vnd(bic, limit_vnd) >= 0, (
+            f"{bic} reserved past its cap")
         return True
 
     def release(self, bic: str, amount_vnd: int) -> None:
         self.reserved_vnd[bic] -= amount_vnd
         assert self.reserved_vnd[bic] >= 0, f"{bic} released more than it reserved"
 
-    def settle(self, debtor_bic: str, creditor_bic: str, amount_vnd: int) -> None:
-        """Move a reserved amount from the debtor to the creditor."""
-        self.release(debtor_bic, amount_vnd)
-        self.move(debtor_bic, creditor_bic, amount_vnd)
-
     def move(self, payer_bic: str, payee_bic: str, amount_vnd: int) -> None:
         self.net_vnd[payer_bic] -= amount_vnd
         self.net_vnd[payee_bic] += amount_vnd
-
-    async def refresh(self) -> None:
-        """Nothing to read: this book is the positions (see switch/cluster.py for a book
-        that a shared journal keeps)."""
 
     def close_cycle(self) -> dict[str, int]:
         """Net positions of the cycle being closed; the next cycle starts from zero."""

@@ -54,7 +54,7 @@ class Returns:
         if original.creditor_bic != creditor_bic:
             return reasons.TRANSACTION_FORBIDDEN
         if original.state is TransferState.RETURNED or (
-                original.end_to_end_id in self.state.returning):
+                original.end_to_end_id in self.state.book.returning):
             return reasons.DUPLICATE
         if original.state is not TransferState.SETTLED:
             return reasons.TRANSACTION_FORBIDDEN
@@ -70,8 +70,7 @@ class Returns:
         accepted items: then none of them was taken.
         """
         state = self.state
-        positions = state.positions
-        limit_vnd = state.participants[creditor_bic].position_limit_vnd
+        book = state.book
         known = await lookup(state, [item.original_end_to_end_id for item in message.items])
         earlier = await state.store.returns_by_id(creditor_bic,
                                                   [item.return_id for item in message.items])
@@ -85,14 +84,13 @@ class Returns:
             return_ids.add(item.return_id)
             original = known.get(item.original_end_to_end_id)
             reason = self._refusal(creditor_bic, item, original)
-            if reason is None and not positions.reserve(creditor_bic, item.returned_amount_vnd,
-                                                        limit_vnd):
+            if reason is None and original is not None and not book.hold_return(
+                    creditor_bic, original, item.returned_amount_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS
             if reason is not None:
                 statuses.append(_status(item, TxStatus.REJECTED, reason, state.config.bic))
                 continue
             assert original is not None
-            state.returning.add(original.end_to_end_id)
             accepted.append(SettledReturn(item.return_id, original, item.returned_amount_vnd,
                                           item.reason_code))
             statuses.append(_status(item, TxStatus.SETTLED, None, self.state.config.bic))
@@ -125,36 +123,19 @@ class Returns:
         what a shared journal refused (return id -> its word), None when it took them all;
         each settles in the cycle the journal says (a shared journal's may be a newer one)."""
         state = self.state
-        positions = state.positions
-        cycle_id = state.cycle_id
+        book = state.book
+        cycle_id = book.cycle_id
         now_s = time.time()
         try:
             decided = await state.store.record_returns(accepted, creditor_bic, cycle_id, now_s)
         except Exception:
-            for settled in accepted:
-                state.returning.discard(settled.original.end_to_end_id)
-                positions.release(creditor_bic, settled.amount_vnd)
+            book.returns_failed(creditor_bic, accepted)
             raise
-        words = decided or {}
-        refused = {key: word for key, word in words.items() if word.reason is not None}
-        for settled in accepted:
-            word = refused.get(settled.return_id)
-            if word is not None and word.reason != reasons.DUPLICATE:
-                state.returning.discard(settled.original.end_to_end_id)
+        refused, by_cycle = book.returns_settled(creditor_bic, accepted, cycle_id, decided)
         by_debtor: dict[str, list[SettledReturn]] = defaultdict(list)
-        by_cycle: dict[int, list[SettledReturn]] = defaultdict(list)
-        for settled in accepted:
-            if settled.return_id in refused:
-                continue
-            original = settled.original
-            word = words.get(settled.return_id)
-            settled_in = cycle_id if word is None or word.cycle_id is None else word.cycle_id
-            positions.release(creditor_bic, settled.amount_vnd)
-            if settled_in == state.cycle_id:
-                positions.move(creditor_bic, original.debtor_bic, settled.amount_vnd)
-            original.advance(TransferState.RETURNED, settled.reason_code)
-            by_debtor[original.debtor_bic].append(settled)
-            by_cycle[settled_in].append(settled)
+        for returned in by_cycle.values():
+            for settled in returned:
+                by_debtor[settled.original.debtor_bic].append(settled)
         for debtor_bic, returns in by_debtor.items():
             state.notifier.forward_returns(debtor_bic, returns)
         for settled_in, returned in by_cycle.items():

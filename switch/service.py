@@ -10,7 +10,8 @@ import time
 import aiohttp
 
 from protocol.tls import client_context
-from switch.cluster import Cluster, JournalPositions
+from switch.book import Book, SharedBook
+from switch.cluster import Cluster
 from switch.config import SwitchConfig
 from switch.cycles import Cycles
 from switch.directory import Registrations
@@ -22,7 +23,6 @@ from switch.intake import Intake
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
 from switch.participants import Participant
-from switch.positions import PositionBook
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
@@ -55,21 +55,24 @@ class Switch:
         """Open the journal, recover from it, and start delivering notices."""
         config = self.config
         store: Journal  # first: a journal that cannot open leaves nothing else to close
+        shared: PostgresStore | None = None
         if config.journal_url is None:
-            store, positions = Store(config.journal_path, self.events), PositionBook()
+            store = Store(config.journal_path, self.events)
         else:
-            shared = PostgresStore(config.journal_url, self.events, config.bic,
-                                   lease_s=config.cluster_lease_s)
-            store, positions = shared, JournalPositions(shared)
+            store = shared = PostgresStore(config.journal_url, self.events, config.bic,
+                                           lease_s=config.cluster_lease_s)
         await store.start()
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
             limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
             ssl=True if config.tls is None else client_context(config.tls)))
-        participants = {bic: Participant(p, config, self._session, self.events,
+        participants = {bic: Participant(p, config, self._session,
                                          self.senders[bic].credentials)
                         for bic, p in config.participants.items()}
+        # The one place that chooses between the two deployments: the book and the cluster.
+        book = (Book(config, participants, self.events) if shared is None
+                else SharedBook(config, participants, self.events, shared))
         self.state = SwitchState(config=config, store=store, events=self.events,
-                                 participants=participants, positions=positions,
+                                 participants=participants, book=book,
                                  notifier=Notifier(config, participants, store, self.events))
         self.finality = Finality(self.state)
         self.forwarding = Forwarding(self.state, self.finality)
@@ -79,8 +82,8 @@ class Switch:
         self.verification = Verification(self.state)
         self.registrations = Registrations(self.state.directory, store, self.events,
                                            self.verification.ask)
-        if isinstance(store, PostgresStore):
-            self.cluster = Cluster(self.state, self.finality, self.forwarding, store)
+        if shared is not None:
+            self.cluster = Cluster(self.state, self.finality, self.forwarding, shared)
             await self.cluster.join()
         self.recovery = await recover(self.state, self.finality)
         if self.cluster is not None:

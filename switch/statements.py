@@ -26,7 +26,7 @@ async def own_statement(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
     signer, _ = await read_signed_json(request, switch.senders)
     asked = request.match_info["cycle"]
-    open_cycle = switch.state.cycle_id
+    open_cycle = switch.state.book.cycle_id
     cycle_id = open_cycle - 1 if asked == LATEST else int(asked)
     if cycle_id >= open_cycle:
         raise web.HTTPConflict(text=f"409: cycle {cycle_id} is still open; its statement comes "

@@ -379,12 +379,6 @@ class Journal(Protocol):
     async def settings_now(self) -> list[tuple[str, int | None, bool]]: ...
     async def in_flight_now(self) -> list[Transfer]: ...
     async def notices_due_now(self) -> NoticesDue: ...
-
-
-class SharedJournal(Journal, Protocol):
-    """A journal several switch processes write at once (`store_postgres.py`): on top, the
-    answers posted to a process that did not forward their transfers."""
-
     def record_answers(self, creditor_bic: str,
                        answers: Sequence[tuple[str, TransferState, str | None]], now_s: float
                        ) -> asyncio.Future[list[Final]]: ...
@@ -923,6 +917,15 @@ class Store(GroupCommit, JournalReads):
                                    TransferState.RETURNED, r.reason_code, now_s)
                                   for r in returns]),
         ])
+
+    def record_answers(self, creditor_bic: str,
+                       answers: Sequence[tuple[str, TransferState, str | None]], now_s: float
+                       ) -> asyncio.Future[list[Final]]:
+        """Answers to transfers this process does not await: none to take, since one process
+        awaits every transfer it forwarded (late, duplicate or unknown: refused 409)."""
+        taken: asyncio.Future[list[Final]] = asyncio.get_running_loop().create_future()
+        taken.set_result([])
+        return taken
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
         """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""

@@ -13,14 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
-import aiohttp
-
 from protocol import reasons
-from protocol.codec import CodecError, new_id
+from protocol.codec import new_id
 from protocol.ids import is_max35_id
 from protocol.messages import (
     VerificationItem,
@@ -28,6 +25,7 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from switch.calls import exchange
 from switch.state import SwitchState
 
 log = logging.getLogger(__name__)
@@ -104,27 +102,26 @@ class Verification:
         ids = {item.verification_id for item in items}
         reason = reasons.OFFLINE_CREDITOR_AGENT
         answered: dict[str, VerificationResult] = {}
-        if participant.reachable():
-            request = VerificationRequest(
-                msg_id=new_id("SWQ"), created_at=datetime.now(UTC), assigner_bic=config.bic,
-                assignee_bic=participant_bic, items=items)
-            try:
-                async with self._slots[participant_bic]:
-                    reply = await participant.peer.send(request,
-                                                        timeout_s=config.creditor_timeout_s)
-                document = reply.message.document if reply.message is not None else None
-                if reply.status == 200 and isinstance(document, VerificationReport):
-                    participant.succeeded()
-                    answered = {r.original_id: _passed_on(r) for r in document.results
-                                if r.original_id in ids}
-                else:
-                    participant.failed(time.monotonic(), f"answered HTTP {reply.status}")
-            except TimeoutError:
-                participant.failed(time.monotonic(), "no answer within the deadline")
-                reason = reasons.TIMEOUT_CREDITOR_AGENT
-            except (aiohttp.ClientError, OSError, ValueError, CodecError) as error:
-                log.info("verification with %s failed: %s", participant_bic, error)
-                participant.failed(time.monotonic(), f"unreachable or unreadable: {error}")
+        request = VerificationRequest(
+            msg_id=new_id("SWQ"), created_at=datetime.now(UTC), assigner_bic=config.bic,
+            assignee_bic=participant_bic, items=items)
+        book = self.state.book
+        if book.admits(participant_bic, asyncio.get_running_loop().time()):
+            async with self._slots[participant_bic]:
+                reply, failure_reason = await exchange(
+                    book, participant, request, config.creditor_timeout_s,
+                    lambda reply: reply.status == 200 and isinstance(
+                        reply.message.document if reply.message is not None else None,
+                        VerificationReport))
+            if reply is not None:
+                assert reply.message is not None
+                document = reply.message.document
+                assert isinstance(document, VerificationReport)
+                answered = {r.original_id: _passed_on(r) for r in document.results
+                            if r.original_id in ids}
+            else:
+                assert failure_reason is not None
+                reason = failure_reason
         return {i: answered.get(i) or VerificationResult(i, False, reason) for i in ids}
 
 

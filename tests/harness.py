@@ -352,12 +352,12 @@ async def check_invariants(lab: SwitchLab, all_final: bool) -> None:
         assert [(bic, net, held) for bic, net, held, _, _ in rows] == [
             (bic, moved_vnd, pending_vnd) for bic, _, _, pending_vnd, moved_vnd in rows]
     else:
-        book = state.positions
+        book = state.book.positions
         assert sum(book.net_vnd.values()) == 0
         assert {b: n for b, n in book.net_vnd.items() if n} == {
             b: n for b, n in moved.items() if n}
         assert book.reserved_vnd[TREASURY] == sum(t.amount_vnd
-                                                  for t in state.in_flight.values())
+                                                  for t in state.book.in_flight.values())
     for bic in (BANK_A, BANK_B):
         for e2e, items in lab.participants[bic].confirmations.items():
             if any(i.status is TxStatus.SETTLED for i in items):

@@ -100,7 +100,7 @@ async def test_an_answer_posted_to_the_other_process_settles_and_the_debtor_hear
     assert only_status(reply) == (TxStatus.SETTLED, None)
     await until(lambda: "E2E-ELSEWHERE" in creditor.confirmations)
     assert [c.status for c in creditor.confirmations["E2E-ELSEWHERE"]] == [TxStatus.SETTLED]
-    assert not pair.a.state.in_flight and not pair.a.forwarding.awaiting
+    assert not pair.a.state.book.in_flight and not pair.a.forwarding.awaiting
     found = await pair.a.state.store.describe("E2E-ELSEWHERE")
     assert found is not None
     assert [(h["from"], h["to"]) for h in found["history"]] == [
@@ -176,7 +176,7 @@ async def test_a_cycle_closed_at_one_process_is_closed_for_both(pair: Pair) -> N
     assert await pair.b.cycles.close(min_age_s=3_600) is None  # a timer: too young to close
     closed = await pair.b.cycles.close()
     assert closed == 1
-    await until(lambda: pair.a.state.cycle_id == 2)
+    await until(lambda: pair.a.state.book.cycle_id == 2)
     assert only_status(await pay(pair.lab, transfer("E2E-C2", 3_000))) == (TxStatus.SETTLED,
                                                                            None)
     first, second = await pair.a.cycles.summarize(1), await pair.a.cycles.summarize(2)
@@ -219,7 +219,7 @@ async def test_a_return_id_reaching_both_processes_is_taken_once(pair: Pair) -> 
     """One RtrId for two transfers at both processes at once: one settles, the other is
     DU05; the return taken, resent to the other process, gets its answer again."""
     await pay(pair.lab, transfer("E2E-RT-1"), transfer("E2E-RT-2"))
-    await until(lambda: not pair.a.state.in_flight)
+    await until(lambda: not pair.a.state.book.in_flight)
     returns = [return_of(e2e, 1_500_000, return_id="RTR-BOTH") for e2e in ("E2E-RT-1",
                                                                           "E2E-RT-2")]
     replies = await asyncio.gather(pair.lab.peer(BANK_A).send(returns[0]),
@@ -272,8 +272,8 @@ async def test_a_settlement_counts_in_the_cycle_the_journal_has_open(pair: Pair)
     pair.a.events.returned.add_listener(
         lambda returns, now_s, cycle_id: cycles.append(("returned", cycle_id)))
     assert await pair.b.cycles.close() == 1
-    await until(lambda: pair.a.state.cycle_id == 2)
-    pair.a.state.cycle_id = 1  # as if the word of the close had not come yet
+    await until(lambda: pair.a.state.book.cycle_id == 2)
+    pair.a.state.book.cycle_id = 1  # as if the word of the close had not come yet
     assert only_status(await pay(pair.lab, transfer("E2E-LATE-CYCLE"))) == (
         TxStatus.SETTLED, None)
     assert only_status(await pair.lab.peer(BANK_A).send(

@@ -121,7 +121,7 @@ async def play(messages: list[tuple[str, str, int, int, str, bool]], **journal: 
                 canary = await pay(lab, transfer(f"E2E-CANARY-{number}", creditor=BANK_A,
                                                  debtor=BANK_B), sender=BANK_B)
                 assert only_status(canary)[0] is TxStatus.SETTLED, canary.text
-            await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
+            await until(lambda: not lab.switch.state.book.in_flight, timeout_s=5)
             await check_invariants(lab, all_final=True)
             _, before = await lab.admin("GET", "/v1/admin/participants")
             await lab.restart_switch()

@@ -109,7 +109,7 @@ async def test_return_ids_are_unique_per_sender_not_scheme_wide(lab: SwitchLab) 
     """Observation 2: two items with one RtrId, a RtrId used again, two banks with one RtrId
     stopped the journal with positions reversed in memory only."""
     await pay(lab, transfer("E2E-RA1"), transfer("E2E-RA2"), transfer("E2E-RB1", creditor=BANK_B))
-    await until(lambda: len(lab.switch.state.in_flight) == 0)
+    await until(lambda: len(lab.switch.state.book.in_flight) == 0)
     twice = return_of("E2E-RA1", 1_500_000, return_id="RTR-1")
     twice.items.append(replace(twice.items[0], original_end_to_end_id="E2E-RA2"))
     reply = await lab.peer(BANK_A).send(twice)
@@ -216,7 +216,7 @@ async def test_the_instant_cap_is_a_scheme_setting(tmp_path: Path) -> None:
         bulk = await pay(lab, transfer("E2E-BULK-BIG", amount_vnd=2_000_000_000),
                          transfer("E2E-BULK-SMALL"))
         assert bulk.status == 202  # the treasury's bulk payouts have no cap by default
-        await until(lambda: not lab.switch.state.in_flight)
+        await until(lambda: not lab.switch.state.book.in_flight)
         assert await journal_state(lab, "E2E-BULK-BIG") == ("SETTLED", None)
     finally:
         await lab.stop()
@@ -227,7 +227,7 @@ async def test_the_instant_cap_is_a_scheme_setting(tmp_path: Path) -> None:
             reasons.NOT_ALLOWED_AMOUNT)
         await pay(capped, transfer("E2E-C2", amount_vnd=2_001), transfer("E2E-C3",
                                                                          amount_vnd=2_000))
-        await until(lambda: not capped.switch.state.in_flight)
+        await until(lambda: not capped.switch.state.book.in_flight)
         assert await journal_state(capped, "E2E-C2") == ("REJECTED", reasons.NOT_ALLOWED_AMOUNT)
         assert await journal_state(capped, "E2E-C3") == ("SETTLED", None)
     finally:
@@ -261,7 +261,7 @@ async def test_concurrent_resends_of_one_message_take_it_once(lab: SwitchLab) ->
     body = body_of(transfer("E2E-RACE"), msg_id="MSG-RACE")
     replies = await asyncio.gather(*(lab.peer(TREASURY).post(body) for _ in range(4)))
     assert {only_status(r)[0] for r in replies} <= {TxStatus.SETTLED, TxStatus.PENDING}
-    await until(lambda: not lab.switch.state.in_flight)
+    await until(lambda: not lab.switch.state.book.in_flight)
     _, stats = await lab.admin("GET", "/v1/admin/stats")
     assert stats["by_state"]["SETTLED"]["count"] == 1
     forwarded = [m for m in lab.participants[BANK_A].received
@@ -277,7 +277,7 @@ async def test_a_storage_failure_stops_taking_and_a_restart_recovers(
     creditor = lab.participants[BANK_A]
     creditor.answer_async, creditor.delay_s = True, 0.3
     in_flight = asyncio.ensure_future(pay(lab, transfer("E2E-DISK-1")))
-    await until(lambda: "E2E-DISK-1" in lab.switch.state.in_flight)
+    await until(lambda: "E2E-DISK-1" in lab.switch.state.book.in_flight)
 
     async def disk_gone(batch: list) -> list:
         raise OSError("disk I/O error")
@@ -324,7 +324,7 @@ async def test_issue22_obs8_a_20_digit_amount_with_its_control_sum_is_am12_not_a
                       transfer("E2E-20D-OK"))
     assert filed.status == 202, filed.text
     assert filed.message.document.group_status is TxStatus.ACCEPTED_TECHNICAL
-    await until(lambda: len(lab.switch.state.in_flight) == 0)
+    await until(lambda: len(lab.switch.state.book.in_flight) == 0)
     assert await journal_state(lab, "E2E-20D-BULK") == ("REJECTED", reasons.INVALID_AMOUNT)
     assert await journal_state(lab, "E2E-20D-OK") == ("SETTLED", None)
     _, journaled = await lab.admin("GET", "/v1/admin/transfers/E2E-20D")
@@ -338,7 +338,7 @@ async def test_issue22_obs8_an_18_digit_amount_above_the_cap_in_bulk_is_am02_as_
     huge = 999_999_999_999_999_999
     filed = await pay(lab, transfer("E2E-CAP", amount_vnd=huge), transfer("E2E-CAP-OK"))
     assert filed.status == 202, filed.text
-    await until(lambda: len(lab.switch.state.in_flight) == 0)
+    await until(lambda: len(lab.switch.state.book.in_flight) == 0)
     assert await journal_state(lab, "E2E-CAP") == ("REJECTED", reasons.NOT_ALLOWED_AMOUNT)
     _, journaled = await lab.admin("GET", "/v1/admin/transfers/E2E-CAP")
     assert journaled["amount_vnd"] == huge  # type: ignore[index]

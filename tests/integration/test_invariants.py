@@ -121,7 +121,7 @@ async def play(rounds: list[list[tuple]], **journal: object) -> None:
             for operations in rounds:
                 await asyncio.gather(*(run(lab, model, op) for op in operations))
                 await check_invariants(lab, all_final=False)
-            await until(lambda: not lab.switch.state.in_flight, timeout_s=5)
+            await until(lambda: not lab.switch.state.book.in_flight, timeout_s=5)
             await until(lambda: lab.switch.state.notifier.backlog() == 0, timeout_s=5)
             await check_invariants(lab, all_final=True)
         finally:

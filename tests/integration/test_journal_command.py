@@ -56,7 +56,7 @@ async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLa
     assert returned.message.document.transactions[0].status is TxStatus.SETTLED
     lab.slow = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
         treasury.send(credit_transfers([transfer("E2E-SLOW", 3_000)])))
-    await until(lambda: "E2E-SLOW" in lab.switch.state.in_flight)
+    await until(lambda: "E2E-SLOW" in lab.switch.state.book.in_flight)
     yield lab
     await settle_the_slow_one(lab)
     await lab.stop()
@@ -64,7 +64,7 @@ async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLa
 
 async def settle_the_slow_one(lab: SwitchLab) -> None:
     """The creditor answers, at last, the transfer it held in flight."""
-    if "E2E-SLOW" in lab.switch.state.in_flight:
+    if "E2E-SLOW" in lab.switch.state.book.in_flight:
         creditor = lab.participants[BANK_A]
         forwarded = next(m.document for m in reversed(creditor.received)
                          if isinstance(m.document, CreditTransferMessage))

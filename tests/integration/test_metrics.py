@@ -120,7 +120,7 @@ async def test_outcomes_latency_and_positions_move_as_transfers_settle_and_rejec
         await pay(lab, transfer(e2e, amount))
     await pay(lab, transfer("E2E-4", 4_000_000, creditor=BANK_B),
               transfer("E2E-5", 5, currency="USD"))
-    await until(lambda: lab.switch.state.in_flight == {})
+    await until(lambda: lab.switch.state.book.in_flight == {})
 
     after = await metrics_of(lab)
     assert after.by_label("switchlab_transfers_total", "reason") == {

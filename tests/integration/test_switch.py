@@ -17,6 +17,7 @@ from protocol.messages import (
     StatusRequestItem,
     TxStatus,
 )
+from protocol.runtime import bind, serve
 from protocol.settings import SettingsError
 from protocol.signing import Credentials
 from switch.__main__ import main as switch_main
@@ -279,21 +280,71 @@ async def test_signed_off_creditor_is_refused_at_once(lab: SwitchLab) -> None:
     assert only_status(await pay(lab, transfer("E2E-O2")))[0] is TxStatus.SETTLED
 
 
+async def _bank_b_down(lab: SwitchLab) -> int:
+    """BANK_B's server goes away (connection refused); its port, to serve it again."""
+    port = int(lab.config.participants[BANK_B].inbound_url.split(":")[2].split("/")[0])
+    await lab.runners[2].cleanup()
+    return port
+
+
+async def _bank_b_up(lab: SwitchLab, port: int) -> None:
+    lab.runners[2] = await serve(lab.participants[BANK_B].app(), bind(port=port))
+
+
+async def _breaker_open(lab: SwitchLab, bic: str) -> bool:
+    _, participants = await lab.admin("GET", "/v1/admin/participants")
+    return next(p for p in participants if p["bic"] == bic)["breaker_open"]
+
+
 async def test_circuit_breaker_opens_on_an_unreachable_creditor_and_recovers(
     tmp_path: Path,
 ) -> None:
     lab = await SwitchLab(tmp_path / "s.sqlite", breaker_failures=2,
                           breaker_cooldown_s=0.2).start()
     try:
-        bank_b_runner = lab.runners[2]  # BANK_B's server goes away: connection refused
-        await bank_b_runner.cleanup()
+        port = await _bank_b_down(lab)
         for n in range(2):
             reply = await pay(lab, transfer(f"E2E-B{n}", creditor=BANK_B))
             assert only_status(reply) == (TxStatus.REJECTED, reasons.OFFLINE_CREDITOR_AGENT)
-        _, participants = await lab.admin("GET", "/v1/admin/participants")
-        assert next(p for p in participants if p["bic"] == BANK_B)["breaker_open"] is True
+        assert await _breaker_open(lab, BANK_B) is True
         refused_at_once = await pay(lab, transfer("E2E-B9", creditor=BANK_B))
         assert only_status(refused_at_once)[1] == reasons.OFFLINE_CREDITOR_AGENT
+        assert lab.participants[BANK_B].received == []
+        await _bank_b_up(lab, port)
+        await asyncio.sleep(0.3)  # the cool-down: the next transfer is the probe
+        assert only_status(await pay(lab, transfer("E2E-B10", creditor=BANK_B)))[0] is (
+            TxStatus.SETTLED)
+        assert await _breaker_open(lab, BANK_B) is False
+        assert only_status(await pay(lab, transfer("E2E-B11", creditor=BANK_B)))[0] is (
+            TxStatus.SETTLED)
+    finally:
+        await lab.stop()
+
+
+async def test_issue_21_a_probe_refused_at_intake_does_not_cut_a_healthy_creditor_off(
+    tmp_path: Path,
+) -> None:
+    """Issue #21: after the cool-down the first transfer to the creditor took the breaker's
+    one probe; refused AM04 at intake, it never gave it back, and every later transfer to the
+    healthy creditor got AB08 until an operator signed it on again."""
+    lab = await SwitchLab(tmp_path / "s.sqlite", breaker_failures=2,
+                          breaker_cooldown_s=0.2).start()
+    try:
+        port = await _bank_b_down(lab)
+        for n in range(2):
+            await pay(lab, transfer(f"E2E-L{n}", creditor=BANK_B))
+        assert await _breaker_open(lab, BANK_B) is True
+        await _bank_b_up(lab, port)
+        await lab.admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                        json={"position_limit_vnd": 3_000_000})
+        await asyncio.sleep(0.3)
+        too_much = await pay(lab, transfer("E2E-L2", 3_000_001, creditor=BANK_B))
+        assert only_status(too_much) == (TxStatus.REJECTED, reasons.INSUFFICIENT_FUNDS)
+        again = await pay(lab, transfer("E2E-L2", creditor=BANK_B))  # DUPL: refused too
+        assert only_status(again)[1] == reasons.DUPLICATE
+        assert only_status(await pay(lab, transfer("E2E-L3", creditor=BANK_B)))[0] is (
+            TxStatus.SETTLED)
+        assert await _breaker_open(lab, BANK_B) is False
     finally:
         await lab.stop()
 

@@ -103,3 +103,85 @@ def test_modules_import_each_other_without_cycles() -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+# The switch's memory (switch/book.py): what only the book changes. Attribute names; a write is
+# an assignment to one (or to an item of one), or a call of a method on one that is not a read.
+BOOK_STATE = {"positions", "net_vnd", "reserved_vnd", "cycle_id", "known_ids", "in_flight",
+              "taking", "returning", "breakers", "signed_off", "position_limit_vnd",
+              "outcome"}
+READS = {"get", "items", "values", "keys", "copy", "done", "admits", "headroom_vnd"}
+BOOK_ONLY_CALLS = {"advance"}  # Transfer.advance: the one change of a transfer's state
+# Types whose own methods change their own fields (the book calls those methods).
+OWN_FIELDS = {"switch.positions", "switch.participants", "switch.transfer"}
+
+
+def _names_state(node: ast.expr) -> bool:
+    """Whether `node` is, or is an item or attribute of, one of the book's attributes."""
+    while isinstance(node, ast.Attribute | ast.Subscript):
+        if isinstance(node, ast.Attribute) and node.attr in BOOK_STATE:
+            return True
+        node = node.value
+    return False
+
+
+def _own_field(node: ast.expr) -> bool:
+    while isinstance(node, ast.Subscript | ast.Attribute) and not (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+        node = node.value
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and (
+        node.value.id == "self")
+
+
+def _writes_of_the_book_s_state(module: str, tree: ast.AST) -> list[str]:
+    found = []
+    constructors = {id(node) for function in ast.walk(tree)
+                    if isinstance(function, ast.FunctionDef) and function.name == "__init__"
+                    for node in ast.walk(function)}
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign | ast.Delete):
+            targets = node.targets
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign):
+            targets = [node.target]
+        for target in targets:
+            if not _names_state(target):
+                continue
+            if _own_field(target) and (module in OWN_FIELDS or id(node) in constructors):
+                continue
+            found.append(f"{module}:{node.lineno} assigns {ast.unparse(target)}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            method = node.func
+            changes_state = method.attr not in READS and _names_state(method.value) and not (
+                _own_field(method.value) and (module in OWN_FIELDS or id(node) in constructors))
+            if changes_state or (method.attr in BOOK_ONLY_CALLS and module not in OWN_FIELDS):
+                found.append(f"{module}:{node.lineno} calls {ast.unparse(method)}")
+    return found
+
+
+def test_only_the_book_writes_the_switch_s_memory() -> None:
+    """Issue #21: one writer. Positions, reservations, the transfers in flight and being
+    taken, the ids known and returning, the open cycle, breakers, limits, sign-offs and a
+    transfer's state change in switch/book.py alone; every other module of the switch asks
+    the book."""
+    found = [write for module, path in _modules().items()
+             if module.startswith("switch.") and module != "switch.book"
+             for write in _writes_of_the_book_s_state(module,
+                                                      ast.parse(path.read_text("utf-8")))]
+    assert not found, found
+
+
+def test_the_check_of_the_book_s_writers_sees_a_write() -> None:
+    """The check above fails on writes as they were before the book (issue #21)."""
+    before = ast.parse(
+        "def f(state, transfer, participant):\n"
+        "    state.in_flight[transfer.end_to_end_id] = transfer\n"
+        "    state.positions.release(transfer.debtor_bic, 5)\n"
+        "    state.cycle_id += 1\n"
+        "    transfer.advance('SETTLED')\n"
+        "    participant.position_limit_vnd = 5\n"
+        "    state.known_ids.discard('x')\n"
+        "    transfer.outcome.set_result(None)\n")
+    assert len(_writes_of_the_book_s_state("switch.intake", before)) == 7
+    reads = ast.parse("def f(state):\n    return state.in_flight.get('x'), len(state.known_ids)\n")
+    assert _writes_of_the_book_s_state("switch.intake", reads) == []
