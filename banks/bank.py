@@ -51,6 +51,7 @@ from protocol.http import (
     sign_answers,
     xml_response,
 )
+from protocol.ids import booking_key, wire_end_to_end_id
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
     CreditTransfer,
@@ -224,11 +225,12 @@ class Bank:
             if reason is None and behaviour.chance(behaviour.reject_rate):
                 reason = behaviour.reject_reason
             reason = behaviour.wrong_reason_codes.get(reason or "", reason)
+            key = booking_key(tx.end_to_end_id, tx.tx_id)
             if reason is None and behaviour.double_credit_on_redelivery and self.ledger.knows(
-                    tx.end_to_end_id):
-                self._redelivered.add(tx.end_to_end_id)
+                    key):
+                self._redelivered.add(key)
             if reason is None:
-                holds.append(Hold(tx.end_to_end_id, tx.tx_id, tx.creditor_account, tx.amount_vnd))
+                holds.append(Hold(key, tx.tx_id, tx.creditor_account, tx.amount_vnd))
             statuses.append(TransactionStatus(
                 original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
                 status=TxStatus.REJECTED if reason else TxStatus.ACCEPTED, reason_code=reason,
@@ -302,9 +304,9 @@ class Bank:
         participant never accepted are results of transfers it sent as debtor agent."""
         settled, rejected = [], []
         for item in report.transactions:
-            e2e = item.original_end_to_end_id
+            e2e = booking_key(item.original_end_to_end_id, item.original_tx_id)
             if not self.ledger.knows(e2e):
-                self.debtor_results[e2e] = item
+                self.debtor_results[item.original_end_to_end_id] = item
             elif item.status is TxStatus.SETTLED:
                 settled.append(e2e)
             elif item.status is TxStatus.REJECTED:
@@ -356,18 +358,22 @@ class Bank:
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
             items=[PaymentReturnItem(
                 return_id=new_id("RT"), original_end_to_end_id=(
-                    new_id("OR") if self.behaviour.return_wrong_original else h.end_to_end_id),
+                    new_id("OR") if self.behaviour.return_wrong_original
+                    else wire_end_to_end_id(h.end_to_end_id)),
                 original_tx_id=h.tx_id, returned_amount_vnd=h.amount_vnd,
                 reason_code=reason_code, amount_text=str(h.amount_vnd),
             ) for h in due],
         )
+        key_of_return = {item.return_id: h.end_to_end_id
+                         for item, h in zip(message.items, due, strict=True)}
         try:
             reply = await self._deliver(delay_s, message)
             answer = reply.message.document if reply is not None and reply.message else None
             if not isinstance(answer, PaymentStatusReport):
                 return
             amounts = {h.end_to_end_id: h.amount_vnd for h in due}
-            done = [i.original_end_to_end_id for i in answer.transactions
+            done = [key_of_return.get(i.original_tx_id, i.original_end_to_end_id)
+                    for i in answer.transactions
                     if i.status is TxStatus.SETTLED or i.reason_code == reasons.DUPLICATE]
             booked = self.ledger.record_returns(
                 (e2e, amounts[e2e]) for e2e in done if e2e in amounts)

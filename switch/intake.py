@@ -97,12 +97,14 @@ class Intake:
         """
         state = self.state
         book = state.book
+        owners: dict[str, str] = {}
         if book.knows_any(message.transactions):
             resent = await self._resent(debtor_bic, message, body_sha256)
             if resent is not None:
                 return resent
+            owners = await self._owners(book.owners_wanted(message.transactions))
         accepted, duplicates = book.take(debtor_bic, message, bulk, self._resolve,
-                                         asyncio.get_running_loop(), time.time())
+                                         asyncio.get_running_loop(), time.time(), owners)
         if accepted:
             try:
                 decided = await state.store.record_new(debtor_bic, message.msg_id, body_sha256,
@@ -117,7 +119,10 @@ class Intake:
                 book.untake(accepted)
                 raise
             accepted = book.taken(accepted, duplicates, decided)
-        refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
+        if duplicates:
+            owners |= await self._owners(book.owners_wanted(duplicates))
+        refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic,
+                                                 owners)
         pending = [t for t in accepted if t.state is TransferState.PENDING]
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
@@ -147,24 +152,36 @@ class Intake:
             return None
         if digest != body_sha256:
             return Submission(group_reason=reasons.DUPLICATE_MESSAGE_ID)
-        statuses = await self._duplicate_statuses(message.transactions, message.msg_id,
-                                                  debtor_bic)
+        statuses = await self._duplicate_statuses(
+            message.transactions, message.msg_id, debtor_bic,
+            await self._owners(self.state.book.owners_wanted(message.transactions)))
         self.state.events.refused.fire(debtor_bic=debtor_bic, statuses=statuses)
         return Submission(refused=statuses)
 
+    async def _owners(self, end_to_end_ids: list[str]) -> dict[str, str]:
+        """The debtor of each of these known ids, from the journal (issue #22: an id is
+        keyed by its debtor when another used it first)."""
+        if not end_to_end_ids:
+            return {}
+        return {e2e: t.debtor_bic for e2e, t in (await self.state.store.lookup(
+            end_to_end_ids)).items()}
+
     async def _duplicate_statuses(
-        self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str
+        self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str,
+        owners: dict[str, str]
     ) -> list[TransactionStatus]:
         """A re-sent message (same MsgId, same debtor) gets the known outcome; any other reuse
-        of an end-to-end id is refused DUPL and leaves the original untouched."""
+        of an end-to-end id by the same debtor is refused DUPL and leaves the original
+        untouched (another debtor's use of the id is none of this one's business)."""
         if not duplicates:
             return []
-        taking = self.state.book.taking
-        known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates
-                                          if tx.end_to_end_id not in taking])
+        book = self.state.book
+        taking = book.taking
+        keys = [book.key_for(debtor_bic, tx.end_to_end_id, owners) for tx in duplicates]
+        known = await lookup(self.state, [key for key in keys if key not in taking])
         statuses = []
-        for tx in duplicates:
-            original = taking.get(tx.end_to_end_id) or known.get(tx.end_to_end_id)
+        for tx, key in zip(duplicates, keys, strict=True):
+            original = taking.get(key) or known.get(key)
             if original is not None and original.msg_id == msg_id and (
                 original.debtor_bic == debtor_bic
             ):

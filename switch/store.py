@@ -601,7 +601,7 @@ class JournalTransfer:
         journal keeps 0 for it: the switch takes no other amount of 0)."""
         t = self.transfer
         return {
-            "end_to_end_id": t.end_to_end_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
+            "end_to_end_id": t.wire_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
             "debtor_bic": t.debtor_bic, "creditor_bic": t.creditor_bic,
             "amount_vnd": t.amount_vnd or None, "mode": "bulk" if t.bulk else "instant",
             "state": str(t.state), "reason_code": t.reason_code, "reason_by": t.reason_by,
