@@ -21,8 +21,9 @@ to send; the total bound is checked here at accept.
 Every request is authenticated from its head (protocol/http.py `authenticate`, RFC 9421)
 before a byte of its body is read, so only an authenticated participant's bodies are charged.
 Until a connection carries an authenticated request it is in the unauthenticated pool:
-at most `max_unauthenticated_connections` of them, the oldest closed when a new one comes,
-each head due within `unauthenticated_timeout_s`. Nothing an unauthenticated client
+at most `max_unauthenticated_connections` of them, the oldest closed when a new one comes
+(if it has had a second to authenticate; the new one otherwise), each head due within
+`unauthenticated_timeout_s`. Nothing an unauthenticated client
 does holds more than that pool, so it cannot delay a participant's connection, request or body.
 
 Bodies being read hold bytes of three budgets (`BodyBudgets`): the server's, shared by all;
@@ -62,6 +63,9 @@ SMALL_LANE_PER_PEER_BYTES = MIB
 # After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
 # client sees the answer, not a reset) even once the client has gone: this long at most.
 MAX_LINGERING_S = 1.0
+# A connection in a full unauthenticated pool is closed for a newer one only once it has had
+# this long to send an authenticated head.
+MIN_UNAUTHENTICATED_AGE_S = 1.0
 # What a client causes: a head or body aiohttp cannot parse or decode, a connection dropped.
 CLIENT_ERRORS = (HttpProcessingError, RequestPayloadError, ConnectionError,
                  asyncio.IncompleteReadError)
@@ -71,7 +75,7 @@ class ServerLimits(BaseModel):
     """Deadlines and bounds of one party's server (the switch's `transport:` settings).
 
     Defaults: until a connection has carried an authenticated request, a head is due within
-    5 s (an honest client sends it at once) and 256 such connections may wait at a time;
+    5 s (an honest client sends it at once) and 1,024 such connections may wait at a time;
     a head is a few hundred bytes, sent at once by any honest client (Go servers are
     commonly given 2-10 s); 60 s for a body reads the largest message (128 MiB) at 2.2 MB/s;
     75 s of idle keep-alive outlives aiohttp clients' own 15 s, so the client closes first;
@@ -89,11 +93,15 @@ class ServerLimits(BaseModel):
     max_body_bytes_reading: int = Field(2 * MAX_MESSAGE_BYTES, ge=MIB, le=64 * 1024 * MIB)
     max_body_bytes_reading_per_peer: int = Field(MAX_MESSAGE_BYTES // 2, ge=MIB,
                                                  le=64 * 1024 * MIB)
-    max_unauthenticated_connections: int = Field(256, ge=1, le=1_000_000)
+    max_unauthenticated_connections: int = Field(1_024, ge=1, le=1_000_000)
     unauthenticated_timeout_s: float = Field(5.0, gt=0, le=300)
 
 
 SERVER_LIMITS = web.AppKey("server_limits", ServerLimits)
+# A server that authenticates nobody (the bench's bare floor): every connection stays in the
+# unauthenticated pool, so the pool is as large as the server.
+UNAUTHENTICATED_SERVER_LIMITS = ServerLimits(
+    max_unauthenticated_connections=ServerLimits().max_connections)
 
 
 class ByteBudget:
@@ -213,18 +221,24 @@ class Guard:
         self.bodies = BodyBudgets(limits)
         self.connections = 0
         self.by_owner: Counter[str] = Counter()
-        self.unauthenticated: dict[GuardedConnection, None] = {}
+        self.unauthenticated: dict[GuardedConnection, float] = {}  # -> accepted at (loop s)
         self.request_ids = RequestIds()
         self.failures = FailureLog()
 
-    def admit(self, connection: GuardedConnection) -> None:
-        """A new connection joins the unauthenticated pool; the oldest leaves it, closed,
-        when the pool is full."""
-        self.unauthenticated[connection] = None
-        if len(self.unauthenticated) > self.limits.max_unauthenticated_connections:
-            oldest = next(iter(self.unauthenticated))
-            del self.unauthenticated[oldest]
+    def admit(self, connection: GuardedConnection, now_s: float) -> None:
+        """A new connection joins the unauthenticated pool. When the pool is full the oldest
+        leaves it, closed, if it has had MIN_UNAUTHENTICATED_AGE_S to authenticate (an honest
+        client sends its head at once); otherwise the new one is closed: a burst of honest
+        new connections is never cut short by a burst of newer ones."""
+        pool = self.unauthenticated
+        if len(pool) >= self.limits.max_unauthenticated_connections:
+            oldest, admitted_s = next(iter(pool.items()))
+            if now_s - admitted_s < MIN_UNAUTHENTICATED_AGE_S:
+                connection.force_close()
+                return
+            del pool[oldest]
             oldest.force_close()
+        pool[connection] = now_s
 
 
 class GuardedConnection(RequestHandler):
@@ -250,9 +264,10 @@ class GuardedConnection(RequestHandler):
         if self.guard.connections > self.guard.limits.max_connections:
             self.force_close()
             return
-        self._head_due_s = self._guard_loop.time() + self._head_timeout_s()
+        now_s = self._guard_loop.time()
+        self._head_due_s = now_s + self._head_timeout_s()
         self._schedule(self._head_due_s)
-        self.guard.admit(self)
+        self.guard.admit(self, now_s)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.guard.connections -= 1

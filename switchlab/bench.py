@@ -56,6 +56,7 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import bind, serve, start_process, stop_process
+from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
 from switchlab import postgres
 from switchlab.machine import busy_cpu_s, probe
 from switchlab.progress import Progress, stage
@@ -185,6 +186,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
         return web.Response(body=answer, content_type="application/xml")
 
     creditor_app = web.Application()
+    creditor_app[SERVER_LIMITS] = UNAUTHENTICATED_SERVER_LIMITS  # it checks no signature
     creditor_app.router.add_post("/iso20022", creditor)
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)

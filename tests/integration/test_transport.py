@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 
 from protocol import codec, signing
 from protocol.codec import new_id
-from protocol.http import SWITCH_MESSAGES_PATH, wrap
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.peerlog import LINES_PER_PEER
 from protocol.runtime import bind, start_process, stop_process
@@ -483,3 +484,28 @@ async def test_issue22_obs6_unsigned_gzip_junk_writes_a_few_lines_and_no_traceba
     assert 1 <= len(about_the_client) <= LINES_PER_PEER
     assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
     assert "Traceback" not in caplog.text
+
+
+async def test_issue22_unauthenticated_connections_share_one_pool_and_keep_nobody_out(
+        tmp_path: Path) -> None:
+    """A full pool of connections that never authenticate (idle, or a head trickling in)
+    keeps no participant out: the treasury's new connection takes the place of the oldest,
+    which had its second to authenticate."""
+    lab = await SwitchLab(tmp_path / "s.sqlite", transport={
+        "max_unauthenticated_connections": 8, "head_timeout_s": 30.0,
+        "unauthenticated_timeout_s": 30.0}).start()
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", lab.port) for _ in range(8)]
+        for _, writer in held:
+            writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: s\r\n")
+        await asyncio.sleep(1.5)  # past MIN_UNAUTHENTICATED_AGE_S (a bound, not a measure)
+        async with aiohttp.ClientSession() as session:
+            treasury = Peer(session, f"{lab.url}{SWITCH_MESSAGES_PATH}", TREASURY,
+                            lab.participants[TREASURY].credentials, SWITCH_BIC)
+            paid = await treasury.send(credit_transfers([transfer("E2E-POOL")]), timeout_s=5.0)
+        assert paid.message.document.transactions[0].status is TxStatus.SETTLED
+        assert await closed_by_the_switch(held[0][0])  # the oldest made room
+        for _, writer in held:
+            writer.close()
+    finally:
+        await lab.stop()
