@@ -199,6 +199,11 @@ async def _read_reserved(request: web.Request, max_bytes: int) -> bytes:
         return b"".join(chunks)
     except ConnectionError:  # dropped at its body deadline, or gone
         raise _refuse(web.HTTPRequestTimeout, "408: the body did not arrive in time\n") from None
+    except RuntimeError:  # aiohttp's "Connection closed.": the sender gave up mid-body
+        if request.transport is not None and not request.transport.is_closing():
+            raise
+        raise _refuse(web.HTTPRequestTimeout, "408: the connection closed before the body "
+                      "was whole\n") from None
 
 
 # the request's Claim, once its signature checks

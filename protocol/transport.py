@@ -74,8 +74,9 @@ CLIENT_ERRORS = (HttpProcessingError, RequestPayloadError, ConnectionError,
 class ServerLimits(BaseModel):
     """Deadlines and bounds of one party's server (the switch's `transport:` settings).
 
-    Defaults: until a connection has carried an authenticated request, a head is due within
-    5 s (an honest client sends it at once) and 1,024 such connections may wait at a time;
+    Defaults: until a connection has carried an authenticated request, its head is due within
+    10 s (lower it to shorten what a silent client holds; an honest one sends its head at
+    once, but a loaded receiver may read it late) and 1,024 such connections may wait;
     a head is a few hundred bytes, sent at once by any honest client (Go servers are
     commonly given 2-10 s); 60 s for a body reads the largest message (128 MiB) at 2.2 MB/s;
     75 s of idle keep-alive outlives aiohttp clients' own 15 s, so the client closes first;
@@ -94,7 +95,7 @@ class ServerLimits(BaseModel):
     max_body_bytes_reading_per_peer: int = Field(MAX_MESSAGE_BYTES // 2, ge=MIB,
                                                  le=64 * 1024 * MIB)
     max_unauthenticated_connections: int = Field(1_024, ge=1, le=1_000_000)
-    unauthenticated_timeout_s: float = Field(5.0, gt=0, le=300)
+    unauthenticated_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 SERVER_LIMITS = web.AppKey("server_limits", ServerLimits)
