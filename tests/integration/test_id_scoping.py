@@ -116,6 +116,11 @@ async def test_issue22_two_debtors_one_id_are_told_apart_everywhere(lab: SwitchL
                                params={"debtor": BANK_B})
     assert (banks["end_to_end_id"], banks["debtor_bic"], banks["state"]) == (  # type: ignore[index]
         "E2E-SHARED", BANK_B, "RETURNED")
+    # After a restart, memory rebuilt from the journal tells them apart the same way.
+    await lab.restart_switch()
+    assert (await ask(lab, BANK_B, "E2E-SHARED"))[2] == "TX-OF-BANK-B"
+    again = await pay(lab, transfer("E2E-SHARED", debtor=BANK_B), sender=BANK_B)
+    assert only_status(again) == (TxStatus.REJECTED, reasons.DUPLICATE)  # its own, twice
     # The creditor's statement books both transfers under the id as sent.
     status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
     assert status == 200
