@@ -113,10 +113,6 @@ class HmacKey:
     def verify(self, base: bytes, signature: bytes) -> bool:
         return hmac.compare_digest(self.sign(base), signature)
 
-    @property
-    def secret(self) -> bytes:
-        return self._secret
-
     def __repr__(self) -> str:
         return "HmacKey(<secret>)"
 
@@ -286,8 +282,9 @@ def _one(headers: _Headers, name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Input:
-    label: str
-    components: tuple[str, ...]
+    """A parsed signature: its parameters as sent (they enter the base verbatim) and read,
+    the signature's bytes and its Signature member as an answer covers it."""
+
     params_text: str
     params: dict[str, str | int]
     signature: bytes
@@ -326,7 +323,7 @@ def _parse(headers: _Headers, components: tuple[str, ...], tag: str) -> _Input:
         raise SignatureError(f"{SIGNATURE_HEADER} is not base64") from None
     if params.get("tag") != tag:
         raise SignatureError(f"the signature's tag must be {tag!r}")
-    return _Input(label, components, params_text, params, raw, f":{signature.group(2)}:")
+    return _Input(params_text, params, raw, f":{signature.group(2)}:")
 
 
 def _check_params(parsed: _Input, key: VerifyKey, now_s: float | None, *,
