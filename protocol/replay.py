@@ -5,8 +5,9 @@ Each id is kept until the signature it came in can no longer be accepted: signin
 after its `created`, which is at most signing.FUTURE_SKEW_S ahead of our clock. Ids are
 forgotten in the order they were taken (one deque), so remembering and forgetting cost O(1).
 The memory is bounded: at `max_ids` ids in the window, a new request is refused (503) rather
-than the oldest forgotten, since forgetting it early would let it be replayed. A million ids
-(~120 MB) hold 3,300 requests a second for the whole window.
+than the oldest forgotten, since forgetting it early would let it be replayed. Measured: ~190
+bytes an id besides its nonce (~250 MB at the bound of a million, which holds 3,300 requests a
+second for the whole window) and ~7 µs a take on this loaded 2-core VM.
 """
 
 from __future__ import annotations
