@@ -70,6 +70,7 @@ from protocol.retry import with_backoff
 from protocol.runtime import bind, run_event_loop, serve, until_stopped
 from protocol.settings import SettingsError
 from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
+from protocol.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ class Bank:
 
     async def start(self) -> None:
         """Open the channel to the switch; resume returns a previous run had not finished."""
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.config.client_ssl()))
         self._switch = Peer(self._session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
                             self.config.bic, self.senders[self.config.switch_bic].credentials,
                             self.config.switch_bic,
@@ -558,7 +560,8 @@ async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -
     """Serve one participant until SIGTERM or SIGINT. The first line printed, "... listening
     on URL", tells whoever started the process that it is ready and where."""
     bound = bind(host, port)
-    runner = await serve(create_bank_app(Bank(config)), bound)
+    runner = await serve(create_bank_app(Bank(config)), bound,
+                         None if config.tls is None else server_context(config.tls))
     try:
         print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
         await until_stopped()

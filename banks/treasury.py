@@ -470,7 +470,7 @@ class Treasury:
         in_flight = self.config.files_in_flight if self.config.mode == "bulk" else (
             self.config.concurrency)
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=in_flight + 1))
+            connector=aiohttp.TCPConnector(limit=in_flight + 1, ssl=self.config.client_ssl()))
         try:
             self._running = (await self._verified() if self.config.verify
                              else range(len(table)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from protocol.http import idempotency_key
 from protocol.keys import Signing, SwitchKeys, private_key_text, public_key_text
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Ed25519SigningKey
+from protocol.tls import TlsFiles, client_context, make_lab_pki, server_context
 from switch.app import create_app
 from switch.config import parse_config
 
@@ -60,6 +62,9 @@ class WorldSettings:
     # kept across starts: a lab that survives a crash of its process (`switchlab payout`).
     ledger_dir: Path | None = None
     keep_journal: bool = False
+    # Mutual TLS everywhere (issue #22): the lab makes an authority and every party's
+    # certificate at start (protocol/tls.py) and marks every participant `mtls: true`.
+    mtls: bool = False
 
 
 class LinkRefused(RuntimeError):
@@ -111,22 +116,40 @@ class World:
         self.session: aiohttp.ClientSession | None = None
         self.switch_workers: list[asyncio.subprocess.Process | None] = []
         self.bank_processes: dict[str, asyncio.subprocess.Process] = {}
+        self.pki: dict[str, TlsFiles] = (
+            make_lab_pki(self.run_dir / "tls", [SWITCH_BIC, *self.keys.handed])
+            if settings.mtls else {})
+
+    def _url(self, socket: BoundSocket) -> str:
+        """A party's base URL: https in a lab with mutual TLS."""
+        return socket.base_url.replace("http://", "https://", 1) if self.pki else (
+            socket.base_url)
+
+    def _server_ssl(self, bic: str) -> ssl.SSLContext | None:
+        return server_context(self.pki[bic]) if self.pki else None
+
+    def _tls_of(self, bic: str) -> dict[str, Any]:
+        return {"tls": self.pki[bic]} if self.pki else {}
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
             "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
-            "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{self._url(sockets[TREASURY_BIC])}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
         } | self.keys.registered[TREASURY_BIC]]
         participants += [{
             "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
-            "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{self._url(sockets[bic])}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
         } | self.keys.registered[bic] for bic in self.settings.behaviours]
+        if self.pki:
+            for participant in participants:
+                participant["mtls"] = True
+        tls = {"tls": self.pki[SWITCH_BIC].model_dump(mode="json")} if self.pki else {}
         return {
             "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
                        "admin_token": self.admin_token} | self.settings.switch_settings
-                      | self.keys.switch,
+                      | self.keys.switch | tls,
             "participants": participants,
         }
 
@@ -137,7 +160,7 @@ class World:
             (run_dir / "switch.sqlite").unlink(missing_ok=True)
         sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
-        self.switch_url = switch_socket.base_url
+        self.switch_url = self._url(switch_socket)
         config = self._switch_config(sockets)
         if self.settings.switch_process:
             config["switch"]["port"] = switch_socket.hand_over()
@@ -145,7 +168,8 @@ class World:
             self._switch_config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
             await self.start_switch_process()
         else:
-            self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
+            self.runners.append(await serve(create_app(parse_config(config)), switch_socket,
+                                            self._server_ssl(SWITCH_BIC)))
         ledgers = None if self.settings.bank_ledgers is None else (
             self.settings.bank_ledgers.resolve())
         ledger_folder = ledgers or (None if self.settings.ledger_dir is None
@@ -154,24 +178,29 @@ class World:
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
                 switch_url=self.switch_url, switch_bic=SWITCH_BIC, **self.keys.handed[bic],
-                admin_token=self.admin_token, behaviour=behaviour,
+                **self._tls_of(bic), admin_token=self.admin_token, behaviour=behaviour,
                 ledger_path=None if ledger_folder is None else ledger_folder / f"{bic}.sqlite",
             )
-            self.bank_urls[bic] = sockets[bic].base_url
+            self.bank_urls[bic] = self._url(sockets[bic])
             if ledgers is not None:
                 await self._start_bank_process(bank_config, sockets[bic])
                 continue
             bank = Bank(bank_config, population.accounts_for(bic))
             self.banks[bic] = bank
-            self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
+            self.runners.append(await serve(create_bank_app(bank), sockets[bic],
+                                            self._server_ssl(bic)))
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
+            **self.keys.handed[TREASURY_BIC], **self._tls_of(TREASURY_BIC),
+            **self.settings.treasury.model_dump(),
         ))
-        self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
+        self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC],
+                                        self._server_ssl(TREASURY_BIC)))
         self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S),
+            connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(
+                cafile=str(self.pki[SWITCH_BIC].authority)) if self.pki else True))
         await self._link_directory(population)
 
     async def _link_directory(self, population: Population) -> None:
@@ -195,9 +224,18 @@ class World:
     async def register_links(self, bic: str, entries: Sequence[Mapping[str, str]]
                              ) -> list[dict[str, str]]:
         """Register links as participant `bic` does, over its signed API (citizen_id,
-        account_id, holder_name each); the switch's verdict per entry."""
+        account_id, holder_name each); the switch's verdict per entry. With mutual TLS, over a
+        connection with `bic`'s own certificate."""
         assert self.session is not None
-        client = DirectoryClient(self.session, self.switch_url, bic,
+        if self.pki:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                    ssl=client_context(self.pki[bic]))) as own:
+                return await self._register(own, bic, entries)
+        return await self._register(self.session, bic, entries)
+
+    async def _register(self, session: aiohttp.ClientSession, bic: str,
+                        entries: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        client = DirectoryClient(session, self.switch_url, bic,
                                  SwitchKeys(**self.keys.handed[bic]).credentials(), SWITCH_BIC)
         verdicts = []
         for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):

@@ -14,7 +14,12 @@ import pytest
 from aiohttp import web
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
+from banks.behaviour import Behaviour
 from banks.ledger import Account
+from banks.payment_table import read_payment_table
+from banks.payout import PayoutStatus
+from banks.population import Mix, generate_population
+from banks.treasury import TreasurySettings
 from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import (
@@ -41,7 +46,7 @@ from protocol.tls import client_context, make_lab_pki, server_context
 from switch.app import create_app
 from switch.config import parse_config
 from switch.gate import senders
-from switchlab.world import provision
+from switchlab.world import World, WorldSettings, provision
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -324,3 +329,23 @@ async def test_issue22_an_admin_change_names_itself_and_a_replay_changes_nothing
         assert status == 200 and summary["cycle_id"] == 2  # type: ignore[index]
     finally:
         await lab.stop()
+
+
+async def test_issue22_a_lab_with_mutual_tls_everywhere_pays_its_table(tmp_path: Path) -> None:
+    """The lab makes its authority and certificates at start; every participant is marked
+    mtls, every server speaks HTTPS and every client shows its certificate: a payout (the
+    directory's links, verification, bulk files, reports and returns) goes through whole."""
+    population = generate_population(60, 4, Mix(participants={BANK_A: 0.5, BANK_B: 0.5}))
+    population.write_payment_table(tmp_path / "table.csv")
+    world = World(WorldSettings(tmp_path / "lab", {BANK_A: Behaviour(), BANK_B: Behaviour()},
+                                treasury=TreasurySettings(mode="bulk", bulk_size=20),
+                                mtls=True))
+    await world.start(population)
+    try:
+        assert world.switch_url.startswith("https://")
+        result = await world.treasury.run(read_payment_table(tmp_path / "table.csv"))
+        assert result.by_status[PayoutStatus.UNRESOLVED] == 0
+        assert result.by_status[PayoutStatus.PAID] > 0
+        assert await world.reconcile(result) == []
+    finally:
+        await world.stop()
