@@ -61,13 +61,15 @@ from protocol.messages import (
     PaymentReturnItem,
     PaymentStatusReport,
     Statement,
+    StatusRequest,
+    StatusRequestItem,
     TransactionStatus,
     TxStatus,
     VerificationReport,
     VerificationRequest,
 )
 from protocol.retry import with_backoff
-from protocol.runtime import bind, run_event_loop, serve, until_stopped
+from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve
 from protocol.settings import SettingsError
 from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
 from protocol.tls import server_context
@@ -140,6 +142,9 @@ class Bank:
         self._sending = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._returning: set[str] = set()  # end-to-end ids whose return is on its way
+        self.debtor_accounts: dict[str, str] = {}  # end-to-end id sent as debtor -> account
+        self.debtor_amounts: dict[str, int] = {}
+        self.inquiries_sent = 0  # pacs.028 asked after an answer that could not be trusted
         self.metrics = BankMetrics(lambda: self.pending_sends)
 
     async def start(self) -> None:
@@ -180,7 +185,7 @@ class Bank:
 
     async def _deliver(self, delay_s: float,
                        document: PaymentStatusReport | PaymentReturn | CreditTransferMessage
-                       ) -> Reply | None:
+                       | StatusRequest) -> Reply | None:
         """Send after `delay_s`, retrying with capped backoff while the switch is unreachable
         or answers 5xx; None when it never took the message."""
         await asyncio.sleep(delay_s)
@@ -222,8 +227,8 @@ class Bank:
         behaviour = self.behaviour
         statuses, holds = [], []
         for tx in message.transactions:
-            reason = self.ledger.check(tx.creditor_account, tx.creditor_name,
-                                       tx.creditor_citizen_id)
+            reason = self.refusal(tx) or self.ledger.check(
+                tx.creditor_account, tx.creditor_name, tx.creditor_citizen_id)
             if reason is None and behaviour.chance(behaviour.reject_rate):
                 reason = behaviour.reject_reason
             reason = behaviour.wrong_reason_codes.get(reason or "", reason)
@@ -251,6 +256,20 @@ class Bank:
             msg_id=new_id("BKA"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
         )
+
+    def refusal(self, tx: CreditTransfer) -> str | None:
+        """What the switch would have refused before forwarding, refused again here: a bank
+        takes no transfer only because the switch sent it (docs/conformance.md, the hostile
+        peer's cases): AM03 another currency than VND, AM12 an amount that is no positive
+        whole number of dong, RC01 a creditor agent that is not this bank."""
+        if tx.currency != "VND":
+            return reasons.NOT_ALLOWED_CURRENCY
+        text = tx.amount_text or str(tx.amount_vnd)
+        if not (text.isascii() and text.isdigit() and text[0] != "0"):
+            return reasons.INVALID_AMOUNT
+        if tx.creditor_agent_bic != self.config.bic:
+            return reasons.WRONG_BIC
+        return None
 
     async def answer(self, message: CreditTransferMessage, request: web.Request
                      ) -> web.Response:
@@ -280,8 +299,8 @@ class Bank:
                         self.pending_sends)
         await asyncio.sleep(delay_s)
         self.metrics.answers.labels(RESPONSE).inc()
-        return self.xml_answer(request, report,
-                               "bulk_answer" if len(message.transactions) > 1 else None)
+        return self.xml_answer(request, report, "bulk_answer" if len(message.transactions) > 1
+                               else "instant_answer")
 
     def xml_answer(self, request: web.Request, document: PaymentStatusReport |
                    VerificationReport, answers: FaultyAnswers | None) -> web.Response:
@@ -308,7 +327,7 @@ class Bank:
         for item in report.transactions:
             e2e = booking_key(item.original_end_to_end_id, item.original_tx_id)
             if not self.ledger.knows(e2e):
-                self.debtor_results[item.original_end_to_end_id] = item
+                self._take_debtor_result(item)
             elif item.status is TxStatus.SETTLED:
                 settled.append(e2e)
             elif item.status is TxStatus.REJECTED:
@@ -338,8 +357,11 @@ class Bank:
             self._returning.update(h.end_to_end_id for h in chunk)
             self._spawn(self._send_returns(delay_s, chunk, reason_code))
 
-    def return_credit(self, end_to_end_id: str, reason_code: str) -> str | None:
-        """Send back one credit now (the conformance hook); why not, or None once on its way."""
+    def return_credit(self, end_to_end_id: str, reason_code: str,
+                      amount_vnd: int | None = None) -> str | None:
+        """Send back one credit now, whole or `amount_vnd` of it (the conformance hook); why
+        not, or None once on its way. An amount above the credit is sent as asked: the
+        switch refuses it AM09 and nothing is debited."""
         booking = self.ledger.bookings.get(end_to_end_id)
         if booking is None or booking.state is not BookingState.CREDITED:
             return f"{end_to_end_id} is not a credit of {self.config.bic}"
@@ -348,7 +370,8 @@ class Bank:
         if not self._room_for(1):
             return f"{self.pending_sends:,} sends pending; try later"
         self._schedule_returns([Hold(end_to_end_id, booking.tx_id, booking.account_id,
-                                     booking.amount_vnd)], reason_code, delay_s=0.0)
+                                     amount_vnd or booking.amount_vnd)], reason_code,
+                               delay_s=0.0)
         return None
 
     async def _send_returns(self, delay_s: float, due: list[Hold], reason_code: str) -> None:
@@ -359,7 +382,7 @@ class Bank:
             msg_id=new_id("BKR"), created_at=datetime.now(UTC),
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
             items=[PaymentReturnItem(
-                return_id=new_id("RT"), original_end_to_end_id=(
+                return_id=self.new_return_id(), original_end_to_end_id=(
                     new_id("OR") if self.behaviour.return_wrong_original
                     else wire_end_to_end_id(h.end_to_end_id)),
                 original_tx_id=h.tx_id, returned_amount_vnd=h.amount_vnd,
@@ -383,6 +406,10 @@ class Bank:
         finally:
             self._returning.difference_update(ids)
 
+    def new_return_id(self) -> str:
+        """A RtrId never used before by this bank (pacs.004 TxInf/RtrId, Max35Text)."""
+        return new_id("RT")
+
     def verification_report(self, request: VerificationRequest) -> VerificationReport:
         """acmt.024 from the ledger: whether each asked account is the named person's."""
         return VerificationReport(
@@ -402,25 +429,37 @@ class Bank:
         """Send one instant pacs.008 to the switch (the conformance hook); why not, or None
         once it is on its way. Sent once: a lost answer is a question for pacs.028, never a
         blind resend."""
-        account = self.ledger.accounts.get(order.debtor_account)
-        if account is None:
-            return f"{self.config.bic} holds no account {order.debtor_account}"
-        if not self._room_for(1):
-            return f"{self.pending_sends:,} sends pending; try later"
-        message = CreditTransferMessage(
-            msg_id=new_id("BKT"), created_at=datetime.now(UTC),
-            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
-            transactions=[CreditTransfer(
+        return self.send_transfers([order])
+
+    def send_transfers(self, orders: list[TransferOrder]) -> str | None:
+        """Send these transfers in one pacs.008 (instant when one, else a bulk whose final
+        statuses the switch pushes); why not, or None once it is on its way."""
+        transactions = []
+        for order in orders:
+            account = self.ledger.accounts.get(order.debtor_account)
+            if account is None:
+                return f"{self.config.bic} holds no account {order.debtor_account}"
+            transactions.append(CreditTransfer(
                 end_to_end_id=order.end_to_end_id, tx_id=order.end_to_end_id,
                 amount_vnd=order.amount_vnd, debtor_name=account.holder_name,
                 debtor_account=account.account_id, debtor_agent_bic=self.config.bic,
                 creditor_name=order.creditor_name, creditor_account=order.creditor_account,
                 creditor_agent_bic=order.creditor_agent_bic, amount_text=str(order.amount_vnd),
-            )])
-        self._spawn(self._send_transfer(message))
+            ))
+        if not self._room_for(1):
+            return f"{self.pending_sends:,} sends pending; try later"
+        for tx in transactions:
+            self.debtor_accounts[tx.end_to_end_id] = tx.debtor_account
+            self.debtor_amounts[tx.end_to_end_id] = tx.amount_vnd
+        self._spawn(self._send_transfer(CreditTransferMessage(
+            msg_id=new_id("BKT"), created_at=datetime.now(UTC),
+            instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
+            transactions=transactions)))
         return None
 
     async def _send_transfer(self, message: CreditTransferMessage) -> None:
+        """Send once; an answer that is lost, or whose signature does not check, is no
+        answer (docs/participants.md, "Check every answer"): ask with pacs.028."""
         switch = self._switch
         assert switch is not None, "the bank is not started"
         try:
@@ -428,18 +467,47 @@ class Bank:
                 reply = await switch.send(message)
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
             self.metrics.send_failures.inc()
-            log.warning("%s: sending %s failed: %r; ask with pacs.028 before any resend",
+            log.warning("%s: sending %s failed: %r; asking with pacs.028",
                         self.config.bic, message.msg_id, error)
+            await self._inquire(message)
             return
         self.messages_sent += 1
+        self._take_debtor_answer(reply)
+
+    def _take_debtor_answer(self, reply: Reply) -> None:
+        """The switch's answer to transfers this bank sent (a bulk's is ACTC: its final
+        statuses come pushed, take_status_report)."""
         answer = reply.message.document if reply.message is not None else None
         if isinstance(answer, PaymentStatusReport):
             for item in answer.transactions:
-                self.debtor_results[item.original_end_to_end_id] = item
+                self._take_debtor_result(item)
+
+    def _take_debtor_result(self, item: TransactionStatus) -> None:
+        """The final status of a transfer this bank sent: a settled one is taken off the
+        debtor's account, once however often it is reported."""
+        e2e = item.original_end_to_end_id
+        self.debtor_results[e2e] = item
+        if item.status is TxStatus.SETTLED and e2e in self.debtor_accounts:
+            self.ledger.debit_sent(e2e, self.debtor_accounts[e2e], self.debtor_amounts[e2e])
+
+    async def _inquire(self, message: CreditTransferMessage) -> None:
+        """pacs.028 for the transfers of a message whose answer did not come or could not be
+        trusted, retried with backoff while the switch cannot be reached."""
+        request = StatusRequest(
+            msg_id=new_id("BKQ"), created_at=datetime.now(UTC),
+            items=[StatusRequestItem(tx.end_to_end_id, tx.tx_id, message.msg_id)
+                   for tx in message.transactions])
+        self.inquiries_sent += 1
+        reply = await self._deliver(0.0, request)
+        if reply is not None:
+            self._take_debtor_answer(reply)
 
     def take_returns(self, message: PaymentReturn) -> None:
+        """Funds of transfers this bank sent coming back: onto the debtor's account, once per
+        end-to-end id however often the pacs.004 is delivered."""
         booked = self.ledger.record_received_returns(
-            (i.original_end_to_end_id, i.returned_amount_vnd) for i in message.items)
+            ((i.original_end_to_end_id, i.returned_amount_vnd) for i in message.items),
+            self.debtor_accounts)
         self.metrics.returns_received.inc(len(booked))
 
 
@@ -563,8 +631,8 @@ async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -
     runner = await serve(create_bank_app(Bank(config)), bound,
                          None if config.tls is None else server_context(config.tls))
     try:
-        print(f"bank {config.bic} listening on {bound.base_url}{INBOUND_PATH}", flush=True)
-        await until_stopped()
+        await ready_until_stopped(f"bank {config.bic} listening on {bound.base_url}"
+                                  f"{INBOUND_PATH}")
     finally:
         await runner.cleanup()
 

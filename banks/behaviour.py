@@ -42,7 +42,7 @@ MAX_REMAPPED_CODES = 50
 # that a conformance run shows the one case that covers it.
 MessageFault = Literal["malformed", "unsigned", "bad_signature", "wrong_sender",
                        "wrong_receiver"]
-FaultyAnswers = Literal["bulk_answer", "verification_answer"]
+FaultyAnswers = Literal["bulk_answer", "instant_answer", "verification_answer"]
 
 
 class Behaviour(BaseModel):

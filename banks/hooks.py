@@ -19,6 +19,7 @@ from protocol.hooks import (
     MAX_HOOK_BODY_BYTES,
     RETURNS_PATH,
     TRANSFERS_PATH,
+    BulkTransferOrder,
     ReturnOrder,
     TransferOrder,
 )
@@ -31,9 +32,12 @@ class Participant(Protocol):
     ledger: Ledger
     senders: Mapping[str, Sender]
 
-    def return_credit(self, end_to_end_id: str, reason_code: str) -> str | None: ...
+    def return_credit(self, end_to_end_id: str, reason_code: str,
+                      amount_vnd: int | None = None) -> str | None: ...
 
     def send_transfer(self, order: TransferOrder) -> str | None: ...
+
+    def send_transfers(self, orders: list[TransferOrder]) -> str | None: ...
 
 
 def _order(model: type[pydantic.BaseModel], payload: object) -> Any:
@@ -60,13 +64,16 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
                     if booking.account_id == account_id
                     and booking.state is BookingState.CREDITED]
         return web.json_response({"account_id": account_id, "balance_vnd": account.balance_vnd,
-                                  "credited": credited[-MAX_CREDITED_LISTED:]})
+                                  "credited": credited[-MAX_CREDITED_LISTED:],
+                                  "held": participant.ledger.held(account_id)[
+                                      -MAX_CREDITED_LISTED:]})
 
     async def make_return(request: web.Request) -> web.Response:
         participant: Participant = request.app[key]
         _, payload = await read_signed_json(request, participant.senders, MAX_HOOK_BODY_BYTES)
         order: ReturnOrder = _order(ReturnOrder, payload)
-        refusal = participant.return_credit(order.end_to_end_id, order.reason_code)
+        refusal = participant.return_credit(order.end_to_end_id, order.reason_code,
+                                            order.amount_vnd)
         if refusal is not None:
             raise web.HTTPConflict(text=f"409: {refusal}\n")
         return web.json_response({"status": "returning"}, status=202)
@@ -74,7 +81,11 @@ def add_routes(app: web.Application, key: web.AppKey[Any]) -> None:
     async def send_transfer(request: web.Request) -> web.Response:
         participant: Participant = request.app[key]
         _, payload = await read_signed_json(request, participant.senders, MAX_HOOK_BODY_BYTES)
-        refusal = participant.send_transfer(_order(TransferOrder, payload))
+        if isinstance(payload, dict) and "transfers" in payload:
+            bulk: BulkTransferOrder = _order(BulkTransferOrder, payload)
+            refusal = participant.send_transfers(bulk.transfers)
+        else:
+            refusal = participant.send_transfer(_order(TransferOrder, payload))
         if refusal is not None:
             raise web.HTTPConflict(text=f"409: {refusal}\n")
         return web.json_response({"status": "sending"}, status=202)

@@ -11,7 +11,7 @@ into one transaction with `batch()`, since a confirmation may carry 1,000 transf
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
@@ -115,6 +115,7 @@ class Ledger:
         self.accounts: dict[str, Account] = {}
         self.bookings: dict[str, Booking] = {}
         self.received_returns: dict[str, int] = {}  # end-to-end id -> amount, as debtor agent
+        self.debited: set[str] = set()  # transfers sent as debtor agent, taken off the debtor
         self._in_batch = False
         self._db: sqlite3.Connection | None = None
         if path is not None:
@@ -317,16 +318,40 @@ class Ledger:
             self.accounts[booking.account_id].balance_vnd -= amount_vnd
         return list(due)
 
-    def record_received_returns(self, returns: Iterable[tuple[str, int]]) -> list[str]:
+    def record_received_returns(self, returns: Iterable[tuple[str, int]],
+                                debtor_accounts: Mapping[str, str] | None = None) -> list[str]:
         """Book funds coming back for transfers this participant sent as debtor agent, once
-        per end-to-end id."""
+        per end-to-end id, onto the debtor's account when `debtor_accounts` (end-to-end id ->
+        account id) names one this ledger holds."""
         due: dict[str, int] = {}
         for e2e, amount_vnd in returns:
             if e2e not in self.received_returns:
                 due.setdefault(e2e, amount_vnd)
-        self._write(("INSERT INTO received_returns VALUES (?,?)", list(due.items())))
+        onto = [(amount_vnd, account_id) for e2e, amount_vnd in due.items()
+                if (account_id := (debtor_accounts or {}).get(e2e)) in self.accounts]
+        self._write(("INSERT INTO received_returns VALUES (?,?)", list(due.items())),
+                    (ADD_TO_BALANCE, onto))
         self.received_returns.update(due)
+        for amount_vnd, account_id in onto:
+            self.accounts[account_id].balance_vnd += amount_vnd
         return list(due)
+
+    def debit_sent(self, end_to_end_id: str, account_id: str, amount_vnd: int) -> bool:
+        """Take a transfer this participant sent as debtor agent, and the switch settled,
+        off the debtor's account: once per end-to-end id (in memory: a restarted mock bank
+        asks again with pacs.028 and would debit again, which a real core must not)."""
+        if end_to_end_id in self.debited or account_id not in self.accounts:
+            return False
+        self._write((ADD_TO_BALANCE, [(-amount_vnd, account_id)]))
+        self.debited.add(end_to_end_id)
+        self.accounts[account_id].balance_vnd -= amount_vnd
+        return True
+
+    def held(self, account_id: str) -> list[str]:
+        """The end-to-end ids held for this account: accepted, neither confirmed nor
+        released."""
+        return [e2e for e2e, b in self.bookings.items()
+                if b.account_id == account_id and b.state is BookingState.HELD]
 
     def credits(self) -> dict[str, int]:
         """End-to-end id -> amount credited, for reconciliation line by line."""

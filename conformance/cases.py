@@ -1,85 +1,54 @@
-"""The conformance cases, registered by name with their tags, whether they are mandatory, and
-what the bank must do (as scenarios/timeline.py registers actions): `--case` and `--tag`
-choose among them, the report shows each one's `expected` beside its verdict.
+"""The creditor's conformance cases (and the first of the debtor's), registered in the test
+plan (conformance/plan.py).
 
-Cases run one after another, in the order of this file. A case raises CaseFailed with one
-sentence, NotApplicable or NotRun; besides, every message the bank sends while it runs is
-checked against the schemas and the scheme's rules (conformance/rules.py).
+A case raises CaseFailed with one sentence, NotApplicable or NotRun; besides, every message
+the bank sends while it runs is checked against the schemas and the scheme's rules
+(conformance/rules.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from banks.accounts_file import DECEASED, OPEN, TestAccount
 from banks.ledger import BLOCKED, CLOSED
 from banks.payout import percentile
-from banks.registry import PARTICIPANTS, SWITCH_BIC
+from banks.registry import SWITCH_BIC
 from conformance.context import (
     UNKNOWN_ACCOUNT,
     CaseFailed,
     Context,
     NotApplicable,
-    NotRun,
     status_text,
 )
-from conformance.lab import COUNTERPART_ACCOUNT, COUNTERPART_BIC, COUNTERPART_HOLDER
+from conformance.plan import case, other_bank
 from conformance.relay import Exchange
 from conformance.rules import unmasked
 from protocol import reasons
 from protocol.codec import new_id
-from protocol.hooks import RETURNS_PATH, TRANSFERS_PATH, Balance
+from protocol.hooks import RETURNS_PATH, Balance
 from protocol.http import SWITCH_MESSAGES_PATH
 from protocol.messages import (
-    CreditTransferMessage,
     PaymentReturn,
+    PaymentReturnItem,
     PaymentStatusReport,
     Statement,
+    TransactionStatus,
     TxStatus,
     VerificationItem,
     VerificationReport,
     VerificationRequest,
 )
-from scenarios.named import Registry
 
 BULK_TRANSACTIONS = 1_000
+SUSTAINED_RATE_PER_S = 20
+SUSTAINED_FOR_S = 2.0
 RETURN_WAIT_S = 15.0
-DEBTOR_WAIT_S = 15.0
-RESEND_WATCH_S = 2.0  # after the switch answered, how long the suite watches for a resend
 WRONG_NAME = "Phạm Thị Khác Tên"
 WRONG_CITIZEN_ID = "079301000999"
-Run = Callable[[Context], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    name: str
-    title: str
-    tags: tuple[str, ...]
-    mandatory: bool
-    expected: str  # what the bank must do, as the report shows it
-    run: Run
-
-
-CASES: Registry[Case] = Registry("conformance case")
-
-
-def case(name: str, title: str, tags: tuple[str, ...], expected: str,
-         mandatory: bool = True) -> Callable[[Run], Run]:
-    """Register a case under `name`; raises ValueError if the name is taken."""
-    def register(run: Run) -> Run:
-        CASES.add(name, Case(name, title, tags, mandatory, " ".join(expected.split()), run))
-        return run
-    return register
-
-
-def other_bank(bic: str) -> str:
-    """A BIC of the lab that is not `bic`: the receiver a misaddressed message names."""
-    return next(other for other in PARTICIPANTS if other != bic)
 
 
 # ---- as creditor, through the switch ---------------------------------------------------------
@@ -88,7 +57,8 @@ def other_bank(bic: str) -> str:
       "credited once", ("creditor", "instant", "switch"), """A pacs.008 for an open account,
       forwarded by the switch, is answered with a pacs.002 ACCP within the creditor deadline
       (5 s), with the right head.001 and ids, signed; the switch's ACSC confirmation is
-      acknowledged with 2xx; the account is then credited once, by the amount.""")
+      acknowledged with 2xx; the account is then credited once, by the amount.""",
+      catches="a bank that cannot take a plain instant transfer, or credits it twice")
 async def accept(ctx: Context) -> None:
     await settled_credit(ctx, ctx.accounts.need(OPEN), 100_000)
 
@@ -118,7 +88,8 @@ def _rejection(name: str, what: str, code: str, status: str | None,
     @case(f"creditor.reject-{name}", f"{what}: RJCT {code}", ("creditor", "reasons", "switch"),
           f"""A pacs.008 to {what.lower()}, forwarded by the switch, is answered RJCT with the
           reason code {code} ({reasons.DESCRIPTIONS[code]}), given by the bank, within the
-          deadline; nothing is credited.""")
+          deadline; nothing is credited.""",
+          catches=f"a wrong reason code, an ACCP, or a credit, for {what.lower()}")
     async def reject(ctx: Context) -> None:
         account = ctx.accounts.need(status) if status else None
         if account is None:
@@ -151,7 +122,8 @@ _rejection("deceased", "The account of a deceased holder", reasons.CREDITOR_DECE
 @case("creditor.no-credit-before-confirmation", "No credit on ACCP, one credit on ACSC",
       ("creditor", "credit", "scheme"), """After answering ACCP the bank only holds the
       amount: the account is not credited until the switch's ACSC confirmation, and is
-      credited once after it.""")
+      credited once after it.""",
+      catches="a credit on the bank's own ACCP, before the switch's ACSC")
 async def no_credit_before_confirmation(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -164,15 +136,24 @@ async def no_credit_before_confirmation(ctx: Context) -> None:
 
 
 @case("creditor.no-credit-after-refusal", "No credit once the switch rejected the transfer",
-      ("creditor", "credit", "notices", "scheme"), """When the switch rejects a transfer the
-      bank accepted (RJCT AB05: its answer came too late, and the switch refused it), the bank
-      acknowledges the rejection with 2xx, releases the hold and never credits it.""")
+      ("creditor", "credit", "notices", "holds", "scheme"), """When the switch rejects a
+      transfer the bank accepted (RJCT AB05: its answer came too late, and the switch refused
+      it), the bank acknowledges the rejection with 2xx, releases the hold (its balance
+      query's "held" lists the transfer after ACCP, and no longer after the RJCT) and never
+      credits it.""", version=2,
+      catches="a credit after the switch's RJCT; a hold never released after RJCT")
 async def no_credit_after_refusal(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     tx, message, _ = await ctx.accepted(account, 220_000)
     before = await ctx.balance(account)
+    if tx.end_to_end_id not in await ctx.holds(account):
+        raise CaseFailed(f"after its ACCP of {tx.end_to_end_id} the bank's balance query does "
+                         f"not list it as held on {account.account_id}: a hold must be "
+                         "visible until the switch confirms or rejects")
+    ctx.note(f"the bank holds {tx.end_to_end_id} after its ACCP")
     await ctx.confirm(tx, message, TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)
-    await asyncio.sleep(1.0)
+    await ctx.expect_released(account, tx.end_to_end_id,
+                              "after the switch rejected the transfer (RJCT AB05)")
     await ctx.expect_not_credited(account, tx.end_to_end_id, before,
                                   "after the switch rejected the transfer (RJCT AB05)")
 
@@ -180,7 +161,8 @@ async def no_credit_after_refusal(ctx: Context) -> None:
 @case("creditor.redelivery", "The same transfer delivered twice is credited once",
       ("creditor", "duplicates", "scheme"), """The same pacs.008, byte for byte, delivered twice
       (newly signed) is answered consistently both times (the same status for the end-to-end
-      id); after the ACSC the account is credited once.""")
+      id); after the ACSC the account is credited once.""",
+      catches="a redelivered pacs.008 booked twice, or answered otherwise")
 async def redelivery(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -198,7 +180,8 @@ async def redelivery(ctx: Context) -> None:
 @case("creditor.confirmation-twice", "A confirmation posted twice books once",
       ("creditor", "notices", "duplicates", "scheme"), """The switch's ACSC confirmation
       posted twice (as after a switch restart) is acknowledged with 2xx both times, and the
-      account is credited once.""")
+      account is credited once.""",
+      catches="a redelivered ACSC credited twice, or refused")
 async def confirmation_twice(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -213,7 +196,8 @@ async def confirmation_twice(ctx: Context) -> None:
       one Rpt per Vrfctn in order: the holder with the right name and citizen ID verified;
       another name BE01 with the holder's name masked (N***** T** R*); another citizen ID BE17;
       an unknown account AC01; a closed account AC04. The holder's full name appears nowhere
-      in the answer.""")
+      in the answer.""",
+      feature="verification", catches="a wrong verdict, a full name shown, a reordered answer")
 async def verification(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     closed = ctx.accounts.by_status.get(CLOSED)
@@ -273,7 +257,8 @@ def _refusal(name: str, what: str, expected_status: str, spoil: Callable[[Contex
 
     @case(f"security.{name}", f"{what}: refused", ("security", "scheme"),
           f"""A pacs.008 {what.lower()} is refused with {expected_status}, and nothing comes
-          of it: a valid ACSC for its end-to-end id afterwards credits nothing.""")
+          of it: a valid ACSC for its end-to-end id afterwards credits nothing.""",
+          catches=f"a bank that takes a pacs.008 {what.lower()}")
     async def refuse(ctx: Context) -> None:
         account = ctx.accounts.need(OPEN)
         before = await ctx.balance(account)
@@ -312,7 +297,8 @@ _refusal("stale-timestamp", "Signed an hour ago", "401 (timestamps at most 300 s
 @case("security.wrong-receiver", "Addressed to another bank: refused", ("security", "scheme"),
       """A pacs.008 signed by the switch whose head.001 To names another bank is refused with
       a 4xx (400 FF01 as the switch does, or 403), and a valid ACSC for it afterwards credits
-      nothing.""")
+      nothing.""",
+      catches="a bank that takes a message addressed to another bank")
 async def wrong_receiver(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -336,32 +322,11 @@ async def wrong_receiver(ctx: Context) -> None:
       f"""Asked through POST {RETURNS_PATH} to return a credit (MD07), the bank posts within
       15 s a pacs.004 that is well-formed, signed, and refers to the original: its end-to-end
       id and transaction id, an amount not above it, the reason asked; the switch settles it
-      (ACSC).""")
+      (ACSC).""",
+      feature="returns", catches="a return that names another original, amount or reason")
 async def make_return(ctx: Context) -> None:
     e2e = await settled_credit(ctx, ctx.accounts.need(OPEN), 270_000)
-    asked_at_s = time.time()
-    answer = await ctx.lab.hook("POST", RETURNS_PATH, {"end_to_end_id": e2e,
-                                                       "reason_code": reasons.CREDITOR_DECEASED})
-    if answer.status != 202:
-        raise CaseFailed(f"POST {RETURNS_PATH} answered HTTP {answer.status}, not 202: "
-                         f"{answer.body[:160].decode(errors='replace').strip() or '(empty)'}")
-    ctx.note(f"asked the bank to return {e2e} (MD07): it answered 202")
-    assert ctx.lab.to_switch is not None
-    posted = await ctx.lab.to_switch.wait_for(
-        lambda e: e.started_s >= asked_at_s and e.path == SWITCH_MESSAGES_PATH
-        and isinstance(getattr(ctx.message_of(e), "document", None), PaymentReturn),
-        RETURN_WAIT_S)
-    message = None if posted is None else ctx.message_of(posted)
-    if posted is None or message is None or not isinstance(message.document, PaymentReturn):
-        raise CaseFailed(f"the bank posted no readable pacs.004 within {RETURN_WAIT_S:g} s of "
-                         "being asked to return the credit")
-    items = message.document.items
-    mine = [i for i in items if i.original_end_to_end_id == e2e]
-    if not mine:
-        raise CaseFailed(f"the bank's pacs.004 does not refer to the original: it names "
-                         f"OrgnlEndToEndId {', '.join(i.original_end_to_end_id for i in items)}"
-                         f", not {e2e}")
-    item = mine[0]
+    posted, item = await ask_return(ctx, e2e)
     if item.original_tx_id != e2e or item.returned_amount_vnd > 270_000 or (
             item.reason_code != reasons.CREDITOR_DECEASED):
         raise CaseFailed(f"the bank's pacs.004 names OrgnlTxId {item.original_tx_id}, "
@@ -377,8 +342,42 @@ async def make_return(ctx: Context) -> None:
              " the switch settled it")
 
 
+async def ask_return(ctx: Context, e2e: str, amount_vnd: int | None = None,
+                     reason_code: str = reasons.CREDITOR_DECEASED
+                     ) -> tuple[Exchange, PaymentReturnItem]:
+    """Ask the bank through the hook to return `e2e` (whole, or `amount_vnd` of it); its
+    pacs.004 to the switch and the item that refers to `e2e`."""
+    asked_at_s = time.time()
+    order: dict[str, object] = {"end_to_end_id": e2e, "reason_code": reason_code}
+    if amount_vnd is not None:
+        order["amount_vnd"] = amount_vnd
+    answer = await ctx.lab.hook("POST", RETURNS_PATH, order)
+    if answer.status != 202:
+        raise CaseFailed(f"POST {RETURNS_PATH} for {e2e} answered HTTP {answer.status}, not "
+                         f"202: {answer.body[:160].decode(errors='replace').strip() or '(empty)'}")
+    ctx.note(f"asked the bank to return {e2e} ({reason_code}"
+             f"{f', {amount_vnd:,} VND' if amount_vnd else ''}): it answered 202")
+    assert ctx.lab.to_switch is not None
+    posted = await ctx.lab.to_switch.wait_for(
+        lambda e: e.started_s >= asked_at_s and e.path == SWITCH_MESSAGES_PATH
+        and isinstance(getattr(ctx.message_of(e), "document", None), PaymentReturn),
+        RETURN_WAIT_S)
+    message = None if posted is None else ctx.message_of(posted)
+    if posted is None or message is None or not isinstance(message.document, PaymentReturn):
+        raise CaseFailed(f"the bank posted no readable pacs.004 within {RETURN_WAIT_S:g} s of "
+                         f"being asked to return {e2e}")
+    items = message.document.items
+    mine = [i for i in items if i.original_end_to_end_id == e2e]
+    if not mine:
+        raise CaseFailed(f"the bank's pacs.004 (exchange {ctx.number(posted)}) does not refer "
+                         f"to the original: it names OrgnlEndToEndId "
+                         f"{', '.join(i.original_end_to_end_id for i in items)}, not {e2e}")
+    return posted, mine[0]
+
+
 @case("creditor.status-inquiry", "pacs.028 answered", ("creditor", "pacs.028"),
-      """A pacs.028 status request is answered, where the scheme sends them to participants.""")
+      """A pacs.028 status request is answered, where the scheme sends them to participants.""",
+      catches="nothing: the scheme never sends it")
 async def status_inquiry(ctx: Context) -> None:
     raise NotApplicable("this scheme's switch answers pacs.028; it never sends one to a "
                         "participant, so there is nothing for the bank to answer")
@@ -386,7 +385,8 @@ async def status_inquiry(ctx: Context) -> None:
 
 @case("settlement.statement", "The cycle's camt.053 is acknowledged",
       ("settlement", "notices", "switch"), """When a settlement cycle closes the switch posts
-      the bank its camt.053 statement; the bank acknowledges it with 2xx.""")
+      the bank its camt.053 statement; the bank acknowledges it with 2xx.""",
+      catches="a statement refused or never acknowledged")
 async def statement(ctx: Context) -> None:
     closed = await ctx.lab.admin("POST", "/v1/admin/settlement/close")
     ctx.note(f"the operator closed settlement cycle {closed['cycle_id']}")
@@ -408,7 +408,8 @@ async def statement(ctx: Context) -> None:
       ("creditor", "bulk", "switch"), f"""A bulk file of {BULK_TRANSACTIONS:,} transfers to the
       bank reaches it as one pacs.008 of {BULK_TRANSACTIONS:,} transactions; the bank answers
       every one (ACCP) within the deadline, acknowledges the confirmations, and credits each
-      once.""")
+      once.""",
+      feature="bulk", catches="a transaction unanswered or answered twice, a malformed answer")
 async def bulk(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -453,7 +454,8 @@ async def _expect_balance(ctx: Context, account: TestAccount, before: Balance,
 @case("creditor.burst", "A burst of concurrent transfers answered within the deadline",
       ("creditor", "load", "switch"), """N instant transfers sent at once (--burst N) are each
       answered within the creditor deadline (5 s): every one settles, none times out (AB05),
-      and each is credited once.""")
+      and each is credited once.""",
+      catches="a bank that answers one transfer at a time, too slowly")
 async def burst(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
@@ -477,92 +479,38 @@ async def burst(ctx: Context) -> None:
     await _expect_balance(ctx, account, before, ctx.burst * 2_000)
 
 
-# ---- as debtor (optional) -----------------------------------------------------------------
-
-@case("debtor.transfer", "The bank's own pacs.008: well-formed, signed, settled and rejected",
-      ("debtor", "hook"), f"""Asked through POST {TRANSFERS_PATH}, the bank sends the switch an
-      instant pacs.008 that is schema-valid, signed, and names itself (head.001 Fr, InstgAgt,
-      DbtrAgt); one to the counterpart's account settles (ACSC), one to an account the
-      counterpart does not hold is rejected (RJCT AC01); the bank sends each once; the
-      pacs.004 by which the counterpart then returns the settled one is acknowledged 2xx.""",
-      mandatory=False)
-async def debtor_transfer(ctx: Context) -> None:
+@case("creditor.sustained", f"{SUSTAINED_RATE_PER_S} transfers a second for "
+      f"{SUSTAINED_FOR_S:g} s, with the bank's p50 and p99", ("creditor", "load", "switch"),
+      f"""Instant transfers sent at a steady {SUSTAINED_RATE_PER_S} a second for
+      {SUSTAINED_FOR_S:g} s (not a burst): every one is answered within the creditor deadline
+      and settles; the report gives the bank's answer times measured at the relay, median
+      (p50) and 99th percentile (p99).""",
+      catches="a bank that keeps up with a burst but falls behind a steady rate")
+async def sustained(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
-    orders = {ctx.new_id(): (COUNTERPART_ACCOUNT, TxStatus.SETTLED, None),
-              ctx.new_id(): ("CNTR9999999999", TxStatus.REJECTED, reasons.WRONG_ACCOUNT)}
-    asked_at_s = time.time()
-    for e2e, (creditor_account, _, _) in orders.items():
-        answer = await ctx.lab.hook("POST", TRANSFERS_PATH, {
-            "end_to_end_id": e2e, "amount_vnd": 50_000, "debtor_account": account.account_id,
-            "creditor_agent_bic": COUNTERPART_BIC, "creditor_account": creditor_account,
-            "creditor_name": COUNTERPART_HOLDER})
-        if answer.status == 404:
-            raise NotRun(f"the bank exposes no POST {TRANSFERS_PATH} (optional: the cases as "
-                         "debtor)")
-        if answer.status != 202:
-            raise CaseFailed(f"POST {TRANSFERS_PATH} answered HTTP {answer.status}, not 202")
-        ctx.note(f"asked the bank to pay {creditor_account} at {COUNTERPART_BIC} as {e2e}")
-    assert ctx.lab.to_switch is not None
-    for e2e, (_, wanted, code) in orders.items():
-        sent = await ctx.lab.to_switch.wait_for(
-            lambda e, e2e=e2e: e.started_s >= asked_at_s
-            and ctx.carries(e, e2e, CreditTransferMessage), DEBTOR_WAIT_S)
-        if sent is None:
-            raise CaseFailed(f"the bank sent no readable pacs.008 for {e2e} within "
-                             f"{DEBTOR_WAIT_S:g} s of being asked")
-        reply = ctx.message_of(sent, answer=True)
-        items = (reply.document.transactions if reply is not None
-                 and isinstance(reply.document, PaymentStatusReport) else [])
-        got = next((i for i in items if i.original_end_to_end_id == e2e), None)
-        if got is None or got.status is not wanted or got.reason_code != code:
-            raise CaseFailed(f"the switch answered the bank's transfer {e2e} "
-                             f"{status_text(got)} (HTTP {sent.status}), not {wanted} "
-                             f"{code or ''}".rstrip())
-        ctx.note(f"the bank sent {e2e}; the switch answered {status_text(got)}")
-    await asyncio.sleep(RESEND_WATCH_S)
-    for e2e in orders:
-        copies = ctx.lab.bank_said(lambda e, e2e=e2e: e.sender == "bank"
-                                   and ctx.carries(e, e2e, CreditTransferMessage))
-        if len(copies) > 1:
-            raise CaseFailed(f"the bank sent {e2e} {len(copies)} times: a lost answer is a "
-                             "question for pacs.028, never a blind resend")
-    await _returned_to_debtor(ctx, next(iter(orders)))
+    before = await ctx.balance(account)
+    count = int(SUSTAINED_RATE_PER_S * SUSTAINED_FOR_S)
+    started_s = time.monotonic()
 
+    async def one(number: int) -> tuple[str, TransactionStatus]:
+        await asyncio.sleep(max(0.0, started_s + number / SUSTAINED_RATE_PER_S
+                                - time.monotonic()))
+        return await ctx.pay(account.account_id, account.holder_name, 3_000,
+                             account.citizen_id)
 
-async def _returned_to_debtor(ctx: Context, e2e: str) -> None:
-    """The counterpart returns the bank's settled transfer; the switch's pacs.004 to the bank
-    must be acknowledged 2xx."""
-    status = await ctx.lab.counterpart_returns(e2e, 50_000)
-    ctx.note(f"the counterpart returned {e2e} (AC04): the switch answered it {status}")
-    assert ctx.lab.to_bank is not None
-    posted = await ctx.lab.to_bank.wait_for(
-        lambda e: e.sender == "switch" and ctx.carries(e, e2e, PaymentReturn), 10.0)
-    if posted is None:
-        raise CaseFailed(f"the switch's pacs.004 returning {e2e} did not pass the relay within "
-                         "10 s")
-    if posted.status is None or not 200 <= posted.status < 300:
-        raise CaseFailed(f"the bank answered the pacs.004 returning its transfer {e2e} with "
-                         f"HTTP {posted.status or posted.error}, not 2xx: the switch will post "
-                         "it again")
-    ctx.note(f"the switch posted the bank the return; the bank acknowledged HTTP {posted.status}")
-
-
-def selected(names: list[str], tags: list[str]) -> list[Case]:
-    """The cases named or carrying one of the tags, in the registry's order; all when both
-    are empty. Raises ValueError naming an unknown case or tag."""
-    unknown = [n for n in names if n not in CASES]
-    if unknown:
-        raise ValueError(f"no case {', '.join(unknown)}; `switchlab conformance --list` "
-                         "lists them")
-    known_tags = {tag for c in CASES.values() for tag in c.tags}
-    strange = [t for t in tags if t not in known_tags]
-    if strange:
-        raise ValueError(f"no tag {', '.join(strange)}; the tags are "
-                         f"{', '.join(sorted(known_tags))}")
-    if not names and not tags:
-        return list(CASES.values())
-    return [c for c in CASES.values() if c.name in names or set(c.tags) & set(tags)]
-
-
-def exchanges_of(name: str, exchanges: list[Exchange]) -> list[Exchange]:
-    return [e for e in exchanges if e.case == name]
+    outcomes = await asyncio.gather(*(one(n) for n in range(count)))
+    del ctx.notes[-len(outcomes):]
+    took_ms = sorted((f.duration_s or 0.0) * 1000 for f in (ctx.forward_of(e) for e, _ in
+                                                            outcomes) if f is not None)
+    ctx.note(f"the treasury sent {count} instant transfers of 3,000 VND at "
+             f"{SUSTAINED_RATE_PER_S} a second; the bank answered in {percentile(took_ms, 50):,.0f}"
+             f" ms (p50), {percentile(took_ms, 99):,.0f} ms (p99), "
+             f"{max(took_ms, default=0.0):,.0f} ms (slowest)")
+    late = [(e, s) for e, s in outcomes if s.status is not TxStatus.SETTLED]
+    if late:
+        e2e, status = late[0]
+        raise CaseFailed(f"{len(late)} of {count} transfers sent at {SUSTAINED_RATE_PER_S} a "
+                         f"second were not settled (the first {status_text(status)}): "
+                         f"{ctx.diagnose(e2e, status)}; p50 {percentile(took_ms, 50):,.0f} ms, "
+                         f"p99 {percentile(took_ms, 99):,.0f} ms")
+    await _expect_balance(ctx, account, before, count * 3_000)

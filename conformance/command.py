@@ -16,14 +16,17 @@ from yarl import URL
 
 from banks.accounts_file import read_accounts
 from banks.registry import SWITCH_BIC
-from conformance import credentials
-from conformance.cases import CASES, selected
+from conformance import credentials, evidence
+from conformance.catalogue import CASES, selected
 from conformance.context import UNKNOWN_ACCOUNT
+from conformance.declaration import Declaration, read_declaration
 from conformance.lab import LabError
 from conformance.report import terminal, write_reports
-from conformance.rules import DEFAULT_SCHEMAS, Schemas
+from conformance.rules import Schemas
 from conformance.runner import SuiteSettings, run_suite
 from protocol.ids import is_bic
+from protocol.iso_schemas import SCHEMA_FOLDER
+from protocol.keys import read_public_key
 from protocol.runtime import run_event_loop
 
 PASSED_EXIT, FAILED_EXIT, INVALID_EXIT = 0, 1, 2
@@ -33,6 +36,13 @@ DEFAULT_SWITCH_PORT = 8480
 
 def add_options(command: argparse.ArgumentParser,
                 whole_number: Callable[[int, int], Callable[[str], int]]) -> None:
+    command.add_argument("verify", nargs="*", metavar="verify REPORT",
+                         help="check a signed report folder (or a file in it): exit 0 when "
+                         "nothing in it changed since the suite signed it, 1 when something "
+                         "did")
+    command.add_argument("--public-key", type=Path, metavar="PEM",
+                         help="verify: the public key the report must be signed with (the "
+                         "scheme's switch.pub, or the suite's report key's)")
     command.add_argument("--participant-url", metavar="URL",
                          help="the bank's inbound URL, where the switch posts to it, e.g. "
                          "http://127.0.0.1:8101/iso20022")
@@ -44,6 +54,12 @@ def add_options(command: argparse.ArgumentParser,
     command.add_argument("--tag", action="append", default=[],
                          help="run the cases with this tag (repeat for more)")
     command.add_argument("--list", action="store_true", help="list the cases and exit")
+    command.add_argument("--plan", action="store_true",
+                         help="print the test plan (ids, versions, what each case proves and "
+                         "catches, mandatory for which role) as Markdown and exit")
+    command.add_argument("--declaration", type=Path, metavar="JSON",
+                         help="the bank's roles and optional features, which make cases "
+                         "mandatory (default: a creditor bank with every creditor feature)")
     command.add_argument("--burst", type=whole_number(1, MAX_BURST), default=20,
                          help="concurrent instant transfers in creditor.burst")
     command.add_argument("--signing", choices=("hmac", "ed25519"), default="hmac",
@@ -62,21 +78,39 @@ def add_options(command: argparse.ArgumentParser,
                          help="address the bank posts to the switch at")
     command.add_argument("--switch-port", type=whole_number(1, 65_535),
                          default=DEFAULT_SWITCH_PORT, help="port the bank posts to the switch at")
-    command.add_argument("--schemas", type=Path, default=DEFAULT_SCHEMAS,
-                         help="folder of the ISO 20022 schemas (XSD); without it schema "
-                         "validation is reported as not run")
+    command.add_argument("--schemas", type=Path, default=SCHEMA_FOLDER,
+                         help="folder of the ISO 20022 schemas (XSD) to validate against "
+                         "instead of those the package ships")
     command.add_argument("--output", type=Path,
                          help="folder for the reports (default conformance-<BIC>)")
 
 
-def list_cases() -> str:
-    width = max(len(name) for name in CASES) + 2
+def list_cases(declaration: Declaration) -> str:
+    """One line a case: id@version, mandatory or conditional for `declaration`, tags, title."""
+    width = max(len(case.plan_id) for case in CASES.values()) + 2
     tags = max(len(", ".join(case.tags)) for case in CASES.values()) + 2
-    lines = [f"{'case':<{width}}{'required':<11}{'tags':<{tags}}what the bank must do"]
+    lines = [f"{'case':<{width}}{'required':<13}{'tags':<{tags}}what the bank must do"]
     for case in CASES.values():
-        lines.append(f"{case.name:<{width}}{'mandatory' if case.mandatory else 'optional':<11}"
+        required = ("mandatory" if declaration.requires(case.role, case.feature)
+                    else "conditional")
+        lines.append(f"{case.plan_id:<{width}}{required:<13}"
                      f"{', '.join(case.tags):<{tags}}{case.title}")
     return "\n".join(lines)
+
+
+def test_plan() -> str:
+    """The published test plan (docs/conformance.md holds it, a test keeps them equal): a
+    Markdown table of every case with its id, version, role and feature, what it proves and
+    the defect it catches."""
+    rows = ["| id | version | mandatory for | proves | catches |",
+            "| --- | --- | --- | --- | --- |"]
+    for case in CASES.values():
+        who = {"any": "every bank", "creditor": "a creditor", "debtor": "a debtor"}[case.role]
+        if case.feature:
+            who += f" declaring `{case.feature}`"
+        rows.append(f"| `{case.name}` | {case.version} | {who} | {case.expected} | "
+                    f"{case.catches or '—'} |")
+    return "\n".join(rows)
 
 
 def _problem(args: argparse.Namespace) -> str | None:
@@ -95,13 +129,40 @@ def _problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def verify_report(words: list[str], public_key: Path | None) -> int:
+    """`switchlab conformance verify REPORT`: 0 untouched, 1 changed, 2 bad arguments."""
+    if len(words) != 2 or words[0] != "verify":
+        print(f"switchlab conformance: {' '.join(words)!r}: the one command is `verify "
+              "REPORT`", file=sys.stderr)
+        return INVALID_EXIT
+    try:
+        key = None if public_key is None else read_public_key(
+            public_key.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"switchlab conformance verify: {public_key}: {error}", file=sys.stderr)
+        return INVALID_EXIT
+    try:
+        print(evidence.verify(Path(words[1]), key))
+    except evidence.EvidenceError as error:
+        print(f"switchlab conformance verify: REFUSED: {error}", file=sys.stderr)
+        return FAILED_EXIT
+    return PASSED_EXIT
+
+
 def run(args: argparse.Namespace) -> int:
     """The command's body; returns the exit status."""
-    if args.list:
-        print(list_cases())
+    if args.verify:
+        return verify_report(args.verify, args.public_key)
+    if args.plan:
+        print(test_plan())
         return PASSED_EXIT
-    problem = _problem(args)
     try:
+        declaration = (Declaration() if args.declaration is None
+                       else read_declaration(args.declaration))
+        if args.list:
+            print(list_cases(declaration))
+            return PASSED_EXIT
+        problem = _problem(args)
         if problem is not None:
             raise ValueError(problem)
         cases = selected(args.case, args.tag)
@@ -111,9 +172,17 @@ def run(args: argparse.Namespace) -> int:
                              "uses as one the bank does not hold; rename it")
         if not any(a.status == "open" for a in accounts):
             raise ValueError(f"{args.accounts}: at least one open account is needed")
+        out = args.output or Path(f"conformance-{args.bic}")
         flags = (args.secret_file, args.bank_public_key_file, args.switch_private_key_file)
         made = [] if any(flags) else credentials.create(args.credentials, args.signing)
         keys = credentials.load(args.credentials, args.signing, *flags)
+        schemas = Schemas(args.schemas)
+        signer = credentials.report_key(args.credentials, keys)
+        settings = SuiteSettings(
+            participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
+            cases=cases, run_dir=out / "switch", schemas=schemas, burst=args.burst,
+            declaration=declaration, switch_host=args.switch_host,
+            switch_port=args.switch_port)
     except (ValueError, OSError) as error:  # AccountsFileError, CredentialsError too
         print(f"switchlab conformance: {error}", file=sys.stderr)
         return INVALID_EXIT
@@ -121,11 +190,6 @@ def run(args: argparse.Namespace) -> int:
         print("New credentials made: " + ", ".join(str(p) for p in made))
     print(credentials.describe(args.credentials, keys,
                                f"http://{args.switch_host}:{args.switch_port}", SWITCH_BIC))
-    out = args.output or Path(f"conformance-{args.bic}")
-    settings = SuiteSettings(
-        participant_url=args.participant_url, bic=args.bic, keys=keys, accounts=accounts,
-        cases=cases, run_dir=out / "switch", schemas=Schemas(args.schemas), burst=args.burst,
-        switch_host=args.switch_host, switch_port=args.switch_port)
     print(f"Running {len(cases)} of {len(CASES)} cases against {args.bic} at "
           f"{args.participant_url} …", flush=True)
     try:
@@ -134,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"switchlab conformance: {error}", file=sys.stderr)
         return INVALID_EXIT
     paths = write_reports(result, out)
+    paths["signature"] = evidence.sign(out, signer)
     print(terminal(result))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
     if result.stopped_because is not None:

@@ -17,7 +17,7 @@ from banks.accounts_file import TestAccount
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from conformance.lab import Answer, Lab
 from conformance.relay import Exchange
-from conformance.rules import decoded_or_none
+from conformance.rules import Rules, decoded_or_none
 from protocol import reasons
 from protocol.codec import new_id
 from protocol.hooks import BALANCES_PATH, Balance
@@ -78,6 +78,7 @@ class Context:
     lab: Lab
     accounts: Roles
     burst: int
+    rules: Rules
     notes: list[str] = field(default_factory=list)
     _decoded: dict[tuple[int, str, bool], BusinessMessage | None] = field(default_factory=dict)
 
@@ -166,6 +167,26 @@ class Context:
                              f"({now.balance_vnd - before.balance_vnd:+,} VND) {why}")
         self.note(f"{account.account_id} was not credited {why}")
 
+    async def holds(self, account: TestAccount) -> list[str]:
+        """The end-to-end ids the bank says it holds for the account (the balance answer's
+        `held`); fails the case when the answer does not say."""
+        held = (await self.balance(account)).held
+        if held is None:
+            raise CaseFailed(f"the balance query for {account.account_id} has no \"held\" "
+                             "list: the bank must show its holds (docs/conformance.md, the "
+                             "test hooks)")
+        return held
+
+    async def expect_released(self, account: TestAccount, e2e: str, why: str) -> None:
+        """The bank no longer holds `e2e` (waiting up to CREDIT_WAIT_S for it to book)."""
+        deadline_s = time.monotonic() + CREDIT_WAIT_S
+        while e2e in (held := await self.holds(account)) and time.monotonic() < deadline_s:
+            await asyncio.sleep(0.2)
+        if e2e in held:
+            raise CaseFailed(f"the bank still holds {e2e} on {account.account_id} "
+                             f"{CREDIT_WAIT_S:g} s {why}: it never released the hold")
+        self.note(f"the bank released its hold of {e2e} {why}")
+
     # ---- through the switch ---------------------------------------------------------------
 
     async def pay(self, account_id: str, name: str, amount_vnd: int,
@@ -179,26 +200,84 @@ class Context:
                   f"switch as {e2e}: the switch answered {status_text(status)}")
         return e2e, status
 
+    def number(self, exchange: Exchange) -> int:
+        """The exchange's number in this case's evidence (the report's numbering)."""
+        mine = [e for e in self.lab.exchanges() if e.case == exchange.case]
+        return mine.index(exchange) + 1
+
     def diagnose(self, e2e: str, status: TransactionStatus) -> str:
-        """Why the switch gave this transfer this status, from what passed the relay."""
+        """What the bank did to earn this status, from what passed the relays: the rule its
+        answer broke with the exchange's number, the ids and the time measured; where the
+        suite cannot tell, what it saw. Never a guess (issue #23's four misleading ones)."""
         forward = self.forward_of(e2e)
         reason = status.reason_code
         if status.reason_originator_bic == self.lab.bic:
             return f"the bank answered RJCT {reason}"
         if forward is None:
-            return f"the switch refused it {reason} before forwarding it (the bank's breaker?)"
+            return self._refused_unforwarded(e2e, status)
+        where = f"exchange {self.number(forward)}"
         if forward.error:
-            return f"the switch could not reach the bank: {forward.error}"
+            return f"the switch could not reach the bank ({where}): {forward.error}"
+        if forward.ended_s is None:
+            waited_s = time.time() - forward.started_s
+            return (f"the bank had not answered the forward of {e2e} ({where}) {waited_s:.1f} s "
+                    f"after it left the switch, past the {self.deadline_s:g} s deadline: the "
+                    f"switch rejected it {reason}")
+        took = f"{(forward.duration_s or 0.0) * 1000:,.0f} ms"
+        if status.status is TxStatus.SETTLED:
+            return f"the bank answered ACCP in {took} ({where}): the switch settled it"
+        if forward.status not in (200, 202):
+            return (f"the bank answered HTTP {forward.status} in {took} ({where}): "
+                    f"{_quote(forward.response_body)}")
+        problem = self.rules.answer_problem(forward, e2e)
+        if problem is not None:
+            return (f"{problem} ({where}, HTTP {forward.status} in {took}): the switch could "
+                    f"not take it as the answer for {e2e} and rejected it {reason}")
         if reason == reasons.TIMEOUT_CREDITOR_AGENT:
             if forward.status == 202:
-                return (f"the bank answered 202 but its pacs.002 did not reach the switch "
-                        f"within the {self.deadline_s:g} s deadline")
-            took = forward.duration_s or 0.0
-            return f"the bank answered after {took:.1f} s, past the {self.deadline_s:g} s deadline"
-        if forward.status not in (200, 202):
-            return f"the bank answered HTTP {forward.status}: {_quote(forward.response_body)}"
-        return (f"the switch could not take the bank's answer ({status_text(status)}): not a "
-                "signed, well-formed pacs.002")
+                posted = self.lab.bank_said(lambda e: e.sender == "bank" and self.carries(
+                    e, e2e, PaymentStatusReport))
+                if not posted:
+                    return (f"the bank answered 202 in {took} ({where}) and posted no pacs.002 "
+                            f"for {e2e} within the {self.deadline_s:g} s deadline")
+                late_s = posted[0].started_s - forward.started_s
+                return (f"the bank answered 202 in {took} ({where}) and posted its pacs.002 "
+                        f"for {e2e} {late_s:.1f} s after the forward (exchange "
+                        f"{self.number(posted[0])}), past the {self.deadline_s:g} s deadline")
+            if (forward.duration_s or 0.0) > self.deadline_s:
+                return (f"the bank answered after {took} ({where}), past the "
+                        f"{self.deadline_s:g} s deadline")
+        return (f"the switch gave {status_text(status)} after the bank's HTTP {forward.status} "
+                f"answer in {took} ({where}); the suite saw no rule that answer broke")
+
+    def _refused_unforwarded(self, e2e: str, status: TransactionStatus) -> str:
+        """A status the switch gave without forwarding: AB08 when the bank's breaker was
+        open, said with the forwards whose answers opened it."""
+        if status.reason_code == reasons.OFFLINE_CREDITOR_AGENT:
+            failed = [(forward, problem) for forward in self.lab.bank_said(
+                lambda e: e.sender == "switch" and e.case == self.lab.case
+                and isinstance(getattr(self.message_of(e), "document", None),
+                               CreditTransferMessage))
+                for problem in [self._forward_problem(forward)] if problem]
+            if failed:
+                forward, problem = failed[0]
+                return (f"the switch refused {e2e} AB08 without forwarding it: the bank's "
+                        f"breaker was open after {len(failed)} forwards it could not take; "
+                        f"the first (exchange {self.number(forward)}): {problem}")
+        return (f"the switch refused {e2e} {status.reason_code} before forwarding it: no "
+                "forward of it passed the relay")
+
+    def _forward_problem(self, forward: Exchange) -> str | None:
+        """Why the switch counted this forward a failure, or None."""
+        if forward.error:
+            return forward.error
+        if forward.status is not None and forward.status not in (200, 202):
+            return f"HTTP {forward.status} {_quote(forward.response_body)}"
+        message = self.message_of(forward)
+        if message is None or not isinstance(message.document, CreditTransferMessage):
+            return None
+        first = message.document.transactions[0].end_to_end_id
+        return self.rules.answer_problem(forward, first)
 
     async def confirmation(self, e2e: str, status: TxStatus = TxStatus.SETTLED) -> Exchange:
         """The switch's confirmation of `e2e` to the bank, acknowledged 2xx as documented."""
@@ -247,16 +326,20 @@ class Context:
                              f"the {self.deadline_s:g} s deadline")
         return {i.original_end_to_end_id: i for i in posted_message.document.transactions}
 
-    async def accepted(self, account: TestAccount, amount_vnd: int, body: bytes | None = None
+    async def accepted(self, account: TestAccount, amount_vnd: int, body: bytes | None = None,
+                       headers: dict[str, str] | None = None,
+                       made: tuple[CreditTransfer, CreditTransferMessage] | None = None
                        ) -> tuple[CreditTransfer, CreditTransferMessage, bytes]:
-        """Send a pacs.008 as the scheme and require the bank's ACCP."""
-        tx, message = self.transfer(account, amount_vnd)
+        """Send a pacs.008 as the scheme (`made` and its `body` and `headers`, or a new one
+        signed now) and require the bank's ACCP."""
+        tx, message = made or self.transfer(account, amount_vnd)
         body = body or self.lab.encode(message)
-        verdict = (await self.bank_verdicts(await self.lab.post_to_bank(body), message)).get(
-            tx.end_to_end_id)
+        verdict = (await self.bank_verdicts(await self.lab.post_to_bank(body, headers),
+                                            message)).get(tx.end_to_end_id)
         if verdict is None or verdict.status is not TxStatus.ACCEPTED:
             raise CaseFailed(f"the bank answered {status_text(verdict) if verdict else 'nothing'} "
                              f"for a transfer to its open account {account.account_id}, not ACCP")
+        self.lab.scheme_paid[tx.end_to_end_id] = (account.account_id, amount_vnd)
         self.note(f"as the switch, sent a pacs.008 of {amount_vnd:,} VND to "
                   f"{account.account_id} ({tx.end_to_end_id}): the bank answered ACCP")
         return tx, message, body
@@ -274,6 +357,8 @@ class Context:
                 original_msg_id=message.msg_id,
                 reason_originator_bic=SWITCH_BIC if reason_code else None)])
         answer = await self.lab.post_to_bank(self.lab.encode(report))
+        if tx.end_to_end_id in self.lab.scheme_paid:
+            self.lab.scheme_outcomes[tx.end_to_end_id] = status
         if not 200 <= answer.status < 300:
             raise CaseFailed(f"the bank answered the switch's {status} "
                              f"{reason_code or ''} notice with HTTP {answer.status}, not 2xx: "

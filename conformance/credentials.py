@@ -25,6 +25,7 @@ from protocol.keys import (
 from protocol.signing import Credentials, Ed25519SigningKey
 
 SECRET_FILE = "secret.txt"
+REPORT_KEY = "suite.pem"  # hmac: the suite's own Ed25519 key, which signs reports only
 SWITCH_PRIVATE, SWITCH_PUBLIC = "switch.pem", "switch.pub"
 BANK_PRIVATE, BANK_PUBLIC = "bank.pem", "bank.pub"
 MAX_KEY_FILE_BYTES = 8 * 1024
@@ -119,12 +120,30 @@ def load(folder: Path, signing: Signing, secret_file: Path | None = None,
     return SuiteKeys("ed25519", switch_private_key=switch_key, bank_public_key=bank_key)
 
 
+def report_key(folder: Path, keys: SuiteKeys) -> Ed25519SigningKey:
+    """The key that signs the run's report (conformance/evidence.py): the switch's own in
+    `ed25519`; in `hmac`, where the switch has none, the suite's report key in `folder`,
+    made on first use. Raises CredentialsError naming a bad file."""
+    if keys.signing == "ed25519":
+        assert keys.switch_private_key is not None
+        return read_private_key(keys.switch_private_key)
+    path = folder / REPORT_KEY
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write(path, private_key_text(Ed25519SigningKey.generate()))
+    try:
+        return read_private_key(_read(path))
+    except ValueError as error:
+        raise CredentialsError(f"{path}: {error}") from None
+
+
 def describe(folder: Path, keys: SuiteKeys, switch_url: str, switch_bic: str) -> str:
     """What the bank's engineer configures the bank with, as printed at the start of a run."""
     lines = [f"The bank under test reaches the switch at {switch_url}/v1/messages "
              f"(switch BIC {switch_bic}), {keys.signing} signing."]
     if keys.signing == "hmac":
-        lines.append(f"  shared secret (its UTF-8 text): {folder / SECRET_FILE}")
+        lines.append(f"  shared secret (its UTF-8 text, without the file's final newline): "
+                     f"{folder / SECRET_FILE}")
     else:
         lines += [f"  the switch's public key, to check the switch: {folder / SWITCH_PUBLIC}",
                   f"  the bank's public key the suite checks with:  {folder / BANK_PUBLIC}",

@@ -40,7 +40,6 @@ from protocol.http import (
     XML_CONTENT_TYPE,
     Peer,
     Sender,
-    idempotency_key,
     read_signed,
     sign_answers,
     wrap,
@@ -174,6 +173,16 @@ class Lab:
         self.runners: list[web.AppRunner] = []
         self.to_bank: Relay | None = None
         self.to_switch: Relay | None = None
+        # The books the reconciliation holds the bank's against (conformance/reconciliation.py):
+        # the transfers the treasury paid the bank through the switch (account, amount) and
+        # the final status the switch gave each; what the suite, as the scheme, told the bank
+        # of transfers the switch never saw; the returns of the bank's own transfers.
+        self.paid: dict[str, tuple[str, int]] = {}
+        self.switch_outcomes: dict[str, TxStatus] = {}
+        self.scheme_outcomes: dict[str, TxStatus] = {}
+        self.scheme_paid: dict[str, tuple[str, int]] = {}  # the bank's ACCP to the suite
+        self.opening_balances: dict[str, int] = {}  # account id -> VND, before the cases
+        self.returns_to_bank: dict[str, int] = {}  # end-to-end id -> amount, settled
 
     # ---- starting and stopping ------------------------------------------------------------
 
@@ -244,6 +253,13 @@ class Lab:
     def set_case(self, name: str | None) -> None:
         assert self.to_bank is not None and self.to_switch is not None
         self.to_bank.case = self.to_switch.case = name
+        self.to_bank.tamper = self.to_switch.tamper = None  # a case's orders end with it
+        self.to_bank.delay = self.to_switch.delay = None
+
+    @property
+    def case(self) -> str | None:
+        """The case running now (its exchanges carry its name)."""
+        return None if self.to_bank is None else self.to_bank.case
 
     def exchanges(self) -> list[Exchange]:
         """Every exchange with the bank, both legs, in the order they started."""
@@ -258,14 +274,27 @@ class Lab:
 
     # ---- the switch's admin API -----------------------------------------------------------
 
-    async def admin(self, method: str, path: str) -> Any:
+    async def admin(self, method: str, path: str, payload: object = None) -> Any:
+        """The switch's admin API (`payload` as its JSON body); a change carries a fresh
+        Idempotency-Key (each call of the suite's is one change, never a retry of another)."""
         assert self.session is not None
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = secrets.token_hex(16)
         async with self.session.request(
-                method, f"{self.switch_url}{path}",
-                headers={"Authorization": f"Bearer {self.admin_token}"} | idempotency_key(),
+                method, f"{self.switch_url}{path}", headers=headers, json=payload,
                 timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S)) as response:
             response.raise_for_status()
             return await response.json()
+
+    async def admin_or_none(self, method: str, path: str) -> Any:
+        """The admin API's JSON answer, or None for a 404."""
+        try:
+            return await self.admin(method, path)
+        except aiohttp.ClientResponseError as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def reset_breaker(self) -> None:
         """Sign the bank on: closes its breaker, so one case's failures do not refuse the
@@ -287,24 +316,28 @@ class Lab:
         return codec.encode(wrap(SWITCH_BIC, to_bic or self.bic, document))
 
     def signed_headers(self, path: str, body: bytes, *, age_s: float = 0.0,
-                       spoil: bool = False, method: str = "POST",
-                       content_type: str = XML_CONTENT_TYPE) -> dict[str, str]:
-        """The switch's signature headers (RFC 9421) over `method`, `path` and `body`: `age_s`
-        old, or spoiled."""
-        headers = signing.sign(SWITCH_BIC, self.credentials.own, path, body, method=method,
+                       spoil: bool = False, signer_bic: str = SWITCH_BIC,
+                       method: str = "POST", content_type: str = XML_CONTENT_TYPE
+                       ) -> dict[str, str]:
+        """The switch's signature headers (RFC 9421) over `method`, `path`, `body` and its
+        `content_type`, made with the switch's key by protocol/signing.py: `age_s` old,
+        spoiled, or naming `signer_bic` as the signer (a valid signature under the wrong
+        signer's name)."""
+        headers = signing.sign(signer_bic, self.credentials.own, path, body, method=method,
                                content_type=content_type, created_s=int(time.time() - age_s))
         if spoil:
             headers[signing.SIGNATURE_HEADER] = signing.spoiled(headers[signing.SIGNATURE_HEADER])
         return headers
 
-    async def post_to_bank(self, body: bytes, headers: dict[str, str] | None = None
-                           ) -> Answer:
+    async def post_to_bank(self, body: bytes, headers: dict[str, str] | None = None,
+                           content_type: str = XML_CONTENT_TYPE) -> Answer:
         """POST a message to the bank's inbound URL as the scheme, through the relay, signed
         as the switch unless `headers` are given; the bank's answer as it came."""
         if headers is None:
-            headers = self.signed_headers(URL(self.bank_path).raw_path, body)
+            headers = self.signed_headers(URL(self.bank_path).raw_path, body,
+                                          content_type=content_type)
         return await self._call("POST", self.bank_path, body,
-                                headers | {"Content-Type": XML_CONTENT_TYPE},
+                                headers | {"Content-Type": content_type},
                                 self.settings.creditor_timeout_s + 10)
 
     async def hook(self, method: str, path: str, payload: object = None) -> Answer:
@@ -340,13 +373,25 @@ class Lab:
     async def pay(self, transactions: Sequence[CreditTransfer]) -> PaymentStatusReport:
         """The treasury pays through the switch: one transaction instant (the final status
         in the answer), several in one bulk file (ACTC in the answer, statuses pushed)."""
+        self.paid.update((tx.end_to_end_id, (tx.creditor_account, tx.amount_vnd))
+                         for tx in transactions)
         reply = await self.treasury_peer.send(self.credit_transfer(transactions,
                                                                    from_bic=TREASURY_BIC))
         document = reply.message.document if reply.message is not None else None
         if not isinstance(document, PaymentStatusReport):
             raise LabError(f"the switch answered the treasury HTTP {reply.status}: "
                            f"{reply.text.strip()[:200]}")
+        self.switch_outcomes.update((i.original_end_to_end_id, i.status)
+                                    for i in document.transactions
+                                    if i.status in (TxStatus.SETTLED, TxStatus.REJECTED))
         return document
+
+    def outcomes(self) -> dict[str, TxStatus]:
+        """The switch's final status of every transfer the treasury paid the bank: in its
+        answers (instant) and in the reports it pushed (bulk)."""
+        pushed = {e2e: item.status for e2e, item in self.treasury.finals.items()
+                  if item.status in (TxStatus.SETTLED, TxStatus.REJECTED)}
+        return pushed | self.switch_outcomes
 
     async def finals(self, end_to_end_ids: Sequence[str], timeout_s: float
                      ) -> dict[str, TransactionStatus]:
@@ -372,6 +417,8 @@ class Lab:
         document = reply.message.document if reply.message is not None else None
         if not isinstance(document, PaymentStatusReport) or not document.transactions:
             return None
+        if document.transactions[0].status is TxStatus.SETTLED:
+            self.returns_to_bank[end_to_end_id] = amount_vnd
         return document.transactions[0].status
 
     def _tx_id_received(self, end_to_end_id: str) -> str:

@@ -23,6 +23,7 @@ from protocol.runtime import BoundSocket
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a bank's largest message is 8 MiB, a forward ~1.3 MB
 UPSTREAM_TIMEOUT_S = 60.0  # longer than the switch's deadlines, so that the switch times out first
+MAX_DELAY_S = 30.0  # the longest a case may hold a request back
 MAX_EXCHANGES = 100_000  # kept in memory: a whole run with a 1,000-transaction bulk and bursts
 HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection",
                         "keep-alive", "upgrade", "te", "trailer", "proxy-connection"})
@@ -47,6 +48,9 @@ class Exchange:
     response_body: bytes = b""
     ended_s: float | None = None
     error: str | None = None  # why no answer came back (the relay's own 502)
+    # what the relay did to the answer on the suite's order (a case about a lost or forged
+    # answer): the record keeps the answer as the target gave it, this says what was passed on
+    tampered: str | None = None
 
     def header(self, name: str, response: bool = False) -> str | None:
         wanted = name.lower()
@@ -60,15 +64,28 @@ class Exchange:
         return None if self.ended_s is None else self.ended_s - self.started_s
 
 
+# A case's order to a relay about one answer, once the target has given it: None passes it on;
+# UNSIGNED strips its signature headers, FORGED spoils its signature, LOST closes the
+# connection without any answer, REFUSED passes on the relay's own unsigned 502 instead.
+Tamper = Callable[[Exchange], str | None]
+UNSIGNED, FORGED, LOST, REFUSED = "unsigned", "forged", "lost", "refused"
+SIGNATURE_HEADERS = ("x-switchlab-participant", "x-switchlab-timestamp",
+                     "x-switchlab-signature")
+
+
 class Relay:
     """Forwards to `target` (scheme://host:port) and records every exchange in `exchanges`,
-    tagged with the case running when it started (`case`)."""
+    tagged with the case running when it started (`case`); `tamper`, when a case sets it,
+    decides what becomes of each answer on its way back."""
 
     def __init__(self, target: str, receiver: str, session: aiohttp.ClientSession) -> None:
         self.target = target.rstrip("/")
         self.receiver = receiver
         self.exchanges: list[Exchange] = []
         self.case: str | None = None
+        self.tamper: Tamper | None = None
+        # seconds to hold a request before passing it on (a case making an answer late)
+        self.delay: Callable[[Exchange], float] | None = None
         self._session = session
         self._runners: list[web.AppRunner] = []
         self._in_flight = 0
@@ -110,6 +127,8 @@ class Relay:
                                 "bytes", status=413)
         self._touch(+1)
         try:
+            if self.delay is not None and (held_s := min(self.delay(exchange), MAX_DELAY_S)) > 0:
+                await asyncio.sleep(held_s)
             async with self._session.request(
                     request.method, self.target + request.raw_path, data=body, headers=headers,
                     skip_auto_headers=NO_AUTO_HEADERS, allow_redirects=False,
@@ -121,12 +140,31 @@ class Relay:
                                              if k.lower() not in HOP_BY_HOP]
                 exchange.response_body = answer_body
                 exchange.ended_s = time.time()
-                return web.Response(status=answer.status, body=answer_body,
-                                    headers=exchange.response_headers)
+                order = self.tamper(exchange) if self.tamper is not None else None
+                return self._passed_on(request, exchange, order)
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             return self._failed(exchange, f"{type(error).__name__}: {error}".rstrip(": "))
         finally:
             self._touch(-1)
+
+    def _passed_on(self, request: web.Request, exchange: Exchange, order: str | None
+                   ) -> web.Response:
+        """The target's answer as the case ordered it passed on (recorded in `tampered`)."""
+        exchange.tampered = order
+        headers = exchange.response_headers
+        if order == LOST:
+            if request.transport is not None:
+                request.transport.close()  # no status line: the sender sees the connection drop
+            return web.Response(status=502)
+        if order == REFUSED:
+            return web.Response(status=502, text="502: the conformance relay refused this\n")
+        if order == UNSIGNED:
+            headers = [(k, v) for k, v in headers if k.lower() not in SIGNATURE_HEADERS]
+        elif order == FORGED:
+            headers = [(k, _spoiled(v) if k.lower() == "x-switchlab-signature" else v)
+                       for k, v in headers]
+        return web.Response(status=exchange.status or 502, body=exchange.response_body,
+                            headers=headers)
 
     def _failed(self, exchange: Exchange, why: str, status: int = 502) -> web.Response:
         """No answer from the target: recorded, and a 502 (unsigned, so no party takes it for
@@ -167,6 +205,11 @@ class Relay:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining_s, 0.2))
+
+
+def _spoiled(signature: str) -> str:
+    """The same signature with its first digit changed: well-formed, and wrong."""
+    return ("1" if signature[:1] == "0" else "0") + signature[1:]
 
 
 async def _read_all(stream: aiohttp.StreamReader) -> bytes:

@@ -33,6 +33,10 @@ from protocol.messages import (
 )
 
 MAX_SHOWN_CHARS = 40_000  # of one body in the page and the JSON; the file holds all of it
+EXCERPT_FROM_CHARS = 4_000  # a failed case's body longer than this shows its part first
+EXCERPT_LINES = 8  # lines either side of an id the failure names
+MAX_EXCERPTS = 3
+_ID = re.compile(r"\b(?=[A-Za-z0-9-]*\d)[A-Za-z][A-Za-z0-9-]{3,34}\b")
 LABELS = {PASSED: "PASSED", FAILED: "FAILED", NOT_APPLICABLE: "NOT APPLICABLE",
           NOT_RUN: "NOT RUN"}
 _PRETTY = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
@@ -99,15 +103,15 @@ def _verdict_line(result: RunResult) -> str:
     said = ", ".join(f"{n} {verdict}" for verdict, n in counts.items() if n)
     if result.stopped_because is not None:
         return f"NOT TESTED: {result.stopped_because}"
-    failed_optional = sum(r.verdict == FAILED and not r.case.mandatory for r in result.results)
+    failed_optional = sum(r.verdict == FAILED and not r.mandatory for r in result.results)
     if result.passed:
         overall = "every mandatory case chosen passed"
-    elif any(r.verdict == FAILED and r.case.mandatory for r in result.results):
+    elif any(r.verdict == FAILED and r.mandatory for r in result.results):
         overall = "a mandatory case FAILED"
     else:
         overall = "a mandatory case could NOT RUN"
     return (f"{said}: {overall}"
-            + (f" ({failed_optional} optional case failed)" if failed_optional else ""))
+            + (f" ({failed_optional} conditional case failed)" if failed_optional else ""))
 
 
 def terminal(result: RunResult) -> str:
@@ -116,7 +120,7 @@ def terminal(result: RunResult) -> str:
              f"{settings.keys.signing} signing", ""]
     if result.stopped_because is not None:
         return "\n".join([*lines, "NOT TESTED: the bank cannot be tested (below)"])
-    names = [r.case.name + ("" if r.case.mandatory else " (optional)") for r in result.results]
+    names = [r.case.name + ("" if r.mandatory else " (conditional)") for r in result.results]
     width = max(map(len, names), default=10) + 2
     for name, r in zip(names, result.results, strict=True):
         lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{r.wrong or r.case.title}")
@@ -125,11 +129,8 @@ def terminal(result: RunResult) -> str:
 
 
 def _schemas_line(result: RunResult) -> str:
-    schemas = result.settings.schemas
-    if schemas.available:
-        return f"every message of the bank checked against the ISO 20022 schemas in " \
-               f"{schemas.folder}"
-    return f"not run: {schemas.not_run_because}"
+    return ("every message of the bank checked against the ISO 20022 schemas in "
+            f"{result.settings.schemas.folder}")
 
 
 # ---- files -----------------------------------------------------------------------------------
@@ -169,7 +170,8 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "counts": result.counts(),
         "cases": [{
             "name": r.case.name, "title": r.case.title, "tags": list(r.case.tags),
-            "mandatory": r.case.mandatory, "verdict": r.verdict, "expected": r.case.expected,
+            "version": r.case.version, "mandatory": r.mandatory, "verdict": r.verdict,
+            "expected": r.case.expected,
             "wrong": r.wrong, "problems": r.problems, "steps": r.notes,
             "duration_s": round(r.duration_s, 3),
             "exchanges": [_exchange_json(e, r.case.name, n)
@@ -211,6 +213,7 @@ def write_reports(result: RunResult, out: Path) -> dict[str, Path]:
     """report.json, junit.xml, report.html and every body's exact bytes under messages/."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "messages", ignore_errors=True)  # a previous run's: not this one's
+    (out / "signature.json").unlink(missing_ok=True)  # a previous run's signature
     for case, exchanges in [*((r.case.name, r.exchanges) for r in result.results),
                             ("setup", result.setup)]:
         for number, exchange in enumerate(exchanges, start=1):
@@ -257,7 +260,13 @@ overflow:auto;max-height:32em;font-size:.82em;white-space:pre-wrap;word-break:br
 .headers td{font-family:ui-monospace,monospace;font-size:.8em;padding:.1em .5em;border:0}
 .dir{font-weight:700}.status-bad{color:#a40e26;font-weight:700}
 .verdict{font-size:1.05em;font-weight:600}
+pre.excerpt{border-color:#ff8182}
+a.back{display:none}
 @media print{details{display:block}pre{max-height:none}}
+/* #case-…: that case alone at the top of the page, so a link (or a headless browser's
+   screenshot) shows it without scrolling; "every case" goes back */
+body:has(section.case:target)>:not(section.case:target){display:none}
+section.case:target a.back{display:block;margin:0 0 .6em}
 """
 
 
@@ -275,7 +284,35 @@ def _headers(headers: list[tuple[str, str]]) -> str:
     return f'<table class="headers">{rows}</table>' if rows else "<p>(no headers)</p>"
 
 
-def _exchange_html(exchange: Exchange, case: str, number: int, open_: bool) -> str:
+def needles(sentence: str | None) -> list[str]:
+    """The ids a failure's sentence names (end-to-end ids, RtrIds, Vrfctn ids, MsgIds): the
+    words with a digit, 4 to 35 characters, that a body may contain."""
+    return list(dict.fromkeys(_ID.findall(sentence or "")))
+
+
+def excerpt(text: str, wanted: list[str]) -> str | None:
+    """The lines of a long body around the first places it names one of `wanted`, each
+    window marked with its line numbers; None when the body is short or names none."""
+    if len(text) <= EXCERPT_FROM_CHARS or not wanted:
+        return None
+    lines = text.splitlines()
+    hits = [n for n, line in enumerate(lines) if any(w in line for w in wanted)]
+    if not hits:
+        return None
+    windows: list[tuple[int, int]] = []
+    for hit in hits:
+        start, end = max(0, hit - EXCERPT_LINES), min(len(lines), hit + EXCERPT_LINES + 1)
+        if windows and start <= windows[-1][1]:
+            windows[-1] = (windows[-1][0], end)
+        elif len(windows) < MAX_EXCERPTS:
+            windows.append((start, end))
+    parts = [f"… lines {start + 1}–{end} of {len(lines):,}:\n" + "\n".join(lines[start:end])
+             for start, end in windows]
+    return "\n".join(parts)
+
+
+def _exchange_html(exchange: Exchange, case: str, number: int, open_: bool,
+                   wanted: list[str] | None = None) -> str:
     took = "" if exchange.duration_s is None else f" in {exchange.duration_s * 1000:,.0f} ms"
     status = (f"<span class=status-bad>{html.escape(exchange.error or 'no answer')}</span>"
               if exchange.status is None else
@@ -284,21 +321,31 @@ def _exchange_html(exchange: Exchange, case: str, number: int, open_: bool) -> s
     answer = ("" if exchange.status is None else
               f"<div class=label>answer: HTTP {exchange.status}{took}</div>"
               f"{_headers(exchange.response_headers)}"
-              f"{_body_html(exchange.response_body, _body_file(case, number, 'answer'))}")
+              f"{_body_html(exchange.response_body, _body_file(case, number, 'answer'), wanted)}")
     asked, said = what(exchange.request_body), what(exchange.response_body)
     return (f'<details class="exchange"{" open" if open_ else ""}><summary>{number}. '
             f"<span class=dir>{exchange.sender} → {exchange.receiver}</span> "
             f"{html.escape(exchange.method)} {html.escape(exchange.path)} "
             f"<b>{html.escape(asked)}</b> → {status} <b>{html.escape(said)}</b>{took}"
             f"</summary><div class=label>request</div>{_headers(exchange.request_headers)}"
-            f"{_body_html(exchange.request_body, _body_file(case, number, 'request'))}"
+            f"{_body_html(exchange.request_body, _body_file(case, number, 'request'), wanted)}"
             f"{answer}</details>")
 
 
-def _body_html(body: bytes, file: str) -> str:
+def _body_html(body: bytes, file: str, wanted: list[str] | None = None) -> str:
+    """The body pretty-printed; for a long one that names an id of the failure, the part
+    around it first, the whole (up to MAX_SHOWN_CHARS) folded below."""
     if not body:
         return "<p class=meta>(empty body)</p>"
-    return f"<pre>{html.escape(_shown(pretty(body), file))}</pre>"
+    text = pretty(body)
+    whole = f"<pre>{html.escape(_shown(text, file))}</pre>"
+    part = excerpt(text, wanted or [])
+    if part is None:
+        return whole
+    named = ", ".join(w for w in wanted or [] if w in part)
+    return (f"<div class=label>the part that matters (naming {html.escape(named)})"
+            f"</div><pre class=excerpt>{html.escape(part)}</pre><details><summary>the whole "
+            f"body ({len(text):,} characters)</summary>{whole}</details>")
 
 
 def _case_html(r: CaseResult) -> str:
@@ -313,35 +360,48 @@ def _case_html(r: CaseResult) -> str:
                     + "".join(f"<li>{html.escape(p)}</li>" for p in r.problems) + "</ul>")
     steps = ("<div class=label>steps</div><ol class=steps>"
              + "".join(f"<li>{html.escape(n)}</li>" for n in r.notes) + "</ol>") if r.notes else ""
-    exchanges = "".join(_exchange_html(e, r.case.name, n, failed and len(r.exchanges) <= 4)
+    wanted = needles(r.wrong) if failed else []
+    exchanges = "".join(_exchange_html(e, r.case.name, n, failed and (
+        len(r.exchanges) <= 4 or any(w in e.request_body.decode(errors="replace")
+                                     or w in e.response_body.decode(errors="replace")
+                                     for w in wanted)), wanted)
                         for n, e in enumerate(r.exchanges, start=1))
     exchanged = (f"<div class=label>messages exchanged with the bank, in order "
                  f"({len(r.exchanges)})</div>{exchanges}") if r.exchanges else ""
     return (f'<section class="case{" failed-case" if failed else ""}" '
-            f'id="{_anchor(r.case.name)}"><h3>{_badge(r.verdict)} {html.escape(r.case.name)}: '
+            f'id="{_anchor(r.case.name)}"><a class=back href="#">← every case</a>'
+            f'<h3>{_badge(r.verdict)} {html.escape(r.case.name)}: '
             f"{html.escape(r.case.title)}</h3><p class=meta>"
-            f"{'mandatory' if r.case.mandatory else 'optional'} · tags "
+            f"{r.case.plan_id} · {'mandatory' if r.mandatory else 'conditional'} · tags "
             f"{html.escape(', '.join(r.case.tags))} · {r.duration_s:.2f} s</p>"
             f"<div class=label>expected</div><p>{html.escape(r.case.expected)}</p>"
             f"{wrong}{problems}{steps}{exchanged}</section>")
+
+
+def failed_first(results: list[CaseResult]) -> list[CaseResult]:
+    """Failed cases first, then those that could not run, then the rest; each group in
+    the plan's order."""
+    rank = {FAILED: 0, NOT_RUN: 1}
+    return sorted(results, key=lambda r: rank.get(r.verdict, 2) if r.chosen else 3)
 
 
 def page(result: RunResult) -> str:
     settings = result.settings
     verdict = ("NOT TESTED" if result.stopped_because else
                "CONFORMS" if result.passed else "DOES NOT CONFORM")
+    ordered = failed_first(result.results)
     rows = "".join(
         f"<tr><td>{_badge(r.verdict)}</td><td><a href='#{_anchor(r.case.name)}'>"
-        f"{html.escape(r.case.name)}</a></td><td>{'mandatory' if r.case.mandatory else 'optional'}"
+        f"{html.escape(r.case.name)}</a></td><td>{'mandatory' if r.mandatory else 'conditional'}"
         f"</td><td>{html.escape(r.wrong if r.verdict != PASSED and r.wrong else r.case.title)}"
-        "</td></tr>" for r in result.results)
+        "</td></tr>" for r in ordered)
     setup = "".join(_exchange_html(e, "setup", n, False)
                     for n, e in enumerate(result.setup, start=1))
     return f"""<!doctype html><html lang=en><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>switchlab conformance: {html.escape(settings.bic)} {verdict}</title><style>{STYLE}</style>
-<h1>Conformance of {html.escape(settings.bic)}: <span class="badge {'passed' if result.passed
-    else 'failed'}" style="font-size:.8em">{verdict}</span></h1>
+<h1>Conformance of {html.escape(settings.bic)}: <span class="badge {
+    'passed' if result.passed else 'failed'}" style="font-size:.8em">{verdict}</span></h1>
 <p class=meta>{html.escape(settings.participant_url)} · {settings.keys.signing} signing ·
 run {result.started_at:%Y-%m-%d %H:%M:%S} UTC · {result.duration_s:.1f} s ·
 the bank reached the switch at {html.escape(result.switch_url_for_bank or '-')}</p>
@@ -350,7 +410,7 @@ the bank reached the switch at {html.escape(result.switch_url_for_bank or '-')}<
 <table><tr><th>verdict</th><th>case</th><th>kind</th><th>what it checks, or what was wrong</th></tr>
 {rows}</table>
 <h2>Cases</h2>
-{"".join(_case_html(r) for r in result.results)}
+{"".join(_case_html(r) for r in ordered)}
 <h2>Before the cases</h2><p class=meta>The suite's first, harmless question (an acmt.023),
 to check that the bank answers and accepts the switch's signature.</p>{setup or "<p>none</p>"}
 </html>

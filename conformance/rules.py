@@ -1,5 +1,5 @@
 """What every message the bank sends must satisfy, whatever case saw it: the ISO 20022
-schemas switchlab carries (where they are present) and the scheme's own rules (head.001
+schemas switchlab ships (protocol/schemas/) and the scheme's own rules (head.001
 names, signatures, ids, amounts, reason codes). A problem fails the case that saw it.
 
 The bank's messages are the answers it gives on the switch's leg (signed, per
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
@@ -20,6 +19,7 @@ from conformance.relay import Exchange
 from protocol import codec, reasons, signing
 from protocol.hooks import HOOKS_PREFIX
 from protocol.http import SWITCH_MESSAGES_PATH, XML_CONTENT_TYPE
+from protocol.iso_schemas import HEAD_DEFINITION, SCHEMA_FOLDER, schema
 from protocol.messages import (
     BusinessMessage,
     CreditTransferMessage,
@@ -33,12 +33,12 @@ from protocol.messages import (
     VerificationReport,
     VerificationRequest,
 )
-from protocol.runtime import CODE_ROOT
 
-DEFAULT_SCHEMAS = CODE_ROOT.parent / "shared" / "iso20022-xsd"
-HEAD_SCHEMA = "head.001.001.02"
 MASK = re.compile(r"^[A-Z]\**( [A-Z]\**)*$")  # protocol/names.py's mask: "N***** T** R*"
 MAX_PROBLEMS_PER_MESSAGE = 5
+# refusals made from the headers alone, before the sender is known: never signed
+# (docs/participants.md, "Check every answer")
+UNSIGNED_REFUSALS = frozenset({401, 408, 413, 415, 503})
 TYPE_OF: dict[type, MessageType] = {
     CreditTransferMessage: MessageType.CREDIT_TRANSFER,
     PaymentStatusReport: MessageType.PAYMENT_STATUS,
@@ -52,26 +52,21 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=Fals
                           huge_tree=False, remove_blank_text=False)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Schemas:
-    """The official ISO 20022 schemas in `folder`, or why schema validation is not run."""
+    """The official ISO 20022 schemas in `folder`: the ones the package ships
+    (protocol/schemas/) unless `--schemas` names another folder. Raises ValueError when the
+    folder holds no head.001 schema: a run never goes on without validating."""
 
-    folder: Path
-    not_run_because: str | None = field(init=False, default=None)
+    folder: Path = SCHEMA_FOLDER
 
     def __post_init__(self) -> None:
-        if not (self.folder / f"{HEAD_SCHEMA}.xsd").is_file():
-            self.not_run_because = (f"the ISO 20022 schemas are not in {self.folder} (give "
-                                    "their folder with --schemas)")
-
-    @property
-    def available(self) -> bool:
-        return self.not_run_because is None
+        if schema(HEAD_DEFINITION, self.folder) is None:
+            raise ValueError(f"{self.folder} holds no {HEAD_DEFINITION}.xsd: not a folder of "
+                             "the ISO 20022 schemas")
 
     def problems(self, body: bytes) -> list[str]:
         """Each of AppHdr and Document against its schema; the first error of each."""
-        if not self.available:
-            return []
         try:
             envelope = etree.fromstring(body, _PARSER)
         except etree.XMLSyntaxError:
@@ -80,12 +75,12 @@ class Schemas:
         for element in envelope:
             namespace = etree.QName(element).namespace or ""
             definition = namespace.rsplit(":", 1)[-1]
-            schema = _schema(self.folder, definition)
-            if schema is None:
+            checker = schema(definition, self.folder)
+            if checker is None:
                 found.append(f"{definition or element.tag} is no message definition switchlab "
                              "carries a schema for")
-            elif not schema.validate(etree.ElementTree(element)):
-                error = schema.error_log.last_error
+            elif not checker.validate(etree.ElementTree(element)):
+                error = checker.error_log.last_error
                 found.append(f"not valid against the {definition} schema: "
                              f"{_schema_message(error.message)} (line {error.line})")
         return found
@@ -94,14 +89,6 @@ class Schemas:
 def _schema_message(text: str) -> str:
     """lxml's message without the namespaces in braces, which make it unreadable."""
     return re.sub(r"\{[^}]*\}", "", text)
-
-
-@cache
-def _schema(folder: Path, definition: str) -> etree.XMLSchema | None:
-    path = folder / f"{definition}.xsd"
-    if not re.fullmatch(r"[a-z]{4}\.\d{3}\.\d{3}\.\d{2}", definition) or not path.is_file():
-        return None
-    return etree.XMLSchema(file=str(path))
 
 
 @dataclass(frozen=True)
@@ -126,7 +113,7 @@ class Rules:
 
     def _answer(self, exchange: Exchange) -> list[str]:
         status = exchange.status
-        if status is None or status == 401:
+        if status is None or status in UNSIGNED_REFUSALS:
             return []  # no answer (the case judges), or a refusal that is never signed
         found = []
         request_signature = exchange.header(signing.SIGNATURE_HEADER)
@@ -142,6 +129,37 @@ class Rules:
             found += self._message(body, decoded_or_none(exchange.request_body),
                                    "the bank's answer")
         return found
+
+    def answer_problem(self, exchange: Exchange, e2e: str) -> str | None:
+        """Why the switch could not take the bank's answer to a forward for `e2e`, in one
+        sentence naming what the answer did (its signature, its form, the ids it answers), or
+        None when the answer carries a readable verdict for `e2e`."""
+        status = exchange.status
+        if status is None or status not in (200, 202):
+            return None
+        request_signature = exchange.header(signing.SIGNATURE_HEADER)
+        if request_signature is not None:
+            try:
+                signing.verify_answer(dict(exchange.response_headers), self.bank_bic,
+                                      self.bank_key, status, dict(exchange.request_headers),
+                                      exchange.response_body)
+            except signing.SignatureError as error:
+                return f"the bank's answer breaks the signing rule: {error}"
+        if status == 202:
+            return None
+        try:
+            message = codec.decode(exchange.response_body)
+        except codec.CodecError as error:
+            return f"the bank's answer is not a well-formed ISO 20022 message: {error}"
+        document = message.document
+        if not isinstance(document, PaymentStatusReport):
+            return f"the bank answered with a {message.header.msg_def_id}, not a pacs.002"
+        answered = [item.original_end_to_end_id for item in document.transactions]
+        if e2e in answered:
+            return None
+        twice = sorted({e for e in answered if answered.count(e) > 1})
+        return (f"the bank's pacs.002 does not answer {e2e}"
+                + (f"; it answers {', '.join(twice[:3])} twice" if twice else ""))
 
     def _signed_by_switch(self, exchange: Exchange) -> bool:
         try:
@@ -195,6 +213,8 @@ class Rules:
             return self._verification(document, request)
         if isinstance(document, PaymentReturn | CreditTransferMessage):
             return self._money(document)
+        if isinstance(document, StatusRequest):
+            return []  # a debtor's question about its transfers (pacs.028)
         return [f"is a {TYPE_OF[type(document)]}, which a bank does not send"]
 
     def _status_report(self, report: PaymentStatusReport,

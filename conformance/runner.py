@@ -9,6 +9,7 @@ or something the bank must supply is missing: an account role, an optional hook)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,10 +19,13 @@ import aiohttp
 
 from banks.accounts_file import TestAccount
 from banks.registry import SWITCH_BIC
-from conformance.cases import CASES, Case, exchanges_of
+from conformance.catalogue import CASES, Case
 from conformance.context import CaseFailed, Context, NotApplicable, NotRun, Roles
 from conformance.credentials import SuiteKeys
+from conformance.declaration import Declaration
 from conformance.lab import Lab, LabSettings
+from conformance.plan import exchanges_of
+from conformance.reconciliation import take_opening_balances
 from conformance.relay import Exchange
 from conformance.rules import Rules, Schemas
 from protocol.codec import new_id
@@ -33,6 +37,7 @@ PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", 
 CASE_TIMEOUT_S = 180.0  # the bulk case's deadline and its confirmations fit well inside
 QUIET_TIMEOUT_S = 15.0  # after a case, for the bank's late messages to land in it
 SETUP = "(before the cases)"
+ALWAYS_RUN = ("reconciliation.books",)  # ends every run, whatever --case and --tag chose
 
 
 @dataclass
@@ -45,6 +50,7 @@ class CaseResult:
     exchanges: list[Exchange] = field(default_factory=list)
     duration_s: float = 0.0
     chosen: bool = True  # by --case and --tag (all when neither is given)
+    mandatory: bool = True  # by the bank's declaration: otherwise conditional
 
 
 @dataclass
@@ -57,6 +63,8 @@ class SuiteSettings:
     run_dir: Path
     schemas: Schemas
     burst: int = 20
+    declaration: Declaration = field(default_factory=Declaration)
+    creditor_timeout_s: float = 5.0  # the switch's deadline for the bank's answer
     switch_host: str = "127.0.0.1"
     switch_port: int = 0
     switch_socket: BoundSocket | None = None  # bound already (LabSettings)
@@ -78,7 +86,7 @@ class RunResult:
         want of an account does not pass."""
         return self.stopped_because is None and all(
             r.verdict in (PASSED, NOT_APPLICABLE) for r in self.results
-            if r.case.mandatory and r.chosen)
+            if r.mandatory and r.chosen)
 
     def counts(self) -> dict[str, int]:
         return {verdict: sum(r.verdict == verdict for r in self.results)
@@ -101,7 +109,7 @@ async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = Non
     result = RunResult(settings, datetime.now(UTC))
     lab = Lab(LabSettings(settings.participant_url, settings.bic, settings.keys,
                           settings.run_dir, settings.switch_host, settings.switch_port,
-                          settings.switch_socket))
+                          settings.switch_socket, settings.creditor_timeout_s))
     clock_s = time.monotonic()
     try:
         await lab.start()
@@ -111,16 +119,20 @@ async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = Non
         roles = Roles.of(settings.accounts)
         lab.set_case(SETUP)
         result.stopped_because = await preflight(lab, roles)
+        rules = rules_for(settings)
+        if result.stopped_because is None:
+            with contextlib.suppress(CaseFailed):  # no hook: the reconciliation says so
+                await take_opening_balances(Context(lab, roles, settings.burst, rules))
         await lab.quiet(timeout_s=QUIET_TIMEOUT_S)
         result.setup = exchanges_of(SETUP, lab.exchanges())
         if result.stopped_because is None:
-            rules = rules_for(settings)
             for case in CASES.values():
-                if case in settings.cases:
-                    result.results.append(await _run_case(lab, roles, settings, rules, case))
+                if case in settings.cases or case.name in ALWAYS_RUN:
+                    ran = await _run_case(lab, roles, settings, rules, case)
                 else:
-                    result.results.append(CaseResult(case, NOT_RUN, "not chosen (--case, "
-                                                     "--tag)", chosen=False))
+                    ran = CaseResult(case, NOT_RUN, "not chosen (--case, --tag)", chosen=False)
+                ran.mandatory = settings.declaration.requires(case.role, case.feature)
+                result.results.append(ran)
     finally:
         await lab.stop()
         result.duration_s = time.monotonic() - clock_s
@@ -145,9 +157,11 @@ async def preflight(lab: Lab, roles: Roles) -> str | None:
     if last is not None and last.error is not None:
         return f"cannot reach the bank at {url}: {last.error}"
     if answer.status == 401:
+        hint = (" (in hmac signing the secret is the text of secret.txt without its final "
+                "newline)" if lab.settings.keys.signing == "hmac" else "")
         return (f"the bank refused the switch's signature (HTTP 401 "
                 f"{answer.body[:160].decode(errors='replace').strip()!r}): configure it with "
-                "the credentials printed above, then run again")
+                f"the credentials printed above{hint}, then run again")
     if answer.status == 404:
         return f"the bank answers 404 at {url}: is that its inbound URL?"
     return None
@@ -156,7 +170,7 @@ async def preflight(lab: Lab, roles: Roles) -> str | None:
 async def _run_case(lab: Lab, roles: Roles, settings: SuiteSettings, rules: Rules,
                     case: Case) -> CaseResult:
     lab.set_case(case.name)
-    context = Context(lab, roles, settings.burst)
+    context = Context(lab, roles, settings.burst, rules)
     result = CaseResult(case, PASSED, notes=context.notes)
     clock_s = time.monotonic()
     try:

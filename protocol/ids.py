@@ -96,6 +96,3 @@ def citizen_id_problem(text: str, today: date | None = None) -> str | None:
                 f"born in {year}, which is in the future")
     return None
 
-
-def is_citizen_id(text: str) -> bool:
-    return citizen_id_problem(text) is None

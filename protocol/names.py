@@ -34,7 +34,6 @@ import unicodedata
 
 # Combining marks after NFD: the five tones, and the vowel-quality marks of ă â ê ô ơ ư.
 TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền sắc ngã hỏi nặng
-QUALITY_MARKS = frozenset("\u0302\u0306\u031b")  # mũ (â ê ô), trăng (ă), móc (ơ ư)
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
 _AROUND_APOSTROPHE = re.compile(r"\s*'\s*")
 MAX_NAME_CHARS = 140  # Max140Text: longer text is no name and is never matched

@@ -140,6 +140,16 @@ async def until_stopped(timeout_s: float | None = None,
         await asyncio.wait_for(stop.wait(), timeout_s)
 
 
+async def ready_until_stopped(ready_line: str,
+                              signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
+    """Print `ready_line` ("... listening on URL", flushed) once the stop handlers are in
+    place, then wait for the first of `signals`: a supervisor that stops the process as soon as
+    it reads the line gets a clean stop, not the default action that ends it without cleanup."""
+    with stop_on_signals(signals) as stop:
+        print(ready_line, flush=True)
+        await stop.wait()
+
+
 def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop where it exists (not on Windows): the servers and the load
     generator spend most of their time in the event loop and aiohttp's transport."""

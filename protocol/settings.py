@@ -50,8 +50,14 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     except UnicodeDecodeError as error:
         raise SettingsError(f"{path}: not UTF-8 text ({error.reason} at byte "
                             f"{error.start})") from None
+    except yaml.MarkedYAMLError as error:  # one line, at the file's line and column
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = error.problem or "" if not error.context else f"{error.problem} ({error.context})"
+        raise SettingsError(f"{where}: not valid YAML: {what}") from None
     except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML: {error}") from None
+        raise SettingsError(f"{path}: not valid YAML: {' '.join(str(error).split())}"
+                            ) from None
     except RecursionError:
         raise SettingsError(f"{path}: nested too deep for a configuration") from None
     except ValueError as error:  # an integer of more digits than Python converts (4,300)

@@ -250,6 +250,20 @@ def throughput_chart(record: RunRecord, rates: list[dict[str, float]], span_s: f
     return _svg(figure)
 
 
+def throughput_note(rates: list[dict[str, float]], average_per_s: float) -> str:
+    """A sentence under the throughput chart when its steps are shorter than a second: there a
+    bulk file's status report, which makes a thousand lines final at once, reads as a rate
+    many times the run's; the note says how wide a step is and what the average was."""
+    width_s = rates[0]["t_s"] if rates else 1.0
+    if width_s >= 1.0:
+        return ""
+    peak_per_s = max(max(r["settled_per_s"], r["rejected_per_s"]) for r in rates)
+    return (f"<p class=note>Each step is {width_s * 1000:,.0f} ms wide: transfers that become "
+            "final together (a bulk file's status report makes its lines final at once) show "
+            f"as a burst over one step, up to {peak_per_s:,.0f} per second here, where the "
+            f"run's average was {average_per_s:,.0f} per second.</p>")
+
+
 def _legend(axes: Any) -> None:
     """Below the time axis, where it hides no data."""
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False,
@@ -326,7 +340,7 @@ table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:.92em
 td,th{padding:3px 9px;border-bottom:1px solid #edf0f4;text-align:right;vertical-align:top}
 th{background:#f5f7fa}td.text,th.text{text-align:left}
 .pass td:first-child{color:#1e8449}.fail td:first-child{color:#c0392b;font-weight:bold}
-.verdict-held{color:#1e8449}.verdict-failed{color:#c0392b}
+.verdict-held{color:#1e8449}.verdict-failed{color:#c0392b}.note{color:#5b6576;font-size:.9em}
 .summary td:first-child{text-align:left}svg{max-width:100%;height:auto}
 svg text{font-family:system-ui,sans-serif}td{white-space:nowrap}small{color:#5b6576}"""
 
@@ -372,6 +386,7 @@ to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values
 <h2>Checks</h2><table>{checks}</table>
 <h2>Throughput: final statuses per second (faults dashed red)</h2>
 {throughput_chart(record, rates, span_s) if rates else "<p>no transfer became final</p>"}
+{throughput_note(rates, outcome.transfers_per_s)}
 {latency}
 <h2>Outcomes by reason</h2>
 {reasons_chart(reasons) if any(reasons.values()) else ""}

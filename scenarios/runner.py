@@ -103,24 +103,28 @@ def _returns_due(population: Population, world: World) -> int:
 
 async def run_scenario(scenario: Scenario, run_dir: Path, ci: bool = False,
                        progress: bool = True, live_port: int | None = 0,
-                       announce: Callable[[str], None] = print) -> RunRecord:
+                       announce: Callable[[str], None] = print, prometheus: bool = False
+                       ) -> RunRecord:
     """Play the day in `run_dir`; with `live_port` not None, serve the live page on it
-    (0: a port the OS chooses) and `announce` where it and the switch are. On a PostgreSQL
+    (0: a port the OS chooses), with `prometheus` start a Prometheus server for the day, and
+    `announce` where they and the switch are. On a PostgreSQL
     journal, a throwaway server is started for the run; RuntimeError names why when it
     cannot start here."""
     if scenario.switch.get("journal") != "postgresql":
-        return await _play(scenario, run_dir, ci, progress, live_port, announce, None)
+        return await _play(scenario, run_dir, ci, progress, live_port, announce, None,
+                           prometheus)
     server = postgres.start()
     try:
         return await _play(scenario, run_dir, ci, progress, live_port, announce,
-                           await postgres.create_database(server.url, "switchlab"))
+                           await postgres.create_database(server.url, "switchlab"),
+                           prometheus)
     finally:
         postgres.stop(server)
 
 
 async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
                 live_port: int | None, announce: Callable[[str], None],
-                journal_url: str | None) -> RunRecord:
+                journal_url: str | None, prometheus: bool = False) -> RunRecord:
     population = _population(scenario, ci)
     run = scenario.run
     world = _world(scenario, population, run_dir, journal_url)
@@ -131,7 +135,7 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
         async with watching(world, len(payments), scenario.name, progress, live_port,
-                            announce) as monitor:
+                            announce, prometheus) as monitor:
             timeline = asyncio.ensure_future(
                 _apply_timeline(world, scenario.timeline, monitor, missed))
             try:

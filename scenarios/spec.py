@@ -30,6 +30,7 @@ from protocol.settings import SettingsError, describe, read_yaml
 from scenarios.expectations import Expect
 from scenarios.timeline import Event
 
+LIBRARY = Path(__file__).resolve().with_name("library")  # the shipped scenarios
 MAX_EXTENDS_DEPTH = 8
 MAX_TIMELINE_EVENTS = 1_000
 MAX_CI_SIZE = 200_000
@@ -91,7 +92,8 @@ class Scenario(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
     description: str = Field("", max_length=MAX_TEXT_CHARS)
-    extends: str | None = Field(None, max_length=1_000)  # a file beside this one
+    # A file beside this one, or a shipped scenario by name (with or without .yaml).
+    extends: str | None = Field(None, max_length=1_000)
     seed: Seed = DEFAULT_SEED
     population: PopulationSection = PopulationSection()
     participants: dict[LabParticipantBic, Behaviour] = Field(default_factory=dict)
@@ -213,8 +215,19 @@ def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
     parent = data.pop("extends", None)
     if parent is None:
         return data, node
-    base, _ = _resolve((path.parent / parent).resolve(), depth + 1)
+    beside = path.parent / parent
+    base, _ = _resolve((beside if beside.exists() else shipped(parent) or beside).resolve(),
+                       depth + 1)
     return _merge(base, data), node
+
+
+def shipped(name: str) -> Path | None:
+    """The shipped scenario called `name` (with or without .yaml), or None: a name only, not
+    a path, so that `extends: ../x` never reaches into the library."""
+    if not name or Path(name).name != name:
+        return None
+    path = LIBRARY / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+    return path if path.is_file() else None
 
 
 def load_scenario(path: Path) -> Scenario:

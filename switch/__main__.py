@@ -12,12 +12,12 @@ import logging
 import sys
 from pathlib import Path
 
-from protocol.runtime import bind, run_event_loop, serve, settle_heap, until_stopped
+from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, settle_heap
 from protocol.settings import SettingsError
 from protocol.tls import server_context
 from switch.app import create_app
-from switch.config import load_config
-from switch.store import NotAJournal
+from switch.config import load_config, weak_secrets
+from switch.journal_errors import NotAJournal
 from switch.workers import check_processes, supervise
 
 
@@ -27,8 +27,9 @@ async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> 
     runner = await serve(create_app(config), bound,
                          None if config.tls is None else server_context(config.tls))
     settle_heap()
-    print(f"switch {config.bic} listening on {bound.base_url}", flush=True)
-    await until_stopped()
+    for warning in weak_secrets(config):  # once it runs: a start that fails says only why
+        print(f"switch: warning: {warning}", file=sys.stderr)
+    await ready_until_stopped(f"switch {config.bic} listening on {bound.base_url}")
     await runner.cleanup()
 
 

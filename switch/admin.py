@@ -14,10 +14,10 @@ from aiohttp import web
 from protocol.http import xml_response
 from protocol.ids import is_bic
 from switch.config import MAX_POSITION_LIMIT_VND
+from switch.journal import MAX_LISTED_TRANSFERS
 from switch.participants import Participant
 from switch.service import Switch
 from switch.states import TransferState
-from switch.store import MAX_LISTED_TRANSFERS
 from switch.transfer import scoped_key
 
 SWITCH = web.AppKey("switch", Switch)

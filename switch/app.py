@@ -37,8 +37,8 @@ from switch import admin, directory_api, gate, inquiry, statements
 from switch.admin import SWITCH
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
+from switch.journal_errors import JournalBusy, JournalFailed, JournalInconsistent, WriteRefused
 from switch.service import Switch
-from switch.store import JournalBusy, JournalFailed, JournalInconsistent, WriteRefused
 from switch.verification import RequestRefused
 
 
@@ -76,7 +76,9 @@ async def receive_message(request: web.Request) -> web.Response:
     gate.check_items(switch.config, switch.config.participants[sender].kind, message)
     document = message.document
     if isinstance(document, CreditTransferMessage):
-        return await _credit_transfer(switch, sender, document, signed.body_sha256)
+        report, status = await clear_credit_transfer(switch, sender, document,
+                                                     signed.body_sha256)
+        return _reply(switch, sender, report, status)
     if isinstance(document, StatusRequest):
         return _reply(switch, sender, await inquiry.status_report(switch.state, sender, document))
     if isinstance(document, PaymentReturn):
@@ -110,18 +112,22 @@ async def _verification(switch: Switch, sender: str, request: VerificationReques
         raise web.HTTPBadRequest(text=f"FF01: {error}\n") from None
 
 
-def _group_status(switch: Switch, sender: str, message: CreditTransferMessage,
-                  status: TxStatus, reason_code: str | None = None) -> web.Response:
-    return _reply(switch, sender, PaymentStatusReport(
+def _group_report(message: CreditTransferMessage, status: TxStatus,
+                  reason_code: str | None = None) -> tuple[PaymentStatusReport, int]:
+    return PaymentStatusReport(
         msg_id=new_id("SWG"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, group_status=status,
         group_reason_code=reason_code,
-    ), status=202 if status is TxStatus.ACCEPTED_TECHNICAL else 200)
+    ), 202 if status is TxStatus.ACCEPTED_TECHNICAL else 200
 
 
-async def _credit_transfer(
-    switch: Switch, sender: str, message: CreditTransferMessage, body_sha256: bytes
-) -> web.Response:
+async def clear_credit_transfer(switch: Switch, sender: str, message: CreditTransferMessage,
+                                body_sha256: bytes) -> tuple[PaymentStatusReport, int]:
+    """An authenticated sender's pacs.008, taken: the pacs.002 to answer and its HTTP status
+    (200 with each instant transaction's final status or a group refusal, 202 ACTC for a
+    bulk file). Raises HTTPForbidden when the message names another sender as instructing
+    or debtor agent, HTTPServiceUnavailable when the sender is signed off or the in-flight
+    limit is reached (nothing taken), and the journal's errors (`journal_refusals`)."""
     impostors = {
         tx.debtor_agent_bic for tx in message.transactions if tx.debtor_agent_bic != sender
     }
@@ -143,18 +149,17 @@ async def _credit_transfer(
         )
     group_reason = intake.check_group(message)
     if group_reason is not None:
-        return _group_status(switch, sender, message, TxStatus.REJECTED, group_reason)
+        return _group_report(message, TxStatus.REJECTED, group_reason)
     if len(message.transactions) > 1:
         submission = await intake.submit(sender, message, True, body_sha256)
         if submission.group_reason is not None:
-            return _group_status(switch, sender, message, TxStatus.REJECTED,
-                                 submission.group_reason)
-        return _group_status(switch, sender, message, TxStatus.ACCEPTED_TECHNICAL)
+            return _group_report(message, TxStatus.REJECTED, submission.group_reason)
+        return _group_report(message, TxStatus.ACCEPTED_TECHNICAL)
     status = await intake.clear_instant(sender, message, body_sha256)
-    return _reply(switch, sender, PaymentStatusReport(
+    return PaymentStatusReport(
         msg_id=new_id("SWI"), created_at=datetime.now(UTC), original_msg_id=message.msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[status],
-    ))
+    ), 200
 
 
 async def health(request: web.Request) -> web.Response:

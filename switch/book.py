@@ -18,10 +18,13 @@ Two books, chosen once when the switch starts (`book_for`), as Locust chooses it
   book holds no money between them; it follows the journal's word. Nothing else in the switch
   asks which book it has.
 
-The invariants of docs/design.md section 5 are asserted here, in pairs with the journal
-(switch/store.py asserts what goes in, recovery what comes back): positions sum to zero, no
-reservation is negative or above its cap, a transfer moves only along the state machine
-(switch/states.py), a transfer is reserved only once, when it is new.
+The invariants of docs/design.md section 5 are asserted here, in pairs on the way into the
+journal and back out of it: a transfer moves only along the state machine (switch/states.py)
+when its final state is made for the journal (`finals`) and again when memory takes it
+(`apply_finals`); positions sum to zero after every settlement and return, and when rebuilt
+from the journal (`recover`); no hold is negative or past its cap (switch/positions.py); a
+transfer is held only when new (`take`), or again at recovery only while the journal holds it
+PENDING (`hold_in_flight`); a return only of a settled transfer (`hold_return`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Breaker, Call, Participant
 from switch.positions import PositionBook
+from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
-from switch.store import Decided, Final, SettledReturn
 from switch.transfer import Transfer, scoped_key
 
 # The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
@@ -183,11 +186,12 @@ class Book:
         return None
 
     def taken(self, accepted: list[Transfer], duplicates: list[CreditTransfer],
-              decided: Mapping[str, Decided] | None) -> list[Transfer]:
+              decided: Mapping[str, Decided] | None) -> tuple[list[Transfer], list[Transfer]]:
         """The journal holds them: PENDING ones are in flight from now. A shared journal may
         have decided otherwise for some (`decided`): an id another process took first is a
         duplicate (added to `duplicates`, not journaled here); a cap the other processes'
-        holds left too small is AM04. Returns the transfers this process journaled."""
+        holds left too small is AM04. Returns the transfers this process journaled, and those
+        of them to forward (PENDING: in flight from now)."""
         taking = self.taking
         for transfer in accepted:
             taking.pop(transfer.end_to_end_id, None)
@@ -205,10 +209,14 @@ class Book:
                 kept.append(transfer)
             accepted = kept
         in_flight = self.in_flight
-        for transfer in accepted:
-            if transfer.state is TransferState.PENDING:
-                in_flight[transfer.end_to_end_id] = transfer
-        return accepted
+        pending = [t for t in accepted if t.state is TransferState.PENDING]
+        for transfer in pending:
+            in_flight[transfer.end_to_end_id] = transfer
+        return accepted, pending
+
+    def still_pending(self, transfers: Iterable[Transfer]) -> list[Transfer]:
+        """Those not made final meanwhile (a shared journal's word): what may be forwarded."""
+        return [t for t in transfers if t.state is TransferState.PENDING]
 
     def untake(self, transfers: Iterable[Transfer]) -> None:
         """The journal did not take them: forget them (a resend's outcome is then the
@@ -420,6 +428,7 @@ class Book:
 
     def set_limit(self, bic: str, limit_vnd: int) -> None:
         self.participants[bic].position_limit_vnd = limit_vnd
+        self.events.position_limit_set.fire(bic=bic, limit_vnd=limit_vnd)
 
     def sign(self, bic: str, on: bool) -> None:
         """The operator signs the participant on (its breaker closes) or off the scheme."""

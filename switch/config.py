@@ -233,3 +233,37 @@ def parse_config(data: Any) -> SwitchConfig:
 def load_config(path: Path) -> SwitchConfig:
     """Read a switch configuration file; raises SettingsError naming file, line and field."""
     return _config(settings.load(path, _ConfigFile))
+
+
+# RFC 2104 section 3: an HMAC key shorter than the hash's output (32 bytes for SHA-256) is
+# "strongly discouraged"; a bearer token of fewer than 16 characters cannot hold the 128 bits
+# a guess must face (RFC 6750 section 5.2: tokens must not be guessable).
+MIN_SECRET_BYTES = 32
+MIN_TOKEN_CHARS = 16
+
+
+def weak_secrets(config: SwitchConfig) -> list[str]:
+    """One sentence for each credential too short to trust beyond a trial on one machine: a
+    participant's HMAC secret, the admin token, the metrics token. Warned at start, not
+    refused, because short readable ones serve a trial and its tests (docs/participants.md);
+    the lab itself provisions 32 random bytes each."""
+    warnings = []
+    for participant in config.participants.values():
+        if participant.secret is not None and (
+                length := len(participant.secret)) < MIN_SECRET_BYTES:
+            warnings.append(
+                f"participant {participant.bic}'s secret is {_count(length, 'byte')}; HMAC "
+                f"wants {MIN_SECRET_BYTES} random bytes or more (RFC 2104): anyone who guesses "
+                "it signs as that participant")
+    for name, token in (("admin_token", config.admin_token),
+                        ("metrics_token", config.metrics_token)):
+        if token is not None and len(token) < MIN_TOKEN_CHARS:
+            warnings.append(
+                f"{name} is {_count(len(token), 'character')}; use {MIN_TOKEN_CHARS} random "
+                "characters or more: anyone who guesses it " + (
+                    "runs the admin API" if name == "admin_token" else "reads every position"))
+    return warnings
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'' if n == 1 else 's'}"

@@ -25,8 +25,8 @@ from functools import partial
 
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
+from switch.journal_errors import JournalInconsistent
 from switch.state import SwitchState
-from switch.store import JournalInconsistent
 from switch.transfer import wire_id
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,8 @@ from protocol import reasons
 from protocol.ids import citizen_id_problem
 from protocol.messages import CreditTransfer, VerificationItem, VerificationResult
 from switch.events import SwitchEvents
-from switch.store import DirectoryChange, DirectoryEntry, Journal
+from switch.journal import Journal
+from switch.records import DirectoryChange, DirectoryEntry
 
 LINK, UPDATE, UNLINK = "link", "update", "unlink"
 REGISTRY = "registry"  # who, for entries the operator imported from the national registry

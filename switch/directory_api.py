@@ -35,8 +35,8 @@ from protocol.directory import (
 from protocol.ids import is_bic
 from switch.admin import SWITCH
 from switch.directory import REGISTRY
+from switch.records import DirectoryEntry
 from switch.service import Switch
-from switch.store import DirectoryEntry
 
 MAX_PROBLEMS_SHOWN = 10
 MAX_CHANGES_LISTED = 1_000

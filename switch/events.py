@@ -68,6 +68,8 @@ class SwitchEvents:
       a dead one's work: `in_flight` is what that one held, `net_vnd` the journal's positions.
     - participant_down(bic, reason) / participant_up(bic): breaker or sign-off changes; a
       restarted switch fires participant_down for each participant the journal has signed off.
+    - position_limit_set(bic, limit_vnd): the operator set a participant's position limit (or a
+      restarted switch read the one the journal holds).
     - cycle_closed(cycle_id): a settlement cycle closed, its net positions final; the next
       cycle starts from zero.
     - notice_delivered(bic, items) / notice_failed(bic, items): pushes to participants.
@@ -88,6 +90,7 @@ class SwitchEvents:
         self.recovered = EventHook("recovered")
         self.participant_down = EventHook("participant_down")
         self.participant_up = EventHook("participant_up")
+        self.position_limit_set = EventHook("position_limit_set")
         self.cycle_closed = EventHook("cycle_closed")
         self.notice_delivered = EventHook("notice_delivered")
         self.notice_failed = EventHook("notice_failed")

@@ -111,13 +111,13 @@ class Forwarding:
 
     async def _forward_batch(self, creditor_bic: str, transfers: list[Transfer]) -> None:
         state = self.state
-        transfers = [t for t in transfers if t.state is TransferState.PENDING]  # not final
-        if not transfers:  # elsewhere meanwhile (a shared journal)
+        transfers = state.book.still_pending(transfers)
+        if not transfers:  # made final elsewhere meanwhile (a shared journal)
             return
         creditor = state.participants[creditor_bic]
         batch = ForwardedBatch(msg_id=new_id("SWF"), creditor_bic=creditor_bic,
                                transfers={t.end_to_end_id: t for t in transfers})
-        failure_reason = reasons.TIMEOUT_INSTRUCTED_AGENT
+        failure_reason = reasons.OFFLINE_CREDITOR_AGENT  # the forward failed (AB06: a crash)
         try:
             async with self._forward_slots[creditor_bic]:
                 for transfer in transfers:

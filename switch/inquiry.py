@@ -11,11 +11,9 @@ from protocol.messages import (
     MessageType,
     PaymentStatusReport,
     StatusRequest,
-    TransactionStatus,
-    TxStatus,
 )
 from switch.state import SwitchState
-from switch.transfer import Transfer, key_named, scoped_key
+from switch.transfer import Transfer, key_named, refusal, scoped_key
 
 
 async def lookup(state: SwitchState, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
@@ -61,14 +59,9 @@ async def status_report(state: SwitchState, requester_bic: str, request: StatusR
     for item, item_keys in zip(request.items, keys, strict=True):
         transfer = party_to(known, item_keys, requester_bic)
         if transfer is None:
-            statuses.append(TransactionStatus(
-                original_end_to_end_id=item.original_end_to_end_id,
-                original_tx_id=item.original_tx_id or "NOTPROVIDED",
-                status=TxStatus.REJECTED,
-                reason_code=reasons.PAYMENT_NOT_RECEIVED,
-                reason_text=reasons.DESCRIPTIONS[reasons.PAYMENT_NOT_RECEIVED],
-                reason_originator_bic=state.config.bic,
-            ))
+            statuses.append(refusal(item.original_end_to_end_id,
+                                    item.original_tx_id or "NOTPROVIDED",
+                                    reasons.PAYMENT_NOT_RECEIVED, state.config.bic))
         else:
             statuses.append(transfer.status(to_creditor=transfer.creditor_bic == requester_bic))
     return PaymentStatusReport(

@@ -21,14 +21,13 @@ from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
     TransactionStatus,
-    TxStatus,
 )
 from switch.forwarding import Forwarding
 from switch.inquiry import lookup
+from switch.journal_errors import WriteRefused
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import WriteRefused
-from switch.transfer import Transfer
+from switch.transfer import Transfer, refusal
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,11 @@ _SUM_TERM = re.compile(rf"\d{{1,{MAX_SUM_DIGITS}}}")
 
 @dataclass(slots=True)
 class Submission:
-    """What the switch made of one pacs.008: the journaled transfers and immediate refusals,
-    or a reason to refuse the whole message (nothing of it taken)."""
+    """What the switch made of one pacs.008: the transfers it journaled (PENDING, or REJECTED
+    at intake), the refusals of resent ids (not journaled), or a reason to refuse the whole
+    message (nothing of it taken)."""
 
-    accepted: list[Transfer] = field(default_factory=list)
+    journaled: list[Transfer] = field(default_factory=list)
     refused: list[TransactionStatus] = field(default_factory=list)  # resent ids, not journaled
     group_reason: str | None = None
 
@@ -118,12 +118,13 @@ class Intake:
             except BaseException:
                 book.untake(accepted)
                 raise
-            accepted = book.taken(accepted, duplicates, decided)
+            accepted, pending = book.taken(accepted, duplicates, decided)
+        else:
+            pending = []
         if duplicates:
             owners |= await self._owners(book.owners_wanted(duplicates))
         refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic,
                                                  owners)
-        pending = [t for t in accepted if t.state is TransferState.PENDING]
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
         if refused:
@@ -187,15 +188,8 @@ class Intake:
             ):
                 statuses.append(original.status())
                 continue
-            statuses.append(TransactionStatus(
-                original_end_to_end_id=tx.end_to_end_id,
-                original_tx_id=tx.tx_id,
-                status=TxStatus.REJECTED,
-                reason_code=reasons.DUPLICATE,
-                reason_text=reasons.DESCRIPTIONS[reasons.DUPLICATE],
-                original_msg_id=msg_id,
-                reason_originator_bic=self.state.config.bic,
-            ))
+            statuses.append(refusal(tx.end_to_end_id, tx.tx_id, reasons.DUPLICATE,
+                                    self.state.config.bic, msg_id))
         return statuses
 
     async def clear_instant(self, debtor_bic: str, message: CreditTransferMessage,
@@ -205,14 +199,11 @@ class Intake:
         submission = await self.submit(debtor_bic, message, False, body_sha256)
         if submission.group_reason is not None:
             (tx,) = message.transactions
-            return TransactionStatus(
-                original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
-                status=TxStatus.REJECTED, reason_code=submission.group_reason,
-                reason_text=reasons.DESCRIPTIONS[submission.group_reason],
-                original_msg_id=message.msg_id, reason_originator_bic=self.state.config.bic)
+            return refusal(tx.end_to_end_id, tx.tx_id, submission.group_reason,
+                           self.state.config.bic, message.msg_id)
         if submission.refused:
             return submission.refused[0]
-        transfer = submission.accepted[0]
+        transfer = submission.journaled[0]
         if transfer.outcome is not None:
             try:
                 await asyncio.wait_for(transfer.outcome, self.state.config.creditor_timeout_s

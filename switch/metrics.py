@@ -15,20 +15,21 @@ from the scheme's list (`protocol/reasons.py`), anything else a participant send
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
 
 from protocol import reasons
 from protocol.exposition import reason_label
 from protocol.messages import TransactionStatus
 from switch.events import SwitchEvents
+from switch.records import SettledReturn
 from switch.states import TransferState
-from switch.store import SettledReturn
 from switch.transfer import Transfer
 
 # The creditor has 5 s from the forward (creditor_timeout_s) and the instant answer waits at
@@ -49,23 +50,33 @@ MODES = {False: "instant", True: "bulk"}
 class SwitchMetrics:
     """The metrics of one switch, hung on its events; `registry` is what GET /metrics serves.
 
-    `participants` are the admitted BICs: the only values the `bic` label takes.
+    `participants` are the admitted BICs: the only values the `bic` label takes. The rest is
+    the configuration the alert rules compare with (switch/monitoring/rules.yml): each
+    participant's position limit in VND as configured (the `position_limit_set` event moves
+    it), the instant deadline in seconds (creditor_timeout_s and the answer's margin), and the
+    settlement cycle's length in seconds (None: cycles close on command only).
     """
 
-    def __init__(self, events: SwitchEvents, participants: Iterable[str]) -> None:
+    def __init__(self, events: SwitchEvents, participants: Iterable[str], *,
+                 position_limits_vnd: Mapping[str, int] | None = None,
+                 instant_deadline_s: float = 7.0,
+                 settlement_cycle_s: float | None = None) -> None:
         self.registry = CollectorRegistry()
         self._bics = frozenset(participants)
         counter = partial(Counter, registry=self.registry)
         gauge = partial(Gauge, registry=self.registry)
         histogram = partial(Histogram, registry=self.registry)
+        vnd = {"unit": "vnd"}
+        seconds = {"unit": "seconds"}
         self.transfers = counter(
             "switchlab_transfers", "Transfers that became final (SETTLED or REJECTED, at intake "
             "or later) or were RETURNED, by state, mode and ISO 20022 reason code",
             ["state", "mode", "reason"])
         self.settled_vnd = counter(
-            "switchlab_settled_vnd", "Amount of the transfers settled, in VND")
+            "switchlab_settled_vnd", "Amount of the transfers settled, in VND", **vnd)
         self.returned_vnd = counter(
-            "switchlab_returned_vnd", "Amount sent back by settled returns (pacs.004), in VND")
+            "switchlab_returned_vnd", "Amount sent back by settled returns (pacs.004), in VND",
+            **vnd)
         self.received = counter(
             "switchlab_transfers_received", "Transactions journaled at intake (PENDING or "
             "REJECTED), by debtor and mode", ["bic", "mode"])
@@ -84,20 +95,36 @@ class SwitchMetrics:
                   "forwarded, by final state"
         self.instant_latency = histogram(
             "switchlab_instant_latency_seconds", f"{latency}: instant", ["state"],
-            buckets=INSTANT_LATENCY_BUCKETS_S)
+            buckets=INSTANT_LATENCY_BUCKETS_S, **seconds)
         self.bulk_latency = histogram(
             "switchlab_bulk_latency_seconds", f"{latency}: bulk", ["state"],
-            buckets=BULK_LATENCY_BUCKETS_S)
+            buckets=BULK_LATENCY_BUCKETS_S, **seconds)
         self.in_flight = gauge(
             "switchlab_transfers_in_flight", "Transfers journaled PENDING, not yet final")
+        self.oldest_in_flight = gauge(
+            "switchlab_transfers_in_flight_oldest_seconds", "Age of the oldest transfer in "
+            "flight, to the second, by mode; 0 when none", ["mode"], **seconds)
+        self.instant_deadline = gauge(
+            "switchlab_instant_deadline_seconds", "Time an instant transfer has to become "
+            "final: the creditor's deadline and the answer's margin", **seconds)
         self.net_position = gauge(
             "switchlab_net_position_vnd", "Net position in the open settlement cycle: "
-            "credits minus debits settled, in VND", ["bic"])
+            "credits minus debits settled, in VND", ["bic"], **vnd)
         self.reserved_position = gauge(
             "switchlab_reserved_position_vnd", "Amount of the participant's transfers in "
-            "flight as debtor, held against its position limit, in VND", ["bic"])
-        self.cycle = gauge(
-            "switchlab_settlement_cycle", "Id of the open settlement cycle")
+            "flight as debtor, held against its position limit, in VND", ["bic"], **vnd)
+        self.position_limit = gauge(
+            "switchlab_position_limit_vnd", "The participant's position limit: how far its "
+            "net position less its reservations may fall below zero, in VND", ["bic"], **vnd)
+        self.cycle = Info(
+            "switchlab_settlement_cycle", "The open settlement cycle, the one the net "
+            "positions are for", registry=self.registry)
+        self.cycle_opened = gauge(
+            "switchlab_settlement_cycle_opened_timestamp_seconds", "When the open settlement "
+            "cycle opened (unix time; after a restart, when this process recovered it)")
+        self.cycle_scheduled = gauge(
+            "switchlab_settlement_cycle_scheduled_seconds", "Configured length of a settlement "
+            "cycle (settlement_cycle_s); 0 when cycles close on command only", **seconds)
         self.cycles_closed = counter(
             "switchlab_settlement_cycles_closed", "Settlement cycles closed")
         self.participant_up = gauge(
@@ -114,10 +141,10 @@ class SwitchMetrics:
             "participant (each is retried)", ["bic"])
         self.commit_seconds = histogram(
             "switchlab_journal_commit_seconds", "Duration of one journal group commit",
-            buckets=COMMIT_BUCKETS_S)
+            buckets=COMMIT_BUCKETS_S, **seconds)
         self.commit_writes = histogram(
             "switchlab_journal_commit_writes", "Writes committed together in one group commit",
-            buckets=COMMIT_WRITES_BUCKETS)
+            buckets=COMMIT_WRITES_BUCKETS, unit="writes")
         self.journal_failed = gauge(
             "switchlab_journal_failed", "1 once the journal stopped on a storage failure: the "
             "switch takes nothing until restarted")
@@ -126,12 +153,22 @@ class SwitchMetrics:
         # the gauges read them when scraped, so an event costs no gauge update.
         self._net_vnd: defaultdict[str, int] = defaultdict(int)
         self._reserved_vnd: defaultdict[str, int] = defaultdict(int)
-        self._open_cycle = 0
+        self._open_cycle = -1  # none yet: _start_cycle(0) below opens the first
         self._in_flight = 0
+        # Transfers in flight by mode (bulk or not) and the second they were received in, so
+        # that the oldest is found at a scrape without a record per transfer.
+        self._pending_since: dict[bool, dict[int, int]] = {False: {}, True: {}}
         self.in_flight.set_function(lambda: self._in_flight)
-        self.cycle.set_function(lambda: self._open_cycle)
+        for bulk, mode in MODES.items():
+            self.oldest_in_flight.labels(mode).set_function(partial(self._oldest_s, bulk))
+        self.instant_deadline.set(instant_deadline_s)
+        self.cycle_scheduled.set(settlement_cycle_s or 0)
+        self._start_cycle(0)
+        limits_vnd = position_limits_vnd or {}
         for bic in self._bics:
             self.participant_up.labels(bic).set(1)
+            if bic in limits_vnd:
+                self.position_limit.labels(bic).set(limits_vnd[bic])
             self.net_position.labels(bic).set_function(lambda bic=bic: self._net_vnd[bic])
             self.reserved_position.labels(bic).set_function(
                 lambda bic=bic: self._reserved_vnd[bic])
@@ -152,6 +189,7 @@ class SwitchMetrics:
         events.recovered.add_listener(self._recovered)
         events.participant_down.add_listener(self._participant_down)
         events.participant_up.add_listener(self._participant_up)
+        events.position_limit_set.add_listener(self._position_limit_set)
         events.cycle_closed.add_listener(self._cycle_closed)
         events.notice_delivered.add_listener(self._notice_delivered)
         events.notice_failed.add_listener(self._notice_failed)
@@ -173,16 +211,18 @@ class SwitchMetrics:
     # ---- transfers ------------------------------------------------------------------------
 
     def _received(self, debtor_bic: str, transfers: Sequence[Transfer], bulk: bool) -> None:
-        pending = reserved_vnd = 0
+        reserved_vnd = 0
+        pending: list[Transfer] = []
         rejected: list[Transfer] = []
         for transfer in transfers:
             if transfer.state is TransferState.PENDING:
-                pending += 1
+                pending.append(transfer)
                 reserved_vnd += transfer.amount_vnd
             else:
                 rejected.append(transfer)
         self._reserved_vnd[debtor_bic] += reserved_vnd
-        self._in_flight += pending
+        self._in_flight += len(pending)
+        self._pending(pending)
         if self._known(debtor_bic):
             self._child(self.received, debtor_bic, MODES[bulk]).inc(len(transfers))
         if rejected:
@@ -232,6 +272,26 @@ class SwitchMetrics:
             outcomes.append((transfer.bulk, transfer.reason_code))
         self._count(state, outcomes)
         self._in_flight -= len(transfers)
+        self._pending(transfers, -1)
+
+    def _pending(self, transfers: Iterable[Transfer], sign: int = 1) -> None:
+        """Count transfers into (sign 1) or out of (-1) flight by mode and received second;
+        a second with none left is dropped, so the tally is as long as the seconds in flight."""
+        tally: dict[tuple[bool, int], int] = {}
+        for transfer in transfers:
+            key = (transfer.bulk, int(transfer.received_at))
+            tally[key] = tally.get(key, 0) + 1
+        for (bulk, second), count in tally.items():
+            since = self._pending_since[bulk]
+            left = since.get(second, 0) + sign * count
+            if left > 0:
+                since[second] = left
+            else:
+                since.pop(second, None)
+
+    def _oldest_s(self, bulk: bool) -> float:
+        since = self._pending_since[bulk]
+        return max(0.0, time.time() - min(since)) if since else 0.0
 
     def _settled(self, transfers: Sequence[Transfer], now_s: float, cycle_id: int) -> None:
         self._finished(transfers, now_s, TransferState.SETTLED)
@@ -266,6 +326,7 @@ class SwitchMetrics:
         for transfer in in_flight:
             self._reserved_vnd[transfer.debtor_bic] += transfer.amount_vnd
         self._in_flight += len(in_flight)
+        self._pending(in_flight)
 
     # ---- positions and cycles -------------------------------------------------------------
 
@@ -280,6 +341,9 @@ class SwitchMetrics:
         return self._net_vnd
 
     def _start_cycle(self, cycle_id: int) -> None:
+        if cycle_id != self._open_cycle:  # not a takeover's recovery of the same cycle
+            self.cycle.info({"cycle_id": str(cycle_id)})
+            self.cycle_opened.set(time.time())
         self._open_cycle = cycle_id
         self._net_vnd.clear()
 
@@ -298,6 +362,10 @@ class SwitchMetrics:
     def _participant_up(self, bic: str) -> None:
         if self._known(bic):
             self._child(self.participant_up, bic).set(1)
+
+    def _position_limit_set(self, bic: str, limit_vnd: int) -> None:
+        if self._known(bic):
+            self._child(self.position_limit, bic).set(limit_vnd)
 
     def _notice_delivered(self, bic: str, items: int) -> None:
         if self._known(bic):

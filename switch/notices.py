@@ -41,8 +41,10 @@ from protocol.reasons import DUPLICATE
 from protocol.retry import with_backoff
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
+from switch.journal import Journal
+from switch.journal_errors import JournalInconsistent
 from switch.participants import Participant
-from switch.store import Journal, JournalInconsistent, NoticesDue, SettledReturn
+from switch.records import NoticesDue, SettledReturn
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
-import aiohttp
-
-from protocol.http import Peer
-from protocol.signing import Credentials
-from switch.config import ParticipantConfig, SwitchConfig
+from protocol.http import Reply
+from protocol.messages import Document
+from switch.config import ParticipantConfig
 
 
 class Call(Enum):
@@ -82,17 +81,20 @@ class Breaker:
         return self.consecutive_failures >= self.failures_to_open
 
 
+class Channel(Protocol):
+    """How the switch sends a participant a message: signed HTTP (protocol.http.Peer), or
+    the simulator's network (sim/)."""
+
+    async def send(self, document: Document, timeout_s: float | None = None) -> Reply: ...
+
+
 class Participant:
     """One admitted participant: its settings and its channel. Its limit and sign-off are
     changed by the book alone (switch/book.py), which also keeps its breaker."""
 
-    def __init__(self, config: ParticipantConfig, switch: SwitchConfig,
-                 session: aiohttp.ClientSession, credentials: Credentials) -> None:
+    def __init__(self, config: ParticipantConfig, peer: Channel) -> None:
         self.config = config
         self.bic = config.bic
         self.position_limit_vnd = config.position_limit_vnd
         self.signed_off = False
-        self.peer = Peer(
-            session, config.inbound_url, switch.bic, credentials, config.bic,
-            timeout_s=switch.creditor_timeout_s,
-        )
+        self.peer = peer

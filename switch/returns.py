@@ -22,9 +22,9 @@ from protocol.messages import (
     TxStatus,
 )
 from switch.inquiry import candidates, lookup, party_to
+from switch.records import Decided, SettledReturn
 from switch.state import SwitchState
 from switch.states import TransferState
-from switch.store import Decided, SettledReturn
 from switch.transfer import Transfer, wire_id
 
 

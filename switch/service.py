@@ -6,9 +6,12 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
+from functools import partial
 
 import aiohttp
 
+from protocol.http import Peer
 from protocol.tls import client_context
 from switch.book import Book, SharedBook
 from switch.cluster import Cluster
@@ -19,14 +22,15 @@ from switch.events import SwitchEvents
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.gate import senders
-from switch.intake import Intake
+from switch.intake import ANSWER_MARGIN_S, Intake
+from switch.journal import Journal
 from switch.metrics import SwitchMetrics
 from switch.notices import Notifier
-from switch.participants import Participant
+from switch.participants import Channel, Participant
 from switch.recovery import recover
 from switch.returns import Returns
 from switch.state import SwitchState
-from switch.store import Journal, Store
+from switch.store import SqliteJournal
 from switch.store_postgres import PostgresStore
 from switch.verification import Verification
 
@@ -38,15 +42,26 @@ class Switch:
     """The scheme as one object: configuration, journal, participants and the parts that
     move transfers. `events` is where observers hang; nothing else is for them."""
 
-    def __init__(self, config: SwitchConfig, events: SwitchEvents | None = None) -> None:
+    def __init__(self, config: SwitchConfig, events: SwitchEvents | None = None,
+                 journal: Journal | None = None,
+                 channels: Callable[[str], Channel] | None = None) -> None:
+        """`journal` and `channels` (a participant's channel by BIC) replace the configured
+        journal and HTTP for a caller that brings its own: the simulator (sim/)."""
         self.config = config
+        self._journal = journal
+        self._channels = channels
         self.events = events or SwitchEvents()
         self.senders = senders(config)
         self.started_at_s = time.time()
         self.recovery: dict[str, int] = {}
         self.journal_commits = 0
         self.events.journal_committed.add_listener(self._count_commit)
-        self.metrics = SwitchMetrics(self.events, config.participants)
+        self.metrics = SwitchMetrics(
+            self.events, config.participants,
+            position_limits_vnd={bic: p.position_limit_vnd
+                                 for bic, p in config.participants.items()},
+            instant_deadline_s=config.creditor_timeout_s + ANSWER_MARGIN_S,
+            settlement_cycle_s=config.settlement_cycle_s)
         self._session: aiohttp.ClientSession | None = None
         self._cycle_task: asyncio.Task[None] | None = None
         self.cluster: Cluster | None = None  # with a journal shared by several processes
@@ -56,17 +71,21 @@ class Switch:
         config = self.config
         store: Journal  # first: a journal that cannot open leaves nothing else to close
         shared: PostgresStore | None = None
-        if config.journal_url is None:
-            store = Store(config.journal_path, self.events)
+        if self._journal is not None:
+            store = self._journal
+        elif config.journal_url is None:
+            store = SqliteJournal(config.journal_path, self.events)
         else:
             store = shared = PostgresStore(config.journal_url, self.events, config.bic,
                                            lease_s=config.cluster_lease_s)
         await store.start()
-        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
-            ssl=True if config.tls is None else client_context(config.tls)))
-        participants = {bic: Participant(p, config, self._session,
-                                         self.senders[bic].credentials)
+        channels = self._channels
+        if channels is None:
+            session = self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
+                ssl=True if config.tls is None else client_context(config.tls)))
+            channels = partial(self._peer, session)
+        participants = {bic: Participant(p, channels(bic))
                         for bic, p in config.participants.items()}
         # The one place that chooses between the two deployments: the book and the cluster.
         book = (Book(config, participants, self.events) if shared is None
@@ -103,6 +122,12 @@ class Switch:
         await self.state.store.close()
         if self._session is not None:
             await self._session.close()
+
+    def _peer(self, session: aiohttp.ClientSession, bic: str) -> Peer:
+        """The signed HTTP channel to a participant's inbound URL."""
+        participant = self.config.participants[bic]
+        return Peer(session, str(participant.inbound_url), self.config.bic,
+                    self.senders[bic].credentials, bic, timeout_s=self.config.creditor_timeout_s)
 
     def process_info(self) -> dict[str, object]:
         """Which switch process this is (several may share a journal and a port)."""

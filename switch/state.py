@@ -11,9 +11,9 @@ from switch.book import Book
 from switch.config import SwitchConfig
 from switch.directory import Directory
 from switch.events import SwitchEvents
+from switch.journal import Journal
 from switch.notices import Notifier
 from switch.participants import Participant
-from switch.store import Journal
 
 
 @dataclass(slots=True)

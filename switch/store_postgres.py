@@ -53,25 +53,19 @@ except ImportError:  # the optional `postgres` extra is not installed
     asyncpg = None  # type: ignore[assignment]
 
 from switch.events import SwitchEvents
-from switch.states import TransferState
-from switch.store import (
-    DIRECTORY_COLUMNS,
-    LISTED_COLUMNS,
+from switch.group_commit import GroupCommit, QueuedWrite
+from switch.journal import (
     NOTICE_DUE,
     NOTICE_SENT,
+    READS,
     TRANSFER_COLUMNS,
-    Decided,
-    DirectoryChange,
-    Final,
-    GroupCommit,
     JournalReads,
-    NoticesDue,
-    QueuedWrite,
-    SettledReturn,
-    WriteRefused,
-    split_sum,
+    dollar_placeholders,
     transfer_of_row,
 )
+from switch.journal_errors import WriteRefused
+from switch.records import Decided, DirectoryChange, Final, NoticesDue, SettledReturn
+from switch.states import TransferState
 from switch.transfer import Transfer
 
 SCHEMA = """
@@ -541,38 +535,7 @@ _OWNED_RETURNS_DUE = (
     f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
     f" AND r.debtor_notice = {NOTICE_DUE}"
 )
-_POSTGRES_READS = {
-    "digest": "SELECT body_sha256 FROM messages WHERE sender_bic=$1 AND msg_id=$2",
-    "listed_one": f"SELECT {LISTED_COLUMNS} FROM transfers WHERE end_to_end_id=$1",
-    "return_of": "SELECT return_id, amount_vnd, reason_code, settled_at, cycle_id FROM returns"
-                 " WHERE end_to_end_id=$1",
-    "directory": f"SELECT {DIRECTORY_COLUMNS} FROM directory",
-    "directory_seq": "SELECT coalesce(max(seq), 0) FROM directory_changes",
-    "directory_changes": (
-        "SELECT seq, citizen_id, action, participant_bic, account_id, holder_name, changed_by,"
-        " at FROM directory_changes WHERE seq > $1 AND ($2::text IS NULL OR citizen_id = $2)"
-        " AND ($3::text IS NULL OR participant_bic = $3) ORDER BY seq LIMIT $4"),
-    "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
-               " WHERE end_to_end_id=$1 ORDER BY seq",
-    "totals": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
-              " FROM transfers GROUP BY 1, 2",
-    "returned_totals": f"SELECT count(*), {split_sum('amount_vnd')} FROM returns",
-    "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=$1",
-    "cycle_transfers": f"SELECT debtor_bic, creditor_bic, count(*), {split_sum('amount_vnd')}"
-                       " FROM transfers WHERE cycle_id=$1 GROUP BY debtor_bic, creditor_bic",
-    "cycle_returns": f"SELECT creditor_bic, debtor_bic, count(*), {split_sum('amount_vnd')}"
-                     " FROM returns WHERE cycle_id=$1 GROUP BY creditor_bic, debtor_bic",
-    "statement": (
-        "SELECT * FROM (SELECT end_to_end_id AS ref, amount_vnd, creditor_bic = $2,"
-        " final_at AS at, CASE WHEN creditor_bic = $2 THEN debtor_bic ELSE creditor_bic END,"
-        " 'transfer' FROM transfers WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)"
-        " UNION ALL SELECT return_id, amount_vnd, debtor_bic = $2, settled_at,"
-        " CASE WHEN debtor_bic = $2 THEN creditor_bic ELSE debtor_bic END, 'return'"
-        " FROM returns WHERE cycle_id=$1 AND (debtor_bic=$2 OR creditor_bic=$2)) AS entries"
-        " WHERE at > $3 OR (at = $3 AND ref > $4) ORDER BY at, ref LIMIT $5"),
-    "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
-                  " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
-}
+_POSTGRES_READS = {name: dollar_placeholders(sql) for name, sql in READS.items()}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
 if asyncpg is not None:

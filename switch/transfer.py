@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from protocol import reasons
 from protocol.ids import FORWARD_TX_PREFIX, wire_end_to_end_id
-from protocol.messages import CreditTransfer, TransactionStatus
+from protocol.messages import CreditTransfer, TransactionStatus, TxStatus
 from switch.states import WIRE_STATUS, TransferState, check_transition
 
 # Ids belong to their sender (issue #22): an end-to-end id is unique per debtor agent, as the
@@ -45,6 +45,17 @@ def key_named(end_to_end_id: str, tx_id: str | None, debtors: Iterable[str]) -> 
             if forward_tx_id(key) == tx_id:
                 return key
     return end_to_end_id
+
+
+def refusal(end_to_end_id: str, tx_id: str, reason_code: str, switch_bic: str,
+            msg_id: str | None = None) -> TransactionStatus:
+    """A pacs.002 TxInfAndSts refusing a transaction by the switch itself (StsRsnInf/Orgtr
+    is the switch): RJCT with `reason_code` and its ISO description."""
+    return TransactionStatus(
+        original_end_to_end_id=end_to_end_id, original_tx_id=tx_id,
+        status=TxStatus.REJECTED, reason_code=reason_code,
+        reason_text=reasons.DESCRIPTIONS[reason_code], original_msg_id=msg_id,
+        reason_originator_bic=switch_bic)
 
 
 @dataclass(slots=True, eq=False)

@@ -46,10 +46,10 @@ async def supervise(config: SwitchConfig, config_path: Path, port: int | None, p
     here = Path.cwd()  # the configuration's relative paths mean what they mean to the operator
     workers = [(await start_process(*command, start_timeout_s=START_TIMEOUT_S, cwd=here))[0]
                for _ in range(processes)]
-    print(f"switch {config.bic} listening on {held.base_url} ({processes} processes, pids"
-          f" {' '.join(str(w.pid) for w in workers)})", flush=True)
     try:
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop:  # before the ready line: a stop right after it is clean
+            print(f"switch {config.bic} listening on {held.base_url} ({processes} processes, "
+                  f"pids {' '.join(str(w.pid) for w in workers)})", flush=True)
             await _restart_until(stop, workers, command, here)
     finally:
         await asyncio.gather(*(stop_process(w, START_TIMEOUT_S) for w in workers))

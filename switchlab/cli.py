@@ -28,15 +28,15 @@ from protocol.runtime import run_event_loop
 from protocol.settings import describe as settings_problems
 from scenarios.report import CRASH_EXIT_STATUS, terminal, write_crash_reports, write_reports
 from scenarios.runner import run_scenario
-from scenarios.spec import ScenarioError, json_schema, load_scenario
+from scenarios.spec import LIBRARY, ScenarioError, json_schema, load_scenario, shipped
+from sim import command as simulate
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
-from switchlab import journal, postgres, targets
+from switchlab import journal, payout_register_command, postgres, prometheus, targets
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
-
-LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
+from switchlab.prometheus import PrometheusUnavailable
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 MAX_USERS = 10_000  # Locust users on one machine
@@ -59,8 +59,15 @@ def _demo(args: argparse.Namespace) -> int:
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
                             output_dir=args.output, progress=not args.no_progress,
                             live_port=None if args.no_live else args.live_port,
-                            hold_s=args.hold_s, mtls=args.mtls)
-    return run_event_loop(run_demo(settings))
+                            hold_s=args.hold_s, prometheus=args.prometheus,
+                            mtls=args.mtls)
+    if not _prometheus_here(args):
+        return INVALID
+    try:
+        return run_event_loop(run_demo(settings))
+    except PrometheusUnavailable as error:
+        print(f"switchlab demo: {error}", file=sys.stderr)
+        return INVALID
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -84,11 +91,16 @@ def _run(args: argparse.Namespace) -> int:
             why := postgres.unavailable()) is not None:
         print(f"switchlab run: {scenario.name} needs PostgreSQL here: {why}", file=sys.stderr)
         return INVALID
+    if not _prometheus_here(args):
+        return INVALID
     out = args.output or Path("runs") / scenario.name
     try:
         record = run_event_loop(run_scenario(
             scenario, out, ci=args.ci, progress=not args.no_progress,
-            live_port=None if args.no_live else args.live_port))
+            live_port=None if args.no_live else args.live_port, prometheus=args.prometheus))
+    except PrometheusUnavailable as error:
+        print(f"switchlab run: {error}", file=sys.stderr)
+        return INVALID
     except Exception as error:  # the run broke: CI must still see why, in junit.xml
         paths = write_crash_reports(scenario.name, error, out)
         logging.getLogger("switchlab").exception("the run of %s crashed", scenario.name)
@@ -101,14 +113,23 @@ def _run(args: argparse.Namespace) -> int:
     return HELD if record.passed else FAILED
 
 
+def _prometheus_here(args: argparse.Namespace) -> bool:
+    """False, said on stderr, when --prometheus is asked and Prometheus is not installed:
+    found before the day starts, not after its servers are up."""
+    if args.prometheus and prometheus.binary() is None:
+        print(f"switchlab {args.command}: --prometheus needs Prometheus's server, which is not "
+              "installed (Debian: apt-get install prometheus)", file=sys.stderr)
+        return False
+    return True
+
+
 def _scenario_file(given: str) -> Path:
     """A scenario file's path: the file if it exists, else the shipped scenario of that name
     (with or without .yaml), so that `switchlab run switch-crash-mid-run` works anywhere."""
     path = Path(given)
     if path.exists() or path.parent != Path("."):
         return path
-    shipped = LIBRARY / (given if given.endswith((".yaml", ".yml")) else f"{given}.yaml")
-    return shipped if shipped.is_file() else path
+    return shipped(given) or path
 
 
 def _read_key(path: Path | None, option: str) -> str:
@@ -151,7 +172,8 @@ def _payout_settings(args: argparse.Namespace) -> PayoutSettings:
             inbound_host=args.inbound_host, inbound_port=args.inbound_port, admin_token=token)
     output = args.output or Path(f"payout-{args.table.stem}")
     return PayoutSettings(table=args.table, output=output, treasury=treasury, remote=remote,
-                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress)
+                          returns_wait_s=args.returns_wait_s, progress=not args.no_progress,
+                          payout_register=args.payout_register)
 
 
 def _payout(args: argparse.Namespace) -> int:
@@ -159,7 +181,9 @@ def _payout(args: argparse.Namespace) -> int:
 
     Check the table, verify each account against the row's citizen id and name (acmt.023),
     pay it through the switch, and write the results, the post office's cash list and the
-    list of deceased for the ministry. By default in an embedded lab on 127.0.0.1; with
+    list of deceased for the ministry, and a report. A corrected table pays only what no
+    earlier run of the treasury paid or listed (its payout register; see `switchlab
+    payout-register`). By default in an embedded lab on 127.0.0.1; with
     --switch, against a running switch. Killed or interrupted, the same command finishes the
     run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
     reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
@@ -327,6 +351,10 @@ def _watching(command: argparse.ArgumentParser) -> None:
     command.add_argument("--live-port", type=_whole_number(0, 65_535), default=0,
                          help="port of the live page on 127.0.0.1 (0: one the OS chooses)")
     command.add_argument("--no-live", action="store_true", help="serve no live page")
+    command.add_argument("--prometheus", action="store_true",
+                         help="start a Prometheus server on 127.0.0.1 for the day, with the "
+                         "shipped alert rules, scraping the switch and the participants "
+                         "(Debian's prometheus package; docs/operations.md, Alerts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -415,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--no-progress", action="store_true", help="no progress bar (CI logs)")
 
     journal.add_parser(commands)
+    simulate.add_parser(commands)
     payout = _command(commands, "payout", _payout)
     payout.add_argument("table", type=Path, help="the payment table, CSV in UTF-8")
     payout.add_argument("--output", type=Path,
@@ -455,8 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where the switch pushes reports and returns (--switch)")
     payout.add_argument("--admin-token-file", type=Path,
                         help="the switch's admin token, to reconcile with its books (--switch)")
+    payout.add_argument("--payout-register", type=Path, metavar="PATH",
+                        help="the treasury's payout register, shared by its runs (default "
+                        "payout-register/<BIC>.sqlite beside the --output folder)")
     payout.add_argument("--no-progress", action="store_true",
                         help="no progress bar (for CI logs)")
+    payout_register_command.add_parser(commands)
 
     conformance = _command(commands, "conformance", _conformance)
     conformance_command.add_options(conformance, _whole_number)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,13 @@ class DemoSettings:
     progress: bool = True
     live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
     hold_s: float = 0.0  # servers and live page kept up after the day, to look around
+    prometheus: bool = False  # a Prometheus server scraping the day, with the shipped rules
     mtls: bool = False  # HTTPS with client certificates everywhere (protocol/tls.py)
 
 
-async def run_demo(settings: DemoSettings) -> int:
-    """Run the day; 0 when every transfer is final and the books agree, 1 otherwise."""
+async def run_demo(settings: DemoSettings, announce: Callable[[str], None] = print) -> int:
+    """Run the day, `announce` saying where to look; 0 when every transfer is final and the
+    books agree, 1 otherwise."""
     out = settings.output_dir
     population = generate_population(settings.beneficiaries, settings.seed,
                                      Mix(participants=DEFAULT_SHARES))
@@ -59,7 +62,7 @@ async def run_demo(settings: DemoSettings) -> int:
             print(f"mutual TLS: every party's certificate under {out / 'tls'} (curl --cacert "
                   f"{out / 'tls' / 'authority.pem'} for the admin API)")
         async with watching(world, len(payments), "payout", settings.progress,
-                            settings.live_port) as monitor:
+                            settings.live_port, announce, settings.prometheus) as monitor:
             await world.treasury.run(payments)
             await monitor.sample()
             await monitor.finish()

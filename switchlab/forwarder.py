@@ -13,7 +13,7 @@ import sys
 import aiohttp
 from aiohttp import web
 
-from protocol.runtime import bind, run_event_loop, serve, until_stopped
+from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve
 from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
 
 FORWARD_TIMEOUT_S = 30.0
@@ -34,9 +34,8 @@ async def run(target_url: str) -> None:
     app.router.add_post("/v1/messages", forward)
     bound = bind()
     runner = await serve(app, bound)
-    print(f"forwarder listening on {bound.base_url}/v1/messages", flush=True)
     try:
-        await until_stopped()
+        await ready_until_stopped(f"forwarder listening on {bound.base_url}/v1/messages")
     finally:
         await runner.cleanup()
         await session.close()

@@ -25,8 +25,10 @@ import aiohttp
 
 from protocol.ids import is_bic
 from protocol.reasons import DESCRIPTIONS
+from switch.journal import MAX_LISTED_TRANSFERS, iso_utc
+from switch.journal_errors import NotAJournal
+from switch.journal_reader import JournalReader
 from switch.states import TransferState
-from switch.store import MAX_LISTED_TRANSFERS, JournalReader, NotAJournal, iso_utc
 
 TOKEN_VARIABLE = "SWITCHLAB_ADMIN_TOKEN"
 REQUEST_TIMEOUT_S = 30.0

@@ -7,7 +7,12 @@ progress triggers, the live page and the report need: counts over time, who is d
 positions, the faults as they were injected, and the treasury's latency to final status.
 
 The live page is one self-contained HTML file (`live.html`, no external JS or CSS) served on
-127.0.0.1 beside `live.json`, which it polls every second.
+127.0.0.1 beside `live.json`, which it polls every second. `live.json` holds the whole day at
+most PAGE_POINTS points a chart: older samples are merged into coarser ones, never dropped
+(the counts are cumulative, so a merged point's rate is the exact average over its span; the
+in-flight count keeps its peak; latency percentiles are computed again over the merged span
+from the treasury's log). Rates are per second over at least RATE_WINDOW_S, so a chart's peak
+is comparable with the terminal's transfers a second, not a quarter second's burst.
 """
 
 from __future__ import annotations
@@ -15,23 +20,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 from aiohttp import web
 
-from banks.payout import percentile
 from protocol.runtime import bind, serve
 from switchlab.progress import Progress
+from switchlab.prometheus import PrometheusServer, lab_targets
 from switchlab.world import World
 
 SAMPLE_EVERY_S = 0.25
-MAX_SAMPLES = 20_000  # past this the oldest half is thinned: hours of samples stay small
+MAX_SAMPLES = 20_000  # past this the oldest half is merged in pairs: a day stays small
 MAX_FAULTS = 1_000
-LIVE_SAMPLES = 600  # the last 600 samples on the page: 2.5 minutes at 4 a second
+PAGE_POINTS = 600  # points of each chart on the page, for the whole day
+RATE_WINDOW_S = 1.0  # a rate on the page is over at least this long
 PAGE = Path(__file__).with_name("live.html")
 MONITOR = web.AppKey("monitor", "Monitor")
 
@@ -56,7 +64,11 @@ class Monitor:
         self.finished = False  # the payout is over: progress will not move any more
         self._changed = asyncio.Condition()
         self._latency_seen = 0  # treasury latency samples already summarised
-        self.latency: list[dict[str, float]] = []  # t_s, p50, p99 of each interval
+        # Each interval's span of the treasury's latency log: t_s, start, end (indexes).
+        self.latency: list[dict[str, float]] = []
+        self.cycle_id = 0  # the open settlement cycle, as the switch last said
+        self.closed_cycle: dict[str, Any] | None = None  # the last closed cycle's summary
+        self.payout_per_s: float | None = None  # final transfers a second, once finished
 
     def elapsed_s(self) -> float:
         return round(time.monotonic() - self.started_s, 3)
@@ -83,6 +95,9 @@ class Monitor:
         except (aiohttp.ClientError, OSError, TimeoutError):
             self.reachable = False
         if self.reachable:
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):  # next time
+                await self._follow_cycle(int(self.stats.get("cycle_id", 0)))
+        if self.reachable:
             self._take(self.stats)
         self._summarise_latency()
         self._show()
@@ -102,19 +117,23 @@ class Monitor:
             "returned": int(stats.get("returns", {}).get("count", 0)),
             "in_flight": int(stats.get("in_flight", 0)),
         })
-        if len(self.samples) > MAX_SAMPLES:
-            self.samples[: MAX_SAMPLES // 2] = self.samples[: MAX_SAMPLES // 2: 2]
+        _bound(self.samples, _last_with_peak)
+
+    async def _follow_cycle(self, cycle_id: int) -> None:
+        """Once the switch opens a new cycle, read the one it closed (its net positions)."""
+        if cycle_id > self.cycle_id and cycle_id > 1:
+            self.closed_cycle = await self.world.switch_admin(
+                "GET", f"/v1/admin/settlement/cycles/{cycle_id - 1}")
+        self.cycle_id = cycle_id
 
     def _summarise_latency(self) -> None:
-        """p50 and p99 of the transfers that became final since the last sample."""
-        log = self.world.treasury.latencies
-        fresh = list(log.latency_ms[self._latency_seen:])
-        self._latency_seen = len(log)
-        if fresh:
-            self.latency.append({"t_s": self.elapsed_s(), "p50": round(percentile(fresh, 50), 2),
-                                 "p99": round(percentile(fresh, 99), 2), "count": len(fresh)})
-            if len(self.latency) > MAX_SAMPLES:
-                self.latency[: MAX_SAMPLES // 2] = self.latency[: MAX_SAMPLES // 2: 2]
+        """The span of the treasury's latency log that became final since the last sample."""
+        end = len(self.world.treasury.latencies)
+        if end > self._latency_seen:
+            self.latency.append({"t_s": self.elapsed_s(), "start": self._latency_seen,
+                                 "end": end})
+            self._latency_seen = end
+            _bound(self.latency, _latency_span)
 
     def _show(self) -> None:
         if self.progress is None:
@@ -150,6 +169,9 @@ class Monitor:
         """The payout is over: waiters for progress that will not come are woken, and the bar
         ends here (its rate is the payout's, not that of what follows)."""
         self.finished = True
+        treasury = self.world.treasury
+        if treasury.elapsed_s > 0:  # the terminal's figure: final transfers over the payout
+            self.payout_per_s = len(treasury.latencies) / treasury.elapsed_s
         if self.progress is not None:
             self.progress.close()
             self.progress = None
@@ -157,20 +179,88 @@ class Monitor:
             self._changed.notify_all()
 
     def snapshot(self) -> dict[str, Any]:
-        """What the live page shows, as JSON."""
+        """What the live page shows, as JSON: the whole day in at most PAGE_POINTS points a
+        chart, and the figures of its cards taken from the same data as its charts."""
         by_state = self.stats.get("by_state", {})
         rejected = {key.removeprefix("count_"): value
                     for key, value in by_state.get("REJECTED", {}).items()
                     if key.startswith("count_")}
+        samples = merged(self.samples, PAGE_POINTS)
+        throughput = rates(samples)
+        log = np.frombuffer(self.world.treasury.latencies.latency_ms, dtype=np.float64)
+        latency = [{"t_s": span["t_s"], **percentiles(log[int(span["start"]):int(span["end"])])}
+                   for span in merged(self.latency, PAGE_POINTS, _latency_span)]
         return {
             "elapsed_s": self.elapsed_s(), "total": self.total, "reachable": self.reachable,
             "finished": self.finished, "switch_url": self.world.switch_url,
-            "samples": self.samples[-LIVE_SAMPLES:], "latency": self.latency[-LIVE_SAMPLES:],
+            "samples": samples, "samples_taken": len(self.samples), "throughput": throughput,
+            "latency": latency,
+            "day": {"p99_ms": percentiles(log)["p99"],
+                    "peak_settled_per_s": max((r[1] for r in throughput), default=0.0),
+                    "settled_per_s": throughput[-1][1] if throughput else 0.0,
+                    "payout_per_s": self.payout_per_s},
+            "cycle_id": self.cycle_id, "closed_cycle": self.closed_cycle,
             "rejected_by_reason": rejected,
             "returned": self.stats.get("returns", {"count": 0, "amount_vnd": 0}),
             "participants": self.participants, "faults": self.faults,
             "notices_backlog": self.stats.get("notices_backlog", 0),
         }
+
+
+Sample = dict[str, float]
+
+
+def _last_with_peak(group: Sequence[Sample]) -> Sample:
+    """Consecutive samples as one: the last's time and cumulative counts, the peak in flight."""
+    return group[-1] | {"in_flight": max(s["in_flight"] for s in group)}
+
+
+def _latency_span(group: Sequence[Sample]) -> Sample:
+    """Consecutive spans of the latency log as one: the last's time, from the first's start."""
+    return group[-1] | {"start": group[0]["start"]}
+
+
+def merged(series: Sequence[Sample], at_most: int,
+           merge: Callable[[Sequence[Sample]], Sample] = _last_with_peak) -> list[Sample]:
+    """`series` in at most `at_most` points (2 or more): the first as it is (the day's
+    start), then each merging as many consecutive ones as it takes."""
+    if len(series) <= at_most:
+        return list(series)
+    size = math.ceil((len(series) - 1) / (at_most - 1))
+    return [series[0], *(merge(series[i:i + size]) for i in range(1, len(series), size))]
+
+
+def _bound(series: list[Sample], merge: Callable[[Sequence[Sample]], Sample]) -> None:
+    """Past MAX_SAMPLES, the older half merged in pairs by `merge`: coarser, none dropped."""
+    if len(series) > MAX_SAMPLES:
+        half = MAX_SAMPLES // 2
+        series[:half] = merged(series[:half], half // 2, merge)
+
+
+def rates(samples: Sequence[Sample]) -> list[list[float]]:
+    """[t_s, settled a second, rejected a second] at each sample after the first, each over
+    the last RATE_WINDOW_S at least (from the latest sample that far back; over the first
+    second, from the start and counted as a whole second)."""
+    out: list[list[float]] = []
+    back = 0
+    for i in range(1, len(samples)):
+        now = samples[i]
+        while back + 1 < i and samples[back + 1]["t_s"] <= now["t_s"] - RATE_WINDOW_S:
+            back += 1
+        then = samples[back]
+        span_s = max(now["t_s"] - then["t_s"], RATE_WINDOW_S)
+        out.append([now["t_s"], round(max(0.0, now["settled"] - then["settled"]) / span_s, 1),
+                    round(max(0.0, now["rejected"] - then["rejected"]) / span_s, 1)])
+    return out
+
+
+def percentiles(latency_ms: np.ndarray) -> dict[str, float]:
+    """p50 and p99 of latencies in ms (linear interpolation, as statistics' inclusive
+    method); 0 when there are none."""
+    if not len(latency_ms):
+        return {"p50": 0.0, "p99": 0.0}
+    p50, p99 = np.percentile(latency_ms, [50, 99])
+    return {"p50": round(float(p50), 2), "p99": round(float(p99), 2)}
 
 
 async def _page(request: web.Request) -> web.Response:
@@ -209,15 +299,21 @@ class LiveView:
 
 @contextlib.asynccontextmanager
 async def watching(world: World, total: int, what: str, progress: bool, live_port: int | None,
-                   announce: Callable[[str], None] = print) -> AsyncIterator[Monitor]:
+                   announce: Callable[[str], None] = print, prometheus: bool = False
+                   ) -> AsyncIterator[Monitor]:
     """Watch a started world's payout of `total` transfers: announce where the switch, its
-    admin API and (with `live_port` not None) the live page are, then sample the switch for
-    the bar, the page and the report until the block ends."""
+    admin API, (with `live_port` not None) the live page and (with `prometheus`) a Prometheus
+    server scraping the day are, then sample the switch for the bar, the page and the report
+    until the block ends. Raises PrometheusUnavailable when Prometheus will not start."""
     monitor = Monitor(world, total)
     live = LiveView(monitor, live_port) if live_port is not None else None
+    scraper = PrometheusServer(
+        lab_targets(world.switch_url, world.bank_urls, world.admin_token),
+        world.run_dir / "prometheus") if prometheus else None
     sampling: list[asyncio.Future[None]] = []
     try:
-        announce(where_to_look(world, await live.start() if live else None))
+        live_url = await live.start() if live else None
+        announce(where_to_look(world, live_url, await scraper.start() if scraper else None))
         monitor.progress = Progress(what, total, enabled=progress)
         sampling.append(asyncio.ensure_future(monitor.run()))
         yield monitor
@@ -229,13 +325,20 @@ async def watching(world: World, total: int, what: str, progress: bool, live_por
         await asyncio.gather(*sampling, return_exceptions=True)
         if live is not None:
             await live.stop()
+        if scraper is not None:
+            await scraper.stop()
 
 
-def where_to_look(world: World, live_url: str | None) -> str:
-    """The lines printed at start: where the switch is, its admin API, the live page."""
+def where_to_look(world: World, live_url: str | None, prometheus_url: str | None = None
+                  ) -> str:
+    """The lines printed at start: where the switch is, its admin API, the live page and
+    Prometheus."""
     lines = [f"switch    {world.switch_url}  (journal {world.run_dir / 'switch.sqlite'})",
              f"admin API curl -H 'Authorization: Bearer {world.admin_token}' "
              f"{world.switch_url}/v1/admin/stats"]
     if live_url:
         lines.append(f"live page {live_url}")
+    if prometheus_url:
+        lines.append(f"prometheus {prometheus_url}/alerts  (rules and data: "
+                     f"{world.run_dir / 'prometheus'})")
     return "\n".join(lines)

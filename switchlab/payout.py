@@ -10,7 +10,9 @@ already running, with its BIC and key.
 Steps: check the table (bad rows listed with their line, the good ones go on); verify each
 account against the row's citizen id and name (acmt.023) unless told not to; pay in bulk files
 or instant transfers, bounded in concurrency and rate; then report, reconcile and write the
-lists for people. The run's own state is `OUTPUT/run.sqlite` (banks/payout_state.py).
+lists for people. The run's own state is `OUTPUT/run.sqlite` (banks/payout_state.py); what
+every run of the treasury paid or listed, its payout register (banks/payout_register.py),
+lives beside the runs: a corrected table pays only what no run paid or listed.
 
 Exit status: 0 when every good row is paid or on a list (cash, deceased, table errors);
 1 when the books do not reconcile or a row is left unresolved; 2 when the table or the
@@ -21,17 +23,19 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import secrets
 import shutil
+from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from tqdm import tqdm
 
+from banks import cash_list
 from banks.behaviour import Behaviour
 from banks.ledger import Account, Ledger
 from banks.payment_table import (
@@ -45,17 +49,34 @@ from banks.payment_table import (
     retry_id,
 )
 from banks.payout import PayoutResult, PayoutStatus
+from banks.payout_register import Entry, PayoutRegister, RegisterError, Settled, key_of
+from banks.payout_report import write_report
 from banks.payout_state import PayoutState
+from banks.payout_trace import (
+    CASH,
+    DECEASED,
+    TRACE_COLUMNS,
+    Figures,
+    RunRows,
+    register_state,
+    trace,
+)
 from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
-from banks.registry import PARTICIPANTS
+from banks.registry import PARTICIPANTS, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
-from banks.verification import UNANSWERED
+from banks.verification import UNANSWERED, answered
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
+RUN_ID = "run_id"  # this run's name in the payout register, made once and kept for resumes
+REGISTER_FOLDER = "payout-register"  # beside the output folder: <BIC>.sqlite a treasury
+SETTLE_BATCH = 10_000  # register entries settled a transaction
+DIRECTORY_PAGE = 1_000  # the switch's limit on directory changes a request
+DIRECTORY_TIMEOUT_S = 30.0  # a page of it
+MAX_DIRECTORY_PAGES = 100_000  # 100 million changes: far past any directory
 # How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
 # recorded named them otherwise, and resuming it here could pay a row twice.
 ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "hmac-run-secret"
@@ -97,18 +118,27 @@ class PayoutSettings:
     remote: RemoteSwitch | None = None
     returns_wait_s: float = 0.0
     progress: bool = True
+    payout_register: Path | None = None  # the treasury's; None: register_path()
+
+    def register_path(self) -> Path:
+        """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output."""
+        if self.payout_register is not None:
+            return self.payout_register
+        bic = self.remote.bic if self.remote is not None else TREASURY_BIC
+        return self.output.resolve().parent / REGISTER_FOLDER / f"{bic}.sqlite"
 
 
 @dataclass
 class Report:
     """What a run ends with: the outcome, the books' agreement, and the files written."""
 
-    result: PayoutResult
+    result: PayoutResult  # this run's transfers: the books reconciled
     mismatches: list[Mismatch]
     files: dict[str, Path]
     table: CheckedTable
-    resumed_final: int
+    resumed_final: int  # rows final before this command started (a resumed run)
     reconciled_with: str
+    figures: Figures  # every row of the table: the counts shown everywhere
 
     @property
     def exit_code(self) -> int:
@@ -147,6 +177,8 @@ def _open_state(settings: PayoutSettings, table: CheckedTable, id_key: bytes) ->
     state.set(ATTEMPT_IDS, ATTEMPT_IDS_NOW)
     if state.get(ID_SECRET) is None:
         state.set(ID_SECRET, id_key.hex())
+    if state.get(RUN_ID) is None:
+        state.set(RUN_ID, secrets.token_hex(8))
     return state
 
 
@@ -214,6 +246,44 @@ async def _remote_treasury(settings: PayoutSettings) -> Treasury:
     return treasury
 
 
+async def _directory_links(url: str, token: str, citizens: set[str]
+                           ) -> dict[str, tuple[str, str]]:
+    """The account the switch's directory links each of `citizens` to now (the admin API's
+    changes, a page at a time, at most MAX_DIRECTORY_PAGES): where a row paid by citizen id
+    went. A directory that cannot be read leaves them unknown (empty), with a warning: what
+    was paid stands."""
+    links: dict[str, tuple[str, str]] = {}
+    after_seq = 0
+    async with aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=aiohttp.ClientTimeout(total=DIRECTORY_TIMEOUT_S)) as session:
+        for _ in range(MAX_DIRECTORY_PAGES):
+            try:
+                async with session.get(f"{url.rstrip('/')}/v1/admin/directory/changes",
+                                       params={"after_seq": after_seq, "limit": DIRECTORY_PAGE}
+                                       ) as response:
+                    response.raise_for_status()
+                    changes = (await response.json())["changes"]
+                for change in changes:
+                    citizen_id = change["citizen_id"]
+                    if citizen_id not in citizens:
+                        continue
+                    if change["action"] == "unlink":
+                        links.pop(citizen_id, None)
+                    else:
+                        links[citizen_id] = (str(change["participant_bic"]),
+                                             str(change["account_id"]))
+                if len(changes) < DIRECTORY_PAGE:
+                    break
+                after_seq = int(changes[-1]["seq"])
+            except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as error:
+                logging.getLogger(__name__).warning(
+                    "the switch's directory could not be read (%s): the bank and account of "
+                    "rows paid by citizen id are left empty in results.csv", error)
+                return {}
+    return links
+
+
 async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
     async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {remote.admin_token}"}
                                      ) as session, session.get(
@@ -249,6 +319,14 @@ def _attempts(payments: PaymentTable, treasury: Treasury, more: bool, id_key: by
     return bytes(attempts)
 
 
+def _final_already(treasury: Treasury, current: PaymentTable) -> int:
+    """Rows of the run with their outcome known: a final status, or verification's no."""
+    return sum(1 for e2e in map(current.end_to_end_id, range(len(current)))
+               if e2e in treasury.final or (
+                   answered(v := treasury.verified.get(e2e)) and v is not None
+                   and not v.verified))
+
+
 def _current(payments: PaymentTable, attempts: bytes, id_key: bytes) -> PaymentTable:
     """Each row as its attempt: the table itself while every row is at its first."""
     if not any(attempts):
@@ -274,36 +352,58 @@ async def pay_table(settings: PayoutSettings) -> Report:
         raise PayoutRefused(f"{settings.table}: no row can be paid (each reason is in "
                             f"{errors}){shown}")
     state = _open_state(settings, table, id_key)
+    run_id = state.get(RUN_ID)
+    assert run_id is not None
+    try:
+        register = PayoutRegister(settings.register_path())
+    except RegisterError as error:
+        state.close()
+        raise PayoutRefused(str(error)) from None
     world: World | None = None
     remote: Treasury | None = None
     try:
+        earlier = register.claim(run_id, settings.output, settings.table, table.sha256,
+                                 zip(table.lines, table.payments, strict=True))
+        rows: Sequence[int] = range(len(table.payments))
+        payments = table.payments
+        if earlier:  # paid, listed or being paid by another run: not this run's to pay
+            rows = array("q", (row for row in rows if table.lines[row] not in earlier))
+            payments = table.payments.take(rows)
         if settings.remote is None:
             world = await _start_lab(settings, state, table.payments)
             treasury = world.treasury
         else:
             treasury = remote = await _remote_treasury(settings)
-        resumed_final = state.restore(treasury)
+        state.restore(treasury)
         finished = state.get(FINISHED) is not None
-        attempts = _attempts(table.payments, treasury, not finished, id_key)
-        current = _current(table.payments, attempts, id_key)
+        attempts = _attempts(payments, treasury, not finished, id_key)
+        current = _current(payments, attempts, id_key)
+        resumed_final = 0
         if state.get(STARTED) is not None:
+            resumed_final = _final_already(treasury, current)
             treasury.maybe_sent = {e2e for e2e in map(current.end_to_end_id, range(len(current)))
                                    if e2e not in treasury.final}
         state.set(STARTED, "1")
-        for _ in range(MAX_ATTEMPTS):
-            bar = tqdm(total=len(current), unit="tx", disable=not settings.progress)
-            try:
-                await treasury.run(current, lambda done, _, bar=bar: bar.update(done - bar.n))
-            finally:
-                bar.close()
-            again = _attempts(table.payments, treasury, not finished, id_key)
-            if again == attempts:
-                break
-            attempts, current = again, _current(table.payments, again, id_key)
+        bar = tqdm(total=len(current), unit="row", disable=not settings.progress)
+        try:
+            for _ in range(MAX_ATTEMPTS):
+                await treasury.run(current, lambda done, total: _show(bar, done, total))
+                again = _attempts(payments, treasury, not finished, id_key)
+                if again == attempts:
+                    break
+                attempts, current = again, _current(payments, again, id_key)
+        finally:
+            bar.close()
         if settings.returns_wait_s:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
         result = treasury.result(current)
+        token = (world.admin_token if world is not None else
+                 settings.remote.admin_token if settings.remote is not None else None)
+        url = world.switch_url if world is not None else (
+            settings.remote.url if settings.remote is not None else "")
+        by_citizen = {p.citizen_id for p in payments if not p.account_id}
+        linked = await _directory_links(url, token, by_citizen) if token and by_citizen else {}
         if world is not None:
             mismatches = await world.reconcile(result)
             reconciled_with = "the switch's settlement and the banks' ledgers"
@@ -312,70 +412,141 @@ async def pay_table(settings: PayoutSettings) -> Report:
             reconciled_with = "the switch's settlement"
         else:
             mismatches, reconciled_with = [], ""
+        run = RunRows(rows, result, lambda index: [
+            _attempt_id(payments.end_to_end_id(index), attempt, id_key)
+            for attempt in range(attempts[index] + 1)], treasury.verified, linked)
+        files, figures = write_files(settings.output, table, earlier, run, mismatches,
+                                     register, run_id)
     finally:
         if world is not None:
             await world.stop()
         if remote is not None:
             await remote.stop_inbound()
         state.close()
-    files = write_files(settings.output, result, table, mismatches)
+        register.close()
     if not result.by_status[PayoutStatus.UNRESOLVED]:
         finished_state = PayoutState(settings.output / "run.sqlite")
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
-    return Report(result, mismatches, files, table, resumed_final, reconciled_with)
+    return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures)
+
+
+def _show(bar: tqdm, done: int, total: int) -> None:
+    """The bar at `done` rows final of `total` the run pays (its stopped rows are not among
+    them): it reaches 100 % when every row is final."""
+    bar.total, bar.n = total, done
+    bar.refresh()
 
 
 def write_table_errors(path: Path, table: CheckedTable) -> None:
     """Each bad row's line and reason, for the ministry to correct (Excel's encoding)."""
     with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
-        writer = csv.writer(file)
+        writer = csv.writer(file, delimiter=table.delimiter)
         writer.writerow(("line", "problem"))
         writer.writerows((line, excel_cell(problem)) for line, problem in table.problems)
 
 
-def write_files(out: Path, result: PayoutResult, table: CheckedTable,
-                mismatches: list[Mismatch]) -> dict[str, Path]:
-    """Results, the lists for people, the table's errors and the summary; their paths."""
-    files = {name: out / name for name in ("results.csv", "cash_list.csv", "deceased.csv",
-                                           "table_errors.csv", "summary.json")}
-    result.write(files["results.csv"])
-    result.write_cash_list(files["cash_list.csv"])
-    result.write_deceased_list(files["deceased.csv"])
+def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows,
+                mismatches: list[Mismatch], register: PayoutRegister, run_id: str
+                ) -> tuple[dict[str, Path], Figures]:
+    """Results (every row of the table, in one pass that also counts and settles this run's
+    keys in the register), the lists for people, the table's errors, the summary and the
+    report; their paths, and the figures."""
+    files = {name: out / name for name in ("results.csv", "table_errors.csv", "summary.json",
+                                           "report.html")}
+    figures = Figures()
+    listed: dict[str, list[dict[str, object]]] = {CASH: [], DECEASED: []}
+    settled: list[Settled] = []
+    with files["results.csv"].open("w", newline="", encoding=EXCEL_ENCODING) as file:
+        writer = csv.DictWriter(file, fieldnames=TRACE_COLUMNS, delimiter=table.delimiter)
+        writer.writeheader()
+        for row in trace(table, earlier, run):
+            writer.writerow({column: excel_cell(value) for column, value in row.items()})
+            figures.add(row)
+            if row["listed"]:
+                listed[row["listed"]].append(cash_list.list_row(row))
+            state = register_state(row)
+            if state is not None:
+                settled.append((key_of(row["citizen_id"], row["programme"], row["period"],
+                                       row["arrears"]), state, row["reason_code"],
+                                row["creditor_bic"], row["account_id"]))
+                if len(settled) >= SETTLE_BATCH:
+                    register.settle(run_id, settled)
+                    settled.clear()
+    register.settle(run_id, settled)
+    files |= cash_list.write_list(out, "cash_list", listed[CASH], "Danh sách chi trả tiền mặt",
+                                  table.delimiter)
+    files |= cash_list.write_list(out, "deceased", listed[DECEASED],
+                                  "Danh sách người hưởng đã qua đời", table.delimiter)
     write_table_errors(files["table_errors.csv"], table)
-    summary: dict[str, Any] = result.as_dict() | {
-        "table_sha256": table.sha256, "table_errors": len(table.problems),
+    summary: dict[str, object] = figures.as_dict() | {
+        "settled_vnd": run.result.settled_vnd, "returned_vnd": run.result.returned_vnd,
+        "elapsed_s": round(run.result.elapsed_s, 3),
+        "messages": {"pacs008": run.result.submissions, "pacs028": run.result.inquiries,
+                     "resent_after_ag09": run.result.resends},
+        "table_sha256": table.sha256, "run_id": run_id, "register": str(register.path),
         "ignored_columns": table.ignored_columns,
         "reconciliation": [m.as_dict() for m in mismatches]}
     files["summary.json"].write_text(json.dumps(summary, indent=1, ensure_ascii=False),
                                      encoding="utf-8")
-    return files
+    write_report(files["report.html"], summary)
+    return files, figures
+
+
+COUNT_LABELS = {  # the terminal's words for the counts (docs/payment-table.md)
+    "rows": "rows in the table", "refused": "refused by the check",
+    "earlier": "paid or listed by another run", "stopped": "stopped before sending",
+    "sent": "sent", "resent": "  of which resent under a new id", "paid": "paid",
+    "returned": "returned by the bank", "rejected": "rejected", "unresolved": "unresolved",
+    "cash": "on the cash list", "deceased": "on the deceased list"}
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 row', '2 rows': a count with its noun."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def describe(report: Report) -> str:
-    """The run for a terminal: outcome, reconciliation, the lists and where they are."""
-    result, table = report.result, report.table
-    lines = [result.summary()]
+    """The run for a terminal: the counts (as in summary.json), reconciliation, the lists and
+    where they are."""
+    result, table, figures = report.result, report.table, report.figures
+    pace = (f"in {result.elapsed_s:,.2f} s" if result.submissions
+            else "(no transfer sent by this command)")
+    lines = [f"Payout of {plural(figures.counts['rows'], 'row')} {pace}"]
+    for name, label in COUNT_LABELS.items():
+        amount_vnd = figures.amounts_vnd[name] if name not in ("rows", "refused", "resent") else 0
+        money = f"  {amount_vnd:>20,} VND" if amount_vnd else ""
+        lines.append(f"  {label:<34}{figures.counts[name]:>10,}{money}")
+    lines += [f"  {'debited (settled)':<34}{'':>10}  {result.settled_vnd:>20,} VND",
+              f"  messages: {result.submissions:,} pacs.008, {result.inquiries:,} pacs.028; "
+              f"{plural(result.resends, 'transfer')} resent after AG09 (same id)"]
+    lines += [f"    {status:<10} {code or '-':<8}{count:>10,}  {text}"
+              for (status, code), (count, _, text) in sorted(figures.by_reason.items())
+              if status not in ("paid", "refused")][:20]
     if report.resumed_final:
-        lines.append(f"Resumed: {report.resumed_final:,} payments were final already; none "
-                     "was sent again.")
+        lines.append(f"Resumed: {plural(report.resumed_final, 'row was', 'rows were')} final "
+                     "already; none was sent again.")
+    if figures.counts["earlier"]:
+        lines.append(f"Register: {plural(figures.counts['earlier'], 'row')} paid, listed or "
+                     "being paid by another run, not paid again (why: results.csv)")
     if table.problems:
-        lines.append(f"Table: {len(table.problems):,} bad rows not paid, listed with their line "
-                     f"in {report.files['table_errors.csv']}")
+        lines.append(f"Table: {plural(figures.counts['refused'], 'bad row')} not paid, listed "
+                     f"with their line in {report.files['table_errors.csv']}")
         lines += [f"  line {line}: {problem}" for line, problem in table.problems[:5]]
         if len(table.problems) > 5:
             lines.append(f"  … and {len(table.problems) - 5:,} more in table_errors.csv")
     if table.ignored_columns:
         lines.append(f"Table: columns ignored: {', '.join(table.ignored_columns)}")
-    cash, deceased = len(result.cash_list_rows()), len(result.deceased_rows())
-    lines.append(f"Cash list for the post office: {cash:,} "
-                 f"{'beneficiary' if cash == 1 else 'beneficiaries'} "
-                 f"({report.files['cash_list.csv']})")
+    cash, deceased = figures.counts["cash"], figures.counts["deceased"]
+    lines.append(f"Cash list for the post office: {plural(cash, 'beneficiary', 'beneficiaries')}"
+                 f" ({report.files['cash_list.xlsx']}, .html, .csv)")
     lines.append(f"Reported deceased, back to the ministry: {deceased:,} "
-                 f"({report.files['deceased.csv']})")
-    unresolved = result.by_status[PayoutStatus.UNRESOLVED]
+                 f"({report.files['deceased.xlsx']})")
+    lines.append(f"Results, a line per table row: {report.files['results.csv']}; report: "
+                 f"{report.files['report.html']}")
+    unresolved = figures.counts["unresolved"]
     if unresolved:
-        lines.append(f"{unresolved:,} payments unresolved: run the same command again")
+        lines.append(f"{plural(unresolved, 'row')} unresolved: run the same command again")
     if report.mismatches:
         lines.append("RECONCILIATION FAILED:\n  " + "\n  ".join(report.mismatches))
     elif report.reconciled_with:

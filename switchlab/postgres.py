@@ -44,9 +44,6 @@ class Server:
     binaries: Path
     run_as: str | None
 
-    def database_url(self, name: str) -> str:
-        return self.url.rsplit("/", 1)[0] + f"/{name}"
-
 
 def binaries() -> Path | None:
     """The folder of initdb, pg_ctl and postgres, or None when PostgreSQL is not installed."""

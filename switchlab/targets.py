@@ -34,7 +34,9 @@ class Target:
 
     @property
     def label(self) -> str:
-        return f"{self.measure}…{self.ending}" if self.ending else self.measure
+        """The target's name in the table when the run did not measure its figure: the
+        figure's name without the part that varies ("bulk: transfers end to end")."""
+        return f"{self.measure}{self.ending.strip()}" if self.ending else self.measure
 
     def names(self, figure: Measured) -> bool:
         return figure.name.startswith(self.measure) and figure.name.endswith(self.ending)

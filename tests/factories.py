@@ -31,6 +31,7 @@ from protocol.messages import (
     VerificationRequest,
     VerificationResult,
 )
+from protocol.names import mask_name
 
 AT = datetime(2026, 11, 20, 8, 30, 15, 123000, tzinfo=UTC)
 TREASURY, SWITCH, BANK = "TRSYVNV1", "SWLBVNVX", "BFTVVNVX"
@@ -102,9 +103,9 @@ def payment_return(**changes: Any) -> PaymentReturn:
     returned = PaymentReturn(
         msg_id="BK-RTR-1", created_at=AT, instructing_agent_bic=BANK, instructed_agent_bic=SWITCH,
         items=[PaymentReturnItem(
-            return_id="RT-1", original_end_to_end_id=e2e_id(1), original_tx_id="TX000000000001",
-            returned_amount_vnd=1_170_001, reason_code="MD07", original_msg_id="KBNN-MSG-0001",
-            amount_text="1170001",
+            return_id="RT-1", original_end_to_end_id=e2e_id(0), original_tx_id="TX000000000000",
+            returned_amount_vnd=1_170_000, reason_code="MD07", original_msg_id="KBNN-MSG-0001",
+            amount_text="1170000",
         )],
     )
     return replace(returned, **changes)
@@ -174,18 +175,32 @@ def verification_request(**changes: Any) -> VerificationRequest:
     return replace(request, **changes)
 
 
+HOLDER_OF_SECOND = "Lê Bảo Ánh"  # the holder of the account linked to 079090000002
+
+
 def verification_report(**changes: Any) -> VerificationReport:
-    """The acmt.024 answer: a match, and a name that does not match, shown masked."""
+    """The acmt.024 answer: a match, and a name that does not match, shown as the holder's
+    name masked by protocol/names.py (initials without their diacritics: L* B** A**)."""
     report = VerificationReport(
         msg_id="SWV-1", created_at=AT, assigner_bic=SWITCH, assignee_bic=TREASURY,
         original_msg_id="KBV-1", results=[
             VerificationResult(e2e_id(1), True),
-            VerificationResult(e2e_id(2), False, "BE01", "L* B* A*** C**"),
+            VerificationResult(e2e_id(2), False, "BE01", mask_name(HOLDER_OF_SECOND)),
         ])
     return replace(report, **changes)
 
 
+def bank_verification_report() -> VerificationReport:
+    """The holder's bank answering the switch's acmt.023 (SWQ-1, about its account
+    0071000000001): Assgnr the bank, Assgne the switch, OrgnlAssgnmt/MsgId the switch's."""
+    return VerificationReport(
+        msg_id="BKV-1", created_at=AT, assigner_bic=BANK, assignee_bic=SWITCH,
+        original_msg_id="SWQ-1", results=[VerificationResult(e2e_id(1), True)])
+
+
 def verification_messages() -> dict[str, BusinessMessage]:
-    """The identification-verification exchange (acmt.023 -> acmt.024) as it travels."""
+    """The identification-verification exchange (acmt.023 -> acmt.024) as it travels, and
+    the holder's bank's own answer to the switch."""
     return {"acmt.023": message(verification_request()),
-            "acmt.024": message(verification_report(), SWITCH, TREASURY)}
+            "acmt.024": message(verification_report(), SWITCH, TREASURY),
+            "acmt.024-bank": message(bank_verification_report(), BANK, SWITCH)}

@@ -42,6 +42,7 @@ FILES = {
     "camt.053": "05-camt053-statement.xml",
     "acmt.023": "08-acmt023-verification-request.xml",
     "acmt.024": "09-acmt024-verification-report.xml",
+    "acmt.024-bank": "10-acmt024-holders-bank-answer.xml",
 }
 
 

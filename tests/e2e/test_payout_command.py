@@ -135,6 +135,11 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:
         results = list(csv.DictReader(file))
     assert len(results) == rows
+    # Each result joins back to its table row by the table's own id and line, with every id
+    # the row went under (a row resent after AB06 lists its RETRY id after the table's).
+    assert [r["end_to_end_id"] for r in results] == list(payments)
+    assert [int(r["line"]) for r in results] == list(range(2, rows + 2))
+    sent_as = {e2e: r["end_to_end_id"] for r in results for e2e in r["ids_sent"].split()}
     paid = {r["end_to_end_id"] for r in results if r["status"] == "paid"}
     # Paid or listed: only the one person with no account anywhere (BE23) is not paid. What
     # was in flight inside the killed switch (AB06: final, nothing moved) was sent again.
@@ -144,14 +149,15 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
     # again goes under retry_id), one credit per transfer, and each account holds exactly
     # what its rows say.
     settled = all_ids(journal, "SELECT end_to_end_id FROM transfers WHERE state='SETTLED'")
-    assert set(settled) == paid and not paid & public_ids  # issue 22: nobody else's ids
+    assert {sent_as[e2e] for e2e in settled} == paid
+    assert not set(settled) & public_ids  # issue 22: no id anyone else could compute
     by_id = payments | {retry_id(e2e, attempt, id_key): p for e2e, p in payments.items()
                         for attempt in range(1, MAX_ATTEMPTS)}
     assert set(Counter(by_id[e2e].end_to_end_id for e2e in settled).values()) == {1}
     credited = credits(lab)
-    assert set(credited) == paid and set(credited.values()) == {1}
+    assert set(credited) == set(settled) and set(credited.values()) == {1}
     expected: dict[str, int] = defaultdict(int)
-    for e2e in paid:
+    for e2e in settled:
         row = by_id[e2e]
         expected[account_of[row.citizen_id]] += row.amount_vnd
     held = balances(lab)
@@ -180,3 +186,36 @@ def test_a_discrepancy_in_a_banks_books_is_caught(tmp_path: Path) -> None:
     assert "RECONCILIATION FAILED" in again.stdout
     assert "switch settlements vs bank credits" in again.stdout and "(off by -1)" in again.stdout
     assert "none was sent again" in again.stdout
+
+
+def test_a_corrected_table_beside_a_killed_run_pays_none_of_its_rows(tmp_path: Path) -> None:
+    """Issue #25: the register's keys are claimed before anything is sent, so a run killed
+    with SIGKILL holds its rows; a corrected table paid into another folder meanwhile pays
+    only rows no run holds, and the killed run, started again, finishes its own. Across both
+    labs each (citizen, programme, period) is credited once."""
+    table = tmp_path / "table.csv"
+    write_table(table, 300, seed=7)
+    first = command(table, "--mode", "instant", "--concurrency", "4", "--rate", "300")
+    journal = tmp_path / "out" / "lab" / "switch.sqlite"
+    killed = subprocess.Popen(first, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    kill_when(killed, lambda: count(journal, "SELECT count(*) FROM transfers") >= 100)
+    corrected = tmp_path / "corrected.csv"
+    lines = table.read_text(encoding="utf-8-sig").splitlines()
+    extra = "036145011111,Lê Thị Hoa,1000000,tro_cap_xa_hoi,2026-11,EWLAVNV1,0912345678,Xã Hải Hậu"
+    corrected.write_text("\n".join([*lines, extra]) + "\n", encoding="utf-8")
+    beside = subprocess.run([*command(corrected)[:-3], "--output", "out2", "--no-progress"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert beside.returncode == 0, beside.stdout + beside.stderr
+    with (tmp_path / "out2" / "results.csv").open(encoding="utf-8-sig") as file:
+        second = list(csv.DictReader(file))
+    assert [r["status"] for r in second].count("paid") == 1  # only the new row
+    assert {r["reason_code"] for r in second[:-1]} == {"claimed"}
+    again = subprocess.run(first, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    credited = credits(tmp_path / "out" / "lab") + credits(tmp_path / "out2" / "lab")
+    with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:
+        own = list(csv.DictReader(file))
+    keys = Counter((r["citizen_id"], r["programme"], r["period"]) for rows in (own, second)
+                   for r in rows for e2e in r["ids_sent"].split() if e2e in credited)
+    assert set(keys.values()) == {1} and len(keys) == len(own) - 1 + 1

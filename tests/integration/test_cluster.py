@@ -21,8 +21,9 @@ from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, serve
 from switch.app import SWITCH, Switch, create_app
 from switch.directory import ACCOUNT_TAKEN
+from switch.journal_errors import JournalFailed
+from switch.records import Final
 from switch.states import TransferState
-from switch.store import Final, JournalFailed
 from switch.store_postgres import PostgresStore
 from switch.transfer import Transfer
 from tests.harness import (

@@ -13,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from switch.events import SwitchEvents
+from switch.group_commit import GroupCommit
+from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
+from switch.records import Final, SettledReturn
 from switch.states import TransferState
-from switch.store import (
-    Final,
-    GroupCommit,
-    JournalBusy,
-    JournalFailed,
-    SettledReturn,
-    Store,
-    WriteRefused,
-)
+from switch.store import SqliteJournal
 from switch.store_postgres import PostgresStore
 from switch.transfer import Transfer
 
@@ -42,7 +37,7 @@ async def open_journal(request: pytest.FixtureRequest, tmp_path: Path
     async def open_one(started: bool = True, **settings: object) -> GroupCommit:
         journal: GroupCommit
         if url is None:
-            journal = Store(tmp_path / "journal.sqlite", **settings)  # type: ignore[arg-type]
+            journal = SqliteJournal(tmp_path / "journal.sqlite", **settings)  # type: ignore[arg-type]
         else:
             journal = PostgresStore(url, switch_bic="SWLBVNVX", **settings)  # type: ignore[arg-type]
         opened.append(journal)

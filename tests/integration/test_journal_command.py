@@ -56,8 +56,10 @@ async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLa
     assert returned.message.document.transactions[0].status is TxStatus.SETTLED
     lab.slow = asyncio.get_running_loop().create_task(  # type: ignore[attr-defined]
         treasury.send(credit_transfers([transfer("E2E-SLOW", 3_000)])))
-    await until(lambda: "E2E-SLOW" in lab.switch.state.book.in_flight)
-    yield lab
+    await until(lambda: "E2E-SLOW" in lab.switch.state.book.in_flight and any(
+        tx.end_to_end_id == "E2E-SLOW" for m in lab.participants[BANK_A].received
+        if isinstance(m.document, CreditTransferMessage) for tx in m.document.transactions))
+    yield lab  # in flight, and forwarded: settle_the_slow_one answers that forward
     await settle_the_slow_one(lab)
     await lab.stop()
 

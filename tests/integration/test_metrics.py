@@ -232,11 +232,24 @@ async def test_closing_a_cycle_starts_positions_from_zero(lab: SwitchLab) -> Non
     status, _ = await lab.admin("POST", "/v1/admin/settlement/close")
     assert status == 200
     closed = await metrics_of(lab)
-    assert closed("switchlab_settlement_cycle") == 2
+    assert closed("switchlab_settlement_cycle_info", cycle_id="2") == 1
     assert closed("switchlab_settlement_cycles_closed_total") == 1
     assert set(closed.by_label("switchlab_net_position_vnd", "bic").values()) == {0}
     await pay(lab, transfer("E2E-C2", 5))
     assert (await metrics_of(lab))("switchlab_net_position_vnd", bic=BANK_A) == 5
+
+
+async def test_issue_26_a_limit_the_operator_sets_is_shown_and_kept_over_a_restart(
+        lab: SwitchLab) -> None:
+    assert (await metrics_of(lab))("switchlab_position_limit_vnd", bic=BANK_A) == 10**12
+    status, _ = await lab.admin("PUT", f"/v1/admin/participants/{BANK_A}/limit",
+                                json={"position_limit_vnd": 7_000})
+    assert status == 200
+    assert (await metrics_of(lab))("switchlab_position_limit_vnd", bic=BANK_A) == 7_000
+    assert lab.switch_runner is not None
+    await lab.switch_runner.cleanup()
+    await lab.start_switch()
+    assert (await metrics_of(lab))("switchlab_position_limit_vnd", bic=BANK_A) == 7_000
 
 
 async def test_a_restarted_switch_shows_the_journal_s_positions_and_resolves_in_flight(
@@ -260,7 +273,7 @@ async def test_a_restarted_switch_shows_the_journal_s_positions_and_resolves_in_
     assert samples("switchlab_transfers_total", state="REJECTED", mode="instant",
                    reason=reasons.TIMEOUT_INSTRUCTED_AGENT) == 1
     assert samples("switchlab_participant_up", bic=BANK_B) == 0
-    assert samples("switchlab_settlement_cycle") == 1
+    assert samples("switchlab_settlement_cycle_info", cycle_id="1") == 1
 
 
 async def test_metrics_need_the_token_and_a_metrics_token_replaces_the_admin_token(

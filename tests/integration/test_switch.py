@@ -528,6 +528,17 @@ def test_a_switch_needs_participants_and_its_own_admin_token(
     assert err.startswith("switch: bad configuration: ") and says in err, err
 
 
+def test_issue_26_a_malformed_switch_config_is_one_line_naming_file_line_and_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "switch.yaml"
+    path.write_text(f"switch:\n  admin_token: t\n  bic: [SWLBVNVX\n{PARTICIPANT}",
+                    encoding="utf-8")
+    assert switch_main(["--config", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"switch: bad configuration: {path}:4:13: not valid YAML: expected ',' or ']', but got "
+        "':' (while parsing a flow sequence)\n")
+
+
 @pytest.mark.parametrize(("journal", "says"), [
     ("folder", "is a folder; name a file in it"),
     ("corrupt.sqlite", "cannot open it as a switch journal: file is not a database"),
@@ -556,7 +567,7 @@ async def test_an_instant_outcome_is_known_however_late_it_is_awaited(lab: Switc
     transfer is already final (any await in between) still gives the final status."""
     message = credit_transfers([transfer("E2E-LATE-AWAIT")])
     submission = await lab.switch.intake.submit(TREASURY, message, False, b"digest")
-    (accepted,) = submission.accepted
+    (accepted,) = submission.journaled
     await until(lambda: accepted.state is TransferState.SETTLED)
     assert accepted.outcome is not None and accepted.outcome.done()
     await accepted.outcome

@@ -4,12 +4,12 @@ round-tripped, and strict where the scheme relies on a value."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from lxml import etree
 
 from protocol.codec import CodecError, decode, encode
+from protocol.iso_schemas import SCHEMA_FOLDER
 from tests.factories import (
     credit_transfer,
     credit_transfers,
@@ -18,29 +18,22 @@ from tests.factories import (
     verification_report,
 )
 
-XSD_DIR = Path(__file__).resolve().parents[3] / "shared" / "iso20022-xsd"
-needs_schemas = pytest.mark.skipif(
-    not XSD_DIR.is_dir(), reason="../shared/iso20022-xsd not found: schema conformance needs "
-    f"the official ISO 20022 schemas (looked in {XSD_DIR})")
 
-
-@needs_schemas
 @pytest.mark.parametrize("name", ["acmt.023", "acmt.024"])
 def test_emitted_verification_messages_validate_against_the_official_schemas(name: str
                                                                               ) -> None:
     sent = verification_messages()[name]
     header, document = etree.fromstring(encode(sent))
     for element, xsd in ((document, sent.header.msg_def_id), (header, "head.001.001.02")):
-        schema = etree.XMLSchema(file=str(XSD_DIR / f"{xsd}.xsd"))
+        schema = etree.XMLSchema(file=str(SCHEMA_FOLDER / f"{xsd}.xsd"))
         assert schema.validate(etree.ElementTree(element)), schema.error_log.last_error
 
 
-@needs_schemas
 def test_a_report_without_reasons_or_names_still_validates() -> None:
     bare = message(verification_report(results=[replace(
         verification_report().results[0], verified=False)]), "SWLBVNVX", "TRSYVNV1")
     _, document = etree.fromstring(encode(bare))
-    schema = etree.XMLSchema(file=str(XSD_DIR / "acmt.024.001.04.xsd"))
+    schema = etree.XMLSchema(file=str(SCHEMA_FOLDER / "acmt.024.001.04.xsd"))
     assert schema.validate(etree.ElementTree(document)), schema.error_log.last_error
 
 

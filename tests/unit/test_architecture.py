@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocol", "switch", "banks", "scenarios", "loadtests", "switchlab", "conformance")
+PACKAGES = ("protocol", "switch", "banks", "scenarios", "loadtests", "switchlab", "conformance",
+            "sim")
 # What each package may import from the project, besides itself.
 ALLOWED = {
     "protocol": set(),
     "switch": {"protocol"},
     "banks": {"protocol"},
+    "sim": {"protocol", "switch"},  # the simulator drives the switch's core, nothing else
 }
 
 
@@ -50,7 +52,7 @@ def test_importing_the_switch_loads_nothing_of_the_lab() -> None:
         [sys.executable, "-c", "import sys, switch.app, switch.__main__; print(' '.join("
          "sorted({m.split('.')[0] for m in sys.modules})))"],
         capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
-    assert {"banks", "switchlab", "scenarios", "loadtests"}.isdisjoint(loaded), loaded
+    assert {"banks", "switchlab", "scenarios", "loadtests", "sim"}.isdisjoint(loaded), loaded
     assert {"switch", "protocol"} <= set(loaded)
 
 
@@ -69,6 +71,15 @@ def test_only_the_command_line_imports_the_conformance_suite() -> None:
     importers = {module for module, imports in _graph().items()
                  if not module.startswith("conformance")
                  and any(m.split(".")[0] == "conformance" for m in imports)}
+    assert importers == {"switchlab.cli"}, importers
+
+
+def test_only_the_command_line_imports_the_simulator() -> None:
+    """sim/ stands beside the lab: the switch never imports it (held above), nor does any
+    other package but the command."""
+    importers = {module for module, imports in _graph().items()
+                 if not module.startswith("sim")
+                 and any(m.split(".")[0] == "sim" for m in imports)}
     assert importers == {"switchlab.cli"}, importers
 
 

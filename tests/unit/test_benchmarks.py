@@ -22,7 +22,7 @@ from protocol.signing import Credentials, Ed25519SigningKey
 from switch.events import SwitchEvents
 from switch.metrics import SwitchMetrics
 from switch.states import TransferState
-from switch.store import INSERT_TRANSFER, Store
+from switch.store import INSERT_TRANSFER, SqliteJournal
 from switch.transfer import Transfer
 from tests.factories import credit_transfers
 
@@ -77,14 +77,14 @@ def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:
     """Group commit: one durable write of 1,000 new transfers (per-transfer cost = /1000)."""
     batches = iter(range(10**6))
 
-    async def write_batch(journal: Store) -> None:
+    async def write_batch(journal: SqliteJournal) -> None:
         batch = next(batches)
         rows = [(f"E{batch}-{n}", f"T{n}", "M", "TRSYVNV1", "BFTVVNVX", 1_000, "PENDING", None,
                  None, 1, 0.0, None, None, 0, 0) for n in range(1_000)]
         await journal.write([(INSERT_TRANSFER, rows)])
 
     loop = asyncio.new_event_loop()
-    journal = Store(tmp_path / "journal.sqlite")
+    journal = SqliteJournal(tmp_path / "journal.sqlite")
 
     async def start() -> None:
         await journal.start()

@@ -153,3 +153,16 @@ def test_a_table_with_no_payable_row_still_gives_the_ministry_its_errors(
     with (tmp_path / "out" / "table_errors.csv").open(encoding="utf-8-sig") as file:
         assert [row["line"] for row in csv.DictReader(file)] == ["2", "3"]
     assert not (tmp_path / "out" / "lab").exists()  # nothing was started
+
+
+@pytest.mark.parametrize("command", [["demo"], ["run", "timeout-storm", "--ci"]])
+def test_issue_26_prometheus_asked_where_it_is_not_installed_is_one_line_before_the_day(
+        command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("switchlab.prometheus.shutil.which", lambda name: None)
+    status, _, err = run_cli([*command, "--prometheus", "--output", str(tmp_path / "o")],
+                             capsys)
+    assert status == 2
+    assert err.strip().endswith("(Debian: apt-get install prometheus)")
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # nothing started

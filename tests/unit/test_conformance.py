@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from banks.accounts_file import AccountsFileError, read_accounts
-from conformance.cases import CASES, selected
+from conformance.catalogue import CASES, selected
+from conformance.declaration import Declaration
 from conformance.relay import Exchange
-from conformance.rules import DEFAULT_SCHEMAS, Rules, Schemas, unmasked
+from conformance.report import excerpt, needles
+from conformance.rules import Rules, Schemas, unmasked
 from protocol import codec, signing
 from protocol.http import wrap
 from protocol.messages import (
@@ -22,6 +24,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.runtime import CODE_ROOT
 from protocol.signing import HmacKey
 from switchlab.cli import main
 
@@ -77,12 +80,14 @@ def forward() -> CreditTransferMessage:
             for n in (1, 2)])
 
 
-def answer(original_msg_id: str = "SWF-1", items: int = 2, sender: str = BANK
-           ) -> bytes:
+def answer(original_msg_id: str = "SWF-1", items: int = 2, sender: str = BANK,
+           numbers: list[int] | None = None) -> bytes:
+    """The bank's pacs.002 ACCP for the forward's transactions 1 to `items` (or `numbers`)."""
     return codec.encode(wrap(sender, SWITCH, PaymentStatusReport(
         msg_id="BKA-1", created_at=datetime.now(UTC), original_msg_id=original_msg_id,
         original_msg_type=MessageType.CREDIT_TRANSFER, transactions=[TransactionStatus(
-            f"E2E-{n}", f"TX-{n}", TxStatus.ACCEPTED) for n in range(1, items + 1)])))
+            f"E2E-{n}", f"TX-{n}", TxStatus.ACCEPTED)
+            for n in numbers or range(1, items + 1)])))
 
 
 def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
@@ -97,7 +102,7 @@ def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
 
 
 def rules(tmp_path: Path) -> Rules:
-    return Rules(BANK, SWITCH, KEY, KEY, Schemas(tmp_path))
+    return Rules(BANK, SWITCH, KEY, KEY, Schemas())
 
 
 def test_a_correct_answer_breaks_no_rule(tmp_path: Path) -> None:
@@ -121,18 +126,18 @@ def test_a_refusal_before_authentication_need_not_be_signed(tmp_path: Path) -> N
     assert rules(tmp_path).check(exchange(b"401 unauthenticated\n", False, 401)) == []
 
 
-def test_without_the_schemas_validation_says_it_did_not_run(tmp_path: Path) -> None:
-    schemas = Schemas(tmp_path)
-    assert not schemas.available
-    assert str(tmp_path) in (schemas.not_run_because or "")
+def test_a_folder_without_the_schemas_is_refused_not_reported_as_validation_not_run(
+        tmp_path: Path) -> None:
+    """Issue #23: a run without schemas said CONFORMS with one grey line; now there is no
+    such run."""
+    with pytest.raises(ValueError, match=r"holds no head\.001\.001\.02\.xsd"):
+        Schemas(tmp_path)
 
 
-@pytest.mark.skipif(not Schemas(DEFAULT_SCHEMAS).available,
-                    reason=f"the ISO 20022 schemas are not in {DEFAULT_SCHEMAS}")
 def test_a_message_outside_its_schema_is_caught() -> None:
     """An element the codec does not read, which the schema does not allow."""
     body = answer().replace(b"</GrpHdr>", b"<Remark>ok</Remark></GrpHdr>", 1)
-    problems = Rules(BANK, SWITCH, KEY, KEY, Schemas(DEFAULT_SCHEMAS)).check(exchange(body))
+    problems = Rules(BANK, SWITCH, KEY, KEY, Schemas()).check(exchange(body))
     assert any("not valid against the pacs.002.001.10 schema" in p and "Remark" in p
                for p in problems), problems
 
@@ -153,13 +158,45 @@ def test_cases_are_chosen_by_name_or_tag_in_the_registry_order() -> None:
     with pytest.raises(ValueError, match="no tag nope; the tags are"):
         selected([], ["nope"])
     assert all(c.expected and c.tags for c in CASES.values())
-    assert [c.name for c in CASES.values() if not c.mandatory] == ["debtor.transfer"]
+    creditor_bank = Declaration()
+    assert {c.role for c in CASES.values()
+            if not creditor_bank.requires(c.role, c.feature)} == {"debtor"}
 
 
-def test_the_command_lists_the_cases(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_lists_the_cases_mandatory_by_the_declaration(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue #23: a case is mandatory or conditional by the roles and features the bank
+    declares; a creditor-only bank sees the debtor cases conditional."""
     assert main(["conformance", "--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in CASES) and "optional" in listed
+    creditor_only = {line.split()[0]: line.split()[1] for line in listed.splitlines()[1:]}
+    assert set(creditor_only) == {case.plan_id for case in CASES.values()}
+    assert creditor_only["debtor.transfer@1"] == "conditional"
+    both = tmp_path / "declaration.json"
+    both.write_text('{"roles": ["creditor", "debtor"], "features": []}', encoding="utf-8")
+    assert main(["conformance", "--list", "--declaration", str(both)]) == 0
+    lines = {line.split()[0]: line.split()[1] for line in
+             capsys.readouterr().out.splitlines()[1:]}
+    assert lines["debtor.transfer@1"] == "mandatory"
+    assert lines["creditor.bulk@1"] == "conditional"  # the bulk feature is not declared
+    assert lines["creditor.accept@1"] == "mandatory"
+
+
+def test_a_bad_declaration_exits_2_naming_the_field(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "declaration.json"
+    bad.write_text('{"roles": ["acquirer"]}', encoding="utf-8")
+    assert main(["conformance", "--list", "--declaration", str(bad)]) == 2
+    assert "roles.0" in capsys.readouterr().err
+
+
+def test_the_published_test_plan_is_the_registry(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/conformance.md carries `switchlab conformance --plan` verbatim: every case with
+    its id and version; a case added or changed without the plan fails here."""
+    assert main(["conformance", "--plan"]) == 0
+    plan = capsys.readouterr().out.strip()
+    docs = (CODE_ROOT / "docs" / "conformance.md").read_text(encoding="utf-8")
+    assert plan in docs
 
 
 @pytest.mark.parametrize(("arguments", "said"), [
@@ -182,3 +219,31 @@ def test_bad_arguments_exit_2_with_a_sentence(tmp_path: Path, monkeypatch: pytes
     assert main(["conformance", *arguments]) == 2
     error = capsys.readouterr().err
     assert said in error and "Traceback" not in error
+
+
+@pytest.mark.parametrize(("answered", "signed", "said"), [
+    ([1, 2], True, None),
+    ([1, 1], True, "the bank's pacs.002 does not answer E2E-2; it answers E2E-1 twice"),
+    ([1], True, "the bank's pacs.002 does not answer E2E-2"),
+    ([1, 2], False, "the bank's answer breaks the signing rule: the answer (HTTP 200) is not "
+     "signed"),
+])
+def test_what_the_switch_could_not_take_is_said_with_the_ids(
+        answered: list[int], signed: bool, said: str | None) -> None:
+    """Issue #23: a bulk answer naming one id twice was diagnosed 'answered after 0.2 s, past
+    the 5 s deadline', an unsigned one 'not a signed, well-formed pacs.002'."""
+    forward_answered = exchange(answer(numbers=answered), signed)
+    problem = Rules(BANK, SWITCH, KEY, KEY, Schemas()).answer_problem(forward_answered, "E2E-2")
+    assert problem == said
+
+
+def test_a_failure_names_its_ids_and_the_long_body_shows_them_first() -> None:
+    sentence = ("the bank's pacs.002 does not answer CNF1A2B000002; it answers CNF1A2B000001 "
+                "twice (exchange 2, HTTP 200 in 83 ms)")
+    assert needles(sentence) == ["CNF1A2B000002", "CNF1A2B000001"]
+    body = "\n".join(f"<TxInfAndSts><OrgnlEndToEndId>CNF1A2B{n:06d}</OrgnlEndToEndId>"
+                     "</TxInfAndSts>" for n in range(5, 1_000))
+    body += "\n<OrgnlEndToEndId>CNF1A2B000001</OrgnlEndToEndId>"
+    part = excerpt(body, needles(sentence))
+    assert part is not None and "CNF1A2B000001" in part and part.startswith("… lines 988–996")
+    assert excerpt("short", ["CNF1A2B000001"]) is None

@@ -4,14 +4,20 @@ messages decode and the signatures check."""
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from protocol import signing
 from protocol.codec import decode
-from tests.factories import SWITCH, TREASURY
+from protocol.hooks import Balance, ReturnOrder, TransferOrder
+from protocol.iso_schemas import schema
+from protocol.names import mask_name
+from tests.factories import HOLDER_OF_SECOND, SWITCH, TREASURY
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 spec = importlib.util.spec_from_file_location("generate", EXAMPLES / "generate.py")
@@ -82,3 +88,49 @@ class Response:
     status_code: int
     request: Request
     headers: dict[str, str]
+
+
+@pytest.mark.parametrize("name", sorted(generate.FILES.values()))
+def test_example_validates_against_the_official_schemas(name: str) -> None:
+    """Issue #23: the worked examples validate (head.001 and the document), against the
+    schemas the package ships."""
+    header, document = etree.fromstring((EXAMPLES / name).read_bytes())
+    for element in (header, document):
+        definition = etree.QName(element).namespace.rsplit(":", 1)[-1]
+        checker = schema(definition)
+        assert checker is not None and checker.validate(etree.ElementTree(element)), (
+            name, definition, checker and checker.error_log.last_error)
+
+
+def test_example_04_returns_the_transfer_of_example_01() -> None:
+    """Issue #23: example 04 returned 1,170,001 VND of a transfer of 1,170,000."""
+    transfer = decode((EXAMPLES / "01-pacs008-instant-credit-transfer.xml").read_bytes())
+    returned = decode((EXAMPLES / "04-pacs004-return.xml").read_bytes())
+    (tx,), (item,) = transfer.document.transactions, returned.document.items
+    assert (item.original_end_to_end_id, item.original_tx_id, item.returned_amount_vnd) == (
+        tx.end_to_end_id, tx.tx_id, tx.amount_vnd)
+    assert item.original_msg_id == transfer.document.msg_id
+
+
+def test_the_masked_names_of_the_examples_come_from_the_holders_names() -> None:
+    """Issue #23: example 09's mask A*** could not come from "Ánh"."""
+    report = decode((EXAMPLES / "09-acmt024-verification-report.xml").read_bytes())
+    assert [r.masked_name for r in report.document.results if r.masked_name] == [
+        mask_name(HOLDER_OF_SECOND)] == ["L* B** A**"]
+    assert mask_name("Đặng Thị Ánh") == "D*** T** A**"
+
+
+def test_the_hook_examples_in_the_docs_are_what_the_suite_reads() -> None:
+    """Issue #23: the hooks' JSON types were only in code; docs/conformance.md's worked
+    examples are read by the suite's own models."""
+    text = (EXAMPLES.parent / "conformance.md").read_text(encoding="utf-8")
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(\{.*?\})\n```", text,
+                                                        flags=re.S) if "end_to_end_id" in
+              block or "balance_vnd" in block]
+    balance, order, transfer = blocks
+    assert Balance.model_validate_json(json.dumps(balance)).held == ["CNF1A2B3C4D000002"]
+    assert ReturnOrder.model_validate_json(json.dumps(order)).amount_vnd == 615_000
+    assert TransferOrder.model_validate_json(json.dumps(transfer)).creditor_agent_bic == (
+        "CNTRVNV1")
+    with pytest.raises(ValueError, match="balance_vnd"):
+        Balance.model_validate_json(json.dumps(balance | {"balance_vnd": "1230000"}))

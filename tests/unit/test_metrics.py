@@ -4,6 +4,10 @@ hostile participant can put in them: positions stay those of the open cycle, ser
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+
+import pytest
+from prometheus_client.openmetrics.exposition import generate_latest
 
 from switch.events import SwitchEvents
 from switch.metrics import SwitchMetrics
@@ -44,7 +48,8 @@ def test_a_settlement_written_before_a_close_but_applied_after_it_stays_in_the_c
     assert value(metrics, "switchlab_reserved_position_vnd", bic=TREASURY) == 5
     events.settled.fire(transfers=[early], now_s=time.time(), cycle_id=2)
     assert value(metrics, "switchlab_net_position_vnd", bic=BANK) == 5
-    assert value(metrics, "switchlab_settlement_cycle") == 2
+    assert value(metrics, "switchlab_settlement_cycle_info", cycle_id="2") == 1
+    assert value(metrics, "switchlab_settlement_cycle_info", cycle_id="1") is None
     assert value(metrics, "switchlab_transfers_in_flight") == 0
 
 
@@ -79,3 +84,70 @@ def test_made_up_reason_codes_and_unknown_bics_create_no_series() -> None:
     assert value(metrics, "switchlab_transfers_total", state="REJECTED", mode="instant",
                  reason="other") == 1_000
     assert len(samples) < 200
+
+
+def test_issue_26_the_oldest_transfer_in_flight_is_shown_by_mode_to_the_second() -> None:
+    """What the alert on transfers past their deadline reads; a transfer found in flight by
+    recovery counts from when it was received, not from the restart."""
+    events = SwitchEvents()
+    metrics = SwitchMetrics(events, [TREASURY, BANK], instant_deadline_s=7.0)
+    old, new = pending(1), pending(2)
+    old.received_at -= 100
+    events.received.fire(debtor_bic=TREASURY, transfers=[old, new], bulk=False)
+    assert 100 <= value(metrics, "switchlab_transfers_in_flight_oldest_seconds",
+                        mode="instant") < 102
+    assert value(metrics, "switchlab_transfers_in_flight_oldest_seconds", mode="bulk") == 0
+    assert value(metrics, "switchlab_instant_deadline_seconds") == 7
+    events.settled.fire(transfers=[old], now_s=time.time(), cycle_id=0)
+    assert value(metrics, "switchlab_transfers_in_flight_oldest_seconds", mode="instant") < 2
+    events.rejected.fire(transfers=[new], now_s=time.time())
+    assert value(metrics, "switchlab_transfers_in_flight_oldest_seconds", mode="instant") == 0
+    left = pending(3, bulk=True)
+    left.received_at -= 50
+    events.recovered.fire(cycle_id=4, net_vnd={}, in_flight=[left])
+    assert 50 <= value(metrics, "switchlab_transfers_in_flight_oldest_seconds",
+                       mode="bulk") < 52
+
+
+def test_issue_26_position_limits_and_the_cycle_s_schedule_are_shown() -> None:
+    """What the alerts on a debtor near its cap and a cycle not closed on time compare with:
+    the limit as configured, then as the operator sets it; when the open cycle opened."""
+    events = SwitchEvents()
+    metrics = SwitchMetrics(events, [TREASURY, BANK], position_limits_vnd={BANK: 1_000},
+                            settlement_cycle_s=3_600)
+    assert value(metrics, "switchlab_position_limit_vnd", bic=BANK) == 1_000
+    events.position_limit_set.fire(bic=BANK, limit_vnd=5)
+    events.position_limit_set.fire(bic="STRANGER", limit_vnd=5)
+    assert value(metrics, "switchlab_position_limit_vnd", bic=BANK) == 5
+    assert value(metrics, "switchlab_position_limit_vnd", bic="STRANGER") is None
+    assert value(metrics, "switchlab_settlement_cycle_scheduled_seconds") == 3_600
+    before_s = time.time()
+    events.cycle_closed.fire(cycle_id=0)
+    assert value(metrics, "switchlab_settlement_cycle_info", cycle_id="1") == 1
+    assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") >= before_s
+
+
+def test_issue_26_the_cycle_is_a_label_and_commit_sizes_have_their_unit() -> None:
+    """Friction 9: `switchlab_settlement_cycle` held an id as a gauge's value (a sum or a rate
+    of it means nothing) and `switchlab_journal_commit_writes` declared no unit."""
+    _, metrics = observed()
+    served = generate_latest(metrics.registry).decode()
+    assert "# UNIT switchlab_journal_commit_writes writes" in served
+    assert "# UNIT switchlab_journal_commit_seconds seconds" in served
+    assert 'switchlab_settlement_cycle_info{cycle_id="1"} 1.0' in served
+    assert "\nswitchlab_settlement_cycle " not in served
+
+
+def test_issue_26_a_takeover_s_recovery_of_the_open_cycle_keeps_its_age(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a shared journal, `recovered` fires again when this process takes over a dead
+    one's work, in the same cycle: the cycle has not reopened, so the late-cycle alert must
+    still see its age."""
+    now_s = [1_000.0]
+    monkeypatch.setattr("switch.metrics.time", SimpleNamespace(time=lambda: now_s[0]))
+    events, metrics = observed()
+    now_s[0] = 2_000.0
+    events.recovered.fire(cycle_id=1, net_vnd={BANK: 5, TREASURY: -5}, in_flight=[])
+    assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 1_000
+    events.cycle_closed.fire(cycle_id=1)
+    assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 2_000

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.spec import ScenarioError, load_scenario
+from scenarios.spec import LIBRARY, ScenarioError, load_scenario
 from switchlab.cli import main
 
 
@@ -129,3 +129,39 @@ def test_a_file_made_to_break_the_reader_is_refused_in_one_line(
     bad.write_text(text, encoding="utf-8")
     assert main(["run", str(bad)]) == 2
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parent", ["normal-payout-day", "normal-payout-day.yaml"])
+def test_issue_26_a_user_s_scenario_extends_a_shipped_one_by_name_from_any_folder(
+        tmp_path: Path, parent: str) -> None:
+    mine = tmp_path / "mine" / "my-day.yaml"
+    mine.parent.mkdir()
+    mine.write_text(f"name: my-day\nextends: {parent}\npopulation: {{ci_size: 100}}\n",
+                    encoding="utf-8")
+    scenario = load_scenario(mine)
+    shipped = load_scenario(LIBRARY / "normal-payout-day.yaml")
+    assert scenario.name == "my-day" and scenario.population.ci_size == 100
+    assert scenario.description == shipped.description
+    assert scenario.expect == shipped.expect
+
+
+def test_issue_26_a_file_beside_wins_over_a_shipped_one_and_a_path_never_reaches_it(
+        tmp_path: Path) -> None:
+    (tmp_path / "timeout-storm.yaml").write_text("name: mine\nseed: 5\n", encoding="utf-8")
+    (tmp_path / "child.yaml").write_text("name: child\nextends: timeout-storm.yaml\n",
+                                         encoding="utf-8")
+    assert load_scenario(tmp_path / "child.yaml").seed == 5
+    (tmp_path / "far.yaml").write_text("name: far\nextends: sub/normal-payout-day\n",
+                                       encoding="utf-8")
+    with pytest.raises(ScenarioError, match="cannot read"):
+        load_scenario(tmp_path / "far.yaml")
+
+
+def test_issue_26_malformed_yaml_is_one_line_naming_the_file_line_and_column(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nrun:\n  mode: bulk\n   size: 3\n", encoding="utf-8")
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:4:8: not valid YAML: mapping values are not allowed here\n" in err
+    assert "<unicode string>" not in err and len(err.strip().splitlines()) == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 from functools import cache
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -13,14 +12,10 @@ from xsdata.formats.dataclass.parsers import XmlParser
 from xsdata.formats.dataclass.serializers import XmlSerializer
 
 from protocol.codec import decode, encode
+from protocol.iso_schemas import SCHEMA_FOLDER, shipped
+from protocol.messages import MessageType
 from tests.factories import every_message
 
-XSD_DIR = Path(__file__).resolve().parents[3] / "shared" / "iso20022-xsd"
-pytestmark = pytest.mark.skipif(
-    not XSD_DIR.is_dir(),
-    reason="../shared/iso20022-xsd not found: schema conformance needs the official ISO 20022 "
-    f"schemas (looked in {XSD_DIR})",
-)
 MODELS = {  # pyiso20022 1.6 module of each message definition
     "pacs.008.001.08": "pyiso20022.pacs.pacs_008_001_08",
     "pacs.002.001.10": "pyiso20022.pacs.pacs_002_001_10",
@@ -33,7 +28,7 @@ MESSAGES = every_message()
 
 @cache
 def schema(msg_def_id: str) -> etree.XMLSchema:
-    return etree.XMLSchema(file=str(XSD_DIR / f"{msg_def_id}.xsd"))
+    return etree.XMLSchema(file=str(SCHEMA_FOLDER / f"{msg_def_id}.xsd"))
 
 
 def emitted(name: str) -> tuple[str, etree._Element, etree._Element]:
@@ -41,6 +36,14 @@ def emitted(name: str) -> tuple[str, etree._Element, etree._Element]:
     message = MESSAGES[name]
     header, document = etree.fromstring(encode(message))
     return message.header.msg_def_id, header, document
+
+
+def test_the_package_ships_the_schema_of_every_message_switchlab_speaks() -> None:
+    """Issue #23: a fresh install validated nothing; the schemas are package data now, and
+    their README names each file with its source and version."""
+    assert shipped() == sorted([*MessageType, "head.001.001.02"])
+    readme = (SCHEMA_FOLDER / "README.md").read_text(encoding="utf-8")
+    assert all(f"| {name}.xsd |" in readme for name in shipped())
 
 
 def test_every_message_type_is_covered() -> None:

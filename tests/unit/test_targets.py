@@ -42,3 +42,14 @@ def test_an_upper_bound_is_met_up_to_and_including_it() -> None:
     at_most = Target("x", "value", at_most=25.0)
     assert at_most.met_by(25.0) and not at_most.met_by(25.01)
     assert all((t.at_least is None) != (t.at_most is None) for t in TARGETS)
+
+
+def test_issue_26_a_bulk_target_not_measured_is_named_without_a_placeholder() -> None:
+    """`switchlab bench --bulk-beneficiaries 0` showed a row named `bulk: … transfers end to
+    end`, with a literal '…'."""
+    table = verdict_table(check(run_figures(3_300.0, 0.0)[:2]))
+    bulk = next(line for line in table.splitlines() if "end to end" in line
+                and line.strip().startswith("bulk"))
+    assert "…" not in table
+    assert bulk.split()[:5] == ["bulk:", "transfers", "end", "to", "end"]
+    assert bulk.endswith("not measured")

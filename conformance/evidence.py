@@ -1,0 +1,100 @@
+"""Evidence a scheme can check: the report folder signed by the suite's switch key.
+
+The signature covers a manifest of every file the report is made of (report.json,
+report.html, junit.xml and messages/, which holds the exact bytes of every message exchanged
+with the bank), each by its SHA-256, so that no message, verdict or sentence can be edited
+without `switchlab conformance verify` refusing the folder. It is Ed25519 (RFC 8032) in both
+signing modes: in `ed25519` the switch's own key (switch.pem), in `hmac`, where the switch has
+no key of its own, the suite's report key (suite.pem in the credentials folder). The scheme
+checks the signature against the public key it holds (`--public-key`): a key carried in the
+folder only shows that nothing changed after signing, not who signed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from protocol.keys import public_key_text, read_public_key
+from protocol.signing import Ed25519SigningKey, Ed25519VerifyKey
+
+SIGNATURE_FILE = "signature.json"
+SIGNED_FILES = ("report.json", "report.html", "junit.xml")
+SIGNED_FOLDER = "messages"
+VERSION = "switchlab-conformance-report/1"
+# a line of ~100 bytes a file: two files an exchange, up to the relay's 100,000 exchanges
+MAX_SIGNATURE_FILE_BYTES = 32 * 1024 * 1024
+
+
+class EvidenceError(ValueError):
+    """The folder is not a signed report, or it was changed after signing: the text says
+    which file."""
+
+
+def manifest(folder: Path) -> dict[str, str]:
+    """Relative path -> hex SHA-256 of every signed file in the report folder."""
+    paths = [folder / name for name in SIGNED_FILES if (folder / name).is_file()]
+    paths += sorted(p for p in (folder / SIGNED_FOLDER).rglob("*") if p.is_file())
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in paths}
+
+
+def _signed_text(files: dict[str, str]) -> bytes:
+    """What the signature covers: the version, then one `path<TAB>sha256` line a file."""
+    lines = [VERSION, *(f"{name}\t{digest}" for name, digest in sorted(files.items()))]
+    return "\n".join(lines).encode()
+
+
+def sign(folder: Path, key: Ed25519SigningKey) -> Path:
+    """Write signature.json over the folder's report files; its path."""
+    files = manifest(folder)
+    record = {"version": VERSION, "algorithm": "ed25519",
+              "public_key": public_key_text(key.verify_key()), "files": files,
+              "signature": key.sign(_signed_text(files)).hex()}
+    path = folder / SIGNATURE_FILE
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return path
+
+
+def verify(target: Path, public_key: Ed25519VerifyKey | None = None) -> str:
+    """Check a signed report folder (or any file in it); a sentence saying what was checked.
+    Raises EvidenceError naming the first file added, removed or changed, or a signature
+    that does not check (under `public_key` when given, else the key in the folder)."""
+    if not target.exists():
+        raise EvidenceError(f"{target}: no such file or folder")
+    folder = target if target.is_dir() else target.parent
+    path = folder / SIGNATURE_FILE
+    try:
+        if path.stat().st_size > MAX_SIGNATURE_FILE_BYTES:
+            raise EvidenceError(f"{path} is over {MAX_SIGNATURE_FILE_BYTES:,} bytes")
+        record = json.loads(path.read_text(encoding="utf-8"))
+        signed_files = dict(record["files"])
+        signature = str(record["signature"])
+        carried = read_public_key(str(record["public_key"]))
+    except FileNotFoundError:
+        raise EvidenceError(f"{folder} holds no {SIGNATURE_FILE}: not a signed report") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EvidenceError(f"{path} is not a report signature: {error}") from None
+    key = public_key or carried
+    try:
+        raw_signature = bytes.fromhex(signature)
+    except ValueError:
+        raw_signature = b""
+    if not key.verify(_signed_text(signed_files), raw_signature):
+        raise EvidenceError(f"the signature in {path} does not check"
+                            + (" under the given public key" if public_key else "")
+                            + ": the manifest was edited, or another key signed it")
+    found = manifest(folder)
+    for name in sorted(set(signed_files) | set(found)):
+        if name not in found:
+            raise EvidenceError(f"{name} was signed and is missing")
+        if name not in signed_files:
+            raise EvidenceError(f"{name} was added after signing")
+        if found[name] != signed_files[name]:
+            raise EvidenceError(f"{name} was changed after signing (SHA-256 {found[name][:16]}…,"
+                                f" signed {signed_files[name][:16]}…)")
+    whose = "the given public key" if public_key else "the public key it carries (give the " \
+        "scheme's with --public-key to know who signed)"
+    return (f"{folder}: {len(found)} files, every message exchanged with the bank among them, "
+            f"unchanged since signed; the signature checks under {whose}")

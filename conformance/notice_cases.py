@@ -1,0 +1,137 @@
+"""Notices the switch posts the bank, delivered more than once: a confirmation whose
+acknowledgement was lost (the switch posts it again) and a statement posted twice. The bank
+acknowledges each delivery with 2xx and books once (docs/participants.md, "Be idempotent by
+end-to-end id")."""
+
+from __future__ import annotations
+
+import asyncio
+
+from banks.accounts_file import OPEN
+from conformance.cases import settled_credit
+from conformance.context import (
+    CONFIRMATION_WAIT_S,
+    SETTLE_PAUSE_S,
+    CaseFailed,
+    Context,
+    NotApplicable,
+    status_text,
+)
+from conformance.plan import case
+from conformance.relay import REFUSED, Exchange
+from protocol import reasons
+from protocol.messages import PaymentStatusReport, Statement, TxStatus
+
+LATE_BY_S = 0.5  # past the creditor deadline, the bank's held-back pacs.002 arrives
+REPOST_WATCH_S = 1.0  # after the 409, how long the suite watches for the same post again
+MAX_POSTS_AFTER_409 = 2  # the late post and at most one more
+
+
+def _is_status_report(ctx: Context, exchange: Exchange) -> bool:
+    message = ctx.message_of(exchange)
+    return message is not None and isinstance(message.document, PaymentStatusReport)
+
+
+@case("creditor.confirmation-ack-lost", "A confirmation whose acknowledgement was lost books "
+      "once", ("creditor", "notices", "duplicates", "switch"), """The bank's 2xx to the
+      switch's ACSC is lost on its way back (the relay answers the switch 502 instead), so
+      the switch posts the confirmation again: the bank acknowledges the second delivery with
+      2xx and the account is credited once.""",
+      catches="a bank that credits each delivery of a confirmation whose 2xx was lost")
+async def confirmation_ack_lost(ctx: Context) -> None:
+    assert ctx.lab.to_bank is not None
+    lost: list[Exchange] = []
+
+    def lose_first(exchange: Exchange) -> str | None:
+        message = ctx.message_of(exchange)
+        if (not lost and exchange.sender == "switch" and message is not None
+                and isinstance(message.document, PaymentStatusReport)):
+            lost.append(exchange)
+            return REFUSED
+        return None
+
+    ctx.lab.to_bank.tamper = lose_first
+    account = ctx.accounts.need(OPEN)
+    before = await ctx.balance(account)
+    e2e = await settled_credit(ctx, account, 330_000)
+    again = await ctx.lab.to_bank.wait_for(
+        lambda e: e.sender == "switch" and bool(lost) and e is not lost[0]
+        and ctx.carries(e, e2e, PaymentStatusReport), CONFIRMATION_WAIT_S)
+    if again is None:
+        raise CaseFailed(f"the switch did not post the confirmation of {e2e} again within "
+                         f"{CONFIRMATION_WAIT_S:g} s of the lost acknowledgement")
+    if again.status is None or not 200 <= again.status < 300:
+        raise CaseFailed(f"the bank answered the second delivery of the confirmation of {e2e}"
+                         f" (exchange {ctx.number(again)}) with HTTP {again.status}, not 2xx")
+    ctx.note(f"the switch posted the confirmation again (exchange {ctx.number(again)}): the "
+             f"bank acknowledged HTTP {again.status}")
+    await asyncio.sleep(SETTLE_PAUSE_S)
+    moved = (await ctx.balance(account)).balance_vnd - before.balance_vnd
+    if moved != 330_000:
+        raise CaseFailed(f"after the confirmation of {e2e} was delivered twice (its first "
+                         f"acknowledgement lost), {account.account_id} moved by {moved:+,} "
+                         "VND, not +330,000: it must be credited once")
+    ctx.note(f"{account.account_id} was credited once: +330,000 VND")
+
+
+@case("settlement.statement-twice", "A statement posted twice is acknowledged both times",
+      ("settlement", "notices", "duplicates", "scheme"), """The switch's camt.053 for a closed
+      cycle, delivered a second time (the same bytes, newly signed, as after a switch
+      restart), is acknowledged with 2xx again.""",
+      catches="a bank that refuses a statement it already holds, so the switch retries it "
+      "for hours")
+async def statement_twice(ctx: Context) -> None:
+    closed = await ctx.lab.admin("POST", "/v1/admin/settlement/close")
+    assert ctx.lab.to_bank is not None
+    posted = await ctx.lab.to_bank.wait_for(
+        lambda e: e.sender == "switch" and e.case == ctx.lab.case and isinstance(
+            getattr(ctx.message_of(e), "document", None), Statement), 10.0)
+    if posted is None:
+        raise CaseFailed(f"the switch's camt.053 of cycle {closed['cycle_id']} did not pass the "
+                         "relay within 10 s")
+    again = await ctx.lab.post_to_bank(posted.request_body)
+    ctx.note(f"the switch posted cycle {closed['cycle_id']}'s statement (HTTP {posted.status});"
+             f" as the switch, posted it again: HTTP {again.status}")
+    if not 200 <= again.status < 300:
+        raise CaseFailed(f"the bank answered the same camt.053 delivered again with HTTP "
+                         f"{again.status}, not 2xx: the switch would post it again and again")
+
+
+@case("creditor.late-answer", "A late asynchronous answer: 409, then RJCT AB05, no credit",
+      ("creditor", "async", "credit", "switch"), """For a bank that answers 202 and posts its
+      pacs.002 later: the suite holds that post back past the creditor deadline, so the
+      switch has rejected the transfer (AB05) when it arrives and refuses it 409. The bank
+      takes the 409 as final (at most one more post of it), acknowledges the RJCT AB05,
+      releases the hold and never credits. Not applicable to a bank that answers in the HTTP
+      response.""",
+      catches="a bank that credits a late ACCP, or posts a refused answer again and again")
+async def late_answer(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    assert ctx.lab.to_switch is not None
+    before = await ctx.balance(account)
+    held_s = ctx.deadline_s + LATE_BY_S
+    ctx.lab.to_switch.delay = lambda e: held_s if _is_status_report(ctx, e) else 0.0
+    e2e, final = await ctx.pay(account.account_id, account.holder_name, 340_000,
+                               account.citizen_id)
+    forward = ctx.forward_of(e2e)
+    if forward is not None and forward.status == 200:
+        raise NotApplicable("the bank answers in the HTTP response (200 with its pacs.002): "
+                            "the late-202 path never arises")
+    if final.status is not TxStatus.REJECTED or final.reason_code != reasons.TIMEOUT_CREDITOR_AGENT:
+        raise CaseFailed(f"with the bank's pacs.002 held back {held_s:g} s, the transfer ended "
+                         f"{status_text(final)}, not RJCT AB05: {ctx.diagnose(e2e, final)}")
+    posted = await ctx.lab.to_switch.wait_for(
+        lambda e: ctx.carries(e, e2e, PaymentStatusReport), held_s + CONFIRMATION_WAIT_S)
+    if posted is None:
+        raise CaseFailed(f"the bank answered 202 but posted no pacs.002 for {e2e}")
+    ctx.note(f"the bank's pacs.002 for {e2e} reached the switch {held_s:g} s late: the switch "
+             f"answered HTTP {posted.status}")
+    await ctx.expect_released(account, e2e, "after the switch rejected it AB05")
+    await asyncio.sleep(REPOST_WATCH_S)
+    posts = ctx.lab.bank_said(lambda e: e.sender == "bank" and ctx.carries(
+        e, e2e, PaymentStatusReport))
+    if len(posts) > MAX_POSTS_AFTER_409:
+        raise CaseFailed(f"the bank posted its pacs.002 for {e2e} {len(posts)} times although "
+                         f"the switch refused it 409 (exchange {ctx.number(posts[0])}): a 409 "
+                         "is final")
+    await ctx.expect_not_credited(account, e2e, before, "for a late ACCP the switch refused")

@@ -1,0 +1,127 @@
+"""Issue #23's evidence: a run's report lists failed cases first, its `#case-…` anchors show
+the case in headless Chromium, a failure's evidence shows the part of a long message that
+matters, and the folder is signed so that `switchlab conformance verify` accepts it untouched
+and refuses it edited."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from conformance import credentials, evidence
+from conformance.report import write_reports
+from conformance.runner import FAILED, RunResult
+from protocol.keys import public_key_text
+from switchlab.cli import main
+from tests.conformance_harness import run_in_process
+from tests.faulty_banks import FAULTY_BANKS
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TWICE = next(bank for bank in FAULTY_BANKS if bank.defect.startswith("a bulk answer naming"))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    """A run of three cases against the bank whose bulk answer names one id twice (once for
+    the module: about 3 s), its report written and signed as the command does."""
+    folder = tmp_path_factory.mktemp("conformance")
+    result = asyncio.run(run_in_process(
+        folder / "work", ["creditor.accept", "creditor.bulk", "creditor.verification"],
+        TWICE.patch, behaviour=TWICE.behaviour))
+    out = folder / "report"
+    write_reports(result, out)
+    keys = credentials.load(folder / "work" / "keys", "hmac")
+    evidence.sign(out, credentials.report_key(folder / "work" / "keys", keys))
+    return result, out
+
+
+def test_the_page_lists_failed_cases_first(report: tuple[RunResult, Path]) -> None:
+    result, out = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    first_row = page.index("<tr><td><span class=\"badge")
+    assert page.index("FAILED", first_row) < page.index("PASSED", first_row)
+    sections = [page.index(f'id="case-{name}"') for name in ("creditor.bulk", "creditor.accept")]
+    assert sections == sorted(sections)  # bulk failed: before accept, which ran first
+    assert [r.verdict for r in result.results if r.case.name == "creditor.bulk"] == [FAILED]
+
+
+def test_a_failure_shows_the_part_of_the_long_answer_that_names_its_ids(
+        report: tuple[RunResult, Path]) -> None:
+    result, out = report
+    bulk = next(r for r in result.results if r.case.name == "creditor.bulk")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index('id="case-creditor.bulk"'):]
+    excerpt = section[section.index("<pre class=excerpt>"):]
+    excerpt = excerpt[:excerpt.index("</pre>")]
+    twice = next(word for word in (bulk.wrong or "").split() if "twice" in (bulk.wrong or "")
+                 and word.startswith("CNF") and (bulk.wrong or "").count(word) == 1
+                 and f"{word} twice" in (bulk.wrong or ""))
+    assert twice in excerpt and "lines " in excerpt and len(excerpt) < 4_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine: Debian's "
+                    "`chromium` package draws the page")
+def test_a_case_anchor_shows_the_case_in_headless_chromium(report: tuple[RunResult, Path],
+                                                           tmp_path: Path) -> None:
+    """Issue #23: report.html#case-… rendered a blank page in headless Chromium."""
+    _, out = report
+    shot = tmp_path / "case.png"
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--window-size=1000,700", f"--screenshot={shot}",
+                    f"{(out / 'report.html').as_uri()}#case-creditor.bulk"],
+                   capture_output=True, timeout=60, check=True)
+    pixels = image.imread(str(shot))[..., :3]
+    drawn = float(np.mean(np.any(pixels < 0.9, axis=-1)))
+    assert drawn > 0.01, f"{drawn:.2%} of the screenshot is drawn: a blank page"
+
+
+def test_verify_accepts_the_untouched_report_and_refuses_an_edited_one(
+        report: tuple[RunResult, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    _, signed = report
+    out = tmp_path / "copy"
+    shutil.copytree(signed, out)
+    assert main(["conformance", "verify", str(out)]) == 0
+    assert "unchanged since signed" in capsys.readouterr().out
+    record = json.loads((out / "signature.json").read_text(encoding="utf-8"))
+    assert main(["conformance", "verify", str(out / "report.html"), "--public-key",
+                 str(_written(tmp_path, record["public_key"]))]) == 0
+    capsys.readouterr()
+    answer = next(path for path in sorted((out / "messages" / "creditor.bulk").glob(
+        "*-answer.txt")) if b"<TxSts>ACCP</TxSts>" in path.read_bytes())
+    answer.write_bytes(answer.read_bytes().replace(b"<TxSts>ACCP</TxSts>",
+                                                   b"<TxSts>RJCT</TxSts>", 1))
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert f"messages/creditor.bulk/{answer.name} was changed" in capsys.readouterr().err
+    shutil.rmtree(out)
+    shutil.copytree(signed, out)
+    report_json = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    report_json["passed"] = True
+    (out / "report.json").write_text(json.dumps(report_json), encoding="utf-8")
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert "report.json was changed" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_report_signed_by_another_key(report: tuple[RunResult, Path],
+                                                       tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    _, signed = report
+    other = credentials.report_key(tmp_path / "elsewhere", credentials.SuiteKeys(
+        "hmac", secret=b"x"))
+    pinned = _written(tmp_path, public_key_text(other.verify_key()))
+    assert main(["conformance", "verify", str(signed), "--public-key", str(pinned)]) == 1
+    assert "does not check under the given public key" in capsys.readouterr().err
+
+
+def _written(folder: Path, text: str) -> Path:
+    path = folder / "pinned.pub"
+    path.write_text(text, encoding="utf-8")
+    return path

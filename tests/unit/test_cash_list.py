@@ -1,0 +1,82 @@
+"""Issue #25: the post office's cash list as a clerk opens it. The XLSX read back: citizen ids
+keep their leading zero (040160012309 became 40160012309 in a spreadsheet), rows grouped and
+ordered by province, district and commune, numbered per commune, totals that add up, the
+programme's Vietnamese name, the arrears shown; the CSV keeps the table's delimiter."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from openpyxl import load_workbook
+
+from banks.cash_list import list_row, write_list
+
+
+def traced(line: int, citizen_id: str, name: str, amount_vnd: int, programme: str,
+           province: str, district: str, commune: str, arrears: str = "",
+           returned_vnd: int = 0) -> dict[str, Any]:
+    return {"line": line, "citizen_id": citizen_id, "full_name": name,
+            "amount_vnd": amount_vnd, "programme": programme, "period": "2026-11",
+            "arrears": arrears, "province": province, "district": district,
+            "commune": commune, "address": "Xóm 3", "status": "stopped",
+            "reason_code": "BE23", "end_to_end_id": f"E{line}", "returned_vnd": returned_vnd}
+
+
+HA_NOI, NGHE_AN = "Thành phố Hà Nội", "Tỉnh Nghệ An"
+ROWS = [
+    traced(2, "040160012309", "Hoàng Thị Lan", 500_000, "tro_cap_xa_hoi", NGHE_AN,
+           "Huyện Nghi Lộc", "Xã Nghi Long"),
+    traced(3, "001190012345", "Đỗ Văn An", 2_340_000, "luong_huu", HA_NOI, "Quận Đống Đa",
+           "Phường Láng"),
+    traced(4, "001190012345", "Đỗ Văn An", 2_340_000, "luong_huu", HA_NOI, "Quận Đống Đa",
+           "Phường Láng", arrears="truy lĩnh tháng 10"),
+    traced(5, "001145000007", '=HYPERLINK("http://x","bấm")', 500_000, "tro_cap_xa_hoi",
+           HA_NOI, "Quận Đống Đa", "Phường Láng", returned_vnd=200_000),
+    traced(6, "040055000001", "Bùi Văn Hùng", 2_055_000, "nguoi_co_cong", NGHE_AN,
+           "Huyện Nghi Lộc", "Xã Nghi Long"),
+]
+
+
+def test_the_xlsx_keeps_ids_as_text_grouped_by_commune_with_totals(tmp_path: Path) -> None:
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), "Danh sách chi trả tiền mặt",
+                       delimiter=";")
+    sheet = load_workbook(paths["cash_list.xlsx"]).active
+    values = [[cell for cell in row] for row in sheet.iter_rows(values_only=True)]
+    people = [row for row in values if isinstance(row[0], int)]
+    # grouped: Hà Nội's commune, then Nghệ An's; by programme in each, numbered from 1
+    assert [(row[0], row[2], row[6]) for row in people] == [
+        (1, "001190012345", None), (2, "001190012345", "truy lĩnh tháng 10"),
+        (3, "001145000007", None), (1, "040055000001", None), (2, "040160012309", None)]
+    assert all(isinstance(row[2], str) and len(row[2]) == 12 for row in people)
+    # the Vietnamese programme name, the amount owed (for a return, what came back)
+    assert [row[4] for row in people][:3] == ["Lương hưu", "Lương hưu", "Trợ cấp xã hội"]
+    assert people[2][7] == 200_000 and people[2][1].startswith("=HYPERLINK")
+    headings = [row for row in values if row[0] == "STT"]
+    assert len(headings) == 2 and headings[0][-1] == "Ký nhận"
+    totals = {row[1]: row[7] for row in values if isinstance(row[1], str)
+              and row[1].startswith(("Cộng", "Tổng"))}
+    assert totals["Cộng Phường Láng: 3 người"] == 2_340_000 * 2 + 200_000
+    assert totals["Cộng Lương hưu: 2 người"] == 4_680_000
+    assert totals["Cộng Xã Nghi Long: 2 người"] == 2_555_000
+    assert totals["Tổng cộng: 5 người"] == 4_880_000 + 2_555_000
+    # the formula-looking name is a text cell, not a formula
+    cell = next(c for row in sheet.iter_rows() for c in row
+                if isinstance(c.value, str) and c.value.startswith("=HYPERLINK"))
+    assert cell.data_type == "s"
+
+
+def test_the_csv_keeps_the_tables_delimiter_and_the_html_a_page_per_commune(
+        tmp_path: Path) -> None:
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), "Danh sách", delimiter=";")
+    with paths["cash_list.csv"].open(encoding="utf-8-sig", newline="") as file:
+        rows = list(csv.DictReader(file, delimiter=";"))
+    assert [row["citizen_id"] for row in rows][-1] == "040160012309"
+    assert rows[2]["full_name"].startswith("'=HYPERLINK")  # shown as text by Excel
+    assert {row["arrears"] for row in rows} == {"", "truy lĩnh tháng 10"}
+    page = paths["cash_list.html"].read_text(encoding="utf-8")
+    assert page.count("<section>") == 2 and "break-after: page" in page
+    assert "Xã Nghi Long — Huyện Nghi Lộc — Tỉnh Nghệ An" in page
+    assert "<script" not in page and "&lt;" not in page.split("<body>")[0]
+    assert '=HYPERLINK(&quot;http://x&quot;,&quot;bấm&quot;)' in page

@@ -1,0 +1,68 @@
+"""What the live page is sent (switchlab/live.py): the whole day within its bound, merged and
+never dropped, and rates a second that a terminal's transfers a second can be set beside
+(issue #26, frictions 2 and 3)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from switchlab.live import (
+    MAX_SAMPLES,
+    PAGE_POINTS,
+    _bound,
+    _last_with_peak,
+    _latency_span,
+    merged,
+    percentiles,
+    rates,
+)
+
+
+def day(samples: int, every_s: float = 0.25) -> list[dict[str, float]]:
+    return [{"t_s": i * every_s, "settled": 10 * i, "rejected": i // 10, "returned": 0,
+             "in_flight": 500 if i == samples // 3 else 7} for i in range(samples)]
+
+
+def test_issue_26_a_day_longer_than_the_page_is_sent_whole_from_its_start() -> None:
+    held = day(5_000)  # 21 minutes at 4 samples a second; the page kept the last 600
+    sent = merged(held, PAGE_POINTS)
+    assert len(sent) <= PAGE_POINTS
+    assert sent[0] == held[0]  # the start of the day
+    assert sent[-1]["t_s"] == held[-1]["t_s"] and sent[-1]["settled"] == held[-1]["settled"]
+    assert max(s["in_flight"] for s in sent) == 500  # a peak merged in, not dropped
+    assert [s["t_s"] for s in sent] == sorted(s["t_s"] for s in sent)
+
+
+def test_issue_26_the_monitor_s_memory_is_bounded_by_merging_the_older_half() -> None:
+    held = day(MAX_SAMPLES + 1)
+    _bound(held, _last_with_peak)
+    assert len(held) <= MAX_SAMPLES * 3 // 4 + 1
+    assert held[0]["t_s"] == 0 and held[-1]["settled"] == 10 * MAX_SAMPLES
+    assert max(s["in_flight"] for s in held) == 500
+
+
+def test_issue_26_rates_are_over_a_second_so_a_bulk_report_is_no_spike() -> None:
+    """A 2-second day whose 8,476 transfers settle in two bulk reports: a quarter second's
+    rate said 17,904/s against the terminal's 4,238/s."""
+    settled = [0, 0, 4_000, 4_000, 4_000, 4_000, 4_000, 8_476, 8_476]
+    samples = [{"t_s": i * 0.25, "settled": n, "rejected": 0} for i, n in enumerate(settled)]
+    peak = max(rate[1] for rate in rates(samples))
+    assert peak == 4_476  # the most that settled within one second
+    assert peak <= 8_476 / 2 * 1.1  # beside the day's 4,238 a second
+
+
+def test_issue_26_merged_latency_spans_give_the_percentiles_of_their_whole_span() -> None:
+    log = np.arange(1, 1_001, dtype=np.float64)
+    assert percentiles(log) == {"p50": 500.5, "p99": 990.01}
+    assert percentiles(log[:0]) == {"p50": 0.0, "p99": 0.0}
+
+
+def test_issue_26_merged_latency_spans_still_cover_the_whole_log_end_to_end() -> None:
+    spans = [{"t_s": i * 0.25, "start": 3 * i, "end": 3 * i + 3} for i in range(MAX_SAMPLES + 1)]
+    _bound(spans, _latency_span)
+    sent = merged(spans, PAGE_POINTS, _latency_span)
+    for kept in (spans, sent):
+        assert kept[0]["start"] == 0 and kept[-1]["end"] == 3 * (MAX_SAMPLES + 1)
+        assert all(a["end"] == b["start"] for a, b in itertools.pairwise(kept))

@@ -1,0 +1,62 @@
+"""Issue #25: every row of the table traced in its line's place (refused ones too), with each id
+it went under, and the counts made once from those rows: "submitted" counted rows stopped
+before sending, resent rows vanished under their RETRY ids, and a reason code switchlab does
+not describe (the population register's, issue #27) must still reach the files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from banks.payment_table import check_payment_table
+from banks.payout import Outcomes, PayoutResult, PayoutStatus
+from banks.payout_trace import COUNTS, Figures, RunRows, trace
+from protocol.messages import VerificationResult
+
+TABLE = (
+    "citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id,end_to_end_id\n"
+    "001190012345,Nguyễn Thị Rà,100,luong_huu,BFTVVNVX,1,E1\n"
+    "079090054321,Trần Văn Đức,200,luong_huu,BFTVVNVX,2,E2\n"
+    "036145011111,Lê Thị Hoa,1.000,luong_huu,BFTVVNVX,3,E3\n"  # refused: separators
+    "038040022222,Phạm Văn Minh,400,luong_huu,BFTVVNVX,4,E4\n"
+    "040160033333,Hoàng Thị Lan,500,luong_huu,,,E5\n"
+    "040160033334,Hoàng Văn Nam,600,luong_huu,BFTVVNVX,6,E6\n"
+)
+
+
+def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
+        tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(TABLE, encoding="utf-8")
+    table = check_payment_table(path)
+    outcomes = Outcomes(table.payments)
+    outcomes.append(PayoutStatus.PAID)
+    outcomes.append(PayoutStatus.STOPPED, "BE01")
+    outcomes.append(PayoutStatus.REJECTED, "MD07")
+    outcomes.append(PayoutStatus.STOPPED, "C601")  # a code the scheme does not describe
+    outcomes.append(PayoutStatus.PAID)
+    ids = {0: ["E1"], 1: ["E2"], 2: ["E4"], 3: ["E5"], 4: ["E6", "RETRY1abc"]}
+    run = RunRows(range(5), PayoutResult(outcomes, 1.0), ids.__getitem__,
+                  {"E2": VerificationResult("E2", False, "BE01", "T** V** Đ**")},
+                  {"040160033333": ("ICBVVNVX", "108001234567")})
+    rows = list(trace(table, {}, run))
+    assert [(r["line"], r["status"], r["reason_code"]) for r in rows] == [
+        (2, "paid", ""), (3, "stopped", "BE01"), (4, "refused", ""), (5, "rejected", "MD07"),
+        (6, "stopped", "C601"), (7, "paid", "")]
+    assert "amount_vnd '1.000'" in rows[2]["reason_text"]
+    assert rows[1]["masked_name"] == "T** V** Đ**" and rows[1]["ids_sent"] == ""
+    assert rows[4]["reason_text"] == "reason not described by the scheme"
+    assert (rows[4]["creditor_bic"], rows[4]["paid_by"]) == ("ICBVVNVX", "citizen_id")
+    assert rows[5]["ids_sent"] == "E6 RETRY1abc" and rows[5]["end_to_end_id"] == "E6"
+    assert [r["listed"] for r in rows] == ["", "cash", "", "deceased", "cash", ""]
+
+    figures = Figures()
+    for row in rows:
+        figures.add(row)
+    counts = figures.as_dict()["counts"]
+    assert list(counts) == list(COUNTS)
+    assert counts == {"rows": 6, "refused": 1, "earlier": 0, "stopped": 2, "sent": 3,
+                      "resent": 1, "paid": 2, "returned": 0, "rejected": 1, "unresolved": 0,
+                      "cash": 2, "deceased": 1}
+    ends = ("refused", "earlier", "stopped", "paid", "returned", "rejected", "unresolved")
+    assert sum(counts[end] for end in ends) == counts["rows"]
+    assert figures.amounts_vnd["sent"] == 100 + 400 + 600  # never the stopped rows
