@@ -51,6 +51,7 @@ from protocol.http import (
     sign_answers,
     xml_response,
 )
+from protocol.ids import booking_key, wire_end_to_end_id
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
     CreditTransfer,
@@ -70,7 +71,8 @@ from protocol.messages import (
 from protocol.retry import with_backoff
 from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, spawn
 from protocol.settings import SettingsError
-from protocol.signing import PARTICIPANT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
+from protocol.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +149,8 @@ class Bank:
 
     async def start(self) -> None:
         """Open the channel to the switch; resume returns a previous run had not finished."""
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.config.client_ssl()))
         self._switch = Peer(self._session, f"{self.config.switch_url}{SWITCH_MESSAGES_PATH}",
                             self.config.bic, self.senders[self.config.switch_bic].credentials,
                             self.config.switch_bic,
@@ -224,11 +227,12 @@ class Bank:
             if reason is None and behaviour.chance(behaviour.reject_rate):
                 reason = behaviour.reject_reason
             reason = behaviour.wrong_reason_codes.get(reason or "", reason)
+            key = booking_key(tx.end_to_end_id, tx.tx_id)
             if reason is None and behaviour.double_credit_on_redelivery and self.ledger.knows(
-                    tx.end_to_end_id):
-                self._redelivered.add(tx.end_to_end_id)
+                    key):
+                self._redelivered.add(key)
             if reason is None:
-                holds.append(Hold(tx.end_to_end_id, tx.tx_id, tx.creditor_account, tx.amount_vnd))
+                holds.append(Hold(key, tx.tx_id, tx.creditor_account, tx.amount_vnd))
             statuses.append(TransactionStatus(
                 original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
                 status=TxStatus.REJECTED if reason else TxStatus.ACCEPTED, reason_code=reason,
@@ -316,7 +320,7 @@ class Bank:
         participant never accepted are results of transfers it sent as debtor agent."""
         settled, rejected = [], []
         for item in report.transactions:
-            e2e = item.original_end_to_end_id
+            e2e = booking_key(item.original_end_to_end_id, item.original_tx_id)
             if not self.ledger.knows(e2e):
                 self._take_debtor_result(item)
             elif item.status is TxStatus.SETTLED:
@@ -374,18 +378,22 @@ class Bank:
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
             items=[PaymentReturnItem(
                 return_id=self.new_return_id(), original_end_to_end_id=(
-                    new_id("OR") if self.behaviour.return_wrong_original else h.end_to_end_id),
+                    new_id("OR") if self.behaviour.return_wrong_original
+                    else wire_end_to_end_id(h.end_to_end_id)),
                 original_tx_id=h.tx_id, returned_amount_vnd=h.amount_vnd,
                 reason_code=reason_code, amount_text=str(h.amount_vnd),
             ) for h in due],
         )
+        key_of_return = {item.return_id: h.end_to_end_id
+                         for item, h in zip(message.items, due, strict=True)}
         try:
             reply = await self._deliver(delay_s, message)
             answer = reply.message.document if reply is not None and reply.message else None
             if not isinstance(answer, PaymentStatusReport):
                 return
             amounts = {h.end_to_end_id: h.amount_vnd for h in due}
-            done = [i.original_end_to_end_id for i in answer.transactions
+            done = [key_of_return.get(i.original_tx_id, i.original_end_to_end_id)
+                    for i in answer.transactions
                     if i.status is TxStatus.SETTLED or i.reason_code == reasons.DUPLICATE]
             booked = self.ledger.record_returns(
                 (e2e, amounts[e2e]) for e2e in done if e2e in amounts)
@@ -586,11 +594,10 @@ async def spoil_signature(request: web.Request, handler: Handler) -> web.StreamR
     response = await handler(request)
     fault = request.get(SPOILED_SIGNATURE)
     if fault == "unsigned":
-        for header in (PARTICIPANT_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER):
+        for header in (SIGNATURE_INPUT_HEADER, SIGNATURE_HEADER):
             response.headers.popall(header, None)
     elif fault == "bad_signature" and SIGNATURE_HEADER in response.headers:
-        signature = response.headers[SIGNATURE_HEADER]
-        response.headers[SIGNATURE_HEADER] = ("1" if signature[0] == "0" else "0") + signature[1:]
+        response.headers[SIGNATURE_HEADER] = spoiled(response.headers[SIGNATURE_HEADER])
     return response
 
 
@@ -616,7 +623,8 @@ async def run_bank(config: BankConfig, host: str = "127.0.0.1", port: int = 0) -
     """Serve one participant until SIGTERM or SIGINT. The first line printed, "... listening
     on URL", tells whoever started the process that it is ready and where."""
     bound = bind(host, port)
-    runner = await serve(create_bank_app(Bank(config)), bound)
+    runner = await serve(create_bank_app(Bank(config)), bound,
+                         None if config.tls is None else server_context(config.tls))
     try:
         await ready_until_stopped(f"bank {config.bic} listening on {bound.base_url}"
                                   f"{INBOUND_PATH}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import hmac
 import itertools
 import re
 import unicodedata
@@ -69,12 +70,21 @@ DERIVED_ID_PREFIX = "PT"  # end-to-end ids the table did not give: PT + 32 hex d
 RETRY_ID_PREFIX = "RETRY"
 
 
-def retry_id(end_to_end_id: str, attempt: int) -> str:
-    """The end-to-end id of a row's `attempt`-th resend (1 to 9): stable, so a resumed run
-    finds it again; Max35Text; never an id a table can give (RETRY_ID_PREFIX)."""
+def retry_id(end_to_end_id: str, attempt: int, id_key: bytes = b"") -> str:
+    """The end-to-end id of a row's `attempt`-th resend (1 to 9): stable for one `id_key`, so
+    a resumed run finds it again; Max35Text; never an id a table can give (RETRY_ID_PREFIX).
+    With the run's secret as `id_key` nobody else can compute it (issue #22, observation 1)."""
     assert 0 < attempt < 10, attempt
-    digest = hashlib.sha256(end_to_end_id.encode()).hexdigest()
+    digest = _digest(id_key, end_to_end_id)
     return f"{RETRY_ID_PREFIX}{attempt}{digest[:MAX_ID_CHARS - len(RETRY_ID_PREFIX) - 1]}"
+
+
+def _digest(id_key: bytes, text: str) -> str:
+    """Hex HMAC-SHA256 of `text` under the run's secret; SHA-256 without one (a table read
+    outside a payout run, whose ids anyone holding the table could compute)."""
+    if id_key:
+        return hmac.new(id_key, text.encode(), hashlib.sha256).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,20 +266,23 @@ def excel_cell(value: object) -> object:
     return value
 
 
-def read_payment_table(path: Path) -> PaymentTable:
+def read_payment_table(path: Path, id_key: bytes = b"") -> PaymentTable:
     """The payments of a table with no bad row; raises PaymentTableError naming each bad
-    line (with the good rows), OSError when the file cannot be read."""
-    checked = check_payment_table(path)
+    line (with the good rows), OSError when the file cannot be read. `id_key`: as for
+    check_payment_table."""
+    checked = check_payment_table(path, id_key)
     if checked.problems:
         raise PaymentTableError(path, checked.problems, checked.payments)
     return checked.payments
 
 
-def check_payment_table(path: Path) -> CheckedTable:
+def check_payment_table(path: Path, id_key: bytes = b"") -> CheckedTable:
     """Read and check the labour ministry's CSV (at most MAX_TABLE_ROWS rows): the good rows
-    (with their lines) and each bad line's reason. Raises PaymentTableError when the table as
-    a whole cannot be read (a required column missing, not UTF-8, a field past
-    MAX_FIELD_CHARS), OSError when the file cannot be opened.
+    (with their lines) and each bad line's reason. A row without an end-to-end id gets one
+    derived from who and what is paid, under `id_key` (a payout run's secret, so that no bank
+    can compute the ids a payout will use and spend them first; issue #22, observation 1).
+    Raises PaymentTableError when the table as a whole cannot be read (a required column
+    missing, not UTF-8, a field past MAX_FIELD_CHARS), OSError when the file cannot be opened.
 
     The file is read twice, streaming (its fingerprint, then its rows), never whole: a
     million-row table is ~120 MB of bytes and twice that decoded, more than its payments."""
@@ -282,7 +295,7 @@ def check_payment_table(path: Path) -> CheckedTable:
         # strict: a quote never closed is an error at the end of the file, not a field that
         # swallows every row after it; so is text after a closing quote ("a"b).
         reader = csv.reader(itertools.chain([first], file), delimiter=delimiter, strict=True)
-        checked = _checked_rows(path, reader, sha256)
+        checked = _checked_rows(path, reader, sha256, id_key)
         checked.delimiter = delimiter
         return checked
 
@@ -352,7 +365,7 @@ def _header(path: Path, names: list[str]) -> list[str]:
     return header
 
 
-def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
+def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> CheckedTable:
     records = _records(path, reader)
     header = _header(path, next(records, (1, 1, []))[2])
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
@@ -385,7 +398,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
         if problem:
             checked.problems.append((line, problem))
             continue
-        payments.append(_payment(row))
+        payments.append(_payment(row, id_key))
         lines.append(line)
     repeated = _repeated(payments, lines)
     if repeated:
@@ -399,13 +412,13 @@ def _checked_rows(path: Path, reader: Any, sha256: str) -> CheckedTable:
     return checked
 
 
-def _payment(row: dict[str, str]) -> Payment:
+def _payment(row: dict[str, str], id_key: bytes) -> Payment:
     """A checked row as a payment; the end-to-end id derived from who and what is paid when
-    the table gives none, so that the same row has the same id in every run of the table."""
+    the table gives none, so that the same row has the same id in every read of the table
+    under one `id_key`."""
     get = row.get
-    e2e = get("end_to_end_id") or DERIVED_ID_PREFIX + hashlib.sha256("\x1f".join(
-        (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))
-    ).encode()).hexdigest()[:32]
+    e2e = get("end_to_end_id") or DERIVED_ID_PREFIX + _digest(id_key, "\x1f".join(
+        (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))))[:32]
     return Payment(
         citizen_id=row["citizen_id"], full_name=row["full_name"],
         amount_vnd=int(row["amount_vnd"]), creditor_bic=get("creditor_bic", ""),

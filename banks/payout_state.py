@@ -2,13 +2,13 @@
 any point (Ctrl-C, SIGKILL, a power cut) and started again with the same command, finishing
 without paying anyone twice and without asking the user what was done.
 
-What is kept, and why that is enough: the table's SHA-256 (a resumed run pays the very same
-table, whose end-to-end ids are the same); run flags (the lab was set up; payments may have
-been sent); each final status, return and answered verification, written before the switch is
-told "ok" (`Treasury.flush`). Anything not kept is asked again: a payment not final here is
-asked about (pacs.028) before anything is sent, and the switch's journal answers; a
-verification is asked again. Returns are the one thing the switch tells only once, which is why
-they are kept before the answer.
+What is kept, and why that is enough: the table's SHA-256 and the run's secret (a resumed run
+pays the very same table, whose end-to-end ids, derived under that secret, are the same); run
+flags (the lab was set up; payments may have been sent); each final status, return and answered
+verification, written before the switch is told "ok" (`Treasury.flush`). Anything not kept is
+asked again: a payment not final here is asked about (pacs.028) before anything is sent, and
+the switch's journal answers; a verification is asked again. Returns are the one thing the
+switch tells only once, which is why they are kept before the answer.
 """
 
 from __future__ import annotations

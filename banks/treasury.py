@@ -283,7 +283,9 @@ class Treasury:
 
         A timeout, a broken connection, a 5xx or an unreadable answer is a lost answer: the
         switch may or may not have the transfers. A 400 or 413 is a refusal of the whole
-        message, which the switch makes before taking anything.
+        message, which the switch makes before taking anything. A group DU01 (its MsgId was
+        used before, for other content) refuses this message but leaves the original's
+        transfers standing: their fate is unknown here, and asked for.
         """
         self.submissions += 1
         sent_s = time.monotonic()
@@ -304,6 +306,9 @@ class Treasury:
             return []
         report = reply.message.document if reply.message else None
         if not 200 <= reply.status < 300 or not isinstance(report, PaymentStatusReport):
+            return ids
+        if (report.group_status == TxStatus.REJECTED
+                and report.group_reason_code == reasons.DUPLICATE_MESSAGE_ID):
             return ids
         if report.group_status == TxStatus.REJECTED:
             code = report.group_reason_code or reasons.NOT_SPECIFIED
@@ -465,7 +470,7 @@ class Treasury:
         in_flight = self.config.files_in_flight if self.config.mode == "bulk" else (
             self.config.concurrency)
         self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=in_flight + 1))
+            connector=aiohttp.TCPConnector(limit=in_flight + 1, ssl=self.config.client_ssl()))
         try:
             self._running = (await self._verified() if self.config.verify
                              else self._not_stopped())

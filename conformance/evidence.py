@@ -51,7 +51,7 @@ def sign(folder: Path, key: Ed25519SigningKey) -> Path:
     files = manifest(folder)
     record = {"version": VERSION, "algorithm": "ed25519",
               "public_key": public_key_text(key.verify_key()), "files": files,
-              "signature": key.sign(_signed_text(files))}
+              "signature": key.sign(_signed_text(files)).hex()}
     path = folder / SIGNATURE_FILE
     path.write_text(json.dumps(record, indent=1), encoding="utf-8")
     return path
@@ -77,7 +77,11 @@ def verify(target: Path, public_key: Ed25519VerifyKey | None = None) -> str:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise EvidenceError(f"{path} is not a report signature: {error}") from None
     key = public_key or carried
-    if not key.verify(_signed_text(signed_files), signature):
+    try:
+        raw_signature = bytes.fromhex(signature)
+    except ValueError:
+        raw_signature = b""
+    if not key.verify(_signed_text(signed_files), raw_signature):
         raise EvidenceError(f"the signature in {path} does not check"
                             + (" under the given public key" if public_key else "")
                             + ": the manifest was edited, or another key signed it")

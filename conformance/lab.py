@@ -15,7 +15,6 @@ bank) to send what a correct switch never sends: a redelivery, a stale or bad si
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 import time
@@ -317,28 +316,26 @@ class Lab:
         return codec.encode(wrap(SWITCH_BIC, to_bic or self.bic, document))
 
     def signed_headers(self, path: str, body: bytes, *, age_s: float = 0.0,
-                       spoil: bool = False, signer_bic: str = SWITCH_BIC) -> dict[str, str]:
-        """The switch's signature headers over `path` and `body`, made with the switch's key
-        by protocol/signing.py: `age_s` old, spoiled, or naming `signer_bic` as the signer
-        (a valid signature under the wrong signer's name)."""
-        if not age_s and not spoil:
-            headers = signing.sign(signer_bic, self.credentials.own, path, body)
-            headers.pop("Content-Type", None)
-            return headers
-        timestamp = str(int(time.time() - age_s))
-        text = signing.request_text(signer_bic, timestamp, path, hashlib.sha256(body).digest())
-        signature = self.credentials.own.sign(text)
+                       spoil: bool = False, signer_bic: str = SWITCH_BIC,
+                       method: str = "POST", content_type: str = XML_CONTENT_TYPE
+                       ) -> dict[str, str]:
+        """The switch's signature headers (RFC 9421) over `method`, `path`, `body` and its
+        `content_type`, made with the switch's key by protocol/signing.py: `age_s` old,
+        spoiled, or naming `signer_bic` as the signer (a valid signature under the wrong
+        signer's name)."""
+        headers = signing.sign(signer_bic, self.credentials.own, path, body, method=method,
+                               content_type=content_type, created_s=int(time.time() - age_s))
         if spoil:
-            signature = ("1" if signature[0] == "0" else "0") + signature[1:]
-        return {signing.PARTICIPANT_HEADER: signer_bic, signing.TIMESTAMP_HEADER: timestamp,
-                signing.SIGNATURE_HEADER: signature}
+            headers[signing.SIGNATURE_HEADER] = signing.spoiled(headers[signing.SIGNATURE_HEADER])
+        return headers
 
     async def post_to_bank(self, body: bytes, headers: dict[str, str] | None = None,
                            content_type: str = XML_CONTENT_TYPE) -> Answer:
         """POST a message to the bank's inbound URL as the scheme, through the relay, signed
         as the switch unless `headers` are given; the bank's answer as it came."""
         if headers is None:
-            headers = self.signed_headers(URL(self.bank_path).raw_path, body)
+            headers = self.signed_headers(URL(self.bank_path).raw_path, body,
+                                          content_type=content_type)
         return await self._call("POST", self.bank_path, body,
                                 headers | {"Content-Type": content_type},
                                 self.settings.creditor_timeout_s + 10)
@@ -347,8 +344,8 @@ class Lab:
         """Call one of the bank's test hooks (protocol/hooks.py), signed as the switch."""
         assert path.startswith(HOOKS_PREFIX)
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        headers = self.signed_headers(URL(path).raw_path_qs, body) | {
-            "Content-Type": "application/json"}
+        headers = self.signed_headers(URL(path).raw_path_qs, body, method=method,
+                                      content_type="application/json")
         return await self._call(method, path, body, headers, HOOK_TIMEOUT_S)
 
     async def _call(self, method: str, path: str, body: bytes, headers: dict[str, str],

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from protocol import signing
 from protocol.runtime import BoundSocket
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # a bank's largest message is 8 MiB, a forward ~1.3 MB
@@ -69,8 +70,7 @@ class Exchange:
 # connection without any answer, REFUSED passes on the relay's own unsigned 502 instead.
 Tamper = Callable[[Exchange], str | None]
 UNSIGNED, FORGED, LOST, REFUSED = "unsigned", "forged", "lost", "refused"
-SIGNATURE_HEADERS = ("x-switchlab-participant", "x-switchlab-timestamp",
-                     "x-switchlab-signature")
+SIGNATURE_HEADERS = (signing.SIGNATURE_INPUT_HEADER.lower(), signing.SIGNATURE_HEADER.lower())
 
 
 class Relay:
@@ -161,7 +161,7 @@ class Relay:
         if order == UNSIGNED:
             headers = [(k, v) for k, v in headers if k.lower() not in SIGNATURE_HEADERS]
         elif order == FORGED:
-            headers = [(k, _spoiled(v) if k.lower() == "x-switchlab-signature" else v)
+            headers = [(k, signing.spoiled(v) if k.lower() == "signature" else v)
                        for k, v in headers]
         return web.Response(status=exchange.status or 502, body=exchange.response_body,
                             headers=headers)
@@ -205,11 +205,6 @@ class Relay:
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining_s, 0.2))
-
-
-def _spoiled(signature: str) -> str:
-    """The same signature with its first digit changed: well-formed, and wrong."""
-    return ("1" if signature[:1] == "0" else "0") + signature[1:]
 
 
 async def _read_all(stream: aiohttp.StreamReader) -> bytes:

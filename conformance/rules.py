@@ -120,7 +120,7 @@ class Rules:
         if self._signed_by_switch(exchange) and request_signature is not None:
             try:
                 signing.verify_answer(dict(exchange.response_headers), self.bank_bic,
-                                      self.bank_key, status, request_signature,
+                                      self.bank_key, status, dict(exchange.request_headers),
                                       exchange.response_body)
             except signing.SignatureError as error:
                 found.append(f"the bank's answer breaks the signing rule: {error}")
@@ -141,7 +141,7 @@ class Rules:
         if request_signature is not None:
             try:
                 signing.verify_answer(dict(exchange.response_headers), self.bank_bic,
-                                      self.bank_key, status, request_signature,
+                                      self.bank_key, status, dict(exchange.request_headers),
                                       exchange.response_body)
             except signing.SignatureError as error:
                 return f"the bank's answer breaks the signing rule: {error}"
@@ -163,7 +163,7 @@ class Rules:
 
     def _signed_by_switch(self, exchange: Exchange) -> bool:
         try:
-            signing.verify(dict(exchange.request_headers), exchange.path.split("?", 1)[0],
+            signing.verify(exchange.method, exchange.path, dict(exchange.request_headers),
                            exchange.request_body, {self.switch_bic: self.switch_key})
         except signing.SignatureError:
             return False
@@ -173,7 +173,7 @@ class Rules:
         found = []
         what = f"the bank's {exchange.method} {exchange.path.split('?', 1)[0]}"
         try:
-            signing.verify(dict(exchange.request_headers), exchange.path.split("?", 1)[0],
+            signing.verify(exchange.method, exchange.path, dict(exchange.request_headers),
                            exchange.request_body, {self.bank_bic: self.bank_key})
         except signing.SignatureError as error:
             found.append(f"{what} is not signed as {self.bank_bic}: {error}")

@@ -120,7 +120,7 @@ class Participant(FastHttpUser):
             try:
                 signing.verify_answer(response.headers, TARGET["switch_bic"],
                                       self.credentials.peer, response.status_code,
-                                      headers[signing.SIGNATURE_HEADER], response.content or b"")
+                                      headers, response.content or b"")
             except signing.SignatureError as error:
                 response.failure(Rejected(f"HTTP {response.status_code}: {error}"))
                 return None

@@ -2,16 +2,15 @@
 
 The population register asks the switch to link, move and unlink citizens' payout accounts at
 their request; a participant reads its entries and their changes and unlinks its own. Both
-sign JSON requests exactly as ISO 20022 messages are signed (`protocol.signing`: the request
-text over the path with its query and the body's SHA-256), and the switch signs its answers as
-it signs every answer. The switch's side reads them with `read_signed_json`;
+sign JSON requests exactly as ISO 20022 messages are signed (`protocol.signing`: RFC 9421
+over the method, the path with its query and the body's Content-Digest), and the switch
+signs its answers as it signs every answer. The switch's side reads them with `read_signed_json`;
 `SignedJsonClient` is the asking side, `DirectoryClient` a participant's, `CitizenLinksClient`
 the register's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -22,7 +21,7 @@ from aiohttp import web
 from yarl import URL
 
 from protocol import signing
-from protocol.http import SIGNED_REQUEST, Sender
+from protocol.http import Sender, authenticate, check_body
 
 ENTRIES_PATH = "/v1/directory/entries"
 CHANGES_PATH = "/v1/directory/changes"
@@ -67,20 +66,12 @@ def parse_json(body: bytes) -> Any:
 async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
                            max_bytes: int = MAX_BODY_BYTES) -> tuple[str, Any]:
     """The signer and the JSON body (None when empty) of a signed request, or the HTTP error
-    a sender should see: 401 unsigned, unknown or stale (from the headers, before the body is
-    read) or badly signed, 413 too large, 400 not JSON. The answer to it is then signed
-    (`protocol.http.sign_answers`)."""
-    try:
-        claimed = signing.claim(request.headers, senders)
-    except signing.SignatureError as error:
-        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
+    a sender should see: 401 unsigned, unknown, stale or replayed (from the head, before the
+    body is read: `protocol.http.authenticate`), 413 too large, 401 a body that is not the
+    signed one, 400 not JSON. The answer to it is signed (`protocol.http.sign_answers`)."""
+    claimed = authenticate(request, senders)
     body = await read_body(request, max_bytes)
-    try:
-        signing.check(claimed, senders[claimed.signer].credentials.peer, request.raw_path,
-                      hashlib.sha256(body).digest())
-    except signing.SignatureError as error:
-        raise web.HTTPUnauthorized(text=f"401 unauthenticated: {error}\n") from None
-    request[SIGNED_REQUEST] = claimed
+    check_body(claimed, body)
     return claimed.signer, parse_json(body)
 
 
@@ -102,8 +93,8 @@ class SignedJsonClient:
                     ok: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         url = URL(self._base + path)
-        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body)
-        headers["Content-Type"] = JSON_CONTENT_TYPE
+        headers = signing.sign(self.own_bic, self._credentials.own, url.raw_path_qs, body,
+                               method=method, content_type=JSON_CONTENT_TYPE)
         async with self._session.request(method, url, data=body, headers=headers,
                                          timeout=self._timeout) as response:
             answer = await response.read()
@@ -111,7 +102,7 @@ class SignedJsonClient:
                 try:
                     signing.verify_answer(response.headers, self._peer_bic,
                                           self._credentials.peer, response.status,
-                                          headers[signing.SIGNATURE_HEADER], answer)
+                                          headers, answer)
                 except signing.SignatureError as error:
                     raise DirectoryError(response.status, f"an answer {self._peer_bic} did "
                                          f"not sign ({error})") from None

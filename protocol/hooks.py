@@ -3,8 +3,8 @@
 The conformance suite (`switchlab conformance`, docs/conformance.md) must know whether the bank
 credited an account, and must ask it to make a return and to send a transfer of its own. A
 bank exposes three small JSON endpoints beside its inbound URL, in its test environment only,
-each request signed exactly as the switch signs the messages it posts to the bank (the three
-`X-Switchlab-*` headers over the path and the body's SHA-256) and each answer signed by the
+each request signed exactly as the switch signs the messages it posts to the bank (RFC 9421
+over the method, path, query and the body's Content-Digest) and each answer signed by the
 bank as it signs its answers:
 
 - `GET {base}/switchlab/balances/{account_id}` → `200 {"account_id", "balance_vnd",

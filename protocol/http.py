@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import hmac
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -13,8 +13,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
-from protocol import codec, signing
+from protocol import codec, signing, tls
 from protocol.messages import AppHeader, BusinessMessage, Document, MessageType
+from protocol.replay import ReplayWindowFull
 from protocol.transport import GuardedConnection
 
 SWITCH_MESSAGES_PATH = "/v1/messages"
@@ -105,17 +106,24 @@ class Peer:
             self.url, data=body, headers=headers, timeout=timeout
         ) as response:
             answer = await response.read()
-            if response.status != HTTPStatus.UNAUTHORIZED:
-                try:
-                    signing.verify_answer(response.headers, self.peer_bic, self._credentials.peer,
-                                          response.status, headers[signing.SIGNATURE_HEADER],
-                                          answer)
-                except signing.SignatureError as error:
-                    raise AnswerNotAuthentic(
-                        response.request_info, response.history, status=response.status,
-                        message=f"{error}: {answer[:200].decode(errors='replace').strip()}",
-                    ) from None
+            check_answer(response, answer, self.peer_bic, self._credentials.peer, headers)
             return response.status, response.content_type, answer
+
+
+def check_answer(response: aiohttp.ClientResponse, answer: bytes, peer_bic: str,
+                 key: signing.VerifyKey, request_headers: Mapping[str, str]) -> None:
+    """Raise AnswerNotAuthentic unless `peer_bic` signed this answer to this request; a 401
+    is the one answer given before the peer knows who asks, and is taken unsigned."""
+    if response.status == HTTPStatus.UNAUTHORIZED:
+        return
+    try:
+        signing.verify_answer(response.headers, peer_bic, key, response.status,
+                              request_headers, answer)
+    except signing.SignatureError as error:
+        raise AnswerNotAuthentic(
+            response.request_info, response.history, status=response.status,
+            message=f"{error}: {answer[:200].decode(errors='replace').strip()}",
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +133,7 @@ class Sender:
 
     credentials: signing.Credentials
     max_body_bytes: int = codec.MAX_MESSAGE_BYTES
+    mtls: bool = False  # its requests only over TLS with its client certificate
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,15 +170,14 @@ def _check_content(headers: Mapping[str, str]) -> None:
 
 async def _read_body(request: web.Request, connection: GuardedConnection, sender: str,
                      max_bytes: int) -> bytes:
-    """The body, refused (413) as soon as it passes `max_bytes`, chunked or not, within the
-    connection's body deadline and the bytes being read the sender may hold
-    (transport.BodyBudgets: its share of the server's budget, or the small lane)."""
+    """The body of an authenticated sender, refused (413) as soon as it passes `max_bytes`,
+    chunked or not, within the connection's body deadline and the bytes being read the sender
+    may hold (transport.BodyBudgets: the small lane, or its share of the server's budget)."""
     bodies = connection.guard.bodies
     length = request.content_length
     reserved = min(max_bytes if length is None else length, max_bytes, bodies.shared.total_bytes)
     try:
-        async with bodies.reserve(sender, reserved, max_bytes, connection.owner == sender,
-                                  connection.body_time_left_s()):
+        async with bodies.reserve(sender, reserved, max_bytes, connection.body_time_left_s()):
             return await _read_reserved(request, max_bytes)
     except TimeoutError:
         raise _refuse(web.HTTPRequestTimeout, f"408: no room to read this body in time: "
@@ -191,33 +199,106 @@ async def _read_reserved(request: web.Request, max_bytes: int) -> bytes:
         return b"".join(chunks)
     except ConnectionError:  # dropped at its body deadline, or gone
         raise _refuse(web.HTTPRequestTimeout, "408: the body did not arrive in time\n") from None
+    except RuntimeError:  # aiohttp's "Connection closed.": the sender gave up mid-body
+        if request.transport is not None and not request.transport.is_closing():
+            raise
+        raise _refuse(web.HTTPRequestTimeout, "408: the connection closed before the body "
+                      "was whole\n") from None
 
 
 # the request's Claim, once its signature checks
 SIGNED_REQUEST = web.RequestKey("signed_request", signing.Claim)
 
 
+class _PeerKeys(Mapping[str, signing.VerifyKey]):
+    """The keys that check each sender, as signing.claim looks them up."""
+
+    __slots__ = ("_senders",)
+
+    def __init__(self, senders: Mapping[str, Sender]) -> None:
+        self._senders = senders
+
+    def __getitem__(self, bic: str) -> signing.VerifyKey:
+        return self._senders[bic].credentials.peer
+
+    def __contains__(self, bic: object) -> bool:
+        return bic in self._senders
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._senders)
+
+    def __len__(self) -> int:
+        return len(self._senders)
+
+
+def guarded(request: web.Request) -> GuardedConnection:
+    """The request's connection, which must come from protocol.runtime.serve."""
+    connection = request.protocol
+    if not isinstance(connection, GuardedConnection):
+        raise TypeError("a signed request needs a server started by protocol.runtime.serve")
+    return connection
+
+
+def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing.Claim:
+    """Authenticate a request from its head alone (RFC 9421, protocol/signing.py), before any
+    of its body is read or any budget charged: 401 for no, a bad, a stale or a replayed
+    signature (its request id taken within the window) or an unknown signer; 503 when the
+    server remembers too many request ids, or the signer already holds its share of
+    connections. From here on the answer is signed (`sign_answers`) and the connection is
+    the signer's (out of the unauthenticated pool)."""
+    connection = guarded(request)
+    try:
+        claimed = signing.claim(request.method, request.raw_path, request.headers,
+                                _PeerKeys(senders))
+    except signing.SignatureError as error:
+        connection.guard.failures.client(connection.peer_address(), f"401 {error}")
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    try:
+        fresh = connection.guard.request_ids.take(claimed.signer, claimed.nonce)
+    except ReplayWindowFull as error:
+        raise _refuse(web.HTTPServiceUnavailable, f"503: {error}; retry later (nothing was "
+                      "taken)\n", headers={"Retry-After": "1"}) from None
+    if not fresh:
+        connection.guard.failures.client(connection.peer_address(), f"401 a replay of "
+                                         f"{claimed.signer}'s request {claimed.nonce}")
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: the request id (nonce) "
+                      f"{claimed.nonce} was already used by {claimed.signer}: a replay is "
+                      "refused; sign every request anew\n")
+    request[SIGNED_REQUEST] = claimed
+    if senders[claimed.signer].mtls and claimed.signer != tls.peer_name(
+            request.transport.get_extra_info("peercert") if request.transport else None):
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {claimed.signer} sends "
+                      "over mutual TLS only: its requests must come with its TLS client "
+                      "certificate (protocol/tls.py)\n")
+    if not connection.take(claimed.signer):
+        raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
+                      headers={"Retry-After": "1"})
+    return claimed
+
+
+def check_body(claimed: signing.Claim, body: bytes) -> None:
+    """401 unless the body is the one whose Content-Digest the signature covers."""
+    try:
+        signing.check_body(claimed, body)
+    except signing.SignatureError as error:
+        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+
+
 async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_bic: str
                       ) -> SignedMessage:
     """Authenticate and decode an inbound request, or raise the HTTP error a sender should see.
 
-    From the headers, before any of the body is read: 401 for an unknown participant or a
-    missing or stale signature, 415 for a Content-Type other than application/xml (or any
-    Content-Encoding), 413 for a Content-Length over the sender's limit, 503 when the sender
-    already holds its share of connections. Then the body is read within the sender's limit
+    From the head, before any of the body is read (`authenticate`): 401, 503; then 415 for a
+    Content-Type other than application/xml (or any Content-Encoding), 413 for a
+    Content-Length over the sender's limit. Then the body is read within the sender's limit
     (413 as soon as it is passed, chunked or not) and the connection's deadline (408, or the
-    connection closes): 401 for a bad signature, 400 FF01 for a body that is not a well-formed
-    ISO 20022 message or whose head.001 names another receiver than `own_bic`, 403 when the
-    head.001 sender is not the signer. The request must have come through protocol.runtime.serve.
-    Answers to a request whose signature checked are signed (`sign_answers`).
+    connection closes): 401 for a body that is not the signed Content-Digest's, 400 FF01 for
+    a body that is not a well-formed ISO 20022 message or whose head.001 names another
+    receiver than `own_bic`, 403 when the head.001 sender is not the signer. Every answer
+    from `authenticate` on is signed (`sign_answers`).
     """
-    connection = request.protocol
-    if not isinstance(connection, GuardedConnection):
-        raise TypeError("read_signed needs a server started by protocol.runtime.serve")
-    try:
-        claimed = signing.claim(request.headers, senders)
-    except signing.SignatureError as error:
-        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    claimed = authenticate(request, senders)
+    connection = guarded(request)
     _check_content(request.headers)
     sender = senders[claimed.signer]
     length = request.content_length
@@ -225,19 +306,8 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
         raise _refuse(web.HTTPRequestEntityTooLarge,
                       f"413: {length:,} bytes is over your limit of {sender.max_body_bytes:,}\n",
                       max_size=sender.max_body_bytes, actual_size=length)
-    if not connection.has_room_for(claimed.signer):
-        raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
-                      headers={"Retry-After": "1"})
     body = await _read_body(request, connection, claimed.signer, sender.max_body_bytes)
-    digest = hashlib.sha256(body).digest()
-    try:
-        signing.check(claimed, sender.credentials.peer, request.raw_path, digest)
-    except signing.SignatureError as error:
-        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
-    request[SIGNED_REQUEST] = claimed
-    if not connection.take(claimed.signer):
-        raise _refuse(web.HTTPServiceUnavailable, _busy_text(connection, claimed.signer),
-                      headers={"Retry-After": "1"})
+    check_body(claimed, body)
     try:
         message = codec.decode(body, sender.max_body_bytes)
     except codec.CodecError as error:
@@ -251,7 +321,7 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
     if message.header.to_bic != own_bic:
         raise web.HTTPBadRequest(text=f"FF01: head.001 names receiver {message.header.to_bic};"
                                  f" this is {own_bic}\n")
-    return SignedMessage(claimed.signer, message, digest)
+    return SignedMessage(claimed.signer, message, claimed.body_sha256)
 
 
 def _busy_text(connection: GuardedConnection, peer: str) -> str:
@@ -268,9 +338,12 @@ def sign_answers(own_bic: str, senders: Mapping[str, Sender]) -> Middleware:
         if claimed is None or not isinstance(response, web.Response):
             return
         body = response.body
+        if "Content-Type" not in response.headers:
+            response.headers["Content-Type"] = response.content_type
         response.headers.update(signing.sign_answer(
             own_bic, senders[claimed.signer].credentials.own, response.status,
-            claimed.signature, body if isinstance(body, bytes) else b""))
+            claimed.signature, body if isinstance(body, bytes) else b"",
+            response.headers["Content-Type"]))
 
     @web.middleware
     async def sign(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -293,21 +366,58 @@ def xml_response(
     return web.Response(body=body, status=status, content_type=XML_CONTENT_TYPE)
 
 
-def bearer_auth(path_prefix: str, token: str) -> Middleware:
-    """Require `Authorization: Bearer <token>` on every path under `path_prefix` (admin APIs)."""
-    expected = f"Bearer {token}"
+OPERATOR = "(operator)"  # the owner of connections authenticated by the admin token
+# A change through an admin API names itself (draft-ietf-httpapi-idempotency-key-header), so a
+# captured one replayed within the window is refused like a replayed signed request.
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def idempotency_key() -> dict[str, str]:
+    """A fresh Idempotency-Key header for one admin change."""
+    return {IDEMPOTENCY_KEY_HEADER: signing.new_nonce()}
+
+
+def bearer_auth(path_prefix: str, token: str, keyed_changes: bool = False) -> Middleware:
+    """Require `Authorization: Bearer <token>` on every path under `path_prefix` (admin APIs);
+    a connection that carried the token is the operator's, out of the unauthenticated pool.
+    With `keyed_changes`, a change (not GET/HEAD/OPTIONS) also needs an Idempotency-Key of 16
+    to 64 url-safe characters (400) used once within the signature window (409 again)."""
+    expected = f"Bearer {token}".encode()
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith(path_prefix) and (
-            request.headers.get("Authorization") != expected
-        ):
-            raise web.HTTPUnauthorized(
-                text="401: the admin API needs 'Authorization: Bearer <token>'\n"
-            )
+        if request.path.startswith(path_prefix):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                raise web.HTTPUnauthorized(
+                    text="401: the admin API needs 'Authorization: Bearer <token>'\n")
+            connection = request.protocol
+            if isinstance(connection, GuardedConnection):
+                connection.take(OPERATOR)
+                if keyed_changes and request.method not in SAFE_METHODS:
+                    _take_idempotency_key(request, connection)
         return await handler(request)
 
     return check
+
+
+def _take_idempotency_key(request: web.Request, connection: GuardedConnection) -> None:
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "")
+    if signing.NONCE_PATTERN.fullmatch(key) is None:
+        raise web.HTTPBadRequest(text=f"400: a change through the admin API needs an "
+                                 f"{IDEMPOTENCY_KEY_HEADER} header, 16 to 64 characters of "
+                                 "A-Z a-z 0-9 _ - new for each change (e.g. "
+                                 f"{signing.new_nonce()}); nothing was done\n")
+    try:
+        fresh = connection.guard.request_ids.take(OPERATOR, key)
+    except ReplayWindowFull as error:
+        raise web.HTTPServiceUnavailable(text=f"503: {error}; retry later (nothing was "
+                                         "done)\n", headers={"Retry-After": "1"}) from None
+    if not fresh:
+        raise web.HTTPConflict(text=f"409: {IDEMPOTENCY_KEY_HEADER} {key} was already used "
+                               f"in the last {signing.MAX_AGE_S} s (a replay, or a retry of a "
+                               "change already made); nothing was done\n")
 
 
 def run_alongside(app: web.Application, start: Callable[[], Awaitable[None]],

@@ -14,6 +14,24 @@ from typing import Final
 BIC: Final = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 CITIZEN_ID: Final = re.compile(r"[0-9]{12}")
 MAX_ID_CHARS: Final = 35  # Max35Text: MsgId, EndToEndId, TxId, RtrId, BizMsgIdr
+# The TxId the switch forwards a transfer under when its end-to-end id was used first by
+# another debtor (ids belong to their sender, issue #22): the creditor tells the two apart by
+# it (switch/transfer.py forward_tx_id). A creditor keys what it books by end-to-end id and
+# TxId.
+FORWARD_TX_PREFIX: Final = "SWT"
+
+
+def booking_key(end_to_end_id: str, tx_id: str | None) -> str:
+    """What a creditor keys a received transfer by: its end-to-end id, with the TxId when the
+    switch forwarded it under one of its own (FORWARD_TX_PREFIX); "\x1f" cannot be in XML."""
+    if tx_id and tx_id.startswith(FORWARD_TX_PREFIX):
+        return f"{end_to_end_id}\x1f{tx_id}"
+    return end_to_end_id
+
+
+def wire_end_to_end_id(key: str) -> str:
+    """The end-to-end id of a booking_key (or of the switch's scoped key)."""
+    return key.partition("\x1f")[0]
 
 # The personal identification number printed on the CCCD (citizen identity card), as Decree
 # 137/2015/ND-CP art. 13 defines it and Circular 59/2021/TT-BCA art. 7 (which replaced

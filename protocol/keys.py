@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Literal, TypeVar
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from protocol.signing import Credentials, Ed25519SigningKey, Ed25519VerifyKey
+from protocol.tls import TlsFiles, client_context
 
 K = TypeVar("K")
 Signing = Literal["hmac", "ed25519"]
@@ -118,6 +120,14 @@ class SwitchKeys(BaseModel):
     secret: Secret | None = Field(None, repr=False)
     private_key: PrivateKeyText | None = Field(None, repr=False)
     switch_public_key: PublicKeyText | None = None
+    # Mutual TLS (protocol/tls.py): this participant's certificate and key, and the authority
+    # that issued the switch's; None: plain HTTP, or TLS checked against the system's roots.
+    tls: TlsFiles | None = None
+
+    def client_ssl(self) -> ssl.SSLContext | bool:
+        """What this participant's connections to the switch use: its TLS client context, or
+        aiohttp's default checks."""
+        return True if self.tls is None else client_context(self.tls)
 
     @pydantic.model_validator(mode="after")
     def _keys_of_the_mode(self) -> SwitchKeys:

@@ -91,6 +91,9 @@ class TransactionStatus:
     # StsRsnInf/Orgtr: who gave the reason (the creditor agent, or the switch itself), so
     # that a switch's refusal of a resent id is never read as the transfer's final status.
     reason_originator_bic: str | None = None
+    # Not on the wire: the switch's own key of the transfer, when it differs from the
+    # end-to-end id (an id another debtor used first; switch/transfer.py).
+    switch_key: str | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

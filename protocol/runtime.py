@@ -15,6 +15,7 @@ import gc
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
@@ -85,12 +86,14 @@ def bind(host: str = LOOPBACK, port: int = 0, reuse_port: bool = False,
     return BoundSocket(sock)
 
 
-async def serve(app: web.Application, bound: BoundSocket) -> GuardedRunner:
-    """Start `app` on an already bound socket, under its SERVER_LIMITS (protocol/transport.py);
-    the caller cleans the runner up."""
+async def serve(app: web.Application, bound: BoundSocket,
+                ssl_context: ssl.SSLContext | None = None) -> GuardedRunner:
+    """Start `app` on an already bound socket, under its SERVER_LIMITS (protocol/transport.py),
+    over TLS when given a context (protocol/tls.py); the caller cleans the runner up."""
     runner = GuardedRunner(app)
     await runner.setup()
-    await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG).start()
+    await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG,
+                       ssl_context=ssl_context).start()
     return runner
 
 

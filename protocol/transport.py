@@ -18,12 +18,19 @@ rather than re-created, so a request costs two attribute writes, not a timer. Th
 connections and on bodies are checked by `protocol.http.read_signed`, which knows who claims
 to send; the total bound is checked here at accept.
 
+Every request is authenticated from its head (protocol/http.py `authenticate`, RFC 9421)
+before a byte of its body is read, so only an authenticated participant's bodies are charged.
+Until a connection carries an authenticated request it is in the unauthenticated pool:
+at most `max_unauthenticated_connections` of them, the oldest closed when a new one comes
+(if it has had a second to authenticate; the new one otherwise), each head due within
+`unauthenticated_timeout_s`. Nothing an unauthenticated client
+does holds more than that pool, so it cannot delay a participant's connection, request or body.
+
 Bodies being read hold bytes of three budgets (`BodyBudgets`): the server's, shared by all;
 each sender's share of it, so that one participant's slow bodies cannot take the whole
 budget from the others (33 slow 8 MiB bodies of one bank once made the treasury's 3 KB
-payment wait out its 60 s body deadline); and a small lane for the small bodies of
-connections already authenticated as their sender, so that large reservations, and forgers
-claiming that sender, never hold up an instant payment on a participant's own connection.
+payment wait out its 60 s body deadline); and a small lane for small bodies, so that large
+reservations never hold up an instant payment.
 """
 
 from __future__ import annotations
@@ -36,12 +43,15 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.codec import MAX_MESSAGE_BYTES
+from protocol.peerlog import FailureLog
+from protocol.replay import RequestIds
 
 MIB = 1024 * 1024
 # The small lane: bodies up to SMALL_BODY_BYTES (an instant pacs.008 is ~3 KB, a pacs.028 of
@@ -53,12 +63,21 @@ SMALL_LANE_PER_PEER_BYTES = MIB
 # After an answer that left a body unread, aiohttp reads and drops what is in flight (so the
 # client sees the answer, not a reset) even once the client has gone: this long at most.
 MAX_LINGERING_S = 1.0
+# A connection in a full unauthenticated pool is closed for a newer one only once it has had
+# this long to send an authenticated head.
+MIN_UNAUTHENTICATED_AGE_S = 1.0
+# What a client causes: a head or body aiohttp cannot parse or decode, a connection dropped.
+CLIENT_ERRORS = (HttpProcessingError, RequestPayloadError, ConnectionError,
+                 asyncio.IncompleteReadError)
 
 
 class ServerLimits(BaseModel):
     """Deadlines and bounds of one party's server (the switch's `transport:` settings).
 
-    Defaults: a head is a few hundred bytes, sent at once by any honest client (Go servers are
+    Defaults: until a connection has carried an authenticated request, its head is due within
+    10 s (lower it to shorten what a silent client holds; an honest one sends its head at
+    once, but a loaded receiver may read it late) and 1,024 such connections may wait;
+    a head is a few hundred bytes, sent at once by any honest client (Go servers are
     commonly given 2-10 s); 60 s for a body reads the largest message (128 MiB) at 2.2 MB/s;
     75 s of idle keep-alive outlives aiohttp clients' own 15 s, so the client closes first;
     the body budget holds two of the largest messages, and one sender may hold a quarter of
@@ -75,9 +94,15 @@ class ServerLimits(BaseModel):
     max_body_bytes_reading: int = Field(2 * MAX_MESSAGE_BYTES, ge=MIB, le=64 * 1024 * MIB)
     max_body_bytes_reading_per_peer: int = Field(MAX_MESSAGE_BYTES // 2, ge=MIB,
                                                  le=64 * 1024 * MIB)
+    max_unauthenticated_connections: int = Field(1_024, ge=1, le=1_000_000)
+    unauthenticated_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 SERVER_LIMITS = web.AppKey("server_limits", ServerLimits)
+# A server that authenticates nobody (the bench's bare floor): every connection stays in the
+# unauthenticated pool, so the pool is as large as the server.
+UNAUTHENTICATED_SERVER_LIMITS = ServerLimits(
+    max_unauthenticated_connections=ServerLimits().max_connections)
 
 
 class ByteBudget:
@@ -145,14 +170,13 @@ class BodyBudgets:
         return share
 
     @contextlib.asynccontextmanager
-    async def reserve(self, peer: str, size: int, largest_body_bytes: int, proven: bool,
+    async def reserve(self, peer: str, size: int, largest_body_bytes: int,
                       timeout_s: float) -> AsyncIterator[None]:
         """Hold `size` bytes (at most `largest_body_bytes` and the budget) while one body from
-        `peer` is read: from the small lane when it is small and the connection `proven` (a
-        request on it authenticated as `peer`) and the lane has room; otherwise from `peer`'s
-        share and then the server's budget, waiting for room at most `timeout_s`
-        (TimeoutError)."""
-        if proven and self._take_lane(peer, size):
+        the authenticated `peer` is read: from the small lane when it is small and the lane has
+        room; otherwise from `peer`'s share and then the server's budget, waiting for room at
+        most `timeout_s` (TimeoutError)."""
+        if self._take_lane(peer, size):
             try:
                 yield
             finally:
@@ -190,13 +214,32 @@ class BodyBudgets:
 
 
 class Guard:
-    """One server's shared bounds: its limits, connections by owner, the body budgets."""
+    """One server's shared bounds: its limits, connections by owner, the unauthenticated
+    pool (oldest first), the body budgets, the request ids taken in the replay window."""
 
     def __init__(self, limits: ServerLimits) -> None:
         self.limits = limits
         self.bodies = BodyBudgets(limits)
         self.connections = 0
         self.by_owner: Counter[str] = Counter()
+        self.unauthenticated: dict[GuardedConnection, float] = {}  # -> accepted at (loop s)
+        self.request_ids = RequestIds()
+        self.failures = FailureLog()
+
+    def admit(self, connection: GuardedConnection, now_s: float) -> None:
+        """A new connection joins the unauthenticated pool. When the pool is full the oldest
+        leaves it, closed, if it has had MIN_UNAUTHENTICATED_AGE_S to authenticate (an honest
+        client sends its head at once); otherwise the new one is closed: a burst of honest
+        new connections is never cut short by a burst of newer ones."""
+        pool = self.unauthenticated
+        if len(pool) >= self.limits.max_unauthenticated_connections:
+            oldest, admitted_s = next(iter(pool.items()))
+            if now_s - admitted_s < MIN_UNAUTHENTICATED_AGE_S:
+                connection.force_close()
+                return
+            del pool[oldest]
+            oldest.force_close()
+        pool[connection] = now_s
 
 
 class GuardedConnection(RequestHandler):
@@ -222,11 +265,14 @@ class GuardedConnection(RequestHandler):
         if self.guard.connections > self.guard.limits.max_connections:
             self.force_close()
             return
-        self._head_due_s = self._guard_loop.time() + self.guard.limits.head_timeout_s
+        now_s = self._guard_loop.time()
+        self._head_due_s = now_s + self._head_timeout_s()
         self._schedule(self._head_due_s)
+        self.guard.admit(self, now_s)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.guard.connections -= 1
+        self.guard.unauthenticated.pop(self, None)
         if self.owner is not None:
             self.guard.by_owner[self.owner] -= 1
             if not self.guard.by_owner[self.owner]:
@@ -239,7 +285,7 @@ class GuardedConnection(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         if not self._busy and self._head_due_s is None:  # the first byte of a new request
-            self._head_due_s = self._guard_loop.time() + self.guard.limits.head_timeout_s
+            self._head_due_s = self._guard_loop.time() + self._head_timeout_s()
             self._schedule(self._head_due_s)
         super().data_received(data)
 
@@ -267,6 +313,24 @@ class GuardedConnection(RequestHandler):
         self._busy = False
         super().log_access(request, response, time)
 
+    def peer_address(self) -> str:
+        """The client's address, for the log."""
+        peername = self.transport.get_extra_info("peername") if self.transport else None
+        return str(peername[0]) if peername else "unknown"
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        """aiohttp's report of an exception while serving this connection: one line when the
+        client caused it (a head or body it cannot parse or decode, a dropped connection),
+        a traceback when it is the server's own; both bounded (protocol/peerlog.py)."""
+        error = kw.get("exc_info")
+        what = (args[0] % args[1:]) if args and len(args) > 1 else (args[0] if args else "")
+        if isinstance(error, CLIENT_ERRORS):
+            self.guard.failures.client(self.peer_address(), f"{type(error).__name__}: {error}")
+        elif isinstance(error, BaseException):
+            self.guard.failures.defect(self.peer_address(), str(what), error)
+        else:
+            self.guard.failures.client(self.peer_address(), str(what))
+
     def take(self, peer: str) -> bool:
         """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already
         holds max_connections_per_peer others."""
@@ -276,7 +340,16 @@ class GuardedConnection(RequestHandler):
             return False
         self.owner = peer
         self.guard.by_owner[peer] += 1
+        self.guard.unauthenticated.pop(self, None)
         return True
+
+    def _head_timeout_s(self) -> float:
+        """A head's deadline: the short unauthenticated one until the connection has carried
+        an authenticated request."""
+        limits = self.guard.limits
+        if self.owner is None:
+            return min(limits.head_timeout_s, limits.unauthenticated_timeout_s)
+        return limits.head_timeout_s
 
     def has_room_for(self, peer: str) -> bool:
         return (self.owner is not None

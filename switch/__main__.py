@@ -15,6 +15,7 @@ from pathlib import Path
 
 from protocol.runtime import bind, run_event_loop, serve, settle_heap, stop_on_signals
 from protocol.settings import SettingsError
+from protocol.tls import server_context
 from switch.app import SWITCH, create_app
 from switch.config import load_config, weak_secrets
 from switch.journal_errors import NotAJournal
@@ -29,7 +30,7 @@ async def run(config_path: Path, port: int | None, reuse_port: bool = False) -> 
     config = load_config(config_path)
     bound = bind(config.host, config.port if port is None else port, reuse_port=reuse_port)
     app = create_app(config)
-    runner = await serve(app, bound)
+    runner = await serve(app, bound, None if config.tls is None else server_context(config.tls))
     settle_heap()
     for warning in weak_secrets(config):  # once it runs: a start that fails says only why
         print(f"switch: warning: {warning}", file=sys.stderr)

@@ -18,6 +18,7 @@ from switch.journal import MAX_LISTED_TRANSFERS
 from switch.participants import Participant
 from switch.service import Switch
 from switch.states import TransferState
+from switch.transfer import scoped_key
 
 SWITCH = web.AppKey("switch", Switch)
 MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
@@ -147,12 +148,19 @@ async def cycle_statement(request: web.Request) -> web.Response:
 
 
 async def transfer_status(request: web.Request) -> web.Response:
-    """A transfer as the journal holds it, with its history and its return."""
+    """A transfer as the journal holds it, with its history and its return; `?debtor=BIC`
+    names whose, when two debtors used the id (issue #22: ids belong to their sender)."""
     e2e = request.match_info["e2e"]
     if not (0 < len(e2e) <= MAX_ID_CHARS and e2e.isprintable()):
         raise web.HTTPBadRequest(text=f"400: an end-to-end id is 1 to {MAX_ID_CHARS} printable "
                                  f"characters, not {e2e[:40]!r}\n")
-    found = await request.app[SWITCH].state.store.describe(e2e)
+    store = request.app[SWITCH].state.store
+    found = await store.describe(e2e)
+    debtor = request.query.get("debtor")
+    if debtor is not None and (found is None or found["debtor_bic"] != debtor):
+        if not is_bic(debtor):
+            raise _bad("debtor", debtor, "a BIC (8 or 11 capital letters and digits)")
+        found = await store.describe(scoped_key(e2e, debtor))
     if found is None:
         raise web.HTTPNotFound(text=f"404: no transfer {e2e}\n")
     return web.json_response(found)

@@ -222,7 +222,7 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     switch = Switch(config, events)
     app = web.Application(client_max_size=codec.MAX_MESSAGE_BYTES, middlewares=[
         bounded_keepalive, sign_answers(config.bic, switch.senders | switch.register_senders),
-        bearer_auth("/v1/admin/", config.admin_token), journal_refusals])
+        bearer_auth("/v1/admin/", config.admin_token, keyed_changes=True), journal_refusals])
     app[SWITCH] = switch
     app[SERVER_LIMITS] = config.transport
     run_alongside(app, switch.start, switch.stop)

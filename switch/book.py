@@ -43,9 +43,13 @@ from switch.participants import Breaker, Call, Participant
 from switch.positions import PositionBook
 from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
-from switch.transfer import Transfer
+from switch.transfer import Transfer, scoped_key
 
-MAX_AMOUNT_VND = 10**13  # ten trillion dong: far above any single social payment
+# The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
+# dong, far above any single social payment. An amount of more than 18 digits is no
+# ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
+MAX_AMOUNT_VND = 10**13
+MAX_AMOUNT_DIGITS = 18
 
 
 def _whole_dong(text: str) -> bool:
@@ -94,19 +98,41 @@ class Book:
     # ---- taking a submission (switch/intake.py) ---------------------------------------------
 
     def knows_any(self, transactions: Iterable[CreditTransfer]) -> bool:
-        """Whether any of these end-to-end ids was taken before (a resend, or a reuse)."""
+        """Whether any of these end-to-end ids was taken before, by anyone (a resend, a reuse,
+        or another debtor's id: `owners_wanted` says whose to ask the journal)."""
         known_ids = self.known_ids
         return any(tx.end_to_end_id in known_ids for tx in transactions)
 
+    def owners_wanted(self, transactions: Iterable[CreditTransfer]) -> list[str]:
+        """The known end-to-end ids among these whose debtor memory does not hold (settled or
+        refused before): intake asks the journal, then `take` keys each by its debtor."""
+        known_ids = self.known_ids
+        return [tx.end_to_end_id for tx in transactions
+                if tx.end_to_end_id in known_ids and self._owner(tx.end_to_end_id) is None]
+
+    def key_for(self, debtor_bic: str, end_to_end_id: str, owners: Mapping[str, str]) -> str:
+        """The key of `debtor_bic`'s transfer under `end_to_end_id` (issue #22: ids belong to
+        their sender): the id itself unless another debtor used it first (`owners`: the
+        debtor of each known id memory does not hold), then switch.transfer.scoped_key."""
+        if end_to_end_id not in self.known_ids:
+            return end_to_end_id
+        owner = self._owner(end_to_end_id) or owners.get(end_to_end_id, debtor_bic)
+        return end_to_end_id if owner == debtor_bic else scoped_key(end_to_end_id, debtor_bic)
+
+    def _owner(self, key: str) -> str | None:
+        transfer = self.taking.get(key) or self.in_flight.get(key)
+        return None if transfer is None else transfer.debtor_bic
+
     def take(self, debtor_bic: str, message: CreditTransferMessage, bulk: bool,
              resolve: Callable[[CreditTransfer], str | None],
-             loop: asyncio.AbstractEventLoop, now_s: float
+             loop: asyncio.AbstractEventLoop, now_s: float, owners: Mapping[str, str]
              ) -> tuple[list[Transfer], list[CreditTransfer]]:
         """Each new id checked and its amount reserved, in one synchronous step: the new
-        transfers (PENDING, or REJECTED with the reason), and the transactions whose id is
-        known already. `resolve` points a transfer by citizen id at its account (a reason
-        when it cannot); `now_s` is unix time. The new transfers are being taken until the
-        journal answers (`taken`, or `untake` when it did not take them)."""
+        transfers (PENDING, or REJECTED with the reason), and the transactions whose id this
+        debtor used already (`key_for`, with `owners`). `resolve` points a transfer by citizen
+        id at its account (a reason when it cannot); `now_s` is unix time. The new transfers
+        are being taken until the journal answers (`taken`, or `untake` when it did not take
+        them)."""
         known_ids = self.known_ids
         config = self.config
         limit_vnd = self.participants[debtor_bic].position_limit_vnd
@@ -115,13 +141,14 @@ class Book:
         accepted: list[Transfer] = []
         duplicates: list[CreditTransfer] = []
         for tx in message.transactions:
-            if tx.end_to_end_id in known_ids:
+            key = self.key_for(debtor_bic, tx.end_to_end_id, owners)
+            if key in known_ids:
                 duplicates.append(tx)
                 continue
-            known_ids.add(tx.end_to_end_id)
+            known_ids.add(key)
             refusal = resolve(tx)  # first: it points the transaction at its creditor
             transfer = Transfer(
-                end_to_end_id=tx.end_to_end_id, tx_id=tx.tx_id, msg_id=message.msg_id,
+                end_to_end_id=key, tx_id=tx.tx_id, msg_id=message.msg_id,
                 debtor_bic=debtor_bic, creditor_bic=tx.creditor_agent_bic,
                 amount_vnd=tx.amount_vnd, bulk=bulk, received_at=now_s, source=tx,
             )
@@ -144,9 +171,10 @@ class Book:
         clock (the breaker's)."""
         if tx.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
-        if not _whole_dong(tx.amount_text) or not 0 < tx.amount_vnd <= MAX_AMOUNT_VND:
+        if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS
+                or tx.amount_vnd <= 0):
             return reasons.INVALID_AMOUNT
-        if max_amount_vnd is not None and tx.amount_vnd > max_amount_vnd:
+        if tx.amount_vnd > min(MAX_AMOUNT_VND, max_amount_vnd or MAX_AMOUNT_VND):
             return reasons.NOT_ALLOWED_AMOUNT
         creditor = self.participants.get(tx.creditor_agent_bic)
         if creditor is None or creditor.config.kind == "treasury":
@@ -263,7 +291,8 @@ class Book:
             in_flight.pop(transfer.end_to_end_id, None)
             status = transfer.status()
             if final.tell_creditor:
-                applied.to_creditors[transfer.creditor_bic].append(status)
+                applied.to_creditors[transfer.creditor_bic].append(
+                    transfer.status(to_creditor=True) if transfer.scoped else status)
             if transfer.bulk:
                 applied.to_debtors[transfer.debtor_bic].append(status)
             elif transfer.outcome is not None and not transfer.outcome.done():

@@ -18,6 +18,7 @@ from protocol.codec import MAX_MESSAGE_BYTES, MAX_TRANSACTIONS_PER_MESSAGE
 from protocol.ids import is_bic
 from protocol.keys import PrivateKeyText, PublicKeyText, Secret, Signing
 from protocol.settings import SettingsError
+from protocol.tls import TlsFiles
 from protocol.transport import MIB, ServerLimits
 
 Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
@@ -73,6 +74,8 @@ class ParticipantConfig(BaseModel):
     secret: Secret | None = Field(None, repr=False)
     public_key: PublicKeyText | None = None
     position_limit_vnd: int = Field(0, ge=0, le=MAX_POSITION_LIMIT_VND)
+    # Its requests only over TLS with its client certificate (protocol/tls.py); needs `tls:`.
+    mtls: bool = False
 
     @pydantic.model_validator(mode="after")
     def _name_defaults_to_bic(self) -> ParticipantConfig:
@@ -146,6 +149,7 @@ class SwitchSettings(BaseModel):
     breaker_cooldown_s: float = Field(2.0, gt=0, le=3_600)
     settlement_cycle_s: float | None = Field(None, gt=0)  # None: close only on command
     transport: ServerLimits = Field(default_factory=ServerLimits)
+    tls: TlsFiles | None = None  # serve HTTPS, present a client certificate (protocol/tls.py)
     # The treasury sends the payout's bulk files, up to the codec's limits; banks, e-wallets
     # and mobile-money operators send answers, returns, inquiries and their own transfers.
     treasury_limits: SenderLimits = SenderLimits(
@@ -209,6 +213,9 @@ class _ConfigFile(BaseModel):
                 raise ValueError(f"bic {participant.bic} appears twice (the switch's own BIC "
                                  "counts)")
             seen.add(participant.bic)
+            if participant.mtls and self.switch.tls is None:
+                raise ValueError(f"participant {participant.bic} has mtls: true, which needs "
+                                 "the switch's tls: certificate, private_key and authority")
         return self
 
     @pydantic.model_validator(mode="after")

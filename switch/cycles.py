@@ -27,6 +27,7 @@ from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
 from switch.context import SwitchState
 from switch.journal_errors import JournalInconsistent
+from switch.transfer import wire_id
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class Cycles:
                                                             MAX_ENTRIES_PER_PAGE + 1)
             last = len(rows) <= MAX_ENTRIES_PER_PAGE
             rows = rows[:MAX_ENTRIES_PER_PAGE]
-            entries = [StatementEntry(entry_ref=ref, amount_vnd=amount, credit=credit,
+            entries = [StatementEntry(entry_ref=wire_id(ref), amount_vnd=amount, credit=credit,
                                       booked_at=datetime.fromtimestamp(at, UTC),
                                       counterparty_bic=other, kind=kind)
                        for ref, amount, credit, at, other, kind in rows]

@@ -36,7 +36,7 @@ from switch.context import SwitchState
 from switch.finality import Finality
 from switch.participants import Participant
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import Transfer, key_named
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,8 @@ class Forwarding:
             created_at=datetime.now(UTC),
             instructing_agent_bic=config.bic,
             instructed_agent_bic=creditor.bic,
-            transactions=[t.source for t in batch.transfers.values() if t.source is not None],
+            transactions=[tx for tx in (t.forwarded() for t in batch.transfers.values())
+                          if tx is not None],
         )
         reply, failure_reason = await exchange(
             self.state.book, creditor, message, config.creditor_timeout_s,
@@ -183,7 +184,9 @@ class Forwarding:
         """
         taken = refused = 0
         for item in report.transactions:
-            batch = self.awaiting.get(item.original_end_to_end_id)
+            key = key_named(item.original_end_to_end_id, item.original_tx_id,
+                            self.state.participants)
+            batch = self.awaiting.get(key)
             if item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED):
                 refused += 1
                 continue
@@ -193,12 +196,12 @@ class Forwarding:
             if (
                 batch is None
                 or batch.creditor_bic != creditor_bic
-                or item.original_end_to_end_id in batch.answers
+                or key in batch.answers
             ):
                 refused += 1
                 continue
             reason = item.reason_code or reasons.NOT_SPECIFIED
-            batch.answers[item.original_end_to_end_id] = (
+            batch.answers[key] = (
                 item.status, None if item.status is TxStatus.ACCEPTED else reason)
             taken += 1
             if len(batch.answers) == len(batch.transfers):
@@ -217,7 +220,8 @@ class Forwarding:
         taken, refused = self.take_answers(creditor_bic, report, elsewhere)
         if elsewhere:
             taken_elsewhere = await self.finality.finish_answered(creditor_bic, [
-                (item.original_end_to_end_id,
+                (key_named(item.original_end_to_end_id, item.original_tx_id,
+                           self.state.participants),
                  TransferState.SETTLED if item.status is TxStatus.ACCEPTED
                  else TransferState.REJECTED,
                  None if item.status is TxStatus.ACCEPTED

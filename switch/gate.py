@@ -36,7 +36,7 @@ def senders(config: SwitchConfig) -> dict[str, Sender]:
     it with `own`, checks what it sends with `peer`) and its kind's body limit. Raises
     ValueError when a key the mode needs is missing."""
     return {bic: Sender(_credentials(config, participant),
-                        config.limits_of(participant.kind).max_body_bytes)
+                        config.limits_of(participant.kind).max_body_bytes, participant.mtls)
             for bic, participant in config.participants.items()}
 
 

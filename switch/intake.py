@@ -36,6 +36,10 @@ ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes an
 # that no text can cost more than a few microseconds of arithmetic.
 _DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
 MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
+# An amount as the control sum counts it: whole digits up to MAX_SUM_DIGITS, so that a sum
+# agreeing with amounts too long for the schema is not mistaken for a wrong sum (their
+# transactions are refused AM12 each, the message is not refused AM10).
+_SUM_TERM = re.compile(rf"\d{{1,{MAX_SUM_DIGITS}}}")
 
 
 @dataclass(slots=True)
@@ -71,9 +75,9 @@ class Intake:
         declared = message.declared_control_sum
         if declared is None:
             return None
-        if declared.isascii() and declared.isdigit() and len(declared) <= MAX_SUM_DIGITS and (
-                all(tx.amount_vnd for tx in transactions)):  # whole dong only: int arithmetic
-            whole_sum = sum(tx.amount_vnd for tx in transactions)
+        if _SUM_TERM.fullmatch(declared) and all(
+                _SUM_TERM.fullmatch(tx.amount_text) for tx in transactions):
+            whole_sum = sum(int(tx.amount_text) for tx in transactions)  # ints of <25 digits
             return None if int(declared) == whole_sum else reasons.INVALID_CONTROL_SUM
         if not _DECIMAL.fullmatch(declared):
             return reasons.INVALID_CONTROL_SUM
@@ -93,12 +97,14 @@ class Intake:
         """
         state = self.state
         book = state.book
+        owners: dict[str, str] = {}
         if book.knows_any(message.transactions):
             resent = await self._resent(debtor_bic, message, body_sha256)
             if resent is not None:
                 return resent
+            owners = await self._owners(book.owners_wanted(message.transactions))
         accepted, duplicates = book.take(debtor_bic, message, bulk, self._resolve,
-                                         asyncio.get_running_loop(), time.time())
+                                         asyncio.get_running_loop(), time.time(), owners)
         if accepted:
             try:
                 decided = await state.store.record_new(debtor_bic, message.msg_id, body_sha256,
@@ -115,7 +121,10 @@ class Intake:
             accepted, pending = book.taken(accepted, duplicates, decided)
         else:
             pending = []
-        refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic)
+        if duplicates:
+            owners |= await self._owners(book.owners_wanted(duplicates))
+        refused = await self._duplicate_statuses(duplicates, message.msg_id, debtor_bic,
+                                                 owners)
         if accepted:
             state.events.received.fire(debtor_bic=debtor_bic, transfers=accepted, bulk=bulk)
         if refused:
@@ -144,24 +153,36 @@ class Intake:
             return None
         if digest != body_sha256:
             return Submission(group_reason=reasons.DUPLICATE_MESSAGE_ID)
-        statuses = await self._duplicate_statuses(message.transactions, message.msg_id,
-                                                  debtor_bic)
+        statuses = await self._duplicate_statuses(
+            message.transactions, message.msg_id, debtor_bic,
+            await self._owners(self.state.book.owners_wanted(message.transactions)))
         self.state.events.refused.fire(debtor_bic=debtor_bic, statuses=statuses)
         return Submission(refused=statuses)
 
+    async def _owners(self, end_to_end_ids: list[str]) -> dict[str, str]:
+        """The debtor of each of these known ids, from the journal (issue #22: an id is
+        keyed by its debtor when another used it first)."""
+        if not end_to_end_ids:
+            return {}
+        return {e2e: t.debtor_bic for e2e, t in (await self.state.store.lookup(
+            end_to_end_ids)).items()}
+
     async def _duplicate_statuses(
-        self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str
+        self, duplicates: list[CreditTransfer], msg_id: str, debtor_bic: str,
+        owners: dict[str, str]
     ) -> list[TransactionStatus]:
         """A re-sent message (same MsgId, same debtor) gets the known outcome; any other reuse
-        of an end-to-end id is refused DUPL and leaves the original untouched."""
+        of an end-to-end id by the same debtor is refused DUPL and leaves the original
+        untouched (another debtor's use of the id is none of this one's business)."""
         if not duplicates:
             return []
-        taking = self.state.book.taking
-        known = await lookup(self.state, [tx.end_to_end_id for tx in duplicates
-                                          if tx.end_to_end_id not in taking])
+        book = self.state.book
+        taking = book.taking
+        keys = [book.key_for(debtor_bic, tx.end_to_end_id, owners) for tx in duplicates]
+        known = await lookup(self.state, [key for key in keys if key not in taking])
         statuses = []
-        for tx in duplicates:
-            original = taking.get(tx.end_to_end_id) or known.get(tx.end_to_end_id)
+        for tx, key in zip(duplicates, keys, strict=True):
+            original = taking.get(key) or known.get(key)
             if original is not None and original.msg_id == msg_id and (
                 original.debtor_bic == debtor_bic
             ):

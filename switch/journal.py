@@ -241,12 +241,14 @@ class JournalTransfer:
         return cls(transfer_of_row(row), row[-2], row[-1])
 
     def as_dict(self) -> dict[str, Any]:
-        """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC."""
+        """As the admin API and `switchlab journal --json` give it: times in ISO 8601 UTC; an
+        amount of None is one refused AM12 whose text was no whole number of dong (the
+        journal keeps 0 for it: the switch takes no other amount of 0)."""
         t = self.transfer
         return {
-            "end_to_end_id": t.end_to_end_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
+            "end_to_end_id": t.wire_id, "tx_id": t.tx_id, "msg_id": t.msg_id,
             "debtor_bic": t.debtor_bic, "creditor_bic": t.creditor_bic,
-            "amount_vnd": t.amount_vnd, "mode": "bulk" if t.bulk else "instant",
+            "amount_vnd": t.amount_vnd or None, "mode": "bulk" if t.bulk else "instant",
             "state": str(t.state), "reason_code": t.reason_code, "reason_by": t.reason_by,
             "received_at": iso_utc(t.received_at),
             "final_at": iso_utc(self.final_at) if self.final_at is not None else None,

@@ -131,7 +131,7 @@ class Notifier:
     def reload(self, due: NoticesDue) -> None:
         """Queue again every notice the journal says is still due (after a restart)."""
         for transfer in due.to_creditors:
-            self.confirm_to_creditor(transfer.creditor_bic, [transfer.status()])
+            self.confirm_to_creditor(transfer.creditor_bic, [transfer.status(to_creditor=True)])
         for transfer in due.to_debtors:
             self.report_to_debtor(transfer.debtor_bic, [transfer.status()])
         for settled in due.returns:
@@ -160,7 +160,7 @@ class Notifier:
                 msg_id=new_id("SWN"), created_at=datetime.now(UTC),
                 instructing_agent_bic=self.config.bic, instructed_agent_bic=bic,
                 items=[PaymentReturnItem(
-                    return_id=r.return_id, original_end_to_end_id=r.original.end_to_end_id,
+                    return_id=r.return_id, original_end_to_end_id=r.original.wire_id,
                     original_tx_id=r.original.tx_id, returned_amount_vnd=r.amount_vnd,
                     reason_code=r.reason_code, original_msg_id=r.original.msg_id,
                     amount_text=str(r.amount_vnd),
@@ -175,7 +175,7 @@ class Notifier:
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
         )
         # A DUPL refusal names the original's id: it must not mark the original as told.
-        return document, [item.original_end_to_end_id for item in statuses
+        return document, [item.switch_key or item.original_end_to_end_id for item in statuses
                           if not (item.status is TxStatus.REJECTED
                                   and item.reason_code == DUPLICATE)]
 

@@ -22,10 +22,10 @@ from protocol.messages import (
     TxStatus,
 )
 from switch.context import SwitchState
-from switch.inquiry import lookup
+from switch.inquiry import candidates, lookup, party_to
 from switch.records import Decided, SettledReturn
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import Transfer, wire_id
 
 
 def _status(item: PaymentReturnItem, status: TxStatus, reason: str | None,
@@ -49,10 +49,10 @@ class Returns:
                  ) -> str | None:
         if item.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
-        if original is None:
+        if original is None or original.creditor_bic != creditor_bic:
+            # not the sender's to return: the same answer as an id never received, so that
+            # nobody learns of another's transfers (issue #22)
             return reasons.PAYMENT_NOT_RECEIVED
-        if original.creditor_bic != creditor_bic:
-            return reasons.TRANSACTION_FORBIDDEN
         if original.state is TransferState.RETURNED or (
                 original.end_to_end_id in self.state.book.returning):
             return reasons.DUPLICATE
@@ -71,18 +71,20 @@ class Returns:
         """
         state = self.state
         book = state.book
-        known = await lookup(state, [item.original_end_to_end_id for item in message.items])
+        keys = [candidates(state.participants, creditor_bic, item.original_end_to_end_id,
+                           item.original_tx_id) for item in message.items]
+        known = await lookup(state, list(dict.fromkeys(key for each in keys for key in each)))
         earlier = await state.store.returns_by_id(creditor_bic,
                                                   [item.return_id for item in message.items])
         statuses: list[TransactionStatus] = []
         accepted: list[SettledReturn] = []
         return_ids: set[str] = set()
-        for item in message.items:
+        for item, item_keys in zip(message.items, keys, strict=True):
             if item.return_id in earlier or item.return_id in return_ids:
                 statuses.append(self._again(item, earlier.get(item.return_id)))
                 continue
             return_ids.add(item.return_id)
-            original = known.get(item.original_end_to_end_id)
+            original = party_to(known, item_keys, creditor_bic)
             reason = self._refusal(creditor_bic, item, original)
             if reason is None and original is not None and not book.hold_return(
                     creditor_bic, original, item.returned_amount_vnd):
@@ -112,7 +114,8 @@ class Returns:
         """A RtrId this creditor used before: the same return resent gets its settled status
         again; anything else under that id (or the id twice in one message) is refused DU05.
         RtrIds are unique per sender, not scheme-wide: two banks may use the same."""
-        if earlier == (item.original_end_to_end_id, item.returned_amount_vnd):
+        if earlier is not None and (wire_id(earlier[0]), earlier[1]) == (
+                item.original_end_to_end_id, item.returned_amount_vnd):
             return _status(item, TxStatus.SETTLED, None, self.state.config.bic)
         return _status(item, TxStatus.REJECTED, reasons.DUPLICATE_INSTRUCTION_ID,
                        self.state.config.bic)

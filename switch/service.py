@@ -12,6 +12,7 @@ from functools import partial
 import aiohttp
 
 from protocol.http import Peer
+from protocol.tls import client_context
 from switch.book import Book, SharedBook
 from switch.cluster import Cluster
 from switch.config import SwitchConfig
@@ -90,7 +91,8 @@ class Switch:
         channels = self._channels
         if channels is None:
             session = self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-                limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR))
+                limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
+                ssl=True if config.tls is None else client_context(config.tls)))
             channels = partial(self._peer, session)
         participants = {bic: Participant(p, channels(bic))
                         for bic, p in config.participants.items()}

@@ -1,8 +1,8 @@
 """A participant fetches its own settlement statement (camt.053) with a signed request.
 
 `GET /v1/statements/{cycle_id}` (or `/v1/statements/latest`, the last closed cycle), with
-`?page=N` for the pages after the first, signed with the three `X-Switchlab-*` headers over
-the path and an empty body as every request is (protocol/signing.py): `200` with that page of
+`?page=N` for the pages after the first, signed as every request is (protocol/signing.py:
+RFC 9421 over GET, the path, the query and the empty body's Content-Digest): `200` with that page of
 the signer's camt.053 for the closed cycle (Stmt/StmtPgntn says its number and whether it is
 the last), signed as every answer; `404` for a cycle or a page that does not exist, `409` for
 the cycle still open, `400` for a page that is no number. A participant

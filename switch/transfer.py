@@ -4,11 +4,47 @@ back from the journal."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from protocol import reasons
+from protocol.ids import FORWARD_TX_PREFIX, wire_end_to_end_id
 from protocol.messages import CreditTransfer, TransactionStatus, TxStatus
 from switch.states import WIRE_STATUS, TransferState, check_transition
+
+# Ids belong to their sender (issue #22): an end-to-end id is unique per debtor agent, as the
+# initiating party assigns it (ISO 20022). The switch keys a transfer by its end-to-end id
+# when its debtor was the first to use that id, and by the id, SCOPE and the debtor's BIC when
+# another debtor used it first: XML cannot carry SCOPE (a control character), so no id on the
+# wire is ever taken for such a key. Such a transfer is forwarded under a TxId the switch
+# assigns (forward_tx_id), which tells it apart from the other's at the creditor.
+SCOPE = "\x1f"
+
+
+def scoped_key(end_to_end_id: str, debtor_bic: str) -> str:
+    """The key of `debtor_bic`'s transfer under an id another debtor used first."""
+    return f"{end_to_end_id}{SCOPE}{debtor_bic}"
+
+
+wire_id = wire_end_to_end_id  # the end-to-end id on the wire of a transfer's key
+
+
+def forward_tx_id(key: str) -> str:
+    """The TxId a scoped transfer is forwarded under (Max35Text: SWT + 32 hex digits);
+    derived from its key, so it is the same after a restart and needs no storing."""
+    return FORWARD_TX_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def key_named(end_to_end_id: str, tx_id: str | None, debtors: Iterable[str]) -> str:
+    """The key of the transfer a creditor names by the end-to-end id and TxId it was
+    forwarded under: a scoped one when the TxId is one of forward_tx_id's, else the id."""
+    if tx_id and tx_id.startswith(FORWARD_TX_PREFIX):
+        for debtor_bic in debtors:
+            key = scoped_key(end_to_end_id, debtor_bic)
+            if forward_tx_id(key) == tx_id:
+                return key
+    return end_to_end_id
 
 
 def refusal(end_to_end_id: str, tx_id: str, reason_code: str, switch_bic: str,
@@ -53,15 +89,36 @@ class Transfer:
         self.reason_code = reason_code
         self.reason_by = reason_by if reason_code else None
 
-    def status(self) -> TransactionStatus:
-        """The pacs.002 TxInfAndSts that tells a participant where this transfer stands."""
+    @property
+    def wire_id(self) -> str:
+        """The end-to-end id as its debtor sent it (`end_to_end_id` is the switch's key)."""
+        return wire_id(self.end_to_end_id)
+
+    @property
+    def scoped(self) -> bool:
+        """Whether another debtor used this end-to-end id first."""
+        return SCOPE in self.end_to_end_id
+
+    def forwarded(self) -> CreditTransfer | None:
+        """The transaction as the creditor is sent it: the debtor's, under the switch's TxId
+        when the transfer is scoped."""
+        if self.source is None or not self.scoped:
+            return self.source
+        return replace(self.source, tx_id=forward_tx_id(self.end_to_end_id))
+
+    def status(self, to_creditor: bool = False) -> TransactionStatus:
+        """The pacs.002 TxInfAndSts that tells a participant where this transfer stands: the
+        debtor's ids, or for the creditor of a scoped transfer the TxId it was forwarded
+        under."""
         assert self.state is not None
         return TransactionStatus(
-            original_end_to_end_id=self.end_to_end_id,
-            original_tx_id=self.tx_id,
+            original_end_to_end_id=self.wire_id,
+            original_tx_id=(forward_tx_id(self.end_to_end_id) if to_creditor and self.scoped
+                            else self.tx_id),
             status=WIRE_STATUS[self.state],
             reason_code=self.reason_code,
             reason_text=reasons.DESCRIPTIONS.get(self.reason_code or ""),
             original_msg_id=self.msg_id,
             reason_originator_bic=self.reason_by,
+            switch_key=self.end_to_end_id if self.scoped else None,
         )

@@ -56,6 +56,7 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import bind, serve, start_process, stop_process
+from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
 from switchlab import postgres
 from switchlab.machine import busy_cpu_s, probe
 from switchlab.progress import Progress, stage
@@ -186,6 +187,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
         return web.Response(body=answer, content_type="application/xml")
 
     creditor_app = web.Application()
+    creditor_app[SERVER_LIMITS] = UNAUTHENTICATED_SERVER_LIMITS  # it checks no signature
     creditor_app.router.add_post("/iso20022", creditor)
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
@@ -449,7 +451,8 @@ def signing_us(body: bytes) -> dict[Signing, float]:
             started = time.perf_counter()
             for _ in range(SIGNINGS_PER_ROUND):
                 headers = signing.sign(TREASURY_BIC, credentials.own, "/v1/messages", body)
-                signing.verify(headers, "/v1/messages", body, {TREASURY_BIC: credentials.peer})
+                signing.verify("POST", "/v1/messages", headers, body,
+                               {TREASURY_BIC: credentials.peer})
             best_s = min(best_s, time.perf_counter() - started)
         costs[mode] = best_s / SIGNINGS_PER_ROUND * 1e6  # type: ignore[index]
     return costs

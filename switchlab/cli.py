@@ -62,7 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
     settings = DemoSettings(beneficiaries=args.beneficiaries, seed=args.seed, treasury=treasury,
                             output_dir=args.output, progress=not args.no_progress,
                             live_port=None if args.no_live else args.live_port,
-                            hold_s=args.hold_s, prometheus=args.prometheus)
+                            hold_s=args.hold_s, prometheus=args.prometheus,
+                            mtls=args.mtls)
     if not _prometheus_here(args):
         return INVALID
     try:
@@ -418,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hold-s", type=_whole_number(0, MAX_HOLD_S), default=0,
                       metavar="SECONDS", help="after the day, keep the switch, the banks and "
                       "the live page up this long to look around (Ctrl-C ends it early)")
+    demo.add_argument("--mtls", action="store_true", help="mutual TLS everywhere: the lab "
+                      "makes an authority and each party's certificate under OUTPUT/tls, every "
+                      "participant is taken only with its client certificate (issue #22)")
     _watching(demo)
 
     run = _command(commands, "run", _run)

@@ -37,6 +37,7 @@ class DemoSettings:
     live_port: int | None = 0  # the live page's port (0: the OS chooses; None: no page)
     hold_s: float = 0.0  # servers and live page kept up after the day, to look around
     prometheus: bool = False  # a Prometheus server scraping the day, with the shipped rules
+    mtls: bool = False  # HTTPS with client certificates everywhere (protocol/tls.py)
 
 
 async def run_demo(settings: DemoSettings, announce: Callable[[str], None] = print) -> int:
@@ -50,12 +51,16 @@ async def run_demo(settings: DemoSettings, announce: Callable[[str], None] = pri
     payments = read_payment_table(table_path)
     behaviours = {bic: Behaviour(seed=settings.seed, return_deceased_after_s=0.2)
                   for bic in DEFAULT_SHARES}
-    world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury=settings.treasury))
+    world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury=settings.treasury,
+                                mtls=settings.mtls))
     print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
     try:
         await world.start(population)  # inside: a party that fails to start is stopped too
+        if settings.mtls:
+            print(f"mutual TLS: every party's certificate under {out / 'tls'} (curl --cacert "
+                  f"{out / 'tls' / 'authority.pem'} for the admin API)")
         async with watching(world, len(payments), "payout", settings.progress,
                             settings.live_port, announce, settings.prometheus) as monitor:
             await world.treasury.run(payments)

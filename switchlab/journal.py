@@ -318,8 +318,9 @@ def _unix(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def vnd(amount_vnd: int) -> str:
-    return f"{amount_vnd:,} VND"
+def vnd(amount_vnd: int | None) -> str:
+    """An amount; None is one refused AM12 whose text was no whole number of dong."""
+    return "not a whole number of dong (AM12)" if amount_vnd is None else f"{amount_vnd:,} VND"
 
 
 def table(transfers: Sequence[dict[str, Any]], waiting_at_s: float | None = None) -> str:

@@ -91,7 +91,11 @@ DIRECTORY_TIMEOUT_S = 30.0  # a page of it
 MAX_DIRECTORY_PAGES = 100_000  # 100 million changes: far past any directory
 # How resent rows are named (banks/payment_table.py retry_id); a folder started before it was
 # recorded named them otherwise, and resuming it here could pay a row twice.
-ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "retry-sha256"
+ATTEMPT_IDS, ATTEMPT_IDS_NOW = "attempt_ids", "hmac-run-secret"
+# The run's secret (hex): the key of its derived and resent rows' end-to-end ids, so that no
+# bank can compute them and spend them first (issue #22, observation 1); kept in the run's
+# state, so a resumed run derives the very same ids and pays nobody twice.
+ID_SECRET = "id_secret"
 # A row rejected because its transfer could not reach a final word from the creditor (AB05
 # no answer in time, AB06 in flight when the switch stopped, AB08 creditor offline) moved no
 # money and is final at the switch: it is sent again under a new end-to-end id, at most this
@@ -157,7 +161,22 @@ class Report:
         return 1 if self.mismatches or self.result.by_status[PayoutStatus.UNRESOLVED] else 0
 
 
-def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
+def _run_secret(output: Path) -> bytes:
+    """The secret of the run in `output`: the one it keeps, or a new one (kept once the table
+    is read, by _open_state)."""
+    path = output / "run.sqlite"
+    if path.is_file():
+        state = PayoutState(path)
+        try:
+            known = state.get(ID_SECRET)
+        finally:
+            state.close()
+        if known is not None:
+            return bytes.fromhex(known)
+    return secrets.token_bytes(32)
+
+
+def _open_state(settings: PayoutSettings, table: CheckedTable, id_key: bytes) -> PayoutState:
     state = PayoutState(settings.output / "run.sqlite")
     known = state.get(TABLE_SHA256)
     if known is not None and known != table.sha256:
@@ -172,6 +191,8 @@ def _open_state(settings: PayoutSettings, table: CheckedTable) -> PayoutState:
             "rows otherwise: finish it with that version, or pay into a new --output folder")
     state.set(TABLE_SHA256, table.sha256)
     state.set(ATTEMPT_IDS, ATTEMPT_IDS_NOW)
+    if state.get(ID_SECRET) is None:
+        state.set(ID_SECRET, id_key.hex())
     if state.get(RUN_ID) is None:
         state.set(RUN_ID, secrets.token_hex(8))
     return state
@@ -329,9 +350,9 @@ async def _switch_totals(remote: RemoteSwitch) -> SwitchTotals:
         return SwitchTotals.from_stats(await response.json())
 
 
-def _attempt_id(e2e: str, attempt: int) -> str:
-    """The end-to-end id of a row's n-th attempt (0: the table's own)."""
-    return e2e if attempt == 0 else retry_id(e2e, attempt)
+def _attempt_id(e2e: str, attempt: int, id_key: bytes) -> str:
+    """The end-to-end id of a row's n-th attempt (0: the table's own), under the run's key."""
+    return e2e if attempt == 0 else retry_id(e2e, attempt, id_key)
 
 
 def _transient(treasury: Treasury, e2e: str) -> bool:
@@ -340,16 +361,17 @@ def _transient(treasury: Treasury, e2e: str) -> bool:
             and verdict.reason_code in UNANSWERED)
 
 
-def _attempts(payments: PaymentTable, treasury: Treasury, more: bool) -> bytes:
+def _attempts(payments: PaymentTable, treasury: Treasury, more: bool, id_key: bytes
+              ) -> bytes:
     """Each row's latest attempt (0 the first): the next one after a transient rejection
     while `more` attempts may be made."""
     attempts = bytearray(len(payments))
     for row in range(len(payments)):
         e2e = payments.end_to_end_id(row)
         attempt = 0
-        while _transient(treasury, _attempt_id(e2e, attempt)) and (
+        while _transient(treasury, _attempt_id(e2e, attempt, id_key)) and (
                 attempt + 1 < MAX_ATTEMPTS) and (
-                more or _attempt_id(e2e, attempt + 1) in treasury.final):
+                more or _attempt_id(e2e, attempt + 1, id_key) in treasury.final):
             attempt += 1
         attempts[row] = attempt
     return bytes(attempts)
@@ -363,12 +385,12 @@ def _final_already(treasury: Treasury, current: PaymentTable) -> int:
                    and not v.verified))
 
 
-def _current(payments: PaymentTable, attempts: bytes) -> PaymentTable:
+def _current(payments: PaymentTable, attempts: bytes, id_key: bytes) -> PaymentTable:
     """Each row as its attempt: the table itself while every row is at its first."""
     if not any(attempts):
         return payments
     return PaymentTable.of(replace(payment, end_to_end_id=_attempt_id(payment.end_to_end_id,
-                                                                      attempt))
+                                                                      attempt, id_key))
                            for payment, attempt in zip(payments, attempts, strict=True))
 
 
@@ -376,7 +398,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
     """Check, verify, pay, wait and reconcile; raises PayoutRefused when nothing can be paid,
     OSError when the table cannot be opened."""
     try:
-        table = check_payment_table(settings.table)
+        id_key = _run_secret(settings.output)
+        table = check_payment_table(settings.table, id_key)
     except PaymentTableError as error:
         raise PayoutRefused(str(error)) from None
     if not table.payments:  # the ministry still gets the reasons, in the file it expects
@@ -386,7 +409,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         shown = "".join(f"\nline {line}: {problem}" for line, problem in table.problems[:20])
         raise PayoutRefused(f"{settings.table}: no row can be paid (each reason is in "
                             f"{errors}){shown}")
-    state = _open_state(settings, table)
+    state = _open_state(settings, table, id_key)
     run_id = state.get(RUN_ID)
     assert run_id is not None
     try:
@@ -420,8 +443,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
                          "unknown, or another name or birth date), each with why, in "
                          f"{settings.output / 'register_findings.csv'}")
         finished = state.get(FINISHED) is not None
-        attempts = _attempts(payments, treasury, not finished)
-        current = _current(payments, attempts)
+        attempts = _attempts(payments, treasury, not finished, id_key)
+        current = _current(payments, attempts, id_key)
         resumed_final = 0
         if state.get(STARTED) is not None:
             resumed_final = _final_already(treasury, current)
@@ -432,10 +455,10 @@ async def pay_table(settings: PayoutSettings) -> Report:
         try:
             for _ in range(MAX_ATTEMPTS):
                 await treasury.run(current, lambda done, total: _show(bar, done, total))
-                again = _attempts(payments, treasury, not finished)
+                again = _attempts(payments, treasury, not finished, id_key)
                 if again == attempts:
                     break
-                attempts, current = again, _current(payments, again)
+                attempts, current = again, _current(payments, again, id_key)
         finally:
             bar.close()
         if settings.returns_wait_s:
@@ -459,7 +482,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         else:
             mismatches, reconciled_with = [], ""
         run = RunRows(rows, result, lambda index: [
-            _attempt_id(payments.end_to_end_id(index), attempt)
+            _attempt_id(payments.end_to_end_id(index), attempt, id_key)
             for attempt in range(attempts[index] + 1)], treasury.verified, linked)
         files, figures = write_files(settings.output, table, earlier, run, mismatches,
                                      register, run_id)

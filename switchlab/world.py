@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -27,10 +28,12 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from protocol.directory import MAX_ENTRIES_PER_REQUEST
+from protocol.http import idempotency_key
 from protocol.keys import Signing, private_key_text, public_key_text, read_public_key
 from protocol.population import RegisterClient
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Credentials, Ed25519SigningKey
+from protocol.tls import TlsFiles, make_lab_pki, server_context
 from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
@@ -80,6 +83,9 @@ class WorldSettings:
     # The run's throwaway PostgreSQL server, when it has one: timeline actions stop it and
     # start it again (stop_journal, start_journal).
     journal_server: postgres.Server | None = None
+    # Mutual TLS everywhere (issue #22): the lab makes an authority and every party's
+    # certificate at start (protocol/tls.py) and marks every participant `mtls: true`.
+    mtls: bool = False
 
 
 class LinkRefused(RuntimeError):
@@ -135,24 +141,42 @@ class World:
         self.register_url: str | None = None
         self.citizens: Citizens | None = None
         self.ministry: RegisterClient | None = None
+        self.pki: dict[str, TlsFiles] = (
+            make_lab_pki(self.run_dir / "tls", [SWITCH_BIC, *self.keys.handed])
+            if settings.mtls else {})
+
+    def _url(self, socket: BoundSocket) -> str:
+        """A party's base URL: https in a lab with mutual TLS."""
+        return socket.base_url.replace("http://", "https://", 1) if self.pki else (
+            socket.base_url)
+
+    def _server_ssl(self, bic: str) -> ssl.SSLContext | None:
+        return server_context(self.pki[bic]) if self.pki else None
+
+    def _tls_of(self, bic: str) -> dict[str, Any]:
+        return {"tls": self.pki[bic]} if self.pki else {}
 
     def _switch_config(self, sockets: dict[str, BoundSocket]) -> dict[str, Any]:
         participants = [{
             "bic": TREASURY.bic, "name": TREASURY.name, "kind": TREASURY.kind,
-            "inbound_url": f"{sockets[TREASURY_BIC].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{self._url(sockets[TREASURY_BIC])}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.treasury_limit_vnd,
         } | self.keys.registered[TREASURY_BIC]]
         participants += [{
             "bic": bic, "name": PARTICIPANTS[bic].name, "kind": PARTICIPANTS[bic].kind,
-            "inbound_url": f"{sockets[bic].base_url}{INBOUND_PATH}",
+            "inbound_url": f"{self._url(sockets[bic])}{INBOUND_PATH}",
             "position_limit_vnd": self.settings.bank_limit_vnd,
         } | self.keys.registered[bic] for bic in self.settings.behaviours]
+        if self.pki:
+            for participant in participants:
+                participant["mtls"] = True
+        tls = {"tls": self.pki[SWITCH_BIC].model_dump(mode="json")} if self.pki else {}
         return {
             "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
                        "admin_token": self.admin_token,
                        "population_register": {"id": REGISTER_ID}
                        | self.keys.registered[REGISTER_ID]}
-                      | self.settings.switch_settings | self.keys.switch,
+                      | self.settings.switch_settings | self.keys.switch | tls,
             "participants": participants,
         }
 
@@ -163,7 +187,7 @@ class World:
             (run_dir / "switch.sqlite").unlink(missing_ok=True)
         sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
-        self.switch_url = switch_socket.base_url
+        self.switch_url = self._url(switch_socket)
         config = self._switch_config(sockets)
         if self.settings.switch_process:
             config["switch"]["port"] = switch_socket.hand_over()
@@ -171,7 +195,8 @@ class World:
             self._switch_config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
             await self.start_switch_process()
         else:
-            self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
+            self.runners.append(await serve(create_app(parse_config(config)), switch_socket,
+                                            self._server_ssl(SWITCH_BIC)))
         ledgers = None if self.settings.bank_ledgers is None else (
             self.settings.bank_ledgers.resolve())
         ledger_folder = ledgers or (None if self.settings.ledger_dir is None
@@ -180,19 +205,22 @@ class World:
             bank_config = BankConfig(
                 bic=bic, name=PARTICIPANTS[bic].name, kind=PARTICIPANTS[bic].kind,
                 switch_url=self.switch_url, switch_bic=SWITCH_BIC, **self.keys.handed[bic],
-                admin_token=self.admin_token, behaviour=behaviour,
+                **self._tls_of(bic), admin_token=self.admin_token, behaviour=behaviour,
                 ledger_path=None if ledger_folder is None else ledger_folder / f"{bic}.sqlite",
             )
-            self.bank_urls[bic] = sockets[bic].base_url
+            self.bank_urls[bic] = self._url(sockets[bic])
             if ledgers is not None:
                 await self._start_bank_process(bank_config, sockets[bic])
                 continue
             bank = Bank(bank_config, population.accounts_for(bic))
             self.banks[bic] = bank
-            self.runners.append(await serve(create_bank_app(bank), sockets[bic]))
+            self.runners.append(await serve(create_bank_app(bank), sockets[bic],
+                                            self._server_ssl(bic)))
         self.session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S))
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S),
+            connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(
+                cafile=str(self.pki[SWITCH_BIC].authority)) if self.pki else True))
         if (self.settings.register or self.settings.register_file is not None
                 or population.directory_links()
                 or any(b.died_after_list for b in population.beneficiaries)):
@@ -201,9 +229,11 @@ class World:
             sockets[REGISTER_ID].sock.close()  # bound for a register this world does not run
         self.treasury = Treasury(TreasuryConfig(
             bic=TREASURY_BIC, switch_url=self.switch_url, switch_bic=SWITCH_BIC,
-            **self.keys.handed[TREASURY_BIC], **self.settings.treasury.model_dump(),
+            **self.keys.handed[TREASURY_BIC], **self._tls_of(TREASURY_BIC),
+            **self.settings.treasury.model_dump(),
         ))
-        self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC]))
+        self.runners.append(await serve(self.treasury.app(), sockets[TREASURY_BIC],
+                                        self._server_ssl(TREASURY_BIC)))
         await self._link_directory(population)
 
     async def _start_register(self, population: Population, bound: BoundSocket) -> None:
@@ -282,8 +312,8 @@ class World:
         for start in range(0, len(entries), MAX_ENTRIES_PER_REQUEST):
             async with self.session.post(
                     f"{self.switch_url}/v1/admin/directory/entries",
-                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])}
-            ) as response:
+                    json={"entries": list(entries[start:start + MAX_ENTRIES_PER_REQUEST])},
+                    headers=idempotency_key()) as response:
                 if response.status != 200:
                     raise LinkRefused(f"HTTP {response.status}: {await response.text()}")
                 _refused((await response.json())["results"])
@@ -327,7 +357,8 @@ class World:
     async def switch_admin(self, method: str, path: str) -> Any:
         """Call the switch's admin API over HTTP, as an operator would."""
         assert self.session is not None
-        async with self.session.request(method, f"{self.switch_url}{path}") as response:
+        async with self.session.request(method, f"{self.switch_url}{path}",
+                                        headers=idempotency_key()) as response:
             response.raise_for_status()
             return await response.json()
 

@@ -21,13 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from protocol.codec import encode
 from protocol.keys import private_key_text, public_key_text
 from protocol.signing import (
-    PARTICIPANT_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
+    CONTENT_DIGEST_HEADER,
+    SIGNATURE_INPUT_HEADER,
     Credentials,
     Ed25519SigningKey,
-    answer_text,
-    request_text,
+    answer_base,
+    request_base,
+    request_signature,
+    sign,
+    sign_answer,
 )
 from tests.factories import AT, SWITCH, TREASURY, every_message, verification_messages
 
@@ -57,7 +59,8 @@ def examples() -> dict[str, bytes]:
 
 SIGNED = {"hmac": "06-signed-exchange-hmac.txt", "ed25519": "07-signed-exchange-ed25519.txt"}
 EXAMPLE_SECRET = b"example-secret-of-TRSYVNV1-never-provision-it"
-TIMESTAMP = str(int(AT.timestamp()))
+TIMESTAMP = int(AT.timestamp())
+NONCE = "p4ZrK2m9QeWc7Xv1bN3sTg"  # the request's id: 128 random bits, url-safe base64
 PATH = "/v1/messages"
 
 
@@ -81,19 +84,19 @@ def exchange(mode: str) -> tuple[dict[str, str], dict[str, str], bytes, bytes]:
     files = examples()
     request_body, answer_body = files[FILES["pacs.008-one"]], files[FILES["pacs.002"]]
     treasury, switch = credentials(mode)
-    request_signature = treasury.own.sign(request_text(
-        TREASURY, TIMESTAMP, PATH, hashlib.sha256(request_body).digest()))
-    answer_signature = switch.own.sign(answer_text(
-        SWITCH, TIMESTAMP, 200, request_signature, hashlib.sha256(answer_body).digest()))
-    return ({"Content-Type": "application/xml", PARTICIPANT_HEADER: TREASURY,
-             TIMESTAMP_HEADER: TIMESTAMP, SIGNATURE_HEADER: request_signature},
-            {"Content-Type": "application/xml", PARTICIPANT_HEADER: SWITCH,
-             TIMESTAMP_HEADER: TIMESTAMP, SIGNATURE_HEADER: answer_signature},
-            request_body, answer_body)
+    request = sign(TREASURY, treasury.own, PATH, request_body, created_s=TIMESTAMP, nonce=NONCE)
+    answer = {"Content-Type": "application/xml"} | sign_answer(
+        SWITCH, switch.own, 200, request_signature(request), answer_body, "application/xml",
+        created_s=TIMESTAMP)
+    return request, answer, request_body, answer_body
+
+
+def _params(headers: dict[str, str]) -> str:
+    return headers[SIGNATURE_INPUT_HEADER].split(")", 1)[1]
 
 
 def signed_example(mode: str) -> bytes:
-    request, answer, request_body, answer_body = exchange(mode)
+    request, answer, _, _ = exchange(mode)
     if mode == "hmac":
         keys = ["The treasury's secret, which only it and the switch hold (UTF-8 bytes of):",
                 f"  {EXAMPLE_SECRET.decode()}"]
@@ -104,8 +107,6 @@ def signed_example(mode: str) -> bytes:
                 public_key_text(_seeded_key(TREASURY).verify_key()).strip(),
                 "The switch's public key (every participant holds it):",
                 public_key_text(_seeded_key(SWITCH).verify_key()).strip()]
-    request_sha = hashlib.sha256(request_body).hexdigest()
-    answer_sha = hashlib.sha256(answer_body).hexdigest()
     lines = [
         f"{mode} signing: the treasury sends the instant pacs.008 of {FILES['pacs.008-one']}",
         f"and the switch answers with the pacs.002 of {FILES['pacs.002']}. The bodies are those",
@@ -113,15 +114,17 @@ def signed_example(mode: str) -> bytes:
         *keys, "",
         "---- the request", f"POST {PATH} HTTP/1.1",
         *(f"{name}: {value}" for name, value in request.items()), "",
-        f"(body: {FILES['pacs.008-one']}, SHA-256 {request_sha})", "",
-        "The text its signature covers (lines joined by \\n, no final newline):",
-        request_text(TREASURY, TIMESTAMP, PATH, bytes.fromhex(request_sha)).decode(), "",
+        f"(body: {FILES['pacs.008-one']})", "",
+        "The signature base its signature covers (RFC 9421 section 2.5; lines joined by \\n,",
+        "no final newline):",
+        request_base("POST", PATH, request[CONTENT_DIGEST_HEADER], "application/xml",
+                     _params(request)).decode(), "",
         "---- the answer", "HTTP/1.1 200 OK",
         *(f"{name}: {value}" for name, value in answer.items()), "",
-        f"(body: {FILES['pacs.002']}, SHA-256 {answer_sha})", "",
-        "The text its signature covers: it names the request's signature:",
-        answer_text(SWITCH, TIMESTAMP, 200, request[SIGNATURE_HEADER],
-                    bytes.fromhex(answer_sha)).decode(), "",
+        f"(body: {FILES['pacs.002']})", "",
+        "The signature base its signature covers: it names the request's signature:",
+        answer_base(200, answer[CONTENT_DIGEST_HEADER], "application/xml",
+                    request_signature(request), _params(answer)).decode(), "",
     ]
     return "\n".join(lines).encode()
 

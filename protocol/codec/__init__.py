@@ -71,6 +71,9 @@ _PARSER = etree.XMLParser(
 )
 _PARSER.resolvers.add(_NoExternalFiles())
 _POSITION = re.compile(r",? line \d+, column \d+$")
+# libxml2's advice to its caller, not to the sender: never passed on ("use XML_PARSE_HUGE").
+_LIBXML_ADVICE = re.compile(r",? use XML_PARSE_HUGE option")
+_DEPTH = re.compile(r"Excessive depth in document: (\d+)")
 _ENVELOPE_TAG = f"{{{ENVELOPE_NS}}}Envelope"
 _APP_HEADER_TAG = f"{{{HEAD_NS}}}AppHdr"
 
@@ -148,7 +151,9 @@ def _parse(body: bytes, max_bytes: int) -> etree._Element:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as error:
         line, column = error.position
-        problem = _POSITION.sub("", error.msg or "")
+        problem = _LIBXML_ADVICE.sub("", _POSITION.sub("", error.msg or ""))
+        problem = _DEPTH.sub(r"elements nested more than \1 deep (an ISO 20022 message "
+                             "needs about 10)", problem)
         raise CodecError(f"not well-formed XML at line {line}, column {column}: {problem}"
                          ) from None
     docinfo = root.getroottree().docinfo

@@ -108,8 +108,8 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
                                                           killed_after: object) -> None:
     table = tmp_path / "bảng chi trả.csv"
     account_of = write_table(table, 900, seed=31)
-    payments = {p.end_to_end_id: p for p in read_payment_table(table)}
-    rows = len(payments)
+    public_ids = {p.end_to_end_id for p in read_payment_table(table)}  # without the run's key
+    rows = len(public_ids)
     args = command(table, "--mode", mode, "--concurrency", "4", "--bulk-size", "200",
                    "--files-in-flight", "1", "--rate", "400")
     journal = tmp_path / "out" / "lab" / "switch.sqlite"
@@ -128,6 +128,10 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
         assert "Resumed: " in again.stdout, again.stdout
 
     lab = tmp_path / "out" / "lab"
+    [secret] = all_ids(tmp_path / "out" / "run.sqlite",
+                       "SELECT value FROM run WHERE key='id_secret'")
+    id_key = bytes.fromhex(secret)  # the killed run's, kept: the same ids when resumed
+    payments = {p.end_to_end_id: p for p in read_payment_table(table, id_key)}
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:
         results = list(csv.DictReader(file))
     assert len(results) == rows
@@ -146,7 +150,8 @@ def test_a_run_killed_and_started_again_pays_nobody_twice(tmp_path: Path, mode: 
     # what its rows say.
     settled = all_ids(journal, "SELECT end_to_end_id FROM transfers WHERE state='SETTLED'")
     assert {sent_as[e2e] for e2e in settled} == paid
-    by_id = payments | {retry_id(e2e, attempt): p for e2e, p in payments.items()
+    assert not set(settled) & public_ids  # issue 22: no id anyone else could compute
+    by_id = payments | {retry_id(e2e, attempt, id_key): p for e2e, p in payments.items()
                         for attempt in range(1, MAX_ATTEMPTS)}
     assert set(Counter(by_id[e2e].end_to_end_id for e2e in settled).values()) == {1}
     credited = credits(lab)

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from protocol import reasons
 from protocol.codec import encode, new_id
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, idempotency_key, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
 from protocol.runtime import bind, serve
 from switch import app as app_module
@@ -67,7 +67,7 @@ class Pair:
         """Process B's admin API, as the operator reaches it."""
         assert self.lab.session is not None
         async with self.lab.session.request(method, f"{self.b_url}{path}", headers={
-                "Authorization": "Bearer t0ken"}, **kwargs) as response:
+                "Authorization": "Bearer t0ken"} | idempotency_key(), **kwargs) as response:
             return response.status, await response.json()
 
     def peer_b(self, bic: str) -> Peer:

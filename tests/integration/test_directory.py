@@ -28,7 +28,7 @@ from protocol.directory import (
     DirectoryClient,
     DirectoryError,
 )
-from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, idempotency_key, wrap
 from protocol.keys import SwitchKeys
 from protocol.messages import (
     CreditTransfer,
@@ -102,7 +102,8 @@ def treasury(world: World) -> Peer:
 async def admin(world: World, method: str, path: str, body: object = None
                 ) -> tuple[int, Any]:
     assert world.session is not None
-    async with world.session.request(method, f"{world.switch_url}{path}", json=body) as r:
+    async with world.session.request(method, f"{world.switch_url}{path}", json=body,
+                                     headers=idempotency_key()) as r:
         return r.status, (await r.json() if r.content_type == "application/json"
                           else await r.text())
 
@@ -534,3 +535,32 @@ async def test_the_register_signs_and_checks_in_the_ed25519_scheme_too(tmp_path:
         assert finding["code"] == ""
     finally:
         await lab.stop()
+
+
+async def test_issue22_obs4_a_captured_directory_request_replayed_takes_no_effect(
+        world: World) -> None:
+    """Observation 4: a captured unlink, replayed 200 s later, unlinked the holder again.
+    Each signed request carries its id (the RFC 9421 nonce), remembered for the whole window:
+    a replay is refused 401 and changes nothing; after the window its signature is stale.
+    (Links are the citizen's own requests now, issue #27; a participant's unlink of its own
+    entry is the directory change a bank can still sign.)"""
+    assert world.session is not None
+    bank, own = directory(world, BANK), credentials(world, BANK).own
+
+    async def send(method: str, path: str, body: bytes, headers: dict[str, str]
+                   ) -> tuple[int, str]:
+        assert world.session is not None
+        async with world.session.request(method, f"{world.switch_url}{path}", data=body,
+                                          headers=headers) as response:
+            return response.status, await response.text()
+
+    assert [v["status"] for v in await link(world, RA)] == ["linked"]
+    unlink_path = f"{ENTRIES_PATH}/{RA[0]}"
+    captured_unlink = signing.sign(BANK, own, unlink_path, b"", method="DELETE",
+                                   content_type="application/json")
+    assert (await send("DELETE", unlink_path, b"", captured_unlink))[0] == 200
+    assert [v["status"] for v in await link(world, RA)] == ["linked"]  # the citizen again
+
+    status, text = await send("DELETE", unlink_path, b"", captured_unlink)
+    assert status == 401 and "already used" in text
+    assert (await bank.entry(RA[0]) or {}).get("account_id") == RA[3]

@@ -2,7 +2,10 @@
 
 Each example plays a few messages from participants who make mistakes or attack: a field set to
 a huge, negative, exponent, empty, over-long or strange value, a transaction repeated inside a
-message, ids reused across messages and across participants, wrong currencies and counts.
+message, ids reused across messages and squatted across participants (ids belong to their
+sender, issue #22), wrong currencies and counts; a message signed with one's own key but
+claiming another's identity (401, nothing taken), and a captured request replayed inside the
+signature window (401, nothing taken twice).
 Whatever they send: no 5xx, another participant is still served, what is refused moves no
 money, the invariants hold, and memory and journal agree after a restart.
 """
@@ -19,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from protocol import codec
+from protocol import codec, signing
 from protocol.codec import new_id
-from protocol.http import wrap
+from protocol.http import SWITCH_MESSAGES_PATH, wrap
 from protocol.messages import (
     MessageType,
     PaymentStatusReport,
@@ -102,22 +105,51 @@ def _mutate(body: bytes, choice: int, value: str, repeat: bool) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
+ATTACKS = ("none", "none", "impostor", "replay")
 MESSAGE = st.tuples(st.sampled_from(KINDS), st.sampled_from(SENDERS), st.integers(0, 20),
-                    st.integers(0, 400), st.sampled_from(HOSTILE_VALUES), st.booleans())
+                    st.integers(0, 400), st.sampled_from(HOSTILE_VALUES), st.booleans(),
+                    st.sampled_from(ATTACKS))
 EXAMPLES = st.lists(MESSAGE, min_size=1, max_size=8)
 
 
-async def play(messages: list[tuple[str, str, int, int, str, bool]], **journal: object
+async def post_raw(lab: SwitchLab, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    assert lab.session is not None
+    async with lab.session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=body,
+                                headers=headers) as response:
+        return response.status, await response.text()
+
+
+async def attack(lab: SwitchLab, sender: str, body: bytes, how: str) -> None:
+    """An impostor signs `body` with its own key as the other sender: 401. A wiretap replays
+    the sender's captured request at once: the second is 401, whatever the first was."""
+    own = lab.participants[sender].credentials.own
+    if how == "impostor":
+        other = next(bic for bic in SENDERS if bic != sender)
+        status, text = await post_raw(lab, body, signing.sign(other, own, SWITCH_MESSAGES_PATH,
+                                                              body))
+        assert status == 401, (status, text)
+        return
+    captured = signing.sign(sender, own, SWITCH_MESSAGES_PATH, body)
+    first, _ = await post_raw(lab, body, captured)
+    assert first < 500
+    status, text = await post_raw(lab, body, captured)
+    assert status == 401 and "already used" in text, (status, text)
+
+
+async def play(messages: list[tuple[str, str, int, int, str, bool, str]], **journal: object
                ) -> None:
     """The messages against a switch on SQLite, or on the `journal_url` given."""
     with tempfile.TemporaryDirectory() as directory:
         lab = await SwitchLab(Path(directory) / "switch.sqlite", creditor_timeout_s=0.5,
                               **journal).start()
         try:
-            for number, (kind, sender, n, choice, value, repeat) in enumerate(messages):
+            for number, (kind, sender, n, choice, value, repeat, how) in enumerate(messages):
                 body = _mutate(_seed_body(kind, sender, n), choice, value, repeat)
-                reply = await lab.peer(sender).post(body)
-                assert reply.status < 500, (kind, value, reply.status, reply.text)
+                if how != "none":
+                    await attack(lab, sender, body, how)
+                else:
+                    reply = await lab.peer(sender).post(body)
+                    assert reply.status < 500, (kind, value, reply.status, reply.text)
                 canary = await pay(lab, transfer(f"E2E-CANARY-{number}", creditor=BANK_A,
                                                  debtor=BANK_B), sender=BANK_B)
                 assert only_status(canary)[0] is TxStatus.SETTLED, canary.text
@@ -136,7 +168,7 @@ async def play(messages: list[tuple[str, str, int, int, str, bool]], **journal: 
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(messages=EXAMPLES)
 def test_no_message_stops_the_switch_or_moves_money_it_should_not(
-        messages: list[tuple[str, str, int, int, str, bool]]) -> None:
+        messages: list[tuple[str, str, int, int, str, bool, str]]) -> None:
     asyncio.run(play(messages))
 
 
@@ -145,7 +177,7 @@ def test_no_message_stops_the_switch_or_moves_money_it_should_not(
                                  HealthCheck.function_scoped_fixture])
 @given(messages=EXAMPLES)
 def test_no_message_stops_the_switch_on_postgresql(
-        messages: list[tuple[str, str, int, int, str, bool]],
+        messages: list[tuple[str, str, int, int, str, bool, str]],
         postgres_server: postgres.Server) -> None:
     """The same on a PostgreSQL journal, whose functions and types refuse other values
     (a NUL in text, past 64 bits): each is that message's refusal, never the journal's end."""

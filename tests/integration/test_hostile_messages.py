@@ -69,7 +69,7 @@ async def test_amounts_out_of_range_are_am12_and_the_journal_goes_on(
 
 async def test_rejected_18_digit_amounts_do_not_overflow_the_stats_or_the_cycle(
         lab: SwitchLab) -> None:
-    """Twelve AM12 rejections of 999,999,999,999,999,999 VND each are journaled; their sum is
+    """Twelve AM02 rejections of 999,999,999,999,999,999 VND each are journaled; their sum is
     past 2^63, and SQLite's sum() made GET /v1/admin/stats answer 500 for good. Every sum over
     amounts is exact now, on either journal."""
     huge = 999_999_999_999_999_999
@@ -77,12 +77,12 @@ async def test_rejected_18_digit_amounts_do_not_overflow_the_stats_or_the_cycle(
         body = re.sub(rb"<CtrlSum>[^<]*</CtrlSum>", b"", body_of(transfer(f"E2E-HUGE-{n}"))
                       ).replace(b">1500000</IntrBkSttlmAmt>", f">{huge}</IntrBkSttlmAmt>".encode())
         reply = await lab.peer(TREASURY).post(body)
-        assert only_status(reply) == (TxStatus.REJECTED, reasons.INVALID_AMOUNT)
+        assert only_status(reply) == (TxStatus.REJECTED, reasons.NOT_ALLOWED_AMOUNT)
     await pay(lab, transfer("E2E-HUGE-OK"))
     status, stats = await lab.admin("GET", "/v1/admin/stats")
     assert status == 200, stats
     assert stats["by_state"]["REJECTED"] == {"count": 12, "amount_vnd": 12 * huge,
-                                             "count_AM12": 12}
+                                             "count_AM02": 12}
     assert stats["by_state"]["SETTLED"] == {"count": 1, "amount_vnd": 1_500_000}
     status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
     assert status == 200 and summary["transfers_vnd"] == 1_500_000
@@ -308,3 +308,48 @@ async def test_an_end_to_end_id_of_spaces_is_ff01_and_nothing_is_taken(lab: Swit
     assert "EndToEndId is blank" in reply.text
     assert (await lab.admin("GET", "/v1/admin/transfers?limit=10"))[1]["transfers"] == []
     await still_serving(lab, "E2E-AFTER-BLANK")
+
+
+# ---- issue 22, observation 8: amount codes as ISO 20022 and the scheme assign them ---------
+
+TWENTY_DIGITS = "12345678901234567890"
+
+
+async def test_issue22_obs8_a_20_digit_amount_with_its_control_sum_is_am12_not_am10(
+        lab: SwitchLab) -> None:
+    """The control sum agrees with the amounts as written: no group AM10. The amount, longer
+    than ActiveCurrencyAndAmount's 18 digits, is the transaction's AM12, instant or in bulk;
+    the refused amount is marked in the journal (no whole number of dong), not shown as 0."""
+    reply = await pay(lab, transfer("E2E-20D", amount_text=TWENTY_DIGITS))
+    assert only_status(reply) == (TxStatus.REJECTED, reasons.INVALID_AMOUNT)
+    filed = await pay(lab, transfer("E2E-20D-BULK", amount_text=TWENTY_DIGITS),
+                      transfer("E2E-20D-OK"))
+    assert filed.status == 202, filed.text
+    assert filed.message.document.group_status is TxStatus.ACCEPTED_TECHNICAL
+    await until(lambda: len(lab.switch.state.book.in_flight) == 0)
+    assert await journal_state(lab, "E2E-20D-BULK") == ("REJECTED", reasons.INVALID_AMOUNT)
+    assert await journal_state(lab, "E2E-20D-OK") == ("SETTLED", None)
+    _, journaled = await lab.admin("GET", "/v1/admin/transfers/E2E-20D")
+    assert journaled["amount_vnd"] is None  # type: ignore[index]
+
+
+async def test_issue22_obs8_an_18_digit_amount_above_the_cap_in_bulk_is_am02_as_given(
+        lab: SwitchLab) -> None:
+    """A well-formed amount above the scheme's cap is AM02 (not allowed), not AM12 (not an
+    amount); it is journaled at the amount given."""
+    huge = 999_999_999_999_999_999
+    filed = await pay(lab, transfer("E2E-CAP", amount_vnd=huge), transfer("E2E-CAP-OK"))
+    assert filed.status == 202, filed.text
+    await until(lambda: len(lab.switch.state.book.in_flight) == 0)
+    assert await journal_state(lab, "E2E-CAP") == ("REJECTED", reasons.NOT_ALLOWED_AMOUNT)
+    _, journaled = await lab.admin("GET", "/v1/admin/transfers/E2E-CAP")
+    assert journaled["amount_vnd"] == huge  # type: ignore[index]
+
+
+async def test_issue22_obs8_deep_nesting_is_ff01_without_libxmls_advice(lab: SwitchLab
+                                                                        ) -> None:
+    body = body_of(transfer("E2E-DEEP")).replace(
+        b"<RmtInf>", b"<RmtInf>" + b"<X>" * 300 + b"</X>" * 300)
+    reply = await lab.peer(TREASURY).post(body)
+    assert reply.status == 400 and reply.text.startswith("FF01")
+    assert "nested more than 256 deep" in reply.text and "XML_PARSE_HUGE" not in reply.text

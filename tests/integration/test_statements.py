@@ -18,7 +18,7 @@ async def fetch(lab: SwitchLab, bic: str, cycle: str, sign: bool = True
                 ) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
     """GET a statement as participant `bic`, signed as a participant signs every request."""
     path = f"{STATEMENTS_PATH}/{cycle}"
-    headers = (signing.sign(bic, lab.participants[bic].credentials.own, path, b"")
+    headers = (signing.sign(bic, lab.participants[bic].credentials.own, path, b"", method="GET")
                if sign else {})
     async with lab.session.get(lab.url + path, headers=headers) as response:
         return response.status, await response.read(), response.headers

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.messages import StatusRequest, StatusRequestItem, TxStatus
+from protocol.peerlog import LINES_PER_PEER
 from protocol.runtime import bind, start_process, stop_process
 from tests.harness import (
     BANK_A,
@@ -102,24 +104,34 @@ async def flood(port: int, request_head: bytes, total_bytes: int, chunked: bool 
 # ---- refused from the headers, before the body is read -------------------------------------
 
 
-@pytest.mark.parametrize(("headers", "why"), [
-    ({}, "missing"),
-    ({signing.PARTICIPANT_HEADER: "NOBKVNVX", signing.TIMESTAMP_HEADER: "{now}",
-      signing.SIGNATURE_HEADER: "00"}, "unknown participant"),
-    ({signing.PARTICIPANT_HEADER: BANK_A, signing.SIGNATURE_HEADER: "00"}, "missing"),
-    ({signing.PARTICIPANT_HEADER: BANK_A, signing.TIMESTAMP_HEADER: "1000",
-      signing.SIGNATURE_HEADER: "00"}, "s off"),
-    ({signing.PARTICIPANT_HEADER: BANK_A, signing.TIMESTAMP_HEADER: "9" * 5_000,
-      signing.SIGNATURE_HEADER: "00"}, "not a unix time"),
-], ids=["unsigned", "unknown", "no-timestamp", "stale", "huge-timestamp"])
-async def test_unauthenticated_requests_get_401_before_the_body(
-        lab: SwitchLab, headers: dict[str, str], why: str) -> None:
+def refused_heads(lab: SwitchLab) -> dict[str, tuple[dict[str, str], str]]:
+    """Heads the switch refuses 401 from the head alone, each with what its answer says."""
+    own = lab.participants[BANK_A].credentials.own
+    now = int(datetime.now(UTC).timestamp())
+
+    def signed(**kwargs: object) -> dict[str, str]:
+        return signing.sign(BANK_A, own, SWITCH_MESSAGES_PATH, b"<x/>", **kwargs)  # type: ignore[arg-type]
+
+    return {
+        "unsigned": ({"Content-Type": "application/xml"}, "missing"),
+        "unknown": (signing.sign("NOBKVNVX", own, SWITCH_MESSAGES_PATH, b""),
+                    "unknown participant"),
+        "forged": (signing.sign(BANK_A, signing.HmacKey(b"not BANK_A's"), SWITCH_MESSAGES_PATH,
+                                b""), "does not match"),
+        "stale": (signed(created_s=now - 3_600), "old"),
+        "future": (signed(created_s=now + 299), "in the future"),  # issue 22, observation 5
+        "huge-input": (signed() | {signing.SIGNATURE_INPUT_HEADER: "x" * 5_000}, "at most"),
+    }
+
+
+@pytest.mark.parametrize("case", ["unsigned", "unknown", "forged", "stale", "future",
+                                  "huge-input"])
+async def test_unauthenticated_requests_get_401_before_the_body(lab: SwitchLab, case: str
+                                                                ) -> None:
     """The head announces a gigabyte and no byte of it is sent: the answer comes anyway."""
-    now = str(int(datetime.now(UTC).timestamp()))
-    announced = {k: v.replace("{now}", now) for k, v in headers.items()} | {
-        "Content-Type": "application/xml", "Content-Length": str(10**9)}
+    headers, why = refused_heads(lab)[case]
     reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
-    writer.write(head(lab.port, announced))
+    writer.write(head(lab.port, headers | {"Content-Length": str(10**9)}))
     status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
     writer.close()
     assert status == 401 and why in text
@@ -142,10 +154,12 @@ async def test_a_body_announced_over_the_senders_limit_is_413_before_it_is_read(
     "multipart/form-data; boundary=x", None])
 async def test_a_valid_message_of_another_content_type_is_415_and_moves_no_money(
         lab: SwitchLab, content_type: str | None) -> None:
-    body, headers = signed_body(lab, TREASURY, credit_transfers([transfer("E2E-CT")]))
-    del headers["Content-Type"]
-    if content_type is not None:
-        headers["Content-Type"] = content_type
+    body = codec.encode(wrap(TREASURY, SWITCH_BIC, credit_transfers([transfer("E2E-CT")])))
+    headers = signing.sign(TREASURY, lab.participants[TREASURY].credentials.own,
+                           SWITCH_MESSAGES_PATH, body, content_type=content_type or "") | {
+                               "Content-Length": str(len(body))}
+    if content_type is None:
+        del headers["Content-Type"]
     reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
     writer.write(head(lab.port, headers) + body)
     status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
@@ -352,24 +366,54 @@ async def test_one_participants_slow_bodies_hold_only_its_own_share(tmp_path: Pa
         await lab.stop()
 
 
-async def test_forgers_holding_a_senders_share_do_not_stop_its_own_connection(
+async def trickle_after(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                        every_s: float) -> int:
+    """Send a byte every `every_s` until the switch answers or closes; the answer's status
+    (0 when it closed without one)."""
+    answer = asyncio.ensure_future(read_answer(reader))
+    with contextlib.suppress(ConnectionError):
+        while not answer.done():
+            writer.write(b"<")
+            await writer.drain()
+            await asyncio.wait({answer}, timeout=every_s)
+    try:
+        return (await answer)[0]
+    except (ConnectionError, asyncio.IncompleteReadError):
+        return 0
+
+
+async def test_issue22_obs3_a_client_claiming_the_treasury_cannot_hold_its_files(
         tmp_path: Path) -> None:
-    """Bodies claiming the treasury (unproven, they cannot be told from forgeries before they
-    are read) hold its share; its instant payment on its own authenticated connection goes
-    by the small lane."""
+    """Observation 3: heads naming the treasury's public BIC, a current timestamp, any
+    signature and a Content-Length of 128 MiB, then a byte every 2 s, held the treasury's next
+    bulk file and instant transfer for 57 s. Here (a byte every 0.2 s, deadlines of 30 s)
+    eight such clients, and eight replaying the treasury's own captured heads, are refused
+    401 from their heads, and the treasury's bulk file and instant transfer are answered
+    meanwhile, each within a timeout far below the slow clients' deadline."""
     lab = await SwitchLab(tmp_path / "s.sqlite", **SHARES).start()
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
-            treasury = Peer(session, f"{lab.url}{SWITCH_MESSAGES_PATH}", TREASURY,
-                            lab.participants[TREASURY].credentials, SWITCH_BIC)
-            assert (await treasury.send(inquiry())).status == 200  # its connection, proven
-            held = await slow_bodies(lab, TREASURY, 3)
-            paid = await treasury.send(credit_transfers([transfer("E2E-LANE")]), timeout_s=25.0)
-            assert paid.status == 200
-            assert paid.message.document.transactions[0].status is TxStatus.SETTLED
-            assert still_open(held)
-            for _, writer in held:
-                writer.close()
+        captured_body, captured = signed_body(lab, TREASURY, inquiry())
+        assert lab.session is not None
+        async with lab.session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=captured_body,
+                                    headers=captured) as genuine:  # which a wiretap saw
+            assert genuine.status == 200
+        forged = signing.sign(TREASURY, signing.HmacKey(b"anyone's"), SWITCH_MESSAGES_PATH,
+                              b"") | {"Content-Length": str(128 * 1024 * 1024)}
+        slow = []
+        for headers in [forged] * 8 + [captured | {"Content-Length": str(2 * MB)}] * 8:
+            reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+            writer.write(head(lab.port, headers))
+            slow.append((asyncio.ensure_future(trickle_after(reader, writer, 0.2)), writer))
+        bulk = credit_transfers([transfer(f"E2E-OBS3-{n}") for n in range(400)])
+        filed = await lab.peer(TREASURY).send(bulk, timeout_s=5.0)
+        assert filed.status == 202, filed.text
+        paid = await lab.peer(TREASURY).send(credit_transfers([transfer("E2E-OBS3-NOW")]),
+                                             timeout_s=5.0)
+        assert paid.message.document.transactions[0].status is TxStatus.SETTLED
+        statuses = await asyncio.wait_for(asyncio.gather(*(task for task, _ in slow)), WAIT_S)
+        assert statuses == [401] * 16
+        for _, writer in slow:
+            writer.close()
     finally:
         await lab.stop()
 
@@ -385,8 +429,8 @@ def memory_kib(pid: int, field: str) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
 async def test_four_120_mb_bodies_at_once_do_not_grow_the_switch(tmp_path: Path) -> None:
     """Today 56 MB -> 927 MB. Four unsigned 120 MB bodies, then four claiming a bank (a forged
-    signature, chunked so no length is announced): the switch's peak resident memory grows by
-    a small fraction of one body."""
+    signature, chunked so no length is announced; refused from the head since issue 22): the
+    switch's peak resident memory grows by a small fraction of one body."""
     config = {"switch": {"journal_path": str(tmp_path / "switch.sqlite"), "port": 0,
                          "admin_token": "t0ken",
                          "bank_limits": {"max_body_bytes": MB, "max_items": 1_000}},
@@ -404,15 +448,64 @@ async def test_four_120_mb_bodies_at_once_do_not_grow_the_switch(tmp_path: Path)
                                "Content-Length": str(120 * MB)})
         answers = await asyncio.gather(*(flood(port, unsigned, 120 * MB) for _ in range(4)))
         assert all(a.startswith("HTTP/1.1 401") for a in answers), answers
-        forged = head(port, {signing.PARTICIPANT_HEADER: BANK_A,
-                             signing.TIMESTAMP_HEADER: str(int(datetime.now(UTC).timestamp())),
-                             signing.SIGNATURE_HEADER: "00" * 32,
-                             "Content-Type": "application/xml",
-                             "Transfer-Encoding": "chunked"})
+        forged = head(port, signing.sign(BANK_A, signing.HmacKey(b"not s"),
+                                         SWITCH_MESSAGES_PATH, b"") | {
+                                             "Transfer-Encoding": "chunked"})
         answers = await asyncio.gather(*(flood(port, forged, 120 * MB, chunked=True)
                                          for _ in range(4)))
-        assert all(a.startswith("HTTP/1.1 413") for a in answers), answers
+        assert all(a.startswith("HTTP/1.1 401") for a in answers), answers
         growth_mb = (memory_kib(process.pid, "VmHWM") - before_kib) / 1000
         assert growth_mb < 40, f"the switch grew by {growth_mb:.0f} MB"
     finally:
         await stop_process(process)
+
+
+# ---- issue 22, observation 6: a client's error is one line -------------------------------
+
+
+async def test_issue22_obs6_unsigned_gzip_junk_writes_a_few_lines_and_no_traceback(
+        lab: SwitchLab, caplog: pytest.LogCaptureFixture) -> None:
+    """Observation 6: 50 unsigned POSTs with Content-Encoding: gzip and junk bodies were
+    answered 401 but wrote 1,400 lines (a 28-line traceback each) to the switch's log. Now
+    each is 401, and the log holds at most LINES_PER_PEER one-line entries for the client,
+    without a traceback (the rest counted in one line when the interval ends)."""
+    junk = bytes(range(256)) * 8
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(50):
+            reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+            writer.write(head(lab.port, {"Content-Type": "application/xml",
+                                         "Content-Encoding": "gzip",
+                                         "Content-Length": str(len(junk))}) + junk)
+            status, _ = await asyncio.wait_for(read_answer(reader), WAIT_S)
+            assert status == 401
+            await closed_by_the_switch(reader)  # it has read (and dropped) the junk
+            writer.close()
+    about_the_client = [r for r in caplog.records if "127.0.0.1" in r.getMessage()]
+    assert 1 <= len(about_the_client) <= LINES_PER_PEER
+    assert all(r.exc_info is None and "\n" not in r.getMessage() for r in caplog.records)
+    assert "Traceback" not in caplog.text
+
+
+async def test_issue22_unauthenticated_connections_share_one_pool_and_keep_nobody_out(
+        tmp_path: Path) -> None:
+    """A full pool of connections that never authenticate (idle, or a head trickling in)
+    keeps no participant out: the treasury's new connection takes the place of the oldest,
+    which had its second to authenticate."""
+    lab = await SwitchLab(tmp_path / "s.sqlite", transport={
+        "max_unauthenticated_connections": 8, "head_timeout_s": 30.0,
+        "unauthenticated_timeout_s": 30.0}).start()
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", lab.port) for _ in range(8)]
+        for _, writer in held:
+            writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: s\r\n")
+        await asyncio.sleep(1.5)  # past MIN_UNAUTHENTICATED_AGE_S (a bound, not a measure)
+        async with aiohttp.ClientSession() as session:
+            treasury = Peer(session, f"{lab.url}{SWITCH_MESSAGES_PATH}", TREASURY,
+                            lab.participants[TREASURY].credentials, SWITCH_BIC)
+            paid = await treasury.send(credit_transfers([transfer("E2E-POOL")]), timeout_s=5.0)
+        assert paid.message.document.transactions[0].status is TxStatus.SETTLED
+        assert await closed_by_the_switch(held[0][0])  # the oldest made room
+        for _, writer in held:
+            writer.close()
+    finally:
+        await lab.stop()

@@ -84,8 +84,10 @@ def returned_share(account_id: str) -> float:
 @dataclass
 class FakeSwitch:
     """The switch's side of the contract, with faults: `lose` maps the n-th pacs.008 (from 0)
-    to "before" (dropped unread), "after" (taken, then the connection dropped) or "502"
-    (taken, then a gateway error). `hold` keeps every transfer pending forever."""
+    to "before" (dropped unread), "after" (taken, then the connection dropped), "502"
+    (taken, then a gateway error) or "DU01" (taken before under this MsgId with other content:
+    the original stands, this one is refused as a whole). `hold` keeps every transfer pending
+    forever."""
 
     lose: dict[int, str] = field(default_factory=dict)
     hold: bool = False
@@ -129,6 +131,12 @@ class FakeSwitch:
             return self._drop(request)
         if fault == "502":
             return web.Response(status=502, text="bad gateway\n")
+        if fault == reasons.DUPLICATE_MESSAGE_ID:
+            self._spawn(self._push(statuses, returns_only=False))  # the original's reports
+            return self._reply(PaymentStatusReport(
+                msg_id=new_id("FSG"), created_at=datetime.now(UTC),
+                original_msg_id=document.msg_id, original_msg_type=MessageType.CREDIT_TRANSFER,
+                group_status=TxStatus.REJECTED, group_reason_code=fault))
         settled = [s for s in statuses if s.status == TxStatus.SETTLED]
         if len(statuses) == 1:
             self._spawn(self._push(settled, returns_only=True))
@@ -377,6 +385,22 @@ async def test_a_lost_answer_leads_to_an_inquiry_and_no_blind_resend(
         {p.end_to_end_id: 2 if p.end_to_end_id in lab.switch.lost_ids else 1 for p in payments})
     assert bool(lab.switch.lost_ids) == (fault == "before")
     assert treasury.resends == len(lab.switch.lost_ids)
+
+
+async def test_issue22_obs7_a_group_du01_leaves_the_original_transfers_standing(lab: Lab
+                                                                                ) -> None:
+    """Observation 7: a group DU01 (the MsgId was used before, for other content) means the
+    original message's transfers stand; the treasury booked it as a final rejection of every
+    line. Now it asks and books what the switch says: every beneficiary's right outcome."""
+    lab.switch.lose = {0: reasons.DUPLICATE_MESSAGE_ID}
+    treasury = await lab.treasury(mode="bulk", bulk_size=5, concurrency=1, files_in_flight=1)
+    payments = table()
+    await treasury.run(payments)
+    await treasury.wait_for_returns(2, timeout_s=10.0)
+    result = treasury.result(payments)
+    assert_correct(result, payments)
+    assert reasons.DUPLICATE_MESSAGE_ID not in result.by_reason
+    assert lab.switch.received == Counter(p.end_to_end_id for p in payments)  # none resent
 
 
 async def test_transfers_never_final_end_unresolved_at_the_deadline(lab: Lab,

@@ -4,6 +4,7 @@ strangers only ok or not. Both signing modes; real servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +14,19 @@ import pytest
 from aiohttp import web
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
+from banks.behaviour import Behaviour
 from banks.ledger import Account
+from banks.payment_table import read_payment_table
+from banks.payout import PayoutStatus
+from banks.population import Mix, generate_population
+from banks.treasury import TreasurySettings
 from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
     AnswerNotAuthentic,
     Peer,
+    idempotency_key,
     wrap,
 )
 from protocol.keys import Signing
@@ -35,9 +42,11 @@ from protocol.messages import (
 )
 from protocol.runtime import bind, serve
 from protocol.settings import SettingsError
+from protocol.tls import client_context, make_lab_pki, server_context
+from switch.app import create_app
 from switch.config import parse_config
 from switch.gate import senders
-from switchlab.world import provision
+from switchlab.world import World, WorldSettings, provision
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -147,17 +156,18 @@ async def test_every_answer_of_the_switch_is_signed_for_its_asker(lab: SwitchLab
             assert response.status == expected, answer
             peer_key = lab.participants[bic].credentials.peer
             signing.verify_answer(response.headers, SWITCH_BIC, peer_key, response.status,
-                                  headers[signing.SIGNATURE_HEADER], answer)
+                                  headers, answer)
+            another = signing.sign(bic, lab.participants[bic].credentials.own,
+                                   SWITCH_MESSAGES_PATH, body)
             with pytest.raises(signing.SignatureError):  # not for another request
                 signing.verify_answer(response.headers, SWITCH_BIC, peer_key, response.status,
-                                      "0" * 64, answer)
+                                      another, answer)
             if lab.keys.switch["signing"] == "ed25519":
                 continue  # one switch key for all: the request's signature names the asker
             with pytest.raises(signing.SignatureError):  # signed with the asker's own secret
                 signing.verify_answer(response.headers, SWITCH_BIC,
                                       lab.participants[BANK_B].credentials.peer,
-                                      response.status, headers[signing.SIGNATURE_HEADER],
-                                      answer)
+                                      response.status, headers, answer)
 
 
 async def test_an_answer_changed_on_the_way_is_refused_as_no_answer(lab: SwitchLab) -> None:
@@ -174,7 +184,7 @@ async def test_an_answer_changed_on_the_way_is_refused_as_no_answer(lab: SwitchL
             body = (await answer.read()).replace(b"<TxSts>RJCT</TxSts>", b"<TxSts>ACSC</TxSts>")
             return web.Response(body=body, status=answer.status, headers={
                 name: value for name, value in answer.headers.items()
-                if name.startswith("X-Switchlab") or name == "Content-Type"})
+                if name in ("Signature-Input", "Signature", "Content-Digest", "Content-Type")})
 
     app = web.Application()
     app.router.add_post(SWITCH_MESSAGES_PATH, relay)
@@ -183,7 +193,7 @@ async def test_an_answer_changed_on_the_way_is_refused_as_no_answer(lab: SwitchL
     try:
         through_relay = Peer(session, f"{socket.base_url}{SWITCH_MESSAGES_PATH}", TREASURY,
                              lab.participants[TREASURY].credentials, SWITCH_BIC)
-        with pytest.raises(AnswerNotAuthentic, match="signature does not match"):
+        with pytest.raises(AnswerNotAuthentic, match="body does not match"):
             await through_relay.send(credit_transfers([transfer("E2E-RELAYED")]))
     finally:
         await runner.cleanup()
@@ -244,3 +254,98 @@ async def test_health_tells_anyone_only_ok_or_why_not(lab: SwitchLab) -> None:
         assert "storage failure" in body["reason"] and "disk full" not in body["reason"]
     status, details = await lab.admin("GET", "/v1/admin/health")
     assert status == 503 and details["journal_failure"] == "disk full"  # type: ignore[index]
+
+
+# ---- issue 22: mutual TLS, an option per participant ---------------------------------------
+
+
+def ask(about: str) -> StatusRequest:
+    return StatusRequest(msg_id=new_id("Q"), created_at=datetime.now(UTC),
+                         items=[StatusRequestItem(about)])
+
+
+async def test_issue22_a_participant_marked_mtls_is_taken_only_with_its_client_certificate(
+        tmp_path: Path) -> None:
+    """The lab's authority and certificates made at start; the treasury marked `mtls: true`.
+    Its signed request is taken over TLS with its own client certificate, refused 401 with
+    another participant's certificate or none; BANK_A, not marked, needs TLS alone."""
+    pki = make_lab_pki(tmp_path / "pki", [SWITCH_BIC, TREASURY, BANK_A])
+    lab = SwitchLab(tmp_path / "switch.sqlite", tls=pki[SWITCH_BIC].model_dump(mode="json"))
+    data = lab.config_data(await lab.start_participants())
+    for participant in data["participants"]:  # type: ignore[attr-defined]
+        participant["mtls"] = participant["bic"] == TREASURY
+    lab.config = parse_config(data)
+    assert lab.switch_socket is not None
+    runner = await serve(create_app(lab.config), lab.switch_socket,
+                         server_context(pki[SWITCH_BIC]))
+    url = f"https://127.0.0.1:{lab.port}{SWITCH_MESSAGES_PATH}"
+    tls_alone = ssl.create_default_context(cafile=str(pki[SWITCH_BIC].authority))
+    try:
+        async with (aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                        ssl=client_context(pki[TREASURY]))) as own,
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                        ssl=client_context(pki[BANK_A]))) as another,
+                    aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=tls_alone)) as bare):
+            treasury = lab.participants[TREASURY].credentials
+            taken = await Peer(own, url, TREASURY, treasury, SWITCH_BIC).send(ask("E2E-T"))
+            assert taken.status == 200
+            for session in (another, bare):
+                refused = await Peer(session, url, TREASURY, treasury, SWITCH_BIC).send(
+                    ask("E2E-T"))
+                assert refused.status == 401 and "mutual TLS" in refused.text
+            bank = lab.participants[BANK_A].credentials
+            assert (await Peer(bare, url, BANK_A, bank, SWITCH_BIC).send(ask("E2E-B"))
+                    ).status == 200
+    finally:
+        await runner.cleanup()
+        await lab.stop()
+
+
+def test_issue22_mtls_needs_the_switchs_tls_files(tmp_path: Path) -> None:
+    lab, socket = SwitchLab(tmp_path / "switch.sqlite"), bind()
+    data = lab.config_data({TREASURY: socket})
+    socket.sock.close()
+    data["participants"][0]["mtls"] = True  # type: ignore[index]
+    with pytest.raises(SettingsError, match="mtls: true, which needs the switch's tls"):
+        parse_config(data)
+
+
+async def test_issue22_an_admin_change_names_itself_and_a_replay_changes_nothing(
+        tmp_path: Path) -> None:
+    """A change through the admin API carries an Idempotency-Key: without one it is refused
+    400; the same request again (a replay, or a retry) is 409 and closes no second cycle."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    url, token = f"{lab.url}/v1/admin/settlement/close", {"Authorization": "Bearer t0ken"}
+    try:
+        async with lab.session.post(url, headers=token) as response:
+            assert response.status == 400 and "Idempotency-Key" in await response.text()
+        captured = token | idempotency_key()
+        async with lab.session.post(url, headers=captured) as response:
+            assert response.status == 200 and (await response.json())["cycle_id"] == 1
+        async with lab.session.post(url, headers=captured) as response:
+            assert response.status == 409 and "already used" in await response.text()
+        status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+        assert status == 200 and summary["cycle_id"] == 2  # type: ignore[index]
+    finally:
+        await lab.stop()
+
+
+async def test_issue22_a_lab_with_mutual_tls_everywhere_pays_its_table(tmp_path: Path) -> None:
+    """The lab makes its authority and certificates at start; every participant is marked
+    mtls, every server speaks HTTPS and every client shows its certificate: a payout (the
+    directory's links, verification, bulk files, reports and returns) goes through whole."""
+    population = generate_population(60, 4, Mix(participants={BANK_A: 0.5, BANK_B: 0.5}))
+    population.write_payment_table(tmp_path / "table.csv")
+    world = World(WorldSettings(tmp_path / "lab", {BANK_A: Behaviour(), BANK_B: Behaviour()},
+                                treasury=TreasurySettings(mode="bulk", bulk_size=20),
+                                mtls=True))
+    await world.start(population)
+    try:
+        assert world.switch_url.startswith("https://")
+        result = await world.treasury.run(read_payment_table(tmp_path / "table.csv"))
+        assert result.by_status[PayoutStatus.UNRESOLVED] == 0
+        assert result.by_status[PayoutStatus.PAID] > 0
+        assert await world.reconcile(result) == []
+    finally:
+        await world.stop()

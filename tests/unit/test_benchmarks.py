@@ -8,6 +8,8 @@ read, never assertions.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -46,13 +48,31 @@ def test_sign_and_verify_a_message(benchmark, mode: str, transactions: int) -> N
 
     def sign_and_verify() -> str:
         headers = signing.sign("TRSYVNV1", keys.own, "/v1/messages", body)
-        return signing.verify(headers, "/v1/messages", body, {"TRSYVNV1": keys.peer})
+        return signing.verify("POST", "/v1/messages", headers, body, {"TRSYVNV1": keys.peer})
 
     assert benchmark(sign_and_verify) == "TRSYVNV1"
     forged = signing.sign("TRSYVNV1", credentials(mode, b"someone else's").own, "/v1/messages",
                           body)
     with pytest.raises(signing.SignatureError):
-        signing.verify(forged, "/v1/messages", body, {"TRSYVNV1": keys.peer})
+        signing.verify("POST", "/v1/messages", forged, body, {"TRSYVNV1": keys.peer})
+
+
+@pytest.mark.parametrize("mode", ["hmac", "ed25519"])
+def test_sign_and_verify_a_message_before_issue22(benchmark, mode: str) -> None:
+    """The signature of before issue #22 (X-Switchlab-* headers over a short text with the
+    body's SHA-256 in hex), for comparison with test_sign_and_verify_a_message[1]: the same
+    primitives, so the difference is the RFC 9421 profile's own cost."""
+    keys, body = credentials(mode), MESSAGES[1]
+
+    def text() -> bytes:
+        return "\n".join(("switchlab/1 request", "TRSYVNV1", str(int(time.time())),
+                          "/v1/messages", hashlib.sha256(body).hexdigest())).encode()
+
+    def sign_and_verify() -> bool:
+        signature = keys.own.sign(text()).hex()
+        return keys.peer.verify(text(), bytes.fromhex(signature))
+
+    assert benchmark(sign_and_verify)
 
 
 def test_journal_write_of_1000_transfers(benchmark, tmp_path: Path) -> None:

@@ -94,7 +94,8 @@ def exchange(body: bytes, signed: bool = True, status: int = 200) -> Exchange:
     """The switch's forward and the bank's `body` in answer, as the relay records them."""
     request = codec.encode(wrap(SWITCH, BANK, forward()))
     headers = signing.sign(SWITCH, KEY, "/iso20022", request)
-    answered = (signing.sign_answer(BANK, KEY, status, headers[signing.SIGNATURE_HEADER], body)
+    answered = (signing.sign_answer(BANK, KEY, status, signing.request_signature(headers), body,
+                                    "application/xml") | {"Content-Type": "application/xml"}
                 if signed else {})
     return Exchange(1, "switch", "bank", "POST", "/iso20022", list(headers.items()), request,
                     0.0, "case", status, list(answered.items()), body, 0.1)
