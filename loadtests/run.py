@@ -21,10 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from lab.progress import Progress
 from loadtests.shape_names import SHAPE_NAMES
 from loadtests.target import DEFAULT_ACCOUNTS
 from protocol.runtime import LOOPBACK, bind, child_environment
-from switchlab.progress import Progress
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 TARGET_START_S = 60.0

@@ -21,8 +21,8 @@ from typing import Any
 from banks.behaviour import Behaviour
 from banks.population import Population, generate_population
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS, SWITCH_BIC, TREASURY_BIC
+from lab.world import World, WorldSettings
 from protocol.runtime import run_event_loop, stop_on_signals
-from switchlab.world import World, WorldSettings
 
 MAX_SECONDS = 3_600.0
 DEFAULT_ACCOUNTS = 20_000

@@ -6,7 +6,7 @@ expectations come on top, and a protocol bug the scenario expects to find excuse
 invariant it breaks for that participant. Faults come from the participants' behaviour and
 from the timeline, which the runner applies when each event's trigger comes (a second of the
 run, or a share of the table settled): over the admin APIs, or by killing and restarting the
-switch process. While it runs, a live page shows the day (switchlab/live.py).
+switch process. While it runs, a live page shows the day (lab/live.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from banks.payment_table import PaymentTable, read_payment_table
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus
 from banks.population import Population, generate_population
 from banks.reconcile import Balance, SwitchTotals, reconcile
+from lab import postgres
+from lab.live import Monitor, watching
+from lab.world import World, WorldSettings
 from protocol.messages import TxStatus
 from scenarios.expectations import Bug, Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
-from switchlab import postgres
-from switchlab.live import Monitor, watching
-from switchlab.world import World, WorldSettings
 
 
 @dataclass

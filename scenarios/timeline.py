@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from banks.behaviour import Behaviour
 from banks.config_types import LabParticipantBic
 from banks.treasury import MAX_RUN_S
+from lab import postgres
+from lab.world import World
 from scenarios.named import Registry
-from switchlab import postgres
-from switchlab.world import World
 
 MAX_NOTE_CHARS = 500
 MAX_DELAY_S = 3_600.0

@@ -10,7 +10,7 @@ same run, so that the ratios mean something on any machine.
 - codec: our decode + encode per transaction against bare lxml parse + serialise;
 - signing: what signing and checking one message costs in each signing mode (hmac and
   ed25519), the instant runs themselves using the mode `signing` chooses;
-- the machine itself this hour (switchlab/machine.py), since absolute figures move with it.
+- the machine itself this hour (lab/machine.py), since absolute figures move with it.
 
 Topology, the same for floor and switch: the forwarder or the switch is a process of its own;
 in the instant runs the load generator and the creditor bank share a second one; in the bulk
@@ -44,6 +44,10 @@ from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from lab import postgres
+from lab.machine import busy_cpu_s, probe
+from lab.progress import Progress, stage
+from lab.world import World, WorldSettings
 from protocol import signing
 from protocol.codec import decode, encode
 from protocol.http import wrap
@@ -57,10 +61,6 @@ from protocol.messages import (
 )
 from protocol.runtime import bind, serve, start_process, stop_process
 from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
-from switchlab import postgres
-from switchlab.machine import busy_cpu_s, probe
-from switchlab.progress import Progress, stage
-from switchlab.world import World, WorldSettings
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank
 # The mock participants stand in for other banks' machines: on a 2-core box they yield the CPU
@@ -192,7 +192,7 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
     creditor_socket = bind()
     runner = await serve(creditor_app, creditor_socket)
     forwarder, url = await start_process(
-        "-m", "switchlab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022",
+        "-m", "lab.forwarder", "--target", f"{creditor_socket.base_url}/iso20022",
         cwd=run_dir)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 

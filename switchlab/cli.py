@@ -19,6 +19,9 @@ from banks.payment_table import MAX_TABLE_ROWS
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import MAX_CONCURRENCY, TreasurySettings
 from conformance import command as conformance_command
+from lab import postgres, prometheus
+from lab.citizens import LINKED, LinkRequestsError, link_from_file
+from lab.prometheus import PrometheusUnavailable
 from loadtests.run import MAX_RUN_S as MAX_LOAD_S
 from loadtests.run import MAX_WORKERS as MAX_LOAD_WORKERS
 from loadtests.run import run_load
@@ -34,12 +37,10 @@ from scenarios.spec import LIBRARY, ScenarioError, json_schema, load_scenario, s
 from sim import command as simulate
 from switch.__main__ import main as switch_main
 from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
-from switchlab import journal, payout_register_command, postgres, prometheus, targets
+from switchlab import journal, payout_register_command, targets
 from switchlab.bench import run_bench, table
-from switchlab.citizens import LINKED, LinkRequestsError, link_from_file
 from switchlab.demo import DemoSettings, run_demo
 from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
-from switchlab.prometheus import PrometheusUnavailable
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 MAX_USERS = 10_000  # Locust users on one machine

@@ -20,9 +20,9 @@ from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from lab.live import watching
+from lab.world import World, WorldSettings
 from protocol.runtime import until_stopped
-from switchlab.live import watching
-from switchlab.world import World, WorldSettings
 
 RETURN_WAIT_S = 10.0
 

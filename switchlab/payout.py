@@ -74,13 +74,13 @@ from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED, answered
+from lab.citizens import lab_citizen, read_link_requests, write_verdicts
+from lab.world import World, WorldSettings
 from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from protocol.names import same_name
 from register.citizens import Register, read_register
-from switchlab.citizens import lab_citizen, read_link_requests, write_verdicts
-from switchlab.world import World, WorldSettings
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
 RUN_ID = "run_id"  # this run's name in the payout register, made once and kept for resumes

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from switchlab import postgres
+from lab import postgres
 
 _DATABASES = itertools.count(1)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from lab.world import Keys, provision
 from protocol.codec import new_id
 from protocol.http import (
     SWITCH_MESSAGES_PATH,
@@ -45,7 +46,6 @@ from protocol.signing import Credentials
 from switch.app import SWITCH, Switch, create_app
 from switch.config import parse_config
 from switch.transfer import wire_id
-from switchlab.world import Keys, provision
 
 SWITCH_BIC = "SWLBVNVX"
 TREASURY = "TRSYVNV1"

@@ -7,9 +7,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from switchlab import postgres
+from lab import postgres
+from lab.machine import durable_commits_per_s, round_trip_us_p50
 from switchlab.bench import LoopResult, run_bench
-from switchlab.machine import durable_commits_per_s, round_trip_us_p50
 
 pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from lab import postgres
 from protocol.messages import TxStatus
-from switchlab import postgres
 from tests.e2e.test_crash import (
     _creditors_told,
     _query,

@@ -101,7 +101,7 @@ async def test_issue_26_a_held_day_longer_than_the_old_window_shows_its_start_an
     """`demo --hold-s`, opened after more samples than the page used to keep (600): the
     charts still begin at the day's start; the positions say which cycle they are from, beside
     the closed one's; the cards are the charts' figures and the terminal's."""
-    monkeypatch.setattr("switchlab.live.SAMPLE_EVERY_S", 0.005)  # 600 samples in seconds
+    monkeypatch.setattr("lab.live.SAMPLE_EVERY_S", 0.005)  # 600 samples in seconds
     urls: list[str] = []
     settings = DemoSettings(beneficiaries=400, output_dir=tmp_path, progress=False,
                             hold_s=120)

@@ -13,8 +13,8 @@ from banks.population import Mix, Population, generate_population
 from banks.reconcile import SwitchTotals, reconcile
 from banks.registry import DEFAULT_SHARES
 from banks.treasury import TreasurySettings
+from lab.world import World, WorldSettings
 from switchlab.demo import DemoSettings, run_demo
-from switchlab.world import World, WorldSettings
 
 pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out
 

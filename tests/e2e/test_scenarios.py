@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from lab import postgres
 from scenarios.runner import run_scenario
 from scenarios.spec import load_scenario
-from switchlab import postgres
 from switchlab.cli import main
 
 pytestmark = pytest.mark.slow  # whole runs: `pytest -m "not slow"` leaves them out

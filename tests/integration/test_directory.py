@@ -1,5 +1,5 @@
 """The citizen-id directory, verification (acmt.023/024) and transfers by citizen id, against
-a real switch and real mock participants on 127.0.0.1 (switchlab/world.py)."""
+a real switch and real mock participants on 127.0.0.1 (lab/world.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from banks.ministry import payment_notices
 from banks.payment_table import Payment, PaymentTable
 from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
+from lab.citizens import REGISTER_ID
+from lab.world import World, WorldSettings
 from protocol import signing
 from protocol.codec import encode, new_id
 from protocol.directory import (
@@ -42,9 +44,7 @@ from protocol.messages import (
 )
 from protocol.population import CHECKS_PATH, MAX_CHECK_ROWS
 from protocol.signing import Credentials
-from switchlab.citizens import REGISTER_ID
 from switchlab.cli import main
-from switchlab.world import World, WorldSettings
 from tests.harness import until
 
 BANK, WALLET = "BFTVVNVX", "EWLAVNV1"

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
+from lab import postgres
 from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import SWITCH_MESSAGES_PATH, wrap
@@ -33,7 +34,6 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from switchlab import postgres
 from tests.conftest import new_database
 from tests.harness import (
     BANK_A,

@@ -18,6 +18,7 @@ from banks.behaviour import Behaviour
 from banks.ledger import BookingState
 from banks.population import Beneficiary, Population
 from banks.registry import TREASURY_BIC
+from lab.world import World, WorldSettings
 from protocol import reasons
 from protocol.codec import new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer
@@ -29,7 +30,6 @@ from protocol.messages import (
     StatusRequestItem,
     TxStatus,
 )
-from switchlab.world import World, WorldSettings
 from tests.harness import (
     BANK_A,
     BANK_B,

@@ -16,6 +16,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lab import postgres
 from protocol.codec import new_id
 from protocol.messages import (
     PaymentReturn,
@@ -23,7 +24,6 @@ from protocol.messages import (
     StatusRequest,
     StatusRequestItem,
 )
-from switchlab import postgres
 from tests.conftest import new_database
 from tests.harness import (
     BANK_A,

@@ -21,12 +21,12 @@ from banks.metrics import BankMetrics
 from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
 from banks.treasury import TreasurySettings
+from lab.world import World, WorldSettings
 from protocol import codec, reasons
 from protocol.http import wrap
 from protocol.messages import CreditTransferMessage
 from switch.states import TransferState
 from switch.transfer import Transfer
-from switchlab.world import World, WorldSettings
 from tests.harness import (
     BANK_A,
     BANK_B,

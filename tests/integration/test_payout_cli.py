@@ -12,10 +12,10 @@ from banks.behaviour import Behaviour
 from banks.population import Beneficiary, Population
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import TreasurySettings
+from lab.world import World, WorldSettings
 from protocol.keys import SwitchKeys
 from switchlab.cli import main
 from switchlab.payout import PayoutSettings, RemoteSwitch, pay_table
-from switchlab.world import World, WorldSettings
 
 BANK = "BFTVVNVX"
 

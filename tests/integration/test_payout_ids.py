@@ -15,11 +15,11 @@ from banks.payment_table import read_payment_table, retry_id
 from banks.payout import PayoutStatus
 from banks.population import Mix, generate_population
 from banks.treasury import TreasurySettings
+from lab.world import World, WorldSettings
 from protocol import reasons
 from protocol.http import SWITCH_MESSAGES_PATH, Peer
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
-from switchlab.world import World, WorldSettings
 from tests.harness import BANK_A, BANK_B, SWITCH_BIC, credit_transfers, transfer
 
 UNKNOWN_BIC = "NOBKVNVX"

@@ -17,9 +17,9 @@ from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
 from banks.treasury import TreasurySettings
+from lab import prometheus
+from lab.world import World, WorldSettings
 from switch.monitoring import DASHBOARD
-from switchlab import prometheus
-from switchlab.world import World, WorldSettings
 from tests.harness import BANK_A, BANK_B
 
 pytestmark = pytest.mark.skipif(prometheus.binary() is None, reason="prometheus is not "

@@ -20,6 +20,7 @@ from banks.payment_table import read_payment_table
 from banks.payout import PayoutStatus
 from banks.population import Mix, generate_population
 from banks.treasury import TreasurySettings
+from lab.world import World, WorldSettings, provision
 from protocol import codec, signing
 from protocol.codec import new_id
 from protocol.http import (
@@ -46,7 +47,6 @@ from protocol.tls import client_context, make_lab_pki, server_context
 from switch.app import create_app
 from switch.config import parse_config
 from switch.gate import senders
-from switchlab.world import World, WorldSettings, provision
 from tests.harness import (
     BANK_A,
     BANK_B,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("protocol", "switch", "banks", "register", "scenarios", "loadtests", "switchlab",
+PACKAGES = ("protocol", "switch", "banks", "register", "scenarios", "loadtests", "lab", "switchlab",
             "conformance", "sim")
 # What each package may import from the project, besides itself.
 ALLOWED = {
@@ -53,7 +53,7 @@ def test_importing_the_switch_loads_nothing_of_the_lab() -> None:
         [sys.executable, "-c", "import sys, switch.app, switch.__main__; print(' '.join("
          "sorted({m.split('.')[0] for m in sys.modules})))"],
         capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
-    assert {"banks", "register", "switchlab", "scenarios", "loadtests", "sim"}.isdisjoint(
+    assert {"banks", "register", "lab", "switchlab", "scenarios", "loadtests", "sim"}.isdisjoint(
         loaded), loaded
     assert {"switch", "protocol"} <= set(loaded)
 
@@ -65,6 +65,15 @@ def test_each_package_imports_only_what_lies_below_it() -> None:
             continue
         outside = {m for m in imports if m.split(".")[0] not in ALLOWED[package] | {package}}
         assert not outside, f"{module} imports {sorted(outside)}"
+
+
+def test_nothing_below_the_command_imports_it() -> None:
+    """switchlab/ is the command, on top of everything: the lab (lab/), scenarios, load tests and
+    conformance stand beside or below it and never import it (issue #21's two floors)."""
+    importers = {module for module, imports in _graph().items()
+                 if not module.startswith("switchlab")
+                 and any(m.split(".")[0] == "switchlab" for m in imports)}
+    assert not importers, importers
 
 
 def test_only_the_command_line_imports_the_conformance_suite() -> None:

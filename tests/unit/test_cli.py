@@ -159,7 +159,7 @@ def test_a_table_with_no_payable_row_still_gives_the_ministry_its_errors(
 def test_issue_26_prometheus_asked_where_it_is_not_installed_is_one_line_before_the_day(
         command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr("switchlab.prometheus.shutil.which", lambda name: None)
+    monkeypatch.setattr("lab.prometheus.shutil.which", lambda name: None)
     status, _, err = run_cli([*command, "--prometheus", "--output", str(tmp_path / "o")],
                              capsys)
     assert status == 2

@@ -1,4 +1,4 @@
-"""What the live page is sent (switchlab/live.py): the whole day within its bound, merged and
+"""What the live page is sent (lab/live.py): the whole day within its bound, merged and
 never dropped, and rates a second that a terminal's transfers a second can be set beside
 (issue #26, frictions 2 and 3)."""
 
@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 
-from switchlab.live import (
+from lab.live import (
     MAX_SAMPLES,
     PAGE_POINTS,
     _bound,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from banks.population import Mix, generate_population
+from lab.citizens import register_of
 from register.citizens import RegisterFileError, read_register
 from register.service import ChecksIn
-from switchlab.citizens import register_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples" / "population"
 HEADER = ("citizen_id,full_name,birth_date,household_id,household_head,commune,district,"

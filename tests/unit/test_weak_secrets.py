@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import secrets
 
+from lab.world import provision
 from switch.config import parse_config, weak_secrets
-from switchlab.world import provision
 
 
 def config(secret: str, admin_token: str, metrics_token: str | None = None) -> dict:

@@ -31,10 +31,10 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 
+from lab.progress import Progress
+from lab.prometheus import PrometheusServer, lab_targets
+from lab.world import World
 from protocol.runtime import bind, serve
-from switchlab.progress import Progress
-from switchlab.prometheus import PrometheusServer, lab_targets
-from switchlab.world import World
 
 SAMPLE_EVERY_S = 0.25
 MAX_SAMPLES = 20_000  # past this the oldest half is merged in pairs: a day stays small

@@ -1,6 +1,6 @@
 """The benchmark's floor: a bare aiohttp forwarder, run as its own process like the switch.
 
-`python -m switchlab.forwarder --target URL` relays each POST body to URL and the answer back,
+`python -m lab.forwarder --target URL` relays each POST body to URL and the answer back,
 with no parsing, no signature and no journal: the most one process of aiohttp can move over
 the hops a switch uses. It prints "forwarder listening on URL" when ready.
 """
@@ -42,7 +42,7 @@ async def run(target_url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m switchlab.forwarder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lab.forwarder", description=__doc__)
     parser.add_argument("--target", required=True, help="URL every POST is relayed to")
     run_event_loop(run(parser.parse_args(argv).target))
     return 0

@@ -27,6 +27,15 @@ from banks.population import DEFAULT_PAYOUT_DATE, Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, SWITCH_BIC, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
+from lab import postgres
+from lab.citizens import (
+    MINISTRY_ID,
+    REGISTER_ID,
+    Citizens,
+    register_of,
+    register_settings,
+    start_register,
+)
 from protocol.directory import MAX_ENTRIES_PER_REQUEST
 from protocol.http import idempotency_key
 from protocol.keys import Signing, private_key_text, public_key_text, read_public_key
@@ -37,15 +46,6 @@ from protocol.tls import TlsFiles, make_lab_pki, server_context
 from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
-from switchlab import postgres
-from switchlab.citizens import (
-    MINISTRY_ID,
-    REGISTER_ID,
-    Citizens,
-    register_of,
-    register_settings,
-    start_register,
-)
 
 SWITCH_START_S = 30.0
 BOOKS_SETTLE_S = 5.0  # confirmations to creditors still on their way after the last answer
