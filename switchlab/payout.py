@@ -36,6 +36,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -71,7 +72,7 @@ from banks.payout_trace import (
 )
 from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
-from banks.registry import PARTICIPANTS, TREASURY_BIC
+from banks.registry import PARTICIPANTS, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED, answered
 from protocol.ids import is_bic
@@ -131,12 +132,22 @@ class PayoutSettings:
     links_file: Path | None = None  # citizens' own link requests
     payout_register: Path | None = None  # the treasury's; None: register_path()
 
+    @property
+    def treasury_bic(self) -> str:
+        return self.remote.bic if self.remote is not None else TREASURY_BIC
+
+    @property
+    def issuer(self) -> str:
+        """The treasury as the lists for people name it: its name and BIC in the lab."""
+        return (self.treasury_bic if self.remote is not None
+                else f"{TREASURY.name} — {TREASURY_BIC}")
+
     def register_path(self) -> Path:
-        """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output."""
+        """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output:
+        one register per treasury per folder of runs (docs/payment-table.md)."""
         if self.payout_register is not None:
             return self.payout_register
-        bic = self.remote.bic if self.remote is not None else TREASURY_BIC
-        return self.output.resolve().parent / REGISTER_FOLDER / f"{bic}.sqlite"
+        return self.output.resolve().parent / REGISTER_FOLDER / f"{self.treasury_bic}.sqlite"
 
 
 @dataclass
@@ -462,7 +473,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
             _attempt_id(payments.end_to_end_id(index), attempt)
             for attempt in range(attempts[index] + 1)], treasury.verified, linked)
         files, figures = write_files(settings.output, table, earlier, run, mismatches,
-                                     register, run_id)
+                                     register, run_id, settings.issuer)
     finally:
         if world is not None:
             await world.stop()
@@ -494,8 +505,8 @@ def write_table_errors(path: Path, table: CheckedTable) -> None:
 
 
 def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows,
-                mismatches: list[Mismatch], register: PayoutRegister, run_id: str
-                ) -> tuple[dict[str, Path], Figures]:
+                mismatches: list[Mismatch], register: PayoutRegister, run_id: str,
+                issuer: str) -> tuple[dict[str, Path], Figures]:
     """Results (every row of the table, in one pass that also counts and settles this run's
     keys in the register), the lists for people, the table's errors, the summary and the
     report; their paths, and the figures."""
@@ -521,10 +532,11 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                     register.settle(run_id, settled)
                     settled.clear()
     register.settle(run_id, settled)
-    files |= cash_list.write_list(out, "cash_list", listed[CASH], "Danh sách chi trả tiền mặt",
+    heading = cash_list.Heading(issuer, datetime.now(UTC).astimezone().date())
+    files |= cash_list.write_list(out, "cash_list", listed[CASH], cash_list.CASH_LIST, heading,
                                   table.delimiter)
-    files |= cash_list.write_list(out, "deceased", listed[DECEASED],
-                                  "Danh sách người hưởng đã qua đời", table.delimiter)
+    files |= cash_list.write_list(out, "deceased", listed[DECEASED], cash_list.DECEASED_LIST,
+                                  heading, table.delimiter)
     write_table_errors(files["table_errors.csv"], table)
     summary: dict[str, object] = figures.as_dict() | {
         "settled_vnd": run.result.settled_vnd, "returned_vnd": run.result.returned_vnd,
