@@ -162,6 +162,7 @@ class Report:
     reconciled_with: str
     figures: Figures  # every row of the table: the counts shown everywhere
     notes: list[str] = field(default_factory=list)  # what the lab and the register said
+    register_path: Path | None = None  # the treasury's payout register this run used
 
     @property
     def exit_code(self) -> int:
@@ -486,7 +487,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
     return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures,
-                  notes)
+                  notes, settings.register_path())
 
 
 def _show(bar: tqdm, done: int, total: int) -> None:
@@ -588,7 +589,11 @@ def describe(report: Report) -> str:
                      "already; none was sent again.")
     if figures.counts["earlier"]:
         lines.append(f"Register: {plural(figures.counts['earlier'], 'row')} paid, listed or "
-                     "being paid by another run, not paid again (why: results.csv)")
+                     "being paid by another run of this treasury in this folder, not paid "
+                     "again (why: results.csv)")
+    if report.register_path is not None:
+        lines.append(f"Payout register (one per treasury per folder of runs; "
+                     f"--payout-register for another): {report.register_path}")
     if table.problems:
         lines.append(f"Table: {plural(figures.counts['refused'], 'bad row')} not paid, listed "
                      f"with their line in {report.files['table_errors.csv']}")
