@@ -440,7 +440,9 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury.maybe_sent = {e2e for e2e in map(current.end_to_end_id, range(len(current)))
                                    if e2e not in treasury.final}
         state.set(STARTED, "1")
-        bar = tqdm(total=len(current), unit="row", disable=not settings.progress)
+        verifying = settings.treasury.verify
+        bar = tqdm(total=len(current), unit="row", disable=not settings.progress,
+                   desc=VERIFYING if verifying else PAYING)
         try:
             for _ in range(MAX_ATTEMPTS):
                 await treasury.run(current, lambda done, total: _show(bar, done, total))
@@ -490,9 +492,16 @@ async def pay_table(settings: PayoutSettings) -> Report:
                   notes, settings.register_path())
 
 
+VERIFYING = "verifying accounts (acmt.023)"  # the bar's label before the first final status
+PAYING = "paying (rows final)"
+
+
 def _show(bar: tqdm, done: int, total: int) -> None:
     """The bar at `done` rows final of `total` the run pays (its stopped rows are not among
-    them): it reaches 100 % when every row is final."""
+    them): it reaches 100 % when every row is final. Its first call ends verification: the
+    bar is labelled as paying from then on."""
+    if bar.desc != PAYING:
+        bar.set_description_str(PAYING, refresh=False)
     bar.total, bar.n = total, done
     bar.refresh()
 
