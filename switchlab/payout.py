@@ -22,7 +22,8 @@ lives beside the runs: a corrected table pays only what no run paid or listed.
 
 Exit status: 0 when every good row is paid or on a list (cash, deceased, table errors);
 1 when the books do not reconcile or a row is left unresolved; 2 when the table or the
-arguments are wrong (nothing is paid).
+arguments are wrong (nothing is paid); 141 when the terminal's reader closed the output
+(`| head`: switchlab/cli.py OUTPUT_CLOSED), the run's files written.
 """
 
 from __future__ import annotations
