@@ -91,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(path)
     except ScenarioError as error:
-        print(f"invalid scenario:\n{error}", file=sys.stderr)
+        print(f"switchlab run: invalid scenario: {error}" if "\n" not in str(error)
+              else f"switchlab run: invalid scenario:\n{error}", file=sys.stderr)
         return INVALID
     if scenario.switch.get("journal") == "postgresql" and (
             why := postgres.unavailable()) is not None:
