@@ -477,7 +477,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
             _attempt_id(payments.end_to_end_id(index), attempt)
             for attempt in range(attempts[index] + 1)], treasury.verified, linked)
         files, figures = write_files(settings.output, table, earlier, run, mismatches,
-                                     register, run_id, settings.issuer)
+                                     register, run_id, settings.issuer, settings.table)
     finally:
         if world is not None:
             await world.stop()
@@ -517,7 +517,7 @@ def write_table_errors(path: Path, table: CheckedTable) -> None:
 
 def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows,
                 mismatches: list[Mismatch], register: PayoutRegister, run_id: str,
-                issuer: str) -> tuple[dict[str, Path], Figures]:
+                issuer: str, table_file: Path) -> tuple[dict[str, Path], Figures]:
     """Results (every row of the table, in one pass that also counts and settles this run's
     keys in the register), the lists for people, the table's errors, the summary and the
     report; their paths, and the figures."""
@@ -543,7 +543,8 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                     register.settle(run_id, settled)
                     settled.clear()
     register.settle(run_id, settled)
-    heading = cash_list.Heading(issuer, datetime.now(UTC).astimezone().date())
+    written_at = datetime.now(UTC).astimezone()
+    heading = cash_list.Heading(issuer, written_at.date())
     files |= cash_list.write_list(out, "cash_list", listed[CASH], cash_list.CASH_LIST, heading,
                                   table.delimiter)
     files |= cash_list.write_list(out, "deceased", listed[DECEASED], cash_list.DECEASED_LIST,
@@ -554,6 +555,8 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
         "elapsed_s": round(run.result.elapsed_s, 3),
         "messages": {"pacs008": run.result.submissions, "pacs028": run.result.inquiries,
                      "resent_after_ag09": run.result.resends},
+        "table": table_file.name, "written_at": written_at.isoformat(timespec="seconds"),
+        "treasury": issuer,
         "table_sha256": table.sha256, "run_id": run_id, "register": str(register.path),
         "ignored_columns": table.ignored_columns,
         "reconciliation": [m.as_dict() for m in mismatches]}
