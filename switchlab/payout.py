@@ -501,7 +501,7 @@ def _show(bar: tqdm, done: int, total: int) -> None:
     """The bar at `done` rows final of `total` the run pays (its stopped rows are not among
     them): it reaches 100 % when every row is final. Its first call ends verification: the
     bar is labelled as paying from then on."""
-    if bar.desc != PAYING:
+    if not bar.disable and bar.desc != PAYING:  # a disabled bar (--no-progress) has no label
         bar.set_description_str(PAYING, refresh=False)
     bar.total, bar.n = total, done
     bar.refresh()

@@ -21,3 +21,10 @@ def test_the_payout_bar_is_labelled_verifying_then_paying() -> None:
     lines = shown.getvalue().replace("\r", "\n")
     assert f"{VERIFYING}:   0%" in lines and "0/7" in lines
     assert f"{PAYING}: 100%" in lines and "6/6" in lines
+
+
+def test_a_disabled_bar_takes_the_calls_too() -> None:
+    """--no-progress: tqdm(disable=True) has no label to change."""
+    bar = tqdm(total=7, unit="row", desc=VERIFYING, disable=True)
+    _show(bar, 6, 6)
+    assert (bar.total, bar.n) == (6, 6)
