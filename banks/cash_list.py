@@ -4,8 +4,10 @@ table's own delimiter; and the ministry's list of the deceased in the same shape
 
 The spreadsheet is written with openpyxl (a real Office Open XML file, not a CSV renamed):
 citizen ids are text cells, so 040160012309 keeps its zero; amounts are numbers with a
-thousands format; each commune's rows are numbered from 1, with a total per programme and
-for the commune, and a column for the recipient's signature.
+thousands format that shows dots (750.000) whatever the reader's locale; each commune's rows
+are numbered from 1, with a total per programme and for the commune. The cash list has a
+column for the recipient's signature; the deceased list has none and says it is not to be
+paid (a clerk must never read it as a list to pay).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import itertools
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -41,15 +45,37 @@ UNKNOWN_PLACE = "(chưa ghi)"
 LIST_COLUMNS = ("line", "province", "district", "commune", "citizen_id", "full_name", "address",
                 "programme", "programme_vi", "period", "arrears", "amount_vnd", "status",
                 "reason_code", "reason_vi", "reason_en", "end_to_end_id")
-# The printed sheet, in Vietnamese: (heading, field of a list row, column width in characters)
-SHEET_COLUMNS = (("STT", "number", 5), ("Họ và tên", "full_name", 26),
-                 ("Số CCCD", "citizen_id", 14), ("Địa chỉ", "address", 26),
-                 ("Chương trình", "programme_vi", 20), ("Kỳ", "period", 9),
-                 ("Truy lĩnh", "arrears", 18), ("Số tiền (đồng)", "amount_vnd", 14),
-                 ("Lý do chi tiền mặt", "reason_vi", 34), ("Dòng bảng", "line", 8),
-                 ("Ký nhận", "signature", 18))
-AMOUNT_FORMAT = "#,##0"
-ROW_HEIGHT_PT = 30
+
+
+@dataclass(frozen=True)
+class ListKind:
+    """What a list for people is for, on paper: its title, the line under it saying what to
+    do with it, the heading of its reason column, and whether each row is signed for."""
+
+    title: str
+    purpose: str
+    reason_heading: str
+    signed: bool
+
+    def columns(self) -> tuple[tuple[str, str, int], ...]:
+        """The printed sheet, in Vietnamese: (heading, field of a list row, width in
+        characters)."""
+        columns = (("STT", "number", 5), ("Họ và tên", "full_name", 26),
+                   ("Số CCCD", "citizen_id", 14), ("Địa chỉ", "address", 26),
+                   ("Chương trình", "programme_vi", 20), ("Kỳ", "period", 9),
+                   ("Truy lĩnh", "arrears", 18), ("Số tiền (đồng)", "amount_vnd", 14),
+                   (self.reason_heading, "reason_vi", 34), ("Dòng bảng", "line", 8))
+        return (*columns, ("Ký nhận (ký, ghi rõ họ tên)", "signature", 22)) if self.signed \
+            else columns
+
+
+CASH_LIST = ListKind("Danh sách chi trả tiền mặt",
+                     "Bưu điện chi trả tiền mặt cho những người có tên dưới đây; người nhận "
+                     "ký nhận.", "Lý do chi tiền mặt", signed=True)
+DECEASED_LIST = ListKind("Danh sách người hưởng đã qua đời",
+                         "KHÔNG CHI TRẢ. Gửi lại Bộ để điều chỉnh danh sách hưởng; không dùng "
+                         "để chi tiền.", "Lý do", signed=False)
+ROW_HEIGHT_PT = 32  # room to sign, as the HTML's 1.1 cm box
 MAX_SHEET_TITLE_CHARS = 31  # Excel's limit for a sheet's name
 
 
@@ -123,14 +149,46 @@ def totals(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, int]]:
     return [(name, people[name], amounts[name]) for name in sorted(people)]
 
 
-def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], title: str) -> None:
-    """The list as a workbook: one sheet, grouped by commune (rows `in_order`), each with its
-    heading, numbered rows, a total per programme and one for the commune, and a page break
-    after it; the list's totals at the end. A4 landscape, one page wide. Written streaming
-    (openpyxl's write-only mode): a cash list may have a million rows."""
+@dataclass(frozen=True)
+class Heading:
+    """Who issues a list, for which period(s), made when: the line under its title."""
+
+    issuer: str
+    made_on: date
+
+    def line(self, rows: Iterable[Mapping[str, Any]]) -> str:
+        periods = sorted({str(r["period"]) for r in rows if r["period"]})
+        return (f"Đơn vị lập: {self.issuer} — Kỳ: {', '.join(periods) or '(không ghi)'} — "
+                f"Ngày lập: {self.made_on:%d/%m/%Y}")
+
+
+def vnd(amount_vnd: int) -> str:
+    """An amount as Vietnamese write it: dots between thousands (750.000)."""
+    return f"{amount_vnd:,}".replace(",", ".")
+
+
+def amount_format(amount_vnd: int) -> str:
+    """A number format that shows `amount_vnd` with dots between thousands in any locale.
+    Excel's `#,##0` shows the reader's own separator (750,000 in an English Excel), and a
+    format with literal dots fits one size of number only (`#\\.##0` shows 500 as .500), so
+    each cell gets the format for its own number of digit groups: `###\\.###\\.##0` for
+    millions."""
+    groups = max(1, (len(str(abs(amount_vnd))) + 2) // 3)
+    return "#,##0" if amount_vnd < 0 else "###\\." * (groups - 1) + "##0"
+
+
+def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
+               heading: Heading) -> None:
+    """The list as a workbook: one sheet, its title, issuer, period(s), date and purpose at
+    the top with the column headings (repeated at the top of every printed page), then
+    grouped by commune (rows `in_order`), each with its heading, numbered rows, a total per
+    programme and one for the commune, the signature lines and a page break; the list's
+    totals at the end. A4 landscape, one page wide, rows tall enough to sign. Written
+    streaming (openpyxl's write-only mode): a cash list may have a million rows."""
+    columns = kind.columns()
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(title[:MAX_SHEET_TITLE_CHARS])
-    for letter, (_, _, width) in zip(COLUMN_LETTERS, SHEET_COLUMNS, strict=False):
+    sheet = book.create_sheet(kind.title[:MAX_SHEET_TITLE_CHARS])
+    for letter, (_, _, width) in zip(COLUMN_LETTERS, columns, strict=False):
         sheet.column_dimensions[letter].width = width
     sheet.page_setup.orientation = "landscape"
     sheet.page_setup.paperSize = "9"  # A4, in the ECMA-376 numbering
@@ -140,30 +198,40 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], title: str) -> Non
     # every row tall enough to sign in and for a reason on two lines (a height a row would
     # cost an object a row, and a list may have a million)
     sheet.sheet_format.defaultRowHeight, sheet.sheet_format.customHeight = ROW_HEIGHT_PT, True
-    writer = _Rows(sheet)
-    writer.heading(title, Font(bold=True, size=14))
+    writer = _Rows(sheet, len(columns))
+    writer.heading(kind.title, Font(bold=True, size=14))
+    writer.heading(heading.line(rows), Font(size=11), blank_before=False)
+    writer.heading(kind.purpose, Font(bold=True, size=11), blank_before=False)
+    writer.add([_cell(sheet, title, BOLD, border=True) for title, _, _ in columns])
+    sheet.print_title_rows = f"1:{writer.row}"
+    amount_column = next(i for i, (_, name, _) in enumerate(columns) if name == "amount_vnd")
     for (province, district, commune), group in communes(rows):
         writer.heading(f"{commune} — {district} — {province}", Font(bold=True, size=12))
-        writer.add([_cell(sheet, heading, BOLD, border=True) for heading, _, _ in SHEET_COLUMNS])
         for number, row in enumerate(group, 1):
-            writer.add([_value(sheet, field, row, number) for _, field, _ in SHEET_COLUMNS])
+            writer.add([_value(sheet, name, row, number) for _, name, _ in columns])
         for name, people, amount_vnd in totals(group):
-            writer.add(_total_row(sheet, f"Cộng {name}: {people:,} người", amount_vnd))
-        writer.add(_total_row(sheet, f"Cộng {commune}: {len(group):,} người",
+            writer.add(_total_row(sheet, len(columns), amount_column,
+                                  f"Cộng {name}: {people:,} người", amount_vnd))
+        writer.add(_total_row(sheet, len(columns), amount_column,
+                              f"Cộng {commune}: {len(group):,} người",
                               sum(r["amount_vnd"] for r in group), BOLD))
-        writer.add([None, _cell(sheet, "Người lập danh sách"), None, None, None, None, None,
-                    None, _cell(sheet, "Thủ trưởng đơn vị")])
+        signatures = [None] * len(columns)
+        signatures[1], signatures[amount_column] = (
+            _cell(sheet, f"Người lập danh sách\n{SIGN_HERE}", BOLD),
+            _cell(sheet, f"Thủ trưởng đơn vị\n{SIGN_HERE}", BOLD))
+        writer.add(signatures)
         sheet.row_breaks.append(Break(id=writer.row))
     writer.heading("Tổng hợp", Font(bold=True, size=12))
     for name, people, amount_vnd in totals(rows):
-        writer.add(_total_row(sheet, f"Tổng {name}: {people:,} người", amount_vnd, BOLD))
-    writer.add(_total_row(sheet, f"Tổng cộng: {len(rows):,} người",
+        writer.add(_total_row(sheet, len(columns), amount_column,
+                              f"Tổng {name}: {people:,} người", amount_vnd, BOLD))
+    writer.add(_total_row(sheet, len(columns), amount_column, f"Tổng cộng: {len(rows):,} người",
                           sum(r["amount_vnd"] for r in rows), BOLD))
     book.save(path)
 
 
+SIGN_HERE = "(ký, ghi rõ họ tên)"
 COLUMN_LETTERS = "ABCDEFGHIJKLMNOP"
-AMOUNT_COLUMN = next(i for i, (_, field, _) in enumerate(SHEET_COLUMNS) if field == "amount_vnd")
 BOLD = Font(bold=True)
 THIN = Side(style="thin")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
@@ -173,20 +241,20 @@ WRAPPED = Alignment(wrap_text=True, vertical="top")
 class _Rows:
     """A write-only sheet's rows, counted (for page breaks and merged headings)."""
 
-    def __init__(self, sheet: Worksheet) -> None:
-        self.sheet, self.row = sheet, 0
+    def __init__(self, sheet: Worksheet, width: int) -> None:
+        self.sheet, self.width, self.row = sheet, width, 0
 
     def add(self, cells: list[WriteOnlyCell | None]) -> None:
         self.sheet.append(cells)
         self.row += 1
 
-    def heading(self, text: str, font: Font) -> None:
-        """A line across the table's width, after a blank one."""
-        if self.row:
+    def heading(self, text: str, font: Font, blank_before: bool = True) -> None:
+        """A line across the table's width, after a blank one unless told."""
+        if self.row and blank_before:
             self.add([])
         self.add([_cell(self.sheet, text, font)])
         self.sheet.merged_cells.ranges.add(
-            f"A{self.row}:{COLUMN_LETTERS[len(SHEET_COLUMNS) - 1]}{self.row}")
+            f"A{self.row}:{COLUMN_LETTERS[self.width - 1]}{self.row}")
 
 
 def _cell(sheet: Worksheet, value: object, font: Font | None = None,
@@ -208,7 +276,8 @@ def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) ->
     if field == "signature":
         return _cell(sheet, "", border=True)
     if field == "amount_vnd":
-        return _cell(sheet, row["amount_vnd"], number_format=AMOUNT_FORMAT, border=True)
+        return _cell(sheet, row["amount_vnd"], number_format=amount_format(row["amount_vnd"]),
+                     border=True)
     cell = _cell(sheet, row[field] if isinstance(row[field], int) else str(row[field]),
                  border=True)
     if field == "citizen_id":  # text, so that a leading zero stays (and Excel says so)
@@ -218,11 +287,11 @@ def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) ->
     return cell
 
 
-def _total_row(sheet: Worksheet, label: str, amount_vnd: int, font: Font | None = None
-               ) -> list[WriteOnlyCell | None]:
-    cells: list[WriteOnlyCell | None] = [None] * len(SHEET_COLUMNS)
+def _total_row(sheet: Worksheet, width: int, amount_column: int, label: str, amount_vnd: int,
+               font: Font | None = None) -> list[WriteOnlyCell | None]:
+    cells: list[WriteOnlyCell | None] = [None] * width
     cells[1] = _cell(sheet, label, font)
-    cells[AMOUNT_COLUMN] = _cell(sheet, amount_vnd, font, AMOUNT_FORMAT)
+    cells[amount_column] = _cell(sheet, amount_vnd, font, amount_format(amount_vnd))
     return cells
 
 
@@ -231,7 +300,8 @@ body { font-family: "Times New Roman", serif; font-size: 11pt; margin: 1cm; }
 section { break-after: page; }
 section:last-of-type { break-after: auto; }
 h1 { font-size: 14pt; text-align: center; margin: 0 0 4pt; }
-p.where { text-align: center; margin: 0 0 10pt; }
+p.where { text-align: center; margin: 0 0 4pt; }
+p.purpose { text-align: center; font-weight: bold; margin: 0 0 10pt; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #000; padding: 3pt 4pt; vertical-align: top; }
 th { background: #eee; }
@@ -241,50 +311,53 @@ tr.total td { font-weight: bold; }
 footer { margin-top: 18pt; display: flex; justify-content: space-around; }
 @page { size: A4 landscape; margin: 1cm; }
 """
-HTML_HEADINGS = ("STT", "Họ và tên", "Số CCCD", "Địa chỉ", "Chương trình", "Kỳ", "Truy lĩnh",
-                 "Số tiền (đồng)", "Lý do", "Dòng", "Ký nhận")
-
-
-def write_html(path: Path, rows: Sequence[Mapping[str, Any]], title: str) -> None:
-    """A page per commune (rows `in_order`) for the browser's print: numbered rows, totals
-    per programme and for the commune, a box for each recipient's signature, and lines for
-    the clerk's and the head's signatures. Self-contained: no script, nothing fetched."""
+def write_html(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
+               heading: Heading) -> None:
+    """A page per commune (rows `in_order`) for the browser's print: the title, issuer,
+    period(s), date and purpose, numbered rows, totals per programme and for the commune, a
+    box for each recipient's signature (on a list that is signed for), and lines for the
+    clerk's and the head's signatures. Self-contained: no script, nothing fetched."""
     e = html.escape
+    headings = [title for title, _, _ in kind.columns()]
+    top = (f"<h1>{e(kind.title)}</h1><p class='where'>{e(heading.line(rows))}</p>"
+           f"<p class='purpose'>{e(kind.purpose)}</p>")
     parts = ["<!doctype html><html lang='vi'><head><meta charset='utf-8'>",
-             f"<title>{e(title)}</title><style>{PAGE_STYLE}</style></head><body>"]
+             f"<title>{e(kind.title)}</title><style>{PAGE_STYLE}</style></head><body>"]
     for (province, district, commune), group in communes(rows):
-        parts.append(f"<section><h1>{e(title)}</h1><p class='where'>{e(commune)} — "
-                     f"{e(district)} — {e(province)}</p><table><thead><tr>"
-                     + "".join(f"<th>{e(h)}</th>" for h in HTML_HEADINGS) + "</tr></thead><tbody>")
+        parts.append(f"<section>{top}<p class='where'>{e(commune)} — {e(district)} — "
+                     f"{e(province)}</p><table><thead><tr>"
+                     + "".join(f"<th>{e(h)}</th>" for h in headings) + "</tr></thead><tbody>")
         for number, row in enumerate(group, 1):
             cells = (number, row["full_name"], row["citizen_id"], row["address"],
                      row["programme_vi"], row["period"], row["arrears"])
             parts.append("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in cells)
-                         + f"<td class='n'>{row['amount_vnd']:,}</td><td>{e(row['reason_vi'])}"
-                         f"</td><td class='n'>{row['line']}</td><td class='sign'></td></tr>")
+                         + f"<td class='n'>{vnd(row['amount_vnd'])}</td><td>"
+                         f"{e(row['reason_vi'])}</td><td class='n'>{row['line']}</td>"
+                         + ("<td class='sign'></td>" if kind.signed else "") + "</tr>")
         for name, people, amount_vnd in totals(group):
-            parts.append(_html_total(f"Cộng {name}: {people:,} người", amount_vnd))
+            parts.append(_html_total(f"Cộng {name}: {people:,} người", amount_vnd, kind))
         parts.append(_html_total(f"Cộng {commune}: {len(group):,} người",
-                                 sum(r["amount_vnd"] for r in group)))
-        parts.append("</tbody></table><footer><span>Người lập danh sách</span>"
-                     "<span>Thủ trưởng đơn vị</span></footer></section>")
+                                 sum(r["amount_vnd"] for r in group), kind))
+        parts.append(f"</tbody></table><footer><span>Người lập danh sách<br>{SIGN_HERE}</span>"
+                     f"<span>Thủ trưởng đơn vị<br>{SIGN_HERE}</span></footer></section>")
     if not rows:
-        parts.append(f"<h1>{e(title)}</h1><p class='where'>Không có ai.</p>")
+        parts.append(f"{top}<p class='where'>Không có ai.</p>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")
 
 
-def _html_total(label: str, amount_vnd: int) -> str:
+def _html_total(label: str, amount_vnd: int, kind: ListKind) -> str:
     return (f"<tr class='total'><td></td><td colspan='6'>{html.escape(label)}</td>"
-            f"<td class='n'>{amount_vnd:,}</td><td colspan='3'></td></tr>")
+            f"<td class='n'>{vnd(amount_vnd)}</td>"
+            f"<td colspan='{len(kind.columns()) - 8}'></td></tr>")
 
 
-def write_list(folder: Path, stem: str, rows: Iterable[Mapping[str, Any]], title: str,
-               delimiter: str) -> dict[str, Path]:
+def write_list(folder: Path, stem: str, rows: Iterable[Mapping[str, Any]], kind: ListKind,
+               heading: Heading, delimiter: str) -> dict[str, Path]:
     """A list for people in its three shapes (stem.csv, stem.xlsx, stem.html); their paths."""
     ordered = in_order(rows)
     paths = {f"{stem}.{ext}": folder / f"{stem}.{ext}" for ext in ("csv", "xlsx", "html")}
     write_csv(paths[f"{stem}.csv"], ordered, delimiter)
-    write_xlsx(paths[f"{stem}.xlsx"], ordered, title)
-    write_html(paths[f"{stem}.html"], ordered, title)
+    write_xlsx(paths[f"{stem}.xlsx"], ordered, kind, heading)
+    write_html(paths[f"{stem}.html"], ordered, kind, heading)
     return paths

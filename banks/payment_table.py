@@ -232,6 +232,9 @@ class CheckedTable:
     sha256: str = ""
     lines: array[int] = field(default_factory=lambda: array("L"))  # each payment's line
     delimiter: str = ","  # the table's, kept by the files written back for its readers
+    # each refused line's cells as written (by column name), when its fields could be told
+    # apart: results.csv shows them, so a clerk need not go back to the table
+    refused_rows: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 class PaymentTableError(Exception):
@@ -397,6 +400,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> Checke
         problem = _row_problem(row)
         if problem:
             checked.problems.append((line, problem))
+            checked.refused_rows[line] = row
             continue
         payments.append(_payment(row, id_key))
         lines.append(line)
@@ -404,6 +408,13 @@ def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> Checke
     if repeated:
         refused = {line for line, _ in repeated}
         kept = [row for row, line in enumerate(lines) if line not in refused]
+        for row, line in enumerate(lines):
+            if line in refused:
+                payment = payments[row]
+                checked.refused_rows[line] = {
+                    "citizen_id": payment.citizen_id, "full_name": payment.full_name,
+                    "amount_vnd": str(payment.amount_vnd), "programme": payment.programme,
+                    "period": payment.period, "arrears": payment.arrears}
         checked.payments = payments.take(kept)
         lines = array("L", (lines[row] for row in kept))
         checked.problems += repeated

@@ -14,6 +14,7 @@ from typing import Any
 
 from banks.cash_list import programme_vi
 from banks.payout_trace import COUNTS
+from banks.registry import PARTICIPANTS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -23,12 +24,23 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .bar { background: #2471a3; height: 0.8em; display: inline-block; }
 .bad { color: #c0392b; font-weight: bold; } .good { color: #1e8449; font-weight: bold; }
 """
+# Vietnamese beside the English, where a clerk reads the report
+VI = {"rows": "số dòng", "refused": "dòng lỗi", "earlier": "đã xử lý ở lần chạy trước",
+      "stopped": "dừng trước khi chuyển", "sent": "đã gửi", "resent": "gửi lại",
+      "paid": "đã chi trả", "returned": "bị trả lại", "rejected": "bị từ chối",
+      "unresolved": "chưa có kết quả", "cash": "chi tiền mặt", "deceased": "đã qua đời",
+      "Counts": "Số liệu", "Outcomes by reason": "Kết quả theo lý do",
+      "By bank": "Theo ngân hàng", "By programme": "Theo chương trình"}
 STATUSES = ("paid", "returned", "rejected", "stopped", "unresolved", "earlier", "refused")
 DEFINITIONS = {
     "rows": "rows of the table (good and refused)",
     "refused": "refused by the table's check: table_errors.csv, back to the ministry",
     "earlier": "paid, listed or being paid by another run of this treasury (the register)",
-    "stopped": "verification said no: never sent",
+    "stopped": "never sent: the bank's verification said no (acmt.024: closed, blocked, "
+               "another holder, deceased) or, with --register, the population register's "
+               "check stopped it (MD07 dead since the list, BE06 an unknown CCCD, C601 "
+               "another name, C602 another birth date); each code under 'Outcomes by "
+               "reason'",
     "sent": "sent at least once by this run",
     "resent": "sent again under a new end-to-end id after a transient rejection",
     "paid": "settled and kept by the beneficiary",
@@ -45,11 +57,16 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
     e = html.escape
     counts, amounts = summary["counts"], summary["amounts_vnd"]
     rows = max(counts["rows"], 1)
+    table = summary.get("table", "")
+    written = summary.get("written_at", "")
+    named = f"{table}, {written[:10]}" if table else summary["run_id"]
     parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-             f"<title>Payout report {e(summary['run_id'])}</title><style>{STYLE}</style>"
-             "</head><body><h1>Payout report</h1>",
-             f"<p>Run <code>{e(summary['run_id'])}</code> of the table with SHA-256 "
-             f"<code>{e(summary['table_sha256'])}</code>; register <code>"
+             f"<title>Payout report: {e(named)}</title><style>{STYLE}</style>"
+             f"</head><body><h1>Payout report: {e(table or 'payment table')} "
+             f"<small lang='vi'>(Báo cáo chi trả)</small></h1>",
+             f"<p>Table <b>{e(table)}</b>, paid by {e(summary.get('treasury', ''))}; report "
+             f"written {e(written.replace('T', ' '))}. Run <code>{e(summary['run_id'])}</code>"
+             f", table SHA-256 <code>{e(summary['table_sha256'])}</code>; register <code>"
              f"{e(summary['register'])}</code>.</p>"]
     mismatches = summary["reconciliation"]
     parts.append("<p class='bad'>Reconciliation failed: " + "; ".join(
@@ -57,32 +74,49 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
         "<p class='good'>No reconciliation mismatch.</p>")
     parts.append(f"<p>Debited (settled) {summary['settled_vnd']:,} VND, of which returned "
                  f"{summary['returned_vnd']:,} VND.</p>")
-    parts.append("<h2>Counts</h2><table><tr><th>count</th><th class='n'>rows</th>"
+    parts.append(f"<h2>Counts {_vi('Counts')}</h2><table><tr><th>count</th><th class='n'>rows</th>"
                  "<th class='n'>VND</th><th>share of the table</th><th>what it is</th></tr>")
     for name in COUNTS:
         share = counts[name] / rows
         amount = f"{amounts[name]:,}" if name in amounts else ""
-        parts.append(f"<tr><td>{name}</td><td class='n'>{counts[name]:,}</td><td class='n'>"
+        parts.append(f"<tr><td>{name} {_vi(name)}</td><td class='n'>{counts[name]:,}</td>"
+                     "<td class='n'>"
                      f"{amount}</td><td><span class='bar' style='width:"
                      f"{share * 12:.2f}em'></span> {share:.1%}</td>"
                      f"<td>{e(DEFINITIONS[name])}</td></tr>")
-    parts.append("</table><h2>Outcomes by reason</h2><table><tr><th>status</th><th>code</th>"
+    parts.append(f"</table><h2>Outcomes by reason {_vi('Outcomes by reason')}</h2><table><tr>"
+                 "<th>status</th><th>code</th>"
                  "<th>reason</th><th class='n'>rows</th><th class='n'>VND</th></tr>")
     for reason in summary["by_reason"]:
-        parts.append(f"<tr><td>{e(reason['status'])}</td><td>{e(reason['reason_code'] or '-')}"
+        parts.append(f"<tr><td>{e(reason['status'])} {_vi(reason['status'])}</td>"
+                     f"<td>{e(reason['reason_code'] or '-')}"
                      f"</td><td>{e(reason['reason_text'][:300])}</td><td class='n'>"
                      f"{reason['count']:,}</td><td class='n'>{reason['amount_vnd']:,}</td></tr>")
     parts.append("</table>")
     for title, key, what in (("By bank", "by_bank", "bank (BIC)"),
                              ("By programme", "by_programme", "programme")):
-        parts.append(f"<h2>{title}</h2><p>Rows, and VND below them.</p><table><tr>"
-                     f"<th>{what}</th>" + "".join(f"<th class='n'>{s}</th>" for s in STATUSES)
+        parts.append(f"<h2>{title} {_vi(title)}</h2><p>Rows, and VND below them.</p><table>"
+                     f"<tr><th>{what}</th>" + "".join(
+                         f"<th class='n'>{s}<br>{_vi(s)}</th>" for s in STATUSES)
                      + "</tr>")
         for name, group in summary[key].items():
-            shown = programme_vi(name) if key == "by_programme" else name
+            shown = programme_vi(name) if key == "by_programme" else bank_name(name)
             parts.append(f"<tr><td>{e(shown)}</td>" + "".join(
                 f"<td class='n'>{group.get(s, 0):,}<br><small>{group.get(s + '_vnd', 0):,}"
                 "</small></td>" for s in STATUSES) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")
+
+
+def _vi(english: str) -> str:
+    """The Vietnamese label beside an English heading or status, if there is one."""
+    text = VI.get(english)
+    return f"<small lang='vi'>({html.escape(text)})</small>" if text else ""
+
+
+def bank_name(bic: str) -> str:
+    """`Vietcombank (BFTVVNVX)`: a lab participant's name beside its BIC; the BIC alone for
+    one the lab does not know."""
+    participant = PARTICIPANTS.get(bic)
+    return f"{participant.name} ({bic})" if participant is not None else bic

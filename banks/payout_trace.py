@@ -137,7 +137,8 @@ def trace(table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows
     for row, payment in enumerate(table.payments):
         line = table.lines[row]
         while next_refused is not None and next_refused < line:
-            yield _refused(next_refused, refused[next_refused])
+            yield _refused(next_refused, refused[next_refused],
+                           table.refused_rows.get(next_refused, {}))
             next_refused = next(pending, None)
         entry = earlier.get(line)
         if entry is not None:
@@ -145,7 +146,8 @@ def trace(table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows
         else:
             yield _traced(line, payment, position[row], run)
     while next_refused is not None:
-        yield _refused(next_refused, refused[next_refused])
+        yield _refused(next_refused, refused[next_refused],
+                       table.refused_rows.get(next_refused, {}))
         next_refused = next(pending, None)
 
 
@@ -170,9 +172,12 @@ def _base(line: int, payment: Payment) -> dict[str, Any]:
             "returned_vnd": 0, "listed": ""}
 
 
-def _refused(line: int, problems: list[str]) -> dict[str, Any]:
-    return {column: "" for column in TRACE_COLUMNS} | {
-        "line": line, "amount_vnd": "", "returned_vnd": 0, "status": REFUSED,
+def _refused(line: int, problems: list[str], written: Mapping[str, str]) -> dict[str, Any]:
+    """A refused line with whatever the table gave for it (citizen id, name, amount as
+    written…), so a clerk reads results.csv without going back to the table."""
+    return {column: written.get(column, "") for column in TRACE_COLUMNS} | {
+        "line": line, "returned_vnd": 0, "status": REFUSED,
+        "paid_by": "", "ids_sent": "", "reason_code": "", "masked_name": "", "listed": "",
         "reason_text": "; ".join(problems)}
 
 

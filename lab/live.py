@@ -22,7 +22,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +34,7 @@ from aiohttp import web
 from lab.progress import Progress
 from lab.prometheus import PrometheusServer, lab_targets
 from lab.world import World
+from protocol import reasons
 from protocol.runtime import bind, serve
 
 SAMPLE_EVERY_S = 0.25
@@ -166,9 +167,14 @@ class Monitor:
         async with self._changed:
             await self._changed.wait_for(condition)
 
-    async def finish(self) -> None:
+    async def finish(self, final_rows: int | None = None) -> None:
         """The payout is over: waiters for progress that will not come are woken, and the bar
-        ends here (its rate is the payout's, not that of what follows)."""
+        ends here (its rate is the payout's, not that of what follows). `final_rows`, the
+        rows the treasury holds final (settled, rejected, or stopped before sending, which
+        the switch never saw), puts the bar where the summary will: at 100 % when every row
+        is final, whatever the switch's last sample counted."""
+        if final_rows is not None and self.progress is not None:
+            self.progress.update_to(min(final_rows, self.total))
         self.finished = True
         treasury = self.world.treasury
         if treasury.elapsed_s > 0:  # the terminal's figure: final transfers over the payout
@@ -183,9 +189,6 @@ class Monitor:
         """What the live page shows, as JSON: the whole day in at most PAGE_POINTS points a
         chart, and the figures of its cards taken from the same data as its charts."""
         by_state = self.stats.get("by_state", {})
-        rejected = {key.removeprefix("count_"): value
-                    for key, value in by_state.get("REJECTED", {}).items()
-                    if key.startswith("count_")}
         samples = merged(self.samples, PAGE_POINTS)
         throughput = rates(samples)
         log = np.frombuffer(self.world.treasury.latencies.latency_ms, dtype=np.float64)
@@ -201,7 +204,9 @@ class Monitor:
                     "settled_per_s": throughput[-1][1] if throughput else 0.0,
                     "payout_per_s": self.payout_per_s},
             "cycle_id": self.cycle_id, "closed_cycle": self.closed_cycle,
-            "rejected_by_reason": rejected,
+            "outcomes": outcomes(by_state, int(self.stats.get("in_flight", 0))),
+            "rejected_by_reason": by_reason(by_state.get("REJECTED", {})),
+            "returned_by_reason": by_reason(by_state.get("RETURNED", {})),
             "returned": self.stats.get("returns", {"count": 0, "amount_vnd": 0}),
             "participants": self.participants, "faults": self.faults,
             "notices_backlog": self.stats.get("notices_backlog", 0),
@@ -209,6 +214,28 @@ class Monitor:
 
 
 Sample = dict[str, float]
+
+
+def outcomes(by_state: Mapping[str, Mapping[str, int]], in_flight: int) -> dict[str, int]:
+    """The switch's counts by state (admin stats' `by_state`) in the terminal's words
+    (banks/payout.py PayoutStatus): `paid` settled and kept, `returned` settled then sent back
+    (pacs.004), `rejected`; they add up with `in_flight` to the transfers the switch holds.
+    `settled` (debited) is paid + returned, as the terminal's "settled (debited)" line."""
+    def count(state: str) -> int:
+        return int(by_state.get(state, {}).get("count", 0))
+
+    paid, returned = count("SETTLED"), count("RETURNED")
+    return {"paid": paid, "returned": returned, "rejected": count("REJECTED"),
+            "in_flight": in_flight, "settled": paid + returned}
+
+
+def by_reason(entry: Mapping[str, int]) -> list[dict[str, Any]]:
+    """A state's counts by reason code (admin stats' `count_<code>`), most first, each with
+    the code's meaning as the terminal prints it (protocol/reasons.py)."""
+    counts = [(key.removeprefix("count_"), int(value)) for key, value in entry.items()
+              if key.startswith("count_")]
+    return [{"code": code, "text": reasons.DESCRIPTIONS.get(code, "reason not described"),
+             "count": count} for code, count in sorted(counts, key=lambda c: (-c[1], c[0]))]
 
 
 def _last_with_peak(group: Sequence[Sample]) -> Sample:

@@ -8,7 +8,9 @@ should be greater than 0`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+import typing
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,19 +84,57 @@ def line_of(node: yaml.Node | None, location: Sequence[str | int]) -> int:
 
 
 def describe(path: Path | None, node: yaml.Node | None, error: pydantic.ValidationError,
-             prefix: Sequence[str | int] = ()) -> str:
+             prefix: Sequence[str | int] = (), known: Collection[str] = ()) -> str:
     """One line per problem: `file:line: field: message` (`field: message` without a file),
-    at most MAX_ERRORS_SHOWN."""
+    at most MAX_ERRORS_SHOWN. A key that is no field gets the closest of `known` (the
+    model's `field_names`) as a suggestion: `did you mean late_reply_rate?`."""
     lines = []
     for problem in error.errors()[:MAX_ERRORS_SHOWN]:
         location = [*prefix, *problem["loc"]]
         field = ".".join(str(part) for part in location) or "(top level)"
         where = "" if path is None else f"{path}:{line_of(node, location)}: "
-        lines.append(f"{where}{field}: {problem['msg']}")
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden" and location and known:
+            close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.75)
+            message = f"not a known key{f' (did you mean {close[0]}?)' if close else ''}"
+        lines.append(f"{where}{field}: {message}")
     more = error.error_count() - MAX_ERRORS_SHOWN
     if more > 0:
         lines.append(f"… and {more} more")
     return "\n".join(lines)
+
+
+def field_names(model: type) -> set[str]:
+    """Every key `model` (a pydantic model, TypedDict or dataclass) accepts, and those of
+    the models its fields hold, at any depth: what a misspelt key is matched against."""
+    names: set[str] = set()
+    seen: set[type] = set()
+    todo = [model]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            hints = {info.alias or name: info.annotation
+                     for name, info in current.model_fields.items()}
+        else:
+            try:
+                hints = typing.get_type_hints(current)
+            except (TypeError, NameError):
+                continue
+        names.update(hints)
+        todo += [held for hint in hints.values() for held in _classes_in(hint)]
+    return names
+
+
+def _classes_in(hint: Any) -> list[type]:
+    """The models, TypedDicts and dataclasses a type hint names (inside unions, lists…)."""
+    if isinstance(hint, type) and (issubclass(hint, pydantic.BaseModel)
+                                   or typing.is_typeddict(hint)
+                                   or hasattr(hint, "__dataclass_fields__")):
+        return [hint]
+    return [held for arg in typing.get_args(hint) for held in _classes_in(arg)]
 
 
 def load(path: Path, model: type[M]) -> M:
@@ -103,4 +143,4 @@ def load(path: Path, model: type[M]) -> M:
     try:
         return model.model_validate(data if data is not None else {})
     except pydantic.ValidationError as error:
-        raise SettingsError(describe(path, node, error)) from None
+        raise SettingsError(describe(path, node, error, known=field_names(model))) from None

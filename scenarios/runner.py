@@ -165,7 +165,8 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
                 if run.resubmit_whole_file:
                     world.treasury.forget_outcomes()
                     await world.treasury.run(payments)
-                await monitor.finish()
+                unresolved = world.treasury.result(payments).by_status[PayoutStatus.UNRESOLVED]
+                await monitor.finish(final_rows=len(payments) - unresolved)
                 await world.treasury.wait_for_returns(_returns_due(population, world),
                                                       run.returns_wait_s)
                 await timeline

@@ -26,7 +26,7 @@ from banks.payment_table import MAX_TABLE_ROWS
 from banks.population import Mix
 from banks.treasury import RunTimeS, TreasurySettings
 from protocol.keys import Signing
-from protocol.settings import SettingsError, describe, read_yaml
+from protocol.settings import SettingsError, describe, field_names, line_of, read_yaml
 from scenarios.expectations import Expect
 from scenarios.timeline import Event
 
@@ -142,7 +142,7 @@ def _validate(path: Path, node: yaml.Node | None, data: dict[str, Any],
     try:
         scenario = Scenario.model_validate(data)
     except pydantic.ValidationError as error:
-        raise ScenarioError(describe(path, node, error)) from None
+        raise ScenarioError(describe(path, node, error, known=SCENARIO_KEYS)) from None
     problems = _run_rules(scenario) if whole else []
     if problems:
         raise ScenarioError(describe(path, node, pydantic.ValidationError.from_exception_data(
@@ -223,8 +223,12 @@ def _resolve(path: Path, depth: int) -> tuple[dict[str, Any], yaml.Node | None]:
     if parent is None:
         return data, node
     beside = path.parent / parent
-    base, _ = _resolve((beside if beside.exists() else shipped(parent) or beside).resolve(),
-                       depth + 1)
+    found = beside if beside.exists() else shipped(parent)
+    if found is None:
+        names = ", ".join(sorted(p.stem for p in LIBRARY.glob("*.yaml")))
+        raise ScenarioError(f"{path}:{line_of(node, ('extends',))}: extends: {parent!r} is "
+                            f"neither a file beside it nor a shipped scenario (one of {names})")
+    base, _ = _resolve(found.resolve(), depth + 1)
     return _merge(base, data), node
 
 
@@ -235,6 +239,9 @@ def shipped(name: str) -> Path | None:
         return None
     path = LIBRARY / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
     return path if path.is_file() else None
+
+
+SCENARIO_KEYS = frozenset(field_names(Scenario))  # what a misspelt key is matched against
 
 
 def load_scenario(path: Path) -> Scenario:

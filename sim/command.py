@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from sim.history import INVARIANTS
 from sim.plants import PLANTS
 from sim.runner import MAX_HISTORIES, run
 
@@ -53,8 +54,8 @@ def simulate(args: argparse.Namespace) -> int:
         with PLANTS[args.plant]():
             result = run(args.seed, args.histories)
     noun = "history" if result.histories == 1 else "histories"
-    print(f"{result.histories:,} {noun} in {result.seconds:.1f} s: "
-          f"{result.histories_per_s:,.1f} histories/s")
+    print(f"{result.histories:,} {noun} in {result.seconds:.2f} s" + (
+        f" ({result.histories_per_s:,.1f} histories/s)" if result.histories > 1 else ""))
     print("exercised: " + ", ".join(f"{what} {count:,}" for what, count in
                                      sorted(result.tally.items())))
     broken = result.first_broken
@@ -64,7 +65,8 @@ def simulate(args: argparse.Namespace) -> int:
             if args.trace:
                 print("\n".join(last.trace))
             print(f"seed {last.seed}: {last.steps:,} steps, trace {last.digest}")
-        print("every invariant held")
+        where = "the history" if result.histories == 1 else f"all {result.histories:,} histories"
+        print(f"every invariant held in {where}: {', '.join(INVARIANTS)}")
         return HELD
     assert broken.broken is not None
     if args.trace:

@@ -63,6 +63,11 @@ from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
 from switch.service import Switch
 
 T = TypeVar("T")
+# The invariants a history checks, as `fail` names them (docs/design.md section 5): what
+# `switchlab simulate` says held.
+INVARIANTS = ("nothing lost", "nothing doubled", "money conserved", "net positions sum to zero",
+              "debtor's cap", "no credit before confirmation", "no one acts for another",
+              "liveness", "no crash on any input")
 SWITCH = "SWLBVNVX"
 TREASURY = "SIMTVNVX"
 BANK_A = "SIMAVNVX"
@@ -825,7 +830,8 @@ class History:
 
     def fail(self, invariant: str, detail: str) -> NoReturn:
         """Record the first broken invariant (the loop's next step ends the history with it,
-        wherever this was raised) and raise it here."""
+        wherever this was raised) and raise it here. `invariant` is one of INVARIANTS."""
+        assert invariant in INVARIANTS, invariant
         broken = Broken(invariant, detail)
         if self.broken is None:
             self.broken = broken

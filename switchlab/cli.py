@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,9 @@ MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer i
 MAX_USERS = 10_000  # Locust users on one machine
 MAX_HOLD_S = 86_400  # `demo --hold-s`: a day
 HELD, FAILED, INVALID = 0, 1, 2  # exit statuses; CRASH_EXIT_STATUS (3) when the run broke
+# Standard output closed by its reader (`switchlab payout … | head -1`): the status a shell
+# gives a program SIGPIPE ended (128 + 13), never 1, which would read as the books failing.
+OUTPUT_CLOSED = 141
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -89,7 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(path)
     except ScenarioError as error:
-        print(f"invalid scenario:\n{error}", file=sys.stderr)
+        print(f"switchlab run: invalid scenario: {error}" if "\n" not in str(error)
+              else f"switchlab run: invalid scenario:\n{error}", file=sys.stderr)
         return INVALID
     if scenario.switch.get("journal") == "postgresql" and (
             why := postgres.unavailable()) is not None:
@@ -562,10 +567,17 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
-        return int(args.handler(args))
+        status = int(args.handler(args))
+        sys.stdout.flush()  # a reader that left shows here, not in the interpreter's exit
+        return status
     except BrokenPipeError:  # `switchlab … | head` closed our output: not an error of ours
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint
-        return FAILED
+        # Python's documented way (library/signal.html, "Note on SIGPIPE"): point stdout at
+        # devnull so that the interpreter's last flush does not complain a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        with contextlib.suppress(OSError):
+            print(f"switchlab {args.command}: standard output closed by its reader (| head?); "
+                  f"stopped writing (exit status {OUTPUT_CLOSED})", file=sys.stderr)
+        return OUTPUT_CLOSED
     except OSError as error:  # a port in use, a folder it may not write: the machine said no
         print(f"switchlab {args.command}: {error}", file=sys.stderr)
         return INVALID

@@ -22,7 +22,8 @@ lives beside the runs: a corrected table pays only what no run paid or listed.
 
 Exit status: 0 when every good row is paid or on a list (cash, deceased, table errors);
 1 when the books do not reconcile or a row is left unresolved; 2 when the table or the
-arguments are wrong (nothing is paid).
+arguments are wrong (nothing is paid); 141 when the terminal's reader closed the output
+(`| head`: switchlab/cli.py OUTPUT_CLOSED), the run's files written.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -71,7 +73,7 @@ from banks.payout_trace import (
 )
 from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
-from banks.registry import PARTICIPANTS, TREASURY_BIC
+from banks.registry import PARTICIPANTS, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
 from banks.verification import UNANSWERED, answered
 from lab.citizens import lab_citizen, read_link_requests, write_verdicts
@@ -135,12 +137,22 @@ class PayoutSettings:
     links_file: Path | None = None  # citizens' own link requests
     payout_register: Path | None = None  # the treasury's; None: register_path()
 
+    @property
+    def treasury_bic(self) -> str:
+        return self.remote.bic if self.remote is not None else TREASURY_BIC
+
+    @property
+    def issuer(self) -> str:
+        """The treasury as the lists for people name it: its name and BIC in the lab."""
+        return (self.treasury_bic if self.remote is not None
+                else f"{TREASURY.name} — {TREASURY_BIC}")
+
     def register_path(self) -> Path:
-        """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output."""
+        """The register given, or REGISTER_FOLDER/<treasury BIC>.sqlite beside the output:
+        one register per treasury per folder of runs (docs/payment-table.md)."""
         if self.payout_register is not None:
             return self.payout_register
-        bic = self.remote.bic if self.remote is not None else TREASURY_BIC
-        return self.output.resolve().parent / REGISTER_FOLDER / f"{bic}.sqlite"
+        return self.output.resolve().parent / REGISTER_FOLDER / f"{self.treasury_bic}.sqlite"
 
 
 @dataclass
@@ -155,6 +167,7 @@ class Report:
     reconciled_with: str
     figures: Figures  # every row of the table: the counts shown everywhere
     notes: list[str] = field(default_factory=list)  # what the lab and the register said
+    register_path: Path | None = None  # the treasury's payout register this run used
 
     @property
     def exit_code(self) -> int:
@@ -451,7 +464,9 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury.maybe_sent = {e2e for e2e in map(current.end_to_end_id, range(len(current)))
                                    if e2e not in treasury.final}
         state.set(STARTED, "1")
-        bar = tqdm(total=len(current), unit="row", disable=not settings.progress)
+        verifying = settings.treasury.verify
+        bar = tqdm(total=len(current), unit="row", disable=not settings.progress,
+                   desc=VERIFYING if verifying else PAYING)
         try:
             for _ in range(MAX_ATTEMPTS):
                 await treasury.run(current, lambda done, total: _show(bar, done, total))
@@ -485,7 +500,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
             _attempt_id(payments.end_to_end_id(index), attempt, id_key)
             for attempt in range(attempts[index] + 1)], treasury.verified, linked)
         files, figures = write_files(settings.output, table, earlier, run, mismatches,
-                                     register, run_id)
+                                     register, run_id, settings.issuer, settings.table)
     finally:
         if world is not None:
             await world.stop()
@@ -498,12 +513,19 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
     return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures,
-                  notes)
+                  notes, settings.register_path())
+
+
+VERIFYING = "verifying accounts (acmt.023)"  # the bar's label before the first final status
+PAYING = "paying (rows final)"
 
 
 def _show(bar: tqdm, done: int, total: int) -> None:
     """The bar at `done` rows final of `total` the run pays (its stopped rows are not among
-    them): it reaches 100 % when every row is final."""
+    them): it reaches 100 % when every row is final. Its first call ends verification: the
+    bar is labelled as paying from then on."""
+    if not bar.disable and bar.desc != PAYING:  # a disabled bar (--no-progress) has no label
+        bar.set_description_str(PAYING, refresh=False)
     bar.total, bar.n = total, done
     bar.refresh()
 
@@ -517,8 +539,8 @@ def write_table_errors(path: Path, table: CheckedTable) -> None:
 
 
 def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows,
-                mismatches: list[Mismatch], register: PayoutRegister, run_id: str
-                ) -> tuple[dict[str, Path], Figures]:
+                mismatches: list[Mismatch], register: PayoutRegister, run_id: str,
+                issuer: str, table_file: Path) -> tuple[dict[str, Path], Figures]:
     """Results (every row of the table, in one pass that also counts and settles this run's
     keys in the register), the lists for people, the table's errors, the summary and the
     report; their paths, and the figures."""
@@ -544,16 +566,20 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                     register.settle(run_id, settled)
                     settled.clear()
     register.settle(run_id, settled)
-    files |= cash_list.write_list(out, "cash_list", listed[CASH], "Danh sách chi trả tiền mặt",
+    written_at = datetime.now(UTC).astimezone()
+    heading = cash_list.Heading(issuer, written_at.date())
+    files |= cash_list.write_list(out, "cash_list", listed[CASH], cash_list.CASH_LIST, heading,
                                   table.delimiter)
-    files |= cash_list.write_list(out, "deceased", listed[DECEASED],
-                                  "Danh sách người hưởng đã qua đời", table.delimiter)
+    files |= cash_list.write_list(out, "deceased", listed[DECEASED], cash_list.DECEASED_LIST,
+                                  heading, table.delimiter)
     write_table_errors(files["table_errors.csv"], table)
     summary: dict[str, object] = figures.as_dict() | {
         "settled_vnd": run.result.settled_vnd, "returned_vnd": run.result.returned_vnd,
         "elapsed_s": round(run.result.elapsed_s, 3),
         "messages": {"pacs008": run.result.submissions, "pacs028": run.result.inquiries,
                      "resent_after_ag09": run.result.resends},
+        "table": table_file.name, "written_at": written_at.isoformat(timespec="seconds"),
+        "treasury": issuer,
         "table_sha256": table.sha256, "run_id": run_id, "register": str(register.path),
         "ignored_columns": table.ignored_columns,
         "reconciliation": [m.as_dict() for m in mismatches]}
@@ -599,7 +625,11 @@ def describe(report: Report) -> str:
                      "already; none was sent again.")
     if figures.counts["earlier"]:
         lines.append(f"Register: {plural(figures.counts['earlier'], 'row')} paid, listed or "
-                     "being paid by another run, not paid again (why: results.csv)")
+                     "being paid by another run of this treasury in this folder, not paid "
+                     "again (why: results.csv)")
+    if report.register_path is not None:
+        lines.append(f"Payout register (one per treasury per folder of runs; "
+                     f"--payout-register for another): {report.register_path}")
     if table.problems:
         lines.append(f"Table: {plural(figures.counts['refused'], 'bad row')} not paid, listed "
                      f"with their line in {report.files['table_errors.csv']}")

@@ -4,6 +4,7 @@ holds the run of one table, and against a switch that is already running."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,25 @@ def test_issue_27_a_name_mismatch_does_not_depend_on_row_order(
     assert main(["payout", str(table), "--output", str(tmp_path / "out"),
                  "--no-progress"]) == 0
     assert [row[3:] for row in _outcomes(tmp_path / "out")] == [("stopped", "AC01")] * 2
+
+
+def test_readmes_two_payout_examples_do_not_share_a_register(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new user ran README's example table, then the clerk's, in one folder: both kept
+    `payout-register/` there, so the clerk's run said a row was "paid or listed by another
+    run" for a different person. README's clerk example pays into a folder of its own, and
+    the terminal names the register (one per treasury per folder of runs)."""
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).parents[2] / "docs" / "examples" / "payment-table.csv"
+    assert main(["payout", str(example), "--no-progress"]) == 0
+    first = capsys.readouterr().out
+    assert f"Payout register (one per treasury per folder of runs; --payout-register for " \
+           f"another): {tmp_path / 'payout-register' / (TREASURY_BIC + '.sqlite')}" in first
+    assert main(["payout", str(CLERK / "table.csv"), "--accounts", str(CLERK), "--register",
+                 str(CLERK / "register.csv"), "--links", str(CLERK / "links.csv"),
+                 "--output", "clerk/payout-table", "--no-progress"]) == 0
+    second = capsys.readouterr().out
+    summary = json.loads((tmp_path / "clerk" / "payout-table" / "summary.json").read_text())
+    assert summary["counts"]["earlier"] == 0 and "Register: " not in second
+    assert str(tmp_path / "clerk" / "payout-register" / f"{TREASURY_BIC}.sqlite") in second

@@ -6,12 +6,20 @@ programme's Vietnamese name, the arrears shown; the CSV keeps the table's delimi
 from __future__ import annotations
 
 import csv
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from openpyxl import load_workbook
 
-from banks.cash_list import list_row, write_list
+from banks.cash_list import (
+    CASH_LIST,
+    DECEASED_LIST,
+    Heading,
+    amount_format,
+    list_row,
+    write_list,
+)
 
 
 def traced(line: int, citizen_id: str, name: str, amount_vnd: int, programme: str,
@@ -39,8 +47,11 @@ ROWS = [
 ]
 
 
+HEADING = Heading("Kho bạc Nhà nước — TRSYVNV1", date(2026, 12, 7))
+
+
 def test_the_xlsx_keeps_ids_as_text_grouped_by_commune_with_totals(tmp_path: Path) -> None:
-    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), "Danh sách chi trả tiền mặt",
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING,
                        delimiter=";")
     sheet = load_workbook(paths["cash_list.xlsx"]).active
     values = [[cell for cell in row] for row in sheet.iter_rows(values_only=True)]
@@ -54,7 +65,7 @@ def test_the_xlsx_keeps_ids_as_text_grouped_by_commune_with_totals(tmp_path: Pat
     assert [row[4] for row in people][:3] == ["Lương hưu", "Lương hưu", "Trợ cấp xã hội"]
     assert people[2][7] == 200_000 and people[2][1].startswith("=HYPERLINK")
     headings = [row for row in values if row[0] == "STT"]
-    assert len(headings) == 2 and headings[0][-1] == "Ký nhận"
+    assert len(headings) == 1 and headings[0][-1] == "Ký nhận (ký, ghi rõ họ tên)"
     totals = {row[1]: row[7] for row in values if isinstance(row[1], str)
               and row[1].startswith(("Cộng", "Tổng"))}
     assert totals["Cộng Phường Láng: 3 người"] == 2_340_000 * 2 + 200_000
@@ -69,7 +80,8 @@ def test_the_xlsx_keeps_ids_as_text_grouped_by_commune_with_totals(tmp_path: Pat
 
 def test_the_csv_keeps_the_tables_delimiter_and_the_html_a_page_per_commune(
         tmp_path: Path) -> None:
-    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), "Danh sách", delimiter=";")
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING,
+                       delimiter=";")
     with paths["cash_list.csv"].open(encoding="utf-8-sig", newline="") as file:
         rows = list(csv.DictReader(file, delimiter=";"))
     assert [row["citizen_id"] for row in rows][-1] == "040160012309"
@@ -80,3 +92,44 @@ def test_the_csv_keeps_the_tables_delimiter_and_the_html_a_page_per_commune(
     assert "Xã Nghi Long — Huyện Nghi Lộc — Tỉnh Nghệ An" in page
     assert "<script" not in page and "&lt;" not in page.split("<body>")[0]
     assert '=HYPERLINK(&quot;http://x&quot;,&quot;bấm&quot;)' in page
+
+
+def test_the_deceased_list_is_not_laid_out_as_a_cash_payment(tmp_path: Path) -> None:
+    """A new user's finding: deceased.xlsx had "Lý do chi tiền mặt" and "Ký nhận" columns, so
+    a clerk could read the ministry's list of the dead as a list to pay in cash."""
+    dead = [row | {"reason_code": "MD07"} for row in ROWS]
+    paths = write_list(tmp_path, "deceased", map(list_row, dead), DECEASED_LIST, HEADING,
+                       delimiter=";")
+    values = list(load_workbook(paths["deceased.xlsx"]).active.iter_rows(values_only=True))
+    headings = next(row for row in values if row[0] == "STT")
+    assert "Lý do" in headings and not any(
+        "Ký nhận" in str(h) or "chi tiền" in str(h) for h in headings)
+    assert values[2][0].startswith("KHÔNG CHI TRẢ")
+    page = paths["deceased.html"].read_text(encoding="utf-8")
+    assert "KHÔNG CHI TRẢ" in page and "Ký nhận" not in page and "class='sign'" not in page
+    assert "Lý do chi tiền mặt" not in page
+
+
+def test_the_xlsx_prints_its_issuer_period_date_and_headings_on_every_page(
+        tmp_path: Path) -> None:
+    """Issue found by a new user: a printed page without the headings, the issuer or the
+    period cannot be signed for; and row heights too small to sign in."""
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING,
+                       delimiter=";")
+    sheet = load_workbook(paths["cash_list.xlsx"]).active
+    assert sheet.print_title_rows == "$1:$4" and sheet["A4"].value == "STT"
+    assert sheet["A2"].value == ("Đơn vị lập: Kho bạc Nhà nước — TRSYVNV1 — Kỳ: 2026-11 — "
+                                 "Ngày lập: 07/12/2026")
+    assert sheet.sheet_format.defaultRowHeight >= 30 and sheet.sheet_format.customHeight
+    signers = [c.value for row in sheet.iter_rows() for c in row
+               if isinstance(c.value, str) and c.value.startswith("Người lập")]
+    assert signers and all(v.endswith("(ký, ghi rõ họ tên)") for v in signers)
+
+
+def test_amounts_show_dots_between_thousands_whatever_the_locale() -> None:
+    """`#,##0` shows the reader's separator (750,000 in an English Excel); a literal-dot
+    format fits one size of number: each amount gets the one for its digit groups."""
+    assert amount_format(500) == "##0"
+    assert amount_format(750_000) == "###\\.##0"
+    assert amount_format(2_340_000) == "###\\.###\\.##0"
+    assert amount_format(12_345_678_901) == "###\\.###\\.###\\.##0"

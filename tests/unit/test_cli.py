@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from lxml import etree
 
 from scenarios.report import CRASH_EXIT_STATUS
 from switchlab import cli
-from switchlab.cli import LIBRARY, build_parser, main
+from switchlab.cli import LIBRARY, OUTPUT_CLOSED, build_parser, main
 from switchlab.journal import since
 
 
@@ -166,3 +168,20 @@ def test_issue_26_prometheus_asked_where_it_is_not_installed_is_one_line_before_
     assert err.strip().endswith("(Debian: apt-get install prometheus)")
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()  # nothing started
+
+
+def test_a_reader_closing_the_output_is_no_failure_of_the_command() -> None:
+    """`switchlab payout … | head -1` exited 1 with no message: a closed stdout read as "the
+    books do not reconcile". It is status 141 (as a shell reports SIGPIPE), said on stderr,
+    without the interpreter's second complaint at exit."""
+    command = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from switchlab.cli import main; "
+         "sys.exit(main(['conformance', '--plan']))"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert command.stdout is not None
+    command.stdout.close()  # the reader is gone before the first line is written
+    _, said = command.communicate(timeout=60)
+    assert command.returncode == OUTPUT_CLOSED == 141
+    assert said.decode().strip().splitlines() == [
+        "switchlab conformance: standard output closed by its reader (| head?); stopped "
+        "writing (exit status 141)"]

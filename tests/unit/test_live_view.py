@@ -4,20 +4,28 @@ never dropped, and rates a second that a terminal's transfers a second can be se
 
 from __future__ import annotations
 
+import asyncio
+import io
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 
 from lab.live import (
     MAX_SAMPLES,
     PAGE_POINTS,
+    Monitor,
     _bound,
     _last_with_peak,
     _latency_span,
+    by_reason,
     merged,
+    outcomes,
     percentiles,
     rates,
 )
+from lab.progress import Progress
+from protocol import reasons
 
 
 def day(samples: int, every_s: float = 0.25) -> list[dict[str, float]]:
@@ -66,3 +74,37 @@ def test_issue_26_merged_latency_spans_still_cover_the_whole_log_end_to_end() ->
     for kept in (spans, sent):
         assert kept[0]["start"] == 0 and kept[-1]["end"] == 3 * (MAX_SAMPLES + 1)
         assert all(a["end"] == b["start"] for a, b in itertools.pairwise(kept))
+
+
+def test_the_live_pages_tiles_add_up_to_the_table_in_the_terminals_words() -> None:
+    """A new user saw "settled 9,639 · rejected 154 · returned 11" against a table of 9,793:
+    settled counted the returned ones too. The tiles are paid, returned, rejected (adding up
+    with in flight to the transfers), settled (debited) their paid + returned."""
+    by_state = {"SETTLED": {"count": 9_628}, "RETURNED": {"count": 11, "count_AC04": 11},
+                "REJECTED": {"count": 154, "count_AB05": 4, "count_AC04": 150}}
+    shown = outcomes(by_state, in_flight=0)
+    assert shown == {"paid": 9_628, "returned": 11, "rejected": 154, "in_flight": 0,
+                     "settled": 9_639}
+    assert shown["paid"] + shown["returned"] + shown["rejected"] == 9_793
+
+
+def test_the_live_page_gives_each_reason_code_its_meaning_and_returns_by_reason() -> None:
+    rejected = by_reason({"count": 154, "count_AB05": 4, "count_AC04": 150, "count_ZZ99": 0})
+    assert [(r["code"], r["count"]) for r in rejected] == [("AC04", 150), ("AB05", 4),
+                                                          ("ZZ99", 0)]
+    assert rejected[0]["text"] == reasons.DESCRIPTIONS["AC04"]
+    assert rejected[-1]["text"] == "reason not described"
+
+
+def test_the_scenario_bar_ends_at_100_percent_when_every_row_is_final() -> None:
+    """`switchlab run switch-crash-mid-run --ci` ended its bar at 97 % ("3.83k/3.93k") while
+    its summary said all 3,928 were final: the switch's last sample missed rows the treasury
+    stopped or resolved. The treasury's final count ends the bar."""
+    shown = io.StringIO()
+    treasury = SimpleNamespace(elapsed_s=1.0, latencies=[0.0] * 3_928)
+    monitor = Monitor(SimpleNamespace(treasury=treasury), total=3_928)  # type: ignore[arg-type]
+    monitor.progress = Progress("switch-crash-mid-run", 3_928, stream=shown)
+    monitor.progress.update_to(3_830)  # the switch's last sample
+    asyncio.run(monitor.finish(final_rows=3_928))
+    assert "100%" in shown.getvalue() and "3928/3928" in shown.getvalue().replace("3.93k", "3928")
+    assert monitor.progress is None and monitor.finished

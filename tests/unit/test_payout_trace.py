@@ -43,6 +43,10 @@ def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
         (2, "paid", ""), (3, "stopped", "BE01"), (4, "refused", ""), (5, "rejected", "MD07"),
         (6, "stopped", "NARR"), (7, "paid", "")]
     assert "amount_vnd '1.000'" in rows[2]["reason_text"]
+    # a new user's finding: a refused row was blanks but its line; it carries what the
+    # table gave, the amount as written, so a clerk need not go back to the table
+    assert (rows[2]["citizen_id"], rows[2]["full_name"], rows[2]["amount_vnd"],
+            rows[2]["account_id"]) == ("036145011111", "Lê Thị Hoa", "1.000", "3")
     assert rows[1]["masked_name"] == "T** V** Đ**" and rows[1]["ids_sent"] == ""
     assert rows[4]["reason_text"] == "reason not described by the scheme"
     assert (rows[4]["creditor_bic"], rows[4]["paid_by"]) == ("ICBVVNVX", "citizen_id")
@@ -60,3 +64,15 @@ def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
     ends = ("refused", "earlier", "stopped", "paid", "returned", "rejected", "unresolved")
     assert sum(counts[end] for end in ends) == counts["rows"]
     assert figures.amounts_vnd["sent"] == 100 + 400 + 600  # never the stopped rows
+
+
+def test_a_row_refused_as_a_repeat_carries_what_the_table_gave(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("citizen_id,full_name,amount_vnd,programme\n"
+                    "001190012345,Nguyễn Thị Rà,100,luong_huu\n"
+                    "001190012345,Nguyễn Thị Rà,200,luong_huu\n", encoding="utf-8")
+    table = check_payment_table(path)
+    run = RunRows(range(0), PayoutResult(Outcomes(table.payments), 0.0), [].__getitem__)
+    rows = list(trace(table, {}, run))
+    assert [(r["line"], r["status"], r["citizen_id"], r["amount_vnd"]) for r in rows] == [
+        (2, "refused", "001190012345", "100"), (3, "refused", "001190012345", "200")]

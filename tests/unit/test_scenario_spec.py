@@ -19,7 +19,7 @@ def test_invalid_file_names_the_line_and_the_field(tmp_path: Path) -> None:
         load_scenario(bad)
     message = str(error.value)
     assert f"{bad}:4: run.bulk_size: Input should be a valid integer" in message
-    assert f"{bad}:6: expect.paid_share: Extra inputs are not permitted" in message
+    assert f"{bad}:6: expect.paid_share: not a known key" in message
 
 
 def test_invalid_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +153,7 @@ def test_issue_26_a_file_beside_wins_over_a_shipped_one_and_a_path_never_reaches
     assert load_scenario(tmp_path / "child.yaml").seed == 5
     (tmp_path / "far.yaml").write_text("name: far\nextends: sub/normal-payout-day\n",
                                        encoding="utf-8")
-    with pytest.raises(ScenarioError, match="cannot read"):
+    with pytest.raises(ScenarioError, match="is neither a file beside it nor a shipped scenario"):
         load_scenario(tmp_path / "far.yaml")
 
 
@@ -164,4 +164,28 @@ def test_issue_26_malformed_yaml_is_one_line_naming_the_file_line_and_column(
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:4:8: not valid YAML: mapping values are not allowed here\n" in err
-    assert "<unicode string>" not in err and len(err.strip().splitlines()) == 2
+    assert "<unicode string>" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_misspelt_key_gets_the_closest_valid_one_on_one_line(tmp_path: Path) -> None:
+    """A new user's finding: `late_reply_rat` said only "Extra inputs are not permitted"."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad-one\nparticipants:\n  BFTVVNVX:\n    late_reply_rat: 0.1\n",
+                   encoding="utf-8")
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(bad)
+    assert str(error.value) == (f"{bad}:4: participants.BFTVVNVX.late_reply_rat: not a known "
+                                "key (did you mean late_reply_rate?)")
+
+
+def test_a_missing_extends_target_names_the_line_and_the_shipped_scenarios(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "/tmp/no-such: cannot read: No such file or directory" on a second line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad-one\nseed: 3\nextends: normal-payout-dya\n", encoding="utf-8")
+    assert main(["run", str(bad)]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith(
+        f"switchlab run: invalid scenario: {bad}:3: extends: 'normal-payout-dya' is neither a "
+        "file beside it nor a shipped scenario (one of ")
+    assert "normal-payout-day" in said[0] and "timeout-storm" in said[0]

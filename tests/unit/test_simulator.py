@@ -73,7 +73,7 @@ def test_switchlab_simulate_from_any_folder(tmp_path: Path) -> None:
         [sys.executable, "-m", "switchlab.cli", "simulate", "--plant", "forward-refused",
          "--histories", "5"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert found.returncode == 1, found.stderr
-    assert "histories/s" in found.stdout and "seed 0: nothing lost" in found.stdout
+    assert "1 history in " in found.stdout and "seed 0: nothing lost" in found.stdout
     assert "replay: switchlab simulate --seed 0 --histories 1 --plant forward-refused" in (
         found.stdout)
     assert list(tmp_path.iterdir()) == []  # nothing left behind
@@ -83,7 +83,13 @@ def test_switchlab_simulate_says_when_every_invariant_held_and_refuses_bad_argum
         capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["simulate", "--seed", "7", "--histories", "3"]) == 0
     out = capsys.readouterr().out
-    assert "3 histories in" in out and "histories/s" in out and "every invariant held" in out
+    assert "3 histories in" in out and "histories/s" in out
+    assert ("every invariant held in all 3 histories: nothing lost, nothing doubled, money "
+            "conserved") in out
+    assert cli.main(["simulate", "--seed", "7", "--histories", "1"]) == 0
+    one = capsys.readouterr().out
+    assert "1 history in " in one and "histories/s" not in one  # was "26.3 histories/s"
+    assert "every invariant held in the history: nothing lost" in one
     assert "exercised: " in out and "restarts" in out
     assert cli.main(["simulate", "--seed", "7", "--histories", "1"]) == 0
     assert "seed 7: " in capsys.readouterr().out

@@ -1,0 +1,36 @@
+"""A new user's findings on a payout's report.html: the run was named only by an id and a
+SHA-256, banks only by BIC, "stopped" said "verification said no" while the population
+register's stops (MD07, BE06, C601, C602) were among them, and a clerk read English only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from banks.payout_report import write_report
+from banks.payout_trace import COUNTS
+
+SUMMARY = {
+    "counts": dict.fromkeys(COUNTS, 0) | {"rows": 3, "stopped": 2, "paid": 1, "sent": 1},
+    "amounts_vnd": {name: 0 for name in COUNTS if name not in ("rows", "refused", "resent")},
+    "by_reason": [{"status": "stopped", "reason_code": "C601", "reason_text": "another name",
+                   "count": 1, "amount_vnd": 500_000}],
+    "by_bank": {"BFTVVNVX": {"paid": 1, "paid_vnd": 100}, "ZZZZVNVX": {"stopped": 1}},
+    "by_programme": {"luong_huu": {"paid": 1}},
+    "settled_vnd": 100, "returned_vnd": 0, "table": "bang-chi-thang-11.csv",
+    "written_at": "2026-12-07T09:30:00+07:00", "treasury": "Kho bạc Nhà nước — TRSYVNV1",
+    "table_sha256": "ab" * 32, "run_id": "0123456789abcdef", "register": "/r/TRSYVNV1.sqlite",
+    "reconciliation": [],
+}
+
+
+def test_the_report_names_the_table_the_date_the_banks_and_what_stopped_means(
+        tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY)
+    page = path.read_text(encoding="utf-8")
+    assert "<title>Payout report: bang-chi-thang-11.csv, 2026-12-07</title>" in page
+    assert "Kho bạc Nhà nước — TRSYVNV1" in page and "2026-12-07 09:30:00" in page
+    assert "Vietcombank (BFTVVNVX)" in page and "<td>ZZZZVNVX</td>" in page
+    stopped = page.split("<td>stopped ")[1].split("</tr>")[0]
+    assert all(code in stopped for code in ("MD07", "BE06", "C601", "C602", "acmt.024"))
+    assert "Số liệu" in page and "dừng trước khi chuyển" in page and "Theo ngân hàng" in page
