@@ -253,8 +253,15 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
     except signing.SignatureError as error:
         connection.guard.failures.client(connection.peer_address(), f"401 {error}")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    request_ids = connection.guard.request_ids
+    if request_ids.predates(claimed.created_s):
+        connection.guard.failures.client(connection.peer_address(), f"401 {claimed.signer}'s "
+                                         "request signed before this server started")
+        raise _refuse(web.HTTPUnauthorized, "401 unauthenticated: signed before this server "
+                      "started, so it cannot know the request id was not used before a "
+                      "restart: sign the request anew\n")
     try:
-        fresh = connection.guard.request_ids.take(claimed.signer, claimed.nonce)
+        fresh = request_ids.take(claimed.signer, claimed.nonce)
     except ReplayWindowFull as error:
         raise _refuse(web.HTTPServiceUnavailable, f"503: {error}; retry later (nothing was "
                       "taken)\n", headers={"Retry-After": "1"}) from None

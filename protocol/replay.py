@@ -4,6 +4,10 @@ can be accepted, so that a captured request replayed within that window is refus
 Each id is kept until the signature it came in can no longer be accepted: signing.MAX_AGE_S
 after its `created`, which is at most signing.FUTURE_SKEW_S ahead of our clock. Ids are
 forgotten in the order they were taken (one deque), so remembering and forgetting cost O(1).
+The memory is a process's own and starts empty, so a server remembers nothing from before it
+started: a request signed before then (`created` earlier than the second it started) is
+refused, since an earlier run of the server may have taken its id; honest clients sign every
+attempt anew, so only a replay across a restart is refused.
 The memory is bounded: at `max_ids` ids in the window, a new request is refused (503) rather
 than the oldest forgotten, since forgetting it early would let it be replayed. Measured: ~190
 bytes an id besides its nonce (~250 MB at the bound of a million, which holds 3,300 requests a
@@ -27,10 +31,18 @@ class ReplayWindowFull(Exception):
 class RequestIds:
     """Ids taken, by signer, within the acceptance window."""
 
-    def __init__(self, max_ids: int = DEFAULT_MAX_IDS) -> None:
+    def __init__(self, max_ids: int = DEFAULT_MAX_IDS, since_s: float | None = None) -> None:
         self.max_ids = max_ids
+        # The whole second this memory started in (unix s): `created` is whole seconds.
+        self.since_s = int(time.time() if since_s is None else since_s)
         self._taken: set[tuple[str, str]] = set()
         self._by_expiry: deque[tuple[float, tuple[str, str]]] = deque()
+
+    def predates(self, created_s: int) -> bool:
+        """Whether a signature `created_s` (unix s) comes from before this memory started: its
+        request id may have been taken by an earlier run of the server (issue #22, a replay
+        across a restart)."""
+        return created_s < self.since_s
 
     def take(self, signer: str, nonce: str, now_s: float | None = None) -> bool:
         """Remember `signer`'s request id; False when it was already taken within the window.

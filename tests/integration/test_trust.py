@@ -4,6 +4,7 @@ strangers only ok or not. Both signing modes; real servers on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -349,3 +350,41 @@ async def test_issue22_a_lab_with_mutual_tls_everywhere_pays_its_table(tmp_path:
         assert await world.reconcile(result) == []
     finally:
         await world.stop()
+
+
+async def test_issue22_a_request_captured_before_a_restart_is_refused_after_it(
+        tmp_path: Path) -> None:
+    """The tester's finding: the request ids a switch remembers are gone when it restarts, so
+    a captured unlink replayed after a restart unlinked the citizen again. A server now
+    refuses any request signed before it started (protocol/replay.py): 401, changing nothing;
+    a request signed anew is taken."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    url, own = f"{lab.url}{SWITCH_MESSAGES_PATH}", lab.participants[BANK_A].credentials.own
+
+    def inquiry() -> bytes:
+        return codec.encode(wrap(BANK_A, SWITCH_BIC, StatusRequest(
+            msg_id=new_id("Q"), created_at=datetime.now(UTC),
+            items=[StatusRequestItem("E2E-1")])))
+
+    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        assert lab.session is not None
+        async with lab.session.post(url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+    try:
+        await asyncio.sleep(1.1)  # `created` is whole seconds: sign after the start's second
+        body = inquiry()
+        captured = signing.sign(BANK_A, own, SWITCH_MESSAGES_PATH, body)
+        assert (await post(body, captured))[0] == 200
+        status, text = await post(body, captured)
+        assert status == 401 and "already used" in text
+        await asyncio.sleep(1.1)  # the restart in a later second than the signature
+        await lab.restart_switch()
+        status, text = await post(body, captured)
+        assert status == 401 and "signed before this server started" in text, text
+        fresh = inquiry()
+        assert (await post(fresh, signing.sign(BANK_A, own, SWITCH_MESSAGES_PATH, fresh)))[
+            0] == 200
+    finally:
+        await lab.stop()
