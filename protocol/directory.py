@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import pydantic
 from aiohttp import web
 from yarl import URL
 
@@ -61,6 +62,22 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError) as error:
         raise web.HTTPBadRequest(text=f"400: the body is not JSON: {error}\n") from None
+
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+MAX_PROBLEMS_SHOWN = 10  # of a body's problems, in one 400
+
+
+def parse_model(model: type[M], data: Any) -> M:
+    """The JSON body as `model`, or 400 naming each problem by its place in the body (at most
+    MAX_PROBLEMS_SHOWN): the switch's directory API and the population register read their
+    requests alike."""
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}"
+                             for p in error.errors()[:MAX_PROBLEMS_SHOWN])
+        raise web.HTTPBadRequest(text=f"400: {problems}\n") from None
 
 
 async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],

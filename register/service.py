@@ -27,10 +27,9 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import aiohttp
-import pydantic
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -39,6 +38,7 @@ from protocol.directory import (
     CitizenLinksClient,
     DirectoryError,
     parse_json,
+    parse_model,
     read_body,
     read_signed_json,
 )
@@ -58,12 +58,10 @@ from register.config import RegisterSettings
 
 log = logging.getLogger(__name__)
 REGISTER = web.AppKey("register", "RegisterService")
-MAX_PROBLEMS_SHOWN = 10
 MAX_PAYMENTS_SHOWN = 1_000  # one citizen's payments in one answer
 SQL_VARIABLES_AT_ONCE = 500  # SQLite's limit is 32,766 since 3.32; older builds, 999
 SWITCH_TIMEOUT_S = 60.0  # a thousand links, each asked of a participant within its deadline
 NOT_FOUND = {"error": "no such citizen, or not signed in as them"}
-M = TypeVar("M", bound=BaseModel)
 CitizenId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=140)]
 SCHEMA = """
@@ -141,14 +139,6 @@ def citizen_login(citizen_key: bytes, citizen_id: str) -> str:
     register's citizen key, as hex. Only the register and the citizen hold it."""
     return hmac.new(citizen_key, citizen_id.encode(), hashlib.sha256).hexdigest()
 
-
-def _parse(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}"
-                             for p in error.errors()[:MAX_PROBLEMS_SHOWN])
-        raise web.HTTPBadRequest(text=f"400: {problems}\n") from None
 
 
 def _party_senders(settings: RegisterSettings) -> dict[str, Sender]:
@@ -357,7 +347,7 @@ async def checks(request: web.Request) -> web.Response:
     """A party's list against the register: a finding per row, in order."""
     service = _service(request)
     _, data = await read_signed_json(request, service.senders, max_bytes=MAX_CHECK_ROWS * 400)
-    body = _parse(ChecksIn, data)
+    body = parse_model(ChecksIn, data)
     findings = service.register.check((r.citizen_id, r.full_name, r.birth_date)
                                       for r in body.rows)
     return web.json_response({"findings": [f.as_dict() for f in findings]})
@@ -366,13 +356,13 @@ async def checks(request: web.Request) -> web.Response:
 async def payments_in(request: web.Request) -> web.Response:
     service = _service(request)
     _, data = await read_signed_json(request, service.senders)
-    body = _parse(PaymentsIn, data)
+    body = parse_model(PaymentsIn, data)
     return web.json_response({"recorded": service.record_payments(body.payments)})
 
 
 async def citizen_link(request: web.Request) -> web.Response:
     citizen_id = _signed_in_citizen(request)
-    link = _parse(LinkIn, parse_json(await read_body(request)))
+    link = parse_model(LinkIn, parse_json(await read_body(request)))
     (verdict,) = await _service(request).link([(citizen_id, link)])
     return web.json_response(verdict)
 
@@ -381,7 +371,7 @@ async def relayed_links(request: web.Request) -> web.Response:
     """Many signed-in citizens' requests in one (a VNeID server relaying its users'): each is
     checked for its own login; a wrong one is refused alone, as an unknown citizen."""
     service = _service(request)
-    body = _parse(RelayedLinksIn, parse_json(await read_body(request)))
+    body = parse_model(RelayedLinksIn, parse_json(await read_body(request)))
     signed_in = [(i, link) for i, link in enumerate(body.links)
                  if service.signed_in(link.citizen_id, link.login)]
     verdicts = dict(zip((i for i, _ in signed_in), await service.link(
@@ -407,7 +397,7 @@ async def citizen_payments(request: web.Request) -> web.Response:
 async def admin_deaths(request: web.Request) -> web.Response:
     """Deaths recorded, then each dead citizen's link removed at the switch."""
     service = _service(request)
-    body = _parse(DeathsIn, parse_json(await read_body(request)))
+    body = parse_model(DeathsIn, parse_json(await read_body(request)))
     results = service.record_deaths(body.deaths)
     for result in results:
         if result["status"] == "recorded":

@@ -25,9 +25,8 @@ The operator, with the admin bearer token: `GET /v1/admin/directory/entries/{cit
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-import pydantic
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -37,6 +36,7 @@ from protocol.directory import (
     ENTRIES_PATH,
     MAX_ENTRIES_PER_REQUEST,
     parse_json,
+    parse_model,
     read_body,
     read_signed_json,
 )
@@ -46,9 +46,7 @@ from switch.directory import REGISTRY
 from switch.records import DirectoryEntry
 from switch.service import Switch
 
-MAX_PROBLEMS_SHOWN = 10
 MAX_CHANGES_LISTED = 1_000
-M = TypeVar("M", bound=BaseModel)
 
 
 def _printable_name(text: str) -> str:
@@ -85,15 +83,6 @@ class ImportIn(BaseModel):
 
     entries: list[ImportedEntryIn] = Field(min_length=1, max_length=MAX_ENTRIES_PER_REQUEST)
 
-
-def _parse(model: type[M], data: Any) -> M:
-    """The body as `model`, or 400 naming each problem by its place in the body."""
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'body'}: {p['msg']}"
-                             for p in error.errors()[:MAX_PROBLEMS_SHOWN])
-        raise web.HTTPBadRequest(text=f"400: {problems}\n") from None
 
 
 def _account_holder(switch: Switch, bic: str) -> None:
@@ -143,7 +132,7 @@ async def register(request: web.Request) -> web.Response:
 async def citizen_links(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
     signer, data = await read_signed_json(request, switch.register_senders)
-    body = _parse(CitizenLinksIn, data)
+    body = parse_model(CitizenLinksIn, data)
     for link in body.links:
         _account_holder(switch, link.participant_bic)
     verdicts = await switch.registrations.register(signer, [
@@ -223,7 +212,7 @@ async def admin_import(request: web.Request) -> web.Response:
     """Entries from the national registry (VNeID): the registry's word, not asked of the
     participant; each must name an admitted participant that holds accounts."""
     switch = request.app[SWITCH]
-    body = _parse(ImportIn, parse_json(await read_body(request)))
+    body = parse_model(ImportIn, parse_json(await read_body(request)))
     for entry in body.entries:
         _account_holder(switch, entry.participant_bic)
     verdicts = await switch.registrations.register(REGISTRY, [
