@@ -396,10 +396,14 @@ def bearer_auth(path_prefix: str, token: str, keyed_changes: bool = False) -> Mi
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(path_prefix):
             given = request.headers.get("Authorization", "").encode()
+            connection = request.protocol
             if not hmac.compare_digest(given, expected):
+                if isinstance(connection, GuardedConnection):  # logged, bounded per peer
+                    connection.guard.failures.client(
+                        connection.peer_address(),
+                        f"401 the admin token refused for {request.method} {request.path}")
                 raise web.HTTPUnauthorized(
                     text="401: the admin API needs 'Authorization: Bearer <token>'\n")
-            connection = request.protocol
             if isinstance(connection, GuardedConnection):
                 connection.take(OPERATOR)
                 if keyed_changes and request.method not in SAFE_METHODS:

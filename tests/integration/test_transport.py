@@ -486,6 +486,22 @@ async def test_issue22_obs6_unsigned_gzip_junk_writes_a_few_lines_and_no_traceba
     assert "Traceback" not in caplog.text
 
 
+async def test_refused_admin_tokens_are_logged_within_bounds(
+        lab: SwitchLab, caplog: pytest.LogCaptureFixture) -> None:
+    """The tester's finding: 50 guesses of the admin token left no line in the switch's log,
+    so guessing was invisible. Each refusal is now a client line, bounded per peer like any
+    other client error (the rest counted when the interval ends)."""
+    assert lab.session is not None
+    with caplog.at_level(logging.DEBUG):
+        for guess in range(50):
+            async with lab.session.get(f"{lab.url}/v1/admin/stats", headers={
+                    "Authorization": f"Bearer guess-{guess}"}) as response:
+                assert response.status == 401
+    refused = [r for r in caplog.records if "admin token refused" in r.getMessage()]
+    assert 1 <= len(refused) <= LINES_PER_PEER
+    assert "GET /v1/admin/stats" in refused[0].getMessage()
+
+
 async def test_issue22_unauthenticated_connections_share_one_pool_and_keep_nobody_out(
         tmp_path: Path) -> None:
     """A full pool of connections that never authenticate (idle, or a head trickling in)
