@@ -35,6 +35,7 @@ NO_LINKED_ACCOUNT: Final = "BE23"
 UNKNOWN_CITIZEN: Final = "BE06"
 REGISTER_NAME_MISMATCH: Final = "C601"
 REGISTER_BIRTH_DATE_MISMATCH: Final = "C602"
+REQUIRED_ELEMENT_MISSING: Final = "CH21"  # OrgnlTxId needed: several of yours share the id
 DUPLICATE: Final = "DUPL"
 DUPLICATE_MESSAGE_ID: Final = "DU01"  # a MsgId the sender used before, for other content
 DUPLICATE_END_TO_END_ID: Final = "DU04"  # one EndToEndId twice in one message
@@ -69,6 +70,8 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     UNKNOWN_CITIZEN: "citizen id unknown to the population register",
     REGISTER_NAME_MISMATCH: "name is not the one in the population register",
     REGISTER_BIRTH_DATE_MISMATCH: "birth date is not the one in the population register",
+    REQUIRED_ELEMENT_MISSING: "OrgnlTxId required: several of your transfers have this "
+                              "end-to-end id",
     DUPLICATE: "duplicate end-to-end id",
     DUPLICATE_MESSAGE_ID: "message id already used for another message",
     DUPLICATE_END_TO_END_ID: "end-to-end id appears twice in the message",

@@ -28,28 +28,43 @@ async def lookup(state: SwitchState, end_to_end_ids: Sequence[str]) -> dict[str,
 
 def candidates(participants: Iterable[str], party_bic: str, end_to_end_id: str,
                tx_id: str | None) -> list[str]:
-    """The keys a party may mean by an end-to-end id (and the TxId it names): its own
-    transfer under that id as debtor first, then the one forwarded under that TxId, then the
-    id's first user's (issue #22: ids belong to their sender, so two debtors' transfers may
-    share an id)."""
-    keys = [scoped_key(end_to_end_id, party_bic), key_named(end_to_end_id, tx_id, participants),
-            end_to_end_id]
+    """The keys of every transfer a party may mean by an end-to-end id (issue #22: ids belong
+    to their sender, so several debtors' transfers may share one): the id's first user's, its
+    own under the id as debtor, and the one forwarded to it under `tx_id`; with no TxId, every
+    debtor's (a creditor names a scoped transfer only by the TxId it was forwarded under), one
+    indexed key a participant, and only for a pacs.028 item without OrgnlTxId. pick chooses
+    among them."""
+    if tx_id is None:
+        keys = [end_to_end_id, *(scoped_key(end_to_end_id, bic) for bic in participants)]
+    else:
+        keys = [end_to_end_id, scoped_key(end_to_end_id, party_bic),
+                key_named(end_to_end_id, tx_id, participants)]
     return list(dict.fromkeys(keys))
 
 
-def party_to(found: Mapping[str, Transfer], keys: Sequence[str], party_bic: str
-             ) -> Transfer | None:
-    """The first of these keys' transfers `party_bic` is debtor or creditor of."""
-    for key in keys:
-        transfer = found.get(key)
-        if transfer is not None and party_bic in (transfer.debtor_bic, transfer.creditor_bic):
-            return transfer
-    return None
+def pick(found: Mapping[str, Transfer], keys: Sequence[str], party_bic: str,
+         tx_id: str | None, as_creditor_only: bool = False) -> tuple[Transfer | None, str | None]:
+    """The one transfer among these keys' that `party_bic` means. Of those it is party to,
+    the one whose TxId as it saw it (tx_id_seen_by) is `tx_id`, when that names exactly one
+    (a TxId naming none tells nothing apart: the sole candidate is still taken, as before
+    issue #22); then, for a pacs.004 (`as_creditor_only`), only one it is creditor of.
+    Returns (transfer, None); (None, AG09) when none fits, as for an id never used (no oracle,
+    issue #22); (None, CH21) when several fit (OrgnlTxId then tells them apart: the switch
+    never guesses)."""
+    party = [transfer for key in keys if (transfer := found.get(key)) is not None
+             and party_bic in (transfer.debtor_bic, transfer.creditor_bic)]
+    named = [transfer for transfer in party
+             if tx_id and transfer.tx_id_seen_by(party_bic) == tx_id]
+    fitting = [transfer for transfer in (named if len(named) == 1 else party)
+               if not as_creditor_only or transfer.creditor_bic == party_bic]
+    if len(fitting) == 1:
+        return fitting[0], None
+    return None, reasons.REQUIRED_ELEMENT_MISSING if fitting else reasons.PAYMENT_NOT_RECEIVED
 
 
 async def status_report(state: SwitchState, requester_bic: str, request: StatusRequest
                         ) -> PaymentStatusReport:
-    """Each asked transfer's status, for a party to it; AG09 (never received) otherwise,
+    """Each asked transfer's status, for a party to it (see pick); AG09 (never received) otherwise,
     whether or not the id exists for someone else, so that no participant learns of another's
     transfers."""
     keys = [candidates(state.participants, requester_bic, item.original_end_to_end_id,
@@ -57,11 +72,12 @@ async def status_report(state: SwitchState, requester_bic: str, request: StatusR
     known = await lookup(state, list(dict.fromkeys(key for each in keys for key in each)))
     statuses = []
     for item, item_keys in zip(request.items, keys, strict=True):
-        transfer = party_to(known, item_keys, requester_bic)
+        transfer, reason = pick(known, item_keys, requester_bic, item.original_tx_id)
         if transfer is None:
+            assert reason is not None
             statuses.append(refusal(item.original_end_to_end_id,
                                     item.original_tx_id or "NOTPROVIDED",
-                                    reasons.PAYMENT_NOT_RECEIVED, state.config.bic))
+                                    reason, state.config.bic))
         else:
             statuses.append(transfer.status(to_creditor=transfer.creditor_bic == requester_bic))
     return PaymentStatusReport(

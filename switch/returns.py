@@ -22,7 +22,7 @@ from protocol.messages import (
     TxStatus,
 )
 from switch.context import SwitchState
-from switch.inquiry import candidates, lookup, party_to
+from switch.inquiry import candidates, lookup, pick
 from switch.records import Decided, SettledReturn
 from switch.states import TransferState
 from switch.transfer import Transfer, wire_id
@@ -45,14 +45,15 @@ class Returns:
     def __init__(self, state: SwitchState) -> None:
         self.state = state
 
-    def _refusal(self, creditor_bic: str, item: PaymentReturnItem, original: Transfer | None
-                 ) -> str | None:
+    def _refusal(self, item: PaymentReturnItem, original: Transfer | None,
+                 not_found: str | None) -> str | None:
+        """Why this item cannot be returned, None when it can; `not_found` is pick's reason
+        when no original of this creditor's was found (AG09 as for an id never received, so
+        that nobody learns of another's transfers: issue #22)."""
         if item.currency != "VND":
             return reasons.NOT_ALLOWED_CURRENCY
-        if original is None or original.creditor_bic != creditor_bic:
-            # not the sender's to return: the same answer as an id never received, so that
-            # nobody learns of another's transfers (issue #22)
-            return reasons.PAYMENT_NOT_RECEIVED
+        if original is None:
+            return not_found or reasons.PAYMENT_NOT_RECEIVED
         if original.state is TransferState.RETURNED or (
                 original.end_to_end_id in self.state.book.returning):
             return reasons.DUPLICATE
@@ -84,8 +85,9 @@ class Returns:
                 statuses.append(self._again(item, earlier.get(item.return_id)))
                 continue
             return_ids.add(item.return_id)
-            original = party_to(known, item_keys, creditor_bic)
-            reason = self._refusal(creditor_bic, item, original)
+            original, not_found = pick(known, item_keys, creditor_bic, item.original_tx_id,
+                                       as_creditor_only=True)
+            reason = self._refusal(item, original, not_found)
             if reason is None and original is not None and not book.hold_return(
                     creditor_bic, original, item.returned_amount_vnd):
                 reason = reasons.INSUFFICIENT_FUNDS

@@ -99,6 +99,13 @@ class Transfer:
         """Whether another debtor used this end-to-end id first."""
         return SCOPE in self.end_to_end_id
 
+    def tx_id_seen_by(self, party_bic: str) -> str:
+        """The TxId `party_bic` knows this transfer by: the forward's for its creditor (the
+        switch's when scoped), the debtor's own otherwise."""
+        if party_bic == self.creditor_bic and self.scoped:
+            return forward_tx_id(self.end_to_end_id)
+        return self.tx_id
+
     def forwarded(self) -> CreditTransfer | None:
         """The transaction as the creditor is sent it: the debtor's, under the switch's TxId
         when the transfer is scoped."""
@@ -113,8 +120,8 @@ class Transfer:
         assert self.state is not None
         return TransactionStatus(
             original_end_to_end_id=self.wire_id,
-            original_tx_id=(forward_tx_id(self.end_to_end_id) if to_creditor and self.scoped
-                            else self.tx_id),
+            original_tx_id=self.tx_id_seen_by(self.creditor_bic if to_creditor
+                                              else self.debtor_bic),
             status=WIRE_STATUS[self.state],
             reason_code=self.reason_code,
             reason_text=reasons.DESCRIPTIONS.get(self.reason_code or ""),

@@ -35,6 +35,7 @@ from tests.harness import (
     BANK_B,
     SWITCH_BIC,
     TREASURY,
+    Answer,
     SwitchLab,
     credit_transfers,
     journal_state,
@@ -138,6 +139,69 @@ async def test_issue22_a_return_from_a_non_party_answers_as_an_unknown_id(lab: S
                                                     creditor=BANK_B))
     assert only_status(theirs) == only_status(unknown) == (TxStatus.REJECTED,
                                                            reasons.PAYMENT_NOT_RECEIVED)
+
+
+def forwarded_tx_id(lab: SwitchLab, creditor_bic: str, e2e: str, amount_vnd: int) -> str:
+    """The TxId of the forward `creditor_bic` received for `e2e` and this amount."""
+    (tx_id,) = [tx.tx_id for m in lab.participants[creditor_bic].received
+                if isinstance(m.document, CreditTransferMessage)
+                for tx in m.document.transactions
+                if (tx.end_to_end_id, tx.amount_vnd) == (e2e, amount_vnd)]
+    return tx_id
+
+
+@pytest.mark.parametrize("creditor_first", [True, False], ids=["received-first",
+                                                              "sent-first"])
+async def test_ids_finding_a_creditor_returns_what_it_received_under_an_id_it_also_sent(
+        lab: SwitchLab, creditor_first: bool) -> None:
+    """Security finding (a): a bank that received B-E2E-0008 and also sent its own transfer
+    under that id could not return the one it received (RJCT AG09): the lookup took its own
+    outgoing transfer and refused it as not the bank's to return."""
+    received = transfer("B-E2E-0008", amount_vnd=150_000, creditor=BANK_A, debtor=BANK_B)
+    sent = transfer("B-E2E-0008", amount_vnd=300_000, creditor=BANK_B, debtor=BANK_A,
+                    tx_id="A-OWN-TX-8")
+    for tx in ((received, sent) if creditor_first else (sent, received)):
+        assert only_status(await pay(lab, tx, sender=tx.debtor_agent_bic)) == (
+            TxStatus.SETTLED, None)
+    returned = return_of("B-E2E-0008", 150_000)
+    returned.items[0].original_tx_id = forwarded_tx_id(lab, BANK_A, "B-E2E-0008", 150_000)
+    assert only_status(await lab.peer(BANK_A).send(returned)) == (TxStatus.SETTLED, None)
+    await until(lambda: bool(lab.participants[BANK_B].returns()))
+    (back,) = [item for r in lab.participants[BANK_B].returns() for item in r.items]
+    assert (back.original_tx_id, back.returned_amount_vnd) == ("TXB-E2E-0008", 150_000)
+    # Its own outgoing transfer stays settled and is not the creditor's to return.
+    own = return_of("B-E2E-0008", 150_000)
+    own.items[0].original_tx_id = "A-OWN-TX-8"
+    assert only_status(await lab.peer(BANK_A).send(own)) == (
+        TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED)
+    assert (await ask(lab, BANK_A, "B-E2E-0008", "A-OWN-TX-8"))[:2] == (TxStatus.SETTLED, None)
+
+
+async def test_ids_finding_a_status_request_answers_about_the_transfer_its_txid_names(
+        lab: SwitchLab) -> None:
+    """Security finding (b): a bank asking about X-11 with the TxId of the rejected transfer
+    it received was told ACSC about its own outgoing X-11; a creditor trusting it could credit
+    money that never settled. Without OrgnlTxId it is now told CH21 rather than a guess; a
+    non-party still gets AG09."""
+    lab.participants[BANK_A].decide = lambda tx: (
+        Answer("RJCT", reasons.WRONG_ACCOUNT) if tx.tx_id == "BTX-11" else Answer())
+    incoming = transfer("X-11", creditor=BANK_A, debtor=BANK_B, tx_id="BTX-11")
+    assert only_status(await pay(lab, incoming, sender=BANK_B)) == (
+        TxStatus.REJECTED, reasons.WRONG_ACCOUNT)
+    outgoing = transfer("X-11", creditor=BANK_B, debtor=BANK_A, tx_id="ATX-11")
+    assert only_status(await pay(lab, outgoing, sender=BANK_A)) == (TxStatus.SETTLED, None)
+    assert await ask(lab, BANK_A, "X-11", "BTX-11") == (
+        TxStatus.REJECTED, reasons.WRONG_ACCOUNT, "BTX-11")
+    assert await ask(lab, BANK_A, "X-11", "ATX-11") == (TxStatus.SETTLED, None, "ATX-11")
+    assert (await ask(lab, BANK_A, "X-11"))[:2] == (TxStatus.REJECTED,
+                                                    reasons.REQUIRED_ELEMENT_MISSING)
+    assert (await ask(lab, BANK_B, "X-11"))[:2] == (TxStatus.REJECTED,
+                                                    reasons.REQUIRED_ELEMENT_MISSING)
+    assert await ask(lab, BANK_B, "X-11", "BTX-11") == (
+        TxStatus.REJECTED, reasons.WRONG_ACCOUNT, "BTX-11")
+    assert (await ask(lab, TREASURY, "X-11", "BTX-11"))[:2] == (
+        await ask(lab, TREASURY, "X-NEVER-USED", "BTX-11"))[:2] == (
+        TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED)
 
 
 def test_statuses_carry_the_wire_id_only() -> None:
