@@ -69,6 +69,7 @@ COUNTERPART_HOLDER = "Lê Văn Nhận"
 TREASURY_ACCOUNT = "KBNN-TW-0001"
 TREASURY_NAME = "Kho bạc Nhà nước"
 ADMIN_TIMEOUT_S = 30.0
+QUIET_POLL_S = 0.05  # how often `quiet` asks the switch for the notices it owes
 HOOK_TIMEOUT_S = 10.0
 MAX_RECEIVED = 100_000  # messages a counterpart keeps
 
@@ -268,9 +269,20 @@ class Lab:
                       key=lambda e: e.started_s)
 
     async def quiet(self, timeout_s: float = 15.0) -> bool:
+        """Whether, within `timeout_s`, the switch owes the bank no notice and no exchange
+        with the bank is under way: a case's verdicts (the reconciliation's above all) must not
+        race a rejection the switch still has to deliver to a slow bank."""
         assert self.to_bank is not None and self.to_switch is not None
-        return (await self.to_bank.quiet(timeout_s=timeout_s)
-                and await self.to_switch.quiet(timeout_s=timeout_s))
+        deadline_s = time.monotonic() + timeout_s
+        while True:
+            relays_quiet = (await self.to_bank.quiet(timeout_s=timeout_s)
+                            and await self.to_switch.quiet(timeout_s=timeout_s))
+            stats = await self.admin("GET", "/v1/admin/stats")
+            if relays_quiet and not stats.get("notices_backlog"):
+                return True
+            if time.monotonic() >= deadline_s:
+                return False
+            await asyncio.sleep(QUIET_POLL_S)
 
     # ---- the switch's admin API -----------------------------------------------------------
 

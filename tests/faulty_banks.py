@@ -46,6 +46,9 @@ class FaultyBank:
     behaviour: dict[str, Any] = field(default_factory=dict)
     patch: Callable[[Bank], None] | None = None
     also_fails: frozenset[str] = frozenset()
+    # Its server keeps no request ids (protocol/replay.py), as a bank's own stack may not:
+    # the mock bank's transport refuses a replay before its books see it.
+    forgets_request_ids: bool = False
 
 
 # ---- the defects, as patches of one Bank ----------------------------------------------------
@@ -365,7 +368,7 @@ FAULTY_BANKS: list[FaultyBank] = [
                "HTTP 409", patch=_refuse_known_statements),
     FaultyBank("a replayed request booked as a new transfer", "security.replay",
                "credited 2 times", {"double_credit_on_redelivery": True},
-               also_fails=frozenset({RECONCILIATION})),
+               also_fails=frozenset({RECONCILIATION}), forgets_request_ids=True),
     FaultyBank("a debtor that debits what the switch rejected", "debtor.rejections",
                "moved by -150,000 VND", patch=_debit_whatever_the_answer,
                also_fails=frozenset({RECONCILIATION})),

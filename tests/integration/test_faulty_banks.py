@@ -13,6 +13,7 @@ import pytest
 
 from conformance.catalogue import CASES
 from conformance.runner import PASSED, RunResult
+from protocol.replay import RequestIds
 from tests.conformance_harness import failures, run_in_process
 from tests.faulty_banks import FAULTY_BANKS, RECONCILIATION, FaultyBank
 
@@ -27,7 +28,7 @@ def test_the_library_covers_every_case_that_catches_a_defect_of_the_issue() -> N
 
 
 async def test_each_faulty_bank_fails_exactly_the_case_that_names_its_defect(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     room = asyncio.Semaphore(RUNS_AT_ONCE)
 
     async def run(number: int, bank: FaultyBank) -> RunResult:
@@ -37,8 +38,23 @@ async def test_each_faulty_bank_fails_exactly_the_case_that_names_its_defect(
             return await run_in_process(folder, [bank.case], bank.patch,
                                         behaviour=bank.behaviour)
 
-    results = await asyncio.gather(*(run(n, bank) for n, bank in enumerate(FAULTY_BANKS)),
-                                   return_exceptions=True)
+    async def alone(number: int, bank: FaultyBank) -> RunResult | BaseException:
+        """A bank whose server keeps no request ids: run by itself, every server of its run
+        (the bank's and the in-process switch's) forgetting them."""
+        with monkeypatch.context() as patched:
+            patched.setattr(RequestIds, "take", lambda *_args, **_kwargs: True)
+            try:
+                return await run(number, bank)
+            except Exception as error:
+                return error
+
+    together = [(n, b) for n, b in enumerate(FAULTY_BANKS) if not b.forgets_request_ids]
+    results_of = dict(zip([b.defect for _, b in together], await asyncio.gather(
+        *(run(n, bank) for n, bank in together), return_exceptions=True), strict=True))
+    for n, bank in enumerate(FAULTY_BANKS):
+        if bank.forgets_request_ids:
+            results_of[bank.defect] = await alone(n, bank)
+    results = [results_of[bank.defect] for bank in FAULTY_BANKS]
     wrong: dict[str, object] = {}
     for bank, result in zip(FAULTY_BANKS, results, strict=True):
         if isinstance(result, BaseException):
