@@ -375,7 +375,7 @@ def xml_response(
 
 OPERATOR = "(operator)"  # the owner of connections authenticated by the admin token
 # A change through an admin API names itself (draft-ietf-httpapi-idempotency-key-header), so a
-# captured one replayed within the window is refused like a replayed signed request.
+# repeat of it (a retry, or a captured one replayed) changes nothing.
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -389,7 +389,7 @@ def bearer_auth(path_prefix: str, token: str, keyed_changes: bool = False) -> Mi
     """Require `Authorization: Bearer <token>` on every path under `path_prefix` (admin APIs);
     a connection that carried the token is the operator's, out of the unauthenticated pool.
     With `keyed_changes`, a change (not GET/HEAD/OPTIONS) also needs an Idempotency-Key of 16
-    to 64 url-safe characters (400) used once within the signature window (409 again)."""
+    to 64 url-safe characters (400); the service makes each keyed change once."""
     expected = f"Bearer {token}".encode()
 
     @web.middleware
@@ -406,29 +406,22 @@ def bearer_auth(path_prefix: str, token: str, keyed_changes: bool = False) -> Mi
                     text="401: the admin API needs 'Authorization: Bearer <token>'\n")
             if isinstance(connection, GuardedConnection):
                 connection.take(OPERATOR)
-                if keyed_changes and request.method not in SAFE_METHODS:
-                    _take_idempotency_key(request, connection)
+            if keyed_changes and request.method not in SAFE_METHODS:
+                _check_idempotency_key(request)
         return await handler(request)
 
     return check
 
 
-def _take_idempotency_key(request: web.Request, connection: GuardedConnection) -> None:
+def _check_idempotency_key(request: web.Request) -> None:
+    """400 unless the change names itself; what a key already used means is the service's
+    (the switch journals it with the change: switch/admin.py `keyed`)."""
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER, "")
     if signing.NONCE_PATTERN.fullmatch(key) is None:
         raise web.HTTPBadRequest(text=f"400: a change through the admin API needs an "
                                  f"{IDEMPOTENCY_KEY_HEADER} header, 16 to 64 characters of "
                                  "A-Z a-z 0-9 _ - new for each change (e.g. "
                                  f"{signing.new_nonce()}); nothing was done\n")
-    try:
-        fresh = connection.guard.request_ids.take(OPERATOR, key)
-    except ReplayWindowFull as error:
-        raise web.HTTPServiceUnavailable(text=f"503: {error}; retry later (nothing was "
-                                         "done)\n", headers={"Retry-After": "1"}) from None
-    if not fresh:
-        raise web.HTTPConflict(text=f"409: {IDEMPOTENCY_KEY_HEADER} {key} was already used "
-                               f"in the last {signing.MAX_AGE_S} s (a replay, or a retry of a "
-                               "change already made); nothing was done\n")
 
 
 def run_alongside(app: web.Application, start: Callable[[], Awaitable[None]],

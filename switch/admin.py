@@ -4,18 +4,23 @@ for reconciliation."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from protocol.http import xml_response
+from protocol.directory import MAX_BODY_BYTES, read_body
+from protocol.http import IDEMPOTENCY_KEY_HEADER, xml_response
 from protocol.ids import MAX_ID_CHARS, is_bic
 from switch.config import MAX_POSITION_LIMIT_VND
 from switch.journal import MAX_LISTED_TRANSFERS
+from switch.journal_errors import WriteRefused
 from switch.participants import Participant
+from switch.records import AdminChange
 from switch.service import Switch
 from switch.states import TransferState
 from switch.transfer import scoped_key
@@ -90,33 +95,93 @@ def _limit_asked(body: object) -> int:
     return limit
 
 
-async def set_limit(request: web.Request) -> web.Response:
+# A change's handler: the request, the change as journaled, and the request's body.
+Change = Callable[[web.Request, AdminChange, bytes], Awaitable[web.Response]]
+ANSWER_REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on the first answer given again
+
+
+def keyed(change: Change) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An admin change made once per Idempotency-Key (draft-ietf-httpapi-idempotency-key-
+    header; protocol.http.bearer_auth checked its form): the key is journaled with the change
+    it made, so the same request again, before or after a restart, gets the first answer and
+    changes nothing; the key with another request is 422, and while the first is being made
+    409. A change refused (4xx before anything was written) journals nothing. A change that
+    does the same when made twice (the directory's) may ignore its AdminChange: its key is
+    journaled with its answer, right after."""
+
+    async def make(request: web.Request) -> web.Response:
+        key = request.headers[IDEMPOTENCY_KEY_HEADER]
+        body = await read_body(request, MAX_BODY_BYTES)
+        asked = f"{request.method} {request.path} {hashlib.sha256(body).hexdigest()}"
+        state = request.app[SWITCH].state
+        if not state.book.begin_admin_change(key):
+            raise _in_progress(key)
+        try:
+            earlier = await state.store.admin_change(key)
+            if earlier is not None:
+                if earlier.request != asked:
+                    raise web.HTTPUnprocessableEntity(
+                        text=f"422: {IDEMPOTENCY_KEY_HEADER} {key} was used for another "
+                        f"change ({earlier.request.rsplit(' ', 1)[0]}); nothing was done\n")
+                return _first_answer(earlier.status, earlier.answer)
+            made = AdminChange(key, asked, time.time())
+            try:
+                response = await change(request, made, body)
+            except WriteRefused:  # another process journaled this key first
+                raise _in_progress(key) from None
+            await state.store.answer_admin_change(made, response.status, response.text or "")
+            return response
+        finally:
+            state.book.end_admin_change(key)
+
+    return make
+
+
+def _in_progress(key: str) -> web.HTTPConflict:
+    return web.HTTPConflict(text=f"409: a change under {IDEMPOTENCY_KEY_HEADER} {key} is being "
+                            "made; repeat the request for its answer\n",
+                            headers={"Retry-After": "1"})
+
+
+def _first_answer(status: int | None, answer: str | None) -> web.Response:
+    headers = {ANSWER_REPLAYED_HEADER: "true"}
+    if status is None or answer is None:  # the process stopped between change and answer
+        return web.json_response({"note": "this change was made once already; its answer was"
+                                  " not kept (the switch stopped meanwhile)"}, headers=headers)
+    return web.Response(status=status, text=answer, content_type="application/json",
+                        headers=headers)
+
+
+@keyed
+async def set_limit(request: web.Request, change: AdminChange, body: bytes) -> web.Response:
     participant = _participant(request)
     try:
-        body = await request.json()
+        asked = json.loads(body)
     except ValueError:  # not JSON, or not UTF-8
         raise web.HTTPBadRequest(text="400: the body is not JSON\n") from None
-    limit = _limit_asked(body)
+    limit = _limit_asked(asked)
     await request.app[SWITCH].state.store.save_settings(participant.bic, limit,
-                                                        participant.signed_off)
+                                                        participant.signed_off, change)
     book = request.app[SWITCH].state.book
     book.set_limit(participant.bic, limit)
     return web.json_response(book.health(participant.bic))
 
 
-async def sign_off(request: web.Request) -> web.Response:
+@keyed
+async def sign_off(request: web.Request, change: AdminChange, _: bytes) -> web.Response:
     participant = _participant(request)
     on = request.match_info["action"] == "sign-on"
     await request.app[SWITCH].state.store.save_settings(
-        participant.bic, participant.position_limit_vnd, not on)
+        participant.bic, participant.position_limit_vnd, not on, change)
     book = request.app[SWITCH].state.book
     book.sign(participant.bic, on)
     return web.json_response(book.health(participant.bic))
 
 
-async def close_cycle(request: web.Request) -> web.Response:
+@keyed
+async def close_cycle(request: web.Request, change: AdminChange, _: bytes) -> web.Response:
     cycles = request.app[SWITCH].cycles
-    closed_id = await cycles.close()
+    closed_id = await cycles.close(change=change)
     assert closed_id is not None  # without a minimum age, the open cycle always closes
     summary = await cycles.summarize(closed_id)
     assert summary is not None

@@ -50,6 +50,7 @@ from switch.transfer import Transfer, scoped_key
 # ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
 MAX_AMOUNT_VND = 10**13
 MAX_AMOUNT_DIGITS = 18
+MAX_ADMIN_CHANGES = 64  # admin changes made at once by one process: the operator's, few
 
 
 def _whole_dong(text: str) -> bool:
@@ -94,6 +95,8 @@ class Book:
         self.returning: set[str] = set()  # end-to-end ids returned or returning
         self.breakers = {bic: Breaker(config.breaker_failures, config.breaker_cooldown_s)
                          for bic in participants}
+        # Idempotency-Keys of admin changes being made by this process (switch/admin.py).
+        self.admin_changing: set[str] = set()
 
     # ---- taking a submission (switch/intake.py) ---------------------------------------------
 
@@ -438,6 +441,17 @@ class Book:
             self.events.participant_up.fire(bic=bic)
         else:
             self.events.participant_down.fire(bic=bic, reason="signed off")
+
+    def begin_admin_change(self, key: str) -> bool:
+        """An admin change under Idempotency-Key `key` starts; False when one under the same
+        key is still being made here (the journal decides between processes)."""
+        if key in self.admin_changing or len(self.admin_changing) >= MAX_ADMIN_CHANGES:
+            return False
+        self.admin_changing.add(key)
+        return True
+
+    def end_admin_change(self, key: str) -> None:
+        self.admin_changing.discard(key)
 
     def admits(self, bic: str, clock_s: float) -> bool:
         """Whether a transfer to the participant may be taken now (`clock_s`: the event

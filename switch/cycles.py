@@ -27,6 +27,7 @@ from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
 from switch.context import SwitchState
 from switch.journal_errors import JournalInconsistent
+from switch.records import AdminChange
 from switch.transfer import wire_id
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,16 @@ class Cycles:
     def __init__(self, state: SwitchState) -> None:
         self.state = state
 
-    async def close(self, min_age_s: float | None = None) -> int | None:
+    async def close(self, min_age_s: float | None = None, change: AdminChange | None = None
+                    ) -> int | None:
         """Close the open cycle and open the next; returns the closed cycle's id once the
         journal holds the close. `min_age_s` (a timer's close): with a journal shared by
         several processes, close only a cycle open that long, and return None otherwise, so
-        that each process's timer does not close a cycle another one just opened."""
+        that each process's timer does not close a cycle another one just opened. `change`:
+        the operator's request that asked, journaled with the close."""
         state = self.state
         book = state.book
-        written = state.store.close_cycle(book.cycle_id, time.time(), min_age_s)
+        written = state.store.close_cycle(book.cycle_id, time.time(), min_age_s, change)
         asked_id = book.close_cycle()  # in the same step as the write: see the module's doc
         closed_id = book.cycle_close_decided(asked_id, await written)
         if closed_id is None:

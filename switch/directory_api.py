@@ -37,13 +37,12 @@ from protocol.directory import (
     MAX_ENTRIES_PER_REQUEST,
     parse_json,
     parse_model,
-    read_body,
     read_signed_json,
 )
 from protocol.ids import is_bic
-from switch.admin import SWITCH
+from switch.admin import SWITCH, keyed
 from switch.directory import REGISTRY
-from switch.records import DirectoryEntry
+from switch.records import AdminChange, DirectoryEntry
 from switch.service import Switch
 
 MAX_CHANGES_LISTED = 1_000
@@ -208,20 +207,22 @@ async def admin_changes(request: web.Request) -> web.Response:
         limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))})
 
 
-async def admin_import(request: web.Request) -> web.Response:
+@keyed
+async def admin_import(request: web.Request, _: AdminChange, body: bytes) -> web.Response:
     """Entries from the national registry (VNeID): the registry's word, not asked of the
     participant; each must name an admitted participant that holds accounts."""
     switch = request.app[SWITCH]
-    body = parse_model(ImportIn, parse_json(await read_body(request)))
-    for entry in body.entries:
+    asked = parse_model(ImportIn, parse_json(body))
+    for entry in asked.entries:
         _account_holder(switch, entry.participant_bic)
     verdicts = await switch.registrations.register(REGISTRY, [
         DirectoryEntry(e.citizen_id, e.participant_bic, e.account_id, e.holder_name)
-        for e in body.entries], confirm=False)
+        for e in asked.entries], confirm=False)
     return web.json_response({"results": [v.as_dict() for v in verdicts]})
 
 
-async def admin_unlink(request: web.Request) -> web.Response:
+@keyed
+async def admin_unlink(request: web.Request, _: AdminChange, __: bytes) -> web.Response:
     citizen_id = _citizen_id(request.match_info["citizen_id"]) or ""
     if not await request.app[SWITCH].registrations.unlink(REGISTRY, citizen_id, anyone_s=True):
         return _not_found(citizen_id)

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from switch.records import (
+    AdminAnswer,
+    AdminChange,
     CycleFlows,
     Decided,
     DirectoryChange,
@@ -91,11 +93,14 @@ class Journal(Protocol):
                        cycle_id: int, now_s: float
                        ) -> asyncio.Future[dict[str, Decided] | None]: ...
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]: ...
-    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
-                      ) -> asyncio.Future[None]: ...
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool,
+                      change: AdminChange | None = None) -> asyncio.Future[None]: ...
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]: ...
-    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
-                    ) -> asyncio.Future[int | None]: ...
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None,
+                    change: AdminChange | None = None) -> asyncio.Future[int | None]: ...
+    def answer_admin_change(self, change: AdminChange, status: int, answer: str
+                            ) -> asyncio.Future[None]: ...
+    async def admin_change(self, key: str) -> AdminAnswer | None: ...
     async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]: ...
     async def message_digest(self, sender_bic: str, msg_id: str) -> bytes | None: ...
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
@@ -341,6 +346,16 @@ READS = {
     "open_cycle": "SELECT (SELECT max(cycle_id) FROM cycles WHERE closed_at IS NULL),"
                   " (SELECT coalesce(max(cycle_id), 0) FROM cycles)",
 }
+
+
+# Shared by both journals (the table is the same in both).
+INSERT_ADMIN_CHANGE = ("INSERT INTO admin_changes (idempotency_key, request, at)"
+                       " VALUES (?1, ?2, ?3)")
+# The answer, with the change when it was not journaled with it (an idempotent change).
+ANSWER_ADMIN_CHANGE = ("INSERT INTO admin_changes (idempotency_key, request, at, status, answer)"
+                       " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (idempotency_key) DO UPDATE"
+                       " SET status=excluded.status, answer=excluded.answer")
+SELECT_ADMIN_CHANGE = "SELECT request, status, answer FROM admin_changes WHERE idempotency_key=?1"
 
 
 def dollar_placeholders(sql: str) -> str:

@@ -93,3 +93,24 @@ class DirectoryChange:
     entry: DirectoryEntry
     changed_by: str
     at: float  # unix s
+
+
+@dataclass(frozen=True, slots=True)
+class AdminChange:
+    """An operator's change through the admin API, journaled with the change it made so that
+    a repeat of it (same Idempotency-Key, draft-ietf-httpapi-idempotency-key-header) answers
+    the first answer and changes nothing, across restarts too."""
+
+    key: str  # the Idempotency-Key
+    request: str  # "METHOD path sha256-of-body-hex": a key reused for another request is 422
+    at_s: float  # unix s
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAnswer:
+    """What the journal holds of an admin change: the request it came with and the answer
+    given (None when the process stopped between the change and the answer's write)."""
+
+    request: str
+    status: int | None
+    answer: str | None

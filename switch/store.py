@@ -21,10 +21,13 @@ from typing import Any, TypeVar
 from switch.events import SwitchEvents
 from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
+    ANSWER_ADMIN_CHANGE,
+    INSERT_ADMIN_CHANGE,
     NOTICE_DUE,
     NOTICE_NONE,
     NOTICE_SENT,
     READS,
+    SELECT_ADMIN_CHANGE,
     TRANSFER_COLUMNS,
     JournalReads,
     JournalTransfer,
@@ -34,7 +37,15 @@ from switch.journal import (
 )
 from switch.journal_errors import NotAJournal, WriteRefused
 from switch.journal_reader import JournalReader
-from switch.records import Decided, DirectoryChange, Final, NoticesDue, SettledReturn
+from switch.records import (
+    AdminAnswer,
+    AdminChange,
+    Decided,
+    DirectoryChange,
+    Final,
+    NoticesDue,
+    SettledReturn,
+)
 from switch.states import TransferState
 from switch.transfer import Transfer
 
@@ -115,6 +126,13 @@ CREATE TABLE IF NOT EXISTS directory_changes (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes(citizen_id);
+CREATE TABLE IF NOT EXISTS admin_changes (
+    idempotency_key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    at REAL NOT NULL,
+    status INTEGER,
+    answer TEXT
+) WITHOUT ROWID;
 """
 INSERT_TRANSFER = (
     "INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd,"
@@ -352,9 +370,12 @@ class SqliteJournal(GroupCommit, JournalReads):
         """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
         return self.submit([(_MARK_SENT[kind], [(key,) for key in keys])])
 
-    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
-                      ) -> asyncio.Future[None]:
-        return self.submit([(_SAVE_SETTINGS, [(bic, position_limit_vnd, int(signed_off))])])
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool,
+                      change: AdminChange | None = None) -> asyncio.Future[None]:
+        """The operator's limit and sign-off, with the admin change that asked (one write:
+        WriteRefused when its Idempotency-Key is journaled already)."""
+        return self.submit([(_SAVE_SETTINGS, [(bic, position_limit_vnd, int(signed_off))]),
+                            *_admin_change(change)])
 
     def record_directory(self, changes: Sequence[DirectoryChange]
                          ) -> asyncio.Future[dict[str, str] | None]:
@@ -372,12 +393,24 @@ class SqliteJournal(GroupCommit, JournalReads):
     def open_cycle(self, cycle_id: int, now_s: float) -> asyncio.Future[None]:
         return self.submit([(_OPEN_CYCLE, [(cycle_id, now_s)])])
 
-    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
-                    ) -> asyncio.Future[int | None]:
-        """Close `closed_id` and open the next in one write. `min_age_s` is for a journal
-        shared by several processes, each with its timer; here this process alone closes."""
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None,
+                    change: AdminChange | None = None) -> asyncio.Future[int | None]:
+        """Close `closed_id` and open the next in one write, with the admin change that asked.
+        `min_age_s` is for a journal shared by several processes, each with its timer; here
+        this process alone closes."""
         return self.submit([(_CLOSE_CYCLE, [(now_s, closed_id)]),
-                            (_OPEN_CYCLE, [(closed_id + 1, now_s)])])
+                            (_OPEN_CYCLE, [(closed_id + 1, now_s)]), *_admin_change(change)])
+
+    def answer_admin_change(self, change: AdminChange, status: int, answer: str
+                            ) -> asyncio.Future[None]:
+        """The answer given to an admin change (journaled with it, unless idempotent)."""
+        return self.submit([(ANSWER_ADMIN_CHANGE, [
+            (change.key, change.request, change.at_s, status, answer)])])
+
+    async def admin_change(self, key: str) -> AdminAnswer | None:
+        """The admin change journaled under an Idempotency-Key, or None."""
+        rows = await self.read(SELECT_ADMIN_CHANGE, (key,))
+        return AdminAnswer(*rows[0]) if rows else None
 
     # ---- what the switch reads while serving ----------------------------------------------
 
@@ -467,3 +500,8 @@ class SqliteJournal(GroupCommit, JournalReads):
                        f" {prefixed} FROM returns r JOIN transfers t USING (end_to_end_id)"
                        f" WHERE r.debtor_notice={NOTICE_DUE}")]
         return NoticesDue(to_creditors, to_debtors, returns)
+
+
+def _admin_change(change: AdminChange | None) -> Statements:
+    return [] if change is None else [
+        (INSERT_ADMIN_CHANGE, [(change.key, change.request, change.at_s)])]

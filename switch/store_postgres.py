@@ -59,16 +59,27 @@ from protocol import reasons
 from switch.events import SwitchEvents
 from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
+    ANSWER_ADMIN_CHANGE,
+    INSERT_ADMIN_CHANGE,
     NOTICE_DUE,
     NOTICE_SENT,
     READS,
+    SELECT_ADMIN_CHANGE,
     TRANSFER_COLUMNS,
     JournalReads,
     dollar_placeholders,
     transfer_of_row,
 )
 from switch.journal_errors import JournalFailed, WriteRefused
-from switch.records import Decided, DirectoryChange, Final, NoticesDue, SettledReturn
+from switch.records import (
+    AdminAnswer,
+    AdminChange,
+    Decided,
+    DirectoryChange,
+    Final,
+    NoticesDue,
+    SettledReturn,
+)
 from switch.states import TransferState
 from switch.transfer import Transfer
 
@@ -161,6 +172,13 @@ CREATE TABLE IF NOT EXISTS directory_changes (
     at DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX IF NOT EXISTS directory_changes_by_citizen ON directory_changes (citizen_id);
+CREATE TABLE IF NOT EXISTS admin_changes (
+    idempotency_key TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    status INTEGER,
+    answer TEXT
+);
 CREATE TABLE IF NOT EXISTS switch_processes (
     process_id TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -1012,11 +1030,13 @@ class PostgresStore(GroupCommit, JournalReads):
 
         return self._submit(run)
 
-    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool
-                      ) -> asyncio.Future[None]:
+    def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool,
+                      change: AdminChange | None = None) -> asyncio.Future[None]:
         """The operator's limit and sign-off, the limit the journal checks holds against,
-        and a word to every process."""
+        and a word to every process, with the admin change that asked (WriteRefused when
+        its Idempotency-Key is journaled already)."""
         async def run(connection: Any) -> None:
+            await _journal_admin_change(connection, change)
             await connection.execute(_SAVE_SETTINGS, bic, position_limit_vnd, signed_off)
             await connection.execute(_SET_LIMIT, bic, position_limit_vnd)
             await connection.execute(_NOTIFY, SETTINGS_CHANNEL, bic)
@@ -1029,14 +1049,30 @@ class PostgresStore(GroupCommit, JournalReads):
 
         return self._submit(run)
 
-    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None
-                    ) -> asyncio.Future[int | None]:
-        """Close whichever cycle is open (at least `min_age_s` old) and open the next; the
-        closed cycle's id, or None. `closed_id` is this process's belief, not the journal's."""
+    def close_cycle(self, closed_id: int, now_s: float, min_age_s: float | None = None,
+                    change: AdminChange | None = None) -> asyncio.Future[int | None]:
+        """Close whichever cycle is open (at least `min_age_s` old) and open the next, with
+        the admin change that asked; the closed cycle's id, or None. `closed_id` is this
+        process's belief, not the journal's."""
         async def run(connection: Any) -> int | None:
+            await _journal_admin_change(connection, change)
             return await connection.fetchval(_CLOSE, min_age_s)
 
         return self._submit(run, flush_first=True)
+
+    def answer_admin_change(self, change: AdminChange, status: int, answer: str
+                            ) -> asyncio.Future[None]:
+        """The answer given to an admin change (journaled with it, unless idempotent)."""
+        async def run(connection: Any) -> None:
+            await connection.execute(dollar_placeholders(ANSWER_ADMIN_CHANGE), change.key,
+                                     change.request, change.at_s, status, answer)
+
+        return self._submit(run)
+
+    async def admin_change(self, key: str) -> AdminAnswer | None:
+        """The admin change journaled under an Idempotency-Key, or None."""
+        rows = await self.read(dollar_placeholders(SELECT_ADMIN_CHANGE), (key,))
+        return AdminAnswer(*rows[0]) if rows else None
 
     def take_over(self, dead_process: str, lease_s: float) -> asyncio.Future[Claimed | None]:
         """Take over a process that stopped beating `lease_s` ago: what it held in flight and
@@ -1122,3 +1158,9 @@ def _payloads(words: list[list[str | None]]) -> Iterable[str]:
         size += encoded
     if chunk:
         yield json.dumps(chunk)
+
+
+async def _journal_admin_change(connection: Any, change: AdminChange | None) -> None:
+    if change is not None:
+        await connection.execute(dollar_placeholders(INSERT_ADMIN_CHANGE), change.key,
+                                 change.request, change.at_s)

@@ -190,6 +190,31 @@ async def test_a_cycle_closed_at_one_process_is_closed_for_both(pair: Pair) -> N
     assert sorted(both) == [2, 3]  # two closes asked, two cycles closed, each once
 
 
+async def test_an_admin_close_repeated_at_the_other_process_closes_nothing(
+        pair: Pair) -> None:
+    """Admin Idempotency-Keys are journaled with the change (issue #22's gap): a close asked
+    at A and repeated with the same key at B closes one cycle and answers alike; the same
+    close sent to A and B at once closes one cycle too (the other answers the first answer,
+    or 409 while it is being made), and a repeat afterwards answers the first answer."""
+    session = pair.lab.session
+    assert session is not None
+
+    async def close(url: str, headers: dict[str, str]) -> tuple[int, str]:
+        async with session.post(f"{url}/v1/admin/settlement/close",
+                                headers=headers) as response:
+            return response.status, await response.text()
+
+    headers = {"Authorization": "Bearer t0ken"} | idempotency_key()
+    first = await close(pair.lab.url, headers)
+    assert first[0] == 200 and await close(pair.b_url, headers) == first
+    headers = {"Authorization": "Bearer t0ken"} | idempotency_key()
+    both = await asyncio.gather(close(pair.lab.url, headers), close(pair.b_url, headers))
+    made = [answer for answer in both if answer[0] == 200]
+    assert made and {status for status, _ in both} <= {200, 409}
+    assert await close(pair.b_url, headers) == await close(pair.lab.url, headers) == made[0]
+    assert (await pair.a.state.store.open_cycle_now())[0] == 3  # two closes made, once each
+
+
 async def test_a_sign_off_at_one_process_is_obeyed_by_the_other(pair: Pair) -> None:
     status, _ = await pair.lab.admin("POST", f"/v1/admin/participants/{BANK_B}/sign-off")
     assert status == 200

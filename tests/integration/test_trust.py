@@ -314,7 +314,8 @@ def test_issue22_mtls_needs_the_switchs_tls_files(tmp_path: Path) -> None:
 async def test_issue22_an_admin_change_names_itself_and_a_replay_changes_nothing(
         tmp_path: Path) -> None:
     """A change through the admin API carries an Idempotency-Key: without one it is refused
-    400; the same request again (a replay, or a retry) is 409 and closes no second cycle."""
+    400; the same request again (a replay, or a retry) gets the first answer and closes no
+    second cycle; the key with another request is 422."""
     lab = await SwitchLab(tmp_path / "switch.sqlite").start()
     assert lab.session is not None
     url, token = f"{lab.url}/v1/admin/settlement/close", {"Authorization": "Bearer t0ken"}
@@ -323,11 +324,58 @@ async def test_issue22_an_admin_change_names_itself_and_a_replay_changes_nothing
             assert response.status == 400 and "Idempotency-Key" in await response.text()
         captured = token | idempotency_key()
         async with lab.session.post(url, headers=captured) as response:
-            assert response.status == 200 and (await response.json())["cycle_id"] == 1
+            assert response.status == 200
+            first = await response.json()
+            assert first["cycle_id"] == 1
         async with lab.session.post(url, headers=captured) as response:
-            assert response.status == 409 and "already used" in await response.text()
+            assert response.status == 200 and await response.json() == first
+            assert response.headers["Idempotent-Replayed"] == "true"
+        async with lab.session.post(f"{lab.url}/v1/admin/participants/{BANK_A}/sign-off",
+                                    headers=captured) as response:
+            assert response.status == 422 and "another change" in await response.text()
         status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
         assert status == 200 and summary["cycle_id"] == 2  # type: ignore[index]
+    finally:
+        await lab.stop()
+
+
+async def test_issue22_an_admin_change_repeated_after_a_restart_is_not_made_again(
+        tmp_path: Path) -> None:
+    """The gap the last session left: admin Idempotency-Keys lived in the process's memory,
+    so after a restart the same settlement/close closed a second cycle. The key is journaled
+    with the change: after a real restart of the switch on its journal, the repeat answers
+    the first answer and closes nothing; so does a repeated limit change."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    close_url = f"{lab.url}/v1/admin/settlement/close"
+    limit_url = f"{lab.url}/v1/admin/participants/{BANK_A}/limit"
+    close = {"Authorization": "Bearer t0ken"} | idempotency_key()
+    limit = {"Authorization": "Bearer t0ken"} | idempotency_key()
+    try:
+        async with lab.session.post(close_url, headers=close) as response:
+            assert response.status == 200
+            first_close = await response.json()
+        async with lab.session.put(limit_url, headers=limit,
+                                   json={"position_limit_vnd": 5_000_000}) as response:
+            assert response.status == 200
+            first_limit = await response.json()
+        # the operator lowers the limit again, under a new key, before the restart
+        status, _ = await lab.admin("PUT", f"/v1/admin/participants/{BANK_A}/limit",
+                                    json={"position_limit_vnd": 1_000_000})
+        assert status == 200
+        await lab.restart_switch()  # same journal, same port
+        async with lab.session.post(close_url, headers=close) as response:
+            assert response.status == 200 and await response.json() == first_close
+        async with lab.session.put(limit_url, headers=limit,
+                                   json={"position_limit_vnd": 5_000_000}) as response:
+            assert response.status == 200 and await response.json() == first_limit
+        status, health = await lab.admin("GET", "/v1/admin/health")
+        bank_a = next(p for p in health["participants"]  # type: ignore[index]
+                      if p["bic"] == BANK_A)
+        assert bank_a["position_limit_vnd"] == 1_000_000  # the repeat changed nothing
+        status, summary = await lab.admin("POST", "/v1/admin/settlement/close")
+        assert status == 200
+        assert summary["cycle_id"] == first_close["cycle_id"] + 1  # type: ignore[index]
     finally:
         await lab.stop()
 
