@@ -244,7 +244,8 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
     of its body is read or any budget charged: 401 for no, a bad, a stale or a replayed
     signature (its request id taken within the window) or an unknown signer; 503 when the
     server remembers too many request ids, or the signer already holds its share of
-    connections. From here on the answer is signed (`sign_answers`) and the connection is
+    connections. The request id is not taken here but by `check_body`, once the body is
+    verified too. From here on the answer is signed (`sign_answers`) and the connection is
     the signer's (out of the unauthenticated pool)."""
     connection = guarded(request)
     try:
@@ -261,16 +262,11 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
                       "started, so it cannot know the request id was not used before a "
                       "restart: sign the request anew\n")
     try:
-        fresh = request_ids.take(claimed.signer, claimed.nonce)
+        replayed = request_ids.seen(claimed.signer, claimed.nonce)
     except ReplayWindowFull as error:
-        raise _refuse(web.HTTPServiceUnavailable, f"503: {error}; retry later (nothing was "
-                      "taken)\n", headers={"Retry-After": "1"}) from None
-    if not fresh:
-        connection.guard.failures.client(connection.peer_address(), f"401 a replay of "
-                                         f"{claimed.signer}'s request {claimed.nonce}")
-        raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: the request id (nonce) "
-                      f"{claimed.nonce} was already used by {claimed.signer}: a replay is "
-                      "refused; sign every request anew\n")
+        raise _window_full(error) from None
+    if replayed:
+        raise _replay(connection, claimed)
     request[SIGNED_REQUEST] = claimed
     if senders[claimed.signer].mtls and claimed.signer != tls.peer_name(
             request.transport.get_extra_info("peercert") if request.transport else None):
@@ -283,12 +279,35 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
     return claimed
 
 
-def check_body(claimed: signing.Claim, body: bytes) -> None:
-    """401 unless the body is the one whose Content-Digest the signature covers."""
+def check_body(request: web.Request, claimed: signing.Claim, body: bytes) -> None:
+    """401 unless the body is the one whose Content-Digest the signature covers; then the
+    request id is taken (protocol/replay.py): 401 when a twin of this request took it first,
+    503 when the server remembers too many. An id is used up only by a request that verified
+    whole, so a captured signed head sent with another body burns nothing."""
     try:
         signing.check_body(claimed, body)
     except signing.SignatureError as error:
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
+    connection = guarded(request)
+    try:
+        fresh = connection.guard.request_ids.take(claimed.signer, claimed.nonce)
+    except ReplayWindowFull as error:
+        raise _window_full(error) from None
+    if not fresh:
+        raise _replay(connection, claimed)
+
+
+def _window_full(error: ReplayWindowFull) -> web.HTTPException:
+    return _refuse(web.HTTPServiceUnavailable, f"503: {error}; retry later (nothing was "
+                   "taken)\n", headers={"Retry-After": "1"})
+
+
+def _replay(connection: GuardedConnection, claimed: signing.Claim) -> web.HTTPException:
+    connection.guard.failures.client(connection.peer_address(), f"401 a replay of "
+                                     f"{claimed.signer}'s request {claimed.nonce}")
+    return _refuse(web.HTTPUnauthorized, f"401 unauthenticated: the request id (nonce) "
+                   f"{claimed.nonce} was already used by {claimed.signer}: a replay is "
+                   "refused; sign every request anew\n")
 
 
 async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_bic: str
@@ -314,7 +333,7 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
                       f"413: {length:,} bytes is over your limit of {sender.max_body_bytes:,}\n",
                       max_size=sender.max_body_bytes, actual_size=length)
     body = await _read_body(request, connection, claimed.signer, sender.max_body_bytes)
-    check_body(claimed, body)
+    check_body(request, claimed, body)
     try:
         message = codec.decode(body, sender.max_body_bytes)
     except codec.CodecError as error:

@@ -8,6 +8,11 @@ The memory is a process's own and starts empty, so a server remembers nothing fr
 started: a request signed before then (`created` earlier than the second it started) is
 refused, since an earlier run of the server may have taken its id; honest clients sign every
 attempt anew, so only a replay across a restart is refused.
+An id counts as taken only once the whole request verified (its body matches the signed
+Content-Digest): the head alone is checked with `seen`, which takes nothing, so that a signed
+head captured on the way and sent first with another body cannot use up the sender's id
+(issue #22's gap). Two requests with one id racing each other both pass `seen`; `take`, one
+step of the event loop, lets exactly one of them through.
 The memory is bounded: at `max_ids` ids in the window, a new request is refused (503) rather
 than the oldest forgotten, since forgetting it early would let it be replayed. Measured: ~190
 bytes an id besides its nonce (~250 MB at the bound of a million, which holds 3,300 requests a
@@ -44,6 +49,15 @@ class RequestIds:
         across a restart)."""
         return created_s < self.since_s
 
+    def seen(self, signer: str, nonce: str, now_s: float | None = None) -> bool:
+        """Whether `signer`'s request id was taken within the window; takes nothing. Raises
+        ReplayWindowFull when `max_ids` are remembered (a new id could not be taken)."""
+        self._forget(time.time() if now_s is None else now_s)
+        if (signer, nonce) in self._taken:
+            return True
+        self._check_room()
+        return False
+
     def take(self, signer: str, nonce: str, now_s: float | None = None) -> bool:
         """Remember `signer`'s request id; False when it was already taken within the window.
         Raises ReplayWindowFull when `max_ids` are remembered."""
@@ -52,12 +66,15 @@ class RequestIds:
         key = (signer, nonce)
         if key in self._taken:
             return False
-        if len(self._taken) >= self.max_ids:
-            raise ReplayWindowFull(f"{len(self._taken):,} request ids in the last "
-                                   f"{MAX_AGE_S} s, the most remembered")
+        self._check_room()
         self._taken.add(key)
         self._by_expiry.append((now + MAX_AGE_S + FUTURE_SKEW_S, key))
         return True
+
+    def _check_room(self) -> None:
+        if len(self._taken) >= self.max_ids:
+            raise ReplayWindowFull(f"{len(self._taken):,} request ids in the last "
+                                   f"{MAX_AGE_S} s, the most remembered")
 
     def __len__(self) -> int:
         return len(self._taken)

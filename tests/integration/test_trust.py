@@ -436,3 +436,43 @@ async def test_issue22_a_request_captured_before_a_restart_is_refused_after_it(
             0] == 200
     finally:
         await lab.stop()
+
+
+async def test_issue22_a_signed_head_with_another_body_burns_no_request_id(
+        tmp_path: Path) -> None:
+    """The gap the last session left: the request id was taken as soon as the head's
+    signature checked, before the body was read. Anyone on the path who saw a signed request
+    (no key needed) could send its head first with another body: refused 401, but the id
+    used up, so the participant's own request was then refused as a replay. The id now counts
+    only once the whole request verified; and of two identical requests racing each other,
+    exactly one is taken."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    url, own = f"{lab.url}{SWITCH_MESSAGES_PATH}", lab.participants[BANK_A].credentials.own
+
+    def inquiry() -> bytes:
+        return codec.encode(wrap(BANK_A, SWITCH_BIC, StatusRequest(
+            msg_id=new_id("Q"), created_at=datetime.now(UTC),
+            items=[StatusRequestItem("E2E-1")])))
+
+    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+        assert lab.session is not None
+        async with lab.session.post(url, data=body, headers=headers) as response:
+            return response.status, await response.text()
+
+    try:
+        await asyncio.sleep(1.1)  # `created` is whole seconds: sign after the start's second
+        body = inquiry()
+        seen = signing.sign(BANK_A, own, SWITCH_MESSAGES_PATH, body)
+        forged = body.replace(b"E2E-1", b"E2E-2")
+        status, text = await post(forged, seen)
+        assert status == 401 and "does not match" in text, text
+        assert (await post(body, seen))[0] == 200  # the participant's own request is taken
+        twin = inquiry()
+        headers = signing.sign(BANK_A, own, SWITCH_MESSAGES_PATH, twin)
+        answers = await asyncio.gather(*(post(twin, headers) for _ in range(4)))
+        statuses = sorted(status for status, _ in answers)
+        assert statuses == [200, 401, 401, 401], answers
+        assert all("already used" in text for status, text in answers if status == 401)
+    finally:
+        await lab.stop()
