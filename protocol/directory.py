@@ -88,7 +88,7 @@ async def read_signed_json(request: web.Request, senders: Mapping[str, Sender],
     signed one, 400 not JSON. The answer to it is signed (`protocol.http.sign_answers`)."""
     claimed = authenticate(request, senders)
     body = await read_body(request, max_bytes)
-    check_body(request, claimed, body)
+    check_body(request, claimed, body, senders)
     return claimed.signer, parse_json(body)
 
 

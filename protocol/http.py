@@ -208,6 +208,27 @@ async def _read_reserved(request: web.Request, max_bytes: int) -> bytes:
 
 # the request's Claim, once its signature checks
 SIGNED_REQUEST = web.RequestKey("signed_request", signing.Claim)
+# Why a request did not authenticate: a fixed set, so that a metric's label values are few.
+AUTH_FAILURE_REASONS = ("unsigned", "unknown_signer", "bad_signature", "before_start",
+                        "replay", "body", "mtls", "admin_token")
+UNKNOWN_SIGNER = "unknown"  # a claimed keyid no sender has: one label value for all of them
+NO_SIGNER = "none"  # the request named no keyid
+# Told of every request that did not authenticate: (reason, claimed signer label), the label
+# a sender's BIC, OPERATOR, UNKNOWN_SIGNER or NO_SIGNER (an app sets it for its metrics).
+AUTH_FAILED = web.AppKey("auth_failed", Callable[[str, str], None])
+
+
+def _auth_failed(request: web.Request, reason: str, keyid: str | None,
+                 senders: Mapping[str, object], what: str) -> None:
+    """One request that did not authenticate: a bounded log line naming the claimed signer
+    (protocol/peerlog.py) and the app's metric, its keyid label bounded to known senders."""
+    connection = request.protocol
+    if isinstance(connection, GuardedConnection):
+        connection.guard.failures.client(connection.peer_address(), what, keyid)
+    told = request.config_dict.get(AUTH_FAILED)
+    if told is not None:
+        told(reason, NO_SIGNER if keyid is None else keyid if keyid in senders
+             else UNKNOWN_SIGNER)
 
 
 class _PeerKeys(Mapping[str, signing.VerifyKey]):
@@ -252,12 +273,15 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
         claimed = signing.claim(request.method, request.raw_path, request.headers,
                                 _PeerKeys(senders))
     except signing.SignatureError as error:
-        connection.guard.failures.client(connection.peer_address(), f"401 {error}")
+        keyid = signing.claimed_keyid(request.headers)
+        reason = ("unsigned" if signing.SIGNATURE_INPUT_HEADER not in request.headers
+                  else "bad_signature" if keyid in senders else "unknown_signer")
+        _auth_failed(request, reason, keyid, senders, f"401 {error}")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
     request_ids = connection.guard.request_ids
     if request_ids.predates(claimed.created_s):
-        connection.guard.failures.client(connection.peer_address(), f"401 {claimed.signer}'s "
-                                         "request signed before this server started")
+        _auth_failed(request, "before_start", claimed.signer, senders,
+                     f"401 {claimed.signer}'s request signed before this server started")
         raise _refuse(web.HTTPUnauthorized, "401 unauthenticated: signed before this server "
                       "started, so it cannot know the request id was not used before a "
                       "restart: sign the request anew\n")
@@ -266,10 +290,12 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
     except ReplayWindowFull as error:
         raise _window_full(error) from None
     if replayed:
-        raise _replay(connection, claimed)
+        raise _replay(request, claimed, senders)
     request[SIGNED_REQUEST] = claimed
     if senders[claimed.signer].mtls and claimed.signer != tls.peer_name(
             request.transport.get_extra_info("peercert") if request.transport else None):
+        _auth_failed(request, "mtls", claimed.signer, senders,
+                     f"401 {claimed.signer}'s request without its TLS client certificate")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {claimed.signer} sends "
                       "over mutual TLS only: its requests must come with its TLS client "
                       "certificate (protocol/tls.py)\n")
@@ -279,7 +305,8 @@ def authenticate(request: web.Request, senders: Mapping[str, Sender]) -> signing
     return claimed
 
 
-def check_body(request: web.Request, claimed: signing.Claim, body: bytes) -> None:
+def check_body(request: web.Request, claimed: signing.Claim, body: bytes,
+               senders: Mapping[str, object]) -> None:
     """401 unless the body is the one whose Content-Digest the signature covers; then the
     request id is taken (protocol/replay.py): 401 when a twin of this request took it first,
     503 when the server remembers too many. An id is used up only by a request that verified
@@ -287,14 +314,14 @@ def check_body(request: web.Request, claimed: signing.Claim, body: bytes) -> Non
     try:
         signing.check_body(claimed, body)
     except signing.SignatureError as error:
+        _auth_failed(request, "body", claimed.signer, senders, f"401 {error}")
         raise _refuse(web.HTTPUnauthorized, f"401 unauthenticated: {error}\n") from None
-    connection = guarded(request)
     try:
-        fresh = connection.guard.request_ids.take(claimed.signer, claimed.nonce)
+        fresh = guarded(request).guard.request_ids.take(claimed.signer, claimed.nonce)
     except ReplayWindowFull as error:
         raise _window_full(error) from None
     if not fresh:
-        raise _replay(connection, claimed)
+        raise _replay(request, claimed, senders)
 
 
 def _window_full(error: ReplayWindowFull) -> web.HTTPException:
@@ -302,9 +329,10 @@ def _window_full(error: ReplayWindowFull) -> web.HTTPException:
                    "taken)\n", headers={"Retry-After": "1"})
 
 
-def _replay(connection: GuardedConnection, claimed: signing.Claim) -> web.HTTPException:
-    connection.guard.failures.client(connection.peer_address(), f"401 a replay of "
-                                     f"{claimed.signer}'s request {claimed.nonce}")
+def _replay(request: web.Request, claimed: signing.Claim, senders: Mapping[str, object]
+            ) -> web.HTTPException:
+    _auth_failed(request, "replay", claimed.signer, senders,
+                 f"401 a replay of {claimed.signer}'s request {claimed.nonce}")
     return _refuse(web.HTTPUnauthorized, f"401 unauthenticated: the request id (nonce) "
                    f"{claimed.nonce} was already used by {claimed.signer}: a replay is "
                    "refused; sign every request anew\n")
@@ -333,7 +361,7 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
                       f"413: {length:,} bytes is over your limit of {sender.max_body_bytes:,}\n",
                       max_size=sender.max_body_bytes, actual_size=length)
     body = await _read_body(request, connection, claimed.signer, sender.max_body_bytes)
-    check_body(request, claimed, body)
+    check_body(request, claimed, body, senders)
     try:
         message = codec.decode(body, sender.max_body_bytes)
     except codec.CodecError as error:
@@ -417,10 +445,9 @@ def bearer_auth(path_prefix: str, token: str, keyed_changes: bool = False) -> Mi
             given = request.headers.get("Authorization", "").encode()
             connection = request.protocol
             if not hmac.compare_digest(given, expected):
-                if isinstance(connection, GuardedConnection):  # logged, bounded per peer
-                    connection.guard.failures.client(
-                        connection.peer_address(),
-                        f"401 the admin token refused for {request.method} {request.path}")
+                _auth_failed(request, "admin_token", OPERATOR, {OPERATOR: None},
+                             f"401 the admin token refused for {request.method} "
+                             f"{request.path}")
                 raise web.HTTPUnauthorized(
                     text="401: the admin API needs 'Authorization: Bearer <token>'\n")
             if isinstance(connection, GuardedConnection):

@@ -366,6 +366,16 @@ def _digest_sha256(headers: _Headers) -> tuple[str, bytes]:
     raise SignatureError(f"{CONTENT_DIGEST_HEADER} must name the body's sha-256 (RFC 9530)")
 
 
+_CLAIMED_KEYID = re.compile(r';\s*keyid="([^"]{0,64})"')
+
+
+def claimed_keyid(headers: Mapping[str, str]) -> str | None:
+    """The keyid a request's Signature-Input names, as sent and unchecked (for logs and
+    metrics about a request that did not authenticate); None when it names none."""
+    found = _CLAIMED_KEYID.search(headers.get(SIGNATURE_INPUT_HEADER, "")[:MAX_FIELD_CHARS])
+    return None if found is None else found.group(1)
+
+
 def claim(method: str, path_qs: str, headers: Mapping[str, str], keys: Mapping[str, VerifyKey],
           now_s: float | None = None) -> Claim:
     """Check a request's signature from its head alone: the signer (`keyid`) is one of

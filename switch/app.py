@@ -18,6 +18,7 @@ from protocol import codec
 from protocol.codec import new_id
 from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.http import (
+    AUTH_FAILED,
     SWITCH_MESSAGES_PATH,
     bearer_auth,
     read_signed,
@@ -225,6 +226,7 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
         bearer_auth("/v1/admin/", config.admin_token, keyed_changes=True), journal_refusals])
     app[SWITCH] = switch
     app[SERVER_LIMITS] = config.transport
+    app[AUTH_FAILED] = switch.metrics.auth_failed
     run_alongside(app, switch.start, switch.stop)
     app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)
     app.router.add_get("/v1/health", health)

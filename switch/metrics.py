@@ -136,6 +136,11 @@ class SwitchMetrics:
         self.notices_delivered = counter(
             "switchlab_notices_delivered", "Items (confirmations, reports, returns) delivered "
             "to the participant", ["bic"])
+        self.auth_failures = counter(
+            "switchlab_auth_failures", "Requests refused before they authenticated, by reason "
+            "(protocol.http.AUTH_FAILURE_REASONS) and the signer they claimed: a participant's "
+            "BIC, (operator) for the admin token, unknown for any keyid no participant has, "
+            "none when they named none", ["reason", "claimed_signer"])
         self.notice_failures = counter(
             "switchlab_notice_failures", "Failed attempts to deliver a notice message to the "
             "participant (each is retried)", ["bic"])
@@ -196,6 +201,11 @@ class SwitchMetrics:
         events.journal_committed.add_listener(self._journal_committed)
         events.journal_failed.add_listener(self._journal_failed)
         events.journal_healed.add_listener(lambda outage_s: self.journal_failed.set(0))
+
+    def auth_failed(self, reason: str, claimed_signer: str) -> None:
+        """A request refused before it authenticated (protocol.http.AUTH_FAILED): the label
+        values come bounded from there."""
+        self.auth_failures.labels(reason, claimed_signer).inc()
 
     def _known(self, bic: str) -> bool:
         return bic in self._bics

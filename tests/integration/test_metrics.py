@@ -22,8 +22,8 @@ from banks.payment_table import read_payment_table
 from banks.population import Mix, generate_population
 from banks.treasury import TreasurySettings
 from lab.world import World, WorldSettings
-from protocol import codec, reasons
-from protocol.http import wrap
+from protocol import codec, reasons, signing
+from protocol.http import SWITCH_MESSAGES_PATH, wrap
 from protocol.messages import CreditTransferMessage
 from switch.states import TransferState
 from switch.transfer import Transfer
@@ -424,3 +424,40 @@ def test_every_bank_metric_is_documented_with_its_type() -> None:
     documented = {name: kind for name, kind in documented_types().items()
                   if name.startswith("switchlab_bank_")}
     assert {n: k for n, k in served.items() if not n.endswith("_created")} == documented
+
+
+async def test_issue22_auth_failures_are_counted_by_reason_and_claimed_signer(
+        tmp_path: Path) -> None:
+    """The attacker's finding left open: no metric counted authentication failures. Each
+    refusal before authentication counts by reason and the signer claimed; keyids no
+    participant has share one label value, however many are made up."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    assert lab.session is not None
+    url = f"{lab.url}{SWITCH_MESSAGES_PATH}"
+    body = codec.encode(wrap(BANK_A, SWITCH_BIC, credit_transfers([transfer("E2E-AUTH")])))
+    wrong_key = lab.participants[BANK_B].credentials.own  # BANK_A's name, BANK_B's key
+    try:
+        async def post(headers: dict[str, str]) -> None:
+            assert lab.session is not None
+            async with lab.session.post(url, data=body, headers=headers) as response:
+                assert response.status == 401
+
+        await post(signing.sign(BANK_A, wrong_key, SWITCH_MESSAGES_PATH, body))
+        for n in range(5):
+            await post(signing.sign(f"EVIL{n:04}", wrong_key, SWITCH_MESSAGES_PATH, body))
+        await post({"Content-Type": "application/xml"})
+        async with lab.session.post(f"{lab.url}/v1/admin/settlement/close",
+                                    headers={"Authorization": "Bearer guess"}) as response:
+            assert response.status == 401
+        samples = await metrics_of(lab)
+        failures = {tuple(sorted(labels)): value
+                    for (name, labels), value in samples.values.items()
+                    if name == "switchlab_auth_failures_total"}
+        assert failures == {
+            (("claimed_signer", BANK_A), ("reason", "bad_signature")): 1,
+            (("claimed_signer", "unknown"), ("reason", "unknown_signer")): 5,
+            (("claimed_signer", "none"), ("reason", "unsigned")): 1,
+            (("claimed_signer", "(operator)"), ("reason", "admin_token")): 1,
+        }
+    finally:
+        await lab.stop()

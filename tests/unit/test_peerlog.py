@@ -43,3 +43,26 @@ def test_a_servers_own_defect_keeps_its_traceback(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.ERROR, logger="test.peers"):
         failures.defect("10.0.0.1", "Error handling request", KeyError("x"))
     assert caplog.records[0].exc_info is not None
+
+
+def test_issue22_the_summary_line_names_the_claimed_signer(caplog: pytest.LogCaptureFixture
+                                                           ) -> None:
+    """The attacker's finding: the line that sums up the failures held back named the address
+    only, not whose credentials were tried; it names the claimed signers now (bounded, and a
+    made-up keyid is quoted so it cannot pass for a BIC or break the line)."""
+    clock = Clock()
+    failures = FailureLog(logging.getLogger("test.peers"), interval_s=10.0, lines_per_peer=1,
+                          lines_per_interval=100, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="test.peers"):
+        failures.client("10.0.0.9", "401 the signature does not match", "BANKAVNX")
+        for n in range(20):
+            failures.client("10.0.0.9", "401 unknown participant", "BANKAVNX" if n % 2 else
+                            f"EV IL{n % 6}")
+        clock.now_s = 10.0
+        failures.client("10.0.0.8", "401 bad", None)
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == "client 10.0.0.9: 401 the signature does not match (claimed signer " \
+        "BANKAVNX)"
+    assert said[1] == ("client 10.0.0.9: 20 more failures in the last 10 s (claimed signer "
+                       "'EV?IL0', 'EV?IL2', BANKAVNX), not logged one by one")
+    assert said[2] == "client 10.0.0.8: 401 bad"
