@@ -166,6 +166,7 @@ class Creditor:
     bic: str
     held: dict[str, int] = field(default_factory=dict)  # e2e -> VND, forwarded, not final
     forwarded: dict[str, int] = field(default_factory=dict)  # e2e -> VND, ever forwarded
+    tx_ids: dict[str, str] = field(default_factory=dict)  # e2e -> the TxId it was sent under
     accepted: set[str] = field(default_factory=set)  # e2e it answered ACCP at least once
     decided: dict[str, TransactionStatus | None] = field(default_factory=dict)  # None: never
     credited: dict[str, int] = field(default_factory=dict)  # e2e -> VND
@@ -544,8 +545,9 @@ class History:
         e2e = self.rng.choice(targets)
         self._log(f"cross answer {poser} for {e2e}")
         self.tally["answers for another's transfer"] += 1
-        await self._post_answers(self.creditors[poser], [TransactionStatus(
-            original_end_to_end_id=e2e, original_tx_id="X", status=TxStatus.ACCEPTED)])
+        await self._post_answers(self.creditors[poser], [TransactionStatus(  # ids it overheard
+            original_end_to_end_id=e2e, original_tx_id=self.creditors[victim].tx_ids[e2e],
+            status=TxStatus.ACCEPTED)])
 
     # ---- the creditors: the switch's channels to participants ---------------------------
 
@@ -585,6 +587,7 @@ class History:
                 continue
             self._expect_durable(e2e, ("PENDING",), f"a forward to {creditor.bic}")
             creditor.forwarded[e2e] = tx.amount_vnd
+            creditor.tx_ids[e2e] = tx.tx_id
             creditor.held[e2e] = tx.amount_vnd
             if not self.calm and rng.random() < weather.never_p:
                 creditor.decided[e2e] = None
@@ -618,7 +621,7 @@ class History:
                 else:
                     creditor.accepted.add(answer.original_end_to_end_id)
             await self._post_answers(creditor, [TransactionStatus(
-                original_end_to_end_id=a.original_end_to_end_id, original_tx_id="F",
+                original_end_to_end_id=a.original_end_to_end_id, original_tx_id=a.original_tx_id,
                 status=TxStatus.REJECTED if a.status is TxStatus.ACCEPTED
                 else TxStatus.ACCEPTED, reason_code="AC04") for a in answers])
 
@@ -650,7 +653,8 @@ class History:
         await asyncio.sleep(self._delay_s())
         amount = creditor.credited[e2e]
         item = PaymentReturnItem(
-            return_id=self._new_id("R"), original_end_to_end_id=e2e, original_tx_id="T",
+            return_id=self._new_id("R"), original_end_to_end_id=e2e,
+            original_tx_id=creditor.tx_ids[e2e],
             returned_amount_vnd=self.rng.choice((amount, max(1, amount // 2))),
             reason_code="MD07")
         item.amount_text = str(item.returned_amount_vnd)

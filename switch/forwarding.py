@@ -178,7 +178,8 @@ class Forwarding:
         """Record a creditor's ACCP/RJCT items; returns (taken, refused).
 
         An item is refused when the switch is not waiting for it from this creditor: late
-        (the transfer already timed out), duplicate, or about a transfer it never received.
+        (the transfer already timed out), duplicate, about a transfer it never received, or
+        naming it by another OrgnlTxId than the one it was forwarded under.
         With `elsewhere` given (an answer the creditor posted), an ACCP/RJCT this process
         does not await is put there instead, for the journal to judge.
         """
@@ -197,6 +198,7 @@ class Forwarding:
                 batch is None
                 or batch.creditor_bic != creditor_bic
                 or key in batch.answers
+                or not batch.transfers[key].named_by(creditor_bic, item.original_tx_id)
             ):
                 refused += 1
                 continue
@@ -219,14 +221,23 @@ class Forwarding:
         elsewhere: list[TransactionStatus] = []
         taken, refused = self.take_answers(creditor_bic, report, elsewhere)
         if elsewhere:
+            participants = self.state.participants
+            keys = [key_named(item.original_end_to_end_id, item.original_tx_id, participants)
+                    for item in elsewhere]
+            if any(item.original_tx_id is not None for item in elsewhere):
+                known = await self.state.store.lookup(keys)  # whose OrgnlTxId names it
+                named = [(key, item) for key, item in zip(keys, elsewhere, strict=True)
+                         if key in known and known[key].named_by(creditor_bic,
+                                                                 item.original_tx_id)]
+            else:
+                named = list(zip(keys, elsewhere, strict=True))
             taken_elsewhere = await self.finality.finish_answered(creditor_bic, [
-                (key_named(item.original_end_to_end_id, item.original_tx_id,
-                           self.state.participants),
+                (key,
                  TransferState.SETTLED if item.status is TxStatus.ACCEPTED
                  else TransferState.REJECTED,
                  None if item.status is TxStatus.ACCEPTED
                  else item.reason_code or reasons.NOT_SPECIFIED)
-                for item in elsewhere])
+                for key, item in named])
             refused_elsewhere = len(elsewhere) - taken_elsewhere
             self.refused_answers += refused_elsewhere
             self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken_elsewhere,

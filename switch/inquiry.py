@@ -44,19 +44,16 @@ def candidates(participants: Iterable[str], party_bic: str, end_to_end_id: str,
 
 def pick(found: Mapping[str, Transfer], keys: Sequence[str], party_bic: str,
          tx_id: str | None, as_creditor_only: bool = False) -> tuple[Transfer | None, str | None]:
-    """The one transfer among these keys' that `party_bic` means. Of those it is party to,
-    the one whose TxId as it saw it (tx_id_seen_by) is `tx_id`, when that names exactly one
-    (a TxId naming none tells nothing apart: the sole candidate is still taken, as before
-    issue #22); then, for a pacs.004 (`as_creditor_only`), only one it is creditor of.
-    Returns (transfer, None); (None, AG09) when none fits, as for an id never used (no oracle,
-    issue #22); (None, CH21) when several fit (OrgnlTxId then tells them apart: the switch
-    never guesses)."""
-    party = [transfer for key in keys if (transfer := found.get(key)) is not None
-             and party_bic in (transfer.debtor_bic, transfer.creditor_bic)]
-    named = [transfer for transfer in party
-             if tx_id and transfer.tx_id_seen_by(party_bic) == tx_id]
-    fitting = [transfer for transfer in (named if len(named) == 1 else party)
-               if not as_creditor_only or transfer.creditor_bic == party_bic]
+    """The one transfer among these keys' that `party_bic` means: one it is party to, that
+    `tx_id` (OrgnlTxId) names when given (Transfer.named_by: the TxId the party knows it by),
+    and, for a pacs.004 (`as_creditor_only`), one it is creditor of. Returns (transfer, None);
+    (None, AG09) when none fits, as for an id never used (no oracle, issue #22), a TxId naming
+    no transfer of the party's included; (None, CH21) when several fit (OrgnlTxId then tells
+    them apart: the switch never guesses)."""
+    fitting = [transfer for key in keys if (transfer := found.get(key)) is not None
+               and party_bic in (transfer.debtor_bic, transfer.creditor_bic)
+               and transfer.named_by(party_bic, tx_id)
+               and (not as_creditor_only or transfer.creditor_bic == party_bic)]
     if len(fitting) == 1:
         return fitting[0], None
     return None, reasons.REQUIRED_ELEMENT_MISSING if fitting else reasons.PAYMENT_NOT_RECEIVED

@@ -106,6 +106,13 @@ class Transfer:
             return forward_tx_id(self.end_to_end_id)
         return self.tx_id
 
+    def named_by(self, party_bic: str, tx_id: str | None) -> bool:
+        """Whether an OrgnlTxId `party_bic` gave names this transfer: absent (ISO 20022 makes
+        it optional: the end-to-end id alone names it), or the TxId the party knows it by. A
+        TxId naming another transfer never names this one (issue #22's gap: a sole candidate
+        was taken whatever OrgnlTxId said)."""
+        return tx_id is None or self.tx_id_seen_by(party_bic) == tx_id
+
     def forwarded(self) -> CreditTransfer | None:
         """The transaction as the creditor is sent it: the debtor's, under the switch's TxId
         when the transfer is scoped."""

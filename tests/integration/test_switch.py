@@ -228,6 +228,31 @@ async def test_status_inquiry_answers_from_the_journal(lab: SwitchLab) -> None:
 
 
 
+async def test_issue22_an_orgnltxid_naming_another_transfer_names_none(lab: SwitchLab) -> None:
+    """The gap the last session left: the creditor's answer, its pacs.004 and a pacs.028 were
+    matched by end-to-end id when the OrgnlTxId they named matched nothing. Now an answer
+    naming another TxId is refused (the transfer still awaits its creditor's real answer),
+    and a return or an inquiry naming another TxId is AG09, as for an id never used."""
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 0.6
+    task = asyncio.ensure_future(pay(lab, transfer("E2E-T1")))
+    await until(lambda: "E2E-T1" in lab.switch.forwarding.awaiting)
+    wrong = creditor.answer(credit_transfers([transfer("E2E-T1", tx_id="TX-OTHER")]))
+    refused = await lab.peer(BANK_A).send(wrong)
+    assert refused.status == 409
+    assert only_status(await task) == (TxStatus.SETTLED, None)  # its own answer, in time
+    misnamed = return_of("E2E-T1", 1_500_000)
+    misnamed.items[0].original_tx_id = "T"
+    assert only_status(await lab.peer(BANK_A).send(misnamed)) == (
+        TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED)
+    asked = await lab.peer(BANK_A).send(StatusRequest(
+        msg_id=new_id("Q"), created_at=datetime.now(UTC),
+        items=[StatusRequestItem("E2E-T1", original_tx_id="T")]))
+    assert asked.message is not None
+    assert [i.reason_code for i in asked.message.document.transactions] == ["AG09"]
+    assert await journal_state(lab, "E2E-T1") == ("SETTLED", None)  # nothing returned
+
+
 async def test_return_settles_once_and_reaches_the_debtor(lab: SwitchLab) -> None:
     await pay(lab, transfer("E2E-R1", amount_vnd=2_000_000))
     too_much = await lab.peer(BANK_A).send(return_of("E2E-R1", 2_000_001))
