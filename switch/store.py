@@ -24,11 +24,12 @@ from switch.journal import (
     NOTICE_DUE,
     NOTICE_NONE,
     NOTICE_SENT,
-    READS,
+    SQLITE_KEYS_OF_JSON,
     TRANSFER_COLUMNS,
     JournalReads,
     JournalTransfer,
     joined_rows,
+    reads_for,
     split_sum,
     transfer_of_row,
 )
@@ -189,7 +190,7 @@ class SqliteJournal(GroupCommit, JournalReads):
     One switch process only: its memory decides duplicates, caps and cycles."""
 
     shared = False
-    _SQL = READS
+    _SQL = reads_for(SQLITE_KEYS_OF_JSON)
     _PLACEHOLDER = "?"
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,

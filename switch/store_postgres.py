@@ -61,10 +61,11 @@ from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
     NOTICE_DUE,
     NOTICE_SENT,
-    READS,
+    POSTGRES_KEYS_OF_JSON,
     TRANSFER_COLUMNS,
     JournalReads,
     dollar_placeholders,
+    reads_for,
     transfer_of_row,
 )
 from switch.journal_errors import JournalFailed, WriteRefused
@@ -595,7 +596,8 @@ _OWNED_RETURNS_DUE = (
     f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
     f" AND r.debtor_notice = {NOTICE_DUE}"
 )
-_POSTGRES_READS = {name: dollar_placeholders(sql) for name, sql in READS.items()}
+_POSTGRES_READS = {name: dollar_placeholders(sql)
+                   for name, sql in reads_for(POSTGRES_KEYS_OF_JSON).items()}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
 _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError)
