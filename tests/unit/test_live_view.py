@@ -113,7 +113,8 @@ def test_the_scenario_bar_ends_at_100_percent_when_every_row_is_final() -> None:
     assert monitor.progress is None and monitor.finished
 
 
-def test_issue_24_a_postgresql_run_names_its_real_journal_and_no_sqlite_file(tmp_path: Path) -> None:
+def test_issue_24_a_postgresql_run_names_its_real_journal_not_a_sqlite_file(
+        tmp_path: Path) -> None:
     """The banner and the switch's configuration named run/switch.sqlite on PostgreSQL runs,
     where no such file exists; they name the database (without its password) instead."""
 
