@@ -88,6 +88,17 @@ class SwitchTotals(BaseModel):
         that is not a whole number in range."""
         return cls.model_validate(data)
 
+    @classmethod
+    def summed(cls, parts: Iterable[SwitchTotals]) -> SwitchTotals:
+        """Totals of disjoint sets of transfers (the batches of one run's ids) as one."""
+        by_state: dict[str, StateTotals] = {}
+        returns, in_flight = StateTotals(), 0
+        for part in parts:
+            for name, totals in part.by_state.items():
+                by_state[name] = _added(by_state.get(name, StateTotals()), totals)
+            returns, in_flight = _added(returns, part.returns), in_flight + part.in_flight
+        return cls(by_state=by_state, returns=returns, in_flight=in_flight)
+
     def state(self, name: str) -> StateTotals:
         return self.by_state.get(name, StateTotals())
 
@@ -105,6 +116,11 @@ class SwitchTotals(BaseModel):
     @property
     def pending(self) -> StateTotals:
         return self.state("PENDING")
+
+
+def _added(one: StateTotals, other: StateTotals) -> StateTotals:
+    return StateTotals(count=one.count + other.count,
+                       amount_vnd=one.amount_vnd + other.amount_vnd)
 
 
 def reconcile(result: PayoutResult, switch: SwitchTotals | None = None,

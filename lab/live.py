@@ -25,7 +25,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import numpy as np
@@ -361,11 +360,7 @@ def where_to_look(world: World, live_url: str | None, prometheus_url: str | None
                   ) -> str:
     """The lines printed at start: where the switch is, its admin API, the live page and
     Prometheus."""
-    journal_url = world.settings.switch_settings.get("journal_url")
-    journal = (f"journal {world.run_dir / 'switch.sqlite'}" if journal_url is None else
-               f"journal {_without_password(journal_url)}, "
-               f"{world.settings.switch_processes} switch processes")
-    lines = [f"switch    {world.switch_url}  ({journal})",
+    lines = [f"switch    {world.switch_url}  ({world.journal_named()})",
              f"admin API curl -H 'Authorization: Bearer {world.admin_token}' "
              f"{world.switch_url}/v1/admin/stats"]
     if live_url:
@@ -374,13 +369,3 @@ def where_to_look(world: World, live_url: str | None, prometheus_url: str | None
         lines.append(f"prometheus {prometheus_url}/alerts  (rules and data: "
                      f"{world.run_dir / 'prometheus'})")
     return "\n".join(lines)
-
-
-def _without_password(url: str) -> str:
-    """A libpq URL as it may be printed: the password left out."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

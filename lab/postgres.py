@@ -142,6 +142,16 @@ def stop(server: Server) -> None:
         shutil.rmtree(server.folder, ignore_errors=True)
 
 
+def without_password(url: str) -> str:
+    """A libpq URL as it may be printed: the password left out."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def with_database(url: str, name: str) -> str:
     """The same server and credentials as `url`, another database."""
     parts = urlsplit(url)

@@ -145,6 +145,20 @@ class World:
             make_lab_pki(self.run_dir / "tls", [SWITCH_BIC, *self.keys.handed])
             if settings.mtls else {})
 
+    @property
+    def journal_path(self) -> Path:
+        """Where the embedded journal is when the run has no PostgreSQL journal."""
+        return self.run_dir / "switch.sqlite"
+
+    def journal_named(self) -> str:
+        """The run's journal as a person may see it: the SQLite file, or the PostgreSQL URL
+        without its password and the processes sharing it."""
+        journal_url = self.settings.switch_settings.get("journal_url")
+        if journal_url is None:
+            return f"journal {self.journal_path}"
+        return (f"journal {postgres.without_password(journal_url)}, "
+                f"{self.settings.switch_processes} switch processes")
+
     def _url(self, socket: BoundSocket) -> str:
         """A party's base URL: https in a lab with mutual TLS."""
         return socket.base_url.replace("http://", "https://", 1) if self.pki else (
@@ -171,9 +185,11 @@ class World:
             for participant in participants:
                 participant["mtls"] = True
         tls = {"tls": self.pki[SWITCH_BIC].model_dump(mode="json")} if self.pki else {}
+        # One journal, named once: a PostgreSQL run's configuration names no SQLite file.
+        journal = ({} if "journal_url" in self.settings.switch_settings
+                   else {"journal_path": str(self.journal_path)})
         return {
-            "switch": {"bic": SWITCH_BIC, "journal_path": str(self.run_dir / "switch.sqlite"),
-                       "admin_token": self.admin_token,
+            "switch": {"bic": SWITCH_BIC, **journal, "admin_token": self.admin_token,
                        "population_register": {"id": REGISTER_ID}
                        | self.keys.registered[REGISTER_ID]}
                       | self.settings.switch_settings | self.keys.switch | tls,
@@ -184,7 +200,7 @@ class World:
         run_dir = self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         if not self.settings.keep_journal:
-            (run_dir / "switch.sqlite").unlink(missing_ok=True)
+            self.journal_path.unlink(missing_ok=True)
         sockets = {bic: bind() for bic in self.keys.handed}
         switch_socket = bind()
         self.switch_url = self._url(switch_socket)

@@ -17,7 +17,7 @@ from protocol.directory import MAX_BODY_BYTES, read_body
 from protocol.http import IDEMPOTENCY_KEY_HEADER, xml_response
 from protocol.ids import MAX_ID_CHARS, is_bic
 from switch.config import MAX_POSITION_LIMIT_VND
-from switch.journal import MAX_LISTED_TRANSFERS
+from switch.journal import MAX_LISTED_TRANSFERS, MAX_TOTALS_KEYS
 from switch.journal_errors import WriteRefused
 from switch.participants import Participant
 from switch.records import AdminChange
@@ -31,6 +31,7 @@ MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
 # database's integer (an id past 2^63 made the admin API answer 500).
 MAX_CYCLE_ID = 10**12 - 1
 DEFAULT_LISTED_TRANSFERS = 100
+MAX_TOTALS_IDS = MAX_TOTALS_KEYS // 2  # each id is looked up as itself and scoped
 LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 
 
@@ -279,11 +280,9 @@ async def list_transfers(request: web.Request) -> web.Response:
                               "limit": asked["limit"]})
 
 
-async def stats(request: web.Request) -> web.Response:
-    """Totals for reconciliation and live views: counts and amounts by state and reason."""
-    switch = request.app[SWITCH]
-    state = switch.state
-    rows, (returns, returns_vnd) = await state.store.totals()
+def _by_state(rows: list[tuple[str, str, int, int]]) -> dict[str, dict[str, int]]:
+    """(state, reason, count, VND) rows as stats' `by_state`: per state its count, VND and
+    `count_<reason>` per reason code."""
     by_state: dict[str, dict[str, int]] = {}
     for transfer_state, reason, count, amount in rows:
         entry = by_state.setdefault(transfer_state, {"count": 0, "amount_vnd": 0})
@@ -291,6 +290,41 @@ async def stats(request: web.Request) -> web.Response:
         entry["amount_vnd"] += amount
         if reason:
             entry[f"count_{reason}"] = count
+    return by_state
+
+
+async def totals_of(request: web.Request) -> web.Response:
+    """Stats' totals (`by_state`, `returns`, `in_flight`) over one debtor's transfers under
+    the end-to-end ids given, at most MAX_TOTALS_IDS a request: what a payout run reconciles
+    as its own, whatever else went through the switch (issue #24). Body:
+    {"debtor": BIC, "end_to_end_ids": [id, ...]}; ids the switch never saw count nowhere."""
+    try:
+        body = await request.json()
+    except ValueError:  # not JSON, or not UTF-8
+        raise web.HTTPBadRequest(text="400: the body is not JSON\n") from None
+    debtor = body.get("debtor") if isinstance(body, dict) else None
+    ids = body.get("end_to_end_ids") if isinstance(body, dict) else None
+    if not (isinstance(debtor, str) and is_bic(debtor) and isinstance(ids, list)
+            and len(ids) <= MAX_TOTALS_IDS and set(body) == {"debtor", "end_to_end_ids"}
+            and all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids)):
+        raise web.HTTPBadRequest(text=(
+            '400: body must be {"debtor": <BIC>, "end_to_end_ids": [<up to '
+            f'{MAX_TOTALS_IDS:,} ids of 1 to {MAX_ID_CHARS} characters>]}} and nothing else\n'))
+    keys = sorted({*ids, *(scoped_key(i, debtor) for i in ids)})
+    rows, (returns, returns_vnd) = await request.app[SWITCH].state.store.totals_of(debtor, keys)
+    by_state = _by_state(rows)
+    return web.json_response({
+        "debtor": debtor, "end_to_end_ids": len(ids), "by_state": by_state,
+        "returns": {"count": returns, "amount_vnd": returns_vnd},
+        "in_flight": by_state.get(TransferState.PENDING, {}).get("count", 0)})
+
+
+async def stats(request: web.Request) -> web.Response:
+    """Totals for reconciliation and live views: counts and amounts by state and reason."""
+    switch = request.app[SWITCH]
+    state = switch.state
+    rows, (returns, returns_vnd) = await state.store.totals()
+    by_state = _by_state(rows)
     return web.json_response({
         "switch": switch.config.bic,
         "uptime_s": round(time.time() - switch.started_at_s, 3),
@@ -320,3 +354,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/v1/admin/transfers", list_transfers)
     app.router.add_get("/v1/admin/transfers/{e2e}", transfer_status)
     app.router.add_get("/v1/admin/stats", stats)
+    app.router.add_post("/v1/admin/totals", totals_of)

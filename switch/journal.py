@@ -6,6 +6,7 @@ listing of transfers for the operator (`switchlab journal`, the admin API)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ JOURNAL_COLUMNS = frozenset({"end_to_end_id", "tx_id", "msg_id", "debtor_bic", "
                               "amount_vnd", "state", "reason_code", "reason_by", "bulk",
                               "received_at", "final_at", "cycle_id"})
 LISTED_COLUMNS = f"{TRANSFER_COLUMNS}, final_at, cycle_id"
+MAX_TOTALS_KEYS = 2_000  # keys per `totals_of`: a request's ids, each also under its scope
 MAX_DIRECTORY_CHANGES = 1_000  # read at once, by the directory API or a process catching up
 # Sums of amounts, exact however large: SQLite's sum() stops with "integer overflow" past
 # 2^63 (twelve rejected 18-digit amounts did it, and the admin stats answered 500 for good),
@@ -116,6 +118,8 @@ class Journal(Protocol):
                                 limit: int = MAX_DIRECTORY_CHANGES) -> list[dict[str, Any]]: ...
     async def directory_now(self) -> tuple[list[DirectoryEntry], int]: ...
     async def totals(self) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
+    async def totals_of(self, debtor_bic: str, keys: Sequence[str]
+                        ) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]: ...
     async def cycle_flows(self, cycle_id: int) -> CycleFlows | None: ...
     async def statement_entries(self, cycle_id: int, bic: str, after: tuple[float, str],
                                 limit: int) -> list[tuple[str, int, bool, float, str, str]]: ...
@@ -177,6 +181,19 @@ class JournalReads:
         """Transfers by (state, reason code): count and VND; and settled returns: count, VND."""
         by_state = joined_rows(await self.read(self._SQL["totals"]))
         returns = joined_rows(await self.read(self._SQL["returned_totals"]))
+        return by_state, returns[0]  # type: ignore[return-value]
+
+    async def totals_of(self, debtor_bic: str, keys: Sequence[str]
+                        ) -> tuple[list[tuple[str, str, int, int]], tuple[int, int]]:
+        """As `totals`, over `debtor_bic`'s transfers under these keys alone (end-to-end ids
+        and their scoped keys, at most MAX_TOTALS_KEYS): what one payout run reconciles,
+        whatever else went through the switch. Each key is found by its primary key."""
+        if len(keys) > MAX_TOTALS_KEYS:
+            raise ValueError(f"{len(keys):,} keys; at most {MAX_TOTALS_KEYS:,} at once")
+        listed_keys = json.dumps(list(keys))
+        by_state = joined_rows(await self.read(self._SQL["totals_of"], (listed_keys, debtor_bic)))
+        returns = joined_rows(await self.read(self._SQL["returned_totals_of"],
+                                              (listed_keys, debtor_bic)))
         return by_state, returns[0]  # type: ignore[return-value]
 
     async def cycle_flows(self, cycle_id: int) -> CycleFlows | None:
@@ -327,9 +344,20 @@ READS = {
         " AND (CAST(?3 AS TEXT) IS NULL OR participant_bic = ?3) ORDER BY seq LIMIT ?4"),
     "history": "SELECT from_state, to_state, reason_code, at FROM transitions"
                " WHERE end_to_end_id=?1 ORDER BY seq",
-    "totals": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
-              " FROM transfers GROUP BY 1, 2",
-    "returned_totals": f"SELECT count(*), {split_sum('amount_vnd')} FROM returns",
+    # The totals from their counters (each writer's slot summed), not from the rows: the
+    # same figures as a scan (tests/integration/test_retention.py holds it), at any size.
+    "totals": "SELECT state, reason_code, CAST(sum(count) AS BIGINT), sum(amount_high),"
+              " sum(amount_low) FROM transfer_totals GROUP BY 1, 2 HAVING sum(count) <> 0",
+    "returned_totals": "SELECT CAST(coalesce(sum(count), 0) AS BIGINT),"
+                       " coalesce(sum(amount_high), 0), coalesce(sum(amount_low), 0)"
+                       " FROM return_totals",
+    # ?1 is a JSON array of keys: one parameter whatever their number, read by each
+    # database's own JSON function (`KEYS_OF_JSON`, in each journal's reads).
+    "totals_of": f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
+                 " FROM transfers WHERE end_to_end_id IN ({keys}) AND debtor_bic = ?2"
+                 " GROUP BY 1, 2",
+    "returned_totals_of": f"SELECT count(*), {split_sum('amount_vnd')} FROM returns"
+                          " WHERE end_to_end_id IN ({keys}) AND debtor_bic = ?2",
     "cycle": "SELECT opened_at, closed_at FROM cycles WHERE cycle_id=?1",
     "cycle_transfers": f"SELECT debtor_bic, creditor_bic, count(*), {split_sum('amount_vnd')}"
                        " FROM transfers WHERE cycle_id=?1 GROUP BY debtor_bic, creditor_bic",
@@ -356,6 +384,14 @@ ANSWER_ADMIN_CHANGE = ("INSERT INTO admin_changes (idempotency_key, request, at,
                        " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (idempotency_key) DO UPDATE"
                        " SET status=excluded.status, answer=excluded.answer")
 SELECT_ADMIN_CHANGE = "SELECT request, status, answer FROM admin_changes WHERE idempotency_key=?1"
+
+SQLITE_KEYS_OF_JSON = "SELECT value FROM json_each(?1)"
+POSTGRES_KEYS_OF_JSON = "SELECT json_array_elements_text(CAST(?1 AS json))"
+
+
+def reads_for(keys_of_json: str) -> dict[str, str]:
+    """READS with a dialect's way of reading a JSON array of keys in place of {keys}."""
+    return {name: sql.replace("{keys}", keys_of_json) for name, sql in READS.items()}
 
 
 def dollar_placeholders(sql: str) -> str:

@@ -26,12 +26,13 @@ from switch.journal import (
     NOTICE_DUE,
     NOTICE_NONE,
     NOTICE_SENT,
-    READS,
     SELECT_ADMIN_CHANGE,
+    SQLITE_KEYS_OF_JSON,
     TRANSFER_COLUMNS,
     JournalReads,
     JournalTransfer,
     joined_rows,
+    reads_for,
     split_sum,
     transfer_of_row,
 )
@@ -133,7 +134,63 @@ CREATE TABLE IF NOT EXISTS admin_changes (
     status INTEGER,
     answer TEXT
 ) WITHOUT ROWID;
+-- Totals kept as counters (issue #24): `GET /v1/admin/stats` read every transfer ever
+-- journaled. Triggers keep them in the transaction of each write that inserts or moves a
+-- transfer or a return, whichever statement does it; no trigger on DELETE, so that dropping
+-- an archived day (`switchlab journal archive`) leaves the all-time totals as they were.
+-- Amounts in two parts, as `split_sum` sums them (exact past 2^63). `slot` is always 0 here:
+-- one writer (PostgreSQL's journal has a slot per writer connection).
+CREATE TABLE IF NOT EXISTS transfer_totals (
+    slot INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    amount_high INTEGER NOT NULL,
+    amount_low INTEGER NOT NULL,
+    PRIMARY KEY (slot, state, reason_code)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS return_totals (
+    slot INTEGER PRIMARY KEY,
+    count INTEGER NOT NULL,
+    amount_high INTEGER NOT NULL,
+    amount_low INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS transfers_counted AFTER INSERT ON transfers BEGIN
+    INSERT INTO transfer_totals VALUES (0, NEW.state, coalesce(NEW.reason_code, ''), 1,
+        NEW.amount_vnd / 1000000000, NEW.amount_vnd % 1000000000)
+    ON CONFLICT DO UPDATE SET count = count + 1,
+        amount_high = amount_high + excluded.amount_high,
+        amount_low = amount_low + excluded.amount_low;
+END;
+CREATE TRIGGER IF NOT EXISTS transfers_recounted AFTER UPDATE OF state, reason_code
+ON transfers WHEN OLD.state IS NOT NEW.state OR OLD.reason_code IS NOT NEW.reason_code BEGIN
+    UPDATE transfer_totals SET count = count - 1,
+        amount_high = amount_high - OLD.amount_vnd / 1000000000,
+        amount_low = amount_low - OLD.amount_vnd % 1000000000
+    WHERE slot = 0 AND state = OLD.state AND reason_code = coalesce(OLD.reason_code, '');
+    INSERT INTO transfer_totals VALUES (0, NEW.state, coalesce(NEW.reason_code, ''), 1,
+        NEW.amount_vnd / 1000000000, NEW.amount_vnd % 1000000000)
+    ON CONFLICT DO UPDATE SET count = count + 1,
+        amount_high = amount_high + excluded.amount_high,
+        amount_low = amount_low + excluded.amount_low;
+END;
+CREATE TRIGGER IF NOT EXISTS returns_counted AFTER INSERT ON returns BEGIN
+    INSERT INTO return_totals VALUES (0, 1, NEW.amount_vnd / 1000000000,
+        NEW.amount_vnd % 1000000000)
+    ON CONFLICT DO UPDATE SET count = count + 1,
+        amount_high = amount_high + excluded.amount_high,
+        amount_low = amount_low + excluded.amount_low;
+END;
 """
+# A journal made before the counters: counted once, from its rows, when they are added.
+COUNT_ONCE = (
+    "INSERT INTO transfer_totals SELECT 0, state, coalesce(reason_code, ''), count(*),"
+    " coalesce(sum(amount_vnd / 1000000000), 0), coalesce(sum(amount_vnd % 1000000000), 0)"
+    " FROM transfers WHERE NOT EXISTS (SELECT 1 FROM transfer_totals) GROUP BY 2, 3",
+    "INSERT INTO return_totals SELECT 0, count(*), coalesce(sum(amount_vnd / 1000000000), 0),"
+    " coalesce(sum(amount_vnd % 1000000000), 0) FROM returns"
+    " WHERE NOT EXISTS (SELECT 1 FROM return_totals) HAVING count(*) > 0",
+)
 INSERT_TRANSFER = (
     "INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic, amount_vnd,"
     " state, reason_code, reason_by, bulk, received_at, final_at, cycle_id, creditor_notice,"
@@ -207,7 +264,7 @@ class SqliteJournal(GroupCommit, JournalReads):
     One switch process only: its memory decides duplicates, caps and cycles."""
 
     shared = False
-    _SQL = READS
+    _SQL = reads_for(SQLITE_KEYS_OF_JSON)
     _PLACEHOLDER = "?"
 
     def __init__(self, path: Path, events: SwitchEvents | None = None,
@@ -221,6 +278,10 @@ class SqliteJournal(GroupCommit, JournalReads):
             path.parent.mkdir(parents=True, exist_ok=True)
             with _connect(path) as setup:
                 setup.executescript(SCHEMA)
+                setup.execute("BEGIN IMMEDIATE")
+                for statement in COUNT_ONCE:
+                    setup.execute(statement)
+                setup.execute("COMMIT")
         except (OSError, sqlite3.Error) as error:  # a corrupt file, a folder we cannot write
             raise NotAJournal(f"journal_path {path}: cannot open it as a switch journal: "
                               f"{error}") from None

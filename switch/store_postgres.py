@@ -63,11 +63,12 @@ from switch.journal import (
     INSERT_ADMIN_CHANGE,
     NOTICE_DUE,
     NOTICE_SENT,
-    READS,
+    POSTGRES_KEYS_OF_JSON,
     SELECT_ADMIN_CHANGE,
     TRANSFER_COLUMNS,
     JournalReads,
     dollar_placeholders,
+    reads_for,
     transfer_of_row,
 )
 from switch.journal_errors import JournalFailed, WriteRefused
@@ -537,6 +538,83 @@ BEGIN
 END $$;
 """
 
+# Totals kept as counters (issue #24), as in SQLite's journal (switch/store.py says why):
+# statement triggers with transition tables, one upsert per statement for all its rows, in
+# the transaction of the write. Each writer connection adds to its own slot (its backend pid
+# modulo 64), so that the processes' writers do not queue on one hot row; a read
+# sums the slots. No trigger on DELETE or on a dropped partition: all-time totals stay.
+COUNTERS = """
+CREATE TABLE IF NOT EXISTS transfer_totals (
+    slot SMALLINT NOT NULL,
+    state TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    amount_high BIGINT NOT NULL,
+    amount_low BIGINT NOT NULL,
+    PRIMARY KEY (slot, state, reason_code)
+) WITH (fillfactor = 50);
+CREATE TABLE IF NOT EXISTS return_totals (
+    slot SMALLINT PRIMARY KEY,
+    count BIGINT NOT NULL,
+    amount_high BIGINT NOT NULL,
+    amount_low BIGINT NOT NULL
+) WITH (fillfactor = 50);
+CREATE OR REPLACE FUNCTION switch_count_transfers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO transfer_totals AS t
+        SELECT pg_backend_pid() % 64, state, coalesce(reason_code, ''), count(*),
+               sum(amount_vnd / 1000000000), sum(amount_vnd % 1000000000)
+        FROM new_rows GROUP BY 2, 3
+        ON CONFLICT (slot, state, reason_code) DO UPDATE SET count = t.count + excluded.count,
+            amount_high = t.amount_high + excluded.amount_high,
+            amount_low = t.amount_low + excluded.amount_low;
+    ELSE
+        INSERT INTO transfer_totals AS t
+        SELECT pg_backend_pid() % 64, state, reason, sum(n), sum(high), sum(low) FROM (
+            SELECT state, coalesce(reason_code, '') AS reason, 1 AS n,
+                   amount_vnd / 1000000000 AS high, amount_vnd % 1000000000 AS low
+            FROM new_rows
+            UNION ALL
+            SELECT state, coalesce(reason_code, ''), -1, -(amount_vnd / 1000000000),
+                   -(amount_vnd % 1000000000) FROM old_rows) AS moves
+        GROUP BY 2, 3 HAVING sum(n) <> 0 OR sum(high) <> 0 OR sum(low) <> 0
+        ON CONFLICT (slot, state, reason_code) DO UPDATE SET count = t.count + excluded.count,
+            amount_high = t.amount_high + excluded.amount_high,
+            amount_low = t.amount_low + excluded.amount_low;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE OR REPLACE FUNCTION switch_count_returns() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO return_totals AS t
+    SELECT pg_backend_pid() % 64, count(*), sum(amount_vnd / 1000000000),
+           sum(amount_vnd % 1000000000) FROM new_rows HAVING count(*) > 0
+    ON CONFLICT (slot) DO UPDATE SET count = t.count + excluded.count,
+        amount_high = t.amount_high + excluded.amount_high,
+        amount_low = t.amount_low + excluded.amount_low;
+    RETURN NULL;
+END $$;
+-- A journal made before the counters: counted once, from its rows, before the triggers.
+INSERT INTO transfer_totals
+SELECT 0, state, coalesce(reason_code, ''), count(*), sum(amount_vnd / 1000000000),
+       sum(amount_vnd % 1000000000)
+FROM transfers WHERE NOT EXISTS (SELECT 1 FROM transfer_totals) GROUP BY 2, 3;
+INSERT INTO return_totals
+SELECT 0, count(*), coalesce(sum(amount_vnd / 1000000000), 0),
+       coalesce(sum(amount_vnd % 1000000000), 0)
+FROM returns WHERE NOT EXISTS (SELECT 1 FROM return_totals) HAVING count(*) > 0;
+CREATE OR REPLACE TRIGGER transfers_counted AFTER INSERT ON transfers
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION switch_count_transfers();
+CREATE OR REPLACE TRIGGER transfers_recounted AFTER UPDATE ON transfers
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION switch_count_transfers();
+CREATE OR REPLACE TRIGGER returns_counted AFTER INSERT ON returns
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+    EXECUTE FUNCTION switch_count_returns();
+"""
+
 SCHEMA_LOCK = 0x5357_4A4C  # pg_advisory_xact_lock key: one process sets the schema at a time
 SETTINGS_CHANNEL = "switch_settings"
 CYCLES_CHANNEL = "switch_cycles"
@@ -613,7 +691,8 @@ _OWNED_RETURNS_DUE = (
     f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
     f" AND r.debtor_notice = {NOTICE_DUE}"
 )
-_POSTGRES_READS = {name: dollar_placeholders(sql) for name, sql in READS.items()}
+_POSTGRES_READS = {name: dollar_placeholders(sql)
+                   for name, sql in reads_for(POSTGRES_KEYS_OF_JSON).items()}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
 _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError)
@@ -750,6 +829,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async with self._writer.transaction():
             await self._writer.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await self._writer.execute(SCHEMA)
+            await self._writer.execute(COUNTERS)
         await self._writer.execute(_SESSION_TABLES)
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()

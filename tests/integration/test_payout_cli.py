@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import csv
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from banks.behaviour import Behaviour
 from banks.population import Beneficiary, Population
+from banks.reconcile import Balance, reconcile
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from banks.treasury import TreasurySettings
 from lab.world import World, WorldSettings
 from protocol.keys import SwitchKeys
 from switchlab.cli import main
-from switchlab.payout import PayoutSettings, RemoteSwitch, pay_table
+from switchlab.payout import PayoutSettings, RemoteSwitch, pay_table, switch_totals_of
 
 BANK = "BFTVVNVX"
 
@@ -37,7 +39,9 @@ def test_payout_refuses_another_table_in_a_finished_runs_folder(
 
 async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: Path) -> None:
     """--switch: the treasury pays through a switch it does not start, listening where the
-    switch pushes its reports, and reconciles with the switch's books over the admin API."""
+    switch pushes its reports, and reconciles with the switch's books over the admin API:
+    its own transfers' (issue #24), so that a second table paid through the same running
+    switch reconciles too, while a real difference in the switch's books is still found."""
     holder = Beneficiary(citizen_id="001190012345", full_name="Nguyễn Thị Rà",
                          programme="luong_huu", amount_vnd=1, participant_bic=BANK,
                          account_id="0011004455667", ledger_name="Nguyễn Thị Rà",
@@ -50,26 +54,42 @@ async def test_payout_against_a_running_switch_with_the_treasurys_key(tmp_path: 
         inbound = world.runners.pop()  # the lab's own treasury steps aside for ours
         port = inbound.addresses[0][1]
         await inbound.cleanup()
-        table = tmp_path / "table.csv"
-        table.write_text("citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
-                         f"001190012345,Nguyễn Thị Rà,1170000,luong_huu,{BANK},0011004455667\n"
-                         "001190012345,NGUYEN THI RA,500000,tro_cap_xa_hoi,,\n"
-                         "079090054321,Trần Văn Đức,500000,tro_cap_xa_hoi,,\n",
-                         encoding="utf-8")
-        report = await pay_table(PayoutSettings(
-            table=table, output=tmp_path / "out", progress=False,
-            treasury=TreasurySettings(verify=True, bulk_size=2),
-            remote=RemoteSwitch(
-                url=world.switch_url, bic=TREASURY_BIC,
-                keys=SwitchKeys(**world.keys.handed[TREASURY_BIC]), switch_bic=SWITCH_BIC,
-                inbound_host="127.0.0.1",
-                inbound_port=port, admin_token=world.admin_token)))
+        remote = RemoteSwitch(
+            url=world.switch_url, bic=TREASURY_BIC,
+            keys=SwitchKeys(**world.keys.handed[TREASURY_BIC]), switch_bic=SWITCH_BIC,
+            inbound_host="127.0.0.1", inbound_port=port, admin_token=world.admin_token)
+        tables = {"first": "citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
+                  f"001190012345,Nguyễn Thị Rà,1170000,luong_huu,{BANK},0011004455667\n"
+                  "001190012345,NGUYEN THI RA,500000,tro_cap_xa_hoi,,\n"
+                  "079090054321,Trần Văn Đức,500000,tro_cap_xa_hoi,,\n",
+                  "second": "citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
+                  f"001190012345,Nguyễn Thị Rà,2340000,tro_cap_nguoi_cao_tuoi,{BANK},"
+                  "0011004455667\n"}
+        reports = {}
+        for name, text in tables.items():
+            table = tmp_path / f"{name}.csv"
+            table.write_text(text, encoding="utf-8")
+            reports[name] = await pay_table(PayoutSettings(
+                table=table, output=tmp_path / name, progress=False, remote=remote,
+                treasury=TreasurySettings(verify=True, bulk_size=2)))
+        # The switch's books now differ from the second run's by one dong.
+        with sqlite3.connect(world.journal_path) as journal:
+            journal.execute("UPDATE transfers SET amount_vnd = amount_vnd + 1"
+                            " WHERE amount_vnd = 2340000")
+        paid = reports["second"].result
+        ids = [outcome.payment.end_to_end_id for outcome in paid.outcomes]
+        tampered = reconcile(paid, await switch_totals_of(remote, ids))
     finally:
         await world.stop()
-    assert report.exit_code == 0 and report.mismatches == []
-    assert report.reconciled_with == "the switch's settlement"
-    assert dict(report.result.by_status) == {"paid": 2, "stopped": 1}
-    assert [row["reason_code"] for row in report.result.cash_list_rows()] == ["BE23"]
+    first, second = reports["first"], reports["second"]
+    assert first.exit_code == 0 and first.mismatches == []
+    assert first.reconciled_with == "the switch's settlement"
+    assert dict(first.result.by_status) == {"paid": 2, "stopped": 1}
+    assert [row["reason_code"] for row in first.result.cash_list_rows()] == ["BE23"]
+    assert second.exit_code == 0 and second.mismatches == []
+    assert dict(second.result.by_status) == {"paid": 1}
+    assert [(m.check, m.difference) for m in tampered] == [
+        (Balance.TREASURY_VS_SWITCH_SETTLED, -1)]
 
 
 CLERK = Path(__file__).resolve().parents[1] / "data" / "clerk"

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from banks.registry import TREASURY_BIC
 from lab.live import (
     MAX_SAMPLES,
     PAGE_POINTS,
@@ -25,6 +27,7 @@ from lab.live import (
     rates,
 )
 from lab.progress import Progress
+from lab.world import World, WorldSettings
 from protocol import reasons
 
 
@@ -108,3 +111,22 @@ def test_the_scenario_bar_ends_at_100_percent_when_every_row_is_final() -> None:
     asyncio.run(monitor.finish(final_rows=3_928))
     assert "100%" in shown.getvalue() and "3928/3928" in shown.getvalue().replace("3.93k", "3928")
     assert monitor.progress is None and monitor.finished
+
+
+def test_issue_24_a_postgresql_run_names_its_real_journal_not_a_sqlite_file(
+        tmp_path: Path) -> None:
+    """The banner and the switch's configuration named run/switch.sqlite on PostgreSQL runs,
+    where no such file exists; they name the database (without its password) instead."""
+
+    sockets = {TREASURY_BIC: SimpleNamespace(base_url="http://127.0.0.1:9")}
+
+    url = "postgresql://switch:s3cret@127.0.0.1:5433/switchlab"
+    on_postgres = World(WorldSettings(run_dir=tmp_path, behaviours={}, switch_processes=2,
+                                      switch_settings={"journal_url": url}))
+    assert on_postgres.journal_named() == (
+        "journal postgresql://switch@127.0.0.1:5433/switchlab, 2 switch processes")
+    assert "journal_path" not in on_postgres._switch_config(sockets)["switch"]
+    on_sqlite = World(WorldSettings(run_dir=tmp_path, behaviours={}))
+    assert on_sqlite.journal_named() == f"journal {tmp_path.resolve() / 'switch.sqlite'}"
+    assert on_sqlite._switch_config(sockets)["switch"]["journal_path"] == str(
+        tmp_path.resolve() / "switch.sqlite")

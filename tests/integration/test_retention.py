@@ -1,0 +1,95 @@
+"""A year of payout days (issue #24): statistics kept as counters, not scans, on both
+journals; and the totals of one payout run's own transfers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol import reasons
+from protocol.messages import TxStatus
+from switch.journal import joined_rows, split_sum
+from tests.harness import (
+    BANK_A,
+    BANK_B,
+    TREASURY,
+    Answer,
+    SwitchLab,
+    only_status,
+    pay,
+    return_of,
+    transfer,
+    until,
+)
+
+SCANNED = (f"SELECT state, coalesce(reason_code, ''), count(*), {split_sum('amount_vnd')}"
+           " FROM transfers GROUP BY 1, 2")
+SCANNED_RETURNS = f"SELECT count(*), {split_sum('amount_vnd')} FROM returns"
+
+
+async def _scanned(lab: SwitchLab) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """What `GET /v1/admin/stats` said before counters: every row of the journal read."""
+    store = lab.switch.state.store
+    by_state: dict[str, dict[str, int]] = {}
+    for state, reason, count, amount in joined_rows(await store.read(SCANNED)):
+        entry = by_state.setdefault(state, {"count": 0, "amount_vnd": 0})
+        entry["count"] += count
+        entry["amount_vnd"] += amount
+        if reason:
+            entry[f"count_{reason}"] = count
+    ((returns, returns_vnd),) = joined_rows(await store.read(SCANNED_RETURNS))
+    return by_state, {"count": returns, "amount_vnd": returns_vnd}
+
+
+async def _counted(lab: SwitchLab) -> tuple[Any, Any]:
+    _, stats = await lab.admin("GET", "/v1/admin/stats")
+    return stats["by_state"], stats["returns"]  # type: ignore[index]
+
+
+async def test_issue_24_stats_counters_equal_a_scan_after_returns_rejections_restarts(
+        lab: SwitchLab) -> None:
+    """The counters behind `GET /v1/admin/stats` move in the writes they count: after
+    settlements, rejections at intake and by the creditor, full and partial returns and a
+    restart, they say what a scan of every row says."""
+    big = 9 * 10**17  # two of them overflow a 64-bit sum: the counters keep two parts
+    for settled in (transfer("E2E-C1", amount_vnd=2_000_000),
+                    transfer("E2E-C2", amount_vnd=3_000_000)):
+        assert only_status(await pay(lab, settled)) == (TxStatus.SETTLED, None)
+    assert only_status(await pay(lab, transfer("E2E-C3", creditor="NOBKVNVX"))) == (
+        TxStatus.REJECTED, reasons.WRONG_BIC)
+    lab.participants[BANK_A].decide = lambda tx: Answer("RJCT", "AC04")
+    assert only_status(await pay(lab, transfer("E2E-C4"))) == (TxStatus.REJECTED, "AC04")
+    lab.participants[BANK_A].decide = lambda tx: Answer()
+    assert only_status(await lab.peer(BANK_A).send(return_of("E2E-C1", 2_000_000))) == (
+        TxStatus.SETTLED, None)
+    assert only_status(await lab.peer(BANK_A).send(return_of("E2E-C2", 1_000_000))) == (
+        TxStatus.SETTLED, None)
+    await lab.restart_switch()
+    await pay(lab, transfer("E2E-C5", amount_vnd=big, creditor=BANK_B),
+              transfer("E2E-C6", amount_vnd=big, creditor=BANK_B))
+    await until(lambda: not lab.switch.state.book.in_flight)
+    by_state, returns = await _counted(lab)
+    assert (by_state, returns) == await _scanned(lab)
+    assert returns == {"count": 2, "amount_vnd": 3_000_000}
+    assert by_state["REJECTED"]["count_AC04"] == 1
+    assert by_state["REJECTED"][f"count_{reasons.WRONG_BIC}"] == 1
+    assert by_state["RETURNED"]["count"] == 2
+    assert "PENDING" not in by_state
+
+
+async def test_issue_24_totals_of_a_run_count_its_own_transfers_only(lab: SwitchLab) -> None:
+    """`POST /v1/admin/totals`: the debtor's transfers under the ids given, none other;
+    a malformed request is 400 with the body's shape."""
+    await pay(lab, transfer("E2E-MINE-1", amount_vnd=1_000), transfer("E2E-OTHER",
+                                                                       amount_vnd=7_000))
+    await pay(lab, transfer("E2E-MINE-2", amount_vnd=2_000, debtor=BANK_B), sender=BANK_B)
+    status, totals = await lab.admin("POST", "/v1/admin/totals", json={
+        "debtor": TREASURY, "end_to_end_ids": ["E2E-MINE-1", "E2E-MINE-2", "E2E-NEVER"]})
+    assert status == 200
+    assert isinstance(totals, dict)
+    assert totals["by_state"] == {"SETTLED": {"count": 1, "amount_vnd": 1_000}}
+    assert totals["in_flight"] == 0
+    for bad in ({"debtor": "nope", "end_to_end_ids": []}, {"debtor": TREASURY},
+                {"debtor": TREASURY, "end_to_end_ids": ["x"] * 1_001},
+                {"debtor": TREASURY, "end_to_end_ids": [7]}, [1, 2]):
+        status, text = await lab.admin("POST", "/v1/admin/totals", json=bad)
+        assert status == 400 and "end_to_end_ids" in str(text)
