@@ -104,7 +104,7 @@ class Debtor:
         wanted_vnd = sum(amounts_vnd)
         if own.room_vnd < wanted_vnd:
             self.refills += 1
-            own.room_vnd += take_vnd(self.free_vnd(), wanted_vnd - own.room_vnd, processes)
+            own.room_vnd += self.refill(process, wanted_vnd - own.room_vnd, processes)
             if own.room_vnd < wanted_vnd:
                 self.revocations += 1
                 self.revoke(but=process)
@@ -119,6 +119,11 @@ class Debtor:
             admitted.append(fits)
         self.check()
         return admitted
+
+    def refill(self, process: str, short_vnd: int, processes: int) -> int:
+        """What `process`'s slice, short of `short_vnd`, takes from the free headroom (every
+        slice seen)."""
+        return take_vnd(self.free_vnd(), short_vnd, processes)
 
     def revoke(self, but: str | None = None) -> None:
         """Every slice's room back to the free headroom (but `but`'s): before an exact
