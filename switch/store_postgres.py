@@ -7,13 +7,14 @@ no process's memory can know alone (docs/design.md, "Beyond one machine"):
 
 - a new transfer's id is inserted `ON CONFLICT DO NOTHING`: an id another process took first
   comes back as DUPL;
-- the debtor's hold is taken in the same write as its PENDING row, from the `positions` row
-  (limit + net - reserved), locked for the transaction: AM04 comes back when the holds of all
-  processes leave too little;
+- the debtor's hold is taken in the transaction of its PENDING row, from the writing
+  process's own escrow slice of the debtor's cap (`position_slices`, switch/escrow.py), the
+  shared `positions` row locked only to refill the slice or, before AM04, to revoke the
+  other slices' room: AM04 comes back only when the holds of all processes leave too little;
 - a transfer is made final `WHERE state='PENDING'` and moves positions and picks its cycle in
   the same write: only one process ever finalizes it, and the others learn the first word;
-- the close of a cycle locks every position row: a settlement counts in the cycle open at its
-  own write (the write says so when that is not the cycle its process believed open), and
+- the close of a cycle locks every position and slice row: a settlement counts in the cycle
+  open at its own write (the write says so when that is not the cycle its process believed open), and
   each cycle is closed once;
 - a MsgId is the sender's once (the `messages` key), a RtrId the creditor's once (the returns'
   key), whichever process took it first;
