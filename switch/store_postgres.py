@@ -14,8 +14,8 @@ no process's memory can know alone (docs/design.md, "Beyond one machine"):
 - a transfer is made final `WHERE state='PENDING'` and moves positions and picks its cycle in
   the same write: only one process ever finalizes it, and the others learn the first word;
 - the close of a cycle locks every position and slice row: a settlement counts in the cycle
-  open at its own write (the write says so when that is not the cycle its process believed open), and
-  each cycle is closed once;
+  open at its own write (the write says so when that is not the cycle its process believed
+  open), and each cycle is closed once;
 - a MsgId is the sender's once (the `messages` key), a RtrId the creditor's once (the returns'
   key), whichever process took it first;
 - a change to the citizen-ID directory is checked again against the `directory` table in its
