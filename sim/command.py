@@ -31,7 +31,9 @@ def add_parser(commands: Any) -> None:
         "simulate", help="play seeded histories of the switch (loss, crashes, hostile "
         "participants) and check its invariants after every step",
         description="Deterministic simulation of the switch's core on its real SQLite journal: "
-        "participants, network and time simulated, all randomness from the seed. History n "
+        "participants, network and time simulated, all randomness from the seed; each history "
+        "then plays the same seed's escrow slices of a debtor's cap shared by several virtual "
+        "switch processes (the PostgreSQL deployment's rules, issue #24). History n "
         "plays seed S + n; a broken invariant prints its seed, and --seed SEED --histories 1 "
         "replays it step for step. Exit status: 0 every invariant held, 1 one broke, 2 a "
         "mistake in the command.")

@@ -52,6 +52,7 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import spawn
+from sim.escrow import INVARIANT as ESCROW_INVARIANT
 from sim.journal import SimJournal
 from switch import inquiry
 from switch.app import clear_credit_transfer
@@ -67,7 +68,7 @@ T = TypeVar("T")
 # `switchlab simulate` says held.
 INVARIANTS = ("nothing lost", "nothing doubled", "money conserved", "net positions sum to zero",
               "debtor's cap", "no credit before confirmation", "no one acts for another",
-              "liveness", "no crash on any input")
+              "liveness", "no crash on any input", ESCROW_INVARIANT)
 SWITCH = "SWLBVNVX"
 TREASURY = "SIMTVNVX"
 BANK_A = "SIMAVNVX"

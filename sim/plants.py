@@ -11,6 +11,7 @@ from typing import Any
 
 from protocol.messages import PaymentStatusReport, TransactionStatus, TxStatus
 from switch.book import Applied, Book
+from switch.escrow import Debtor, take_vnd
 from switch.finality import Finality
 from switch.forwarding import Forwarding
 from switch.participants import Breaker, Call
@@ -125,6 +126,17 @@ def duplicate_after_restart() -> contextlib.AbstractContextManager[None]:
     return _patched(Book, recover=forgetting)
 
 
+def refill_ignores_others() -> contextlib.AbstractContextManager[None]:
+    """Issue #24: a process refills its escrow slice from the debtor's limit and net less its
+    own slice alone, blind to the room and holds of the other processes' slices."""
+    def blind(self: Debtor, process: str, short_vnd: int, processes: int) -> int:
+        own = self.slice(process)
+        free_vnd = self.limit_vnd + self.total_net_vnd() - own.held_vnd - own.room_vnd
+        return take_vnd(free_vnd, short_vnd, processes)
+
+    return _patched(Debtor, refill=blind)
+
+
 PLANTS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "lost-probe": lost_probe,
     "settle-before-durable": settle_before_durable,
@@ -132,4 +144,5 @@ PLANTS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "release-twice": release_twice,
     "forward-refused": forward_refused,
     "duplicate-after-restart": duplicate_after_restart,
+    "refill-ignores-others": refill_ignores_others,
 }

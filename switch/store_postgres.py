@@ -7,14 +7,15 @@ no process's memory can know alone (docs/design.md, "Beyond one machine"):
 
 - a new transfer's id is inserted `ON CONFLICT DO NOTHING`: an id another process took first
   comes back as DUPL;
-- the debtor's hold is taken in the same write as its PENDING row, from the `positions` row
-  (limit + net - reserved), locked for the transaction: AM04 comes back when the holds of all
-  processes leave too little;
+- the debtor's hold is taken in the transaction of its PENDING row, from the writing
+  process's own escrow slice of the debtor's cap (`position_slices`, switch/escrow.py), the
+  shared `positions` row locked only to refill the slice or, before AM04, to revoke the
+  other slices' room: AM04 comes back only when the holds of all processes leave too little;
 - a transfer is made final `WHERE state='PENDING'` and moves positions and picks its cycle in
   the same write: only one process ever finalizes it, and the others learn the first word;
-- the close of a cycle locks every position row: a settlement counts in the cycle open at its
-  own write (the write says so when that is not the cycle its process believed open), and
-  each cycle is closed once;
+- the close of a cycle locks every position and slice row: a settlement counts in the cycle
+  open at its own write (the write says so when that is not the cycle its process believed
+  open), and each cycle is closed once;
 - a MsgId is the sender's once (the `messages` key), a RtrId the creditor's once (the returns'
   key), whichever process took it first;
 - a change to the citizen-ID directory is checked again against the `directory` table in its
@@ -151,7 +152,17 @@ CREATE TABLE IF NOT EXISTS positions (
     bic TEXT PRIMARY KEY,
     limit_vnd BIGINT NOT NULL,
     net_vnd BIGINT NOT NULL DEFAULT 0,
-    reserved_vnd BIGINT NOT NULL DEFAULT 0
+    reserved_vnd BIGINT NOT NULL DEFAULT 0  -- kept for journals made before the slices; 0
+) WITH (fillfactor = 50);
+-- Escrow slices (issue #24, switch/escrow.py): per debtor, each process's own room, holds and
+-- net; a normal batch updates only its own process's rows, on no indexed column (HOT).
+CREATE TABLE IF NOT EXISTS position_slices (
+    bic TEXT NOT NULL,
+    process_id TEXT NOT NULL,
+    room_vnd BIGINT NOT NULL DEFAULT 0,
+    held_vnd BIGINT NOT NULL DEFAULT 0,
+    net_vnd BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (bic, process_id)
 ) WITH (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS directory (
     citizen_id TEXT PRIMARY KEY,
@@ -221,41 +232,76 @@ BEGIN
     END IF;
 END $$;
 
--- The batch's queued holds and moves, applied under the position rows' locks, taken in BIC
--- order (so that two processes' flushes never wait on each other in a circle): first the
--- moves and releases, then each hold in the order taken, within the debtor's room (limit +
--- net - reserved) or else its transfer is made REJECTED AM04 here, before anyone saw it
--- PENDING; the end-to-end ids refused so go to switch_refused. The cap invariant, reserved
--- <= limit + net for every debtor whose holds grow, is checked here and nowhere else; a
--- return checks its creditor's room in its own write (switch_return), with the row locked
--- there. The writer sends this call and COMMIT in one message: no round trip to the switch
--- while it holds the positions' locks.
-CREATE OR REPLACE FUNCTION switch_flush(p_switch_bic text) RETURNS void
+-- A refill's amount: switch/escrow.py's take_vnd, the same arithmetic (a test holds them
+-- equal): what is short, plus a 1/(2 x processes) share of the rest, never more than is free.
+CREATE OR REPLACE FUNCTION switch_escrow_take(p_free bigint, p_short bigint, p_processes bigint)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_free <= 0 THEN 0::bigint ELSE least(p_free, p_short
+        + greatest(0, p_free - p_short) / (2 * greatest(1, p_processes))) END $$;
+
+-- A debtor's headroom granted to no slice: limit + net + sum(net - held - room) of its slices,
+-- as committed now (volatile: a fresh snapshot, after the caller took the shared row's lock).
+CREATE OR REPLACE FUNCTION switch_free(p_bic text) RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    SELECT p.limit_vnd + p.net_vnd + coalesce((SELECT sum(s.net_vnd - s.held_vnd - s.room_vnd)
+        FROM position_slices s WHERE s.bic = p.bic), 0)::bigint
+    FROM positions p WHERE p.bic = p_bic $$;
+
+-- The batch's queued holds and moves, applied to this process's own escrow slices
+-- (switch/escrow.py): moves and releases first (a release goes to the free headroom, not to
+-- the slice's room), then, debtor by debtor in BIC order, each hold in the order taken from
+-- the slice's room. Only a debtor whose slice is short takes its shared `positions` row's lock
+-- (a refill, switch_escrow_take of switch_free); still short, it revokes every other slice's
+-- room (waiting for their batches) and takes the exact headroom, so that AM04 is refused only
+-- past limit + net - all holds, as in one process. Refused holds are made REJECTED AM04
+-- here, before anyone saw them PENDING, and go to switch_refused, with one NULL row for each
+-- shared row locked (the serialised section, counted by the writer). The invariant, sum(room)
+-- = 0 or sum(room) + sum(held) <= limit + net, holds through every write of the slices. The
+-- writer sends this call and COMMIT in one message: no round trip to the switch while any
+-- row is locked.
+CREATE OR REPLACE FUNCTION switch_flush(p_me text, p_switch_bic text) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     d record;
-    v_bic text := NULL;
+    w record;
     v_room bigint;
-    v_taken bigint := 0;
+    v_free bigint;
+    v_taken bigint;
 BEGIN
-    PERFORM 1 FROM positions p WHERE p.bic IN (SELECT s.bic FROM switch_deltas s)
-        ORDER BY p.bic FOR UPDATE;
-    UPDATE positions p SET net_vnd = p.net_vnd + m.net, reserved_vnd = p.reserved_vnd + m.held
-        FROM (SELECT s.bic, sum(s.net)::bigint AS net, sum(s.held)::bigint AS held
-              FROM switch_deltas s WHERE s.e2e IS NULL GROUP BY s.bic) m
-        WHERE p.bic = m.bic;
-    FOR d IN SELECT s.seq, s.bic, s.e2e, s.held FROM switch_deltas s WHERE s.e2e IS NOT NULL
-             ORDER BY s.bic, s.seq LOOP
-        IF v_bic IS DISTINCT FROM d.bic THEN
-            UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
-            v_bic := d.bic;
-            v_taken := 0;
-            SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room FROM positions p
-                WHERE p.bic = d.bic;
+    INSERT INTO position_slices AS o (bic, process_id, held_vnd, net_vnd)
+        SELECT s.bic, p_me, sum(s.held)::bigint, sum(s.net)::bigint
+        FROM switch_deltas s WHERE s.e2e IS NULL GROUP BY s.bic ORDER BY s.bic
+        ON CONFLICT (bic, process_id) DO UPDATE SET held_vnd = o.held_vnd + excluded.held_vnd,
+            net_vnd = o.net_vnd + excluded.net_vnd;
+    FOR w IN SELECT s.bic, sum(s.held)::bigint AS wanted FROM switch_deltas s
+             WHERE s.e2e IS NOT NULL GROUP BY s.bic ORDER BY s.bic LOOP
+        SELECT o.room_vnd INTO v_room FROM position_slices o
+            WHERE o.bic = w.bic AND o.process_id = p_me FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO position_slices (bic, process_id) VALUES (w.bic, p_me);
+            v_room := 0;
         END IF;
-        IF v_room IS NOT NULL AND d.held <= v_room - v_taken THEN
-            v_taken := v_taken + d.held;
-        ELSE
+        IF v_room < w.wanted THEN
+            PERFORM 1 FROM positions p WHERE p.bic = w.bic FOR UPDATE;
+            IF FOUND THEN
+                INSERT INTO switch_refused (e2e) VALUES (NULL);
+                v_free := switch_free(w.bic);  -- counts this slice's room as written: v_room
+                v_taken := switch_escrow_take(v_free, w.wanted - v_room,
+                    (SELECT count(*) FROM switch_processes));
+                IF v_room + v_taken < w.wanted THEN
+                    UPDATE position_slices o SET room_vnd = 0
+                        WHERE o.bic = w.bic AND o.process_id <> p_me AND o.room_vnd <> 0;
+                    v_taken := greatest(0, switch_free(w.bic));
+                END IF;
+                v_room := v_room + v_taken;
+            END IF;
+        END IF;
+        v_taken := 0;
+        FOR d IN SELECT s.e2e, s.held FROM switch_deltas s WHERE s.bic = w.bic
+                 AND s.e2e IS NOT NULL ORDER BY s.seq LOOP
+            IF d.held <= v_room - v_taken THEN
+                v_taken := v_taken + d.held;
+                CONTINUE;
+            END IF;
             UPDATE transfers t SET state = 'REJECTED', reason_code = 'AM04',
                 reason_by = p_switch_bic, final_at = t.received_at,
                 debtor_notice = CASE WHEN t.bulk THEN 1 ELSE 0 END
@@ -263,9 +309,10 @@ BEGIN
             UPDATE transitions x SET to_state = 'REJECTED', reason_code = 'AM04'
                 WHERE x.end_to_end_id = d.e2e AND x.from_state IS NULL;
             INSERT INTO switch_refused (e2e) VALUES (d.e2e);
-        END IF;
+        END LOOP;
+        UPDATE position_slices o SET room_vnd = v_room - v_taken, held_vnd = o.held_vnd + v_taken
+            WHERE o.bic = w.bic AND o.process_id = p_me;
     END LOOP;
-    UPDATE positions p SET reserved_vnd = p.reserved_vnd + v_taken WHERE p.bic = v_bic;
     DELETE FROM switch_deltas;
 END $$;
 
@@ -413,8 +460,16 @@ DECLARE
 BEGIN
     SELECT c.cycle_id INTO v_cycle FROM cycles c WHERE c.closed_at IS NULL
         ORDER BY c.cycle_id DESC LIMIT 1;
-    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd INTO v_room
-        FROM positions p WHERE p.bic = p_creditor;
+    PERFORM 1 FROM positions p WHERE p.bic = p_creditor FOR UPDATE;
+    IF FOUND AND coalesce(array_length(p_e2e, 1), 0) > 0 THEN
+        INSERT INTO switch_refused (e2e) VALUES (NULL);  -- a shared row locked
+        v_room := switch_free(p_creditor);
+        IF v_room < (SELECT sum(a) FROM unnest(p_amount) a) THEN  -- exact: every slice revoked
+            UPDATE position_slices o SET room_vnd = 0 WHERE o.bic = p_creditor
+                AND o.room_vnd <> 0;
+            v_room := switch_free(p_creditor);
+        END IF;
+    END IF;
     FOR i IN 1 .. coalesce(array_length(p_e2e, 1), 0) LOOP
         o_key := p_return_id[i];
         o_cycle := NULL;
@@ -446,7 +501,7 @@ BEGIN
             VALUES (p_e2e[i], 'SETTLED', 'RETURNED', p_reason[i], p_now);
         v_room := v_room - p_amount[i];
         UPDATE positions SET net_vnd = net_vnd - p_amount[i] WHERE bic = p_creditor;
-        UPDATE positions SET net_vnd = net_vnd + p_amount[i] WHERE bic = p_debtor[i];
+        INSERT INTO switch_deltas (bic, net) VALUES (p_debtor[i], p_amount[i]);  -- own slice
         IF v_cycle IS DISTINCT FROM p_cycle THEN
             o_reason := NULL;
             o_cycle := v_cycle;
@@ -525,6 +580,8 @@ DECLARE
     v_now double precision := switch_now();
 BEGIN
     PERFORM 1 FROM positions ORDER BY bic FOR UPDATE;
+    INSERT INTO switch_refused (e2e) VALUES (NULL);  -- shared rows locked
+    PERFORM 1 FROM position_slices ORDER BY bic, process_id FOR UPDATE;
     UPDATE cycles SET closed_at = v_now
         WHERE closed_at IS NULL AND opened_at <= v_now - coalesce(p_min_age_s, 0)
         RETURNING cycle_id INTO v_closed;
@@ -533,6 +590,9 @@ BEGIN
     END IF;
     INSERT INTO cycles (cycle_id, opened_at) VALUES (v_closed + 1, v_now);
     UPDATE positions SET net_vnd = 0 WHERE net_vnd <> 0;
+    -- every slice's room revoked as its net is zeroed (a creditor's net gone could leave room
+    -- promised past the cap); holds stay with their transfers
+    UPDATE position_slices SET net_vnd = 0, room_vnd = 0 WHERE net_vnd <> 0 OR room_vnd <> 0;
     PERFORM pg_notify('switch_cycles', (v_closed + 1)::text);
     RETURN v_closed;
 END $$;
@@ -627,7 +687,7 @@ CONNECT_TIMEOUT_S = 5.0  # a server that is not there is found out within this, 
 TAKEN_OVER = "SW001"  # the SQLSTATE switch_begin raises for a process found dead
 
 _BIC = re.compile(r"[A-Z0-9]{1,11}")
-_FLUSH = "SELECT switch_flush($1)"
+_FLUSH = "SELECT switch_flush($1, $2)"
 _REFUSED_HOLDS = "DELETE FROM switch_refused RETURNING e2e"
 # The batch's queued holds and moves (switch_take, switch_finish) and the holds switch_flush
 # refused: this session's own (temporary: no WAL, no other session sees them).
@@ -653,7 +713,8 @@ _SAVE_SETTINGS = (
     " ON CONFLICT (bic) DO UPDATE SET position_limit_vnd=excluded.position_limit_vnd,"
     " signed_off=excluded.signed_off"
 )
-_SET_LIMIT = "UPDATE positions SET limit_vnd = $2 WHERE bic = $1"
+_SET_LIMIT = ("WITH revoked AS (UPDATE position_slices SET room_vnd = 0 WHERE bic = $1)"
+              " UPDATE positions SET limit_vnd = $2 WHERE bic = $1")  # room revoked first
 _OPEN_CYCLE = ("INSERT INTO cycles (cycle_id, opened_at) VALUES ($1, $2)"
                " ON CONFLICT (cycle_id) DO NOTHING")
 _JOIN = ("INSERT INTO switch_processes (process_id, host, pid, started_at, heartbeat_at)"
@@ -671,6 +732,14 @@ _DEAD = ("SELECT process_id FROM switch_processes WHERE process_id <> $1"
          " AND heartbeat_at < switch_now() - $2 ORDER BY heartbeat_at")
 _BURY = ("DELETE FROM switch_processes WHERE process_id = $1 AND heartbeat_at < switch_now() - $2"
          " RETURNING process_id")
+# A dead process's slices: its room back to the free headroom, its holds and net the survivor's.
+_CLAIM_SLICES = (
+    "WITH dead AS (DELETE FROM position_slices WHERE process_id = $2"
+    " RETURNING bic, held_vnd, net_vnd) INSERT INTO position_slices AS o"
+    " (bic, process_id, held_vnd, net_vnd) SELECT bic, $1, held_vnd, net_vnd FROM dead"
+    " ORDER BY bic ON CONFLICT (bic, process_id) DO UPDATE SET"
+    " held_vnd = o.held_vnd + excluded.held_vnd, net_vnd = o.net_vnd + excluded.net_vnd"
+)
 _CLAIM_TRANSFERS = (
     f"UPDATE transfers SET owner = $1 WHERE owner = $2 AND (state = 'PENDING'"
     f" OR creditor_notice = {NOTICE_DUE} OR debtor_notice = {NOTICE_DUE})"
@@ -691,6 +760,10 @@ _OWNED_RETURNS_DUE = (
     f" JOIN transfers t USING (end_to_end_id) WHERE r.owner = $1"
     f" AND r.debtor_notice = {NOTICE_DUE}"
 )
+# A participant's net and holds: the shared row's and every process's slices'.
+_POSITIONS = ("SELECT p.bic, (p.net_vnd + coalesce(sum(s.net_vnd), 0))::bigint, (p.reserved_vnd"
+              " + coalesce(sum(s.held_vnd), 0))::bigint FROM positions p LEFT JOIN"
+              " position_slices s ON s.bic = p.bic GROUP BY p.bic")
 _POSTGRES_READS = {name: dollar_placeholders(sql)
                    for name, sql in reads_for(POSTGRES_KEYS_OF_JSON).items()}
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
@@ -806,14 +879,16 @@ class PostgresStore(GroupCommit, JournalReads):
         self._writer: Any = None
         self._listener: Any = None
         self._readers: Any = None
-        # The serialised section of write transactions (written with each beat): applying
-        # the queued holds and moves and committing, the positions' locks waited for and
-        # held (the flush-and-COMMIT message, from sending it to its answer).
+        # The serialised section of write transactions (written with each beat): the
+        # flush-and-COMMIT message (from sending it to its answer: the locks waited for and
+        # held, the commit's fsync) of the batches that locked a shared row (a refill, a
+        # revocation, a return, a close); the other batches lock only their own slices.
         self.locked_s = 0.0
         self.batches = 0
         if not _BIC.fullmatch(switch_bic or "X"):  # written into a statement below
             raise ValueError(f"{switch_bic!r} is not a BIC")
-        self._flush_and_commit = f"SELECT switch_flush('{switch_bic}'); COMMIT"
+        self._flush_and_commit = (f"SELECT switch_flush('{self.process_id}', '{switch_bic}');"
+                                  " COMMIT")
         self._begin = f"BEGIN; SELECT switch_begin('{self.process_id}')"  # one round trip
 
     # ---- connections, schema, membership --------------------------------------------------
@@ -953,14 +1028,17 @@ class PostgresStore(GroupCommit, JournalReads):
             await self._run_writes(connection, batch, savepoints, outcomes)
             started_s = time.perf_counter()
             await connection.execute(self._flush_and_commit)
-            self.locked_s += time.perf_counter() - started_s
+            flushed_s = time.perf_counter() - started_s
             self.batches += 1
         except BaseException:
             if not connection.is_closed():
                 with contextlib.suppress(Exception):  # the connection lost: nothing to undo
                     await connection.execute("ROLLBACK")
             raise
-        refused = [row[0] for row in await connection.fetch(_REFUSED_HOLDS)]
+        said = [row[0] for row in await connection.fetch(_REFUSED_HOLDS)]
+        refused = [key for key in said if key is not None]
+        if len(refused) < len(said):  # a shared row was locked to COMMIT: serialised
+            self.locked_s += flushed_s
         _refused_holds(batch, outcomes, refused)
         return outcomes
 
@@ -970,7 +1048,7 @@ class PostgresStore(GroupCommit, JournalReads):
         a write the database refuses is refused alone."""
         for write in batch:
             if write.payload.flush_first:  # a close: what settled before it counts in it
-                await connection.execute(_FLUSH, self.switch_bic)
+                await connection.execute(_FLUSH, self.process_id, self.switch_bic)
             if not savepoints:
                 outcomes.append(await write.payload.run(connection))
                 continue
@@ -1161,6 +1239,7 @@ class PostgresStore(GroupCommit, JournalReads):
         async def run(connection: Any) -> Claimed | None:
             if await connection.fetchval(_BURY, dead_process, lease_s) is None:
                 return None
+            await connection.execute(_CLAIM_SLICES, self.process_id, dead_process)
             transfers = await connection.fetch(_CLAIM_TRANSFERS, self.process_id, dead_process)
             returns = await connection.fetch(_CLAIM_RETURNS, self.process_id, dead_process)
             return Claimed([transfer_of_row(row) for row in transfers
@@ -1199,7 +1278,7 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def positions_now(self) -> tuple[dict[str, int], dict[str, int]]:
         """Net positions in the open cycle and holds, per BIC, as the journal keeps them."""
-        rows = await self.read("SELECT bic, net_vnd, reserved_vnd FROM positions")
+        rows = await self.read(_POSITIONS)
         return {bic: net for bic, net, _ in rows}, {bic: held for bic, _, held in rows}
 
     # ---- what a starting process reads, before it serves anyone -----------------------------

@@ -254,9 +254,13 @@ class InstantResult:
     # `owner`), showing how SO_REUSEPORT and bounded keep-alive spread the load.
     per_process: tuple[int, ...] = ()
     # On PostgreSQL, per transfer of the closed loop, in µs: the serialised section of write
-    # transactions (switch_flush and COMMIT, waiting for the positions' locks and holding
-    # them: the debtor's position row is in every batch, so no two sections overlap).
+    # transactions (the flush-and-COMMIT of the batches that locked a shared positions row:
+    # a refill, a revocation, a return, a close; the others lock only their own process's
+    # escrow slices, issue #24), lock waits in.
     locked_us: float | None = None
+    # On PostgreSQL: the share of each hot table's updates that were HOT (no index touched),
+    # per cent, over the whole run (pg_stat_user_tables).
+    hot_updates_pct: dict[str, float] = field(default_factory=dict)
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
@@ -311,6 +315,7 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     finally:
         await treasury.session.close()
         await world.stop()
+    hot = {} if journal_url is None else await _hot_updates_pct(journal_url)
     assert stats["in_flight"] == 0
     assert stats["by_state"]["SETTLED"]["count"] == full.transfers + half.transfers
     for answer in answers:
@@ -320,7 +325,19 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
                                                               full.transfers),
                          _per_transfer_us(machine_before_s, machine_after_s, full.transfers),
                          per_process, _per_transfer_us(locks_before, locks_after,
-                                                       full.transfers))
+                                                       full.transfers), hot)
+
+
+HOT_TABLES = ("transfers", "positions", "position_slices")
+
+
+async def _hot_updates_pct(journal_url: str) -> dict[str, float]:
+    """Per table, the per cent of its updates that were HOT, read once the switch processes
+    closed their connections (a session flushes its statistics as it ends)."""
+    names = ", ".join(f"'{name}'" for name in HOT_TABLES)
+    rows = await postgres.fetch(journal_url, "SELECT relname, n_tup_upd, n_tup_hot_upd FROM"
+                                f" pg_stat_user_tables WHERE relname IN ({names})")
+    return {name: 100.0 * hot / updated for name, updated, hot in rows if updated}
 
 
 async def _lock_seconds(journal_url: str | None) -> float | None:
@@ -649,12 +666,14 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     ]
     figures += [Figure(f"cluster: instant transfers made final by process {rank}", count,
                        "transfers") for rank, count in enumerate(shared.per_process, 1)]
+    if shared.locked_us is not None:
+        figures.append(Figure("cluster: serialised time per transfer (lock waits in)",
+                              shared.locked_us, "µs"))
     if shared.locked_us:
-        figures += [
-            Figure("cluster: serialised time per transfer (lock waits in)", shared.locked_us,
-                   "µs"),
-            Figure("cluster: ceiling it implies", 1e6 / shared.locked_us, "transfers/s"),
-        ]
+        figures.append(Figure("cluster: ceiling it implies", 1e6 / shared.locked_us,
+                              "transfers/s"))
+    figures += [Figure(f"cluster: HOT updates of {name}", pct, "%")
+                for name, pct in shared.hot_updates_pct.items()]
     if processes > 1:
         progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
                  " 1 switch process …")

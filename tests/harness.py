@@ -310,7 +310,10 @@ def return_of(e2e: str, amount_vnd: int, reason: str = "MD07", creditor: str = B
 
 
 SHARED_POSITIONS = """
-SELECT p.bic, p.net_vnd, p.reserved_vnd,
+WITH s AS (SELECT bic, sum(net_vnd) AS net, sum(held_vnd) AS held, sum(room_vnd) AS room
+           FROM position_slices GROUP BY bic)
+SELECT p.bic, (p.net_vnd + coalesce(s.net, 0))::bigint,
+  (p.reserved_vnd + coalesce(s.held, 0))::bigint,
   coalesce((SELECT sum(t.amount_vnd) FROM transfers t WHERE t.debtor_bic = p.bic
             AND t.state = 'PENDING'), 0)::bigint,
   (coalesce((SELECT sum(CASE WHEN t.creditor_bic = p.bic THEN t.amount_vnd ELSE -t.amount_vnd
@@ -318,8 +321,10 @@ SELECT p.bic, p.net_vnd, p.reserved_vnd,
              AND t.state IN ('SETTLED', 'RETURNED')), 0)
    + coalesce((SELECT sum(CASE WHEN r.debtor_bic = p.bic THEN r.amount_vnd ELSE -r.amount_vnd
                           END) FROM returns r WHERE r.debtor_bic = p.bic OR r.creditor_bic = p.bic),
-              0))::bigint
-FROM positions p ORDER BY p.bic"""
+              0))::bigint,
+  -- the escrow invariant (switch/escrow.py): no room promised past the cap
+  coalesce(s.room, 0) = 0 OR s.room + s.held <= p.limit_vnd + p.net_vnd + s.net
+FROM positions p LEFT JOIN s ON s.bic = p.bic ORDER BY p.bic"""
 
 
 async def check_invariants(lab: SwitchLab, all_final: bool) -> None:
@@ -357,8 +362,9 @@ async def check_invariants(lab: SwitchLab, all_final: bool) -> None:
     if store.shared:  # one statement, one snapshot: the journal's positions against its rows
         rows = await store.read(SHARED_POSITIONS)  # type: ignore[attr-defined]
         assert sum(net for _, net, *_ in rows) == 0
-        assert [(bic, net, held) for bic, net, held, _, _ in rows] == [
-            (bic, moved_vnd, pending_vnd) for bic, _, _, pending_vnd, moved_vnd in rows]
+        assert [(bic, net, held) for bic, net, held, *_ in rows] == [
+            (bic, moved_vnd, pending_vnd) for bic, _, _, pending_vnd, moved_vnd, _ in rows]
+        assert [bic for bic, *_, room_within_cap in rows if not room_within_cap] == []
     else:
         book = state.book.positions
         assert sum(book.net_vnd.values()) == 0

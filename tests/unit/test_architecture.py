@@ -136,6 +136,10 @@ READS = {"get", "items", "values", "keys", "copy", "done", "admits", "headroom_v
 BOOK_ONLY_CALLS = {"advance"}  # Transfer.advance: the one change of a transfer's state
 # Types whose own methods change their own fields (the book calls those methods).
 OWN_FIELDS = {"switch.positions", "switch.participants", "switch.transfer"}
+# Values that share the book's field names but are none of its memory: escrow slices
+# (issue #24) are arithmetic on values of their own, played by the PostgreSQL journal in SQL
+# and by the simulator; no switch process holds them.
+NOT_THE_BOOK_S = {"switch.escrow"}
 
 
 def _names_state(node: ast.expr) -> bool:
@@ -188,6 +192,7 @@ def test_only_the_book_writes_the_switch_s_memory() -> None:
     the book."""
     found = [write for module, path in _modules().items()
              if module.startswith("switch.") and module != "switch.book"
+             and module not in NOT_THE_BOOK_S
              for write in _writes_of_the_book_s_state(module,
                                                       ast.parse(path.read_text("utf-8")))]
     assert not found, found

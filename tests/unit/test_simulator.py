@@ -4,6 +4,7 @@ step, and each bug planted on purpose is found within the command's default budg
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,12 @@ from pathlib import Path
 import pytest
 
 from sim.command import DEFAULT_HISTORIES
+from sim.escrow import INVARIANT as ESCROW_INVARIANT
+from sim.escrow import EscrowBroken, EscrowHistory
 from sim.plants import PLANTS
 from sim.runner import run, run_history
 from switch.book import Book
+from switch.escrow import Debtor
 from switch.participants import Breaker
 from switchlab import cli
 
@@ -30,7 +34,9 @@ def test_issue_21_every_invariant_holds_in_a_bounded_number_of_histories() -> No
     assert {"restarts", "in flight at a crash", "breakers opened", "messages lost",
             "cycles closed", "returns settled", "impostors refused",
             "answers for another's transfer", "ACSC", "AB05", "AB06", "AB08", "AM04", "DUPL",
-            "DU01"} <= exercised, sorted(exercised)
+            "DU01", "escrow holds", "escrow AM04", "escrow refills", "escrow revocations",
+            "escrow takeovers", "escrow cycles closed", "escrow returns AM04"} <= exercised, (
+        sorted(exercised))
 
 
 def test_issue_21_a_seed_replays_step_for_step() -> None:
@@ -47,6 +53,7 @@ def test_issue_21_a_seed_replays_step_for_step() -> None:
     ("release-twice", "the core's assertions"),
     ("forward-refused", "nothing lost"),
     ("duplicate-after-restart", "nothing doubled"),
+    ("refill-ignores-others", "the core's assertions"),  # issue #24's escrow slices
 ])
 def test_issue_21_the_simulator_finds_each_planted_bug_within_its_default_budget(
         plant: str, invariant: str) -> None:
@@ -103,3 +110,18 @@ def test_issue_21_a_long_run_of_histories_holds_every_invariant() -> None:
     result = run(100_000, 600)
     broken = result.first_broken
     assert broken is None, f"seed {broken.seed}: {broken.broken}"
+
+
+def test_issue_24_the_escrow_history_finds_a_refusal_one_process_would_not_make(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slices never revoked: a process refuses AM04 what other slices' idle room covers."""
+    monkeypatch.setattr(Debtor, "revoke", lambda self, but=None: None)
+    found = []
+    for seed in range(20):
+        with contextlib.suppress(AssertionError):  # the core's pair assertions, also a find
+            try:
+                EscrowHistory(seed).play()
+            except EscrowBroken as error:
+                found.append(error)
+    assert found and found[0].invariant == ESCROW_INVARIANT
+    assert "one process would decide" in found[0].detail
