@@ -54,6 +54,7 @@ from protocol.http import (
 from protocol.ids import booking_key, wire_end_to_end_id
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
+    SCHEME_CURRENCY,
     CreditTransfer,
     CreditTransferMessage,
     MessageType,
@@ -257,7 +258,7 @@ class Bank:
         takes no transfer only because the switch sent it (docs/conformance.md, the hostile
         peer's cases): AM03 another currency than VND, AM12 an amount that is no positive
         whole number of dong, RC01 a creditor agent that is not this bank."""
-        if tx.currency != "VND":
+        if tx.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         text = tx.amount_text or str(tx.amount_vnd)
         if not (text.isascii() and text.isdigit() and text[0] != "0"):

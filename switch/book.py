@@ -36,7 +36,12 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from protocol import reasons
-from protocol.messages import CreditTransfer, CreditTransferMessage, TransactionStatus
+from protocol.messages import (
+    SCHEME_CURRENCY,
+    CreditTransfer,
+    CreditTransferMessage,
+    TransactionStatus,
+)
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Breaker, Call, Participant
@@ -172,7 +177,7 @@ class Book:
                  ) -> str | None:
         """Why the transaction is refused at intake, or None; `clock_s` is the event loop's
         clock (the breaker's)."""
-        if tx.currency != "VND":
+        if tx.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS
                 or tx.amount_vnd <= 0):
