@@ -21,8 +21,7 @@ from pathlib import Path
 
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from protocol.ids import citizen_id_problem
-from protocol.messages import SCHEME_CURRENCY
-from protocol.names import MAX_NAME_CHARS
+from protocol.messages import MAX_NAME_CHARS, SCHEME_CURRENCY
 
 MAX_ACCOUNTS = 10_000
 MAX_FILE_BYTES = 4 * 1024 * 1024

@@ -37,7 +37,7 @@ from banks.ledger import Account, BookingState, Hold, Ledger
 from banks.metrics import POSTED, RESPONSE, BankMetrics
 from banks.registry import PARTICIPANTS
 from protocol import reasons, settings
-from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
+from protocol.codec import MAX_MESSAGE_BYTES, CodecError, new_id
 from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.hooks import TransferOrder
 from protocol.http import (
@@ -54,6 +54,7 @@ from protocol.http import (
 from protocol.ids import booking_key, wire_end_to_end_id
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
+    MAX_NAME_CHARS,
     SCHEME_CURRENCY,
     CreditTransfer,
     CreditTransferMessage,

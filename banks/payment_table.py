@@ -36,12 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from banks.columns import RowIndex, Rows, Shared, Texts
-from protocol.codec import MAX_NAME_CHARS
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
-from protocol.messages import SCHEME_CURRENCY
+from protocol.messages import MAX_AMOUNT_VND, MAX_NAME_CHARS, SCHEME_CURRENCY
 
 MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
-MAX_AMOUNT_VND = 10**13  # far above any single social payment; also bounds int() on the input
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
 MAX_ROWS_SHOWN = 3  # by repr

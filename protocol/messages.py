@@ -14,6 +14,10 @@ from enum import StrEnum
 # The scheme's one currency (ISO 4217): an amount in another is refused AM03, an account in
 # another AC09.
 SCHEME_CURRENCY = "VND"
+# The scheme's cap on one transaction, in whole dong (AM02 above it; a bulk's line, a hook's
+# order and a payment table's row are held to it too).
+MAX_AMOUNT_VND = 10**13
+MAX_NAME_CHARS = 140  # ISO 20022 Max140Text: Nm, Ustrd; a longer name is never matched
 
 
 class MessageType(StrEnum):

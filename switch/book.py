@@ -37,6 +37,7 @@ from typing import Protocol
 
 from protocol import reasons
 from protocol.messages import (
+    MAX_AMOUNT_VND,
     SCHEME_CURRENCY,
     CreditTransfer,
     CreditTransferMessage,
@@ -50,10 +51,9 @@ from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
 from switch.transfer import Transfer, scoped_key
 
-# The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
-# dong, far above any single social payment. An amount of more than 18 digits is no
+# The scheme's cap on any one transaction, whatever the mode (AM02 above it), is
+# protocol.messages.MAX_AMOUNT_VND. An amount of more than 18 digits is no
 # ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
-MAX_AMOUNT_VND = 10**13
 MAX_AMOUNT_DIGITS = 18
 MAX_ADMIN_CHANGES = 64  # admin changes made at once by one process: the operator's, few
 
