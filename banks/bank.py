@@ -75,6 +75,7 @@ from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, s
 from protocol.settings import SettingsError
 from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
 from protocol.tls import server_context
+from protocol.transport import BANK_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +130,9 @@ class Bank:
             self.ledger.open_accounts(
                 row.ledger_account() for row in read_accounts(config.accounts_file)
                 if row.account_id not in self.ledger.accounts)
-        # The switch is the one party that posts to a participant: any message size the codec
-        # reads, since a forward may be as large as the switch's forward_batch_size allows.
-        self.senders = {config.switch_bic: Sender(config.credentials(), MAX_MESSAGE_BYTES)}
+        # The switch is the one party that posts to a participant, at most a bank's largest
+        # message (a forward of 1,000 items): more is refused 413 from its Content-Length.
+        self.senders = {config.switch_bic: Sender(config.credentials(), BANK_MAX_BODY_BYTES)}
         self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
         self.statements: dict[int, Statement] = {}  # camt.053 by cycle, the last few
         self._answering = asyncio.Lock()  # held by each answer when behaviour.serial_answers
