@@ -6,24 +6,29 @@ conformance suite (`switchlab conformance --accounts`) and for a mock bank that 
     0011004455667,Nguyễn Thị Rà,001190012345,open
 
 `status` is one of open, closed, blocked (refused AC04, AC06) or deceased (the holder died
-before the payment: refused MD07). The file comes from a user: every row is checked, and an
+before the payment: refused MD07). An optional `currency` column (ISO 4217, VND when absent
+or empty) makes an account in another currency, which the scheme cannot pay into (AC09).
+The file comes from a user: every row is checked, and an
 error names the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from protocol.ids import citizen_id_problem
-from protocol.names import MAX_NAME_CHARS
+from protocol.messages import MAX_NAME_CHARS, SCHEME_CURRENCY
 
 MAX_ACCOUNTS = 10_000
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_ACCOUNT_ID_CHARS = 34  # ISO 20022 Max34Text (Othr/Id of an account)
 COLUMNS = ("account_id", "holder_name", "citizen_id", "status")
+CURRENCY_COLUMN = "currency"  # optional
+ISO_4217 = re.compile(r"[A-Z]{3}")
 OPEN, DECEASED = "open", "deceased"
 STATUSES = (OPEN, CLOSED, BLOCKED, DECEASED)
 
@@ -40,12 +45,13 @@ class TestAccount:
     holder_name: str
     citizen_id: str
     status: str  # one of STATUSES
+    currency: str = SCHEME_CURRENCY  # ISO 4217; another than VND is refused AC09
 
     def ledger_account(self) -> Account:
         """The account as a mock bank's ledger holds it (balance 0)."""
         return Account(self.account_id, self.holder_name, self.citizen_id,
                        status=ACTIVE if self.status in (OPEN, DECEASED) else self.status,
-                       deceased=self.status == DECEASED)
+                       deceased=self.status == DECEASED, currency=self.currency)
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
@@ -61,6 +67,9 @@ def _row_problem(row: dict[str, str]) -> str | None:
         return f"citizen_id {row['citizen_id'][:20]!r}: {problem}"
     if row["status"] not in STATUSES:
         return f"status {row['status'][:20]!r}: one of {', '.join(STATUSES)}"
+    if not ISO_4217.fullmatch(row[CURRENCY_COLUMN]):
+        return (f"currency {row[CURRENCY_COLUMN][:20]!r}: an ISO 4217 code of three capital "
+                f"letters, such as {SCHEME_CURRENCY} (empty: {SCHEME_CURRENCY})")
     return None
 
 
@@ -86,6 +95,7 @@ def read_accounts(path: Path) -> list[TestAccount]:
         if None in row or any(row[c] is None for c in COLUMNS):
             raise AccountsFileError(f"{path}, line {line}: expected {len(COLUMNS)} fields")
         values = {c: row[c].strip() for c in COLUMNS}
+        values[CURRENCY_COLUMN] = (row.get(CURRENCY_COLUMN) or "").strip() or SCHEME_CURRENCY
         problem = _row_problem(values)
         if problem is not None:
             raise AccountsFileError(f"{path}, line {line}: {problem}")

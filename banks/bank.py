@@ -37,7 +37,7 @@ from banks.ledger import Account, BookingState, Hold, Ledger
 from banks.metrics import POSTED, RESPONSE, BankMetrics
 from banks.registry import PARTICIPANTS
 from protocol import reasons, settings
-from protocol.codec import MAX_MESSAGE_BYTES, MAX_NAME_CHARS, CodecError, new_id
+from protocol.codec import MAX_MESSAGE_BYTES, CodecError, new_id
 from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.hooks import TransferOrder
 from protocol.http import (
@@ -54,6 +54,8 @@ from protocol.http import (
 from protocol.ids import booking_key, wire_end_to_end_id
 from protocol.keys import MAX_SECRET_BYTES, SwitchKeys
 from protocol.messages import (
+    MAX_NAME_CHARS,
+    SCHEME_CURRENCY,
     CreditTransfer,
     CreditTransferMessage,
     MessageType,
@@ -73,6 +75,7 @@ from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve, s
 from protocol.settings import SettingsError
 from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
 from protocol.tls import server_context
+from protocol.transport import BANK_MAX_BODY_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +130,9 @@ class Bank:
             self.ledger.open_accounts(
                 row.ledger_account() for row in read_accounts(config.accounts_file)
                 if row.account_id not in self.ledger.accounts)
-        # The switch is the one party that posts to a participant: any message size the codec
-        # reads, since a forward may be as large as the switch's forward_batch_size allows.
-        self.senders = {config.switch_bic: Sender(config.credentials(), MAX_MESSAGE_BYTES)}
+        # The switch is the one party that posts to a participant, at most a bank's largest
+        # message (a forward of 1,000 items): more is refused 413 from its Content-Length.
+        self.senders = {config.switch_bic: Sender(config.credentials(), BANK_MAX_BODY_BYTES)}
         self.debtor_results: dict[str, TransactionStatus] = {}  # as debtor agent
         self.statements: dict[int, Statement] = {}  # camt.053 by cycle, the last few
         self._answering = asyncio.Lock()  # held by each answer when behaviour.serial_answers
@@ -257,7 +260,7 @@ class Bank:
         takes no transfer only because the switch sent it (docs/conformance.md, the hostile
         peer's cases): AM03 another currency than VND, AM12 an amount that is no positive
         whole number of dong, RC01 a creditor agent that is not this bank."""
-        if tx.currency != "VND":
+        if tx.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         text = tx.amount_text or str(tx.amount_vnd)
         if not (text.isascii() and text.isdigit() and text[0] != "0"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from protocol import reasons
-from protocol.messages import VerificationItem, VerificationResult
+from protocol.messages import SCHEME_CURRENCY, VerificationItem, VerificationResult
 from protocol.names import mask_name, same_name
 
 ACTIVE, CLOSED, BLOCKED = "active", "closed", "blocked"
@@ -37,6 +37,7 @@ class Account:
     deceased: bool = False  # known dead before the payment: refused MD07
     dies_after_payment: bool = False  # dies once paid: the bank returns the payment (pacs.004)
     balance_vnd: int = 0
+    currency: str = SCHEME_CURRENCY  # ISO 4217: the scheme pays into VND accounts only (AC09)
 
     def __post_init__(self) -> None:
         if self.status not in ACCOUNT_STATUSES:
@@ -96,13 +97,16 @@ class Totals:
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (account_id TEXT PRIMARY KEY, holder_name TEXT NOT NULL,
     citizen_id TEXT NOT NULL, status TEXT NOT NULL, deceased INTEGER NOT NULL,
-    dies_after_payment INTEGER NOT NULL, balance_vnd INTEGER NOT NULL);
+    dies_after_payment INTEGER NOT NULL, balance_vnd INTEGER NOT NULL,
+    currency TEXT NOT NULL DEFAULT 'VND');
 CREATE TABLE IF NOT EXISTS bookings (end_to_end_id TEXT PRIMARY KEY, tx_id TEXT NOT NULL,
     account_id TEXT NOT NULL, amount_vnd INTEGER NOT NULL, state TEXT NOT NULL,
     credited_early INTEGER NOT NULL, returned_vnd INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS received_returns (end_to_end_id TEXT PRIMARY KEY,
     amount_vnd INTEGER NOT NULL);
 """
+ACCOUNT_COLUMNS = ("account_id, holder_name, citizen_id, status, deceased, dies_after_payment,"
+                   " balance_vnd, currency")
 ADD_TO_BALANCE = "UPDATE accounts SET balance_vnd = balance_vnd + ? WHERE account_id = ?"
 Statement = tuple[str, list[tuple[Any, ...]]]
 
@@ -123,6 +127,10 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(accounts)")}
+            if "currency" not in columns:  # a ledger made before accounts had a currency
+                self._db.execute("ALTER TABLE accounts ADD COLUMN currency TEXT NOT NULL"
+                                 " DEFAULT 'VND'")
             self._load()
 
     def close(self) -> None:
@@ -134,8 +142,9 @@ class Ledger:
         """Memory := disk: at opening, and after a transaction that could not commit."""
         assert self._db is not None
         self.accounts = {
-            row[0]: Account(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]), row[6])
-            for row in self._db.execute("SELECT * FROM accounts")
+            row[0]: Account(row[0], row[1], row[2], row[3], bool(row[4]), bool(row[5]), row[6],
+                            row[7])
+            for row in self._db.execute(f"SELECT {ACCOUNT_COLUMNS} FROM accounts")
         }
         self.bookings = {
             row[0]: Booking(row[1], row[2], row[3], BookingState(row[4]), bool(row[5]), row[6])
@@ -175,9 +184,10 @@ class Ledger:
         """Open (or reopen, balance included) accounts; copies, so that balances never alias
         the caller's objects."""
         opened = [replace(account) for account in accounts]
-        self._write(("INSERT OR REPLACE INTO accounts VALUES (?,?,?,?,?,?,?)", [
+        self._write((f"INSERT OR REPLACE INTO accounts ({ACCOUNT_COLUMNS}) VALUES"
+                     " (?,?,?,?,?,?,?,?)", [
             (a.account_id, a.holder_name, a.citizen_id, a.status, int(a.deceased),
-             int(a.dies_after_payment), a.balance_vnd) for a in opened]))
+             int(a.dies_after_payment), a.balance_vnd, a.currency) for a in opened]))
         self.accounts.update((a.account_id, a) for a in opened)
 
     def check(self, account_id: str, name: str, citizen_id: str | None) -> str | None:
@@ -195,6 +205,8 @@ class Ledger:
             return reasons.BLOCKED_ACCOUNT
         if account.deceased:
             return reasons.CREDITOR_DECEASED
+        if account.currency != SCHEME_CURRENCY:
+            return reasons.INVALID_ACCOUNT_CURRENCY
         if not same_name(account.holder_name, name) or (
             citizen_id is not None and citizen_id != account.citizen_id
         ):
@@ -208,7 +220,8 @@ class Ledger:
         account (AC01); the citizen id is not the holder's (BE17: nothing more is said about
         someone else's account); the name does not match (BE01, with the holder's name
         masked, protocol/names.py); then, the account being this person's, whether it can
-        take a payment: closed (AC04), blocked (AC06), holder deceased (MD07).
+        take a payment: closed (AC04), blocked (AC06), holder deceased (MD07), not a VND
+        account (AC09: the scheme pays dong only).
         """
         account = self.accounts.get(item.account_id or "")
         reason, masked = None, None
@@ -223,6 +236,8 @@ class Ledger:
                 reasons.BLOCKED_ACCOUNT)
         elif account.deceased:
             reason = reasons.CREDITOR_DECEASED
+        elif account.currency != SCHEME_CURRENCY:
+            reason = reasons.INVALID_ACCOUNT_CURRENCY
         return VerificationResult(item.verification_id, reason is None, reason, masked)
 
     def knows(self, end_to_end_id: str) -> bool:

@@ -36,11 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from banks.columns import RowIndex, Rows, Shared, Texts
-from protocol.codec import MAX_NAME_CHARS
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
+from protocol.messages import MAX_AMOUNT_VND, MAX_NAME_CHARS, SCHEME_CURRENCY
 
 MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
-MAX_AMOUNT_VND = 10**13  # far above any single social payment; also bounds int() on the input
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
 MAX_PROBLEMS_SHOWN = 20
 MAX_ROWS_SHOWN = 3  # by repr
@@ -59,7 +58,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 AMOUNT = re.compile(r"[0-9]{1,14}")
 REQUIRED_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme")
 OPTIONAL_COLUMNS = ("creditor_bic", "account_id", "end_to_end_id", "period", "arrears",
-                    "commune", "address", "district", "province", "birth_date")
+                    "commune", "address", "district", "province", "birth_date", "currency")
 _IDS = ("citizen_id", "amount_vnd", "creditor_bic", "account_id", "end_to_end_id")
 _TEXTS = ("programme", "period", "arrears", "commune", "address", "district", "province")
 _NAMES_AND_TEXTS = frozenset(("full_name", *_TEXTS))
@@ -492,6 +491,12 @@ def _row_problems(row: dict[str, str]) -> Iterator[str]:
                 amount.startswith("-") else "")
         yield (f"amount_vnd {amount!r} is not a positive whole number of dong up to "
                f"{MAX_AMOUNT_VND:,}{hint}")
+    currency = row.get("currency", "")
+    if currency and currency != SCHEME_CURRENCY:
+        yield (f"currency {currency[:20]!r}: the scheme pays {SCHEME_CURRENCY} only (ISO 20022 "
+               f"AM03, not allowed currency); give the amount in whole dong"
+               + (f" and the currency as {SCHEME_CURRENCY}" if currency.upper() ==
+                  SCHEME_CURRENCY else ""))
     bic, account = row.get("creditor_bic", ""), row.get("account_id", "")
     if bic and not is_bic(bic) and "creditor_bic" not in spaced:
         hint = " (BICs are written in capitals)" if is_bic(bic.upper()) else ""

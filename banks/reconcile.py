@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from banks.payout import PayoutResult
 
 MAX_COUNT = 10**12  # bounds on figures read from another party's JSON
-MAX_AMOUNT_VND = 10**20
+MAX_TOTAL_VND = 10**20  # a total, not one transaction (that is MAX_AMOUNT_VND)
 
 
 class Balance(StrEnum):
@@ -70,7 +70,7 @@ class StateTotals(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     count: int = Field(0, ge=0, le=MAX_COUNT)
-    amount_vnd: int = Field(0, ge=0, le=MAX_AMOUNT_VND)
+    amount_vnd: int = Field(0, ge=0, le=MAX_TOTAL_VND)
 
 
 class SwitchTotals(BaseModel):

@@ -38,10 +38,11 @@ from banks.payout import (
 )
 from banks.verification import UNANSWERED, answered, verify_payments
 from protocol import reasons
-from protocol.codec import MAX_NAME_CHARS, MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
+from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
 from protocol.keys import SwitchKeys
 from protocol.messages import (
+    MAX_NAME_CHARS,
     CreditTransfer,
     CreditTransferMessage,
     PaymentReturn,

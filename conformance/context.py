@@ -22,6 +22,7 @@ from protocol import reasons
 from protocol.codec import new_id
 from protocol.hooks import BALANCES_PATH, Balance
 from protocol.messages import (
+    SCHEME_CURRENCY,
     BusinessMessage,
     CreditTransfer,
     CreditTransferMessage,
@@ -62,8 +63,9 @@ class Roles:
     @classmethod
     def of(cls, accounts: list[TestAccount]) -> Roles:
         roles: dict[str, TestAccount] = {}
-        for account in accounts:
-            roles.setdefault(account.status, account)
+        for account in accounts:  # an account in another currency plays no role (AC09)
+            if account.currency == SCHEME_CURRENCY:
+                roles.setdefault(account.status, account)
         return cls(roles)
 
     def need(self, status: str) -> TestAccount:

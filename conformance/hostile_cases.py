@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from http import HTTPStatus
 
 from banks.accounts_file import OPEN
 from banks.registry import SWITCH_BIC
@@ -20,6 +21,7 @@ from conformance.plan import case, other_bank
 from protocol import codec
 from protocol.http import wrap
 from protocol.messages import CreditTransfer, CreditTransferMessage, PaymentStatusReport, TxStatus
+from protocol.transport import BANK_MAX_BODY_BYTES, MIB
 
 SETTLE_PAUSE_S = 0.5
 
@@ -146,3 +148,30 @@ async def replay(ctx: Context) -> None:
                          "neither its first answer (ACCP) nor a 4xx refusal")
     await ctx.confirm(tx, message, TxStatus.SETTLED)
     await ctx.expect_credited_once(account, tx.end_to_end_id, before, 290_000)
+
+
+OVERSIZED_BYTES = BANK_MAX_BODY_BYTES + MIB  # over a bank's limit, under the relay's
+
+
+@case("security.oversized-body", "A body over a bank's 8 MiB limit: 413, and the bank stays up",
+      ("security", "hostile", "scheme"), f"""A signed pacs.008 of {OVERSIZED_BYTES:,} bytes,
+      over the {BANK_MAX_BODY_BYTES:,} bytes a bank takes from the switch (docs/participants.md:
+      the scheme's largest message to a bank is a forward of 1,000 items, ~1.3 MB), is refused
+      413 without being read whole, and the bank still takes a valid transfer right after.""",
+      catches="a bank with no inbound body limit, which reads whatever it is sent")
+async def oversized_body(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    before = await ctx.balance(account)
+    tx, message = ctx.transfer(account, 310_000)
+    encoded = ctx.lab.encode(message)  # padded after the root: well-formed, and too large
+    body = encoded + b"<!--" + b"x" * (OVERSIZED_BYTES - len(encoded) - 7) + b"-->"
+    answer = await ctx.lab.post_to_bank(body)
+    ctx.note(f"as the switch, sent a signed pacs.008 of {len(body):,} bytes: the bank answered "
+             f"HTTP {answer.status}")
+    if answer.status != HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+        raise CaseFailed(f"the bank answered a body of {len(body):,} bytes with HTTP "
+                         f"{answer.status}, not 413: a bank takes at most "
+                         f"{BANK_MAX_BODY_BYTES:,} bytes from the switch and reads no more")
+    tx, message, _ = await ctx.accepted(account, 310_000)  # still up, and takes the next
+    await ctx.confirm(tx, message, TxStatus.SETTLED)
+    await ctx.expect_credited_once(account, tx.end_to_end_id, before, 310_000)

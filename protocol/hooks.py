@@ -26,7 +26,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.ids import MAX_ID_CHARS
-from protocol.names import MAX_NAME_CHARS
+from protocol.messages import MAX_AMOUNT_VND, MAX_NAME_CHARS
 
 HOOKS_PREFIX = "/switchlab"
 BALANCES_PATH = f"{HOOKS_PREFIX}/balances"
@@ -34,7 +34,6 @@ RETURNS_PATH = f"{HOOKS_PREFIX}/returns"
 TRANSFERS_PATH = f"{HOOKS_PREFIX}/transfers"
 MAX_HOOK_BODY_BYTES = 512 * 1024  # a bulk order of 1,000 transfers, ~250 bytes each
 MAX_CREDITED_LISTED = 100_000  # end-to-end ids in one balance answer
-MAX_AMOUNT_VND = 10**13
 MAX_BULK_ORDER = 1_000  # a bank's most transactions in one pacs.008
 
 Id35 = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^\S+$")]

@@ -11,6 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+# The scheme's one currency (ISO 4217): an amount in another is refused AM03, an account in
+# another AC09.
+SCHEME_CURRENCY = "VND"
+# The scheme's cap on one transaction, in whole dong (AM02 above it; a bulk's line, a hook's
+# order and a payment table's row are held to it too).
+MAX_AMOUNT_VND = 10**13
+MAX_NAME_CHARS = 140  # ISO 20022 Max140Text: Nm, Ustrd; a longer name is never matched
+
 
 class MessageType(StrEnum):
     """Message definition identifiers (head.001 MsgDefIdr) switchlab speaks."""
@@ -61,7 +69,7 @@ class CreditTransfer:
     creditor_agent_bic: str
     creditor_citizen_id: str | None = None
     remittance_info: str | None = None
-    currency: str = "VND"
+    currency: str = SCHEME_CURRENCY
     amount_text: str = ""  # the amount as written, to tell "1.5" from "1" on the wire
 
 
@@ -138,7 +146,7 @@ class PaymentReturnItem:
     reason_code: str
     original_msg_id: str | None = None
     amount_text: str = ""
-    currency: str = "VND"
+    currency: str = SCHEME_CURRENCY
 
 
 @dataclass(slots=True)

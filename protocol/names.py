@@ -32,11 +32,12 @@ import functools
 import re
 import unicodedata
 
+from protocol.messages import MAX_NAME_CHARS
+
 # Combining marks after NFD: the five tones, and the vowel-quality marks of ă â ê ô ơ ư.
 TONE_MARKS = frozenset("\u0300\u0301\u0303\u0309\u0323")  # huyền sắc ngã hỏi nặng
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'"})
 _AROUND_APOSTROPHE = re.compile(r"\s*'\s*")
-MAX_NAME_CHARS = 140  # Max140Text: longer text is no name and is never matched
 MAX_NAMES_CACHED = 32_768  # ~25 MB at most; generated and real names repeat a lot
 
 

@@ -5,6 +5,8 @@ from typing import Final
 WRONG_ACCOUNT: Final = "AC01"  # account number does not exist at the creditor agent
 CLOSED_ACCOUNT: Final = "AC04"
 BLOCKED_ACCOUNT: Final = "AC06"
+# "Invalid account currency": the creditor's account is not in the scheme's currency (VND).
+INVALID_ACCOUNT_CURRENCY: Final = "AC09"
 TIMEOUT_CREDITOR_AGENT: Final = "AB05"  # creditor agent did not answer in time
 TIMEOUT_INSTRUCTED_AGENT: Final = "AB06"  # the switch itself could not finish in time
 OFFLINE_CREDITOR_AGENT: Final = "AB08"  # signed off, or unreachable (circuit open)
@@ -50,6 +52,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     WRONG_ACCOUNT: "incorrect account number",
     CLOSED_ACCOUNT: "closed account",
     BLOCKED_ACCOUNT: "blocked account",
+    INVALID_ACCOUNT_CURRENCY: "the account is not in VND",
     TIMEOUT_CREDITOR_AGENT: "creditor agent did not answer in time",
     TIMEOUT_INSTRUCTED_AGENT: "transfer timed out at the switch",
     OFFLINE_CREDITOR_AGENT: "creditor agent offline",
@@ -89,6 +92,7 @@ DESCRIPTIONS_VI: Final[dict[str, str]] = {
     WRONG_ACCOUNT: "số tài khoản không đúng",
     CLOSED_ACCOUNT: "tài khoản đã đóng",
     BLOCKED_ACCOUNT: "tài khoản bị phong tỏa",
+    INVALID_ACCOUNT_CURRENCY: "tài khoản không phải bằng đồng Việt Nam",
     TIMEOUT_CREDITOR_AGENT: "ngân hàng nhận không trả lời kịp thời",
     TIMEOUT_INSTRUCTED_AGENT: "giao dịch quá hạn tại hệ thống chuyển mạch",
     OFFLINE_CREDITOR_AGENT: "ngân hàng nhận ngừng kết nối",

@@ -54,6 +54,12 @@ from protocol.peerlog import FailureLog
 from protocol.replay import RequestIds
 
 MIB = 1024 * 1024
+# A bank's largest message either way is 1,000 items (a forward of forward_batch_size, its
+# answers, a pacs.004, its own transfers; statements are paged): 1.3 MB with every text at its
+# schema maximum. 8 MiB leaves a wide margin, keeps a forged body claiming a bank to a
+# sixteenth of what the treasury may send the switch, and is what a bank takes from the switch
+# (docs/participants.md, "What the switch posts to you": more is 413, read no further).
+BANK_MAX_BODY_BYTES = 8 * MIB
 # The small lane: bodies up to SMALL_BODY_BYTES (an instant pacs.008 is ~3 KB, a pacs.028 of
 # 100 ids ~10 KB) on a connection already authenticated as their sender, at most
 # SMALL_LANE_PER_PEER_BYTES of them per sender, SMALL_LANE_BYTES in all, on top of the budget.

@@ -54,6 +54,13 @@ def whole_number(text: str, name: str, low: int, high: int) -> int:
     return int(text)
 
 
+def query_number(query: Mapping[str, str], name: str, default: int, high: int, low: int = 0
+                 ) -> int:
+    """A query parameter as a whole number from `low` to `high` (`default` when absent), or
+    400 saying so (whole_number)."""
+    return whole_number(query.get(name, str(default)), name, low, high)
+
+
 def _cycle(request: web.Request) -> int:
     return whole_number(request.match_info["cycle"], "the cycle id", 1, MAX_CYCLE_ID)
 
@@ -200,7 +207,7 @@ async def cycle_summary(request: web.Request) -> web.Response:
 
 def page_asked(request: web.Request) -> int:
     """The statement page a request asks for (`?page=N`, 1 when absent); 400 otherwise."""
-    return whole_number(request.query.get("page", "1"), "page", 1, 10 ** MAX_PAGE_DIGITS - 1)
+    return query_number(request.query, "page", 1, 10 ** MAX_PAGE_DIGITS - 1, low=1)
 
 
 async def cycle_statement(request: web.Request) -> web.Response:
@@ -259,11 +266,8 @@ def listing_query(query: Mapping[str, str]) -> dict[str, Any]:
             raise _bad("since", since, "an ISO 8601 time such as 2026-11-20T08:00:00Z (UTC "
                        "when no offset is given)") from None
         asked["since_s"] = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    limit = query.get("limit", str(DEFAULT_LISTED_TRANSFERS))
-    if not (limit.isascii() and limit.isdigit() and len(limit) <= 6
-            and 1 <= int(limit) <= MAX_LISTED_TRANSFERS):
-        raise _bad("limit", limit[:24], f"a whole number from 1 to {MAX_LISTED_TRANSFERS:,}")
-    asked["limit"] = int(limit)
+    asked["limit"] = query_number(query, "limit", DEFAULT_LISTED_TRANSFERS,
+                                  MAX_LISTED_TRANSFERS, low=1)
     order = query.get("order", "newest")
     if order not in ("newest", "oldest"):
         raise _bad("order", order, "newest (the last received) or oldest (the first)")

@@ -36,7 +36,13 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from protocol import reasons
-from protocol.messages import CreditTransfer, CreditTransferMessage, TransactionStatus
+from protocol.messages import (
+    MAX_AMOUNT_VND,
+    SCHEME_CURRENCY,
+    CreditTransfer,
+    CreditTransferMessage,
+    TransactionStatus,
+)
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.participants import Breaker, Call, Participant
@@ -45,10 +51,9 @@ from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
 from switch.transfer import Transfer, scoped_key
 
-# The scheme's cap on any one transaction, whatever the mode (AM02 above it): ten trillion
-# dong, far above any single social payment. An amount of more than 18 digits is no
+# The scheme's cap on any one transaction, whatever the mode (AM02 above it), is
+# protocol.messages.MAX_AMOUNT_VND. An amount of more than 18 digits is no
 # ActiveCurrencyAndAmount at all (totalDigits 18): AM12.
-MAX_AMOUNT_VND = 10**13
 MAX_AMOUNT_DIGITS = 18
 MAX_ADMIN_CHANGES = 64  # admin changes made at once by one process: the operator's, few
 
@@ -172,7 +177,7 @@ class Book:
                  ) -> str | None:
         """Why the transaction is refused at intake, or None; `clock_s` is the event loop's
         clock (the breaker's)."""
-        if tx.currency != "VND":
+        if tx.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS
                 or tx.amount_vnd <= 0):

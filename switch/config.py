@@ -19,7 +19,7 @@ from protocol.ids import is_bic
 from protocol.keys import PrivateKeyText, PublicKeyText, Secret, Signing
 from protocol.settings import SettingsError
 from protocol.tls import TlsFiles
-from protocol.transport import MIB, ServerLimits
+from protocol.transport import BANK_MAX_BODY_BYTES, ServerLimits
 
 Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
 # Per-leg deadline: the SEPA Instant 2025 rulebook and TIPS both give the creditor side 5 s to
@@ -27,10 +27,6 @@ Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
 DEFAULT_CREDITOR_TIMEOUT_S = 5.0
 MAX_FORWARD_LINGER_MS = 50.0  # a tenth of the p99 budget of an instant transfer
 MAX_POSITION_LIMIT_VND = 10**18  # SQLite's INTEGER holds up to 9.2e18
-# A bank's largest message is 1,000 items (a forward's answers, a pacs.004, its own transfers):
-# 1.3 MB with every text at its schema maximum, so 8 MiB leaves a wide margin and still keeps a
-# forged body claiming a bank to a sixteenth of what the treasury may send.
-BANK_MAX_BODY_BYTES = 8 * MIB
 BANK_MAX_ITEMS = 1_000
 MAX_INQUIRY_IDS = 1_000  # the scheme's stated limit for one pacs.028
 MAX_TOKEN_CHARS = 4_096  # a bearer token, not a document

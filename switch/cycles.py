@@ -26,6 +26,7 @@ from functools import partial
 from protocol.codec import new_id
 from protocol.messages import Statement, StatementEntry
 from switch.context import SwitchState
+from switch.journal import iso_utc
 from switch.journal_errors import JournalInconsistent
 from switch.records import AdminChange
 from switch.transfer import wire_id
@@ -50,8 +51,8 @@ class CycleSummary:
     def as_dict(self) -> dict[str, object]:
         return {
             "cycle_id": self.cycle_id,
-            "opened_at": _iso(self.opened_at),
-            "closed_at": _iso(self.closed_at) if self.closed_at else None,
+            "opened_at": iso_utc(self.opened_at),
+            "closed_at": iso_utc(self.closed_at) if self.closed_at else None,
             "net_vnd": self.net_vnd,
             "transfers": self.transfers,
             "transfers_vnd": self.transfers_vnd,
@@ -61,8 +62,8 @@ class CycleSummary:
 
     def text(self) -> str:
         lines = [
-            f"Settlement cycle {self.cycle_id}  {_iso(self.opened_at)} → "
-            f"{_iso(self.closed_at) if self.closed_at else 'open'}",
+            f"Settlement cycle {self.cycle_id}  {iso_utc(self.opened_at)} → "
+            f"{iso_utc(self.closed_at) if self.closed_at else 'open'}",
             f"  transfers settled: {self.transfers:,}  ({self.transfers_vnd:,} VND)",
             f"  returns settled:   {self.returns:,}  ({self.returns_vnd:,} VND)",
             "  net positions (credit + / debit -):",
@@ -70,10 +71,6 @@ class CycleSummary:
         lines += [f"    {bic:<11} {net:>+22,} VND" for bic, net in sorted(self.net_vnd.items())]
         lines.append(f"    {'sum':<11} {sum(self.net_vnd.values()):>+22,} VND")
         return "\n".join(lines)
-
-
-def _iso(timestamp_s: float) -> str:
-    return datetime.fromtimestamp(timestamp_s, UTC).isoformat(timespec="seconds")
 
 
 def _inconsistent(what: str) -> JournalInconsistent:

@@ -40,7 +40,7 @@ from protocol.directory import (
     read_signed_json,
 )
 from protocol.ids import is_bic
-from switch.admin import SWITCH, keyed
+from switch.admin import SWITCH, keyed, query_number
 from switch.directory import REGISTRY
 from switch.records import AdminChange, DirectoryEntry
 from switch.service import Switch
@@ -90,13 +90,6 @@ def _account_holder(switch: Switch, bic: str) -> None:
     if participant is None or participant.config.kind == "treasury":
         raise web.HTTPForbidden(text=f"403 forbidden: {bic} holds no customers' accounts and "
                                 "keeps no directory entries\n")
-
-
-def _whole(request: web.Request, name: str, default: int, high: int) -> int:
-    text = request.query.get(name, str(default))
-    if not (text.isascii() and text.isdigit() and len(text) <= 19) or not 0 <= int(text) <= high:
-        raise web.HTTPBadRequest(text=f"400: {name} must be a whole number from 0 to {high}\n")
-    return int(text)
 
 
 def _citizen_id(text: str | None) -> str | None:
@@ -175,8 +168,8 @@ async def own_changes(request: web.Request) -> web.Response:
     switch = request.app[SWITCH]
     signer, _ = await read_signed_json(request, switch.senders)
     changes = await switch.state.store.directory_changes(
-        participant_bic=signer, after_seq=_whole(request, "after_seq", 0, 2**62),
-        limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))
+        participant_bic=signer, after_seq=query_number(request.query, "after_seq", 0, 2**62),
+        limit=query_number(request.query, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))
     return web.json_response({"changes": changes})
 
 
@@ -203,8 +196,8 @@ async def admin_changes(request: web.Request) -> web.Response:
     return web.json_response({"changes": await store.directory_changes(
         citizen_id=_citizen_id(request.query.get("citizen_id") or None),
         participant_bic=participant,
-        after_seq=_whole(request, "after_seq", 0, 2**62),
-        limit=_whole(request, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))})
+        after_seq=query_number(request.query, "after_seq", 0, 2**62),
+        limit=query_number(request.query, "limit", MAX_CHANGES_LISTED, MAX_CHANGES_LISTED))})
 
 
 @keyed

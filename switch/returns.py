@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from protocol import reasons
 from protocol.codec import new_id
 from protocol.messages import (
+    SCHEME_CURRENCY,
     MessageType,
     PaymentReturn,
     PaymentReturnItem,
@@ -50,7 +51,7 @@ class Returns:
         """Why this item cannot be returned, None when it can; `not_found` is pick's reason
         when no original of this creditor's was found (AG09 as for an id never received, so
         that nobody learns of another's transfers: issue #22)."""
-        if item.currency != "VND":
+        if item.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         if original is None:
             return not_found or reasons.PAYMENT_NOT_RECEIVED

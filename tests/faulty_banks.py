@@ -20,6 +20,7 @@ from aiohttp import web
 from banks.bank import Bank
 from banks.ledger import ACTIVE, CLOSED, BookingState
 from protocol import reasons
+from protocol.codec import MAX_MESSAGE_BYTES
 from protocol.http import AnswerNotAuthentic
 from protocol.messages import (
     CreditTransferMessage,
@@ -182,6 +183,13 @@ def _half_an_answer(bank: Bank) -> None:
         return answered
 
     bank.verification_report = first_half  # type: ignore[method-assign]
+
+
+def _no_body_limit(bank: Bank) -> None:
+    """Reads whatever the switch's key signs, up to the codec's 128 MiB, as a bank's own
+    stack may (a web server's default limit raised, or none)."""
+    bank.senders = {bic: replace(sender, max_body_bytes=MAX_MESSAGE_BYTES)
+                    for bic, sender in bank.senders.items()}
 
 
 def _ignoring(check: str) -> Callable[[Bank], None]:
@@ -359,6 +367,8 @@ FAULTY_BANKS: list[FaultyBank] = [
                patch=_ignoring("currency")),
     FaultyBank("a transfer for another bank accepted", "security.not-creditor-agent",
                "not RJCT or 4xx", patch=_ignoring("creditor agent")),
+    FaultyBank("no limit on the bodies it reads", "security.oversized-body",
+               "with HTTP 200, not 413", patch=_no_body_limit),
     FaultyBank("statements refused", "settlement.statement", "HTTP 500",
                patch=_refuse_statements),
     FaultyBank("a confirmation credited again when its 2xx was lost",

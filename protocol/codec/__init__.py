@@ -36,7 +36,6 @@ from protocol.codec.base import (
     HEAD_NS,
     MAX_INFO_CHARS,
     MAX_MESSAGE_BYTES,
-    MAX_NAME_CHARS,
     MAX_TRANSACTIONS_PER_MESSAGE,
     CodecError,
     MessageCodec,
@@ -48,7 +47,7 @@ from protocol.codec.base import (
 from protocol.messages import AppHeader, BusinessMessage
 
 __all__ = [
-    "ENVELOPE_NS", "HEAD_NS", "MAX_INFO_CHARS", "MAX_MESSAGE_BYTES", "MAX_NAME_CHARS",
+    "ENVELOPE_NS", "HEAD_NS", "MAX_INFO_CHARS", "MAX_MESSAGE_BYTES",
     "MAX_TRANSACTIONS_PER_MESSAGE", "CodecError", "MessageCodec", "decode", "encode", "new_id",
     "register",
 ]

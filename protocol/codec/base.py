@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from lxml import etree
 
-from protocol.messages import Document
+from protocol.messages import MAX_NAME_CHARS, Document  # noqa: F401 (the codecs' import)
 from protocol.reasons import INVALID_FILE_FORMAT
 
 MAX_MESSAGE_BYTES: int = 128 * 1024 * 1024
@@ -26,7 +26,6 @@ MAX_TRANSACTIONS_PER_MESSAGE: int = 100_000
 ENVELOPE_NS = "urn:switchlab:envelope:1"
 HEAD_NS = "urn:iso:std:iso:20022:tech:xsd:head.001.001.02"
 ISO_NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
-MAX_NAME_CHARS = 140  # Max140Text: Nm, Ustrd
 MAX_INFO_CHARS = 105  # Max105Text: AddtlInf
 
 # The AppHdr fields every message starts with; required, in this order.

@@ -85,3 +85,12 @@ async def test_the_correct_bank_answering_202_passes_the_late_answer_case(tmp_pa
                                   behaviour={"answer_mode": "async"})
     assert {r.case.name: r.verdict for r in result.results if r.chosen} == {
         "creditor.accept": PASSED, "creditor.late-answer": PASSED, RECONCILIATION: PASSED}
+
+
+async def test_the_correct_bank_refuses_an_oversized_body_and_stays_up(tmp_path: Path) -> None:
+    """The case the last session left out for want of a documented limit: a bank takes at
+    most 8 MiB from the switch (docs/participants.md); the mock bank refuses 9 MiB 413 from
+    the headers and takes the next transfer."""
+    result = await run_in_process(tmp_path, ["security.oversized-body"])
+    assert {r.case.name: r.verdict for r in result.results if r.chosen} == {
+        "security.oversized-body": PASSED, RECONCILIATION: PASSED}

@@ -50,7 +50,7 @@ async def lab(journal: dict[str, str], tmp_path: Path) -> AsyncIterator[SwitchLa
     returned = await lab.peer(BANK_A).send(PaymentReturn(
         msg_id=new_id("R"), created_at=datetime.now(UTC), instructing_agent_bic=BANK_A,
         instructed_agent_bic=SWITCH_BIC, items=[PaymentReturnItem(
-            return_id="RT-1", original_end_to_end_id="E2E/RT?#1", original_tx_id="TX",
+            return_id="RT-1", original_end_to_end_id="E2E/RT?#1", original_tx_id="TXE2E/RT?#1",
             returned_amount_vnd=6_000_000, reason_code=reasons.CREDITOR_DECEASED,
             amount_text="6000000")]))
     assert returned.message.document.transactions[0].status is TxStatus.SETTLED
@@ -239,11 +239,11 @@ async def test_reading_a_journal_changes_nothing_in_it(lab: SwitchLab,
     ("participant=bftvvnvx", "participant='bftvvnvx': a BIC"),
     ("participant=" + "A" * 5_000, "a BIC"),
     ("since=yesterday", "since='yesterday': an ISO 8601 time"),
-    ("limit=0", "limit='0': a whole number from 1 to 1,000"),
-    ("limit=1001", "limit='1001'"),
-    ("limit=-1", "limit='-1'"),
-    ("limit=1e3", "limit='1e3'"),
-    ("limit=%D9%A1", "limit='١'"),
+    ("limit=0", "limit must be a whole number from 1 to 1,000, not '0'"),
+    ("limit=1001", "not '1001'"),
+    ("limit=-1", "not '-1'"),
+    ("limit=1e3", "not '1e3'"),
+    ("limit=%D9%A1", "not '١'"),
     ("order=random", "order='random': newest"),
     ("partcipant=BFTVVNVX", "unknown parameter partcipant; known: state, participant, since, "
      "limit, order"),

@@ -228,6 +228,18 @@ async def test_status_inquiry_answers_from_the_journal(lab: SwitchLab) -> None:
 
 
 
+async def test_issue27_samples_in_another_currency_are_refused_am03(lab: SwitchLab) -> None:
+    """Invalid samples as a participant would send them (tests/data/currency): a pacs.008 in
+    USD and a pacs.004 in EUR are refused AM03, and nothing moves."""
+    data = Path(__file__).resolve().parents[1] / "data" / "currency"
+    usd = await lab.peer(TREASURY).post((data / "pacs008_usd.xml").read_bytes())
+    assert only_status(usd) == (TxStatus.REJECTED, reasons.NOT_ALLOWED_CURRENCY)
+    assert only_status(await pay(lab, transfer("E2E-EUR-1"))) == (TxStatus.SETTLED, None)
+    eur = await lab.peer(BANK_A).post((data / "pacs004_eur.xml").read_bytes())
+    assert only_status(eur) == (TxStatus.REJECTED, reasons.NOT_ALLOWED_CURRENCY)
+    assert await journal_state(lab, "E2E-EUR-1") == ("SETTLED", None)
+
+
 async def test_issue22_an_orgnltxid_naming_another_transfer_names_none(lab: SwitchLab) -> None:
     """The gap the last session left: the creditor's answer, its pacs.004 and a pacs.028 were
     matched by end-to-end id when the OrgnlTxId they named matched nothing. Now an answer

@@ -8,6 +8,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -400,6 +401,20 @@ async def test_issue22_a_lab_with_mutual_tls_everywhere_pays_its_table(tmp_path:
         await world.stop()
 
 
+def inquiry() -> bytes:
+    """A fresh pacs.028 from BANK_A, encoded, to sign and post as a test sees fit."""
+    return codec.encode(wrap(BANK_A, SWITCH_BIC, StatusRequest(
+        msg_id=new_id("Q"), created_at=datetime.now(UTC), items=[StatusRequestItem("E2E-1")])))
+
+
+async def post_raw(lab: SwitchLab, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    """Post bytes to the switch's message endpoint with these headers, as an attacker may."""
+    assert lab.session is not None
+    async with lab.session.post(f"{lab.url}{SWITCH_MESSAGES_PATH}", data=body,
+                                headers=headers) as response:
+        return response.status, await response.text()
+
+
 async def test_issue22_a_request_captured_before_a_restart_is_refused_after_it(
         tmp_path: Path) -> None:
     """The tester's finding: the request ids a switch remembers are gone when it restarts, so
@@ -407,18 +422,8 @@ async def test_issue22_a_request_captured_before_a_restart_is_refused_after_it(
     refuses any request signed before it started (protocol/replay.py): 401, changing nothing;
     a request signed anew is taken."""
     lab = await SwitchLab(tmp_path / "switch.sqlite").start()
-    assert lab.session is not None
-    url, own = f"{lab.url}{SWITCH_MESSAGES_PATH}", lab.participants[BANK_A].credentials.own
-
-    def inquiry() -> bytes:
-        return codec.encode(wrap(BANK_A, SWITCH_BIC, StatusRequest(
-            msg_id=new_id("Q"), created_at=datetime.now(UTC),
-            items=[StatusRequestItem("E2E-1")])))
-
-    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        assert lab.session is not None
-        async with lab.session.post(url, data=body, headers=headers) as response:
-            return response.status, await response.text()
+    own = lab.participants[BANK_A].credentials.own
+    post = partial(post_raw, lab)
 
     try:
         await asyncio.sleep(1.1)  # `created` is whole seconds: sign after the start's second
@@ -447,18 +452,8 @@ async def test_issue22_a_signed_head_with_another_body_burns_no_request_id(
     only once the whole request verified; and of two identical requests racing each other,
     exactly one is taken."""
     lab = await SwitchLab(tmp_path / "switch.sqlite").start()
-    assert lab.session is not None
-    url, own = f"{lab.url}{SWITCH_MESSAGES_PATH}", lab.participants[BANK_A].credentials.own
-
-    def inquiry() -> bytes:
-        return codec.encode(wrap(BANK_A, SWITCH_BIC, StatusRequest(
-            msg_id=new_id("Q"), created_at=datetime.now(UTC),
-            items=[StatusRequestItem("E2E-1")])))
-
-    async def post(body: bytes, headers: dict[str, str]) -> tuple[int, str]:
-        assert lab.session is not None
-        async with lab.session.post(url, data=body, headers=headers) as response:
-            return response.status, await response.text()
+    own = lab.participants[BANK_A].credentials.own
+    post = partial(post_raw, lab)
 
     try:
         await asyncio.sleep(1.1)  # `created` is whole seconds: sign after the start's second
