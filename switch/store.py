@@ -70,6 +70,9 @@ CREATE TABLE IF NOT EXISTS transfers (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state);
 CREATE INDEX IF NOT EXISTS transfers_by_cycle ON transfers(cycle_id);
+-- A business day's transfers found without reading the others (retention, switch/retention.py;
+-- listings since a time), and a transfer's history without reading every transition.
+CREATE INDEX IF NOT EXISTS transfers_by_received ON transfers(received_at);
 CREATE TABLE IF NOT EXISTS transitions (
     seq INTEGER PRIMARY KEY,
     end_to_end_id TEXT NOT NULL,
@@ -78,6 +81,7 @@ CREATE TABLE IF NOT EXISTS transitions (
     reason_code TEXT,
     at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS transitions_by_transfer ON transitions(end_to_end_id);
 CREATE TABLE IF NOT EXISTS returns (
     return_id TEXT NOT NULL,
     end_to_end_id TEXT NOT NULL UNIQUE,

@@ -15,8 +15,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -25,7 +26,8 @@ import aiohttp
 
 from protocol.ids import is_bic
 from protocol.reasons import DESCRIPTIONS
-from switch.journal import MAX_LISTED_TRANSFERS, iso_utc
+from switch import retention
+from switch.journal import LISTED_COLUMNS, MAX_LISTED_TRANSFERS, described, iso_utc, listed
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
 from switch.states import TransferState
@@ -72,6 +74,64 @@ class FileSource:
             return query()
         except NotAJournal as error:
             raise JournalError(str(error)) from None
+
+
+class ArchiveSource:
+    """An archive of the journal's past days (`switchlab journal archive`), read as a stream
+    for each question: bounded memory, one pass over the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            retention.read_manifest(path)
+        except retention.RetentionRefused as error:
+            raise JournalError(str(error)) from None
+
+    def describe(self, end_to_end_id: str) -> dict[str, Any] | None:
+        found: dict[str, Any] | None = None
+        history: list[tuple[Any, ...]] = []
+        returned: list[tuple[Any, ...]] = []
+        for table, row in self._rows():
+            if row.get("end_to_end_id") != end_to_end_id:
+                continue
+            if table == "transfers":
+                found = row
+            elif table == "transitions":
+                history.append((row["from_state"], row["to_state"], row["reason_code"],
+                                row["at"]))
+            elif table == "returns":
+                returned.append((row["return_id"], row["amount_vnd"], row["reason_code"],
+                                 row["settled_at"], row["cycle_id"]))
+        if found is None:
+            return None
+        return described(_listed(found), history, returned)
+
+    def transfers(self, state: str | None, participant: str | None, since_s: float | None,
+                  limit: int, oldest_first: bool) -> dict[str, Any]:
+        kept: deque[tuple[Any, ...]] = deque(maxlen=None if oldest_first else limit + 1)
+        for table, row in self._rows():
+            if table != "transfers" or (state is not None and row["state"] != state) or (
+                    participant is not None and participant not in (
+                        row["debtor_bic"], row["creditor_bic"])) or (
+                    since_s is not None and row["received_at"] < since_s):
+                continue
+            kept.append(_listed(row))
+            if oldest_first and len(kept) > limit:
+                break
+        rows = list(kept) if oldest_first else list(reversed(kept))
+        found, more = listed(rows, limit, oldest_first)
+        return {"transfers": [t.as_dict() for t in found], "more": more, "limit": limit}
+
+    def _rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        try:
+            yield from retention.archived_rows(self.path)
+        except retention.RetentionRefused as error:
+            raise JournalError(str(error)) from None
+
+
+def _listed(row: dict[str, Any]) -> tuple[Any, ...]:
+    """An archived transfer as a row of LISTED_COLUMNS."""
+    return tuple(row[name] for name in LISTED_COLUMNS.split(", "))
 
 
 class SwitchSource:
@@ -167,6 +227,8 @@ def since(text: str, now_s: float | None = None) -> float:
 
 
 def _source(args: argparse.Namespace) -> Source:
+    if args.archive is not None:
+        return ArchiveSource(args.archive)
     if args.file is not None:
         if str(args.file).startswith(("postgresql:", "postgres:")):
             raise JournalError("--file is for a SQLite journal file; a PostgreSQL journal is "
@@ -192,6 +254,9 @@ def add_parser(commands: Any) -> None:
     source.add_argument("--switch", metavar="URL",
                         help="or: a running switch, e.g. http://127.0.0.1:8080, asked through "
                         "its admin API (any switch process, on either journal)")
+    source.add_argument("--archive", type=Path, metavar="FILE",
+                        help="or: an archive of past days that `switchlab journal archive` "
+                        "wrote (read from start to end for each question)")
     where.add_argument("--token", help="the switch's admin token, with --switch (default: "
                        f"${TOKEN_VARIABLE}, which keeps it out of the shell's history)")
     where.add_argument("--json", action="store_true", help="JSON for machines, not a table")
@@ -239,6 +304,115 @@ def add_parser(commands: Any) -> None:
                              help=f"show the last N (1 to {MAX_LISTED_TRANSFERS:,}; default "
                              f"{DEFAULT_SHOWN})")
     participant.set_defaults(handler=run, answer=_participant)
+    _add_retention(questions)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day such as 2026-11-20") from None
+
+
+def _days(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and len(text) <= 5):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days")
+    return int(text)
+
+
+def _add_retention(questions: Any) -> None:
+    """`switchlab journal archive`, `verify` and `drop`: a year of payout days (issue #24)."""
+    archive = questions.add_parser(
+        "archive", help="archive the business days before a day to a file (and drop them)",
+        description="Write every row of the business days (Vietnam time) before DAY to FILE, "
+        "gzip-compressed JSON Lines, with FILE.manifest.json beside it (rows per table, totals "
+        "per state and participant, SHA-256); verify it; with --drop, then delete those rows "
+        "from the journal. Refused while any of those days is not over (a transfer in "
+        "flight, a cycle open, a notice owed) or within the last --keep-days days. Fine "
+        "while the switch runs. Exit status: 0 done, 2 refused or a mistake in the command.")
+    archive.add_argument("--file", type=Path, metavar="PATH", required=True,
+                         help="the SQLite journal file, e.g. runs/demo/switch.sqlite")
+    archive.add_argument("--before", type=_day, metavar="DAY", required=True,
+                         help="archive the days before this one (YYYY-MM-DD), not itself")
+    archive.add_argument("--to", type=Path, metavar="FILE", required=True,
+                         help="the archive to write, e.g. archive-2026-11.jsonl.gz (never "
+                         "overwritten)")
+    archive.add_argument("--keep-days", type=_days, default=retention.DEFAULT_KEEP_DAYS,
+                         metavar="N", help="days the journal keeps online whatever is asked "
+                         f"(default {retention.DEFAULT_KEEP_DAYS}: the switch answers "
+                         "duplicates, inquiries and returns over them)")
+    archive.add_argument("--drop", action="store_true",
+                         help="once the archive is verified, drop those rows from the journal")
+    archive.set_defaults(handler=_retention, action=_archive)
+    verify = questions.add_parser(
+        "verify", help="check an archive against its manifest",
+        description="Read an archive again and check it against its manifest: its SHA-256, "
+        "its rows per table and its totals. Exit status 0 when they agree, 2 otherwise.")
+    verify.add_argument("archive", type=Path, metavar="FILE")
+    verify.set_defaults(handler=_retention, action=_verify)
+    drop = questions.add_parser(
+        "drop", help="drop from the journal the rows an archive holds",
+        description="Verify an archive, then delete from the journal it was made of every row "
+        "it holds that is still as archived, in batches a running switch hardly notices. "
+        "The switch's all-time totals (GET /v1/admin/stats) do not change.")
+    drop.add_argument("--file", type=Path, metavar="PATH", required=True,
+                      help="the SQLite journal file the archive was made of")
+    drop.add_argument("--archive", type=Path, metavar="FILE", required=True)
+    drop.set_defaults(handler=_retention, action=_drop)
+
+
+def _retention(args: argparse.Namespace) -> int:
+    """Archive, verify or drop; a refusal or a journal that is none is a sentence on stderr
+    and exit 2."""
+    if str(getattr(args, "file", "")).startswith(("postgresql:", "postgres:")):
+        print("switchlab journal: --file is for a SQLite journal file; retention of a "
+              "PostgreSQL journal is not built yet (docs/operations.md)", file=sys.stderr)
+        return 2
+    try:
+        return int(args.action(args))
+    except (retention.RetentionRefused, NotAJournal) as error:
+        print(f"switchlab journal {args.journal_question}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"switchlab journal {args.journal_question}: {error.filename or ''}: "
+              f"{error.strerror or error}", file=sys.stderr)
+        return 2
+
+
+def _archive(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    manifest = retention.archive(args.file, args.before, args.to, args.keep_days)
+    elapsed_s = time.monotonic() - started
+    rows = sum(manifest["rows"].values())
+    print(f"archived the days before {args.before}: {_counts(manifest['rows'])}\n"
+          f"  {args.to} ({manifest['bytes']:,} bytes, SHA-256 {manifest['sha256'][:16]}…), "
+          f"verified; manifest {retention.manifest_path(args.to)}\n"
+          f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
+    if args.drop:
+        _print_dropped(retention.drop(args.file, args.to))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    manifest = retention.verify(args.archive)
+    print(f"{args.archive}: verified, the days before {manifest['before']}: "
+          f"{_counts(manifest['rows'])}")
+    return 0
+
+
+def _drop(args: argparse.Namespace) -> int:
+    _print_dropped(retention.drop(args.file, args.archive))
+    return 0
+
+
+def _print_dropped(dropped: retention.Dropped) -> None:
+    kept = (f"; {dropped.kept:,} archived rows were not in the journal as archived (dropped "
+            "already, or changed since) and were left alone" if dropped.kept else "")
+    print(f"dropped {_counts(dropped.deleted)} in {dropped.elapsed_s:.1f} s{kept}")
+
+
+def _counts(rows: dict[str, int]) -> str:
+    return ", ".join(f"{count:,} {table}" for table, count in rows.items())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -188,7 +188,7 @@ async def test_the_tables_a_person_reads(lab: SwitchLab, capsys: pytest.CaptureF
     (["show", "X", "--switch", "127.0.0.1:9", "--token", "t"], "is not an http(s) URL"),
     (["show", "X", "--switch", "http://127.0.0.1:9", "--token", "t"],
      "cannot reach the switch at http://127.0.0.1:9"),
-    (["show", "X"], "one of the arguments --file --switch is required"),
+    (["show", "X"], "one of the arguments --file --switch --archive is required"),
     (["in-flight", "--file", "j", "--last", "0"], "'0' is not a whole number from 1 to 1,000"),
     (["in-flight", "--file", "j", "--last", "1001"], "is not a whole number from 1 to 1,000"),
     (["participant", "bftvvnvx", "--file", "j"], "'bftvvnvx' is not a BIC"),

@@ -3,11 +3,20 @@ journals; and the totals of one payout run's own transfers."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import time
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from protocol import reasons
 from protocol.messages import TxStatus
+from switch import retention
 from switch.journal import joined_rows, split_sum
+from switchlab.cli import main
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -93,3 +102,52 @@ async def test_issue_24_totals_of_a_run_count_its_own_transfers_only(lab: Switch
                 {"debtor": TREASURY, "end_to_end_ids": [7]}, [1, 2]):
         status, text = await lab.admin("POST", "/v1/admin/totals", json=bad)
         assert status == 400 and "end_to_end_ids" in str(text)
+
+
+async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`switchlab journal archive --drop` on the journal of a running switch: refused while
+    the day is not over (a cycle open), then archived, verified and dropped once it is; the
+    all-time totals stay; the archive answers `journal show` as the journal did."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    try:
+        assert only_status(await pay(lab, transfer("E2E-OLD-1", amount_vnd=4_000_000))) == (
+            TxStatus.SETTLED, None)
+        assert only_status(await pay(lab, transfer("E2E-OLD-2", creditor="NOBKVNVX"))) == (
+            TxStatus.REJECTED, reasons.WRONG_BIC)
+        assert only_status(await lab.peer(BANK_A).send(return_of("E2E-OLD-1", 1_000_000))) == (
+            TxStatus.SETTLED, None)
+        await until(lambda: not lab.switch.state.notifier.backlog())
+        journal, archive = str(lab.journal_path), str(tmp_path / "old.jsonl.gz")
+        tomorrow = str(retention.business_day(time.time()) + timedelta(days=1))
+        command = ["journal", "archive", "--file", journal, "--before", tomorrow, "--to",
+                   archive, "--keep-days", "0", "--drop"]
+        assert main(command) == 2
+        assert "settlement cycle still open" in capsys.readouterr().err
+        status, _ = await lab.admin("POST", "/v1/admin/settlement/close")
+        assert status == 200
+        _, before = await lab.admin("GET", "/v1/admin/stats")
+        assert main(command) == 0
+        said = capsys.readouterr().out
+        assert "2 transfers, 4 transitions, 1 returns" in said and "dropped 2 transfers" in said
+        status, _ = await lab.admin("GET", "/v1/admin/transfers/E2E-OLD-1")
+        assert status == 404
+        _, after = await lab.admin("GET", "/v1/admin/stats")
+        assert isinstance(before, dict) and isinstance(after, dict)
+        assert (after["by_state"], after["returns"]) == (before["by_state"], before["returns"])
+        assert only_status(await pay(lab, transfer("E2E-NEW-1"))) == (TxStatus.SETTLED, None)
+    finally:
+        await lab.stop()
+    assert main(["journal", "show", "E2E-OLD-1", "--archive", archive, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["state"], shown["return"]["amount_vnd"]) == ("RETURNED", 1_000_000)
+    assert [h["to"] for h in shown["history"]] == ["PENDING", "SETTLED", "RETURNED"]
+    manifest = retention.read_manifest(Path(archive))
+    assert manifest["participants"][BANK_A] == {
+        "debited_vnd": 0, "credited_vnd": 4_000_000, "returned_vnd": 1_000_000}
+    with gzip.open(archive, "rb") as lines:
+        tampered = lines.read().replace(b"4000000", b"4000001")
+    with gzip.open(archive, "wb") as out:
+        out.write(tampered)
+    assert main(["journal", "verify", archive]) == 2
+    assert "SHA-256 is not the manifest's" in capsys.readouterr().err
