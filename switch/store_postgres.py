@@ -152,7 +152,7 @@ CREATE TABLE IF NOT EXISTS positions (
     bic TEXT PRIMARY KEY,
     limit_vnd BIGINT NOT NULL,
     net_vnd BIGINT NOT NULL DEFAULT 0,
-    reserved_vnd BIGINT NOT NULL DEFAULT 0  -- kept for journals made before the slices; 0
+    reserved_vnd BIGINT NOT NULL DEFAULT 0  -- holds taken before the slices; never grows now
 ) WITH (fillfactor = 50);
 -- Escrow slices (issue #24, switch/escrow.py): per debtor, each process's own room, holds and
 -- net; a normal batch updates only its own process's rows, on no indexed column (HOT).
@@ -239,11 +239,12 @@ RETURNS bigint LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE WHEN p_free <= 0 THEN 0::bigint ELSE least(p_free, p_short
         + greatest(0, p_free - p_short) / (2 * greatest(1, p_processes))) END $$;
 
--- A debtor's headroom granted to no slice: limit + net + sum(net - held - room) of its slices,
--- as committed now (volatile: a fresh snapshot, after the caller took the shared row's lock).
+-- A debtor's headroom granted to no slice: limit + net - reserved (holds a journal made before
+-- the slices still has) + sum(net - held - room) of its slices, as committed now (volatile:
+-- a fresh snapshot, after the caller took the shared row's lock).
 CREATE OR REPLACE FUNCTION switch_free(p_bic text) RETURNS bigint LANGUAGE sql VOLATILE AS $$
-    SELECT p.limit_vnd + p.net_vnd + coalesce((SELECT sum(s.net_vnd - s.held_vnd - s.room_vnd)
-        FROM position_slices s WHERE s.bic = p.bic), 0)::bigint
+    SELECT p.limit_vnd + p.net_vnd - p.reserved_vnd + coalesce((SELECT sum(s.net_vnd
+        - s.held_vnd - s.room_vnd) FROM position_slices s WHERE s.bic = p.bic), 0)::bigint
     FROM positions p WHERE p.bic = p_bic $$;
 
 -- The batch's queued holds and moves, applied to this process's own escrow slices

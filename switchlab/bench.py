@@ -261,6 +261,8 @@ class InstantResult:
     # On PostgreSQL: the share of each hot table's updates that were HOT (no index touched),
     # per cent, over the whole run (pg_stat_user_tables).
     hot_updates_pct: dict[str, float] = field(default_factory=dict)
+    # On PostgreSQL: write transactions (commits) per transfer of the closed loop.
+    batches_per_transfer: float | None = None
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
@@ -299,12 +301,12 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
     try:
         server_before_s = cpu_s(server_pids) if server_pids else None
         journal_url = None if cluster is None else world.settings.switch_settings["journal_url"]
-        locks_before = await _lock_seconds(journal_url)
+        locks_before, batches_before = await _lock_seconds(journal_url)
         machine_before_s = busy_cpu_s()
         full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
             send, count, concurrency, _bar("instant", count, show_progress)))
         machine_after_s = busy_cpu_s()
-        locks_after = await _lock_seconds(journal_url)
+        locks_after, batches_after = await _lock_seconds(journal_url)
         server_after_s = cpu_s(server_pids) if server_pids else None
         half = await open_loop(send, half_count, full.per_s / 2, first=count,
                                bar=_bar("instant, half rate", half_count, show_progress))
@@ -325,7 +327,9 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
                                                               full.transfers),
                          _per_transfer_us(machine_before_s, machine_after_s, full.transfers),
                          per_process, _per_transfer_us(locks_before, locks_after,
-                                                       full.transfers), hot)
+                                                       full.transfers), hot,
+                         None if batches_after is None or batches_before is None else
+                         (batches_after - batches_before) / full.transfers)
 
 
 HOT_TABLES = ("transfers", "positions", "position_slices")
@@ -340,15 +344,16 @@ async def _hot_updates_pct(journal_url: str) -> dict[str, float]:
     return {name: 100.0 * hot / updated for name, updated, hot in rows if updated}
 
 
-async def _lock_seconds(journal_url: str | None) -> float | None:
+async def _lock_seconds(journal_url: str | None) -> tuple[float | None, int | None]:
     """Seconds the switch processes' write transactions spent in their serialised section,
-    so far (each process writes its sum with its beat: a beat's wait first)."""
+    and their count, so far (each process writes its sums with its beat: a beat's wait
+    first)."""
     if journal_url is None:
-        return None
+        return None, None
     await asyncio.sleep(LOCK_FIGURES_WAIT_S)
-    ((locked_s,),) = await postgres.fetch(journal_url,
-                                          "SELECT sum(locked_s) FROM switch_processes")
-    return locked_s
+    ((locked_s, batches),) = await postgres.fetch(
+        journal_url, "SELECT sum(locked_s), sum(batches) FROM switch_processes")
+    return locked_s, batches
 
 
 def _per_transfer_us(before_s: float | None, after_s: float | None, transfers: int
@@ -672,6 +677,9 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     if shared.locked_us:
         figures.append(Figure("cluster: ceiling it implies", 1e6 / shared.locked_us,
                               "transfers/s"))
+    if shared.batches_per_transfer is not None:
+        figures.append(Figure("cluster: commits per transfer", shared.batches_per_transfer,
+                              "commits"))
     figures += [Figure(f"cluster: HOT updates of {name}", pct, "%")
                 for name, pct in shared.hot_updates_pct.items()]
     if processes > 1:
@@ -684,6 +692,15 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         if one.locked_us is not None:
             figures.append(Figure("cluster: serialised time per transfer, 1 process",
                                   one.locked_us, "µs"))
+        if one.batches_per_transfer is not None:
+            figures.append(Figure("cluster: commits per transfer, 1 process",
+                                  one.batches_per_transfer, "commits"))
+        if one.switch_cpu_us is not None:
+            figures.append(Figure("cluster: CPU per transfer, 1 switch process",
+                                  one.switch_cpu_us, "µs", single.switch_cpu_us))
+        if one.server_cpu_us is not None:
+            figures.append(Figure("cluster: CPU per transfer, PostgreSQL server, 1 process",
+                                  one.server_cpu_us, "µs"))
     if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
                               shared.switch_cpu_us, "µs", single.switch_cpu_us))

@@ -323,7 +323,8 @@ SELECT p.bic, (p.net_vnd + coalesce(s.net, 0))::bigint,
                           END) FROM returns r WHERE r.debtor_bic = p.bic OR r.creditor_bic = p.bic),
               0))::bigint,
   -- the escrow invariant (switch/escrow.py): no room promised past the cap
-  coalesce(s.room, 0) = 0 OR s.room + s.held <= p.limit_vnd + p.net_vnd + s.net
+  coalesce(s.room, 0) = 0
+  OR s.room + s.held + p.reserved_vnd <= p.limit_vnd + p.net_vnd + s.net
 FROM positions p LEFT JOIN s ON s.bic = p.bic ORDER BY p.bic"""
 
 

@@ -148,6 +148,24 @@ async def test_no_process_lets_the_debtor_pass_its_cap(pair: Pair) -> None:
     await check_invariants(pair.lab, all_final=True)
 
 
+async def test_issue_24_holds_a_slice_covers_lock_no_shared_row(pair: Pair) -> None:
+    """Escrow slices: the first hold refills process A's slice of the treasury's cap (its
+    shared positions row locked for that batch); the next ones, and their settlements, touch
+    only A's own rows: no batch of A's locks a shared row again."""
+    store = pair.a.state.store
+    assert isinstance(store, PostgresStore)
+    peer = pair.lab.peer(TREASURY)
+    first = await peer.send(credit_transfers([transfer("E2E-SLICE-0", 1_000)]))
+    assert only_status(first) == (TxStatus.SETTLED, None)
+    locked_s = store.locked_s
+    assert locked_s > 0
+    for n in range(1, 6):
+        reply = await peer.send(credit_transfers([transfer(f"E2E-SLICE-{n}", 1_000)]))
+        assert only_status(reply) == (TxStatus.SETTLED, None)
+    assert store.locked_s == locked_s
+    await check_invariants(pair.lab, all_final=True)
+
+
 async def test_one_end_to_end_id_sent_to_both_processes_is_taken_once(pair: Pair) -> None:
     pair.lab.participants[BANK_A].delay_s = DEADLINE_S / 2
     replies = await asyncio.gather(pay(pair.lab, transfer("E2E-BOTH")),
