@@ -193,6 +193,7 @@ _FIELD, _RECORD = "\ue000", "\ue001"
 # libxslt pass, whose fixed cost (~20 µs) is most of the reading of an instant transfer.
 MAX_WALKED_ITEMS = 1
 MAX_SHAPES = 64  # planned shapes kept per message definition; past them, the libxslt pass
+MAX_WALKED_ELEMENTS = 256  # a one-transaction pacs.008 has ~60; a shape is a key of this size
 _NAME = re.compile(r"(?<![@\w])(?=[A-Z])")  # where an ISO 20022 element name starts
 
 
@@ -376,8 +377,11 @@ class MessageCodec(Generic[D]):
               ) -> tuple[list[str], list[str], list[list[str]]] | None:
         """The values `read` gives, from the elements in document order and a plan made once
         for the message's shape (every element's tag and number of children, which fix the
-        tree); None for a shape that cannot be planned or when MAX_SHAPES are planned."""
+        tree); None for a shape that cannot be planned, when MAX_SHAPES are planned, or for
+        more than MAX_WALKED_ELEMENTS elements (so the shapes kept hold ~1 MB at most)."""
         elements = list(envelope.iter(etree.Element))
+        if len(elements) > MAX_WALKED_ELEMENTS:
+            return None
         shape = tuple([(element.tag, len(element)) for element in elements])
         try:
             plan = self._plans[shape]
