@@ -71,6 +71,15 @@ _PARAM = re.compile(r";([a-z][a-z0-9_\-]*)=(?:" + _STRING + r"|(-?[0-9]{1,15}))"
 _INPUT = re.compile(r"([a-z*][a-z0-9_\-.*]{0,63})=\(((?:[^()]*))\)((?:;[^;]+)*)")
 _BYTES = re.compile(r"([a-z*][a-z0-9_\-.*]{0,63})=:([A-Za-z0-9+/=]{1,200}):")
 _DIGEST_MEMBER = re.compile(r"([a-z0-9\-]+)=:([A-Za-z0-9+/=]{1,200}):")
+
+
+def _as_signed(components: tuple[str, ...]) -> re.Pattern[str]:
+    """Signature-Input exactly as `sign`/`sign_answer` write it: every header of this profile
+    is read by one match; any other spelling (parameters reordered, say) takes `_parse`'s
+    general reading, which accepts the same texts and more."""
+    return re.compile(re.escape(f"{LABEL}=({' '.join(components)})")
+                      + f"(;created=(-?[0-9]{{1,15}});keyid={_STRING};alg={_STRING}"
+                      + f"(?:;nonce={_STRING})?;tag={_STRING})")
 HMAC_SHA256 = "hmac-sha256"
 _Headers = CIMultiDict[str] | CIMultiDictProxy[str]
 ED25519 = "ed25519"
@@ -280,7 +289,7 @@ def _one(headers: _Headers, name: str) -> str:
     return values[0].strip()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Input:
     """A parsed signature: its parameters as sent (they enter the base verbatim) and read,
     the signature's bytes and its Signature member as an answer covers it."""
@@ -291,10 +300,16 @@ class _Input:
     signature_member: str
 
 
-def _parse(headers: _Headers, components: tuple[str, ...], tag: str) -> _Input:
-    """Signature-Input and Signature of this profile: one signature, our components in our
-    order, created/keyid/alg/tag (and nonce) once each, in any order."""
-    found = _INPUT.fullmatch(_one(headers, SIGNATURE_INPUT_HEADER))
+# One match reads the whole Signature-Input when it is as this profile writes it (~2 µs
+# against ~8 for the general reading, which runs for every request and answer).
+_AS_SIGNED = {components: _as_signed(components)
+              for components in (REQUEST_COMPONENTS, ANSWER_COMPONENTS)}
+
+
+def _read_params(field: str, components: tuple[str, ...]) -> tuple[str, dict[str, str | int]]:
+    """The parameters of Signature-Input's one signature, as text and read: created/keyid/
+    alg/tag (and nonce) once each, in any order, over our components in our order."""
+    found = _INPUT.fullmatch(field)
     if found is None:
         raise SignatureError(f"{SIGNATURE_INPUT_HEADER} is not one signature's inner list with "
                              "parameters (RFC 9421 section 4.1)")
@@ -314,9 +329,24 @@ def _parse(headers: _Headers, components: tuple[str, ...], tag: str) -> _Input:
     if position != len(params_text):
         raise SignatureError(f"{SIGNATURE_INPUT_HEADER} has a parameter that is malformed, "
                              "repeated or not a plain string or integer")
+    return params_text, params
+
+
+def _parse(headers: _Headers, components: tuple[str, ...], tag: str) -> _Input:
+    """Signature-Input and Signature of this profile: one signature, our components in our
+    order, created/keyid/alg/tag (and nonce) once each, in any order."""
+    field = _one(headers, SIGNATURE_INPUT_HEADER)
+    as_signed = _AS_SIGNED[components].fullmatch(field)
+    if as_signed is None:
+        params_text, params = _read_params(field, components)
+    else:
+        params_text, created, keyid, alg, nonce, signed_tag = as_signed.groups()
+        params = {"created": int(created), "keyid": keyid, "alg": alg, "tag": signed_tag}
+        if nonce is not None:
+            params["nonce"] = nonce
     signature = _BYTES.fullmatch(_one(headers, SIGNATURE_HEADER))
-    if signature is None or signature.group(1) != label:
-        raise SignatureError(f"{SIGNATURE_HEADER} is not one byte sequence labelled {label}")
+    if signature is None or signature.group(1) != LABEL:
+        raise SignatureError(f"{SIGNATURE_HEADER} is not one byte sequence labelled {LABEL}")
     try:
         raw = base64.b64decode(signature.group(2), validate=True)
     except (binascii.Error, ValueError):

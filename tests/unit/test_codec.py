@@ -333,3 +333,59 @@ def test_items_judged_by_column_are_refused_as_row_by_row(items: list[list[str]]
     with pytest.MonkeyPatch.context() as row_by_row:
         row_by_row.setattr(type(codec), "_items_pass", lambda self, items: False)
         assert verdict() == by_column
+
+
+# ---- issue #28: one-item messages read by a walk planned for their shape --------------------
+
+_ONE = encode(message(credit_transfers(1))).decode()
+_SHAPED = {  # a one-transaction pacs.008 as senders may write it, each read both ways
+    "as encoded": _ONE,
+    "pretty-printed": _ONE.replace("><", ">\n  <"),
+    "CDATA and references": _ONE.replace("<Nm>Kho", "<Nm><![CDATA[a<b]]>&#x41;&amp;Kho"),
+    "a comment and a PI in a field": _ONE.replace("<MsgId>KBNN", "<MsgId>KB<!--x--><?p q?>NN"),
+    "an element inside a field": _ONE.replace("<MsgId>KBNN", "<MsgId>K<B>x</B>BNN"),
+    "a field twice": _ONE.replace("<MsgId>", "<MsgId>FIRST</MsgId><MsgId>", 1),
+    "another scheme than NIDN": _ONE.replace("<Cd>NIDN</Cd>", "<Cd>CCPT</Cd>"),
+    "no currency": _ONE.replace(' Ccy="VND"', ""),
+    "the currency elsewhere": _ONE.replace(' Ccy="VND"', "").replace("<ChrgBr>",
+                                                                       '<ChrgBr Ccy="USD">'),
+    "a look-alike in another namespace": _ONE.replace(
+        "<GrpHdr>", '<GrpHdr><MsgId xmlns="urn:other">FAKE</MsgId>'),
+    "no transaction": re.sub("<CdtTrfTxInf>.*</CdtTrfTxInf>", "", _ONE),
+    "an empty field": re.sub("<EndToEndId>[^<]*</EndToEndId>", "<EndToEndId/>", _ONE),
+}
+
+
+@pytest.mark.parametrize("name", list(_SHAPED))
+def test_issue28_the_walk_reads_what_the_libxslt_pass_reads(name: str, monkeypatch) -> None:
+    """A one-item message is read by walking its elements with a plan made once for its shape;
+    whatever the sender wrote, the values (and so every refusal) are the libxslt pass's."""
+    from protocol import codec as codec_package
+    from protocol.codec import base
+
+    body = _SHAPED[name].encode()
+    envelope = codec_package._parse(body, len(body))
+    reader = BY_NAMESPACE[envelope[1].nsmap[None]]
+    root = next(envelope[1].iterchildren(reader.root_tag))
+    count = reader.count_items(root)
+    walked = reader.read(envelope, root, count)
+    monkeypatch.setattr(base, "MAX_WALKED_ITEMS", -1)
+    assert walked == reader.read(envelope, root, count)
+    assert walked == reader._read_slowly(envelope[0], root)
+
+
+def test_issue28_shapes_planned_are_bounded(monkeypatch) -> None:
+    """A sender varying its messages' shape gets the libxslt pass once MAX_SHAPES are planned,
+    and a message of many elements always: the shapes kept stay small and few."""
+    from protocol.codec import base
+
+    reader = BY_NAMESPACE[CreditTransferV08().namespace]
+    monkeypatch.setattr(reader, "_plans", {})
+    monkeypatch.setattr(base, "MAX_SHAPES", 2)
+    bodies = [_ONE.replace("<GrpHdr>", "<GrpHdr>" + "<X/>" * n).encode() for n in range(4)]
+    assert [decode(body).document.msg_id for body in bodies] == ["KBNN-MSG-0001"] * 4
+    assert len(reader._plans) == 2
+    monkeypatch.setattr(reader, "_plans", {})
+    large = _ONE.replace("<GrpHdr>", "<GrpHdr>" + "<X/>" * base.MAX_WALKED_ELEMENTS).encode()
+    assert decode(large).document.msg_id == "KBNN-MSG-0001"
+    assert reader._plans == {}  # a large shape is never kept

@@ -11,7 +11,14 @@ from __future__ import annotations
 from lxml import etree
 
 from protocol.codec import decode, encode
-from tests.factories import SWITCH, TREASURY, credit_transfers, message, status_report
+from tests.factories import (
+    SWITCH,
+    TREASURY,
+    as_received,
+    credit_transfers,
+    message,
+    status_report,
+)
 
 TRANSFERS = message(credit_transfers(1_000))
 BULK = encode(TRANSFERS)
@@ -41,3 +48,23 @@ def test_decode_1000_status_pacs002(benchmark) -> None:
 
 def test_encode_1000_status_pacs002(benchmark) -> None:
     assert benchmark(encode, STATUSES) == REPORT
+
+
+INSTANT = message(credit_transfers(1))
+INSTANT_BODY = encode(INSTANT)
+ANSWER = message(status_report(1), SWITCH, TREASURY)
+ANSWER_BODY = encode(ANSWER)
+
+
+def test_floor_bare_lxml_parse_of_a_1_transaction_pacs008(benchmark) -> None:
+    root = benchmark(etree.fromstring, INSTANT_BODY)
+    assert len(root[1][0]) == 2  # the group header and the transaction
+
+
+def test_decode_1_transaction_pacs008(benchmark) -> None:
+    """The instant path (issue #28): read by the walk planned for its shape."""
+    assert benchmark(decode, INSTANT_BODY).document == as_received(INSTANT).document
+
+
+def test_decode_1_status_pacs002(benchmark) -> None:
+    assert benchmark(decode, ANSWER_BODY).document == ANSWER.document

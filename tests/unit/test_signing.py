@@ -165,3 +165,24 @@ def test_the_verifiers_key_decides_the_algorithm() -> None:
     with pytest.raises(signing.SignatureError, match="alg must be 'hmac-sha256'"):
         signing.verify("POST", "/v1/messages", headers, BODY, {BANK: HmacKey(SECRET)})
 
+
+
+_PARAMS = ('created=1796616331', 'keyid="BFTVVNVX"', 'alg="hmac-sha256"',
+           'nonce="R-8bKEAWcdph3lrhaqj5wg"', 'tag="switchlab-request"')
+
+
+@pytest.mark.parametrize("params", [
+    _PARAMS, _PARAMS[::-1], (*_PARAMS[:3], _PARAMS[4]), (*_PARAMS, 'extra="x"'),
+    ('created=-5', *_PARAMS[1:]), ('created="1796616331"', *_PARAMS[1:]),
+    (*_PARAMS[:4], 'tag="switchlab-answer"'), (*_PARAMS[:3], 'nonce="a;b"', _PARAMS[4]),
+])
+@pytest.mark.parametrize("components", [signing.REQUEST_COMPONENTS, signing.ANSWER_COMPONENTS])
+def test_issue28_one_match_reads_signature_input_as_the_general_reading(
+        params: tuple[str, ...], components: tuple[str, ...]) -> None:
+    """Issue #28: Signature-Input as our signers write it is read by one match; whatever it
+    reads, the general reading (any order of parameters) reads the same."""
+    field = f"{signing.LABEL}=({' '.join(components)});{';'.join(params)}"
+    headers = signing._case_blind({"Signature-Input": field, "Signature": "sig1=:AAAA:"})
+    tag = "switchlab-answer" if 'tag="switchlab-answer"' in params else "switchlab-request"
+    parsed = signing._parse(headers, components, tag)
+    assert (parsed.params_text, parsed.params) == signing._read_params(field, components)
