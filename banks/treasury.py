@@ -254,23 +254,27 @@ class Treasury:
                     self.config.switch_bic,
                     timeout_s=self.config.request_timeout_s)
 
-    def _transaction(self, payment: Payment) -> CreditTransfer:
+    def _transaction(self, end_to_end_id: str, amount_vnd: int, full_name: str,
+                     account_id: str, creditor_bic: str, citizen_id: str, programme: str
+                     ) -> CreditTransfer:
+        """One CdtTrfTxInf, from the fields of a payment (`PaymentTable.paid`)."""
         return CreditTransfer(
-            end_to_end_id=payment.end_to_end_id, tx_id=payment.end_to_end_id,
-            amount_vnd=payment.amount_vnd, amount_text=str(payment.amount_vnd),
-            debtor_name=self.config.name, debtor_account=self.config.account_id,
-            debtor_agent_bic=self.config.bic, creditor_name=payment.full_name,
-            creditor_account=payment.account_id,
-            creditor_agent_bic=payment.creditor_bic or self.config.switch_bic,  # by NIDN
-            creditor_citizen_id=payment.citizen_id, remittance_info=payment.programme or None,
-        )
+            end_to_end_id, end_to_end_id, amount_vnd, self.config.name, self.config.account_id,
+            self.config.bic, full_name, account_id,
+            creditor_bic or self.config.switch_bic,  # by NIDN: the switch finds the bank
+            citizen_id, programme or None, "VND", str(amount_vnd))
 
     def message(self, payments: Iterable[Payment]) -> CreditTransferMessage:
         """The pacs.008 the treasury sends for these payments."""
+        return self._message([self._transaction(
+            p.end_to_end_id, p.amount_vnd, p.full_name, p.account_id, p.creditor_bic,
+            p.citizen_id, p.programme) for p in payments])
+
+    def _message(self, transactions: list[CreditTransfer]) -> CreditTransferMessage:
         return CreditTransferMessage(
             msg_id=new_id("KBNN"), created_at=datetime.now(UTC),
             instructing_agent_bic=self.config.bic, instructed_agent_bic=self.config.switch_bic,
-            transactions=[self._transaction(p) for p in payments],
+            transactions=transactions,
         )
 
     def _check_credentials(self, reply: Reply) -> None:
@@ -293,10 +297,10 @@ class Treasury:
         for row in rows:  # latency runs from the first submission, resends included
             if not self._sent_s[row]:
                 self._sent_s[row] = sent_s
-        payments = [self._table[row] for row in rows]
-        ids = [p.end_to_end_id for p in payments]
+        transactions = [self._transaction(*self._table.paid(row)) for row in rows]
+        ids = [tx.end_to_end_id for tx in transactions]
         try:
-            reply = await self.switch.send(self.message(payments))
+            reply = await self.switch.send(self._message(transactions))
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
             return ids
         self._check_credentials(reply)

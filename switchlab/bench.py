@@ -369,6 +369,11 @@ class BulkResult:
     transfers: int
     switch_peak_mib: float | None  # the switch process's own peak resident memory
     participant_peak_mib: float | None  # the largest participant process's
+    # CPU (/proc) each side used during the run, µs per transfer: a measure that moves much
+    # less than the rate on a shared machine; None where /proc is missing
+    switch_cpu_us: float | None = None
+    participants_cpu_us: float | None = None  # the participant processes together
+    treasury_cpu_us: float | None = None  # the treasury: this process
 
 
 def _write_bulk_table(beneficiaries: int, path: str) -> int:
@@ -420,8 +425,12 @@ async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = F
         for process in world.bank_processes.values():
             os.setpriority(os.PRIO_PROCESS, process.pid, PARTICIPANT_NICENESS)
     bar = Progress("bulk", len(payments), enabled=show_progress)
+    sides = (switch_pids(world), [p.pid for p in world.bank_processes.values()], [os.getpid()])
     try:
+        cpu_before_s = [cpu_s(pids) for pids in sides]
         result = await world.treasury.run(payments, lambda done, _: bar.update_to(done))
+        cpu_us = [_per_transfer_us(before_s, cpu_s(pids), len(payments))
+                  for before_s, pids in zip(cpu_before_s, sides, strict=True)]
         bar.close()
         switch_peak_mib = max((m for m in map(peak_memory_of_mib, switch_pids(world))
                                if m is not None), default=None)
@@ -431,7 +440,7 @@ async def bulk_payout(beneficiaries: int, run_dir: Path, show_progress: bool = F
     assert result.by_status["unresolved"] == 0
     participant_peak_mib = max((m for m in participant_peaks_mib if m is not None), default=None)
     return BulkResult(result.elapsed_s, result.transfers_per_s, len(payments), switch_peak_mib,
-                      participant_peak_mib)
+                      participant_peak_mib, *cpu_us)
 
 
 CODEC_ROUNDS = 5
@@ -623,6 +632,11 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
                    "transfers/s", floor.per_s),
             Figure("bulk: time for the whole payout", bulk.elapsed_s, "s"),
         ]
+        figures += [Figure(f"bulk: {side} CPU per transfer", cpu_us, "µs")
+                    for side, cpu_us in (("switch", bulk.switch_cpu_us),
+                                         ("participants'", bulk.participants_cpu_us),
+                                         ("treasury", bulk.treasury_cpu_us))
+                    if cpu_us is not None]
         if bulk.switch_peak_mib is not None:
             figures.append(Figure("bulk: peak memory of the switch process",
                                   bulk.switch_peak_mib, "MiB"))

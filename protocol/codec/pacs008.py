@@ -10,6 +10,7 @@ from protocol.codec.base import (
     MessageCodec,
     agent,
     esc,
+    escaped,
     number,
     parse_timestamp,
     register,
@@ -68,26 +69,32 @@ class CreditTransferV08(MessageCodec[CreditTransferMessage]):
         ]
         append = parts.append
         for tx in transactions:
-            # Optional parts first, then one f-string: one string built per transaction.
-            tx_id = f"<TxId>{esc(tx.tx_id)}</TxId>" if tx.tx_id else ""
-            amount = esc(tx.amount_text) if tx.amount_text else tx.amount_vnd
-            debtor = f"<Nm>{esc(tx.debtor_name[:MAX_NAME_CHARS])}</Nm>" if tx.debtor_name else ""
-            debtor_account = (f"<DbtrAcct>{_ACCOUNT}{esc(tx.debtor_account)}{_END_ACCOUNT}"
-                              "</DbtrAcct>" if tx.debtor_account else "")
-            creditor = (f"<Nm>{esc(tx.creditor_name[:MAX_NAME_CHARS])}</Nm>"
-                        if tx.creditor_name else "")
-            citizen_id = (f"<Id><PrvtId><Othr><Id>{esc(tx.creditor_citizen_id)}{_END_CITIZEN_ID}"
-                          if tx.creditor_citizen_id else "")
-            creditor_account = (f"<CdtrAcct>{_ACCOUNT}{esc(tx.creditor_account)}{_END_ACCOUNT}"
-                                "</CdtrAcct>" if tx.creditor_account else "")
-            remittance = (f"<RmtInf><Ustrd>{esc(tx.remittance_info[:MAX_NAME_CHARS])}</Ustrd>"
-                          "</RmtInf>" if tx.remittance_info else "")
+            # Every text escaped in one pass, then the optional parts, then one f-string: one
+            # string built per transaction.
+            (e2e, tx_id, currency, amount, debtor_name, debtor_account, debtor_agent,
+             creditor_agent, creditor_name, citizen_id, creditor_account, remittance) = escaped((
+                tx.end_to_end_id, tx.tx_id, tx.currency, tx.amount_text or str(tx.amount_vnd),
+                tx.debtor_name[:MAX_NAME_CHARS], tx.debtor_account, tx.debtor_agent_bic,
+                tx.creditor_agent_bic, tx.creditor_name[:MAX_NAME_CHARS],
+                tx.creditor_citizen_id or "", tx.creditor_account,
+                (tx.remittance_info or "")[:MAX_NAME_CHARS]))
+            tx_id = f"<TxId>{tx_id}</TxId>" if tx_id else ""
+            debtor = f"<Nm>{debtor_name}</Nm>" if debtor_name else ""
+            debtor_account = (f"<DbtrAcct>{_ACCOUNT}{debtor_account}{_END_ACCOUNT}</DbtrAcct>"
+                              if debtor_account else "")
+            creditor = f"<Nm>{creditor_name}</Nm>" if creditor_name else ""
+            citizen_id = (f"<Id><PrvtId><Othr><Id>{citizen_id}{_END_CITIZEN_ID}"
+                          if citizen_id else "")
+            creditor_account = (f"<CdtrAcct>{_ACCOUNT}{creditor_account}{_END_ACCOUNT}"
+                                "</CdtrAcct>" if creditor_account else "")
+            remittance = (f"<RmtInf><Ustrd>{remittance}</Ustrd></RmtInf>" if remittance
+                          else "")
             append(
-                f"<CdtTrfTxInf><PmtId><EndToEndId>{esc(tx.end_to_end_id)}</EndToEndId>{tx_id}"
-                f'</PmtId><IntrBkSttlmAmt Ccy="{esc(tx.currency)}">{amount}</IntrBkSttlmAmt>'
+                f"<CdtTrfTxInf><PmtId><EndToEndId>{e2e}</EndToEndId>{tx_id}"
+                f'</PmtId><IntrBkSttlmAmt Ccy="{currency}">{amount}</IntrBkSttlmAmt>'
                 f"<ChrgBr>SLEV</ChrgBr><Dbtr>{debtor}</Dbtr>{debtor_account}<DbtrAgt><FinInstnId>"
-                f"<BICFI>{esc(tx.debtor_agent_bic)}</BICFI></FinInstnId></DbtrAgt><CdtrAgt>"
-                f"<FinInstnId><BICFI>{esc(tx.creditor_agent_bic)}</BICFI></FinInstnId></CdtrAgt>"
+                f"<BICFI>{debtor_agent}</BICFI></FinInstnId></DbtrAgt><CdtrAgt>"
+                f"<FinInstnId><BICFI>{creditor_agent}</BICFI></FinInstnId></CdtrAgt>"
                 f"<Cdtr>{creditor}{citizen_id}</Cdtr>{creditor_account}{remittance}</CdtTrfTxInf>"
             )
         return "".join(parts)
