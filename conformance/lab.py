@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +74,8 @@ ADMIN_TIMEOUT_S = 30.0
 QUIET_POLL_S = 0.05  # how often `quiet` asks the switch for the notices it owes
 HOOK_TIMEOUT_S = 10.0
 MAX_RECEIVED = 100_000  # messages a counterpart keeps
+SWITCH_START_S = 30.0  # the lab's switch, as a process, listening (a loaded machine: seconds)
+SWITCH_CONFIG_FILE = "switch.yaml"
 
 
 class LabError(RuntimeError):
@@ -233,7 +237,10 @@ class Lab:
         }
         settings.run_dir.mkdir(parents=True, exist_ok=True)
         (settings.run_dir / "switch.sqlite").unlink(missing_ok=True)
-        self.runners.append(await serve(create_app(parse_config(config)), switch_socket))
+        self._switch_config, self._switch_port = config, switch_socket.port
+        self._switch_runner: web.AppRunner | None = await serve(
+            create_app(parse_config(config)), switch_socket)
+        self._switch_process: asyncio.subprocess.Process | None = None
         self.treasury_peer = Peer(self.session, f"{self.switch_url}{SWITCH_MESSAGES_PATH}",
                                   TREASURY_BIC, treasury_credentials, SWITCH_BIC,
                                   timeout_s=settings.creditor_timeout_s + 30)
@@ -246,10 +253,64 @@ class Lab:
         for relay in (self.to_bank, self.to_switch):
             if relay is not None:
                 await relay.close()
+        if getattr(self, "_switch_runner", None) is not None:
+            await self._switch_runner.cleanup()
+        await self._end_switch_process(signal.SIGTERM)
+        (self.settings.run_dir / SWITCH_CONFIG_FILE).unlink(missing_ok=True)
         for runner in reversed(self.runners):
             await runner.cleanup()
         if self.session is not None:
             await self.session.close()
+
+    # ---- the switch as a process of its own, to crash it -----------------------------------
+
+    async def switch_as_process(self) -> None:
+        """The lab's switch runs in this process until a case needs to crash it: from then on
+        it is a process of its own (`python -m switch`) on the same journal and port. The
+        in-process switch stops cleanly first (what it owes is in the journal)."""
+        if self._switch_runner is not None:
+            runner, self._switch_runner = self._switch_runner, None
+            await runner.cleanup()
+            await self.start_switch()
+
+    async def crash_switch(self) -> None:
+        """Kill the switch's process (SIGKILL: a real crash, nothing drained, nothing told)."""
+        await self._end_switch_process(signal.SIGKILL)
+
+    async def start_switch(self) -> None:
+        """Start the switch as a process on its journal and port; it recovers what the
+        journal holds (in flight: RJCT AB06 to both sides). Raises LabError unless it
+        listens within SWITCH_START_S."""
+        run_dir = self.settings.run_dir
+        config_path = run_dir / SWITCH_CONFIG_FILE
+        config_path.touch(mode=0o600)  # it names the admin token and the switch's key
+        config_path.write_text(json.dumps(  # JSON is YAML; secrets given as bytes are text
+            self._switch_config, default=lambda value: value.decode()))
+        with (run_dir / "switch.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "switch", "--config", str(config_path),
+                "--port", str(self._switch_port), stdout=asyncio.subprocess.PIPE, stderr=log)
+        self._switch_process = process
+        assert process.stdout is not None
+        try:
+            line = await asyncio.wait_for(process.stdout.readline(), SWITCH_START_S)
+        except TimeoutError:
+            line = b""
+        if b"listening" not in line:
+            await self._end_switch_process(signal.SIGKILL)
+            raise LabError(f"the lab's switch did not start again within {SWITCH_START_S:g} s"
+                           f" (see {run_dir / 'switch.log'})")
+
+    async def _end_switch_process(self, how: signal.Signals) -> None:
+        process, self._switch_process = getattr(self, "_switch_process", None), None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(how)
+        try:
+            await asyncio.wait_for(process.wait(), SWITCH_START_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
     def set_case(self, name: str | None) -> None:
         assert self.to_bank is not None and self.to_switch is not None

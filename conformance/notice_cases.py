@@ -6,6 +6,7 @@ end-to-end id")."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from banks.accounts_file import OPEN
 from conformance.cases import settled_credit
@@ -20,7 +21,7 @@ from conformance.context import (
 from conformance.plan import case
 from conformance.relay import REFUSED, Exchange
 from protocol import reasons
-from protocol.messages import PaymentStatusReport, Statement, TxStatus
+from protocol.messages import CreditTransferMessage, PaymentStatusReport, Statement, TxStatus
 
 LATE_BY_S = 0.5  # past the creditor deadline, the bank's held-back pacs.002 arrives
 REPOST_WATCH_S = 1.0  # after the 409, how long the suite watches for the same post again
@@ -135,3 +136,59 @@ async def late_answer(ctx: Context) -> None:
                          f"the switch refused it 409 (exchange {ctx.number(posts[0])}): a 409 "
                          "is final")
     await ctx.expect_not_credited(account, e2e, before, "for a late ACCP the switch refused")
+
+
+HELD_AT_CRASH_S = 2.0  # the forward held back by the relay while the switch is killed
+
+
+@case("creditor.switch-restart", "The switch crashed with a transfer in flight: RJCT AB06, "
+      "no credit", ("creditor", "notices", "recovery", "switch"), """The switch is killed
+      (SIGKILL) while its pacs.008 is on its way to the bank, which takes it (ACCP) with no
+      switch left to hear; started again on its journal, the switch rejects what was in flight
+      AB06 and tells both sides. The bank acknowledges the RJCT AB06 with 2xx, releases the
+      hold and never credits the transfer.""",
+      catches="a bank that credits on its own ACCP, or refuses the switch's RJCT after a "
+              "restart")
+async def switch_restart(ctx: Context) -> None:
+    account = ctx.accounts.need(OPEN)
+    lab = ctx.lab
+    assert lab.to_bank is not None
+    before = await ctx.balance(account)
+    await lab.switch_as_process()
+    e2e = ctx.new_id()
+    lab.to_bank.delay = lambda e: HELD_AT_CRASH_S if ctx.carries(
+        e, e2e, CreditTransferMessage) else 0.0
+    paying = asyncio.ensure_future(lab.pay([lab.treasury_transfer(
+        e2e, account.account_id, account.holder_name, 350_000, account.citizen_id)]))
+    if await lab.to_bank.wait_for(lambda e: ctx.carries(e, e2e, CreditTransferMessage),
+                                  CONFIRMATION_WAIT_S, started=True) is None:
+        paying.cancel()
+        raise CaseFailed(f"the switch never forwarded {e2e} to the bank")
+    await lab.crash_switch()
+    ctx.note(f"the switch forwarded {e2e} and was killed while the suite held the pacs.008 "
+             f"back {HELD_AT_CRASH_S:g} s")
+    with contextlib.suppress(Exception):  # the treasury's answer died with the switch
+        await paying
+    forward = await lab.to_bank.wait_for(lambda e: ctx.carries(e, e2e, CreditTransferMessage),
+                                         HELD_AT_CRASH_S + CONFIRMATION_WAIT_S)
+    ctx.note(f"the bank answered the forward HTTP {forward.status if forward else 'nothing'}")
+    await lab.start_switch()
+    lab.switch_outcomes[e2e] = TxStatus.REJECTED
+    told = await lab.to_bank.wait_for(
+        lambda e: ctx.carries(e, e2e, PaymentStatusReport) and e.sender == "switch",
+        CONFIRMATION_WAIT_S)
+    if told is None:
+        raise CaseFailed(f"the switch, started again, never told the bank of {e2e} (RJCT AB06)")
+    said = ctx.message_of(told)
+    item = next((i for i in said.document.transactions if i.original_end_to_end_id == e2e),
+                None) if said is not None and isinstance(
+                    said.document, PaymentStatusReport) else None
+    ctx.note(f"started again, the switch posted {status_text(item) if item else 'a pacs.002'}"
+             f" for {e2e}: the bank answered HTTP {told.status}")
+    if not 200 <= (told.status or 0) < 300:
+        raise CaseFailed(f"the bank answered the switch's RJCT AB06 for {e2e} after a restart "
+                         f"with HTTP {told.status}, not 2xx: the switch will post it again")
+    await ctx.expect_released(account, e2e, "after the switch rejected it AB06")
+    await asyncio.sleep(SETTLE_PAUSE_S)
+    await ctx.expect_not_credited(account, e2e, before, "for a transfer the switch rejected "
+                                  "AB06 after a crash")

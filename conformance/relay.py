@@ -190,14 +190,14 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(wait_s, 0.01))
 
-    async def wait_for(self, found: Callable[[Exchange], bool], timeout_s: float
-                       ) -> Exchange | None:
-        """The first recorded exchange, finished, for which `found(exchange)` is true, waiting
-        up to `timeout_s` for it."""
+    async def wait_for(self, found: Callable[[Exchange], bool], timeout_s: float,
+                       started: bool = False) -> Exchange | None:
+        """The first recorded exchange, finished (or only `started`), for which
+        `found(exchange)` is true, waiting up to `timeout_s` for it."""
         deadline_s = time.monotonic() + timeout_s
         while True:
             for exchange in self.exchanges:
-                if exchange.ended_s is not None and found(exchange):
+                if (started or exchange.ended_s is not None) and found(exchange):
                     return exchange
             remaining_s = deadline_s - time.monotonic()
             if remaining_s <= 0:

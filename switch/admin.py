@@ -122,7 +122,12 @@ def keyed(change: Change) -> Callable[[web.Request], Awaitable[web.Response]]:
         body = await read_body(request, MAX_BODY_BYTES)
         asked = f"{request.method} {request.path} {hashlib.sha256(body).hexdigest()}"
         state = request.app[SWITCH].state
-        if not state.book.begin_admin_change(key):
+        begun = state.book.begin_admin_change(key)
+        if begun is None:
+            raise web.HTTPServiceUnavailable(text="503: too many admin changes at once; retry"
+                                             " later (nothing was done)\n",
+                                             headers={"Retry-After": "1"})
+        if not begun:
             raise _in_progress(key)
         try:
             earlier = await state.store.admin_change(key)

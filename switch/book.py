@@ -447,11 +447,14 @@ class Book:
         else:
             self.events.participant_down.fire(bic=bic, reason="signed off")
 
-    def begin_admin_change(self, key: str) -> bool:
-        """An admin change under Idempotency-Key `key` starts; False when one under the same
-        key is still being made here (the journal decides between processes)."""
-        if key in self.admin_changing or len(self.admin_changing) >= MAX_ADMIN_CHANGES:
+    def begin_admin_change(self, key: str) -> bool | None:
+        """An admin change under Idempotency-Key `key` starts (True); False when one under the
+        same key is still being made here (the journal decides between processes); None when
+        MAX_ADMIN_CHANGES are being made."""
+        if key in self.admin_changing:
             return False
+        if len(self.admin_changing) >= MAX_ADMIN_CHANGES:
+            return None
         self.admin_changing.add(key)
         return True
 

@@ -232,6 +232,21 @@ def _credit_each_confirmation(bank: Bank) -> None:
     bank.take_status_report = take_again  # type: ignore[method-assign]
 
 
+def _refuse_rejecting_what_it_accepted(bank: Bank) -> None:
+    """"We answered ACCP: it cannot be rejected now": an RJCT of a transfer it holds refused
+    409, as after a switch's crash (AB06), so the hold stays and the switch posts forever."""
+    take = bank.take_status_report
+
+    def take_unless_held(report: PaymentStatusReport) -> None:
+        if any(i.status is TxStatus.REJECTED and (b := bank.ledger.bookings.get(
+                i.original_end_to_end_id)) is not None and b.state is BookingState.HELD
+               for i in report.transactions):
+            raise web.HTTPConflict(text="409: we accepted this transfer\n")
+        take(report)
+
+    bank.take_status_report = take_unless_held  # type: ignore[method-assign]
+
+
 def _refuse_known_statements(bank: Bank) -> None:
     take = bank.take_statement
 
@@ -367,6 +382,9 @@ FAULTY_BANKS: list[FaultyBank] = [
                patch=_ignoring("currency")),
     FaultyBank("a transfer for another bank accepted", "security.not-creditor-agent",
                "not RJCT or 4xx", patch=_ignoring("creditor agent")),
+    FaultyBank("an RJCT of a transfer it accepted refused", "creditor.switch-restart",
+               "not 2xx", patch=_refuse_rejecting_what_it_accepted,
+               also_fails=frozenset({RECONCILIATION})),
     FaultyBank("no limit on the bodies it reads", "security.oversized-body",
                "with HTTP 200, not 413", patch=_no_body_limit),
     FaultyBank("statements refused", "settlement.statement", "HTTP 500",

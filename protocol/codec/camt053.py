@@ -14,7 +14,7 @@ from protocol.codec.base import (
     register,
     timestamp,
 )
-from protocol.messages import MessageType, Statement, StatementEntry
+from protocol.messages import SCHEME_CURRENCY, MessageType, Statement, StatementEntry
 
 # Bank transaction codes (ISO external code set, domain PMNT): family RCDT received or ICDT
 # issued credit transfer; sub-family DMCT domestic credit transfer or RRTN payment return.
@@ -54,6 +54,14 @@ def _amount(text: str, sign: str, where: str) -> int:
     return value if sign == "CRDT" else -value
 
 
+def _in_vnd(where: str, currencies: list[str]) -> None:
+    """A statement's amounts are the switch's positions, in the scheme's currency only."""
+    for currency in currencies:
+        if currency.strip() != SCHEME_CURRENCY:
+            raise CodecError(f"{where} is {currency.strip()[:8]!r}: a statement of the scheme "
+                             f"is in {SCHEME_CURRENCY}")
+
+
 @register
 class StatementV08(MessageCodec[Statement]):
     msg_def_id = MessageType.STATEMENT.value
@@ -65,12 +73,14 @@ class StatementV08(MessageCodec[Statement]):
         "!Stmt/FrToDt/ToDtTm", "!Stmt/Acct/Id/Othr/Id",
         "!Stmt/Bal[Tp/CdOrPrtry/Cd='OPBD']/Amt", "!Stmt/Bal[Tp/CdOrPrtry/Cd='OPBD']/CdtDbtInd",
         "!Stmt/Bal[Tp/CdOrPrtry/Cd='CLBD']/Amt", "!Stmt/Bal[Tp/CdOrPrtry/Cd='CLBD']/CdtDbtInd",
+        "Stmt/Acct/Ccy", "!Stmt/Bal[Tp/CdOrPrtry/Cd='OPBD']/Amt/@Ccy",
+        "!Stmt/Bal[Tp/CdOrPrtry/Cd='CLBD']/Amt/@Ccy",
     )
     items = "Stmt/Ntry"
     item_fields = (
         "!NtryRef", "!Amt", "!CdtDbtInd", "!BookgDt/DtTm", "BkTxCd/Domn/Fmly/SubFmlyCd",
         "NtryDtls/TxDtls/RltdAgts/DbtrAgt/FinInstnId/BICFI",
-        "NtryDtls/TxDtls/RltdAgts/CdtrAgt/FinInstnId/BICFI",
+        "NtryDtls/TxDtls/RltdAgts/CdtrAgt/FinInstnId/BICFI", "!Amt/@Ccy",
     )
 
     def body(self, document: Statement) -> str:
@@ -93,13 +103,15 @@ class StatementV08(MessageCodec[Statement]):
 
     def make(self, group: list[str], items: list[list[str]]) -> Statement:
         (msg_id, created_at, page, last_page, sequence, opened_at, closed_at, account, opening,
-         opening_sign, closing, closing_sign) = group
+         opening_sign, closing, closing_sign, *currencies) = group
+        _in_vnd("Stmt/Acct/Ccy and Stmt/Bal/Amt/@Ccy", [c for c in currencies if c.strip()])
         if last_page.strip() not in ("", "true", "false", "1", "0"):
             raise CodecError(f"Stmt/StmtPgntn/LastPgInd is not a boolean: {last_page[:20]!r}")
         entries = []
-        for n, (ref, amount, sign, booked_at, sub_family, debtor_agent, creditor_agent) in (
-                enumerate(items, start=1)):
+        for n, (ref, amount, sign, booked_at, sub_family, debtor_agent, creditor_agent,
+                currency) in enumerate(items, start=1):
             where = f"Stmt/Ntry[{n}]"
+            _in_vnd(f"{where}/Amt/@Ccy", [currency])
             sign = sign.strip()
             entries.append(StatementEntry(
                 entry_ref=ref, amount_vnd=abs(_amount(amount, sign, where)), credit=sign == "CRDT",

@@ -94,3 +94,14 @@ async def test_the_correct_bank_refuses_an_oversized_body_and_stays_up(tmp_path:
     result = await run_in_process(tmp_path, ["security.oversized-body"])
     assert {r.case.name: r.verdict for r in result.results if r.chosen} == {
         "security.oversized-body": PASSED, RECONCILIATION: PASSED}
+
+
+async def test_the_correct_bank_passes_a_switch_crash_with_a_transfer_in_flight(
+        tmp_path: Path) -> None:
+    """The case the last session left out (it needs the lab's switch as its own process):
+    the switch is killed with its pacs.008 on the way, started again, and rejects it AB06;
+    the mock bank acknowledges, releases and never credits."""
+    result = await run_in_process(tmp_path, ["creditor.switch-restart"])
+    verdicts = {r.case.name: r.verdict for r in result.results if r.chosen}
+    assert verdicts == {"creditor.switch-restart": PASSED, RECONCILIATION: PASSED}, failures(
+        result)

@@ -13,8 +13,9 @@ import pytest
 from banks.accounts_file import AccountsFileError, read_accounts
 from banks.ledger import Ledger
 from banks.payment_table import check_payment_table
-from protocol import reasons
+from protocol import codec, reasons
 from protocol.messages import VerificationItem
+from tests.factories import BANK, SWITCH, message, statement
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "currency"
 
@@ -64,3 +65,20 @@ def test_issue27_a_ledger_made_before_accounts_had_a_currency_opens_in_vnd(
     ledger = Ledger(path)
     assert (ledger.accounts["A1"].currency, ledger.accounts["A1"].balance_vnd) == ("VND", 500)
     ledger.close()
+
+
+@pytest.mark.parametrize("spoiled", [
+    (b'<Amt Ccy="VND">1000</Amt>', b'<Amt Ccy="USD">1000</Amt>', "Stmt/Ntry[1]/Amt/@Ccy"),
+    (b"<Ccy>VND</Ccy>", b"<Ccy>EUR</Ccy>", "Stmt/Acct/Ccy"),
+    (b'<Amt Ccy="VND">0</Amt>', b'<Amt Ccy="JPY">0</Amt>', "Stmt/Bal/Amt/@Ccy"),
+])
+def test_issue27_a_statement_in_another_currency_is_no_statement(
+        spoiled: tuple[bytes, bytes, str]) -> None:
+    """A camt.053's amounts are positions in the scheme's currency: an account, a balance or
+    an entry in another is refused whole (FF01), never read as dong."""
+    good, bad, where = spoiled
+    body = codec.encode(message(statement(), from_bic=SWITCH, to_bic=BANK))
+    assert codec.decode(body).document == statement()
+    assert good in body
+    with pytest.raises(codec.CodecError, match=where.replace("[", r"\[").replace("]", r"\]")):
+        codec.decode(body.replace(good, bad, 1))
