@@ -301,11 +301,13 @@ def verify(archive_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def drop(journal: Path, archive_path: Path) -> Dropped:
-    """Delete from the journal the rows an archive holds, after verifying the archive and
-    checking it is this journal's: by primary key, DROP_BATCH a transaction, each only if it
-    is still as archived. Raises RetentionRefused or NotAJournal."""
-    manifest = verify(archive_path)
+def drop(journal: Path, archive_path: Path, verified: dict[str, Any] | None = None
+         ) -> Dropped:
+    """Delete from the journal the rows an archive holds, after verifying the archive (unless
+    `verified`, the manifest `archive` has just verified, is given) and checking it is this
+    journal's: by primary key, DROP_BATCH a transaction, each only if it is still as
+    archived. Raises RetentionRefused or NotAJournal."""
+    manifest = verified or verify(archive_path)
     if manifest["journal"] != str(journal.resolve()):
         raise RetentionRefused(f"{archive_path} is an archive of {manifest['journal']}, not of "
                                f"{journal.resolve()}")

@@ -389,7 +389,7 @@ def _archive(args: argparse.Namespace) -> int:
           f"verified; manifest {retention.manifest_path(args.to)}\n"
           f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
     if args.drop:
-        _print_dropped(retention.drop(args.file, args.to))
+        _print_dropped(retention.drop(args.file, args.to, manifest))
     return 0
 
 
