@@ -699,7 +699,7 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
             figures.append(Figure("cluster: CPU per transfer, 1 switch process",
                                   one.switch_cpu_us, "µs", single.switch_cpu_us))
         if one.server_cpu_us is not None:
-            figures.append(Figure("cluster: CPU per transfer, PostgreSQL server, 1 process",
+            figures.append(Figure("cluster: CPU per transfer, server, 1 process",
                                   one.server_cpu_us, "µs"))
     if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
