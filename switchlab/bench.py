@@ -691,9 +691,9 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     if shared.locked_us:
         figures.append(Figure("cluster: ceiling it implies", 1e6 / shared.locked_us,
                               "transfers/s"))
-    if shared.batches_per_transfer is not None:
-        figures.append(Figure("cluster: commits per transfer", shared.batches_per_transfer,
-                              "commits"))
+    if shared.batches_per_transfer:
+        figures.append(Figure("cluster: transfers per commit", 1 / shared.batches_per_transfer,
+                              "transfers"))
     figures += [Figure(f"cluster: HOT updates of {name}", pct, "%")
                 for name, pct in shared.hot_updates_pct.items()]
     if processes > 1:
@@ -706,14 +706,14 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         if one.locked_us is not None:
             figures.append(Figure("cluster: serialised time per transfer, 1 process",
                                   one.locked_us, "µs"))
-        if one.batches_per_transfer is not None:
-            figures.append(Figure("cluster: commits per transfer, 1 process",
-                                  one.batches_per_transfer, "commits"))
+        if one.batches_per_transfer:
+            figures.append(Figure("cluster: transfers per commit, 1 process",
+                                  1 / one.batches_per_transfer, "transfers"))
         if one.switch_cpu_us is not None:
             figures.append(Figure("cluster: CPU per transfer, 1 switch process",
                                   one.switch_cpu_us, "µs", single.switch_cpu_us))
         if one.server_cpu_us is not None:
-            figures.append(Figure("cluster: CPU per transfer, PostgreSQL server, 1 process",
+            figures.append(Figure("cluster: CPU per transfer, server, 1 process",
                                   one.server_cpu_us, "µs"))
     if shared.switch_cpu_us is not None:
         figures.append(Figure(f"cluster: CPU per transfer, {processes} switch processes",
