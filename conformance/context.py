@@ -30,6 +30,7 @@ from protocol.messages import (
     PaymentStatusReport,
     TransactionStatus,
     TxStatus,
+    answer_per_transaction,
 )
 
 CREDIT_WAIT_S = 5.0  # a bank may book a confirmation a little after acknowledging it
@@ -313,7 +314,7 @@ class Context:
         after a 202 (the switch, which never sent this message, refuses it 409)."""
         document = answer.document
         if answer.status == 200 and isinstance(document, PaymentStatusReport):
-            return {item.original_end_to_end_id: item for item in document.transactions}
+            return answer_per_transaction(document, message)
         if answer.status != 202:
             raise CaseFailed(f"the bank answered the pacs.008 with HTTP {answer.status}, not 200 "
                              f"with a pacs.002 or 202: {_quote(answer.body)}")

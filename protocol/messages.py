@@ -249,3 +249,18 @@ class BusinessMessage:
 
     header: AppHeader
     document: Document
+
+
+def answer_per_transaction(answer: PaymentStatusReport, message: CreditTransferMessage
+                           ) -> dict[str, TransactionStatus]:
+    """What a creditor's pacs.002 says of each transaction of the pacs.008 it answers, by
+    end-to-end id: its TxInfAndSts items, or, when it has none and its GrpSts is ACCP or RJCT
+    for that message (ISO 20022: the status of every transaction of the original message),
+    that status for each of the message's transactions."""
+    if (answer.transactions or answer.original_msg_id != message.msg_id
+            or answer.group_status not in (TxStatus.ACCEPTED, TxStatus.REJECTED)):
+        return {item.original_end_to_end_id: item for item in answer.transactions}
+    return {tx.end_to_end_id: TransactionStatus(
+        original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
+        status=answer.group_status, reason_code=answer.group_reason_code)
+        for tx in message.transactions}

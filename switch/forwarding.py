@@ -2,8 +2,9 @@
 
 Bulk transfers are split per creditor into pacs.008s of up to `forward_batch_size`; instant
 transfers to one creditor arriving within `forward_linger_ms` share one pacs.008 (as Kafka's
-linger.ms), each keeping its own answer. The creditor answers ACCP or RJCT per transaction in
-the HTTP answer or later by its own pacs.002; whatever has no answer at the deadline is
+linger.ms), each keeping its own answer. The creditor answers ACCP or RJCT per transaction, or
+for the whole forward with a group status and no items, in the HTTP answer or later by its own
+pacs.002; whatever has no answer at the deadline is
 rejected AB05, and an unreachable creditor AB08 (its breaker then opens).
 
 With a journal shared by several switch processes, a creditor may post its answer to any of
@@ -57,6 +58,7 @@ class Forwarding:
         self.state = state
         self.finality = finality
         self.awaiting: dict[str, ForwardedBatch] = {}  # end-to-end id -> its batch
+        self.forwards: dict[str, ForwardedBatch] = {}  # the forward's MsgId -> the batch
         self.refused_answers = 0
         config = state.config
         self._forward_slots: dict[str, asyncio.Semaphore] = defaultdict(
@@ -119,6 +121,7 @@ class Forwarding:
             async with self._forward_slots[creditor_bic]:
                 for transfer in transfers:
                     self.awaiting[transfer.end_to_end_id] = batch
+                self.forwards[batch.msg_id] = batch
                 state.events.forwarded.fire(creditor_bic=creditor_bic, transfers=transfers)
                 failure_reason = await self._exchange(creditor, batch)
         except Exception:  # never leave transfers PENDING because of a bug or a strange reply
@@ -126,6 +129,7 @@ class Forwarding:
         finally:
             for e2e in batch.transfers:
                 self.awaiting.pop(e2e, None)  # from here on, a late answer is refused
+            self.forwards.pop(batch.msg_id, None)
         outcomes = []
         switch_bic = state.config.bic
         for e2e, transfer in batch.transfers.items():
@@ -208,9 +212,33 @@ class Forwarding:
             taken += 1
             if len(batch.answers) == len(batch.transfers):
                 batch.answered.set()
+        if not report.transactions and report.group_status in (TxStatus.ACCEPTED,
+                                                               TxStatus.REJECTED):
+            grouped = self._take_group_status(creditor_bic, report)
+            taken += grouped
+            refused += not grouped
         self.refused_answers += refused
         self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken, refused=refused)
         return taken, refused
+
+    def _take_group_status(self, creditor_bic: str, report: PaymentStatusReport) -> int:
+        """A pacs.002 without TxInfAndSts whose OrgnlGrpInfAndSts/GrpSts is ACCP or RJCT: by
+        ISO 20022 the status of every transaction of the original message (OrgnlMsgId), here
+        a forward this process awaits from this creditor. Taken for each of its transfers not
+        yet answered; returns how many (0: refused, as for an item: another creditor's
+        forward, one no longer awaited, or one already wholly answered). A forward another
+        process sent (a shared journal) cannot be named by its MsgId here: refused."""
+        batch = self.forwards.get(report.original_msg_id)
+        if batch is None or batch.creditor_bic != creditor_bic:
+            return 0
+        answer = ((TxStatus.ACCEPTED, None) if report.group_status is TxStatus.ACCEPTED
+                  else (TxStatus.REJECTED, report.group_reason_code or reasons.NOT_SPECIFIED))
+        unanswered = [key for key in batch.transfers if key not in batch.answers]
+        for key in unanswered:
+            batch.answers[key] = answer
+        if unanswered:
+            batch.answered.set()
+        return len(unanswered)
 
     async def take_posted_answers(self, creditor_bic: str, report: PaymentStatusReport
                                   ) -> tuple[int, int]:

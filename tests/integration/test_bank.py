@@ -48,6 +48,7 @@ from protocol.messages import (
     StatusRequestItem,
     TransactionStatus,
     TxStatus,
+    answer_per_transaction,
 )
 from protocol.runtime import bind, serve
 from protocol.signing import Credentials
@@ -109,11 +110,12 @@ class Lab:
 
     async def offer(self, *transactions: CreditTransfer) -> dict[str, tuple[TxStatus, str | None]]:
         """A pacs.008 to the bank; its synchronous answer per end-to-end id."""
-        reply = await self.switch.send(pacs008(*transactions))
+        message = pacs008(*transactions)
+        reply = await self.switch.send(message)
         assert reply.status == 200, reply.text
         assert reply.message is not None
-        return {i.original_end_to_end_id: (i.status, i.reason_code)
-                for i in reply.message.document.transactions}
+        return {e2e: (i.status, i.reason_code) for e2e, i in answer_per_transaction(
+            reply.message.document, message).items()}
 
     async def confirm(self, *items: tuple[str, TxStatus]) -> None:
         reply = await self.switch.send(confirmation(*items))
@@ -287,6 +289,20 @@ async def test_a_message_for_another_participant_or_of_another_kind_is_refused(
                             items=[StatusRequestItem("KBNN20261120000000001")])
     reply = await lab.switch.send(inquiry)
     assert reply.status == 400 and "FF01" in reply.text and "pacs.028" in reply.text
+
+
+async def test_issue_28_a_wholly_accepted_file_is_answered_with_one_group_status(
+        lab: Lab) -> None:
+    """ISO 20022's short answer: GrpSts ACCP and no items when every transaction is accepted;
+    one refusal and the answer goes item by item."""
+    reply = await lab.switch.send(pacs008(transfer(1, MAI), transfer(2, BINH)))
+    assert reply.status == 200 and reply.message is not None
+    report = reply.message.document
+    assert (report.group_status, report.transactions) == (TxStatus.ACCEPTED, [])
+    assert lab.bank.ledger.totals().held == 2
+    assert await lab.offer(transfer(3, MAI), transfer(4, CLOSED)) == {
+        "KBNN20261120000000003": (TxStatus.ACCEPTED, None),
+        "KBNN20261120000000004": (TxStatus.REJECTED, "AC04")}
 
 
 async def test_async_mode_posts_its_answers_to_the_switch(lab: Lab) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from protocol import codec, reasons, signing
 from protocol.codec import new_id
 from protocol.http import wrap
 from protocol.messages import (
+    CreditTransferMessage,
+    MessageType,
+    PaymentStatusReport,
     StatusRequest,
     StatusRequestItem,
     TxStatus,
@@ -404,6 +408,52 @@ async def test_bulk_is_split_per_creditor_and_reported_to_the_debtor(lab: Switch
         expected = (TxStatus.SETTLED, None) if n % 2 == 0 else (TxStatus.REJECTED, "AC04")
         assert outcome[f"E2E-BULK-{n}"] == expected
     assert forwarded_sizes(lab, BANK_A) == [5]
+
+
+def group_answer(status: TxStatus, reason_code: str | None = None
+                 ) -> Callable[..., PaymentStatusReport]:
+    """A creditor's answer to a whole forward: OrgnlGrpInfAndSts/GrpSts, no TxInfAndSts."""
+    def answer(document: CreditTransferMessage, answers: object = None) -> PaymentStatusReport:
+        return PaymentStatusReport(
+            msg_id=new_id("CR"), created_at=datetime.now(UTC), original_msg_id=document.msg_id,
+            original_msg_type=MessageType.CREDIT_TRANSFER, group_status=status,
+            group_reason_code=reason_code)
+    return answer
+
+
+async def test_issue_28_a_creditor_answers_a_whole_forward_with_one_group_status(
+        lab: SwitchLab) -> None:
+    """ISO 20022: a pacs.002 with GrpSts and no items gives every transaction of the original
+    message that status (the mock banks answer a wholly accepted bulk forward so); before,
+    the switch read no answer in it and rejected the forward AB05 at the deadline."""
+    lab.participants[BANK_A].answer = group_answer(TxStatus.ACCEPTED)  # type: ignore[method-assign]
+    lab.participants[BANK_B].answer = group_answer(  # type: ignore[method-assign]
+        TxStatus.REJECTED, "AC04")
+    transactions = [transfer(f"E2E-GRP-{n}", creditor=(BANK_A, BANK_B)[n % 2], amount_vnd=n + 1)
+                    for n in range(6)]
+    assert (await pay(lab, *transactions, msg_id="GRP-1")).status == 202
+    treasury = lab.participants[TREASURY]
+    await until(lambda: len(treasury.statuses()) >= 6)
+    outcome = {s.original_end_to_end_id: (s.status, s.reason_code) for s in treasury.statuses()}
+    assert outcome == {f"E2E-GRP-{n}": (TxStatus.SETTLED, None) if n % 2 == 0
+                       else (TxStatus.REJECTED, "AC04") for n in range(6)}
+    assert await journal_state(lab, "E2E-GRP-1") == ("REJECTED", "AC04")
+
+
+async def test_issue_28_a_group_status_for_another_creditors_forward_is_refused(
+        lab: SwitchLab) -> None:
+    creditor = lab.participants[BANK_A]
+    creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 0.6
+    task = asyncio.ensure_future(pay(lab, transfer("E2E-GW1"), transfer("E2E-GW2")))
+    await until(lambda: "E2E-GW1" in lab.switch.forwarding.awaiting)
+    forward = next(m.document for m in creditor.received
+                   if isinstance(m.document, CreditTransferMessage))
+    impostor = await lab.peer(BANK_B).send(group_answer(TxStatus.REJECTED, "AC04")(forward))
+    assert impostor.status == 409
+    await task
+    await until(lambda: len(lab.participants[TREASURY].statuses()) >= 2)
+    assert {(s.status, s.reason_code) for s in lab.participants[TREASURY].statuses()} == {
+        (TxStatus.SETTLED, None)}
 
 
 def forwarded_sizes(lab: SwitchLab, bic: str) -> list[int]:
