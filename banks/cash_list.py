@@ -259,7 +259,11 @@ class _Rows:
 
 def _cell(sheet: Worksheet, value: object, font: Font | None = None,
           number_format: str | None = None, border: bool = False) -> WriteOnlyCell:
+    """Every cell of the list is written here; a text is text, never a formula (a commune,
+    a name or a heading like =HYPERLINK(…) from the table must not run in the clerk's Excel)."""
     cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, str):
+        cell.data_type = "s"
     if font is not None:
         cell.font = font
     if number_format is not None:
@@ -282,8 +286,6 @@ def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) ->
                  border=True)
     if field == "citizen_id":  # text, so that a leading zero stays (and Excel says so)
         cell.number_format = "@"
-    if isinstance(cell.value, str) and cell.value.startswith(("=", "+", "-", "@")):
-        cell.data_type = "s"  # a name like =HYPERLINK(…) stays text, never a formula
     return cell
 
 

