@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import yaml
 
+from banks.payment_table import excel_cell
 from banks.population import Population
 from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryError
 from protocol.ids import PROVINCE_CODES, birth_year
@@ -151,7 +152,8 @@ def write_verdicts(path: Path, verdicts: Sequence[Mapping[str, str]]) -> None:
         writer = csv.DictWriter(file, fieldnames=("citizen_id", "status", "reason"),
                                 extrasaction="ignore", restval="")
         writer.writeheader()
-        writer.writerows(verdicts)
+        writer.writerows({key: excel_cell(value) for key, value in verdict.items()}
+                         for verdict in verdicts)
 
 
 async def link_from_file(requests_path: Path, register_url: str, verdicts_path: Path,

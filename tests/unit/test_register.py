@@ -3,6 +3,7 @@ examples of docs/population.md, which must be what the code reads and answers.""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import date
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from banks.population import Mix, generate_population
-from lab.citizens import register_of
+from lab.citizens import register_of, write_verdicts
 from register.citizens import RegisterFileError, read_register
 from register.service import ChecksIn
 
@@ -86,3 +87,15 @@ def test_a_generated_household_payout_and_its_register_agree(tmp_path: Path) -> 
         assert (members[0].died_on is not None) == head.died_after_list
     dead = sum(b.died_after_list for b in population.beneficiaries)
     assert 25 <= dead <= 75  # 10 % of 500, drawn
+
+
+def test_link_verdicts_open_in_excel_as_text_never_as_formulas(tmp_path: Path) -> None:
+    """The attacker's note: the verdicts file of `switchlab link` wrote the register's answer
+    as it came; a value that starts like a formula is shown as text in Excel ('=…)."""
+    path = tmp_path / "verdicts.csv"
+    write_verdicts(path, [{"citizen_id": "001190012345", "status": "refused",
+                           "reason": '=HYPERLINK("http://evil.example","x")'}])
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        (row,) = list(csv.DictReader(file))
+    assert row == {"citizen_id": "001190012345", "status": "refused",
+                   "reason": '\'=HYPERLINK("http://evil.example","x")'}
