@@ -42,6 +42,7 @@ from protocol.codec import MAX_MESSAGE_BYTES, CodecError, new_id
 from protocol.exposition import METRICS_PATH, metrics_response
 from protocol.hooks import TransferOrder
 from protocol.http import (
+    AUTH_FAILED,
     SWITCH_MESSAGES_PATH,
     Peer,
     Reply,
@@ -624,6 +625,7 @@ def create_bank_app(bank: Bank) -> web.Application:
         spoil_signature, sign_answers(bank.config.bic, bank.senders),
         bearer_auth("/admin/", bank.config.admin_token)])
     app[BANK] = bank
+    app[AUTH_FAILED] = bank.metrics.auth_failed
     run_alongside(app, bank.start, bank.stop)
     app.router.add_post(INBOUND_PATH, inbound)
     app.router.add_get("/health", health)

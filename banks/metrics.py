@@ -55,12 +55,20 @@ class BankMetrics:
         self.send_failures = counter(
             "switchlab_bank_send_failures", "Failed attempts to post to the switch (retried with "
             "backoff)")
+        self.auth_failures = counter(
+            "switchlab_bank_auth_failures", "Requests refused before they authenticated, by "
+            "reason and the signer they claimed (the switch's BIC, (operator) for the admin "
+            "token, unknown, none), as the switch counts its own", ["reason", "claimed_signer"])
         self.pending_sends = Gauge(
             "switchlab_bank_pending_sends", "Answers and returns scheduled for the switch and "
             "not yet done", registry=self.registry)
         self.pending_sends.set_function(pending_sends)
         for channel in (RESPONSE, POSTED):
             self.answers.labels(channel)
+
+    def auth_failed(self, reason: str, claimed_signer: str) -> None:
+        """A request refused before it authenticated (protocol.http.AUTH_FAILED)."""
+        self.auth_failures.labels(reason, claimed_signer).inc()
 
     def decided(self, accepted: int, rejection_reasons: Iterable[str]) -> None:
         """A pacs.008 answered: how many accepted, and the reason of each refusal."""

@@ -461,3 +461,28 @@ async def test_issue22_auth_failures_are_counted_by_reason_and_claimed_signer(
         }
     finally:
         await lab.stop()
+
+
+async def test_issue22_a_mock_bank_counts_its_auth_failures_too(tmp_path: Path) -> None:
+    """Every server that authenticates counts what it refused (the class, not the switch
+    alone): a mock bank's metric by reason and claimed signer, unknown keyids in one label."""
+    world = World(WorldSettings(tmp_path / "lab", {BANK_A: Behaviour()}))
+    await world.start(generate_population(4, 1, Mix(participants={BANK_A: 1.0})))
+    try:
+        bank_url = world.bank_urls[BANK_A]
+        async with aiohttp.ClientSession() as session:
+            body = b"<Envelope/>"
+            for keyid in ("SWLBVNVX", "EVIL0001", "EVIL0002"):
+                headers = signing.sign(keyid, signing.HmacKey(b"x" * 32), "/iso20022", body)
+                async with session.post(f"{bank_url}/iso20022", data=body,
+                                        headers=headers) as response:
+                    assert response.status == 401
+            samples = await scrape(session, bank_url, world.banks[BANK_A].config.admin_token)
+        failures = {tuple(sorted(labels)): value
+                    for (name, labels), value in samples.values.items()
+                    if name == "switchlab_bank_auth_failures_total"}
+        assert failures == {
+            (("claimed_signer", SWITCH_BIC), ("reason", "bad_signature")): 1,
+            (("claimed_signer", "unknown"), ("reason", "unknown_signer")): 2}
+    finally:
+        await world.stop()
