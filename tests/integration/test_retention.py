@@ -196,6 +196,10 @@ async def test_issue_24_attacker_2_a_forged_archive_drops_nothing_the_journal_ke
             assert main([*drop, "--keep-days", "0"]) == 2
             assert "does not hold the journal's transfers row E2E-TODAY" in (
                 capsys.readouterr().err)
+        _forge(archive, true_lines, before="2026-01-01")  # the attacker's: an old day named
+        assert main([*drop, "--keep-days", "0"]) == 0
+        assert "dropped 0 transfers, 0 transitions, 0 returns, 0 messages" in (
+            capsys.readouterr().out)
         status, kept = await lab.admin("GET", "/v1/admin/transfers/E2E-TODAY")
         assert status == 200 and isinstance(kept, dict) and kept["state"] == "SETTLED"
         assert len(kept["history"]) == 2
