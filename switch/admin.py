@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from protocol.directory import MAX_BODY_BYTES, read_body
+from protocol.directory import MAX_BODY_BYTES, parse_json, read_body
 from protocol.http import IDEMPOTENCY_KEY_HEADER, xml_response
 from protocol.ids import MAX_ID_CHARS, is_bic
 from switch.config import MAX_POSITION_LIMIT_VND
@@ -32,6 +32,8 @@ MAX_PAGE_DIGITS = 5  # Stmt/StmtPgntn/PgNb is Max5NumericText
 MAX_CYCLE_ID = 10**12 - 1
 DEFAULT_LISTED_TRANSFERS = 100
 MAX_TOTALS_IDS = MAX_TOTALS_KEYS // 2  # each id is looked up as itself and scoped
+# A request of the most ids, each of the longest, JSON-escaped at worst: 413 past it.
+MAX_TOTALS_BODY_BYTES = 64 + MAX_TOTALS_IDS * (6 * MAX_ID_CHARS + 4)
 LISTING_PARAMETERS = ("state", "participant", "since", "limit", "order")
 
 
@@ -307,18 +309,17 @@ async def totals_of(request: web.Request) -> web.Response:
     the end-to-end ids given, at most MAX_TOTALS_IDS a request: what a payout run reconciles
     as its own, whatever else went through the switch (issue #24). Body:
     {"debtor": BIC, "end_to_end_ids": [id, ...]}; ids the switch never saw count nowhere."""
-    try:
-        body = await request.json()
-    except ValueError:  # not JSON, or not UTF-8
-        raise web.HTTPBadRequest(text="400: the body is not JSON\n") from None
+    body = parse_json(await read_body(request, MAX_TOTALS_BODY_BYTES))
     debtor = body.get("debtor") if isinstance(body, dict) else None
     ids = body.get("end_to_end_ids") if isinstance(body, dict) else None
     if not (isinstance(debtor, str) and is_bic(debtor) and isinstance(ids, list)
             and len(ids) <= MAX_TOTALS_IDS and set(body) == {"debtor", "end_to_end_ids"}
-            and all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS for i in ids)):
+            and all(isinstance(i, str) and 0 < len(i) <= MAX_ID_CHARS and i.isprintable()
+                    for i in ids)):
         raise web.HTTPBadRequest(text=(
             '400: body must be {"debtor": <BIC>, "end_to_end_ids": [<up to '
-            f'{MAX_TOTALS_IDS:,} ids of 1 to {MAX_ID_CHARS} characters>]}} and nothing else\n'))
+            f'{MAX_TOTALS_IDS:,} ids of 1 to {MAX_ID_CHARS} printable characters>]}} and '
+            'nothing else\n'))
     keys = sorted({*ids, *(scoped_key(i, debtor) for i in ids)})
     rows, (returns, returns_vnd) = await request.app[SWITCH].state.store.totals_of(debtor, keys)
     by_state = _by_state(rows)

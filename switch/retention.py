@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
+import math
 import sqlite3
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from typing import Any
 
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
+from switch.states import TransferState
 
 FORMAT = "switchlab-journal-archive/1"
 BUSINESS_TIME = timezone(timedelta(hours=7), "ICT")  # Vietnam: the scheme's business day
@@ -52,6 +56,8 @@ MESSAGE_FIELDS = ("sender_bic", "msg_id", "body_sha256", "received_at")
 TABLES = ("transfers", "transitions", "returns", "messages")
 PAID = ("SETTLED", "RETURNED")  # states in which the creditor was paid
 WRITE_LINES = 2_000  # lines compressed at once
+MAX_LINE_BYTES = 8_192  # an archived row is well under 1 KB
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest's totals name a few hundred participants at most
 _LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -176,18 +182,23 @@ def _rows(db: sqlite3.Connection, bound_s: float) -> Iterator[tuple[str, dict[st
             yield table, row
 
 
+def _check_window(before: date, min_keep_days: int, today: date | None) -> None:
+    """RetentionRefused when the days before `before` reach into the online window."""
+    latest = (today or business_day(time.time())) + timedelta(days=1 - min_keep_days)
+    if before > latest:
+        raise RetentionRefused(
+            f"the days before {before} reach into the last {min_keep_days} days, in which "
+            f"the switch still answers for its transfers (duplicates, inquiries, returns); "
+            f"the latest day to archive before is {latest}")
+
+
 def archive(journal: Path, before: date, to: Path, min_keep_days: int = DEFAULT_KEEP_DAYS,
             today: date | None = None) -> dict[str, Any]:
     """Write the rows of the business days before `before` to `to` and its manifest, then
     verify them (`verify`); return the manifest. Raises NotAJournal for a file that is no
     journal, RetentionRefused when those days are not over or are within the online window,
     OSError when the archive cannot be written (an existing archive is never overwritten)."""
-    latest = (today or business_day(time.time())) + timedelta(days=1 - min_keep_days)
-    if before > latest:
-        raise RetentionRefused(
-            f"--before {before} would take some of the last {min_keep_days} days, in which "
-            f"the switch still answers for its transfers (duplicates, inquiries, returns); "
-            f"the latest it can be is {latest}")
+    _check_window(before, min_keep_days, today)
     for path in (to, manifest_path(to)):
         if path.exists():
             raise RetentionRefused(f"{path} exists already; an archive is never overwritten")
@@ -244,35 +255,97 @@ def read_manifest(archive_path: Path) -> dict[str, Any]:
     """The manifest beside an archive; RetentionRefused when it is missing or unreadable."""
     path = manifest_path(archive_path)
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise RetentionRefused(f"{path}: larger than any manifest")
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RetentionRefused(f"{archive_path}: no manifest {path.name} beside it") from None
+    except RecursionError:
+        raise RetentionRefused(f"{path}: not a readable manifest: nested too deep") from None
     except (OSError, ValueError) as error:
         raise RetentionRefused(f"{path}: not a readable manifest: {error}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    if not (isinstance(manifest, dict) and manifest.get("format") == FORMAT
+            and isinstance(manifest.get("sha256"), str)
+            and isinstance(manifest.get("journal"), str)
+            and isinstance(manifest.get("before"), str) and _is_day(manifest["before"])
+            and isinstance(manifest.get("rows"), dict)
+            and all(type(manifest["rows"].get(t)) is int for t in TABLES)):
         raise RetentionRefused(f"{path} is not a manifest of a journal archive ({FORMAT})")
     return manifest
 
 
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+_TEXT, _INT, _REAL = (str,), (int,), (int, float)
+_MAYBE = (type(None),)
+_SHAPES: dict[str, dict[str, tuple[type, ...]]] = {
+    "transfers": {"end_to_end_id": _TEXT, "tx_id": _TEXT, "msg_id": _TEXT,
+                  "debtor_bic": _TEXT, "creditor_bic": _TEXT, "amount_vnd": _INT,
+                  "state": _TEXT, "reason_code": _TEXT + _MAYBE, "reason_by": _TEXT + _MAYBE,
+                  "bulk": _INT, "received_at": _REAL, "final_at": _REAL + _MAYBE,
+                  "cycle_id": _INT + _MAYBE, "creditor_notice": _INT, "debtor_notice": _INT},
+    "transitions": {"seq": _INT, "end_to_end_id": _TEXT, "from_state": _TEXT + _MAYBE,
+                    "to_state": _TEXT, "reason_code": _TEXT + _MAYBE, "at": _REAL},
+    "returns": {"return_id": _TEXT, "end_to_end_id": _TEXT, "creditor_bic": _TEXT,
+                "debtor_bic": _TEXT, "amount_vnd": _INT, "reason_code": _TEXT,
+                "settled_at": _REAL, "cycle_id": _INT, "debtor_notice": _INT},
+    "messages": {"sender_bic": _TEXT, "msg_id": _TEXT, "body_sha256": _TEXT,
+                 "received_at": _REAL},
+}
+MAX_ARCHIVED_INT = 10**19  # past any journal's integer
+MAX_ARCHIVED_TEXT = 200  # past any id, BIC or reason code the journal holds
+
+
+def _well_formed(table: Any, row: Any) -> bool:
+    """Whether an archived line's row has its table's columns, each of its type: text short
+    and printable, numbers finite and within a journal's integers, states known."""
+    shape = _SHAPES.get(table) if isinstance(table, str) else None
+    if shape is None or not isinstance(row, dict) or row.keys() != shape.keys():
+        return False
+    for name, value in row.items():
+        if type(value) not in shape[name]:  # bool is no int here, nor a string a number
+            return False
+        if isinstance(value, str) and not (len(value) <= MAX_ARCHIVED_TEXT
+                                           and value.isprintable()):
+            return False
+        if isinstance(value, (int, float)) and not (
+                math.isfinite(value) and abs(value) < MAX_ARCHIVED_INT):
+            return False
+    states = [row[name] for name in ("state", "from_state", "to_state") if row.get(name)]
+    return all(state in TransferState.__members__ for state in states)
+
+
 def archived_rows(archive_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The rows of an archive, streamed: (table, row). RetentionRefused for a file that is not
-    an archive (not gzip, a line that is not a row)."""
+    """The rows of an archive, streamed: (table, row), each of its table's shape.
+    RetentionRefused for a file that is not an archive (not gzip, a line that is not JSON or
+    not a row of the journal's shape)."""
     if not archive_path.is_file():
         raise RetentionRefused(f"{archive_path}: no such file")
     try:
         with gzip.open(archive_path, "rb") as lines:
-            for number, line in enumerate(lines, 1):
+            # read no line past its bound: a file of one endless line stays out of memory
+            for number, line in enumerate(iter(lambda: lines.readline(MAX_LINE_BYTES + 1),
+                                               b""), 1):
+                if len(line) > MAX_LINE_BYTES:
+                    raise RetentionRefused(f"{archive_path}: line {number} is longer than any "
+                                           "archived row")
                 try:
                     item = json.loads(line)
-                    table, row = item["table"], item["row"]
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, RecursionError):
+                    item = None
+                table, row = (item.get("table"), item.get("row")) if isinstance(
+                    item, dict) else (None, None)
+                if not _well_formed(table, row):
                     raise RetentionRefused(f"{archive_path}: line {number} is not an archived "
-                                           "row") from None
-                if table not in TABLES or not isinstance(row, dict):
-                    raise RetentionRefused(f"{archive_path}: line {number} is not an archived "
-                                           "row")
+                                           "row of the journal")
                 yield table, row
-    except (OSError, EOFError, gzip.BadGzipFile) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise RetentionRefused(f"{archive_path}: not a readable archive: {error}") from None
 
 
@@ -289,11 +362,8 @@ def verify(archive_path: Path) -> dict[str, Any]:
         raise RetentionRefused(f"{archive_path}: its SHA-256 is not the manifest's: the file "
                                "changed since it was written")
     tally = Tally()
-    try:
-        for table, row in archived_rows(archive_path):
-            tally.add(table, row)
-    except (KeyError, TypeError) as error:
-        raise RetentionRefused(f"{archive_path}: a row lacks {error}") from None
+    for table, row in archived_rows(archive_path):
+        tally.add(table, row)
     counted = json.loads(json.dumps(tally.as_dict()))
     for key in ("rows", "by_state", "participants"):
         if counted[key] != manifest.get(key):
@@ -301,53 +371,93 @@ def verify(archive_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def drop(journal: Path, archive_path: Path, verified: dict[str, Any] | None = None
-         ) -> Dropped:
-    """Delete from the journal the rows an archive holds, after verifying the archive (unless
-    `verified`, the manifest `archive` has just verified, is given) and checking it is this
-    journal's: by primary key, DROP_BATCH a transaction, each only if it is still as
+def drop(journal: Path, archive_path: Path, verified: dict[str, Any] | None = None,
+         min_keep_days: int = DEFAULT_KEEP_DAYS, today: date | None = None) -> Dropped:
+    """Delete from the journal its rows of the business days before the archive's day, once
+    the archive holds every one of them as the journal does. The rows are chosen from the
+    journal, never from the archive (a forged archive can make nothing go that a true one
+    would not): those days are checked over and outside the online window as `archive`
+    checks them; the journal's rows of those days must each be in the archive, unchanged
+    (rows an earlier drop deleted may be in the archive alone); then transfers go
+    DROP_BATCH a transaction, each with its transitions and return, only when still as
     archived. Raises RetentionRefused or NotAJournal."""
     manifest = verified or verify(archive_path)
     if manifest["journal"] != str(journal.resolve()):
         raise RetentionRefused(f"{archive_path} is an archive of {manifest['journal']}, not of "
                                f"{journal.resolve()}")
+    before = date.fromisoformat(manifest["before"])
+    _check_window(before, min_keep_days, today)
+    bound_s = day_start_s(before)
     started = time.monotonic()
-    deletes = {
-        "transfers": ("DELETE FROM transfers WHERE end_to_end_id = ? AND state = ?"
-                      " AND coalesce(reason_code, '') = ?",
-                      lambda r: (r["end_to_end_id"], r["state"], r["reason_code"] or "")),
-        "transitions": ("DELETE FROM transitions WHERE seq = ? AND end_to_end_id = ?",
-                        lambda r: (r["seq"], r["end_to_end_id"])),
-        "returns": ("DELETE FROM returns WHERE creditor_bic = ? AND return_id = ?",
-                    lambda r: (r["creditor_bic"], r["return_id"])),
-        "messages": ("DELETE FROM messages WHERE sender_bic = ? AND msg_id = ?",
-                     lambda r: (r["sender_bic"], r["msg_id"])),
-    }
     deleted = dict.fromkeys(TABLES, 0)
     db = _open_writable(journal)
     try:
-        batch: dict[str, list[tuple[Any, ...]]] = {table: [] for table in TABLES}
-
-        def flush() -> None:
+        db.execute("BEGIN")  # one snapshot: the checks and the comparison agree
+        refusals = _refusals(db, bound_s)
+        if refusals:
+            raise RetentionRefused(f"the days before {before} are not over: "
+                                   + "; ".join(refusals))
+        _compare(_rows(db, bound_s), archived_rows(archive_path), archive_path)
+        db.execute("COMMIT")
+        transfers = (row for table, row in archived_rows(archive_path) if table == "transfers")
+        while batch := list(itertools.islice(transfers, DROP_BATCH)):
+            _drop_transfers(db, batch, bound_s, deleted)
+        messages = ((row["sender_bic"], row["msg_id"], row["received_at"], bound_s)
+                    for table, row in archived_rows(archive_path) if table == "messages")
+        while keys := list(itertools.islice(messages, DROP_BATCH)):
             db.execute("BEGIN IMMEDIATE")
-            try:
-                for table, keys in batch.items():
-                    if keys:
-                        deleted[table] += db.executemany(deletes[table][0], keys).rowcount
-                        keys.clear()
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            deleted["messages"] += db.executemany(
+                "DELETE FROM messages WHERE sender_bic = ? AND msg_id = ? AND received_at = ?"
+                " AND received_at < ?", keys).rowcount
             db.execute("COMMIT")
-
-        for taken, (table, row) in enumerate(archived_rows(archive_path), 1):
-            batch[table].append(deletes[table][1](row))
-            if taken % DROP_BATCH == 0:
-                flush()
-        flush()
     except sqlite3.Error as error:
         raise NotAJournal(f"{journal}: cannot delete from it: {error}") from None
     finally:
         db.close()
     kept = sum(manifest["rows"].values()) - sum(deleted.values())
     return Dropped(deleted, kept, time.monotonic() - started)
+
+
+def _compare(journal_rows: Iterator[tuple[str, dict[str, Any]]],
+             archive_rows: Iterator[tuple[str, dict[str, Any]]], archive_path: Path) -> None:
+    """RetentionRefused unless every journal row is in the archive, unchanged: both streams
+    are in the same order (`_rows`'), so the journal's must be a subsequence of the
+    archive's (an earlier drop may have taken some already)."""
+    for table, row in journal_rows:
+        for archived in archive_rows:
+            if archived == (table, row):
+                break
+        else:
+            raise RetentionRefused(
+                f"{archive_path} does not hold the journal's {table} row "
+                f"{_key_of(table, row)} as the journal does: refused, nothing dropped "
+                "(archive those days again)")
+
+
+def _key_of(table: str, row: dict[str, Any]) -> str:
+    keys = {"transfers": ("end_to_end_id",), "transitions": ("seq",),
+            "returns": ("creditor_bic", "return_id"), "messages": ("sender_bic", "msg_id")}
+    return "/".join(str(row[name]) for name in keys[table])[:80]
+
+
+def _drop_transfers(db: sqlite3.Connection, batch: list[dict[str, Any]], bound_s: float,
+                    deleted: dict[str, int]) -> None:
+    """One transaction: the batch's transfers still as archived, with their transitions and
+    returns (a transfer unchanged has none it had not when archived)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        ids = json.dumps([row["end_to_end_id"] for row in batch])
+        now = {values[0]: dict(zip(TRANSFER_FIELDS, values, strict=True)) for values in
+               db.execute(f"SELECT {', '.join(TRANSFER_FIELDS)} FROM transfers WHERE"
+                          " end_to_end_id IN (SELECT value FROM json_each(?1))"
+                          " AND received_at < ?2", (ids, bound_s))}
+        unchanged = json.dumps([row["end_to_end_id"] for row in batch
+                                if now.get(row["end_to_end_id"]) == row])
+        for table in ("transitions", "returns", "transfers"):
+            deleted[table] += db.execute(
+                f"DELETE FROM {table} WHERE end_to_end_id IN"
+                " (SELECT value FROM json_each(?1))", (unchanged,)).rowcount
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -352,12 +352,15 @@ def _add_retention(questions: Any) -> None:
     verify.set_defaults(handler=_retention, action=_verify)
     drop = questions.add_parser(
         "drop", help="drop from the journal the rows an archive holds",
-        description="Verify an archive, then delete from the journal it was made of every row "
-        "it holds that is still as archived, in batches a running switch hardly notices. "
+        description="Verify an archive, check that it holds every row the journal has of its "
+        "days, unchanged, and that those days are over and outside --keep-days; then delete "
+        "those rows from the journal, in batches a running switch hardly notices. "
         "The switch's all-time totals (GET /v1/admin/stats) do not change.")
     drop.add_argument("--file", type=Path, metavar="PATH", required=True,
                       help="the SQLite journal file the archive was made of")
     drop.add_argument("--archive", type=Path, metavar="FILE", required=True)
+    drop.add_argument("--keep-days", type=_days, default=retention.DEFAULT_KEEP_DAYS,
+                      metavar="N", help="as for archive: refused for days within the last N")
     drop.set_defaults(handler=_retention, action=_drop)
 
 
@@ -389,7 +392,7 @@ def _archive(args: argparse.Namespace) -> int:
           f"verified; manifest {retention.manifest_path(args.to)}\n"
           f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
     if args.drop:
-        _print_dropped(retention.drop(args.file, args.to, manifest))
+        _print_dropped(retention.drop(args.file, args.to, manifest, args.keep_days))
     return 0
 
 
@@ -401,7 +404,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    _print_dropped(retention.drop(args.file, args.archive))
+    _print_dropped(retention.drop(args.file, args.archive, min_keep_days=args.keep_days))
     return 0
 
 

@@ -4,6 +4,7 @@ journals; and the totals of one payout run's own transfers."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import time
 from datetime import timedelta
@@ -151,3 +152,124 @@ async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
         out.write(tampered)
     assert main(["journal", "verify", archive]) == 2
     assert "SHA-256 is not the manifest's" in capsys.readouterr().err
+
+
+def _forge(archive: Path, lines: list[bytes], **manifest_changes: Any) -> None:
+    """An archive of `lines` with a manifest that agrees with them, as anyone can compute
+    (a SHA-256 and tallies prove no origin)."""
+    manifest = retention.read_manifest(archive) if archive.exists() else {}
+    with gzip.open(archive, "wb") as out:
+        out.write(b"".join(line.rstrip(b"\n") + b"\n" for line in lines))
+    tally = retention.Tally()
+    for table, row in retention.archived_rows(archive):
+        tally.add(table, row)
+    manifest |= {"sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}
+    manifest |= json.loads(json.dumps(tally.as_dict())) | manifest_changes
+    retention.manifest_path(archive).write_text(json.dumps(manifest), encoding="utf-8")
+
+
+async def test_issue_24_attacker_2_a_forged_archive_drops_nothing_the_journal_keeps(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A drop chooses its rows from the journal: a forged archive (its manifest recomputed)
+    that lists a transfer settled today, or that leaves out or alters a row of the days it
+    names, is refused and nothing goes; the journal still knows the id as a duplicate."""
+    lab = await SwitchLab(tmp_path / "switch.sqlite").start()
+    try:
+        assert only_status(await pay(lab, transfer("E2E-TODAY", amount_vnd=5_000_000))) == (
+            TxStatus.SETTLED, None)
+        await until(lambda: not lab.switch.state.notifier.backlog())
+        await lab.admin("POST", "/v1/admin/settlement/close")
+        journal, archive = lab.journal_path, tmp_path / "forged.jsonl.gz"
+        tomorrow = str(retention.business_day(time.time()) + timedelta(days=1))
+        assert main(["journal", "archive", "--file", str(journal), "--before", tomorrow,
+                     "--to", str(archive), "--keep-days", "0"]) == 0
+        capsys.readouterr()
+        with gzip.open(archive, "rb") as lines:
+            true_lines = lines.readlines()
+        drop = ["journal", "drop", "--file", str(journal), "--archive", str(archive)]
+        assert main(drop) == 2  # the default window keeps today whatever the archive says
+        assert "reach into the last 35 days" in capsys.readouterr().err
+        altered = [line.replace(b"5000000", b"5000001") for line in true_lines]
+        for forged in (true_lines[1:], altered):
+            _forge(archive, forged)
+            assert main(["journal", "verify", str(archive)]) == 0
+            assert main([*drop, "--keep-days", "0"]) == 2
+            assert "does not hold the journal's transfers row E2E-TODAY" in (
+                capsys.readouterr().err)
+        _forge(archive, true_lines, before="2026-01-01")  # the attacker's: an old day named
+        assert main([*drop, "--keep-days", "0"]) == 0
+        assert "dropped 0 transfers, 0 transitions, 0 returns, 0 messages" in (
+            capsys.readouterr().out)
+        status, kept = await lab.admin("GET", "/v1/admin/transfers/E2E-TODAY")
+        assert status == 200 and isinstance(kept, dict) and kept["state"] == "SETTLED"
+        assert len(kept["history"]) == 2
+        again = await pay(lab, transfer("E2E-TODAY", amount_vnd=5_000_000))
+        assert only_status(again) == (TxStatus.REJECTED, reasons.DUPLICATE)
+    finally:
+        await lab.stop()
+
+
+GOOD_TRANSFER = {"end_to_end_id": "E2E-1", "tx_id": "TX1", "msg_id": "M1",
+                 "debtor_bic": TREASURY, "creditor_bic": BANK_A, "amount_vnd": 1_000,
+                 "state": "SETTLED", "reason_code": None, "reason_by": None, "bulk": 1,
+                 "received_at": 1.5e9, "final_at": 1.5e9, "cycle_id": 1,
+                 "creditor_notice": 2, "debtor_notice": 2}
+
+
+@pytest.mark.parametrize("line", [
+    json.dumps({"table": "transfers", "row": {k: v for k, v in GOOD_TRANSFER.items()
+                                              if k != "tx_id"}}).encode(),
+    json.dumps({"table": "transfers", "row": GOOD_TRANSFER | {"received_at": "x"}}).encode(),
+    json.dumps({"table": "transfers", "row": GOOD_TRANSFER | {"received_at": 1e300}}).encode(),
+    json.dumps({"table": "transfers", "row": GOOD_TRANSFER | {"amount_vnd": 10**30}}).encode(),
+    b'{"table": "transfers", "row": ' + json.dumps(GOOD_TRANSFER).encode()[:-1]
+    + b', "final_at": NaN}',
+    json.dumps({"table": "transfers", "row": GOOD_TRANSFER | {"state": "PAID"}}).encode(),
+    json.dumps({"table": "transfers", "row": GOOD_TRANSFER | {
+        "debtor_bic": "\x1b]0;owned\x07"}}).encode(),
+    b"[" * 100_000 + b"]" * 100_000,
+    b"not json",
+], ids=["missing-column", "text-time", "huge-time", "huge-amount", "nan", "unknown-state",
+        "terminal-escape", "deep-nesting", "not-json"])
+def test_issue_24_attacker_5_a_hostile_archive_is_one_sentence_and_exit_2(
+        line: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "hostile.jsonl.gz"
+    retention.manifest_path(archive).write_text(json.dumps({
+        "format": retention.FORMAT, "journal": "/j", "before": "2026-01-01",
+        "rows": dict.fromkeys(retention.TABLES, 0), "sha256": "0"}), encoding="utf-8")
+    with gzip.open(archive, "wb") as out:
+        out.write(line + b"\n")
+    for command in (["show", "E2E-1", "--archive", str(archive)],
+                    ["participant", BANK_A, "--archive", str(archive)],
+                    ["in-flight", "--archive", str(archive)]):
+        assert main(["journal", *command]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and ": line 1 is " in err
+        assert "\x1b" not in err
+    assert main(["journal", "verify", str(archive)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_issue_24_attacker_5_a_hostile_manifest_is_one_sentence_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "a.jsonl.gz"
+    with gzip.open(archive, "wb") as out:
+        out.write(json.dumps({"table": "transfers", "row": GOOD_TRANSFER}).encode() + b"\n")
+    for manifest in ("[" * 100_000, json.dumps({"format": retention.FORMAT, "rows": 7}),
+                     json.dumps({"format": retention.FORMAT, "journal": "/j", "before": "x",
+                                 "rows": {}, "sha256": "0"})):
+        retention.manifest_path(archive).write_text(manifest, encoding="utf-8")
+        assert main(["journal", "verify", str(archive)]) == 2
+        assert main(["journal", "show", "E2E-1", "--archive", str(archive)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 2 and "not a" in err and "manifest" in err
+
+
+async def test_issue_24_attacker_4_hostile_totals_requests_are_400_or_413(
+        lab: SwitchLab) -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000,
+                 json.dumps({"debtor": TREASURY, "end_to_end_ids": ["E2E\x1b[2J"]}).encode()):
+        status, text = await lab.admin("POST", "/v1/admin/totals", data=body)
+        assert status == 400, text
+    status, _ = await lab.admin("POST", "/v1/admin/totals", data=b" " * 2_000_000)
+    assert status == 413
