@@ -120,16 +120,19 @@ class BankConfig(SwitchKeys):
     behaviour: Behaviour = Field(default_factory=Behaviour)
 
 
-def wholly_accepted(report: PaymentStatusReport) -> PaymentStatusReport:
-    """The answer to a pacs.008 of several transactions that are all accepted, as ISO 20022
-    allows it: OrgnlGrpInfAndSts/GrpSts ACCP and no TxInfAndSts (a bulk forward of 1,000 is
-    then one short message to write and to read, not 1,000 items); any other answer as it is.
-    Only in the HTTP answer: a posted answer may reach a switch process that did not send the
-    forward and cannot name its transfers by its MsgId."""
+def short_answer(report: PaymentStatusReport) -> PaymentStatusReport:
+    """The answer to a pacs.008 of several transactions as ISO 20022 allows it (the EPC
+    rulebook's pacs.002): the refused transactions only, under GrpSts PART, or GrpSts ACCP
+    and no items when all are accepted; a forward of 1,000 is then a short message to write
+    and to read, not 1,000 items. One transaction, or none accepted: the report as it is.
+    Only in the HTTP answer: a posted answer may reach a switch process that did not send
+    the forward and cannot name its transfers by its MsgId."""
     items = report.transactions
-    if len(items) < 2 or any(item.status is not TxStatus.ACCEPTED for item in items):
+    refused = [item for item in items if item.status is not TxStatus.ACCEPTED]
+    if len(items) < 2 or len(refused) == len(items):
         return report
-    return replace(report, group_status=TxStatus.ACCEPTED, transactions=[])
+    return replace(report, transactions=refused, group_status=(
+        TxStatus.PARTIALLY_ACCEPTED if refused else TxStatus.ACCEPTED))
 
 
 class Bank:
@@ -311,7 +314,7 @@ class Bank:
                         self.pending_sends)
         await asyncio.sleep(delay_s)
         self.metrics.answers.labels(RESPONSE).inc()
-        return self.xml_answer(request, wholly_accepted(report),
+        return self.xml_answer(request, short_answer(report),
                                "bulk_answer" if len(message.transactions) > 1
                                else "instant_answer")
 

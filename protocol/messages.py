@@ -39,6 +39,9 @@ class TxStatus(StrEnum):
     ACCEPTED = "ACCP"  # creditor agent accepts, awaiting settlement
     SETTLED = "ACSC"  # settled: the creditor may credit its customer
     REJECTED = "RJCT"
+    # GrpSts only (ExternalPaymentGroupStatus1Code): some transactions accepted, the others
+    # named in the report's items; a transaction the report does not name is accepted.
+    PARTIALLY_ACCEPTED = "PART"
     PENDING = "PDNG"
     RECEIVED = "RCVD"
 
@@ -254,13 +257,18 @@ class BusinessMessage:
 def answer_per_transaction(answer: PaymentStatusReport, message: CreditTransferMessage
                            ) -> dict[str, TransactionStatus]:
     """What a creditor's pacs.002 says of each transaction of the pacs.008 it answers, by
-    end-to-end id: its TxInfAndSts items, or, when it has none and its GrpSts is ACCP or RJCT
-    for that message (ISO 20022: the status of every transaction of the original message),
-    that status for each of the message's transactions."""
-    if (answer.transactions or answer.original_msg_id != message.msg_id
-            or answer.group_status not in (TxStatus.ACCEPTED, TxStatus.REJECTED)):
-        return {item.original_end_to_end_id: item for item in answer.transactions}
-    return {tx.end_to_end_id: TransactionStatus(
-        original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id,
-        status=answer.group_status, reason_code=answer.group_reason_code)
+    end-to-end id: its TxInfAndSts items; and for a report on that message whose GrpSts is
+    PART, or ACCP or RJCT with no items (ISO 20022: the group status is that of every
+    transaction the items do not name), that status (ACCP for PART) for each of the
+    message's other transactions."""
+    stated = {item.original_end_to_end_id: item for item in answer.transactions}
+    status = answer.group_status
+    if answer.original_msg_id != message.msg_id or not (
+            status is TxStatus.PARTIALLY_ACCEPTED or (
+                status in (TxStatus.ACCEPTED, TxStatus.REJECTED) and not stated)):
+        return stated
+    rest = TxStatus.REJECTED if status is TxStatus.REJECTED else TxStatus.ACCEPTED
+    return {tx.end_to_end_id: stated.get(tx.end_to_end_id) or TransactionStatus(
+        original_end_to_end_id=tx.end_to_end_id, original_tx_id=tx.tx_id, status=rest,
+        reason_code=answer.group_reason_code if rest is TxStatus.REJECTED else None)
         for tx in message.transactions}

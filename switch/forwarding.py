@@ -3,9 +3,9 @@
 Bulk transfers are split per creditor into pacs.008s of up to `forward_batch_size`; instant
 transfers to one creditor arriving within `forward_linger_ms` share one pacs.008 (as Kafka's
 linger.ms), each keeping its own answer. The creditor answers ACCP or RJCT per transaction, or
-for the whole forward with a group status and no items, in the HTTP answer or later by its own
-pacs.002; whatever has no answer at the deadline is
-rejected AB05, and an unreachable creditor AB08 (its breaker then opens).
+with a group status for the transactions its items do not name, in the HTTP answer or later
+by its own pacs.002; whatever has no answer at the deadline is rejected AB05, and an
+unreachable creditor AB08 (its breaker then opens).
 
 With a journal shared by several switch processes, a creditor may post its answer to any of
 them: the process that forwarded the transfer judges it as above; another one hands it to the
@@ -188,9 +188,11 @@ class Forwarding:
         does not await is put there instead, for the journal to judge.
         """
         taken = refused = 0
+        named = set()  # keys the items name, taken or not: a group status is for the others
         for item in report.transactions:
             key = key_named(item.original_end_to_end_id, item.original_tx_id,
                             self.state.participants)
+            named.add(key)
             batch = self.awaiting.get(key)
             if item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED):
                 refused += 1
@@ -212,31 +214,35 @@ class Forwarding:
             taken += 1
             if len(batch.answers) == len(batch.transfers):
                 batch.answered.set()
-        if not report.transactions and report.group_status in (TxStatus.ACCEPTED,
-                                                               TxStatus.REJECTED):
-            grouped = self._take_group_status(creditor_bic, report)
+        if report.group_status is TxStatus.PARTIALLY_ACCEPTED or (
+                not report.transactions
+                and report.group_status in (TxStatus.ACCEPTED, TxStatus.REJECTED)):
+            grouped = self._take_group_status(creditor_bic, report, named)
             taken += grouped
-            refused += not grouped
+            refused += not grouped and not named  # a group status that names nothing
         self.refused_answers += refused
         self.state.events.answered.fire(creditor_bic=creditor_bic, taken=taken, refused=refused)
         return taken, refused
 
-    def _take_group_status(self, creditor_bic: str, report: PaymentStatusReport) -> int:
-        """A pacs.002 without TxInfAndSts whose OrgnlGrpInfAndSts/GrpSts is ACCP or RJCT: by
-        ISO 20022 the status of every transaction of the original message (OrgnlMsgId), here
-        a forward this process awaits from this creditor. Taken for each of its transfers not
+    def _take_group_status(self, creditor_bic: str, report: PaymentStatusReport,
+                           named: set[str]) -> int:
+        """The OrgnlGrpInfAndSts/GrpSts of a pacs.002 on a forward this process awaits from
+        this creditor (OrgnlMsgId): by ISO 20022 the status of every transaction of it that
+        the items do not name: ACCP with no items, PART (the refused ones named, as in the EPC
+        rulebook's pacs.002), RJCT with no items (its reason). Taken for each such transfer not
         yet answered; returns how many (0: refused, as for an item: another creditor's
         forward, one no longer awaited, or one already wholly answered). A forward another
         process sent (a shared journal) cannot be named by its MsgId here: refused."""
         batch = self.forwards.get(report.original_msg_id)
         if batch is None or batch.creditor_bic != creditor_bic:
             return 0
-        answer = ((TxStatus.ACCEPTED, None) if report.group_status is TxStatus.ACCEPTED
-                  else (TxStatus.REJECTED, report.group_reason_code or reasons.NOT_SPECIFIED))
-        unanswered = [key for key in batch.transfers if key not in batch.answers]
+        answer = ((TxStatus.REJECTED, report.group_reason_code or reasons.NOT_SPECIFIED)
+                  if report.group_status is TxStatus.REJECTED else (TxStatus.ACCEPTED, None))
+        unanswered = [key for key in batch.transfers
+                      if key not in batch.answers and key not in named]
         for key in unanswered:
             batch.answers[key] = answer
-        if unanswered:
+        if len(batch.answers) == len(batch.transfers):
             batch.answered.set()
         return len(unanswered)
 

@@ -291,18 +291,23 @@ async def test_a_message_for_another_participant_or_of_another_kind_is_refused(
     assert reply.status == 400 and "FF01" in reply.text and "pacs.028" in reply.text
 
 
-async def test_issue_28_a_wholly_accepted_file_is_answered_with_one_group_status(
-        lab: Lab) -> None:
-    """ISO 20022's short answer: GrpSts ACCP and no items when every transaction is accepted;
-    one refusal and the answer goes item by item."""
+async def test_issue_28_a_file_is_answered_with_its_refusals_only(lab: Lab) -> None:
+    """ISO 20022's short answer (the EPC rulebook's pacs.002): GrpSts ACCP and no items when
+    every transaction is accepted, GrpSts PART and the refused ones only otherwise."""
     reply = await lab.switch.send(pacs008(transfer(1, MAI), transfer(2, BINH)))
     assert reply.status == 200 and reply.message is not None
     report = reply.message.document
     assert (report.group_status, report.transactions) == (TxStatus.ACCEPTED, [])
     assert lab.bank.ledger.totals().held == 2
-    assert await lab.offer(transfer(3, MAI), transfer(4, CLOSED)) == {
-        "KBNN20261120000000003": (TxStatus.ACCEPTED, None),
-        "KBNN20261120000000004": (TxStatus.REJECTED, "AC04")}
+    reply = await lab.switch.send(pacs008(transfer(3, MAI), transfer(4, CLOSED)))
+    assert reply.status == 200 and reply.message is not None
+    report = reply.message.document
+    assert report.group_status is TxStatus.PARTIALLY_ACCEPTED
+    assert [(i.original_end_to_end_id, i.status, i.reason_code) for i in report.transactions
+            ] == [("KBNN20261120000000004", TxStatus.REJECTED, "AC04")]
+    assert await lab.offer(transfer(5, BINH), transfer(6, BLOCKED)) == {
+        "KBNN20261120000000005": (TxStatus.ACCEPTED, None),
+        "KBNN20261120000000006": (TxStatus.REJECTED, "AC06")}
 
 
 async def test_async_mode_posts_its_answers_to_the_switch(lab: Lab) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from banks.bank import short_answer
 from protocol import codec, reasons, signing
 from protocol.codec import new_id
 from protocol.http import wrap
@@ -34,6 +36,7 @@ from tests.harness import (
     SWITCH_BIC,
     TREASURY,
     Answer,
+    ScriptedParticipant,
     SwitchLab,
     credit_transfers,
     journal_state,
@@ -440,12 +443,42 @@ async def test_issue_28_a_creditor_answers_a_whole_forward_with_one_group_status
     assert await journal_state(lab, "E2E-GRP-1") == ("REJECTED", "AC04")
 
 
+async def test_issue_28_a_part_group_status_names_only_the_refused_transfers(
+        lab: SwitchLab) -> None:
+    """GrpSts PART with items for the refused transfers only (the mock banks' answer to a file
+    with some refusals, as the EPC rulebook's pacs.002): the transfers it does not name are
+    accepted; one it names is rejected with its reason, and one whose item the switch refuses
+    (PDNG is no answer) is not accepted either: PART never accepts a transfer it names."""
+    creditor = lab.participants[BANK_A]
+    creditor.decide = lambda tx: Answer("RJCT", "AC01") if tx.end_to_end_id.endswith(
+        "1") else Answer()
+    plain = ScriptedParticipant.answer
+
+    def part(document: CreditTransferMessage, answers: object = None) -> PaymentStatusReport:
+        report = short_answer(plain(creditor, document))
+        assert report.group_status is TxStatus.PARTIALLY_ACCEPTED
+        return replace(report, transactions=[replace(item, status=TxStatus.PENDING)
+                                             if item.original_end_to_end_id == "E2E-PART-21"
+                                             else item for item in report.transactions])
+    creditor.answer = part  # type: ignore[method-assign]
+    ids = ["E2E-PART-0", "E2E-PART-1", "E2E-PART-2", "E2E-PART-21"]
+    assert (await pay(lab, *(transfer(e2e) for e2e in ids), msg_id="PART-1")).status == 202
+    treasury = lab.participants[TREASURY]
+    await until(lambda: len(treasury.statuses()) >= 4)
+    outcome = {s.original_end_to_end_id: (s.status, s.reason_code) for s in treasury.statuses()}
+    assert outcome == {"E2E-PART-0": (TxStatus.SETTLED, None),
+                       "E2E-PART-1": (TxStatus.REJECTED, "AC01"),
+                       "E2E-PART-2": (TxStatus.SETTLED, None),
+                       "E2E-PART-21": (TxStatus.REJECTED, reasons.TIMEOUT_CREDITOR_AGENT)}
+
+
 async def test_issue_28_a_group_status_for_another_creditors_forward_is_refused(
         lab: SwitchLab) -> None:
     creditor = lab.participants[BANK_A]
     creditor.answer_async, creditor.delay_s = True, DEADLINE_S * 0.6
     task = asyncio.ensure_future(pay(lab, transfer("E2E-GW1"), transfer("E2E-GW2")))
-    await until(lambda: "E2E-GW1" in lab.switch.forwarding.awaiting)
+    await until(lambda: any(isinstance(m.document, CreditTransferMessage)
+                            for m in creditor.received))
     forward = next(m.document for m in creditor.received
                    if isinstance(m.document, CreditTransferMessage))
     impostor = await lab.peer(BANK_B).send(group_answer(TxStatus.REJECTED, "AC04")(forward))
