@@ -120,16 +120,21 @@ class BankConfig(SwitchKeys):
     behaviour: Behaviour = Field(default_factory=Behaviour)
 
 
-def short_answer(report: PaymentStatusReport) -> PaymentStatusReport:
+def short_answer(report: PaymentStatusReport, message: CreditTransferMessage
+                 ) -> PaymentStatusReport:
     """The answer to a pacs.008 of several transactions as ISO 20022 allows it (the EPC
     rulebook's pacs.002): the refused transactions only, under GrpSts PART, or GrpSts ACCP
     and no items when all are accepted; a forward of 1,000 is then a short message to write
     and to read, not 1,000 items. One transaction, or none accepted: the report as it is.
     Only in the HTTP answer: a posted answer may reach a switch process that did not send
-    the forward and cannot name its transfers by its MsgId."""
+    the forward and cannot name its transfers by its MsgId. Only for a report that answers
+    each of the message's transactions once: a faulty bank's answer (an id twice, one
+    missing) is sent as it is, for the switch and the conformance suite to see."""
     items = report.transactions
     refused = [item for item in items if item.status is not TxStatus.ACCEPTED]
-    if len(items) < 2 or len(refused) == len(items):
+    if len(items) < 2 or len(refused) == len(items) or (
+            [item.original_end_to_end_id for item in items]
+            != [tx.end_to_end_id for tx in message.transactions]):
         return report
     return replace(report, transactions=refused, group_status=(
         TxStatus.PARTIALLY_ACCEPTED if refused else TxStatus.ACCEPTED))
@@ -314,7 +319,7 @@ class Bank:
                         self.pending_sends)
         await asyncio.sleep(delay_s)
         self.metrics.answers.labels(RESPONSE).inc()
-        return self.xml_answer(request, short_answer(report),
+        return self.xml_answer(request, short_answer(report, message),
                                "bulk_answer" if len(message.transactions) > 1
                                else "instant_answer")
 

@@ -32,6 +32,7 @@ from protocol.messages import (
     TxStatus,
     VerificationReport,
     VerificationRequest,
+    answer_per_transaction,
 )
 
 MASK = re.compile(r"^[A-Z]\**( [A-Z]\**)*$")  # protocol/names.py's mask: "N***** T** R*"
@@ -155,7 +156,10 @@ class Rules:
         if not isinstance(document, PaymentStatusReport):
             return f"the bank answered with a {message.header.msg_def_id}, not a pacs.002"
         answered = [item.original_end_to_end_id for item in document.transactions]
-        if e2e in answered:
+        request = decoded_or_none(exchange.request_body)
+        if e2e in answered or (request is not None and isinstance(
+                request.document, CreditTransferMessage) and e2e in answer_per_transaction(
+                document, request.document)):  # a group status for the ones not named
             return None
         twice = sorted({e for e in answered if answered.count(e) > 1})
         return (f"the bank's pacs.002 does not answer {e2e}"
@@ -238,7 +242,7 @@ class Rules:
                 found.append(f"answers end-to-end ids it was not sent ({', '.join(strangers[:3])})")
             if len(set(answered)) != len(answered):
                 found.append("answers one end-to-end id twice")
-            missing = len(set(sent) - set(answered))
+            missing = len(set(sent) - set(answer_per_transaction(report, request)))
             if missing:
                 found.append(f"leaves {missing:,} of the {len(sent):,} transactions unanswered")
             wrong_tx = [i.original_end_to_end_id for i in report.transactions

@@ -198,8 +198,9 @@ D = TypeVar("D", bound=Document)
 # is read field by field instead, so crafted text can never forge a field or a record.
 _FIELD, _RECORD = "\ue000", "\ue001"
 # A message of at most this many items is read by a walk planned for its shape, not the
-# libxslt pass, whose fixed cost (~20 µs) is most of the reading of an instant transfer.
-MAX_WALKED_ITEMS = 1
+# libxslt pass, whose fixed cost (~20 µs) is most of the reading of an instant transfer and
+# of a creditor's answer to a few coalesced forwards (at 8 items the two cost the same).
+MAX_WALKED_ITEMS = 4
 MAX_SHAPES = 64  # planned shapes kept per message definition; past them, the libxslt pass
 MAX_WALKED_ELEMENTS = 256  # a one-transaction pacs.008 has ~60; a shape is a key of this size
 _NAME = re.compile(r"(?<![@\w])(?=[A-Z])")  # where an ISO 20022 element name starts

@@ -455,7 +455,7 @@ async def test_issue_28_a_part_group_status_names_only_the_refused_transfers(
     plain = ScriptedParticipant.answer
 
     def part(document: CreditTransferMessage, answers: object = None) -> PaymentStatusReport:
-        report = short_answer(plain(creditor, document))
+        report = short_answer(plain(creditor, document), document)
         assert report.group_status is TxStatus.PARTIALLY_ACCEPTED
         return replace(report, transactions=[replace(item, status=TxStatus.PENDING)
                                              if item.original_end_to_end_id == "E2E-PART-21"

@@ -25,6 +25,8 @@ from protocol.codec.base import BY_NAMESPACE
 from protocol.codec.pacs008 import CreditTransferV08
 from protocol.messages import CreditTransferMessage
 from tests.factories import (
+    SWITCH,
+    TREASURY,
     as_received,
     credit_transfer,
     credit_transfers,
@@ -353,13 +355,19 @@ _SHAPED = {  # a one-transaction pacs.008 as senders may write it, each read bot
         "<GrpHdr>", '<GrpHdr><MsgId xmlns="urn:other">FAKE</MsgId>'),
     "no transaction": re.sub("<CdtTrfTxInf>.*</CdtTrfTxInf>", "", _ONE),
     "an empty field": re.sub("<EndToEndId>[^<]*</EndToEndId>", "<EndToEndId/>", _ONE),
+    "three transactions, one without its optional fields": encode(message(credit_transfers(
+        transactions=[credit_transfer(0), credit_transfer(1, debtor_name="", tx_id="",
+                                                          remittance_info=None),
+                      credit_transfer(2)]))).decode(),
+    "four statuses": encode(message(status_report(4), SWITCH, TREASURY)).decode(),
 }
 
 
 @pytest.mark.parametrize("name", list(_SHAPED))
 def test_issue28_the_walk_reads_what_the_libxslt_pass_reads(name: str, monkeypatch) -> None:
-    """A one-item message is read by walking its elements with a plan made once for its shape;
-    whatever the sender wrote, the values (and so every refusal) are the libxslt pass's."""
+    """A message of a few items is read by walking its elements with a plan made once for its
+    shape; whatever the sender wrote, the values (and so every refusal) are the libxslt
+    pass's."""
     from protocol import codec as codec_package
     from protocol.codec import base
 
