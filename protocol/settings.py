@@ -95,8 +95,13 @@ def describe(path: Path | None, node: yaml.Node | None, error: pydantic.Validati
         where = "" if path is None else f"{path}:{line_of(node, location)}: "
         message = problem["msg"]
         if problem["type"] == "extra_forbidden" and location and known:
-            close = difflib.get_close_matches(str(location[-1]), known, n=1, cutoff=0.75)
-            message = f"not a known key{f' (did you mean {close[0]}?)' if close else ''}"
+            key = str(location[-1])
+            close = difflib.get_close_matches(key, set(known) - {key}, n=1, cutoff=0.75)
+            if key in known:  # spelt right, in the wrong section
+                message = ("not a key of this section (it is one of another: check the"
+                           " section it is in and its indentation)")
+            else:
+                message = f"not a known key{f' (did you mean {close[0]}?)' if close else ''}"
         lines.append(f"{where}{field}: {message}")
     more = error.error_count() - MAX_ERRORS_SHOWN
     if more > 0:

@@ -178,6 +178,19 @@ def test_a_misspelt_key_gets_the_closest_valid_one_on_one_line(tmp_path: Path) -
                                 "key (did you mean late_reply_rate?)")
 
 
+def test_a_key_of_another_section_is_not_suggested_as_itself(tmp_path: Path) -> None:
+    """A new user's finding: `name_mismatch` under a participant said "not a known key (did
+    you mean name_mismatch?)"; it is a key of the population section."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad-one\nparticipants:\n  ICBVVNVX:\n    name_mismatch: 0.5\n",
+                   encoding="utf-8")
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(bad)
+    assert str(error.value) == (f"{bad}:4: participants.ICBVVNVX.name_mismatch: not a key of "
+                                "this section (it is one of another: check the section it is"
+                                " in and its indentation)")
+
+
 def test_a_missing_extends_target_names_the_line_and_the_shipped_scenarios(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """It said "/tmp/no-such: cannot read: No such file or directory" on a second line."""
