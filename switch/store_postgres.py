@@ -601,12 +601,15 @@ END $$;
 
 # Totals kept as counters (issue #24), as in SQLite's journal (switch/store.py says why):
 # statement triggers with transition tables, one upsert per statement for all its rows, in
-# the transaction of the write. Each writer connection adds to its own slot (its backend pid
-# modulo 64), so that the processes' writers do not queue on one hot row; a read
-# sums the slots. No trigger on DELETE or on a dropped partition: all-time totals stay.
+# the transaction of the write. Each writer connection adds to its own slot, its backend
+# pid, which no other live connection has (a pid modulo 64 could put two processes' writers
+# on one row, held from their write to their COMMIT: the cross-process lock the escrow slices
+# removed); a read sums the slots, and each start folds the slots of backends gone into
+# slot 0, so the rows stay as many as the live writers. No trigger on DELETE or on a dropped
+# partition: all-time totals stay.
 COUNTERS = """
 CREATE TABLE IF NOT EXISTS transfer_totals (
-    slot SMALLINT NOT NULL,
+    slot INTEGER NOT NULL,
     state TEXT NOT NULL,
     reason_code TEXT NOT NULL,
     count BIGINT NOT NULL,
@@ -615,7 +618,7 @@ CREATE TABLE IF NOT EXISTS transfer_totals (
     PRIMARY KEY (slot, state, reason_code)
 ) WITH (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS return_totals (
-    slot SMALLINT PRIMARY KEY,
+    slot INTEGER PRIMARY KEY,
     count BIGINT NOT NULL,
     amount_high BIGINT NOT NULL,
     amount_low BIGINT NOT NULL
@@ -624,7 +627,7 @@ CREATE OR REPLACE FUNCTION switch_count_transfers() RETURNS trigger LANGUAGE plp
 BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO transfer_totals AS t
-        SELECT pg_backend_pid() % 64, state, coalesce(reason_code, ''), count(*),
+        SELECT pg_backend_pid(), state, coalesce(reason_code, ''), count(*),
                sum(amount_vnd / 1000000000), sum(amount_vnd % 1000000000)
         FROM new_rows GROUP BY 2, 3
         ON CONFLICT (slot, state, reason_code) DO UPDATE SET count = t.count + excluded.count,
@@ -632,7 +635,7 @@ BEGIN
             amount_low = t.amount_low + excluded.amount_low;
     ELSE
         INSERT INTO transfer_totals AS t
-        SELECT pg_backend_pid() % 64, state, reason, sum(n), sum(high), sum(low) FROM (
+        SELECT pg_backend_pid(), state, reason, sum(n), sum(high), sum(low) FROM (
             SELECT state, coalesce(reason_code, '') AS reason, 1 AS n,
                    amount_vnd / 1000000000 AS high, amount_vnd % 1000000000 AS low
             FROM new_rows
@@ -649,7 +652,7 @@ END $$;
 CREATE OR REPLACE FUNCTION switch_count_returns() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO return_totals AS t
-    SELECT pg_backend_pid() % 64, count(*), sum(amount_vnd / 1000000000),
+    SELECT pg_backend_pid(), count(*), sum(amount_vnd / 1000000000),
            sum(amount_vnd % 1000000000) FROM new_rows HAVING count(*) > 0
     ON CONFLICT (slot) DO UPDATE SET count = t.count + excluded.count,
         amount_high = t.amount_high + excluded.amount_high,
@@ -665,6 +668,23 @@ INSERT INTO return_totals
 SELECT 0, count(*), coalesce(sum(amount_vnd / 1000000000), 0),
        coalesce(sum(amount_vnd % 1000000000), 0)
 FROM returns WHERE NOT EXISTS (SELECT 1 FROM return_totals) HAVING count(*) > 0;
+-- The slots of backends gone, folded into slot 0 (a concurrent start's DELETE finds them
+-- gone: each row is folded once).
+WITH gone AS (DELETE FROM transfer_totals WHERE slot <> 0
+              AND slot NOT IN (SELECT pid FROM pg_stat_activity) RETURNING *)
+INSERT INTO transfer_totals AS t
+SELECT 0, state, reason_code, sum(count), sum(amount_high), sum(amount_low) FROM gone
+GROUP BY 2, 3
+ON CONFLICT (slot, state, reason_code) DO UPDATE SET count = t.count + excluded.count,
+    amount_high = t.amount_high + excluded.amount_high,
+    amount_low = t.amount_low + excluded.amount_low;
+WITH gone AS (DELETE FROM return_totals WHERE slot <> 0
+              AND slot NOT IN (SELECT pid FROM pg_stat_activity) RETURNING *)
+INSERT INTO return_totals AS t
+SELECT 0, sum(count), sum(amount_high), sum(amount_low) FROM gone HAVING count(*) > 0
+ON CONFLICT (slot) DO UPDATE SET count = t.count + excluded.count,
+    amount_high = t.amount_high + excluded.amount_high,
+    amount_low = t.amount_low + excluded.amount_low;
 CREATE OR REPLACE TRIGGER transfers_counted AFTER INSERT ON transfers
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
     EXECUTE FUNCTION switch_count_transfers();
