@@ -36,7 +36,7 @@ from banks.payout import (
     Verdict,
     shared_verdict,
 )
-from banks.verification import UNANSWERED, answered, verify_payments
+from banks.verification import UNANSWERED, SwitchNotReached, answered, verify_payments
 from protocol import reasons
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
@@ -75,7 +75,7 @@ REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
 
-class TreasuryError(Exception):
+class TreasuryError(SwitchNotReached):
     """The switch refuses the treasury itself (credentials): no retry can help."""
 
 

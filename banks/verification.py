@@ -37,6 +37,13 @@ UNANSWERED: Final = frozenset({reasons.TIMEOUT_CREDITOR_AGENT,
 MAX_BACKOFF_S: Final = 5.0
 
 
+class SwitchNotReached(Exception):
+    """The switch itself could not be asked: it refuses the treasury (HTTP 401/403: a wrong
+    key or BIC, which no retry heals), or could not be reached (refused connection, timeout,
+    5xx, an unreadable answer) after every try. The treasury's own failure, not the creditor
+    agent's (AB08 is the switch's word that the creditor's participant is offline)."""
+
+
 def answered(result: VerificationResult | None) -> bool:
     """Whether a verification result is the holder's participant's word (yes or no)."""
     return result is not None and (result.verified or result.reason_code not in UNANSWERED)
@@ -56,22 +63,34 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
                           ) -> dict[str, VerificationResult]:
     """Ask the switch about each payment (acmt.023, MAX_ITEMS_PER_REQUEST at a time, at most
     `concurrency` requests at once); returns a result per end-to-end id. Payments whose
-    holder could not be asked after `attempts` tries carry AB05/AB08 (see `answered`)."""
+    holder's participant the switch could not ask after `attempts` tries carry its AB05/AB08
+    (see `answered`). Raises SwitchNotReached at once for a 401/403, and when the switch
+    itself gave no answer to a request after `attempts` tries."""
     results: dict[str, VerificationResult] = {}
+    failures: dict[int, str] = {}  # id() of a chunk -> why the switch gave no answer
     chunks: Iterator[list[Payment]] = (payments[i:i + MAX_ITEMS_PER_REQUEST]
                                        for i in range(0, len(payments), MAX_ITEMS_PER_REQUEST))
 
     async def ask(chunk: list[Payment]) -> bool:
+        failures.pop(id(chunk), None)
         pending = [p for p in chunk if not answered(results.get(p.end_to_end_id))]
         request = VerificationRequest(
             msg_id=new_id("KBV"), created_at=datetime.now(UTC), assigner_bic=peer.own_bic,
             assignee_bic=peer.peer_bic, items=[question(p) for p in pending])
         try:
             reply = await peer.send(request)
-        except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
+        except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
+            failures[id(chunk)] = f"{peer.url}: {error or type(error).__name__}"
             return False
+        if reply.status in (401, 403):
+            raise SwitchNotReached(f"the switch at {peer.url} refuses the treasury "
+                                   f"{peer.own_bic} (its key, or --switch-bic "
+                                   f"{peer.peer_bic}): HTTP {reply.status} "
+                                   f"{reply.text.strip()[:300]}")
         report = reply.message.document if reply.message is not None else None
         if reply.status != 200 or not isinstance(report, VerificationReport):
+            failures[id(chunk)] = (f"{peer.url} answered HTTP {reply.status} "
+                                   f"{reply.text.strip()[:300]}")
             return False
         asked = {p.end_to_end_id for p in pending}
         results.update((r.original_id, r) for r in report.results if r.original_id in asked)
@@ -84,5 +103,8 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
                                done=bool)
 
     await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(payments))))))
+    if failures:
+        raise SwitchNotReached(f"the switch could not be reached after {attempts} tries: "
+                               f"{next(iter(failures.values()))}")
     return {p.end_to_end_id: results.get(p.end_to_end_id) or VerificationResult(
         p.end_to_end_id, False, reasons.OFFLINE_CREDITOR_AGENT) for p in payments}
