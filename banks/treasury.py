@@ -36,7 +36,13 @@ from banks.payout import (
     Verdict,
     shared_verdict,
 )
-from banks.verification import UNANSWERED, SwitchNotReached, answered, verify_payments
+from banks.verification import (
+    UNANSWERED,
+    SwitchNotReached,
+    answered,
+    http_answer,
+    verify_payments,
+)
 from protocol import reasons
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
@@ -279,8 +285,9 @@ class Treasury:
 
     def _check_credentials(self, reply: Reply) -> None:
         if reply.status in (401, 403):
-            raise TreasuryError(f"the switch refuses the treasury {self.config.bic}: "
-                                f"HTTP {reply.status} {reply.text.strip()}")
+            raise TreasuryError(f"the switch refuses the treasury {self.config.bic} (its "
+                                f"key, or --switch-bic {self.config.switch_bic}): "
+                                f"{http_answer(reply)}")
 
     async def _submit(self, rows: Sequence[int]) -> list[str]:
         """Send one pacs.008 of these rows of the run; returns the ids whose fate it left

@@ -20,7 +20,7 @@ import aiohttp
 from banks.payment_table import Payment
 from protocol import reasons
 from protocol.codec import CodecError, new_id
-from protocol.http import Peer
+from protocol.http import AnswerNotAuthentic, Peer, Reply
 from protocol.messages import (
     VerificationItem,
     VerificationReport,
@@ -42,6 +42,13 @@ class SwitchNotReached(Exception):
     key or BIC, which no retry heals), or could not be reached (refused connection, timeout,
     5xx, an unreadable answer) after every try. The treasury's own failure, not the creditor
     agent's (AB08 is the switch's word that the creditor's participant is offline)."""
+
+
+def http_answer(reply: Reply) -> str:
+    """'HTTP 401: <the body>' (its first 300 characters), the status said once."""
+    text = reply.text.strip()[:300]
+    text = text.removeprefix(str(reply.status)).strip()
+    return f"HTTP {reply.status}: {text}" if text else f"HTTP {reply.status}"
 
 
 def answered(result: VerificationResult | None) -> bool:
@@ -79,18 +86,21 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
             assignee_bic=peer.peer_bic, items=[question(p) for p in pending])
         try:
             reply = await peer.send(request)
+        except AnswerNotAuthentic as error:  # e.g. a --switch-bic that is not the switch's
+            failures[id(chunk)] = (f"at {peer.url} gave no answer signed as --switch-bic "
+                                   f"{peer.peer_bic} ({error.message})")
+            return False
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
-            failures[id(chunk)] = f"{peer.url}: {error or type(error).__name__}"
+            failures[id(chunk)] = (f"could not be reached at {peer.url} "
+                                   f"({error or type(error).__name__})")
             return False
         if reply.status in (401, 403):
             raise SwitchNotReached(f"the switch at {peer.url} refuses the treasury "
                                    f"{peer.own_bic} (its key, or --switch-bic "
-                                   f"{peer.peer_bic}): HTTP {reply.status} "
-                                   f"{reply.text.strip()[:300]}")
+                                   f"{peer.peer_bic}): {http_answer(reply)}")
         report = reply.message.document if reply.message is not None else None
         if reply.status != 200 or not isinstance(report, VerificationReport):
-            failures[id(chunk)] = (f"{peer.url} answered HTTP {reply.status} "
-                                   f"{reply.text.strip()[:300]}")
+            failures[id(chunk)] = f"at {peer.url} answered {http_answer(reply)}"
             return False
         asked = {p.end_to_end_id for p in pending}
         results.update((r.original_id, r) for r in report.results if r.original_id in asked)
@@ -104,7 +114,7 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
 
     await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(payments))))))
     if failures:
-        raise SwitchNotReached(f"the switch could not be reached after {attempts} tries: "
-                               f"{next(iter(failures.values()))}")
+        raise SwitchNotReached(f"the switch {next(iter(failures.values()))}, "
+                               f"after {attempts} tries")
     return {p.end_to_end_id: results.get(p.end_to_end_id) or VerificationResult(
         p.end_to_end_id, False, reasons.OFFLINE_CREDITOR_AGENT) for p in payments}

@@ -84,7 +84,7 @@ async def test_newuser_2_a_wrong_treasury_key_is_named_not_blamed_on_the_credito
     with pytest.raises(SwitchFailed) as refused:
         await pay_table(_settings(tmp_path, _remote(lab, port, keys=_wrong_key(lab))))
     assert "refuses the treasury" in str(refused.value)
-    assert "HTTP 401" in str(refused.value)
+    assert "HTTP 401: unauthenticated: the signature does not match" in str(refused.value)
     assert "same command finishes it" in str(refused.value)
     assert not (tmp_path / "out" / "results.csv").exists()  # no AB08 rows to mislead
 
@@ -94,7 +94,7 @@ async def test_newuser_2_a_switch_bic_the_switch_does_not_know_is_named(
     lab, port = world
     with pytest.raises(SwitchFailed) as refused:
         await pay_table(_settings(tmp_path, _remote(lab, port, switch_bic="SWLBVNV2")))
-    assert "SWLBVNV2" in str(refused.value)
+    assert "no answer signed as --switch-bic SWLBVNV2" in str(refused.value)
     assert "AB08" not in str(refused.value)
 
 
