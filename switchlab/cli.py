@@ -233,8 +233,9 @@ def _payout(args: argparse.Namespace) -> int:
               "finish", file=sys.stderr)
         return 130
     print(describe(report))
-    if report.not_reconciled:
-        print(f"switchlab payout: {report.not_reconciled}", file=sys.stderr)
+    for trouble in (report.unreached, report.not_reconciled):
+        if trouble:
+            print(f"switchlab payout: {trouble}", file=sys.stderr)
     return report.exit_code
 
 

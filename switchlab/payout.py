@@ -177,6 +177,7 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what the lab and the register said
     register_path: Path | None = None  # the treasury's payout register this run used
     not_reconciled: str = ""  # why the switch's books could not be read (admin_failure)
+    unreached: str = ""  # why the switch left rows unresolved: it gave no answer
 
     @property
     def exit_code(self) -> int:
@@ -477,7 +478,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
     world: World | None = None
     remote: Treasury | None = None
     notes: list[str] = []
-    not_reconciled = ""
+    not_reconciled = unreached = ""
     try:
         earlier = register.claim(run_id, settings.output, settings.table, table.sha256,
                                  zip(table.lines, table.payments, strict=True))
@@ -529,6 +530,10 @@ async def pay_table(settings: PayoutSettings) -> Report:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
         result = treasury.result(current)
+        if treasury.switch_trouble and result.by_status[PayoutStatus.UNRESOLVED]:
+            unreached = (f"the switch {treasury.switch_trouble}: the unresolved rows were "
+                         "not answered by it (no bank is to blame); run the same command "
+                         "again once it answers")
         if world is not None and world.ministry is not None:  # for citizens to look up
             await world.ministry.report_payments(payment_notices(result))
         token = (world.admin_token if world is not None else
@@ -570,7 +575,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
     return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures,
-                  notes, settings.register_path(), not_reconciled)
+                  notes, settings.register_path(), not_reconciled, unreached)
 
 
 VERIFYING = "verifying accounts (acmt.023)"  # the bar's label before the first final status

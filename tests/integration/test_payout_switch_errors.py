@@ -125,3 +125,23 @@ def test_newuser_2_a_switch_not_running_is_named_with_its_address(
     assert "could not be reached" in err and url in err
     assert "AB08" not in err and "Traceback" not in err
     assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_newuser_2_unsent_rows_without_verification_name_the_switch_not_a_bank(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--no-verify: nothing asks the switch before paying; the rows it never answered stay
+    unresolved (resumable) with no creditor's code, and stderr says the switch was not
+    reached."""
+    table, key = tmp_path / "t.csv", tmp_path / "treasury.key"
+    table.write_text(TABLE, encoding="utf-8")
+    key.write_text("some-secret\n", encoding="utf-8")
+    url = f"http://127.0.0.1:{_closed_port()}"
+    code = main(["payout", str(table), "--switch", url, "--key-file", str(key), "--no-verify",
+                 "--inbound-port", str(_closed_port()), "--output", str(tmp_path / "out"),
+                 "--no-progress", "--time-limit-s", "3"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"the switch could not be reached at {url}" in err
+    with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["status"], row["reason_code"]) for row in rows] == [("unresolved", "")]
