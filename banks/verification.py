@@ -74,12 +74,13 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
     (see `answered`). Raises SwitchNotReached at once for a 401/403, and when the switch
     itself gave no answer to a request after `attempts` tries."""
     results: dict[str, VerificationResult] = {}
-    failures: dict[int, str] = {}  # id() of a chunk -> why the switch gave no answer
+    failures: dict[str, str] = {}  # a chunk (its first id) -> why the switch gave no answer
     chunks: Iterator[list[Payment]] = (payments[i:i + MAX_ITEMS_PER_REQUEST]
                                        for i in range(0, len(payments), MAX_ITEMS_PER_REQUEST))
 
     async def ask(chunk: list[Payment]) -> bool:
-        failures.pop(id(chunk), None)
+        key = chunk[0].end_to_end_id
+        failures.pop(key, None)
         pending = [p for p in chunk if not answered(results.get(p.end_to_end_id))]
         request = VerificationRequest(
             msg_id=new_id("KBV"), created_at=datetime.now(UTC), assigner_bic=peer.own_bic,
@@ -87,12 +88,12 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
         try:
             reply = await peer.send(request)
         except AnswerNotAuthentic as error:  # e.g. a --switch-bic that is not the switch's
-            failures[id(chunk)] = (f"at {peer.url} gave no answer signed as --switch-bic "
-                                   f"{peer.peer_bic} ({error.message})")
+            failures[key] = (f"at {peer.url} gave no answer signed as --switch-bic "
+                             f"{peer.peer_bic} ({error.message})")
             return False
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
-            failures[id(chunk)] = (f"could not be reached at {peer.url} "
-                                   f"({error or type(error).__name__})")
+            failures[key] = (f"could not be reached at {peer.url} "
+                             f"({error or type(error).__name__})")
             return False
         if reply.status in (401, 403):
             raise SwitchNotReached(f"the switch at {peer.url} refuses the treasury "
@@ -100,7 +101,7 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
                                    f"{peer.peer_bic}): {http_answer(reply)}")
         report = reply.message.document if reply.message is not None else None
         if reply.status != 200 or not isinstance(report, VerificationReport):
-            failures[id(chunk)] = f"at {peer.url} answered {http_answer(reply)}"
+            failures[key] = f"at {peer.url} answered {http_answer(reply)}"
             return False
         asked = {p.end_to_end_id for p in pending}
         results.update((r.original_id, r) for r in report.results if r.original_id in asked)
