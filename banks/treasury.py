@@ -288,7 +288,7 @@ class Treasury:
 
     def _no_answer(self, error: BaseException) -> None:
         self.switch_trouble = (f"could not be reached at {self.config.switch_url} "
-                               f"({error or type(error).__name__})")
+                               f"({str(error) or type(error).__name__})")
 
     def _check_credentials(self, reply: Reply) -> None:
         """Raise TreasuryError for a 401/403; any answer clears `switch_trouble`."""

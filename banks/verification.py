@@ -93,7 +93,7 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
             return False
         except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
             failures[key] = (f"could not be reached at {peer.url} "
-                             f"({error or type(error).__name__})")
+                             f"({str(error) or type(error).__name__})")
             return False
         if reply.status in (401, 403):
             raise SwitchNotReached(f"the switch at {peer.url} refuses the treasury "

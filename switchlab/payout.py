@@ -379,7 +379,7 @@ def admin_failure(url: str, error: BaseException) -> str:
     if isinstance(error, aiohttp.ClientResponseError):
         what = f"answered HTTP {error.status} {error.message}"
     elif isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
-        what = f"could not be reached ({error or type(error).__name__})"
+        what = f"could not be reached ({str(error) or type(error).__name__})"
     else:
         what = f"answered with figures that cannot be read ({error!r})"
     return (f"the switch's admin API at {where} {what}; the payment stands, but it is not "

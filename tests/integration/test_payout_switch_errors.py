@@ -19,7 +19,13 @@ from banks.treasury import TreasurySettings
 from lab.world import World, WorldSettings
 from protocol.keys import SwitchKeys
 from switchlab.cli import main
-from switchlab.payout import PayoutSettings, RemoteSwitch, SwitchFailed, pay_table
+from switchlab.payout import (
+    PayoutSettings,
+    RemoteSwitch,
+    SwitchFailed,
+    admin_failure,
+    pay_table,
+)
 
 BANK = "BFTVVNVX"
 TABLE = ("citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
@@ -145,3 +151,14 @@ def test_newuser_2_unsent_rows_without_verification_name_the_switch_not_a_bank(
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8-sig") as file:
         rows = list(csv.DictReader(file))
     assert [(row["status"], row["reason_code"]) for row in rows] == [("unresolved", "")]
+
+
+@pytest.mark.parametrize(("error", "said"), [
+    (ConnectionRefusedError(111, "Connect call failed"), "could not be reached"),
+    (TimeoutError(), "could not be reached (TimeoutError)"),
+    (ValueError("settled_vnd: -1 is negative"), "figures that cannot be read"),
+], ids=["refused", "timeout", "bad-figures"])
+def test_newuser_1_any_admin_api_failure_is_one_sentence(error: Exception, said: str) -> None:
+    sentence = admin_failure("http://127.0.0.1:8080/", error)
+    assert said in sentence and "http://127.0.0.1:8080/v1/admin/totals" in sentence
+    assert "the payment stands" in sentence and "\n" not in sentence
