@@ -36,7 +36,13 @@ from banks.payout import (
     Verdict,
     shared_verdict,
 )
-from banks.verification import UNANSWERED, answered, verify_payments
+from banks.verification import (
+    UNANSWERED,
+    SwitchNotReached,
+    answered,
+    http_answer,
+    verify_payments,
+)
 from protocol import reasons
 from protocol.codec import MAX_TRANSACTIONS_PER_MESSAGE, CodecError, new_id
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, Reply, Sender, read_signed, sign_answers
@@ -75,7 +81,7 @@ REASON_IN_TEXT = re.compile(r"([A-Z0-9]{4}):")
 TREASURY = web.AppKey("treasury", "Treasury")
 
 
-class TreasuryError(Exception):
+class TreasuryError(SwitchNotReached):
     """The switch refuses the treasury itself (credentials): no retry can help."""
 
 
@@ -148,6 +154,9 @@ class Treasury:
         self.session: aiohttp.ClientSession | None = None
         self.submissions = self.inquiries = self.resends = 0
         self.duplicates_refused = 0
+        # Why the switch last gave no answer (a refused connection, a timeout, a 5xx), cleared
+        # by its next answer: what a run left unresolved is put down to the switch, not to a bank.
+        self.switch_trouble = ""
         # submission to final status, per transfer, bulk and instant alike
         self.latencies = LatencyLog()
         self.elapsed_s = 0.0  # in run(), every call of it added up
@@ -277,10 +286,18 @@ class Treasury:
             transactions=transactions,
         )
 
+    def _no_answer(self, error: BaseException) -> None:
+        self.switch_trouble = (f"could not be reached at {self.config.switch_url} "
+                               f"({str(error) or type(error).__name__})")
+
     def _check_credentials(self, reply: Reply) -> None:
+        """Raise TreasuryError for a 401/403; any answer clears `switch_trouble`."""
+        self.switch_trouble = "" if 200 <= reply.status < 500 else (
+            f"at {self.config.switch_url} answered {http_answer(reply)}")
         if reply.status in (401, 403):
-            raise TreasuryError(f"the switch refuses the treasury {self.config.bic}: "
-                                f"HTTP {reply.status} {reply.text.strip()}")
+            raise TreasuryError(f"the switch refuses the treasury {self.config.bic} (its "
+                                f"key, or --switch-bic {self.config.switch_bic}): "
+                                f"{http_answer(reply)}")
 
     async def _submit(self, rows: Sequence[int]) -> list[str]:
         """Send one pacs.008 of these rows of the run; returns the ids whose fate it left
@@ -301,7 +318,8 @@ class Treasury:
         ids = [tx.end_to_end_id for tx in transactions]
         try:
             reply = await self.switch.send(self._message(transactions))
-        except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
+        except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
+            self._no_answer(error)
             return ids
         self._check_credentials(reply)
         if reply.status in (400, 413):
@@ -336,7 +354,8 @@ class Treasury:
                                     items=[StatusRequestItem(e2e, e2e) for e2e in chunk])
             try:
                 reply = await self.switch.send(request)
-            except (aiohttp.ClientError, OSError, TimeoutError, CodecError):
+            except (aiohttp.ClientError, OSError, TimeoutError, CodecError) as error:
+                self._no_answer(error)
                 unanswered += chunk
                 continue
             self._check_credentials(reply)

@@ -197,7 +197,8 @@ def archive(journal: Path, before: date, to: Path, min_keep_days: int = DEFAULT_
     """Write the rows of the business days before `before` to `to` and its manifest, then
     verify them (`verify`); return the manifest. Raises NotAJournal for a file that is no
     journal, RetentionRefused when those days are not over or are within the online window,
-    OSError when the archive cannot be written (an existing archive is never overwritten)."""
+    OSError when the archive cannot be written (an existing archive is never overwritten).
+    The archive's folder is made when missing."""
     _check_window(before, min_keep_days, today)
     for path in (to, manifest_path(to)):
         if path.exists():
@@ -213,6 +214,7 @@ def archive(journal: Path, before: date, to: Path, min_keep_days: int = DEFAULT_
         tally = Tally()
         digest = hashlib.sha256()
         partial = to.with_name(to.name + ".partial")
+        to.parent.mkdir(parents=True, exist_ok=True)  # as every output folder is made
         with partial.open("wb") as raw, gzip.GzipFile(
                 fileobj=_Hashing(raw, digest), mode="wb", mtime=0, compresslevel=6) as out:
             lines: list[str] = []

@@ -41,7 +41,14 @@ from switch.workers import MAX_PROCESSES as MAX_SWITCH_PROCESSES
 from switchlab import journal, payout_register_command, targets
 from switchlab.bench import run_bench, table
 from switchlab.demo import DemoSettings, run_demo
-from switchlab.payout import PayoutRefused, PayoutSettings, RemoteSwitch, describe, pay_table
+from switchlab.payout import (
+    PayoutRefused,
+    PayoutSettings,
+    RemoteSwitch,
+    SwitchFailed,
+    describe,
+    pay_table,
+)
 
 MAX_INSTANT_TRANSFERS = 500_000  # the bench holds each message and its answer in memory
 MAX_USERS = 10_000  # Locust users on one machine
@@ -202,7 +209,8 @@ def _payout(args: argparse.Namespace) -> int:
     payout-register`). By default in an embedded lab on 127.0.0.1; with
     --switch, against a running switch. Killed or interrupted, the same command finishes the
     run without paying anyone twice. Exit status: 0 every good row paid or listed, 1 a
-    reconciliation mismatch or an unresolved row, 2 a bad table or bad arguments. The table's
+    reconciliation mismatch, books the admin token cannot read, an unresolved row, or a switch
+    that refuses the treasury or cannot be reached, 2 a bad table or bad arguments. The table's
     format: docs/payment-table.md."""
     try:
         settings = _payout_settings(args)
@@ -217,11 +225,17 @@ def _payout(args: argparse.Namespace) -> int:
     except (ValueError, PayoutRefused) as error:
         print(f"switchlab payout: {error}", file=sys.stderr)
         return INVALID
+    except SwitchFailed as error:  # the payout's own failure, not a creditor's
+        print(f"switchlab payout: {error}", file=sys.stderr)
+        return FAILED
     except KeyboardInterrupt:
         print("switchlab payout: interrupted; nothing is lost: run the same command again to "
               "finish", file=sys.stderr)
         return 130
     print(describe(report))
+    for trouble in (report.unreached, report.not_reconciled):
+        if trouble:
+            print(f"switchlab payout: {trouble}", file=sys.stderr)
     return report.exit_code
 
 

@@ -75,7 +75,7 @@ from banks.population import Population
 from banks.reconcile import Mismatch, SwitchTotals, reconcile
 from banks.registry import PARTICIPANTS, TREASURY, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
-from banks.verification import UNANSWERED, answered
+from banks.verification import UNANSWERED, SwitchNotReached, answered
 from lab.citizens import lab_citizen, read_link_requests, write_verdicts
 from lab.world import World, WorldSettings
 from protocol.http import idempotency_key
@@ -112,6 +112,11 @@ ADMIN_TIMEOUT_S = 60.0  # one request to the switch's admin API
 class PayoutRefused(Exception):
     """Nothing can be paid: a table that cannot be read, or an output folder that holds the
     run of another table. The sentence says what to do."""
+
+
+class SwitchFailed(Exception):
+    """The switch could not be asked or paid through: it refuses the treasury (a wrong key or
+    --switch-bic) or cannot be reached. The run is kept; the sentence names the cause."""
 
 
 @dataclass
@@ -171,10 +176,15 @@ class Report:
     figures: Figures  # every row of the table: the counts shown everywhere
     notes: list[str] = field(default_factory=list)  # what the lab and the register said
     register_path: Path | None = None  # the treasury's payout register this run used
+    not_reconciled: str = ""  # why the switch's books could not be read (admin_failure)
+    unreached: str = ""  # why the switch left rows unresolved: it gave no answer
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.mismatches or self.result.by_status[PayoutStatus.UNRESOLVED] else 0
+        """1 when a check failed: a mismatch, books that could not be read, or a row
+        unresolved; else 0."""
+        return 1 if (self.mismatches or self.not_reconciled
+                     or self.result.by_status[PayoutStatus.UNRESOLVED]) else 0
 
 
 def _run_secret(output: Path) -> bytes:
@@ -358,6 +368,24 @@ async def _directory_links(url: str, token: str, citizens: set[str]
     return links
 
 
+def admin_failure(url: str, error: BaseException) -> str:
+    """One sentence for a request to the switch's admin API (`POST /v1/admin/totals`) that
+    failed: the refused token, the unreachable switch, its error or its unreadable answer."""
+    where = f"{url.rstrip('/')}/v1/admin/totals"
+    if isinstance(error, aiohttp.ClientResponseError) and error.status in (401, 403):
+        return (f"the switch refused the admin token (--admin-token-file) at {where}: HTTP "
+                f"{error.status} {error.message}; the payment stands, but it is not "
+                "reconciled against the switch's books")
+    if isinstance(error, aiohttp.ClientResponseError):
+        what = f"answered HTTP {error.status} {error.message}"
+    elif isinstance(error, aiohttp.ClientError | OSError | TimeoutError):
+        what = f"could not be reached ({str(error) or type(error).__name__})"
+    else:
+        what = f"answered with figures that cannot be read ({error!r})"
+    return (f"the switch's admin API at {where} {what}; the payment stands, but it is not "
+            "reconciled against the switch's books")
+
+
 async def switch_totals_of(remote: RemoteSwitch, end_to_end_ids: Sequence[str]
                            ) -> SwitchTotals:
     """The switch's books over this run's own transfers (`POST /v1/admin/totals`, the ids in
@@ -450,6 +478,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
     world: World | None = None
     remote: Treasury | None = None
     notes: list[str] = []
+    not_reconciled = unreached = ""
     try:
         earlier = register.claim(run_id, settings.output, settings.table, table.sha256,
                                  zip(table.lines, table.payments, strict=True))
@@ -491,12 +520,20 @@ async def pay_table(settings: PayoutSettings) -> Report:
                 if again == attempts:
                     break
                 attempts, current = again, _current(payments, again, id_key)
+        except SwitchNotReached as error:
+            raise SwitchFailed(f"{error}. The run is kept in {settings.output}: once the "
+                               "cause is fixed, the same command finishes it and pays "
+                               "nobody twice") from None
         finally:
             bar.close()
         if settings.returns_wait_s:
             await treasury.wait_for_returns(len(current), settings.returns_wait_s)
             treasury.flush()
         result = treasury.result(current)
+        if treasury.switch_trouble and result.by_status[PayoutStatus.UNRESOLVED]:
+            unreached = (f"the switch {treasury.switch_trouble}: the unresolved rows were "
+                         "not answered by it (no bank is to blame); run the same command "
+                         "again once it answers")
         if world is not None and world.ministry is not None:  # for citizens to look up
             await world.ministry.report_payments(payment_notices(result))
         token = (world.admin_token if world is not None else
@@ -509,10 +546,16 @@ async def pay_table(settings: PayoutSettings) -> Report:
             mismatches = await world.reconcile(result)
             reconciled_with = "the switch's settlement and the banks' ledgers"
         elif settings.remote is not None and settings.remote.admin_token:
-            mismatches = reconcile(result, await switch_totals_of(settings.remote, [
-                _attempt_id(payments.end_to_end_id(index), attempt, id_key)
-                for index in range(len(payments)) for attempt in range(attempts[index] + 1)]))
-            reconciled_with = "the switch's settlement"
+            try:
+                mismatches = reconcile(result, await switch_totals_of(settings.remote, [
+                    _attempt_id(payments.end_to_end_id(index), attempt, id_key)
+                    for index in range(len(payments))
+                    for attempt in range(attempts[index] + 1)]))
+                reconciled_with = "the switch's settlement"
+            except (aiohttp.ClientError, OSError, TimeoutError, ValueError, KeyError,
+                    TypeError) as error:  # the money moved: the files are written first
+                mismatches, reconciled_with = [], ""
+                not_reconciled = admin_failure(settings.remote.url, error)
         else:
             mismatches, reconciled_with = [], ""
         run = RunRows(rows, result, lambda index: [
@@ -532,7 +575,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
         finished_state.set(FINISHED, "1")  # the lists are out: no row is attempted again
         finished_state.close()
     return Report(result, mismatches, files, table, resumed_final, reconciled_with, figures,
-                  notes, settings.register_path())
+                  notes, settings.register_path(), not_reconciled, unreached)
 
 
 VERIFYING = "verifying accounts (acmt.023)"  # the bar's label before the first final status
@@ -671,6 +714,8 @@ def describe(report: Report) -> str:
         lines.append("RECONCILIATION FAILED:\n  " + "\n  ".join(report.mismatches))
     elif report.reconciled_with:
         lines.append(f"Reconciled to the dong with {report.reconciled_with}.")
+    elif report.not_reconciled:
+        lines.append(f"NOT RECONCILED: {report.not_reconciled}.")
     else:
         lines.append("Not reconciled against the switch's books: give --admin-token-file.")
     return "\n".join(lines)

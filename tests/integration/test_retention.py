@@ -109,7 +109,10 @@ async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`switchlab journal archive --drop` on the journal of a running switch: refused while
     the day is not over (a cycle open), then archived, verified and dropped once it is; the
-    all-time totals stay; the archive answers `journal show` as the journal did."""
+    all-time totals stay; the archive answers `journal show` as the journal did. Its folder
+    did not exist: it is made (a new user's finding 5: "….partial: No such file or
+    directory"). A lab's journal holds only today: --keep-days 0 and a --before of tomorrow,
+    as docs/operations.md says to try it."""
     lab = await SwitchLab(tmp_path / "switch.sqlite").start()
     try:
         assert only_status(await pay(lab, transfer("E2E-OLD-1", amount_vnd=4_000_000))) == (
@@ -119,7 +122,7 @@ async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
         assert only_status(await lab.peer(BANK_A).send(return_of("E2E-OLD-1", 1_000_000))) == (
             TxStatus.SETTLED, None)
         await until(lambda: not lab.switch.state.notifier.backlog())
-        journal, archive = str(lab.journal_path), str(tmp_path / "old.jsonl.gz")
+        journal, archive = str(lab.journal_path), str(tmp_path / "archive" / "old.jsonl.gz")
         tomorrow = str(retention.business_day(time.time()) + timedelta(days=1))
         command = ["journal", "archive", "--file", journal, "--before", tomorrow, "--to",
                    archive, "--keep-days", "0", "--drop"]
