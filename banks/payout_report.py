@@ -68,6 +68,11 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
              f"written {e(written.replace('T', ' '))}. Run <code>{e(summary['run_id'])}</code>"
              f", table SHA-256 <code>{e(summary['table_sha256'])}</code>; register <code>"
              f"{e(summary['register'])}</code>.</p>"]
+    ignored = summary.get("ignored_columns") or []
+    if ignored:  # the table's columns switchlab does not read: a typo'd name is one
+        parts.append("<p class='bad'>Columns of the table ignored <small lang='vi'>(cột bị bỏ "
+                     f"qua)</small>: {', '.join(f'<code>{e(name)}</code>' for name in ignored)}"
+                     " (not a column switchlab reads: docs/payment-table.md).</p>")
     mismatches = summary["reconciliation"]
     parts.append("<p class='bad'>Reconciliation failed: " + "; ".join(
         e(m["text"]) for m in mismatches) + "</p>" if mismatches else

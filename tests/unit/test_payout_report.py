@@ -49,3 +49,14 @@ def test_refused_rows_show_in_by_bank_and_by_programme(tmp_path: Path) -> None:
         refused = table.split("</tr>")[1].split("<td class='n'>")[-1]  # the last column
         assert refused.startswith("4<br>"), refused
     assert "Trợ cấp người có công" in by_programme and "(none)" in by_bank
+
+
+def test_the_report_names_the_ignored_columns(tmp_path: Path) -> None:
+    """A new user's finding 13: the terminal and summary.json named the columns the table's
+    check ignored, the report did not (the docs say it does)."""
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY | {"ignored_columns": ["so_tai_khoan", "<ghi chú>"]})
+    page = path.read_text(encoding="utf-8")
+    assert "<code>so_tai_khoan</code>, <code>&lt;ghi chú&gt;</code>" in page
+    write_report(path, SUMMARY | {"ignored_columns": []})
+    assert "ignored" not in path.read_text(encoding="utf-8")
