@@ -56,6 +56,12 @@ class ListKind:
     purpose: str
     reason_heading: str
     signed: bool
+    sheet: str = ""  # the sheet's tab, when the title's whole words would not say it
+
+    def sheet_title(self) -> str:
+        """The XLSX sheet's name: at most MAX_SHEET_TITLE_CHARS (Excel's limit), whole
+        words (Excel cut "… đã qua đời" to "… đã qua đờ")."""
+        return whole_words(self.sheet or self.title, MAX_SHEET_TITLE_CHARS)
 
     def columns(self) -> tuple[tuple[str, str, int], ...]:
         """The printed sheet, in Vietnamese: (heading, field of a list row, width in
@@ -74,9 +80,19 @@ CASH_LIST = ListKind("Danh sách chi trả tiền mặt",
                      "ký nhận.", "Lý do chi tiền mặt", signed=True)
 DECEASED_LIST = ListKind("Danh sách người hưởng đã qua đời",
                          "KHÔNG CHI TRẢ. Gửi lại Bộ để điều chỉnh danh sách hưởng; không dùng "
-                         "để chi tiền.", "Lý do", signed=False)
+                         "để chi tiền.", "Lý do", signed=False,
+                         sheet="Người hưởng đã qua đời")
 ROW_HEIGHT_PT = 32  # room to sign, as the HTML's 1.1 cm box
 MAX_SHEET_TITLE_CHARS = 31  # Excel's limit for a sheet's name
+
+
+def whole_words(text: str, max_chars: int) -> str:
+    """The longest start of `text` of at most `max_chars` that cuts no word (the first
+    word's start when even that one is longer)."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars + 1].rsplit(" ", 1)[0].rstrip()
+    return cut if len(cut) <= max_chars else text[:max_chars]
 
 
 def programme_vi(code: str) -> str:
@@ -187,7 +203,7 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     streaming (openpyxl's write-only mode): a cash list may have a million rows."""
     columns = kind.columns()
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(kind.title[:MAX_SHEET_TITLE_CHARS])
+    sheet = book.create_sheet(kind.sheet_title())
     for letter, (_, _, width) in zip(COLUMN_LETTERS, columns, strict=False):
         sheet.column_dimensions[letter].width = width
     sheet.page_setup.orientation = "landscape"

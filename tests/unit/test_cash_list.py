@@ -12,10 +12,13 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from banks import cash_list
 from banks.cash_list import (
     CASH_LIST,
     DECEASED_LIST,
+    MAX_SHEET_TITLE_CHARS,
     Heading,
+    ListKind,
     amount_format,
     list_row,
     write_list,
@@ -148,3 +151,19 @@ def test_amounts_show_dots_between_thousands_whatever_the_locale() -> None:
     assert amount_format(750_000) == "###\\.##0"
     assert amount_format(2_340_000) == "###\\.###\\.##0"
     assert amount_format(12_345_678_901) == "###\\.###\\.###\\.##0"
+
+
+def test_every_sheet_title_fits_excel_and_cuts_no_word(tmp_path: Path) -> None:
+    """A new user's finding 10: deceased.xlsx's tab read "Danh sách người hưởng đã qua đờ",
+    the title cut at Excel's 31 characters mid-word."""
+    kinds = [kind for kind in vars(cash_list).values() if isinstance(kind, ListKind)]
+    long_one = ListKind("Danh sách người hưởng được chi trả bổ sung", "", "Lý do", False)
+    assert len(kinds) >= 2
+    for kind in (*kinds, long_one):
+        paths = write_list(tmp_path, "list", map(list_row, ROWS), kind, HEADING, ",")
+        title = load_workbook(paths["list.xlsx"]).active.title
+        assert 0 < len(title) <= MAX_SHEET_TITLE_CHARS, title
+        words = (kind.sheet or kind.title).split()
+        assert title.split() == words[:len(title.split())], title  # whole words, in order
+    assert long_one.sheet_title() == "Danh sách người hưởng được chi"
+    assert DECEASED_LIST.sheet_title() == "Người hưởng đã qua đời"
