@@ -237,13 +237,21 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
             _cell(sheet, f"Thủ trưởng đơn vị\n{SIGN_HERE}", BOLD))
         writer.add(signatures)
         sheet.row_breaks.append(Break(id=writer.row))
-    writer.heading("Tổng hợp", Font(bold=True, size=12))
-    for name, people, amount_vnd in totals(rows):
-        writer.add(_total_row(sheet, len(columns), amount_column,
-                              f"Tổng {name}: {people:,} người", amount_vnd, BOLD))
-    writer.add(_total_row(sheet, len(columns), amount_column, f"Tổng cộng: {len(rows):,} người",
-                          sum(r["amount_vnd"] for r in rows), BOLD))
+    writer.heading(SUMMARY_HEADING, Font(bold=True, size=12))
+    for label, amount_vnd in list_totals(rows):
+        writer.add(_total_row(sheet, len(columns), amount_column, label, amount_vnd, BOLD))
     book.save(path)
+
+
+SUMMARY_HEADING = "Tổng hợp"
+
+
+def list_totals(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """The list's closing lines, (label, VND): a total per programme, then all of it; the
+    same in the XLSX and the HTML."""
+    return [*((f"Tổng {name}: {people:,} người", amount_vnd)
+              for name, people, amount_vnd in totals(rows)),
+            (f"Tổng cộng: {len(rows):,} người", sum(r["amount_vnd"] for r in rows))]
 
 
 SIGN_HERE = "(ký, ghi rõ họ tên)"
@@ -360,6 +368,12 @@ def write_html(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
                      f"<span>Thủ trưởng đơn vị<br>{SIGN_HERE}</span></footer></section>")
     if not rows:
         parts.append(f"{top}<p class='where'>Không có ai.</p>")
+    else:  # the list's totals, as the XLSX ends
+        parts.append(f"<section class='summary'><h1>{SUMMARY_HEADING}</h1><p class='where'>"
+                     f"{e(kind.title)} — {e(heading.line(rows))}</p><table><tbody>"
+                     + "".join(_html_total(label, amount_vnd, kind)
+                               for label, amount_vnd in list_totals(rows))
+                     + "</tbody></table></section>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")
 

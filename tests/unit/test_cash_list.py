@@ -167,3 +167,18 @@ def test_every_sheet_title_fits_excel_and_cuts_no_word(tmp_path: Path) -> None:
         assert title.split() == words[:len(title.split())], title  # whole words, in order
     assert long_one.sheet_title() == "Danh sách người hưởng được chi"
     assert DECEASED_LIST.sheet_title() == "Người hưởng đã qua đời"
+
+
+def test_the_html_ends_with_the_lists_totals_as_the_xlsx_does(tmp_path: Path) -> None:
+    """A new user's finding 9: cash_list.html had no list totals, where the XLSX ends with
+    "Tổng hợp … Tổng cộng: 5 người"; the docs call the HTML the same list."""
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING, ",")
+    values = list(load_workbook(paths["cash_list.xlsx"]).active.iter_rows(values_only=True))
+    start = next(i for i, row in enumerate(values) if row[0] == "Tổng hợp")
+    in_xlsx = [(row[1], row[7]) for row in values[start + 1:]]
+    assert in_xlsx[-1] == ("Tổng cộng: 5 người", 7_435_000) and len(in_xlsx) == 4
+    page = paths["cash_list.html"].read_text(encoding="utf-8")
+    summary = page.split("<h1>Tổng hợp</h1>")[1]
+    for label, amount_vnd in in_xlsx:  # the same lines, amounts written 7.435.000
+        shown = f"{amount_vnd:,}".replace(",", ".")
+        assert f"<td colspan='6'>{label}</td><td class='n'>{shown}</td>" in summary, label
