@@ -3,8 +3,9 @@ commune), as a spreadsheet (XLSX), a page per commune to print (HTML), and a CSV
 table's own delimiter; and the ministry's list of the deceased in the same shapes.
 
 The spreadsheet is written with openpyxl (a real Office Open XML file, not a CSV renamed):
-citizen ids are text cells, so 040160012309 keeps its zero; amounts are numbers with a
-thousands format that shows dots (750.000) whatever the reader's locale; each commune's rows
+citizen ids are text cells, so 040160012309 keeps its zero; amounts are numbers with one
+thousands format (AMOUNT_FORMAT: 750.000 in a Vietnamese locale); each person's row is
+tall enough to sign in (ROW_HEIGHT_PT); each commune's rows
 are numbered from 1, with a total per programme and for the commune. The cash list has a
 column for the recipient's signature; the deceased list has none and says it is not to be
 paid (a clerk must never read it as a list to pay).
@@ -183,14 +184,11 @@ def vnd(amount_vnd: int) -> str:
     return f"{amount_vnd:,}".replace(",", ".")
 
 
-def amount_format(amount_vnd: int) -> str:
-    """A number format that shows `amount_vnd` with dots between thousands in any locale.
-    Excel's `#,##0` shows the reader's own separator (750,000 in an English Excel), and a
-    format with literal dots fits one size of number only (`#\\.##0` shows 500 as .500), so
-    each cell gets the format for its own number of digit groups: `###\\.###\\.##0` for
-    millions."""
-    groups = max(1, (len(str(abs(amount_vnd))) + 2) // 3)
-    return "#,##0" if amount_vnd < 0 else "###\\." * (groups - 1) + "##0"
+# One format for every amount: a real thousands separator, which Excel and LibreOffice show as
+# the reader's locale writes it (750.000 in a Vietnamese one, 750,000 in an English one). A
+# format with literal dots (`###\.##0`) fits one size of number only: an amount edited to a
+# longer one showed "1200.000".
+AMOUNT_FORMAT = "#,##0"
 
 
 def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
@@ -211,9 +209,6 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
     sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     sheet.oddFooter.center.text = "Trang &P / &N"
-    # every row tall enough to sign in and for a reason on two lines (a height a row would
-    # cost an object a row, and a list may have a million)
-    sheet.sheet_format.defaultRowHeight, sheet.sheet_format.customHeight = ROW_HEIGHT_PT, True
     writer = _Rows(sheet, len(columns))
     writer.heading(kind.title, Font(bold=True, size=14))
     writer.heading(heading.line(rows), Font(size=11), blank_before=False)
@@ -224,7 +219,8 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     for (province, district, commune), group in communes(rows):
         writer.heading(f"{commune} — {district} — {province}", Font(bold=True, size=12))
         for number, row in enumerate(group, 1):
-            writer.add([_value(sheet, name, row, number) for _, name, _ in columns])
+            writer.add([_value(sheet, name, row, number) for _, name, _ in columns],
+                       ROW_HEIGHT_PT)
         for name, people, amount_vnd in totals(group):
             writer.add(_total_row(sheet, len(columns), amount_column,
                                   f"Cộng {name}: {people:,} người", amount_vnd))
@@ -235,7 +231,7 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
         signatures[1], signatures[amount_column] = (
             _cell(sheet, f"Người lập danh sách\n{SIGN_HERE}", BOLD),
             _cell(sheet, f"Thủ trưởng đơn vị\n{SIGN_HERE}", BOLD))
-        writer.add(signatures)
+        writer.add(signatures, ROW_HEIGHT_PT)
         sheet.row_breaks.append(Break(id=writer.row))
     writer.heading(SUMMARY_HEADING, Font(bold=True, size=12))
     for label, amount_vnd in list_totals(rows):
@@ -268,9 +264,15 @@ class _Rows:
     def __init__(self, sheet: Worksheet, width: int) -> None:
         self.sheet, self.width, self.row = sheet, width, 0
 
-    def add(self, cells: list[WriteOnlyCell | None]) -> None:
-        self.sheet.append(cells)
+    def add(self, cells: list[WriteOnlyCell | None], height_pt: float | None = None) -> None:
+        """The next row; `height_pt` its own height (a person's row, tall enough to sign in
+        and for a reason on two lines: LibreOffice ignores the sheet's default height). The
+        row's dimension is dropped once written, so a million rows hold no million of them."""
         self.row += 1
+        if height_pt is not None:
+            self.sheet.row_dimensions[self.row].height = height_pt
+        self.sheet.append(cells)
+        self.sheet.row_dimensions.pop(self.row, None)
 
     def heading(self, text: str, font: Font, blank_before: bool = True) -> None:
         """A line across the table's width, after a blank one unless told."""
@@ -304,8 +306,7 @@ def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) ->
     if field == "signature":
         return _cell(sheet, "", border=True)
     if field == "amount_vnd":
-        return _cell(sheet, row["amount_vnd"], number_format=amount_format(row["amount_vnd"]),
-                     border=True)
+        return _cell(sheet, row["amount_vnd"], number_format=AMOUNT_FORMAT, border=True)
     cell = _cell(sheet, row[field] if isinstance(row[field], int) else str(row[field]),
                  border=True)
     if field == "citizen_id":  # text, so that a leading zero stays (and Excel says so)
@@ -317,7 +318,7 @@ def _total_row(sheet: Worksheet, width: int, amount_column: int, label: str, amo
                font: Font | None = None) -> list[WriteOnlyCell | None]:
     cells: list[WriteOnlyCell | None] = [None] * width
     cells[1] = _cell(sheet, label, font)
-    cells[amount_column] = _cell(sheet, amount_vnd, font, amount_format(amount_vnd))
+    cells[amount_column] = _cell(sheet, amount_vnd, font, AMOUNT_FORMAT)
     return cells
 
 

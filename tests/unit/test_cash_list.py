@@ -14,12 +14,13 @@ from openpyxl import load_workbook
 
 from banks import cash_list
 from banks.cash_list import (
+    AMOUNT_FORMAT,
     CASH_LIST,
     DECEASED_LIST,
     MAX_SHEET_TITLE_CHARS,
+    ROW_HEIGHT_PT,
     Heading,
     ListKind,
-    amount_format,
     list_row,
     write_list,
 )
@@ -138,19 +139,28 @@ def test_the_xlsx_prints_its_issuer_period_date_and_headings_on_every_page(
     assert sheet.print_title_rows == "$1:$4" and sheet["A4"].value == "STT"
     assert sheet["A2"].value == ("Đơn vị lập: Kho bạc Nhà nước — TRSYVNV1 — Kỳ: 2026-11 — "
                                  "Ngày lập: 07/12/2026")
-    assert sheet.sheet_format.defaultRowHeight >= 30 and sheet.sheet_format.customHeight
     signers = [c.value for row in sheet.iter_rows() for c in row
                if isinstance(c.value, str) and c.value.startswith("Người lập")]
     assert signers and all(v.endswith("(ký, ghi rõ họ tên)") for v in signers)
 
 
-def test_amounts_show_dots_between_thousands_whatever_the_locale() -> None:
-    """`#,##0` shows the reader's separator (750,000 in an English Excel); a literal-dot
-    format fits one size of number: each amount gets the one for its digit groups."""
-    assert amount_format(500) == "##0"
-    assert amount_format(750_000) == "###\\.##0"
-    assert amount_format(2_340_000) == "###\\.###\\.##0"
-    assert amount_format(12_345_678_901) == "###\\.###\\.###\\.##0"
+def test_amounts_have_one_format_with_a_real_thousands_separator_and_rows_room_to_sign(
+        tmp_path: Path) -> None:
+    """A new user's finding 11: each amount had its own format with literal dots
+    (`###\\.##0`), so 900000 edited to 1200000 showed "1200.000"; and rows had no height of
+    their own: the "Ký nhận" box was a line or two tall in LibreOffice's PDF."""
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING, ",")
+    sheet = load_workbook(paths["cash_list.xlsx"]).active
+    amounts = [row[7] for row in sheet.iter_rows() if isinstance(row[7].value, int)]
+    assert len(amounts) > 5 and {c.number_format for c in amounts} == {AMOUNT_FORMAT}
+    assert AMOUNT_FORMAT == "#,##0"  # Excel shows the locale's separator: dots in Vietnamese
+    signed = [row[0].row for row in sheet.iter_rows() if isinstance(row[0].value, int)]
+    signers = [row[0].row for row in sheet.iter_rows()
+               if isinstance(row[1].value, str) and row[1].value.startswith("Người lập")]
+    assert len(signed) == 5 and len(signers) == 2
+    for row in (*signed, *signers):
+        assert sheet.row_dimensions[row].height == ROW_HEIGHT_PT >= 30, row
+    assert not sheet.row_dimensions[1].customHeight  # the title keeps its own height
 
 
 def test_every_sheet_title_fits_excel_and_cuts_no_word(tmp_path: Path) -> None:
