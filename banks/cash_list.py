@@ -335,6 +335,8 @@ th { background: #eee; }
 td.n { text-align: right; white-space: nowrap; }
 td.sign { width: 3.5cm; height: 1.1cm; }
 tr.total td { font-weight: bold; }
+section.summary { margin-top: 24pt; }
+section.summary table { width: auto; margin: 0 auto; }
 footer { margin-top: 18pt; display: flex; justify-content: space-around; }
 @page { size: A4 landscape; margin: 1cm; }
 """
@@ -372,7 +374,8 @@ def write_html(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     else:  # the list's totals, as the XLSX ends
         parts.append(f"<section class='summary'><h1>{SUMMARY_HEADING}</h1><p class='where'>"
                      f"{e(kind.title)} — {e(heading.line(rows))}</p><table><tbody>"
-                     + "".join(_html_total(label, amount_vnd, kind)
+                     + "".join(f"<tr class='total'><td>{e(label)}</td><td class='n'>"
+                               f"{vnd(amount_vnd)}</td></tr>"
                                for label, amount_vnd in list_totals(rows))
                      + "</tbody></table></section>")
     parts.append("</body></html>")
