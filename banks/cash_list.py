@@ -3,8 +3,9 @@ commune), as a spreadsheet (XLSX), a page per commune to print (HTML), and a CSV
 table's own delimiter; and the ministry's list of the deceased in the same shapes.
 
 The spreadsheet is written with openpyxl (a real Office Open XML file, not a CSV renamed):
-citizen ids are text cells, so 040160012309 keeps its zero; amounts are numbers with a
-thousands format that shows dots (750.000) whatever the reader's locale; each commune's rows
+citizen ids are text cells, so 040160012309 keeps its zero; amounts are numbers with one
+thousands format (AMOUNT_FORMAT: 750.000 in a Vietnamese locale); each person's row is
+tall enough to sign in (ROW_HEIGHT_PT); each commune's rows
 are numbered from 1, with a total per programme and for the commune. The cash list has a
 column for the recipient's signature; the deceased list has none and says it is not to be
 paid (a clerk must never read it as a list to pay).
@@ -56,6 +57,12 @@ class ListKind:
     purpose: str
     reason_heading: str
     signed: bool
+    sheet: str = ""  # the sheet's tab, when the title's whole words would not say it
+
+    def sheet_title(self) -> str:
+        """The XLSX sheet's name: at most MAX_SHEET_TITLE_CHARS (Excel's limit), whole
+        words (Excel cut "… đã qua đời" to "… đã qua đờ")."""
+        return whole_words(self.sheet or self.title, MAX_SHEET_TITLE_CHARS)
 
     def columns(self) -> tuple[tuple[str, str, int], ...]:
         """The printed sheet, in Vietnamese: (heading, field of a list row, width in
@@ -74,9 +81,19 @@ CASH_LIST = ListKind("Danh sách chi trả tiền mặt",
                      "ký nhận.", "Lý do chi tiền mặt", signed=True)
 DECEASED_LIST = ListKind("Danh sách người hưởng đã qua đời",
                          "KHÔNG CHI TRẢ. Gửi lại Bộ để điều chỉnh danh sách hưởng; không dùng "
-                         "để chi tiền.", "Lý do", signed=False)
+                         "để chi tiền.", "Lý do", signed=False,
+                         sheet="Người hưởng đã qua đời")
 ROW_HEIGHT_PT = 32  # room to sign, as the HTML's 1.1 cm box
 MAX_SHEET_TITLE_CHARS = 31  # Excel's limit for a sheet's name
+
+
+def whole_words(text: str, max_chars: int) -> str:
+    """The longest start of `text` of at most `max_chars` that cuts no word (the first
+    word's start when even that one is longer)."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars + 1].rsplit(" ", 1)[0].rstrip()
+    return cut if len(cut) <= max_chars else text[:max_chars]
 
 
 def programme_vi(code: str) -> str:
@@ -167,14 +184,11 @@ def vnd(amount_vnd: int) -> str:
     return f"{amount_vnd:,}".replace(",", ".")
 
 
-def amount_format(amount_vnd: int) -> str:
-    """A number format that shows `amount_vnd` with dots between thousands in any locale.
-    Excel's `#,##0` shows the reader's own separator (750,000 in an English Excel), and a
-    format with literal dots fits one size of number only (`#\\.##0` shows 500 as .500), so
-    each cell gets the format for its own number of digit groups: `###\\.###\\.##0` for
-    millions."""
-    groups = max(1, (len(str(abs(amount_vnd))) + 2) // 3)
-    return "#,##0" if amount_vnd < 0 else "###\\." * (groups - 1) + "##0"
+# One format for every amount: a real thousands separator, which Excel and LibreOffice show as
+# the reader's locale writes it (750.000 in a Vietnamese one, 750,000 in an English one). A
+# format with literal dots (`###\.##0`) fits one size of number only: an amount edited to a
+# longer one showed "1200.000".
+AMOUNT_FORMAT = "#,##0"
 
 
 def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
@@ -187,7 +201,7 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     streaming (openpyxl's write-only mode): a cash list may have a million rows."""
     columns = kind.columns()
     book = Workbook(write_only=True)
-    sheet = book.create_sheet(kind.title[:MAX_SHEET_TITLE_CHARS])
+    sheet = book.create_sheet(kind.sheet_title())
     for letter, (_, _, width) in zip(COLUMN_LETTERS, columns, strict=False):
         sheet.column_dimensions[letter].width = width
     sheet.page_setup.orientation = "landscape"
@@ -195,9 +209,6 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     sheet.page_setup.fitToWidth, sheet.page_setup.fitToHeight = 1, 0
     sheet.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
     sheet.oddFooter.center.text = "Trang &P / &N"
-    # every row tall enough to sign in and for a reason on two lines (a height a row would
-    # cost an object a row, and a list may have a million)
-    sheet.sheet_format.defaultRowHeight, sheet.sheet_format.customHeight = ROW_HEIGHT_PT, True
     writer = _Rows(sheet, len(columns))
     writer.heading(kind.title, Font(bold=True, size=14))
     writer.heading(heading.line(rows), Font(size=11), blank_before=False)
@@ -208,7 +219,8 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
     for (province, district, commune), group in communes(rows):
         writer.heading(f"{commune} — {district} — {province}", Font(bold=True, size=12))
         for number, row in enumerate(group, 1):
-            writer.add([_value(sheet, name, row, number) for _, name, _ in columns])
+            writer.add([_value(sheet, name, row, number) for _, name, _ in columns],
+                       ROW_HEIGHT_PT)
         for name, people, amount_vnd in totals(group):
             writer.add(_total_row(sheet, len(columns), amount_column,
                                   f"Cộng {name}: {people:,} người", amount_vnd))
@@ -219,15 +231,23 @@ def write_xlsx(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
         signatures[1], signatures[amount_column] = (
             _cell(sheet, f"Người lập danh sách\n{SIGN_HERE}", BOLD),
             _cell(sheet, f"Thủ trưởng đơn vị\n{SIGN_HERE}", BOLD))
-        writer.add(signatures)
+        writer.add(signatures, ROW_HEIGHT_PT)
         sheet.row_breaks.append(Break(id=writer.row))
-    writer.heading("Tổng hợp", Font(bold=True, size=12))
-    for name, people, amount_vnd in totals(rows):
-        writer.add(_total_row(sheet, len(columns), amount_column,
-                              f"Tổng {name}: {people:,} người", amount_vnd, BOLD))
-    writer.add(_total_row(sheet, len(columns), amount_column, f"Tổng cộng: {len(rows):,} người",
-                          sum(r["amount_vnd"] for r in rows), BOLD))
+    writer.heading(SUMMARY_HEADING, Font(bold=True, size=12))
+    for label, amount_vnd in list_totals(rows):
+        writer.add(_total_row(sheet, len(columns), amount_column, label, amount_vnd, BOLD))
     book.save(path)
+
+
+SUMMARY_HEADING = "Tổng hợp"
+
+
+def list_totals(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """The list's closing lines, (label, VND): a total per programme, then all of it; the
+    same in the XLSX and the HTML."""
+    return [*((f"Tổng {name}: {people:,} người", amount_vnd)
+              for name, people, amount_vnd in totals(rows)),
+            (f"Tổng cộng: {len(rows):,} người", sum(r["amount_vnd"] for r in rows))]
 
 
 SIGN_HERE = "(ký, ghi rõ họ tên)"
@@ -244,9 +264,15 @@ class _Rows:
     def __init__(self, sheet: Worksheet, width: int) -> None:
         self.sheet, self.width, self.row = sheet, width, 0
 
-    def add(self, cells: list[WriteOnlyCell | None]) -> None:
-        self.sheet.append(cells)
+    def add(self, cells: list[WriteOnlyCell | None], height_pt: float | None = None) -> None:
+        """The next row; `height_pt` its own height (a person's row, tall enough to sign in
+        and for a reason on two lines: LibreOffice ignores the sheet's default height). The
+        row's dimension is dropped once written, so a million rows hold no million of them."""
         self.row += 1
+        if height_pt is not None:
+            self.sheet.row_dimensions[self.row].height = height_pt
+        self.sheet.append(cells)
+        self.sheet.row_dimensions.pop(self.row, None)
 
     def heading(self, text: str, font: Font, blank_before: bool = True) -> None:
         """A line across the table's width, after a blank one unless told."""
@@ -280,8 +306,7 @@ def _value(sheet: Worksheet, field: str, row: Mapping[str, Any], number: int) ->
     if field == "signature":
         return _cell(sheet, "", border=True)
     if field == "amount_vnd":
-        return _cell(sheet, row["amount_vnd"], number_format=amount_format(row["amount_vnd"]),
-                     border=True)
+        return _cell(sheet, row["amount_vnd"], number_format=AMOUNT_FORMAT, border=True)
     cell = _cell(sheet, row[field] if isinstance(row[field], int) else str(row[field]),
                  border=True)
     if field == "citizen_id":  # text, so that a leading zero stays (and Excel says so)
@@ -293,7 +318,7 @@ def _total_row(sheet: Worksheet, width: int, amount_column: int, label: str, amo
                font: Font | None = None) -> list[WriteOnlyCell | None]:
     cells: list[WriteOnlyCell | None] = [None] * width
     cells[1] = _cell(sheet, label, font)
-    cells[amount_column] = _cell(sheet, amount_vnd, font, amount_format(amount_vnd))
+    cells[amount_column] = _cell(sheet, amount_vnd, font, AMOUNT_FORMAT)
     return cells
 
 
@@ -310,6 +335,8 @@ th { background: #eee; }
 td.n { text-align: right; white-space: nowrap; }
 td.sign { width: 3.5cm; height: 1.1cm; }
 tr.total td { font-weight: bold; }
+section.summary { margin-top: 24pt; }
+section.summary table { width: auto; margin: 0 auto; }
 footer { margin-top: 18pt; display: flex; justify-content: space-around; }
 @page { size: A4 landscape; margin: 1cm; }
 """
@@ -344,6 +371,13 @@ def write_html(path: Path, rows: Sequence[Mapping[str, Any]], kind: ListKind,
                      f"<span>Thủ trưởng đơn vị<br>{SIGN_HERE}</span></footer></section>")
     if not rows:
         parts.append(f"{top}<p class='where'>Không có ai.</p>")
+    else:  # the list's totals, as the XLSX ends
+        parts.append(f"<section class='summary'><h1>{SUMMARY_HEADING}</h1><p class='where'>"
+                     f"{e(kind.title)} — {e(heading.line(rows))}</p><table><tbody>"
+                     + "".join(f"<tr class='total'><td>{e(label)}</td><td class='n'>"
+                               f"{vnd(amount_vnd)}</td></tr>"
+                               for label, amount_vnd in list_totals(rows))
+                     + "</tbody></table></section>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")
 

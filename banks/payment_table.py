@@ -29,8 +29,8 @@ import re
 import unicodedata
 from array import array
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -417,11 +417,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> Checke
         kept = [row for row, line in enumerate(lines) if line not in refused]
         for row, line in enumerate(lines):
             if line in refused:
-                payment = payments[row]
-                checked.refused_rows[line] = {
-                    "citizen_id": payment.citizen_id, "full_name": payment.full_name,
-                    "amount_vnd": str(payment.amount_vnd), "programme": payment.programme,
-                    "period": payment.period, "arrears": payment.arrears}
+                checked.refused_rows[line] = _as_written(payments[row], id_key)
         checked.payments = payments.take(kept)
         lines = array("L", (lines[row] for row in kept))
         checked.problems += repeated
@@ -430,13 +426,29 @@ def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> Checke
     return checked
 
 
+def _as_written(payment: Payment, id_key: bytes) -> dict[str, str]:
+    """A good row refused afterwards (a repeat) as its cells were written, by column: every
+    field of the payment, so that it keeps all the table gave as a row refused on its own
+    does (results.csv); the end-to-end id only when the table gave it, not the derived one."""
+    cells = {name.name: str(getattr(payment, name.name)) for name in fields(Payment)}
+    if payment.end_to_end_id == _derived_id(cells, id_key):
+        cells["end_to_end_id"] = ""
+    return cells
+
+
+def _derived_id(row: Mapping[str, str], id_key: bytes) -> str:
+    """The end-to-end id of a row the table gives none: from who and what is paid."""
+    get = row.get
+    return DERIVED_ID_PREFIX + _digest(id_key, "\x1f".join(
+        (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))))[:32]
+
+
 def _payment(row: dict[str, str], id_key: bytes) -> Payment:
     """A checked row as a payment; the end-to-end id derived from who and what is paid when
     the table gives none, so that the same row has the same id in every read of the table
     under one `id_key`."""
     get = row.get
-    e2e = get("end_to_end_id") or DERIVED_ID_PREFIX + _digest(id_key, "\x1f".join(
-        (row["citizen_id"], row["programme"], get("period", ""), get("arrears", ""))))[:32]
+    e2e = get("end_to_end_id") or _derived_id(row, id_key)
     return Payment(
         citizen_id=row["citizen_id"], full_name=row["full_name"],
         amount_vnd=int(row["amount_vnd"]), creditor_bic=get("creditor_bic", ""),

@@ -41,8 +41,12 @@ CREATE TABLE IF NOT EXISTS entries (citizen_id TEXT NOT NULL, programme TEXT NOT
     account_id TEXT NOT NULL DEFAULT '', PRIMARY KEY (citizen_id, programme, period, arrears));
 CREATE TABLE IF NOT EXISTS cancellations (citizen_id TEXT NOT NULL, programme TEXT NOT NULL,
     period TEXT NOT NULL, arrears TEXT NOT NULL, run_id TEXT NOT NULL,
-    amount_vnd INTEGER NOT NULL, reason TEXT NOT NULL, cancelled_at TEXT NOT NULL);
+    amount_vnd INTEGER NOT NULL, reason TEXT NOT NULL, cancelled_at TEXT NOT NULL,
+    cancelled_by TEXT NOT NULL DEFAULT '');
 """
+# A register made before cancellations said who cancelled gets the column (empty: unknown).
+CANCELLED_BY = "ALTER TABLE cancellations ADD COLUMN cancelled_by TEXT NOT NULL DEFAULT ''"
+MAX_NAME_CHARS = 100  # who cancelled: a person's name or login
 
 Key = tuple[str, str, str, str]
 
@@ -122,6 +126,9 @@ class PayoutRegister:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             columns = [row[1] for row in self._db.execute("PRAGMA table_info(entries)")]
+            if "cancelled_by" not in {row[1] for row in self._db.execute(
+                    "PRAGMA table_info(cancellations)")}:
+                self._db.execute(CANCELLED_BY)
         except sqlite3.DatabaseError as error:
             self._db.close()
             raise RegisterError(f"{path} is not a payout register ({error})") from None
@@ -184,24 +191,41 @@ class PayoutRegister:
 
     def entries(self, citizen_id: str) -> Iterator[dict[str, object]]:
         """A citizen's entries, for a person to read."""
-        cursor = self._db.execute(
+        return self._rows(
             "SELECT citizen_id, programme, period, arrears, state, run_id, folder, line, "
             "end_to_end_id, amount_vnd, full_name, reason_code, updated_at, creditor_bic, "
             "account_id FROM entries "
             "JOIN runs USING (run_id) WHERE citizen_id=? ORDER BY programme, period, arrears",
-            (citizen_id,))
+            citizen_id)
+
+    def cancellations(self, citizen_id: str) -> Iterator[dict[str, object]]:
+        """A citizen's cancelled cash entries, oldest first: state "cancelled", the run whose
+        cash list held it, and when, by whom and why it was cancelled."""
+        return self._rows(
+            "SELECT citizen_id, programme, period, arrears, 'cancelled' AS state, run_id, "
+            "folder, amount_vnd, cancelled_at, cancelled_by, reason FROM cancellations "
+            "LEFT JOIN runs USING (run_id) WHERE citizen_id=? "
+            "ORDER BY cancelled_at, cancellations.rowid",
+            citizen_id)
+
+    def _rows(self, query: str, citizen_id: str) -> Iterator[dict[str, object]]:
+        cursor = self._db.execute(query, (citizen_id,))
         names = [column[0] for column in cursor.description]
         for row in cursor:
             yield dict(zip(names, row, strict=True))
 
-    def cancel_cash(self, key: Key, reason: str) -> Entry:
+    def cancel_cash(self, key: Key, reason: str, cancelled_by: str = "") -> Entry:
         """Cancel a key's cash entry, as the post office confirms it did not pay it, with the
-        reason; the key may then be paid by a later run. Returns the entry cancelled; raises
-        RegisterError when the key has no cash entry or the reason is empty or too long."""
-        reason = reason.strip()
+        reason and who cancelled it; the key may then be paid by a later run. Returns the
+        entry cancelled; raises RegisterError when the key has no cash entry, or the reason
+        is empty or too long, or the name too long."""
+        reason, cancelled_by = reason.strip(), cancelled_by.strip()
         if not reason or len(reason) > MAX_REASON_CHARS or not reason.isprintable():
             raise RegisterError(f"give the reason in one line of 1 to {MAX_REASON_CHARS} "
                                 "characters (as the post office confirmed it)")
+        if len(cancelled_by) > MAX_NAME_CHARS or not cancelled_by.isprintable():
+            raise RegisterError(f"give who cancels in one line of at most {MAX_NAME_CHARS} "
+                                "characters")
         with self._transaction() as db:
             found = db.execute(
                 "SELECT e.state, e.run_id, r.folder, e.line, e.end_to_end_id, e.amount_vnd, "
@@ -211,8 +235,8 @@ class PayoutRegister:
                 state = "no entry" if found is None else f"an entry {found[0]}, not on a cash list"
                 raise RegisterError(f"{' '.join(filter(None, key))}: {state} in {self.path}")
             entry = Entry(EntryState(found[0]), *found[1:])
-            db.execute("INSERT INTO cancellations VALUES (?,?,?,?,?,?,?,?)",
-                       (*key, entry.run_id, entry.amount_vnd, reason, _now()))
+            db.execute("INSERT INTO cancellations VALUES (?,?,?,?,?,?,?,?,?)",
+                       (*key, entry.run_id, entry.amount_vnd, reason, _now(), cancelled_by))
             db.execute("DELETE FROM entries WHERE citizen_id=? AND programme=? AND period=? "
                        "AND arrears=?", key)
         return entry

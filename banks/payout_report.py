@@ -68,6 +68,11 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
              f"written {e(written.replace('T', ' '))}. Run <code>{e(summary['run_id'])}</code>"
              f", table SHA-256 <code>{e(summary['table_sha256'])}</code>; register <code>"
              f"{e(summary['register'])}</code>.</p>"]
+    ignored = summary.get("ignored_columns") or []
+    if ignored:  # the table's columns switchlab does not read: a typo'd name is one
+        parts.append("<p class='bad'>Columns of the table ignored <small lang='vi'>(cột bị bỏ "
+                     f"qua)</small>: {', '.join(f'<code>{e(name)}</code>' for name in ignored)}"
+                     " (not a column switchlab reads: docs/payment-table.md).</p>")
     mismatches = summary["reconciliation"]
     parts.append("<p class='bad'>Reconciliation failed: " + "; ".join(
         e(m["text"]) for m in mismatches) + "</p>" if mismatches else
@@ -95,15 +100,17 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
     parts.append("</table>")
     for title, key, what in (("By bank", "by_bank", "bank (BIC)"),
                              ("By programme", "by_programme", "programme")):
-        parts.append(f"<h2>{title} {_vi(title)}</h2><p>Rows, and VND below them.</p><table>"
+        parts.append(f"<h2>{title} {_vi(title)}</h2><p>Rows, and VND below them (none for "
+                     "refused rows: their amount is as the table wrote it).</p><table>"
                      f"<tr><th>{what}</th>" + "".join(
                          f"<th class='n'>{s}<br>{_vi(s)}</th>" for s in STATUSES)
                      + "</tr>")
         for name, group in summary[key].items():
             shown = programme_vi(name) if key == "by_programme" else bank_name(name)
             parts.append(f"<tr><td>{e(shown)}</td>" + "".join(
-                f"<td class='n'>{group.get(s, 0):,}<br><small>{group.get(s + '_vnd', 0):,}"
-                "</small></td>" for s in STATUSES) + "</tr>")
+                f"<td class='n'>{group.get(s, 0):,}<br><small>"
+                + ("" if s == "refused" else f"{group.get(s + '_vnd', 0):,}")
+                + "</small></td>" for s in STATUSES) + "</tr>")
         parts.append("</table>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")

@@ -22,9 +22,13 @@ from banks.payment_table import CheckedTable, Payment
 from banks.payout import TO_CORRECT, PayoutResult, PayoutStatus
 from banks.payout_register import Entry, EntryState
 from protocol import reasons
-from protocol.messages import VerificationResult
+from protocol.ids import is_bic
+from protocol.messages import MAX_NAME_CHARS, VerificationResult
 
 NO_BANK = "(no account)"  # a row paid by citizen id that no account is linked to
+# A refused row's group when the table gave no bank (or no programme) for it, or gave text
+# that is not a BIC: a hostile cell must not open a group of its own per row.
+NONE_GIVEN, NOT_A_BIC = "(none)", "(not a BIC)"
 REFUSED, EARLIER = "refused", "earlier"  # statuses of rows this run did not try to pay
 CASH, DECEASED = "cash", "deceased"  # the lists for people
 # Reasons that send a row to the ministry's deceased list rather than the post office's.
@@ -87,7 +91,9 @@ class Figures:
         counts["rows"] += 1
         counts[status] += 1
         amounts[status] += amount_vnd if isinstance(amount_vnd, int) else 0
-        if status == REFUSED:
+        if status == REFUSED:  # counted by bank and programme; its amount is as written
+            self.by_bank[_refused_bank(row["creditor_bic"])][REFUSED] += 1
+            self.by_programme[row["programme"][:MAX_NAME_CHARS] or NONE_GIVEN][REFUSED] += 1
             return
         if row["ids_sent"]:
             counts["sent"] += 1
@@ -121,6 +127,14 @@ class Figures:
             "by_programme": {name: dict(group)
                              for name, group in sorted(self.by_programme.items())},
         }
+
+
+def _refused_bank(creditor_bic: str) -> str:
+    """The bank a refused row is counted under: the BIC the table gave, else a line of its
+    own (none given, or text that is no BIC)."""
+    if not creditor_bic:
+        return NONE_GIVEN
+    return creditor_bic if is_bic(creditor_bic) else NOT_A_BIC
 
 
 def trace(table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows

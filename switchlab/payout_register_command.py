@@ -5,6 +5,7 @@ payment by account."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -30,7 +31,9 @@ def add_parser(commands: Any) -> None:
         "per citizen id, programme, period and arrears. Exit status: 0 done, 2 a mistake "
         "in the command or nothing to cancel.")
     actions = register.add_subparsers(dest="register_action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", parents=[where], help="a citizen's entries, as JSON")
+    show = actions.add_parser(
+        "show", parents=[where], help="a citizen's entries, and the cash entries cancelled "
+        "(state cancelled: when, by whom, why), as JSON")
     show.set_defaults(handler=_show)
     cancel = actions.add_parser(
         "cancel-cash", parents=[where], help="cancel a cash entry the post office did not pay",
@@ -41,6 +44,8 @@ def add_parser(commands: Any) -> None:
     cancel.add_argument("--arrears", default="", help="as in the table, when it had one")
     cancel.add_argument("--reason", required=True,
                         help="why, as the post office confirmed it (kept in the register)")
+    cancel.add_argument("--by", default=None, metavar="NAME",
+                        help="who cancels, kept with the reason (default: your login name)")
     cancel.set_defaults(handler=_cancel)
 
 
@@ -64,7 +69,8 @@ def _show(args: argparse.Namespace) -> int:
     if register is None:
         return INVALID
     with register:
-        print(json.dumps(list(register.entries(args.citizen_id)), ensure_ascii=False, indent=1))
+        shown = [*register.entries(args.citizen_id), *register.cancellations(args.citizen_id)]
+        print(json.dumps(shown, ensure_ascii=False, indent=1))
     return 0
 
 
@@ -75,7 +81,8 @@ def _cancel(args: argparse.Namespace) -> int:
     key = key_of(args.citizen_id, args.programme, args.period, args.arrears)
     try:
         with register:
-            entry = register.cancel_cash(key, args.reason)
+            entry = register.cancel_cash(key, args.reason, _login() if args.by is None
+                                         else args.by)
     except RegisterError as error:
         print(f"switchlab payout-register: {error}", file=sys.stderr)
         return INVALID
@@ -83,3 +90,11 @@ def _cancel(args: argparse.Namespace) -> int:
           + f", {entry.amount_vnd:,} VND on the cash list of run {entry.run_id} "
           f"({entry.folder}); a later run may pay it by account.")
     return 0
+
+
+def _login() -> str:
+    """Who runs the command, by the operating system's account; "" when it cannot tell."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no name in the environment nor in the password database
+        return ""

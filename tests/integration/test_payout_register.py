@@ -12,13 +12,20 @@ import csv
 import json
 import re
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from banks.payment_table import Payment
-from banks.payout_register import EntryState, PayoutRegister, RegisterError, register_key
+from banks.payout_register import (
+    SCHEMA,
+    EntryState,
+    PayoutRegister,
+    RegisterError,
+    register_key,
+)
 from switchlab.cli import main
 
 HEADER = "citizen_id;full_name;amount_vnd;programme;period;creditor_bic;account_id;commune\n"
@@ -102,8 +109,19 @@ def test_a_corrected_table_pays_the_rest_and_cash_must_be_cancelled_before_an_ac
                  "--period", "2026-11", "--reason", ""]) == 2  # a reason is required
     assert main(["payout-register", "cancel-cash", "--register", str(register),
                  "--citizen-id", "040160033333", "--programme", "TRO_CAP_XA_HOI",
-                 "--period", "2026-11", "--reason", "Bưu điện xác nhận chưa chi"]) == 0
+                 "--period", "2026-11", "--reason", "Bưu điện xác nhận chưa chi",
+                 "--by", "Trần Văn Kế"]) == 0
     capsys.readouterr()
+    # a new user's finding 12: `show` printed [] after the cancellation: the reason "is
+    # kept" but nothing showed it, nor who cancelled nor when
+    assert main(["payout-register", "show", "--register", str(register),
+                 "--citizen-id", "040160033333"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [(e["state"], e["programme"], e["reason"], e["cancelled_by"], e["amount_vnd"])
+            for e in shown] == [("cancelled", "tro_cap_xa_hoi", "Bưu điện xác nhận chưa chi",
+                                 "Trần Văn Kế", 750_000)]
+    assert datetime.fromisoformat(shown[0]["cancelled_at"]).tzinfo is not None
+    assert shown[0]["folder"].endswith("run1")
     code, terminal = pay(corrected, tmp_path / "run3", capsys)
     assert code == 0, terminal
     traced = results(tmp_path / "run3")
@@ -162,3 +180,16 @@ def test_a_file_that_is_not_a_register_is_refused_and_left_untouched(
     assert "is not a payout register" in capsys.readouterr().err
     assert main(["payout-register", "show", "--register", str(other),
                  "--citizen-id", "001190012345"]) == 2
+
+
+def test_a_register_from_before_cancelled_by_is_opened_and_shows_its_cancellations(
+        tmp_path: Path) -> None:
+    """Registers written before cancellations said who cancelled get the column, empty."""
+    path = tmp_path / "TRSYVNV1.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(SCHEMA.replace(",\n    cancelled_by TEXT NOT NULL DEFAULT ''", ""))
+        db.execute("INSERT INTO cancellations VALUES ('001190012345', 'luong_huu', '', '', "
+                   "'r1', 1000, 'old reason', '2026-11-30T01:00:00+00:00')")
+    with PayoutRegister(path) as register:
+        assert [(c["reason"], c["cancelled_by"], c["folder"])
+                for c in register.cancellations("001190012345")] == [("old reason", "", None)]

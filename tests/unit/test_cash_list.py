@@ -12,11 +12,15 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from banks import cash_list
 from banks.cash_list import (
+    AMOUNT_FORMAT,
     CASH_LIST,
     DECEASED_LIST,
+    MAX_SHEET_TITLE_CHARS,
+    ROW_HEIGHT_PT,
     Heading,
-    amount_format,
+    ListKind,
     list_row,
     write_list,
 )
@@ -135,16 +139,56 @@ def test_the_xlsx_prints_its_issuer_period_date_and_headings_on_every_page(
     assert sheet.print_title_rows == "$1:$4" and sheet["A4"].value == "STT"
     assert sheet["A2"].value == ("Đơn vị lập: Kho bạc Nhà nước — TRSYVNV1 — Kỳ: 2026-11 — "
                                  "Ngày lập: 07/12/2026")
-    assert sheet.sheet_format.defaultRowHeight >= 30 and sheet.sheet_format.customHeight
     signers = [c.value for row in sheet.iter_rows() for c in row
                if isinstance(c.value, str) and c.value.startswith("Người lập")]
     assert signers and all(v.endswith("(ký, ghi rõ họ tên)") for v in signers)
 
 
-def test_amounts_show_dots_between_thousands_whatever_the_locale() -> None:
-    """`#,##0` shows the reader's separator (750,000 in an English Excel); a literal-dot
-    format fits one size of number: each amount gets the one for its digit groups."""
-    assert amount_format(500) == "##0"
-    assert amount_format(750_000) == "###\\.##0"
-    assert amount_format(2_340_000) == "###\\.###\\.##0"
-    assert amount_format(12_345_678_901) == "###\\.###\\.###\\.##0"
+def test_amounts_have_one_format_with_a_real_thousands_separator_and_rows_room_to_sign(
+        tmp_path: Path) -> None:
+    """A new user's finding 11: each amount had its own format with literal dots
+    (`###\\.##0`), so 900000 edited to 1200000 showed "1200.000"; and rows had no height of
+    their own: the "Ký nhận" box was a line or two tall in LibreOffice's PDF."""
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING, ",")
+    sheet = load_workbook(paths["cash_list.xlsx"]).active
+    amounts = [row[7] for row in sheet.iter_rows() if isinstance(row[7].value, int)]
+    assert len(amounts) > 5 and {c.number_format for c in amounts} == {AMOUNT_FORMAT}
+    assert AMOUNT_FORMAT == "#,##0"  # Excel shows the locale's separator: dots in Vietnamese
+    signed = [row[0].row for row in sheet.iter_rows() if isinstance(row[0].value, int)]
+    signers = [row[0].row for row in sheet.iter_rows()
+               if isinstance(row[1].value, str) and row[1].value.startswith("Người lập")]
+    assert len(signed) == 5 and len(signers) == 2
+    for row in (*signed, *signers):
+        assert sheet.row_dimensions[row].height == ROW_HEIGHT_PT >= 30, row
+    assert not sheet.row_dimensions[1].customHeight  # the title keeps its own height
+
+
+def test_every_sheet_title_fits_excel_and_cuts_no_word(tmp_path: Path) -> None:
+    """A new user's finding 10: deceased.xlsx's tab read "Danh sách người hưởng đã qua đờ",
+    the title cut at Excel's 31 characters mid-word."""
+    kinds = [kind for kind in vars(cash_list).values() if isinstance(kind, ListKind)]
+    long_one = ListKind("Danh sách người hưởng được chi trả bổ sung", "", "Lý do", False)
+    assert len(kinds) >= 2
+    for kind in (*kinds, long_one):
+        paths = write_list(tmp_path, "list", map(list_row, ROWS), kind, HEADING, ",")
+        title = load_workbook(paths["list.xlsx"]).active.title
+        assert 0 < len(title) <= MAX_SHEET_TITLE_CHARS, title
+        words = (kind.sheet or kind.title).split()
+        assert title.split() == words[:len(title.split())], title  # whole words, in order
+    assert long_one.sheet_title() == "Danh sách người hưởng được chi"
+    assert DECEASED_LIST.sheet_title() == "Người hưởng đã qua đời"
+
+
+def test_the_html_ends_with_the_lists_totals_as_the_xlsx_does(tmp_path: Path) -> None:
+    """A new user's finding 9: cash_list.html had no list totals, where the XLSX ends with
+    "Tổng hợp … Tổng cộng: 5 người"; the docs call the HTML the same list."""
+    paths = write_list(tmp_path, "cash_list", map(list_row, ROWS), CASH_LIST, HEADING, ",")
+    values = list(load_workbook(paths["cash_list.xlsx"]).active.iter_rows(values_only=True))
+    start = next(i for i, row in enumerate(values) if row[0] == "Tổng hợp")
+    in_xlsx = [(row[1], row[7]) for row in values[start + 1:]]
+    assert in_xlsx[-1] == ("Tổng cộng: 5 người", 7_435_000) and len(in_xlsx) == 4
+    page = paths["cash_list.html"].read_text(encoding="utf-8")
+    summary = page.split("<h1>Tổng hợp</h1>")[1]
+    for label, amount_vnd in in_xlsx:  # the same lines, amounts written 7.435.000
+        shown = f"{amount_vnd:,}".replace(",", ".")
+        assert f"<td>{label}</td><td class='n'>{shown}</td>" in summary, label

@@ -34,3 +34,29 @@ def test_the_report_names_the_table_the_date_the_banks_and_what_stopped_means(
     stopped = page.split("<td>stopped ")[1].split("</tr>")[0]
     assert all(code in stopped for code in ("MD07", "BE06", "C601", "C602", "acmt.024"))
     assert "Số liệu" in page and "dừng trước khi chuyển" in page and "Theo ngân hàng" in page
+
+
+def test_refused_rows_show_in_by_bank_and_by_programme(tmp_path: Path) -> None:
+    """A new user's finding 6: the refused column of "By bank" and "By programme" was 0."""
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY | {
+        "by_bank": {"(none)": {"refused": 4}},
+        "by_programme": {"nguoi_co_cong": {"refused": 4}}})
+    page = path.read_text(encoding="utf-8")
+    by_bank = page.split("Theo ngân hàng")[1].split("</table>")[0]
+    by_programme = page.split("Theo chương trình")[1].split("</table>")[0]
+    for table in (by_bank, by_programme):
+        refused = table.split("</tr>")[1].split("<td class='n'>")[-1]  # the last column
+        assert refused.startswith("4<br>"), refused
+    assert "Trợ cấp người có công" in by_programme and "(none)" in by_bank
+
+
+def test_the_report_names_the_ignored_columns(tmp_path: Path) -> None:
+    """A new user's finding 13: the terminal and summary.json named the columns the table's
+    check ignored, the report did not (the docs say it does)."""
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY | {"ignored_columns": ["so_tai_khoan", "<ghi chú>"]})
+    page = path.read_text(encoding="utf-8")
+    assert "<code>so_tai_khoan</code>, <code>&lt;ghi chú&gt;</code>" in page
+    write_report(path, SUMMARY | {"ignored_columns": []})
+    assert "ignored" not in path.read_text(encoding="utf-8")

@@ -67,12 +67,61 @@ def test_each_row_in_its_lines_place_with_every_id_and_one_set_of_counts(
 
 
 def test_a_row_refused_as_a_repeat_carries_what_the_table_gave(tmp_path: Path) -> None:
+    """A new user's finding 7: rows refused as repeats lost province, district, commune,
+    address, creditor_bic and account_id, which a row refused for its own cells keeps."""
     path = tmp_path / "t.csv"
-    path.write_text("citizen_id,full_name,amount_vnd,programme\n"
-                    "001190012345,Nguyễn Thị Rà,100,luong_huu\n"
-                    "001190012345,Nguyễn Thị Rà,200,luong_huu\n", encoding="utf-8")
+    header = ("citizen_id,full_name,amount_vnd,programme,province,district,commune,address,"
+              "creditor_bic,account_id,end_to_end_id\n")
+    place = "Tỉnh Nghệ An,Huyện Nghi Lộc,Xã Nghi Lộc,Thôn Trung,BFTVVNVX"
+    path.write_text(header
+                    + f"001190012345,Nguyễn Thị Rà,100,luong_huu,{place},11,\n"
+                    + f"001190012345,Nguyễn Thị Rà,200,luong_huu,{place},12,\n"
+                    + f"038040022222,Phạm Văn Minh,300,luong_huu,{place},13,E3\n"
+                    + f"040160033333,Hoàng Thị Lan,400,luong_huu,{place},14,E3\n"
+                    + f"036145011111,Lê Thị Hoa,1.000,luong_huu,{place},15,E5\n",
+                    encoding="utf-8")
     table = check_payment_table(path)
-    run = RunRows(range(0), PayoutResult(Outcomes(table.payments), 0.0), [].__getitem__)
-    rows = list(trace(table, {}, run))
-    assert [(r["line"], r["status"], r["citizen_id"], r["amount_vnd"]) for r in rows] == [
-        (2, "refused", "001190012345", "100"), (3, "refused", "001190012345", "200")]
+    outcomes = Outcomes(table.payments)
+    outcomes.append(PayoutStatus.PAID)  # line 4, the first to give E3
+    run = RunRows(range(1), PayoutResult(outcomes, 0.0), [["E3"]].__getitem__)
+    rows = {r["line"]: r for r in trace(table, {}, run) if r["status"] == "refused"}
+    assert [(line, r["citizen_id"], r["amount_vnd"]) for line, r in rows.items()] == [
+        (2, "001190012345", "100"), (3, "001190012345", "200"), (5, "040160033333", "400"),
+        (6, "036145011111", "1.000")]
+    given = ("province", "district", "commune", "address", "creditor_bic")
+    for r in rows.values():  # repeats (lines 2, 3: same person; 5: an id twice) as line 6
+        assert [r[c] for c in given] == place.split(","), r
+        assert r["account_id"] == str(9 + r["line"])
+    # the id the table gave; none where the table gave none (not the run's derived one)
+    assert [r["end_to_end_id"] for r in rows.values()] == ["", "", "E3", "E5"]
+
+
+def test_refused_rows_are_counted_by_bank_and_programme(tmp_path: Path) -> None:
+    """A new user's finding 6: "By bank" and "By programme" showed refused = 0 with five rows
+    refused, and a programme whose only row was refused was missing."""
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "citizen_id,full_name,amount_vnd,programme,creditor_bic,account_id\n"
+        "001190012345,Nguyễn Thị Rà,100,luong_huu,BFTVVNVX,1\n"
+        "036145011111,Lê Thị Hoa,1.000,luong_huu,BFTVVNVX,3\n"  # separators
+        "038040022222,Phạm Văn Minh,10,nguoi_co_cong,,\n"  # good, by citizen id
+        "0381400222,Phạm Văn Nam,10,nguoi_co_cong,,\n"  # too short an id, no bank
+        "040160033333,Hoàng Thị Lan,500,tro_cap,not a bic,7\n", encoding="utf-8")
+    table = check_payment_table(path)
+    outcomes = Outcomes(table.payments)
+    for _ in table.payments:
+        outcomes.append(PayoutStatus.PAID)
+    ids = [[p.end_to_end_id] for p in table.payments]
+    run = RunRows(range(len(table.payments)), PayoutResult(outcomes, 1.0), ids.__getitem__)
+    figures = Figures()
+    for row in trace(table, {}, run):
+        figures.add(row)
+    summary = figures.as_dict()
+    assert summary["counts"]["refused"] == 3
+    assert summary["by_bank"]["BFTVVNVX"] == {"paid": 1, "paid_vnd": 100, "refused": 1}
+    assert summary["by_bank"]["(none)"]["refused"] == 1
+    assert summary["by_bank"]["(not a BIC)"] == {"refused": 1}
+    assert summary["by_programme"]["luong_huu"]["refused"] == 1
+    assert summary["by_programme"]["nguoi_co_cong"]["refused"] == 1
+    assert summary["by_programme"]["tro_cap"] == {"refused": 1}
+    assert sum(group.get("refused", 0) for group in summary["by_bank"].values()) == 3
