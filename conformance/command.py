@@ -57,7 +57,7 @@ def add_options(command: argparse.ArgumentParser,
                         "folder carries, which shows the folder is intact, not who signed")
     command.add_argument("--participant-url", metavar="URL",
                          help="the bank's inbound URL, where the switch posts to it, e.g. "
-                         "http://127.0.0.1:8101/iso20022")
+                         "http://127.0.0.1:8201/iso20022")
     command.add_argument("--bic", help="the bank's BIC, e.g. BANKVNVX")
     command.add_argument("--accounts", type=Path, metavar="CSV",
                          help="the bank's test accounts (docs/conformance.md)")

@@ -168,20 +168,29 @@ class LabSettings:
 
 def seal_journal(path: Path) -> None:
     """Make the stopped switch's journal one closed file the report's signature can cover:
-    its write-ahead log checkpointed into it and the journal turned to SQLite's rollback
-    mode, so that no -wal or -shm file stays beside it and reading it later makes none
-    (in WAL mode a mere reader creates both, and they change as it reads)."""
+    a copy by SQLite's backup API (a reader: a connection the switch has not let go of yet
+    does not block it) in rollback mode replaces it, and its -wal and -shm go, so that no
+    file stays beside it and reading it later makes none (in WAL mode a mere reader creates
+    both, and they change as it reads). Raises LabError when it cannot be read."""
     if not path.exists():
         return
+    sealed = path.with_name(path.name + ".sealed")
+    sealed.unlink(missing_ok=True)
     try:
-        connection = sqlite3.connect(path, timeout=SWITCH_START_S)
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SWITCH_START_S)
+        target = sqlite3.connect(sealed)
         try:
-            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            connection.execute("PRAGMA journal_mode=DELETE")
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")
         finally:
-            connection.close()
+            target.close()
+            source.close()
     except sqlite3.Error as error:
-        raise LabError(f"cannot close the lab switch's journal {path}: {error}") from None
+        sealed.unlink(missing_ok=True)
+        raise LabError(f"cannot copy the lab switch's journal {path}: {error}") from None
+    sealed.replace(path)
+    for beside in (f"{path.name}-wal", f"{path.name}-shm"):
+        path.with_name(beside).unlink(missing_ok=True)
 
 
 class Lab:
