@@ -36,16 +36,28 @@ DEFAULT_SWITCH_PORT = 8480
 
 def add_options(command: argparse.ArgumentParser,
                 whole_number: Callable[[int, int], Callable[[str], int]]) -> None:
-    command.add_argument("verify", nargs="*", metavar="verify REPORT",
-                         help="check a signed report folder (or a file in it): exit 0 when "
-                         "nothing in it changed since the suite signed it, 1 when something "
-                         "did")
-    command.add_argument("--public-key", type=Path, metavar="PEM",
-                         help="verify: the public key the report must be signed with (the "
-                         "scheme's switch.pub, or the suite's report key's)")
+    command.usage = ("%(prog)s --participant-url URL --bic BIC --accounts CSV [options]\n"
+                     "       %(prog)s verify REPORT [--public-key PEM]\n"
+                     "       %(prog)s --list | --plan")
+    actions = command.add_subparsers(
+        dest="conformance_action", title="commands", metavar="COMMAND",
+        description="without one, the options below run the suite against the bank")
+    verify = actions.add_parser(
+        "verify", formatter_class=command.formatter_class, prog=f"{command.prog} verify",
+        help="check a signed report folder: `verify REPORT [--public-key PEM]`",
+        description="Check a signed report folder (or a file in it): exit 0 when no file in "
+        "it was added, removed or changed since the suite signed it, 1 naming the first that "
+        "was (or a signature that does not check), 2 for bad arguments.")
+    verify.add_argument("report", type=Path, metavar="REPORT",
+                        help="the report folder, e.g. conformance-BANKVNVX/")
+    verify.add_argument("--public-key", type=Path, metavar="PEM",
+                        help="the public key the report must be signed with: "
+                        f"{credentials.REPORT_PUBLIC} in the credentials folder (the run "
+                        "writes it), or the one the scheme holds; without it the key the "
+                        "folder carries, which shows the folder is intact, not who signed")
     command.add_argument("--participant-url", metavar="URL",
                          help="the bank's inbound URL, where the switch posts to it, e.g. "
-                         "http://127.0.0.1:8101/iso20022")
+                         "http://127.0.0.1:8201/iso20022")
     command.add_argument("--bic", help="the bank's BIC, e.g. BANKVNVX")
     command.add_argument("--accounts", type=Path, metavar="CSV",
                          help="the bank's test accounts (docs/conformance.md)")
@@ -129,20 +141,18 @@ def _problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def verify_report(words: list[str], public_key: Path | None) -> int:
+def verify_report(report: Path, public_key: Path | None) -> int:
     """`switchlab conformance verify REPORT`: 0 untouched, 1 changed, 2 bad arguments."""
-    if len(words) != 2 or words[0] != "verify":
-        print(f"switchlab conformance: {' '.join(words)!r}: the one command is `verify "
-              "REPORT`", file=sys.stderr)
-        return INVALID_EXIT
     try:
         key = None if public_key is None else read_public_key(
             public_key.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
-        print(f"switchlab conformance verify: {public_key}: {error}", file=sys.stderr)
+        print(f"switchlab conformance verify: {public_key}: {error} (the public half of the "
+              f"report's key is {credentials.REPORT_PUBLIC} in the credentials folder)",
+              file=sys.stderr)
         return INVALID_EXIT
     try:
-        print(evidence.verify(Path(words[1]), key))
+        print(evidence.verify(report, key))
     except evidence.EvidenceError as error:
         print(f"switchlab conformance verify: REFUSED: {error}", file=sys.stderr)
         return FAILED_EXIT
@@ -151,8 +161,8 @@ def verify_report(words: list[str], public_key: Path | None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The command's body; returns the exit status."""
-    if args.verify:
-        return verify_report(args.verify, args.public_key)
+    if args.conformance_action == "verify":
+        return verify_report(args.report, args.public_key)
     if args.plan:
         print(test_plan())
         return PASSED_EXIT
@@ -201,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
     paths["signature"] = evidence.sign(out, signer)
     print(terminal(result))
     print("reports: " + ", ".join(str(p) for p in paths.values()))
+    print(f"check them: switchlab conformance verify {out} --public-key "
+          f"{args.credentials / credentials.REPORT_PUBLIC}")
     if result.stopped_because is not None:
         print(f"switchlab conformance: {result.stopped_because}", file=sys.stderr)
         return INVALID_EXIT

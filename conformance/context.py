@@ -83,6 +83,7 @@ class Context:
     burst: int
     rules: Rules
     notes: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)  # figures the terminal line shows
     _decoded: dict[tuple[int, str, bool], BusinessMessage | None] = field(default_factory=dict)
 
     def note(self, text: str) -> None:

@@ -26,6 +26,7 @@ from protocol.signing import Credentials, Ed25519SigningKey
 
 SECRET_FILE = "secret.txt"
 REPORT_KEY = "suite.pem"  # hmac: the suite's own Ed25519 key, which signs reports only
+REPORT_PUBLIC = "report.pub"  # both modes: the public half of the key that signs reports
 SWITCH_PRIVATE, SWITCH_PUBLIC = "switch.pem", "switch.pub"
 BANK_PRIVATE, BANK_PUBLIC = "bank.pem", "bank.pub"
 MAX_KEY_FILE_BYTES = 8 * 1024
@@ -123,18 +124,27 @@ def load(folder: Path, signing: Signing, secret_file: Path | None = None,
 def report_key(folder: Path, keys: SuiteKeys) -> Ed25519SigningKey:
     """The key that signs the run's report (conformance/evidence.py): the switch's own in
     `ed25519`; in `hmac`, where the switch has none, the suite's report key in `folder`,
-    made on first use. Raises CredentialsError naming a bad file."""
+    made on first use. Its public half is written to `folder`/report.pub in both modes, the
+    file `switchlab conformance verify --public-key` takes. Raises CredentialsError naming a
+    bad file."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     if keys.signing == "ed25519":
         assert keys.switch_private_key is not None
-        return read_private_key(keys.switch_private_key)
-    path = folder / REPORT_KEY
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write(path, private_key_text(Ed25519SigningKey.generate()))
-    try:
-        return read_private_key(_read(path))
-    except ValueError as error:
-        raise CredentialsError(f"{path}: {error}") from None
+        key = read_private_key(keys.switch_private_key)
+    else:
+        path = folder / REPORT_KEY
+        if not path.exists():
+            _write(path, private_key_text(Ed25519SigningKey.generate()))
+        try:
+            key = read_private_key(_read(path))
+        except ValueError as error:
+            raise CredentialsError(f"{path}: {error}") from None
+    public = folder / REPORT_PUBLIC
+    text = public_key_text(key.verify_key())
+    if not public.exists() or public.read_text(encoding="utf-8").strip() != text.strip():
+        public.unlink(missing_ok=True)  # a key brought with --switch-private-key-file
+        _write(public, text)
+    return key
 
 
 def describe(folder: Path, keys: SuiteKeys, switch_url: str, switch_bic: str) -> str:

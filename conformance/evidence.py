@@ -1,9 +1,11 @@
 """Evidence a scheme can check: the report folder signed by the suite's switch key.
 
-The signature covers a manifest of every file the report is made of (report.json,
-report.html, junit.xml and messages/, which holds the exact bytes of every message exchanged
-with the bank), each by its SHA-256, so that no message, verdict or sentence can be edited
-without `switchlab conformance verify` refusing the folder. It is Ed25519 (RFC 8032) in both
+The signature covers a manifest of every file in the report folder (report.json, report.html,
+junit.xml, messages/, which holds the exact bytes of every message exchanged with the bank,
+and switch/, the lab switch's journal, sealed first, and its log), each by its SHA-256, so
+that no message, verdict or sentence can be edited without `switchlab conformance verify`
+refusing the folder. The verifier walks the folder, not the manifest: a file present and not
+signed is refused as a file signed and missing is. It is Ed25519 (RFC 8032) in both
 signing modes: in `ed25519` the switch's own key (switch.pem), in `hmac`, where the switch has
 no key of its own, the suite's report key (suite.pem in the credentials folder). The scheme
 checks the signature against the public key it holds (`--public-key`): a key carried in the
@@ -20,8 +22,6 @@ from protocol.keys import public_key_text, read_public_key
 from protocol.signing import Ed25519SigningKey, Ed25519VerifyKey
 
 SIGNATURE_FILE = "signature.json"
-SIGNED_FILES = ("report.json", "report.html", "junit.xml")
-SIGNED_FOLDER = "messages"
 VERSION = "switchlab-conformance-report/1"
 # a line of ~100 bytes a file: two files an exchange, up to the relay's 100,000 exchanges
 MAX_SIGNATURE_FILE_BYTES = 32 * 1024 * 1024
@@ -32,12 +32,24 @@ class EvidenceError(ValueError):
     which file."""
 
 
+def _digest(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def manifest(folder: Path) -> dict[str, str]:
-    """Relative path -> hex SHA-256 of every signed file in the report folder."""
-    paths = [folder / name for name in SIGNED_FILES if (folder / name).is_file()]
-    paths += sorted(p for p in (folder / SIGNED_FOLDER).rglob("*") if p.is_file())
-    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in paths}
+    """Relative path -> hex SHA-256 of every file in the report folder, in every subfolder,
+    hidden ones too, but signature.json. Raises EvidenceError for an entry that is neither a
+    file nor a folder (a link, a socket): nothing in a report is one."""
+    files: dict[str, str] = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if name == SIGNATURE_FILE or (path.is_dir() and not path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_file():
+            raise EvidenceError(f"{name} is not a plain file: a report holds files only")
+        files[name] = _digest(path)
+    return files
 
 
 def _signed_text(files: dict[str, str]) -> bytes:

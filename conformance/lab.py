@@ -18,6 +18,7 @@ import asyncio
 import json
 import secrets
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,7 @@ HOOK_TIMEOUT_S = 10.0
 MAX_RECEIVED = 100_000  # messages a counterpart keeps
 SWITCH_START_S = 30.0  # the lab's switch, as a process, listening (a loaded machine: seconds)
 SWITCH_CONFIG_FILE = "switch.yaml"
+JOURNAL_FILE = "switch.sqlite"
 
 
 class LabError(RuntimeError):
@@ -164,6 +166,33 @@ class LabSettings:
     creditor_timeout_s: float = 5.0
 
 
+def seal_journal(path: Path) -> None:
+    """Make the stopped switch's journal one closed file the report's signature can cover:
+    a copy by SQLite's backup API (a reader: a connection the switch has not let go of yet
+    does not block it) in rollback mode replaces it, and its -wal and -shm go, so that no
+    file stays beside it and reading it later makes none (in WAL mode a mere reader creates
+    both, and they change as it reads). Raises LabError when it cannot be read."""
+    if not path.exists():
+        return
+    sealed = path.with_name(path.name + ".sealed")
+    sealed.unlink(missing_ok=True)
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=SWITCH_START_S)
+        target = sqlite3.connect(sealed)
+        try:
+            source.backup(target)
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+            source.close()
+    except sqlite3.Error as error:
+        sealed.unlink(missing_ok=True)
+        raise LabError(f"cannot copy the lab switch's journal {path}: {error}") from None
+    sealed.replace(path)
+    for beside in (f"{path.name}-wal", f"{path.name}-shm"):
+        path.with_name(beside).unlink(missing_ok=True)
+
+
 class Lab:
     """The switch, the counterparts and the relays, started and stopped together."""
 
@@ -220,7 +249,7 @@ class Lab:
             self.runners.append(await serve(party.app(), bound))
         config = {
             "switch": {"bic": SWITCH_BIC, "signing": settings.keys.signing,
-                       "journal_path": str(settings.run_dir / "switch.sqlite"),
+                       "journal_path": str(settings.run_dir / JOURNAL_FILE),
                        "admin_token": self.admin_token, "forward_linger_ms": 0,
                        "creditor_timeout_s": settings.creditor_timeout_s}
                       | ({"private_key": switch_key} if switch_key else {}),
@@ -236,7 +265,8 @@ class Lab:
             ],
         }
         settings.run_dir.mkdir(parents=True, exist_ok=True)
-        (settings.run_dir / "switch.sqlite").unlink(missing_ok=True)
+        for stale in (JOURNAL_FILE, f"{JOURNAL_FILE}-wal", f"{JOURNAL_FILE}-shm"):
+            (settings.run_dir / stale).unlink(missing_ok=True)
         self._switch_config, self._switch_port = config, switch_socket.port
         self._switch_runner: web.AppRunner | None = await serve(
             create_app(parse_config(config)), switch_socket)
@@ -257,6 +287,7 @@ class Lab:
             await self._switch_runner.cleanup()
         await self._end_switch_process(signal.SIGTERM)
         (self.settings.run_dir / SWITCH_CONFIG_FILE).unlink(missing_ok=True)
+        seal_journal(self.settings.run_dir / JOURNAL_FILE)
         for runner in reversed(self.runners):
             await runner.cleanup()
         if self.session is not None:

@@ -123,7 +123,8 @@ def terminal(result: RunResult) -> str:
     names = [r.case.name + ("" if r.mandatory else " (conditional)") for r in result.results]
     width = max(map(len, names), default=10) + 2
     for name, r in zip(names, result.results, strict=True):
-        lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{r.wrong or r.case.title}")
+        said = r.wrong or r.case.title + "".join(f"; {figure}" for figure in r.measured)
+        lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{said}")
     lines += ["", f"Schema validation: {_schemas_line(result)}", _verdict_line(result)]
     return "\n".join(lines)
 

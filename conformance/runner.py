@@ -47,6 +47,7 @@ class CaseResult:
     wrong: str | None = None  # what was wrong, in one sentence
     problems: list[str] = field(default_factory=list)  # every rule a message broke
     notes: list[str] = field(default_factory=list)
+    measured: list[str] = field(default_factory=list)  # e.g. "p50 12 ms", on its line
     exchanges: list[Exchange] = field(default_factory=list)
     duration_s: float = 0.0
     chosen: bool = True  # by --case and --tag (all when neither is given)
@@ -171,7 +172,7 @@ async def _run_case(lab: Lab, roles: Roles, settings: SuiteSettings, rules: Rule
                     case: Case) -> CaseResult:
     lab.set_case(case.name)
     context = Context(lab, roles, settings.burst, rules)
-    result = CaseResult(case, PASSED, notes=context.notes)
+    result = CaseResult(case, PASSED, notes=context.notes, measured=context.measured)
     clock_s = time.monotonic()
     try:
         await asyncio.wait_for(case.run(context), CASE_TIMEOUT_S)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
         TWICE.patch, behaviour=TWICE.behaviour))
     out = folder / "report"
     write_reports(result, out)
+    shutil.copytree(folder / "work" / "run", out / "switch")  # the command's run_dir
     keys = credentials.load(folder / "work" / "keys", "hmac")
     evidence.sign(out, credentials.report_key(folder / "work" / "keys", keys))
     return result, out
@@ -107,6 +109,53 @@ def test_verify_accepts_the_untouched_report_and_refuses_an_edited_one(
     (out / "report.json").write_text(json.dumps(report_json), encoding="utf-8")
     assert main(["conformance", "verify", str(out)]) == 1
     assert "report.json was changed" in capsys.readouterr().err
+
+
+def test_issue_newuser3_the_journal_is_signed_as_one_closed_file(
+        report: tuple[RunResult, Path]) -> None:
+    """The lab switch's journal is in the signed folder, checkpointed and out of WAL mode:
+    no -wal/-shm beside it, and reading it makes none (in WAL mode a reader creates both)."""
+    _, signed = report
+    record = json.loads((signed / "signature.json").read_text(encoding="utf-8"))
+    assert "switch/switch.sqlite" in record["files"]
+    assert not [name for name in record["files"] if name.endswith(("-wal", "-shm"))]
+    connection = sqlite3.connect(f"file:{signed / 'switch' / 'switch.sqlite'}?mode=ro",
+                                 uri=True)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert connection.execute("SELECT count(*) FROM transfers").fetchone()[0] > 0
+    connection.close()
+    assert sorted(p.name for p in (signed / "switch").iterdir()) == ["switch.sqlite"]
+
+
+@pytest.mark.parametrize("where", ["", "messages/creditor.bulk/", "switch/", "extra/"])
+def test_issue_newuser3_verify_refuses_a_file_added_removed_or_changed_anywhere(
+        report: tuple[RunResult, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        where: str) -> None:
+    """The verifier walks the folder, not the manifest: a file added in any subfolder (a new
+    one too), a signed file removed, or one changed is refused, exit 1, naming it."""
+    _, signed = report
+    out = tmp_path / "copy"
+    shutil.copytree(signed, out)
+    added = out / where / "notes.txt"
+    added.parent.mkdir(parents=True, exist_ok=True)
+    added.write_text("seen by the bank's QA", encoding="utf-8")
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert f"{where}notes.txt was added after signing" in capsys.readouterr().err
+    added.unlink()
+    assert main(["conformance", "verify", str(out)]) == 0
+    capsys.readouterr()
+    if where == "extra/":
+        return
+    victim = next(path for path in sorted((out / where).glob("*"))
+                  if path.is_file() and path.name != "signature.json")
+    name = victim.relative_to(out).as_posix()
+    original = victim.read_bytes()
+    victim.write_bytes(original + b"junk")
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert f"{name} was changed after signing" in capsys.readouterr().err
+    victim.unlink()
+    assert main(["conformance", "verify", str(out)]) == 1
+    assert f"{name} was signed and is missing" in capsys.readouterr().err
 
 
 def test_verify_refuses_a_report_signed_by_another_key(report: tuple[RunResult, Path],

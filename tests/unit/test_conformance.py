@@ -9,13 +9,16 @@ from pathlib import Path
 import pytest
 
 from banks.accounts_file import AccountsFileError, read_accounts
+from conformance import credentials
 from conformance.catalogue import CASES, selected
 from conformance.declaration import Declaration
 from conformance.relay import Exchange
-from conformance.report import excerpt, needles
+from conformance.report import excerpt, needles, terminal
 from conformance.rules import Rules, Schemas, unmasked
+from conformance.runner import PASSED, CaseResult, RunResult, SuiteSettings
 from protocol import codec, signing
 from protocol.http import wrap
+from protocol.keys import Signing, private_key_text, read_public_key
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -25,7 +28,7 @@ from protocol.messages import (
     TxStatus,
 )
 from protocol.runtime import CODE_ROOT
-from protocol.signing import HmacKey
+from protocol.signing import Ed25519SigningKey, HmacKey
 from switchlab.cli import main
 
 BANK, SWITCH = "BANKVNVX", "SWLBVNVX"
@@ -247,3 +250,44 @@ def test_a_failure_names_its_ids_and_the_long_body_shows_them_first() -> None:
     part = excerpt(body, needles(sentence))
     assert part is not None and "CNF1A2B000001" in part and part.startswith("… lines 988–996")
     assert excerpt("short", ["CNF1A2B000001"]) is None
+
+
+@pytest.mark.parametrize("signing", ["hmac", "ed25519"])
+def test_issue_newuser4_the_report_key_public_half_is_where_the_docs_say(
+        tmp_path: Path, signing: Signing) -> None:
+    """docs/conformance.md's `verify … --public-key conformance-credentials/report.pub` runs
+    in either mode: the run writes the public half of the key that signs the report there
+    (in hmac the folder held only secret.txt and the private suite.pem)."""
+    folder = tmp_path / "conformance-credentials"
+    credentials.create(folder, signing)
+    key = credentials.report_key(folder, credentials.load(folder, signing))
+    written = read_public_key((folder / credentials.REPORT_PUBLIC).read_text(encoding="utf-8"))
+    assert written.verify(b"report", key.sign(b"report"))
+    brought = tmp_path / "brought.pem"  # a switch key of the bank's own replaces it
+    brought.write_text(private_key_text(Ed25519SigningKey.generate()), encoding="utf-8")
+    if signing == "ed25519":
+        other = credentials.report_key(folder, credentials.load(
+            folder, signing, switch_private_key_file=brought))
+        written = read_public_key((folder / credentials.REPORT_PUBLIC).read_text())
+        assert written.verify(b"report", other.sign(b"report"))
+
+
+def test_issue_newuser14_conformance_help_shows_verify_as_a_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conformance", "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert "switchlab conformance verify REPORT [--public-key PEM]" in shown
+    assert "[verify REPORT ...]" not in shown
+    assert main(["conformance", "verify", "no-such-report"]) == 1
+    assert "no-such-report: no such file or folder" in capsys.readouterr().err
+
+
+def test_issue_newuser14_the_sustained_line_shows_its_p50_and_p99() -> None:
+    case = CASES["creditor.sustained"]
+    result = CaseResult(case, PASSED, measured=["p50 12 ms, p99 31 ms"])
+    settings = SuiteSettings(participant_url="http://127.0.0.1:1/x", bic=BANK,
+                             keys=credentials.SuiteKeys("hmac", secret=b"s"), accounts=[],
+                             cases=[case], run_dir=Path("run"), schemas=Schemas())
+    shown = terminal(RunResult(settings, datetime.now(UTC), results=[result]))
+    line = next(line for line in shown.splitlines() if "creditor.sustained" in line)
+    assert line.endswith(f"{case.title}; p50 12 ms, p99 31 ms")
