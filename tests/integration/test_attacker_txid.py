@@ -11,6 +11,7 @@ and participants on 127.0.0.1."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from banks.population import Beneficiary, Population
 from banks.registry import TREASURY_BIC
 from lab.world import World, WorldSettings
 from protocol import reasons
-from protocol.http import SWITCH_MESSAGES_PATH, Peer
+from protocol.codec import encode
+from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.keys import SwitchKeys
-from protocol.messages import CreditTransferMessage, TxStatus
+from protocol.messages import CreditTransferMessage, PaymentStatusReport, TxStatus
 from switch.transfer import forward_tx_id, scoped_key
 from tests.harness import (
     BANK_A,
@@ -33,6 +35,7 @@ from tests.harness import (
     TREASURY,
     SwitchLab,
     credit_transfers,
+    journal_state,
     only_status,
     pay,
     return_of,
@@ -123,3 +126,28 @@ async def test_attacker1_the_mock_bank_credits_each_debtors_amount(tmp_path: Pat
         assert credited == [("E2E-X", 5_000_000), ("E2E-Y", 1_000), ("E2E-Y", 5_000_000)]
     finally:
         await world.stop()
+
+
+@pytest.mark.parametrize("count", [1, 3], ids=["walked", "slow-path"])
+@pytest.mark.parametrize(("edit", "reason"), [
+    ((b'Ccy="VND">1000<', b'Ccy="VND">+1000<'), reasons.INVALID_AMOUNT),
+    ((b'Ccy="VND"', b'Ccy=" VND"'), reasons.NOT_ALLOWED_CURRENCY),
+], ids=["signed-amount-and-sum", "currency-with-a-blank"])
+async def test_attacker6_signed_amounts_and_blank_currencies_are_judged_per_transaction(
+        lab: SwitchLab, count: int, edit: tuple[bytes, bytes], reason: str) -> None:
+    """Attacker report item 6: amounts "+1000" with CtrlSum "+N" (an xs:decimal each, and
+    the sum agrees) got a whole-message AM10 where docs/participants.md promises AM12 for
+    each transaction; Ccy=" VND" (schema: [A-Z]{3}) settled. Both readers of the codec (one
+    item walked, several through the slow path) keep them as sent."""
+    message = credit_transfers([transfer(f"E2E-A6-{count}-{reason}-{n}", amount_vnd=1_000)
+                                for n in range(count)])
+    body = encode(wrap(TREASURY, SWITCH_BIC, message)).replace(*edit)
+    body = re.sub(rb"<CtrlSum>[^<]*</CtrlSum>", f"<CtrlSum>+{count * 1000}</CtrlSum>".encode(),
+                  body)
+    reply = await lab.peer(TREASURY).post(body)
+    assert reply.message is not None, reply.text
+    report = reply.message.document
+    assert isinstance(report, PaymentStatusReport) and report.group_reason_code is None
+    assert reply.status == (200 if count == 1 else 202)  # several: a bulk file, ACTC first
+    assert [await journal_state(lab, tx.end_to_end_id) for tx in message.transactions] == [
+        ("REJECTED", reason)] * count
