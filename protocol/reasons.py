@@ -37,6 +37,9 @@ NO_LINKED_ACCOUNT: Final = "BE23"
 UNKNOWN_CITIZEN: Final = "BE06"
 REGISTER_NAME_MISMATCH: Final = "C601"
 REGISTER_BIRTH_DATE_MISMATCH: Final = "C602"
+# "Element content formally incorrect": a TxId in the namespace the switch reserves for the
+# TxIds it forwards under (protocol/ids.py FORWARD_TX_PREFIX; attacker report item 1).
+RESERVED_TX_ID: Final = "CH16"
 REQUIRED_ELEMENT_MISSING: Final = "CH21"  # OrgnlTxId needed: several of yours share the id
 DUPLICATE: Final = "DUPL"
 DUPLICATE_MESSAGE_ID: Final = "DU01"  # a MsgId the sender used before, for other content
@@ -73,6 +76,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     UNKNOWN_CITIZEN: "citizen id unknown to the population register",
     REGISTER_NAME_MISMATCH: "name is not the one in the population register",
     REGISTER_BIRTH_DATE_MISMATCH: "birth date is not the one in the population register",
+    RESERVED_TX_ID: "TxId starts with SWT, which the switch reserves for its own TxIds",
     REQUIRED_ELEMENT_MISSING: "OrgnlTxId required: several of your transfers have this "
                               "end-to-end id",
     DUPLICATE: "duplicate end-to-end id",

@@ -8,9 +8,10 @@ delayed and reordered both ways; creditors time out, answer late, answer twice, 
 answer or answer for another's transfer; they go down for seconds (their breakers open); the
 switch crashes at any step and restarts from its journal; the treasury resends, reuses ids,
 reuses a MsgId with other content, and pays past its cap; a bank claims to be the treasury;
-cycles close mid-flight; creditors return settled transfers. Then the weather calms: the
-treasury sends each creditor a few transfers a cool-down apart, asks about everything it
-does not know, and the world runs until nothing is left in flight.
+a bank pays under a TxId in the switch's namespace, another debtor's forward TxId included
+(attacker report item 1); cycles close mid-flight; creditors return settled transfers. Then
+the weather calms: the treasury sends each creditor a few transfers a cool-down apart, asks
+about everything it does not know, and the world runs until nothing is left in flight.
 
 The invariants of docs/design.md section 5 are checked after every step of the event loop
 (memory: positions sum to zero, holds within the cap and equal to what is in flight, every
@@ -29,7 +30,7 @@ import random
 import sqlite3
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -39,6 +40,7 @@ from aiohttp import web
 
 from protocol import reasons
 from protocol.http import Reply, wrap
+from protocol.ids import FORWARD_TX_PREFIX
 from protocol.messages import (
     CreditTransfer,
     CreditTransferMessage,
@@ -62,6 +64,7 @@ from switch.intake import ANSWER_MARGIN_S
 from switch.journal import NOTICE_DUE
 from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
 from switch.service import Switch
+from switch.transfer import forward_tx_id, scoped_key
 
 T = TypeVar("T")
 # The invariants a history checks, as `fail` names them (docs/design.md section 5): what
@@ -195,6 +198,7 @@ class History:
         self.seed = seed
         self.rng = random.Random(seed)
         self.weather = Weather.draw(self.rng)
+        self.claim_rng = random.Random(f"claimer-{seed}")  # attacker report item 1's bank
         self.journal_path = folder / f"history-{seed}.sqlite"
         self.config = config_for(self.weather, self.journal_path)
         self.switch: Switch | None = None
@@ -255,6 +259,9 @@ class History:
             actions.append((rng.uniform(0, STORM_S), self._impostor))
         for _ in range(weather.cross_answers):
             actions.append((rng.uniform(0, STORM_S), self._cross_answer))
+        claims = self.claim_rng  # its own stream: the other faults of a seed stay as they were
+        for _ in range(claims.randint(0, 2)):
+            actions.append((claims.uniform(0, STORM_S), self._claimer))
         actions.sort(key=lambda action: action[0])
         loop = asyncio.get_running_loop()
         for at_s, action in actions:
@@ -536,6 +543,29 @@ class History:
             self.fail("no one acts for another", f"a bank's pacs.008 as the treasury was "
                       f"answered {outcome} {answer!r}")
         self._expect_durable(tx.end_to_end_id, (None,), "an impostor's transfer")
+
+    async def _claimer(self) -> None:
+        """Attacker report item 1: a bank pays under a TxId in the switch's namespace (the
+        forward TxId the treasury's next id would get, or any other): refused CH16, never
+        forwarded, so no creditor gets two transfers under one (EndToEndId, TxId)."""
+        tx = replace(self._transaction(creditor=BANK_A, amount_vnd=1_000),
+                     end_to_end_id=self._new_id("H"), debtor_agent_bic=BANK_B)
+        treasury_next = f"E{self.seed:x}-{self._ids + 1}"  # the treasury's ids are predictable
+        claimed = tx.tx_id = (forward_tx_id(scoped_key(treasury_next, TREASURY))
+                              if self.claim_rng.random() < 0.5
+                              else f"{FORWARD_TX_PREFIX}{self.claim_rng.getrandbits(64):x}")
+        message = replace(self._message([tx]), instructing_agent_bic=BANK_B)
+        outcome, answer = await self._call(
+            lambda switch: clear_credit_transfer(switch, BANK_B, message, _sha(message)),
+            lossless=True)
+        statuses = [(item.status, item.reason_code) for item in answer[0].transactions
+                    ] if outcome == "ok" else None
+        self._log(f"claimer {tx.end_to_end_id} {claimed}: {outcome} {statuses}")
+        if outcome == "ok" and statuses != [(TxStatus.REJECTED, reasons.RESERVED_TX_ID)]:
+            self.fail("no one acts for another", f"a bank's pacs.008 under the switch's TxId "
+                      f"{claimed} was answered {statuses}")
+        self.tally["reserved TxIds refused"] += outcome == "ok"
+        self._expect_durable(tx.end_to_end_id, (None, "REJECTED"), "a claimed TxId's transfer")
 
     async def _cross_answer(self) -> None:
         """A creditor posts an ACCP for a transfer forwarded to the other one."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
-from protocol.messages import PaymentStatusReport, TransactionStatus, TxStatus
+from protocol.messages import CreditTransfer, PaymentStatusReport, TransactionStatus, TxStatus
 from switch.book import Applied, Book
 from switch.escrow import Debtor, take_vnd
 from switch.finality import Finality
@@ -137,6 +138,17 @@ def refill_ignores_others() -> contextlib.AbstractContextManager[None]:
     return _patched(Debtor, refill=blind)
 
 
+def reserved_tx_id_taken() -> contextlib.AbstractContextManager[None]:
+    """Attacker report item 1: a debtor's TxId in the switch's namespace is taken like any
+    other, so it may be another debtor's forward TxId."""
+    refusal = Book._refusal
+
+    def blind(self: Book, tx: CreditTransfer, *rest: Any) -> str | None:
+        return refusal(self, replace(tx, tx_id="T" + tx.tx_id), *rest)
+
+    return _patched(Book, _refusal=blind)
+
+
 PLANTS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "lost-probe": lost_probe,
     "settle-before-durable": settle_before_durable,
@@ -145,4 +157,5 @@ PLANTS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
     "forward-refused": forward_refused,
     "duplicate-after-restart": duplicate_after_restart,
     "refill-ignores-others": refill_ignores_others,
+    "reserved-tx-id-taken": reserved_tx_id_taken,
 }

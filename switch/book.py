@@ -36,6 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from protocol import reasons
+from protocol.ids import FORWARD_TX_PREFIX
 from protocol.messages import (
     MAX_AMOUNT_VND,
     SCHEME_CURRENCY,
@@ -177,6 +178,8 @@ class Book:
                  ) -> str | None:
         """Why the transaction is refused at intake, or None; `clock_s` is the event loop's
         clock (the breaker's)."""
+        if tx.tx_id.startswith(FORWARD_TX_PREFIX):  # the switch's own TxIds (attacker #1)
+            return reasons.RESERVED_TX_ID
         if tx.currency != SCHEME_CURRENCY:
             return reasons.NOT_ALLOWED_CURRENCY
         if (not _whole_dong(tx.amount_text) or len(tx.amount_text) > MAX_AMOUNT_DIGITS

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 ANSWER_MARGIN_S = 2.0  # beyond the creditor deadline, for two journal writes and the reply
 # An xs:decimal as ISO 20022 amounts write it, bounded (totalDigits 18, fractionDigits 5) so
 # that no text can cost more than a few microseconds of arithmetic.
-_DECIMAL = re.compile(r"-?\d{1,18}(?:\.\d{1,5})?")
+_DECIMAL = re.compile(r"[+-]?\d{1,18}(?:\.\d{1,5})?")  # xs:decimal allows a sign
 MAX_SUM_DIGITS = 24  # 100,000 amounts of 18 digits add up to at most 23
 # An amount as the control sum counts it: whole digits up to MAX_SUM_DIGITS, so that a sum
 # agreeing with amounts too long for the schema is not mistaken for a wrong sum (their

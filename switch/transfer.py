@@ -110,7 +110,11 @@ class Transfer:
         """Whether an OrgnlTxId `party_bic` gave names this transfer: absent (ISO 20022 makes
         it optional: the end-to-end id alone names it), or the TxId the party knows it by. A
         TxId naming another transfer never names this one (issue #22's gap: a sole candidate
-        was taken whatever OrgnlTxId said)."""
+        was taken whatever OrgnlTxId said). A transfer refused for a TxId in the switch's
+        namespace (CH16, attacker report item 1) names nothing for its creditor: it was never
+        forwarded, and its TxId is another transfer's."""
+        if party_bic != self.debtor_bic and self.reason_code == reasons.RESERVED_TX_ID:
+            return False
         return tx_id is None or self.tx_id_seen_by(party_bic) == tx_id
 
     def forwarded(self) -> CreditTransfer | None:

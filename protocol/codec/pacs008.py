@@ -111,7 +111,7 @@ class CreditTransferV08(MessageCodec[CreditTransferMessage]):
             append(CreditTransfer(  # by position: a bulk file makes 100,000 of them
                 e2e, tx_id or e2e, whole(amount), debtor_name, debtor_account, debtor_agent,
                 creditor_name, creditor_account, creditor_agent, citizen_id or None,
-                remittance or None, currency.strip(), amount))
+                remittance or None, currency, amount))  # Ccy as sent: [A-Z]{3}, no blanks
         return CreditTransferMessage(
             msg_id=msg_id, created_at=parse_timestamp(created_at, "GrpHdr/CreDtTm"),
             instructing_agent_bic=instructing, instructed_agent_bic=instructed,

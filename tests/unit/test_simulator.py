@@ -33,7 +33,8 @@ def test_issue_21_every_invariant_holds_in_a_bounded_number_of_histories() -> No
     exercised = {what for what, count in result.tally.items() if count}
     assert {"restarts", "in flight at a crash", "breakers opened", "messages lost",
             "cycles closed", "returns settled", "impostors refused",
-            "answers for another's transfer", "ACSC", "AB05", "AB06", "AB08", "AM04", "DUPL",
+            "answers for another's transfer", "reserved TxIds refused", "ACSC", "AB05",
+            "AB06", "AB08", "AM04", "DUPL",
             "DU01", "escrow holds", "escrow AM04", "escrow refills", "escrow revocations",
             "escrow takeovers", "escrow cycles closed", "escrow returns AM04"} <= exercised, (
         sorted(exercised))
@@ -54,6 +55,7 @@ def test_issue_21_a_seed_replays_step_for_step() -> None:
     ("forward-refused", "nothing lost"),
     ("duplicate-after-restart", "nothing doubled"),
     ("refill-ignores-others", "the core's assertions"),  # issue #24's escrow slices
+    ("reserved-tx-id-taken", "no one acts for another"),  # attacker report item 1
 ])
 def test_issue_21_the_simulator_finds_each_planted_bug_within_its_default_budget(
         plant: str, invariant: str) -> None:
