@@ -40,19 +40,32 @@ async def _once_under_way(url: str) -> None:
     raise AssertionError("nothing settled while the page was up")
 
 
-async def _rendered(url: str) -> str:
-    """The page's DOM after its script has run and polled live.json a few times, once the
-    run is under way."""
-    await _once_under_way(url)
+async def _dump_dom(url: str) -> str:
+    """What headless Chromium shows of `url` once its scripts ran; AssertionError with the
+    browser's own words when it shows nothing."""
     with tempfile.TemporaryDirectory() as profile:
         browser = await asyncio.create_subprocess_exec(
             CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-first-run", f"--user-data-dir={profile}", "--virtual-time-budget=4000",
-            "--dump-dom", url, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL)
-        out, _ = await asyncio.wait_for(browser.communicate(), BROWSER_TIMEOUT_S)
+            "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(browser.communicate(), BROWSER_TIMEOUT_S)
+    assert out.strip(), f"chromium showed nothing of {url}: {err.decode()[-2_000:]}"
     return out.decode()
+
+
+async def _rendered(url: str) -> str:
+    """The page's DOM after its script has run and polled live.json a few times, once the
+    run is under way."""
+    await _once_under_way(url)
+    return await _dump_dom(url)
+
+
+async def _warm_browser() -> None:
+    """Chromium's first start on a fresh machine (CI's, just installed) took longer than the
+    run the test keeps up for the browser, which then found no page: the first start is paid
+    before the run."""
+    await _dump_dom("data:text/html,<p>ready</p>")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (.ci/run installs "
@@ -64,6 +77,7 @@ async def test_the_live_page_shows_the_run_as_it_happens(tmp_path: Path) -> None
     scenario = scenario.model_copy(update={"timeline": [*scenario.timeline, Event(
         at_s=10, action="set_behaviour", participant="BFTVVNVX", behaviour=Behaviour())]})
     pages: list[asyncio.Task[str]] = []
+    await _warm_browser()
 
     def announce(text: str) -> None:
         url = re.search(r"live page (http://127\.0\.0\.1:\d+/)", text)
