@@ -1280,7 +1280,7 @@ class PostgresStore(GroupCommit, JournalReads):
         except _LOST as error:
             if isinstance(error, ValueError):  # a value the driver refused: not the journal's
                 raise
-            raise JournalFailed(f"the journal is out of reach: {error or type(error).__name__}"
+            raise JournalFailed(f"the journal is out of reach: {str(error) or type(error).__name__}"
                                 ) from None
 
     async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:

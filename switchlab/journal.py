@@ -170,7 +170,7 @@ class SwitchSource:
             status, body = asyncio.run(get())
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as error:
             raise JournalError(f"cannot reach the switch at {self.url}: "
-                               f"{error or type(error).__name__}") from None
+                               f"{str(error) or type(error).__name__}") from None
         if status == 404 and path != "/v1/admin/transfers":
             return None
         if status == 401:
