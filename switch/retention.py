@@ -134,9 +134,9 @@ def _open_writable(journal: Path) -> sqlite3.Connection:
     return connection
 
 
-def _refusals(db: sqlite3.Connection, bound_s: float) -> list[str]:
-    """Why the rows received before `bound_s` cannot go yet, each a sentence (none: they
-    can)."""
+def _check_days_over(db: sqlite3.Connection, before: date, bound_s: float) -> None:
+    """Raises RetentionRefused naming why the rows received before `bound_s` (the start of
+    `before`) cannot go yet: in flight, in an open cycle, notices or returns owed."""
     checks = {
         "transfers still in flight (PENDING)":
             "SELECT count(*) FROM transfers WHERE received_at < ?1 AND state = 'PENDING'",
@@ -156,7 +156,8 @@ def _refusals(db: sqlite3.Connection, bound_s: float) -> list[str]:
         (count,) = db.execute(sql, (bound_s,)).fetchone()
         if count:
             found.append(f"{count:,} {what}")
-    return found
+    if found:
+        raise RetentionRefused(f"the days before {before} are not over: " + "; ".join(found))
 
 
 def _rows(db: sqlite3.Connection, bound_s: float) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -207,10 +208,7 @@ def archive(journal: Path, before: date, to: Path, min_keep_days: int = DEFAULT_
     db = _open_writable(journal)
     try:
         db.execute("BEGIN")  # one snapshot: the checks and the rows agree
-        refusals = _refusals(db, bound_s)
-        if refusals:
-            raise RetentionRefused(f"the days before {before} are not over: "
-                                   + "; ".join(refusals))
+        _check_days_over(db, before, bound_s)
         tally = Tally()
         digest = hashlib.sha256()
         partial = to.with_name(to.name + ".partial")
@@ -395,10 +393,7 @@ def drop(journal: Path, archive_path: Path, verified: dict[str, Any] | None = No
     db = _open_writable(journal)
     try:
         db.execute("BEGIN")  # one snapshot: the checks and the comparison agree
-        refusals = _refusals(db, bound_s)
-        if refusals:
-            raise RetentionRefused(f"the days before {before} are not over: "
-                                   + "; ".join(refusals))
+        _check_days_over(db, before, bound_s)
         _compare(_rows(db, bound_s), archived_rows(archive_path), archive_path)
         db.execute("COMMIT")
         transfers = (row for table, row in archived_rows(archive_path) if table == "transfers")
