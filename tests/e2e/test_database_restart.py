@@ -14,6 +14,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from lab import postgres
@@ -85,9 +86,9 @@ async def test_the_journal_restarted_mid_payout_heals_without_an_operator(
         await asyncio.to_thread(postgres.resume, server)
         back_at = asyncio.get_running_loop().time()
 
-        async def serving() -> bool:  # both processes (SO_REUSEPORT spreads the asks)
-            answers = [await lab.admin("GET", "/v1/health") for _ in range(8)]
-            return all(status == 200 for status, _ in answers)
+        async def serving() -> bool:  # every process, not whichever one a connection reaches
+            answers = await _from_every_process(lab, workers, "/v1/health")
+            return all(status == 200 for status, _ in answers.values())
 
         await until_async(serving, timeout_s=30)
         healed_s = asyncio.get_running_loop().time() - back_at
@@ -119,28 +120,54 @@ async def test_the_journal_restarted_mid_payout_heals_without_an_operator(
         assert sum(nets.values()) == 0
         assert nets[BANK_A] + nets[BANK_B] == await _settled_vnd(journal) == -nets[TREASURY]
         assert all(p["reserved_vnd"] == 0 for p in participants)
-        for _ in range(4):  # the alert's gauge clears once healed, at every process
-            _, exposition = await lab.admin("GET", "/metrics")
-            assert "\nswitchlab_journal_failed 0.0" in str(exposition)
+        # The alert's gauge clears once healed, at every process.
+        for pid, (_, exposition) in (await _from_every_process(lab, workers, "/metrics")).items():
+            assert "\nswitchlab_journal_failed 0.0" in str(exposition), pid
         alive = [pid for pid in workers if _alive(pid)]
-        outages = []
-        for _ in range(8):
-            _, stats = await lab.admin("GET", "/v1/admin/stats")
-            outages.append(stats["process"].get("outages"))
+        outages = [stats["process"].get("outages") for _, stats in
+                   (await _from_every_process(lab, workers, "/v1/admin/stats")).values()]
         figures = {
             "in_flight_at_stop": in_flight_at_stop, "outage_s": OUTAGE_S,
             "serving_again_after_s": round(healed_s, 1), "workers_not_restarted": len(alive),
             "final": dict(Counter(f"{s}:{r}" if r else str(s) for s, r in final.values())),
-            "outages_reported": [o for o in outages if o][:2],
+            "outages_reported": outages,
         }
         print("database-restart figures:", json.dumps(figures))
         assert in_flight_at_stop > 0, "the server stopped when nothing was in flight"
         assert alive == workers, "a worker had to be restarted to heal"
-        assert any(o and o[-1]["lasted_s"] >= OUTAGE_S - 1 for o in outages), outages
+        assert all(o and o[-1]["lasted_s"] >= OUTAGE_S - 1 for o in outages), outages
     finally:
         process.terminate()
         await asyncio.to_thread(process.wait, 30)
         await lab.stop()
+
+
+async def _from_every_process(lab: SwitchLab, workers: list[int], path: str
+                              ) -> dict[int, tuple[int, object]]:
+    """`path`'s answer (status, body) from each switch process, by pid. SO_REUSEPORT spreads
+    connections, not requests: asks on one kept-alive connection all reach one process (in
+    CI, eight 200s from the healed process while the other was still reconnecting). So each
+    try opens a connection of its own, learns whose it is (/v1/admin/health names the pid)
+    and asks on it; 64 tries miss one of two processes with odds of 2**-63."""
+    answers: dict[int, tuple[int, object]] = {}
+    for _ in range(64):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+            _, health = await _ask(session, lab, "/v1/admin/health")
+            pid = health["process"]["pid"]  # type: ignore[index]
+            if pid not in answers:
+                answers[pid] = await _ask(session, lab, path)
+        if set(answers) >= set(workers):
+            return answers
+    raise AssertionError(f"asks reached the processes {sorted(answers)} only, not {workers}")
+
+
+async def _ask(session: aiohttp.ClientSession, lab: SwitchLab, path: str
+               ) -> tuple[int, object]:
+    async with session.get(f"{lab.url}{path}", headers={"Authorization": "Bearer t0ken"}
+                           ) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
 
 
 def _alive(pid: int) -> bool:
