@@ -716,6 +716,13 @@ _SESSION_TABLES = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS switch_deltas (seq bigint GENERATED ALWAYS AS"
     " IDENTITY, bic text NOT NULL, e2e text, net bigint NOT NULL DEFAULT 0, held bigint NOT"
     " NULL DEFAULT 0); CREATE TEMPORARY TABLE IF NOT EXISTS switch_refused (e2e text)")
+# The writer's session holds a session-level advisory lock keyed by its process (`_claim`):
+# a new writer session (after a failure) ends the old one, still alive on the server when
+# only the client let go (a lock wait, a COMMIT in hand, a half-open connection), and waits
+# until it is gone, so that no batch of the failed writer commits after healing looked.
+_END_OLD_WRITER = ("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                   " AND granted AND pid <> pg_backend_pid() AND classid = {high}"
+                   " AND objid = {low} AND objsubid = 1")
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
 _FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -865,6 +872,17 @@ def _notices(rows: Iterable[Sequence[Any]], returns: Iterable[Sequence[Any]]) ->
                       reason_code=row[2]) for row in returns])
 
 
+def _claim_sql(process_id: str) -> str:
+    """A writer session's claim: its temporary tables, the process's old writer session
+    ended, the lock taken (waiting for that session to be gone). The lock's key is the
+    process id's 64 random bits as a bigint, which pg_locks shows as classid (the high 32
+    bits) and objid (the low 32)."""
+    key = int(process_id[2:], 16)
+    old = _END_OLD_WRITER.format(high=key >> 32, low=key & 0xFFFF_FFFF)
+    return (f"{_SESSION_TABLES}; {old}; SELECT pg_advisory_lock("
+            f"{key - (1 << 64) if key >= 1 << 63 else key})")
+
+
 def postgres_missing() -> str | None:
     """Why a PostgreSQL journal cannot be used here, or None when it can."""
     if asyncpg is None:
@@ -910,6 +928,7 @@ class PostgresStore(GroupCommit, JournalReads):
             raise ValueError(f"{switch_bic!r} is not a BIC")
         self._flush_and_commit = (f"SELECT switch_flush('{self.process_id}', '{switch_bic}');"
                                   " COMMIT")
+        self._claim = _claim_sql(self.process_id)
         self._begin = f"BEGIN; SELECT switch_begin('{self.process_id}')"  # one round trip
 
     # ---- connections, schema, membership --------------------------------------------------
@@ -917,6 +936,12 @@ class PostgresStore(GroupCommit, JournalReads):
     async def _connect(self) -> Any:
         return await asyncpg.connect(self.url, command_timeout=COMMAND_TIMEOUT_S,
                                      timeout=CONNECT_TIMEOUT_S, server_settings=self._settings)
+
+    async def _claim_writer(self) -> None:
+        """Make `_writer` this process's one writer session on the server: a session a
+        failed writer left there is ended first, and waited for (at most CONNECT_TIMEOUT_S:
+        TimeoutError). Its own temporary tables made."""
+        await self._writer.execute(self._claim, timeout=CONNECT_TIMEOUT_S)
 
     async def start(self) -> None:
         """Connect, set the schema (once, whichever process comes first), say this process is
@@ -926,7 +951,7 @@ class PostgresStore(GroupCommit, JournalReads):
             await self._writer.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
             await self._writer.execute(SCHEMA)
             await self._writer.execute(COUNTERS)
-        await self._writer.execute(_SESSION_TABLES)
+        await self._claim_writer()
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
         self._listener = await self._connect()
         # No floor of idle connections: a pool with one tries to restore it, and logs a
@@ -991,22 +1016,24 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def reconnect(self) -> None:
         """After the journal was lost (`failure` set): new writer and listener connections,
-        the readers' pool emptied of its old ones. Raises what connecting raises while the
-        server is not back; writes stay refused until `resume`."""
+        the readers' pool emptied of its old ones. Nothing of the failed writer outlives
+        this: its task has ended (its last batch answered JournalFailed) and its server
+        session too (`_claim_writer`), before anything is read or written again. Raises what
+        connecting raises while the server is not back; writes stay refused until `resume`."""
         for connection in (self._writer, self._listener):
             if connection is not None and not connection.is_closed():
                 connection.terminate()
         self._writer = self._listener = None
-        self._writer = await self._connect()
-        await self._writer.execute(_SESSION_TABLES)
-        self._listener = await self._connect()
+        if self._writer_task is not None:  # its connection cut above: it ends at once
+            await asyncio.gather(self._writer_task, return_exceptions=True)
         await self._readers.expire_connections()
+        self._writer = await self._connect()
+        await self._claim_writer()
+        self._listener = await self._connect()
 
     async def resume(self) -> None:
-        """Take writes again, on the connection `reconnect` opened: the old writer task has
-        ended (a failure ends it once its batch is answered)."""
-        if self._writer_task is not None:
-            await asyncio.gather(self._writer_task, return_exceptions=True)
+        """Take writes again, on the connection `reconnect` opened (the old writer task
+        ended there)."""
         self.failure = None
         self._start_writer()
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
@@ -415,6 +416,50 @@ async def test_issue_24_a_process_that_lost_the_journal_takes_writes_again_once_
     assert sorted(t.end_to_end_id for t in await healing.in_flight_now()) == [
         "E-AFTER", "E-BEFORE"]
     assert sorted(await other.lookup(["E-LOST", "E-REFUSED"])) == []
+
+
+async def test_issue_24_a_batch_the_lost_writer_still_had_never_commits_after_healing(
+        two_stores: tuple[PostgresStore, PostgresStore], postgres_url: str) -> None:
+    """Healing used to cut only the client's end of the old writer connection: its server
+    session, waiting for a lock in the batch's flush-and-COMMIT, committed once the lock was
+    free, after healing had read what the process holds in flight; the transfer its caller
+    was told was not taken (503) stayed PENDING, held, known to no process's memory. Now a
+    new writer session ends the old one, and waits until it is gone, before anything else."""
+    healing, other = two_stores
+    blocker = await asyncpg.connect(postgres_url)
+    try:
+        locking = blocker.transaction()
+        await locking.start()  # the treasury's shared row, as another process's refill has it
+        await blocker.execute("SELECT 1 FROM positions WHERE bic = $1 FOR UPDATE", TREASURY)
+        old_writer = healing._writer.get_server_pid()
+        taken = healing.record_new(TREASURY, "M1", b"d", [_pending("E-HELD")], 1.0)
+        await _until_rows(other, "SELECT 1 FROM pg_stat_activity WHERE pid = $1"
+                          " AND wait_event_type = 'Lock'", old_writer)  # its slice refill
+        healing.fail(ConnectionError("the journal is out of reach: the listener's connection"
+                                     " was lost"))  # as the cluster's beat does
+        await healing.reconnect()
+        with pytest.raises(JournalFailed):
+            await taken
+        await locking.commit()
+        await _until_rows(other, "SELECT 1 FROM pg_stat_activity WHERE pid = $1", old_writer,
+                          present=False)
+    finally:
+        await blocker.close()
+    assert await other.lookup(["E-HELD"]) == {}
+    assert await healing.beat()
+    await healing.resume()
+    await healing.record_new(TREASURY, "M2", b"d", [_pending("E-AFTER")], 2.0)
+    assert [t.end_to_end_id for t in await healing.in_flight_now()] == ["E-AFTER"]
+
+
+async def _until_rows(store: PostgresStore, sql: str, *params: object, present: bool = True
+                      ) -> None:
+    """Wait until the query has rows (or, with `present=False`, none): a bound wait."""
+    for _ in range(500):
+        if bool(await store.read(sql, params)) is present:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not reached in time: {sql}")
 
 
 async def test_issue_24_a_process_taken_over_while_it_was_cut_off_knows_it(
