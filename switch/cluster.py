@@ -14,7 +14,9 @@ behind when one dies:
   anything: the journal refuses its writes already; it ends (`ended`, exit status 3), and its
   supervisor starts it again as a new process;
 - a process that lost the journal (the server stopped, restarted, failed over, the network
-  cut) answers 503 saying so, and heals by itself: it reconnects with bounded backoff, beats
+  cut; any one of its connections found closed, even with the server back already: the
+  others are as dead, found only by their next use) answers 503 saying so, and heals by
+  itself, every connection anew: it reconnects with bounded backoff, beats
   (or ends, when it was taken over meanwhile), learns what the journal decided about what it
   held in flight, rejects AB06 what the journal still has PENDING for it (as a restart would;
   only one write finalizes a transfer), queues again the notices it owes, and serves again.
@@ -175,10 +177,8 @@ class Cluster:
                     if not await self._heal():
                         return
                     continue
-                if not self.store.listening():  # lost: notifications missed meanwhile
-                    await self.store.reconnect_listener()
-                    await self._listen()
-                    await self._catch_up()
+                if not self.store.connected():  # the server restarted, the network cut
+                    raise ConnectionError("a connection to the journal was lost")
                 if not await self.store.beat():
                     self._end(TakenOver("another switch process found this one dead and"
                                         " took its work over"))

@@ -1008,9 +1008,12 @@ class PostgresStore(GroupCommit, JournalReads):
     def listening(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
 
-    async def reconnect_listener(self) -> None:
-        """A new connection for beating and listening, after the old one was lost."""
-        self._listener = await self._connect()
+    def connected(self) -> bool:
+        """Whether the listener's and the writer's connections are open. One found closed
+        means the journal was lost, the other's connections too (a restart ends every
+        session, and a writer idle meanwhile finds out at its next write, answered 503):
+        the process heals (`reconnect`), never reconnects one connection alone."""
+        return self.listening() and self._writer is not None and not self._writer.is_closed()
 
     # ---- healing: the journal lost, then back ------------------------------------------------
 

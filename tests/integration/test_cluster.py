@@ -338,6 +338,69 @@ async def test_a_settlement_counts_in_the_cycle_the_journal_has_open(pair: Pair)
     await check_invariants(pair.lab, all_final=True)
 
 
+async def test_issue_24_after_every_session_ended_both_processes_heal_and_serve_every_path(
+        pair: Pair, postgres_url: str) -> None:
+    """Issue #24, healing: every session of both processes ended at once, as a database
+    restart that is over within a beat does (pg_terminate_backend), twice. Each process
+    heals by itself (it used to reconnect its listener alone and go on beating, "serving",
+    while its writer's connection was dead: the next write answered 503 'InterfaceError:
+    connection is closed'), and then every path that reads or writes the journal answers,
+    at each process: pacs.008 instant and bulk, notices, pacs.028, pacs.004, admin stats
+    and totals, a limit set at one process heard by the other, a cycle closed."""
+    processes = {"A": (pair.a, pair.lab.peer, pair.lab.admin),
+                 "B": (pair.b, pair.peer_b, pair.admin_b)}
+    for restart in range(2):
+        healed = {name: len(p.cluster.outages) + 1 for name, (p, _, _) in processes.items()}
+        await _end_every_session(postgres_url)
+        await until(lambda healed=healed: all(
+            len(p.cluster.outages) == healed[name] and p.cluster.outage is None
+            for name, (p, _, _) in processes.items()), 20)
+        for name, (_, peer, admin) in processes.items():
+            ids = [f"E2E-{restart}{name}-{n}" for n in range(3)]
+            assert only_status(await peer(TREASURY).send(credit_transfers(
+                [transfer(ids[0])]))) == (TxStatus.SETTLED, None)
+            reply = await peer(TREASURY).send(credit_transfers([transfer(e2e, 2_000)
+                                                                for e2e in ids[1:]]))
+            assert reply.status == 202, reply.text
+            await until(lambda ids=ids: all(
+                e2e in pair.lab.participants[BANK_A].confirmations for e2e in ids))
+            assert await status_at(peer(TREASURY), ids[1]) is TxStatus.SETTLED
+            assert only_status(await peer(BANK_A).send(return_of(ids[0], 1_000))) == (
+                TxStatus.SETTLED, None)
+            (stats_status, _), (totals_status, totals) = (
+                await admin("GET", "/v1/admin/stats"),
+                await admin("POST", "/v1/admin/totals",
+                            json={"debtor": TREASURY, "end_to_end_ids": ids}))
+            assert (stats_status, totals_status) == (200, 200)
+            assert totals["by_state"]["SETTLED"]["count"] == 2  # type: ignore[index]
+            limit_vnd = 10**11 + restart * 10 + len(name)
+            status, _ = await admin("PUT", f"/v1/admin/participants/{TREASURY}/limit",
+                                    json={"position_limit_vnd": limit_vnd})
+            assert status == 200
+            await until(lambda limit_vnd=limit_vnd: all(
+                p.state.participants[TREASURY].position_limit_vnd == limit_vnd
+                for p, _, _ in processes.values()))  # the other heard it: its listener
+        await _until_rows(pair.a.state.store, "SELECT 1 FROM transfers WHERE creditor_notice"
+                          " = 1 OR debtor_notice = 1 UNION ALL SELECT 1 FROM returns"
+                          " WHERE debtor_notice = 1", present=False)  # notices delivered
+        await check_invariants(pair.lab, all_final=True)
+    closed = await pair.b.cycles.close()  # last: the invariants count since the first cycle
+    assert closed == 1
+    await until(lambda: pair.a.state.book.cycle_id == 2)
+
+
+async def _end_every_session(url: str) -> None:
+    """Every session on the journal's database ended, as a restart of the server does."""
+    connection = await asyncpg.connect(url)
+    try:
+        ended = await connection.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert ended >= 4  # each process's writer and listener at least
+    finally:
+        await connection.close()
+
+
 def _pending(e2e: str, bulk: bool = False) -> Transfer:
     return Transfer(end_to_end_id=e2e, tx_id=e2e, msg_id=f"M-{e2e}", debtor_bic=TREASURY,
                     creditor_bic=BANK_A, amount_vnd=1_000, bulk=bulk, received_at=1.0,
