@@ -48,7 +48,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 try:
     import asyncpg
@@ -794,6 +794,7 @@ _POSITIONS = ("SELECT p.bic, (p.net_vnd + coalesce(sum(s.net_vnd), 0))::bigint, 
               " position_slices s ON s.bic = p.bic GROUP BY p.bic")
 _POSTGRES_READS = {name: dollar_placeholders(sql)
                    for name, sql in reads_for(POSTGRES_KEYS_OF_JSON).items()}
+BatchFailure = Literal["refused", "transient", "taken_over", "lost"]
 _REFUSED: tuple[type[BaseException], ...] = (OverflowError, ValueError, TypeError)
 _TRANSIENT: tuple[type[BaseException], ...] = ()
 _LOST: tuple[type[BaseException], ...] = (OSError, TimeoutError)
@@ -809,6 +810,23 @@ if asyncpg is not None:
     _LOST = (
         OSError, TimeoutError, asyncpg.exceptions.PostgresConnectionError,
         asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InterfaceError)
+
+
+def batch_failure(error: Exception) -> BatchFailure:
+    """What a batch that raised `error` meets (decided apart from I/O): `refused`, a value
+    the database or the driver refused (the driver's own DataError is an InterfaceError
+    too): the batch runs again, each write in a savepoint, so the refused one alone is
+    refused; `transient`, a deadlock or serialization failure: it runs again; `taken_over`:
+    the process ends; `lost`, anything else, a connection closed, cut or ended by the server
+    first among them: the journal stops and the process heals on new connections; a batch
+    never runs again on the connection it was lost on."""
+    if taken_over(error):
+        return "taken_over"
+    if isinstance(error, _REFUSED):
+        return "refused"
+    if isinstance(error, _TRANSIENT):
+        return "transient"
+    return "lost"
 
 
 def taken_over(error: BaseException | None) -> bool:
@@ -1053,19 +1071,19 @@ class PostgresStore(GroupCommit, JournalReads):
             attempts += 1
             try:
                 return await self._transaction(batch, savepoints)
-            except _REFUSED:  # first: a value the driver cannot encode is an InterfaceError
-                if savepoints:  # refused outside any one write: the storage's fault
+            except Exception as error:
+                failure = batch_failure(error)
+                if failure == "refused" and not savepoints:
+                    savepoints = True  # again, each write in a savepoint: the refused one alone
+                elif failure == "transient" and attempts < MAX_ATTEMPTS:
+                    continue
+                elif failure == "lost":  # said plainly, for the 503s and /v1/health
+                    raise ConnectionError(
+                        "the journal is out of reach or failed (whether the last batch"
+                        f" committed is unknown): {type(error).__name__}: {error}"
+                    ) from error
+                else:  # taken over; refused outside any one write; transient too often
                     raise
-                savepoints = True  # again, each write in a savepoint: the refused one alone
-            except _TRANSIENT:
-                if attempts >= MAX_ATTEMPTS:
-                    raise
-            except Exception as error:  # said plainly, for the 503s and /v1/health
-                if taken_over(error):
-                    raise
-                raise ConnectionError(
-                    "the journal is out of reach or failed (whether the last batch committed"
-                    f" is unknown): {type(error).__name__}: {error}") from error
 
     async def _transaction(self, batch: list[QueuedWrite], savepoints: bool) -> list[Any]:
         """One transaction, one fsync: the process's liveness checked first, then each
