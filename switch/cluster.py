@@ -177,8 +177,9 @@ class Cluster:
                     if not await self._heal():
                         return
                     continue
-                if not self.store.connected():  # the server restarted, the network cut
-                    raise ConnectionError("a connection to the journal was lost")
+                closed = self.store.closed_connection()  # the server restarted, the network cut
+                if closed is not None:
+                    raise ConnectionError(f"its {closed}'s connection was closed")
                 if not await self.store.beat():
                     self._end(TakenOver("another switch process found this one dead and"
                                         " took its work over"))

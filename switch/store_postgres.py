@@ -1026,12 +1026,16 @@ class PostgresStore(GroupCommit, JournalReads):
     def listening(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
 
-    def connected(self) -> bool:
-        """Whether the listener's and the writer's connections are open. One found closed
-        means the journal was lost, the other's connections too (a restart ends every
-        session, and a writer idle meanwhile finds out at its next write, answered 503):
-        the process heals (`reconnect`), never reconnects one connection alone."""
-        return self.listening() and self._writer is not None and not self._writer.is_closed()
+    def closed_connection(self) -> str | None:
+        """Which of this process's connections is found closed ("listener", "writer"), or
+        None. One closed means the journal was lost, the others too (a restart ends every
+        session, and a writer idle meanwhile finds out only at its next write, answered
+        503): the process heals (`reconnect`), never reconnects one connection alone."""
+        if not self.listening():
+            return "listener"
+        if self._writer is None or self._writer.is_closed():
+            return "writer"
+        return None
 
     # ---- healing: the journal lost, then back ------------------------------------------------
 
