@@ -389,6 +389,22 @@ async def test_issue_24_after_every_session_ended_both_processes_heal_and_serve_
     await until(lambda: pair.a.state.book.cycle_id == 2)
 
 
+async def test_issue_24_a_writer_s_session_ended_heals_before_any_write_meets_it(
+        pair: Pair) -> None:
+    """The writer's session alone ended by the server (an operator's pg_terminate_backend,
+    a failover that cut one connection): the process used to go on 'serving' until its next
+    write found the connection closed and answered 503. Now its next beat finds it closed
+    and heals, and the next payment settles."""
+    store = pair.a.state.store
+    assert isinstance(store, PostgresStore) and pair.a.cluster is not None
+    await pair.b.state.store.read("SELECT pg_terminate_backend($1)",  # type: ignore[attr-defined]
+                                  (store._writer.get_server_pid(),))
+    await until(lambda: len(pair.a.cluster.outages) == 1, 10)  # type: ignore[union-attr]
+    assert "writer's connection was closed" in pair.a.cluster.outages[0].reason
+    assert only_status(await pay(pair.lab, transfer("E2E-AFTER-WRITER"))) == (
+        TxStatus.SETTLED, None)
+
+
 async def _end_every_session(url: str) -> None:
     """Every session on the journal's database ended, as a restart of the server does."""
     connection = await asyncpg.connect(url)
