@@ -218,14 +218,16 @@ CREATE OR REPLACE FUNCTION switch_now() RETURNS double precision LANGUAGE sql AS
 $$ SELECT extract(epoch FROM clock_timestamp())::double precision $$;
 
 -- First in every write transaction: the writing process must still be alive (a survivor
--- deletes the row of a process it takes over). No position is locked here: the writes of
+-- deletes the row of a process it takes over: the DELETE waits for this lock, and a write
+-- after it finds no row). FOR KEY SHARE, not FOR SHARE: the process's beat, an UPDATE of no
+-- key column, then never waits for its own writer. No position is locked here: the writes of
 -- the batch queue their holds and moves in switch_deltas, and switch_flush, the batch's last
 -- statement, locks the positions they touch (in BIC order) and applies them: a position row
 -- is held only from that statement to COMMIT, never across the batch's other round trips.
 CREATE OR REPLACE FUNCTION switch_begin(p_me text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM switch_processes WHERE process_id = p_me FOR SHARE;
+    PERFORM 1 FROM switch_processes WHERE process_id = p_me FOR KEY SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'switch process % was found dead and its work taken over', p_me
             USING ERRCODE = 'SW001';
