@@ -556,6 +556,32 @@ BEGIN
         SELECT u.bic, u.net, u.held FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held);
 END $$;
 
+-- Notices delivered, to the creditor (p_creditor) or to the debtor: marked sent day by day
+-- (each update reads one day's partition, pruned as it starts), on no indexed column (HOT);
+-- a transfer that owes nothing more leaves transfers_owed.
+CREATE OR REPLACE FUNCTION switch_sent(p_creditor boolean, p_keys text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_day date;
+BEGIN
+    FOR v_day IN SELECT DISTINCT n.business_day FROM transfer_ids n
+                 WHERE n.end_to_end_id = ANY(p_keys) LOOP
+        IF p_creditor THEN
+            WITH sent AS (UPDATE transfers t SET creditor_notice = 2 WHERE t.business_day = v_day
+                          AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
+                          t.debtor_notice AS other)
+            DELETE FROM transfers_owed o USING sent WHERE o.end_to_end_id = sent.end_to_end_id
+                AND sent.other <> 1;
+        ELSE
+            WITH sent AS (UPDATE transfers t SET debtor_notice = 2 WHERE t.business_day = v_day
+                          AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
+                          t.creditor_notice AS other)
+            DELETE FROM transfers_owed o USING sent WHERE o.end_to_end_id = sent.end_to_end_id
+                AND sent.other <> 1;
+        END IF;
+    END LOOP;
+END $$;
+
 -- Settled transfers returned by their creditor; returns the items the journal refused:
 -- AM04 (the creditor's cap), DUPL (returned meanwhile), DU05 (the return id taken meanwhile);
 -- and, when the open cycle is not p_cycle (another process closed it meanwhile), the items
@@ -857,25 +883,15 @@ _RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5
 _DIRECTORY = "SELECT o_key, o_reason FROM switch_directory($1, $2, $3, $4, $5, $6, $7)"
 _CLOSE = "SELECT switch_close($1)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
-# The transfers' days first (an init plan: the update then reads only those days'
-# partitions), then the notice marked sent, on no indexed column (HOT); the transfer leaves
-# transfers_owed once it owes nothing more.
-_DAYS_OF = ("t.business_day = ANY(ARRAY(SELECT n.business_day FROM transfer_ids n"
-            " WHERE n.end_to_end_id = ANY($1::text[])))")
-
-
-def _mark_sent(notice: str, other: str) -> str:
-    return (f"WITH sent AS (UPDATE transfers t SET {notice} = {NOTICE_SENT}"
-            f" WHERE t.end_to_end_id = ANY($1::text[]) AND {_DAYS_OF}"
-            f" RETURNING t.end_to_end_id, t.{other}) DELETE FROM transfers_owed o USING sent"
-            f" WHERE o.end_to_end_id = sent.end_to_end_id AND sent.{other} <> {NOTICE_DUE}")
-
-
 _MARK_SENT = {
-    "creditor": _mark_sent("creditor_notice", "debtor_notice"),
-    "debtor": _mark_sent("debtor_notice", "creditor_notice"),
+    "creditor": "SELECT switch_sent(true, $1::text[])",
+    "debtor": "SELECT switch_sent(false, $1::text[])",
     "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id = ANY($1::text[])",
 }
+# Transfers by end-to-end id, each read in its own day's partition (a join on transfer_ids:
+# the partitions are pruned per id as the nested loop runs).
+_BY_IDS = ("transfer_ids n JOIN transfers t ON t.end_to_end_id = n.end_to_end_id"
+           " AND t.business_day = n.business_day WHERE n.end_to_end_id = ANY($1::text[])")
 _SAVE_SETTINGS = (
     "INSERT INTO participant_settings (bic, position_limit_vnd, signed_off) VALUES ($1,$2,$3)"
     " ON CONFLICT (bic) DO UPDATE SET position_limit_vnd=excluded.position_limit_vnd,"
@@ -1462,9 +1478,7 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def lookup(self, end_to_end_ids: Sequence[str]) -> dict[str, Transfer]:
         """Journaled transfers by end-to-end id; ids the journal does not hold are absent."""
-        rows = await self.read(f"SELECT {TRANSFER_COLUMNS} FROM transfers t WHERE"
-                               f" t.end_to_end_id = ANY($1::text[]) AND {_DAYS_OF}",
-                               (list(end_to_end_ids),))
+        rows = await self.read(f"SELECT {_PREFIXED} FROM {_BY_IDS}", (list(end_to_end_ids),))
         return {row[0]: transfer_of_row(row) for row in rows}
 
     async def returns_by_id(self, creditor_bic: str, return_ids: Sequence[str]
