@@ -92,9 +92,7 @@ SCHEMA = """
 DO $$ BEGIN
     IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = to_regclass('transfers')
                AND c.relkind = 'r') THEN
-        RAISE EXCEPTION 'this PostgreSQL journal was made by a switchlab before its tables were'
-            ' partitioned by business day (issue #24); this version cannot write it: start the'
-            ' switch on a new database (docs/operations.md, "PostgreSQL")'
+        RAISE EXCEPTION 'a journal made before the partitions by business day'
             USING ERRCODE = 'SW002';
     END IF;
 END $$;
@@ -852,6 +850,10 @@ CREATE OR REPLACE TRIGGER returns_counted AFTER INSERT ON returns
 
 SCHEMA_LOCK = 0x5357_4A4C  # pg_advisory_xact_lock key: one process sets the schema at a time
 OLD_JOURNAL = "SW002"  # the SQLSTATE of a journal made before the partitions (refused)
+OLD_JOURNAL_SENTENCE = (
+    "this PostgreSQL journal was made by a switchlab before its tables were partitioned by "
+    "business day (issue #24), and this version does not write it: start the switch on a new "
+    "database; the old one stays readable (docs/operations.md, \"PostgreSQL\")")
 DAYS_AHEAD = 2  # business days whose partitions exist: today's and tomorrow's
 DAY_S = 86_400
 BUSINESS_OFFSET_S = 7 * 3_600  # Vietnam, UTC+7: the scheme's business day (switch_day)
@@ -1098,7 +1100,7 @@ class PostgresStore(GroupCommit, JournalReads):
             if getattr(error, "sqlstate", None) != OLD_JOURNAL:
                 raise
             await self._writer.close()
-            raise RuntimeError(str(error)) from None
+            raise RuntimeError(OLD_JOURNAL_SENTENCE) from None
         self._days_made_on = _day_number(time.time())
         await self._writer.execute(_SESSION_TABLES)
         await self._writer.execute(_JOIN, self.process_id, socket.gethostname(), os.getpid())
