@@ -21,10 +21,14 @@ no process's memory can know alone (docs/design.md, "Beyond one machine"):
 - a change to the citizen-ID directory is checked again against the `directory` table in its
   write, one directory write at a time, and every process's memory follows
   `directory_changes` in order;
-- `owner` on transfers and returns names the process that holds a transfer in flight or owes
-  its notices; a process is alive while it beats (`switch_processes`), and one found dead is
-  deleted there by the survivor that takes its rows over. Every write transaction first locks
-  its own process row (`switch_begin`): a process found dead can write nothing more.
+- `owner` on transfers_owed (a row while a transfer is in flight or owes a notice) and on
+  returns names the process that holds a transfer in flight or owes its notices; a process
+  is alive while it beats (`switch_processes`), and one found dead is deleted there by the
+  survivor that takes its rows over. Every write transaction first locks its own process row
+  (`switch_begin`): a process found dead can write nothing more;
+- transfers, their transitions and returns are partitioned by business day (made ahead by
+  `switch_make_days`), an end-to-end id or a RtrId unique across the days in transfer_ids
+  and return_ids; retention drops a day's partitions whole (switch/retention_postgres.py).
 
 Cost sketch: one transaction per batch of queued writes (one fsync), one round trip to the
 server per write plus two per batch (`switch_begin`, COMMIT); each write runs server-side as one
@@ -124,6 +128,7 @@ CREATE TABLE IF NOT EXISTS transfers (
     cycle_id INTEGER,
     creditor_notice SMALLINT NOT NULL DEFAULT 0,
     debtor_notice SMALLINT NOT NULL DEFAULT 0,
+    owner TEXT,  -- the process that took it, then the one that made it final (not indexed)
     business_day DATE NOT NULL,
     PRIMARY KEY (end_to_end_id, business_day)
 ) PARTITION BY RANGE (business_day);
@@ -437,11 +442,11 @@ BEGIN
         END IF;
         INSERT INTO transfers (end_to_end_id, tx_id, msg_id, debtor_bic, creditor_bic,
                                amount_vnd, state, reason_code, reason_by, bulk, received_at,
-                               final_at, debtor_notice, business_day)
+                               final_at, debtor_notice, owner, business_day)
             VALUES (p_e2e[i], p_tx[i], p_msg_id, p_sender, p_creditor[i], p_amount[i],
                     v_state, v_reason, v_by, p_bulk, p_now,
                     CASE WHEN v_state = 'REJECTED' THEN p_now END,
-                    CASE WHEN v_state = 'REJECTED' AND p_bulk THEN 1 ELSE 0 END, v_day);
+                    CASE WHEN v_state = 'REJECTED' AND p_bulk THEN 1 ELSE 0 END, p_me, v_day);
         IF v_state = 'PENDING' OR p_bulk THEN  -- in flight, or a debtor's notice owed
             INSERT INTO transfers_owed (end_to_end_id, business_day, owner)
                 VALUES (p_e2e[i], v_day, p_me);
@@ -497,7 +502,7 @@ BEGIN
                 reason_by = p_by[i], final_at = p_now,
                 cycle_id = CASE WHEN p_state[i] = 'SETTLED' THEN v_cycle END,
                 creditor_notice = CASE WHEN p_tell[i] THEN 1 ELSE 0 END,
-                debtor_notice = CASE WHEN r.bulk THEN 1 ELSE 0 END
+                debtor_notice = CASE WHEN r.bulk THEN 1 ELSE 0 END, owner = p_me
                 WHERE t.end_to_end_id = p_e2e[i] AND t.business_day = v_day;
             IF p_tell[i] OR r.bulk THEN  -- the notices now owed are this process's
                 UPDATE transfers_owed o SET owner = p_me
