@@ -341,7 +341,7 @@ async def _hot_updates_pct(journal_url: str) -> dict[str, float]:
     table's are its partitions' together."""
     names = ", ".join(f"'{name}'" for name in HOT_TABLES)
     rows = await postgres.fetch(
-        journal_url, "SELECT name, sum(n_tup_upd), sum(n_tup_hot_upd) FROM (SELECT"
+        journal_url, "SELECT name, sum(n_tup_upd)::bigint, sum(n_tup_hot_upd)::bigint FROM (SELECT"
         " coalesce(i.inhparent::regclass::text, s.relname) AS name, s.n_tup_upd,"
         " s.n_tup_hot_upd FROM pg_stat_user_tables s LEFT JOIN pg_inherits i"
         f" ON i.inhrelid = s.relid) AS tables WHERE name IN ({names}) GROUP BY name")
