@@ -1,6 +1,9 @@
-"""Retention of the SQLite journal (issue #24, a year of payout days): the rows of the
-business days before a given day archived to a file a person and a program can read back,
-the archive verified, then those rows dropped from the journal in batches.
+"""Retention of the journal (issue #24, a year of payout days): the rows of the business days
+before a given day archived to a file a person and a program can read back, the archive
+verified, then those rows dropped from the journal. One engine for both journals: a journal
+supplies its days (JournalDays: SqliteDays here, deleting in batches; PostgresDays in
+switch/retention_postgres.py, dropping whole partitions), the checks, the archive and the
+comparison are the same.
 
 A business day is a calendar day in Vietnam (UTC+7, no daylight saving), the day a transfer
 was received. Only days that are over are taken: every transfer final, settled in a closed
@@ -14,11 +17,11 @@ those days; `FILE.manifest.json` holds the rows per table, the totals per state 
 participant, and the file's SHA-256. Memory is bounded: rows are streamed out and, for the
 drop, the keys are streamed back from the archive.
 
-The drop deletes by primary key, in batches of DROP_BATCH rows a transaction, only rows still
-as archived (a row changed since, say a transfer returned meanwhile, stays and is counted as
-kept): so it runs beside a running switch, whose writer waits at most one batch. The totals
-behind `GET /v1/admin/stats` are counters that a delete leaves alone (switch/store.py): the
-all-time totals do not change when a day is dropped.
+On SQLite the drop deletes by primary key, in batches of DROP_BATCH rows a transaction, only
+rows still as archived (a row changed since, say a transfer returned meanwhile, stays and is
+counted as kept): so it runs beside a running switch, whose writer waits at most one batch.
+The totals behind `GET /v1/admin/stats` are counters that a delete (or a dropped partition)
+leaves alone: the all-time totals do not change when a day is dropped.
 """
 
 from __future__ import annotations
