@@ -561,7 +561,8 @@ END $$;
 
 -- Notices delivered, to the creditor (p_creditor) or to the debtor: marked sent day by day
 -- (each update reads one day's partition, pruned as it starts), on no indexed column (HOT);
--- a transfer that owes nothing more leaves transfers_owed.
+-- a transfer that owes nothing more leaves transfers_owed (by its key: a join would read the
+-- whole of that table, whose deleted rows wait for autovacuum).
 CREATE OR REPLACE FUNCTION switch_sent(p_creditor boolean, p_keys text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -573,14 +574,14 @@ BEGIN
             WITH sent AS (UPDATE transfers t SET creditor_notice = 2 WHERE t.business_day = v_day
                           AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
                           t.debtor_notice AS other)
-            DELETE FROM transfers_owed o USING sent WHERE o.end_to_end_id = sent.end_to_end_id
-                AND sent.other <> 1;
+            DELETE FROM transfers_owed o WHERE o.end_to_end_id = ANY(ARRAY(
+                SELECT sent.end_to_end_id FROM sent WHERE sent.other <> 1));
         ELSE
             WITH sent AS (UPDATE transfers t SET debtor_notice = 2 WHERE t.business_day = v_day
                           AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
                           t.creditor_notice AS other)
-            DELETE FROM transfers_owed o USING sent WHERE o.end_to_end_id = sent.end_to_end_id
-                AND sent.other <> 1;
+            DELETE FROM transfers_owed o WHERE o.end_to_end_id = ANY(ARRAY(
+                SELECT sent.end_to_end_id FROM sent WHERE sent.other <> 1));
         END IF;
     END LOOP;
 END $$;
@@ -1068,7 +1069,12 @@ class PostgresStore(GroupCommit, JournalReads):
         self.process_id = f"sw{secrets.token_hex(8)}"  # also this process's NOTIFY channel
         # A transaction left open by a process that died without closing its connection
         # (a machine lost) holds its locks until the server ends it: within a lease.
-        self._settings = {"idle_in_transaction_session_timeout": str(int(lease_s * 1000))}
+        self._settings = {"idle_in_transaction_session_timeout": str(int(lease_s * 1000)),
+                          # Statements on the partitioned tables planned once (pruned as they
+                          # start): by default PostgreSQL replans them at every call, a custom
+                          # plan looking cheaper than one over every day (server CPU per bulk
+                          # transfer 310 µs against 228 µs with 3 days, 322 against 237 with 40)
+                          "plan_cache_mode": "force_generic_plan"}
         self._writer: Any = None
         self._listener: Any = None
         self._readers: Any = None
