@@ -559,30 +559,27 @@ BEGIN
         SELECT u.bic, u.net, u.held FROM unnest(v_bics, v_net, v_held) AS u(bic, net, held);
 END $$;
 
--- Notices delivered, to the creditor (p_creditor) or to the debtor: marked sent day by day
+-- Notices delivered (p_kind: creditor, debtor or both): marked sent day by day
 -- (each update reads one day's partition, pruned as it starts), on no indexed column (HOT);
 -- a transfer that owes nothing more leaves transfers_owed (by its key: a join would read the
 -- whole of that table, whose deleted rows wait for autovacuum).
-CREATE OR REPLACE FUNCTION switch_sent(p_creditor boolean, p_keys text[]) RETURNS void
+CREATE OR REPLACE FUNCTION switch_sent(p_kind text, p_keys text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     v_day date;
+    v_creditor boolean := p_kind IN ('creditor', 'both');
+    v_debtor boolean := p_kind IN ('debtor', 'both');
 BEGIN
     FOR v_day IN SELECT DISTINCT n.business_day FROM transfer_ids n
                  WHERE n.end_to_end_id = ANY(p_keys) LOOP
-        IF p_creditor THEN
-            WITH sent AS (UPDATE transfers t SET creditor_notice = 2 WHERE t.business_day = v_day
-                          AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
-                          t.debtor_notice AS other)
-            DELETE FROM transfers_owed o WHERE o.end_to_end_id = ANY(ARRAY(
-                SELECT sent.end_to_end_id FROM sent WHERE sent.other <> 1));
-        ELSE
-            WITH sent AS (UPDATE transfers t SET debtor_notice = 2 WHERE t.business_day = v_day
-                          AND t.end_to_end_id = ANY(p_keys) RETURNING t.end_to_end_id,
-                          t.creditor_notice AS other)
-            DELETE FROM transfers_owed o WHERE o.end_to_end_id = ANY(ARRAY(
-                SELECT sent.end_to_end_id FROM sent WHERE sent.other <> 1));
-        END IF;
+        WITH sent AS (UPDATE transfers t
+                      SET creditor_notice = CASE WHEN v_creditor THEN 2 ELSE t.creditor_notice END,
+                          debtor_notice = CASE WHEN v_debtor THEN 2 ELSE t.debtor_notice END
+                      WHERE t.business_day = v_day AND t.end_to_end_id = ANY(p_keys)
+                      RETURNING t.end_to_end_id, t.creditor_notice, t.debtor_notice)
+        DELETE FROM transfers_owed o WHERE o.end_to_end_id = ANY(ARRAY(
+            SELECT sent.end_to_end_id FROM sent
+            WHERE sent.creditor_notice <> 1 AND sent.debtor_notice <> 1));
     END LOOP;
 END $$;
 
@@ -892,8 +889,9 @@ _DIRECTORY = "SELECT o_key, o_reason FROM switch_directory($1, $2, $3, $4, $5, $
 _CLOSE = "SELECT switch_close($1)"
 _NOTIFY = "SELECT pg_notify($1, $2)"
 _MARK_SENT = {
-    "creditor": "SELECT switch_sent(true, $1::text[])",
-    "debtor": "SELECT switch_sent(false, $1::text[])",
+    "creditor": "SELECT switch_sent('creditor', $1::text[])",
+    "debtor": "SELECT switch_sent('debtor', $1::text[])",
+    "both": "SELECT switch_sent('both', $1::text[])",  # a bulk transfer's two notices at once
     "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id = ANY($1::text[])",
 }
 # Transfers by end-to-end id, each read in its own day's partition (a join on transfer_ids:
