@@ -1,6 +1,9 @@
-"""Retention of the SQLite journal (issue #24, a year of payout days): the rows of the
-business days before a given day archived to a file a person and a program can read back,
-the archive verified, then those rows dropped from the journal in batches.
+"""Retention of the journal (issue #24, a year of payout days): the rows of the business days
+before a given day archived to a file a person and a program can read back, the archive
+verified, then those rows dropped from the journal. One engine for both journals: a journal
+supplies its days (JournalDays: SqliteDays here, deleting in batches; PostgresDays in
+switch/retention_postgres.py, dropping whole partitions), the checks, the archive and the
+comparison are the same.
 
 A business day is a calendar day in Vietnam (UTC+7, no daylight saving), the day a transfer
 was received. Only days that are over are taken: every transfer final, settled in a closed
@@ -14,15 +17,16 @@ those days; `FILE.manifest.json` holds the rows per table, the totals per state 
 participant, and the file's SHA-256. Memory is bounded: rows are streamed out and, for the
 drop, the keys are streamed back from the archive.
 
-The drop deletes by primary key, in batches of DROP_BATCH rows a transaction, only rows still
-as archived (a row changed since, say a transfer returned meanwhile, stays and is counted as
-kept): so it runs beside a running switch, whose writer waits at most one batch. The totals
-behind `GET /v1/admin/stats` are counters that a delete leaves alone (switch/store.py): the
-all-time totals do not change when a day is dropped.
+On SQLite the drop deletes by primary key, in batches of DROP_BATCH rows a transaction, only
+rows still as archived (a row changed since, say a transfer returned meanwhile, stays and is
+counted as kept): so it runs beside a running switch, whose writer waits at most one batch.
+The totals behind `GET /v1/admin/stats` are counters that a delete (or a dropped partition)
+leaves alone: the all-time totals do not change when a day is dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import itertools
@@ -32,11 +36,11 @@ import sqlite3
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
@@ -118,69 +122,190 @@ def manifest_path(archive: Path) -> Path:
     return archive.with_name(archive.name + ".manifest.json")
 
 
-def _open_writable(journal: Path) -> sqlite3.Connection:
-    """The journal opened for retention; NotAJournal for anything but a journal, and
-    RetentionRefused for one no switch of this version opened yet: without its counters,
-    a drop would take the dropped days out of the all-time totals."""
-    JournalReader(journal).close()  # NotAJournal, saying why, for anything but a journal
-    connection = sqlite3.connect(journal, isolation_level=None)
-    connection.execute("PRAGMA busy_timeout=5000")
-    connection.execute("PRAGMA synchronous=FULL")
-    if connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                          " AND name = 'transfer_totals'").fetchone()[0] == 0:
-        connection.close()
-        raise RetentionRefused(f"{journal} has no totals kept as counters yet: start the "
-                               "switch on it once (it counts the rows it holds), then retry")
-    return connection
+# The SQL of retention, one text for both journals: each fills in its own way of saying "of
+# the days before the bound" ({old}: SQLite by received_at, PostgreSQL by business_day, which
+# prunes the partitions), its join key ({same}), the bound's placeholder ({bound}), and the
+# tables a day's rows are read from ({transfers}, {transitions}, {returns}: PostgreSQL reads
+# a drop's detached partitions).
+OVER_CHECKS = {
+    "transfers still in flight (PENDING)":
+        "SELECT count(*) FROM {transfers} t WHERE {old} AND t.state = 'PENDING'",
+    "transfers settled in a settlement cycle still open":
+        "SELECT count(*) FROM {transfers} t JOIN cycles c USING (cycle_id)"
+        " WHERE {old} AND c.closed_at IS NULL",
+    "transfers whose notices are not delivered yet":
+        "SELECT count(*) FROM {transfers} t WHERE {old}"
+        " AND (t.creditor_notice = 1 OR t.debtor_notice = 1)",
+    "returns not settled in a closed cycle or not told to the debtor yet":
+        "SELECT count(*) FROM {returns} r JOIN {transfers} t {same}"
+        " LEFT JOIN cycles c ON c.cycle_id = r.cycle_id WHERE {old}{old_r}"
+        " AND (c.closed_at IS NULL OR r.debtor_notice = 1)",
+}
+DAY_ROWS = {
+    "transfers": (TRANSFER_FIELDS, "SELECT " + ", ".join(f"t.{name}" for name in TRANSFER_FIELDS)
+                  + " FROM {transfers} t WHERE {old} ORDER BY t.received_at, t.end_to_end_id"),
+    "transitions": (TRANSITION_FIELDS, "SELECT " + ", ".join(
+        f"x.{name}" for name in TRANSITION_FIELDS) + " FROM {transfers} t JOIN {transitions}"
+        " x {same} WHERE {old}{old_x} ORDER BY t.received_at, t.end_to_end_id, x.seq"),
+    "returns": (RETURN_FIELDS, "SELECT " + ", ".join(f"r.{name}" for name in RETURN_FIELDS)
+                + " FROM {transfers} t JOIN {returns} r {same} WHERE {old}{old_r}"
+                " ORDER BY t.received_at, t.end_to_end_id"),
+    "messages": (MESSAGE_FIELDS, f"SELECT {', '.join(MESSAGE_FIELDS)} FROM messages"
+                 " WHERE received_at < {bound} ORDER BY received_at, sender_bic, msg_id"),
+}
+LIVE = {"transfers": "transfers", "transitions": "transitions", "returns": "returns"}
 
 
-def _check_days_over(db: sqlite3.Connection, before: date, bound_s: float) -> None:
+class JournalDays(Protocol):
+    """A journal as retention reads and drops its business days: SqliteDays here, and
+    switch/retention_postgres.py's PostgresDays. `dialect` fills OVER_CHECKS and DAY_ROWS;
+    `name` is the journal as a manifest names it."""
+
+    name: str
+    dialect: dict[str, str]
+
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """One snapshot: the checks and the rows read inside it agree."""
+        ...
+
+    def count(self, sql: str, bound_s: float) -> int: ...
+
+    def fetch(self, sql: str, bound_s: float) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query, streamed."""
+        ...
+
+    def drop_days(self, before: date, bound_s: float, archive_path: Path) -> dict[str, int]:
+        """Delete the rows of the days before `before` (checked over, compared with the
+        verified archive, `drop`); the rows deleted per table."""
+        ...
+
+    def delete_messages(self, keys: list[tuple[str, str, float]], bound_s: float) -> int:
+        """Delete messages (sender, MsgId, received_at) received before `bound_s`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _check_days_over(days: JournalDays, before: date, bound_s: float,
+                     tables: dict[str, str] = LIVE) -> None:
     """Raises RetentionRefused naming why the rows received before `bound_s` (the start of
     `before`) cannot go yet: in flight, in an open cycle, notices or returns owed."""
-    checks = {
-        "transfers still in flight (PENDING)":
-            "SELECT count(*) FROM transfers WHERE received_at < ?1 AND state = 'PENDING'",
-        "transfers settled in a settlement cycle still open":
-            "SELECT count(*) FROM transfers t JOIN cycles c USING (cycle_id)"
-            " WHERE t.received_at < ?1 AND c.closed_at IS NULL",
-        "transfers whose notices are not delivered yet":
-            "SELECT count(*) FROM transfers WHERE received_at < ?1"
-            " AND (creditor_notice = 1 OR debtor_notice = 1)",
-        "returns not settled in a closed cycle or not told to the debtor yet":
-            "SELECT count(*) FROM returns r JOIN transfers t USING (end_to_end_id)"
-            " LEFT JOIN cycles c ON c.cycle_id = r.cycle_id WHERE t.received_at < ?1"
-            " AND (c.closed_at IS NULL OR r.debtor_notice = 1)",
-    }
     found = []
-    for what, sql in checks.items():
-        (count,) = db.execute(sql, (bound_s,)).fetchone()
+    for what, sql in OVER_CHECKS.items():
+        count = days.count(sql.format(**days.dialect, **tables), bound_s)
         if count:
             found.append(f"{count:,} {what}")
     if found:
         raise RetentionRefused(f"the days before {before} are not over: " + "; ".join(found))
 
 
-def _rows(db: sqlite3.Connection, bound_s: float) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Every row of the days before `bound_s`, table by table, streamed."""
-    queries = {
-        "transfers": (TRANSFER_FIELDS, f"SELECT {', '.join(TRANSFER_FIELDS)} FROM transfers"
-                      " WHERE received_at < ?1 ORDER BY received_at, end_to_end_id"),
-        "transitions": (TRANSITION_FIELDS, "SELECT " + ", ".join(
-            f"x.{name}" for name in TRANSITION_FIELDS) + " FROM transfers t JOIN transitions"
-            " x USING (end_to_end_id) WHERE t.received_at < ?1"
-            " ORDER BY t.received_at, t.end_to_end_id, x.seq"),
-        "returns": (RETURN_FIELDS, "SELECT " + ", ".join(f"r.{name}" for name in RETURN_FIELDS)
-                    + " FROM transfers t JOIN returns r USING (end_to_end_id)"
-                    " WHERE t.received_at < ?1 ORDER BY t.received_at, t.end_to_end_id"),
-        "messages": (MESSAGE_FIELDS, f"SELECT {', '.join(MESSAGE_FIELDS)} FROM messages"
-                     " WHERE received_at < ?1 ORDER BY received_at, sender_bic, msg_id"),
-    }
-    for table, (names, sql) in queries.items():
-        for values in db.execute(sql, (bound_s,)):
-            row = dict(zip(names, values, strict=True))
-            if table == "messages":
-                row["body_sha256"] = bytes(row["body_sha256"]).hex()
-            yield table, row
+def _rows(days: JournalDays, bound_s: float, parts: Sequence[dict[str, str]] = (LIVE,)
+          ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every row of the days before `bound_s`, table by table, streamed: the archive's order.
+    `parts`: the tables to read the days from, one after the other (PostgreSQL: each day's
+    partitions, detached by a drop); messages from the journal's own table."""
+    for table, (names, sql) in DAY_ROWS.items():
+        for tables in parts[:1] if table == "messages" else parts:
+            for values in days.fetch(sql.format(**days.dialect, **tables), bound_s):
+                row = dict(zip(names, values, strict=True))
+                if table == "messages":
+                    row["body_sha256"] = bytes(row["body_sha256"]).hex()
+                elif table == "transfers":
+                    row["bulk"] = int(row["bulk"])  # SQLite's integer, PostgreSQL's boolean
+                yield table, row
+
+
+class SqliteDays:
+    """A SQLite journal file's days (switch/store.py): one connection, deletes in batches."""
+
+    def __init__(self, journal: Path) -> None:
+        """NotAJournal for anything but a journal, and RetentionRefused for one no switch
+        of this version opened yet: without its counters, a drop would take the dropped
+        days out of the all-time totals."""
+        JournalReader(journal).close()  # NotAJournal, saying why, for anything but a journal
+        self.dialect = {"old": "t.received_at < ?1", "old_x": "", "old_r": "",
+                        "same": "USING (end_to_end_id)", "bound": "?1"}
+        self.name = str(journal.resolve())
+        self.journal = journal
+        db = self.db = sqlite3.connect(journal, isolation_level=None)
+        db.execute("PRAGMA busy_timeout=5000")
+        db.execute("PRAGMA synchronous=FULL")
+        if db.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                      " AND name = 'transfer_totals'").fetchone()[0] == 0:
+            db.close()
+            raise RetentionRefused(f"{journal} has no totals kept as counters yet: start the "
+                                   "switch on it once (it counts the rows it holds), then retry")
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
+
+    def count(self, sql: str, bound_s: float) -> int:
+        return int(self.db.execute(sql, (bound_s,)).fetchone()[0])
+
+    def fetch(self, sql: str, bound_s: float) -> Iterator[tuple[Any, ...]]:
+        return self.db.execute(sql, (bound_s,))  # a cursor, streamed as it is read
+
+    def drop_days(self, before: date, bound_s: float, archive_path: Path) -> dict[str, int]:
+        """Transfers go DROP_BATCH a transaction, each with its transitions and return, only
+        when still as archived."""
+        deleted = dict.fromkeys(TABLES, 0)
+        try:
+            with self.snapshot():  # one snapshot: the checks and the comparison agree
+                _check_days_over(self, before, bound_s)
+                _compare(_rows(self, bound_s), archived_rows(archive_path), archive_path)
+            transfers = (row for table, row in archived_rows(archive_path)
+                         if table == "transfers")
+            while batch := list(itertools.islice(transfers, DROP_BATCH)):
+                self._drop_transfers(batch, bound_s, deleted)
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{self.journal}: cannot delete from it: {error}") from None
+        return deleted
+
+    def delete_messages(self, keys: list[tuple[str, str, float]], bound_s: float) -> int:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            count = self.db.executemany(
+                "DELETE FROM messages WHERE sender_bic = ? AND msg_id = ? AND received_at = ?"
+                " AND received_at < ?", [(*key, bound_s) for key in keys]).rowcount
+            self.db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise NotAJournal(f"{self.journal}: cannot delete from it: {error}") from None
+        return int(count)
+
+    def _drop_transfers(self, batch: list[dict[str, Any]], bound_s: float,
+                        deleted: dict[str, int]) -> None:
+        """One transaction: the batch's transfers still as archived, with their transitions
+        and returns (a transfer unchanged has none it had not when archived)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            ids = json.dumps([row["end_to_end_id"] for row in batch])
+            now = {values[0]: dict(zip(TRANSFER_FIELDS, values, strict=True)) for values in
+                   db.execute(f"SELECT {', '.join(TRANSFER_FIELDS)} FROM transfers WHERE"
+                              " end_to_end_id IN (SELECT value FROM json_each(?1))"
+                              " AND received_at < ?2", (ids, bound_s))}
+            unchanged = json.dumps([row["end_to_end_id"] for row in batch
+                                    if now.get(row["end_to_end_id"]) == row])
+            for table in ("transitions", "returns", "transfers"):
+                deleted[table] += db.execute(
+                    f"DELETE FROM {table} WHERE end_to_end_id IN"
+                    " (SELECT value FROM json_each(?1))", (unchanged,)).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _days_of(journal: Path | JournalDays) -> JournalDays:
+    return SqliteDays(journal) if isinstance(journal, Path) else journal
 
 
 def _check_window(before: date, min_keep_days: int, today: date | None) -> None:
@@ -193,41 +318,42 @@ def _check_window(before: date, min_keep_days: int, today: date | None) -> None:
             f"the latest day to archive before is {latest}")
 
 
-def archive(journal: Path, before: date, to: Path, min_keep_days: int = DEFAULT_KEEP_DAYS,
-            today: date | None = None) -> dict[str, Any]:
+def archive(journal: Path | JournalDays, before: date, to: Path,
+            min_keep_days: int = DEFAULT_KEEP_DAYS, today: date | None = None
+            ) -> dict[str, Any]:
     """Write the rows of the business days before `before` to `to` and its manifest, then
-    verify them (`verify`); return the manifest. Raises NotAJournal for a file that is no
-    journal, RetentionRefused when those days are not over or are within the online window,
-    OSError when the archive cannot be written (an existing archive is never overwritten).
-    The archive's folder is made when missing."""
+    verify them (`verify`); return the manifest. `journal`: a SQLite journal file, or the
+    days of another journal (switch/retention_postgres.py). Raises NotAJournal for a file
+    that is no journal, RetentionRefused when those days are not over or are within the
+    online window, OSError when the archive cannot be written (an existing archive is never
+    overwritten). The archive's folder is made when missing."""
     _check_window(before, min_keep_days, today)
     for path in (to, manifest_path(to)):
         if path.exists():
             raise RetentionRefused(f"{path} exists already; an archive is never overwritten")
     bound_s = day_start_s(before)
-    db = _open_writable(journal)
+    days = _days_of(journal)
     try:
-        db.execute("BEGIN")  # one snapshot: the checks and the rows agree
-        _check_days_over(db, before, bound_s)
-        tally = Tally()
-        digest = hashlib.sha256()
-        partial = to.with_name(to.name + ".partial")
-        to.parent.mkdir(parents=True, exist_ok=True)  # as every output folder is made
-        with partial.open("wb") as raw, gzip.GzipFile(
-                fileobj=_Hashing(raw, digest), mode="wb", mtime=0, compresslevel=6) as out:
-            lines: list[str] = []
-            for table, row in _rows(db, bound_s):
-                tally.add(table, row)
-                lines.append(_LINE.encode({"table": table, "row": row}))
-                if len(lines) >= WRITE_LINES:  # one compression call for many lines
+        with days.snapshot():  # one snapshot: the checks and the rows agree
+            _check_days_over(days, before, bound_s)
+            tally = Tally()
+            digest = hashlib.sha256()
+            partial = to.with_name(to.name + ".partial")
+            to.parent.mkdir(parents=True, exist_ok=True)  # as every output folder is made
+            with partial.open("wb") as raw, gzip.GzipFile(
+                    fileobj=_Hashing(raw, digest), mode="wb", mtime=0, compresslevel=6) as out:
+                lines: list[str] = []
+                for table, row in _rows(days, bound_s):
+                    tally.add(table, row)
+                    lines.append(_LINE.encode({"table": table, "row": row}))
+                    if len(lines) >= WRITE_LINES:  # one compression call for many lines
+                        out.write(("\n".join(lines) + "\n").encode())
+                        lines.clear()
+                if lines:
                     out.write(("\n".join(lines) + "\n").encode())
-                    lines.clear()
-            if lines:
-                out.write(("\n".join(lines) + "\n").encode())
-        db.execute("COMMIT")
     finally:
-        db.close()
-    manifest = {"format": FORMAT, "journal": str(journal.resolve()), "before": str(before),
+        days.close()
+    manifest = {"format": FORMAT, "journal": days.name, "before": str(before),
                 "before_s": bound_s, "archived_at": datetime.now(UTC).isoformat(),
                 "file": to.name, "bytes": partial.stat().st_size,
                 "sha256": digest.hexdigest()} | tally.as_dict()
@@ -371,46 +497,34 @@ def verify(archive_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def drop(journal: Path, archive_path: Path, verified: dict[str, Any] | None = None,
-         min_keep_days: int = DEFAULT_KEEP_DAYS, today: date | None = None) -> Dropped:
+def drop(journal: Path | JournalDays, archive_path: Path,
+         verified: dict[str, Any] | None = None, min_keep_days: int = DEFAULT_KEEP_DAYS,
+         today: date | None = None) -> Dropped:
     """Delete from the journal its rows of the business days before the archive's day, once
     the archive holds every one of them as the journal does. The rows are chosen from the
     journal, never from the archive (a forged archive can make nothing go that a true one
     would not): those days are checked over and outside the online window as `archive`
     checks them; the journal's rows of those days must each be in the archive, unchanged
-    (rows an earlier drop deleted may be in the archive alone); then transfers go
-    DROP_BATCH a transaction, each with its transitions and return, only when still as
-    archived. Raises RetentionRefused or NotAJournal."""
+    (rows an earlier drop deleted may be in the archive alone); then they go, as the journal
+    drops days (JournalDays.drop_days), and the messages of those days after them. Raises
+    RetentionRefused or NotAJournal."""
     manifest = verified or verify(archive_path)
-    if manifest["journal"] != str(journal.resolve()):
-        raise RetentionRefused(f"{archive_path} is an archive of {manifest['journal']}, not of "
-                               f"{journal.resolve()}")
-    before = date.fromisoformat(manifest["before"])
-    _check_window(before, min_keep_days, today)
-    bound_s = day_start_s(before)
-    started = time.monotonic()
-    deleted = dict.fromkeys(TABLES, 0)
-    db = _open_writable(journal)
+    days = _days_of(journal)
     try:
-        db.execute("BEGIN")  # one snapshot: the checks and the comparison agree
-        _check_days_over(db, before, bound_s)
-        _compare(_rows(db, bound_s), archived_rows(archive_path), archive_path)
-        db.execute("COMMIT")
-        transfers = (row for table, row in archived_rows(archive_path) if table == "transfers")
-        while batch := list(itertools.islice(transfers, DROP_BATCH)):
-            _drop_transfers(db, batch, bound_s, deleted)
-        messages = ((row["sender_bic"], row["msg_id"], row["received_at"], bound_s)
+        if manifest["journal"] != days.name:
+            raise RetentionRefused(f"{archive_path} is an archive of {manifest['journal']}, "
+                                   f"not of {days.name}")
+        before = date.fromisoformat(manifest["before"])
+        _check_window(before, min_keep_days, today)
+        bound_s = day_start_s(before)
+        started = time.monotonic()
+        deleted = days.drop_days(before, bound_s, archive_path)
+        messages = ((row["sender_bic"], row["msg_id"], row["received_at"])
                     for table, row in archived_rows(archive_path) if table == "messages")
         while keys := list(itertools.islice(messages, DROP_BATCH)):
-            db.execute("BEGIN IMMEDIATE")
-            deleted["messages"] += db.executemany(
-                "DELETE FROM messages WHERE sender_bic = ? AND msg_id = ? AND received_at = ?"
-                " AND received_at < ?", keys).rowcount
-            db.execute("COMMIT")
-    except sqlite3.Error as error:
-        raise NotAJournal(f"{journal}: cannot delete from it: {error}") from None
+            deleted["messages"] += days.delete_messages(keys, bound_s)
     finally:
-        db.close()
+        days.close()
     kept = sum(manifest["rows"].values()) - sum(deleted.values())
     return Dropped(deleted, kept, time.monotonic() - started)
 
@@ -435,26 +549,3 @@ def _key_of(table: str, row: dict[str, Any]) -> str:
     keys = {"transfers": ("end_to_end_id",), "transitions": ("seq",),
             "returns": ("creditor_bic", "return_id"), "messages": ("sender_bic", "msg_id")}
     return "/".join(str(row[name]) for name in keys[table])[:80]
-
-
-def _drop_transfers(db: sqlite3.Connection, batch: list[dict[str, Any]], bound_s: float,
-                    deleted: dict[str, int]) -> None:
-    """One transaction: the batch's transfers still as archived, with their transitions and
-    returns (a transfer unchanged has none it had not when archived)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        ids = json.dumps([row["end_to_end_id"] for row in batch])
-        now = {values[0]: dict(zip(TRANSFER_FIELDS, values, strict=True)) for values in
-               db.execute(f"SELECT {', '.join(TRANSFER_FIELDS)} FROM transfers WHERE"
-                          " end_to_end_id IN (SELECT value FROM json_each(?1))"
-                          " AND received_at < ?2", (ids, bound_s))}
-        unchanged = json.dumps([row["end_to_end_id"] for row in batch
-                                if now.get(row["end_to_end_id"]) == row])
-        for table in ("transitions", "returns", "transfers"):
-            deleted[table] += db.execute(
-                f"DELETE FROM {table} WHERE end_to_end_id IN"
-                " (SELECT value FROM json_each(?1))", (unchanged,)).rowcount
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

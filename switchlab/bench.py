@@ -337,10 +337,14 @@ HOT_TABLES = ("transfers", "positions", "position_slices")
 
 async def _hot_updates_pct(journal_url: str) -> dict[str, float]:
     """Per table, the per cent of its updates that were HOT, read once the switch processes
-    closed their connections (a session flushes its statistics as it ends)."""
+    closed their connections (a session flushes its statistics as it ends); a partitioned
+    table's are its partitions' together."""
     names = ", ".join(f"'{name}'" for name in HOT_TABLES)
-    rows = await postgres.fetch(journal_url, "SELECT relname, n_tup_upd, n_tup_hot_upd FROM"
-                                f" pg_stat_user_tables WHERE relname IN ({names})")
+    rows = await postgres.fetch(
+        journal_url, "SELECT name, sum(n_tup_upd)::bigint, sum(n_tup_hot_upd)::bigint FROM (SELECT"
+        " coalesce(i.inhparent::regclass::text, s.relname) AS name, s.n_tup_upd,"
+        " s.n_tup_hot_upd FROM pg_stat_user_tables s LEFT JOIN pg_inherits i"
+        f" ON i.inhrelid = s.relid) AS tables WHERE name IN ({names}) GROUP BY name")
     return {name: 100.0 * hot / updated for name, updated, hot in rows if updated}
 
 

@@ -30,9 +30,11 @@ from switch import retention
 from switch.journal import LISTED_COLUMNS, MAX_LISTED_TRANSFERS, described, iso_utc, listed
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
+from switch.retention_postgres import PostgresDays
 from switch.states import TransferState
 
 TOKEN_VARIABLE = "SWITCHLAB_ADMIN_TOKEN"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 REQUEST_TIMEOUT_S = 30.0
 DEFAULT_SHOWN = 20
 _DURATION = re.compile(r"(\d{1,6})([smhd])")
@@ -314,6 +316,16 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a day such as 2026-11-20") from None
 
 
+def _journal_file(text: str) -> Path | str:
+    """A SQLite journal file, or a PostgreSQL journal's libpq URL (kept as text: a path would
+    fold its //)."""
+    return text if text.startswith(POSTGRES_SCHEMES) else Path(text)
+
+
+def _journal(file: Path | str) -> Path | retention.JournalDays:
+    return file if isinstance(file, Path) else PostgresDays(file)
+
+
 def _days(text: str) -> int:
     if not (text.isascii() and text.isdigit() and len(text) <= 5):
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days")
@@ -330,8 +342,9 @@ def _add_retention(questions: Any) -> None:
         "from the journal. Refused while any of those days is not over (a transfer in "
         "flight, a cycle open, a notice owed) or within the last --keep-days days. Fine "
         "while the switch runs. Exit status: 0 done, 2 refused or a mistake in the command.")
-    archive.add_argument("--file", type=Path, metavar="PATH", required=True,
-                         help="the SQLite journal file, e.g. runs/demo/switch.sqlite")
+    archive.add_argument("--file", type=_journal_file, metavar="PATH|URL", required=True,
+                         help="the SQLite journal file, e.g. runs/demo/switch.sqlite, or a "
+                         "PostgreSQL journal's URL, postgresql://user@host:5432/switch")
     archive.add_argument("--before", type=_day, metavar="DAY", required=True,
                          help="archive the days before this one (YYYY-MM-DD), not itself")
     archive.add_argument("--to", type=Path, metavar="FILE", required=True,
@@ -356,8 +369,9 @@ def _add_retention(questions: Any) -> None:
         "days, unchanged, and that those days are over and outside --keep-days; then delete "
         "those rows from the journal, in batches a running switch hardly notices. "
         "The switch's all-time totals (GET /v1/admin/stats) do not change.")
-    drop.add_argument("--file", type=Path, metavar="PATH", required=True,
-                      help="the SQLite journal file the archive was made of")
+    drop.add_argument("--file", type=_journal_file, metavar="PATH|URL", required=True,
+                      help="the journal the archive was made of: a SQLite file or a "
+                      "PostgreSQL URL")
     drop.add_argument("--archive", type=Path, metavar="FILE", required=True)
     drop.add_argument("--keep-days", type=_days, default=retention.DEFAULT_KEEP_DAYS,
                       metavar="N", help="as for archive: refused for days within the last N")
@@ -367,10 +381,6 @@ def _add_retention(questions: Any) -> None:
 def _retention(args: argparse.Namespace) -> int:
     """Archive, verify or drop; a refusal or a journal that is none is a sentence on stderr
     and exit 2."""
-    if str(getattr(args, "file", "")).startswith(("postgresql:", "postgres:")):
-        print("switchlab journal: --file is for a SQLite journal file; retention of a "
-              "PostgreSQL journal is not built yet (docs/operations.md)", file=sys.stderr)
-        return 2
     try:
         return int(args.action(args))
     except (retention.RetentionRefused, NotAJournal) as error:
@@ -384,7 +394,7 @@ def _retention(args: argparse.Namespace) -> int:
 
 def _archive(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    manifest = retention.archive(args.file, args.before, args.to, args.keep_days)
+    manifest = retention.archive(_journal(args.file), args.before, args.to, args.keep_days)
     elapsed_s = time.monotonic() - started
     rows = sum(manifest["rows"].values())
     print(f"archived the days before {args.before}: {_counts(manifest['rows'])}\n"
@@ -392,7 +402,7 @@ def _archive(args: argparse.Namespace) -> int:
           f"verified; manifest {retention.manifest_path(args.to)}\n"
           f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
     if args.drop:
-        _print_dropped(retention.drop(args.file, args.to, manifest, args.keep_days))
+        _print_dropped(retention.drop(_journal(args.file), args.to, manifest, args.keep_days))
     return 0
 
 
@@ -404,7 +414,8 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _drop(args: argparse.Namespace) -> int:
-    _print_dropped(retention.drop(args.file, args.archive, min_keep_days=args.keep_days))
+    _print_dropped(retention.drop(_journal(args.file), args.archive,
+                                  min_keep_days=args.keep_days))
     return 0
 
 
