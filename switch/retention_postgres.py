@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import Awaitable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from switch.retention import (
     _compare,
     _rows,
     archived_rows,
+    business_day,
 )
 from switch.store_postgres import CONNECT_TIMEOUT_S, OLD_JOURNAL_SENTENCE, postgres_missing
 
@@ -125,6 +127,12 @@ class PostgresDays:
         """The days before `before` checked over, their partitions detached, compared with
         the archive (re-attached, and RetentionRefused, at a difference), their ids deleted
         and their tables dropped; the rows dropped per table."""
+        today = business_day(time.time())
+        if before > today:
+            raise RetentionRefused(
+                f"the days before {before} hold today ({today}), which still takes transfers: "
+                f"on PostgreSQL a day goes whole, with its partitions, once it is past; the "
+                f"latest day to drop before is {today}")
         with self.snapshot():
             _check_days_over(self, before, bound_s)
         days = [day for day in self._days() if day < before]

@@ -367,7 +367,8 @@ def _add_retention(questions: Any) -> None:
         "drop", help="drop from the journal the rows an archive holds",
         description="Verify an archive, check that it holds every row the journal has of its "
         "days, unchanged, and that those days are over and outside --keep-days; then delete "
-        "those rows from the journal, in batches a running switch hardly notices. "
+        "those rows from the journal, in batches a running switch hardly notices (on "
+        "PostgreSQL: each past day's partitions detached, compared, dropped whole). "
         "The switch's all-time totals (GET /v1/admin/stats) do not change.")
     drop.add_argument("--file", type=_journal_file, metavar="PATH|URL", required=True,
                       help="the journal the archive was made of: a SQLite file or a "

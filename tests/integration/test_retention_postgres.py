@@ -108,6 +108,11 @@ async def test_issue_24_postgres_a_dropped_day_leaves_other_days_and_the_duplica
             } <= kept
     assert set(await store.lookup(["OLD-1", "TODAY-1"])) == {"TODAY-1"}
     assert await store.totals() == totals
+    tomorrow = str(today + timedelta(days=1))
+    assert await _main([*_archive(postgres_url, tmp_path / "today.jsonl.gz", tomorrow),
+                        "--drop"]) == 2  # today still takes transfers: its partitions stay
+    assert "hold today" in capsys.readouterr().err
+    assert f"transfers_d{today:%Y%m%d}" in await _partitions(postgres_url)
     again = await _take(store, "TODAY-1", now)
     assert again["TODAY-1"].reason == reasons.DUPLICATE  # type: ignore[index]
     assert await _take(store, "OLD-1", now) is None
