@@ -359,9 +359,12 @@ def _conformance(args: argparse.Namespace) -> int:
     Start a switch and the participants it needs on this machine, admit your bank with the
     credentials printed (or given), run the cases against its inbound URL through recording
     relays, and write the verdicts with every message exchanged: terminal, report.json,
-    junit.xml, report.html. Exit status: 0 every mandatory case passed, 1 one failed, 2 bad
-    arguments or a bank that cannot be tested (unreachable, refusing the switch's
-    signature). How to prepare the bank: docs/conformance.md."""
+    junit.xml, report.html. Exit status: 0 CONFORMS (every mandatory case run and passed),
+    1 DOES NOT CONFORM (a mandatory case failed, or could not run for want of an account or
+    hook), 2 bad arguments or a bank that cannot be tested (unreachable, refusing the
+    switch's signature), 3 PARTIAL RUN (--case or --tag left mandatory cases out and none
+    of those run failed: not a conformance verdict). How to prepare the bank:
+    docs/conformance.md."""
     return conformance_command.run(args)
 
 
