@@ -3,7 +3,7 @@
 Exit status (RunResult.verdict): 0 CONFORMS, every mandatory case run and passed; 1 DOES NOT
 CONFORM, a mandatory case failed or could not run for want of an account or hook; 2 bad
 arguments, a bad accounts or key file, a port in use, or a bank that cannot be tested at all
-(unreachable, or refusing the switch's signature), each said in one sentence; 3 PARTIAL RUN,
+(unreachable, or refusing the switch's signature), each said in one sentence; 4 PARTIAL RUN,
 --case or --tag left mandatory cases out and none of those run failed: not a verdict.
 """
 
@@ -39,7 +39,7 @@ from protocol.keys import read_public_key
 from protocol.runtime import run_event_loop
 from protocol.wording import count
 
-PASSED_EXIT, FAILED_EXIT, INVALID_EXIT, PARTIAL_EXIT = 0, 1, 2, 3
+PASSED_EXIT, FAILED_EXIT, INVALID_EXIT, PARTIAL_EXIT = 0, 1, 2, 4  # 3: a run that crashed
 EXITS = {CONFORMS: PASSED_EXIT, DOES_NOT_CONFORM: FAILED_EXIT, NOT_TESTED: INVALID_EXIT,
          PARTIAL_RUN: PARTIAL_EXIT}
 MAX_BURST = 1_000

@@ -187,10 +187,10 @@ def partial(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
 def test_issue_newuser3_finding1_a_run_of_some_cases_is_a_partial_run_not_conforms(
         partial: tuple[RunResult, Path]) -> None:
     """A signed report said CONFORMS, `passed: true`, exit 0 after 2 of 47 cases: now every
-    shape of the report says PARTIAL RUN, and the command exits 3."""
+    shape of the report says PARTIAL RUN, and the command exits 4 (3 is a run that crashed)."""
     result, out = partial
     assert [r.verdict for r in result.results if r.chosen] == ["passed", "passed"]
-    assert result.verdict == PARTIAL_RUN and EXITS[result.verdict] == PARTIAL_EXIT == 3
+    assert result.verdict == PARTIAL_RUN and EXITS[result.verdict] == PARTIAL_EXIT == 4
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     left_out = report["mandatory_not_chosen"]
     assert (report["passed"], report["complete"], report["verdict"]) == (False, False,
