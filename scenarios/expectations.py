@@ -19,6 +19,7 @@ from banks.config_types import LabParticipantBic
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus, percentile
 from banks.population import Population, Share
 from protocol import reasons
+from protocol.wording import count
 from scenarios.named import Registry
 
 MAX_COUNT = 10_000_000  # a payout day's transfers
@@ -75,6 +76,10 @@ class Observed:
     # The post office's list of those without an account, as the ministry checked it against
     # the population register (None: not checked).
     cash_without_account: list[dict[str, object]] | None = None
+    # Transfers each switch process made final, by process id (World.final_by_process), and
+    # how many processes the run started.
+    final_by_process: Mapping[str, int] = field(default_factory=dict)
+    switch_processes: int = 1
 
     @property
     def paid_share(self) -> float:
@@ -164,6 +169,29 @@ def bugs_found(want: list[Bug], run: Observed) -> list[Check]:
     return [Check(f"bug found: {bug.kind} at {bug.participant}", found.get(bug, 0) > 0,
                   f"{bug.participant} did it on {found.get(bug, 0):,} transfers "
                   f"(expected: the run must find it)") for bug in want]
+@expectation("each_process_final_share_min", Share)
+def each_process_final_share_min(want: float, run: Observed) -> list[Check]:
+    """Several switch processes on one port: each made final at least this share of an even
+    split of the transfers made final (0.1: a tenth of total/processes), counted by each
+    process's own /metrics. Where the rule comes from: SO_REUSEPORT gives each new
+    connection to any process, and a kept-alive connection has a bounded life
+    (switch/app.py: MAX_REQUESTS_PER_CONNECTION, MAX_CONNECTION_AGE_S), so a process that
+    serves gets its share of the connections; one left idle, or that took none, fails."""
+    counts = run.final_by_process
+    total = sum(counts.values())
+    floor = want * total / max(run.switch_processes, 1)
+    answered = Check("each switch process answered for its counts",
+                     len(counts) == run.switch_processes,
+                     f"{len(counts)} of {count(run.switch_processes, 'process', 'processes')}"
+                     " answered on GET /metrics")
+    return [answered, *(Check(f"switch process {process} made its share final",
+                              made >= floor and made > 0,
+                              f"{count(made, 'transfer')} of {total:,} made final "
+                              f"({made / (total or 1):.0%}; want ≥ {floor:,.0f}, "
+                              f"{want:.0%} of an even split)")
+                        for process, made in sorted(counts.items()))]
+
+
 @expectation("wrong_holders_stopped", StrictBool)
 def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
     """Every payment aimed at an account whose holder is someone else is stopped by

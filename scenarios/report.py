@@ -35,9 +35,27 @@ COLOURS = {"settled": "#1e8449", "rejected": "#d35400", "returned": "#7d3c98",
            "p50": "#2471a3", "p99": "#7d3c98", "fault": "#c0392b"}
 
 
+def scope(record: RunRecord) -> str:
+    """What the verdict covers when the run played less than the scenario: " at CI size:
+    3,000 of its 100,000 beneficiaries" ("" for a run at full size)."""
+    if record.size >= record.scenario_size:
+        return ""
+    return f" at CI size: {record.size:,} of its {record.scenario_size:,} beneficiaries"
+
+
+def by_process(record: RunRecord) -> str:
+    """'switch process p1 made 1,530 transfers final (51 %), p2 1,470 (49 %)': each process's
+    own count (its /metrics), for a run of several."""
+    total = sum(record.final_by_process.values()) or 1
+    return ", ".join(f"{process} {made:,} ({made / total:.0%})"
+                     for process, made in sorted(record.final_by_process.items()))
+
+
 def terminal(record: RunRecord) -> str:
     lines = [record.result.summary(), "", f"Scenario {record.scenario}: "
-             f"{'HELD' if record.passed else 'FAILED'}"]
+             f"{'HELD' if record.passed else 'FAILED'}{scope(record)}"]
+    if len(record.final_by_process) > 1:
+        lines.insert(1, f"Made final by each switch process: {by_process(record)}")
     for check in record.checks:
         kind = "invariant" if check.invariant else "expect"
         lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {kind:<9} {check.name:<32} "
@@ -128,6 +146,8 @@ def as_json(record: RunRecord) -> dict[str, object]:
     values = list(record.latencies.latency_ms)
     return {
         "scenario": record.scenario, "passed": record.passed, "beneficiaries": record.size,
+        "scenario_beneficiaries": record.scenario_size,
+        "final_by_process": record.final_by_process,
         "result": record.result.as_dict(),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                     "invariant": c.invariant} for c in record.checks],
@@ -371,12 +391,16 @@ def html_report(record: RunRecord) -> str:
             ("unresolved", outcome.by_status[PayoutStatus.UNRESOLVED], outcome.unresolved_vnd)))
     values = list(record.latencies.latency_ms)
     verdict = "held" if record.passed else "FAILED"
+    processes = (f"<p>Transfers made final by each switch process (its own /metrics): "
+                 f"{html.escape(by_process(record))}.</p>"
+                 if len(record.final_by_process) > 1 else "")
     latency = (f"<h2>Latency to final status over time</h2>{latency_chart(record, span_s)}"
                if record.latencies else "")
     return f"""<!doctype html><html lang="en"><meta charset="utf-8">
 <title>switchlab: {html.escape(record.scenario)} {verdict}</title><style>{STYLE}</style>
-<h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span></h1>
-<p>{html.escape(record.description)}</p>
+<h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span>
+{html.escape(scope(record))}</h1>
+<p>{html.escape(record.description)}</p>{processes}
 <p>{record.size:,} beneficiaries; {len(outcome.outcomes):,} transfers in
 {outcome.elapsed_s:,.2f} s ({outcome.transfers_per_s:,.0f} per second); latency from submission
 to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms over

@@ -49,6 +49,10 @@ class RunRecord:
     settlement: dict[str, Any] = field(default_factory=dict)
     duplicates_refused: int = 0
     bank_totals: list[dict[str, Any]] = field(default_factory=list)
+    # Transfers each switch process made final, by process id, from its own /metrics (the
+    # processes running at the end: a killed one's counts went with it).
+    final_by_process: dict[str, int] = field(default_factory=dict)
+    scenario_size: int = 0  # the scenario's population; `size` is smaller at CI size
 
     @property
     def passed(self) -> bool:
@@ -176,6 +180,7 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
             settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
             switch_totals = await world.switch_totals()
             totals = await world.bank_totals()
+            final_by_process = await world.final_by_process()
             await monitor.sample()
     finally:
         await world.stop()
@@ -188,13 +193,15 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
     checks += judge(scenario.expect, Observed(
         result, world.treasury.latencies, world.treasury.duplicates_refused, bank_totals=totals,
         wrong_holders=population.wrong_holder_ids(), population=population,
-        cash_without_account=cash))
+        cash_without_account=cash, final_by_process=final_by_process,
+        switch_processes=world.settings.switch_processes))
     return RunRecord(
         scenario=scenario.name, description=scenario.description,
         size=len(population.beneficiaries), result=result, checks=checks,
         started_s=monitor.started_s, samples=monitor.samples, faults=monitor.faults,
         latencies=world.treasury.latencies, settlement=settlement,
         duplicates_refused=world.treasury.duplicates_refused, bank_totals=totals,
+        final_by_process=final_by_process, scenario_size=scenario.population.size,
     )
 
 
