@@ -20,6 +20,7 @@ from banks.columns import Rows
 from banks.payment_table import EXCEL_ENCODING, Payment, PaymentTable, excel_cell
 from protocol import reasons
 from protocol.messages import TxStatus
+from protocol.wording import count
 
 
 class PayoutStatus(StrEnum):
@@ -342,7 +343,7 @@ class PayoutResult:
 
         pace = (f"in {self.elapsed_s:,.2f} s ({self.transfers_per_s:,.0f} transfers/s)"
                 if self.submissions else "(no pacs.008 sent in this run)")
-        lines = [f"Payout of {len(self.outcomes):,} transfers {pace}",
+        lines = [f"Payout of {count(len(self.outcomes), 'transfer')} {pace}",
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
             lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))
@@ -352,7 +353,7 @@ class PayoutResult:
                           for code, count in sorted(self.reasons_for(status).items())]
         lines += [line("settled (debited)", "", self.settled_vnd),
                   f"  messages: {self.submissions:,} pacs.008, {self.inquiries:,} pacs.028; "
-                  f"{self.resends:,} transfers resent after AG09"]
+                  f"{count(self.resends, 'transfer')} resent after AG09"]
         return "\n".join(lines)
 
 

@@ -34,6 +34,7 @@ from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from banks.payment_table import EXCEL_ENCODING
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 from protocol.names import same_name
+from protocol.wording import count
 
 # Digits of a bank account number at each bank (the registry's); e-wallet and mobile-money
 # accounts are the holder's 10-digit phone number, 09xxxxxxxx.
@@ -307,7 +308,8 @@ class _AccountNumbers:
                         for bic, digits in BANK_ACCOUNT_DIGITS.items()}
         for bic, (_, free) in (*self.formats.items(), ("phone", self.PHONE)):
             if size > 10**free:
-                raise ValueError(f"{size:,} beneficiaries do not fit {bic}'s account numbers")
+                raise ValueError(f"{count(size, 'beneficiary', 'beneficiaries')} do not fit "
+                                 f"{bic}'s account numbers")
 
     def make(self, draws: _Draws, bic: str, serial: int) -> str:
         branch, digits = self.formats.get(bic, self.PHONE)

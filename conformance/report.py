@@ -105,7 +105,8 @@ def what(body: bytes) -> str:
 def _shown(text: str, file: str) -> str:
     if len(text) <= MAX_SHOWN_CHARS:
         return text
-    return (text[:MAX_SHOWN_CHARS] + f"\n… {len(text) - MAX_SHOWN_CHARS:,} more characters: the "
+    return (text[:MAX_SHOWN_CHARS] + f"\n… "
+                                     f"{count(len(text) - MAX_SHOWN_CHARS, 'more character')}: the "
             f"whole body is {file}")
 
 
@@ -395,7 +396,7 @@ def _body_html(body: bytes, file: str, wanted: list[str] | None = None) -> str:
     named = ", ".join(w for w in wanted or [] if w in part)
     return (f"<div class=label>the part that matters (naming {html.escape(named)})"
             f"</div><pre class=excerpt>{html.escape(part)}</pre><details><summary>the whole "
-            f"body ({len(text):,} characters)</summary>{whole}</details>")
+            f"body ({count(len(text), 'character')})</summary>{whole}</details>")
 
 
 def _case_html(r: CaseResult) -> str:

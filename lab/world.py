@@ -45,6 +45,7 @@ from protocol.population import RegisterClient
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Credentials, Ed25519SigningKey
 from protocol.tls import TlsFiles, make_lab_pki, server_context
+from protocol.wording import count
 from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
@@ -464,5 +465,6 @@ class World:
 def _refused(verdicts: Sequence[Mapping[str, str]]) -> None:
     refused = [v for v in verdicts if v["status"] == "refused"]
     if refused:
-        raise LinkRefused(f"{len(refused)} links refused, first {refused[0]['citizen_id']}: "
+        raise LinkRefused(f"{count(len(refused), 'link')} refused, first "
+                          f"{refused[0]['citizen_id']}: "
                           f"{refused[0]['reason']}")

@@ -128,7 +128,7 @@ def latency_ms_p99_max(want: float, run: Observed) -> list[Check]:
     status at the treasury, bulk or instant), in ms, at most this."""
     p99 = percentile(list(run.latencies.latency_ms), 99)
     return [Check("p99 end-to-end latency", bool(run.latencies) and p99 <= want,
-                  f"p99 {p99:.1f} ms over {len(run.latencies):,} transfers "
+                  f"p99 {p99:.1f} ms over {count(len(run.latencies), 'transfer')} "
                   f"(want ≤ {want} ms)")]
 
 
@@ -157,7 +157,7 @@ def returns_min(want: int, run: Observed) -> list[Check]:
 def duplicates_refused_min(want: int, run: Observed) -> list[Check]:
     """At least this many resubmitted transfers refused as duplicates (DUPL)."""
     return [Check("duplicates refused", run.duplicates_refused >= want,
-                  f"{run.duplicates_refused:,} resubmitted transfers refused DUPL")]
+                  f"{count(run.duplicates_refused, 'resubmitted transfer')} refused DUPL")]
 
 
 @expectation("bugs_found", Annotated[list[Bug], Field(min_length=1, max_length=MAX_BUGS)])
@@ -167,7 +167,7 @@ def bugs_found(want: list[Bug], run: Observed) -> list[Check]:
     a failure. The invariant the bug breaks then excuses that participant for that bug."""
     found = bugs_in(run.bank_totals)
     return [Check(f"bug found: {bug.kind} at {bug.participant}", found.get(bug, 0) > 0,
-                  f"{bug.participant} did it on {found.get(bug, 0):,} transfers "
+                  f"{bug.participant} did it on {count(found.get(bug, 0), 'transfer')} "
                   f"(expected: the run must find it)") for bug in want]
 @expectation("each_process_final_share_min", Share)
 def each_process_final_share_min(want: float, run: Observed) -> list[Check]:
@@ -206,7 +206,7 @@ def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
     unlisted = [o for o in outcomes if o.payment.end_to_end_id not in listed]
     return [
         Check("none paid to someone else's account", bool(outcomes) and not paid,
-              f"{len(paid)} of {len(outcomes)} payments to another holder's account paid"),
+              f"{len(paid)} of {count(len(outcomes), 'payment')} to another holder's account paid"),
         Check("verification stopped every one", len(stopped) == len(outcomes),
               f"{len(stopped)} of {len(outcomes)} stopped before paying"),
         Check("each on the cash list with its reason", bool(outcomes) and not unlisted,
@@ -272,10 +272,11 @@ def households_paid_once(want: bool, run: Observed) -> list[Check]:
     return [
         Check("households: each row its head's, for the gift times its members",
               not wrong_amount and gift > 0,
-              f"{households:,} households, {sum(size.values()) + households:,} citizens, "
-              f"{gift:,} VND each; {len(wrong_amount)} rows wrong"),
+              f"{count(households, 'household')}, "
+              f"{count(sum(size.values()) + households, 'citizen')}, "
+              f"{gift:,} VND each; {count(len(wrong_amount), 'row')} wrong"),
         Check("households: one payment each", all(n == 1 for n in heads.values()),
-              f"{sum(n > 1 for n in heads.values())} households paid more than once"),
+              f"{count(sum(n > 1 for n in heads.values()), 'household')} paid more than once"),
         Check("households: every linked household paid", len(paid) == len(outcomes),
               f"{len(paid):,} of {len(outcomes):,} paid into the head's linked account"),
         Check("households: the others in cash, for the same amount",

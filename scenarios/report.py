@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from banks.payout import PayoutStatus, percentile
 from banks.registry import PARTICIPANTS
 from protocol.reasons import DESCRIPTIONS
+from protocol.wording import count
 from scenarios.runner import RunRecord
 
 CRASH_EXIT_STATUS = 3  # the run itself broke: not a verdict on the switch
@@ -40,7 +41,8 @@ def scope(record: RunRecord) -> str:
     3,000 of its 100,000 beneficiaries" ("" for a run at full size)."""
     if record.size >= record.scenario_size:
         return ""
-    return f" at CI size: {record.size:,} of its {record.scenario_size:,} beneficiaries"
+    return (f" at CI size: {record.size:,} of its "
+            f"{count(record.scenario_size, 'beneficiary', 'beneficiaries')}")
 
 
 def by_process(record: RunRecord) -> str:
@@ -316,10 +318,10 @@ def reasons_chart(reasons: dict[str, dict[str, dict[str, int]]]) -> str:
     figure = Figure(figsize=(10, 0.45 * len(bars) + 0.8))
     axes = figure.subplots()
     labels = [label for label, _, _ in bars]
-    axes.barh(labels, [count for _, count, _ in bars], color=[c for _, _, c in bars])
+    axes.barh(labels, [n for _, n, _ in bars], color=[c for _, _, c in bars])
     axes.invert_yaxis()
-    for index, (_, count, _) in enumerate(bars):
-        axes.annotate(f" {count:,}", (count, index), va="center", fontsize=9)
+    for index, (_, n, _) in enumerate(bars):
+        axes.annotate(f" {n:,}", (n, index), va="center", fontsize=9)
     axes.set_xlabel("transfers")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
@@ -401,10 +403,11 @@ def html_report(record: RunRecord) -> str:
 <h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span>
 {html.escape(scope(record))}</h1>
 <p>{html.escape(record.description)}</p>{processes}
-<p>{record.size:,} beneficiaries; {len(outcome.outcomes):,} transfers in
+<p>{count(record.size, "beneficiary", "beneficiaries")};
+{count(len(outcome.outcomes), "transfer")} in
 {outcome.elapsed_s:,.2f} s ({outcome.transfers_per_s:,.0f} per second); latency from submission
 to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms over
-{len(values):,} transfers. The treasury was debited {outcome.settled_vnd:,} VND.</p>
+{count(len(values), "transfer")}. The treasury was debited {outcome.settled_vnd:,} VND.</p>
 <table class=summary><tr><th class=text>outcome</th><th>transfers</th><th>VND</th></tr>
 {summary}</table>
 <h2>Checks</h2><table>{checks}</table>

@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from protocol.wording import count
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
 from switch.states import TransferState
@@ -138,24 +139,24 @@ def _check_days_over(db: sqlite3.Connection, before: date, bound_s: float) -> No
     """Raises RetentionRefused naming why the rows received before `bound_s` (the start of
     `before`) cannot go yet: in flight, in an open cycle, notices or returns owed."""
     checks = {
-        "transfers still in flight (PENDING)":
+        ("transfer", "still in flight (PENDING)"):
             "SELECT count(*) FROM transfers WHERE received_at < ?1 AND state = 'PENDING'",
-        "transfers settled in a settlement cycle still open":
+        ("transfer", "settled in a settlement cycle still open"):
             "SELECT count(*) FROM transfers t JOIN cycles c USING (cycle_id)"
             " WHERE t.received_at < ?1 AND c.closed_at IS NULL",
-        "transfers whose notices are not delivered yet":
+        ("transfer", "whose notices are not delivered yet"):
             "SELECT count(*) FROM transfers WHERE received_at < ?1"
             " AND (creditor_notice = 1 OR debtor_notice = 1)",
-        "returns not settled in a closed cycle or not told to the debtor yet":
+        ("return", "not settled in a closed cycle or not told to the debtor yet"):
             "SELECT count(*) FROM returns r JOIN transfers t USING (end_to_end_id)"
             " LEFT JOIN cycles c ON c.cycle_id = r.cycle_id WHERE t.received_at < ?1"
             " AND (c.closed_at IS NULL OR r.debtor_notice = 1)",
     }
     found = []
-    for what, sql in checks.items():
-        (count,) = db.execute(sql, (bound_s,)).fetchone()
-        if count:
-            found.append(f"{count:,} {what}")
+    for (noun, what), sql in checks.items():
+        (rows,) = db.execute(sql, (bound_s,)).fetchone()
+        if rows:
+            found.append(f"{count(rows, noun)} {what}")
     if found:
         raise RetentionRefused(f"the days before {before} are not over: " + "; ".join(found))
 

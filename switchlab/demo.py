@@ -23,6 +23,7 @@ from banks.treasury import TreasurySettings
 from lab.live import watching
 from lab.world import World, WorldSettings
 from protocol.runtime import until_stopped
+from protocol.wording import count
 
 RETURN_WAIT_S = 10.0
 
@@ -53,7 +54,7 @@ async def run_demo(settings: DemoSettings, announce: Callable[[str], None] = pri
                   for bic in DEFAULT_SHARES}
     world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury=settings.treasury,
                                 mtls=settings.mtls))
-    print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
+    print(f"switchlab demo: {count(len(population.beneficiaries), 'beneficiary', 'beneficiaries')} "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
     try:
@@ -93,17 +94,17 @@ def _report(out: Path, result: PayoutResult, cycle: dict[str, Any], problems: li
         result.as_dict() | {"settlement": cycle, "reconciliation": problems}, indent=1,
         ensure_ascii=False), encoding="utf-8")
     print(result.summary())
-    print(f"Settlement cycle {cycle['cycle_id']}: {cycle['transfers']:,} transfers, "
+    print(f"Settlement cycle {cycle['cycle_id']}: {count(cycle['transfers'], 'transfer')}, "
           f"{cycle['transfers_vnd']:,} VND; net positions "
           + ", ".join(f"{bic} {net:+,}" for bic, net in sorted(cycle["net_vnd"].items())))
-    print(f"Cash list for the post office: {cash:,} "
-          f"{'beneficiary' if cash == 1 else 'beneficiaries'} ({out / 'cash_list.csv'})")
+    print(f"Cash list for the post office: {count(cash, 'beneficiary', 'beneficiaries')} "
+          f"({out / 'cash_list.csv'})")
     print(f"Reported deceased, back to the ministry: {deceased:,} ({out / 'deceased.csv'})")
     if problems:
         print("RECONCILIATION FAILED:\n  " + "\n  ".join(problems))
         return 1
     if result.by_status["unresolved"]:
-        print(f"{result.by_status['unresolved']} transfers unresolved")
+        print(f"{count(result.by_status['unresolved'], 'transfer')} unresolved")
         return 1
     print("Reconciled to the dong: treasury debits = bank credits + returns; "
           "net positions sum to zero.", flush=True)

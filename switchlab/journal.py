@@ -26,6 +26,7 @@ import aiohttp
 
 from protocol.ids import is_bic
 from protocol.reasons import DESCRIPTIONS
+from protocol.wording import count
 from switch import retention
 from switch.journal import LISTED_COLUMNS, MAX_LISTED_TRANSFERS, described, iso_utc, listed
 from switch.journal_errors import NotAJournal
@@ -388,9 +389,10 @@ def _archive(args: argparse.Namespace) -> int:
     elapsed_s = time.monotonic() - started
     rows = sum(manifest["rows"].values())
     print(f"archived the days before {args.before}: {_counts(manifest['rows'])}\n"
-          f"  {args.to} ({manifest['bytes']:,} bytes, SHA-256 {manifest['sha256'][:16]}…), "
+          f"  {args.to} ({count(manifest['bytes'], 'byte')}, SHA-256 {manifest['sha256'][:16]}…), "
           f"verified; manifest {retention.manifest_path(args.to)}\n"
-          f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
+          f"  {count(rows, 'row')} in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} "
+          f"rows/s)")
     if args.drop:
         _print_dropped(retention.drop(args.file, args.to, manifest, args.keep_days))
     return 0
@@ -409,7 +411,7 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _print_dropped(dropped: retention.Dropped) -> None:
-    kept = (f"; {dropped.kept:,} archived rows were not in the journal as archived (dropped "
+    kept = (f"; {count(dropped.kept, 'archived row')} were not in the journal as archived (dropped "
             "already, or changed since) and were left alone" if dropped.kept else "")
     print(f"dropped {_counts(dropped.deleted)} in {dropped.elapsed_s:.1f} s{kept}")
 
