@@ -168,7 +168,9 @@ def totals(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, int]]:
 
 @dataclass(frozen=True)
 class Heading:
-    """Who issues a list, for which period(s), made when: the line under its title."""
+    """Who issues a list, for which period(s), made when: the line under its title.
+    `made_on` is Vietnam's date (protocol.wording.vietnam_now), whatever the machine's zone:
+    the post office signs it."""
 
     issuer: str
     made_on: date
@@ -176,7 +178,7 @@ class Heading:
     def line(self, rows: Iterable[Mapping[str, Any]]) -> str:
         periods = sorted({str(r["period"]) for r in rows if r["period"]})
         return (f"Đơn vị lập: {self.issuer} — Kỳ: {', '.join(periods) or '(không ghi)'} — "
-                f"Ngày lập: {self.made_on:%d/%m/%Y}")
+                f"Ngày lập: {self.made_on:%d/%m/%Y} (giờ Việt Nam)")
 
 
 def vnd(amount_vnd: int) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 from banks.cash_list import programme_vi
 from banks.payout_trace import COUNTS
 from banks.registry import PARTICIPANTS
+from protocol.wording import VIETNAM_TIME_NAME
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -65,7 +66,8 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
              f"</head><body><h1>Payout report: {e(table or 'payment table')} "
              f"<small lang='vi'>(Báo cáo chi trả)</small></h1>",
              f"<p>Table <b>{e(table)}</b>, paid by {e(summary.get('treasury', ''))}; report "
-             f"written {e(written.replace('T', ' '))}. Run <code>{e(summary['run_id'])}</code>"
+             f"written {e(written[:19].replace('T', ' '))} ({VIETNAM_TIME_NAME}). Run "
+             f"<code>{e(summary['run_id'])}</code>"
              f", table SHA-256 <code>{e(summary['table_sha256'])}</code>; register <code>"
              f"{e(summary['register'])}</code>.</p>"]
     ignored = summary.get("ignored_columns") or []

@@ -37,7 +37,6 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -83,7 +82,7 @@ from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from protocol.names import same_name
-from protocol.wording import count
+from protocol.wording import count, vietnam_now
 from register.citizens import Register, read_register
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
@@ -629,7 +628,7 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                     register.settle(run_id, settled)
                     settled.clear()
     register.settle(run_id, settled)
-    written_at = datetime.now(UTC).astimezone()
+    written_at = vietnam_now()  # documents for Vietnamese clerks: Vietnam's date and time
     heading = cash_list.Heading(issuer, written_at.date())
     files |= cash_list.write_list(out, "cash_list", listed[CASH], cash_list.CASH_LIST, heading,
                                   table.delimiter)

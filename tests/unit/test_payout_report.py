@@ -29,7 +29,8 @@ def test_the_report_names_the_table_the_date_the_banks_and_what_stopped_means(
     write_report(path, SUMMARY)
     page = path.read_text(encoding="utf-8")
     assert "<title>Payout report: bang-chi-thang-11.csv, 2026-12-07</title>" in page
-    assert "Kho bạc Nhà nước — TRSYVNV1" in page and "2026-12-07 09:30:00" in page
+    assert "Kho bạc Nhà nước — TRSYVNV1" in page
+    assert "2026-12-07 09:30:00 (giờ Việt Nam, UTC+7)" in page
     assert "Vietcombank (BFTVVNVX)" in page and "<td>ZZZZVNVX</td>" in page
     stopped = page.split("<td>stopped ")[1].split("</tr>")[0]
     assert all(code in stopped for code in ("MD07", "BE06", "C601", "C602", "acmt.024"))
