@@ -5,11 +5,20 @@ Vietnamese clerk signs, in Vietnam's time whatever the machine's zone.
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-# Asia/Ho_Chi_Minh: UTC+7, no daylight saving; the IANA database's name for Vietnam's time.
-VIETNAM_TIME = ZoneInfo("Asia/Ho_Chi_Minh")
+
+def _vietnam_time() -> tzinfo:
+    """Asia/Ho_Chi_Minh from the IANA database (the system's, or the tzdata package); where
+    a machine has neither, the same fixed UTC+7 (Vietnam keeps no daylight saving)."""
+    try:
+        return ZoneInfo("Asia/Ho_Chi_Minh")
+    except ZoneInfoNotFoundError:
+        return timezone(timedelta(hours=7), "ICT")
+
+
+VIETNAM_TIME = _vietnam_time()
 VIETNAM_TIME_NAME = "giờ Việt Nam, UTC+7"  # said beside a time shown in VIETNAM_TIME
 
 
