@@ -101,14 +101,15 @@ def programme_vi(code: str) -> str:
 
 
 def list_row(traced: Mapping[str, Any]) -> dict[str, Any]:
-    """A traced row (banks/payout_trace.py) as a row of a list for people: what is owed in
-    cash (for a return, the amount that came back), and why, in both languages."""
+    """A traced row (banks/payout_trace.py), or a PayoutResult's cash or deceased row (the
+    demo's), as a row of a list for people: what is owed in cash (for a return, the amount
+    that came back), and why, in both languages (a row with no code keeps its own words)."""
     code = traced["reason_code"] or ""
     return {column: traced.get(column, "") for column in LIST_COLUMNS} | {
-        "amount_vnd": traced["returned_vnd"] or traced["amount_vnd"],
+        "amount_vnd": traced.get("returned_vnd") or traced["amount_vnd"],
         "programme_vi": programme_vi(traced["programme"]),
-        "reason_vi": reason_text(code, vietnamese=True) if code else "",
-        "reason_en": reason_text(code) if code else ""}
+        "reason_vi": reason_text(code, vietnamese=True) if code else traced.get("reason_vi", ""),
+        "reason_en": reason_text(code) if code else traced.get("reason_en", "")}
 
 
 def place(row: Mapping[str, Any]) -> tuple[str, str, str]:
