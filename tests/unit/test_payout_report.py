@@ -61,3 +61,19 @@ def test_the_report_names_the_ignored_columns(tmp_path: Path) -> None:
     assert "<code>so_tai_khoan</code>, <code>&lt;ghi chú&gt;</code>" in page
     write_report(path, SUMMARY | {"ignored_columns": []})
     assert "ignored" not in path.read_text(encoding="utf-8")
+
+
+def test_issue_newuser3_finding7_every_stop_code_of_the_run_is_in_the_definition(
+        tmp_path: Path) -> None:
+    """A row stopped RC01 (the switch's answer for a bank it does not admit) was not among
+    the causes the report's definition of 'stopped' named: the definition now names every
+    code this run stopped rows with, and its meaning."""
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY | {"by_reason": [
+        {"status": "stopped", "reason_code": "RC01", "count": 4, "amount_vnd": 4_000,
+         "reason_text": "unknown creditor agent BIC"},
+        {"status": "stopped", "reason_code": "BE23", "count": 1, "amount_vnd": 1_000,
+         "reason_text": "no payout account linked to the citizen id (NIDN)"}]})
+    stopped = path.read_text(encoding="utf-8").split("<td>stopped ")[1].split("</tr>")[0]
+    assert ("This run: RC01 unknown creditor agent BIC (4 rows); BE23 no payout account "
+            "linked to the citizen id (NIDN) (1 row)") in stopped
