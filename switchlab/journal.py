@@ -537,6 +537,12 @@ def describe(found: dict[str, Any]) -> str:
     final = found["final_at"]
     took = (f"  ({(datetime.fromisoformat(final) - received) / timedelta(seconds=1):,.3f} s "
             "after it was received)") if final else ""
+    # The state it became final in, and the step that gave it its state now: after a
+    # return, the reason is the return's, later than the final time (the history says when)
+    became = next((f" {h['to']}" for h in found["history"] if h["at"] == final), "")
+    now = next((h for h in reversed(found["history"]) if h["to"] == found["state"]), None)
+    later = (f" (why it became {found['state']}, at {now['at']})"
+             if now is not None and final and now["at"] != final else "")
     lines = [
         f"transfer {_printable(found['end_to_end_id'])}: {found['state']}",
         f"  debtor      {found['debtor_bic']}",
@@ -545,10 +551,11 @@ def describe(found: dict[str, Any]) -> str:
         f"  mode        {found['mode']}",
         f"  message     MsgId {_printable(found['msg_id'])}, TxId {_printable(found['tx_id'])}",
         f"  received    {found['received_at']}",
-        f"  final       {final or 'not yet (in flight)'}{took}",
+        f"  final       {final or 'not yet (in flight)'}{became}{took}",
     ]
     if found["reason_code"]:
-        lines.append(f"  reason      {_reason(found['reason_code'], found['reason_by'])}")
+        lines.append(f"  reason      {_reason(found['reason_code'], found['reason_by'])}"
+                     f"{later}")
     if found["cycle_id"] is not None:
         lines.append(f"  settled in  settlement cycle {found['cycle_id']}")
     history = [(h["at"], h["from"] or "(new)", h["to"], _reason(h["reason_code"]))
