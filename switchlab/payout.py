@@ -707,8 +707,11 @@ def describe(report: Report) -> str:
         lines.append(f"{count(unresolved, 'row')} unresolved: run the same command again")
     if report.mismatches:
         lines.append("RECONCILIATION FAILED:\n  " + "\n  ".join(report.mismatches))
-    elif report.reconciled_with:
-        lines.append(f"Reconciled to the dong with {report.reconciled_with}.")
+    elif report.reconciled_with:  # over this run's rows: say so when the table has others
+        others = (f"; {count(figures.counts['earlier'], 'row')} of other runs are not in it "
+                  "(each run reconciles its own)" if figures.counts["earlier"] else "")
+        lines.append(f"Reconciled to the dong with {report.reconciled_with}, over this run's "
+                     f"{count(len(result.outcomes), 'row')}{others}.")
     elif report.not_reconciled:
         lines.append(f"NOT RECONCILED: {report.not_reconciled}.")
     else:
