@@ -180,15 +180,12 @@ def each_process_final_share_min(want: float, run: Observed) -> list[Check]:
     counts = run.final_by_process
     total = sum(counts.values())
     floor = want * total / max(run.switch_processes, 1)
-    answered = Check("each switch process answered for its counts",
-                     len(counts) == run.switch_processes,
+    answered = Check("every switch process answered", len(counts) == run.switch_processes,
                      f"{len(counts)} of {count(run.switch_processes, 'process', 'processes')}"
-                     " answered on GET /metrics")
-    return [answered, *(Check(f"switch process {process} made its share final",
-                              made >= floor and made > 0,
-                              f"{count(made, 'transfer')} of {total:,} made final "
-                              f"({made / (total or 1):.0%}; want ≥ {floor:,.0f}, "
-                              f"{want:.0%} of an even split)")
+                     " answered GET /metrics")
+    return [answered, *(Check(f"share made final by {process}", made >= floor and made > 0,
+                              f"{made:,} of {total:,} ({made / (total or 1):.0%}); want ≥ "
+                              f"{floor:,.0f}, {want:.0%} of an even split")
                         for process, made in sorted(counts.items()))]
 
 

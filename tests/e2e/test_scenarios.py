@@ -80,7 +80,7 @@ def _two_processes_share_the_work(result: dict, printed: str) -> None:
     process's own count (its /metrics) is in result.json and judged."""
     made = result["final_by_process"]
     assert len(made) == 2 and all(n > 0 for n in made.values()), made
-    judged = [c for c in result["checks"] if c["name"].startswith("switch process ")]
+    judged = [c for c in result["checks"] if c["name"].startswith("share made final by ")]
     assert len(judged) == 2 and all(c["passed"] for c in judged)
     assert "Made final by each switch process: " in printed
 

@@ -90,7 +90,6 @@ def test_issue_newuser3_finding3_each_switch_process_must_make_its_share_final()
     assert all(passed for _, passed in judged({"p1": 1_530, "p2": 1_470}))
     assert all(passed for _, passed in judged({"p1": 2_800, "p2": 200}))  # ≥ 150: 5 %
     assert judged({"p1": 2_950, "p2": 50}) == [
-        ("each switch process answered for its counts", True),
-        ("switch process p1 made its share final", True),
-        ("switch process p2 made its share final", False)]
-    assert judged({"p1": 3_000})[0] == ("each switch process answered for its counts", False)
+        ("every switch process answered", True), ("share made final by p1", True),
+        ("share made final by p2", False)]
+    assert judged({"p1": 3_000})[0] == ("every switch process answered", False)
