@@ -74,9 +74,10 @@ def add_options(command: argparse.ArgumentParser,
     command.add_argument("--accounts", type=Path, metavar="CSV",
                          help="the bank's test accounts (docs/conformance.md)")
     command.add_argument("--case", action="append", default=[], metavar="NAME",
-                         help="run this case (repeat for more); see --list")
+                         help="run this case (repeat for more); see --list. A run that "
+                         "leaves mandatory cases out is a PARTIAL RUN (exit 4), not a verdict")
     command.add_argument("--tag", action="append", default=[],
-                         help="run the cases with this tag (repeat for more)")
+                         help="run the cases with this tag (repeat for more); as --case")
     command.add_argument("--list", action="store_true", help="list the cases and exit")
     command.add_argument("--plan", action="store_true",
                          help="print the test plan (ids, versions, what each case proves and "
