@@ -22,6 +22,7 @@ from pathlib import Path
 from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from protocol.ids import citizen_id_problem
 from protocol.messages import MAX_NAME_CHARS, SCHEME_CURRENCY
+from protocol.wording import count
 
 MAX_ACCOUNTS = 10_000
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -93,7 +94,7 @@ def read_accounts(path: Path) -> list[TestAccount]:
         if len(accounts) >= MAX_ACCOUNTS:
             raise AccountsFileError(f"{path}: more than {MAX_ACCOUNTS:,} accounts")
         if None in row or any(row[c] is None for c in COLUMNS):
-            raise AccountsFileError(f"{path}, line {line}: expected {len(COLUMNS)} fields")
+            raise AccountsFileError(f"{path}, line {line}: expected {count(len(COLUMNS), 'field')}")
         values = {c: row[c].strip() for c in COLUMNS}
         values[CURRENCY_COLUMN] = (row.get(CURRENCY_COLUMN) or "").strip() or SCHEME_CURRENCY
         problem = _row_problem(values)

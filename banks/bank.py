@@ -78,6 +78,7 @@ from protocol.settings import SettingsError
 from protocol.signing import SIGNATURE_HEADER, SIGNATURE_INPUT_HEADER, spoiled
 from protocol.tls import server_context
 from protocol.transport import BANK_MAX_BODY_BYTES
+from protocol.wording import count
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +390,7 @@ class Bank:
         if booking.returned_vnd or end_to_end_id in self._returning:
             return f"{end_to_end_id} is already returned"
         if not self._room_for(1):
-            return f"{self.pending_sends:,} sends pending; try later"
+            return f"{count(self.pending_sends, 'send')} pending; try later"
         self._schedule_returns([Hold(end_to_end_id, booking.tx_id, booking.account_id,
                                      amount_vnd or booking.amount_vnd)], reason_code,
                                delay_s=0.0)
@@ -468,7 +469,7 @@ class Bank:
                 creditor_agent_bic=order.creditor_agent_bic, amount_text=str(order.amount_vnd),
             ))
         if not self._room_for(1):
-            return f"{self.pending_sends:,} sends pending; try later"
+            return f"{count(self.pending_sends, 'send')} pending; try later"
         for tx in transactions:
             self.debtor_accounts[tx.end_to_end_id] = tx.debtor_account
             self.debtor_amounts[tx.end_to_end_id] = tx.amount_vnd

@@ -101,14 +101,15 @@ def programme_vi(code: str) -> str:
 
 
 def list_row(traced: Mapping[str, Any]) -> dict[str, Any]:
-    """A traced row (banks/payout_trace.py) as a row of a list for people: what is owed in
-    cash (for a return, the amount that came back), and why, in both languages."""
+    """A traced row (banks/payout_trace.py), or a PayoutResult's cash or deceased row (the
+    demo's), as a row of a list for people: what is owed in cash (for a return, the amount
+    that came back), and why, in both languages (a row with no code keeps its own words)."""
     code = traced["reason_code"] or ""
     return {column: traced.get(column, "") for column in LIST_COLUMNS} | {
-        "amount_vnd": traced["returned_vnd"] or traced["amount_vnd"],
+        "amount_vnd": traced.get("returned_vnd") or traced["amount_vnd"],
         "programme_vi": programme_vi(traced["programme"]),
-        "reason_vi": reason_text(code, vietnamese=True) if code else "",
-        "reason_en": reason_text(code) if code else ""}
+        "reason_vi": reason_text(code, vietnamese=True) if code else traced.get("reason_vi", ""),
+        "reason_en": reason_text(code) if code else traced.get("reason_en", "")}
 
 
 def place(row: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -168,7 +169,9 @@ def totals(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, int]]:
 
 @dataclass(frozen=True)
 class Heading:
-    """Who issues a list, for which period(s), made when: the line under its title."""
+    """Who issues a list, for which period(s), made when: the line under its title.
+    `made_on` is Vietnam's date (protocol.wording.vietnam_now), whatever the machine's zone:
+    the post office signs it."""
 
     issuer: str
     made_on: date
@@ -176,7 +179,7 @@ class Heading:
     def line(self, rows: Iterable[Mapping[str, Any]]) -> str:
         periods = sorted({str(r["period"]) for r in rows if r["period"]})
         return (f"Đơn vị lập: {self.issuer} — Kỳ: {', '.join(periods) or '(không ghi)'} — "
-                f"Ngày lập: {self.made_on:%d/%m/%Y}")
+                f"Ngày lập: {self.made_on:%d/%m/%Y} (giờ Việt Nam)")
 
 
 def vnd(amount_vnd: int) -> str:

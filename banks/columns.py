@@ -12,6 +12,8 @@ from array import array
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from typing import TypeVar, overload
 
+from protocol.wording import count
+
 # Between the fields of one row in a Texts heap: a byte that UTF-8 never writes, so no text
 # can hold it and a row splits back into exactly its fields. A row is decoded in one call,
 # the separator read as the lone surrogate it decodes to under "surrogateescape" (which no
@@ -141,7 +143,7 @@ class RowIndex:
         """Index `row` under its key and return None; when an earlier row has an equal key,
         return that row instead and leave `row` out."""
         if 2 * self._count >= len(self._slots):
-            raise OverflowError(f"a RowIndex holds at most {len(self._slots) // 2:,} rows")
+            raise OverflowError(f"a RowIndex holds at most {count(len(self._slots) // 2, 'row')}")
         key = self._key_of(row)
         key_hash = hash(key)
         slot, found = self._probe(key, key_hash)

@@ -38,6 +38,7 @@ from typing import Any
 from banks.columns import RowIndex, Rows, Shared, Texts
 from protocol.ids import MAX_ID_CHARS, citizen_id_problem, is_bic
 from protocol.messages import MAX_AMOUNT_VND, MAX_NAME_CHARS, SCHEME_CURRENCY
+from protocol.wording import count
 
 MAX_TABLE_ROWS = 10_000_000  # a national payout day is a few million rows
 MAX_ACCOUNT_CHARS = 34  # ISO 20022 Max34Text
@@ -258,7 +259,7 @@ class PaymentTableError(Exception):
                               for line, problem in problems[:MAX_PROBLEMS_SHOWN])
             more = (f"\n… and {len(problems) - MAX_PROBLEMS_SHOWN:,} more"
                     if len(problems) > MAX_PROBLEMS_SHOWN else "")
-            message = f"{path}: {len(problems):,} bad rows\n{shown}{more}"
+            message = f"{path}: {count(len(problems), 'bad row')}\n{shown}{more}"
         super().__init__(message)
         self.problems = problems
         self.payments = payments
@@ -397,7 +398,7 @@ def _checked_rows(path: Path, reader: Any, sha256: str, id_key: bytes) -> Checke
             continue
         if len(values) != len(header):  # a shifted or cut row: which field is which is a guess
             hint = (COMMA_INSIDE_HINT if len(values) > len(header) else FIELDS_MISSING_HINT)
-            fields = "1 field" if len(values) == 1 else f"{len(values)} fields"
+            fields = count(len(values), "field")
             checked.problems.append((line, f"{fields} where the header has {len(header)} "
                                      f"({hint})"))
             continue
@@ -468,7 +469,7 @@ def _composed(text: str) -> str:
 def _text_problem(row: dict[str, str], column: str, max_chars: int) -> str | None:
     value = row.get(column, "")
     if len(value) > max_chars:
-        return f"{column} is {len(value)} characters; at most {max_chars}"
+        return f"{column} is {count(len(value), 'character')}; at most {max_chars}"
     if not value.isprintable():
         return f"{column} {value!r} has control characters"
     return None
@@ -479,11 +480,19 @@ def _citizen_id_problem(text: str) -> str | None:
     if problem is None:
         return None
     hint = ""
-    if len(text) < 12 and text.isdigit():
-        hint = " (did a spreadsheet drop its leading zero? format the column as text)"
+    if _zeros_dropped(text):
+        hint = (f" (did a spreadsheet drop its leading zero? {text.zfill(12)} would be one: "
+                "format the column as text)")
     elif "e+" in text.casefold():
         hint = " (a spreadsheet wrote it as a number: format the column as text)"
     return f"citizen_id {problem}{hint}"
+
+
+def _zeros_dropped(text: str) -> bool:
+    """Whether `text` reads as a citizen id a spreadsheet took for a number: digits with no
+    leading zero left (a spreadsheet drops them all) that are a valid id with them put back."""
+    return (text.isdigit() and len(text) < 12 and not text.startswith("0")
+            and citizen_id_problem(text.zfill(12)) is None)
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
@@ -559,7 +568,7 @@ def _repeated(payments: PaymentTable, lines: Sequence[int]) -> list[tuple[int, s
         key_lines = [lines[row] for row in (first, *others)]
         repeated.update(key_lines)
         where = f"programme {programme!r}" + (f", period {period!r}" if period else "")
-        problems += [(line, f"citizen_id {citizen_id} is paid {len(key_lines)} times in "
+        problems += [(line, f"citizen_id {citizen_id} is paid {count(len(key_lines), 'time')} in "
                       f"{where} (lines {', '.join(map(str, key_lines))}): say why in a period "
                       "or arrears column, or remove the extra rows") for line in key_lines]
     for first, others in payments.repeated_ids().items():

@@ -20,6 +20,7 @@ from banks.columns import Rows
 from banks.payment_table import EXCEL_ENCODING, Payment, PaymentTable, excel_cell
 from protocol import reasons
 from protocol.messages import TxStatus
+from protocol.wording import count
 
 
 class PayoutStatus(StrEnum):
@@ -164,9 +165,6 @@ class LatencyLog:
 
 RESULT_COLUMNS = ("end_to_end_id", "citizen_id", "name", "amount_vnd", "creditor_bic", "status",
                   "reason_code")
-CASH_LIST_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "programme", "period", "commune",
-                     "address", "end_to_end_id", "status", "reason_code", "reason_vi",
-                     "reason_en")
 NO_ACCOUNT_VI, NO_ACCOUNT_EN = "chưa có tài khoản liên kết", "no linked account"
 
 
@@ -283,7 +281,8 @@ class PayoutResult:
 
     def _unpaid_rows(self, deceased: bool) -> list[dict[str, object]]:
         """Rejected, returned (for the amount that came back) and stopped payments, those
-        reported deceased (MD07) or the others, as rows of CASH_LIST_COLUMNS."""
+        reported deceased (MD07) or the others, as rows for the lists people read
+        (banks/cash_list.py `list_row` makes them rows of its LIST_COLUMNS)."""
         rows = []
         for index in self._unpaid:
             o = self.outcomes[index]
@@ -293,8 +292,10 @@ class PayoutResult:
             p = o.payment
             rows.append({
                 "citizen_id": p.citizen_id, "full_name": p.full_name,
-                "amount_vnd": o.returned_vnd or p.amount_vnd, "programme": p.programme,
-                "period": p.period, "commune": p.commune, "address": p.address,
+                "amount_vnd": p.amount_vnd, "returned_vnd": o.returned_vnd,
+                "programme": p.programme, "period": p.period, "arrears": p.arrears,
+                "province": p.province, "district": p.district, "commune": p.commune,
+                "address": p.address,
                 "end_to_end_id": p.end_to_end_id, "status": str(o.status), "reason_code": code,
                 "reason_vi": reasons.DESCRIPTIONS_VI.get(code, "lý do chưa được mô tả"),
                 "reason_en": reasons.DESCRIPTIONS.get(code, "reason not described by the scheme"),
@@ -306,7 +307,8 @@ class PayoutResult:
         """Everyone the post office must pay in cash, with why (in Vietnamese and English).
 
         That is whoever has no linked account (`without_account`: rows with citizen_id,
-        full_name, amount_vnd, programme and the optional columns), was rejected, was
+        full_name, amount_vnd, programme and the optional columns of the payment table,
+        e.g. Population.without_account_rows), was rejected, was
         returned (for the amount that came back), or was stopped by verification.
         Unresolved transfers are left out on purpose: they may have settled, and paying them
         in cash could pay twice; they are investigated first. Beneficiaries reported
@@ -321,19 +323,6 @@ class PayoutResult:
         stopped: the list back to the labour ministry, never paid in cash."""
         return self._unpaid_rows(deceased=True)
 
-    def write_cash_list(self, path: Path,
-                        without_account: Iterable[Mapping[str, object]] = ()) -> int:
-        """`cash_list_rows` as a file people open in Excel; returns how many."""
-        rows = self.cash_list_rows(without_account)
-        _write_rows(path, CASH_LIST_COLUMNS, rows)
-        return len(rows)
-
-    def write_deceased_list(self, path: Path) -> int:
-        """`deceased_rows` as a file for the ministry; returns how many."""
-        rows = self.deceased_rows()
-        _write_rows(path, CASH_LIST_COLUMNS, rows)
-        return len(rows)
-
     def summary(self) -> str:
         """The run for a terminal: counts and amounts by status, reasons described, speed."""
         def line(label: str, count: int | str, amount_vnd: int) -> str:
@@ -342,7 +331,7 @@ class PayoutResult:
 
         pace = (f"in {self.elapsed_s:,.2f} s ({self.transfers_per_s:,.0f} transfers/s)"
                 if self.submissions else "(no pacs.008 sent in this run)")
-        lines = [f"Payout of {len(self.outcomes):,} transfers {pace}",
+        lines = [f"Payout of {count(len(self.outcomes), 'transfer')} {pace}",
                  line("submitted", len(self.outcomes), self.submitted_vnd)]
         for status in PayoutStatus:
             lines.append(line(status.value, self.by_status[status], self.amount_vnd(status)))
@@ -352,7 +341,7 @@ class PayoutResult:
                           for code, count in sorted(self.reasons_for(status).items())]
         lines += [line("settled (debited)", "", self.settled_vnd),
                   f"  messages: {self.submissions:,} pacs.008, {self.inquiries:,} pacs.028; "
-                  f"{self.resends:,} transfers resent after AG09"]
+                  f"{count(self.resends, 'transfer')} resent after AG09"]
         return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from banks.cash_list import programme_vi
 from banks.payout_trace import COUNTS
 from banks.registry import PARTICIPANTS
+from protocol.wording import VIETNAM_TIME_NAME, count
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; color: #222; }
@@ -36,11 +37,12 @@ DEFINITIONS = {
     "rows": "rows of the table (good and refused)",
     "refused": "refused by the table's check: table_errors.csv, back to the ministry",
     "earlier": "paid, listed or being paid by another run of this treasury (the register)",
-    "stopped": "never sent: the bank's verification said no (acmt.024: closed, blocked, "
-               "another holder, deceased) or, with --register, the population register's "
-               "check stopped it (MD07 dead since the list, BE06 an unknown CCCD, C601 "
-               "another name, C602 another birth date); each code under 'Outcomes by "
-               "reason'",
+    "stopped": "never sent: verification said no (acmt.024), the bank's answer (closed, "
+               "blocked, another holder, deceased) or the switch's for a bank it does not "
+               "admit (RC01) or a citizen id with no linked account (BE23), or, with "
+               "--register, the population register's check stopped it (MD07 dead since the "
+               "list, BE06 an unknown CCCD, C601 another name, C602 another birth date); each "
+               "code under 'Outcomes by reason'",
     "sent": "sent at least once by this run",
     "resent": "sent again under a new end-to-end id after a transient rejection",
     "paid": "settled and kept by the beneficiary",
@@ -65,7 +67,8 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
              f"</head><body><h1>Payout report: {e(table or 'payment table')} "
              f"<small lang='vi'>(Báo cáo chi trả)</small></h1>",
              f"<p>Table <b>{e(table)}</b>, paid by {e(summary.get('treasury', ''))}; report "
-             f"written {e(written.replace('T', ' '))}. Run <code>{e(summary['run_id'])}</code>"
+             f"written {e(written[:19].replace('T', ' '))} ({VIETNAM_TIME_NAME}). Run "
+             f"<code>{e(summary['run_id'])}</code>"
              f", table SHA-256 <code>{e(summary['table_sha256'])}</code>; register <code>"
              f"{e(summary['register'])}</code>.</p>"]
     ignored = summary.get("ignored_columns") or []
@@ -88,7 +91,7 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
                      "<td class='n'>"
                      f"{amount}</td><td><span class='bar' style='width:"
                      f"{share * 12:.2f}em'></span> {share:.1%}</td>"
-                     f"<td>{e(DEFINITIONS[name])}</td></tr>")
+                     f"<td>{e(definition(name, summary['by_reason']))}</td></tr>")
     parts.append(f"</table><h2>Outcomes by reason {_vi('Outcomes by reason')}</h2><table><tr>"
                  "<th>status</th><th>code</th>"
                  "<th>reason</th><th class='n'>rows</th><th class='n'>VND</th></tr>")
@@ -114,6 +117,14 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
         parts.append("</table>")
     parts.append("</body></html>")
     path.write_text("".join(parts), encoding="utf-8")
+
+
+def definition(status: str, by_reason: list[Mapping[str, Any]]) -> str:
+    """What a count is; for one made of reasons (stopped, rejected, returned), the codes this
+    run gave it, each with its meaning, so that no code of the run goes unexplained."""
+    codes = [f"{r['reason_code']} {r['reason_text']} ({count(r['count'], 'row')})"
+             for r in by_reason if r["status"] == status and r["reason_code"]]
+    return DEFINITIONS[status] + (f". This run: {'; '.join(codes)}" if codes else "")
 
 
 def _vi(english: str) -> str:

@@ -14,7 +14,7 @@ import csv
 import itertools
 import random
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,6 +34,7 @@ from banks.ledger import ACTIVE, BLOCKED, CLOSED, Account
 from banks.payment_table import EXCEL_ENCODING
 from banks.registry import DEFAULT_SHARES, PARTICIPANTS
 from protocol.names import same_name
+from protocol.wording import count
 
 # Digits of a bank account number at each bank (the registry's); e-wallet and mobile-money
 # accounts are the holder's 10-digit phone number, 09xxxxxxxx.
@@ -45,6 +46,35 @@ BRANCH_DIGITS = 3  # a bank account number starts with its branch code
 # Đà Nẵng, Cần Thơ, Nam Định, Thanh Hóa, Nghệ An, Thừa Thiên Huế, Đồng Nai.
 PROVINCE_CODES = ("001", "079", "031", "048", "092", "036", "038", "040", "046", "075")
 DEFAULT_PAYOUT_DATE = date(2026, 11, 20)
+# Where people live, for the post office's cash list: two districts of each province above,
+# two communes (xã/phường) of each, and the streets of a phường's addresses (a xã's are by
+# thôn). A person's place is read from the six random digits of their citizen id
+# (`Beneficiary.place`): no draw of the seed's Random, so every seed keeps its people.
+PLACES: dict[str, tuple[str, tuple[tuple[str, tuple[str, str]], ...]]] = {
+    "001": ("Thành phố Hà Nội", (("Quận Đống Đa", ("Phường Láng", "Phường Kim Liên")),
+                                 ("Huyện Đông Anh", ("Xã Uy Nỗ", "Xã Kim Chung")))),
+    "079": ("Thành phố Hồ Chí Minh", (("Quận 1", ("Phường Bến Nghé", "Phường Đa Kao")),
+                                      ("Huyện Củ Chi", ("Xã Tân Thông Hội", "Xã Phước Vĩnh An")))),
+    "031": ("Thành phố Hải Phòng", (("Quận Lê Chân", ("Phường An Biên", "Phường Dư Hàng")),
+                                    ("Huyện Thủy Nguyên", ("Xã Lập Lễ", "Xã Thủy Sơn")))),
+    "048": ("Thành phố Đà Nẵng", (("Quận Hải Châu", ("Phường Thạch Thang", "Phường Hòa Cường Bắc")),
+                                  ("Huyện Hòa Vang", ("Xã Hòa Phong", "Xã Hòa Tiến")))),
+    "092": ("Thành phố Cần Thơ", (("Quận Ninh Kiều", ("Phường An Hòa", "Phường Xuân Khánh")),
+                                  ("Huyện Phong Điền", ("Xã Nhơn Ái", "Xã Mỹ Khánh")))),
+    "036": ("Tỉnh Nam Định", (("Thành phố Nam Định", ("Phường Trần Hưng Đạo", "Phường Vị Xuyên")),
+                              ("Huyện Hải Hậu", ("Xã Hải Minh", "Xã Hải Đông")))),
+    "038": ("Tỉnh Thanh Hóa", (("Thành phố Thanh Hóa", ("Phường Điện Biên", "Phường Ba Đình")),
+                               ("Huyện Hoằng Hóa", ("Xã Hoằng Đạo", "Xã Hoằng Lộc")))),
+    "040": ("Tỉnh Nghệ An", (("Thành phố Vinh", ("Phường Hưng Bình", "Phường Lê Mao")),
+                             ("Huyện Nghi Lộc", ("Xã Nghi Phong", "Xã Nghi Xá")))),
+    "046": ("Tỉnh Thừa Thiên Huế", (("Thành phố Huế", ("Phường Phú Hội", "Phường Vĩnh Ninh")),
+                                    ("Huyện Phú Vang", ("Xã Phú Thượng", "Xã Phú Mỹ")))),
+    "075": ("Tỉnh Đồng Nai", (("Thành phố Biên Hòa", ("Phường Tân Phong", "Phường Trảng Dài")),
+                              ("Huyện Long Thành", ("Xã An Phước", "Xã Long An")))),
+}
+STREETS = ("Lê Lợi", "Trần Phú", "Nguyễn Trãi", "Hai Bà Trưng", "Quang Trung")
+# The payment table's columns for the post office (docs/payment-table.md), with `places`.
+PLACE_COLUMNS = ("period", "province", "district", "commune", "address")
 MAX_WEIGHT = 1_000_000.0
 T = TypeVar("T")
 PAYMENT_TABLE_COLUMNS = ("citizen_id", "full_name", "amount_vnd", "creditor_bic", "account_id",
@@ -164,6 +194,18 @@ class Beneficiary:
         return self.ledger_citizen_id is not None or not same_name(self.ledger_name,
                                                                    self.full_name)
 
+    @property
+    def place(self) -> tuple[str, str, str, str]:
+        """(province, district, commune, address) where they live, from their citizen id:
+        its province code, and its six random digits for the rest (PLACES)."""
+        province, districts = PLACES.get(self.citizen_id[:3], PLACES["001"])
+        digits = int(self.citizen_id[6:])
+        district, communes = districts[digits % len(districts)]
+        commune = communes[digits // 2 % len(communes)]
+        address = (f"Số {digits // 4 % 200 + 1} đường {STREETS[digits // 800 % len(STREETS)]}"
+                   if commune.startswith("Phường") else f"Thôn {digits // 4 % 12 + 1}")
+        return province, district, commune, address
+
     def payment_row(self) -> tuple[str, str, int, str | None, str | None, str, str]:
         """Its line of the payment table, in PAYMENT_TABLE_COLUMNS order; no participant nor
         account when it is paid by citizen id."""
@@ -192,6 +234,7 @@ class Population:
     beneficiaries: list[Beneficiary]
     members: list[Member] = field(default_factory=list)  # a household payout's other members
     household_gift_vnd: int = 0  # a household payout's amount per member (Mix's)
+    period: str = f"{DEFAULT_PAYOUT_DATE:%Y-%m}"  # the month paid, as the table's `period`
 
     def payable(self) -> Iterator[Beneficiary]:
         """Those with a linked account: the rows of the payment table."""
@@ -202,20 +245,33 @@ class Population:
         the payment table."""
         return [b for b in self.beneficiaries if b.participant_bic is None]
 
+    def without_account_rows(self, cash: Iterable[Beneficiary] | None = None
+                             ) -> list[dict[str, object]]:
+        """`cash` (default: `cash_list()`) as rows for the post office's list: the table's
+        columns for a person, with the period and their place (PLACE_COLUMNS)."""
+        return [{"citizen_id": b.citizen_id, "full_name": b.full_name,
+                 "amount_vnd": b.amount_vnd, "programme": b.programme,
+                 "end_to_end_id": b.end_to_end_id,
+                 **dict(zip(PLACE_COLUMNS, (self.period, *b.place), strict=True))}
+                for b in (self.cash_list() if cash is None else cash)]
+
     def payment_rows(self) -> list[dict[str, object]]:
         """The payment table as dicts keyed by PAYMENT_TABLE_COLUMNS."""
         return [dict(zip(PAYMENT_TABLE_COLUMNS, b.payment_row(), strict=True))
                 for b in self.payable()]
 
-    def write_payment_table(self, path: Path) -> int:
-        """The CSV the labour ministry sends the treasury; returns the number of rows."""
+    def write_payment_table(self, path: Path, places: bool = False) -> int:
+        """The CSV the labour ministry sends the treasury; returns the number of rows. With
+        `places`, the columns the post office's cash list needs too (PLACE_COLUMNS): the
+        demo's; the bench and the scenarios send only what paying needs."""
         path.parent.mkdir(parents=True, exist_ok=True)
         count = 0
         with path.open("w", newline="", encoding=EXCEL_ENCODING) as file:
             writer = csv.writer(file)
-            writer.writerow(PAYMENT_TABLE_COLUMNS)
+            writer.writerow(PAYMENT_TABLE_COLUMNS + (PLACE_COLUMNS if places else ()))
             for beneficiary in self.payable():
-                writer.writerow(beneficiary.payment_row())
+                writer.writerow(beneficiary.payment_row() + (
+                    (self.period, *beneficiary.place) if places else ()))
                 count += 1
         return count
 
@@ -307,7 +363,8 @@ class _AccountNumbers:
                         for bic, digits in BANK_ACCOUNT_DIGITS.items()}
         for bic, (_, free) in (*self.formats.items(), ("phone", self.PHONE)):
             if size > 10**free:
-                raise ValueError(f"{size:,} beneficiaries do not fit {bic}'s account numbers")
+                raise ValueError(f"{count(size, 'beneficiary', 'beneficiaries')} do not fit "
+                                 f"{bic}'s account numbers")
 
     def make(self, draws: _Draws, bic: str, serial: int) -> str:
         branch, digits = self.formats.get(bic, self.PHONE)
@@ -370,7 +427,8 @@ def generate_population(size: int, seed: int, mix: Mix | None = None, payout_id:
             draws.random() < mix.died_after_list)
         people.append(person)
     return Population(seed=seed, beneficiaries=people, members=members,
-                      household_gift_vnd=mix.household_gift_vnd)
+                      household_gift_vnd=mix.household_gift_vnd,
+                      period=f"{payout_date:%Y-%m}")
 
 
 def _household(head: Beneficiary, draws: _Draws, mix: Mix, used_ids: set[str],

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from banks.payout import PayoutResult
+from protocol.wording import count
 
 MAX_COUNT = 10**12  # bounds on figures read from another party's JSON
 MAX_TOTAL_VND = 10**20  # a total, not one transaction (that is MAX_AMOUNT_VND)
@@ -143,7 +144,7 @@ def reconcile(result: PayoutResult, switch: SwitchTotals | None = None,
         pending = switch.pending
         if pending.amount_vnd:
             mismatches.append(Mismatch(Balance.IN_FLIGHT, pending.amount_vnd, 0, sentence=(
-                f"{pending.count:,} transfers ({pending.amount_vnd:,} VND) "
+                f"{count(pending.count, 'transfer')} ({pending.amount_vnd:,} VND) "
                 "still in flight at the switch")))
         pairs += [(Balance.TREASURY_VS_SWITCH_SETTLED, treasury_debited_vnd,
                    switch.settled.amount_vnd),
@@ -166,9 +167,10 @@ def reconcile(result: PayoutResult, switch: SwitchTotals | None = None,
         early = {t["bic"]: t["credited_before_confirmation"] for t in banks
                  if t.get("credited_before_confirmation")}
         if early:
-            count = sum(early.values())
+            early_count = sum(early.values())
             mismatches.append(Mismatch(
-                Balance.CREDITED_EARLY, count, 0, unit="transfers",
-                sentence=f"{count} credits made before the switch confirmed, by {sorted(early)}"))
+                Balance.CREDITED_EARLY, early_count, 0, unit="transfers",
+                sentence=f"{count(early_count, 'credit')} made before the switch confirmed, by "
+                         f"{sorted(early)}"))
     return [Mismatch(check, left, right) for check, left, right in pairs
             if left != right] + mismatches

@@ -28,6 +28,7 @@ from protocol.messages import (
     VerificationResult,
 )
 from protocol.retry import with_backoff
+from protocol.wording import count
 
 MAX_ITEMS_PER_REQUEST: Final = 1_000  # the switch's limit for one acmt.023
 # Answers that say nothing about the account: its participant could not be asked.
@@ -116,6 +117,6 @@ async def verify_payments(peer: Peer, payments: Sequence[Payment], *, concurrenc
     await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(payments))))))
     if failures:
         raise SwitchNotReached(f"the switch {next(iter(failures.values()))}, "
-                               f"after {attempts} tries")
+                               f"after {count(attempts, 'try', 'tries')}")
     return {p.end_to_end_id: results.get(p.end_to_end_id) or VerificationResult(
         p.end_to_end_id, False, reasons.OFFLINE_CREDITOR_AGENT) for p in payments}

@@ -42,6 +42,7 @@ from protocol.messages import (
     VerificationReport,
     VerificationRequest,
 )
+from protocol.wording import count
 
 BULK_TRANSACTIONS = 1_000
 SUSTAINED_RATE_PER_S = 20
@@ -219,7 +220,7 @@ async def verification(ctx: Context) -> None:
                                   assigner_bic=SWITCH_BIC, assignee_bic=bic,
                                   items=[item for item, _, _ in asked])
     answer = await ctx.lab.post_to_bank(ctx.lab.encode(request))
-    ctx.note(f"as the switch, asked {len(asked)} verifications: the bank answered HTTP "
+    ctx.note(f"as the switch, asked {count(len(asked), 'verification')}: the bank answered HTTP "
              f"{answer.status}")
     report = answer.document
     if answer.status != 200 or not isinstance(report, VerificationReport):
@@ -465,14 +466,14 @@ async def burst(ctx: Context) -> None:
     del ctx.notes[-len(outcomes):]  # one line for the burst, not one per transfer
     durations = sorted(f.duration_s or 0.0 for f in (ctx.forward_of(e) for e, _ in outcomes)
                        if f is not None)
-    ctx.note(f"the treasury sent {ctx.burst} instant transfers of 2,000 VND at once; the "
+    ctx.note(f"the treasury sent {count(ctx.burst, 'instant transfer')} of 2,000 VND at once; the "
              f"bank's answers took {percentile(durations, 50):.2f} s (median), "
              f"{max(durations, default=0.0):.2f} s (slowest)")
     late = [(e, s) for e, s in outcomes if s.status is not TxStatus.SETTLED]
     if late:
         e2e, status = late[0]
-        raise CaseFailed(f"{len(late)} of {ctx.burst} concurrent transfers were not settled "
-                         f"(the first {status_text(status)}): {ctx.diagnose(e2e, status)}")
+        raise CaseFailed(f"{len(late)} of {count(ctx.burst, 'concurrent transfer')} were not "
+                         f"settled (the first {status_text(status)}): {ctx.diagnose(e2e, status)}")
     for e2e, _ in outcomes:
         await ctx.confirmation(e2e)
     del ctx.notes[-len(outcomes):]
@@ -489,7 +490,7 @@ async def burst(ctx: Context) -> None:
 async def sustained(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
     before = await ctx.balance(account)
-    count = int(SUSTAINED_RATE_PER_S * SUSTAINED_FOR_S)
+    sent = int(SUSTAINED_RATE_PER_S * SUSTAINED_FOR_S)
     started_s = time.monotonic()
 
     async def one(number: int) -> tuple[str, TransactionStatus]:
@@ -498,21 +499,22 @@ async def sustained(ctx: Context) -> None:
         return await ctx.pay(account.account_id, account.holder_name, 3_000,
                              account.citizen_id)
 
-    outcomes = await asyncio.gather(*(one(n) for n in range(count)))
+    outcomes = await asyncio.gather(*(one(n) for n in range(sent)))
     del ctx.notes[-len(outcomes):]
     took_ms = sorted((f.duration_s or 0.0) * 1000 for f in (ctx.forward_of(e) for e, _ in
                                                             outcomes) if f is not None)
     p50_ms, p99_ms = percentile(took_ms, 50), percentile(took_ms, 99)
     ctx.measured.append(f"p50 {p50_ms:,.0f} ms, p99 {p99_ms:,.0f} ms")
-    ctx.note(f"the treasury sent {count} instant transfers of 3,000 VND at "
+    ctx.note(f"the treasury sent {count(sent, 'instant transfer')} of 3,000 VND at "
              f"{SUSTAINED_RATE_PER_S} a second; the bank answered in {p50_ms:,.0f}"
              f" ms (p50), {p99_ms:,.0f} ms (p99), "
              f"{max(took_ms, default=0.0):,.0f} ms (slowest)")
     late = [(e, s) for e, s in outcomes if s.status is not TxStatus.SETTLED]
     if late:
         e2e, status = late[0]
-        raise CaseFailed(f"{len(late)} of {count} transfers sent at {SUSTAINED_RATE_PER_S} a "
-                         f"second were not settled (the first {status_text(status)}): "
+        raise CaseFailed(f"{len(late)} of {count(sent, 'transfer')} sent at "
+                         f"{SUSTAINED_RATE_PER_S} a second were not settled (the first "
+                         f"{status_text(status)}): "
                          f"{ctx.diagnose(e2e, status)}; p50 {p50_ms:,.0f} ms, "
                          f"p99 {p99_ms:,.0f} ms")
-    await _expect_balance(ctx, account, before, count * 3_000)
+    await _expect_balance(ctx, account, before, sent * 3_000)

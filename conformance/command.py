@@ -1,8 +1,10 @@
 """`switchlab conformance`: its options, and the run from the arguments to the exit status.
 
-Exit status: 0 every mandatory case chosen passed, 1 one failed, 2 bad arguments, a bad
-accounts or key file, a port in use, or a bank that cannot be tested at all (unreachable, or
-refusing the switch's signature), each said in one sentence.
+Exit status (RunResult.verdict): 0 CONFORMS, every mandatory case run and passed; 1 DOES NOT
+CONFORM, a mandatory case failed or could not run for want of an account or hook; 2 bad
+arguments, a bad accounts or key file, a port in use, or a bank that cannot be tested at all
+(unreachable, or refusing the switch's signature), each said in one sentence; 4 PARTIAL RUN,
+--case or --tag left mandatory cases out and none of those run failed: not a verdict.
 """
 
 from __future__ import annotations
@@ -23,13 +25,23 @@ from conformance.declaration import Declaration, read_declaration
 from conformance.lab import LabError
 from conformance.report import terminal, write_reports
 from conformance.rules import Schemas
-from conformance.runner import SuiteSettings, run_suite
+from conformance.runner import (
+    CONFORMS,
+    DOES_NOT_CONFORM,
+    NOT_TESTED,
+    PARTIAL_RUN,
+    SuiteSettings,
+    run_suite,
+)
 from protocol.ids import is_bic
 from protocol.iso_schemas import SCHEMA_FOLDER
 from protocol.keys import read_public_key
 from protocol.runtime import run_event_loop
+from protocol.wording import count
 
-PASSED_EXIT, FAILED_EXIT, INVALID_EXIT = 0, 1, 2
+PASSED_EXIT, FAILED_EXIT, INVALID_EXIT, PARTIAL_EXIT = 0, 1, 2, 4  # 3: a run that crashed
+EXITS = {CONFORMS: PASSED_EXIT, DOES_NOT_CONFORM: FAILED_EXIT, NOT_TESTED: INVALID_EXIT,
+         PARTIAL_RUN: PARTIAL_EXIT}
 MAX_BURST = 1_000
 DEFAULT_SWITCH_PORT = 8480
 
@@ -62,9 +74,10 @@ def add_options(command: argparse.ArgumentParser,
     command.add_argument("--accounts", type=Path, metavar="CSV",
                          help="the bank's test accounts (docs/conformance.md)")
     command.add_argument("--case", action="append", default=[], metavar="NAME",
-                         help="run this case (repeat for more); see --list")
+                         help="run this case (repeat for more); see --list. A run that "
+                         "leaves mandatory cases out is a PARTIAL RUN (exit 4), not a verdict")
     command.add_argument("--tag", action="append", default=[],
-                         help="run the cases with this tag (repeat for more)")
+                         help="run the cases with this tag (repeat for more); as --case")
     command.add_argument("--list", action="store_true", help="list the cases and exit")
     command.add_argument("--plan", action="store_true",
                          help="print the test plan (ids, versions, what each case proves and "
@@ -200,7 +213,7 @@ def run(args: argparse.Namespace) -> int:
         print("New credentials made: " + ", ".join(str(p) for p in made))
     print(credentials.describe(args.credentials, keys,
                                f"http://{args.switch_host}:{args.switch_port}", SWITCH_BIC))
-    print(f"Running {len(cases)} of {len(CASES)} cases against {args.bic} at "
+    print(f"Running {len(cases)} of {count(len(CASES), 'case')} against {args.bic} at "
           f"{args.participant_url} …", flush=True)
     try:
         result = run_event_loop(run_suite(settings))
@@ -215,6 +228,5 @@ def run(args: argparse.Namespace) -> int:
           f"{args.credentials / credentials.REPORT_PUBLIC}")
     if result.stopped_because is not None:
         print(f"switchlab conformance: {result.stopped_because}", file=sys.stderr)
-        return INVALID_EXIT
-    return PASSED_EXIT if result.passed else FAILED_EXIT
+    return EXITS[result.verdict]
 

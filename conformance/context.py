@@ -32,6 +32,7 @@ from protocol.messages import (
     TxStatus,
     answer_per_transaction,
 )
+from protocol.wording import count
 
 CREDIT_WAIT_S = 5.0  # a bank may book a confirmation a little after acknowledging it
 CONFIRMATION_WAIT_S = 10.0
@@ -266,7 +267,8 @@ class Context:
             if failed:
                 forward, problem = failed[0]
                 return (f"the switch refused {e2e} AB08 without forwarding it: the bank's "
-                        f"breaker was open after {len(failed)} forwards it could not take; "
+                        f"breaker was open after {count(len(failed), 'forward')} it could not "
+                        f"take; "
                         f"the first (exchange {self.number(forward)}): {problem}")
         return (f"the switch refused {e2e} {status.reason_code} before forwarding it: no "
                 "forward of it passed the relay")

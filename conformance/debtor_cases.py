@@ -28,6 +28,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
+from protocol.wording import count
 
 DEBTOR_WAIT_S = 15.0
 RESEND_WATCH_S = 2.0  # after the switch answered, how long the suite watches for a resend
@@ -91,7 +92,7 @@ def expect_sent_once(ctx: Context, e2e: str, why: str) -> None:
     copies = copies_of(ctx, e2e)
     changed = [c for c in copies[1:] if c.request_body != copies[0].request_body]
     if changed:
-        raise CaseFailed(f"the bank sent {e2e} {len(copies)} times and exchange "
+        raise CaseFailed(f"the bank sent {e2e} {count(len(copies), 'time')} and exchange "
                          f"{ctx.number(changed[0])} is not the bytes of exchange "
                          f"{ctx.number(copies[0])}: {why}")
 
@@ -122,7 +123,8 @@ async def debtor_transfer(ctx: Context) -> None:
     for e2e in orders:
         copies = copies_of(ctx, e2e)
         if len(copies) > 1:
-            raise CaseFailed(f"the bank sent {e2e} {len(copies)} times: a lost answer is a "
+            raise CaseFailed(f"the bank sent {e2e} {count(len(copies), 'time')}: a lost answer "
+                             f"is a "
                              "question for pacs.028, never a blind resend")
     await returned_to_debtor(ctx, next(iter(orders)))
 
@@ -298,7 +300,7 @@ async def rejections(ctx: Context) -> None:
         copies = copies_of(ctx, e2e)
         due = 2 if code == reasons.DUPLICATE else 1
         if len(copies) > due:
-            raise CaseFailed(f"the bank sent {e2e} {len(copies)} times after the switch "
+            raise CaseFailed(f"the bank sent {e2e} {count(len(copies), 'time')} after the switch "
                              f"rejected it {code} (exchange {ctx.number(copies[-1])}): a "
                              "rejection is final")
     await asyncio.sleep(BOOK_PAUSE_S)
@@ -344,8 +346,9 @@ async def debtor_bulk(ctx: Context) -> None:
         wanted = set(ids)
         messages = ctx.lab.bank_said(lambda e: e.sender == "bank" and e.case == ctx.lab.case
                                      and bool(wanted & _carried(ctx, e)))
-        raise CaseFailed(f"the bank sent the {BULK_ORDER} transfers in {len(messages)} "
-                         f"messages (exchange {ctx.number(sent)} carries {carried}), not one "
+        raise CaseFailed(f"the bank sent the {BULK_ORDER} transfers in "
+                         f"{count(len(messages), 'message')} (exchange {ctx.number(sent)} "
+                         f"carries {carried}), not one "
                          "pacs.008: a bulk is one message")
     ctx.note(f"the bank sent one pacs.008 of {carried} (exchange {ctx.number(sent)}): the switch "
              f"answered HTTP {sent.status}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from protocol.keys import public_key_text, read_public_key
 from protocol.signing import Ed25519SigningKey, Ed25519VerifyKey
+from protocol.wording import count
 
 SIGNATURE_FILE = "signature.json"
 VERSION = "switchlab-conformance-report/1"
@@ -108,5 +109,6 @@ def verify(target: Path, public_key: Ed25519VerifyKey | None = None) -> str:
                                 f" signed {signed_files[name][:16]}…)")
     whose = "the given public key" if public_key else "the public key it carries (give the " \
         "scheme's with --public-key to know who signed)"
-    return (f"{folder}: {len(found)} files, every message exchanged with the bank among them, "
+    return (f"{folder}: {count(len(found), 'file')}, every message exchanged with the bank "
+            f"among them, "
             f"unchanged since signed; the signature checks under {whose}")

@@ -22,6 +22,7 @@ from protocol import codec
 from protocol.http import wrap
 from protocol.messages import CreditTransfer, CreditTransferMessage, PaymentStatusReport, TxStatus
 from protocol.transport import BANK_MAX_BODY_BYTES, MIB
+from protocol.wording import count
 
 SETTLE_PAUSE_S = 0.5
 
@@ -166,10 +167,11 @@ async def oversized_body(ctx: Context) -> None:
     encoded = ctx.lab.encode(message)  # padded after the root: well-formed, and too large
     body = encoded + b"<!--" + b"x" * (OVERSIZED_BYTES - len(encoded) - 7) + b"-->"
     answer = await ctx.lab.post_to_bank(body)
-    ctx.note(f"as the switch, sent a signed pacs.008 of {len(body):,} bytes: the bank answered "
+    ctx.note(f"as the switch, sent a signed pacs.008 of {count(len(body), 'byte')}: the bank "
+             f"answered "
              f"HTTP {answer.status}")
     if answer.status != HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
-        raise CaseFailed(f"the bank answered a body of {len(body):,} bytes with HTTP "
+        raise CaseFailed(f"the bank answered a body of {count(len(body), 'byte')} with HTTP "
                          f"{answer.status}, not 413: a bank takes at most "
                          f"{BANK_MAX_BODY_BYTES:,} bytes from the switch and reads no more")
     tx, message, _ = await ctx.accepted(account, 310_000)  # still up, and takes the next

@@ -22,6 +22,7 @@ from conformance.plan import case
 from conformance.relay import REFUSED, Exchange
 from protocol import reasons
 from protocol.messages import CreditTransferMessage, PaymentStatusReport, Statement, TxStatus
+from protocol.wording import count
 
 LATE_BY_S = 0.5  # past the creditor deadline, the bank's held-back pacs.002 arrives
 REPOST_WATCH_S = 1.0  # after the 409, how long the suite watches for the same post again
@@ -132,7 +133,8 @@ async def late_answer(ctx: Context) -> None:
     posts = ctx.lab.bank_said(lambda e: e.sender == "bank" and ctx.carries(
         e, e2e, PaymentStatusReport))
     if len(posts) > MAX_POSTS_AFTER_409:
-        raise CaseFailed(f"the bank posted its pacs.002 for {e2e} {len(posts)} times although "
+        raise CaseFailed(f"the bank posted its pacs.002 for {e2e} {count(len(posts), 'time')} "
+                         f"although "
                          f"the switch refused it 409 (exchange {ctx.number(posts[0])}): a 409 "
                          "is final")
     await ctx.expect_not_credited(account, e2e, before, "for a late ACCP the switch refused")

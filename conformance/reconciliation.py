@@ -17,6 +17,7 @@ from protocol.messages import (
     PaymentStatusReport,
     TxStatus,
 )
+from protocol.wording import count
 
 MAX_NAMED = 5  # differences named per kind in the sentence; the steps list them all
 OPENING = "opening balances"  # the lab's note of each account's balance before the cases
@@ -79,16 +80,17 @@ async def reconcile(ctx: Context) -> None:
     differences: list[str] = []
     for account in ctx.accounts.by_status.values():
         differences += await _account(ctx, account, decided, returned, own_sent)
-    ctx.note(f"reconciled {len(decided):,} transfers the scheme decided, {len(returned)} "
-             f"returns the switch settled and {len(own_sent)} transfers the bank sent")
+    ctx.note(f"reconciled {count(len(decided), 'transfer')} the scheme decided, "
+             f"{count(len(returned), 'return')} the switch settled and "
+             f"{count(len(own_sent), 'transfer')} the bank sent")
     if differences:
         for difference in differences:
             ctx.note(difference)
         shown = "; ".join(differences[:MAX_NAMED])
         more = f" (and {len(differences) - MAX_NAMED} more, in the steps)" if len(
             differences) > MAX_NAMED else ""
-        count = f"{len(differences)} way{'s' if len(differences) > 1 else ''}"
-        raise CaseFailed(f"the bank's books differ from the scheme's in {count}: {shown}{more}")
+        raise CaseFailed(f"the bank's books differ from the scheme's in "
+                         f"{count(len(differences), 'way')}: {shown}{more}")
 
 
 async def _account(ctx: Context, account: TestAccount, decided: dict[str, TxStatus],

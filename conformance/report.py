@@ -23,7 +23,17 @@ from lxml import etree
 
 from conformance.relay import Exchange
 from conformance.rules import decoded_or_none
-from conformance.runner import FAILED, NOT_APPLICABLE, NOT_RUN, PASSED, CaseResult, RunResult
+from conformance.runner import (
+    CONFORMS,
+    FAILED,
+    NOT_APPLICABLE,
+    NOT_RUN,
+    NOT_TESTED,
+    PARTIAL_RUN,
+    PASSED,
+    CaseResult,
+    RunResult,
+)
 from protocol.messages import (
     CreditTransferMessage,
     PaymentReturn,
@@ -31,6 +41,7 @@ from protocol.messages import (
     VerificationReport,
     VerificationRequest,
 )
+from protocol.wording import count
 
 MAX_SHOWN_CHARS = 40_000  # of one body in the page and the JSON; the file holds all of it
 EXCERPT_FROM_CHARS = 4_000  # a failed case's body longer than this shows its part first
@@ -87,15 +98,38 @@ def what(body: bytes) -> str:
         items = getattr(document, "transactions", None) or getattr(document, "items", None)
         noun = {CreditTransferMessage: "transaction", PaymentReturn: "return",
                 VerificationRequest: "question"}.get(type(document), "item")
-        detail = f"({len(items):,} {noun}{'' if len(items) == 1 else 's'})" if items else ""
+        detail = f"({count(len(items), noun)})" if items else ""
     return f"{message.header.msg_def_id} {detail}".strip()
 
 
 def _shown(text: str, file: str) -> str:
     if len(text) <= MAX_SHOWN_CHARS:
         return text
-    return (text[:MAX_SHOWN_CHARS] + f"\n… {len(text) - MAX_SHOWN_CHARS:,} more characters: the "
+    return (text[:MAX_SHOWN_CHARS] + f"\n… "
+                                     f"{count(len(text) - MAX_SHOWN_CHARS, 'more character')}: the "
             f"whole body is {file}")
+
+
+def scope(result: RunResult) -> str:
+    """What a verdict covers, from the bank's declaration: "as a creditor; features
+    verification, bulk" (docs/conformance.md, "The test plan")."""
+    declaration = result.settings.declaration
+    features = ", ".join(declaration.features) or "none"
+    return (f"as a {' and a '.join(declaration.roles)}; "
+            f"{'feature' if len(declaration.features) == 1 else 'features'} {features}")
+
+
+def headline(result: RunResult) -> str:
+    """The verdict with what it covers: "CONFORMS as a creditor; features verification,
+    bulk", "PARTIAL RUN: 2 of 47 cases run, 35 mandatory cases not run — not a conformance
+    verdict"."""
+    verdict = result.verdict
+    if verdict == PARTIAL_RUN:
+        ran = sum(r.chosen for r in result.results)
+        return (f"{PARTIAL_RUN}: {ran:,} of {count(len(result.results), 'case')} run, "
+                f"{count(len(result.left_out()), 'mandatory case')} not run (--case, --tag) "
+                "— not a conformance verdict")
+    return verdict if verdict == NOT_TESTED else f"{verdict} {scope(result)}"
 
 
 def _verdict_line(result: RunResult) -> str:
@@ -104,14 +138,17 @@ def _verdict_line(result: RunResult) -> str:
     if result.stopped_because is not None:
         return f"NOT TESTED: {result.stopped_because}"
     failed_optional = sum(r.verdict == FAILED and not r.mandatory for r in result.results)
-    if result.passed:
+    if result.verdict == PARTIAL_RUN:
         overall = "every mandatory case chosen passed"
+    elif result.passed:
+        overall = "every mandatory case passed"
     elif any(r.verdict == FAILED and r.mandatory for r in result.results):
         overall = "a mandatory case FAILED"
     else:
         overall = "a mandatory case could NOT RUN"
     return (f"{said}: {overall}"
-            + (f" ({failed_optional} conditional case failed)" if failed_optional else ""))
+            + (f" ({count(failed_optional, 'conditional case')} failed)"
+               if failed_optional else ""))
 
 
 def terminal(result: RunResult) -> str:
@@ -125,7 +162,8 @@ def terminal(result: RunResult) -> str:
     for name, r in zip(names, result.results, strict=True):
         said = r.wrong or r.case.title + "".join(f"; {figure}" for figure in r.measured)
         lines.append(f"  {LABELS[r.verdict]:<15}{name:<{width}}{said}")
-    lines += ["", f"Schema validation: {_schemas_line(result)}", _verdict_line(result)]
+    lines += ["", f"Schema validation: {_schemas_line(result)}", _verdict_line(result),
+              headline(result)]
     return "\n".join(lines)
 
 
@@ -166,7 +204,10 @@ def as_json(result: RunResult) -> dict[str, Any]:
         "bic": settings.bic, "participant_url": settings.participant_url,
         "signing": settings.keys.signing, "switch_url_for_bank": result.switch_url_for_bank,
         "started_at": result.started_at.isoformat(timespec="seconds"),
-        "duration_s": round(result.duration_s, 2), "passed": result.passed,
+        "duration_s": round(result.duration_s, 2), "verdict": result.verdict,
+        "headline": headline(result), "passed": result.passed, "complete": result.complete,
+        "declaration": settings.declaration.model_dump(mode="json"),
+        "mandatory_not_chosen": [r.case.name for r in result.left_out()],
         "stopped_because": result.stopped_because, "schema_validation": _schemas_line(result),
         "counts": result.counts(),
         "cases": [{
@@ -193,7 +234,10 @@ def junit(result: RunResult) -> str:
             body = (f"<failure message={quoteattr(r.wrong or '')}>{html.escape(detail)}"
                     "</failure>")
         elif r.verdict in (NOT_APPLICABLE, NOT_RUN):
-            body = f"<skipped message={quoteattr(f'{r.verdict}: {r.wrong}')}/>"
+            why = f"{r.verdict}: {r.wrong}" + (
+                f" (mandatory: the run is a {PARTIAL_RUN}, not a conformance verdict)"
+                if r.mandatory and not r.chosen else "")
+            body = f"<skipped message={quoteattr(why)}/>"
         else:
             body = ""
         out = "\n".join(f"{n}. {e.sender} → {e.receiver} {e.method} {e.path} "
@@ -207,7 +251,13 @@ def junit(result: RunResult) -> str:
             f'{quoteattr("switchlab conformance " + result.settings.bic)} '
             f'tests="{len(result.results)}" failures="{counts[FAILED]}" errors="0" '
             f'skipped="{counts[NOT_APPLICABLE] + counts[NOT_RUN]}" '
-            f'time="{result.duration_s:.3f}">\n' + "\n".join(cases) + "\n</testsuite>\n")
+            f'time="{result.duration_s:.3f}">\n  <properties>'
+            + "".join(f"<property name={quoteattr(name)} value={quoteattr(value)}/>"
+                      for name, value in (("verdict", result.verdict),
+                                          ("headline", headline(result)),
+                                          ("complete", str(result.complete).lower()),
+                                          ("passed", str(result.passed).lower())))
+            + "</properties>\n" + "\n".join(cases) + "\n</testsuite>\n")
 
 
 def write_reports(result: RunResult, out: Path) -> dict[str, Path]:
@@ -346,7 +396,7 @@ def _body_html(body: bytes, file: str, wanted: list[str] | None = None) -> str:
     named = ", ".join(w for w in wanted or [] if w in part)
     return (f"<div class=label>the part that matters (naming {html.escape(named)})"
             f"</div><pre class=excerpt>{html.escape(part)}</pre><details><summary>the whole "
-            f"body ({len(text):,} characters)</summary>{whole}</details>")
+            f"body ({count(len(text), 'character')})</summary>{whole}</details>")
 
 
 def _case_html(r: CaseResult) -> str:
@@ -388,8 +438,8 @@ def failed_first(results: list[CaseResult]) -> list[CaseResult]:
 
 def page(result: RunResult) -> str:
     settings = result.settings
-    verdict = ("NOT TESTED" if result.stopped_because else
-               "CONFORMS" if result.passed else "DOES NOT CONFORM")
+    verdict = result.verdict
+    badge = {CONFORMS: "passed", PARTIAL_RUN: "not-run"}.get(verdict, "failed")
     ordered = failed_first(result.results)
     rows = "".join(
         f"<tr><td>{_badge(r.verdict)}</td><td><a href='#{_anchor(r.case.name)}'>"
@@ -401,12 +451,15 @@ def page(result: RunResult) -> str:
     return f"""<!doctype html><html lang=en><meta charset=utf-8>
 <meta name=viewport content="width=device-width, initial-scale=1">
 <title>switchlab conformance: {html.escape(settings.bic)} {verdict}</title><style>{STYLE}</style>
-<h1>Conformance of {html.escape(settings.bic)}: <span class="badge {
-    'passed' if result.passed else 'failed'}" style="font-size:.8em">{verdict}</span></h1>
+<h1>Conformance of {html.escape(settings.bic)}: <span class="badge {badge}"
+style="font-size:.8em">{verdict}</span></h1>
+<p class=verdict>{html.escape(headline(result))}</p>
+<p>{html.escape(_verdict_line(result))}</p>
+<p class=meta>Declared {html.escape(scope(result))}: it decides which cases are mandatory
+(docs/conformance.md, "The test plan").</p>
 <p class=meta>{html.escape(settings.participant_url)} · {settings.keys.signing} signing ·
 run {result.started_at:%Y-%m-%d %H:%M:%S} UTC · {result.duration_s:.1f} s ·
 the bank reached the switch at {html.escape(result.switch_url_for_bank or '-')}</p>
-<p class=verdict>{html.escape(_verdict_line(result))}</p>
 <p class=meta>Schema validation: {html.escape(_schemas_line(result))}.</p>
 <table><tr><th>verdict</th><th>case</th><th>kind</th><th>what it checks, or what was wrong</th></tr>
 {rows}</table>

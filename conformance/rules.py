@@ -34,6 +34,7 @@ from protocol.messages import (
     VerificationRequest,
     answer_per_transaction,
 )
+from protocol.wording import count
 
 MASK = re.compile(r"^[A-Z]\**( [A-Z]\**)*$")  # protocol/names.py's mask: "N***** T** R*"
 MAX_PROBLEMS_PER_MESSAGE = 5
@@ -244,7 +245,8 @@ class Rules:
                 found.append("answers one end-to-end id twice")
             missing = len(set(sent) - set(answer_per_transaction(report, request)))
             if missing:
-                found.append(f"leaves {missing:,} of the {len(sent):,} transactions unanswered")
+                found.append(f"leaves {missing:,} of the {count(len(sent), 'transaction')} "
+                             f"unanswered")
             wrong_tx = [i.original_end_to_end_id for i in report.transactions
                         if i.original_end_to_end_id in sent
                         and i.original_tx_id != sent[i.original_end_to_end_id]]

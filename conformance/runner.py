@@ -34,6 +34,9 @@ from protocol.messages import VerificationItem, VerificationRequest
 from protocol.runtime import BoundSocket
 
 PASSED, FAILED, NOT_APPLICABLE, NOT_RUN = "passed", "failed", "not applicable", "not run"
+# The run's verdict (RunResult.verdict), each with its exit status in conformance/command.py
+CONFORMS, DOES_NOT_CONFORM, PARTIAL_RUN, NOT_TESTED = (
+    "CONFORMS", "DOES NOT CONFORM", "PARTIAL RUN", "NOT TESTED")
 CASE_TIMEOUT_S = 180.0  # the bulk case's deadline and its confirmations fit well inside
 QUIET_TIMEOUT_S = 15.0  # after a case, for the bank's late messages to land in it
 SETUP = "(before the cases)"
@@ -82,12 +85,35 @@ class RunResult:
     stopped_because: str | None = None  # the bank could not be tested at all
 
     @property
-    def passed(self) -> bool:
-        """Every mandatory case that was chosen passed (or does not apply): one not run for
-        want of an account does not pass."""
+    def complete(self) -> bool:
+        """Every case the declaration makes mandatory was run: none left out by --case or
+        --tag, none not run for want of an account or a hook."""
         return self.stopped_because is None and all(
-            r.verdict in (PASSED, NOT_APPLICABLE) for r in self.results
-            if r.mandatory and r.chosen)
+            r.verdict != NOT_RUN for r in self.results if r.mandatory)
+
+    @property
+    def passed(self) -> bool:
+        """The run is complete and every mandatory case passed (or does not apply): a run of
+        some cases proves nothing of the others, so it never passes."""
+        return self.complete and all(r.verdict in (PASSED, NOT_APPLICABLE)
+                                     for r in self.results if r.mandatory)
+
+    @property
+    def verdict(self) -> str:
+        """One of VERDICTS: NOT TESTED (the bank could not be tested at all), DOES NOT
+        CONFORM (a mandatory case failed, or could not run for want of what the bank must
+        supply), PARTIAL RUN (no mandatory case failed, but some were not chosen: not a
+        conformance verdict) or CONFORMS."""
+        if self.stopped_because is not None:
+            return NOT_TESTED
+        if any(r.mandatory and (r.verdict == FAILED or (r.chosen and r.verdict == NOT_RUN))
+               for r in self.results):
+            return DOES_NOT_CONFORM
+        return CONFORMS if self.passed else PARTIAL_RUN
+
+    def left_out(self) -> list[CaseResult]:
+        """The mandatory cases --case and --tag did not choose."""
+        return [r for r in self.results if r.mandatory and not r.chosen]
 
     def counts(self) -> dict[str, int]:
         return {verdict: sum(r.verdict == verdict for r in self.results)

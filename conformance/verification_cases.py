@@ -17,6 +17,7 @@ from conformance.rules import unmasked
 from protocol import reasons
 from protocol.codec import new_id
 from protocol.messages import VerificationItem, VerificationReport, VerificationRequest
+from protocol.wording import count
 
 MANY_ITEMS = 1_000  # the scheme's most Vrfctn in one acmt.023
 Asked = tuple[VerificationItem, bool, str | None]  # the item, verified?, the reason code due
@@ -31,11 +32,12 @@ async def ask(ctx: Context, asked: list[Asked], label: str) -> float:
     started_s = time.monotonic()
     answer = await ctx.lab.post_to_bank(ctx.lab.encode(request))
     took_s = time.monotonic() - started_s
-    ctx.note(f"as the switch, asked {len(asked):,} verifications ({label}): the bank answered "
+    ctx.note(f"as the switch, asked {count(len(asked), 'verification')} ({label}): the bank "
+             f"answered "
              f"HTTP {answer.status} in {took_s * 1000:,.0f} ms")
     report = answer.document
     if answer.status != 200 or not isinstance(report, VerificationReport):
-        raise CaseFailed(f"the bank answered the acmt.023 of {len(asked):,} items with HTTP "
+        raise CaseFailed(f"the bank answered the acmt.023 of {count(len(asked), 'item')} with HTTP "
                          f"{answer.status} and "
                          f"{'no acmt.024' if report is None else type(report).__name__}, not "
                          "200 with a readable acmt.024")

@@ -26,6 +26,7 @@ from protocol.directory import MAX_ENTRIES_PER_REQUEST, DirectoryError
 from protocol.ids import PROVINCE_CODES, birth_year
 from protocol.population import CITIZEN_LINKS_PATH
 from protocol.runtime import BoundSocket, serve, start_process
+from protocol.wording import count
 from register.citizens import Citizen, Register
 from register.config import RegisterSettings
 from register.service import citizen_login, create_register_app
@@ -125,8 +126,8 @@ def read_link_requests(path: Path, columns: Sequence[str] = LINK_REQUEST_COLUMNS
                     problems.append(f"line {line}: more than {MAX_LINK_REQUESTS:,} requests")
                     break
                 if None in row or any(row.get(c) is None for c in columns):
-                    problems.append(f"line {line}: expected {len(reader.fieldnames or [])} "
-                                    "fields")
+                    problems.append(f"line {line}: expected "
+                                    f"{count(len(reader.fieldnames or []), 'field')}")
                     continue
                 request = {c: row[c].strip() for c in columns}
                 bad = [c for c in columns if not request[c] or not request[c].isprintable()
@@ -141,7 +142,7 @@ def read_link_requests(path: Path, columns: Sequence[str] = LINK_REQUEST_COLUMNS
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise LinkRequestsError(f"{path}: cannot be read ({error})") from None
     if problems:
-        raise LinkRequestsError(f"{path}: {len(problems):,} bad lines; nothing was asked\n"
+        raise LinkRequestsError(f"{path}: {count(len(problems), 'bad line')}; nothing was asked\n"
                                 + "\n".join(problems[:20]))
     return requests
 

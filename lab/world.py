@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import yaml
 from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
 
 from banks.bank import INBOUND_PATH, Bank, BankConfig, create_bank_app
 from banks.behaviour import Behaviour
@@ -37,12 +38,14 @@ from lab.citizens import (
     start_register,
 )
 from protocol.directory import MAX_ENTRIES_PER_REQUEST
+from protocol.exposition import METRICS_PATH
 from protocol.http import idempotency_key
 from protocol.keys import Signing, private_key_text, public_key_text, read_public_key
 from protocol.population import RegisterClient
 from protocol.runtime import BoundSocket, bind, serve, start_process, stop_process
 from protocol.signing import Credentials, Ed25519SigningKey
 from protocol.tls import TlsFiles, make_lab_pki, server_context
+from protocol.wording import count
 from register.citizens import read_register
 from switch.app import create_app
 from switch.config import parse_config
@@ -50,6 +53,8 @@ from switch.config import parse_config
 SWITCH_START_S = 30.0
 BOOKS_SETTLE_S = 5.0  # confirmations to creditors still on their way after the last answer
 BOOKS_READ_EVERY_S = 0.1
+MAX_PROCESS_PROBES = 64  # new connections to find every switch process (final_by_process)
+FINAL_STATES = ("SETTLED", "REJECTED")
 ADMIN_TIMEOUT_S = 60.0  # an admin call: closing a cycle of a million transfers included
 
 
@@ -232,11 +237,7 @@ class World:
             self.banks[bic] = bank
             self.runners.append(await serve(create_bank_app(bank), sockets[bic],
                                             self._server_ssl(bic)))
-        self.session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {self.admin_token}"},
-            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S),
-            connector=aiohttp.TCPConnector(ssl=ssl.create_default_context(
-                cafile=str(self.pki[SWITCH_BIC].authority)) if self.pki else True))
+        self.session = self._admin_session()
         if (self.settings.register or self.settings.register_file is not None
                 or population.directory_links()
                 or any(b.died_after_list for b in population.beneficiaries)):
@@ -401,6 +402,38 @@ class World:
                 totals.append(await r.json() | {"bic": bic})
         return totals
 
+    def _admin_session(self, connections: int = 100) -> aiohttp.ClientSession:
+        """A session to the switch's admin API (the lab's authority trusted under mTLS)."""
+        return aiohttp.ClientSession(
+            headers={"Authorization": f"Bearer {self.admin_token}"},
+            timeout=aiohttp.ClientTimeout(total=ADMIN_TIMEOUT_S),
+            connector=aiohttp.TCPConnector(limit=connections, ssl=ssl.create_default_context(
+                cafile=str(self.pki[SWITCH_BIC].authority)) if self.pki else True))
+
+    async def final_by_process(self, tries: int = MAX_PROCESS_PROBES) -> dict[str, int]:
+        """Transfers each switch process made final (SETTLED or REJECTED), by its id, read as
+        an operator scrapes them: each process's own `GET /metrics` (its counter
+        switchlab_transfers_total), asked over a connection that `GET /v1/admin/stats` first
+        says reached that process. SO_REUSEPORT gives each new connection to any process, so
+        new connections are opened until every process answered or `tries` were made."""
+        found: dict[str, int] = {}
+        for _ in range(tries):
+            if len(found) >= max(self.settings.switch_processes, 1):
+                break
+            async with self._admin_session(connections=1) as one:  # both from one process
+                async with one.get(f"{self.switch_url}/v1/admin/stats") as response:
+                    response.raise_for_status()
+                    process = (await response.json())["process"]
+                async with one.get(f"{self.switch_url}{METRICS_PATH}") as response:
+                    response.raise_for_status()
+                    text = await response.text()
+            found[str(process.get("id", process["pid"]))] = round(sum(
+                sample.value for family in text_string_to_metric_families(text)
+                if family.name == "switchlab_transfers" for sample in family.samples
+                if sample.name == "switchlab_transfers_total"
+                and sample.labels.get("state") in FINAL_STATES))
+        return found
+
     async def reconcile(self, result: PayoutResult, settle_s: float = BOOKS_SETTLE_S
                         ) -> list[Mismatch]:
         """The treasury's result against the switch's and the banks' books. The switch
@@ -432,5 +465,6 @@ class World:
 def _refused(verdicts: Sequence[Mapping[str, str]]) -> None:
     refused = [v for v in verdicts if v["status"] == "refused"]
     if refused:
-        raise LinkRefused(f"{len(refused)} links refused, first {refused[0]['citizen_id']}: "
+        raise LinkRefused(f"{count(len(refused), 'link')} refused, first "
+                          f"{refused[0]['citizen_id']}: "
                           f"{refused[0]['reason']}")

@@ -17,6 +17,7 @@ from protocol import codec, signing, tls
 from protocol.messages import AppHeader, BusinessMessage, Document, MessageType
 from protocol.replay import ReplayWindowFull
 from protocol.transport import GuardedConnection
+from protocol.wording import count
 
 SWITCH_MESSAGES_PATH = "/v1/messages"
 XML_CONTENT_TYPE = "application/xml"
@@ -181,7 +182,8 @@ async def _read_body(request: web.Request, connection: GuardedConnection, sender
             return await _read_reserved(request, max_bytes)
     except TimeoutError:
         raise _refuse(web.HTTPRequestTimeout, f"408: no room to read this body in time: "
-                      f"{sender}'s bodies being read hold {bodies.held_by(sender):,} bytes, or "
+                      f"{sender}'s bodies being read hold "
+                      f"{count(bodies.held_by(sender), 'byte')}, or "
                       "the switch is reading too many large bodies; retry later (nothing was "
                       "taken)\n") from None
 
@@ -193,7 +195,7 @@ async def _read_reserved(request: web.Request, max_bytes: int) -> bytes:
             size += len(chunk)
             if size > max_bytes:
                 raise _refuse(web.HTTPRequestEntityTooLarge,
-                              f"413: the body is over your limit of {max_bytes:,} bytes\n",
+                              f"413: the body is over your limit of {count(max_bytes, 'byte')}\n",
                               max_size=max_bytes, actual_size=size)
             chunks.append(chunk)
         return b"".join(chunks)
@@ -379,8 +381,9 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
 
 
 def _busy_text(connection: GuardedConnection, peer: str) -> str:
-    return (f"503: {peer} already holds {connection.guard.limits.max_connections_per_peer:,} "
-            "connections, the most one participant may; reuse them (nothing was taken)\n")
+    most = connection.guard.limits.max_connections_per_peer
+    return (f"503: {peer} already holds {count(most, 'connection')}, the most one participant "
+            "may; reuse them (nothing was taken)\n")
 
 
 def sign_answers(own_bic: str, senders: Mapping[str, Sender]) -> Middleware:

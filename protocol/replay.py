@@ -25,6 +25,7 @@ import time
 from collections import deque
 
 from protocol.signing import FUTURE_SKEW_S, MAX_AGE_S
+from protocol.wording import count
 
 DEFAULT_MAX_IDS = 1_000_000
 
@@ -73,7 +74,7 @@ class RequestIds:
 
     def _check_room(self) -> None:
         if len(self._taken) >= self.max_ids:
-            raise ReplayWindowFull(f"{len(self._taken):,} request ids in the last "
+            raise ReplayWindowFull(f"{count(len(self._taken), 'request id')} in the last "
                                    f"{MAX_AGE_S} s, the most remembered")
 
     def __len__(self) -> int:

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
+from protocol.wording import count
+
 M = TypeVar("M", bound=pydantic.BaseModel)
 MAX_ERRORS_SHOWN = 10
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a configuration, not a data set
@@ -42,7 +44,7 @@ def read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
     """The parsed data and its node tree (for line numbers); raises SettingsError."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise SettingsError(f"{path}: {path.stat().st_size:,} bytes; a configuration is "
+            raise SettingsError(f"{path}: {count(path.stat().st_size, 'byte')}; a configuration is "
                                 f"at most {MAX_FILE_BYTES:,}")
         text = path.read_text(encoding="utf-8-sig")
         node = yaml.compose(text, Loader=_NoAliases)

@@ -21,6 +21,7 @@ from pathlib import Path
 from protocol import reasons
 from protocol.ids import citizen_id_problem
 from protocol.names import same_name
+from protocol.wording import count
 
 CITIZEN_COLUMNS = ("citizen_id", "full_name", "birth_date", "household_id", "household_head",
                    "commune", "district", "province", "died_on")
@@ -39,7 +40,7 @@ class RegisterFileError(ValueError):
                           for line, problem in problems[:MAX_PROBLEMS_SHOWN])
         more = (f"\n… and {len(problems) - MAX_PROBLEMS_SHOWN:,} more"
                 if len(problems) > MAX_PROBLEMS_SHOWN else "")
-        lines = "1 bad line" if len(problems) == 1 else f"{len(problems):,} bad lines"
+        lines = count(len(problems), "bad line")
         super().__init__(f"{path}: {lines}; nothing was loaded\n{shown}{more}")
         self.problems = problems
 
@@ -226,7 +227,7 @@ def read_register(path: Path) -> Register:
             if not any(v.strip() for v in values):
                 continue
             if len(values) != len(names):
-                problems.append((line, f"{len(values)} fields where the header has "
+                problems.append((line, f"{count(len(values), 'field')} where the header has "
                                  f"{len(names)}"))
                 continue
             row = {n: unicodedata.normalize("NFC", v.strip()) for n, v in zip(names, values,

@@ -19,6 +19,7 @@ from banks.config_types import LabParticipantBic
 from banks.payout import LatencyLog, PayoutResult, PayoutStatus, percentile
 from banks.population import Population, Share
 from protocol import reasons
+from protocol.wording import count
 from scenarios.named import Registry
 
 MAX_COUNT = 10_000_000  # a payout day's transfers
@@ -75,6 +76,10 @@ class Observed:
     # The post office's list of those without an account, as the ministry checked it against
     # the population register (None: not checked).
     cash_without_account: list[dict[str, object]] | None = None
+    # Transfers each switch process made final, by process id (World.final_by_process), and
+    # how many processes the run started.
+    final_by_process: Mapping[str, int] = field(default_factory=dict)
+    switch_processes: int = 1
 
     @property
     def paid_share(self) -> float:
@@ -123,7 +128,7 @@ def latency_ms_p99_max(want: float, run: Observed) -> list[Check]:
     status at the treasury, bulk or instant), in ms, at most this."""
     p99 = percentile(list(run.latencies.latency_ms), 99)
     return [Check("p99 end-to-end latency", bool(run.latencies) and p99 <= want,
-                  f"p99 {p99:.1f} ms over {len(run.latencies):,} transfers "
+                  f"p99 {p99:.1f} ms over {count(len(run.latencies), 'transfer')} "
                   f"(want ≤ {want} ms)")]
 
 
@@ -152,7 +157,7 @@ def returns_min(want: int, run: Observed) -> list[Check]:
 def duplicates_refused_min(want: int, run: Observed) -> list[Check]:
     """At least this many resubmitted transfers refused as duplicates (DUPL)."""
     return [Check("duplicates refused", run.duplicates_refused >= want,
-                  f"{run.duplicates_refused:,} resubmitted transfers refused DUPL")]
+                  f"{count(run.duplicates_refused, 'resubmitted transfer')} refused DUPL")]
 
 
 @expectation("bugs_found", Annotated[list[Bug], Field(min_length=1, max_length=MAX_BUGS)])
@@ -162,8 +167,28 @@ def bugs_found(want: list[Bug], run: Observed) -> list[Check]:
     a failure. The invariant the bug breaks then excuses that participant for that bug."""
     found = bugs_in(run.bank_totals)
     return [Check(f"bug found: {bug.kind} at {bug.participant}", found.get(bug, 0) > 0,
-                  f"{bug.participant} did it on {found.get(bug, 0):,} transfers "
+                  f"{bug.participant} did it on {count(found.get(bug, 0), 'transfer')} "
                   f"(expected: the run must find it)") for bug in want]
+@expectation("each_process_final_share_min", Share)
+def each_process_final_share_min(want: float, run: Observed) -> list[Check]:
+    """Several switch processes on one port: each made final at least this share of an even
+    split of the transfers made final (0.1: a tenth of total/processes), counted by each
+    process's own /metrics. Where the rule comes from: SO_REUSEPORT gives each new
+    connection to any process, and a kept-alive connection has a bounded life
+    (switch/app.py: MAX_REQUESTS_PER_CONNECTION, MAX_CONNECTION_AGE_S), so a process that
+    serves gets its share of the connections; one left idle, or that took none, fails."""
+    counts = run.final_by_process
+    total = sum(counts.values())
+    floor = want * total / max(run.switch_processes, 1)
+    answered = Check("every switch process answered", len(counts) == run.switch_processes,
+                     f"{len(counts)} of {count(run.switch_processes, 'process', 'processes')}"
+                     " answered GET /metrics")
+    return [answered, *(Check(f"share made final by {process}", made >= floor and made > 0,
+                              f"{made:,} of {total:,} ({made / (total or 1):.0%}); want ≥ "
+                              f"{floor:,.0f}, {want:.0%} of an even split")
+                        for process, made in sorted(counts.items()))]
+
+
 @expectation("wrong_holders_stopped", StrictBool)
 def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
     """Every payment aimed at an account whose holder is someone else is stopped by
@@ -178,7 +203,7 @@ def wrong_holders_stopped(want: bool, run: Observed) -> list[Check]:
     unlisted = [o for o in outcomes if o.payment.end_to_end_id not in listed]
     return [
         Check("none paid to someone else's account", bool(outcomes) and not paid,
-              f"{len(paid)} of {len(outcomes)} payments to another holder's account paid"),
+              f"{len(paid)} of {count(len(outcomes), 'payment')} to another holder's account paid"),
         Check("verification stopped every one", len(stopped) == len(outcomes),
               f"{len(stopped)} of {len(outcomes)} stopped before paying"),
         Check("each on the cash list with its reason", bool(outcomes) and not unlisted,
@@ -244,10 +269,11 @@ def households_paid_once(want: bool, run: Observed) -> list[Check]:
     return [
         Check("households: each row its head's, for the gift times its members",
               not wrong_amount and gift > 0,
-              f"{households:,} households, {sum(size.values()) + households:,} citizens, "
-              f"{gift:,} VND each; {len(wrong_amount)} rows wrong"),
+              f"{count(households, 'household')}, "
+              f"{count(sum(size.values()) + households, 'citizen')}, "
+              f"{gift:,} VND each; {count(len(wrong_amount), 'row')} wrong"),
         Check("households: one payment each", all(n == 1 for n in heads.values()),
-              f"{sum(n > 1 for n in heads.values())} households paid more than once"),
+              f"{count(sum(n > 1 for n in heads.values()), 'household')} paid more than once"),
         Check("households: every linked household paid", len(paid) == len(outcomes),
               f"{len(paid):,} of {len(outcomes):,} paid into the head's linked account"),
         Check("households: the others in cash, for the same amount",

@@ -26,6 +26,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from banks.payout import PayoutStatus, percentile
 from banks.registry import PARTICIPANTS
 from protocol.reasons import DESCRIPTIONS
+from protocol.wording import count
 from scenarios.runner import RunRecord
 
 CRASH_EXIT_STATUS = 3  # the run itself broke: not a verdict on the switch
@@ -35,9 +36,28 @@ COLOURS = {"settled": "#1e8449", "rejected": "#d35400", "returned": "#7d3c98",
            "p50": "#2471a3", "p99": "#7d3c98", "fault": "#c0392b"}
 
 
+def scope(record: RunRecord) -> str:
+    """What the verdict covers when the run played less than the scenario: " at CI size:
+    3,000 of its 100,000 beneficiaries" ("" for a run at full size)."""
+    if record.size >= record.scenario_size:
+        return ""
+    return (f" at CI size: {record.size:,} of its "
+            f"{count(record.scenario_size, 'beneficiary', 'beneficiaries')}")
+
+
+def by_process(record: RunRecord) -> str:
+    """'switch process p1 made 1,530 transfers final (51 %), p2 1,470 (49 %)': each process's
+    own count (its /metrics), for a run of several."""
+    total = sum(record.final_by_process.values()) or 1
+    return ", ".join(f"{process} {made:,} ({made / total:.0%})"
+                     for process, made in sorted(record.final_by_process.items()))
+
+
 def terminal(record: RunRecord) -> str:
     lines = [record.result.summary(), "", f"Scenario {record.scenario}: "
-             f"{'HELD' if record.passed else 'FAILED'}"]
+             f"{'HELD' if record.passed else 'FAILED'}{scope(record)}"]
+    if len(record.final_by_process) > 1:
+        lines.insert(1, f"Made final by each switch process: {by_process(record)}")
     for check in record.checks:
         kind = "invariant" if check.invariant else "expect"
         lines.append(f"  {'PASS' if check.passed else 'FAIL'}  {kind:<9} {check.name:<32} "
@@ -128,6 +148,8 @@ def as_json(record: RunRecord) -> dict[str, object]:
     values = list(record.latencies.latency_ms)
     return {
         "scenario": record.scenario, "passed": record.passed, "beneficiaries": record.size,
+        "scenario_beneficiaries": record.scenario_size,
+        "final_by_process": record.final_by_process,
         "result": record.result.as_dict(),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail,
                     "invariant": c.invariant} for c in record.checks],
@@ -296,10 +318,10 @@ def reasons_chart(reasons: dict[str, dict[str, dict[str, int]]]) -> str:
     figure = Figure(figsize=(10, 0.45 * len(bars) + 0.8))
     axes = figure.subplots()
     labels = [label for label, _, _ in bars]
-    axes.barh(labels, [count for _, count, _ in bars], color=[c for _, _, c in bars])
+    axes.barh(labels, [n for _, n, _ in bars], color=[c for _, _, c in bars])
     axes.invert_yaxis()
-    for index, (_, count, _) in enumerate(bars):
-        axes.annotate(f" {count:,}", (count, index), va="center", fontsize=9)
+    for index, (_, n, _) in enumerate(bars):
+        axes.annotate(f" {n:,}", (n, index), va="center", fontsize=9)
     axes.set_xlabel("transfers")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
@@ -371,16 +393,21 @@ def html_report(record: RunRecord) -> str:
             ("unresolved", outcome.by_status[PayoutStatus.UNRESOLVED], outcome.unresolved_vnd)))
     values = list(record.latencies.latency_ms)
     verdict = "held" if record.passed else "FAILED"
+    processes = (f"<p>Transfers made final by each switch process (its own /metrics): "
+                 f"{html.escape(by_process(record))}.</p>"
+                 if len(record.final_by_process) > 1 else "")
     latency = (f"<h2>Latency to final status over time</h2>{latency_chart(record, span_s)}"
                if record.latencies else "")
     return f"""<!doctype html><html lang="en"><meta charset="utf-8">
 <title>switchlab: {html.escape(record.scenario)} {verdict}</title><style>{STYLE}</style>
-<h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span></h1>
-<p>{html.escape(record.description)}</p>
-<p>{record.size:,} beneficiaries; {len(outcome.outcomes):,} transfers in
+<h1>{html.escape(record.scenario)}: <span class="verdict-{verdict.lower()}">{verdict}</span>
+{html.escape(scope(record))}</h1>
+<p>{html.escape(record.description)}</p>{processes}
+<p>{count(record.size, "beneficiary", "beneficiaries")};
+{count(len(outcome.outcomes), "transfer")} in
 {outcome.elapsed_s:,.2f} s ({outcome.transfers_per_s:,.0f} per second); latency from submission
 to final status p50 {_ms(percentile(values, 50))} ms, p99 {_ms(percentile(values, 99))} ms over
-{len(values):,} transfers. The treasury was debited {outcome.settled_vnd:,} VND.</p>
+{count(len(values), "transfer")}. The treasury was debited {outcome.settled_vnd:,} VND.</p>
 <table class=summary><tr><th class=text>outcome</th><th>transfers</th><th>VND</th></tr>
 {summary}</table>
 <h2>Checks</h2><table>{checks}</table>

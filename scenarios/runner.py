@@ -27,6 +27,7 @@ from lab import postgres
 from lab.live import Monitor, watching
 from lab.world import World, WorldSettings
 from protocol.messages import TxStatus
+from protocol.wording import count
 from scenarios.expectations import Bug, Check, Observed, judge
 from scenarios.spec import Scenario
 from scenarios.timeline import Event, perform
@@ -49,6 +50,10 @@ class RunRecord:
     settlement: dict[str, Any] = field(default_factory=dict)
     duplicates_refused: int = 0
     bank_totals: list[dict[str, Any]] = field(default_factory=list)
+    # Transfers each switch process made final, by process id, from its own /metrics (the
+    # processes running at the end: a killed one's counts went with it).
+    final_by_process: dict[str, int] = field(default_factory=dict)
+    scenario_size: int = 0  # the scenario's population; `size` is smaller at CI size
 
     @property
     def passed(self) -> bool:
@@ -176,6 +181,7 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
             settlement = await world.switch_admin("POST", "/v1/admin/settlement/close")
             switch_totals = await world.switch_totals()
             totals = await world.bank_totals()
+            final_by_process = await world.final_by_process()
             await monitor.sample()
     finally:
         await world.stop()
@@ -184,17 +190,20 @@ async def _play(scenario: Scenario, run_dir: Path, ci: bool, progress: bool,
     checks = invariants(result, switch_totals, totals, settlement, expected_bugs)
     if scenario.timeline:
         checks.append(Check("timeline happened", not missed, "; ".join(
-            f"never happened: {m}" for m in missed) or f"all {len(scenario.timeline)} events"))
+            f"never happened: "
+            f"{m}" for m in missed) or f"all {count(len(scenario.timeline), 'event')}"))
     checks += judge(scenario.expect, Observed(
         result, world.treasury.latencies, world.treasury.duplicates_refused, bank_totals=totals,
         wrong_holders=population.wrong_holder_ids(), population=population,
-        cash_without_account=cash))
+        cash_without_account=cash, final_by_process=final_by_process,
+        switch_processes=world.settings.switch_processes))
     return RunRecord(
         scenario=scenario.name, description=scenario.description,
         size=len(population.beneficiaries), result=result, checks=checks,
         started_s=monitor.started_s, samples=monitor.samples, faults=monitor.faults,
         latencies=world.treasury.latencies, settlement=settlement,
         duplicates_refused=world.treasury.duplicates_refused, bank_totals=totals,
+        final_by_process=final_by_process, scenario_size=scenario.population.size,
     )
 
 
@@ -219,8 +228,9 @@ def _excuse_early_credits(result: PayoutResult, totals: list[dict[str, Any]],
         adjusted.append(entry | {"credited": entry["credited"] - extra,
                                  "credited_vnd": entry["credited_vnd"] - extra_vnd,
                                  "credited_before_confirmation": 0})
-        notes.append(f"{entry['bic']}'s {entry['credited_before_confirmation']:,} early credits "
-                     f"excused as the expected bug ({extra:,} never settled, "
+        notes.append(f"{entry['bic']}'s "
+                     f"{count(entry['credited_before_confirmation'], 'early credit')} excused "
+                     f"as the expected bug ({extra:,} never settled, "
                      f"{extra_vnd:,} VND)")
     return adjusted, notes
 
@@ -243,16 +253,17 @@ def invariants(result: PayoutResult, switch: SwitchTotals, totals: list[dict[str
     net_sum = sum(settlement.get("net_vnd", {}).values())
     return [
         Check("nothing lost", unresolved == 0 and switch.in_flight == 0,
-              f"{unresolved} transfers without a final status, {switch.in_flight} in flight",
+              f"{count(unresolved, 'transfer')} without a final status, "
+              f"{switch.in_flight:,} in flight",
               invariant=True),
         Check("nothing doubled", credited == settled,
-              f"banks credited {credited:,} transfers; the switch settled {settled:,}",
+              f"banks credited {count(credited, 'transfer')}; the switch settled {settled:,}",
               invariant=True),
         Check("money conserved", not mismatches,
               "; ".join(mismatches) or "treasury, switch and banks agree to the dong",
               invariant=True),
         Check("no credit before confirmation", not early,
-              "; ".join([*(f"{bic} credited {n} transfers before the switch's ACSC "
+              "; ".join([*(f"{bic} credited {count(n, 'transfer')} before the switch's ACSC "
                            "(protocol bug)" for bic, n in early.items()), *excused])
               or "every credit followed an ACSC", invariant=True),
         Check("net positions sum to zero", net_sum == 0, f"sum of net positions {net_sum:+,} VND",

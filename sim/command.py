@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from protocol.wording import count
 from sim.history import INVARIANTS
 from sim.plants import PLANTS
 from sim.runner import MAX_HISTORIES, run
@@ -66,14 +67,15 @@ def simulate(args: argparse.Namespace) -> int:
         if args.histories == 1 and last is not None:
             if args.trace:
                 print("\n".join(last.trace))
-            print(f"seed {last.seed}: {last.steps:,} steps, trace {last.digest}")
-        where = "the history" if result.histories == 1 else f"all {result.histories:,} histories"
+            print(f"seed {last.seed}: {count(last.steps, 'step')}, trace {last.digest}")
+        where = ("the history" if result.histories == 1 else
+                 f"all {count(result.histories, 'history', 'histories')}")
         print(f"every invariant held in {where}: {', '.join(INVARIANTS)}")
         return HELD
     assert broken.broken is not None
     if args.trace:
         print("\n".join(broken.trace))
-    print(f"seed {broken.seed}: {broken.broken} (after {broken.steps:,} steps, trace "
+    print(f"seed {broken.seed}: {broken.broken} (after {count(broken.steps, 'step')}, trace "
           f"{broken.digest}); replay: switchlab simulate --seed {broken.seed} --histories 1"
           + (f" --plant {args.plant}" if args.plant else ""))
     return FAILED

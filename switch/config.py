@@ -20,6 +20,7 @@ from protocol.keys import PrivateKeyText, PublicKeyText, Secret, Signing
 from protocol.settings import SettingsError
 from protocol.tls import TlsFiles
 from protocol.transport import BANK_MAX_BODY_BYTES, ServerLimits
+from protocol.wording import count
 
 Kind = Literal["bank", "ewallet", "mobile_money", "treasury"]
 # Per-leg deadline: the SEPA Instant 2025 rulebook and TIPS both give the creditor side 5 s to
@@ -168,7 +169,7 @@ class SwitchSettings(BaseModel):
         largest = max(self.treasury_limits.max_body_bytes, self.bank_limits.max_body_bytes)
         if self.transport.max_body_bytes_reading < largest:
             raise ValueError(f"transport.max_body_bytes_reading must hold the largest message "
-                             f"a participant may send ({largest:,} bytes)")
+                             f"a participant may send ({count(largest, 'byte')})")
         if self.signing == "ed25519" and self.private_key is None:
             raise ValueError("ed25519 signing needs the switch's private_key")
         if self.signing == "hmac" and self.private_key is not None:
@@ -264,18 +265,14 @@ def weak_secrets(config: SwitchConfig) -> list[str]:
         if participant.secret is not None and (
                 length := len(participant.secret)) < MIN_SECRET_BYTES:
             warnings.append(
-                f"participant {participant.bic}'s secret is {_count(length, 'byte')}; HMAC "
+                f"participant {participant.bic}'s secret is {count(length, 'byte')}; HMAC "
                 f"wants {MIN_SECRET_BYTES} random bytes or more (RFC 2104): anyone who guesses "
                 "it signs as that participant")
     for name, token in (("admin_token", config.admin_token),
                         ("metrics_token", config.metrics_token)):
         if token is not None and len(token) < MIN_TOKEN_CHARS:
             warnings.append(
-                f"{name} is {_count(len(token), 'character')}; use {MIN_TOKEN_CHARS} random "
+                f"{name} is {count(len(token), 'character')}; use {MIN_TOKEN_CHARS} random "
                 "characters or more: anyone who guesses it " + (
                     "runs the admin API" if name == "admin_token" else "reads every position"))
     return warnings
-
-
-def _count(n: int, unit: str) -> str:
-    return f"{n} {unit}{'' if n == 1 else 's'}"

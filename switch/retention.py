@@ -42,6 +42,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from protocol.wording import count
 from switch.journal_errors import NotAJournal
 from switch.journal_reader import JournalReader
 from switch.states import TransferState
@@ -128,15 +129,15 @@ def manifest_path(archive: Path) -> Path:
 # tables a day's rows are read from ({transfers}, {transitions}, {returns}: PostgreSQL reads
 # a drop's detached partitions).
 OVER_CHECKS = {
-    "transfers still in flight (PENDING)":
+    ("transfer", "still in flight (PENDING)"):
         "SELECT count(*) FROM {transfers} t WHERE {old} AND t.state = 'PENDING'",
-    "transfers settled in a settlement cycle still open":
+    ("transfer", "settled in a settlement cycle still open"):
         "SELECT count(*) FROM {transfers} t JOIN cycles c USING (cycle_id)"
         " WHERE {old} AND c.closed_at IS NULL",
-    "transfers whose notices are not delivered yet":
+    ("transfer", "whose notices are not delivered yet"):
         "SELECT count(*) FROM {transfers} t WHERE {old}"
         " AND (t.creditor_notice = 1 OR t.debtor_notice = 1)",
-    "returns not settled in a closed cycle or not told to the debtor yet":
+    ("return", "not settled in a closed cycle or not told to the debtor yet"):
         "SELECT count(*) FROM {returns} r JOIN {transfers} t {same}"
         " LEFT JOIN cycles c ON c.cycle_id = r.cycle_id WHERE {old}{old_r}"
         " AND (c.closed_at IS NULL OR r.debtor_notice = 1)",
@@ -191,10 +192,10 @@ def _check_days_over(days: JournalDays, before: date, bound_s: float,
     """Raises RetentionRefused naming why the rows received before `bound_s` (the start of
     `before`) cannot go yet: in flight, in an open cycle, notices or returns owed."""
     found = []
-    for what, sql in OVER_CHECKS.items():
-        count = days.count(sql.format(**days.dialect, **tables), bound_s)
-        if count:
-            found.append(f"{count:,} {what}")
+    for (noun, what), sql in OVER_CHECKS.items():
+        rows = days.count(sql.format(**days.dialect, **tables), bound_s)
+        if rows:
+            found.append(f"{count(rows, noun)} {what}")
     if found:
         raise RetentionRefused(f"the days before {before} are not over: " + "; ".join(found))
 

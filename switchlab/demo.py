@@ -14,15 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from banks import cash_list
 from banks.behaviour import Behaviour
 from banks.payment_table import read_payment_table
 from banks.payout import PayoutResult
 from banks.population import Mix, Population, generate_population
-from banks.registry import DEFAULT_SHARES
+from banks.registry import DEFAULT_SHARES, TREASURY
 from banks.treasury import TreasurySettings
 from lab.live import watching
 from lab.world import World, WorldSettings
 from protocol.runtime import until_stopped
+from protocol.wording import count, vietnam_now
 
 RETURN_WAIT_S = 10.0
 
@@ -47,13 +49,13 @@ async def run_demo(settings: DemoSettings, announce: Callable[[str], None] = pri
     population = generate_population(settings.beneficiaries, settings.seed,
                                      Mix(participants=DEFAULT_SHARES))
     table_path = out / "payment_table.csv"
-    population.write_payment_table(table_path)
+    population.write_payment_table(table_path, places=True)
     payments = read_payment_table(table_path)
     behaviours = {bic: Behaviour(seed=settings.seed, return_deceased_after_s=0.2)
                   for bic in DEFAULT_SHARES}
     world = World(WorldSettings(run_dir=out, behaviours=behaviours, treasury=settings.treasury,
                                 mtls=settings.mtls))
-    print(f"switchlab demo: {len(population.beneficiaries):,} beneficiaries "
+    print(f"switchlab demo: {count(len(population.beneficiaries), 'beneficiary', 'beneficiaries')} "
           f"({len(payments):,} with a linked account), {settings.treasury.mode} mode, "
           f"seed {settings.seed}")
     try:
@@ -85,25 +87,30 @@ def _report(out: Path, result: PayoutResult, cycle: dict[str, Any], problems: li
             population: Population) -> int:
     """Write the files and print the day; 0 when the books agree and nothing is unresolved."""
     result.write(out / "results.csv")
-    cash = result.write_cash_list(out / "cash_list.csv", (
-        {"citizen_id": b.citizen_id, "full_name": b.full_name, "amount_vnd": b.amount_vnd,
-         "programme": b.programme} for b in population.cash_list()))
-    deceased = result.write_deceased_list(out / "deceased.csv")
+    # The lists people read, by the one writer `switchlab payout` uses (banks/cash_list.py)
+    heading = cash_list.Heading(f"{TREASURY.name} — {TREASURY.bic}", vietnam_now().date())
+    cash = [cash_list.list_row(row)
+            for row in result.cash_list_rows(population.without_account_rows())]
+    deceased = [cash_list.list_row(row) for row in result.deceased_rows()]
+    cash_list.write_list(out, "cash_list", cash, cash_list.CASH_LIST, heading, ",")
+    cash_list.write_list(out, "deceased", deceased, cash_list.DECEASED_LIST, heading, ",")
     (out / "summary.json").write_text(json.dumps(
         result.as_dict() | {"settlement": cycle, "reconciliation": problems}, indent=1,
         ensure_ascii=False), encoding="utf-8")
     print(result.summary())
-    print(f"Settlement cycle {cycle['cycle_id']}: {cycle['transfers']:,} transfers, "
+    print(f"Settlement cycle {cycle['cycle_id']}: {count(cycle['transfers'], 'transfer')}, "
           f"{cycle['transfers_vnd']:,} VND; net positions "
           + ", ".join(f"{bic} {net:+,}" for bic, net in sorted(cycle["net_vnd"].items())))
-    print(f"Cash list for the post office: {cash:,} "
-          f"{'beneficiary' if cash == 1 else 'beneficiaries'} ({out / 'cash_list.csv'})")
-    print(f"Reported deceased, back to the ministry: {deceased:,} ({out / 'deceased.csv'})")
+    print(f"Cash list for the post office: "
+          f"{count(len(cash), 'beneficiary', 'beneficiaries')} ({out / 'cash_list.xlsx'}, "
+          ".html, .csv)")
+    print(f"Reported deceased, back to the ministry: {len(deceased):,} "
+          f"({out / 'deceased.xlsx'}, .html, .csv)")
     if problems:
         print("RECONCILIATION FAILED:\n  " + "\n  ".join(problems))
         return 1
     if result.by_status["unresolved"]:
-        print(f"{result.by_status['unresolved']} transfers unresolved")
+        print(f"{count(result.by_status['unresolved'], 'transfer')} unresolved")
         return 1
     print("Reconciled to the dong: treasury debits = bank credits + returns; "
           "net positions sum to zero.", flush=True)

@@ -26,6 +26,7 @@ import aiohttp
 
 from protocol.ids import is_bic
 from protocol.reasons import DESCRIPTIONS
+from protocol.wording import count
 from switch import retention
 from switch.journal import LISTED_COLUMNS, MAX_LISTED_TRANSFERS, described, iso_utc, listed
 from switch.journal_errors import NotAJournal
@@ -399,9 +400,10 @@ def _archive(args: argparse.Namespace) -> int:
     elapsed_s = time.monotonic() - started
     rows = sum(manifest["rows"].values())
     print(f"archived the days before {args.before}: {_counts(manifest['rows'])}\n"
-          f"  {args.to} ({manifest['bytes']:,} bytes, SHA-256 {manifest['sha256'][:16]}…), "
+          f"  {args.to} ({count(manifest['bytes'], 'byte')}, SHA-256 {manifest['sha256'][:16]}…), "
           f"verified; manifest {retention.manifest_path(args.to)}\n"
-          f"  {rows:,} rows in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} rows/s)")
+          f"  {count(rows, 'row')} in {elapsed_s:.1f} s ({rows / max(elapsed_s, 1e-9):,.0f} "
+          f"rows/s)")
     if args.drop:
         _print_dropped(retention.drop(_journal(args.file), args.to, manifest, args.keep_days))
     return 0
@@ -421,7 +423,7 @@ def _drop(args: argparse.Namespace) -> int:
 
 
 def _print_dropped(dropped: retention.Dropped) -> None:
-    kept = (f"; {dropped.kept:,} archived rows were not in the journal as archived (dropped "
+    kept = (f"; {count(dropped.kept, 'archived row')} were not in the journal as archived (dropped "
             "already, or changed since) and were left alone" if dropped.kept else "")
     print(f"dropped {_counts(dropped.deleted)} in {dropped.elapsed_s:.1f} s{kept}")
 
@@ -547,6 +549,12 @@ def describe(found: dict[str, Any]) -> str:
     final = found["final_at"]
     took = (f"  ({(datetime.fromisoformat(final) - received) / timedelta(seconds=1):,.3f} s "
             "after it was received)") if final else ""
+    # The state it became final in, and the step that gave it its state now: after a
+    # return, the reason is the return's, later than the final time (the history says when)
+    became = next((f" {h['to']}" for h in found["history"] if h["at"] == final), "")
+    now = next((h for h in reversed(found["history"]) if h["to"] == found["state"]), None)
+    later = (f" (why it became {found['state']}, at {now['at']})"
+             if now is not None and final and now["at"] != final else "")
     lines = [
         f"transfer {_printable(found['end_to_end_id'])}: {found['state']}",
         f"  debtor      {found['debtor_bic']}",
@@ -555,10 +563,11 @@ def describe(found: dict[str, Any]) -> str:
         f"  mode        {found['mode']}",
         f"  message     MsgId {_printable(found['msg_id'])}, TxId {_printable(found['tx_id'])}",
         f"  received    {found['received_at']}",
-        f"  final       {final or 'not yet (in flight)'}{took}",
+        f"  final       {final or 'not yet (in flight)'}{became}{took}",
     ]
     if found["reason_code"]:
-        lines.append(f"  reason      {_reason(found['reason_code'], found['reason_by'])}")
+        lines.append(f"  reason      {_reason(found['reason_code'], found['reason_by'])}"
+                     f"{later}")
     if found["cycle_id"] is not None:
         lines.append(f"  settled in  settlement cycle {found['cycle_id']}")
     history = [(h["at"], h["from"] or "(new)", h["to"], _reason(h["reason_code"]))

@@ -37,7 +37,6 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -83,6 +82,7 @@ from protocol.ids import is_bic
 from protocol.keys import SwitchKeys
 from protocol.messages import TxStatus
 from protocol.names import same_name
+from protocol.wording import count, vietnam_now
 from register.citizens import Register, read_register
 
 TABLE_SHA256, LAB_READY, STARTED, FINISHED = "table_sha256", "lab_ready", "started", "finished"
@@ -276,8 +276,8 @@ async def _start_lab(settings: PayoutSettings, state: PayoutState, payments: Pay
     lab = settings.output / "lab"
     ready = state.get(LAB_READY) is not None
     accounts, ambiguous = _lab_accounts(payments, settings.accounts_dir)
-    notes = [f"Lab: {ambiguous:,} accounts the table names for different people were opened "
-             "for none of them (the lab cannot tell whose they are): give --accounts DIR"
+    notes = [f"Lab: {count(ambiguous, 'account')} that rows name for different people, opened "
+             "for none of them (the lab cannot tell whose each is): give --accounts DIR"
              ] if ambiguous else []
     if not ready:  # nothing was sent before the lab was ready: start it afresh
         shutil.rmtree(lab, ignore_errors=True)
@@ -498,7 +498,7 @@ async def pay_table(settings: PayoutSettings) -> Report:
             treasury.stop(stop_codes(payments, findings))
             found = write_findings(settings.output / "register_findings.csv", payments,
                                    findings)
-            notes.append(f"Population register: {found:,} rows stopped before paying (dead, "
+            notes.append(f"Population register: {count(found, 'row')} stopped before paying (dead, "
                          "unknown, or another name or birth date), each with why, in "
                          f"{settings.output / 'register_findings.csv'}")
         finished = state.get(FINISHED) is not None
@@ -628,7 +628,7 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
                     register.settle(run_id, settled)
                     settled.clear()
     register.settle(run_id, settled)
-    written_at = datetime.now(UTC).astimezone()
+    written_at = vietnam_now()  # documents for Vietnamese clerks: Vietnam's date and time
     heading = cash_list.Heading(issuer, written_at.date())
     files |= cash_list.write_list(out, "cash_list", listed[CASH], cash_list.CASH_LIST, heading,
                                   table.delimiter)
@@ -659,41 +659,36 @@ COUNT_LABELS = {  # the terminal's words for the counts (docs/payment-table.md)
     "cash": "on the cash list", "deceased": "on the deceased list"}
 
 
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """'1 row', '2 rows': a count with its noun."""
-    return f"{count:,} {word if count == 1 else words or word + 's'}"
-
-
 def describe(report: Report) -> str:
     """The run for a terminal: the counts (as in summary.json), reconciliation, the lists and
     where they are."""
     result, table, figures = report.result, report.table, report.figures
     pace = (f"in {result.elapsed_s:,.2f} s" if result.submissions
             else "(no transfer sent by this command)")
-    lines = [f"Payout of {plural(figures.counts['rows'], 'row')} {pace}"]
+    lines = [f"Payout of {count(figures.counts['rows'], 'row')} {pace}"]
     for name, label in COUNT_LABELS.items():
         amount_vnd = figures.amounts_vnd[name] if name not in ("rows", "refused", "resent") else 0
         money = f"  {amount_vnd:>20,} VND" if amount_vnd else ""
         lines.append(f"  {label:<34}{figures.counts[name]:>10,}{money}")
     lines += [f"  {'debited (settled)':<34}{'':>10}  {result.settled_vnd:>20,} VND",
               f"  messages: {result.submissions:,} pacs.008, {result.inquiries:,} pacs.028; "
-              f"{plural(result.resends, 'transfer')} resent after AG09 (same id)"]
+              f"{count(result.resends, 'transfer')} resent after AG09 (same id)"]
     lines += [f"    {status:<10} {code or '-':<8}{count:>10,}  {text}"
               for (status, code), (count, _, text) in sorted(figures.by_reason.items())
               if status not in ("paid", "refused")][:20]
     lines += report.notes
     if report.resumed_final:
-        lines.append(f"Resumed: {plural(report.resumed_final, 'row was', 'rows were')} final "
+        lines.append(f"Resumed: {count(report.resumed_final, 'row was', 'rows were')} final "
                      "already; none was sent again.")
     if figures.counts["earlier"]:
-        lines.append(f"Register: {plural(figures.counts['earlier'], 'row')} paid, listed or "
+        lines.append(f"Register: {count(figures.counts['earlier'], 'row')} paid, listed or "
                      "being paid by another run of this treasury in this folder, not paid "
                      "again (why: results.csv)")
     if report.register_path is not None:
         lines.append(f"Payout register (one per treasury per folder of runs; "
                      f"--payout-register for another): {report.register_path}")
     if table.problems:
-        lines.append(f"Table: {plural(figures.counts['refused'], 'bad row')} not paid, listed "
+        lines.append(f"Table: {count(figures.counts['refused'], 'bad row')} not paid, listed "
                      f"with their line in {report.files['table_errors.csv']}")
         lines += [f"  line {line}: {problem}" for line, problem in table.problems[:5]]
         if len(table.problems) > 5:
@@ -701,7 +696,7 @@ def describe(report: Report) -> str:
     if table.ignored_columns:
         lines.append(f"Table: columns ignored: {', '.join(table.ignored_columns)}")
     cash, deceased = figures.counts["cash"], figures.counts["deceased"]
-    lines.append(f"Cash list for the post office: {plural(cash, 'beneficiary', 'beneficiaries')}"
+    lines.append(f"Cash list for the post office: {count(cash, 'beneficiary', 'beneficiaries')}"
                  f" ({report.files['cash_list.xlsx']}, .html, .csv)")
     lines.append(f"Reported deceased, back to the ministry: {deceased:,} "
                  f"({report.files['deceased.xlsx']})")
@@ -709,11 +704,14 @@ def describe(report: Report) -> str:
                  f"{report.files['report.html']}")
     unresolved = figures.counts["unresolved"]
     if unresolved:
-        lines.append(f"{plural(unresolved, 'row')} unresolved: run the same command again")
+        lines.append(f"{count(unresolved, 'row')} unresolved: run the same command again")
     if report.mismatches:
         lines.append("RECONCILIATION FAILED:\n  " + "\n  ".join(report.mismatches))
-    elif report.reconciled_with:
-        lines.append(f"Reconciled to the dong with {report.reconciled_with}.")
+    elif report.reconciled_with:  # over this run's rows: say so when the table has others
+        others = (f"; {count(figures.counts['earlier'], 'row')} of other runs are not in it "
+                  "(each run reconciles its own)" if figures.counts["earlier"] else "")
+        lines.append(f"Reconciled to the dong with {report.reconciled_with}, over this run's "
+                     f"{count(len(result.outcomes), 'row')}{others}.")
     elif report.not_reconciled:
         lines.append(f"NOT RECONCILED: {report.not_reconciled}.")
     else:

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from protocol.wording import count
+
+MET_EXIT, MISSED_EXIT, PARTIAL_EXIT = 0, 1, 4  # --check's exit statuses (`gate`)
+
 
 class Measured(Protocol):
     name: str
@@ -100,3 +104,20 @@ def check(figures: Iterable[Measured], targets: Iterable[Target] = TARGETS) -> l
 def verdict_table(verdicts: list[Verdict]) -> str:
     header = f"  {'target':<48} {'wants':>16} {'got':>12} outcome"
     return "\n".join([header, "  " + "-" * (len(header) + 6)] + [v.row() for v in verdicts])
+
+
+def gate(verdicts: list[Verdict]) -> tuple[int, str]:
+    """--check's exit status and its sentence: MISSED_EXIT when a target was missed,
+    PARTIAL_EXIT when none was but some were not measured (the gate judged only part of the
+    targets: not a verdict on the others), MET_EXIT when every target was measured and met."""
+    missed = [v.target.label for v in verdicts if v.met is False]
+    unmeasured = [v.target.label for v in verdicts if v.met is None]
+    partial = (f"; {count(len(unmeasured), 'target')} not measured by this run "
+               f"({', '.join(unmeasured)})" if unmeasured else "")
+    if missed:
+        return MISSED_EXIT, f"{count(len(missed), 'target')} missed: {', '.join(missed)}{partial}"
+    if unmeasured:
+        return PARTIAL_EXIT, (f"PARTIAL: {len(verdicts) - len(unmeasured)} of "
+                              f"{count(len(verdicts), 'target')} measured, all met{partial}: "
+                              "not a verdict on those")
+    return MET_EXIT, f"every one of the {count(len(verdicts), 'target')} measured and met"

@@ -75,8 +75,19 @@ def _sends_one_file_of_100k(result: dict, printed: str) -> None:
     assert result["result"]["by_status"].get("unresolved", 0) == 0
 
 
+def _two_processes_share_the_work(result: dict, printed: str) -> None:
+    """A new user's finding 3: nothing showed that two processes shared the work. Each
+    process's own count (its /metrics) is in result.json and judged."""
+    made = result["final_by_process"]
+    assert len(made) == 2 and all(n > 0 for n in made.values()), made
+    judged = [c for c in result["checks"] if c["name"].startswith("share made final by ")]
+    assert len(judged) == 2 and all(c["passed"] for c in judged)
+    assert "Made final by each switch process: " in printed
+
+
 PROVES = {
     "credit-before-confirmation": _finds_the_bank_that_credits_early,
     "switch-crash-mid-run": _crashes_mid_run,
     "bulk-100k-one-file": _sends_one_file_of_100k,
+    "two-switch-processes": _two_processes_share_the_work,
 }

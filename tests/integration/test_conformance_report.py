@@ -17,8 +17,9 @@ import pytest
 from matplotlib import image
 
 from conformance import credentials, evidence
+from conformance.command import EXITS, PARTIAL_EXIT
 from conformance.report import write_reports
-from conformance.runner import FAILED, RunResult
+from conformance.runner import FAILED, PARTIAL_RUN, RunResult
 from protocol.keys import public_key_text
 from switchlab.cli import main
 from tests.conformance_harness import run_in_process
@@ -168,6 +169,60 @@ def test_verify_refuses_a_report_signed_by_another_key(report: tuple[RunResult, 
     pinned = _written(tmp_path, public_key_text(other.verify_key()))
     assert main(["conformance", "verify", str(signed), "--public-key", str(pinned)]) == 1
     assert "does not check under the given public key" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResult, Path]:
+    """One case (--case creditor.accept) against the correct mock bank, reported and signed
+    as the command does: about 1 s."""
+    folder = tmp_path_factory.mktemp("partial")
+    result = asyncio.run(run_in_process(folder / "work", ["creditor.accept"]))
+    out = folder / "report"
+    write_reports(result, out)
+    keys = credentials.load(folder / "work" / "keys", "hmac")
+    evidence.sign(out, credentials.report_key(folder / "work" / "keys", keys))
+    return result, out
+
+
+def test_issue_newuser3_finding1_a_run_of_some_cases_is_a_partial_run_not_conforms(
+        partial: tuple[RunResult, Path]) -> None:
+    """A signed report said CONFORMS, `passed: true`, exit 0 after 2 of 47 cases: now every
+    shape of the report says PARTIAL RUN, and the command exits 4 (3 is a run that crashed)."""
+    result, out = partial
+    assert [r.verdict for r in result.results if r.chosen] == ["passed", "passed"]
+    assert result.verdict == PARTIAL_RUN and EXITS[result.verdict] == PARTIAL_EXIT == 4
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    left_out = report["mandatory_not_chosen"]
+    assert (report["passed"], report["complete"], report["verdict"]) == (False, False,
+                                                                         PARTIAL_RUN)
+    assert "creditor.bulk" in left_out and len(left_out) > 30
+    assert report["headline"] == (f"PARTIAL RUN: 2 of {len(result.results)} cases run, "
+                                  f"{len(left_out)} mandatory cases not run (--case, --tag) "
+                                  "— not a conformance verdict")
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "CONFORMS" not in page and report["headline"] in page
+    suite = (out / "junit.xml").read_text(encoding="utf-8")
+    assert '<property name="verdict" value="PARTIAL RUN"/>' in suite
+    assert '<property name="passed" value="false"/>' in suite
+    assert suite.count("the run is a PARTIAL RUN") == len(left_out)
+    assert "unchanged since signed" in evidence.verify(out)  # still evidence, of what it is
+
+
+def test_issue_newuser3_finding2_the_report_records_the_declaration_it_was_judged_by(
+        partial: tuple[RunResult, Path], report: tuple[RunResult, Path]) -> None:
+    """The scope of a verdict (roles and features declared) is in report.json and on the
+    page, and the headline names the roles."""
+    for _, out in (partial, report):
+        written = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        assert written["declaration"] == {"roles": ["creditor", "debtor"],
+                                          "features": ["returns", "verification", "bulk"]}
+        page = (out / "report.html").read_text(encoding="utf-8")
+        assert ("Declared as a creditor and a debtor; features returns, verification, bulk"
+                in page)
+    failed, _ = report
+    assert failed.verdict == "DOES NOT CONFORM"
+    assert json.loads((report[1] / "report.json").read_text())["headline"] == (
+        "DOES NOT CONFORM as a creditor and a debtor; features returns, verification, bulk")
 
 
 def _written(folder: Path, text: str) -> Path:

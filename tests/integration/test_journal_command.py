@@ -169,6 +169,14 @@ async def test_the_tables_a_person_reads(lab: SwitchLab, capsys: pytest.CaptureF
     assert f"  reason      AC04 closed account (given by {BANK_A})\n" in out
     assert re.search(r"PENDING +REJECTED +AC04 closed account\n", out)
 
+    status, out, _ = await journal(capsys, "show", "E2E/RT?#1", *sources(lab)[0])
+    # A new user's finding 9: 'final <settled time>' then 'reason MD07' read as if it was
+    # final for MD07; the lines say which state each belongs to
+    settled_at, returned_at = re.findall(r"(\S+Z)  (?:PENDING +SETTLED|SETTLED +RETURNED)", out)
+    assert f"  final       {settled_at} SETTLED  (" in out, out
+    assert (f"  reason      MD07 creditor deceased (why it became RETURNED, at {returned_at})\n"
+            in out), out
+
     status, out, _ = await journal(capsys, "in-flight", "--switch", lab.url, "--token", TOKEN)
     assert (status, out.splitlines()[0]) == (0, "1 in flight, oldest first")
     assert out.splitlines()[1].endswith("mode     waiting")

@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 
 from banks.behaviour import Behaviour
 from banks.population import Beneficiary, Population
@@ -177,3 +180,26 @@ def test_readmes_two_payout_examples_do_not_share_a_register(
     summary = json.loads((tmp_path / "clerk" / "payout-table" / "summary.json").read_text())
     assert summary["counts"]["earlier"] == 0 and "Register: " not in second
     assert str(tmp_path / "clerk" / "payout-register" / f"{TREASURY_BIC}.sqlite") in second
+
+
+def test_issue_newuser3_finding5_documents_are_dated_in_vietnam_time_whatever_the_machine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a UTC machine the cash list's 'Ngày lập' and the report's time followed the
+    machine's zone: a run before 07:00 in Hà Nội was dated the day before. Here the machine
+    is in Los Angeles (UTC-8); the documents are in Vietnam's time and say so."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    try:
+        example = Path(__file__).parents[2] / "docs" / "examples" / "payment-table.csv"
+        assert main(["payout", str(example), "--output", str(tmp_path / "out"),
+                     "--no-progress"]) == 0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    written = datetime.fromisoformat(summary["written_at"])
+    assert written.utcoffset() == timedelta(hours=7)
+    heading = load_workbook(tmp_path / "out" / "cash_list.xlsx").active["A2"].value
+    assert heading.endswith(f"Ngày lập: {written:%d/%m/%Y} (giờ Việt Nam)"), heading
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert f"written {written:%Y-%m-%d %H:%M:%S} (giờ Việt Nam, UTC+7)" in page

@@ -97,6 +97,10 @@ def test_a_corrected_table_pays_the_rest_and_cash_must_be_cancelled_before_an_ac
     figures = summary(tmp_path / "run2")
     assert figures["counts"] == shown_counts(terminal)
     assert (figures["counts"]["sent"], figures["counts"]["earlier"]) == (1, 3)
+    # A new user's finding 1, for the payout: a reconciliation over some rows says so
+    assert ("Reconciled to the dong with the switch's settlement and the banks' ledgers, "
+            "over this run's 1 row; 3 rows of other runs are not in it (each run reconciles "
+            "its own).") in terminal
     assert figures["amounts_vnd"]["sent"] == figures["settled_vnd"] == 2_808_000  # its own
     assert figures["counts"]["cash"] == 0  # Lan is not on a second cash list
     report = (tmp_path / "run2" / "report.html").read_text(encoding="utf-8")

@@ -127,7 +127,8 @@ async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
         command = ["journal", "archive", "--file", journal, "--before", tomorrow, "--to",
                    archive, "--keep-days", "0", "--drop"]
         assert main(command) == 2
-        assert "settlement cycle still open" in capsys.readouterr().err
+        refused = capsys.readouterr().err  # a new user's finding 8: '1 transfers settled'
+        assert "1 transfer settled in a settlement cycle still open" in refused, refused
         status, _ = await lab.admin("POST", "/v1/admin/settlement/close")
         assert status == 200
         _, before = await lab.admin("GET", "/v1/admin/stats")

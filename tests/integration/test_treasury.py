@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from banks.cash_list import CASH_LIST, DECEASED_LIST, Heading, list_row, write_list
 from banks.payment_table import Payment, PaymentTableError, read_payment_table
 from banks.payout import Outcome, PayoutResult, PayoutStatus
 from banks.reconcile import Balance, SwitchTotals, reconcile
@@ -412,7 +413,7 @@ async def test_transfers_never_final_end_unresolved_at_the_deadline(lab: Lab,
     assert result.by_status == Counter({"unresolved": 20})
     assert len(lab.switch.inquiries) > 0 and result.resends == 0
     # Never paid in cash while they may have settled.
-    assert result.write_cash_list(tmp_path / "cash.csv") == 0
+    assert result.cash_list_rows() == []
 
 
 async def test_a_treasury_the_switch_does_not_recognise_stops(lab: Lab) -> None:
@@ -466,8 +467,12 @@ async def test_result_file_and_cash_list(lab: Lab, tmp_path: Path) -> None:
     no_account = {"citizen_id": "079000000999", "full_name": "Trần Thị Mai",
                   "amount_vnd": 1_500_000, "programme": "Trợ cấp xã hội"}
     # The returned beneficiaries died (MD07): on the ministry's list, not the cash list.
-    assert result.write_cash_list(tmp_path / "cash.csv", [no_account]) == 4
-    assert result.write_deceased_list(tmp_path / "deceased.csv") == 2
+    heading = Heading("KBNN", date(2026, 12, 7))
+    cash_rows = [list_row(row) for row in result.cash_list_rows([no_account])]
+    write_list(tmp_path, "cash", cash_rows, CASH_LIST, heading, ",")
+    dead_rows = [list_row(row) for row in result.deceased_rows()]
+    write_list(tmp_path, "deceased", dead_rows, DECEASED_LIST, heading, ",")
+    assert (len(cash_rows), len(dead_rows)) == (4, 2)
     raw = (tmp_path / "cash.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf") and "Trần Thị Mai".encode() in raw  # for Excel
     with (tmp_path / "cash.csv").open(encoding="utf-8-sig", newline="") as file:

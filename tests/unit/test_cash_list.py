@@ -138,7 +138,7 @@ def test_the_xlsx_prints_its_issuer_period_date_and_headings_on_every_page(
     sheet = load_workbook(paths["cash_list.xlsx"]).active
     assert sheet.print_title_rows == "$1:$4" and sheet["A4"].value == "STT"
     assert sheet["A2"].value == ("Đơn vị lập: Kho bạc Nhà nước — TRSYVNV1 — Kỳ: 2026-11 — "
-                                 "Ngày lập: 07/12/2026")
+                                 "Ngày lập: 07/12/2026 (giờ Việt Nam)")
     signers = [c.value for row in sheet.iter_rows() for c in row
                if isinstance(c.value, str) and c.value.startswith("Người lập")]
     assert signers and all(v.endswith("(ký, ghi rõ họ tên)") for v in signers)

@@ -8,7 +8,7 @@ from typing import Any
 from banks.payment_table import Payment
 from banks.payout import LatencyLog, Outcome, PayoutResult, PayoutStatus
 from banks.reconcile import SwitchTotals
-from scenarios.expectations import Bug, Observed, bugs_found
+from scenarios.expectations import Bug, Observed, bugs_found, each_process_final_share_min
 from scenarios.runner import invariants
 
 EARLY = Bug(participant="ICBVVNVX", kind="credit_before_confirmation")
@@ -74,3 +74,22 @@ def test_an_expected_bug_not_found_fails() -> None:
     (found,) = bugs_found([EARLY], Observed(result, LatencyLog(), 0, banks))
     assert not found.passed
     assert "ICBVVNVX did it on 0 transfers" in found.detail
+
+
+def test_issue_newuser3_finding3_each_switch_process_must_make_its_share_final() -> None:
+    """two-switch-processes said 'held' with nothing showing that two processes shared the
+    work: each process's own count is judged, and one that made none final, or did not
+    answer, fails the run."""
+    result, _, banks = _day(early_unsettled=0)
+
+    def judged(counts: dict[str, int]) -> list[tuple[str, bool]]:
+        seen = Observed(result, LatencyLog(), 0, banks, final_by_process=counts,
+                        switch_processes=2)
+        return [(c.name, c.passed) for c in each_process_final_share_min(0.1, seen)]
+
+    assert all(passed for _, passed in judged({"p1": 1_530, "p2": 1_470}))
+    assert all(passed for _, passed in judged({"p1": 2_800, "p2": 200}))  # ≥ 150: 5 %
+    assert judged({"p1": 2_950, "p2": 50}) == [
+        ("every switch process answered", True), ("share made final by p1", True),
+        ("share made final by p2", False)]
+    assert judged({"p1": 3_000})[0] == ("every switch process answered", False)

@@ -110,6 +110,19 @@ def test_a_citizen_id_is_checked_with_a_hint(tmp_path: Path, citizen_id: str,
     assert says in problems_of(path)[2]
 
 
+@pytest.mark.parametrize("citizen_id", ["01190022222", "0119002222", "99190012345", "119"])
+def test_issue_newuser3_finding10_no_leading_zero_hint_where_it_cannot_be_the_cause(
+        tmp_path: Path, citizen_id: str) -> None:
+    """'01190022222' still has a leading zero, so no spreadsheet dropped it: the hint is for
+    digits that become a valid citizen id with their zeros put back ('1190012345' →
+    '001190012345'), and names it."""
+    path = excel_csv(tmp_path / "t.csv", HEADER, RA.replace("001190012345", citizen_id))
+    said = problems_of(path)[2]
+    assert "is not 12 digits" in said and "leading zero" not in said, said
+    dropped = excel_csv(tmp_path / "d.csv", HEADER, RA.replace("001190012345", "1190012345"))
+    assert "leading zero? 001190012345 would be one" in problems_of(dropped)[2]
+
+
 @pytest.mark.parametrize(("amount", "says"), [
     ("1.170.000", "without separators"),
     ("0", "more than zero"),

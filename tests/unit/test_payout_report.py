@@ -29,7 +29,8 @@ def test_the_report_names_the_table_the_date_the_banks_and_what_stopped_means(
     write_report(path, SUMMARY)
     page = path.read_text(encoding="utf-8")
     assert "<title>Payout report: bang-chi-thang-11.csv, 2026-12-07</title>" in page
-    assert "Kho bạc Nhà nước — TRSYVNV1" in page and "2026-12-07 09:30:00" in page
+    assert "Kho bạc Nhà nước — TRSYVNV1" in page
+    assert "2026-12-07 09:30:00 (giờ Việt Nam, UTC+7)" in page
     assert "Vietcombank (BFTVVNVX)" in page and "<td>ZZZZVNVX</td>" in page
     stopped = page.split("<td>stopped ")[1].split("</tr>")[0]
     assert all(code in stopped for code in ("MD07", "BE06", "C601", "C602", "acmt.024"))
@@ -60,3 +61,19 @@ def test_the_report_names_the_ignored_columns(tmp_path: Path) -> None:
     assert "<code>so_tai_khoan</code>, <code>&lt;ghi chú&gt;</code>" in page
     write_report(path, SUMMARY | {"ignored_columns": []})
     assert "ignored" not in path.read_text(encoding="utf-8")
+
+
+def test_issue_newuser3_finding7_every_stop_code_of_the_run_is_in_the_definition(
+        tmp_path: Path) -> None:
+    """A row stopped RC01 (the switch's answer for a bank it does not admit) was not among
+    the causes the report's definition of 'stopped' named: the definition now names every
+    code this run stopped rows with, and its meaning."""
+    path = tmp_path / "report.html"
+    write_report(path, SUMMARY | {"by_reason": [
+        {"status": "stopped", "reason_code": "RC01", "count": 4, "amount_vnd": 4_000,
+         "reason_text": "unknown creditor agent BIC"},
+        {"status": "stopped", "reason_code": "BE23", "count": 1, "amount_vnd": 1_000,
+         "reason_text": "no payout account linked to the citizen id (NIDN)"}]})
+    stopped = path.read_text(encoding="utf-8").split("<td>stopped ")[1].split("</tr>")[0]
+    assert ("This run: RC01 unknown creditor agent BIC (4 rows); BE23 no payout account "
+            "linked to the citizen id (NIDN) (1 row)") in stopped

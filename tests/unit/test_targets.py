@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from conformance import command as conformance_command
 from switchlab.bench import Figure
-from switchlab.targets import TARGETS, Target, check, verdict_table
+from switchlab.targets import (
+    MET_EXIT,
+    MISSED_EXIT,
+    PARTIAL_EXIT,
+    TARGETS,
+    Target,
+    check,
+    gate,
+    verdict_table,
+)
 
 
 def run_figures(instant_per_s: float, bulk_per_s: float) -> list[Figure]:
@@ -53,3 +63,19 @@ def test_issue_26_a_bulk_target_not_measured_is_named_without_a_placeholder() ->
     assert "…" not in table
     assert bulk.split()[:5] == ["bulk:", "transfers", "end", "to", "end"]
     assert bulk.endswith("not measured")
+
+
+def test_issue_newuser3_finding1_a_check_over_some_targets_says_it_is_partial() -> None:
+    """`--check` passed (exit 0) when the run measured only some targets (no bulk payout):
+    a gate over part of the targets now says so and exits 4, as a partial conformance run."""
+    measured_all = [Figure(f"{t.measure}x{t.ending}", 1.0, "", 1.0) for t in TARGETS]
+    every = [Target(t.measure, t.on, 0.0 if t.at_least is not None else None,
+                    2.0 if t.at_most is not None else None, t.ending) for t in TARGETS]
+    assert gate(check(measured_all, every)) == (
+        MET_EXIT, f"every one of the {len(TARGETS)} targets measured and met")
+    status, said = gate(check(measured_all[:2], every))
+    assert status == PARTIAL_EXIT == conformance_command.PARTIAL_EXIT
+    assert said.startswith(f"PARTIAL: 2 of {len(TARGETS)} targets measured, all met; "
+                           f"{len(TARGETS) - 2} targets not measured by this run (")
+    status, said = gate(check(run_figures(2_000.0, 12_500.0)))
+    assert status == MISSED_EXIT and said.startswith("1 target missed: instant: end to end")
