@@ -150,7 +150,7 @@ async def test_issue_24_postgres_a_day_not_over_is_refused(
     assert await _take(store, "OLD-PENDING", old_s) is None
     archive = tmp_path / "old.jsonl.gz"
     assert await _main(_archive(postgres_url, archive)) == 2
-    assert "1 transfers still in flight (PENDING)" in capsys.readouterr().err
+    assert "1 transfer still in flight (PENDING)" in capsys.readouterr().err
     assert not archive.exists()
 
 
