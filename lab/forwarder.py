@@ -1,8 +1,10 @@
 """The benchmark's floor: a bare aiohttp forwarder, run as its own process like the switch.
 
 `python -m lab.forwarder --target URL` relays each POST body to URL and the answer back,
-with no parsing, no signature and no journal: the most one process of aiohttp can move over
-the hops a switch uses. It prints "forwarder listening on URL" when ready.
+with no parsing, no signature and no journal: the most one process can move over the hops a
+switch uses, on the switch's own HTTP stack (its hot route on protocol/hotroute.py's lean
+server, its forwards through aiohttp's client), so that the ratio to it measures the switch's
+work and not a difference of stacks. It prints "forwarder listening on URL" when ready.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import aiohttp
 from aiohttp import web
 
+from protocol.hotroute import HOT_ROUTE, HotRequest, HotRoute
 from protocol.runtime import bind, ready_until_stopped, run_event_loop, serve
 from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
 
@@ -24,7 +27,7 @@ async def run(target_url: str) -> None:
         connector=aiohttp.TCPConnector(limit=0),
         timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S))
 
-    async def forward(request: web.Request) -> web.Response:
+    async def forward(request: web.Request | HotRequest) -> web.Response:
         async with session.post(target_url, data=await request.read()) as reply:
             return web.Response(status=reply.status, body=await reply.read(),
                                 content_type="application/xml")
@@ -32,6 +35,7 @@ async def run(target_url: str) -> None:
     app = web.Application()
     app[SERVER_LIMITS] = UNAUTHENTICATED_SERVER_LIMITS  # it checks no signature
     app.router.add_post("/v1/messages", forward)
+    app[HOT_ROUTE] = HotRoute("/v1/messages", forward)  # as the switch's (switch/app.py)
     bound = bind()
     runner = await serve(app, bound)
     try:
