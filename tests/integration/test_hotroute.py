@@ -89,3 +89,19 @@ async def test_issue28_the_hot_route_keeps_the_bounded_keepalive(
     await reader.readexactly(int(second.lower().split(b"content-length: ")[1].split(b"\r")[0]))
     assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
     writer.close()
+
+
+async def test_issue28_a_head_in_small_pieces_is_framed_whole(lab: SwitchLab) -> None:
+    """The hot route frames a head itself: one arriving a few bytes at a time is answered as
+    one sent at once (and not handed over as if it were another route)."""
+    request = signed_request(lab)
+    reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+    cut = request.index(b"\r\n\r\n") + 4
+    for start in range(0, cut, 7):
+        writer.write(request[start:start + 7])
+        await writer.drain()
+        await asyncio.sleep(0.001)
+    writer.write(request[cut:])
+    status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
+    writer.close()
+    assert status == 200 and "pacs.002" in text
