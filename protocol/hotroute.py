@@ -41,7 +41,13 @@ from aiohttp import web
 from aiohttp.tcp_helpers import tcp_nodelay
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from protocol.transport import MAX_LINGERING_S, Guard, GuardedRunner
+from protocol.transport import (
+    MAX_LINGERING_S,
+    Guard,
+    GuardedRunner,
+    OwnedConnection,
+    moved_timer,
+)
 
 MAX_HEAD_BYTES = 8_190  # aiohttp's max_line_size: a longer head goes to aiohttp, which judges it
 MAX_HEADERS = 128  # aiohttp's max_headers
@@ -166,7 +172,7 @@ class HotRequest(MutableMapping[str, Any]):
         return len(self._state)
 
 
-class HotConnection(asyncio.Protocol):
+class HotConnection(OwnedConnection, asyncio.Protocol):
     """One client connection: hot-route requests served here, one at a time and in order;
     the connection handed to aiohttp at the first request of another kind (module docstring).
     Quacks as protocol/transport.py GuardedConnection for protocol/http.py: guard, owner,
@@ -265,22 +271,6 @@ class HotConnection(asyncio.Protocol):
         self._closing = True
         if self.transport is not None:
             self.transport.close()
-
-    def take(self, peer: str) -> bool:
-        """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already
-        holds max_connections_per_peer others."""
-        if self.owner is not None:
-            return True
-        if self.guard.by_owner[peer] >= self.guard.limits.max_connections_per_peer:
-            return False
-        self.owner = peer
-        self.guard.by_owner[peer] += 1
-        self.guard.unauthenticated.pop(self, None)  # type: ignore[call-overload]
-        return True
-
-    def peer_address(self) -> str:
-        peername = self.transport.get_extra_info("peername") if self.transport else None
-        return str(peername[0]) if peername else "unknown"
 
     def body_time_left_s(self) -> float:
         if self._body_due_s is None:
@@ -446,33 +436,16 @@ class HotConnection(asyncio.Protocol):
         handler.data_received(data)
 
     def _leave_guard(self) -> None:
-        guard = self.guard
-        if self.transport is None:
-            return
-        guard.connections -= 1
-        guard.unauthenticated.pop(self, None)  # type: ignore[call-overload]
-        if self.owner is not None:
-            guard.by_owner[self.owner] -= 1
-            if not guard.by_owner[self.owner]:
-                del guard.by_owner[self.owner]
+        if self.transport is not None:  # not left yet
+            self.guard.leave(self, self.owner)
             self.owner = None
 
     # deadlines and flow
 
-    def _head_timeout_s(self) -> float:
-        limits = self.guard.limits
-        if self.owner is None:
-            return min(limits.head_timeout_s, limits.unauthenticated_timeout_s)
-        return limits.head_timeout_s
-
     def _arm(self, due_s: float) -> None:
         """The one deadline running from now: past it the connection closes."""
         self._due_s = due_s
-        if self._timer is not None and self._timer.when() <= due_s:
-            return  # it fires first and moves itself on
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._loop.call_at(due_s, self._check_deadline)
+        self._timer = moved_timer(self._timer, due_s, self._loop, self._check_deadline)
 
     def _check_deadline(self) -> None:
         self._timer = None
