@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from yarl import URL
 
 from protocol import codec, signing, tls
+from protocol.hotroute import HotConnection
 from protocol.messages import AppHeader, BusinessMessage, Document, MessageType
 from protocol.replay import ReplayWindowFull
 from protocol.transport import GuardedConnection
@@ -169,7 +170,8 @@ def _check_content(headers: Mapping[str, str]) -> None:
                       "accepted; the signature covers the bytes as sent\n")
 
 
-async def _read_body(request: web.Request, connection: GuardedConnection, sender: str,
+async def _read_body(request: web.Request, connection: GuardedConnection | HotConnection,
+                     sender: str,
                      max_bytes: int) -> bytes:
     """The body of an authenticated sender, refused (413) as soon as it passes `max_bytes`,
     chunked or not, within the connection's body deadline and the bytes being read the sender
@@ -225,7 +227,7 @@ def _auth_failed(request: web.Request, reason: str, keyid: str | None,
     """One request that did not authenticate: a bounded log line naming the claimed signer
     (protocol/peerlog.py) and the app's metric, its keyid label bounded to known senders."""
     connection = request.protocol
-    if isinstance(connection, GuardedConnection):
+    if isinstance(connection, GuardedConnection | HotConnection):
         connection.guard.failures.client(connection.peer_address(), what, keyid)
     told = request.config_dict.get(AUTH_FAILED)
     if told is not None:
@@ -254,10 +256,10 @@ class _PeerKeys(Mapping[str, signing.VerifyKey]):
         return len(self._senders)
 
 
-def guarded(request: web.Request) -> GuardedConnection:
+def guarded(request: web.Request) -> GuardedConnection | HotConnection:
     """The request's connection, which must come from protocol.runtime.serve."""
     connection = request.protocol
-    if not isinstance(connection, GuardedConnection):
+    if not isinstance(connection, GuardedConnection | HotConnection):
         raise TypeError("a signed request needs a server started by protocol.runtime.serve")
     return connection
 
@@ -380,7 +382,7 @@ async def read_signed(request: web.Request, senders: Mapping[str, Sender], own_b
     return SignedMessage(claimed.signer, message, claimed.body_sha256)
 
 
-def _busy_text(connection: GuardedConnection, peer: str) -> str:
+def _busy_text(connection: GuardedConnection | HotConnection, peer: str) -> str:
     most = connection.guard.limits.max_connections_per_peer
     return (f"503: {peer} already holds {count(most, 'connection')}, the most one participant "
             "may; reuse them (nothing was taken)\n")

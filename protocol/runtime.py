@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from protocol.hotroute import HOT_ROUTE, HotSite
 from protocol.transport import GuardedRunner
 
 T = TypeVar("T")
@@ -89,11 +90,17 @@ def bind(host: str = LOOPBACK, port: int = 0, reuse_port: bool = False,
 async def serve(app: web.Application, bound: BoundSocket,
                 ssl_context: ssl.SSLContext | None = None) -> GuardedRunner:
     """Start `app` on an already bound socket, under its SERVER_LIMITS (protocol/transport.py),
-    over TLS when given a context (protocol/tls.py); the caller cleans the runner up."""
+    over TLS when given a context (protocol/tls.py), its HOT_ROUTE (if it names one) on the
+    lean server of protocol/hotroute.py; the caller cleans the runner up."""
     runner = GuardedRunner(app)
     await runner.setup()
-    await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG,
-                       ssl_context=ssl_context).start()
+    route = app.get(HOT_ROUTE)
+    if route is None:
+        await web.SockSite(runner, bound.sock, backlog=LISTEN_BACKLOG,
+                           ssl_context=ssl_context).start()
+    else:  # its one hot route on httptools, the rest handed to aiohttp (protocol/hotroute.py)
+        await HotSite(runner, bound.sock, route, backlog=LISTEN_BACKLOG,
+                      ssl_context=ssl_context).start()
     return runner
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
@@ -247,8 +247,73 @@ class Guard:
             oldest.force_close()
         pool[connection] = now_s
 
+    def head_timeout_s(self, owner: str | None) -> float:
+        """A head's deadline: the short unauthenticated one until the connection has carried
+        an authenticated request (its owner)."""
+        if owner is None:
+            return min(self.limits.head_timeout_s, self.limits.unauthenticated_timeout_s)
+        return self.limits.head_timeout_s
 
-class GuardedConnection(RequestHandler):
+    def claim(self, connection: Any, peer: str) -> bool:
+        """Count an unowned connection as `peer`'s, out of the unauthenticated pool; False
+        when `peer` already holds max_connections_per_peer others."""
+        if self.by_owner[peer] >= self.limits.max_connections_per_peer:
+            return False
+        self.by_owner[peer] += 1
+        self.unauthenticated.pop(connection, None)
+        return True
+
+    def leave(self, connection: Any, owner: str | None) -> None:
+        """A connection closed (or handed to another handler): uncounted everywhere."""
+        self.connections -= 1
+        self.unauthenticated.pop(connection, None)
+        if owner is not None:
+            self.by_owner[owner] -= 1
+            if not self.by_owner[owner]:
+                del self.by_owner[owner]
+
+
+def moved_timer(timer: asyncio.TimerHandle | None, due_s: float,
+                loop: asyncio.AbstractEventLoop, check: Callable[[], None]
+                ) -> asyncio.TimerHandle:
+    """A connection's one timer, brought forward to `due_s` when it would fire later; one
+    that fires first is kept (it moves itself on)."""
+    if timer is not None and timer.when() <= due_s:
+        return timer
+    if timer is not None:
+        timer.cancel()
+    return loop.call_at(due_s, check)
+
+
+class OwnedConnection:
+    """What a server's connection shares, whichever handler reads it (this module's
+    GuardedConnection, protocol/hotroute.py's HotConnection): its Guard and its owner."""
+
+    __slots__ = ()
+    guard: Guard
+    owner: str | None
+    transport: Any
+
+    def take(self, peer: str) -> bool:
+        """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already
+        holds max_connections_per_peer others."""
+        if self.owner is not None:
+            return True
+        if not self.guard.claim(self, peer):
+            return False
+        self.owner = peer
+        return True
+
+    def peer_address(self) -> str:
+        """The client's address, for the log."""
+        peername = self.transport.get_extra_info("peername") if self.transport else None
+        return str(peername[0]) if peername else "unknown"
+
+    def _head_timeout_s(self) -> float:
+        return self.guard.head_timeout_s(self.owner)
+
+
+class GuardedConnection(OwnedConnection, RequestHandler):
     """aiohttp's request handler with head and body deadlines and an owner: the peer whose
     authenticated request it first carried (checked against max_connections_per_peer)."""
 
@@ -277,13 +342,8 @@ class GuardedConnection(RequestHandler):
         self.guard.admit(self, now_s)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self.guard.connections -= 1
-        self.guard.unauthenticated.pop(self, None)
-        if self.owner is not None:
-            self.guard.by_owner[self.owner] -= 1
-            if not self.guard.by_owner[self.owner]:
-                del self.guard.by_owner[self.owner]
-            self.owner = None
+        self.guard.leave(self, self.owner)
+        self.owner = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -319,11 +379,6 @@ class GuardedConnection(RequestHandler):
         self._busy = False
         super().log_access(request, response, time)
 
-    def peer_address(self) -> str:
-        """The client's address, for the log."""
-        peername = self.transport.get_extra_info("peername") if self.transport else None
-        return str(peername[0]) if peername else "unknown"
-
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's report of an exception while serving this connection: one line when the
         client caused it (a head or body it cannot parse or decode, a dropped connection),
@@ -337,36 +392,8 @@ class GuardedConnection(RequestHandler):
         else:
             self.guard.failures.client(self.peer_address(), str(what))
 
-    def take(self, peer: str) -> bool:
-        """Count this connection as `peer`'s if it is nobody's yet; False when `peer` already
-        holds max_connections_per_peer others."""
-        if self.owner is not None:
-            return True
-        if not self.has_room_for(peer):
-            return False
-        self.owner = peer
-        self.guard.by_owner[peer] += 1
-        self.guard.unauthenticated.pop(self, None)
-        return True
-
-    def _head_timeout_s(self) -> float:
-        """A head's deadline: the short unauthenticated one until the connection has carried
-        an authenticated request."""
-        limits = self.guard.limits
-        if self.owner is None:
-            return min(limits.head_timeout_s, limits.unauthenticated_timeout_s)
-        return limits.head_timeout_s
-
-    def has_room_for(self, peer: str) -> bool:
-        return (self.owner is not None
-                or self.guard.by_owner[peer] < self.guard.limits.max_connections_per_peer)
-
     def _schedule(self, due_s: float) -> None:
-        if self._timer is not None and self._timer.when() <= due_s:
-            return  # it fires first and moves itself on
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self._guard_loop.call_at(due_s, self._check_deadlines)
+        self._timer = moved_timer(self._timer, due_s, self._guard_loop, self._check_deadlines)
 
     def _check_deadlines(self) -> None:
         self._timer = None

@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler
 from protocol import codec
 from protocol.codec import new_id
 from protocol.exposition import METRICS_PATH, metrics_response
+from protocol.hotroute import HOT_ROUTE, HotRoute
 from protocol.http import (
     AUTH_FAILED,
     SWITCH_MESSAGES_PATH,
@@ -228,7 +229,8 @@ def create_app(config: SwitchConfig, events: SwitchEvents | None = None) -> web.
     app[SERVER_LIMITS] = config.transport
     app[AUTH_FAILED] = switch.metrics.auth_failed
     run_alongside(app, switch.start, switch.stop)
-    app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)
+    app.router.add_post(SWITCH_MESSAGES_PATH, receive_message)  # its unusual requests
+    app[HOT_ROUTE] = HotRoute(SWITCH_MESSAGES_PATH, receive_message)
     app.router.add_get("/v1/health", health)
     app.router.add_get(METRICS_PATH, metrics)
     admin.add_routes(app)

@@ -9,8 +9,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-import aiohttp
-
+from protocol.hotclient import LeanClient, LeanPeer
 from protocol.http import Peer
 from protocol.tls import client_context
 from switch.book import Book, SharedBook
@@ -71,7 +70,7 @@ class Switch:
                                  for bic, p in config.participants.items()},
             instant_deadline_s=config.creditor_timeout_s + ANSWER_MARGIN_S,
             settlement_cycle_s=config.settlement_cycle_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._client: LeanClient | None = None
         self._cycle_task: asyncio.Task[None] | None = None
         self.cluster: Cluster | None = None  # with a journal shared by several processes
 
@@ -90,10 +89,10 @@ class Switch:
         await store.start()
         channels = self._channels
         if channels is None:
-            session = self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-                limit=0, limit_per_host=MAX_CONNECTIONS_PER_CREDITOR,
-                ssl=True if config.tls is None else client_context(config.tls)))
-            channels = partial(self._peer, session)
+            client = self._client = LeanClient(
+                MAX_CONNECTIONS_PER_CREDITOR,
+                None if config.tls is None else client_context(config.tls))
+            channels = partial(self._peer, client)
         participants = {bic: Participant(p, channels(bic))
                         for bic, p in config.participants.items()}
         # The one place that chooses between the two deployments: the book and the cluster.
@@ -129,13 +128,14 @@ class Switch:
         if self.cluster is not None:
             await self.cluster.stop()
         await self.state.store.close()
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            await self._client.close()
 
-    def _peer(self, session: aiohttp.ClientSession, bic: str) -> Peer:
-        """The signed HTTP channel to a participant's inbound URL."""
+    def _peer(self, client: LeanClient, bic: str) -> Peer:
+        """The signed HTTP channel to a participant's inbound URL (the lean client: it is on
+        the hot path, protocol/hotclient.py)."""
         participant = self.config.participants[bic]
-        return Peer(session, str(participant.inbound_url), self.config.bic,
+        return LeanPeer(client, str(participant.inbound_url), self.config.bic,
                     self.senders[bic].credentials, bic, timeout_s=self.config.creditor_timeout_s)
 
     def process_info(self) -> dict[str, object]:

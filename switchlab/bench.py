@@ -1,9 +1,9 @@
 """`switchlab bench`: whole-run figures on this machine, each against a floor measured in the
 same run, so that the ratios mean something on any machine.
 
-- floor: a bare aiohttp forwarder moving the same bytes over the same hops (load generator →
-  forwarder → creditor and back), with no parsing, no signature and no journal; and bare lxml
-  parsing and serialising the same pacs.008 bytes;
+- floor: a bare forwarder on the switch's HTTP stack moving the same bytes over the same hops
+  (load generator → forwarder → creditor and back), with no parsing, no signature and no
+  journal; and bare lxml parsing and serialising the same pacs.008 bytes;
 - instant: signed one-transfer pacs.008s through the real switch (durable journal) to a real
   mock bank, closed loop at a fixed concurrency; then open loop at half that rate for p99;
 - bulk: a whole payout of N beneficiaries from the treasury, with peak memory;
@@ -180,7 +180,8 @@ async def open_loop(send: Callable[[int], Awaitable[None]], count: int, rate_per
 async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: int,
                           run_dir: Path, show_progress: bool = False
                           ) -> tuple[LoopResult, float | None]:
-    """The same bytes over the same hops with nothing in between: the most aiohttp can do.
+    """The same bytes over the same hops with nothing in between: the most the switch's HTTP
+    stack can do (lab/forwarder.py).
     The forwarder is a process of its own, as the switch is; the creditor shares this one."""
     async def creditor(request: web.Request) -> web.Response:
         await request.read()

@@ -1,0 +1,110 @@
+"""Issue #28, the switch's lean HTTP client (protocol/hotclient.py): what it keeps of aiohttp's
+client (keep-alive, bounded connections per peer, a deadline per exchange) and what it
+bounds that aiohttp does not (an answer's size). Real aiohttp servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from protocol.hotclient import LeanClient
+from protocol.runtime import bind
+
+XML = {"Content-Type": "application/xml"}
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[Callable[[Handler], Awaitable[tuple[URL, list[object]]]]]:
+    """Serve a handler; the URL and the connection (protocol object) of each request."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Handler) -> tuple[URL, list[object]]:
+        connections: list[object] = []
+
+        async def seen(request: web.Request) -> web.StreamResponse:
+            connections.append(request.protocol)
+            return await handler(request)
+
+        app = web.Application()
+        app.router.add_post("/in", seen)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        bound = bind()
+        await web.SockSite(runner, bound.sock).start()
+        runners.append(runner)
+        return URL(f"{bound.base_url}/in"), connections
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+async def echo(request: web.Request) -> web.Response:
+    return web.Response(body=await request.read(), content_type="application/xml")
+
+
+async def test_issue28_kept_alive_connections_are_reused_until_the_peer_says_close(
+        peer: Callable[[Handler], Awaitable[tuple[URL, list[object]]]]) -> None:
+    closing = [False, False, True, False]
+
+    async def answer(request: web.Request) -> web.Response:
+        response = await echo(request)
+        if closing.pop(0):
+            response.force_close()
+        return response
+
+    url, connections = await peer(answer)
+    client = LeanClient(4)
+    try:
+        bodies = [(await client.post(url, b"<m>%d</m>" % n, XML, 5.0)).body for n in range(4)]
+    finally:
+        await client.close()
+    assert bodies == [b"<m>%d</m>" % n for n in range(4)]
+    assert connections[0] is connections[1] is connections[2]  # kept alive
+    assert connections[3] is not connections[2]  # a new one after `Connection: close`
+
+
+async def test_issue28_an_answer_over_its_bound_or_late_is_no_answer(
+        peer: Callable[[Handler], Awaitable[tuple[URL, list[object]]]]) -> None:
+    async def large(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=b"x" * 100_000, content_type="application/xml")
+
+    async def late(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return await echo(request)
+
+    large_url, _ = await peer(large)
+    late_url, _ = await peer(late)
+    client = LeanClient(4, max_answer_bytes=10_000)
+    try:
+        with pytest.raises(aiohttp.ClientPayloadError, match="over 10,000 bytes"):
+            await client.post(large_url, b"<m/>", XML, 5.0)
+        with pytest.raises(TimeoutError):
+            await client.post(late_url, b"<m/>", XML, 0.2)
+    finally:
+        await client.close()
+
+
+async def test_issue28_at_most_the_limit_of_connections_to_one_peer(
+        peer: Callable[[Handler], Awaitable[tuple[URL, list[object]]]]) -> None:
+    """Ten exchanges at once through a limit of two: two connections, every answer right."""
+    async def slow_echo(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.01)
+        return await echo(request)
+
+    url, connections = await peer(slow_echo)
+    client = LeanClient(2)
+    try:
+        answers = await asyncio.gather(*(client.post(url, b"<m>%d</m>" % n, XML, 10.0)
+                                         for n in range(10)))
+    finally:
+        await client.close()
+    assert [answer.body for answer in answers] == [b"<m>%d</m>" % n for n in range(10)]
+    assert len({id(connection) for connection in connections}) == 2
