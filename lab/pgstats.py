@@ -32,7 +32,9 @@ Per transfer, divided by the transfers of the window; the ceiling it implies is 
 `pg_stat_activity`) every SAMPLE_EVERY_S during the window: each sample counts the sessions
 waiting for a heavyweight lock, by what they run; waiting seconds are estimated as samples ×
 interval (a Riemann sum: right in expectation, however short each wait). It tells which
-statements waited, the writes or the beats, which pg_stat_statements cannot.
+statements waited, which pg_stat_statements cannot: the writes (between processes: a shared
+row), or a process's beat and its own batches' `switch_begin` waiting for each other (the
+process's own `switch_processes` row: within a process, so not in the serialised time).
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ SHARED_LOCK = (
 )
 FLUSH = re.compile(r"^\s*SELECT switch_flush\(")
 # What a waiting session runs, named for the summary (first match wins).
+# A beat and its own process's batches wait for each other (the beat's UPDATE of the process's
+# row against switch_begin's FOR SHARE of it): within a process, not between processes.
 WAITERS = (("the beat", re.compile(r"^\s*UPDATE switch_processes SET heartbeat_at")),
+           ("a batch's begin", re.compile(r"\bswitch_begin\(")),
            ("a write", re.compile(r"switch_|\bCOMMIT\b|^\s*UPDATE (transfers|returns)\b")))
 
 # The measuring's own statements (the snapshots, the sampler) and the beats (their time is
@@ -130,6 +135,7 @@ class Serialised:
     server_exec_us: float  # per transfer: their execution time in the server
     write_waits_us: float  # per transfer: pg_locks samples of waiting writes × interval
     beat_waits_ms: float  # in all: the beats waiting (for their own process's writer)
+    begin_waits_ms: float  # in all: batches' switch_begin waiting (for their own beat)
     samples: int
 
     @property
@@ -221,7 +227,8 @@ def serialised(before: Snapshot, after: Snapshot, waits: Waits, transfers: int,
         transfers, (lock_ms + locks * (flush_mean_ms + wal_ms)) * 1e3 / each, locks, lock_ms,
         flush_mean_ms, wal_ms, source, sum(calls for calls, _ in top) / each,
         sum(ms for _, ms in top) * 1e3 / each, waits.waiting_s("a write") * 1e6 / each,
-        waits.waiting_s("the beat") * 1e3, waits.samples)
+        waits.waiting_s("the beat") * 1e3, waits.waiting_s("a batch's begin") * 1e3,
+        waits.samples)
 
 
 @contextlib.asynccontextmanager

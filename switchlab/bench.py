@@ -781,7 +781,9 @@ def _scale_figures(run: InstantResult, suffix: str, progress: Callable[[str], No
                  f" switch_flush {measured.flush_mean_ms:,.3f} ms a call, WAL flush"
                  f" {measured.wal_flush_ms:,.3f} ms ({measured.wal_flush_source});"
                  f" {measured.samples:,} pg_locks samples: the beats waited"
-                 f" {measured.beat_waits_ms:,.0f} ms in all (for their own process's writer)")
+                 f" {measured.beat_waits_ms:,.0f} ms in all for their own process's batches,"
+                 f" the batches' switch_begin {measured.begin_waits_ms:,.0f} ms for their"
+                 " own process's beat")
     if run.locked_us is not None:
         figures.append(Figure(f"cluster: serialised, switch-timed{suffix}",
                               run.locked_us, "µs/transfer"))

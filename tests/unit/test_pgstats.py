@@ -73,9 +73,11 @@ def test_issue_24_no_shared_lock_taken_is_no_serialised_time() -> None:
 def test_issue_24_sampled_lock_waits_are_told_apart_by_what_waits() -> None:
     waits = Waits(samples=100, elapsed_s=2.0)  # one sample every 20 ms
     waits.seen.update([waiter(BEAT)] * 30 + [waiter("SELECT switch_flush('sw1', 'X'); COMMIT")]
-                      * 5 + [waiter("SELECT 1")])
+                      * 5 + [waiter("BEGIN; SELECT switch_begin('sw1')")] * 2
+                      + [waiter("SELECT 1")])
     assert waits.waiting_s("the beat") == pytest.approx(0.6)
     result = serialised(BEFORE, AFTER, waits, transfers=1_000, probe_commit_s=0.010)
     assert result.write_waits_us == pytest.approx(0.1 * 1e6 / 1_000)
     assert result.beat_waits_ms == pytest.approx(600.0)
+    assert result.begin_waits_ms == pytest.approx(40.0)  # its own process's beat: apart
     assert waits.seen["another"] == 1
