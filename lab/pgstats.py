@@ -160,9 +160,9 @@ async def prepare(url: str) -> str | None:
             await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await connection.fetch("SELECT 1 FROM pg_stat_statements LIMIT 1")
         except asyncpg.PostgresError as error:
-            return (f"pg_stat_statements is not usable there ({str(error).splitlines()[0]}):"
-                    " it must be in shared_preload_libraries and the bench's user allowed to"
-                    " CREATE EXTENSION pg_stat_statements")
+            return (f"pg_stat_statements is not usable there ({str(error).splitlines()[0]});"
+                    " the server needs shared_preload_libraries = 'pg_stat_statements' and the"
+                    " bench's user the right to CREATE EXTENSION pg_stat_statements")
         track = await connection.fetchval("SELECT current_setting('pg_stat_statements.track')")
         if track != "all":
             try:
