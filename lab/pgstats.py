@@ -87,6 +87,9 @@ _STATEMENTS = (
     " WHERE datname = current_database()) GROUP BY s.toplevel, s.query")
 _WAL = ("SELECT wal_sync, (wal_write_time + wal_sync_time) / 1000.0,"
         " current_setting('track_wal_io_timing') = 'on' FROM pg_stat_wal")
+# This database's entries only: a user's server keeps everyone else's statistics.
+_RESET = ("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database"
+          " WHERE datname = current_database()), 0)")
 _FOR_DATABASE = ("SELECT format('ALTER DATABASE %I SET {setting} = {value}',"
                  " current_database())")
 _WAITING = (
@@ -147,8 +150,8 @@ async def prepare(url: str) -> str | None:
     """Make the new database `url` ready to be measured, before the switch connects: the
     extension created in it (its owner may when the server allows), the library loaded
     (shared_preload_libraries), nested statements tracked and the WAL timed (asked of the
-    database when the server does not), the statistics reset where allowed (they stay
-    few). None once ready; else why not, never raising for a server that says no."""
+    database when the server does not), this database's statistics reset where allowed.
+    None once ready; else why not, never raising for a server that says no."""
     if asyncpg is None:
         return "asyncpg is not installed"
     try:
@@ -176,7 +179,7 @@ async def prepare(url: str) -> str | None:
             await connection.execute(await connection.fetchval(_FOR_DATABASE.format(
                 setting="track_wal_io_timing", value="on")))
         with contextlib.suppress(asyncpg.PostgresError):  # windows are differences anyway
-            await connection.execute("SELECT pg_stat_statements_reset()")
+            await connection.execute(_RESET)
         return None
     finally:
         await connection.close()

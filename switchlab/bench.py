@@ -769,7 +769,7 @@ def _scale_figures(run: InstantResult, suffix: str, progress: Callable[[str], No
                    "transfers/s"),
             Figure(f"cluster: shared-row locked sections{suffix}", measured.locks,
                    "transactions"),
-            Figure(f"cluster: lock waits of writes, pg_locks{suffix}",
+            Figure(f"cluster: write lock waits, pg_locks{suffix}",
                    measured.write_waits_us, "µs/transfer"),
             Figure(f"cluster: statements per transfer{suffix}",
                    measured.statements_per_transfer, "statements"),

@@ -95,7 +95,7 @@ async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
         serialised = figures[f"cluster: serialised, in the database{suffix}"].value
         assert serialised > 0
         assert figures[f"cluster: ceiling it implies{suffix}"].value == 1e6 / serialised
-        assert figures[f"cluster: lock waits of writes, pg_locks{suffix}"].value >= 0
+        assert figures[f"cluster: write lock waits, pg_locks{suffix}"].value >= 0
         # at least a take per transfer; a batch's BEGIN, flush and COMMIT over a few
         assert 1 < figures[f"cluster: statements per transfer{suffix}"].value < 10
         assert figures[f"cluster: server execution of writes{suffix}"].value > 0
