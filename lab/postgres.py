@@ -77,10 +77,18 @@ def _run(command: list[str], run_as: str | None, **kwargs: object) -> None:
                    user=run_as, group=run_as, **kwargs)  # type: ignore[call-overload]
 
 
-def start(durable: bool = True, max_connections: int = 100) -> Server:
+# What `statement_stats` loads: per-statement times, nested PL/pgSQL statements included (the
+# switch's writes run server-side as functions), and the WAL's write and fsync times.
+STATEMENT_STATS = ("-c shared_preload_libraries=pg_stat_statements"
+                   " -c pg_stat_statements.track=all -c track_wal_io_timing=on")
+
+
+def start(durable: bool = True, max_connections: int = 100, statement_stats: bool = False
+          ) -> Server:
     """initdb and start a server on a free port of 127.0.0.1, trusting local connections.
-    `durable=False` turns fsync off (tests that kill switch processes, never the server).
-    Raises RuntimeError naming why when it cannot."""
+    `durable=False` turns fsync off (tests that kill switch processes, never the server);
+    `statement_stats` loads pg_stat_statements and times the WAL (the bench's scale stage,
+    lab/pgstats.py). Raises RuntimeError naming why when it cannot."""
     why = unavailable()
     if why is not None:
         raise RuntimeError(why)
@@ -101,7 +109,8 @@ def start(durable: bool = True, max_connections: int = 100) -> Server:
         options = (f"-c listen_addresses={LOOPBACK} -c port={port}"
                    f" -c unix_socket_directories={data} -c max_connections={max_connections}"
                    f" -c fsync={'on' if durable else 'off'}"
-                   f" -c synchronous_commit={'on' if durable else 'off'}")
+                   f" -c synchronous_commit={'on' if durable else 'off'}"
+                   + (f" {STATEMENT_STATS}" if statement_stats else ""))
         _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
               "-o", options, "-w", "-t", str(START_TIMEOUT_S), "start"], run_as)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:

@@ -44,7 +44,7 @@ from banks.payment_table import read_payment_table
 from banks.population import Mix, Population, generate_population
 from banks.registry import DEFAULT_SHARES, SWITCH_BIC, TREASURY_BIC
 from banks.treasury import Treasury, TreasuryConfig, TreasurySettings
-from lab import postgres
+from lab import pgstats, postgres
 from lab.machine import busy_cpu_s, probe
 from lab.progress import Progress, stage
 from lab.world import World, WorldSettings
@@ -220,13 +220,19 @@ class ClusterRun:
     processes: int
     server: postgres.Server | None = None
     databases: list[str] = field(default_factory=list)
+    # One durable one-row commit on that server (the probe's), s; and why the last database
+    # made cannot be measured from the server's statistics (lab/pgstats.py), or None.
+    commit_s: float = 0.0
+    unmeasured: str | None = None
 
     async def world_settings(self, name: str, switch_settings: dict[str, Any]
                              ) -> dict[str, Any]:
-        """WorldSettings' arguments for the run `name`: on a new database of its own."""
+        """WorldSettings' arguments for the run `name`: on a new database of its own, made
+        ready to be measured where the server allows (`unmeasured` says why not)."""
         database = f"switchlab_bench_{os.getpid()}_{name}_{self.processes}"
         url = await postgres.create_database(self.url, database)
         self.databases.append(database)
+        self.unmeasured = await pgstats.prepare(url)
         return {"switch_processes": self.processes,
                 "switch_settings": switch_settings | {"journal_url": url}}
 
@@ -264,6 +270,9 @@ class InstantResult:
     hot_updates_pct: dict[str, float] = field(default_factory=dict)
     # On PostgreSQL: write transactions (commits) per transfer of the closed loop.
     batches_per_transfer: float | None = None
+    # On PostgreSQL: the serialised time and the rest, from the server's own statistics
+    # during the closed loop (lab/pgstats.py); None where the server cannot say.
+    database: pgstats.Serialised | None = None
 
 
 async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Signing = "hmac",
@@ -303,10 +312,12 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
         server_before_s = cpu_s(server_pids) if server_pids else None
         journal_url = None if cluster is None else world.settings.switch_settings["journal_url"]
         locks_before, batches_before = await _lock_seconds(journal_url)
-        machine_before_s = busy_cpu_s()
-        full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
-            send, count, concurrency, _bar("instant", count, show_progress)))
-        machine_after_s = busy_cpu_s()
+        waits = pgstats.Waits()
+        async with _database_window(cluster, journal_url, waits) as snapshots:
+            machine_before_s = busy_cpu_s()
+            full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
+                send, count, concurrency, _bar("instant", count, show_progress)))
+            machine_after_s = busy_cpu_s()
         locks_after, batches_after = await _lock_seconds(journal_url)
         server_after_s = cpu_s(server_pids) if server_pids else None
         half = await open_loop(send, half_count, full.per_s / 2, first=count,
@@ -330,7 +341,21 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
                          per_process, _per_transfer_us(locks_before, locks_after,
                                                        full.transfers), hot,
                          None if batches_after is None or batches_before is None else
-                         (batches_after - batches_before) / full.transfers)
+                         (batches_after - batches_before) / full.transfers,
+                         None if len(snapshots) < 2 or cluster is None else pgstats.serialised(
+                             *snapshots, waits, full.transfers, cluster.commit_s))
+
+
+@contextlib.asynccontextmanager
+async def _database_window(cluster: ClusterRun | None, journal_url: str | None,
+                           waits: pgstats.Waits) -> AsyncIterator[list[pgstats.Snapshot]]:
+    """The server's statistics at both ends of a window (lab/pgstats.py), where the cluster's
+    database can be measured; else no snapshot."""
+    if cluster is None or journal_url is None or cluster.unmeasured is not None:
+        yield []
+        return
+    async with pgstats.window(journal_url, waits) as snapshots:
+        yield snapshots
 
 
 HOT_TABLES = ("transfers", "positions", "position_slices")
@@ -649,7 +674,7 @@ async def run_bench(instant_transfers: int, concurrency: int, bulk_beneficiaries
             figures.append(Figure("bulk: peak memory, largest participant process",
                                   bulk.participant_peak_mib, "MiB"))
     if journal is not None:
-        server = postgres.start() if journal == "local" else None
+        server = postgres.start(statement_stats=True) if journal == "local" else None
         cluster = ClusterRun(journal if server is None else server.url, switch_processes,
                              server)
         try:
@@ -673,8 +698,10 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     each beside the single-process SQLite figure of the same run (in the floor column)."""
     full = single.full
     processes = cluster.processes
-    figures = [Figure("machine: PostgreSQL commits (one row, synchronous)",
-                      await postgres.commits_per_s(cluster.url), "commits/s")]
+    commits_per_s = await postgres.commits_per_s(cluster.url)
+    cluster.commit_s = 1 / commits_per_s
+    figures = [Figure("machine: PostgreSQL commits (one row, synchronous)", commits_per_s,
+                      "commits/s")]
     progress(f"cluster: {instant_transfers:,} instant transfers, PostgreSQL journal,"
              f" {processes} switch processes …")
     shared = await instant_switch(instant_transfers, concurrency, run_dir, mode,
@@ -690,15 +717,7 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
     ]
     figures += [Figure(f"cluster: instant transfers made final by process {rank}", count,
                        "transfers") for rank, count in enumerate(shared.per_process, 1)]
-    if shared.locked_us is not None:
-        figures.append(Figure("cluster: serialised time per transfer (lock waits in)",
-                              shared.locked_us, "µs"))
-    if shared.locked_us:
-        figures.append(Figure("cluster: ceiling it implies", 1e6 / shared.locked_us,
-                              "transfers/s"))
-    if shared.batches_per_transfer:
-        figures.append(Figure("cluster: transfers per commit", 1 / shared.batches_per_transfer,
-                              "transfers"))
+    figures += _scale_figures(shared, "", progress, cluster.unmeasured)
     figures += [Figure(f"cluster: HOT updates of {name}", pct, "%")
                 for name, pct in shared.hot_updates_pct.items()]
     if processes > 1:
@@ -706,14 +725,11 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
                  " 1 switch process …")
         one = await instant_switch(instant_transfers, concurrency, run_dir, mode,
                                    cluster=replace(cluster, processes=1))
-        figures.append(Figure("cluster: instant, 1 process, PostgreSQL", one.full.per_s,
-                              "transfers/s", full.per_s))
-        if one.locked_us is not None:
-            figures.append(Figure("cluster: serialised time per transfer, 1 process",
-                                  one.locked_us, "µs"))
-        if one.batches_per_transfer:
-            figures.append(Figure("cluster: transfers per commit, 1 process",
-                                  1 / one.batches_per_transfer, "transfers"))
+        figures += [Figure("cluster: instant, 1 process, PostgreSQL", one.full.per_s,
+                           "transfers/s", full.per_s),
+                    Figure(f"cluster: instant, {processes} processes against 1", c_full.per_s,
+                           "transfers/s", one.full.per_s)]
+        figures += _scale_figures(one, ", 1 process", progress, cluster.unmeasured)
         if one.switch_cpu_us is not None:
             figures.append(Figure("cluster: CPU per transfer, 1 switch process",
                                   one.switch_cpu_us, "µs", single.switch_cpu_us))
@@ -737,6 +753,48 @@ async def cluster_figures(cluster: ClusterRun, instant_transfers: int, concurren
         if c_bulk.switch_peak_mib is not None:
             figures.append(Figure("cluster: bulk peak memory, largest switch process",
                                   c_bulk.switch_peak_mib, "MiB", bulk.switch_peak_mib))
+    return figures
+
+
+def _scale_figures(run: InstantResult, suffix: str, progress: Callable[[str], None],
+                   unmeasured: str | None) -> list[Figure]:
+    """What limits scale in one cluster run (`suffix` names it): the serialised time in the
+    database and the ceiling it implies, the lock waits seen, the statements and server time
+    per transfer, the batches; as the switch timed it too. Says why when the server cannot."""
+    figures = []
+    measured = run.database
+    if measured is None:
+        progress(f"  cluster{suffix}: the serialised time in the database is not measured:"
+                 f" {unmeasured or 'the server statistics could not be read'}")
+    else:
+        figures += [
+            Figure(f"cluster: serialised, in the database{suffix}",
+                   measured.serialised_us, "µs/transfer"),
+            Figure(f"cluster: ceiling it implies{suffix}", measured.ceiling_per_s,
+                   "transfers/s"),
+            Figure(f"cluster: shared-row locked sections{suffix}", measured.locks,
+                   "transactions"),
+            Figure(f"cluster: write lock waits, pg_locks{suffix}",
+                   measured.write_waits_us, "µs/transfer"),
+            Figure(f"cluster: statements per transfer{suffix}",
+                   measured.statements_per_transfer, "statements"),
+            Figure(f"cluster: server execution of writes{suffix}",
+                   measured.server_exec_us, "µs/transfer"),
+        ]
+        progress(f"  cluster{suffix}: {measured.locks} locked sections, statements taking"
+                 f" or holding shared locks {measured.lock_statements_ms:,.2f} ms in all,"
+                 f" switch_flush {measured.flush_mean_ms:,.3f} ms a call, WAL flush"
+                 f" {measured.wal_flush_ms:,.3f} ms ({measured.wal_flush_source});"
+                 f" {measured.samples:,} pg_locks samples: the beats waited"
+                 f" {measured.beat_waits_ms:,.0f} ms in all for their own process's batches,"
+                 f" the batches' switch_begin {measured.begin_waits_ms:,.0f} ms for their"
+                 " own process's beat")
+    if run.locked_us is not None:
+        figures.append(Figure(f"cluster: serialised, switch-timed{suffix}",
+                              run.locked_us, "µs/transfer"))
+    if run.batches_per_transfer:
+        figures.append(Figure(f"cluster: transfers per commit{suffix}",
+                              1 / run.batches_per_transfer, "transfers"))
     return figures
 
 

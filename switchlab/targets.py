@@ -69,6 +69,12 @@ TARGETS = (
     Target("bulk: peak memory, largest participant process", "value", at_most=512.0),
     Target("peak memory of the treasury and load generator", "value", at_most=512.0),
     Target("codec µs per transaction (decode+encode)", "ratio", at_most=2.0),
+    # Issue #24, with --journal: the shared rows serialise at most 25 µs a transfer (a ceiling
+    # of 40,000/s); several processes at least as fast as one; one process on PostgreSQL
+    # within 20 % of SQLite (the floor of its row).
+    Target("cluster: serialised, in the database", "value", at_most=25.0),
+    Target("cluster: instant, ", "ratio", at_least=1.0, ending=" processes against 1"),
+    Target("cluster: instant, 1 process, PostgreSQL", "ratio", at_least=0.8),
 )
 
 

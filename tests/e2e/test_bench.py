@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -57,11 +58,23 @@ def test_the_machine_probe_measures_a_real_round_trip_and_real_commits(tmp_path:
     assert list(tmp_path.iterdir()) == []  # the probe's database is gone
 
 
+@pytest.fixture(scope="module")
+def stats_server() -> Iterator[postgres.Server]:
+    """A user's server that loads pg_stat_statements, as `--journal local` starts one."""
+    why = postgres.unavailable()
+    if why is not None:
+        pytest.skip(f"needs PostgreSQL: {why}")
+    server = postgres.start(durable=False, statement_stats=True)
+    yield server
+    postgres.stop(server)
+
+
 async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
-        tmp_path: Path, postgres_server: postgres.Server) -> None:
+        tmp_path: Path, stats_server: postgres.Server) -> None:
+    said: list[str] = []
     figures = {f.name: f for f in await run_bench(
         instant_transfers=300, concurrency=8, bulk_beneficiaries=400, run_dir=tmp_path,
-        progress=lambda line: None, journal=postgres_server.url, switch_processes=2)}
+        progress=said.append, journal=stats_server.url, switch_processes=2)}
     single = figures["instant: end to end, durable journal"]
     cluster = figures["cluster: instant, 2 processes, PostgreSQL"]
     assert cluster.value > 0 and cluster.floor == single.value
@@ -72,11 +85,25 @@ async def test_bench_on_postgresql_prints_beside_the_sqlite_figures(
     by_process = [f.value for name, f in figures.items()
                   if name.startswith("cluster: instant transfers made final by process")]
     assert 1 <= len(by_process) <= 2 and sum(by_process) == 300 + 150  # closed + half rate
-    serialised = figures["cluster: serialised time per transfer (lock waits in)"].value
-    assert serialised > 0 and figures["cluster: ceiling it implies"].value == 1e6 / serialised
     assert figures["cluster: instant, 1 process, PostgreSQL"].value > 0
+    two_against_one = figures["cluster: instant, 2 processes against 1"]
+    assert two_against_one.floor == figures["cluster: instant, 1 process, PostgreSQL"].value
+    # Issue #24: what limits scale, from the server's own statistics, for 2 processes and 1.
+    for suffix in ("", ", 1 process"):
+        # each process's first hold on the treasury takes a shared row (an escrow refill)
+        assert figures[f"cluster: shared-row locked sections{suffix}"].value >= 1
+        serialised = figures[f"cluster: serialised, in the database{suffix}"].value
+        assert serialised > 0
+        assert figures[f"cluster: ceiling it implies{suffix}"].value == 1e6 / serialised
+        assert figures[f"cluster: write lock waits, pg_locks{suffix}"].value >= 0
+        # at least a take per transfer; a batch's BEGIN, flush and COMMIT over a few
+        assert 1 < figures[f"cluster: statements per transfer{suffix}"].value < 10
+        assert figures[f"cluster: server execution of writes{suffix}"].value > 0
+        assert figures[f"cluster: serialised, switch-timed{suffix}"].value > 0
+        assert figures[f"cluster: transfers per commit{suffix}"].value > 0
+    assert not any("not measured" in line for line in said)
     assert not any(name.startswith("switchlab_bench") for name in await database_names(
-        postgres_server.url))  # the bench's databases are dropped
+        stats_server.url))  # the bench's databases are dropped
 
 
 async def database_names(url: str) -> list[str]:
