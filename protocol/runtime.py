@@ -113,17 +113,18 @@ def settle_heap() -> None:
 
 @contextlib.contextmanager
 def settled_heap() -> Iterator[None]:
-    """`settle_heap` for a stretch of work in a process that goes on after it, such as the
-    bench's timed loops: its load generator holds every message of the run, and a full
-    collection of that heap paused it (and every transfer in flight) for 300 ms, which the
-    p99 then charged to the switch (docs/performance.md, issue #28). The collector's
-    thresholds are put back and the frozen objects given back to it afterwards."""
-    thresholds = gc.get_threshold()
-    settle_heap()
+    """What a process made before a stretch of work, out of the collector's way during it
+    (gc.collect, then gc.freeze; given back after): the bench's load generator holds every
+    message and answer of its run, and a full collection of that heap paused it (and every
+    transfer in flight) for 300-470 ms under load, which the p99 at half rate then charged to
+    the switch (docs/performance.md, issue #28). The thresholds stay: a load generator wants
+    short pauses, not fewer ones (the servers' GC_THRESHOLDS make 50,000-object collections,
+    ~100 ms on a loaded machine)."""
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
         gc.unfreeze()
 
 

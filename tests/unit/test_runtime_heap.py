@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import gc
 
-from protocol.runtime import GC_THRESHOLDS, settled_heap
+from protocol.runtime import settled_heap
 
 
 def test_issue_28_the_timed_loops_leave_what_was_made_before_them_out_of_the_collector() -> None:
     made_before = [{"message": n} for n in range(1_000)]
-    thresholds = gc.get_threshold()
     with settled_heap():
         assert gc.get_freeze_count() >= len(made_before)
-        assert gc.get_threshold() == GC_THRESHOLDS
-    assert gc.get_threshold() == thresholds
     assert gc.get_freeze_count() == 0
