@@ -10,8 +10,16 @@ import gc
 from protocol.runtime import settled_heap
 
 
-def test_issue_28_the_timed_loops_leave_what_was_made_before_them_out_of_the_collector() -> None:
+def test_issue_28_no_full_collection_within_the_timed_loops_and_the_collector_back_after(
+) -> None:
     made_before = [{"message": n} for n in range(1_000)]
+    thresholds = gc.get_threshold()
+    full_collections = gc.get_stats()[2]["collections"]
     with settled_heap():
         assert gc.get_freeze_count() >= len(made_before)
+        for _ in range(200_000):  # garbage in cycles: the young generations still collect it
+            cycle: list[object] = []
+            cycle.append(cycle)
+        assert gc.get_stats()[2]["collections"] == full_collections + 1  # settling's own
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == thresholds
