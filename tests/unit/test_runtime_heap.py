@@ -15,11 +15,16 @@ def test_issue_28_no_full_collection_within_the_timed_loops_and_the_collector_ba
     made_before = [{"message": n} for n in range(1_000)]
     thresholds = gc.get_threshold()
     full_collections = gc.get_stats()[2]["collections"]
+    young_collected_before = sum(stats["collected"] for stats in gc.get_stats()[:2])
     with settled_heap():
         assert gc.get_freeze_count() >= len(made_before)
-        for _ in range(200_000):  # garbage in cycles: the young generations still collect it
-            cycle: list[object] = []
+        kept = []  # what the generator keeps: an answer per transfer
+        for _ in range(200_000):
+            cycle: list[object] = []  # garbage in a cycle: the young generations collect it
             cycle.append(cycle)
+            kept.append([])
+        young_collected = sum(stats["collected"] for stats in gc.get_stats()[:2])
+        assert young_collected >= young_collected_before + 100_000
         assert gc.get_stats()[2]["collections"] == full_collections + 1  # settling's own
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
