@@ -59,7 +59,7 @@ from protocol.messages import (
     TransactionStatus,
     TxStatus,
 )
-from protocol.runtime import bind, serve, start_process, stop_process
+from protocol.runtime import bind, serve, settled_heap, start_process, stop_process
 from protocol.transport import SERVER_LIMITS, UNAUTHENTICATED_SERVER_LIMITS
 
 INSTANT_BANK = max(DEFAULT_SHARES, key=DEFAULT_SHARES.__getitem__)  # the largest: Vietcombank
@@ -202,8 +202,9 @@ async def floor_forwarder(body: bytes, answer: bytes, count: int, concurrency: i
             await reply.read()
 
     try:
-        return await cpu_us_per_transfer([forwarder.pid], closed_loop(
-            send, count, concurrency, _bar("floor", count, show_progress)))
+        with settled_heap():
+            return await cpu_us_per_transfer([forwarder.pid], closed_loop(
+                send, count, concurrency, _bar("floor", count, show_progress)))
     finally:
         await session.close()
         await stop_process(forwarder)
@@ -309,19 +310,21 @@ async def instant_switch(count: int, concurrency: int, run_dir: Path, mode: Sign
 
     server_pids = cluster.server_pids() if cluster else []
     try:
-        server_before_s = cpu_s(server_pids) if server_pids else None
-        journal_url = None if cluster is None else world.settings.switch_settings["journal_url"]
-        locks_before, batches_before = await _lock_seconds(journal_url)
-        waits = pgstats.Waits()
-        async with _database_window(cluster, journal_url, waits) as snapshots:
-            machine_before_s = busy_cpu_s()
-            full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
-                send, count, concurrency, _bar("instant", count, show_progress)))
-            machine_after_s = busy_cpu_s()
-        locks_after, batches_after = await _lock_seconds(journal_url)
-        server_after_s = cpu_s(server_pids) if server_pids else None
-        half = await open_loop(send, half_count, full.per_s / 2, first=count,
-                               bar=_bar("instant, half rate", half_count, show_progress))
+        with settled_heap():  # the messages made above, out of this process's collector
+            server_before_s = cpu_s(server_pids) if server_pids else None
+            journal_url = (None if cluster is None
+                           else world.settings.switch_settings["journal_url"])
+            locks_before, batches_before = await _lock_seconds(journal_url)
+            waits = pgstats.Waits()
+            async with _database_window(cluster, journal_url, waits) as snapshots:
+                machine_before_s = busy_cpu_s()
+                full, cpu_us = await cpu_us_per_transfer(switch_pids(world), closed_loop(
+                    send, count, concurrency, _bar("instant", count, show_progress)))
+                machine_after_s = busy_cpu_s()
+            locks_after, batches_after = await _lock_seconds(journal_url)
+            server_after_s = cpu_s(server_pids) if server_pids else None
+            half = await open_loop(send, half_count, full.per_s / 2, first=count,
+                                   bar=_bar("instant, half rate", half_count, show_progress))
         stats = await world.switch_admin("GET", "/v1/admin/stats")
         per_process = () if cluster is None else tuple(count for _, count in await postgres.fetch(
             world.settings.switch_settings["journal_url"],
