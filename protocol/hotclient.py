@@ -30,6 +30,7 @@ from yarl import URL
 
 from protocol import codec, signing
 from protocol.http import Peer, check_answer
+from protocol.wording import count
 
 IDLE_S = 15.0  # aiohttp's client keep-alive: an idle connection older than this is closed
 MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and fields together
@@ -101,7 +102,7 @@ class _Connection(asyncio.Protocol):
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
         if self._body_bytes > self._max_answer_bytes:
-            raise _OverBound(f"over {self._max_answer_bytes:,} bytes")
+            raise _OverBound(f"over {count(self._max_answer_bytes, 'byte')}")
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
