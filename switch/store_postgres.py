@@ -763,7 +763,9 @@ END $$;
 # on one row, held from their write to their COMMIT: the cross-process lock the escrow slices
 # removed); a read sums the slots, and each start folds the slots of backends gone into
 # slot 0, so the rows stay as many as the live writers. No trigger on DELETE or on a dropped
-# partition: all-time totals stay.
+# partition: all-time totals stay. The triggers sit on the partitioned parents: PostgreSQL
+# takes transition tables on a partitioned table's statement triggers (not on a partition's),
+# and every write of the switch goes through the parents, never to a partition by name.
 COUNTERS = """
 CREATE TABLE IF NOT EXISTS transfer_totals (
     slot INTEGER NOT NULL,

@@ -83,8 +83,9 @@ def _archive(url: str, to: Path, before: str | None = None) -> list[str]:
 async def test_issue_24_postgres_a_dropped_day_leaves_other_days_and_the_duplicate_window(
         store: PostgresStore, postgres_url: str, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A day three days old archived, verified and dropped: its partitions are gone, today's
-    transfers stay and their ids are still refused DUPL, the dropped day's id is free again
+    """A day three days old archived, verified and dropped while the journal takes and settles
+    today's transfers beside it: its partitions are gone, today's transfers stay and their ids
+    are still refused DUPL, the dropped day's id is free again
     (its transfer_ids row went with it), and the all-time totals do not move. The archive is
     the SQLite journal's format: `journal show --archive` reads it back."""
     now = time.time()
@@ -98,16 +99,25 @@ async def test_issue_24_postgres_a_dropped_day_leaves_other_days_and_the_duplica
     totals = await store.totals()
     assert await _main(_archive(postgres_url, archive, str(today))) == 0
     assert "1 transfers, 2 transitions, 0 returns, 1 messages" in capsys.readouterr().out
-    assert await _main(["journal", "drop", "--file", postgres_url, "--archive", str(archive),
-                 "--keep-days", "0"]) == 0
+    dropping = asyncio.ensure_future(_main(["journal", "drop", "--file", postgres_url,
+                                            "--archive", str(archive), "--keep-days", "0"]))
+    beside = 0
+    while not dropping.done():  # the switch writes on beside the drop's detach
+        await _settle(store, f"BESIDE-{beside}", time.time())
+        beside += 1
+    assert await dropping == 0 and beside > 0
     assert "dropped 1 transfers, 2 transitions, 0 returns, 1 messages" in (
         capsys.readouterr().out)
+    assert len(await store.lookup([f"BESIDE-{n}" for n in range(beside)])) == beside
     kept = await _partitions(postgres_url)
     assert f"transfers_d{old_day:%Y%m%d}" not in kept
     assert {f"{table}_d{today:%Y%m%d}" for table in ("transfers", "transitions", "returns")
             } <= kept
     assert set(await store.lookup(["OLD-1", "TODAY-1"])) == {"TODAY-1"}
-    assert await store.totals() == totals
+    settled = 2 + beside  # all-time: the dropped day's transfer still counted
+    assert totals == ([("SETTLED", "", 2, 2_000)], (0, 0))
+    assert await store.totals() == ([("SETTLED", "", settled, settled * 1_000)], (0, 0))
+    await store.close_cycle(0, time.time())  # today over but for the transfers still to come
     tomorrow = str(today + timedelta(days=1))
     assert await _main([*_archive(postgres_url, tmp_path / "today.jsonl.gz", tomorrow),
                         "--drop"]) == 2  # today still takes transfers: its partitions stay
