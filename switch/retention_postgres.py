@@ -194,7 +194,9 @@ class PostgresDays:
 
     def _drop_day(self, day: date) -> dict[str, int]:
         """A detached day gone: its ids first, DROP_BATCH a transaction in key order (the
-        switch's writer waits on none for long; memory bounded), then its tables."""
+        switch's writer waits on none for long; memory bounded), then its tables. Only the
+        ids of `day` go: a drop interrupted after its ids freed them may be finished after
+        a new transfer took one of them again (attacker report 3, finding 2)."""
         names = partitions(day)
         deleted = {table: self._run(self._connection.fetchval(
             f'SELECT count(*) FROM "{name}"')) for table, name in names.items()}
@@ -209,8 +211,9 @@ class PostgresDays:
                     f"({', '.join(f'${n}' for n in range(1, width + 1))})"
                     f" ORDER BY {keys} LIMIT {DROP_BATCH}), gone AS (DELETE FROM {ids} n"
                     f" USING batch WHERE ({', '.join(f'n.{k}' for k in keys.split(', '))})"
-                    f" = ({', '.join(f'batch.{k}' for k in keys.split(', '))}))"
-                    f" SELECT {keys} FROM batch ORDER BY {keys} DESC LIMIT 1", *last))
+                    f" = ({', '.join(f'batch.{k}' for k in keys.split(', '))})"
+                    f" AND n.business_day = ${width + 1})"
+                    f" SELECT {keys} FROM batch ORDER BY {keys} DESC LIMIT 1", *last, day))
                 last = None if last is None else tuple(last)
         self._run(self._connection.execute(
             "DROP TABLE " + ", ".join(f'"{name}"' for name in names.values())))

@@ -429,7 +429,8 @@ def _print_dropped(dropped: retention.Dropped) -> None:
 
 
 def _counts(rows: dict[str, int]) -> str:
-    return ", ".join(f"{count:,} {table}" for table, count in rows.items())
+    """The rows per table: '1 transfer, 2 transitions, 0 returns, 1 message'."""
+    return ", ".join(count(n, table.removesuffix("s")) for table, n in rows.items())
 
 
 def run(args: argparse.Namespace) -> int:

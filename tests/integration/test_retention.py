@@ -134,7 +134,7 @@ async def test_issue_24_a_day_archived_then_dropped_beside_the_running_switch(
         _, before = await lab.admin("GET", "/v1/admin/stats")
         assert main(command) == 0
         said = capsys.readouterr().out
-        assert "2 transfers, 4 transitions, 1 returns" in said and "dropped 2 transfers" in said
+        assert "2 transfers, 4 transitions, 1 return" in said and "dropped 2 transfers" in said
         status, _ = await lab.admin("GET", "/v1/admin/transfers/E2E-OLD-1")
         assert status == 404
         _, after = await lab.admin("GET", "/v1/admin/stats")

@@ -19,6 +19,7 @@ import pytest
 from protocol import reasons
 from switch import retention
 from switch.records import Final
+from switch.retention_postgres import partitions
 from switch.states import TransferState
 from switch.store_postgres import PostgresStore
 from switch.transfer import Transfer
@@ -98,7 +99,7 @@ async def test_issue_24_postgres_a_dropped_day_leaves_other_days_and_the_duplica
     archive = tmp_path / "old.jsonl.gz"
     totals = await store.totals()
     assert await _main(_archive(postgres_url, archive, str(today))) == 0
-    assert "1 transfers, 2 transitions, 0 returns, 1 messages" in capsys.readouterr().out
+    assert "1 transfer, 2 transitions, 0 returns, 1 message" in capsys.readouterr().out
     dropping = asyncio.ensure_future(_main(["journal", "drop", "--file", postgres_url,
                                             "--archive", str(archive), "--keep-days", "0"]))
     beside = 0
@@ -106,7 +107,7 @@ async def test_issue_24_postgres_a_dropped_day_leaves_other_days_and_the_duplica
         await _settle(store, f"BESIDE-{beside}", time.time())
         beside += 1
     assert await dropping == 0 and beside > 0
-    assert "dropped 1 transfers, 2 transitions, 0 returns, 1 messages" in (
+    assert "dropped 1 transfer, 2 transitions, 0 returns, 1 message" in (
         capsys.readouterr().out)
     assert len(await store.lookup([f"BESIDE-{n}" for n in range(beside)])) == beside
     kept = await _partitions(postgres_url)
@@ -189,3 +190,31 @@ async def test_issue_24_postgres_a_journal_made_before_the_partitions_is_refused
         await PostgresStore(postgres_url, switch_bic="SWLBVNVX").start()
     assert await _main(_archive(postgres_url, tmp_path / "a.jsonl.gz", "2026-01-01")) == 2
     assert "before its tables were partitioned" in capsys.readouterr().err
+
+
+async def test_attacker3_finding2_finishing_an_interrupted_drop_keeps_a_reused_ids_row(
+        store: PostgresStore, postgres_url: str, tmp_path: Path) -> None:
+    """A drop interrupted after it freed its day's ids, before its DROP TABLE, leaves the day
+    detached and its ids free; a debtor takes one of them again today. The drop that finishes
+    the day deletes only that day's ids: today's transfer is still found, and the same id
+    sent again is still refused DUPL (before the fix its transfer_ids row went too)."""
+    now = time.time()
+    old_day = retention.business_day(now - 3 * DAY_S)
+    await _settle(store, "OLD-1", now - 3 * DAY_S)
+    await store.close_cycle(0, now)
+    archive = tmp_path / "old.jsonl.gz"
+    assert await _main(_archive(postgres_url, archive)) == 0
+    connection = await asyncpg.connect(postgres_url)
+    try:  # what the interrupted drop left: the day detached, its ids freed
+        for table, name in partitions(old_day).items():
+            await connection.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{name}"')
+        await connection.execute("DELETE FROM transfer_ids WHERE business_day = $1", old_day)
+    finally:
+        await connection.close()
+    await _settle(store, "OLD-1", now)
+    assert await _main(["journal", "drop", "--file", postgres_url, "--archive", str(archive),
+                        "--keep-days", "0"]) == 0
+    assert f"transfers_d{old_day:%Y%m%d}" not in await _partitions(postgres_url)
+    assert set(await store.lookup(["OLD-1"])) == {"OLD-1"}
+    again = await _take(store, "OLD-1", now)
+    assert again["OLD-1"].reason == reasons.DUPLICATE  # type: ignore[index]
