@@ -201,6 +201,8 @@ _INSERT_TRANSITION = (
 _MARK_SENT = {
     "creditor": f"UPDATE transfers SET creditor_notice={NOTICE_SENT} WHERE end_to_end_id=?",
     "debtor": f"UPDATE transfers SET debtor_notice={NOTICE_SENT} WHERE end_to_end_id=?",
+    "both": f"UPDATE transfers SET creditor_notice={NOTICE_SENT}, debtor_notice={NOTICE_SENT}"
+            " WHERE end_to_end_id=?",
     "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id=?",
 }
 _SAVE_SETTINGS = (
@@ -467,7 +469,8 @@ class SqliteJournal(GroupCommit, JournalReads):
         return taken
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
-        """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
+        """Notices delivered: `kind` is creditor, debtor, both (end-to-end ids) or return
+        (ids)."""
         return self.submit([(_MARK_SENT[kind], [(key,) for key in keys])])
 
     def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool,

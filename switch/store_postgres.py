@@ -727,6 +727,8 @@ _MARK_SENT = {
                 " WHERE end_to_end_id = ANY($1::text[])",
     "debtor": f"UPDATE transfers SET debtor_notice={NOTICE_SENT}"
               " WHERE end_to_end_id = ANY($1::text[])",
+    "both": f"UPDATE transfers SET creditor_notice={NOTICE_SENT}, debtor_notice={NOTICE_SENT}"
+            " WHERE end_to_end_id = ANY($1::text[])",
     "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id = ANY($1::text[])",
 }
 _SAVE_SETTINGS = (
@@ -1201,7 +1203,8 @@ class PostgresStore(GroupCommit, JournalReads):
         return self._submit(run)
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
-        """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
+        """Notices delivered: `kind` is creditor, debtor, both (end-to-end ids) or return
+        (ids)."""
         sql, listed = _MARK_SENT[kind], list(keys)
 
         async def run(connection: Any) -> None:
