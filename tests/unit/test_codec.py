@@ -73,9 +73,10 @@ def test_names_longer_than_max140text_are_cut_to_140_characters() -> None:
 
 
 def test_text_holding_the_reader_separators_is_read_exactly_and_cannot_forge_records() -> None:
-    """The bulk reader splits text on U+E000 (field) and U+E001 (record). A creditor name (the
-    9th of 12 fields) crafted to close its record, add a whole one paid by another bank, and
-    open a 12-field record again must come back as that name, and nothing more."""
+    """The bulk reader splits text on U+E000 (the end of each field; U+E001 ended a record
+    until issue #28 and must not matter either). A creditor name (the 9th of 12 fields)
+    crafted to close its record, add a whole one paid by another bank, and open a 12-field
+    record again must come back as that name, and nothing more."""
     fake = ["E2E-FORGED", "T", "1", "VND", "X", "X", "EVILVNVX", "BFTVVNVX", "X", "", "1", ""]
     forged = "\ue000".join(["A"] * 4) + "\ue001" + "\ue000".join(fake) + "\ue001" + "\ue000".join(
         ["B"] * 9)
