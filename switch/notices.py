@@ -234,17 +234,19 @@ class Notifier:
                 both.append(key)
             else:
                 half_told[key] = (kind, now_s)
-        if half_told and self._pair_timer is None:
+        self._wait_for_pairs()
+        return alone, both
+
+    def _wait_for_pairs(self) -> None:
+        """In PAIR_WAIT_S, mark alone what waited that long for its pair (while any waits)."""
+        if self._half_told and self._pair_timer is None:
             self._pair_timer = asyncio.get_running_loop().call_later(
                 PAIR_WAIT_S, lambda: spawn(self._pushes, self._pairs_waited()))
-        return alone, both
 
     async def _pairs_waited(self) -> None:
         self._pair_timer = None
         await self._mark_half_told(time.monotonic() - PAIR_WAIT_S)
-        if self._half_told and self._pair_timer is None:
-            self._pair_timer = asyncio.get_running_loop().call_later(
-                PAIR_WAIT_S, lambda: spawn(self._pushes, self._pairs_waited()))
+        self._wait_for_pairs()
 
     async def _mark_half_told(self, told_before_s: float) -> None:
         """Mark alone the notices told before `told_before_s` (monotonic) whose pair is
