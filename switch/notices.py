@@ -211,6 +211,8 @@ class Notifier:
         if not await self._send(bic, document, len(items)):
             log.error("gave up telling %s about %d transfers; the journal keeps them due",
                       bic, len(items))
+            if kind != "return":  # their pairs, told or to be told, are marked alone
+                await self._unpair(keys)
             return
         self.delivered += len(items)
         self.events.notice_delivered.fire(bic=bic, items=len(items))
@@ -236,6 +238,17 @@ class Notifier:
                 half_told[key] = (kind, now_s)
         self._wait_for_pairs()
         return alone, both
+
+    async def _unpair(self, keys: list[str]) -> None:
+        """Keys whose notice was given up: their other notice waits for nothing."""
+        by_kind: dict[str, list[str]] = {}
+        for key in keys:
+            self._paired.discard(key)
+            waiting = self._half_told.pop(key, None)
+            if waiting is not None:
+                by_kind.setdefault(waiting[0], []).append(key)
+        for kind, alone in by_kind.items():
+            await self._mark_sent(kind, alone, "participants")
 
     def _wait_for_pairs(self) -> None:
         """In PAIR_WAIT_S, mark alone what waited that long for its pair (while any waits)."""
