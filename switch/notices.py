@@ -266,13 +266,14 @@ class Notifier:
         still untold (a participant slow or gone)."""
         by_kind: dict[str, list[str]] = {}
         half_told = self._half_told
-        while half_told:
-            key, (kind, told_s) = next(iter(half_told.items()))
-            if told_s >= told_before_s:
+        for key, (kind, told_s) in half_told.items():  # oldest first: one pass (popping the
+            if told_s >= told_before_s:  # first again and again rescans the freed slots)
                 break
-            del half_told[key]
-            self._paired.discard(key)
             by_kind.setdefault(kind, []).append(key)
+        for keys in by_kind.values():
+            for key in keys:
+                del half_told[key]
+                self._paired.discard(key)
         for kind, keys in by_kind.items():
             await self._mark_sent(kind, keys, "participants")
 
