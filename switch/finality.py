@@ -74,11 +74,7 @@ class Finality:
     def _tell(self, applied: Applied, now_s: float) -> None:
         """After the write is durable and memory moved: notices and events; no await here."""
         state = self.state
-        notifier = state.notifier
-        for bic, statuses in applied.to_creditors.items():
-            notifier.confirm_to_creditor(bic, statuses)
-        for bic, statuses in applied.to_debtors.items():
-            notifier.report_to_debtor(bic, statuses)
+        state.notifier.tell_finals(applied.to_creditors, applied.to_debtors)
         for cycle_id, transfers in applied.settled.items():
             state.events.settled.fire(transfers=transfers, now_s=now_s, cycle_id=cycle_id)
         if applied.rejected:

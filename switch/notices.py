@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from protocol.messages import (
 )
 from protocol.reasons import DUPLICATE
 from protocol.retry import with_backoff
+from protocol.runtime import spawn
 from switch.config import SwitchConfig
 from switch.events import SwitchEvents
 from switch.journal import Journal
@@ -50,6 +52,12 @@ log = logging.getLogger(__name__)
 
 MAX_ITEMS_PER_NOTICE = 1_000
 LINGER_S = 0.005
+# A bulk transfer's two notices (the creditor's confirmation, the debtor's report) are marked
+# sent in one journal write once both are delivered: one row update a transfer, not two. The
+# first one told waits at most PAIR_WAIT_S for the other, then is written alone; at most
+# MAX_PAIRED transfers are awaited so (the rest are marked one notice at a time).
+PAIR_WAIT_S = 1.0
+MAX_PAIRED = 200_000
 FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 5.0
 
@@ -77,6 +85,9 @@ class Notifier:
         self.failed_attempts = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._pushes: set[asyncio.Task[None]] = set()
+        self._paired: set[str] = set()  # keys whose two notices are both due and not yet told
+        self._half_told: dict[str, tuple[str, float]] = {}  # key -> (kind told, when), oldest first
+        self._pair_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,6 +98,9 @@ class Notifier:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._pair_timer is not None:
+            self._pair_timer.cancel()
+        await self._mark_half_told(float("inf"))  # else told again after a restart: harmless
 
     def push_statements(self, statement_of: Callable[[str], AsyncIterator[Statement]]
                         ) -> None:
@@ -112,6 +126,19 @@ class Notifier:
 
     def backlog(self) -> int:
         return sum(len(outbox) for outbox in self.outboxes.values())
+
+    def tell_finals(self, to_creditors: dict[str, list[TransactionStatus]],
+                    to_debtors: dict[str, list[TransactionStatus]]) -> None:
+        """Queue the notices of transfers made final (by creditor and by bulk debtor BIC);
+        those of a transfer due to both are to be marked sent in one write."""
+        if to_creditors and to_debtors and len(self._paired) < MAX_PAIRED:
+            reported = {_key(item) for statuses in to_debtors.values() for item in statuses}
+            self._paired.update(key for statuses in to_creditors.values() for item in statuses
+                                if (key := _key(item)) in reported)
+        for bic, statuses in to_creditors.items():
+            self.confirm_to_creditor(bic, statuses)
+        for bic, statuses in to_debtors.items():
+            self.report_to_debtor(bic, statuses)
 
     def confirm_to_creditor(self, bic: str, statuses: Sequence[TransactionStatus]) -> None:
         self._queue(self.outboxes[bic], self.outboxes[bic].confirmations, statuses)
@@ -175,7 +202,7 @@ class Notifier:
             original_msg_type=MessageType.CREDIT_TRANSFER, transactions=statuses,
         )
         # A DUPL refusal names the original's id: it must not mark the original as told.
-        return document, [item.switch_key or item.original_end_to_end_id for item in statuses
+        return document, [_key(item) for item in statuses
                           if not (item.status is TxStatus.REJECTED
                                   and item.reason_code == DUPLICATE)]
 
@@ -184,15 +211,80 @@ class Notifier:
         if not await self._send(bic, document, len(items)):
             log.error("gave up telling %s about %d transfers; the journal keeps them due",
                       bic, len(items))
+            if kind != "return":  # their pairs, told or to be told, are marked alone
+                await self._unpair(keys)
             return
         self.delivered += len(items)
         self.events.notice_delivered.fire(bic=bic, items=len(items))
-        if keys:
-            try:
-                await self.store.mark_sent(kind, keys)
-            except Exception as error:  # told already; a restart may tell again, harmlessly
-                if not self.store.heals or self.store.failure is None:  # else logged once
-                    log.error("could not journal notices to %s as sent: %s", bic, error)
+        if kind != "return":
+            keys, both = self._pair(kind, keys)
+            await self._mark_sent("both", both, bic)
+        await self._mark_sent(kind, keys, bic)
+
+    def _pair(self, kind: str, keys: list[str]) -> tuple[list[str], list[str]]:
+        """Of the keys just told `kind`: those to mark now alone, and those whose other
+        notice was told before (marked both at once); the first told of a pair waits."""
+        alone, both = [], []
+        paired, half_told = self._paired, self._half_told
+        now_s = time.monotonic()
+        for key in keys:
+            if key not in paired:
+                alone.append(key)
+            elif key in half_told and half_told[key][0] != kind:
+                del half_told[key]
+                paired.discard(key)
+                both.append(key)
+            else:
+                half_told[key] = (kind, now_s)
+        self._wait_for_pairs()
+        return alone, both
+
+    async def _unpair(self, keys: list[str]) -> None:
+        """Keys whose notice was given up: their other notice waits for nothing."""
+        by_kind: dict[str, list[str]] = {}
+        for key in keys:
+            self._paired.discard(key)
+            waiting = self._half_told.pop(key, None)
+            if waiting is not None:
+                by_kind.setdefault(waiting[0], []).append(key)
+        for kind, alone in by_kind.items():
+            await self._mark_sent(kind, alone, "participants")
+
+    def _wait_for_pairs(self) -> None:
+        """In PAIR_WAIT_S, mark alone what waited that long for its pair (while any waits)."""
+        if self._half_told and self._pair_timer is None:
+            self._pair_timer = asyncio.get_running_loop().call_later(
+                PAIR_WAIT_S, lambda: spawn(self._pushes, self._pairs_waited()))
+
+    async def _pairs_waited(self) -> None:
+        self._pair_timer = None
+        await self._mark_half_told(time.monotonic() - PAIR_WAIT_S)
+        self._wait_for_pairs()
+
+    async def _mark_half_told(self, told_before_s: float) -> None:
+        """Mark alone the notices told before `told_before_s` (monotonic) whose pair is
+        still untold (a participant slow or gone)."""
+        by_kind: dict[str, list[str]] = {}
+        half_told = self._half_told
+        for key, (kind, told_s) in half_told.items():  # oldest first: one pass (popping the
+            if told_s >= told_before_s:  # first again and again rescans the freed slots)
+                break
+            by_kind.setdefault(kind, []).append(key)
+        for keys in by_kind.values():
+            for key in keys:
+                del half_told[key]
+                self._paired.discard(key)
+        for kind, keys in by_kind.items():
+            await self._mark_sent(kind, keys, "participants")
+
+    async def _mark_sent(self, kind: str, keys: list[str], bic: str) -> None:
+        if not keys:
+            return
+        try:
+            await self.store.mark_sent(kind, keys)
+        except Exception as error:  # told already; a restart may tell again, harmlessly
+            if not self.store.heals or self.store.failure is None:  # else logged once
+                log.error("could not journal notices to %s as sent: %s", bic, error)
 
     async def _send(self, bic: str, document: PaymentReturn | PaymentStatusReport | Statement,
                     items: int) -> bool:
@@ -218,3 +310,8 @@ class Notifier:
             attempt, attempts=self.config.notice_max_attempts, first_backoff_s=FIRST_BACKOFF_S,
             max_backoff_s=MAX_BACKOFF_S, done=lambda r: r is not None and 200 <= r.status < 300)
         return reply is not None and 200 <= reply.status < 300
+
+
+def _key(item: TransactionStatus) -> str:
+    """The journal's key of the transfer a status tells of."""
+    return item.switch_key or item.original_end_to_end_id

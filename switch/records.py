@@ -9,7 +9,7 @@ from switch.states import TransferState
 from switch.transfer import Transfer
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: one a transfer, see TransactionStatus
 class Final:
     """A transfer's final state as it is to be journaled, before memory knows it."""
 

@@ -201,6 +201,8 @@ _INSERT_TRANSITION = (
 _MARK_SENT = {
     "creditor": f"UPDATE transfers SET creditor_notice={NOTICE_SENT} WHERE end_to_end_id=?",
     "debtor": f"UPDATE transfers SET debtor_notice={NOTICE_SENT} WHERE end_to_end_id=?",
+    "both": f"UPDATE transfers SET creditor_notice={NOTICE_SENT}, debtor_notice={NOTICE_SENT}"
+            " WHERE end_to_end_id=?",
     "return": f"UPDATE returns SET debtor_notice={NOTICE_SENT} WHERE return_id=?",
 }
 _SAVE_SETTINGS = (
@@ -246,17 +248,20 @@ class Counts:
     """One write's changes to the totals: per (state, reason code) a count and VND (as a
     billions part and a rest, `AMOUNT_SPLIT`), as the upsert's rows. The rows it counts are
     the ones the write changes: the journal is written before memory changes, so a transfer's
-    state and reason in memory are its row's until the write is durable."""
+    state and reason in memory are its row's until the write is durable. Per transfer only a
+    count and an exact sum (a Python int); each key's sum is split once, in `statement`
+    (the readers add the parts back, `joined_vnd`, so any split of the sum reads the same)."""
 
     def __init__(self) -> None:
         self._moves: dict[tuple[str, str], list[int]] = {}
 
     def add(self, state: str, reason_code: str | None, amount_vnd: int, sign: int = 1) -> None:
-        high, low = divmod(amount_vnd, AMOUNT_SPLIT)
-        move = self._moves.setdefault((state, reason_code or ""), [0, 0, 0])
+        key = (state, reason_code or "")
+        move = self._moves.get(key)
+        if move is None:
+            move = self._moves[key] = [0, 0]
         move[0] += sign
-        move[1] += sign * high
-        move[2] += sign * low
+        move[1] += sign * amount_vnd
 
     def moved(self, transfer: Transfer, state: str, reason_code: str | None) -> None:
         """`transfer` moves from its state and reason (in memory, as its row holds them) to
@@ -266,8 +271,9 @@ class Counts:
         self.add(state, reason_code, transfer.amount_vnd)
 
     def statement(self) -> tuple[str, list[tuple[Any, ...]]]:
-        return _COUNT_TRANSFERS, [(state, reason, *move) for (state, reason), move
-                                  in self._moves.items() if any(move)]
+        return _COUNT_TRANSFERS, [(state, reason, count, *divmod(vnd, AMOUNT_SPLIT))
+                                  for (state, reason), (count, vnd) in self._moves.items()
+                                  if count or vnd]
 
 
 def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
@@ -463,7 +469,8 @@ class SqliteJournal(GroupCommit, JournalReads):
         return taken
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
-        """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
+        """Notices delivered: `kind` is creditor, debtor, both (end-to-end ids) or return
+        (ids)."""
         return self.submit([(_MARK_SENT[kind], [(key,) for key in keys])])
 
     def save_settings(self, bic: str, position_limit_vnd: int, signed_off: bool,

@@ -1461,7 +1461,8 @@ class PostgresStore(GroupCommit, JournalReads):
         return self._submit(run)
 
     def mark_sent(self, kind: str, keys: Iterable[str]) -> asyncio.Future[None]:
-        """Notices delivered: `kind` is creditor, debtor (end-to-end ids) or return (ids)."""
+        """Notices delivered: `kind` is creditor, debtor, both (end-to-end ids) or return
+        (ids)."""
         sql, listed = _MARK_SENT[kind], list(keys)
 
         async def run(connection: Any) -> None:

@@ -177,8 +177,8 @@ async def test_a_transfer_settled_and_returned_reads_back_everywhere(
     due = await journal.notices_due_now()  # type: ignore[attr-defined]
     assert [t.end_to_end_id for t in due.to_creditors] == ["E-OK"]
     assert sorted(t.end_to_end_id for t in due.to_debtors) == ["E-NO", "E-OK"]
-    await journal.mark_sent("creditor", ["E-OK"])  # type: ignore[attr-defined]
-    await journal.mark_sent("debtor", ["E-OK", "E-NO"])  # type: ignore[attr-defined]
+    await journal.mark_sent("both", ["E-OK"])  # type: ignore[attr-defined]
+    await journal.mark_sent("debtor", ["E-NO"])  # type: ignore[attr-defined]
     settled.state = TransferState.SETTLED
     assert await journal.record_returns(  # type: ignore[attr-defined]
         [SettledReturn("RT1", settled, 2_000, "MD07")], BANK, open_id, 3.0) is None

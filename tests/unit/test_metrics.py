@@ -151,3 +151,24 @@ def test_issue_26_a_takeover_s_recovery_of_the_open_cycle_keeps_its_age(
     assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 1_000
     events.cycle_closed.fire(cycle_id=1)
     assert value(metrics, "switchlab_settlement_cycle_opened_timestamp_seconds") == 2_000
+
+
+def test_issue28_latencies_observed_a_batch_at_a_time_read_as_observed_one_by_one() -> None:
+    """A batch of settlements is observed with one increment per bucket touched: the buckets
+    and the count read as observing each latency alone would, values on a bound included."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from switch.metrics import BULK_LATENCY_BUCKETS_S, observe_all
+
+    latencies_s = [0.0, 0.1, 0.1000001, 0.25, 3.0, 3_600.0, 7_200.0, 42.0, 0.3, 0.3]
+    one_by_one, batched = (
+        Histogram("latency_seconds", "-", ["state"], buckets=BULK_LATENCY_BUCKETS_S,
+                  registry=CollectorRegistry()) for _ in range(2))
+    for latency_s in latencies_s:
+        one_by_one.labels("SETTLED").observe(latency_s)
+    observe_all(batched.labels("SETTLED"), latencies_s)
+    samples = [{(s.name, s.labels.get("le")): s.value for s in next(iter(h.collect())).samples
+                if not s.name.endswith("_created")} for h in (one_by_one, batched)]
+    assert samples[0] == pytest.approx(samples[1])
+    assert samples[1][("latency_seconds_count", None)] == len(latencies_s)
+    assert samples[1][("latency_seconds_bucket", "0.1")] == 2
