@@ -66,14 +66,18 @@ from switch.events import SwitchEvents
 from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
     ANSWER_ADMIN_CHANGE,
+    FORWARD_SECRET_TABLE,
     INSERT_ADMIN_CHANGE,
+    MAKE_FORWARD_SECRET,
     NOTICE_DUE,
     NOTICE_SENT,
     POSTGRES_KEYS_OF_JSON,
+    READ_FORWARD_SECRET,
     SELECT_ADMIN_CHANGE,
     TRANSFER_COLUMNS,
     JournalReads,
     dollar_placeholders,
+    new_forward_secret,
     reads_for,
     transfer_of_row,
 )
@@ -88,7 +92,7 @@ from switch.records import (
     SettledReturn,
 )
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import ForwardIds, Transfer
 
 SCHEMA = """
 -- A journal made before the partitions (its transfers a plain table) is refused, saying so:
@@ -1152,6 +1156,11 @@ class PostgresStore(GroupCommit, JournalReads):
                 await self._writer.execute(SCHEMA)
                 await self._writer.execute(COUNTERS)
                 await self._writer.execute(_MAKE_DAYS, time.time())
+                await self._writer.execute(FORWARD_SECRET_TABLE)
+                await self._writer.execute(MAKE_FORWARD_SECRET.format("$1::bytea"),
+                                           new_forward_secret())
+                secret, legacy_until_s = await self._writer.fetchrow(READ_FORWARD_SECRET)
+                self.forward_ids = ForwardIds(secret, legacy_until_s)
         except asyncpg.PostgresError as error:
             if getattr(error, "sqlstate", None) != OLD_JOURNAL:
                 raise
