@@ -18,6 +18,7 @@ from banks.ledger import BLOCKED, CLOSED
 from banks.payout import percentile
 from banks.registry import SWITCH_BIC
 from conformance.context import (
+    OTHER_CURRENCY,
     UNKNOWN_ACCOUNT,
     CaseFailed,
     Context,
@@ -116,6 +117,8 @@ _rejection("blocked-account", "A blocked account", reasons.BLOCKED_ACCOUNT, BLOC
 _rejection("name-mismatch", "An open account under another holder's name",
            reasons.NAME_MISMATCH, OPEN, lambda a: (WRONG_NAME, a.citizen_id))
 _rejection("deceased", "The account of a deceased holder", reasons.CREDITOR_DECEASED, DECEASED)
+_rejection("other-currency", "An open account in a currency other than dong",
+           reasons.INVALID_ACCOUNT_CURRENCY, OTHER_CURRENCY)
 
 
 # ---- as creditor, the suite as the scheme ------------------------------------------------------

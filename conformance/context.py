@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pydantic
 
-from banks.accounts_file import TestAccount
+from banks.accounts_file import OPEN, TestAccount
 from banks.registry import SWITCH_BIC, TREASURY_BIC
 from conformance.lab import Answer, Lab
 from conformance.relay import Exchange
@@ -37,6 +37,9 @@ from protocol.wording import count
 CREDIT_WAIT_S = 5.0  # a bank may book a confirmation a little after acknowledging it
 CONFIRMATION_WAIT_S = 10.0
 SETTLE_PAUSE_S = 0.5  # before looking again for a second credit
+# The role of the first open account in another currency than VND: the scheme pays dong only,
+# so the bank must refuse it AC09; a bank that holds none has nothing to refuse.
+OTHER_CURRENCY = "other-currency"
 UNKNOWN_ACCOUNT = "CNF-NO-SUCH-ACCOUNT"  # never in an accounts file (the suite checks)
 TEXT_SHOWN = 160  # characters of a refusal's text quoted in a sentence
 RUN_TOKEN = secrets.token_hex(4).upper()  # end-to-end ids of this run: CNF<token><sequence>
@@ -58,20 +61,26 @@ class NotRun(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Roles:
-    """The first account of each status in the accounts file."""
+    """The first account of each status in the accounts file (in VND), and the first open
+    account in another currency (OTHER_CURRENCY)."""
 
     by_status: dict[str, TestAccount]
 
     @classmethod
     def of(cls, accounts: list[TestAccount]) -> Roles:
         roles: dict[str, TestAccount] = {}
-        for account in accounts:  # an account in another currency plays no role (AC09)
+        for account in accounts:
             if account.currency == SCHEME_CURRENCY:
                 roles.setdefault(account.status, account)
+            elif account.status == OPEN:
+                roles.setdefault(OTHER_CURRENCY, account)
         return cls(roles)
 
     def need(self, status: str) -> TestAccount:
         account = self.by_status.get(status)
+        if account is None and status == OTHER_CURRENCY:
+            raise NotApplicable("the accounts file has no open account in another currency "
+                                "than VND: a bank that holds none has nothing to refuse AC09")
         if account is None:
             raise NotRun(f"the accounts file has no {status} account")
         return account

@@ -200,7 +200,9 @@ class LeanClient:
     async def _connect(self, loop: asyncio.AbstractEventLoop, url: URL) -> _Connection:
         context: ssl.SSLContext | None = None
         if url.scheme == "https":
-            context = self._ssl_context or ssl.create_default_context()
+            if self._ssl_context is None:  # the system's authorities, as aiohttp's ssl=True
+                self._ssl_context = ssl.create_default_context()
+            context = self._ssl_context
         _, connection = await loop.create_connection(
             lambda: _Connection(self._max_answer_bytes), url.host, url.port, ssl=context,
             server_hostname=url.host if context is not None else None)

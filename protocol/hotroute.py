@@ -242,7 +242,10 @@ class HotConnection(OwnedConnection, asyncio.Protocol):
             self.force_close()
         else:
             self._closing = True
-        return True  # half-open until the answer in flight is written
+        # half-open until the answer in flight is written; TLS has no half-close (asyncio
+        # warns when asked), so there the answer is lost with the connection, as on aiohttp's
+        tls = self.transport is not None and self.transport.get_extra_info("sslcontext")
+        return None if tls else True
 
     def pause_writing(self) -> None:
         """Answers are small; a client that reads none of them is held by the deadlines."""

@@ -64,7 +64,7 @@ from switch.intake import ANSWER_MARGIN_S
 from switch.journal import NOTICE_DUE
 from switch.journal_errors import JournalBusy, JournalFailed, WriteRefused
 from switch.service import Switch
-from switch.transfer import forward_tx_id, scoped_key
+from switch.transfer import scoped_key, unkeyed_forward_tx_id
 
 T = TypeVar("T")
 # The invariants a history checks, as `fail` names them (docs/design.md section 5): what
@@ -551,7 +551,7 @@ class History:
         tx = replace(self._transaction(creditor=BANK_A, amount_vnd=1_000),
                      end_to_end_id=self._new_id("H"), debtor_agent_bic=BANK_B)
         treasury_next = f"E{self.seed:x}-{self._ids + 1}"  # the treasury's ids are predictable
-        claimed = tx.tx_id = (forward_tx_id(scoped_key(treasury_next, TREASURY))
+        claimed = tx.tx_id = (unkeyed_forward_tx_id(scoped_key(treasury_next, TREASURY))
                               if self.claim_rng.random() < 0.5
                               else f"{FORWARD_TX_PREFIX}{self.claim_rng.getrandbits(64):x}")
         message = replace(self._message([tx]), instructing_agent_bic=BANK_B)

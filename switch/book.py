@@ -50,7 +50,7 @@ from switch.participants import Breaker, Call, Participant
 from switch.positions import PositionBook
 from switch.records import Decided, Final, SettledReturn
 from switch.states import TransferState, check_transition
-from switch.transfer import Transfer, scoped_key
+from switch.transfer import ForwardIds, Transfer, scoped_key
 
 # The scheme's cap on any one transaction, whatever the mode (AM02 above it), is
 # protocol.messages.MAX_AMOUNT_VND. An amount of more than 18 digits is no
@@ -88,10 +88,11 @@ class Book:
     records. See the module's docstring for who may call what."""
 
     def __init__(self, config: SwitchConfig, participants: Mapping[str, Participant],
-                 events: SwitchEvents) -> None:
+                 events: SwitchEvents, forward_ids: ForwardIds) -> None:
         self.config = config
         self.participants = participants
         self.events = events
+        self.forward_ids = forward_ids  # the journal's: the TxIds scoped transfers go under
         self.positions = PositionBook()
         self.cycle_id = 0  # the open settlement cycle: what settles now settles in it
         self.known_ids: set[str] = set()  # every end-to-end id ever taken
@@ -303,7 +304,7 @@ class Book:
             status = transfer.status()
             if final.tell_creditor:
                 applied.to_creditors[transfer.creditor_bic].append(
-                    transfer.status(to_creditor=True) if transfer.scoped else status)
+                    transfer.status(self.forward_ids) if transfer.scoped else status)
             if transfer.bulk:
                 applied.to_debtors[transfer.debtor_bic].append(status)
             elif transfer.outcome is not None and not transfer.outcome.done():
@@ -524,8 +525,9 @@ class SharedBook(Book):
     the positions; this book follows its word and holds no money between writes."""
 
     def __init__(self, config: SwitchConfig, participants: Mapping[str, Participant],
-                 events: SwitchEvents, journal: JournalPositions) -> None:
-        super().__init__(config, participants, events)
+                 events: SwitchEvents, forward_ids: ForwardIds, journal: JournalPositions
+                 ) -> None:
+        super().__init__(config, participants, events, forward_ids)
         self.journal = journal
 
     def cycle_close_decided(self, closed_id: int, word: int | None) -> int | None:

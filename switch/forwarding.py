@@ -37,7 +37,7 @@ from switch.context import SwitchState
 from switch.finality import Finality
 from switch.participants import Participant
 from switch.states import TransferState
-from switch.transfer import Transfer, key_named
+from switch.transfer import Transfer
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,8 @@ class Forwarding:
             created_at=datetime.now(UTC),
             instructing_agent_bic=config.bic,
             instructed_agent_bic=creditor.bic,
-            transactions=[tx for tx in (t.forwarded() for t in batch.transfers.values())
+            transactions=[tx for tx in (t.forwarded(self.state.store.forward_ids)
+                                        for t in batch.transfers.values())
                           if tx is not None],
         )
         reply, failure_reason = await exchange(
@@ -189,9 +190,10 @@ class Forwarding:
         """
         taken = refused = 0
         named = set()  # keys the items name, taken or not: a group status is for the others
+        forward_ids = self.state.store.forward_ids
         for item in report.transactions:
-            key = key_named(item.original_end_to_end_id, item.original_tx_id,
-                            self.state.participants)
+            key = forward_ids.key_named(item.original_end_to_end_id, item.original_tx_id,
+                                        self.state.participants)
             named.add(key)
             batch = self.awaiting.get(key)
             if item.status not in (TxStatus.ACCEPTED, TxStatus.REJECTED):
@@ -204,7 +206,8 @@ class Forwarding:
                 batch is None
                 or batch.creditor_bic != creditor_bic
                 or key in batch.answers
-                or not batch.transfers[key].named_by(creditor_bic, item.original_tx_id)
+                or not batch.transfers[key].named_by(creditor_bic, item.original_tx_id,
+                                                     forward_ids)
             ):
                 refused += 1
                 continue
@@ -256,13 +259,15 @@ class Forwarding:
         taken, refused = self.take_answers(creditor_bic, report, elsewhere)
         if elsewhere:
             participants = self.state.participants
-            keys = [key_named(item.original_end_to_end_id, item.original_tx_id, participants)
+            forward_ids = self.state.store.forward_ids
+            keys = [forward_ids.key_named(item.original_end_to_end_id, item.original_tx_id,
+                                          participants)
                     for item in elsewhere]
             if any(item.original_tx_id is not None for item in elsewhere):
                 known = await self.state.store.lookup(keys)  # whose OrgnlTxId names it
                 named = [(key, item) for key, item in zip(keys, elsewhere, strict=True)
-                         if key in known and known[key].named_by(creditor_bic,
-                                                                 item.original_tx_id)]
+                         if key in known and known[key].named_by(
+                             creditor_bic, item.original_tx_id, forward_ids)]
             else:
                 named = list(zip(keys, elsewhere, strict=True))
             taken_elsewhere = await self.finality.finish_answered(creditor_bic, [

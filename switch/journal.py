@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from switch.records import (
     SettledReturn,
 )
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import FORWARD_SECRET_BYTES, ForwardIds, Transfer
 
 # Notice flags on a transfer or a return: whether a participant still has to be told.
 NOTICE_NONE = 0
@@ -80,6 +81,7 @@ class Journal(Protocol):
     shared: bool
     failure: BaseException | None
     heals: bool  # whether it comes back by itself after a failure (reconnecting), or stays
+    forward_ids: ForwardIds  # under the journal's secret; read by start() at the latest
 
     async def start(self) -> None: ...
     async def close(self) -> None: ...
@@ -231,6 +233,28 @@ class JournalReads:
         """(BIC, position limit in VND or None, signed off) as the operator last set them."""
         return [(bic, limit, bool(signed_off)) for bic, limit, signed_off in await self.read(
             "SELECT bic, position_limit_vnd, signed_off FROM participant_settings")]
+
+
+# The secret of ForwardIds: one row, made once by whichever process opens the journal first
+# (its schema lock held), so every process of a cluster and every restart reads the same one.
+# A journal from before it holds transfers forwarded under the unkeyed TxIds: the latest of
+# their received_at marks them (legacy_until_s), so creditors can still name them.
+FORWARD_SECRET_TABLE = """
+CREATE TABLE IF NOT EXISTS forward_secret (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    secret BYTEA NOT NULL CHECK (length(secret) = 32),
+    legacy_until_s DOUBLE PRECISION
+)"""  # BYTEA: SQLite keeps a blob as it is in a column of any affinity
+MAKE_FORWARD_SECRET = (
+    "INSERT INTO forward_secret (only_row, secret, legacy_until_s) "
+    "SELECT 1, {}, (SELECT max(received_at) FROM transfers) WHERE true "
+    "ON CONFLICT (only_row) DO NOTHING")
+READ_FORWARD_SECRET = "SELECT secret, legacy_until_s FROM forward_secret"
+
+
+def new_forward_secret() -> bytes:
+    """A fresh secret for ForwardIds, from the OS's CSPRNG."""
+    return secrets.token_bytes(FORWARD_SECRET_BYTES)
 
 
 def transfer_of_row(row: Sequence[Any]) -> Transfer:

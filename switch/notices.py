@@ -158,7 +158,8 @@ class Notifier:
     def reload(self, due: NoticesDue) -> None:
         """Queue again every notice the journal says is still due (after a restart)."""
         for transfer in due.to_creditors:
-            self.confirm_to_creditor(transfer.creditor_bic, [transfer.status(to_creditor=True)])
+            self.confirm_to_creditor(transfer.creditor_bic,
+                                     [transfer.status(self.store.forward_ids)])
         for transfer in due.to_debtors:
             self.report_to_debtor(transfer.debtor_bic, [transfer.status()])
         for settled in due.returns:

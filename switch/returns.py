@@ -73,8 +73,10 @@ class Returns:
         """
         state = self.state
         book = state.book
+        forward_ids = state.store.forward_ids
         keys = [candidates(state.participants, creditor_bic, item.original_end_to_end_id,
-                           item.original_tx_id) for item in message.items]
+                           item.original_tx_id, forward_ids=forward_ids)
+                for item in message.items]
         known = await lookup(state, list(dict.fromkeys(key for each in keys for key in each)))
         earlier = await state.store.returns_by_id(creditor_bic,
                                                   [item.return_id for item in message.items])
@@ -87,7 +89,7 @@ class Returns:
                 continue
             return_ids.add(item.return_id)
             original, not_found = pick(known, item_keys, creditor_bic, item.original_tx_id,
-                                       as_creditor_only=True)
+                                       as_creditor_only=True, forward_ids=forward_ids)
             reason = self._refusal(item, original, not_found)
             if reason is None and original is not None and not book.hold_return(
                     creditor_bic, original, item.returned_amount_vnd):

@@ -96,8 +96,8 @@ class Switch:
         participants = {bic: Participant(p, channels(bic))
                         for bic, p in config.participants.items()}
         # The one place that chooses between the two deployments: the book and the cluster.
-        book = (Book(config, participants, self.events) if shared is None
-                else SharedBook(config, participants, self.events, shared))
+        book = (Book(config, participants, self.events, store.forward_ids) if shared is None
+                else SharedBook(config, participants, self.events, store.forward_ids, shared))
         self.state = SwitchState(config=config, store=store, events=self.events,
                                  participants=participants, book=book,
                                  notifier=Notifier(config, participants, store, self.events))

@@ -23,16 +23,20 @@ from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
     AMOUNT_SPLIT,
     ANSWER_ADMIN_CHANGE,
+    FORWARD_SECRET_TABLE,
     INSERT_ADMIN_CHANGE,
+    MAKE_FORWARD_SECRET,
     NOTICE_DUE,
     NOTICE_NONE,
     NOTICE_SENT,
+    READ_FORWARD_SECRET,
     SELECT_ADMIN_CHANGE,
     SQLITE_KEYS_OF_JSON,
     TRANSFER_COLUMNS,
     JournalReads,
     JournalTransfer,
     joined_rows,
+    new_forward_secret,
     reads_for,
     split_sum,
     transfer_of_row,
@@ -49,7 +53,7 @@ from switch.records import (
     SettledReturn,
 )
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import ForwardIds, Transfer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS transfers (
@@ -305,10 +309,14 @@ class SqliteJournal(GroupCommit, JournalReads):
             path.parent.mkdir(parents=True, exist_ok=True)
             with _connect(path) as setup:
                 setup.executescript(SCHEMA)
+                setup.execute(FORWARD_SECRET_TABLE)
                 setup.execute("BEGIN IMMEDIATE")
                 for statement in COUNT_ONCE:
                     setup.execute(statement)
+                setup.execute(MAKE_FORWARD_SECRET.format("?"), (new_forward_secret(),))
                 setup.execute("COMMIT")
+                secret, legacy_until_s = setup.execute(READ_FORWARD_SECRET).fetchone()
+                self.forward_ids = ForwardIds(bytes(secret), legacy_until_s)
         except (OSError, sqlite3.Error) as error:  # a corrupt file, a folder we cannot write
             raise NotAJournal(f"journal_path {path}: cannot open it as a switch journal: "
                               f"{error}") from None

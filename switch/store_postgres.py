@@ -66,14 +66,18 @@ from switch.events import SwitchEvents
 from switch.group_commit import GroupCommit, QueuedWrite
 from switch.journal import (
     ANSWER_ADMIN_CHANGE,
+    FORWARD_SECRET_TABLE,
     INSERT_ADMIN_CHANGE,
+    MAKE_FORWARD_SECRET,
     NOTICE_DUE,
     NOTICE_SENT,
     POSTGRES_KEYS_OF_JSON,
+    READ_FORWARD_SECRET,
     SELECT_ADMIN_CHANGE,
     TRANSFER_COLUMNS,
     JournalReads,
     dollar_placeholders,
+    new_forward_secret,
     reads_for,
     transfer_of_row,
 )
@@ -88,7 +92,7 @@ from switch.records import (
     SettledReturn,
 )
 from switch.states import TransferState
-from switch.transfer import Transfer
+from switch.transfer import ForwardIds, Transfer
 
 SCHEMA = """
 -- A journal made before the partitions (its transfers a plain table) is refused, saying so:
@@ -1033,6 +1037,18 @@ class _Op:
     run: Callable[[Any], Awaitable[Any]]
     holds: tuple[str, ...] = ()
     flush_first: bool = False
+    take: tuple[Any, ...] | None = None  # a take's arguments: consecutive takes go as one
+
+
+MERGED_TAKES = 64  # at most in one statement: 896 parameters, 64 shapes cached per session
+
+
+def _merged_take(count: int) -> str:
+    """One statement for `count` takes, run in order (an Append runs its branches one after
+    the other), each row tagged with its take's index."""
+    return " UNION ALL ".join(
+        f"SELECT {i}, o_key, o_reason FROM switch_take("
+        + ",".join(f"${i * 14 + j}" for j in range(1, 15)) + ")" for i in range(count))
 
 
 def _refused_holds(batch: list[QueuedWrite], outcomes: list[Any], refused: list[str]) -> None:
@@ -1152,6 +1168,11 @@ class PostgresStore(GroupCommit, JournalReads):
                 await self._writer.execute(SCHEMA)
                 await self._writer.execute(COUNTERS)
                 await self._writer.execute(_MAKE_DAYS, time.time())
+                await self._writer.execute(FORWARD_SECRET_TABLE)
+                await self._writer.execute(MAKE_FORWARD_SECRET.format("$1::bytea"),
+                                           new_forward_secret())
+                secret, legacy_until_s = await self._writer.fetchrow(READ_FORWARD_SECRET)
+                self.forward_ids = ForwardIds(secret, legacy_until_s)
         except asyncpg.PostgresError as error:
             if getattr(error, "sqlstate", None) != OLD_JOURNAL:
                 raise
@@ -1273,8 +1294,9 @@ class PostgresStore(GroupCommit, JournalReads):
     # ---- group commit -----------------------------------------------------------------------
 
     def _submit(self, run: Callable[[Any], Awaitable[Any]], holds: tuple[str, ...] = (),
-                flush_first: bool = False) -> asyncio.Future[Any]:
-        return self._enqueue(_Op(run, holds, flush_first))
+                flush_first: bool = False, take: tuple[Any, ...] | None = None
+                ) -> asyncio.Future[Any]:
+        return self._enqueue(_Op(run, holds, flush_first, take))
 
     async def _commit(self, batch: list[QueuedWrite]) -> list[Any]:
         savepoints = False
@@ -1327,7 +1349,16 @@ class PostgresStore(GroupCommit, JournalReads):
                           outcomes: list[Any]) -> None:
         """Each write of the batch, in order; with `savepoints`, each in its own, so that
         a write the database refuses is refused alone."""
-        for write in batch:
+        takes: list[QueuedWrite] = []
+        for index, write in enumerate(batch):
+            if not savepoints and write.payload.take is not None:
+                takes.append(write)
+                if len(takes) < MERGED_TAKES and index + 1 < len(batch) and (
+                        batch[index + 1].payload.take is not None):
+                    continue
+                outcomes += await self._takes(connection, takes)
+                takes = []
+                continue
             if write.payload.flush_first:  # a close: what settled before it counts in it
                 await connection.execute(_FLUSH, self.process_id, self.switch_bic)
             if not savepoints:
@@ -1341,6 +1372,19 @@ class PostgresStore(GroupCommit, JournalReads):
                 outcomes.append(WriteRefused(str(error)))
             else:
                 await connection.execute("RELEASE SAVEPOINT write")
+
+    @staticmethod
+    async def _takes(connection: Any, takes: list[QueuedWrite]) -> list[Any]:
+        """Consecutive takes in one statement and one round trip; each take's outcome as its
+        own run would give it."""
+        if len(takes) == 1:
+            return [await takes[0].payload.run(connection)]
+        rows = await connection.fetch(_merged_take(len(takes)),
+                                      *(arg for write in takes for arg in write.payload.take))
+        decided: list[dict[str, Decided]] = [{} for _ in takes]
+        for index, key, reason in rows:
+            decided[index][key] = Decided(reason=reason)
+        return [found or None for found in decided]
 
     # ---- what the switch writes ---------------------------------------------------------
 
@@ -1362,7 +1406,7 @@ class PostgresStore(GroupCommit, JournalReads):
             return {key: Decided(reason=reason) for key, reason in rows} or None
 
         return self._submit(run, holds=tuple(
-            t.end_to_end_id for t in transfers if t.state is TransferState.PENDING))
+            t.end_to_end_id for t in transfers if t.state is TransferState.PENDING), take=args)
 
     def _finish(self, creditor_bic: str | None, cycle_id: int | None,
                 items: Sequence[tuple[str, TransferState, str | None, str | None, bool]],

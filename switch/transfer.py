@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -18,7 +19,7 @@ from switch.states import WIRE_STATUS, TransferState, check_transition
 # when its debtor was the first to use that id, and by the id, SCOPE and the debtor's BIC when
 # another debtor used it first: XML cannot carry SCOPE (a control character), so no id on the
 # wire is ever taken for such a key. Such a transfer is forwarded under a TxId the switch
-# assigns (forward_tx_id), which tells it apart from the other's at the creditor.
+# assigns (ForwardIds.tx_id), which tells it apart from the other's at the creditor.
 SCOPE = "\x1f"
 
 
@@ -30,21 +31,48 @@ def scoped_key(end_to_end_id: str, debtor_bic: str) -> str:
 wire_id = wire_end_to_end_id  # the end-to-end id on the wire of a transfer's key
 
 
-def forward_tx_id(key: str) -> str:
-    """The TxId a scoped transfer is forwarded under (Max35Text: SWT + 32 hex digits);
-    derived from its key, so it is the same after a restart and needs no storing."""
+FORWARD_SECRET_BYTES = 32  # HMAC-SHA256's block-sized key; more adds nothing (RFC 2104 s.3)
+
+
+def unkeyed_forward_tx_id(key: str) -> str:
+    """The forward TxId of the versions before ForwardIds (SWT + sha256 of the key): anyone
+    could compute it; kept only to recognise transfers a journal holds from then."""
     return FORWARD_TX_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def key_named(end_to_end_id: str, tx_id: str | None, debtors: Iterable[str]) -> str:
-    """The key of the transfer a creditor names by the end-to-end id and TxId it was
-    forwarded under: a scoped one when the TxId is one of forward_tx_id's, else the id."""
-    if tx_id and tx_id.startswith(FORWARD_TX_PREFIX):
-        for debtor_bic in debtors:
-            key = scoped_key(end_to_end_id, debtor_bic)
-            if forward_tx_id(key) == tx_id:
-                return key
-    return end_to_end_id
+@dataclass(frozen=True, slots=True)
+class ForwardIds:
+    """The TxIds the switch forwards scoped transfers under (Max35Text: SWT + 32 hex digits):
+    HMAC-SHA256 (RFC 2104) of the transfer's key under `secret`, a random 32 bytes the journal
+    holds (made once, with the journal), so they are the same after a restart and on every
+    process of a cluster, yet no participant can compute another debtor's (attacker report
+    item 1: with an unkeyed hash anyone could). `legacy_until_s` (unix s): transfers received
+    at or before it were forwarded, by an older version, under unkeyed_forward_tx_id (None: a
+    journal made with its secret)."""
+
+    secret: bytes
+    legacy_until_s: float | None = None
+
+    def tx_id(self, key: str, received_at: float | None = None) -> str:
+        """The TxId the creditor of the scoped transfer `key` (received at `received_at`,
+        unix s; None: now) knows it by."""
+        if (self.legacy_until_s is not None and received_at is not None
+                and received_at <= self.legacy_until_s):
+            return unkeyed_forward_tx_id(key)
+        return FORWARD_TX_PREFIX + hmac.digest(self.secret, key.encode(), "sha256").hex()[:32]
+
+    def key_named(self, end_to_end_id: str, tx_id: str | None, debtors: Iterable[str]) -> str:
+        """The key of the transfer a creditor names by the end-to-end id and TxId it was
+        forwarded under: a scoped one when the TxId is one of tx_id's (or, on a journal from
+        before the secret, the unkeyed one: Transfer.named_by then checks it by the transfer's
+        time), else the id."""
+        if tx_id and tx_id.startswith(FORWARD_TX_PREFIX):
+            for debtor_bic in debtors:
+                key = scoped_key(end_to_end_id, debtor_bic)
+                if self.tx_id(key) == tx_id or (self.legacy_until_s is not None
+                                                and unkeyed_forward_tx_id(key) == tx_id):
+                    return key
+        return end_to_end_id
 
 
 def refusal(end_to_end_id: str, tx_id: str, reason_code: str, switch_bic: str,
@@ -99,14 +127,14 @@ class Transfer:
         """Whether another debtor used this end-to-end id first."""
         return SCOPE in self.end_to_end_id
 
-    def tx_id_seen_by(self, party_bic: str) -> str:
+    def tx_id_seen_by(self, party_bic: str, forward_ids: ForwardIds) -> str:
         """The TxId `party_bic` knows this transfer by: the forward's for its creditor (the
         switch's when scoped), the debtor's own otherwise."""
         if party_bic == self.creditor_bic and self.scoped:
-            return forward_tx_id(self.end_to_end_id)
+            return forward_ids.tx_id(self.end_to_end_id, self.received_at)
         return self.tx_id
 
-    def named_by(self, party_bic: str, tx_id: str | None) -> bool:
+    def named_by(self, party_bic: str, tx_id: str | None, forward_ids: ForwardIds) -> bool:
         """Whether an OrgnlTxId `party_bic` gave names this transfer: absent (ISO 20022 makes
         it optional: the end-to-end id alone names it), or the TxId the party knows it by. A
         TxId naming another transfer never names this one (issue #22's gap: a sole candidate
@@ -115,24 +143,25 @@ class Transfer:
         forwarded, and its TxId is another transfer's."""
         if party_bic != self.debtor_bic and self.reason_code == reasons.RESERVED_TX_ID:
             return False
-        return tx_id is None or self.tx_id_seen_by(party_bic) == tx_id
+        return tx_id is None or self.tx_id_seen_by(party_bic, forward_ids) == tx_id
 
-    def forwarded(self) -> CreditTransfer | None:
+    def forwarded(self, forward_ids: ForwardIds) -> CreditTransfer | None:
         """The transaction as the creditor is sent it: the debtor's, under the switch's TxId
         when the transfer is scoped."""
         if self.source is None or not self.scoped:
             return self.source
-        return replace(self.source, tx_id=forward_tx_id(self.end_to_end_id))
+        return replace(self.source,
+                       tx_id=forward_ids.tx_id(self.end_to_end_id, self.received_at))
 
-    def status(self, to_creditor: bool = False) -> TransactionStatus:
+    def status(self, to_creditor: ForwardIds | None = None) -> TransactionStatus:
         """The pacs.002 TxInfAndSts that tells a participant where this transfer stands: the
-        debtor's ids, or for the creditor of a scoped transfer the TxId it was forwarded
-        under."""
+        debtor's ids, or with `to_creditor` (the switch's ForwardIds) as its creditor knows
+        it: for a scoped transfer, the TxId it was forwarded under."""
         assert self.state is not None
         return TransactionStatus(
             original_end_to_end_id=self.wire_id,
-            original_tx_id=self.tx_id_seen_by(self.creditor_bic if to_creditor
-                                              else self.debtor_bic),
+            original_tx_id=(self.tx_id if to_creditor is None
+                            else self.tx_id_seen_by(self.creditor_bic, to_creditor)),
             status=WIRE_STATUS[self.state],
             reason_code=self.reason_code,
             reason_text=reasons.DESCRIPTIONS.get(self.reason_code or ""),

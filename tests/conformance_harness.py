@@ -19,11 +19,12 @@ from conformance.runner import RunResult, SuiteSettings, run_suite
 from protocol.runtime import bind, serve
 
 BIC = "BANKVNVX"
-ACCOUNTS = """account_id,holder_name,citizen_id,status
-0011004455667,Nguyễn Thị Rà,001190012345,open
-0011004455668,Trần Văn Đóng,079185001234,closed
-0011004455669,Lê Thị Khoá,001300012345,blocked
-0011004455670,Phạm Văn Mất,048145000111,deceased
+ACCOUNTS = """account_id,holder_name,citizen_id,status,currency
+0011004455667,Nguyễn Thị Rà,001190012345,open,
+0011004455668,Trần Văn Đóng,079185001234,closed,
+0011004455669,Lê Thị Khoá,001300012345,blocked,
+0011004455670,Phạm Văn Mất,048145000111,deceased,
+0011004455671,Đỗ Văn Ngoại,001195004321,open,USD
 """
 SHORT_DEADLINE_S = 1.0  # the switch's creditor deadline in these runs: the mock answers in ms
 BOTH_ROLES = Declaration(roles=("creditor", "debtor"))

@@ -23,6 +23,7 @@ from protocol import reasons
 from protocol.codec import MAX_MESSAGE_BYTES
 from protocol.http import AnswerNotAuthentic
 from protocol.messages import (
+    SCHEME_CURRENCY,
     CreditTransferMessage,
     PaymentStatusReport,
     Statement,
@@ -127,6 +128,12 @@ def _credit_closed_accounts(bank: Bank) -> None:
     for account in bank.ledger.accounts.values():
         if account.status == CLOSED:
             account.status = ACTIVE  # the core system's status never reaches the answer
+
+
+def _credit_any_currency(bank: Bank) -> None:
+    """A core system that keeps each account's currency but never checks it on a credit."""
+    for account in bank.ledger.accounts.values():
+        account.currency = SCHEME_CURRENCY
 
 
 def _answer_one_id_twice(bank: Bank) -> None:
@@ -358,6 +365,8 @@ FAULTY_BANKS: list[FaultyBank] = [
     # the four whose sentence pointed elsewhere
     FaultyBank("a closed account answered ACCP", "creditor.reject-closed-account",
                "the bank answered ACCP in", patch=_credit_closed_accounts),
+    FaultyBank("a USD account credited in dong", "creditor.reject-other-currency",
+               "not RJCT AC09 from the bank", patch=_credit_any_currency),
     FaultyBank("a bulk answer naming one end-to-end id twice", "creditor.bulk",
                "twice", patch=_answer_one_id_twice),
     FaultyBank("answers past the deadline, then credits anyway", "creditor.accept",

@@ -19,16 +19,11 @@ from conformance.report import write_reports
 from conformance.rules import Schemas
 from conformance.runner import NOT_APPLICABLE, PASSED, RunResult, SuiteSettings, run_suite
 from protocol.runtime import bind, start_process, stop_process
+from tests.conformance_harness import ACCOUNTS
 
 pytestmark = pytest.mark.slow
 
 BIC = "BANKVNVX"
-ACCOUNTS = """account_id,holder_name,citizen_id,status
-0011004455667,Nguyễn Thị Rà,001190012345,open
-0011004455668,Trần Văn Đóng,079185001234,closed
-0011004455669,Lê Thị Khoá,001300012345,blocked
-0011004455670,Phạm Văn Mất,048145000111,deceased
-"""
 BURST = 8
 
 

@@ -12,9 +12,11 @@ and participants on 127.0.0.1."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from banks.behaviour import Behaviour
@@ -27,7 +29,7 @@ from protocol.codec import encode
 from protocol.http import SWITCH_MESSAGES_PATH, Peer, wrap
 from protocol.keys import SwitchKeys
 from protocol.messages import CreditTransferMessage, PaymentStatusReport, TxStatus
-from switch.transfer import forward_tx_id, scoped_key
+from switch.transfer import scoped_key, unkeyed_forward_tx_id
 from tests.harness import (
     BANK_A,
     BANK_B,
@@ -64,22 +66,68 @@ async def test_attacker1_a_debtor_claiming_anothers_forward_txid_is_refused_ch16
     """The attack of t_collide2.py: the bank's claim is refused and never forwarded; the
     treasury's transfer then settles and is the only one its creditor sees under its pair;
     the creditor's pacs.028 and pacs.004 naming that TxId find it."""
-    claimed = forward_tx_id(scoped_key("E2E-TRSY-NEXT", TREASURY))
+    claimed = unkeyed_forward_tx_id(scoped_key("E2E-TRSY-NEXT", TREASURY))  # was computable
     attack = transfer("E2E-TRSY-NEXT", amount_vnd=1_000, debtor=BANK_B, tx_id=claimed)
     assert only_status(await pay(lab, attack, sender=BANK_B)) == (
         TxStatus.REJECTED, reasons.RESERVED_TX_ID)
     assert only_status(await pay(lab, transfer("E2E-TRSY-NEXT", amount_vnd=5_000_000))) == (
         TxStatus.SETTLED, None)
-    assert forwards_of(lab, BANK_A, "E2E-TRSY-NEXT") == [(claimed, 5_000_000)]
+    forward = lab.switch.state.store.forward_ids.tx_id(scoped_key("E2E-TRSY-NEXT", TREASURY))
+    assert forward != claimed
+    assert forwards_of(lab, BANK_A, "E2E-TRSY-NEXT") == [(forward, 5_000_000)]
     _, bank_b = await lab.admin("GET", "/v1/admin/participants")
     assert {p["bic"]: p["net_vnd"] for p in bank_b}[BANK_B] == 0  # type: ignore[union-attr]
-    assert await ask(lab, BANK_A, "E2E-TRSY-NEXT", claimed) == (
-        TxStatus.SETTLED, None, claimed)
+    assert await ask(lab, BANK_A, "E2E-TRSY-NEXT", forward) == (
+        TxStatus.SETTLED, None, forward)
     returned = return_of("E2E-TRSY-NEXT", 5_000_000)
-    returned.items[0].original_tx_id = claimed
+    returned.items[0].original_tx_id = forward
     assert only_status(await lab.peer(BANK_A).send(returned)) == (TxStatus.SETTLED, None)
     await until(lambda: bool(lab.participants[TREASURY].returns()))
     assert lab.participants[BANK_B].returns() == []
+
+
+async def forget_forward_secret(lab: SwitchLab, journal: dict[str, str]) -> None:
+    """Make the journal one of the versions before ForwardIds: no secret in it."""
+    if "journal_url" in journal:
+        connection = await asyncpg.connect(journal["journal_url"])
+        await connection.execute("DROP TABLE forward_secret")
+        await connection.close()
+    else:
+        with sqlite3.connect(lab.journal_path) as connection:
+            connection.execute("DROP TABLE forward_secret")
+        connection.close()
+
+
+async def test_leftovers1_forward_txids_are_keyed_under_the_journals_secret(
+        lab: SwitchLab, journal: dict[str, str]) -> None:
+    """Forward TxIds were "SWT" + sha256(key): anyone could compute another debtor's. Now they
+    are an HMAC under a secret the journal makes once: not the unkeyed hash, the same after a
+    restart (the creditor still names its transfer by it), and, on a journal from before the
+    secret, the transfers it holds keep the TxIds they were forwarded under while new ones
+    get keyed TxIds."""
+    key = scoped_key("E2E-K1", TREASURY)
+    await pay(lab, transfer("E2E-K1", debtor=BANK_B, tx_id="ICB-K1"), sender=BANK_B)
+    await pay(lab, transfer("E2E-K1"))
+    forward_ids = lab.switch.state.store.forward_ids
+    [(_, _), (forward, _)] = forwards_of(lab, BANK_A, "E2E-K1")  # BANK_B's, the treasury's
+    assert forward == forward_ids.tx_id(key) != unkeyed_forward_tx_id(key)
+    await lab.restart_switch()
+    assert lab.switch.state.store.forward_ids == forward_ids
+    assert await ask(lab, BANK_A, "E2E-K1", forward) == (TxStatus.SETTLED, None, forward)
+
+    await lab.switch_runner.cleanup()  # the journal as the previous version left it
+    await forget_forward_secret(lab, journal)
+    await lab.start_switch()
+    upgraded = lab.switch.state.store.forward_ids
+    assert upgraded.secret != forward_ids.secret and upgraded.legacy_until_s is not None
+    unkeyed = unkeyed_forward_tx_id(key)  # what the previous version forwarded it under
+    assert await ask(lab, BANK_A, "E2E-K1", unkeyed) == (TxStatus.SETTLED, None, unkeyed)
+    await pay(lab, transfer("E2E-K2", debtor=BANK_B, tx_id="ICB-K2"), sender=BANK_B)
+    await pay(lab, transfer("E2E-K2"))
+    new_key = scoped_key("E2E-K2", TREASURY)
+    assert forwards_of(lab, BANK_A, "E2E-K2")[1] == (upgraded.tx_id(new_key), 1_500_000)
+    assert (await ask(lab, BANK_A, "E2E-K2", unkeyed_forward_tx_id(new_key)))[:2] == (
+        TxStatus.REJECTED, reasons.PAYMENT_NOT_RECEIVED)
 
 
 @pytest.mark.parametrize("tx_id", ["SWT", "SWT0", "SWTXYZ-OF-MY-OWN"])
@@ -109,7 +157,7 @@ async def test_attacker1_the_mock_bank_credits_each_debtors_amount(tmp_path: Pat
         peers = {bic: Peer(world.session, f"{world.switch_url}{SWITCH_MESSAGES_PATH}", bic,
                            SwitchKeys(**world.keys.handed[bic]).credentials(), SWITCH_BIC)
                  for bic in (TREASURY_BIC, BANK_B)}
-        claimed = forward_tx_id(scoped_key("E2E-X", TREASURY_BIC))
+        claimed = unkeyed_forward_tx_id(scoped_key("E2E-X", TREASURY_BIC))
         sent = [(BANK_B, "E2E-X", 1_000, claimed, (TxStatus.REJECTED, reasons.RESERVED_TX_ID)),
                 (BANK_B, "E2E-Y", 1_000, "ICB-OWN-1", (TxStatus.SETTLED, None)),
                 (TREASURY_BIC, "E2E-X", 5_000_000, "TXE2E-X", (TxStatus.SETTLED, None)),

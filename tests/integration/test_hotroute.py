@@ -105,3 +105,28 @@ async def test_issue28_a_head_in_small_pieces_is_framed_whole(lab: SwitchLab) ->
     status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
     writer.close()
     assert status == 200 and "pacs.002" in text
+
+
+async def test_issue28_a_defect_on_the_hot_route_is_a_readable_500_logged_once(
+        lab: SwitchLab, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+        ) -> None:
+    """A bug of the switch while serving a message: the sender reads a 500 with a body and a
+    closed connection, the log one traceback; the next connection is served."""
+    async def broken(*_: object) -> None:
+        raise KeyError("a defect")
+
+    monkeypatch.setattr(app_module.inquiry, "status_report", broken)
+    reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+    writer.write(signed_request(lab))
+    status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
+    assert await asyncio.wait_for(reader.read(), WAIT_S) == b""
+    writer.close()
+    assert status == 500 and "Internal Server Error" in text
+    assert sum("KeyError: 'a defect'" in (record.exc_text or "") for record in caplog.records
+               ) == 1
+    monkeypatch.undo()
+    reader, writer = await asyncio.open_connection("127.0.0.1", lab.port)
+    writer.write(signed_request(lab))
+    status, text = await asyncio.wait_for(read_answer(reader), WAIT_S)
+    writer.close()
+    assert status == 200 and "pacs.002" in text
