@@ -93,7 +93,7 @@ def report_folder(target: Path) -> Path:
         if (folder / SIGNATURE_FILE).is_file():
             return folder
     raise EvidenceError(
-        f"no {SIGNATURE_FILE} in {start} or the {MAX_REPORT_DEPTH} folders above it: not in a "
+        f"no {SIGNATURE_FILE} in {start} or a folder above it (up to {MAX_REPORT_DEPTH}): not in a "
         f"signed report; pass the report folder (the one holding {SIGNATURE_FILE}, "
         "report.json and report.html, the --output of the run)")
 
