@@ -77,9 +77,14 @@ def write_report(path: Path, summary: Mapping[str, Any]) -> None:
                      f"qua)</small>: {', '.join(f'<code>{e(name)}</code>' for name in ignored)}"
                      " (not a column switchlab reads: docs/payment-table.md).</p>")
     mismatches = summary["reconciliation"]
+    not_reconciled, unreached = summary.get("not_reconciled"), summary.get("unresolved_because")
+    if not_reconciled:  # the switch's books could not be read: no mismatch proves nothing
+        parts.append(f"<p class='bad'>Not reconciled: {e(not_reconciled)}.</p>")
     parts.append("<p class='bad'>Reconciliation failed: " + "; ".join(
         e(m["text"]) for m in mismatches) + "</p>" if mismatches else
-        "<p class='good'>No reconciliation mismatch.</p>")
+        "" if not_reconciled else "<p class='good'>No reconciliation mismatch.</p>")
+    if unreached:
+        parts.append(f"<p class='bad'>Unresolved rows: {e(unreached)}.</p>")
     parts.append(f"<p>Debited (settled) {summary['settled_vnd']:,} VND, of which returned "
                  f"{summary['returned_vnd']:,} VND.</p>")
     parts.append(f"<h2>Counts {_vi('Counts')}</h2><table><tr><th>count</th><th class='n'>rows</th>"

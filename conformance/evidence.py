@@ -26,6 +26,12 @@ SIGNATURE_FILE = "signature.json"
 VERSION = "switchlab-conformance-report/1"
 # a line of ~100 bytes a file: two files an exchange, up to the relay's 100,000 exchanges
 MAX_SIGNATURE_FILE_BYTES = 32 * 1024 * 1024
+# Entries (files and folders) walked in a report folder: a report holds two files an exchange
+# (conformance/relay.py MAX_EXCHANGES, 100,000), its reports, journal and log, and a folder a case.
+MAX_REPORT_ENTRIES = 250_000
+# Folders looked up from a file for the report folder holding signature.json: messages/<case>/
+# is two below it; a file deeper than this is not in a report.
+MAX_REPORT_DEPTH = 8
 
 
 class EvidenceError(ValueError):
@@ -43,7 +49,15 @@ def manifest(folder: Path) -> dict[str, str]:
     hidden ones too, but signature.json. Raises EvidenceError for an entry that is neither a
     file nor a folder (a link, a socket): nothing in a report is one."""
     files: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
+    entries = []
+    for path in folder.rglob("*"):
+        entries.append(path)
+        if len(entries) > MAX_REPORT_ENTRIES:
+            raise EvidenceError(
+                f"{folder} holds more than {MAX_REPORT_ENTRIES:,} files and folders: not a "
+                f"report of this suite (at most two files a message exchange, 100,000 "
+                f"exchanges); pass the report folder itself")
+    for path in sorted(entries):
         name = path.relative_to(folder).as_posix()
         if name == SIGNATURE_FILE or (path.is_dir() and not path.is_symlink()):
             continue
@@ -70,19 +84,36 @@ def sign(folder: Path, key: Ed25519SigningKey) -> Path:
     return path
 
 
+def report_folder(target: Path) -> Path:
+    """The report folder `target` is or is in: the nearest folder holding signature.json,
+    looked for from `target` (a folder) or its folder (a file) up to MAX_REPORT_DEPTH above.
+    Raises EvidenceError saying which folder to pass when there is none."""
+    start = target if target.is_dir() else target.parent
+    for folder in [start, *start.resolve().parents][:MAX_REPORT_DEPTH + 1]:
+        if (folder / SIGNATURE_FILE).is_file():
+            return folder
+    raise EvidenceError(
+        f"no {SIGNATURE_FILE} in {start} or a folder above it (up to {MAX_REPORT_DEPTH}): not in a "
+        f"signed report; pass the report folder (the one holding {SIGNATURE_FILE}, "
+        "report.json and report.html, the --output of the run)")
+
+
 def verify(target: Path, public_key: Ed25519VerifyKey | None = None) -> str:
-    """Check a signed report folder (or any file in it); a sentence saying what was checked.
-    Raises EvidenceError naming the first file added, removed or changed, or a signature
-    that does not check (under `public_key` when given, else the key in the folder)."""
+    """Check a signed report folder (or any file in it, at any depth: report_folder); a
+    sentence saying what was checked. Raises EvidenceError naming the first file added,
+    removed or changed, or a signature that does not check (under `public_key` when given,
+    else the key in the folder), or a folder past MAX_REPORT_ENTRIES."""
     if not target.exists():
         raise EvidenceError(f"{target}: no such file or folder")
-    folder = target if target.is_dir() else target.parent
+    folder = report_folder(target)
     path = folder / SIGNATURE_FILE
     try:
         if path.stat().st_size > MAX_SIGNATURE_FILE_BYTES:
             raise EvidenceError(f"{path} is over {MAX_SIGNATURE_FILE_BYTES:,} bytes")
         record = json.loads(path.read_text(encoding="utf-8"))
         signed_files = dict(record["files"])
+        if len(signed_files) > MAX_REPORT_ENTRIES:
+            raise ValueError(f"it signs over {MAX_REPORT_ENTRIES:,} files")
         signature = str(record["signature"])
         carried = read_public_key(str(record["public_key"]))
     except FileNotFoundError:

@@ -8,7 +8,7 @@ transfers. Each difference is named with its end-to-end id and amount.
 
 from __future__ import annotations
 
-from banks.accounts_file import TestAccount
+from banks.accounts_file import OPEN, TestAccount
 from conformance.context import RUN_TOKEN, CaseFailed, Context
 from conformance.plan import case
 from protocol.messages import (
@@ -121,7 +121,7 @@ async def _account(ctx: Context, account: TestAccount, decided: dict[str, TxStat
     if opening is not None:
         due = (opening + sum(a for e, a in mine.items() if decided.get(e) is TxStatus.SETTLED)
                - sum(a for e, a in returned.items() if e in mine))
-        if account.status == "open":
+        if account == ctx.accounts.by_status.get(OPEN):  # the debtor cases pay from it alone
             due += (sum(lab.returns_to_bank.get(e, 0) for e in own_sent)
                     - sum(own_sent.values()))
         if balance.balance_vnd != due:

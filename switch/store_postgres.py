@@ -898,6 +898,7 @@ _END_OLD_WRITER = ("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktyp
                    " AND granted AND pid <> pg_backend_pid() AND classid = {high}"
                    " AND objid = {low} AND objsubid = 1")
 _TAKE = "SELECT o_key, o_reason FROM switch_take($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)"
+_TAKE_ARGS = _TAKE.count("$")
 _FINISH = "SELECT * FROM switch_finish($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _RETURN = "SELECT o_key, o_reason, o_cycle FROM switch_return($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _DIRECTORY = "SELECT o_key, o_reason FROM switch_directory($1, $2, $3, $4, $5, $6, $7)"
@@ -1040,7 +1041,7 @@ class _Op:
     take: tuple[Any, ...] | None = None  # a take's arguments: consecutive takes go as one
 
 
-MERGED_TAKES = 64  # at most in one statement: 896 parameters, 64 shapes cached per session
+MERGED_TAKES = 64  # at most in one statement: 64 × 14 parameters, 64 shapes cached per session
 
 
 def _merged_take(count: int) -> str:
@@ -1048,7 +1049,8 @@ def _merged_take(count: int) -> str:
     the other), each row tagged with its take's index."""
     return " UNION ALL ".join(
         f"SELECT {i}, o_key, o_reason FROM switch_take("
-        + ",".join(f"${i * 14 + j}" for j in range(1, 15)) + ")" for i in range(count))
+        + ",".join(f"${i * _TAKE_ARGS + j}" for j in range(1, _TAKE_ARGS + 1)) + ")"
+        for i in range(count))
 
 
 def _refused_holds(batch: list[QueuedWrite], outcomes: list[Any], refused: list[str]) -> None:
@@ -1347,8 +1349,9 @@ class PostgresStore(GroupCommit, JournalReads):
 
     async def _run_writes(self, connection: Any, batch: list[QueuedWrite], savepoints: bool,
                           outcomes: list[Any]) -> None:
-        """Each write of the batch, in order; with `savepoints`, each in its own, so that
-        a write the database refuses is refused alone."""
+        """Each write of the batch, in order, consecutive takes as one statement (`_takes`);
+        with `savepoints`, each in its own, so that a write the database refuses is refused
+        alone."""
         takes: list[QueuedWrite] = []
         for index, write in enumerate(batch):
             if not savepoints and write.payload.take is not None:

@@ -562,7 +562,8 @@ async def pay_table(settings: PayoutSettings) -> Report:
             _attempt_id(payments.end_to_end_id(index), attempt, id_key)
             for attempt in range(attempts[index] + 1)], treasury.verified, linked)
         files, figures = write_files(settings.output, table, earlier, run, mismatches,
-                                     register, run_id, settings.issuer, settings.table)
+                                     register, run_id, settings.issuer, settings.table,
+                                     not_reconciled, unreached)
     finally:
         if world is not None:
             await world.stop()
@@ -602,10 +603,13 @@ def write_table_errors(path: Path, table: CheckedTable) -> None:
 
 def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], run: RunRows,
                 mismatches: list[Mismatch], register: PayoutRegister, run_id: str,
-                issuer: str, table_file: Path) -> tuple[dict[str, Path], Figures]:
+                issuer: str, table_file: Path, not_reconciled: str = "", unreached: str = ""
+                ) -> tuple[dict[str, Path], Figures]:
     """Results (every row of the table, in one pass that also counts and settles this run's
     keys in the register), the lists for people, the table's errors, the summary and the
-    report; their paths, and the figures."""
+    report; their paths, and the figures. `not_reconciled` (admin_failure) and `unreached`
+    (why the switch left rows unresolved) go into the summary and the page as they go to the
+    terminal: a clerk who reads only report.html must see them too."""
     files = {name: out / name for name in ("results.csv", "table_errors.csv", "summary.json",
                                            "report.html")}
     figures = Figures()
@@ -644,7 +648,8 @@ def write_files(out: Path, table: CheckedTable, earlier: Mapping[int, Entry], ru
         "treasury": issuer,
         "table_sha256": table.sha256, "run_id": run_id, "register": str(register.path),
         "ignored_columns": table.ignored_columns,
-        "reconciliation": [m.as_dict() for m in mismatches]}
+        "reconciliation": [m.as_dict() for m in mismatches],
+        "not_reconciled": not_reconciled or None, "unresolved_because": unreached or None}
     files["summary.json"].write_text(json.dumps(summary, indent=1, ensure_ascii=False),
                                      encoding="utf-8")
     write_report(files["report.html"], summary)

@@ -159,6 +159,34 @@ def test_issue_newuser3_verify_refuses_a_file_added_removed_or_changed_anywhere(
     assert f"{name} was signed and is missing" in capsys.readouterr().err
 
 
+def test_leftovers3_verify_finds_the_report_folder_from_a_deep_file_and_caps_its_walk(
+        report: tuple[RunResult, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify` on a file two folders deep looked for signature.json beside it only; a file in
+    no report is told which folder to pass; a folder of more files than a report holds is
+    refused, saying so, before it is hashed."""
+    _, signed = report
+    deep = next((signed / "messages").glob("*/*.txt"))
+    assert main(["conformance", "verify", str(deep)]) == 0
+    assert f"{signed}: " in capsys.readouterr().out
+    stray = tmp_path / "elsewhere" / "note.txt"
+    stray.parent.mkdir()
+    stray.write_text("not a report", encoding="utf-8")
+    assert main(["conformance", "verify", str(stray)]) == 1
+    assert "pass the report folder (the one holding signature.json" in capsys.readouterr().err
+    signed_files = len(json.loads((signed / "signature.json").read_text())["files"])
+    monkeypatch.setattr(evidence, "MAX_REPORT_ENTRIES", signed_files - 1)
+    assert main(["conformance", "verify", str(signed)]) == 1
+    assert f"signs over {signed_files - 1:,} files" in capsys.readouterr().err
+    flooded = tmp_path / "flooded"
+    shutil.copytree(signed, flooded)
+    for number in range(len(list(flooded.rglob("*")))):
+        (flooded / f"junk-{number}").touch()
+    monkeypatch.setattr(evidence, "MAX_REPORT_ENTRIES", len(list(signed.rglob("*"))) + 10)
+    assert main(["conformance", "verify", str(flooded)]) == 1
+    assert "files and folders: not a report of this suite" in capsys.readouterr().err
+
+
 def test_verify_refuses_a_report_signed_by_another_key(report: tuple[RunResult, Path],
                                                        tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]

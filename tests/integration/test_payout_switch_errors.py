@@ -6,6 +6,7 @@ offline (AB08), never a traceback; where money moved, the files are written firs
 from __future__ import annotations
 
 import csv
+import json
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -115,6 +116,21 @@ async def test_newuser_1_a_refused_admin_token_writes_the_files_then_says_so(
     assert "refused the admin token" in report.not_reconciled
     assert "HTTP 401" in report.not_reconciled
     assert report.exit_code == 1
+
+
+async def test_leftovers4_the_refused_admin_token_is_in_summary_and_report(
+        tmp_path: Path, world: tuple[World, int]) -> None:
+    """The refusal was only on the terminal: summary.json and report.html (what a clerk keeps
+    and reads) said nothing, and the page even said "No reconciliation mismatch"."""
+    lab, port = world
+    report = await pay_table(_settings(tmp_path, _remote(lab, port, admin_token="wrong")))
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["not_reconciled"] == report.not_reconciled
+    assert "refused the admin token" in summary["not_reconciled"]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "Not reconciled: the switch refused the admin token" in page
+    assert "No reconciliation mismatch" not in page
 
 
 def test_newuser_2_a_switch_not_running_is_named_with_its_address(
