@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -51,7 +52,21 @@ class CaseFailed(Exception):
 
 
 class NotApplicable(Exception):
-    """The case does not apply to this scheme or this bank: the text says why."""
+    """The case does not apply to this scheme or this bank: the text says why.
+
+    When the reason is something the bank chose while the case ran (how it answered one
+    message), not the scheme nor the bank's declaration, `path_seen` tells an exchange that
+    shows the bank taking the path after all (a forward answered 202) and `path` names that
+    path in words: the runner keeps NOT APPLICABLE only when no exchange of the whole run
+    shows it, else fails the case (runner.confirm_not_applicable; docs/conformance.md,
+    "Verdicts"), so that a bank cannot dodge a mandatory case by answering its one message
+    otherwise."""
+
+    def __init__(self, why: str, path_seen: Callable[[Exchange], bool] | None = None,
+                 path: str = "") -> None:
+        super().__init__(why)
+        self.path_seen = path_seen
+        self.path = path
 
 
 class NotRun(Exception):

@@ -20,6 +20,7 @@ from conformance.context import (
 )
 from conformance.plan import case
 from conformance.relay import REFUSED, Exchange
+from conformance.rules import decoded_or_none
 from protocol import reasons
 from protocol.messages import CreditTransferMessage, PaymentStatusReport, Statement, TxStatus
 from protocol.wording import count
@@ -99,13 +100,23 @@ async def statement_twice(ctx: Context) -> None:
                          f"{again.status}, not 2xx: the switch would post it again and again")
 
 
+def answered_later(exchange: Exchange) -> bool:
+    """A forward of the switch (a pacs.008) the bank answered 202: it posts the pacs.002
+    later, the path creditor.late-answer tests."""
+    if exchange.sender != "switch" or exchange.status != 202:
+        return False
+    message = decoded_or_none(exchange.request_body)
+    return message is not None and isinstance(message.document, CreditTransferMessage)
+
+
 @case("creditor.late-answer", "A late asynchronous answer: 409, then RJCT AB05, no credit",
       ("creditor", "async", "credit", "switch"), """For a bank that answers 202 and posts its
       pacs.002 later: the suite holds that post back past the creditor deadline, so the
       switch has rejected the transfer (AB05) when it arrives and refuses it 409. The bank
       takes the 409 as final (at most one more post of it), acknowledges the RJCT AB05,
-      releases the hold and never credits. Not applicable to a bank that answers in the HTTP
-      response.""",
+      releases the hold and never credits. Not applicable only to a bank that answers in the
+      HTTP response: one that answered any forward of the run 202 fails it when it answers
+      this case's forward 200.""", version=2,
       catches="a bank that credits a late ACCP, or posts a refused answer again and again")
 async def late_answer(ctx: Context) -> None:
     account = ctx.accounts.need(OPEN)
@@ -117,8 +128,10 @@ async def late_answer(ctx: Context) -> None:
                                account.citizen_id)
     forward = ctx.forward_of(e2e)
     if forward is not None and forward.status == 200:
-        raise NotApplicable("the bank answers in the HTTP response (200 with its pacs.002): "
-                            "the late-202 path never arises")
+        raise NotApplicable(f"the bank answered this case's forward of {e2e} in the HTTP "
+                            "response (200 with its pacs.002), and no forward of the run 202: "
+                            "the late-202 path never arises", answered_later,
+                            "answered a forward 202 (posting its pacs.002 later)")
     if final.status is not TxStatus.REJECTED or final.reason_code != reasons.TIMEOUT_CREDITOR_AGENT:
         raise CaseFailed(f"with the bank's pacs.002 held back {held_s:g} s, the transfer ended "
                          f"{status_text(final)}, not RJCT AB05: {ctx.diagnose(e2e, final)}")

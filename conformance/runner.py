@@ -2,7 +2,8 @@
 one after another, and give each its verdict with its evidence.
 
 Verdicts: passed; failed (the case's own sentence, or the first rule a message of the bank
-broke); not applicable (the scheme never does what the case is about); not run (not chosen,
+broke); not applicable (the scheme never does what the case is about, or the bank never, in
+the whole run, takes the path it tests: confirm_not_applicable); not run (not chosen,
 or something the bank must supply is missing: an account role, an optional hook).
 """
 
@@ -55,6 +56,9 @@ class CaseResult:
     duration_s: float = 0.0
     chosen: bool = True  # by --case and --tag (all when neither is given)
     mandatory: bool = True  # by the bank's declaration: otherwise conditional
+    # why it is not applicable, when that is a choice the bank made during the case: the
+    # whole run must agree (confirm_not_applicable)
+    not_applicable: NotApplicable | None = None
 
 
 @dataclass
@@ -160,6 +164,7 @@ async def run_suite(settings: SuiteSettings, started: asyncio.Event | None = Non
                     ran = CaseResult(case, NOT_RUN, "not chosen (--case, --tag)", chosen=False)
                 ran.mandatory = settings.declaration.requires(case.role, case.feature)
                 result.results.append(ran)
+            confirm_not_applicable(result.results)
     finally:
         await lab.stop()
         result.duration_s = time.monotonic() - clock_s
@@ -205,7 +210,7 @@ async def _run_case(lab: Lab, roles: Roles, settings: SuiteSettings, rules: Rule
     except CaseFailed as failure:
         result.verdict, result.wrong = FAILED, str(failure)
     except NotApplicable as why:
-        result.verdict, result.wrong = NOT_APPLICABLE, str(why)
+        result.verdict, result.wrong, result.not_applicable = NOT_APPLICABLE, str(why), why
     except NotRun as why:
         result.verdict, result.wrong = NOT_RUN, str(why)
     except TimeoutError:
@@ -225,3 +230,24 @@ async def _run_case(lab: Lab, roles: Roles, settings: SuiteSettings, rules: Rule
         result.verdict, result.wrong = FAILED, result.problems[0]
     await lab.reset_breaker()
     return result
+
+
+def confirm_not_applicable(results: list[CaseResult]) -> None:
+    """Fail each case found not applicable for a choice the bank made while it ran
+    (NotApplicable.path_seen) when an exchange of another case shows the bank taking that
+    path after all: the path exists for this bank and the case never tried it. Judged once
+    every case has run, from what the relays recorded (docs/conformance.md, "Verdicts"; the
+    attacker's report 3, finding 6: a bank answered creditor.late-answer's one transfer 200
+    and its 202 path went untested, yet the run said CONFORMS)."""
+    for result in results:
+        why = result.not_applicable
+        if result.verdict != NOT_APPLICABLE or why is None or why.path_seen is None:
+            continue
+        seen = next(((other.case.name, number) for other in results
+                     for number, exchange in enumerate(other.exchanges, start=1)
+                     if why.path_seen(exchange)), None)
+        if seen is not None:
+            result.verdict = FAILED
+            result.wrong = (f"the bank {why.path} in {seen[0]} (exchange {seen[1]}) but not "
+                            "in this case, so the path exists for it and this case did not "
+                            "exercise it (not applicable only to a bank that never does)")

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from banks.bank import Bank
+from banks.bank import Bank, short_answer
 from banks.ledger import ACTIVE, CLOSED, BookingState
 from protocol import reasons
 from protocol.codec import MAX_MESSAGE_BYTES
@@ -51,6 +51,8 @@ class FaultyBank:
     # Its server keeps no request ids (protocol/replay.py), as a bank's own stack may not:
     # the mock bank's transport refuses a replay before its books see it.
     forgets_request_ids: bool = False
+    # cases run with it that it passes: what the run sees of the bank besides its defect
+    alongside: tuple[str, ...] = ()
 
 
 # ---- the defects, as patches of one Bank ----------------------------------------------------
@@ -305,6 +307,23 @@ def _look_up_the_citizen(bank: Bank) -> None:
     ledger.verify = by_citizen  # type: ignore[method-assign]
 
 
+LATE_ANSWER_AMOUNT_VND = 340_000  # creditor.late-answer's transfer, as a bank can see it
+
+
+def _in_time_for_the_late_answer_case(bank: Bank) -> None:
+    """Answers 202 and posts its pacs.002 later, except to the one transfer of the case that
+    holds that post back (attacker report 3, finding 6): that one it answers 200 at once."""
+    answer = bank.answer
+
+    async def dodging(message: CreditTransferMessage, request: web.Request) -> web.Response:
+        if [tx.amount_vnd for tx in message.transactions] != [LATE_ANSWER_AMOUNT_VND]:
+            return await answer(message, request)
+        return bank.xml_answer(request, short_answer(bank.decide(message), message),
+                               "instant_answer")
+
+    bank.answer = dodging  # type: ignore[method-assign]
+
+
 def _one_message_each(bank: Bank) -> None:
     """A bulk order sent as one instant pacs.008 a transfer."""
     send = bank.send_transfers
@@ -418,6 +437,10 @@ FAULTY_BANKS: list[FaultyBank] = [
     FaultyBank("a late asynchronous ACCP credited", "creditor.late-answer",
                "for a late ACCP the switch refused", {"answer_mode": "async"},
                patch=_credit_anyway, also_fails=frozenset({RECONCILIATION})),
+    FaultyBank("answers 202 but 200 to the late-answer case's transfer",
+               "creditor.late-answer", "202 (posting its pacs.002 later) in creditor.accept",
+               {"answer_mode": "async"}, patch=_in_time_for_the_late_answer_case,
+               alongside=("creditor.accept",)),
     FaultyBank("its own bulk sent as one message a transfer", "debtor.bulk",
                "in 100 messages", patch=_one_message_each),
     FaultyBank("keeps up with a burst, not with a steady rate", "creditor.sustained",

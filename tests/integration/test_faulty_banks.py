@@ -35,7 +35,7 @@ async def test_each_faulty_bank_fails_exactly_the_case_that_names_its_defect(
         async with room:
             folder = tmp_path / f"bank-{number}"
             folder.mkdir()
-            return await run_in_process(folder, [bank.case], bank.patch,
+            return await run_in_process(folder, [bank.case, *bank.alongside], bank.patch,
                                         behaviour=bank.behaviour)
 
     async def alone(number: int, bank: FaultyBank) -> RunResult | BaseException:

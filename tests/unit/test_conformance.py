@@ -11,11 +11,24 @@ import pytest
 from banks.accounts_file import AccountsFileError, read_accounts
 from conformance import credentials
 from conformance.catalogue import CASES, selected
+from conformance.context import NotApplicable
 from conformance.declaration import Declaration
+from conformance.notice_cases import answered_later
+from conformance.plan import Case
 from conformance.relay import Exchange
 from conformance.report import excerpt, needles, terminal
 from conformance.rules import Rules, Schemas, unmasked
-from conformance.runner import PASSED, CaseResult, RunResult, SuiteSettings
+from conformance.runner import (
+    CONFORMS,
+    DOES_NOT_CONFORM,
+    FAILED,
+    NOT_APPLICABLE,
+    PASSED,
+    CaseResult,
+    RunResult,
+    SuiteSettings,
+    confirm_not_applicable,
+)
 from protocol import codec, signing
 from protocol.http import wrap
 from protocol.keys import Signing, private_key_text, read_public_key
@@ -282,12 +295,53 @@ def test_issue_newuser14_conformance_help_shows_verify_as_a_command(
     assert "no-such-report: no such file or folder" in capsys.readouterr().err
 
 
+def settings_for(cases: list[Case]) -> SuiteSettings:
+    return SuiteSettings(participant_url="http://127.0.0.1:1/x", bic=BANK,
+                         keys=credentials.SuiteKeys("hmac", secret=b"s"), accounts=[],
+                         cases=cases, run_dir=Path("run"), schemas=Schemas())
+
+
 def test_issue_newuser14_the_sustained_line_shows_its_p50_and_p99() -> None:
     case = CASES["creditor.sustained"]
     result = CaseResult(case, PASSED, measured=["p50 12 ms, p99 31 ms"])
-    settings = SuiteSettings(participant_url="http://127.0.0.1:1/x", bic=BANK,
-                             keys=credentials.SuiteKeys("hmac", secret=b"s"), accounts=[],
-                             cases=[case], run_dir=Path("run"), schemas=Schemas())
-    shown = terminal(RunResult(settings, datetime.now(UTC), results=[result]))
+    shown = terminal(RunResult(settings_for([case]), datetime.now(UTC), results=[result]))
     line = next(line for line in shown.splitlines() if "creditor.sustained" in line)
     assert line.endswith(f"{case.title}; p50 12 ms, p99 31 ms")
+
+
+@pytest.mark.parametrize(("accept_answered", "late_answer", "verdict"), [
+    (202, FAILED, DOES_NOT_CONFORM),  # the bank takes the 202 path elsewhere in the run
+    (200, NOT_APPLICABLE, CONFORMS),  # every forward answered in the response
+])
+def test_attacker3_finding6_late_answer_is_not_applicable_only_if_no_forward_got_202(
+        accept_answered: int, late_answer: str, verdict: str) -> None:
+    """A bank answered creditor.late-answer's one transfer 200 to dodge its 202 path (the 409
+    to a late pacs.002): the case stays not applicable only when the whole run shows the
+    bank never answers a forward 202, else it fails and the run does not conform."""
+    results = [CaseResult(case, PASSED) for case in CASES.values()]
+    by_name = {r.case.name: r for r in results}
+    by_name["creditor.accept"].exchanges = [exchange(b"accepted", status=accept_answered)]
+    dodged = by_name["creditor.late-answer"]
+    dodged.verdict = NOT_APPLICABLE
+    dodged.not_applicable = NotApplicable("answered 200", answered_later,
+                                          "answered a forward 202")
+    dodged.exchanges = [exchange(answer(), status=200)]
+    confirm_not_applicable(results)
+    run = RunResult(settings_for(list(CASES.values())), datetime.now(UTC), results=results)
+    assert (dodged.verdict, run.verdict) == (late_answer, verdict)
+    if late_answer == FAILED:
+        assert dodged.wrong == (
+            "the bank answered a forward 202 in creditor.accept (exchange 1) but not in this "
+            "case, so the path exists for it and this case did not exercise it (not "
+            "applicable only to a bank that never does)")
+
+
+def test_attacker3_finding6_not_applicable_by_the_scheme_needs_no_run_evidence() -> None:
+    """creditor.status-inquiry is not applicable whatever the bank does (the switch never
+    sends a pacs.028): a 202 elsewhere in the run leaves it so."""
+    results = [CaseResult(CASES["creditor.accept"], PASSED,
+                          exchanges=[exchange(b"accepted", status=202)]),
+               CaseResult(CASES["creditor.status-inquiry"], NOT_APPLICABLE,
+                          not_applicable=NotApplicable("the scheme never sends it"))]
+    confirm_not_applicable(results)
+    assert results[1].verdict == NOT_APPLICABLE
