@@ -108,3 +108,90 @@ async def test_issue28_at_most_the_limit_of_connections_to_one_peer(
         await client.close()
     assert [answer.body for answer in answers] == [b"<m>%d</m>" % n for n in range(10)]
     assert len({id(connection) for connection in connections}) == 2
+
+
+RawAnswer = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+async def raw_peer() -> AsyncIterator[Callable[[RawAnswer], Awaitable[tuple[URL, list[int]]]]]:
+    """A raw asyncio server writing hostile answers: for each request on each connection,
+    `answer(writer)` writes the bytes; the URL and the number of requests read per connection."""
+    servers: list[asyncio.Server] = []
+
+    async def start(answer: RawAnswer) -> tuple[URL, list[int]]:
+        requests_per_connection: list[int] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            requests_per_connection.append(0)
+            seen = len(requests_per_connection) - 1
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:"))
+                    await reader.readexactly(length)
+                    requests_per_connection[seen] += 1
+                    await answer(writer)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        bound = bind()
+        server = await asyncio.start_server(handle, sock=bound.sock)
+        servers.append(server)
+        return URL(f"{bound.base_url}/in"), requests_per_connection
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def writes(data: bytes, close: bool = False) -> RawAnswer:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+        await writer.drain()
+        if close:
+            writer.close()
+    return answer
+
+
+ENDLESS_CAP_BYTES = 32 * 1024 * 1024  # the old client read all of it, slower and slower
+
+
+@pytest.mark.parametrize(("head", "unit", "refusal"), [
+    (b"HTTP/1.1 200 OK\r\nX-Pad: ", b"a" * 1024,  # one field that never ends
+     "a head with a line over 8,190 bytes"),
+    (b"HTTP/1.1 200 OK\r\n", b"X-Pad: " + b"a" * 1015 + b"\r\n",  # fields that never end
+     "a head over 65,536 bytes"),
+])
+async def test_attacker3_finding1_an_endless_head_is_cut_at_its_bound(
+        raw_peer: Callable[[RawAnswer], Awaitable[tuple[URL, list[int]]]],
+        head: bytes, unit: bytes, refusal: str) -> None:
+    """A creditor's answer whose head never ends: the client refuses it once past
+    MAX_HEAD_BYTES or one line past MAX_FIELD_BYTES, before httptools builds the field (which
+    costs quadratic time), so the creditor cannot send more than the sockets' buffers hold."""
+    sent_bytes = [0]
+    stopped = asyncio.Event()
+
+    async def endless(writer: asyncio.StreamWriter) -> None:
+        writer.write(head)
+        try:
+            while sent_bytes[0] < ENDLESS_CAP_BYTES:
+                writer.write(unit * 64)
+                await writer.drain()  # raises once the client has cut the connection
+                sent_bytes[0] += len(unit) * 64
+        finally:
+            stopped.set()
+
+    url, _ = await raw_peer(endless)
+    client = LeanClient(4)
+    try:
+        with pytest.raises(aiohttp.ClientPayloadError, match=refusal):
+            await client.post(url, b"<m/>", XML, 30.0)
+    finally:
+        await client.close()
+    await asyncio.wait_for(stopped.wait(), 30.0)
+    assert sent_bytes[0] < ENDLESS_CAP_BYTES // 2  # the sockets' buffers: ~4 MB on Linux
