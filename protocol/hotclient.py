@@ -111,8 +111,13 @@ class _Connection(asyncio.Protocol):
                 if self._answer.done():  # more than one answer to one request
                     self.close()
                     return
-                part, data = self._head_part(data) if self._in_head else (data, b"")
+                if not self._in_head:
+                    self._parser.feed_data(data)
+                    return
+                part, data = self._head_part(data)
                 self._parser.feed_data(part)
+                if self._in_head:
+                    self._count_line(part)
         except _OverBound as bound:
             self._fail(aiohttp.ClientPayloadError(f"the peer's answer is {bound}"))
         except httptools.HttpParserUpgrade:
@@ -126,18 +131,22 @@ class _Connection(asyncio.Protocol):
 
     def _head_part(self, data: bytes) -> tuple[bytes, bytes]:
         """The part of `data` the parser may take while a head is incomplete, and the rest;
-        raises _OverBound once the head or one of its lines is over its bound."""
+        raises _OverBound once the head is over its bound."""
         room = MAX_HEAD_BYTES - self._head_bytes
         if room <= 0:
             raise _OverBound(f"a head over {MAX_HEAD_BYTES:,} bytes")
         part = data[:room]
         self._head_bytes += len(part)
+        return part, data[room:]
+
+    def _count_line(self, part: bytes) -> None:
+        """Raise _OverBound once the incomplete line the parser holds (part's end) is over
+        MAX_FIELD_BYTES; so httptools never builds a field of more than that and one part."""
         line_end = part.rfind(b"\n")
         self._line_bytes = (self._line_bytes + len(part) if line_end < 0
                             else len(part) - line_end - 1)
         if self._line_bytes > MAX_FIELD_BYTES:
             raise _OverBound(f"a head with a line over {MAX_FIELD_BYTES:,} bytes")
-        return part, data[room:]
 
     def on_message_begin(self) -> None:
         if self._answer is not None and self._answer.done():

@@ -195,3 +195,69 @@ async def test_attacker3_finding1_an_endless_head_is_cut_at_its_bound(
         await client.close()
     await asyncio.wait_for(stopped.wait(), 30.0)
     assert sent_bytes[0] < ENDLESS_CAP_BYTES // 2  # the sockets' buffers: ~4 MB on Linux
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nConnection: close\r\n\r\n<Document/>",
+    b"HTTP/1.0 200 OK\r\nContent-Type: application/xml\r\n\r\n<Document/>",
+])
+async def test_attacker3_finding3_an_answer_ended_by_the_close_is_read_to_the_close(
+        raw_peer: Callable[[RawAnswer], Awaitable[tuple[URL, list[int]]]],
+        answer: bytes) -> None:
+    """No Content-Length, not chunked: the body ends at the close (RFC 9112 section 6.3), as
+    aiohttp's client read it; bounded by max_answer_bytes; that connection never reused."""
+    url, requests_per_connection = await raw_peer(writes(answer, close=True))
+    large_url, _ = await raw_peer(writes(answer + b"x" * 20_000, close=True))
+    client = LeanClient(4, max_answer_bytes=10_000)
+    try:
+        answers = [await client.post(url, b"<m/>", XML, 5.0) for _ in range(2)]
+        with pytest.raises(aiohttp.ClientPayloadError, match="over 10,000 bytes"):
+            await client.post(large_url, b"<m/>", XML, 5.0)
+    finally:
+        await client.close()
+    assert [(a.status, a.content_type, a.body) for a in answers] == [
+        (200, "application/xml", b"<Document/>")] * 2
+    assert requests_per_connection == [1, 1]
+
+
+async def test_attacker3_finding4_interim_1xx_answers_are_skipped_and_101_refused(
+        raw_peer: Callable[[RawAnswer], Awaitable[tuple[URL, list[int]]]]) -> None:
+    """103 Early Hints and 100 Continue come before the final answer (RFC 9110 section 15.2),
+    as aiohttp's client skips them; a 101 switches protocols, which no POST here asks."""
+    interim = (b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+               b"HTTP/1.1 100 Continue\r\n\r\n")
+    final = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n<Document/>"
+    url, requests_per_connection = await raw_peer(writes(interim + final))
+    upgrade_url, _ = await raw_peer(writes(
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"))
+    client = LeanClient(4)
+    try:
+        answers = [await client.post(url, b"<m/>", XML, 5.0) for _ in range(2)]
+        with pytest.raises(aiohttp.ClientPayloadError, match="upgrade"):
+            await client.post(upgrade_url, b"<m/>", XML, 5.0)
+    finally:
+        await client.close()
+    assert [(a.status, list(a.headers.items()), a.body) for a in answers] == [
+        (200, [("Content-Length", "11")], b"<Document/>")] * 2
+    assert requests_per_connection == [2]  # kept alive through the interim answers
+
+
+@pytest.mark.parametrize("trailing", [
+    b"HTTP/1.1 200 OK\r\nX-A: second\r\nContent-Length: 2\r\n\r\nhi",  # a whole second answer
+    b"HTTP/1.1 200 OK\r\nX-A: sec",  # part of one, which would desync the next exchange
+])
+async def test_attacker3_finding5_bytes_after_an_answer_close_its_connection(
+        raw_peer: Callable[[RawAnswer], Awaitable[tuple[URL, list[int]]]],
+        trailing: bytes) -> None:
+    """More than one answer to one request: the first is handed back as it was, and its
+    connection is closed, not reused with the rest in its parser."""
+    first = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\nX-A: first\r\n\r\n<Document/>"
+    url, requests_per_connection = await raw_peer(writes(first + trailing))
+    client = LeanClient(4)
+    try:
+        answers = [await client.post(url, b"<m/>", XML, 5.0) for _ in range(2)]
+    finally:
+        await client.close()
+    assert [(list(a.headers.items()), a.body) for a in answers] == [
+        ([("Content-Length", "11"), ("X-A", "first")], b"<Document/>")] * 2
+    assert requests_per_connection == [1, 1]
