@@ -56,7 +56,8 @@ class Answer:
 
 
 class _OverBound(Exception):
-    """An answer passed one of the client's bounds (raised in a parser callback)."""
+    """An answer passed one of the client's bounds, or brought a second answer to one request
+    (raised before feeding the parser or in one of its callbacks)."""
 
 
 def _close_delimited(fields: list[tuple[str, str]]) -> bool:
@@ -169,7 +170,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         status = self._parser.get_status_code()
-        if 100 <= status < 200:  # an interim answer (RFC 9110 15.2): the final one follows
+        if 100 <= status < 200:  # interim (RFC 9110 15.2): the final one follows; a 101 ends
+            # in HttpParserUpgrade once this returns, which data_received refuses
             self._fields, self._chunks, self._in_head = [], [], True
             return
         if not self._parser.should_keep_alive():
