@@ -86,7 +86,6 @@ class _Connection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self._head_bytes = self._line_bytes = self._body_bytes = 0
         self._in_head = True  # the exchange's answer has not finished its head yet
-        self._until_close = False  # its head gave no length: its body ends at close
         self.reusable = True
         self.idle_since_s = 0.0
 
@@ -97,7 +96,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.reusable = False
         self.transport = None
-        if exc is None and not self._in_head and self._until_close:
+        if exc is None and not self._in_head and _close_delimited(self._fields):
             self._complete()  # its body was delimited by this close (on_body kept it bounded)
             return
         self._fail(aiohttp.ServerDisconnectedError(
@@ -160,7 +159,6 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
-        self._until_close = _close_delimited(self._fields)
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -193,7 +191,7 @@ class _Connection(asyncio.Protocol):
         """Write one request, wait for its whole answer; the caller bounds the wait."""
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._fields, self._chunks, self._in_head, self._until_close = [], [], True, False
+        self._fields, self._chunks, self._in_head = [], [], True
         self._head_bytes = self._line_bytes = self._body_bytes = 0
         self.transport.write(request)
         try:
