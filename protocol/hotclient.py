@@ -9,9 +9,12 @@ server. What is kept of aiohttp's client: connections reused (HTTP/1.1 keep-aliv
 one closed after IDLE_S, as aiohttp's 15 s), at most `max_connections_per_origin` open to one
 peer (a request waits for one within its own deadline), the whole exchange within its
 timeout (TimeoutError), a connection that answered `Connection: close`, failed or timed out
-never reused, and TLS with the given context. What is bounded here and not in aiohttp: an
-answer's head (MAX_HEAD_BYTES) and body (`max_answer_bytes`). Redirects are not followed: an
-answer is the peer's own, or not one (its signature would not check).
+never reused, and TLS with the given context, interim 1xx answers skipped (101 refused), an
+answer without a length read to the connection's close (RFC 9112 section 6.3). What is
+bounded here and not in aiohttp: an answer's head (MAX_HEAD_BYTES, each line MAX_FIELD_BYTES,
+checked before the parser sees the bytes) and body (`max_answer_bytes`). A connection that
+brought more than one answer to one request is closed. Redirects are not followed: an answer
+is the peer's own, or not one (its signature would not check).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from protocol.wording import count
 
 IDLE_S = 15.0  # aiohttp's client keep-alive: an idle connection older than this is closed
 MAX_HEAD_BYTES = 64 * 1024  # an answer's status line and fields together
+MAX_FIELD_BYTES = 8190  # one line of its head: aiohttp's client max_field_size
 
 
 @dataclass(slots=True)
@@ -52,11 +56,26 @@ class Answer:
 
 
 class _OverBound(Exception):
-    """An answer passed one of the client's bounds (raised in a parser callback)."""
+    """An answer passed one of the client's bounds, or brought a second answer to one request
+    (raised before feeding the parser or in one of its callbacks)."""
+
+
+def _close_delimited(fields: list[tuple[str, str]]) -> bool:
+    """Whether an answer with these fields ends its body at the connection's close: neither
+    Content-Length nor a chunked last transfer coding (RFC 9112 section 6.3, rule 7)."""
+    lengths = [value for name, value in fields if name.lower() == "content-length"]
+    codings = [value for name, value in fields if name.lower() == "transfer-encoding"]
+    return not lengths and not (
+        codings and codings[-1].rsplit(",", 1)[-1].strip().lower() == "chunked")
 
 
 class _Connection(asyncio.Protocol):
-    """One kept-alive connection to a peer: one exchange at a time."""
+    """One kept-alive connection to a peer: one exchange at a time.
+
+    httptools builds a field's value itself and calls on_header only once it is whole, so the
+    head is bounded here before the parser sees the bytes: at most MAX_HEAD_BYTES fed while a
+    head is incomplete (the interim 1xx answers' heads included), at most MAX_FIELD_BYTES in
+    one line of it."""
 
     def __init__(self, max_answer_bytes: int) -> None:
         self._max_answer_bytes = max_answer_bytes
@@ -65,7 +84,8 @@ class _Connection(asyncio.Protocol):
         self._answer: asyncio.Future[tuple[int, list[tuple[str, str]], bytes]] | None = None
         self._fields: list[tuple[str, str]] = []
         self._chunks: list[bytes] = []
-        self._head_bytes = self._body_bytes = 0
+        self._head_bytes = self._line_bytes = self._body_bytes = 0
+        self._in_head = True  # the exchange's answer has not finished its head yet
         self.reusable = True
         self.idle_since_s = 0.0
 
@@ -76,6 +96,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.reusable = False
         self.transport = None
+        if exc is None and not self._in_head and _close_delimited(self._fields):
+            self._complete()  # its body was delimited by this close (on_body kept it bounded)
+            return
         self._fail(aiohttp.ServerDisconnectedError(
             f"the peer closed the connection before its answer was whole ({exc or 'EOF'})"))
 
@@ -84,20 +107,58 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         try:
-            self._parser.feed_data(data)
+            while data:
+                if self._answer.done():  # more than one answer to one request
+                    self.close()
+                    return
+                if not self._in_head:
+                    self._parser.feed_data(data)
+                    return
+                part, data = self._head_part(data)
+                self._parser.feed_data(part)
+                if self._in_head:
+                    self._count_line(part)
+        except _OverBound as bound:
+            self._fail(aiohttp.ClientPayloadError(f"the peer's answer is {bound}"))
         except httptools.HttpParserUpgrade:
-            self._fail(aiohttp.ClientPayloadError("the peer answered with an upgrade"))
+            self._fail(aiohttp.ClientPayloadError(
+                "the peer answered with an upgrade (101 or CONNECT), which no POST here asks"))
         except httptools.HttpParserError as error:
             bound = error.__context__  # the bound a callback found passed, if that was it
             self._fail(aiohttp.ClientPayloadError(
                 f"the peer's answer is {bound}" if isinstance(bound, _OverBound)
                 else f"the peer's answer is not HTTP/1.1: {error}"))
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > MAX_HEAD_BYTES:
+    def _head_part(self, data: bytes) -> tuple[bytes, bytes]:
+        """The part of `data` the parser may take while a head is incomplete, and the rest;
+        raises _OverBound once the head is over its bound."""
+        room = MAX_HEAD_BYTES - self._head_bytes
+        if room <= 0:
             raise _OverBound(f"a head over {MAX_HEAD_BYTES:,} bytes")
+        part = data[:room]
+        self._head_bytes += len(part)
+        return part, data[room:]
+
+    def _count_line(self, part: bytes) -> None:
+        """Raise _OverBound once the incomplete line the parser holds (part's end) is over
+        MAX_FIELD_BYTES; so httptools never builds a field of more than that and one part."""
+        line_end = part.rfind(b"\n")
+        self._line_bytes = (self._line_bytes + len(part) if line_end < 0
+                            else len(part) - line_end - 1)
+        if self._line_bytes > MAX_FIELD_BYTES:
+            raise _OverBound(f"a head with a line over {MAX_FIELD_BYTES:,} bytes")
+
+    def on_message_begin(self) -> None:
+        if self._answer is not None and self._answer.done():
+            raise _OverBound("more than one answer to one request")  # _fail closes it
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) > MAX_FIELD_BYTES:
+            raise _OverBound(f"a head with a line over {MAX_FIELD_BYTES:,} bytes")
         self._fields.append((name.decode("latin-1"), value.decode("utf-8", "surrogateescape")))
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)
@@ -106,10 +167,18 @@ class _Connection(asyncio.Protocol):
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # interim (RFC 9110 15.2): the final one follows; a 101 ends
+            # in HttpParserUpgrade once this returns, which data_received refuses
+            self._fields, self._chunks, self._in_head = [], [], True
+            return
+        if not self._parser.should_keep_alive():
+            self.reusable = False
+        self._complete()
+
+    def _complete(self) -> None:
         if self._answer is not None and not self._answer.done():
-            if not self._parser.should_keep_alive():
-                self.reusable = False
-            self._answer.set_result((self._parser.get_status_code(), self._fields,
+            self._answer.set_result((self._parser.get_status_code(), list(self._fields),
                                      b"".join(self._chunks)))
 
     def _fail(self, error: BaseException) -> None:
@@ -122,7 +191,8 @@ class _Connection(asyncio.Protocol):
         """Write one request, wait for its whole answer; the caller bounds the wait."""
         assert self.transport is not None
         self._answer = asyncio.get_running_loop().create_future()
-        self._fields, self._chunks, self._head_bytes, self._body_bytes = [], [], 0, 0
+        self._fields, self._chunks, self._in_head = [], [], True
+        self._head_bytes = self._line_bytes = self._body_bytes = 0
         self.transport.write(request)
         try:
             return await self._answer
